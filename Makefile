@@ -1,0 +1,83 @@
+# objstore build, test and demo entry points. See README.md.
+#   make build         Lua 5.4 module into build/lua5.4/
+#   make build-all     every supported Lua into build/<lua>/
+#   make test          deps + build + specs + vectors (Lua 5.4)
+#   make matrix        specs + vectors on Lua 5.1, 5.2, 5.3, 5.4 and LuaJIT
+#   make vectors VECTORS=<dir>
+#   make demo          deps + build + quickstart
+#   make bench-sign    signing throughput next to boto3
+
+LUAS      ?= lua5.1 lua5.2 lua5.3 lua5.4 luajit
+LUA       ?= lua5.4
+VECTORS   ?= spec/fixtures/vectors
+CC        ?= cc
+OPTFLAGS  ?= -O2
+CWARNS    := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes \
+             -Wcast-qual -Wundef -Wformat=2
+DEP_CFLAGS := $(shell pkg-config --cflags libcurl libxml-2.0 libcrypto 2>/dev/null || echo -I/usr/include/libxml2)
+DEP_LIBS   := $(shell pkg-config --libs libcurl libxml-2.0 libcrypto 2>/dev/null || echo -lcurl -lxml2 -lcrypto)
+CFLAGS    ?= $(OPTFLAGS)
+ALL_CFLAGS = -std=gnu99 -fPIC $(CWARNS) $(CFLAGS) $(DEP_CFLAGS)
+
+lua_inc_lua5.1 := /usr/include/lua5.1
+lua_inc_lua5.2 := /usr/include/lua5.2
+lua_inc_lua5.3 := /usr/include/lua5.3
+lua_inc_lua5.4 := /usr/include/lua5.4
+lua_inc_luajit := /usr/include/luajit-2.1
+
+CORE_SRC  := $(filter-out csrc/l_%.c,$(wildcard csrc/*.c))
+BIND_SRC  := $(wildcard csrc/l_*.c)
+HEADERS   := $(wildcard csrc/*.h)
+SO        = build/$(1)/objstore/core.so
+
+.PHONY: build build-all test matrix vectors demo deps deps-test bench-sign lint format clean
+
+build: $(call SO,$(LUA))
+
+build-all: $(foreach l,$(LUAS),$(call SO,$(l)))
+
+# One rule per interpreter: the pure-C files are rebuilt per interpreter too,
+# which costs a second and keeps each build directory self-contained.
+define so_rule
+$(call SO,$(1)): $(CORE_SRC) $(BIND_SRC) $(HEADERS)
+	@mkdir -p $$(dir $$@)
+	$(CC) $(ALL_CFLAGS) -I$(lua_inc_$(1)) -shared -o $$@ $(CORE_SRC) $(BIND_SRC) $(DEP_LIBS)
+endef
+$(foreach l,$(LUAS),$(eval $(call so_rule,$(l))))
+
+deps:
+	@bash spec/support/install-deps.sh build
+
+deps-test:
+	@bash spec/support/install-deps.sh test
+
+test: deps-test
+	@$(MAKE) --no-print-directory build LUA=$(LUA)
+	@bash spec/support/run-tests.sh $(LUA)
+
+matrix: deps-test
+	@$(MAKE) --no-print-directory build-all
+	@bash spec/support/run-tests.sh $(LUAS)
+
+vectors: build
+	@LUA_PATH='./lua/?.lua;./lua/?/init.lua;./spec/support/?.lua;;' LUA_CPATH='./build/$(LUA)/?.so;;' \
+	  $(LUA) spec/support/run_vectors.lua $(VECTORS)
+
+demo: deps
+	@$(MAKE) --no-print-directory build
+	@bash examples/run-demo.sh
+
+bench-sign: deps-test
+	@$(MAKE) --no-print-directory build LUA=lua5.4
+	@$(MAKE) --no-print-directory build LUA=luajit
+	@bash bench/sign.sh
+
+lint:
+	luacheck lua spec bench examples bin
+	clang-format --dry-run --Werror csrc/*.c csrc/*.h
+
+format:
+	clang-format -i csrc/*.c csrc/*.h
+
+clean:
+	rm -rf build

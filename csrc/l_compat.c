@@ -1,0 +1,60 @@
+/* Shared helpers for the binding files; see l_compat.h. */
+#include "l_compat.h"
+
+#include <string.h>
+
+#if LUA_VERSION_NUM < 502
+void osl_setfuncs_51(lua_State *L, const luaL_Reg *l) {
+  for (; l->name != NULL; l++) {
+    lua_pushcfunction(L, l->func);
+    lua_setfield(L, -2, l->name);
+  }
+}
+#endif
+
+void osl_newlib(lua_State *L, const luaL_Reg *l) {
+  lua_newtable(L);
+  osl_setfuncs(L, l);
+}
+
+void osl_newclass(lua_State *L, const char *tname, const luaL_Reg *methods) {
+  luaL_newmetatable(L, tname);
+  osl_setfuncs(L, methods);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -2, "__index");
+  lua_pushstring(L, tname);
+  lua_setfield(L, -2, "__name");
+  lua_pop(L, 1);
+}
+
+void *osl_testudata(lua_State *L, int arg, const char *tname) {
+  void *p = lua_touserdata(L, arg);
+  if (p == NULL || !lua_getmetatable(L, arg)) return NULL;
+  luaL_getmetatable(L, tname);
+  if (!lua_rawequal(L, -1, -2)) p = NULL;
+  lua_pop(L, 2);
+  return p;
+}
+
+void *osl_checkudata(lua_State *L, int arg, const char *tname) {
+  void *p = osl_testudata(L, arg, tname);
+  if (p == NULL) {
+    const char *msg = lua_pushfstring(L, "%s expected, got %s", tname, luaL_typename(L, arg));
+    luaL_argerror(L, arg, msg);
+  }
+  return p;
+}
+
+const char *osl_optfield_string(lua_State *L, int idx, const char *field,
+                                const char *what, size_t *len) {
+  const char *s = NULL;
+  lua_getfield(L, idx, field);
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    /* The value stays reachable from the table, so the pointer survives the pop. */
+    s = lua_tolstring(L, -1, len);
+  } else if (!lua_isnil(L, -1)) {
+    luaL_error(L, "%s.%s must be a string, got %s", what, field, luaL_typename(L, -1));
+  }
+  lua_pop(L, 1);
+  return s;
+}

@@ -1,0 +1,70 @@
+#include "os_buf.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void os_buf_reset(os_buf *b) {
+  b->len = 0;
+  b->oom = 0;
+}
+
+void os_buf_free(os_buf *b) {
+  free(b->data);
+  b->data = NULL;
+  b->len = b->cap = 0;
+  b->oom = 0;
+}
+
+int os_buf_reserve(os_buf *b, size_t extra) {
+  if (b->oom) return 0;
+  /* +1 keeps room for the terminator os_buf_cstr writes. */
+  if (b->len + extra + 1 <= b->cap) return 1;
+  size_t cap = b->cap ? b->cap : 256;
+  while (cap < b->len + extra + 1) {
+    if (cap > ((size_t)-1) / 2) {
+      b->oom = 1;
+      return 0;
+    }
+    cap *= 2;
+  }
+  char *p = realloc(b->data, cap);
+  if (p == NULL) {
+    b->oom = 1;
+    return 0;
+  }
+  b->data = p;
+  b->cap = cap;
+  return 1;
+}
+
+void os_buf_add(os_buf *b, const void *p, size_t n) {
+  if (n == 0 || !os_buf_reserve(b, n)) return;
+  memcpy(b->data + b->len, p, n);
+  b->len += n;
+}
+
+void os_buf_addc(os_buf *b, char c) {
+  if (!os_buf_reserve(b, 1)) return;
+  b->data[b->len++] = c;
+}
+
+void os_buf_adds(os_buf *b, const char *s) {
+  os_buf_add(b, s, strlen(s));
+}
+
+void os_buf_addhex(os_buf *b, const unsigned char *p, size_t n) {
+  static const char digits[] = "0123456789abcdef";
+  if (!os_buf_reserve(b, 2 * n)) return;
+  char *o = b->data + b->len;
+  for (size_t i = 0; i < n; i++) {
+    o[2 * i] = digits[p[i] >> 4];
+    o[2 * i + 1] = digits[p[i] & 15];
+  }
+  b->len += 2 * n;
+}
+
+const char *os_buf_cstr(os_buf *b) {
+  if (!os_buf_reserve(b, 0)) return "";
+  b->data[b->len] = '\0';
+  return b->data;
+}

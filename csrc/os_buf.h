@@ -1,0 +1,29 @@
+/*
+ * A growable byte buffer for the pure-C core. Buffers live inside objects
+ * whose __gc frees them, so a raising Lua call in a binding never leaks one.
+ * Appends never fail silently: they set buf->oom and later checks see it.
+ */
+#ifndef OBJSTORE_OS_BUF_H
+#define OBJSTORE_OS_BUF_H
+
+#include <stddef.h>
+
+typedef struct os_buf {
+  char *data;
+  size_t len;
+  size_t cap;
+  int oom; /* set once an allocation failed; all later appends are no-ops */
+} os_buf;
+
+void os_buf_reset(os_buf *b);
+void os_buf_free(os_buf *b);
+int os_buf_reserve(os_buf *b, size_t extra);
+void os_buf_add(os_buf *b, const void *p, size_t n);
+void os_buf_addc(os_buf *b, char c);
+void os_buf_adds(os_buf *b, const char *s);
+/* Appends the lowercase hex of n bytes. */
+void os_buf_addhex(os_buf *b, const unsigned char *p, size_t n);
+/* Returns a NUL-terminated view of the contents (the NUL is not counted). */
+const char *os_buf_cstr(os_buf *b);
+
+#endif

@@ -1,0 +1,4 @@
+#ifndef OBJSTORE_OS_VERSION_H
+#define OBJSTORE_OS_VERSION_H
+#define OS_VERSION "0.1.0"
+#endif
