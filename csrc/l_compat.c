@@ -45,8 +45,8 @@ void *osl_checkudata(lua_State *L, int arg, const char *tname) {
   return p;
 }
 
-const char *osl_optfield_string(lua_State *L, int idx, const char *field,
-                                const char *what, size_t *len) {
+const char *osl_optfield_string(lua_State *L, int idx, const char *field, const char *what,
+                                size_t *len) {
   const char *s = NULL;
   lua_getfield(L, idx, field);
   if (lua_type(L, -1) == LUA_TSTRING) {

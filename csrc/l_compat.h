@@ -39,8 +39,8 @@ void *osl_checkudata(lua_State *L, int arg, const char *tname);
 
 /* Optional string field of the table at idx; NULL when absent or nil.
  * Raises "<what>.<field> must be a string" for any other type. */
-const char *osl_optfield_string(lua_State *L, int idx, const char *field,
-                                const char *what, size_t *len);
+const char *osl_optfield_string(lua_State *L, int idx, const char *field, const char *what,
+                                size_t *len);
 
 /* Each submodule's opener pushes exactly one table. */
 int osl_open_hash(lua_State *L);

@@ -129,12 +129,17 @@ static int l_utf8_valid(lua_State *L) {
 
 int osl_open_encode(lua_State *L) {
   static const luaL_Reg funcs[] = {
-      {"uri_encode", l_uri_encode},       {"uri_decode", l_uri_decode},
+      {"uri_encode", l_uri_encode},
+      {"uri_decode", l_uri_decode},
       {"normalize_path", l_normalize_path},
-      {"hex_encode", l_hex_encode},       {"hex_decode", l_hex_decode},
-      {"base64_encode", l_base64_encode}, {"base64_decode", l_base64_decode},
-      {"iso8601", l_iso8601},             {"http_date", l_http_date},
-      {"utf8_valid", l_utf8_valid},       {NULL, NULL},
+      {"hex_encode", l_hex_encode},
+      {"hex_decode", l_hex_decode},
+      {"base64_encode", l_base64_encode},
+      {"base64_decode", l_base64_decode},
+      {"iso8601", l_iso8601},
+      {"http_date", l_http_date},
+      {"utf8_valid", l_utf8_valid},
+      {NULL, NULL},
   };
   osl_newlib(L, funcs);
   return 1;

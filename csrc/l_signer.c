@@ -115,7 +115,8 @@ static void read_headers(lua_State *L, l_signer *ls, int idx, os_sign_req *r) {
     grow(L, (void **)&ls->hdrs, &ls->hdrs_cap, len, sizeof(os_kv));
     for (size_t i = 1; i <= len; i++) {
       lua_rawgeti(L, t, (int)i);
-      if (!lua_istable(L, -1)) luaL_error(L, "req.headers[%d] must be a {name, value} pair", (int)i);
+      if (!lua_istable(L, -1))
+        luaL_error(L, "req.headers[%d] must be a {name, value} pair", (int)i);
       lua_rawgeti(L, -1, 1);
       lua_rawgeti(L, -2, 2);
       ls->hdrs[n].name = check_header_part(L, -2, "name");
@@ -425,8 +426,8 @@ static int signer_chunk_signature(lua_State *L) {
   unsigned int len = 0;
   EVP_Digest(data, n, h, &len, EVP_sha256(), NULL);
   char sig[65];
-  if (!os_sign_aws4_chunk(&ls->s, t, field_or_empty(L, 5, "region"), field_or_empty(L, 5, "service"),
-                          prev, h, sig)) {
+  if (!os_sign_aws4_chunk(&ls->s, t, field_or_empty(L, 5, "region"),
+                          field_or_empty(L, 5, "service"), prev, h, sig)) {
     lua_pushnil(L);
     lua_pushstring(L, ls->s.errbuf);
     return 2;

@@ -26,18 +26,18 @@ typedef struct {
 } os_kv;
 
 /* Limits on anything built from caller input. */
-#define OS_SIGN_MAX_FIELD (64u * 1024u)  /* path, query, one header value */
+#define OS_SIGN_MAX_FIELD (64u * 1024u) /* path, query, one header value */
 #define OS_SIGN_MAX_HEADERS 256
-#define OS_SIGN_MAX_KEY 1024 /* S3 and OSS object keys: 1024 bytes */
+#define OS_SIGN_MAX_KEY 1024       /* S3 and OSS object keys: 1024 bytes */
 #define OS_SIGN_MAX_EXPIRES 604800 /* 7 days */
 
 enum {
-  OS_SIGN_NORMALIZE_PATH = 1 << 0,  /* remove dot segments and empty segments */
-  OS_SIGN_DOUBLE_ENCODE = 1 << 1,   /* encode the path as given (generic services) */
-  OS_SIGN_CONTENT_SHA256 = 1 << 2,  /* header mode: add x-amz-content-sha256 */
-  OS_SIGN_TOKEN_UNSIGNED = 1 << 3,  /* session token added after signing */
-  OS_SIGN_QUERY_SHA256 = 1 << 4,    /* presign: X-Amz-Content-Sha256 in the query */
-  OS_SIGN_NO_DATE_HEADER = 1 << 5,  /* header mode: do not add a date header */
+  OS_SIGN_NORMALIZE_PATH = 1 << 0, /* remove dot segments and empty segments */
+  OS_SIGN_DOUBLE_ENCODE = 1 << 1,  /* encode the path as given (generic services) */
+  OS_SIGN_CONTENT_SHA256 = 1 << 2, /* header mode: add x-amz-content-sha256 */
+  OS_SIGN_TOKEN_UNSIGNED = 1 << 3, /* session token added after signing */
+  OS_SIGN_QUERY_SHA256 = 1 << 4,   /* presign: X-Amz-Content-Sha256 in the query */
+  OS_SIGN_NO_DATE_HEADER = 1 << 5, /* header mode: do not add a date header */
 };
 
 typedef struct {
@@ -52,8 +52,8 @@ typedef struct {
   int path_style; /* with bucket/key and no path: "/bucket/key" instead of "/key" */
   const os_kv *headers;
   size_t nheaders;
-  os_str payload_hash; /* hex SHA-256, UNSIGNED-PAYLOAD, STREAMING-...; empty: derived */
-  os_str region, service; /* empty: the signer's */
+  os_str payload_hash;         /* hex SHA-256, UNSIGNED-PAYLOAD, STREAMING-...; empty: derived */
+  os_str region, service;      /* empty: the signer's */
   const os_str *sub_resources; /* oss1: extra signed sub-resource names */
   size_t nsub_resources;
   const os_str *additional_headers; /* oss4 */
@@ -138,8 +138,8 @@ int os_sign_query(os_signer *s, const os_sign_req *r, os_sign_result *out);
 /* AWS SigV4 streaming (aws-chunked) signatures, chained from prev_sig. */
 int os_sign_aws4_chunk(os_signer *s, int64_t time, os_str region, os_str service, os_str prev_sig,
                        const unsigned char chunk_sha256[32], char out_sig[65]);
-int os_sign_aws4_trailer(os_signer *s, int64_t time, os_str region, os_str service,
-                         os_str prev_sig, const os_kv *trailers, size_t n, char out_sig[65]);
+int os_sign_aws4_trailer(os_signer *s, int64_t time, os_str region, os_str service, os_str prev_sig,
+                         const os_kv *trailers, size_t n, char out_sig[65]);
 /* Browser POST policy: signs the base64 policy document. out gets hex (aws4,
  * oss4) or base64 (oss1). */
 int os_sign_policy(os_signer *s, int64_t time, os_str region, os_str service, os_str policy_b64,

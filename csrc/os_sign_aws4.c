@@ -37,7 +37,7 @@ static int aws4_begin(os_signer *s, const os_sign_req *r, aws4_ctx *c) {
 /* Headers that proxies and HTTP stacks add or rewrite must not be signed,
  * and the ones this signer sets itself are replaced. */
 static int aws4_header_filter(const os_entry *e, void *ud) {
-  static const char *const skip[] = {"authorization", "user-agent", "x-amzn-trace-id", "expect",
+  static const char *const skip[] = {"authorization", "user-agent", "x-amzn-trace-id",   "expect",
                                      "connection",    "keep-alive", "transfer-encoding", NULL};
   const int *replace_date = ud; /* header mode: our x-amz-date replaces the caller's */
   os_str n = {e->name, e->nlen};
@@ -172,7 +172,8 @@ int os_sign_aws4_header(os_signer *s, const os_sign_req *r, os_sign_result *out)
   if (!aws4_begin(s, r, &c)) return 0;
   os_str token = os_buf_str(&s->session_token), v;
   int add_date = !(c.flags & OS_SIGN_NO_DATE_HEADER);
-  int add_sha = (c.flags & OS_SIGN_CONTENT_SHA256) && !os_find_header(r, "x-amz-content-sha256", &v);
+  int add_sha =
+      (c.flags & OS_SIGN_CONTENT_SHA256) && !os_find_header(r, "x-amz-content-sha256", &v);
   int add_token = token.n > 0 && !os_find_header(r, "x-amz-security-token", &v);
   os_str payload = aws4_payload_hash(r, 0, c.service);
 
@@ -355,8 +356,8 @@ int os_sign_aws4_chunk(os_signer *s, int64_t time, os_str region, os_str service
   return aws4_chain(s, &c, AWS4_ALG "-PAYLOAD", prev_sig, t, out_sig);
 }
 
-int os_sign_aws4_trailer(os_signer *s, int64_t time, os_str region, os_str service,
-                         os_str prev_sig, const os_kv *trailers, size_t n, char out_sig[65]) {
+int os_sign_aws4_trailer(os_signer *s, int64_t time, os_str region, os_str service, os_str prev_sig,
+                         const os_kv *trailers, size_t n, char out_sig[65]) {
   aws4_ctx c;
   if (!aws4_ctx_at(s, time, region, service, &c)) return 0;
   os_buf *w = &s->canon;

@@ -248,8 +248,8 @@ int os_collect_headers(os_signer *s, const os_sign_req *r, int add_host, int fol
   for (size_t i = 0; i < r->nheaders; i++) {
     os_str name = r->headers[i].name, value = r->headers[i].value;
     if (value.n > OS_SIGN_MAX_FIELD)
-      return os_sign_fail(s, "header '%.*s' is longer than %u bytes", (int)(name.n > 64 ? 64 : name.n),
-                          name.p, OS_SIGN_MAX_FIELD);
+      return os_sign_fail(s, "header '%.*s' is longer than %u bytes",
+                          (int)(name.n > 64 ? 64 : name.n), name.p, OS_SIGN_MAX_FIELD);
     os_entry *e = entries_add(s, out);
     if (e == NULL) return 0;
     e->name_off = st->len;
@@ -270,7 +270,8 @@ int os_collect_headers(os_signer *s, const os_sign_req *r, int add_host, int fol
   }
   if (add_host && !have_host) {
     os_str host = r->host;
-    if (host.n == 0) return os_sign_fail(s, "request has no host (give url, host or a Host header)");
+    if (host.n == 0)
+      return os_sign_fail(s, "request has no host (give url, host or a Host header)");
     os_entry *e = entries_add(s, out);
     if (e == NULL) return 0;
     e->name_off = st->len;
@@ -335,7 +336,8 @@ int os_entries_push(os_signer *s, os_entries *l, os_str name, os_str value, int 
 
 int os_parse_query(os_signer *s, os_str q, os_entries *out) {
   out->n = 0;
-  if (q.n > OS_SIGN_MAX_FIELD) return os_sign_fail(s, "query is longer than %u bytes", OS_SIGN_MAX_FIELD);
+  if (q.n > OS_SIGN_MAX_FIELD)
+    return os_sign_fail(s, "query is longer than %u bytes", OS_SIGN_MAX_FIELD);
   size_t i = 0;
   while (i < q.n) {
     size_t j = i;
@@ -500,9 +502,12 @@ int os_sign_header(os_signer *s, const os_sign_req *r, os_sign_result *out) {
   memset(out, 0, sizeof *out);
   os_buf_reset(&s->strings);
   switch (s->alg) {
-    case OS_ALG_AWS4: return os_sign_aws4_header(s, r, out);
-    case OS_ALG_OSS1: return os_sign_oss1_header(s, r, out);
-    case OS_ALG_OSS4: return os_sign_oss4_header(s, r, out);
+    case OS_ALG_AWS4:
+      return os_sign_aws4_header(s, r, out);
+    case OS_ALG_OSS1:
+      return os_sign_oss1_header(s, r, out);
+    case OS_ALG_OSS4:
+      return os_sign_oss4_header(s, r, out);
   }
   return os_sign_fail(s, "unknown algorithm");
 }
@@ -514,9 +519,12 @@ int os_sign_query(os_signer *s, const os_sign_req *r, os_sign_result *out) {
     return os_sign_fail(s, "expires must be between 1 and %d seconds (7 days), got %lld",
                         OS_SIGN_MAX_EXPIRES, (long long)r->expires);
   switch (s->alg) {
-    case OS_ALG_AWS4: return os_sign_aws4_query(s, r, out);
-    case OS_ALG_OSS1: return os_sign_oss1_query(s, r, out);
-    case OS_ALG_OSS4: return os_sign_oss4_query(s, r, out);
+    case OS_ALG_AWS4:
+      return os_sign_aws4_query(s, r, out);
+    case OS_ALG_OSS1:
+      return os_sign_oss1_query(s, r, out);
+    case OS_ALG_OSS4:
+      return os_sign_oss4_query(s, r, out);
   }
   return os_sign_fail(s, "unknown algorithm");
 }

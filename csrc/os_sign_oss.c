@@ -419,7 +419,8 @@ int os_sign_oss4_header(os_signer *s, const os_sign_req *r, os_sign_result *out)
   os_pending_add adds[OS_SIGN_MAX_ADD];
   size_t nadd = 0;
   os_pending_push(a, adds, &nadd, "x-oss-date", os_str_c(c.datetime));
-  if (add_sha) os_pending_push(a, adds, &nadd, "x-oss-content-sha256", os_str_c("UNSIGNED-PAYLOAD"));
+  if (add_sha)
+    os_pending_push(a, adds, &nadd, "x-oss-content-sha256", os_str_c("UNSIGNED-PAYLOAD"));
   if (add_token) os_pending_push(a, adds, &nadd, "x-oss-security-token", token);
   size_t add_off = a->len;
   oss4_additional_list(h, a);

@@ -1,0 +1,59 @@
+rockspec_format = "3.0"
+package = "objstore"
+version = "scm-1"
+source = {
+  url = "git+file:///objstore",
+}
+description = {
+  summary = "Object storage for Lua: Amazon S3, S3-compatible stores and Alibaba Cloud OSS",
+  detailed = [[
+A thin C core (request signing, hashes and checksums, libcurl transfers,
+libxml2 parsing) under pure-Lua modules for Lua 5.1-5.4 and LuaJIT.
+]],
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.1, < 5.5",
+}
+external_dependencies = {
+  -- Debian's curl header is multiarch (/usr/include/<triplet>/curl), which
+  -- luarocks does not search: declare curl by its library only.
+  CURL = { library = "curl" },
+  OPENSSL = { header = "openssl/evp.h" },
+  LIBXML2 = { header = "libxml2/libxml/parser.h" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["objstore.core"] = {
+      sources = {
+          "csrc/l_compat.c",
+          "csrc/l_core.c",
+          "csrc/l_crc.c",
+          "csrc/l_encode.c",
+          "csrc/l_hash.c",
+          "csrc/l_signer.c",
+          "csrc/l_xml.c",
+          "csrc/os_buf.c",
+          "csrc/os_crc.c",
+          "csrc/os_encode.c",
+          "csrc/os_hash.c",
+          "csrc/os_sign_aws4.c",
+          "csrc/os_sign_common.c",
+          "csrc/os_sign_oss.c",
+          "csrc/os_xml.c",
+      },
+      libraries = { "curl", "xml2", "crypto", "pthread" },
+      incdirs = { "$(OPENSSL_INCDIR)", "$(LIBXML2_INCDIR)/libxml2" },
+      libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)", "$(LIBXML2_LIBDIR)" },
+      defines = { "_GNU_SOURCE" },
+    },
+    ["objstore"] = "lua/objstore/init.lua",
+    ["objstore.signer"] = "lua/objstore/signer.lua",
+    ["objstore.checksum"] = "lua/objstore/checksum.lua",
+    ["objstore.xml"] = "lua/objstore/xml.lua",
+  },
+}
+test = {
+  type = "busted",
+}

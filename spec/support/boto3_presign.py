@@ -1,0 +1,64 @@
+"""Presigns S3 URLs with boto3 at a fixed clock, for cross-checking objstore.
+
+Reads JSON from stdin: {"access_key", "secret_key", "session_token"?, "region",
+"endpoint", "time" (epoch seconds), "expires", "requests": [{"method", "bucket", "key"}]}
+and prints a JSON list of URLs.
+"""
+import datetime
+import json
+import sys
+
+import boto3
+import botocore.auth
+from botocore.config import Config
+
+spec = json.load(sys.stdin)
+fixed = datetime.datetime.fromtimestamp(spec["time"], datetime.timezone.utc).replace(tzinfo=None)
+
+
+class _FixedDatetime(datetime.datetime):
+    @classmethod
+    def utcnow(cls):
+        return fixed
+
+
+_timezone, _timedelta = datetime.timezone, datetime.timedelta
+
+
+class _DatetimeModule:
+    datetime = _FixedDatetime
+    timezone = _timezone
+    timedelta = _timedelta
+
+
+# botocore signs in Python (botocore.auth) or, when awscrt is installed, in
+# botocore.crt.auth; both read datetime.datetime.utcnow().
+botocore.auth.datetime = _DatetimeModule
+try:
+    import botocore.crt.auth
+
+    botocore.crt.auth.datetime = _DatetimeModule
+except ImportError:
+    pass
+
+client = boto3.client(
+    "s3",
+    aws_access_key_id=spec["access_key"],
+    aws_secret_access_key=spec["secret_key"],
+    aws_session_token=spec.get("session_token"),
+    region_name=spec["region"],
+    endpoint_url=spec["endpoint"],
+    config=Config(signature_version="s3v4", s3={"addressing_style": spec.get("addressing", "path")}),
+)
+methods = {"GET": "get_object", "PUT": "put_object", "HEAD": "head_object", "DELETE": "delete_object"}
+urls = []
+for r in spec["requests"]:
+    urls.append(
+        client.generate_presigned_url(
+            methods[r["method"]],
+            Params={"Bucket": r["bucket"], "Key": r["key"]},
+            ExpiresIn=spec["expires"],
+            HttpMethod=r["method"],
+        )
+    )
+json.dump(urls, sys.stdout)
