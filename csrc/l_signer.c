@@ -43,13 +43,6 @@ static int signer_close(lua_State *L) {
   return 0;
 }
 
-static os_str opt_str(lua_State *L, int idx, const char *field) {
-  os_str r = {"", 0};
-  const char *p = osl_optfield_string(L, idx, field, "req", &r.n);
-  if (p) r.p = p;
-  return r;
-}
-
 static int opt_bool(lua_State *L, int idx, const char *field, int dflt) {
   lua_getfield(L, idx, field);
   int t = lua_type(L, -1), v = dflt;
@@ -59,22 +52,6 @@ static int opt_bool(lua_State *L, int idx, const char *field, int dflt) {
     luaL_error(L, "req.%s must be a boolean, got %s", field, lua_typename(L, t));
   lua_pop(L, 1);
   return v;
-}
-
-static int opt_int(lua_State *L, int idx, const char *field, int64_t *out) {
-  lua_getfield(L, idx, field);
-  int t = lua_type(L, -1);
-  if (t == LUA_TNIL) {
-    lua_pop(L, 1);
-    return 0;
-  }
-  if (t != LUA_TNUMBER) luaL_error(L, "req.%s must be a number, got %s", field, lua_typename(L, t));
-  lua_Number n = lua_tonumber(L, -1);
-  if (!(n >= -9.0e15 && n <= 9.0e15) || n != (lua_Number)(int64_t)n)
-    luaL_error(L, "req.%s must be a whole number of seconds", field);
-  *out = (int64_t)n;
-  lua_pop(L, 1);
-  return 1;
 }
 
 static void grow(lua_State *L, void **p, size_t *cap, size_t need, size_t elem) {
@@ -195,90 +172,199 @@ static void check_key(lua_State *L, os_str key) {
   if (!os_utf8_valid(key.p, key.n)) luaL_error(L, "req.key is not valid UTF-8");
 }
 
-/* Reads the request table at idx. Raises on misuse. */
+static const struct {
+  const char *name;
+  unsigned flag;
+  int invert;
+} request_flags[] = {
+    {"normalize_path", OS_SIGN_NORMALIZE_PATH, 0},
+    {"double_uri_encode", OS_SIGN_DOUBLE_ENCODE, 0},
+    {"content_sha256_header", OS_SIGN_CONTENT_SHA256, 0},
+    {"unsigned_session_token", OS_SIGN_TOKEN_UNSIGNED, 0},
+    {"query_content_sha256", OS_SIGN_QUERY_SHA256, 0},
+    {"add_date_header", OS_SIGN_NO_DATE_HEADER, 1},
+};
+
+enum { F_HEADERS = 1, F_LISTS = 2, F_FLAGS = 4, F_BODY = 8 };
+
+static os_str value_str(lua_State *L, const char *field) {
+  os_str r;
+  if (lua_type(L, -1) != LUA_TSTRING)
+    luaL_error(L, "req.%s must be a string, got %s", field, luaL_typename(L, -1));
+  r.p = lua_tolstring(L, -1, &r.n);
+  return r;
+}
+
+static int64_t value_int(lua_State *L, const char *field) {
+  if (lua_type(L, -1) != LUA_TNUMBER)
+    luaL_error(L, "req.%s must be a number, got %s", field, luaL_typename(L, -1));
+  lua_Number n = lua_tonumber(L, -1);
+  if (!(n >= -9.0e15 && n <= 9.0e15) || n != (lua_Number)(int64_t)n)
+    luaL_error(L, "req.%s must be a whole number of seconds", field);
+  return (int64_t)n;
+}
+
+#define KEY_IS(lit) (klen == sizeof(lit) - 1 && memcmp(k, lit, sizeof(lit) - 1) == 0)
+
+/* Reads the request table at idx in one pass over its fields (a lookup per
+ * possible field would cost more than signing). Unknown fields are ignored,
+ * so a client can hand over its whole request table. Raises on misuse. */
 static void read_request(lua_State *L, l_signer *ls, int idx, os_sign_req *r, int presign) {
   luaL_checktype(L, idx, LUA_TTABLE);
   memset(r, 0, sizeof *r);
   r->flags = ls->s.flags;
-  r->method = opt_str(L, idx, "method");
+  os_str url = {NULL, 0}, addressing = {NULL, 0};
+  int have_time = 0, have_expires = 0;
+  unsigned seen = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      size_t klen;
+      const char *k = lua_tolstring(L, -2, &klen);
+      switch (k[0]) {
+        case 'm':
+          if (KEY_IS("method")) r->method = value_str(L, "method");
+          break;
+        case 'u':
+          if (KEY_IS("url"))
+            url = value_str(L, "url");
+          else if (KEY_IS("unsigned_session_token"))
+            seen |= F_FLAGS;
+          break;
+        case 'p':
+          if (KEY_IS("path"))
+            r->path = value_str(L, "path");
+          else if (KEY_IS("payload_hash"))
+            r->payload_hash = value_str(L, "payload_hash");
+          break;
+        case 'q':
+          if (KEY_IS("query"))
+            r->query = value_str(L, "query");
+          else if (KEY_IS("query_content_sha256"))
+            seen |= F_FLAGS;
+          break;
+        case 'h':
+          if (KEY_IS("host"))
+            r->host = value_str(L, "host");
+          else if (KEY_IS("headers"))
+            seen |= F_HEADERS;
+          break;
+        case 's':
+          if (KEY_IS("scheme"))
+            r->scheme = value_str(L, "scheme");
+          else if (KEY_IS("service"))
+            r->service = value_str(L, "service");
+          else if (KEY_IS("sub_resources"))
+            seen |= F_LISTS;
+          break;
+        case 'b':
+          if (KEY_IS("bucket"))
+            r->bucket = value_str(L, "bucket");
+          else if (KEY_IS("body"))
+            seen |= F_BODY;
+          break;
+        case 'k':
+          if (KEY_IS("key")) {
+            r->key = value_str(L, "key");
+            r->has_key = 1;
+          }
+          break;
+        case 'a':
+          if (KEY_IS("addressing"))
+            addressing = value_str(L, "addressing");
+          else if (KEY_IS("additional_headers"))
+            seen |= F_LISTS;
+          else if (KEY_IS("add_date_header"))
+            seen |= F_FLAGS;
+          break;
+        case 'r':
+          if (KEY_IS("region")) r->region = value_str(L, "region");
+          break;
+        case 't':
+          if (KEY_IS("time")) {
+            r->time = value_int(L, "time");
+            have_time = 1;
+          }
+          break;
+        case 'e':
+          if (KEY_IS("expires")) {
+            r->expires = value_int(L, "expires");
+            have_expires = 1;
+          }
+          break;
+        case 'n':
+          if (KEY_IS("normalize_path")) seen |= F_FLAGS;
+          break;
+        case 'd':
+          if (KEY_IS("double_uri_encode")) seen |= F_FLAGS;
+          break;
+        case 'c':
+          if (KEY_IS("content_sha256_header")) seen |= F_FLAGS;
+          break;
+        default:
+          break;
+      }
+    }
+    lua_pop(L, 1);
+  }
   if (r->method.n == 0) luaL_error(L, "req.method is required");
-  os_str url = opt_str(L, idx, "url");
   if (url.n) {
     if (url.n > OS_SIGN_MAX_FIELD) luaL_error(L, "req.url is too long");
-    parse_url(L, url, r);
+    /* Explicit fields win over the parts of the URL. */
+    os_sign_req parts;
+    memset(&parts, 0, sizeof parts);
+    parse_url(L, url, &parts);
+    if (r->scheme.n == 0) r->scheme = parts.scheme;
+    if (r->host.n == 0) r->host = parts.host;
+    if (r->path.n == 0) r->path = parts.path;
+    if (r->query.n == 0) r->query = parts.query;
   }
-  os_str v;
-  if ((v = opt_str(L, idx, "path")).p != NULL && v.n) r->path = v;
-  if ((v = opt_str(L, idx, "query")).n) r->query = v;
-  if ((v = opt_str(L, idx, "host")).n) r->host = v;
-  if ((v = opt_str(L, idx, "scheme")).n) r->scheme = v;
   if (r->path.n > OS_SIGN_MAX_FIELD || r->query.n > OS_SIGN_MAX_FIELD)
     luaL_error(L, "req.path or req.query is longer than %d bytes", OS_SIGN_MAX_FIELD);
-  r->bucket = opt_str(L, idx, "bucket");
   if (r->bucket.n > 255) luaL_error(L, "req.bucket is longer than 255 bytes");
-  lua_getfield(L, idx, "key");
-  if (!lua_isnil(L, -1)) {
-    if (lua_type(L, -1) != LUA_TSTRING)
-      luaL_error(L, "req.key must be a string, got %s", luaL_typename(L, -1));
-    r->key.p = lua_tolstring(L, -1, &r->key.n);
-    r->has_key = 1;
-    check_key(L, r->key);
-  }
-  lua_pop(L, 1);
-  os_str addressing = opt_str(L, idx, "addressing");
+  if (r->has_key) check_key(L, r->key);
   r->path_style = addressing.n == 4 && memcmp(addressing.p, "path", 4) == 0;
-  r->region = opt_str(L, idx, "region");
-  r->service = opt_str(L, idx, "service");
-  r->payload_hash = opt_str(L, idx, "payload_hash");
-  if (!opt_int(L, idx, "time", &r->time)) luaL_error(L, "req.time (epoch seconds) is required");
-  if (presign && !opt_int(L, idx, "expires", &r->expires))
-    luaL_error(L, "req.expires (seconds) is required to presign");
-  read_headers(L, ls, idx, r);
+  if (!have_time) luaL_error(L, "req.time (epoch seconds) is required");
+  if (presign && !have_expires) luaL_error(L, "req.expires (seconds) is required to presign");
+  if (seen & F_HEADERS) read_headers(L, ls, idx, r);
 
   /* Per-request overrides of the signer's flags. */
-  static const struct {
-    const char *name;
-    unsigned flag;
-    int invert;
-  } flags[] = {
-      {"normalize_path", OS_SIGN_NORMALIZE_PATH, 0},
-      {"double_uri_encode", OS_SIGN_DOUBLE_ENCODE, 0},
-      {"content_sha256_header", OS_SIGN_CONTENT_SHA256, 0},
-      {"unsigned_session_token", OS_SIGN_TOKEN_UNSIGNED, 0},
-      {"query_content_sha256", OS_SIGN_QUERY_SHA256, 0},
-      {"add_date_header", OS_SIGN_NO_DATE_HEADER, 1},
-  };
-  for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
-    int cur = (r->flags & flags[i].flag) != 0;
-    if (flags[i].invert) cur = !cur;
-    int want = opt_bool(L, idx, flags[i].name, cur);
-    if (flags[i].invert) want = !want;
-    r->flags = want ? (r->flags | flags[i].flag) : (r->flags & ~flags[i].flag);
+  if (seen & F_FLAGS) {
+    for (size_t i = 0; i < sizeof request_flags / sizeof request_flags[0]; i++) {
+      int cur = (r->flags & request_flags[i].flag) != 0;
+      if (request_flags[i].invert) cur = !cur;
+      int want = opt_bool(L, idx, request_flags[i].name, cur);
+      if (request_flags[i].invert) want = !want;
+      r->flags = want ? (r->flags | request_flags[i].flag) : (r->flags & ~request_flags[i].flag);
+    }
   }
 
   /* Lists share one view array: sub-resources first, then additional headers. */
-  size_t need = 0;
-  lua_getfield(L, idx, "sub_resources");
-  if (lua_istable(L, -1)) need += osl_rawlen(L, -1);
-  lua_getfield(L, idx, "additional_headers");
-  if (lua_istable(L, -1)) need += osl_rawlen(L, -1);
-  lua_pop(L, 2);
-  if (need) {
-    grow(L, (void **)&ls->list, &ls->list_cap, need, sizeof(os_str));
-    size_t n = 0;
-    read_list(L, idx, "sub_resources", ls->list, &n);
-    r->sub_resources = ls->list;
-    r->nsub_resources = n;
-    size_t m = 0;
-    read_list(L, idx, "additional_headers", ls->list + n, &m);
-    r->additional_headers = ls->list + n;
-    r->nadditional_headers = m;
+  if (seen & F_LISTS) {
+    size_t need = 0;
+    lua_getfield(L, idx, "sub_resources");
+    if (lua_istable(L, -1)) need += osl_rawlen(L, -1);
+    lua_getfield(L, idx, "additional_headers");
+    if (lua_istable(L, -1)) need += osl_rawlen(L, -1);
+    lua_pop(L, 2);
+    if (need) {
+      grow(L, (void **)&ls->list, &ls->list_cap, need, sizeof(os_str));
+      size_t n = 0;
+      read_list(L, idx, "sub_resources", ls->list, &n);
+      r->sub_resources = ls->list;
+      r->nsub_resources = n;
+      size_t m = 0;
+      read_list(L, idx, "additional_headers", ls->list + n, &m);
+      r->additional_headers = ls->list + n;
+      r->nadditional_headers = m;
+    }
   }
+  r->has_body = (seen & F_BODY) != 0;
 }
 
 /* Hashes req.body into hex when no payload hash was given (aws4). */
 static void hash_body(lua_State *L, int idx, os_sign_req *r, char hex[65]) {
-  if (r->payload_hash.n) return;
+  if (r->payload_hash.n || !r->has_body) return;
   lua_getfield(L, idx, "body");
   if (lua_type(L, -1) == LUA_TSTRING) {
     size_t n;
@@ -338,14 +424,14 @@ static int signer_sign(lua_State *L) {
   return 1;
 }
 
-/* s:presign(req) -> url, path_and_query | nil, err */
+/* s:presign(req) -> url (path?query when the host is unknown) | nil, err.
+ * One string: a second result would cost a second allocation per URL. */
 static int signer_presign(lua_State *L) {
   l_signer *ls = check_signer(L);
   os_sign_result res;
   if (!do_sign(L, ls, 1, &res)) return 2;
   push_str(L, res.url);
-  push_str(L, res.path_and_query);
-  return 2;
+  return 1;
 }
 
 static int mode_is_query(lua_State *L, int arg) {

@@ -15,9 +15,8 @@ void os_buf_free(os_buf *b) {
   b->oom = 0;
 }
 
-int os_buf_reserve(os_buf *b, size_t extra) {
+int os_buf_grow(os_buf *b, size_t extra) {
   if (b->oom) return 0;
-  /* +1 keeps room for the terminator os_buf_cstr writes. */
   if (b->len + extra + 1 <= b->cap) return 1;
   size_t cap = b->cap ? b->cap : 256;
   while (cap < b->len + extra + 1) {
@@ -41,11 +40,6 @@ void os_buf_add(os_buf *b, const void *p, size_t n) {
   if (n == 0 || !os_buf_reserve(b, n)) return;
   memcpy(b->data + b->len, p, n);
   b->len += n;
-}
-
-void os_buf_addc(os_buf *b, char c) {
-  if (!os_buf_reserve(b, 1)) return;
-  b->data[b->len++] = c;
 }
 
 void os_buf_adds(os_buf *b, const char *s) {

@@ -17,9 +17,20 @@ typedef struct os_buf {
 
 void os_buf_reset(os_buf *b);
 void os_buf_free(os_buf *b);
-int os_buf_reserve(os_buf *b, size_t extra);
+/* Slow path of os_buf_reserve: grows the allocation. */
+int os_buf_grow(os_buf *b, size_t extra);
 void os_buf_add(os_buf *b, const void *p, size_t n);
-void os_buf_addc(os_buf *b, char c);
+
+/* Inline because signing appends byte by byte on its hot path. */
+static inline int os_buf_reserve(os_buf *b, size_t extra) {
+  /* +1 keeps room for the terminator os_buf_cstr writes. */
+  if (!b->oom && b->len + extra + 1 <= b->cap) return 1;
+  return os_buf_grow(b, extra);
+}
+
+static inline void os_buf_addc(os_buf *b, char c) {
+  if (os_buf_reserve(b, 1)) b->data[b->len++] = c;
+}
 void os_buf_adds(os_buf *b, const char *s);
 /* Appends the lowercase hex of n bytes. */
 void os_buf_addhex(os_buf *b, const unsigned char *p, size_t n);

@@ -10,8 +10,11 @@
 
 #include "os_buf.h"
 
-/* RFC 3986 unreserved: A-Z a-z 0-9 - _ . ~ */
-int os_uri_unreserved(unsigned char c);
+/* RFC 3986 unreserved: A-Z a-z 0-9 - _ . ~ (a table: this is per byte). */
+extern const unsigned char os_uri_unreserved_table[256];
+static inline int os_uri_unreserved(unsigned char c) {
+  return os_uri_unreserved_table[c];
+}
 
 /* Percent-encodes every byte that is not unreserved (uppercase hex).
  * With keep_slash, '/' is copied as is (object keys in paths). */

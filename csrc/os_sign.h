@@ -61,6 +61,7 @@ typedef struct {
   int64_t time;    /* signing time, epoch seconds */
   int64_t expires; /* presign: lifetime in seconds */
   unsigned flags;
+  int has_body; /* the binding saw req.body (hashed there) */
 } os_sign_req;
 
 typedef enum { OS_ALG_AWS4 = 0, OS_ALG_OSS1 = 1, OS_ALG_OSS4 = 2 } os_sign_alg;
@@ -99,9 +100,13 @@ typedef struct {
 
 #define OS_SIGN_KEY_CACHE 4
 
+/* A derived signing key and an HMAC context already keyed with it, so a
+ * signature on a cached date/region/service costs no key schedule. */
 typedef struct {
-  char scope[160]; /* date/region/service, the cache key */
-  unsigned char key[32];
+  char date8[9];
+  char region[64], service[64];
+  size_t region_len, service_len;
+  void *mac; /* EVP_MAC_CTX keyed with key */
   int used;
 } os_sign_key_slot;
 
@@ -118,8 +123,11 @@ struct os_signer {
   os_buf canon, sts, auth, url, work, sig, path;
   os_buf strings;
   os_entries hdrs, params;
-  void *md_ctx;  /* EVP_MD_CTX */
-  void *mac_ctx; /* EVP_MAC_CTX */
+  void *md_ctx;      /* EVP_MD_CTX, SHA-256 */
+  void *mac_sha256;  /* EVP_MAC_CTX, HMAC-SHA256, digest set once */
+  void *mac_sha1;    /* EVP_MAC_CTX, HMAC-SHA1 */
+  char datetime[17]; /* last formatted signing time */
+  int64_t datetime_of;
   char errbuf[256];
 };
 

@@ -22,8 +22,7 @@ typedef struct {
 } aws4_ctx;
 
 static int aws4_begin(os_signer *s, const os_sign_req *r, aws4_ctx *c) {
-  if (!os_iso8601_basic(c->datetime, r->time))
-    return os_sign_fail(s, "time must be epoch seconds between 1970 and 9999");
+  if (!os_sign_datetime(s, r->time, c->datetime)) return 0;
   memcpy(c->date8, c->datetime, 8);
   c->date8[8] = '\0';
   c->region = r->region.n ? r->region : os_buf_str(&s->region);
@@ -135,7 +134,7 @@ static void add_scope(os_buf *out, const aws4_ctx *c) {
 
 /* string to sign and signature from the canonical request in s->canon. */
 static int aws4_finish(os_signer *s, const aws4_ctx *c, os_sign_result *out) {
-  unsigned char h[OS_SHA256_LEN], key[OS_SHA256_LEN], mac[OS_SHA256_LEN];
+  unsigned char h[OS_SHA256_LEN], mac[OS_SHA256_LEN];
   if (s->canon.oom) return os_sign_fail(s, "out of memory");
   if (!os_sha256(s, s->canon.data, s->canon.len, h)) return 0;
   os_buf *sts = &s->sts;
@@ -147,8 +146,8 @@ static int aws4_finish(os_signer *s, const aws4_ctx *c, os_sign_result *out) {
   os_buf_addc(sts, '\n');
   os_buf_addhex(sts, h, sizeof h);
   if (sts->oom) return os_sign_fail(s, "out of memory");
-  if (!os_sign_derive_key(s, "AWS4", c->date8, c->region, c->service, "aws4_request", key) ||
-      !os_hmac(s, 0, key, sizeof key, sts->data, sts->len, mac))
+  if (!os_sign_keyed_hmac(s, "AWS4", c->date8, c->region, c->service, "aws4_request", sts->data,
+                          sts->len, mac))
     return 0;
   os_buf_reset(&s->sig);
   os_buf_addhex(&s->sig, mac, sizeof mac);
@@ -316,7 +315,7 @@ static int aws4_ctx_at(os_signer *s, int64_t time, os_str region, os_str service
 /* Signs "<alg>\n<datetime>\n<scope>\n<prev>\n<tail>" with the derived key. */
 static int aws4_chain(os_signer *s, const aws4_ctx *c, const char *alg, os_str prev, os_str tail,
                       char out_sig[65]) {
-  unsigned char key[OS_SHA256_LEN], mac[OS_SHA256_LEN];
+  unsigned char mac[OS_SHA256_LEN];
   os_buf *sts = &s->sts;
   os_buf_reset(sts);
   os_buf_adds(sts, alg);
@@ -329,8 +328,8 @@ static int aws4_chain(os_signer *s, const aws4_ctx *c, const char *alg, os_str p
   os_buf_addc(sts, '\n');
   os_buf_add(sts, tail.p, tail.n);
   if (sts->oom) return os_sign_fail(s, "out of memory");
-  if (!os_sign_derive_key(s, "AWS4", c->date8, c->region, c->service, "aws4_request", key) ||
-      !os_hmac(s, 0, key, sizeof key, sts->data, sts->len, mac))
+  if (!os_sign_keyed_hmac(s, "AWS4", c->date8, c->region, c->service, "aws4_request", sts->data,
+                          sts->len, mac))
     return 0;
   static const char digits[] = "0123456789abcdef";
   for (int i = 0; i < OS_SHA256_LEN; i++) {
@@ -388,10 +387,10 @@ int os_sign_aws4_trailer(os_signer *s, int64_t time, os_str region, os_str servi
 int os_sign_aws4_policy(os_signer *s, int64_t time, os_str region, os_str service, os_str policy,
                         os_buf *out) {
   aws4_ctx c;
-  unsigned char key[OS_SHA256_LEN], mac[OS_SHA256_LEN];
+  unsigned char mac[OS_SHA256_LEN];
   if (!aws4_ctx_at(s, time, region, service, &c)) return 0;
-  if (!os_sign_derive_key(s, "AWS4", c.date8, c.region, c.service, "aws4_request", key) ||
-      !os_hmac(s, 0, key, sizeof key, policy.p, policy.n, mac))
+  if (!os_sign_keyed_hmac(s, "AWS4", c.date8, c.region, c.service, "aws4_request", policy.p,
+                          policy.n, mac))
     return 0;
   os_buf_addhex(out, mac, sizeof mac);
   return 1;

@@ -75,9 +75,19 @@ int os_signer_init(os_signer *s, os_sign_alg alg) {
   if (md_sha256 == NULL || md_sha1 == NULL || mac_hmac == NULL)
     return os_sign_fail(s, "OpenSSL has no SHA256/SHA1/HMAC");
   s->alg = alg;
+  s->datetime_of = -1;
   s->md_ctx = EVP_MD_CTX_new();
-  s->mac_ctx = EVP_MAC_CTX_new(mac_hmac);
-  if (s->md_ctx == NULL || s->mac_ctx == NULL) return os_sign_fail(s, "out of memory");
+  s->mac_sha256 = EVP_MAC_CTX_new(mac_hmac);
+  s->mac_sha1 = EVP_MAC_CTX_new(mac_hmac);
+  if (s->md_ctx == NULL || s->mac_sha256 == NULL || s->mac_sha1 == NULL)
+    return os_sign_fail(s, "out of memory");
+  /* The digest is set once here: naming it on every init would fetch it. */
+  OSSL_PARAM p256[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
+                       OSSL_PARAM_construct_end()};
+  OSSL_PARAM p1[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA1", 0),
+                     OSSL_PARAM_construct_end()};
+  if (!EVP_MAC_CTX_set_params(s->mac_sha256, p256) || !EVP_MAC_CTX_set_params(s->mac_sha1, p1))
+    return os_sign_fail(s, "OpenSSL refused the HMAC digest");
   return 1;
 }
 
@@ -91,6 +101,24 @@ static void os_entries_free(os_entries *l) {
 static void wipe_buf(os_buf *b) {
   if (b->data) OPENSSL_cleanse(b->data, b->cap);
   os_buf_free(b);
+}
+
+int os_sign_datetime(os_signer *s, int64_t t, char out[17]) {
+  /* Consecutive signatures mostly share their second: format it once. */
+  if (t != s->datetime_of) {
+    if (!os_iso8601_basic(s->datetime, t)) {
+      s->datetime_of = -1;
+      return os_sign_fail(s, "time must be epoch seconds between 1970 and 9999");
+    }
+    s->datetime_of = t;
+  }
+  memcpy(out, s->datetime, 17);
+  return 1;
+}
+
+static void clear_keys(os_signer *s) {
+  for (int i = 0; i < OS_SIGN_KEY_CACHE; i++) EVP_MAC_CTX_free(s->keys[i].mac);
+  OPENSSL_cleanse(s->keys, sizeof s->keys);
 }
 
 void os_signer_free(os_signer *s) {
@@ -109,10 +137,11 @@ void os_signer_free(os_signer *s) {
   os_buf_free(&s->strings);
   os_entries_free(&s->hdrs);
   os_entries_free(&s->params);
-  OPENSSL_cleanse(s->keys, sizeof s->keys);
+  clear_keys(s);
   EVP_MD_CTX_free(s->md_ctx);
-  EVP_MAC_CTX_free(s->mac_ctx);
-  s->md_ctx = s->mac_ctx = NULL;
+  EVP_MAC_CTX_free(s->mac_sha256);
+  EVP_MAC_CTX_free(s->mac_sha1);
+  s->md_ctx = s->mac_sha256 = s->mac_sha1 = NULL;
 }
 
 int os_signer_set_credentials(os_signer *s, const char *ak, size_t akn, const char *sk, size_t skn,
@@ -123,7 +152,7 @@ int os_signer_set_credentials(os_signer *s, const char *ak, size_t akn, const ch
   os_buf_add(&s->access_key, ak, akn);
   os_buf_add(&s->secret_key, sk, skn);
   if (token != NULL) os_buf_add(&s->session_token, token, tokenn);
-  OPENSSL_cleanse(s->keys, sizeof s->keys);
+  clear_keys(s);
   if (s->access_key.oom || s->secret_key.oom || s->session_token.oom)
     return os_sign_fail(s, "out of memory");
   return 1;
@@ -140,47 +169,65 @@ int os_sha256(os_signer *s, const void *p, size_t n, unsigned char out[OS_SHA256
 
 int os_hmac(os_signer *s, int sha1, const void *key, size_t keylen, const void *msg, size_t n,
             unsigned char *out) {
-  OSSL_PARAM params[2];
+  EVP_MAC_CTX *ctx = sha1 ? s->mac_sha1 : s->mac_sha256;
   size_t len = 0;
-  params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, sha1 ? "SHA1" : "SHA256", 0);
-  params[1] = OSSL_PARAM_construct_end();
-  if (!EVP_MAC_init(s->mac_ctx, key, keylen, params) || !EVP_MAC_update(s->mac_ctx, msg, n) ||
-      !EVP_MAC_final(s->mac_ctx, out, &len, sha1 ? OS_SHA1_LEN : OS_SHA256_LEN))
+  if (!EVP_MAC_init(ctx, key, keylen, NULL) || !EVP_MAC_update(ctx, msg, n) ||
+      !EVP_MAC_final(ctx, out, &len, sha1 ? OS_SHA1_LEN : OS_SHA256_LEN))
     return os_sign_fail(s, "HMAC failed");
   return 1;
 }
 
-int os_sign_derive_key(os_signer *s, const char *prefix, const char *date8, os_str region,
-                       os_str service, const char *terminator, unsigned char out[OS_SHA256_LEN]) {
-  char scope[sizeof s->keys[0].scope];
-  int w = snprintf(scope, sizeof scope, "%s/%.*s/%.*s", date8, (int)region.n, region.p,
-                   (int)service.n, service.p);
-  if (w < 0 || (size_t)w >= sizeof scope) return os_sign_fail(s, "region or service too long");
-  for (int i = 0; i < OS_SIGN_KEY_CACHE; i++) {
-    if (s->keys[i].used && strcmp(s->keys[i].scope, scope) == 0) {
-      memcpy(out, s->keys[i].key, OS_SHA256_LEN);
-      return 1;
+static int slot_matches(const os_sign_key_slot *k, const char *date8, os_str region,
+                        os_str service) {
+  return k->used && memcmp(k->date8, date8, 8) == 0 && k->region_len == region.n &&
+         k->service_len == service.n && memcmp(k->region, region.p, region.n) == 0 &&
+         memcmp(k->service, service.p, service.n) == 0;
+}
+
+int os_sign_keyed_hmac(os_signer *s, const char *prefix, const char *date8, os_str region,
+                       os_str service, const char *terminator, const void *msg, size_t n,
+                       unsigned char out[OS_SHA256_LEN]) {
+  os_sign_key_slot *slot = NULL;
+  if (region.n >= sizeof slot->region || service.n >= sizeof slot->service)
+    return os_sign_fail(s, "region or service is longer than 63 bytes");
+  for (int i = 0; i < OS_SIGN_KEY_CACHE && slot == NULL; i++)
+    if (slot_matches(&s->keys[i], date8, region, service)) slot = &s->keys[i];
+  if (slot == NULL) {
+    unsigned char k[OS_SHA256_LEN];
+    os_buf *seed = &s->work;
+    os_buf_reset(seed);
+    os_buf_adds(seed, prefix);
+    os_buf_add(seed, s->secret_key.data, s->secret_key.len);
+    if (seed->oom) return os_sign_fail(s, "out of memory");
+    int ok = os_hmac(s, 0, seed->data, seed->len, date8, 8, k) &&
+             os_hmac(s, 0, k, sizeof k, region.p, region.n, k) &&
+             os_hmac(s, 0, k, sizeof k, service.p, service.n, k) &&
+             os_hmac(s, 0, k, sizeof k, terminator, strlen(terminator), k);
+    OPENSSL_cleanse(seed->data, seed->len);
+    os_buf_reset(seed);
+    if (!ok) return 0;
+    slot = &s->keys[s->next_slot++ % OS_SIGN_KEY_CACHE];
+    EVP_MAC_CTX_free(slot->mac);
+    memset(slot, 0, sizeof *slot);
+    slot->mac = EVP_MAC_CTX_dup(s->mac_sha256);
+    if (slot->mac == NULL || !EVP_MAC_init(slot->mac, k, sizeof k, NULL)) {
+      OPENSSL_cleanse(k, sizeof k);
+      return os_sign_fail(s, "HMAC failed");
     }
+    memcpy(slot->date8, date8, 8);
+    memcpy(slot->region, region.p, region.n);
+    slot->region_len = region.n;
+    memcpy(slot->service, service.p, service.n);
+    slot->service_len = service.n;
+    OPENSSL_cleanse(k, sizeof k);
+    slot->used = 1;
+  } else if (!EVP_MAC_init(slot->mac, NULL, 0, NULL)) {
+    /* NULL key: restart with the key already scheduled in this context. */
+    return os_sign_fail(s, "HMAC failed");
   }
-  unsigned char k[OS_SHA256_LEN];
-  os_buf *seed = &s->work;
-  os_buf_reset(seed);
-  os_buf_adds(seed, prefix);
-  os_buf_add(seed, s->secret_key.data, s->secret_key.len);
-  if (seed->oom) return os_sign_fail(s, "out of memory");
-  int ok = os_hmac(s, 0, seed->data, seed->len, date8, 8, k) &&
-           os_hmac(s, 0, k, sizeof k, region.p, region.n, k) &&
-           os_hmac(s, 0, k, sizeof k, service.p, service.n, k) &&
-           os_hmac(s, 0, k, sizeof k, terminator, strlen(terminator), k);
-  OPENSSL_cleanse(seed->data, seed->len);
-  os_buf_reset(seed);
-  if (!ok) return 0;
-  os_sign_key_slot *slot = &s->keys[s->next_slot++ % OS_SIGN_KEY_CACHE];
-  memcpy(slot->scope, scope, (size_t)w + 1);
-  memcpy(slot->key, k, sizeof k);
-  slot->used = 1;
-  memcpy(out, k, sizeof k);
-  OPENSSL_cleanse(k, sizeof k);
+  size_t len = 0;
+  if (!EVP_MAC_update(slot->mac, msg, n) || !EVP_MAC_final(slot->mac, out, &len, OS_SHA256_LEN))
+    return os_sign_fail(s, "HMAC failed");
   return 1;
 }
 
@@ -234,8 +281,25 @@ static int cmp_name_seq(const void *a, const void *b) {
   return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/* Insertion sort: requests carry a handful of headers and parameters, where
+ * it beats qsort's setup; stable, so duplicates keep their order. */
+static void sort_entries(os_entries *l, int (*cmp)(const void *, const void *)) {
+  for (size_t i = 1; i < l->n; i++) {
+    os_entry e = l->v[i];
+    size_t j = i;
+    while (j > 0 && cmp(&l->v[j - 1], &e) > 0) {
+      l->v[j] = l->v[j - 1];
+      j--;
+    }
+    l->v[j] = e;
+  }
+}
+
 void os_entries_sort_name(os_entries *l) {
-  if (l->n > 1) qsort(l->v, l->n, sizeof l->v[0], cmp_name_seq);
+  if (l->n > 32)
+    qsort(l->v, l->n, sizeof l->v[0], cmp_name_seq);
+  else
+    sort_entries(l, cmp_name_seq);
 }
 
 int os_collect_headers(os_signer *s, const os_sign_req *r, int add_host, int fold,
@@ -392,7 +456,10 @@ void os_entries_sort_encoded(os_signer *s, os_entries *l) {
     e->value_off = off;
   }
   os_entries_fix(s, l);
-  if (l->n > 1) qsort(l->v, l->n, sizeof l->v[0], cmp_name_value);
+  if (l->n > 32)
+    qsort(l->v, l->n, sizeof l->v[0], cmp_name_value);
+  else
+    sort_entries(l, cmp_name_value);
 }
 
 int os_find_header(const os_sign_req *r, const char *lname, os_str *value) {

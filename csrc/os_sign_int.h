@@ -9,6 +9,9 @@
 
 int os_sign_fail(os_signer *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* "YYYYMMDDTHHMMSSZ" of t, cached per signer. */
+int os_sign_datetime(os_signer *s, int64_t t, char out[17]);
+
 int os_str_ieq(os_str a, const char *b);
 int os_str_eq(os_str a, const char *b);
 os_str os_str_c(const char *s);
@@ -21,9 +24,11 @@ int os_hmac(os_signer *s, int sha1, const void *key, size_t keylen, const void *
             unsigned char *out);
 
 /* AWS-style key derivation (kDate, kRegion, kService, kSigning) from
- * prefix+secret, cached per (date, region, service). */
-int os_sign_derive_key(os_signer *s, const char *prefix, const char *date8, os_str region,
-                       os_str service, const char *terminator, unsigned char out[OS_SHA256_LEN]);
+ * prefix+secret, cached per (date, region, service), then HMAC of msg with
+ * the derived key. */
+int os_sign_keyed_hmac(os_signer *s, const char *prefix, const char *date8, os_str region,
+                       os_str service, const char *terminator, const void *msg, size_t n,
+                       unsigned char out[OS_SHA256_LEN]);
 
 /* Collects the request headers (plus a synthetic host when asked) into
  * sorted, lowercased, trimmed entries; duplicates merged with ','. With

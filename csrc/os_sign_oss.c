@@ -301,8 +301,7 @@ typedef struct {
 
 static int oss4_begin(os_signer *s, const os_sign_req *r, oss4_ctx *c) {
   if (!validate_key(s, r)) return 0;
-  if (!os_iso8601_basic(c->datetime, r->time))
-    return os_sign_fail(s, "time must be epoch seconds between 1970 and 9999");
+  if (!os_sign_datetime(s, r->time, c->datetime)) return 0;
   memcpy(c->date8, c->datetime, 8);
   c->date8[8] = '\0';
   c->region = r->region.n ? r->region : os_buf_str(&s->region);
@@ -365,7 +364,7 @@ static int oss4_finish(os_signer *s, const os_sign_req *r, const oss4_ctx *c, co
   os_buf_add(cr, payload.p, payload.n);
   if (cr->oom) return os_sign_fail(s, "out of memory");
 
-  unsigned char hash[OS_SHA256_LEN], key[OS_SHA256_LEN], mac[OS_SHA256_LEN];
+  unsigned char hash[OS_SHA256_LEN], mac[OS_SHA256_LEN];
   if (!os_sha256(s, cr->data, cr->len, hash)) return 0;
   os_buf *st = &s->sts;
   os_buf_reset(st);
@@ -376,9 +375,8 @@ static int oss4_finish(os_signer *s, const os_sign_req *r, const oss4_ctx *c, co
   os_buf_addc(st, '\n');
   os_buf_addhex(st, hash, sizeof hash);
   if (st->oom) return os_sign_fail(s, "out of memory");
-  if (!os_sign_derive_key(s, "aliyun_v4", c->date8, c->region, c->product, "aliyun_v4_request",
-                          key) ||
-      !os_hmac(s, 0, key, sizeof key, st->data, st->len, mac))
+  if (!os_sign_keyed_hmac(s, "aliyun_v4", c->date8, c->region, c->product, "aliyun_v4_request",
+                          st->data, st->len, mac))
     return 0;
   os_buf_reset(&s->sig);
   os_buf_addhex(&s->sig, mac, sizeof mac);
@@ -520,15 +518,14 @@ int os_sign_policy(os_signer *s, int64_t time, os_str region, os_str service, os
     case OS_ALG_OSS4: {
       os_sign_req r;
       oss4_ctx c;
-      unsigned char key[OS_SHA256_LEN], mac[OS_SHA256_LEN];
+      unsigned char mac[OS_SHA256_LEN];
       memset(&r, 0, sizeof r);
       r.time = time;
       r.region = region;
       r.service = service;
       if (!oss4_begin(s, &r, &c)) return 0;
-      if (!os_sign_derive_key(s, "aliyun_v4", c.date8, c.region, c.product, "aliyun_v4_request",
-                              key) ||
-          !os_hmac(s, 0, key, sizeof key, policy_b64.p, policy_b64.n, mac))
+      if (!os_sign_keyed_hmac(s, "aliyun_v4", c.date8, c.region, c.product, "aliyun_v4_request",
+                              policy_b64.p, policy_b64.n, mac))
         return 0;
       os_buf_addhex(out, mac, sizeof mac);
       return 1;

@@ -1,0 +1,73 @@
+/*
+ * Streaming MD5, SHA-1, SHA-256 and HMAC over them, on OpenSSL 3 libcrypto.
+ * No crypto is implemented here: this only caches the fetched algorithms and
+ * gives the bindings one small struct API. Pure C (no Lua); thread-safe.
+ *
+ * Every function returning int returns 0 on success and -1 on failure; after
+ * a failure os_hash_error() describes it (OpenSSL's error queue).
+ */
+#ifndef OBJSTORE_OS_HASH_H
+#define OBJSTORE_OS_HASH_H
+
+#include <stddef.h>
+
+/* X-macro: algorithm, name, OpenSSL name, digest size, block size. */
+#define OS_HASH_ALGS(X)                   \
+  X(OS_HASH_MD5, "md5", "MD5", 16, 64)    \
+  X(OS_HASH_SHA1, "sha1", "SHA1", 20, 64) \
+  X(OS_HASH_SHA256, "sha256", "SHA2-256", 32, 64)
+
+typedef enum {
+#define OS_HASH_ENUM_(alg, name, ossl, size, block) alg,
+  OS_HASH_ALGS(OS_HASH_ENUM_)
+#undef OS_HASH_ENUM_
+      OS_HASH_ALG_COUNT
+} os_hash_alg;
+
+/* Largest digest of any algorithm above. */
+#define OS_HASH_MAX_SIZE 32
+
+/* OpenSSL contexts, opaque here so that users need no OpenSSL headers. */
+struct evp_md_ctx_st;
+struct evp_mac_ctx_st;
+
+/* One running hash or HMAC. Zero-initialise before os_hash_init*; after
+ * os_hash_free every pointer is NULL again, so freeing twice is harmless. */
+typedef struct {
+  os_hash_alg alg;
+  struct evp_md_ctx_st *md;   /* plain hash */
+  struct evp_mac_ctx_st *mac; /* HMAC */
+} os_hash;
+
+/* Looks an algorithm up by lower-case name ("md5", "sha1", "sha256"). */
+int os_hash_alg_from_name(const char *name, os_hash_alg *alg);
+const char *os_hash_alg_name(os_hash_alg alg);
+/* Digest size in bytes, 0 when alg is out of range. */
+size_t os_hash_size(os_hash_alg alg);
+
+int os_hash_init(os_hash *h, os_hash_alg alg);
+int os_hash_init_hmac(os_hash *h, os_hash_alg alg, const void *key, size_t keylen);
+int os_hash_update(os_hash *h, const void *data, size_t len);
+/* Writes the digest (out holds OS_HASH_MAX_SIZE bytes) and its size. The
+ * context stays allocated until os_hash_free but must not be updated again. */
+int os_hash_final(os_hash *h, unsigned char *out, size_t *outlen);
+/* dst must be zeroed or freed; on failure it is left freed. */
+int os_hash_copy(os_hash *dst, const os_hash *src);
+void os_hash_free(os_hash *h);
+
+/* One-shot helpers; out holds OS_HASH_MAX_SIZE bytes. */
+int os_hash_oneshot(os_hash_alg alg, const void *data, size_t len, unsigned char *out,
+                    size_t *outlen);
+int os_hash_hmac(os_hash_alg alg, const void *key, size_t keylen, const void *data, size_t len,
+                 unsigned char *out, size_t *outlen);
+
+/* Describes (and clears) the most recent OpenSSL failure in buf. */
+void os_hash_error(char *buf, size_t size);
+
+/* Text forms of a digest. out must hold 2*len+1 (hex) or 4*((len+2)/3)+1
+ * (base64, standard alphabet with padding) bytes; both NUL-terminate and
+ * return the length without the NUL. */
+size_t os_hash_hex(char *out, const unsigned char *in, size_t len);
+size_t os_hash_base64(char *out, const unsigned char *in, size_t len);
+
+#endif

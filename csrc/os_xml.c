@@ -1,0 +1,247 @@
+/* Pure-C helpers for the XML binding; see os_xml.h. */
+#include "os_xml.h"
+
+#include <string.h>
+
+/* Control bytes XML 1.0 has no place for (TAB, LF and CR are fine). */
+static int c0_forbidden(unsigned v) {
+  return v >= 0x01 && v <= 0x1F && v != 0x09 && v != 0x0A && v != 0x0D;
+}
+
+static int is_mark(const unsigned char *p, size_t avail) {
+  return avail >= OS_XML_MARK_LEN && p[0] == 0xF4 && p[1] == 0x8F && p[2] == 0xBC && p[3] >= 0x80 &&
+         p[3] <= 0x9F;
+}
+
+static int starts_with(const char *s, size_t n, const char *lit) {
+  size_t k = strlen(lit);
+  return n >= k && memcmp(s, lit, k) == 0;
+}
+
+static int digit_value(char c, int hex) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (hex && c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (hex && c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* s[0..n) starts with "&#". Returns the length of a character reference to a
+ * forbidden control character (storing it in *val), else 0. More than 8
+ * digits is left for libxml2 to judge, which also keeps v from overflowing. */
+static size_t forbidden_ref(const char *s, size_t n, unsigned *val) {
+  size_t j = 2;
+  int hex = 0, digits = 0;
+  unsigned v = 0;
+  if (j < n && s[j] == 'x') { /* XML spells hex references with a lowercase x only */
+    hex = 1;
+    j++;
+  }
+  for (; j < n && digits < 8; j++, digits++) {
+    int d = digit_value(s[j], hex);
+    if (d < 0) break;
+    v = v * (hex ? 16u : 10u) + (unsigned)d;
+  }
+  if (digits == 0 || j >= n || s[j] != ';' || !c0_forbidden(v)) return 0;
+  *val = v;
+  return j + 1;
+}
+
+enum c0_state { ST_MARKUP, ST_CDATA, ST_COMMENT, ST_PI };
+
+/* One walk serves both measuring (out == NULL) and writing. */
+static size_t c0_walk(const char *s, size_t n, char *out, size_t *subs, int *conflict) {
+  size_t i = 0, o = 0;
+  enum c0_state st = ST_MARKUP;
+  *subs = 0;
+  *conflict = 0;
+  while (i < n) {
+    unsigned char c = (unsigned char)s[i];
+    size_t copy = 1;
+    unsigned ctl = 0;
+    size_t consumed = 0;
+
+    if (c0_forbidden(c)) {
+      ctl = c;
+      consumed = 1;
+    } else if (c == 0xF4 && is_mark((const unsigned char *)s + i, n - i)) {
+      *conflict = 1;
+    } else if (st == ST_MARKUP) {
+      if (c == '&' && i + 1 < n && s[i + 1] == '#') {
+        consumed = forbidden_ref(s + i, n - i, &ctl);
+      } else if (c == '<') {
+        if (starts_with(s + i, n - i, "<![CDATA[")) {
+          st = ST_CDATA;
+          copy = 9;
+        } else if (starts_with(s + i, n - i, "<!--")) {
+          st = ST_COMMENT;
+          copy = 4;
+        } else if (starts_with(s + i, n - i, "<?")) {
+          st = ST_PI;
+          copy = 2;
+        }
+      }
+    } else if (st == ST_CDATA && starts_with(s + i, n - i, "]]>")) {
+      st = ST_MARKUP;
+      copy = 3;
+    } else if (st == ST_COMMENT && starts_with(s + i, n - i, "-->")) {
+      st = ST_MARKUP;
+      copy = 3;
+    } else if (st == ST_PI && starts_with(s + i, n - i, "?>")) {
+      st = ST_MARKUP;
+      copy = 2;
+    }
+
+    if (consumed > 0) {
+      if (out != NULL) {
+        out[o] = (char)0xF4;
+        out[o + 1] = (char)0x8F;
+        out[o + 2] = (char)0xBC;
+        out[o + 3] = (char)(0x80 + ctl);
+      }
+      o += OS_XML_MARK_LEN;
+      i += consumed;
+      (*subs)++;
+    } else {
+      if (out != NULL) memcpy(out + o, s + i, copy);
+      o += copy;
+      i += copy;
+    }
+  }
+  return o;
+}
+
+int os_xml_c0_scan(const char *s, size_t n, size_t *out_len) {
+  size_t subs, len;
+  int conflict;
+  *out_len = n;
+  /* The byte-level rewrite assumes an ASCII-compatible encoding; UTF-16/32
+   * documents (a BOM or NUL bytes up front) are left to libxml2 as they are. */
+  if (n >= 2 && (((unsigned char)s[0] == 0xFE && (unsigned char)s[1] == 0xFF) ||
+                 ((unsigned char)s[0] == 0xFF && (unsigned char)s[1] == 0xFE))) {
+    return OS_XML_C0_NONE;
+  }
+  if (memchr(s, 0, n < 4 ? n : 4) != NULL) return OS_XML_C0_NONE;
+  len = c0_walk(s, n, NULL, &subs, &conflict);
+  if (conflict) return OS_XML_C0_CONFLICT;
+  if (subs == 0) return OS_XML_C0_NONE;
+  *out_len = len;
+  return OS_XML_C0_REWRITE;
+}
+
+size_t os_xml_c0_rewrite(const char *s, size_t n, char *out) {
+  size_t subs;
+  int conflict;
+  return c0_walk(s, n, out, &subs, &conflict);
+}
+
+size_t os_xml_c0_find_mark(const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t i = 0;
+  while (i < n) {
+    const unsigned char *hit = memchr(p + i, 0xF4, n - i);
+    if (hit == NULL) return n;
+    i = (size_t)(hit - p);
+    if (is_mark(hit, n - i) && hit[3] != 0x80) return i;
+    i++;
+  }
+  return n;
+}
+
+/* Writes "&#xH;" for v (uppercase hex) into out when non-NULL; returns its length. */
+static size_t char_ref(unsigned v, char *out) {
+  char digits[8];
+  size_t nd = 0, len;
+  do {
+    digits[nd++] = "0123456789ABCDEF"[v & 0xF];
+    v >>= 4;
+  } while (v != 0 && nd < sizeof digits);
+  len = 3 + nd + 1;
+  if (out != NULL) {
+    size_t k;
+    out[0] = '&';
+    out[1] = '#';
+    out[2] = 'x';
+    for (k = 0; k < nd; k++) out[3 + k] = digits[nd - 1 - k];
+    out[3 + nd] = ';';
+  }
+  return len;
+}
+
+/* Decodes one UTF-8 sequence at p[0..avail). Returns its length and the code
+ * point, or 0 when it is malformed, overlong, a surrogate or above U+10FFFF. */
+static size_t utf8_decode(const unsigned char *p, size_t avail, unsigned *cp) {
+  unsigned c = p[0];
+  size_t len, k;
+  unsigned v, min;
+  if (c < 0x80) {
+    *cp = c;
+    return 1;
+  } else if (c >= 0xC2 && c <= 0xDF) {
+    len = 2;
+    v = c & 0x1F;
+    min = 0x80;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    len = 3;
+    v = c & 0x0F;
+    min = 0x800;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    len = 4;
+    v = c & 0x07;
+    min = 0x10000;
+  } else {
+    return 0;
+  }
+  if (avail < len) return 0;
+  for (k = 1; k < len; k++) {
+    if ((p[k] & 0xC0) != 0x80) return 0;
+    v = (v << 6) | (p[k] & 0x3F);
+  }
+  if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return 0;
+  *cp = v;
+  return len;
+}
+
+size_t os_xml_escape(const char *s, size_t n, char *out, size_t *bad_off) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t i = 0, o = 0;
+  while (i < n) {
+    unsigned cp;
+    size_t len = utf8_decode(p + i, n - i, &cp);
+    const char *ent = NULL;
+    if (len == 0 || cp == 0 || cp == 0xFFFE || cp == 0xFFFF) {
+      if (bad_off != NULL) *bad_off = i;
+      return (size_t)-1;
+    }
+    switch (cp) {
+      case '&':
+        ent = "&amp;";
+        break;
+      case '<':
+        ent = "&lt;";
+        break;
+      case '>':
+        ent = "&gt;";
+        break;
+      case '"':
+        ent = "&quot;";
+        break;
+      case '\'':
+        ent = "&apos;";
+        break;
+      default:
+        break;
+    }
+    if (ent != NULL) {
+      size_t k = strlen(ent);
+      if (out != NULL) memcpy(out + o, ent, k);
+      o += k;
+    } else if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || cp == 0x2028) {
+      o += char_ref(cp, out != NULL ? out + o : NULL);
+    } else {
+      if (out != NULL) memcpy(out + o, p + i, len);
+      o += len;
+    }
+    i += len;
+  }
+  return o;
+}
