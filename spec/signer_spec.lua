@@ -160,7 +160,7 @@ describe("signer:presign", function()
   end)
 
   it("matches boto3's presigned URLs for awkward keys", function()
-    local keys = { "plain.txt", "with space.txt", "unicode-\u{e9}\u{4e2d}.bin", "plus+sign", "percent%41",
+    local keys = { "plain.txt", "with space.txt", "unicode-\195\169\228\184\173.bin", "plus+sign", "percent%41",
       "q?mark", "hash#tag", "eq=amp&", "double//slash", "trailing/", "tilde~star*(paren)!", "a/b/c.d" }
     local reqs = {}
     for i, k in ipairs(keys) do reqs[i] = { method = (i % 2 == 0) and "PUT" or "GET", bucket = "bkt", key = k } end
