@@ -30,7 +30,7 @@ BIND_SRC  := $(wildcard csrc/l_*.c)
 HEADERS   := $(wildcard csrc/*.h)
 SO        = build/$(1)/objstore/core.so
 
-.PHONY: build build-all test matrix vectors demo deps deps-test bench-sign lint format clean
+.PHONY: build build-all test matrix vectors demo deps deps-test bench-sign lint format clean rockspec
 
 build: $(call SO,$(LUA))
 
@@ -63,7 +63,8 @@ vectors: build
 	@LUA_PATH='./lua/?.lua;./lua/?/init.lua;./spec/support/?.lua;;' LUA_CPATH='./build/$(LUA)/?.so;;' \
 	  $(LUA) spec/support/run_vectors.lua $(VECTORS)
 
-demo: deps
+demo:
+	@bash spec/support/install-deps.sh demo
 	@$(MAKE) --no-print-directory build
 	@bash examples/run-demo.sh
 
@@ -71,6 +72,9 @@ bench-sign: deps-test
 	@$(MAKE) --no-print-directory build LUA=lua5.4
 	@$(MAKE) --no-print-directory build LUA=luajit
 	@bash bench/sign.sh
+
+rockspec:
+	@lua5.4 spec/support/update-rockspec.lua
 
 lint:
 	luacheck lua spec bench examples bin

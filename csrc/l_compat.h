@@ -48,5 +48,7 @@ int osl_open_crc(lua_State *L);
 int osl_open_encode(lua_State *L);
 int osl_open_signer(lua_State *L);
 int osl_open_xml(lua_State *L);
+int osl_open_http(lua_State *L);
+int osl_open_time(lua_State *L);
 
 #endif

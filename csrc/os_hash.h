@@ -61,6 +61,12 @@ int os_hash_oneshot(os_hash_alg alg, const void *data, size_t len, unsigned char
 int os_hash_hmac(os_hash_alg alg, const void *key, size_t keylen, const void *data, size_t len,
                  unsigned char *out, size_t *outlen);
 
+/* Digest of the bytes [offset, offset+length) of a file, read with pread in
+ * 1 MiB blocks (never the whole range in memory). Returns 0, or -1 with a
+ * message in err (a short read is an error: the file shrank). */
+int os_hash_file(os_hash_alg alg, const char *path, long long offset, long long length,
+                 unsigned char *out, size_t *outlen, char *err, size_t errlen);
+
 /* Describes (and clears) the most recent OpenSSL failure in buf. */
 void os_hash_error(char *buf, size_t size);
 

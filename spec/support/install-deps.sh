@@ -1,26 +1,29 @@
 #!/usr/bin/env bash
 # Installs the Debian packages objstore needs to build, test and demo.
 # Idempotent: only missing packages are installed, so a prepared machine pays ~1 s.
-# Usage: install-deps.sh [build|test|servers|peers|all]   (default: test)
+# Usage: install-deps.sh [build|demo|test|servers|peers|all]   (default: test)
+#   build: compile and run; test: build + test tools + the S3 servers; peers: benchmark peers
 set -euo pipefail
 
 build_pkgs=(gcc make pkg-config libcurl4-openssl-dev libssl-dev libxml2-dev
   lua5.1 lua5.2 lua5.3 lua5.4 liblua5.1-0-dev liblua5.2-dev liblua5.3-dev liblua5.4-dev
   luajit2 libluajit2-5.1-dev lua-cjson lua-filesystem luarocks)
-test_pkgs=(lua-busted lua-check python3-boto3)
-server_pkgs=(radosgw ceph-mon ceph-osd ceph-common uuid-runtime
+test_pkgs=(lua-busted lua-check python3-boto3 awscli curl)
+rgw_pkgs=(radosgw ceph-mon ceph-osd ceph-common uuid-runtime curl)
+server_pkgs=("${rgw_pkgs[@]}"
   swift swift-proxy swift-object swift-container swift-account python3-swift memcached
   nginx libnginx-mod-http-lua curl)
-peer_pkgs=(awscli rclone)
+peer_pkgs=(awscli rclone hyperfine)
 
 want=()
 case "${1:-test}" in
   build) want=("${build_pkgs[@]}") ;;
-  test) want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+  demo) want=("${build_pkgs[@]}" "${rgw_pkgs[@]}") ;;
+  test) want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${server_pkgs[@]}") ;;
   servers) want=("${server_pkgs[@]}") ;;
   peers) want=("${peer_pkgs[@]}") ;;
   all) want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${server_pkgs[@]}" "${peer_pkgs[@]}") ;;
-  *) echo "usage: $0 [build|test|servers|peers|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|demo|test|servers|peers|all]" >&2; exit 2 ;;
 esac
 
 missing=()

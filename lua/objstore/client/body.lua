@@ -1,0 +1,111 @@
+--- Request bodies for uploads: a string, a file path ({path = ...}), an open
+-- file handle, or a reader function. Returns what the transport sends and
+-- the Content-MD5 to send with it.
+local checksum = require "objstore.checksum"
+local errors = require "objstore.errors"
+local lfs = require "lfs"
+
+local type, io_type, io_open = type, io.type, io.open
+local concat = table.concat
+
+local _M = {}
+
+local CHUNK = 1024 * 1024
+
+--- MD5 (base64) of a file region, read in 1 MiB chunks.
+function _M.file_md5(path, offset, length)
+  local f, err = io_open(path, "rb")
+  if not f then return nil, err end
+  f:seek("set", offset or 0)
+  local h = checksum.new("md5")
+  local left = length
+  while left == nil or left > 0 do
+    local n = left and (left < CHUNK and left or CHUNK) or CHUNK
+    local chunk = f:read(n)
+    if not chunk then break end
+    h:update(chunk)
+    if left then left = left - #chunk end
+  end
+  f:close()
+  return h:base64digest()
+end
+
+--- Describes a body. `opts.content_md5`: true (default) computes it when
+-- the body can be read twice, false never, a string is used as is.
+-- Returns { body = <transport body>, length = n, md5 = b64|nil, path = p|nil } or nil, err.
+function _M.prepare(fname, body, opts)
+  opts = opts or {}
+  local want_md5 = opts.content_md5
+  if want_md5 == nil then want_md5 = true end
+  local t = type(body)
+  local out
+  if body == nil then
+    out = { body = "", length = 0 }
+  elseif t == "string" then
+    out = { body = body, length = #body }
+  elseif t == "table" and type(body.path) == "string" then
+    local size = lfs.attributes(body.path, "size")
+    if not size then
+      return nil, errors.new{ code = "LocalFileError", message = "cannot read " .. body.path, retryable = false }
+    end
+    local offset = body.offset or 0
+    local length = body.length or (size - offset)
+    if offset < 0 or length < 0 or offset + length > size then
+      errors.argument(fname, "body offset/length outside the file (size " .. size .. ")", 3)
+    end
+    out = { body = { file = body.path, offset = offset, length = length }, length = length, path = body.path }
+    if want_md5 == true then
+      local md5, err = _M.file_md5(body.path, offset, length)
+      if not md5 then return nil, errors.new{ code = "LocalFileError", message = tostring(err), retryable = false } end
+      out.md5 = md5
+    end
+  elseif io_type(body) == "file" then
+    local start = body:seek("cur")
+    local size = body:seek("end")
+    body:seek("set", start)
+    local length = size - start
+    if want_md5 == true then
+      local h = checksum.new("md5")
+      while true do
+        local chunk = body:read(CHUNK)
+        if not chunk then break end
+        h:update(chunk)
+      end
+      body:seek("set", start)
+      out = { md5 = h:base64digest() }
+    else
+      out = {}
+    end
+    local fh = body
+    out.body = function() return fh:read(CHUNK) end
+    out.length = length
+  elseif t == "function" then
+    if opts.length then
+      out = { body = body, length = opts.length }
+    else
+      -- Unknown length: S3 needs Content-Length on a single PUT, so the
+      -- stream is gathered (upload_stream sends large streams in parts).
+      local parts = {}
+      while true do
+        local chunk, err = body()
+        if chunk == nil then
+          if err then return nil, errors.new{ code = "ReaderError", message = tostring(err), retryable = false } end
+          break
+        end
+        parts[#parts + 1] = chunk
+      end
+      local s = concat(parts)
+      out = { body = s, length = #s }
+    end
+  else
+    errors.argument(fname, "body must be a string, {path=...}, a file handle or a reader function, got " .. t, 3)
+  end
+  if type(want_md5) == "string" then
+    out.md5 = want_md5
+  elseif want_md5 == true and not out.md5 and type(out.body) == "string" then
+    out.md5 = checksum.md5_base64(out.body)
+  end
+  return out
+end
+
+return _M

@@ -1,0 +1,102 @@
+--- Endpoints and addressing: where a request for (bucket, key) goes.
+--   virtual-host style: https://bucket.host/key
+--   path style:         https://host/bucket/key
+-- AWS and OSS hosts default to virtual-host style (OSS refuses path style);
+-- IP addresses, localhost and other hosts default to path style, which every
+-- self-hosted S3 server accepts without DNS set-up.
+local core = require "objstore.core"
+
+local uri_encode = core.encode.uri_encode
+local type, tonumber = type, tonumber
+
+local _M = {}
+
+--- Parses "scheme://host[:port][/]" into a table, or returns nil, msg.
+function _M.parse(url)
+  if type(url) ~= "string" then return nil, "endpoint must be a string URL" end
+  local scheme, rest = url:match("^(%a[%w+.-]*)://(.+)$")
+  if not scheme then
+    -- A bare host means https, as in the SDKs' endpoint settings.
+    if url:match("^[%w.-]+[:%d]*/?$") and url ~= "" then
+      scheme, rest = "https", url
+    else
+      return nil, "endpoint '" .. url .. "' is not a URL (scheme://host[:port])"
+    end
+  end
+  scheme = scheme:lower()
+  if scheme ~= "http" and scheme ~= "https" then
+    return nil, "endpoint '" .. url .. "': scheme must be http or https"
+  end
+  local hostport, path = rest:match("^([^/?#]*)(.*)$")
+  if path ~= "" and path ~= "/" then
+    return nil, "endpoint '" .. url .. "' must not have a path, query or fragment"
+  end
+  local host, port
+  if hostport:sub(1, 1) == "[" then
+    host, port = hostport:match("^(%[[%x:.]+%])(.*)$")
+  else
+    host, port = hostport:match("^([^:]*)(.*)$")
+  end
+  if not host or host == "" or not host:match("^[%w.%-%[%]:]+$") then
+    return nil, "endpoint '" .. url .. "' has no valid host"
+  end
+  if port ~= "" then
+    port = port:match("^:(%d+)$")
+    if not port or tonumber(port) < 1 or tonumber(port) > 65535 then
+      return nil, "endpoint '" .. url .. "' has an invalid port"
+    end
+  else
+    port = nil
+  end
+  host = host:lower()
+  local default_port = (scheme == "https") and "443" or "80"
+  local hp = host
+  if port and port ~= default_port then hp = host .. ":" .. port end
+  return { scheme = scheme, host = host, port = port and tonumber(port) or tonumber(default_port), hostport = hp,
+    url = scheme .. "://" .. hp }
+end
+
+function _M.is_ip_or_local(host)
+  return host == "localhost" or host:match("%.localhost$") ~= nil or host:match("^%d+%.%d+%.%d+%.%d+$") ~= nil
+    or host:sub(1, 1) == "["
+end
+
+function _M.default_addressing(ep, provider)
+  if provider == "oss" then return "virtual" end
+  if ep.host:match("%.amazonaws%.com$") or ep.host:match("%.amazonaws%.com%.cn$") then return "virtual" end
+  return "path"
+end
+
+--- A bucket that can be a DNS label under the endpoint host (and under a
+-- TLS wildcard certificate: no dots for https).
+function _M.dns_compatible(bucket, scheme)
+  if #bucket < 3 or #bucket > 63 or not bucket:match("^[a-z0-9][a-z0-9.-]*[a-z0-9]$") then return false end
+  if bucket:find("..", 1, true) or bucket:match("^%d+%.%d+%.%d+%.%d+$") then return false end
+  if scheme == "https" and bucket:find(".", 1, true) then return false end
+  return true
+end
+
+--- Default endpoint URL for a provider and region.
+function _M.default_url(provider, region)
+  if provider == "oss" then return "https://oss-" .. region .. ".aliyuncs.com" end
+  return "https://s3." .. region .. ".amazonaws.com"
+end
+
+--- Host (with port) and encoded path for a request.
+-- Returns hostport, path, style.
+function _M.locate(ep, addressing, bucket, key)
+  local path
+  if bucket and addressing == "virtual" and _M.dns_compatible(bucket, ep.scheme) then
+    path = "/" .. (key and uri_encode(key, true) or "")
+    return bucket .. "." .. ep.hostport, path, "virtual"
+  end
+  if bucket then
+    path = "/" .. uri_encode(bucket) .. "/" .. (key and uri_encode(key, true) or "")
+    if not key then path = "/" .. uri_encode(bucket) end
+  else
+    path = "/"
+  end
+  return ep.hostport, path, "path"
+end
+
+return _M
