@@ -783,10 +783,148 @@ static int l_session_perform(lua_State *L) {
   return run(L, ls, 2, n, 0, (size_t)maxc);
 }
 
+/* ---- run (pull model) ------------------------------------------------------ */
+
+struct run_ctx {
+  struct perform_ctx pctx;
+  int pull;    /* absolute stack index of the pull helper */
+  int donef;   /* absolute stack index of the done helper */
+  int anchors; /* absolute stack index of the anchors table */
+  int next_index;
+  l_xfer *pulled;
+  int failed;
+  char err[512];
+};
+
+static void run_fail(struct run_ctx *rc, const char *who, lua_State *L) {
+  rc->failed = 1;
+  snprintf(rc->err, sizeof rc->err, "%s: %s", who,
+           lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "error object is not a string");
+}
+
+/* Under lua_pcall; upvalues: anchors, source. Asks the source for the next
+ * request and builds its transfer (parse_req raises on misuse). */
+static int pull_helper(lua_State *L) {
+  struct run_ctx *rc = (struct run_ctx *)lua_touserdata(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_call(L, 0, 1);
+  if (lua_isnil(L, -1)) return 0;
+  int req = lua_gettop(L);
+  argctx a = {2, "req"};
+  l_xfer *lx = parse_req(L, &a, req);
+  lx->index = ++rc->next_index;
+  lx->ctx = &rc->pctx;
+  lua_rawseti(L, lua_upvalueindex(1), lx->index);
+  rc->pulled = lx;
+  return 0;
+}
+
+/* Under lua_pcall; upvalues: anchors, on_done. on_done(req, res, err). */
+static int done_helper(lua_State *L) {
+  l_xfer *lx = (l_xfer *)lua_touserdata(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_rawgeti(L, lua_upvalueindex(1), lx->index);
+  lua_rawgeti(L, -1, A_REQ);
+  lua_remove(L, -2);
+  if (lx->x.err != OS_HTTP_OK) {
+    lua_pushnil(L);
+    push_error(L, &lx->x);
+  } else {
+    push_result(L, &lx->x);
+    lua_pushnil(L);
+  }
+  lua_call(L, 3, 0);
+  return 0;
+}
+
+/* Called from os_http_run (between curl calls, never inside them). */
+static os_http_xfer *lx_pull(void *ud) {
+  struct run_ctx *rc = (struct run_ctx *)ud;
+  if (rc->failed) return NULL;
+  lua_State *L = rc->pctx.L;
+  int top = lua_gettop(L);
+  rc->pulled = NULL;
+  lua_pushvalue(L, rc->pull);
+  lua_pushlightuserdata(L, rc);
+  if (lua_pcall(L, 1, 0, 0) != 0) run_fail(rc, "source", L);
+  lua_settop(L, top);
+  return rc->pulled != NULL ? &rc->pulled->x : NULL;
+}
+
+static void lx_done(void *ud, os_http_xfer *x) {
+  struct run_ctx *rc = (struct run_ctx *)ud;
+  lua_State *L = rc->pctx.L;
+  l_xfer *lx = (l_xfer *)(void *)x; /* x is the first member */
+  int top = lua_gettop(L);
+  if (!rc->failed) {
+    lua_pushvalue(L, rc->donef);
+    lua_pushlightuserdata(L, lx);
+    if (lua_pcall(L, 1, 0, 0) != 0) run_fail(rc, "on_done", L);
+  }
+  lua_settop(L, top);
+  /* Free descriptors and buffers now; then let go of the anchors (setting
+   * an existing key to nil does not allocate). */
+  os_http_xfer_cleanup(x);
+  lua_pushnil(L);
+  lua_rawseti(L, rc->anchors, lx->index);
+}
+
+/* session:run(source, on_done [, max_concurrent]): source() -> req | nil is
+ * asked for work whenever a slot is free (and again after each completion);
+ * on_done(req, res, err) gets each outcome. Returns when nothing runs and
+ * the source has nothing. An error raised by source or on_done stops the
+ * run (the running transfers finish first) and is raised here. */
+static int l_session_run(lua_State *L) {
+  l_session *ls = check_session(L);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  lua_Number maxc = luaL_optnumber(L, 4, 0);
+  if (!(maxc >= 0 && maxc <= 65536) || floor(maxc) != maxc) {
+    luaL_argerror(L, 4, "max_concurrent: integer between 0 and 65536 expected");
+  }
+  if (ls->s.busy) return luaL_error(L, "session is busy: run called from one of its callbacks");
+  lua_settop(L, 3);
+  luaL_checkstack(L, 24, "http run");
+  lua_newtable(L);
+  int anchors = lua_gettop(L);
+  http_getuv(L, 1);
+  lua_pushlightuserdata(L, &anchors_key);
+  lua_pushvalue(L, anchors);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  struct run_ctx *rc = (struct run_ctx *)lua_newuserdata(L, sizeof *rc);
+  memset(rc, 0, sizeof *rc);
+  rc->anchors = anchors;
+  lua_pushvalue(L, anchors);
+  lua_pushcclosure(L, cb_helper, 1);
+  rc->pctx.L = L;
+  rc->pctx.helper = lua_gettop(L);
+  lua_pushvalue(L, anchors);
+  lua_pushvalue(L, 2);
+  lua_pushcclosure(L, pull_helper, 2);
+  rc->pull = lua_gettop(L);
+  lua_pushvalue(L, anchors);
+  lua_pushvalue(L, 3);
+  lua_pushcclosure(L, done_helper, 2);
+  rc->donef = lua_gettop(L);
+
+  int mrc = os_http_run(&ls->s, lx_pull, lx_done, rc, (size_t)maxc);
+
+  http_getuv(L, 1);
+  lua_pushlightuserdata(L, &anchors_key);
+  lua_pushnil(L);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  if (rc->failed) return luaL_error(L, "%s", rc->err);
+  if (mrc != 0) return luaL_error(L, "http run: the curl multi handle failed");
+  return 0;
+}
+
 int osl_open_http(lua_State *L) {
   static const luaL_Reg session_methods[] = {
     {"request", l_session_request},
     {"perform", l_session_perform},
+    {"run", l_session_run},
     {"close", l_session_close},
     {"__gc", l_session_close},
 #if LUA_VERSION_NUM >= 504

@@ -884,3 +884,77 @@ int os_http_perform(os_http_session *s, os_http_xfer **xs, size_t n, size_t max_
   s->busy = 0;
   return mc == CURLM_OK ? 0 : -1;
 }
+
+int os_http_run(os_http_session *s, os_http_pull_fn pull, os_http_done_fn done, void *ud,
+                size_t max_concurrent) {
+  size_t maxc = max_concurrent ? max_concurrent : (size_t)s->max_connections;
+  /* The running transfers, so a failing multi handle can end each of them. */
+  os_http_xfer **running = calloc(maxc, sizeof *running);
+  if (running == NULL) return -1;
+  size_t active = 0;
+  int exhausted = 0;
+  CURLMcode mc = CURLM_OK;
+  s->busy = 1;
+  for (;;) {
+    while (!exhausted && active < maxc) {
+      os_http_xfer *x = pull(ud);
+      if (x == NULL) {
+        exhausted = 1;
+        break;
+      }
+      if (x->err != OS_HTTP_OK || x->done || xfer_start(s, x) != 0) {
+        x->done = 1;
+        done(ud, x);
+        continue;
+      }
+      for (size_t i = 0; i < maxc; i++) {
+        if (running[i] == NULL) {
+          running[i] = x;
+          break;
+        }
+      }
+      active++;
+    }
+    if (active == 0 && exhausted) break;
+
+    int nrunning = 0;
+    mc = curl_multi_perform(s->multi, &nrunning);
+    if (mc != CURLM_OK) break;
+    int finished = 0, queued = 0;
+    CURLMsg *m;
+    while ((m = curl_multi_info_read(s->multi, &queued)) != NULL) {
+      if (m->msg != CURLMSG_DONE) continue;
+      CURL *e = m->easy_handle;
+      CURLcode result = m->data.result; /* m is invalid once e is removed */
+      char *priv = NULL;
+      curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
+      os_http_xfer *x = (os_http_xfer *)(void *)priv;
+      xfer_finish(s, x, result);
+      for (size_t i = 0; i < maxc; i++) {
+        if (running[i] == x) running[i] = NULL;
+      }
+      active--;
+      finished++;
+      done(ud, x);
+      exhausted = 0; /* done may have queued more work */
+    }
+    if (finished == 0 && active > 0) {
+      mc = curl_multi_poll(s->multi, NULL, 0, 1000, NULL);
+      if (mc != CURLM_OK) break;
+    }
+  }
+  if (mc != CURLM_OK) {
+    for (size_t i = 0; i < maxc; i++) {
+      os_http_xfer *x = running[i];
+      if (x == NULL) continue;
+      os_http_xfer_fail(x, OS_HTTP_E_TRANSPORT, 0, "curl multi handle: %s",
+                        curl_multi_strerror(mc));
+      if (x->easy != NULL) xfer_finish(s, x, CURLE_OK);
+      x->done = 1;
+      done(ud, x);
+    }
+  }
+  free(running);
+  s->busy = 0;
+  return mc == CURLM_OK ? 0 : -1;
+}

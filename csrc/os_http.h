@@ -234,6 +234,18 @@ void os_http_xfer_set_sink_writer(os_http_xfer *x, os_http_write_fn fn, void *ud
  * carries that error). s->busy is set for the duration. */
 int os_http_perform(os_http_session *s, os_http_xfer **xs, size_t n, size_t max_concurrent);
 
+/* Pull model of os_http_perform, for work produced as it goes (parts of a
+ * large transfer, retries): pull(ud) hands out the next transfer or NULL
+ * when none is ready, done(ud, x) receives each transfer once it has ended
+ * (successful or not). After every completion pull is asked again, so done
+ * may make more work available. Returns when nothing is running and pull
+ * has nothing; 0, or -1 when the multi handle itself failed (the running
+ * transfers then end with that error). */
+typedef os_http_xfer *(*os_http_pull_fn)(void *ud);
+typedef void (*os_http_done_fn)(void *ud, os_http_xfer *x);
+int os_http_run(os_http_session *s, os_http_pull_fn pull, os_http_done_fn done, void *ud,
+                size_t max_concurrent);
+
 /* Iterates the response headers: start with *cursor = 0; returns 1 and sets
  * name/value (NUL-terminated, name lower-case) while there are more. */
 int os_http_xfer_next_header(const os_http_xfer *x, size_t *cursor, const char **name,

@@ -16,6 +16,8 @@ require("objstore.client.object")(Client)
 require("objstore.client.list")(Client)
 require("objstore.client.multipart")(Client)
 require("objstore.transfer.upload")(Client)
+require("objstore.transfer.download")(Client)
+require("objstore.transfer.stream")(Client)
 
 local _M = { _VERSION = core._VERSION, Client = Client }
 

@@ -50,6 +50,48 @@ function _M.run(client, spec)
     return spec.done(op, nil, err)
   end
 
+  local function soonest_wait()
+    local soonest = math_huge
+    for _, w in ipairs(waiting) do
+      if w.not_before < soonest then soonest = w.not_before end
+    end
+    local d = soonest - monotonic()
+    if d > 0 then sleep(d) end
+  end
+
+  if transport.run then
+    -- Pull model: a new part starts the moment a slot frees.
+    local stop_err
+    local inflight = {}
+    local function source()
+      while not stop_err do
+        local op = take()
+        if not op then return nil end
+        policy:before_attempt()
+        local treq, berr = client:_build(op)
+        if treq then
+          inflight[treq] = op
+          return treq
+        end
+        local ok, e = spec.done(op, nil, berr)
+        if ok == false then stop_err = e end
+      end
+      return nil
+    end
+    local function on_done(treq, res, terr)
+      local op = inflight[treq]
+      inflight[treq] = nil
+      local ok, e = settle(op, res, terr)
+      if ok == false and not stop_err then stop_err = e end
+    end
+    while true do
+      transport:run(source, on_done, concurrency)
+      if stop_err then return nil, stop_err end
+      if #waiting == 0 then return true end
+      soonest_wait()
+    end
+  end
+
   while true do
     local batch, reqs = {}, {}
     while #batch < concurrency do
@@ -67,12 +109,7 @@ function _M.run(client, spec)
     end
     if #batch == 0 then
       if #waiting == 0 then return true end
-      local soonest = math_huge
-      for _, w in ipairs(waiting) do
-        if w.not_before < soonest then soonest = w.not_before end
-      end
-      local d = soonest - monotonic()
-      if d > 0 then sleep(d) end
+      soonest_wait()
     else
       local results, errs
       if transport.request_many then

@@ -178,10 +178,13 @@ return function(Client)
         done[op.part.number] = { number = op.part.number, size = op.part.length, etag = etag or want,
           md5 = b64(op.md5) }
         sent_parts = sent_parts + 1
-        if opts.on_part then opts.on_part(op.part.number, sent_parts) end
         local sok, serr = save()
         if not sok then return false, serr end
         progress(op.part.length)
+        -- on_part(number, parts_sent_this_run) may return false to stop.
+        if opts.on_part and opts.on_part(op.part.number, sent_parts) == false then
+          return false, fail("Aborted", "stopped by on_part after part " .. op.part.number, bucket, key)
+        end
         return true
       end,
     })

@@ -99,6 +99,17 @@ function Transport:request_many(reqs, concurrency)
   return results, errs
 end
 
+--- Pull-model concurrency: `source()` returns the next request (or nil
+-- when none is ready) whenever a slot is free, and is asked again after
+-- every completion; `on_done(req, res, err)` gets each outcome. Returns
+-- when nothing is running and the source has nothing.
+function Transport:run(source, on_done, concurrency)
+  self.session:run(source, function(req, res, err)
+    if err then wrap_error(err) end
+    return on_done(req, res, err)
+  end, concurrency)
+end
+
 --- Closes every connection; idempotent.
 function Transport:close()
   self.session:close()

@@ -1,0 +1,30 @@
+-- Child process of the crash spec: uploads a file with a checkpoint and
+-- appends "part <n>" to a log for every part the server acknowledged, so
+-- the spec can count what was sent again after a kill -9.
+--   lua crash_upload.lua <endpoint> <ak> <sk> <bucket> <key> <file> <log>
+local objstore = require "objstore"
+local unpack_args = table.unpack or unpack -- luacheck: ignore 143
+local endpoint, ak, sk, bucket, key, file, log = unpack_args(arg)
+local c = objstore.new{ endpoint = endpoint, access_key = ak, secret_key = sk }
+local logf = assert(io.open(log, "a"))
+logf:setvbuf("line")
+-- Log every part request as it starts ("send"), wrapping this client's
+-- transport: the spec counts how many parts went out more than once.
+local transport = c.transport
+local run = transport.run
+transport.run = function(t, source, on_done, n)
+  return run(t, function()
+    local r = source()
+    if r and r.method == "PUT" then logf:write("send\n") end
+    return r
+  end, on_done, n)
+end
+local res, err = c:upload_file(bucket, key, file, { part_size = 5 * 1024 * 1024, concurrency = 4,
+  checkpoint = true, on_part = function(n) logf:write("part ", n, "\n") end })
+if not res then
+  io.stderr:write(tostring(err), "\n")
+  os.exit(1)
+end
+logf:write("done ", res.etag, " ", res.resumed_from, "\n")
+logf:close()
+print(res.etag)
