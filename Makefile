@@ -6,6 +6,7 @@
 #   make vectors VECTORS=<dir>
 #   make demo          deps + build + quickstart
 #   make bench-sign    signing throughput next to boto3
+#   make bench-transfer 1 GiB up/down next to awscli, rclone and curl
 
 LUAS      ?= lua5.1 lua5.2 lua5.3 lua5.4 luajit
 LUA       ?= lua5.4
@@ -30,7 +31,7 @@ BIND_SRC  := $(wildcard csrc/l_*.c)
 HEADERS   := $(wildcard csrc/*.h)
 SO        = build/$(1)/objstore/core.so
 
-.PHONY: build build-all test matrix vectors demo deps deps-test bench-sign lint format clean rockspec
+.PHONY: build build-all test matrix vectors demo deps deps-test bench-sign lint format clean rockspec bench-transfer
 
 build: $(call SO,$(LUA))
 
@@ -72,6 +73,12 @@ bench-sign: deps-test
 	@$(MAKE) --no-print-directory build LUA=lua5.4
 	@$(MAKE) --no-print-directory build LUA=luajit
 	@bash bench/sign.sh
+
+bench-transfer:
+	@bash spec/support/install-deps.sh test
+	@bash spec/support/install-deps.sh peers
+	@$(MAKE) --no-print-directory build LUA=lua5.4
+	@bash bench/transfer.sh
 
 rockspec:
 	@lua5.4 spec/support/update-rockspec.lua

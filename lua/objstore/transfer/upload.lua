@@ -18,7 +18,7 @@ local sort = table.sort
 local UPLOAD_OPTS = { part_size = true, threshold = true, concurrency = true, checkpoint = true, progress = true,
   metadata = true, content_type = true, acl = true, storage_class = true, leave_parts_on_error = true,
   headers = true, cache_control = true, content_disposition = true, content_encoding = true,
-  content_language = true, expires = true, on_part = true }
+  content_language = true, expires = true, on_part = true, verify = true }
 
 local function fail(code, message, bucket, key, extra)
   local e = { code = code, message = message, op = "UploadFile", bucket = bucket, key = key, retryable = false }
@@ -84,10 +84,12 @@ return function(Client)
     local part_size, perr = plan.part_size(size, self.provider, opts.part_size)
     if not part_size then return nil, fail("InvalidArgument", perr, bucket, key) end
     local threshold = opts.threshold or part_size
+    local verify = opts.verify ~= false
     local progress = runner.progress(opts.progress, size, 0)
 
     if size < threshold then
       local o = mpu_opts(opts)
+      if not verify then o.content_md5 = false end
       local res, err = self:put_object(bucket, key, { path = path }, o)
       if not res then return nil, err end
       progress(size, true)
@@ -157,11 +159,16 @@ return function(Client)
         local p = queue[qi]
         if not p then return nil end
         qi = qi + 1
-        local md5, herr = hash_file("md5", path, p.offset, p.length)
-        if not md5 then return { name = "UploadPart", _fail = herr, part = p } end
+        local md5, herr
+        local headers = {}
+        if verify then
+          md5, herr = hash_file("md5", path, p.offset, p.length)
+          if not md5 then return { name = "UploadPart", _fail = herr, part = p } end
+          headers["Content-MD5"] = b64(md5)
+        end
         return { name = "UploadPart", method = "PUT", bucket = bucket, key = key,
           query = { partNumber = tostring(p.number), uploadId = upload_id },
-          headers = { ["Content-MD5"] = b64(md5) },
+          headers = headers,
           body = { file = path, offset = p.offset, length = p.length }, body_length = p.length,
           part = p, md5 = md5 }
       end,
@@ -169,14 +176,17 @@ return function(Client)
         if op._fail then return false, fail("LocalFileError", op._fail, bucket, key) end
         if not res then return false, perr2 end
         local etag = res.headers["etag"]
-        local want = '"' .. tohex(op.md5) .. '"'
+        local want = op.md5 and ('"' .. tohex(op.md5) .. '"') or nil
         -- The server's ETag of a part is the MD5 of what it stored.
-        if etag and etag ~= want and etag:match('^"%x+"$') then
+        if want and etag and etag ~= want and etag:match('^"%x+"$') then
           return false, fail("BadDigest", "part " .. op.part.number .. " ETag " .. etag .. " is not its MD5 "
             .. want, bucket, key)
         end
+        if not etag and not want then
+          return false, fail("MalformedResponse", "no ETag for part " .. op.part.number, bucket, key)
+        end
         done[op.part.number] = { number = op.part.number, size = op.part.length, etag = etag or want,
-          md5 = b64(op.md5) }
+          md5 = op.md5 and b64(op.md5) or nil }
         sent_parts = sent_parts + 1
         local sok, serr = save()
         if not sok then return false, serr end
@@ -208,8 +218,14 @@ return function(Client)
       ferr.upload_id = upload_id
       return nil, ferr
     end
-    local expected = '"' .. checksum.multipart_etag(md5s) .. '"'
     local etag = fin.etag
+    if not verify then
+      if cp_path then checkpoint.remove(cp_path) end
+      progress(0, true)
+      return { bucket = bucket, key = key, etag = etag, size = size, parts = #parts_plan,
+        resumed_from = resumed_from, upload_id = upload_id, verified = false }
+    end
+    local expected = '"' .. checksum.multipart_etag(md5s) .. '"'
     if not etag or etag == "" or etag == '""' then
       -- Some servers (radosgw) answer Complete with an empty ETag: ask.
       local h, herr = self:head_object(bucket, key)
