@@ -9,6 +9,7 @@ local credentials = require "objstore.credentials"
 local dialects = require "objstore.dialect"
 local retry = require "objstore.retry"
 local clock = require "objstore.clock"
+local failover = require "objstore.failover"
 local xml = require "objstore.xml"
 local core = require "objstore.core"
 
@@ -26,6 +27,7 @@ local OPTIONS = {
   session_token = "string", credentials = "any", addressing = "string", signature = "string",
   timeout = "number", connect_timeout = "number", tls = "table", transport = "any", proxy = "string",
   user_agent = "string", profile = "string", env = "table", max_connections = "number", retry = "any",
+  endpoints = "table", failover = "table",
 }
 
 local function check_options(opts)
@@ -82,12 +84,27 @@ function Client.new(opts)
     end
     region = "us-east-1"
   end
-  ep_url = ep_url or endpoint.default_url(provider, region)
-  local ep, eperr = endpoint.parse(ep_url)
-  if not ep then errors.argument("new", eperr, 2) end
-  self.endpoint, self.region = ep, region
+  if opts.endpoints and opts.endpoint then
+    errors.argument("new", "give endpoint or endpoints, not both", 2)
+  end
+  local urls = opts.endpoints or { ep_url or endpoint.default_url(provider, region) }
+  if #urls == 0 then errors.argument("new", "endpoints must list at least one URL", 2) end
+  local eps = {}
+  for i, u in ipairs(urls) do
+    local ep, eperr = endpoint.parse(u)
+    if not ep then errors.argument("new", (opts.endpoints and ("endpoints[" .. i .. "]: ") or "") .. eperr, 2) end
+    eps[i] = ep
+  end
+  local fo = opts.failover or {}
+  for k, v in pairs(fo) do
+    if (k ~= "threshold" and k ~= "cooldown") or type(v) ~= "number" or v <= 0 then
+      errors.argument("new", "failover." .. tostring(k) .. " must be threshold or cooldown, a positive number", 2)
+    end
+  end
+  self.endpoints = failover.new(eps, fo)
+  self.endpoint, self.region = eps[1], region
 
-  local addressing = opts.addressing or endpoint.default_addressing(ep, provider)
+  local addressing = opts.addressing or endpoint.default_addressing(eps[1], provider)
   if addressing ~= "virtual" and addressing ~= "path" then
     errors.argument("new", "addressing must be 'virtual' or 'path', got '" .. addressing .. "'", 2)
   end
@@ -242,7 +259,11 @@ function Client:_build(op)
     cerr.op, cerr.bucket, cerr.key = op.name, op.bucket, op.key
     return nil, cerr
   end
-  local ep = self.endpoint
+  -- Each attempt goes to the healthiest endpoint, avoiding the one that
+  -- just failed when there is another.
+  local member = self.endpoints:pick(op._member)
+  op._member = member
+  local ep = member.ep
   if self.provider == "oss" and op.bucket and not endpoint.dns_compatible(op.bucket, "http") then
     -- OSS serves buckets only as host names: a name that cannot be one is misuse.
     errors.argument(op.name, "'" .. op.bucket .. "' is not a valid OSS bucket name", 4)
@@ -265,8 +286,23 @@ function Client:_build(op)
     sink = op.sink, hashes = op.hashes, body_hashes = op.body_hashes, timeout = op.timeout }
 end
 
---- Turns a transport outcome into the operation's result or nil, err.
+--- Turns a transport outcome into the operation's result or nil, err,
+-- and tells the endpoint's circuit breaker how it went.
 function Client:_finish(op, res, terr)
+  local result, err = self:_finish_result(op, res, terr)
+  local m = op._member
+  if m then
+    if err and failover.counts_against(err) then
+      self.endpoints:failure(m)
+      err.endpoint = m.ep.url
+    elseif res then
+      self.endpoints:success(m)
+    end
+  end
+  return result, err
+end
+
+function Client:_finish_result(op, res, terr)
   if not res then
     local e = type(terr) == "table" and terr or { code = "TransportError", message = tostring(terr) }
     return nil, errors.new{ code = e.code or "TransportError", message = e.message or tostring(terr),
@@ -329,6 +365,11 @@ function Client:_call(op)
       if ra then err.retry_after = ra end
     end
     local delay, spent = policy:retry_delay(err, attempt, rewindable(op))
+    if not delay and failover.counts_against(err) and rewindable(op) and attempt < policy.max_attempts
+        + #self.endpoints.members - 1 and self.endpoints:usable_count() > 0 and #self.endpoints.members > 1 then
+      -- Another endpoint may work: fail over at once rather than give up.
+      delay, spent = 0, 0
+    end
     if not delay then return nil, err end
     cost = cost + (spent or 0)
     if op.on_retry then op.on_retry(err, attempt, delay) end

@@ -26,4 +26,9 @@ function _M.new(opts)
   return Client.new(opts)
 end
 
+--- Several clients as one replicated store; see objstore.replicated.
+function _M.replicated(opts)
+  return require("objstore.replicated").new(opts)
+end
+
 return _M

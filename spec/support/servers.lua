@@ -41,7 +41,9 @@ end
 function _M.client(srv, extra)
   local o = { endpoint = srv.endpoint, access_key = srv.access_key, secret_key = srv.secret_key,
     region = srv.region }
-  for k, v in pairs(extra or {}) do o[k] = v end
+  for k, v in pairs(extra or {}) do
+    if v == false then o[k] = nil else o[k] = v end -- false removes a default
+  end
   return objstore.new(o)
 end
 
