@@ -47,7 +47,7 @@ for run in $(seq "$RUNS"); do
   measure objstore up lua5.4 bench/transfer.lua up "$bucket" objstore.bin "$src" 4 8
   measure objstore-noverify up lua5.4 bench/transfer.lua up "$bucket" objstore-nv.bin "$src" 4 8 noverify
   measure awscli up /usr/bin/aws --endpoint-url "$OBJSTORE_TEST_ENDPOINT" s3 cp "$src" "s3://$bucket/aws.bin"
-  measure rclone up rclone copyto "$src" "rgw:$bucket/rclone.bin"
+  measure rclone up rclone copyto --ignore-times "$src" "rgw:$bucket/rclone.bin"
   url=$(presign PUT curl.bin)
   measure curl up curl -sf -T "$src" "$url"
 

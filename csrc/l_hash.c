@@ -253,6 +253,51 @@ static int l_hash_file(lua_State *L) {
   return 1;
 }
 
+#define HASH_JOB_CLASS "objstore.hash.job"
+
+static int l_job_gc(lua_State *L) {
+  os_hash_job *j = (os_hash_job *)osl_checkudata(L, 1, HASH_JOB_CLASS);
+  os_hash_job_free(j);
+  return 0;
+}
+
+/* job:wait() -> raw digest | nil, err (blocks until the thread is done). */
+static int l_job_wait(lua_State *L) {
+  os_hash_job *j = (os_hash_job *)osl_checkudata(L, 1, HASH_JOB_CLASS);
+  if (os_hash_job_wait(j) != 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, j->err);
+    return 2;
+  }
+  lua_pushlstring(L, (const char *)j->out, j->outlen);
+  return 1;
+}
+
+/* core.hash.file_async(alg, path, offset, length) -> job: the digest of a
+ * file range computed on a thread; job:wait() gives it. */
+static int l_hash_file_async(lua_State *L) {
+  os_hash_alg alg;
+  const char *name = luaL_checkstring(L, 1);
+  if (os_hash_alg_from_name(name, &alg) != 0) return luaL_argerror(L, 1, "unknown hash algorithm");
+  const char *path = luaL_checkstring(L, 2);
+  lua_Number off = luaL_optnumber(L, 3, 0), len = luaL_checknumber(L, 4);
+  if (!(off >= 0 && off < 9.0e15) || off != floor(off))
+    return luaL_argerror(L, 3, "offset: whole number >= 0");
+  if (!(len >= 0 && len < 9.0e15) || len != floor(len))
+    return luaL_argerror(L, 4, "length: whole number >= 0");
+  /* Zeroed userdata with its __gc first: start's allocations are then always freed. */
+  os_hash_job *j = (os_hash_job *)osl_newuserdata(L, sizeof *j);
+  memset(j, 0, sizeof *j);
+  luaL_getmetatable(L, HASH_JOB_CLASS);
+  lua_setmetatable(L, -2);
+  if (os_hash_job_start(j, alg, path, (long long)off, (long long)len) != 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, j->err);
+    return 2;
+  }
+  return 1;
+}
+
 static int l_hash_tohex(lua_State *L) {
   size_t len;
   const unsigned char *s = (const unsigned char *)check_string(L, 1, "bytes", &len);
@@ -297,13 +342,22 @@ static const luaL_Reg hash_methods[] = {
 };
 
 static const luaL_Reg hash_functions[] = {
-    {"new", l_hash_new},       {"md5", l_hash_md5},           {"sha1", l_hash_sha1},
-    {"sha256", l_hash_sha256}, {"hmac", l_hash_hmac},         {"file", l_hash_file},
-    {"tohex", l_hash_tohex},   {"tobase64", l_hash_tobase64}, {NULL, NULL},
+    {"new", l_hash_new},
+    {"md5", l_hash_md5},
+    {"sha1", l_hash_sha1},
+    {"sha256", l_hash_sha256},
+    {"hmac", l_hash_hmac},
+    {"file", l_hash_file},
+    {"file_async", l_hash_file_async},
+    {"tohex", l_hash_tohex},
+    {"tobase64", l_hash_tobase64},
+    {NULL, NULL},
 };
 
 int osl_open_hash(lua_State *L) {
+  static const luaL_Reg job_methods[] = {{"wait", l_job_wait}, {"__gc", l_job_gc}, {NULL, NULL}};
   osl_newclass(L, HASH_CLASS, hash_methods);
+  osl_newclass(L, HASH_JOB_CLASS, job_methods);
   osl_newlib(L, hash_functions);
   return 1;
 }

@@ -278,3 +278,49 @@ done:
   close(fd);
   return rc;
 }
+
+static void *hash_job_main(void *arg) {
+  os_hash_job *j = arg;
+  j->rc = os_hash_file(j->alg, j->path, j->offset, j->length, j->out, &j->outlen, j->err,
+                       sizeof j->err);
+  return NULL;
+}
+
+int os_hash_job_start(os_hash_job *j, os_hash_alg alg, const char *path, long long offset,
+                      long long length) {
+  size_t n = strlen(path);
+  j->path = malloc(n + 1);
+  j->thread = malloc(sizeof(pthread_t));
+  if (j->path == NULL || j->thread == NULL) {
+    snprintf(j->err, sizeof j->err, "out of memory");
+    return -1;
+  }
+  memcpy(j->path, path, n + 1);
+  j->alg = alg;
+  j->offset = offset;
+  j->length = length;
+  j->rc = -1;
+  if (pthread_create((pthread_t *)j->thread, NULL, hash_job_main, j) != 0) {
+    snprintf(j->err, sizeof j->err, "cannot start a hashing thread");
+    return -1;
+  }
+  j->started = 1;
+  return 0;
+}
+
+int os_hash_job_wait(os_hash_job *j) {
+  if (!j->started) return -1;
+  if (!j->joined) {
+    pthread_join(*(pthread_t *)j->thread, NULL);
+    j->joined = 1;
+  }
+  return j->rc;
+}
+
+void os_hash_job_free(os_hash_job *j) {
+  if (j->started && !j->joined) os_hash_job_wait(j);
+  free(j->path);
+  free(j->thread);
+  j->path = NULL;
+  j->thread = NULL;
+}

@@ -67,6 +67,27 @@ int os_hash_hmac(os_hash_alg alg, const void *key, size_t keylen, const void *da
 int os_hash_file(os_hash_alg alg, const char *path, long long offset, long long length,
                  unsigned char *out, size_t *outlen, char *err, size_t errlen);
 
+/* os_hash_file on a thread of its own, so a digest of the next part can be
+ * computed while the current parts are on the wire. Zero-initialise, then
+ * start; wait joins the thread (and may be called once); free releases what
+ * start took (waiting first if needed). */
+typedef struct {
+  int started, joined;
+  os_hash_alg alg;
+  char *path;
+  long long offset, length;
+  unsigned char out[OS_HASH_MAX_SIZE];
+  size_t outlen;
+  int rc;
+  char err[256];
+  void *thread; /* pthread_t, boxed to keep pthread.h out of this header */
+} os_hash_job;
+
+int os_hash_job_start(os_hash_job *j, os_hash_alg alg, const char *path, long long offset,
+                      long long length);
+int os_hash_job_wait(os_hash_job *j);
+void os_hash_job_free(os_hash_job *j);
+
 /* Describes (and clears) the most recent OpenSSL failure in buf. */
 void os_hash_error(char *buf, size_t size);
 

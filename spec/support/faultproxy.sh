@@ -28,6 +28,9 @@
 #   POST /__faults  {"slowdown":0.1,"internal":0.03,"reset_mid":{"rate":0.03,
 #                    "methods":["GET"]},"stall":0.02,"stall_seconds":3}
 #   GET /__faults, DELETE /__faults, GET /__faults/stats, DELETE /__faults/stats
+# A kind's value is a rate (0..1, of the requests it may apply to) or
+# {"rate":r,"methods":[...],"max":n,"match":"<Lua pattern on path?query>"};
+# top-level "methods"/"match" apply to every kind. Each request draws once.
 # Fault kinds (spec/support/faultproxy/state.lua): before forwarding
 # (the server never sees the request): slowdown (503 SlowDown XML), internal
 # (500 InternalError XML), reset (closed without a response), stall (held
@@ -118,6 +121,7 @@ http {
   upstream s3_upstream {
     server $UP_HOSTPORT;
     keepalive 32;
+    keepalive_timeout 20s;                    # below the server's own idle timeout
   }
 
   server {
@@ -136,7 +140,6 @@ http {
     proxy_buffering off;                      # stream response bodies
     proxy_read_timeout 120s;
     proxy_send_timeout 120s;
-    proxy_next_upstream off;                  # a request reaches the server at most once
 
     set \$fault "-";
     log_by_lua_block { require("faultproxy.access").log() }

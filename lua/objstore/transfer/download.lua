@@ -103,8 +103,17 @@ return function(Client)
     local resumed_from = 0
     for _, r in pairs(done) do resumed_from = resumed_from + r.length end
     local progress = runner.progress(opts.progress, size, resumed_from)
-    local hashes = { "md5" }
-    if self.dialect.crc64 then hashes[2] = "crc64ecma" end
+    -- Hash only what the check below will use: the CRC-64 on OSS, the range
+    -- MD5s when they add up to the ETag (one range of a single-part object,
+    -- or the object's own parts); nothing otherwise.
+    local hashes
+    if verify then
+      if crc_whole then
+        hashes = { "crc64ecma" }
+      elseif aligned or (not mp_count and (size <= threshold or #ranges == 1)) then
+        hashes = { "md5" }
+      end
+    end
 
     local queue = {}
     if size > 0 then

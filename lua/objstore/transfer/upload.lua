@@ -12,7 +12,8 @@ local core = require "objstore.core"
 local lfs = require "lfs"
 
 local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
-local hash_file, tohex, b64 = core.hash.file, core.hash.tohex, core.encode.base64_encode
+local hash_file, hash_async = core.hash.file, core.hash.file_async
+local tohex, b64 = core.hash.tohex, core.encode.base64_encode
 local sort = table.sort
 
 local UPLOAD_OPTS = { part_size = true, threshold = true, concurrency = true, checkpoint = true, progress = true,
@@ -153,16 +154,28 @@ return function(Client)
     end
     local qi = 1
     local sent_parts = 0
+    -- Content-MD5s are computed on threads a couple of parts ahead, so the
+    -- hashing of the next parts overlaps the sending of the current ones.
+    local jobs = {}
+    local function hash_ahead(i)
+      local p = queue[i]
+      if verify and p and not jobs[i] then jobs[i] = hash_async("md5", path, p.offset, p.length) or false end
+    end
     local ok, err = runner.run(self, {
       concurrency = opts.concurrency or 8,
       next = function()
         local p = queue[qi]
         if not p then return nil end
+        hash_ahead(qi)
+        local job = jobs[qi]
+        jobs[qi] = nil
         qi = qi + 1
+        for i = qi, qi + 1 do hash_ahead(i) end
         local md5, herr
         local headers = {}
         if verify then
-          md5, herr = hash_file("md5", path, p.offset, p.length)
+          if job then md5, herr = job:wait() end
+          if not md5 then md5, herr = hash_file("md5", path, p.offset, p.length) end
           if not md5 then return { name = "UploadPart", _fail = herr, part = p } end
           headers["Content-MD5"] = b64(md5)
         end

@@ -44,13 +44,14 @@ end
 
 --- Which fault (kind name) this request gets, or nil.
 local function draw(cfg, method, uri)
-  if cfg.path and not uri:find(cfg.path) then return nil end
+  if cfg.match and not uri:find(cfg.match) then return nil end
   local eligible, total = {}, 0
   for _, k in ipairs(state.KINDS) do
     local r = cfg.rates[k.name]
     if r then
       local methods = r.methods or cfg.methods
       local ok = (not methods or methods[method]) and not (k.body and method == "HEAD")
+        and not (r.match and not uri:find(r.match))
       if ok then
         eligible[#eligible + 1] = { k.name, r.rate }
         total = total + r.rate
@@ -72,12 +73,20 @@ function _M.run()
   state.incr("n:requests")
   state.incr("m:" .. method)
   local cfg = state.config()
-  local kind = cfg and draw(cfg, method, ngx.var.uri or "/")
+  local kind = cfg and draw(cfg, method, ngx.var.request_uri or "/")
+  if kind then
+    -- max: at most that many of this kind (counted since the last reset).
+    local n = state.incr("f:" .. kind)
+    local max = cfg.rates[kind].max
+    if max and n and n > max then
+      state.incr("f:" .. kind, -1)
+      kind = nil
+    end
+  end
   if not kind then
     state.incr("n:forwarded")
     return
   end
-  state.incr("f:" .. kind)
   state.incr("fm:" .. kind .. ":" .. method)
   ngx.var.fault = kind
   if kind == "slowdown" or kind == "internal" then

@@ -2,6 +2,8 @@
 --   GET    /__faults         the current configuration (JSON)
 --   POST   /__faults         set it: JSON, e.g. {"slowdown":0.1,"internal":
 --                            {"rate":0.03,"methods":["PUT"]},"stall_seconds":3}
+--                            (a kind: a rate, or {rate, methods, max, match};
+--                            see state.normalize)
 --   DELETE /__faults         no faults (counters kept)
 --   GET    /__faults/stats   the counters (JSON)
 --   DELETE /__faults/stats   zero the counters

@@ -45,6 +45,12 @@ local function method_set(list, where)
   return set
 end
 
+function _M.pattern(p, where)
+  if p == nil then return nil end
+  if type(p) ~= "string" or not pcall(string.find, "", p) then return nil, where .. " must be a Lua pattern" end
+  return p
+end
+
 --- Validates a configuration table and returns its normal form:
 -- { rates = { kind = { rate, methods = set|nil } }, stall_seconds, seed,
 --   methods = set|nil, path = pattern|nil } or nil, err.
@@ -53,7 +59,7 @@ function _M.normalize(cfg)
   local src = cfg.faults or cfg
   if type(src) ~= "table" then return nil, "faults must be an object" end
   local out = { rates = {}, stall_seconds = 3, methods = nil }
-  local known = { faults = true, methods = true, stall_seconds = true, seed = true, path = true }
+  local known = { faults = true, methods = true, stall_seconds = true, seed = true, match = true }
   for k in pairs(cfg) do
     if not known[k] and not KIND[k] then return nil, "unknown setting '" .. tostring(k) .. "'" end
   end
@@ -72,26 +78,33 @@ function _M.normalize(cfg)
   end
   if cfg.seed ~= nil and not tonumber(cfg.seed) then return nil, "seed must be a number" end
   out.seed = tonumber(cfg.seed)
-  if cfg.path ~= nil then
-    if type(cfg.path) ~= "string" or not pcall(string.find, "", cfg.path) then
-      return nil, "path must be a Lua pattern"
-    end
-    out.path = cfg.path
-  end
+  out.match, err = _M.pattern(cfg.match, "match")
+  if err then return nil, err end
   local total = 0
   for _, k in ipairs(_M.KINDS) do
     local v = src[k.name]
     if v ~= nil then
-      local rate, methods = v, nil
+      local rate, methods, max, match = v, nil, nil, nil
       if type(v) == "table" then
+        for f in pairs(v) do
+          if f ~= "rate" and f ~= "methods" and f ~= "max" and f ~= "match" then
+            return nil, k.name .. ": unknown setting '" .. tostring(f) .. "'"
+          end
+        end
         rate = v.rate
         methods, err = method_set(v.methods, k.name)
+        if err then return nil, err end
+        if v.max ~= nil then
+          max = tonumber(v.max)
+          if not max or max < 0 or max % 1 ~= 0 then return nil, k.name .. ": max must be a whole number" end
+        end
+        match, err = _M.pattern(v.match, k.name .. ": match")
         if err then return nil, err end
       end
       rate = tonumber(rate)
       if not rate or rate < 0 or rate > 1 then return nil, k.name .. ": rate must be a number 0..1" end
       if rate > 0 then
-        out.rates[k.name] = { rate = rate, methods = methods }
+        out.rates[k.name] = { rate = rate, methods = methods, max = max, match = match }
         total = total + rate
       end
     end
@@ -110,9 +123,11 @@ function _M.describe(n)
     return t
   end
   local faults = {}
-  for name, r in pairs(n.rates) do faults[name] = { rate = r.rate, methods = list(r.methods) } end
+  for name, r in pairs(n.rates) do
+    faults[name] = { rate = r.rate, methods = list(r.methods), max = r.max, match = r.match }
+  end
   return { faults = faults, methods = list(n.methods), stall_seconds = n.stall_seconds, seed = n.seed,
-    path = n.path }
+    match = n.match }
 end
 
 local cache_version, cache_cfg = -1, nil
@@ -151,6 +166,7 @@ end
 
 function _M.incr(key, by)
   local v, err = dict:incr(key, by or 1, 0)
+  if v and v < 0 then v = dict:incr(key, -v) end
   if not v then ngx.log(ngx.ERR, "faultproxy: counter ", key, ": ", err) end
   return v
 end
