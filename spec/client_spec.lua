@@ -364,6 +364,16 @@ for _, srv in ipairs(servers.list()) do
         assert(skewed:list_buckets())
       end)
 
+      it("reports a TLS failure as a transport error, verification on by default", function()
+        -- TLS to a plain-HTTP port: the handshake fails; no crash, no retry storm.
+        local tls = objstore.new{ endpoint = srv.endpoint:gsub("^http:", "https:"), access_key = "a", secret_key = "b",
+          connect_timeout = 2, retry = { max_attempts = 2, base_delay = 0.01 } }
+        local _, err = tls:list_buckets()
+        assert.is_table(err)
+        assert.is_nil(err.status)
+        assert.matches("TLS", err.code .. " " .. tostring(err.message))
+      end)
+
       it("names the operation, bucket and key in errors", function()
         local _, err = c:head_object(bucket, "nope/nope")
         assert.equals(404, err.status)

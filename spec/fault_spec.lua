@@ -78,7 +78,7 @@ end
 
 for _, srv in ipairs(servers.list()) do
   if srv.name == "rgw" then
-    describe("fault injection through a proxy in front of rgw #server", function()
+    describe("fault injection through a proxy in front of rgw #server #slow", function()
       local fp, direct, bucket, dir
       local P = 5 * MiB
       local RETRY = { max_attempts = 10, base_delay = 0.05, max_delay = 1 }
@@ -197,7 +197,7 @@ for _, srv in ipairs(servers.list()) do
 
         local c = proxied()
         assert(fp:set{ slowdown = 0.10, internal = 0.03, stall = 0.02,
-          reset_mid = { rate = 0.03, methods = { "GET", "PUT" } }, stall_seconds = 3 })
+          reset_mid = { rate = 0.03, methods = { "GET", "PUT", "POST" } }, stall_seconds = 3 })
         local t0 = core.time.monotonic()
         local failed, multipart = {}, 0
         for _, o in ipairs(objs) do

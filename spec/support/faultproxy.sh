@@ -212,7 +212,7 @@ cmd_start() {
   echo "$UPSTREAM" >"$D/upstream"
   local out
   out=$(nginx -t -q -p "$D" -e "$D/error.log" -c "$CONF" 2>&1) || die "nginx -t rejected $CONF: $out"
-  : >"$D/nginx.out"
+  : >"$D/nginx.out"; : >"$D/access.log"; : >"$D/error.log"
   setsid nginx -p "$D" -e "$D/error.log" -c "$CONF" </dev/null >>"$D/nginx.out" 2>&1 9>&- &
   echo $! >"$PIDFILE"
   local deadline=$(( $(now) + TIMEOUT ))

@@ -8,6 +8,7 @@ local mime = require "objstore.mime"
 local xml = require "objstore.xml"
 local checksum = require "objstore.checksum"
 local core = require "objstore.core"
+local clock = require "objstore.clock"
 
 local type, ipairs, tostring = type, ipairs, tostring
 local uri_encode = core.encode.uri_encode
@@ -33,8 +34,12 @@ return function(Client)
     local headers = {}
     if not opts.content_type then headers["Content-Type"] = mime.guess(key) or mime.DEFAULT end
     common.upload_headers(self, opts, headers)
-    return self:_call{ name = "CreateMultipartUpload", method = "POST", bucket = bucket, key = key,
-      query = { uploads = true }, headers = headers, parse = function(res, op)
+    local started, lost_answer = self:now(), false
+    local up, err = self:_call{ name = "CreateMultipartUpload", method = "POST", bucket = bucket, key = key,
+      query = { uploads = true }, headers = headers,
+      -- An attempt that got no answer may still have created an upload.
+      on_retry = function(e) if e.status == nil then lost_answer = true end end,
+      parse = function(res, op)
         local t, err = self:_parse_xml(res, op)
         if not t then return nil, err end
         if type(t.upload_id) ~= "string" or t.upload_id == "" then
@@ -43,6 +48,20 @@ return function(Client)
         end
         return { upload_id = t.upload_id, bucket = bucket, key = key, request_id = self:_request_id(res) }
       end }
+    if up and lost_answer and not self._dry_run then
+      -- Abort the uploads the unanswered attempts created: same key, begun
+      -- during this call, not ours. (Another writer starting an upload of the
+      -- same key in these same seconds would lose it too; S3 offers no
+      -- idempotency token to tell them apart.)
+      local list = self:list_multipart_uploads(bucket, { prefix = key })
+      for _, u in ipairs(list and list.uploads or {}) do
+        local t = clock.parse(u.initiated)
+        if u.key == key and u.upload_id ~= up.upload_id and t and t >= started - 2 and t <= self:now() + 2 then
+          self:abort_multipart_upload(bucket, key, u.upload_id)
+        end
+      end
+    end
+    return up, err
   end
 
   --- upload_part(bucket, key, upload_id, part_number, body, opts) -> { etag, part_number, size }

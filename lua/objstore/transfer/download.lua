@@ -122,6 +122,15 @@ return function(Client)
         if not done[r.number] then queue[#queue + 1] = r end
       end
     end
+    -- A range that arrives short (a proxy that ends the body early without a
+    -- Content-Length) is an error of that attempt, so the runner retries it.
+    local function check_length(res, op)
+      if res.bytes ~= op.range.length then
+        return nil, fail("BodyTruncated", "range " .. op.range.number .. " returned " .. tostring(res.bytes)
+          .. " of " .. op.range.length .. " bytes", bucket, key, { retryable = true })
+      end
+      return res
+    end
     local qi, ranges_done = 1, 0
     local rok, rerr = runner.run(self, {
       concurrency = opts.concurrency or 8,
@@ -136,7 +145,7 @@ return function(Client)
           headers["Range"] = "bytes=" .. r.offset .. "-" .. (r.offset + r.length - 1)
         end
         return { name = "GetObject", method = "GET", bucket = bucket, key = key, headers = headers, query = query,
-          sink = { file = part_path, offset = r.offset }, hashes = hashes, range = r }
+          sink = { file = part_path, offset = r.offset }, hashes = hashes, range = r, parse = check_length }
       end,
       done = function(op, res, err)
         if not res then
@@ -145,10 +154,6 @@ return function(Client)
               .. ")"
           end
           return false, err
-        end
-        if res.bytes ~= op.range.length then
-          return false, fail("BodyTruncated", "range " .. op.range.number .. " returned " .. tostring(res.bytes)
-            .. " of " .. op.range.length .. " bytes", bucket, key, { retryable = true })
         end
         local h = res.hashes or {}
         done[op.range.number] = { number = op.range.number, offset = op.range.offset, length = op.range.length,

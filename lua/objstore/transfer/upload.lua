@@ -245,6 +245,9 @@ return function(Client)
       if not h then return nil, herr end
       etag = h.etag
     end
+    -- Servers differ in quoting the ETag (radosgw drops the quotes when it
+    -- answers a retried Complete): compare the value.
+    if etag and not etag:find('^"') then etag = '"' .. etag .. '"' end
     if etag ~= expected then
       return nil, fail("BadDigest", "object ETag " .. tostring(etag) .. " is not the MD5 of the part MD5s "
         .. expected, bucket, key)
