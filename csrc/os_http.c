@@ -842,47 +842,28 @@ static void fail_all(os_http_session *s, os_http_xfer **xs, size_t n, CURLMcode 
   }
 }
 
-int os_http_perform(os_http_session *s, os_http_xfer **xs, size_t n, size_t max_concurrent) {
-  size_t maxc = max_concurrent ? max_concurrent : (size_t)s->max_connections;
-  size_t next = 0, active = 0;
-  CURLMcode mc = CURLM_OK;
-  s->busy = 1;
-  for (;;) {
-    while (active < maxc && next < n) {
-      os_http_xfer *x = xs[next++];
-      if (x->err != OS_HTTP_OK || x->done) {
-        x->done = 1;
-        continue;
-      }
-      if (xfer_start(s, x) == 0) active++;
-    }
-    if (active == 0 && next >= n) break;
+/* os_http_perform is os_http_run pulling from an array. */
+struct array_source {
+  os_http_xfer **xs;
+  size_t n, next;
+};
 
-    int running = 0;
-    mc = curl_multi_perform(s->multi, &running);
-    if (mc != CURLM_OK) break;
-    int finished = 0, queued = 0;
-    CURLMsg *m;
-    while ((m = curl_multi_info_read(s->multi, &queued)) != NULL) {
-      if (m->msg != CURLMSG_DONE) continue;
-      CURL *e = m->easy_handle;
-      CURLcode result = m->data.result; /* m is invalid once e is removed */
-      char *priv = NULL;
-      curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
-      xfer_finish(s, (os_http_xfer *)(void *)priv, result);
-      active--;
-      finished++;
-    }
-    /* Refill at once after completions; otherwise wait for socket activity
-     * or curl's next timeout (poll caps the wait at curl's own timer). */
-    if (finished == 0 && active > 0) {
-      mc = curl_multi_poll(s->multi, NULL, 0, 1000, NULL);
-      if (mc != CURLM_OK) break;
-    }
-  }
-  if (mc != CURLM_OK) fail_all(s, xs, n, mc);
-  s->busy = 0;
-  return mc == CURLM_OK ? 0 : -1;
+static os_http_xfer *array_pull(void *ud) {
+  struct array_source *a = ud;
+  return a->next < a->n ? a->xs[a->next++] : NULL;
+}
+
+static void array_done(void *ud, os_http_xfer *x) {
+  (void)ud;
+  (void)x; /* the caller reads each transfer's result fields afterwards */
+}
+
+int os_http_perform(os_http_session *s, os_http_xfer **xs, size_t n, size_t max_concurrent) {
+  struct array_source a = {xs, n, 0};
+  if (os_http_run(s, array_pull, array_done, &a, max_concurrent) == 0) return 0;
+  /* The multi handle failed: the transfers never started carry that too. */
+  fail_all(s, xs, n, CURLM_INTERNAL_ERROR);
+  return -1;
 }
 
 int os_http_run(os_http_session *s, os_http_pull_fn pull, os_http_done_fn done, void *ud,

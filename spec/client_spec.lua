@@ -9,12 +9,7 @@ local AWKWARD_KEYS = { "with space.txt", "unicode-\195\169\228\184\173\240\159\1
   "percent%41%", "q?mark", "hash#tag", "eq=and&amp", "double//slash", "trailing/", "tilde~star*(paren)!'",
   "dots/./and/../x", "semi;colon,comma$dollar@at" }
 
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(lfs.mkdir(d))
-  return d
-end
+local tmpdir = servers.tmpdir
 
 for _, srv in ipairs(servers.list()) do
   describe("client on " .. srv.name .. " #server", function()

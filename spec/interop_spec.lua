@@ -23,9 +23,7 @@ for _, srv in ipairs(servers.list()) do
       c = servers.client(srv)
       bucket = servers.bucket_name("io")
       assert(c:create_bucket(bucket))
-      dir = os.tmpname()
-      os.remove(dir)
-      assert(lfs.mkdir(dir))
+      dir = servers.tmpdir()
       env = "AWS_ACCESS_KEY_ID=" .. servers.q(srv.access_key) .. " AWS_SECRET_ACCESS_KEY=" .. servers.q(srv.secret_key)
         .. " AWS_REGION=" .. servers.q(srv.region) .. " AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null"
         .. " AWS_SHARED_CREDENTIALS_FILE=/dev/null "

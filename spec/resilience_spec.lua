@@ -1,7 +1,6 @@
 -- Failover across endpoints and replicated writes, against the real servers.
 local servers = require "servers"
 local objstore = require "objstore"
-local lfs = require "lfs"
 
 local function srv_by_name(name)
   for _, s in ipairs(servers.list()) do
@@ -65,9 +64,7 @@ describe("replicated #server #slow", function()
   local dir
 
   setup(function()
-    dir = os.tmpname()
-    os.remove(dir)
-    assert(lfs.mkdir(dir))
+    dir = servers.tmpdir()
   end)
 
   teardown(function()

@@ -8,12 +8,7 @@ local lfs = require "lfs"
 
 local MiB = 1024 * 1024
 
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(lfs.mkdir(d))
-  return d
-end
+local tmpdir = servers.tmpdir
 
 --- Writes n pseudo-random bytes (deterministic per seed) with dd from urandom
 -- for big files, Lua for small ones; returns the path and its MD5 hex.

@@ -142,10 +142,10 @@ end
 
 --- Reads from the first replica that answers; a failure (including a 404
 -- from a replica that missed the write) falls back to the next.
-function Replicated:get_object(bucket, key, opts)
+local function read_first(self, method, bucket, key, opts)
   local first_err
   for i, c in ipairs(self.clients) do
-    local r, err = c:get_object(bucket, key, opts)
+    local r, err = c[method](c, bucket, key, opts)
     if r then
       r.replica = i
       return r
@@ -155,17 +155,12 @@ function Replicated:get_object(bucket, key, opts)
   return nil, first_err
 end
 
+function Replicated:get_object(bucket, key, opts)
+  return read_first(self, "get_object", bucket, key, opts)
+end
+
 function Replicated:head_object(bucket, key, opts)
-  local first_err
-  for i, c in ipairs(self.clients) do
-    local r, err = c:head_object(bucket, key, opts)
-    if r then
-      r.replica = i
-      return r
-    end
-    first_err = first_err or err
-  end
-  return nil, first_err
+  return read_first(self, "head_object", bucket, key, opts)
 end
 
 --- Replays the journal: copies each missed put from a replica that has the

@@ -79,6 +79,15 @@ function _M.cleanup(client, bucket)
   return false
 end
 
+--- A fresh empty directory under /tmp.
+function _M.tmpdir()
+  local lfs = require "lfs"
+  local d = os.tmpname()
+  os.remove(d)
+  assert(lfs.mkdir(d))
+  return d
+end
+
 function _M.read_file(path)
   local f = io.open(path, "rb")
   if not f then return nil end
