@@ -324,6 +324,24 @@ for _, srv in ipairs(servers.list()) do
         assert.equals(md5, file_md5(out))
         assert.equals(2 * P + 4321, r.size)
       end)
+
+      it("completes a run through the second endpoint when the first is killed mid-run", function()
+        local c = proxied{ endpoint = false, endpoints = { fp.endpoint, srv.endpoint },
+          failover = { threshold = 2, cooldown = 60 } }
+        for i = 1, 40 do
+          if i == 15 then assert.is_true((servers.sh("bash spec/support/faultproxy.sh stop"))) end
+          local body = ("object %d "):format(i):rep(200)
+          assert(c:put_object(bucket, "failover/" .. i, body))
+          assert.equals(body, assert(c:get_object(bucket, "failover/" .. i)).body)
+        end
+        local first, second = c.endpoints.members[1], c.endpoints.members[2]
+        assert.equals("open", first.state)
+        assert.is_true(first.errors >= 2)
+        assert.equals(0, second.errors)
+        -- bring the proxy back for whoever runs next
+        assert.is_true((servers.sh("FAULTPROXY_UPSTREAM=" .. servers.q(srv.endpoint)
+          .. " bash spec/support/faultproxy.sh start")))
+      end)
     end)
   end
 end
