@@ -8,12 +8,12 @@ set -euo pipefail
 build_pkgs=(gcc make pkg-config libcurl4-openssl-dev libssl-dev libxml2-dev
   lua5.1 lua5.2 lua5.3 lua5.4 liblua5.1-0-dev liblua5.2-dev liblua5.3-dev liblua5.4-dev
   luajit2 libluajit2-5.1-dev lua-cjson lua-filesystem luarocks)
-test_pkgs=(lua-busted lua-check python3-boto3 awscli curl)
+test_pkgs=(lua-busted lua-check clang-format python3-boto3 awscli curl)
 rgw_pkgs=(radosgw ceph-mon ceph-osd ceph-common uuid-runtime curl)
 server_pkgs=("${rgw_pkgs[@]}"
   swift swift-proxy swift-object swift-container swift-account python3-swift memcached
   nginx libnginx-mod-http-lua curl)
-peer_pkgs=(awscli rclone hyperfine)
+peer_pkgs=(awscli rclone hyperfine time)
 
 want=()
 case "${1:-test}" in
