@@ -229,22 +229,35 @@ static int l_hash_hmac(lua_State *L) {
 
 /* Text forms of arbitrary bytes, built in a luaL_Buffer so that a long input
  * cannot leak scratch memory if the push raises. */
+/* Arguments of core.hash.file and file_async: alg, path, offset, length. */
+typedef struct {
+  os_hash_alg alg;
+  const char *path;
+  long long offset, length;
+} file_args;
+
+static void check_file_args(lua_State *L, file_args *a) {
+  const char *name = luaL_checkstring(L, 1);
+  if (os_hash_alg_from_name(name, &a->alg) != 0) luaL_argerror(L, 1, "unknown hash algorithm");
+  a->path = luaL_checkstring(L, 2);
+  lua_Number off = luaL_optnumber(L, 3, 0), len = luaL_checknumber(L, 4);
+  if (!(off >= 0 && off < 9.0e15) || off != floor(off))
+    luaL_argerror(L, 3, "offset: whole number >= 0");
+  if (!(len >= 0 && len < 9.0e15) || len != floor(len))
+    luaL_argerror(L, 4, "length: whole number >= 0");
+  a->offset = (long long)off;
+  a->length = (long long)len;
+}
+
 /* core.hash.file(alg, path, offset, length) -> raw digest | nil, err: the
  * digest of a file range, read in C (multipart parts never pass through Lua). */
 static int l_hash_file(lua_State *L) {
-  os_hash_alg alg;
-  const char *name = luaL_checkstring(L, 1);
-  if (os_hash_alg_from_name(name, &alg) != 0) return luaL_argerror(L, 1, "unknown hash algorithm");
-  const char *path = luaL_checkstring(L, 2);
-  lua_Number off = luaL_optnumber(L, 3, 0), len = luaL_checknumber(L, 4);
-  if (!(off >= 0 && off < 9.0e15) || off != floor(off))
-    return luaL_argerror(L, 3, "offset: whole number >= 0");
-  if (!(len >= 0 && len < 9.0e15) || len != floor(len))
-    return luaL_argerror(L, 4, "length: whole number >= 0");
+  file_args a;
+  check_file_args(L, &a);
   unsigned char out[OS_HASH_MAX_SIZE];
   size_t outlen = 0;
   char err[256];
-  if (os_hash_file(alg, path, (long long)off, (long long)len, out, &outlen, err, sizeof err) != 0) {
+  if (os_hash_file(a.alg, a.path, a.offset, a.length, out, &outlen, err, sizeof err) != 0) {
     lua_pushnil(L);
     lua_pushstring(L, err);
     return 2;
@@ -276,21 +289,14 @@ static int l_job_wait(lua_State *L) {
 /* core.hash.file_async(alg, path, offset, length) -> job: the digest of a
  * file range computed on a thread; job:wait() gives it. */
 static int l_hash_file_async(lua_State *L) {
-  os_hash_alg alg;
-  const char *name = luaL_checkstring(L, 1);
-  if (os_hash_alg_from_name(name, &alg) != 0) return luaL_argerror(L, 1, "unknown hash algorithm");
-  const char *path = luaL_checkstring(L, 2);
-  lua_Number off = luaL_optnumber(L, 3, 0), len = luaL_checknumber(L, 4);
-  if (!(off >= 0 && off < 9.0e15) || off != floor(off))
-    return luaL_argerror(L, 3, "offset: whole number >= 0");
-  if (!(len >= 0 && len < 9.0e15) || len != floor(len))
-    return luaL_argerror(L, 4, "length: whole number >= 0");
+  file_args a;
+  check_file_args(L, &a);
   /* Zeroed userdata with its __gc first: start's allocations are then always freed. */
   os_hash_job *j = (os_hash_job *)osl_newuserdata(L, sizeof *j);
   memset(j, 0, sizeof *j);
   luaL_getmetatable(L, HASH_JOB_CLASS);
   lua_setmetatable(L, -2);
-  if (os_hash_job_start(j, alg, path, (long long)off, (long long)len) != 0) {
+  if (os_hash_job_start(j, a.alg, a.path, a.offset, a.length) != 0) {
     lua_pushnil(L);
     lua_pushstring(L, j->err);
     return 2;

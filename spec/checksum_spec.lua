@@ -419,3 +419,34 @@ describe("objstore.checksum", function()
     end
   end)
 end)
+
+describe("file-range digests (core.hash.file, file_async)", function()
+  local core = require "objstore.core"
+  local hash = core.hash
+
+  it("equal the digest of the same bytes, in C and on a thread", function()
+    local path = os.tmpname()
+    local t = {}
+    for i = 1, 300000 do t[i] = string.char((i * 7919) % 256) end
+    local data = table.concat(t)
+    local f = assert(io.open(path, "wb"))
+    f:write(data)
+    f:close()
+    for _, r in ipairs{ { 0, #data }, { 1, 12345 }, { 299999, 1 }, { 5000, 0 } } do
+      local want = hash.md5(data:sub(r[1] + 1, r[1] + r[2]))
+      assert.equals(want, hash.file("md5", path, r[1], r[2]))
+      assert.equals(want, hash.file_async("md5", path, r[1], r[2]):wait())
+    end
+    assert.equals(hash.sha256(data), hash.file("sha256", path, 0, #data))
+    -- a range past the end is an error, not a short digest
+    local d, err = hash.file("md5", path, #data - 10, 20)
+    assert.is_nil(d)
+    assert.matches("shorter", err)
+    d, err = hash.file_async("md5", path .. ".missing", 0, 1):wait()
+    assert.is_nil(d)
+    assert.matches("No such file", err)
+    os.remove(path)
+    assert.has_error(function() hash.file("md9", path, 0, 1) end)
+    assert.has_error(function() hash.file("md5", path, -1, 1) end)
+  end)
+end)
