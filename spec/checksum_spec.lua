@@ -421,7 +421,6 @@ describe("objstore.checksum", function()
 end)
 
 describe("file-range digests (core.hash.file, file_async)", function()
-  local core = require "objstore.core"
   local hash = core.hash
 
   it("equal the digest of the same bytes, in C and on a thread", function()
