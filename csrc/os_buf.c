@@ -36,16 +36,6 @@ int os_buf_grow(os_buf *b, size_t extra) {
   return 1;
 }
 
-void os_buf_add(os_buf *b, const void *p, size_t n) {
-  if (n == 0 || !os_buf_reserve(b, n)) return;
-  memcpy(b->data + b->len, p, n);
-  b->len += n;
-}
-
-void os_buf_adds(os_buf *b, const char *s) {
-  os_buf_add(b, s, strlen(s));
-}
-
 void os_buf_addhex(os_buf *b, const unsigned char *p, size_t n) {
   static const char digits[] = "0123456789abcdef";
   if (!os_buf_reserve(b, 2 * n)) return;

@@ -7,6 +7,7 @@
 #define OBJSTORE_OS_BUF_H
 
 #include <stddef.h>
+#include <string.h>
 
 typedef struct os_buf {
   char *data;
@@ -19,7 +20,6 @@ void os_buf_reset(os_buf *b);
 void os_buf_free(os_buf *b);
 /* Slow path of os_buf_reserve: grows the allocation. */
 int os_buf_grow(os_buf *b, size_t extra);
-void os_buf_add(os_buf *b, const void *p, size_t n);
 
 /* Inline because signing appends byte by byte on its hot path. */
 static inline int os_buf_reserve(os_buf *b, size_t extra) {
@@ -31,7 +31,15 @@ static inline int os_buf_reserve(os_buf *b, size_t extra) {
 static inline void os_buf_addc(os_buf *b, char c) {
   if (os_buf_reserve(b, 1)) b->data[b->len++] = c;
 }
-void os_buf_adds(os_buf *b, const char *s);
+
+static inline void os_buf_add(os_buf *b, const void *p, size_t n) {
+  if (n == 0 || !os_buf_reserve(b, n)) return;
+  memcpy(b->data + b->len, p, n);
+  b->len += n;
+}
+static inline void os_buf_adds(os_buf *b, const char *s) {
+  os_buf_add(b, s, strlen(s));
+}
 /* Appends the lowercase hex of n bytes. */
 void os_buf_addhex(os_buf *b, const unsigned char *p, size_t n);
 /* Returns a NUL-terminated view of the contents (the NUL is not counted). */

@@ -19,24 +19,26 @@ const unsigned char os_uri_unreserved_table[256] = {
 };
 #undef U1
 
-/* Callers have reserved 3 bytes per input byte. */
-static inline void add_pct(os_buf *out, unsigned char c) {
-  char *o = out->data + out->len;
+/* Writers below keep the output position in a local: a store through a
+ * char pointer may alias out->len, which would be reloaded every byte. */
+static inline char *put_pct(char *o, unsigned char c) {
   o[0] = '%';
   o[1] = HEXU[c >> 4];
   o[2] = HEXU[c & 15];
-  out->len += 3;
+  return o + 3;
 }
 
 void os_uri_encode(os_buf *out, const char *s, size_t n, int keep_slash) {
   if (!os_buf_reserve(out, n * 3)) return;
+  char *o = out->data + out->len;
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
     if (os_uri_unreserved(c) || (keep_slash && c == '/'))
-      out->data[out->len++] = (char)c;
+      *o++ = (char)c;
     else
-      add_pct(out, c);
+      o = put_pct(o, c);
   }
+  out->len = (size_t)(o - out->data);
 }
 
 static int hexval(unsigned char c) {
@@ -69,22 +71,24 @@ void os_uri_decode(os_buf *out, const char *s, size_t n) {
 
 void os_uri_normalize_path(os_buf *out, const char *s, size_t n) {
   if (!os_buf_reserve(out, n * 3)) return;
+  char *o = out->data + out->len;
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
     int v = pct_at(s, n, i);
     if (v >= 0) {
       /* A decoded byte is data, so a decoded '/' stays encoded. */
       if (os_uri_unreserved((unsigned char)v))
-        out->data[out->len++] = (char)v;
+        *o++ = (char)v;
       else
-        add_pct(out, (unsigned char)v);
+        o = put_pct(o, (unsigned char)v);
       i += 2;
     } else if (c == '/' || os_uri_unreserved(c)) {
-      out->data[out->len++] = (char)c;
+      *o++ = (char)c;
     } else {
-      add_pct(out, c);
+      o = put_pct(o, c);
     }
   }
+  out->len = (size_t)(o - out->data);
 }
 
 void os_base64_encode(os_buf *out, const unsigned char *p, size_t n) {
