@@ -204,6 +204,18 @@ for _, srv in ipairs(servers.list()) do
       assert.equals(md5, file_md5(dir .. "/copy.back"))
     end)
 
+    it("works over a transport that has only request() (one part at a time)", function()
+      local curl = require("objstore.transport.curl").new{}
+      local plain = { request = function(_, req) return curl:request(req) end }
+      local c2 = servers.client(srv, { transport = plain })
+      local path, md5 = make_file(dir, "plain-transport", 2 * P + 5)
+      local up = assert(c2:upload_file(bucket, "plain/obj", path, { part_size = P }))
+      assert.equals(3, up.parts)
+      assert(c2:download_file(bucket, "plain/obj", dir .. "/plain.back", { part_size = P }))
+      assert.equals(md5, file_md5(dir .. "/plain.back"))
+      curl:close()
+    end)
+
     it("lists and aborts incomplete uploads", function()
       for i = 1, 3 do assert(c:create_multipart_upload(bucket, "junk/" .. i)) end
       local list = assert(c:list_incomplete_uploads(bucket, "junk/"))

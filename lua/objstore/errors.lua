@@ -2,7 +2,8 @@
 -- `{ code, message, status, request_id, host_id, retryable, op, bucket, key, ... }`
 -- with a `__tostring` that reads like a log line. Misuse (wrong argument
 -- types, closed objects) raises instead; see `errors.argument`.
-local type, tostring, setmetatable, getmetatable, error = type, tostring, setmetatable, getmetatable, error
+local type, tostring, setmetatable, getmetatable, error, pairs =
+  type, tostring, setmetatable, getmetatable, error, pairs
 local concat = table.concat
 
 local _M = {}
@@ -44,6 +45,14 @@ end
 function _M.new(t)
   if t.retryable == nil then t.retryable = _M.is_retryable_code(t.code, t.status) end
   return setmetatable(t, mt)
+end
+
+--- A runtime failure found by objstore itself (not reported by a server):
+-- not retryable unless `extra` says otherwise.
+function _M.failure(op, code, message, bucket, key, extra)
+  local e = { code = code, message = message, op = op, bucket = bucket, key = key, retryable = false }
+  for k, v in pairs(extra or {}) do e[k] = v end
+  return _M.new(e)
 end
 
 function _M.is_error(v)

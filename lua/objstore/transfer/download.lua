@@ -28,9 +28,7 @@ local DOWNLOAD_OPTS = { part_size = true, threshold = true, concurrency = true, 
   version_id = true, verify = true, on_part = true }
 
 local function fail(code, message, bucket, key, extra)
-  local e = { code = code, message = message, op = "DownloadFile", bucket = bucket, key = key, retryable = false }
-  for k, v in pairs(extra or {}) do e[k] = v end
-  return errors.new(e)
+  return errors.failure("DownloadFile", code, message, bucket, key, extra)
 end
 
 local function touch(path)

@@ -7,8 +7,8 @@
 -- `next` hands out the next operation (or nil when none is ready); `done`
 -- gets each outcome once retries are over and may return false, err to
 -- stop the run. Operations waiting for a retry are held back until their
--- backoff has passed. With a transport that has `request_many`, a batch of
--- up to `concurrency` requests is in flight at once.
+-- backoff has passed. Up to `concurrency` requests are in flight at once on
+-- a transport with `run` (the curl one); others get one at a time.
 local core = require "objstore.core"
 
 local monotonic, sleep = core.time.monotonic, core.time.sleep
@@ -59,73 +59,45 @@ function _M.run(client, spec)
     if d > 0 then sleep(d) end
   end
 
-  if transport.run then
-    -- Pull model: a new part starts the moment a slot frees.
-    local stop_err
-    local inflight = {}
-    local function source()
-      while not stop_err do
-        local op = take()
-        if not op then return nil end
-        policy:before_attempt()
-        local treq, berr = client:_build(op)
-        if treq then
-          inflight[treq] = op
-          return treq
-        end
-        local ok, e = spec.done(op, nil, berr)
-        if ok == false then stop_err = e end
-      end
-      return nil
-    end
-    local function on_done(treq, res, terr)
-      local op = inflight[treq]
-      inflight[treq] = nil
-      local ok, e = settle(op, res, terr)
-      if ok == false and not stop_err then stop_err = e end
-    end
+  -- Pull model: a new request starts the moment a slot frees. A transport
+  -- without run() (a custom one) gets the same loop, one request at a time.
+  local run = transport.run and function(source, on_done)
+    transport:run(source, on_done, concurrency)
+  end or function(source, on_done)
     while true do
-      transport:run(source, on_done, concurrency)
-      if stop_err then return nil, stop_err end
-      if #waiting == 0 then return true end
-      soonest_wait()
+      local treq = source()
+      if not treq then return end
+      on_done(treq, transport:request(treq))
     end
   end
-
-  while true do
-    local batch, reqs = {}, {}
-    while #batch < concurrency do
+  local stop_err
+  local inflight = {}
+  local function source()
+    while not stop_err do
       local op = take()
-      if not op then break end
+      if not op then return nil end
       policy:before_attempt()
       local treq, berr = client:_build(op)
-      if not treq then
-        local ok, stop = spec.done(op, nil, berr)
-        if ok == false then return nil, stop end
-      else
-        batch[#batch + 1] = op
-        reqs[#reqs + 1] = treq
+      if treq then
+        inflight[treq] = op
+        return treq
       end
+      local ok, e = spec.done(op, nil, berr)
+      if ok == false then stop_err = e end
     end
-    if #batch == 0 then
-      if #waiting == 0 then return true end
-      soonest_wait()
-    else
-      local results, errs
-      if transport.request_many then
-        results, errs = transport:request_many(reqs, concurrency)
-      else
-        results, errs = {}, {}
-        for i, r in ipairs(reqs) do
-          local res, e = transport:request(r)
-          results[i], errs[i] = res or false, e
-        end
-      end
-      for i, op in ipairs(batch) do
-        local ok, stop = settle(op, results[i] or nil, errs[i])
-        if ok == false then return nil, stop end
-      end
-    end
+    return nil
+  end
+  local function on_done(treq, res, terr)
+    local op = inflight[treq]
+    inflight[treq] = nil
+    local ok, e = settle(op, res, terr)
+    if ok == false and not stop_err then stop_err = e end
+  end
+  while true do
+    run(source, on_done)
+    if stop_err then return nil, stop_err end
+    if #waiting == 0 then return true end
+    soonest_wait()
   end
 end
 

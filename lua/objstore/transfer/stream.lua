@@ -10,9 +10,7 @@ local clock = require "objstore.clock"
 local type, ipairs, tostring, io_type = type, ipairs, tostring, io.type
 local concat = table.concat
 
-local function fail(op, code, message, bucket, key)
-  return errors.new{ code = code, message = message, op = op, bucket = bucket, key = key, retryable = false }
-end
+local fail = errors.failure
 
 return function(Client)
   --- upload_stream(bucket, key, reader, opts) -> result | nil, err

@@ -22,9 +22,7 @@ local UPLOAD_OPTS = { part_size = true, threshold = true, concurrency = true, ch
   content_language = true, expires = true, on_part = true, verify = true }
 
 local function fail(code, message, bucket, key, extra)
-  local e = { code = code, message = message, op = "UploadFile", bucket = bucket, key = key, retryable = false }
-  for k, v in pairs(extra or {}) do e[k] = v end
-  return errors.new(e)
+  return errors.failure("UploadFile", code, message, bucket, key, extra)
 end
 
 local function mpu_opts(opts)
