@@ -29,7 +29,8 @@ lua_inc_luajit := /usr/include/luajit-2.1
 CORE_SRC  := $(filter-out csrc/l_%.c,$(wildcard csrc/*.c))
 BIND_SRC  := $(wildcard csrc/l_*.c)
 HEADERS   := $(wildcard csrc/*.h)
-SO        = build/$(1)/objstore/core.so
+BUILD     ?= build
+SO        = $(BUILD)/$(1)/objstore/core.so
 
 .PHONY: build build-all test matrix vectors demo deps deps-test bench-sign lint format clean rockspec bench-transfer
 
@@ -54,14 +55,14 @@ deps-test:
 
 test: deps-test
 	@$(MAKE) --no-print-directory build LUA=$(LUA)
-	@bash spec/support/run-tests.sh $(LUA)
+	@BUILD=$(BUILD) bash spec/support/run-tests.sh $(LUA)
 
 matrix: deps-test
 	@$(MAKE) --no-print-directory build-all
-	@bash spec/support/run-tests.sh $(LUAS)
+	@BUILD=$(BUILD) bash spec/support/run-tests.sh $(LUAS)
 
 vectors: build
-	@LUA_PATH='./lua/?.lua;./lua/?/init.lua;./spec/support/?.lua;;' LUA_CPATH='./build/$(LUA)/?.so;;' \
+	@LUA_PATH='./lua/?.lua;./lua/?/init.lua;./spec/support/?.lua;;' LUA_CPATH='./$(BUILD)/$(LUA)/?.so;;' \
 	  $(LUA) spec/support/run_vectors.lua $(VECTORS)
 
 demo:

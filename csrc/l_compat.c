@@ -58,3 +58,37 @@ const char *osl_optfield_string(lua_State *L, int idx, const char *field, const 
   lua_pop(L, 1);
   return s;
 }
+
+/* The shared error metatable lives in the registry under OSL_ERROR_MT; its
+ * __tostring here is a fallback that objstore.errors replaces with the full
+ * log-line form when it loads. */
+static int error_tostring(lua_State *L) {
+  lua_getfield(L, 1, "code");
+  lua_getfield(L, 1, "message");
+  lua_pushfstring(L, "%s - %s", lua_isstring(L, -2) ? lua_tostring(L, -2) : "Error",
+                  lua_isstring(L, -1) ? lua_tostring(L, -1) : "");
+  return 1;
+}
+
+void osl_push_error_mt(lua_State *L) {
+  if (luaL_newmetatable(L, OSL_ERROR_MT)) {
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, error_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+}
+
+int osl_push_error(lua_State *L, const char *code, const char *message, int retryable) {
+  lua_pushnil(L);
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, code);
+  lua_setfield(L, -2, "code");
+  lua_pushstring(L, message != NULL ? message : "");
+  lua_setfield(L, -2, "message");
+  lua_pushboolean(L, retryable);
+  lua_setfield(L, -2, "retryable");
+  osl_push_error_mt(L);
+  lua_setmetatable(L, -2);
+  return 2;
+}

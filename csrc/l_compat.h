@@ -42,6 +42,16 @@ void *osl_checkudata(lua_State *L, int arg, const char *tname);
 const char *osl_optfield_string(lua_State *L, int idx, const char *field, const char *what,
                                 size_t *len);
 
+/* Registry name of the one error metatable shared by every objstore error. */
+#define OSL_ERROR_MT "objstore.error"
+
+/* Pushes the shared error metatable (created on first use). */
+void osl_push_error_mt(lua_State *L);
+
+/* Pushes nil and an error table {code, message, retryable} with the shared
+ * metatable; returns 2, for `return osl_push_error(...)` in a binding. */
+int osl_push_error(lua_State *L, const char *code, const char *message, int retryable);
+
 /* Each submodule's opener pushes exactly one table. */
 int osl_open_hash(lua_State *L);
 int osl_open_crc(lua_State *L);

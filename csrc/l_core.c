@@ -29,6 +29,8 @@ int luaopen_objstore_core(lua_State *L) {
     submodules[i].open(L);
     lua_setfield(L, -2, submodules[i].name);
   }
+  osl_push_error_mt(L);
+  lua_setfield(L, -2, "error_mt");
   lua_pushstring(L, OS_VERSION);
   lua_setfield(L, -2, "_VERSION");
   lua_pushstring(L, OpenSSL_version(OPENSSL_VERSION));

@@ -1,15 +1,24 @@
---- Runtime failures as values: `nil, err` where `err` is a table
+--- The one error convention of objstore.
+--
+-- Runtime failures are values: `nil, err` where `err` is a table
 -- `{ code, message, status, request_id, host_id, retryable, op, bucket, key, ... }`
--- with a `__tostring` that reads like a log line. Misuse (wrong argument
--- types, closed objects) raises instead; see `errors.argument`.
+-- with the shared metatable, whose `__tostring` reads like a log line. The
+-- metatable is created by the C core (`core.error_mt`), so errors made in C
+-- (signer, hashes, XML, transport) and in Lua are one kind of value.
+--
+-- Misuse (wrong argument types, unknown options, closed objects) raises, in
+-- one format made by `errors.argument`:
+--   objstore.<module>.<function>: argument #<n> (<name>): <problem>
+local core = require "objstore.core"
+
 local type, tostring, setmetatable, getmetatable, error, pairs =
   type, tostring, setmetatable, getmetatable, error, pairs
 local concat = table.concat
 
 local _M = {}
 
-local mt = {}
-mt.__index = mt
+local mt = core.error_mt
+_M.metatable = mt
 
 mt.__tostring = function(e)
   local parts = {}
@@ -40,11 +49,16 @@ function _M.is_retryable_code(code, status)
   return RETRYABLE_STATUS[status] == true
 end
 
---- Makes an error value. `t.retryable` is derived from code and status
--- when not given.
+--- Makes an error value (gives `t` the shared metatable and returns it).
+-- `t.retryable` is derived from code and status when not given.
 function _M.new(t)
   if t.retryable == nil then t.retryable = _M.is_retryable_code(t.code, t.status) end
   return setmetatable(t, mt)
+end
+
+--- Whether v is an error value of objstore.
+function _M.is(v)
+  return type(v) == "table" and getmetatable(v) == mt
 end
 
 --- A runtime failure found by objstore itself (not reported by a server):
@@ -55,14 +69,32 @@ function _M.failure(op, code, message, bucket, key, extra)
   return _M.new(e)
 end
 
-function _M.is_error(v)
-  return type(v) == "table" and getmetatable(v) == mt
+--- Adds the request context (op, bucket, key) an error lacks, and returns it.
+function _M.locate(err, op, bucket, key)
+  if type(err) ~= "table" then return err end
+  if err.op == nil then err.op = op end
+  if err.bucket == nil then err.bucket = bucket end
+  if err.key == nil then err.key = key end
+  return err
 end
 
---- Raises a misuse error naming the function and argument, at the caller
--- of the API function (level 3: this helper, the API function, its caller).
-function _M.argument(fname, msg, level)
-  error("objstore." .. fname .. ": " .. msg, (level or 2) + 1)
+--- Raises a misuse error in the one format:
+--   objstore.<fname>: argument #<n> (<name>): <problem>
+-- `fname` is "<module>.<function>" (e.g. "client.put_object"); `n` counts
+-- the arguments as the caller wrote them (a method's self is not counted);
+-- n == nil leaves out "argument #n" for misuse that is not about one
+-- argument (a closed object). `level` is the stack level of the API
+-- function's caller as seen from that function (default 2).
+function _M.argument(fname, n, name, problem, level)
+  local where = n and ("argument #" .. tostring(n) .. " (" .. tostring(name) .. "): ")
+    or (name and ("(" .. tostring(name) .. "): ") or "")
+  error("objstore." .. fname .. ": " .. where .. tostring(problem), (level or 2) + 1)
+end
+
+--- The type name used in misuse messages ("got nil", "got table").
+function _M.got(v)
+  if v == "" then return "got ''" end
+  return "got " .. type(v)
 end
 
 return _M
