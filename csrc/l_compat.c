@@ -1,6 +1,7 @@
 /* Shared helpers for the binding files; see l_compat.h. */
 #include "l_compat.h"
 
+#include <stdarg.h>
 #include <string.h>
 
 #if LUA_VERSION_NUM < 502
@@ -36,24 +37,61 @@ void *osl_testudata(lua_State *L, int arg, const char *tname) {
   return p;
 }
 
-void *osl_checkudata(lua_State *L, int arg, const char *tname) {
-  void *p = osl_testudata(L, arg, tname);
-  if (p == NULL) {
-    const char *msg = lua_pushfstring(L, "%s expected, got %s", tname, luaL_typename(L, arg));
-    luaL_argerror(L, arg, msg);
+int osl_misuse(lua_State *L, const char *fname, int arg, const char *name, const char *fmt, ...) {
+  va_list ap;
+  int n = 2;
+  luaL_where(L, 1);
+  lua_pushfstring(L, "objstore.%s: ", fname);
+  if (arg > 0) {
+    lua_pushfstring(L, "argument #%d (%s): ", arg, name != NULL ? name : "?");
+    n++;
+  } else if (name != NULL) {
+    lua_pushfstring(L, "(%s): ", name);
+    n++;
   }
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  lua_concat(L, n + 1);
+  return lua_error(L);
+}
+
+void *osl_checkself(lua_State *L, const char *tname, const char *fname) {
+  void *p = osl_testudata(L, 1, tname);
+  if (p == NULL) osl_misuse(L, fname, 0, "self", "%s expected, got %s", tname, luaL_typename(L, 1));
   return p;
 }
 
-const char *osl_optfield_string(lua_State *L, int idx, const char *field, const char *what,
-                                size_t *len) {
+const char *osl_checklstring(lua_State *L, int idx, const char *fname, int arg, const char *name,
+                             size_t *len) {
+  int t = lua_type(L, idx);
+  if (t != LUA_TSTRING && t != LUA_TNUMBER)
+    osl_misuse(L, fname, arg, name, "string expected, got %s", luaL_typename(L, idx));
+  return lua_tolstring(L, idx, len);
+}
+
+lua_Number osl_checknumber(lua_State *L, int idx, const char *fname, int arg, const char *name) {
+  if (!lua_isnumber(L, idx))
+    osl_misuse(L, fname, arg, name, "number expected, got %s", luaL_typename(L, idx));
+  return lua_tonumber(L, idx);
+}
+
+void osl_checktype(lua_State *L, int idx, int t, const char *fname, int arg, const char *name) {
+  if (lua_type(L, idx) != t)
+    osl_misuse(L, fname, arg, name, "%s expected, got %s", lua_typename(L, t),
+               luaL_typename(L, idx));
+}
+
+const char *osl_optfield_string(lua_State *L, int idx, const char *field, const char *fname,
+                                int arg, const char *what, size_t *len) {
   const char *s = NULL;
   lua_getfield(L, idx, field);
   if (lua_type(L, -1) == LUA_TSTRING) {
     /* The value stays reachable from the table, so the pointer survives the pop. */
     s = lua_tolstring(L, -1, len);
   } else if (!lua_isnil(L, -1)) {
-    luaL_error(L, "%s.%s must be a string, got %s", what, field, luaL_typename(L, -1));
+    const char *name = lua_pushfstring(L, "%s.%s", what, field);
+    osl_misuse(L, fname, arg, name, "must be a string, got %s", luaL_typename(L, -2));
   }
   lua_pop(L, 1);
   return s;

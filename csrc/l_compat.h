@@ -31,16 +31,46 @@ void osl_newlib(lua_State *L, const luaL_Reg *l);
  * given methods; leaves nothing on the stack. */
 void osl_newclass(lua_State *L, const char *tname, const luaL_Reg *methods);
 
+#if defined(__GNUC__)
+#define OSL_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define OSL_PRINTF(f, a)
+#endif
+
+/* Raises a misuse error (a wrong argument type, an unknown field, a closed
+ * object) in the one format of objstore, after the caller's position as
+ * luaL_error gives it:
+ *   objstore.<fname>: argument #<arg> (<name>): <problem>
+ * fname is "<module>.<function>" (e.g. "core.signer.sign"); arg counts the
+ * arguments as the caller wrote them (a method's self is not counted).
+ * arg <= 0 leaves out "argument #n" for misuse that is not about one
+ * argument ("objstore.core.hash.update: (self): the hash object is closed");
+ * name NULL then leaves out "(name): " too. The problem is fmt formatted by
+ * lua_pushfstring (%s %d %f %p %c %% only). Never returns; declared int for
+ * `return osl_misuse(...)`. Every other misuse check below is built on it. */
+int osl_misuse(lua_State *L, const char *fname, int arg, const char *name, const char *fmt, ...)
+    OSL_PRINTF(5, 6);
+
 /* Returns the userdata at arg if its metatable is tname, else NULL. */
 void *osl_testudata(lua_State *L, int arg, const char *tname);
 
-/* Like osl_testudata but raises a type error naming tname. */
-void *osl_checkudata(lua_State *L, int arg, const char *tname);
+/* The userdata at index 1 (a method's self) if its metatable is tname; else
+ * raises "objstore.<fname>: (self): <tname> expected, got <type>". */
+void *osl_checkself(lua_State *L, const char *tname, const char *fname);
+
+/* luaL_checklstring / luaL_checknumber / luaL_checktype in the misuse
+ * format: idx is the stack index, arg and name what the message shows.
+ * osl_checklstring takes a number too (converted in place, as Lua does). */
+const char *osl_checklstring(lua_State *L, int idx, const char *fname, int arg, const char *name,
+                             size_t *len);
+lua_Number osl_checknumber(lua_State *L, int idx, const char *fname, int arg, const char *name);
+void osl_checktype(lua_State *L, int idx, int t, const char *fname, int arg, const char *name);
 
 /* Optional string field of the table at idx; NULL when absent or nil.
- * Raises "<what>.<field> must be a string" for any other type. */
-const char *osl_optfield_string(lua_State *L, int idx, const char *field, const char *what,
-                                size_t *len);
+ * Raises "objstore.<fname>: argument #<arg> (<what>.<field>): must be a
+ * string, got <type>" for any other type. */
+const char *osl_optfield_string(lua_State *L, int idx, const char *field, const char *fname,
+                                int arg, const char *what, size_t *len);
 
 /* Registry name of the one error metatable shared by every objstore error. */
 #define OSL_ERROR_MT "objstore.error"
@@ -49,7 +79,9 @@ const char *osl_optfield_string(lua_State *L, int idx, const char *field, const 
 void osl_push_error_mt(lua_State *L);
 
 /* Pushes nil and an error table {code, message, retryable} with the shared
- * metatable; returns 2, for `return osl_push_error(...)` in a binding. */
+ * metatable; returns 2, for `return osl_push_error(...)` in a binding. For
+ * every runtime failure of a binding (misuse raises: osl_misuse). A caller
+ * may add fields to the table (at -1) before returning. */
 int osl_push_error(lua_State *L, const char *code, const char *message, int retryable);
 
 /* Each submodule's opener pushes exactly one table. */

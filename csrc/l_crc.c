@@ -18,11 +18,16 @@
  *   core.crc.implementation(kind) -> "pclmul" | "sse4.2" | "table"
  *   core.crc._compute_with(kind, impl, s) -> raw bytes | nil, err  (tests)
  *
+ * Misuse raises in the one format (osl_misuse), methods named
+ * "core.crc.<method>"; nothing else fails but _compute_with, whose engine
+ * may be missing on the CPU (NotAvailable).
+ *
  * A CRC never finishes: value() may be read at any point and update goes on.
  * 64-bit values cross the API as bytes or decimal strings because Lua 5.1
  * and LuaJIT have no 64-bit integers; value() gives an integer where one
  * exists (5.3+: the two's-complement bit pattern, as Java's long does).
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "l_compat.h"
@@ -40,23 +45,22 @@ typedef struct {
 
 /* ---- argument checks ------------------------------------------------------ */
 
-static const char *check_string(lua_State *L, int arg, const char *what, size_t *len) {
-  if (lua_type(L, arg) != LUA_TSTRING) {
-    luaL_argerror(L, arg,
-                  lua_pushfstring(L, "%s: string expected, got %s", what, luaL_typename(L, arg)));
-  }
-  return lua_tolstring(L, arg, len);
+/* A string (numbers are not taken) at stack index idx, shown as argument
+ * #arg (name) of fname. */
+static const char *check_string(lua_State *L, int idx, const char *fname, int arg, const char *name,
+                                size_t *len) {
+  if (lua_type(L, idx) != LUA_TSTRING)
+    osl_misuse(L, fname, arg, name, "string expected, got %s", luaL_typename(L, idx));
+  return lua_tolstring(L, idx, len);
 }
 
-static os_crc_kind check_kind(lua_State *L, int arg) {
+/* The CRC named at index 1, argument #1 (kind) of every module function. */
+static os_crc_kind check_kind(lua_State *L, const char *fname) {
   os_crc_kind kind;
-  const char *name = check_string(L, arg, "kind", NULL);
+  const char *name = check_string(L, 1, fname, 1, "kind", NULL);
   if (os_crc_kind_from_name(name, &kind) != 0) {
-    luaL_argerror(L, arg,
-                  lua_pushfstring(L,
-                                  "kind: unknown CRC '%s' (expected crc32, crc32c, crc64ecma or "
-                                  "crc64nvme)",
-                                  name));
+    osl_misuse(L, fname, 1, "kind",
+               "unknown CRC '%s' (expected crc32, crc32c, crc64ecma or crc64nvme)", name);
   }
   return kind;
 }
@@ -65,97 +69,88 @@ static unsigned width_of(os_crc_kind kind) {
   return os_crc_params_of(kind)->width;
 }
 
-/* A non-negative integral number (a byte count); exact up to 2^53 on 5.1. */
-static uint64_t check_count(lua_State *L, int arg, const char *what) {
+/* A non-negative integral number (a byte count) at index idx (argument
+ * #idx of fname); exact up to 2^53 on 5.1. */
+static uint64_t check_count(lua_State *L, int idx, const char *fname, const char *name) {
 #if LUA_VERSION_NUM >= 503
   int isint = 0;
-  lua_Integer v = lua_tointegerx(L, arg, &isint);
-  if (lua_type(L, arg) != LUA_TNUMBER || !isint || v < 0) {
-    luaL_argerror(
-        L, arg,
-        lua_pushfstring(L, "%s: non-negative integer expected, got %s", what,
-                        lua_type(L, arg) == LUA_TNUMBER ? "a non-integer or negative number"
-                                                        : luaL_typename(L, arg)));
-  }
-  return (uint64_t)v;
+  lua_Integer v = lua_tointegerx(L, idx, &isint);
+  int ok = lua_type(L, idx) == LUA_TNUMBER && isint && v >= 0;
 #else
-  lua_Number v = lua_tonumber(L, arg);
+  lua_Number n = lua_tonumber(L, idx);
   /* Range first: only then is the round trip through uint64_t defined. */
-  if (lua_type(L, arg) != LUA_TNUMBER || !(v >= 0 && v <= 9007199254740992.0) ||
-      (lua_Number)(uint64_t)v != v) {
-    luaL_argerror(
-        L, arg,
-        lua_pushfstring(L, "%s: non-negative integer expected, got %s", what,
-                        lua_type(L, arg) == LUA_TNUMBER ? "a non-integer or negative number"
-                                                        : luaL_typename(L, arg)));
+  int ok = lua_type(L, idx) == LUA_TNUMBER && n >= 0 && n <= 9007199254740992.0 &&
+           (lua_Number)(uint64_t)n == n;
+  uint64_t v = ok ? (uint64_t)n : 0;
+#endif
+  if (!ok) {
+    osl_misuse(L, fname, idx, name, "non-negative integer expected, got %s",
+               lua_type(L, idx) == LUA_TNUMBER ? "a non-integer or negative number"
+                                               : luaL_typename(L, idx));
   }
   return (uint64_t)v;
-#endif
 }
 
-/* A CRC value given as a number or an unsigned decimal string (OSS form). */
-static uint64_t check_value(lua_State *L, int arg, os_crc_kind kind, const char *what) {
+/* A CRC value given as a number or an unsigned decimal string (OSS form),
+ * at index idx (argument #idx of fname). */
+static uint64_t check_value(lua_State *L, int idx, os_crc_kind kind, const char *fname,
+                            const char *name) {
   unsigned width = width_of(kind);
   uint64_t max = width == 64 ? ~UINT64_C(0) : (UINT64_C(1) << width) - 1;
   uint64_t v = 0;
-  if (lua_type(L, arg) == LUA_TSTRING) {
+  if (lua_type(L, idx) == LUA_TSTRING) {
     size_t len;
-    const char *s = lua_tolstring(L, arg, &len);
+    const char *s = lua_tolstring(L, idx, &len);
     if (os_crc_from_decimal(s, len, width, &v) != 0) {
-      luaL_argerror(L, arg,
-                    lua_pushfstring(L, "%s: not an unsigned decimal %s value: '%s'", what,
-                                    os_crc_params_of(kind)->name, s));
+      osl_misuse(L, fname, idx, name, "not an unsigned decimal %s value: '%s'",
+                 os_crc_params_of(kind)->name, s);
     }
     return v;
   }
-  if (lua_type(L, arg) != LUA_TNUMBER) {
-    luaL_argerror(L, arg,
-                  lua_pushfstring(L, "%s: integer or decimal string expected, got %s", what,
-                                  luaL_typename(L, arg)));
+  if (lua_type(L, idx) != LUA_TNUMBER) {
+    osl_misuse(L, fname, idx, name, "integer or decimal string expected, got %s",
+               luaL_typename(L, idx));
   }
 #if LUA_VERSION_NUM >= 503
   {
     int isint = 0;
-    lua_Integer i = lua_tointegerx(L, arg, &isint);
+    lua_Integer i = lua_tointegerx(L, idx, &isint);
     /* 64-bit kinds take the bit pattern value() returns, negative or not. */
     if (isint && (width == 64 || (i >= 0 && (uint64_t)i <= max))) return (uint64_t)i;
   }
 #else
   {
-    lua_Number n = lua_tonumber(L, arg);
+    lua_Number n = lua_tonumber(L, idx);
     if (n >= 0 && n <= 9007199254740992.0 && (lua_Number)(uint64_t)n == n && (uint64_t)n <= max) {
       return (uint64_t)n;
     }
   }
 #endif
-  luaL_argerror(
-      L, arg,
-      lua_pushfstring(L, "%s: not a %s value (use an integer in range or a decimal string)", what,
-                      os_crc_params_of(kind)->name));
+  osl_misuse(L, fname, idx, name, "not a %s value (use an integer in range or a decimal string)",
+             os_crc_params_of(kind)->name);
   return 0;
 }
 
-/* Raw big-endian bytes of exactly the kind's width. */
-static uint64_t check_bytes(lua_State *L, int arg, os_crc_kind kind, const char *what) {
+/* Raw big-endian bytes of exactly the kind's width, at index idx. */
+static uint64_t check_bytes(lua_State *L, int idx, os_crc_kind kind, const char *fname,
+                            const char *name) {
   size_t len;
   uint64_t v = 0;
-  const char *s = check_string(L, arg, what, &len);
+  const char *s = check_string(L, idx, fname, idx, name, &len);
   if (os_crc_from_bytes(kind, (const unsigned char *)s, len, &v) != 0) {
-    luaL_argerror(
-        L, arg,
-        lua_pushfstring(L, "%s: %d raw big-endian bytes of %s expected, got %d bytes", what,
-                        (int)(width_of(kind) / 8), os_crc_params_of(kind)->name, (int)len));
+    osl_misuse(L, fname, idx, name, "%d raw big-endian bytes of %s expected, got %d bytes",
+               (int)(width_of(kind) / 8), os_crc_params_of(kind)->name, (int)len);
   }
   return v;
 }
 
-static l_crc *check_crc(lua_State *L) {
-  return (l_crc *)osl_checkudata(L, 1, CRC_CLASS);
+static l_crc *check_crc(lua_State *L, const char *fname) {
+  return (l_crc *)osl_checkself(L, CRC_CLASS, fname);
 }
 
-static l_crc *check_open(lua_State *L, const char *method) {
-  l_crc *o = check_crc(L);
-  if (!o->open) luaL_error(L, "crc:%s(): the crc object is closed", method);
+static l_crc *check_open(lua_State *L, const char *fname) {
+  l_crc *o = check_crc(L, fname);
+  if (!o->open) osl_misuse(L, fname, 0, "self", "the crc object is closed");
   return o;
 }
 
@@ -195,9 +190,10 @@ static l_crc *push_new(lua_State *L, os_crc_kind kind, uint64_t crc) {
 /* ---- methods ------------------------------------------------------------- */
 
 static int l_crc_update(lua_State *L) {
-  l_crc *o = check_open(L, "update");
+  static const char F[] = "core.crc.update";
+  l_crc *o = check_open(L, F);
   size_t len;
-  const char *s = check_string(L, 2, "data", &len);
+  const char *s = check_string(L, 2, F, 1, "data", &len);
   o->crc = os_crc_update(o->kind, o->crc, s, len);
   o->length += len;
   lua_settop(L, 1);
@@ -205,7 +201,7 @@ static int l_crc_update(lua_State *L) {
 }
 
 static int l_crc_value(lua_State *L) {
-  l_crc *o = check_open(L, "value");
+  l_crc *o = check_open(L, "core.crc.value");
   if (width_of(o->kind) <= 32) {
     push_count(L, o->crc);
   } else {
@@ -220,19 +216,19 @@ static int l_crc_value(lua_State *L) {
 }
 
 static int l_crc_decimal(lua_State *L) {
-  l_crc *o = check_open(L, "decimal");
+  l_crc *o = check_open(L, "core.crc.decimal");
   push_decimal(L, o->crc);
   return 1;
 }
 
 static int l_crc_bytes(lua_State *L) {
-  l_crc *o = check_open(L, "bytes");
+  l_crc *o = check_open(L, "core.crc.bytes");
   push_bytes(L, o->kind, o->crc);
   return 1;
 }
 
 static int l_crc_hex(lua_State *L) {
-  l_crc *o = check_open(L, "hex");
+  l_crc *o = check_open(L, "core.crc.hex");
   unsigned char raw[8];
   char out[17];
   size_t n = os_crc_to_bytes(o->kind, o->crc, raw);
@@ -241,7 +237,7 @@ static int l_crc_hex(lua_State *L) {
 }
 
 static int l_crc_base64(lua_State *L) {
-  l_crc *o = check_open(L, "base64");
+  l_crc *o = check_open(L, "core.crc.base64");
   unsigned char raw[8];
   char out[13];
   size_t n = os_crc_to_bytes(o->kind, o->crc, raw);
@@ -250,19 +246,19 @@ static int l_crc_base64(lua_State *L) {
 }
 
 static int l_crc_length(lua_State *L) {
-  l_crc *o = check_open(L, "length");
+  l_crc *o = check_open(L, "core.crc.length");
   push_count(L, o->length);
   return 1;
 }
 
 static int l_crc_kind(lua_State *L) {
-  l_crc *o = check_open(L, "kind");
+  l_crc *o = check_open(L, "core.crc.kind");
   lua_pushstring(L, os_crc_params_of(o->kind)->name);
   return 1;
 }
 
 static int l_crc_copy(lua_State *L) {
-  l_crc *o = check_open(L, "copy");
+  l_crc *o = check_open(L, "core.crc.copy");
   l_crc *c = push_new(L, o->kind, o->crc);
   c->length = o->length;
   return 1;
@@ -271,13 +267,13 @@ static int l_crc_copy(lua_State *L) {
 /* Idempotent: installed as close, __gc and __close. Nothing is allocated,
  * but closing still makes later use an error, as for every other type. */
 static int l_crc_close(lua_State *L) {
-  l_crc *o = check_crc(L);
+  l_crc *o = check_crc(L, "core.crc.close");
   o->open = 0;
   return 0;
 }
 
 static int l_crc_tostring(lua_State *L) {
-  l_crc *o = check_crc(L);
+  l_crc *o = check_crc(L, "core.crc.__tostring");
   char dec[21];
   os_crc_to_decimal(o->crc, dec);
   lua_pushfstring(L, "%s (%s, %s): %s", CRC_CLASS, os_crc_params_of(o->kind)->name,
@@ -288,28 +284,31 @@ static int l_crc_tostring(lua_State *L) {
 /* ---- module functions ---------------------------------------------------- */
 
 static int l_crc_new(lua_State *L) {
-  os_crc_kind kind = check_kind(L, 1);
+  static const char F[] = "core.crc.new";
+  os_crc_kind kind = check_kind(L, F);
   uint64_t init = os_crc_start(kind);
-  if (!lua_isnoneornil(L, 2)) init = check_value(L, 2, kind, "init");
+  if (!lua_isnoneornil(L, 2)) init = check_value(L, 2, kind, F, "init");
   push_new(L, kind, init);
   return 1;
 }
 
 static int l_crc_compute(lua_State *L) {
-  os_crc_kind kind = check_kind(L, 1);
+  static const char F[] = "core.crc.compute";
+  os_crc_kind kind = check_kind(L, F);
   size_t len;
-  const char *s = check_string(L, 2, "data", &len);
+  const char *s = check_string(L, 2, F, 2, "data", &len);
   uint64_t init = os_crc_start(kind);
-  if (!lua_isnoneornil(L, 3)) init = check_value(L, 3, kind, "init");
+  if (!lua_isnoneornil(L, 3)) init = check_value(L, 3, kind, F, "init");
   push_bytes(L, kind, os_crc_update(kind, init, s, len));
   return 1;
 }
 
 static int l_crc_combine(lua_State *L) {
-  os_crc_kind kind = check_kind(L, 1);
-  uint64_t a = check_bytes(L, 2, kind, "crc_a");
-  uint64_t b = check_bytes(L, 3, kind, "crc_b");
-  uint64_t len_b = check_count(L, 4, "len_b");
+  static const char F[] = "core.crc.combine";
+  os_crc_kind kind = check_kind(L, F);
+  uint64_t a = check_bytes(L, 2, kind, F, "crc_a");
+  uint64_t b = check_bytes(L, 3, kind, F, "crc_b");
+  uint64_t len_b = check_count(L, 4, F, "len_b");
   push_bytes(L, kind, os_crc_combine(kind, a, b, len_b));
   return 1;
 }
@@ -317,33 +316,31 @@ static int l_crc_combine(lua_State *L) {
 static int l_crc_to_decimal(lua_State *L) {
   size_t len;
   uint64_t v = 0;
-  const unsigned char *s = (const unsigned char *)check_string(L, 1, "bytes", &len);
-  if (len != 4 && len != 8) {
-    luaL_argerror(
-        L, 1,
-        lua_pushfstring(L, "bytes: 4 or 8 raw big-endian bytes expected, got %d bytes", (int)len));
-  }
+  static const char F[] = "core.crc.to_decimal";
+  const unsigned char *s = (const unsigned char *)check_string(L, 1, F, 1, "bytes", &len);
+  if (len != 4 && len != 8)
+    osl_misuse(L, F, 1, "bytes", "4 or 8 raw big-endian bytes expected, got %d bytes", (int)len);
   for (size_t i = 0; i < len; i++) v = (v << 8) | s[i];
   push_decimal(L, v);
   return 1;
 }
 
 static int l_crc_from_decimal(lua_State *L) {
-  os_crc_kind kind = check_kind(L, 1);
+  static const char F[] = "core.crc.from_decimal";
+  os_crc_kind kind = check_kind(L, F);
   size_t len;
   uint64_t v = 0;
-  const char *s = check_string(L, 2, "decimal", &len);
+  const char *s = check_string(L, 2, F, 2, "decimal", &len);
   if (os_crc_from_decimal(s, len, width_of(kind), &v) != 0) {
-    luaL_argerror(L, 2,
-                  lua_pushfstring(L, "decimal: not an unsigned decimal %s value: '%s'",
-                                  os_crc_params_of(kind)->name, s));
+    osl_misuse(L, F, 2, "decimal", "not an unsigned decimal %s value: '%s'",
+               os_crc_params_of(kind)->name, s);
   }
   push_bytes(L, kind, v);
   return 1;
 }
 
 static int l_crc_implementation(lua_State *L) {
-  os_crc_kind kind = check_kind(L, 1);
+  os_crc_kind kind = check_kind(L, "core.crc.implementation");
   lua_pushstring(L, os_crc_impl_name(os_crc_best_impl(kind)));
   return 1;
 }
@@ -351,27 +348,25 @@ static int l_crc_implementation(lua_State *L) {
 /* Test hook: the same computation with a named engine, so specs can prove
  * the hardware paths agree with the portable tables. */
 static int l_crc_compute_with(lua_State *L) {
-  os_crc_kind kind = check_kind(L, 1);
-  const char *impl_name = check_string(L, 2, "impl", NULL);
+  static const char F[] = "core.crc._compute_with";
+  os_crc_kind kind = check_kind(L, F);
+  const char *impl_name = check_string(L, 2, F, 2, "impl", NULL);
   size_t len;
-  const char *s = check_string(L, 3, "data", &len);
+  const char *s = check_string(L, 3, F, 3, "data", &len);
   os_crc_impl impl = OS_CRC_IMPL_COUNT;
   uint64_t out = 0;
   for (int i = 0; i < OS_CRC_IMPL_COUNT; i++) {
     if (strcmp(impl_name, os_crc_impl_name((os_crc_impl)i)) == 0) impl = (os_crc_impl)i;
   }
   if (impl == OS_CRC_IMPL_COUNT) {
-    luaL_argerror(L, 2,
-                  lua_pushfstring(L,
-                                  "impl: unknown implementation '%s' (expected best, table, "
-                                  "sse4.2 or pclmul)",
-                                  impl_name));
+    osl_misuse(L, F, 2, "impl",
+               "unknown implementation '%s' (expected best, table, sse4.2 or pclmul)", impl_name);
   }
   if (os_crc_update_impl(kind, impl, os_crc_start(kind), s, len, &out) != 0) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s is not available for %s on this CPU", impl_name,
-                    os_crc_params_of(kind)->name);
-    return 2;
+    char msg[96];
+    snprintf(msg, sizeof msg, "%s is not available for %s on this CPU", impl_name,
+             os_crc_params_of(kind)->name);
+    return osl_push_error(L, "NotAvailable", msg, 0);
   }
   push_bytes(L, kind, out);
   return 1;

@@ -13,8 +13,11 @@
  * The first digest call finishes the object: its OpenSSL context is freed at
  * once and the digest is kept, so digest/hexdigest/base64digest can all be
  * read afterwards, while update raises. OpenSSL failures (an algorithm that a
- * FIPS-only provider refuses, out of memory) return nil, err; misuse raises.
+ * FIPS-only provider refuses, out of memory) return nil, err with code
+ * HashError, file errors nil, err with code LocalFileError; misuse raises
+ * (osl_misuse). Methods are named "core.hash.<method>" in messages.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include <math.h>
@@ -37,42 +40,42 @@ typedef struct {
 
 /* ---- argument checks ------------------------------------------------------ */
 
-static const char *check_string(lua_State *L, int arg, const char *what, size_t *len) {
-  if (lua_type(L, arg) != LUA_TSTRING) {
-    luaL_argerror(L, arg,
-                  lua_pushfstring(L, "%s: string expected, got %s", what, luaL_typename(L, arg)));
-  }
-  return lua_tolstring(L, arg, len);
+/* A string (numbers are not taken) at stack index idx, shown as argument
+ * #arg (name) of fname. */
+static const char *check_string(lua_State *L, int idx, const char *fname, int arg, const char *name,
+                                size_t *len) {
+  if (lua_type(L, idx) != LUA_TSTRING)
+    osl_misuse(L, fname, arg, name, "string expected, got %s", luaL_typename(L, idx));
+  return lua_tolstring(L, idx, len);
 }
 
-static os_hash_alg check_alg(lua_State *L, int arg) {
+/* The algorithm named at index idx, which is argument #idx of fname. */
+static os_hash_alg check_alg(lua_State *L, int idx, const char *fname) {
   os_hash_alg alg;
-  const char *name = check_string(L, arg, "alg", NULL);
+  const char *name = check_string(L, idx, fname, idx, "alg", NULL);
   if (os_hash_alg_from_name(name, &alg) != 0) {
-    luaL_argerror(L, arg,
-                  lua_pushfstring(
-                      L, "alg: unknown hash algorithm '%s' (expected md5, sha1 or sha256)", name));
+    osl_misuse(L, fname, idx, "alg", "unknown hash algorithm '%s' (expected md5, sha1 or sha256)",
+               name);
   }
   return alg;
 }
 
-static l_hash *check_hash(lua_State *L) {
-  return (l_hash *)osl_checkudata(L, 1, HASH_CLASS);
+static l_hash *check_hash(lua_State *L, const char *fname) {
+  return (l_hash *)osl_checkself(L, HASH_CLASS, fname);
 }
 
-static l_hash *check_open(lua_State *L, const char *method) {
-  l_hash *o = check_hash(L);
-  if (o->state == ST_CLOSED) luaL_error(L, "hash:%s(): the hash object is closed", method);
+static l_hash *check_open(lua_State *L, const char *fname) {
+  l_hash *o = check_hash(L, fname);
+  if (o->state == ST_CLOSED) osl_misuse(L, fname, 0, "self", "the hash object is closed");
   return o;
 }
 
-/* Pushes nil and OpenSSL's reason; returns the count for `return`. */
-static int push_failure(lua_State *L, const char *what) {
-  char buf[256];
+/* Pushes nil and a HashError with OpenSSL's reason; returns the count. */
+static int push_failure(lua_State *L, const char *fname) {
+  char buf[256], msg[320];
   os_hash_error(buf, sizeof buf);
-  lua_pushnil(L);
-  lua_pushfstring(L, "%s: %s", what, buf);
-  return 2;
+  snprintf(msg, sizeof msg, "%s: %s", fname, buf);
+  return osl_push_error(L, "HashError", msg, 0);
 }
 
 /* The zeroed userdata exists (with its metatable, so __gc runs) before any
@@ -87,47 +90,48 @@ static l_hash *push_new(lua_State *L) {
 
 /* ---- methods ------------------------------------------------------------- */
 
+/* obj:update(s) -> obj | nil, err (HashError) */
 static int l_hash_update(lua_State *L) {
-  l_hash *o = check_open(L, "update");
+  static const char F[] = "core.hash.update";
+  l_hash *o = check_open(L, F);
   size_t len;
-  const char *s = check_string(L, 2, "data", &len);
-  if (o->state == ST_FINISHED) {
-    return luaL_error(L, "hash:update(): the hash is finished (digest already taken)");
-  }
-  if (os_hash_update(&o->h, s, len) != 0) {
-    char buf[256];
-    os_hash_error(buf, sizeof buf);
-    return luaL_error(L, "hash:update(): %s", buf);
-  }
+  const char *s = check_string(L, 2, F, 1, "data", &len);
+  if (o->state == ST_FINISHED)
+    return osl_misuse(L, F, 0, "self", "the hash is finished (digest already taken)");
+  if (os_hash_update(&o->h, s, len) != 0) return push_failure(L, F);
   lua_settop(L, 1);
   return 1;
 }
 
-/* Finishes the hash if needed; raises only on misuse or OpenSSL failure. */
-static l_hash *finished(lua_State *L, const char *method) {
-  l_hash *o = check_open(L, method);
+/* Finishes the hash if needed: the object, or NULL after pushing nil and a
+ * HashError (the object is closed then). Raises only on misuse. */
+static l_hash *finished(lua_State *L, const char *fname) {
+  l_hash *o = check_open(L, fname);
   if (o->state == ST_ACTIVE) {
     int rc = os_hash_final(&o->h, o->digest, &o->dlen);
+    if (rc != 0) {
+      push_failure(L, fname); /* reads OpenSSL's error queue before the free */
+      os_hash_free(&o->h);
+      o->state = ST_CLOSED;
+      return NULL;
+    }
     /* Nothing is left to do with the context either way. */
     os_hash_free(&o->h);
-    o->state = rc == 0 ? ST_FINISHED : ST_CLOSED;
-    if (rc != 0) {
-      char buf[256];
-      os_hash_error(buf, sizeof buf);
-      luaL_error(L, "hash:%s(): %s", method, buf);
-    }
+    o->state = ST_FINISHED;
   }
   return o;
 }
 
 static int l_hash_digest(lua_State *L) {
-  l_hash *o = finished(L, "digest");
+  l_hash *o = finished(L, "core.hash.digest");
+  if (o == NULL) return 2;
   lua_pushlstring(L, (const char *)o->digest, o->dlen);
   return 1;
 }
 
 static int l_hash_hexdigest(lua_State *L) {
-  l_hash *o = finished(L, "hexdigest");
+  l_hash *o = finished(L, "core.hash.hexdigest");
+  if (o == NULL) return 2;
   char out[2 * OS_HASH_MAX_SIZE + 1];
   size_t n = os_hash_hex(out, o->digest, o->dlen);
   lua_pushlstring(L, out, n);
@@ -135,7 +139,8 @@ static int l_hash_hexdigest(lua_State *L) {
 }
 
 static int l_hash_base64digest(lua_State *L) {
-  l_hash *o = finished(L, "base64digest");
+  l_hash *o = finished(L, "core.hash.base64digest");
+  if (o == NULL) return 2;
   char out[4 * ((OS_HASH_MAX_SIZE + 2) / 3) + 1];
   size_t n = os_hash_base64(out, o->digest, o->dlen);
   lua_pushlstring(L, out, n);
@@ -143,10 +148,10 @@ static int l_hash_base64digest(lua_State *L) {
 }
 
 static int l_hash_copy(lua_State *L) {
-  l_hash *o = check_open(L, "copy");
+  l_hash *o = check_open(L, "core.hash.copy");
   l_hash *c = push_new(L);
   if (o->state == ST_ACTIVE && os_hash_copy(&c->h, &o->h) != 0)
-    return push_failure(L, "hash:copy()");
+    return push_failure(L, "core.hash.copy");
   c->state = o->state;
   c->is_hmac = o->is_hmac;
   c->dlen = o->dlen;
@@ -155,7 +160,7 @@ static int l_hash_copy(lua_State *L) {
 }
 
 static int l_hash_algorithm(lua_State *L) {
-  l_hash *o = check_open(L, "algorithm");
+  l_hash *o = check_open(L, "core.hash.algorithm");
   lua_pushstring(L, os_hash_alg_name(o->h.alg));
   lua_pushboolean(L, o->is_hmac);
   return 2;
@@ -163,14 +168,14 @@ static int l_hash_algorithm(lua_State *L) {
 
 /* Idempotent: installed as close, __gc and __close. */
 static int l_hash_close(lua_State *L) {
-  l_hash *o = check_hash(L);
+  l_hash *o = check_hash(L, "core.hash.close");
   os_hash_free(&o->h);
   o->state = ST_CLOSED;
   return 0;
 }
 
 static int l_hash_tostring(lua_State *L) {
-  l_hash *o = check_hash(L);
+  l_hash *o = check_hash(L, "core.hash.__tostring");
   static const char *const states[] = {"closed", "active", "finished"};
   lua_pushfstring(L, "%s (%s%s, %s): %p", HASH_CLASS, o->is_hmac ? "hmac-" : "",
                   os_hash_alg_name(o->h.alg), states[o->state], (void *)o);
@@ -180,17 +185,18 @@ static int l_hash_tostring(lua_State *L) {
 /* ---- module functions ---------------------------------------------------- */
 
 static int l_hash_new(lua_State *L) {
-  os_hash_alg alg = check_alg(L, 1);
+  static const char F[] = "core.hash.new";
+  os_hash_alg alg = check_alg(L, 1, F);
   size_t keylen = 0;
   const char *key = NULL;
   l_hash *o;
   int rc;
-  if (!lua_isnoneornil(L, 2)) key = check_string(L, 2, "hmac_key", &keylen);
+  if (!lua_isnoneornil(L, 2)) key = check_string(L, 2, F, 2, "hmac_key", &keylen);
   o = push_new(L);
   o->h.alg = alg;
   o->is_hmac = key != NULL;
   rc = key != NULL ? os_hash_init_hmac(&o->h, alg, key, keylen) : os_hash_init(&o->h, alg);
-  if (rc != 0) return push_failure(L, "hash.new()");
+  if (rc != 0) return push_failure(L, F);
   o->state = ST_ACTIVE;
   return 1;
 }
@@ -198,37 +204,36 @@ static int l_hash_new(lua_State *L) {
 static int oneshot(lua_State *L, os_hash_alg alg, const char *fname) {
   unsigned char out[OS_HASH_MAX_SIZE];
   size_t n = 0, len;
-  const char *s = check_string(L, 1, "data", &len);
+  const char *s = check_string(L, 1, fname, 1, "data", &len);
   if (os_hash_oneshot(alg, s, len, out, &n) != 0) return push_failure(L, fname);
   lua_pushlstring(L, (const char *)out, n);
   return 1;
 }
 
 static int l_hash_md5(lua_State *L) {
-  return oneshot(L, OS_HASH_MD5, "hash.md5()");
+  return oneshot(L, OS_HASH_MD5, "core.hash.md5");
 }
 
 static int l_hash_sha1(lua_State *L) {
-  return oneshot(L, OS_HASH_SHA1, "hash.sha1()");
+  return oneshot(L, OS_HASH_SHA1, "core.hash.sha1");
 }
 
 static int l_hash_sha256(lua_State *L) {
-  return oneshot(L, OS_HASH_SHA256, "hash.sha256()");
+  return oneshot(L, OS_HASH_SHA256, "core.hash.sha256");
 }
 
 static int l_hash_hmac(lua_State *L) {
   unsigned char out[OS_HASH_MAX_SIZE];
   size_t n = 0, keylen, len;
-  os_hash_alg alg = check_alg(L, 1);
-  const char *key = check_string(L, 2, "key", &keylen);
-  const char *s = check_string(L, 3, "data", &len);
-  if (os_hash_hmac(alg, key, keylen, s, len, out, &n) != 0) return push_failure(L, "hash.hmac()");
+  static const char F[] = "core.hash.hmac";
+  os_hash_alg alg = check_alg(L, 1, F);
+  const char *key = check_string(L, 2, F, 2, "key", &keylen);
+  const char *s = check_string(L, 3, F, 3, "data", &len);
+  if (os_hash_hmac(alg, key, keylen, s, len, out, &n) != 0) return push_failure(L, F);
   lua_pushlstring(L, (const char *)out, n);
   return 1;
 }
 
-/* Text forms of arbitrary bytes, built in a luaL_Buffer so that a long input
- * cannot leak scratch memory if the push raises. */
 /* Arguments of core.hash.file and file_async: alg, path, offset, length. */
 typedef struct {
   os_hash_alg alg;
@@ -236,32 +241,37 @@ typedef struct {
   long long offset, length;
 } file_args;
 
-static void check_file_args(lua_State *L, file_args *a) {
-  const char *name = luaL_checkstring(L, 1);
-  if (os_hash_alg_from_name(name, &a->alg) != 0) luaL_argerror(L, 1, "unknown hash algorithm");
-  a->path = luaL_checkstring(L, 2);
-  lua_Number off = luaL_optnumber(L, 3, 0), len = luaL_checknumber(L, 4);
-  if (!(off >= 0 && off < 9.0e15) || off != floor(off))
-    luaL_argerror(L, 3, "offset: whole number >= 0");
-  if (!(len >= 0 && len < 9.0e15) || len != floor(len))
-    luaL_argerror(L, 4, "length: whole number >= 0");
-  a->offset = (long long)off;
-  a->length = (long long)len;
+/* A whole number of bytes in [0, 9e15) at index idx (argument #idx). */
+static long long check_bytes(lua_State *L, int idx, const char *fname, const char *name) {
+  if (lua_type(L, idx) != LUA_TNUMBER) {
+    osl_misuse(L, fname, idx, name, "must be a whole number >= 0, got %s", luaL_typename(L, idx));
+  }
+  lua_Number n = lua_tonumber(L, idx);
+  if (!(n >= 0 && n < 9.0e15) || n != floor(n)) {
+    char got[32];
+    snprintf(got, sizeof got, "%.14g", (double)n); /* "-1", where %f gives "-1.0" on 5.3+ */
+    osl_misuse(L, fname, idx, name, "must be a whole number >= 0, got %s", got);
+  }
+  return (long long)n;
+}
+
+static void check_file_args(lua_State *L, const char *fname, file_args *a) {
+  a->alg = check_alg(L, 1, fname);
+  a->path = check_string(L, 2, fname, 2, "path", NULL);
+  a->offset = lua_isnoneornil(L, 3) ? 0 : check_bytes(L, 3, fname, "offset");
+  a->length = check_bytes(L, 4, fname, "length");
 }
 
 /* core.hash.file(alg, path, offset, length) -> raw digest | nil, err: the
  * digest of a file range, read in C (multipart parts never pass through Lua). */
 static int l_hash_file(lua_State *L) {
   file_args a;
-  check_file_args(L, &a);
+  check_file_args(L, "core.hash.file", &a);
   unsigned char out[OS_HASH_MAX_SIZE];
   size_t outlen = 0;
   char err[256];
-  if (os_hash_file(a.alg, a.path, a.offset, a.length, out, &outlen, err, sizeof err) != 0) {
-    lua_pushnil(L);
-    lua_pushstring(L, err);
-    return 2;
-  }
+  if (os_hash_file(a.alg, a.path, a.offset, a.length, out, &outlen, err, sizeof err) != 0)
+    return osl_push_error(L, "LocalFileError", err, 0);
   lua_pushlstring(L, (const char *)out, outlen);
   return 1;
 }
@@ -269,19 +279,15 @@ static int l_hash_file(lua_State *L) {
 #define HASH_JOB_CLASS "objstore.hash.job"
 
 static int l_job_gc(lua_State *L) {
-  os_hash_job *j = (os_hash_job *)osl_checkudata(L, 1, HASH_JOB_CLASS);
+  os_hash_job *j = (os_hash_job *)osl_checkself(L, HASH_JOB_CLASS, "core.hash.__gc");
   os_hash_job_free(j);
   return 0;
 }
 
 /* job:wait() -> raw digest | nil, err (blocks until the thread is done). */
 static int l_job_wait(lua_State *L) {
-  os_hash_job *j = (os_hash_job *)osl_checkudata(L, 1, HASH_JOB_CLASS);
-  if (os_hash_job_wait(j) != 0) {
-    lua_pushnil(L);
-    lua_pushstring(L, j->err);
-    return 2;
-  }
+  os_hash_job *j = (os_hash_job *)osl_checkself(L, HASH_JOB_CLASS, "core.hash.wait");
+  if (os_hash_job_wait(j) != 0) return osl_push_error(L, "LocalFileError", j->err, 0);
   lua_pushlstring(L, (const char *)j->out, j->outlen);
   return 1;
 }
@@ -290,23 +296,26 @@ static int l_job_wait(lua_State *L) {
  * file range computed on a thread; job:wait() gives it. */
 static int l_hash_file_async(lua_State *L) {
   file_args a;
-  check_file_args(L, &a);
+  check_file_args(L, "core.hash.file_async", &a);
   /* Zeroed userdata with its __gc first: start's allocations are then always freed. */
   os_hash_job *j = (os_hash_job *)osl_newuserdata(L, sizeof *j);
   memset(j, 0, sizeof *j);
   luaL_getmetatable(L, HASH_JOB_CLASS);
   lua_setmetatable(L, -2);
   if (os_hash_job_start(j, a.alg, a.path, a.offset, a.length) != 0) {
-    lua_pushnil(L);
-    lua_pushstring(L, j->err);
-    return 2;
+    /* No memory for the job, or no thread (EAGAIN: a limit that may pass). */
+    int oom = j->path == NULL || j->thread == NULL;
+    return osl_push_error(L, oom ? "OutOfMemory" : "ThreadError", j->err, !oom);
   }
   return 1;
 }
 
+/* Text forms of arbitrary bytes, built in a luaL_Buffer so that a long input
+ * cannot leak scratch memory if the push raises. */
 static int l_hash_tohex(lua_State *L) {
   size_t len;
-  const unsigned char *s = (const unsigned char *)check_string(L, 1, "bytes", &len);
+  const unsigned char *s =
+      (const unsigned char *)check_string(L, 1, "core.hash.tohex", 1, "bytes", &len);
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   while (len > 0) {
@@ -322,7 +331,8 @@ static int l_hash_tohex(lua_State *L) {
 
 static int l_hash_tobase64(lua_State *L) {
   size_t len;
-  const unsigned char *s = (const unsigned char *)check_string(L, 1, "bytes", &len);
+  const unsigned char *s =
+      (const unsigned char *)check_string(L, 1, "core.hash.tobase64", 1, "bytes", &len);
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   while (len > 0) {

@@ -5,8 +5,16 @@
  *   session:request(req) -> res | nil, err
  *   session:perform(reqs [, max_concurrent]) -> results, errs
  *       results[i] = res, or false with errs[i] = err (errs is sparse)
+ *   session:run(source, on_done [, max_concurrent]) -> true | nil, err
  *   session:close()              (also __gc and, on 5.4, __close)
  *   core.http.curl_version       libcurl's version string
+ *   core.http.errors             { [code] = retryable by default } of every
+ *                                transport error code (from OS_HTTP_ERRORS)
+ *
+ * Misuse (an unknown or mistyped field, a closed or busy session) raises in
+ * the one format (osl_misuse): "objstore.core.http.request: argument #1
+ * (req.headers): ...". Transfer failures are returned as error tables
+ * {code, message, retryable, curl_code} with the shared error metatable.
  *
  * See lua/objstore/transport/curl.lua for the request and result fields.
  *
@@ -95,20 +103,27 @@ static void http_getuv(lua_State *L, int idx) {
 
 /* ---- argument checks ------------------------------------------------------- */
 
-/* Where a request field came from, for error messages: "req" or "reqs[3]". */
+/* Where a request field came from, for error messages: the function
+ * ("core.http.request"), the argument as the caller counts it, and the
+ * table's name in it ("req", "reqs[3]", "req.body"). */
 typedef struct {
+  const char *fname;
   int arg;
   char what[32];
 } argctx;
 
-static int arg_error(lua_State *L, const argctx *a, const char *fmt, ...) {
+/* Raises "objstore.<fname>: argument #<arg> (<what>.<field>): <problem>";
+ * field NULL names the table itself. */
+static int arg_error(lua_State *L, const argctx *a, const char *field, const char *fmt, ...)
+    OSL_PRINTF(4, 5);
+
+static int arg_error(lua_State *L, const argctx *a, const char *field, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  lua_pushstring(L, a->what);
-  lua_pushvfstring(L, fmt, ap);
+  const char *problem = lua_pushvfstring(L, fmt, ap);
   va_end(ap);
-  lua_concat(L, 2);
-  return luaL_argerror(L, a->arg, lua_tostring(L, -1));
+  const char *name = field != NULL ? lua_pushfstring(L, "%s.%s", a->what, field) : a->what;
+  return osl_misuse(L, a->fname, a->arg, name, "%s", problem);
 }
 
 static int is_tchar(unsigned char c) {
@@ -128,11 +143,11 @@ static int is_token(const char *s, size_t len) {
 static int64_t opt_count(lua_State *L, int idx, const argctx *a, const char *field, int64_t def) {
   if (lua_isnil(L, idx)) return def;
   if (lua_type(L, idx) != LUA_TNUMBER) {
-    arg_error(L, a, ".%s: number expected, got %s", field, luaL_typename(L, idx));
+    arg_error(L, a, field, "number expected, got %s", luaL_typename(L, idx));
   }
   lua_Number n = lua_tonumber(L, idx);
   if (!(n >= 0 && n < 9007199254740992.0) || floor(n) != n) {
-    arg_error(L, a, ".%s: non-negative integer expected", field);
+    arg_error(L, a, field, "non-negative integer expected");
   }
   return (int64_t)n;
 }
@@ -141,17 +156,17 @@ static int64_t opt_count(lua_State *L, int idx, const argctx *a, const char *fie
 static long opt_seconds(lua_State *L, int idx, const argctx *a, const char *field, long def) {
   if (lua_isnil(L, idx)) return def;
   if (lua_type(L, idx) != LUA_TNUMBER) {
-    arg_error(L, a, ".%s: number of seconds expected, got %s", field, luaL_typename(L, idx));
+    arg_error(L, a, field, "number of seconds expected, got %s", luaL_typename(L, idx));
   }
   lua_Number n = lua_tonumber(L, idx);
-  if (!(n >= 0 && n <= 2147483.0)) arg_error(L, a, ".%s: must be between 0 and 2147483", field);
+  if (!(n >= 0 && n <= 2147483.0)) arg_error(L, a, field, "must be between 0 and 2147483");
   return (long)(n * 1000 + 0.5);
 }
 
 static int opt_bool(lua_State *L, int idx, const argctx *a, const char *field, int def) {
   if (lua_isnil(L, idx)) return def;
   if (lua_type(L, idx) != LUA_TBOOLEAN) {
-    arg_error(L, a, ".%s: boolean expected, got %s", field, luaL_typename(L, idx));
+    arg_error(L, a, field, "boolean expected, got %s", luaL_typename(L, idx));
   }
   return lua_toboolean(L, idx);
 }
@@ -160,11 +175,11 @@ static const char *opt_string(lua_State *L, int idx, const argctx *a, const char
                               size_t *len) {
   if (lua_isnil(L, idx)) return NULL;
   if (lua_type(L, idx) != LUA_TSTRING) {
-    arg_error(L, a, ".%s: string expected, got %s", field, luaL_typename(L, idx));
+    arg_error(L, a, field, "string expected, got %s", luaL_typename(L, idx));
   }
   size_t l;
   const char *s = lua_tolstring(L, idx, &l);
-  if (strlen(s) != l) arg_error(L, a, ".%s: must not contain NUL bytes", field);
+  if (strlen(s) != l) arg_error(L, a, field, "must not contain NUL bytes");
   if (len != NULL) *len = l;
   return s;
 }
@@ -178,19 +193,26 @@ static void check_keys(lua_State *L, int idx, const argctx *a, const char *const
     if (lua_type(L, -1) == LUA_TSTRING) {
       const char *k = lua_tostring(L, -1);
       for (int i = 0; known[i] != NULL && !ok; i++) ok = strcmp(k, known[i]) == 0;
-      if (!ok) arg_error(L, a, ": unknown field '%s'", k);
+      if (!ok) arg_error(L, a, NULL, "unknown field '%s'", k);
     } else {
-      arg_error(L, a, ": unexpected %s key", luaL_typename(L, -1));
+      arg_error(L, a, NULL, "unexpected %s key", luaL_typename(L, -1));
     }
   }
 }
 
 /* ---- session ----------------------------------------------------------------- */
 
-static l_session *check_session(lua_State *L) {
-  l_session *ls = (l_session *)osl_checkudata(L, 1, SESSION_CLASS);
-  if (!ls->open) luaL_error(L, "attempt to use a closed session");
+static l_session *check_session(lua_State *L, const char *fname) {
+  l_session *ls = (l_session *)osl_checkself(L, SESSION_CLASS, fname);
+  if (!ls->open) osl_misuse(L, fname, 0, "self", "the session is closed");
   return ls;
+}
+
+/* Raises when a callback of the session calls back into it. */
+static void check_idle(lua_State *L, const l_session *ls, const char *fname) {
+  if (ls->s.busy) {
+    osl_misuse(L, fname, 0, "self", "the session is busy (called from one of its own callbacks)");
+  }
 }
 
 static const char *const session_opts[] = {
@@ -198,12 +220,12 @@ static const char *const session_opts[] = {
     "insecure",        "proxy",   "user_agent",      "max_connections", "verbose", NULL};
 
 static int l_http_session(lua_State *L) {
-  argctx a = {1, "opts"};
+  argctx a = {"core.http.session", 1, "opts"};
   if (lua_isnoneornil(L, 1)) {
     lua_settop(L, 0);
     lua_newtable(L);
   }
-  luaL_checktype(L, 1, LUA_TTABLE);
+  if (!lua_istable(L, 1)) arg_error(L, &a, NULL, "table expected, got %s", luaL_typename(L, 1));
   lua_settop(L, 1);
   check_keys(L, 1, &a, session_opts);
 
@@ -219,7 +241,7 @@ static int l_http_session(lua_State *L) {
   cfg.low_speed_time = (long)opt_count(L, -1, &a, "low_speed_time", 30);
   lua_getfield(L, 1, "max_connections");
   int64_t maxc = opt_count(L, -1, &a, "max_connections", 16);
-  if (maxc < 1 || maxc > 65536) arg_error(L, &a, ".max_connections: must be between 1 and 65536");
+  if (maxc < 1 || maxc > 65536) arg_error(L, &a, "max_connections", "must be between 1 and 65536");
   cfg.max_connections = (long)maxc;
   lua_getfield(L, 1, "insecure");
   cfg.insecure = opt_bool(L, -1, &a, "insecure", 0);
@@ -247,16 +269,9 @@ static int l_http_session(lua_State *L) {
   char err[256];
   if (os_http_session_init(&ls->s, &cfg, err, sizeof err) != 0) {
     os_http_session_cleanup(&ls->s);
-    lua_pushnil(L);
-    lua_createtable(L, 0, 4);
-    lua_pushstring(L, "TransportError");
-    lua_setfield(L, -2, "code");
+    osl_push_error(L, os_http_error_name(OS_HTTP_E_TRANSPORT), err, 0);
     lua_pushinteger(L, 0);
     lua_setfield(L, -2, "curl_code");
-    lua_pushstring(L, err);
-    lua_setfield(L, -2, "message");
-    lua_pushboolean(L, 0);
-    lua_setfield(L, -2, "retryable");
     return 2;
   }
   ls->open = 1;
@@ -264,11 +279,11 @@ static int l_http_session(lua_State *L) {
 }
 
 static int l_session_close(lua_State *L) {
-  l_session *ls = (l_session *)osl_checkudata(L, 1, SESSION_CLASS);
+  static const char F[] = "core.http.close";
+  l_session *ls = (l_session *)osl_checkself(L, SESSION_CLASS, F);
   if (!ls->open) return 0;
-  if (ls->s.busy) {
-    return luaL_error(L, "cannot close a session from inside one of its callbacks");
-  }
+  if (ls->s.busy)
+    return osl_misuse(L, F, 0, "self", "cannot close a session from inside one of its callbacks");
   ls->open = 0;
   os_http_session_cleanup(&ls->s);
   lua_newtable(L); /* drop anything still anchored */
@@ -277,7 +292,7 @@ static int l_session_close(lua_State *L) {
 }
 
 static int l_session_tostring(lua_State *L) {
-  l_session *ls = (l_session *)osl_checkudata(L, 1, SESSION_CLASS);
+  l_session *ls = (l_session *)osl_checkself(L, SESSION_CLASS, "core.http.__tostring");
   lua_pushfstring(L, "%s (%s): %p", SESSION_CLASS, ls->open ? "open" : "closed", (void *)ls);
   return 1;
 }
@@ -285,7 +300,7 @@ static int l_session_tostring(lua_State *L) {
 /* ---- transfers --------------------------------------------------------------- */
 
 static int l_xfer_gc(lua_State *L) {
-  l_xfer *lx = (l_xfer *)osl_checkudata(L, 1, XFER_CLASS);
+  l_xfer *lx = (l_xfer *)osl_checkself(L, XFER_CLASS, "core.http.__gc");
   os_http_xfer_cleanup(&lx->x);
   return 0;
 }
@@ -396,20 +411,20 @@ static const char *const req_fields[] = {"method",      "url",     "headers", "b
 static void add_header(lua_State *L, const argctx *a, l_xfer *lx, int name_idx, int value_idx) {
   size_t nlen, vlen;
   if (lua_type(L, name_idx) != LUA_TSTRING) {
-    arg_error(L, a, ".headers: header name must be a string, got %s", luaL_typename(L, name_idx));
+    arg_error(L, a, "headers", "header name must be a string, got %s", luaL_typename(L, name_idx));
   }
   const char *name = lua_tolstring(L, name_idx, &nlen);
-  if (!is_token(name, nlen)) arg_error(L, a, ".headers: invalid header name '%s'", name);
+  if (!is_token(name, nlen)) arg_error(L, a, "headers", "invalid header name '%s'", name);
   int vt = lua_type(L, value_idx);
   if (vt != LUA_TSTRING && vt != LUA_TNUMBER) {
-    arg_error(L, a, ".headers: value of '%s' must be a string, got %s", name,
+    arg_error(L, a, "headers", "value of '%s' must be a string, got %s", name,
               luaL_typename(L, value_idx));
   }
   /* A number becomes a string in its stack slot, which is the caller's copy. */
   const char *value = lua_tolstring(L, value_idx, &vlen);
   for (size_t i = 0; i < vlen; i++) {
     if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0') {
-      arg_error(L, a, ".headers: value of '%s' contains CR, LF or NUL", name);
+      arg_error(L, a, "headers", "value of '%s' contains CR, LF or NUL", name);
     }
   }
   if (os_http_xfer_add_header(&lx->x, name, nlen, value, vlen) != 0) {
@@ -420,7 +435,7 @@ static void add_header(lua_State *L, const argctx *a, l_xfer *lx, int name_idx, 
 static void parse_headers(lua_State *L, const argctx *a, l_xfer *lx, int idx) {
   if (lua_isnil(L, idx)) return;
   if (!lua_istable(L, idx)) {
-    arg_error(L, a, ".headers: table expected, got %s", luaL_typename(L, idx));
+    arg_error(L, a, "headers", "table expected, got %s", luaL_typename(L, idx));
   }
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
@@ -428,7 +443,7 @@ static void parse_headers(lua_State *L, const argctx *a, l_xfer *lx, int idx) {
     if (lua_type(L, k) == LUA_TNUMBER) {
       /* {name, value} pair of the list form */
       if (!lua_istable(L, v)) {
-        arg_error(L, a, ".headers: list entries must be {name, value}, got %s",
+        arg_error(L, a, "headers", "list entries must be {name, value}, got %s",
                   luaL_typename(L, v));
       }
       lua_rawgeti(L, v, 1);
@@ -450,25 +465,27 @@ static void parse_digests(lua_State *L, const argctx *a, l_xfer *lx, int idx, co
                           int request_body) {
   if (lua_isnil(L, idx)) return;
   if (!lua_istable(L, idx)) {
-    arg_error(L, a, ".%s: list of names expected, got %s", field, luaL_typename(L, idx));
+    arg_error(L, a, field, "list of names expected, got %s", luaL_typename(L, idx));
   }
   int n = (int)osl_rawlen(L, idx);
   for (int i = 1; i <= n; i++) {
+    char entry[32];
+    snprintf(entry, sizeof entry, "%s[%d]", field, i);
     lua_rawgeti(L, idx, i);
     if (lua_type(L, -1) != LUA_TSTRING) {
-      arg_error(L, a, ".%s[%d]: string expected, got %s", field, i, luaL_typename(L, -1));
+      arg_error(L, a, entry, "string expected, got %s", luaL_typename(L, -1));
     }
     const char *name = lua_tostring(L, -1);
     int rc = os_http_xfer_add_digest(&lx->x, request_body, name);
     if (rc == -1) {
-      arg_error(L, a,
-                ".%s[%d]: unknown hash '%s' (md5, sha1, sha256, crc32, crc32c, crc64ecma, "
-                "crc64nvme)",
-                field, i, name);
+      arg_error(L, a, entry,
+                "unknown hash '%s' (md5, sha1, sha256, crc32, crc32c, crc64ecma, crc64nvme)", name);
     } else if (rc == -2) {
-      arg_error(L, a, ".%s: at most %d names", field, OS_HTTP_MAX_DIGESTS);
+      arg_error(L, a, field, "at most %d names", OS_HTTP_MAX_DIGESTS);
     } else if (rc == -3) {
-      luaL_error(L, "cannot start %s hash", name);
+      /* OpenSSL refused the algorithm (a FIPS provider and MD5): a runtime
+       * failure of this transfer, which is then skipped and reports it. */
+      os_http_xfer_fail(&lx->x, OS_HTTP_E_TRANSPORT, 0, "OpenSSL cannot start the %s hash", name);
     }
     lua_pop(L, 1);
   }
@@ -482,10 +499,10 @@ static void parse_body(lua_State *L, const argctx *a, l_xfer *lx, int req, int e
   int b = lua_gettop(L);
   int t = lua_type(L, b);
   if (t != LUA_TNIL && lx->x.method_kind == OS_HTTP_M_HEAD) {
-    arg_error(L, a, ".body: a HEAD request cannot have a body");
+    arg_error(L, a, "body", "a HEAD request cannot have a body");
   }
   if (t == LUA_TNIL) {
-    if (body_length > 0) arg_error(L, a, ".body_length: given without a body");
+    if (body_length > 0) arg_error(L, a, "body_length", "given without a body");
   } else if (t == LUA_TSTRING) {
     size_t len;
     const char *s = lua_tolstring(L, b, &len);
@@ -493,7 +510,7 @@ static void parse_body(lua_State *L, const argctx *a, l_xfer *lx, int req, int e
       char msg[96];
       snprintf(msg, sizeof msg, "%lld differs from the body string's length %llu",
                (long long)body_length, (unsigned long long)len);
-      arg_error(L, a, ".body_length: %s", msg);
+      arg_error(L, a, "body_length", "%s", msg);
     }
     lua_pushvalue(L, b);
     lua_rawseti(L, entry, A_BODY);
@@ -511,20 +528,20 @@ static void parse_body(lua_State *L, const argctx *a, l_xfer *lx, int req, int e
     check_keys(L, b, &ba, known);
     lua_getfield(L, b, "file");
     const char *path = opt_string(L, -1, &ba, "file", NULL);
-    if (path == NULL) arg_error(L, &ba, ".file: string expected, got nil");
+    if (path == NULL) arg_error(L, &ba, "file", "string expected, got nil");
     lua_getfield(L, b, "offset");
     int64_t offset = opt_count(L, -1, &ba, "offset", 0);
     lua_getfield(L, b, "length");
     int64_t length = opt_count(L, -1, &ba, "length", body_length);
     if (body_length >= 0 && length != body_length) {
-      arg_error(L, a, ".body_length: differs from body.length");
+      arg_error(L, a, "body_length", "differs from body.length");
     }
     /* An unreadable file is a runtime failure of this transfer, not misuse:
      * the transfer is skipped and reports LocalFileError. */
     (void)os_http_xfer_set_body_file(&lx->x, path, offset, length);
     lua_pop(L, 3);
   } else {
-    arg_error(L, a, ".body: string, table or function expected, got %s", luaL_typename(L, b));
+    arg_error(L, a, "body", "string, table or function expected, got %s", luaL_typename(L, b));
   }
   lua_pop(L, 1);
 }
@@ -546,14 +563,14 @@ static void parse_sink(lua_State *L, const argctx *a, l_xfer *lx, int req, int e
     check_keys(L, s, &sa, known);
     lua_getfield(L, s, "file");
     const char *path = opt_string(L, -1, &sa, "file", NULL);
-    if (path == NULL) arg_error(L, &sa, ".file: string expected, got nil");
+    if (path == NULL) arg_error(L, &sa, "file", "string expected, got nil");
     lua_rawseti(L, entry, A_SINK_PATH); /* the path is opened only later */
     lua_getfield(L, s, "offset");
     int64_t offset = opt_count(L, -1, &sa, "offset", 0);
     lua_pop(L, 1);
     os_http_xfer_set_sink_file(&lx->x, path, offset);
   } else if (t != LUA_TNIL) {
-    arg_error(L, a, ".sink: function or table expected, got %s", luaL_typename(L, s));
+    arg_error(L, a, "sink", "function or table expected, got %s", luaL_typename(L, s));
   }
   lua_pop(L, 1);
 }
@@ -561,7 +578,7 @@ static void parse_sink(lua_State *L, const argctx *a, l_xfer *lx, int req, int e
 /* Checks the request table at req and builds its transfer; leaves the
  * anchor entry (whose A_XFER slot holds the transfer) on the stack. */
 static l_xfer *parse_req(lua_State *L, const argctx *a, int req) {
-  if (!lua_istable(L, req)) arg_error(L, a, ": table expected, got %s", luaL_typename(L, req));
+  if (!lua_istable(L, req)) arg_error(L, a, NULL, "table expected, got %s", luaL_typename(L, req));
   check_keys(L, req, a, req_fields);
 
   lua_createtable(L, A_N, 0);
@@ -580,14 +597,14 @@ static l_xfer *parse_req(lua_State *L, const argctx *a, int req) {
   lua_getfield(L, req, "method");
   const char *method = opt_string(L, -1, a, "method", &len);
   if (method != NULL) {
-    if (!is_token(method, len)) arg_error(L, a, ".method: invalid method '%s'", method);
+    if (!is_token(method, len)) arg_error(L, a, "method", "invalid method '%s'", method);
     lua_pushvalue(L, -1);
     lua_rawseti(L, entry, A_METHOD);
     os_http_xfer_set_method(&lx->x, method);
   }
   lua_getfield(L, req, "url");
   const char *url = opt_string(L, -1, a, "url", &len);
-  if (url == NULL || len == 0) arg_error(L, a, ".url: non-empty string expected");
+  if (url == NULL || len == 0) arg_error(L, a, "url", "non-empty string expected");
   lua_pushvalue(L, -1);
   lua_rawseti(L, entry, A_URL);
   lx->x.url = url;
@@ -636,15 +653,12 @@ static void push_digests(lua_State *L, const os_http_digest *set, int n, const c
   lua_setfield(L, -2, field);
 }
 
+/* Pushes the error table of a failed transfer: {code, message, retryable}
+ * with the shared error metatable, plus curl_code. */
 static void push_error(lua_State *L, const os_http_xfer *x) {
-  lua_createtable(L, 0, 4);
-  lua_pushstring(L, os_http_error_name(x->err));
-  lua_setfield(L, -2, "code");
+  osl_push_error(L, os_http_error_name(x->err), x->message, x->retryable);
+  lua_remove(L, -2); /* the nil */
   set_int(L, "curl_code", x->curl_code);
-  lua_pushstring(L, x->message);
-  lua_setfield(L, -2, "message");
-  lua_pushboolean(L, x->retryable);
-  lua_setfield(L, -2, "retryable");
 }
 
 static void push_result(lua_State *L, os_http_xfer *x) {
@@ -683,16 +697,15 @@ static void push_result(lua_State *L, os_http_xfer *x) {
 
 /* Runs the requests (at list[1..n], or the single one at `list` when single)
  * and pushes the outcome: res | nil, err when single, else results, errs. */
-static int run(lua_State *L, l_session *ls, int list, int n, int single, size_t maxc) {
-  if (ls->s.busy) {
-    return luaL_error(L, "session is busy: perform/request called from one of its callbacks");
-  }
+static int run(lua_State *L, const char *fname, l_session *ls, int list, int n, int single,
+               size_t maxc) {
+  check_idle(L, ls, fname);
   lua_createtable(L, n, 0);
   int anchors = lua_gettop(L);
   os_http_xfer **xs = (os_http_xfer **)lua_newuserdata(L, (size_t)(n > 0 ? n : 1) * sizeof *xs);
   l_xfer **lxs = (l_xfer **)lua_newuserdata(L, (size_t)(n > 0 ? n : 1) * sizeof *lxs);
   for (int i = 1; i <= n; i++) {
-    argctx a = {2, "req"};
+    argctx a = {fname, 1, "req"};
     if (!single) snprintf(a.what, sizeof a.what, "reqs[%d]", i);
     int req = list;
     if (!single) {
@@ -762,25 +775,33 @@ static int run(lua_State *L, l_session *ls, int list, int n, int single, size_t 
   return 2;
 }
 
+/* The optional max_concurrent at idx (a method's argument #idx-1). */
+static size_t opt_max_concurrent(lua_State *L, int idx, const char *fname) {
+  if (lua_isnoneornil(L, idx)) return 0;
+  lua_Number maxc = osl_checknumber(L, idx, fname, idx - 1, "max_concurrent");
+  if (!(maxc >= 0 && maxc <= 65536) || floor(maxc) != maxc) {
+    osl_misuse(L, fname, idx - 1, "max_concurrent",
+               "integer between 0 (the session's max_connections) and 65536 expected");
+  }
+  return (size_t)maxc;
+}
+
 static int l_session_request(lua_State *L) {
-  l_session *ls = check_session(L);
-  luaL_checktype(L, 2, LUA_TTABLE);
+  static const char F[] = "core.http.request";
+  l_session *ls = check_session(L, F);
+  osl_checktype(L, 2, LUA_TTABLE, F, 1, "req");
   lua_settop(L, 2);
-  return run(L, ls, 2, 1, 1, 1);
+  return run(L, F, ls, 2, 1, 1, 1);
 }
 
 static int l_session_perform(lua_State *L) {
-  l_session *ls = check_session(L);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  lua_Number maxc = luaL_optnumber(L, 3, 0);
-  if (!(maxc >= 0 && maxc <= 65536) || floor(maxc) != maxc) {
-    luaL_argerror(
-        L, 3,
-        "max_concurrent: integer between 0 (the session's max_connections) and 65536 expected");
-  }
+  static const char F[] = "core.http.perform";
+  l_session *ls = check_session(L, F);
+  osl_checktype(L, 2, LUA_TTABLE, F, 1, "reqs");
+  size_t maxc = opt_max_concurrent(L, 3, F);
   lua_settop(L, 2);
   int n = (int)osl_rawlen(L, 2);
-  return run(L, ls, 2, n, 0, (size_t)maxc);
+  return run(L, F, ls, 2, n, 0, maxc);
 }
 
 /* ---- run (pull model) ------------------------------------------------------ */
@@ -810,7 +831,7 @@ static int pull_helper(lua_State *L) {
   lua_call(L, 0, 1);
   if (lua_isnil(L, -1)) return 0;
   int req = lua_gettop(L);
-  argctx a = {2, "req"};
+  argctx a = {"core.http.run", 1, "source()"};
   l_xfer *lx = parse_req(L, &a, req);
   lx->index = ++rc->next_index;
   lx->ctx = &rc->pctx;
@@ -875,14 +896,12 @@ static void lx_done(void *ud, os_http_xfer *x) {
  * the source has nothing. An error raised by source or on_done stops the
  * run (the running transfers finish first) and is raised here. */
 static int l_session_run(lua_State *L) {
-  l_session *ls = check_session(L);
-  luaL_checktype(L, 2, LUA_TFUNCTION);
-  luaL_checktype(L, 3, LUA_TFUNCTION);
-  lua_Number maxc = luaL_optnumber(L, 4, 0);
-  if (!(maxc >= 0 && maxc <= 65536) || floor(maxc) != maxc) {
-    luaL_argerror(L, 4, "max_concurrent: integer between 0 and 65536 expected");
-  }
-  if (ls->s.busy) return luaL_error(L, "session is busy: run called from one of its callbacks");
+  static const char F[] = "core.http.run";
+  l_session *ls = check_session(L, F);
+  osl_checktype(L, 2, LUA_TFUNCTION, F, 1, "source");
+  osl_checktype(L, 3, LUA_TFUNCTION, F, 2, "on_done");
+  size_t maxc = opt_max_concurrent(L, 4, F);
+  check_idle(L, ls, F);
   lua_settop(L, 3);
   luaL_checkstack(L, 24, "http run");
   lua_newtable(L);
@@ -908,16 +927,22 @@ static int l_session_run(lua_State *L) {
   lua_pushcclosure(L, done_helper, 2);
   rc->donef = lua_gettop(L);
 
-  int mrc = os_http_run(&ls->s, lx_pull, lx_done, rc, (size_t)maxc);
+  int mrc = os_http_run(&ls->s, lx_pull, lx_done, rc, maxc);
 
   http_getuv(L, 1);
   lua_pushlightuserdata(L, &anchors_key);
   lua_pushnil(L);
   lua_rawset(L, -3);
   lua_pop(L, 1);
+  /* Not misuse: the error a source or on_done raised, raised on here. */
   if (rc->failed) return luaL_error(L, "%s", rc->err);
-  if (mrc != 0) return luaL_error(L, "http run: the curl multi handle failed");
-  return 0;
+  /* Each running transfer has already reported this through on_done. */
+  if (mrc != 0) {
+    return osl_push_error(L, os_http_error_name(OS_HTTP_E_TRANSPORT),
+                          "the curl multi handle failed", 0);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 int osl_open_http(lua_State *L) {
@@ -935,11 +960,28 @@ int osl_open_http(lua_State *L) {
   };
   static const luaL_Reg xfer_methods[] = {{"__gc", l_xfer_gc}, {NULL, NULL}};
   static const luaL_Reg funcs[] = {{"session", l_http_session}, {NULL, NULL}};
+  /* The transport error codes and their retryable defaults, from the X-macro. */
+  static const struct {
+    const char *name;
+    int retryable;
+  } codes[] = {
+#define OSL_HTTP_CODE_(e, name, retry) {name, retry},
+      OS_HTTP_ERRORS(OSL_HTTP_CODE_)
+#undef OSL_HTTP_CODE_
+  };
   char err[128];
+  /* Not misuse: the module cannot load, which require reports. */
   if (os_http_global_init(err, sizeof err) != 0) luaL_error(L, "%s", err);
   osl_newclass(L, SESSION_CLASS, session_methods);
   osl_newclass(L, XFER_CLASS, xfer_methods);
   osl_newlib(L, funcs);
+  lua_createtable(L, 0, OS_HTTP_ERROR_COUNT);
+  for (int i = 0; i < OS_HTTP_ERROR_COUNT; i++) {
+    if (i == OS_HTTP_OK) continue;
+    lua_pushboolean(L, codes[i].retryable);
+    lua_setfield(L, -2, codes[i].name);
+  }
+  lua_setfield(L, -2, "errors");
   /* Not curl_version(): it initialises LDAP and SASL (leaking their globals)
    * just to print their versions. */
   const curl_version_info_data *vi = curl_version_info(CURLVERSION_NOW);

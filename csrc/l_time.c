@@ -10,8 +10,10 @@
 
 /* core.time.sleep(seconds): sleeps, resuming after signals. */
 static int l_sleep(lua_State *L) {
-  lua_Number s = luaL_checknumber(L, 1);
-  if (!(s >= 0 && s <= 86400.0)) return luaL_argerror(L, 1, "seconds must be between 0 and 86400");
+  static const char F[] = "core.time.sleep";
+  lua_Number s = osl_checknumber(L, 1, F, 1, "seconds");
+  if (!(s >= 0 && s <= 86400.0))
+    return osl_misuse(L, F, 1, "seconds", "must be between 0 and 86400");
   struct timespec ts;
   ts.tv_sec = (time_t)s;
   ts.tv_nsec = (long)((s - (lua_Number)ts.tv_sec) * 1e9);

@@ -11,6 +11,12 @@
  *     opts.max_depth (elements, default core.xml.default_max_depth, at most 256).
  *   core.xml.escape(s) -> escaped text (see os_xml.h for the rules)
  *
+ * Misuse raises (osl_misuse). A document that cannot be accepted returns
+ * nil, err with code MalformedResponse: retryable when it is not
+ * well-formed, empty or has no root (a body cut short or damaged on the way
+ * may parse on another attempt), not retryable when it breaks a limit or
+ * has a DOCTYPE (the same answer would come again).
+ *
  * No Lua error may longjmp through libxml2 frames, so libxml2 runs to
  * completion on a document before any Lua table is built, and no Lua API is
  * called from a libxml2 callback. The parser context and the document live in
@@ -71,7 +77,7 @@ static void doc_release(xml_doc *d) {
 }
 
 static int doc_gc(lua_State *L) {
-  xml_doc *d = (xml_doc *)osl_checkudata(L, 1, XML_DOC_CLASS);
+  xml_doc *d = (xml_doc *)osl_checkself(L, XML_DOC_CLASS, "core.xml.__gc");
   doc_release(d);
   return 0;
 }
@@ -96,10 +102,9 @@ static void ignore_error(void *ctx, xmlErrorPtr err) {
   (void)err;
 }
 
-static int fail(lua_State *L, const char *msg) {
-  lua_pushnil(L);
-  lua_pushstring(L, msg);
-  return 2;
+/* Pushes nil and a MalformedResponse error; returns 2. */
+static int fail(lua_State *L, const char *msg, int retryable) {
+  return osl_push_error(L, "MalformedResponse", msg, retryable);
 }
 
 /* Appends s[0..n) to b, turning C0 markers back into control bytes. */
@@ -188,19 +193,19 @@ static int push_element(lua_State *L, xmlNode *el, int depth, const walk_opts *o
   return 1;
 }
 
-/* Reads a positive integer option; raises on a wrong type or range. */
-static size_t opt_size(lua_State *L, int idx, const char *field, size_t dflt, size_t max) {
+/* Reads a positive integer option of argument #2 (opts); raises on a wrong
+ * type or range. name is "opts.<field>". */
+static size_t opt_size(lua_State *L, int idx, const char *field, const char *name, size_t dflt,
+                       size_t max) {
   size_t v = dflt;
   lua_getfield(L, idx, field);
   if (!lua_isnil(L, -1)) {
     lua_Number n;
-    if (lua_type(L, -1) != LUA_TNUMBER) {
-      luaL_error(L, "xml.parse: opts.%s must be a number, got %s", field, luaL_typename(L, -1));
-    }
+    if (lua_type(L, -1) != LUA_TNUMBER)
+      osl_misuse(L, "core.xml.parse", 2, name, "must be a number, got %s", luaL_typename(L, -1));
     n = lua_tonumber(L, -1);
-    if (!(n >= 1 && n <= (lua_Number)max) || n != (lua_Number)(size_t)n) {
-      luaL_error(L, "xml.parse: opts.%s must be an integer from 1 to %d", field, (int)max);
-    }
+    if (!(n >= 1 && n <= (lua_Number)max) || n != (lua_Number)(size_t)n)
+      osl_misuse(L, "core.xml.parse", 2, name, "must be an integer from 1 to %d", (int)max);
     v = (size_t)n;
   }
   lua_pop(L, 1);
@@ -217,26 +222,27 @@ static int l_parse(lua_State *L) {
   size_t out_len;
 
   if (lua_type(L, 1) != LUA_TSTRING) {
-    return luaL_argerror(
-        L, 1, lua_pushfstring(L, "XML document string expected, got %s", luaL_typename(L, 1)));
+    return osl_misuse(L, "core.xml.parse", 1, "s", "XML document string expected, got %s",
+                      luaL_typename(L, 1));
   }
   s = lua_tolstring(L, 1, &n);
   max_size = XML_DEFAULT_MAX_SIZE;
   wo.max_depth = XML_DEFAULT_MAX_DEPTH;
   if (!lua_isnoneornil(L, 2)) {
-    luaL_checktype(L, 2, LUA_TTABLE);
+    osl_checktype(L, 2, LUA_TTABLE, "core.xml.parse", 2, "opts");
     /* libxml2 takes the size as an int; leave room for the C0 rewrite. */
-    max_size = opt_size(L, 2, "max_size", max_size, INT_MAX / 4);
-    wo.max_depth = (int)opt_size(L, 2, "max_depth", (size_t)wo.max_depth, XML_LIMIT_MAX_DEPTH);
+    max_size = opt_size(L, 2, "max_size", "opts.max_size", max_size, INT_MAX / 4);
+    wo.max_depth = (int)opt_size(L, 2, "max_depth", "opts.max_depth", (size_t)wo.max_depth,
+                                 XML_LIMIT_MAX_DEPTH);
   }
   lua_settop(L, 1);
 
   if (n > max_size) {
     char msg[128];
     snprintf(msg, sizeof msg, "xml: document is %zu bytes, over the limit of %zu", n, max_size);
-    return fail(L, msg);
+    return fail(L, msg, 0);
   }
-  if (n == 0) return fail(L, "xml: empty document");
+  if (n == 0) return fail(L, "xml: empty document", 1);
 
   src = s;
   src_len = n;
@@ -256,7 +262,8 @@ static int l_parse(lua_State *L) {
 
   /* From here to the end of xmlParseDocument no Lua API is called. */
   d->ctxt = xmlCreateMemoryParserCtxt(src, (int)src_len);
-  if (d->ctxt == NULL) return fail(L, "xml: cannot create a parser (out of memory)");
+  if (d->ctxt == NULL)
+    return osl_push_error(L, "OutOfMemory", "xml: cannot create a parser (out of memory)", 0);
   d->ctxt->_private = d;
   xmlCtxtUseOptions(d->ctxt,
                     XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA);
@@ -277,7 +284,7 @@ static int l_parse(lua_State *L) {
 
   if (d->doctype) {
     doc_release(d);
-    return fail(L, "xml: DOCTYPE declarations are not accepted (no DTDs, no entities)");
+    return fail(L, "xml: DOCTYPE declarations are not accepted (no DTDs, no entities)", 0);
   }
   if (!d->ctxt->wellFormed || d->doc == NULL) {
     char msg[256];
@@ -292,18 +299,18 @@ static int l_parse(lua_State *L) {
       snprintf(msg, sizeof msg, "xml: malformed document");
     }
     doc_release(d);
-    return fail(L, msg);
+    return fail(L, msg, 1);
   }
   root = xmlDocGetRootElement(d->doc);
   if (root == NULL) {
     doc_release(d);
-    return fail(L, "xml: document has no root element");
+    return fail(L, "xml: document has no root element", 1);
   }
   if (!push_element(L, root, 1, &wo)) {
     char msg[96];
     doc_release(d);
     snprintf(msg, sizeof msg, "xml: elements nest deeper than the limit of %d", wo.max_depth);
-    return fail(L, msg);
+    return fail(L, msg, 0);
   }
   doc_release(d);
   return 1;
@@ -313,18 +320,15 @@ static int l_escape(lua_State *L) {
   size_t n, len, bad = 0;
   const char *s;
   char *buf;
-  if (lua_type(L, 1) != LUA_TSTRING) {
-    return luaL_argerror(L, 1, lua_pushfstring(L, "string expected, got %s", luaL_typename(L, 1)));
-  }
+  if (lua_type(L, 1) != LUA_TSTRING)
+    return osl_misuse(L, "core.xml.escape", 1, "s", "string expected, got %s", luaL_typename(L, 1));
   s = lua_tolstring(L, 1, &n);
   len = os_xml_escape(s, n, NULL, &bad);
   if (len == (size_t)-1) {
-    return luaL_argerror(
-        L, 1,
-        lua_pushfstring(L,
-                        "not representable in XML 1.0 at byte %d (NUL, invalid UTF-8, "
-                        "a surrogate, U+FFFE or U+FFFF)",
-                        (int)bad + 1));
+    return osl_misuse(L, "core.xml.escape", 1, "s",
+                      "not representable in XML 1.0 at byte %d (NUL, invalid UTF-8, "
+                      "a surrogate, U+FFFE or U+FFFF)",
+                      (int)bad + 1);
   }
   /* Every escape is longer than what it replaces: same length, same text. */
   if (len == n) {

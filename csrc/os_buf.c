@@ -36,17 +36,6 @@ int os_buf_grow(os_buf *b, size_t extra) {
   return 1;
 }
 
-void os_buf_addhex(os_buf *b, const unsigned char *p, size_t n) {
-  static const char digits[] = "0123456789abcdef";
-  if (!os_buf_reserve(b, 2 * n)) return;
-  char *o = b->data + b->len;
-  for (size_t i = 0; i < n; i++) {
-    o[2 * i] = digits[p[i] >> 4];
-    o[2 * i + 1] = digits[p[i] & 15];
-  }
-  b->len += 2 * n;
-}
-
 const char *os_buf_cstr(os_buf *b) {
   if (!os_buf_reserve(b, 0)) return "";
   b->data[b->len] = '\0';

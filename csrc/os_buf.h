@@ -40,8 +40,6 @@ static inline void os_buf_add(os_buf *b, const void *p, size_t n) {
 static inline void os_buf_adds(os_buf *b, const char *s) {
   os_buf_add(b, s, strlen(s));
 }
-/* Appends the lowercase hex of n bytes. */
-void os_buf_addhex(os_buf *b, const unsigned char *p, size_t n);
 /* Returns a NUL-terminated view of the contents (the NUL is not counted). */
 const char *os_buf_cstr(os_buf *b);
 

@@ -6,7 +6,9 @@
  * each EVP_MD is fetched once per process, and HMAC contexts are duplicated
  * from a per-algorithm template that already names its digest: measured
  * ~0.76 us per small HMAC against ~1.0 us with parameters and ~1.5 us with
- * HMAC(). HMAC_CTX is deprecated in 3.0, EVP_MAC is not.
+ * HMAC(). HMAC_CTX is deprecated in 3.0, EVP_MAC is not. Callers that hash
+ * many short strings keep a context and restart it (os_hash_once): an HMAC
+ * restarted keeps its key schedule, ~0.28 us for a 133-byte string to sign.
  */
 #include "os_hash.h"
 
@@ -26,9 +28,8 @@
 static const struct {
   const char *name;
   const char *ossl;
-  size_t size;
 } algs[OS_HASH_ALG_COUNT] = {
-#define OS_HASH_ROW_(alg, name, ossl, size, block) {name, ossl, size},
+#define OS_HASH_ROW_(alg, name, ossl, size, block) {name, ossl},
     OS_HASH_ALGS(OS_HASH_ROW_)
 #undef OS_HASH_ROW_
 };
@@ -85,10 +86,6 @@ const char *os_hash_alg_name(os_hash_alg alg) {
   return (unsigned)alg < OS_HASH_ALG_COUNT ? algs[alg].name : NULL;
 }
 
-size_t os_hash_size(os_hash_alg alg) {
-  return (unsigned)alg < OS_HASH_ALG_COUNT ? algs[alg].size : 0;
-}
-
 int os_hash_init(os_hash *h, os_hash_alg alg) {
   os_hash_free(h);
   if (!ready(alg)) return -1;
@@ -135,6 +132,20 @@ int os_hash_final(os_hash *h, unsigned char *out, size_t *outlen) {
   }
   if (h->mac != NULL) return EVP_MAC_final(h->mac, out, outlen, OS_HASH_MAX_SIZE) ? 0 : -1;
   return -1;
+}
+
+int os_hash_once(os_hash *h, const void *data, size_t len, unsigned char *out, size_t *outlen) {
+  if (h->md != NULL) {
+    /* A NULL type restarts with the digest the context already holds. */
+    if (!EVP_DigestInit_ex2(h->md, NULL, NULL)) return -1;
+  } else if (h->mac != NULL) {
+    /* A NULL key restarts with the key schedule the context already holds. */
+    if (!EVP_MAC_init(h->mac, NULL, 0, NULL)) return -1;
+  } else {
+    return -1;
+  }
+  if (os_hash_update(h, data, len) != 0) return -1;
+  return os_hash_final(h, out, outlen);
 }
 
 int os_hash_copy(os_hash *dst, const os_hash *src) {
@@ -190,38 +201,6 @@ void os_hash_error(char *buf, size_t size) {
     ERR_error_string_n(e, buf, size);
   }
   ERR_clear_error();
-}
-
-size_t os_hash_hex(char *out, const unsigned char *in, size_t len) {
-  static const char digits[] = "0123456789abcdef";
-  for (size_t i = 0; i < len; i++) {
-    out[2 * i] = digits[in[i] >> 4];
-    out[2 * i + 1] = digits[in[i] & 15];
-  }
-  out[2 * len] = '\0';
-  return 2 * len;
-}
-
-size_t os_hash_base64(char *out, const unsigned char *in, size_t len) {
-  static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  size_t o = 0, i = 0;
-  for (; i + 2 < len; i += 3) {
-    unsigned long v = ((unsigned long)in[i] << 16) | ((unsigned long)in[i + 1] << 8) | in[i + 2];
-    out[o++] = abc[(v >> 18) & 63];
-    out[o++] = abc[(v >> 12) & 63];
-    out[o++] = abc[(v >> 6) & 63];
-    out[o++] = abc[v & 63];
-  }
-  if (i < len) {
-    unsigned long v = (unsigned long)in[i] << 16;
-    if (i + 1 < len) v |= (unsigned long)in[i + 1] << 8;
-    out[o++] = abc[(v >> 18) & 63];
-    out[o++] = abc[(v >> 12) & 63];
-    out[o++] = i + 1 < len ? abc[(v >> 6) & 63] : '=';
-    out[o++] = '=';
-  }
-  out[o] = '\0';
-  return o;
 }
 
 int os_hash_file(os_hash_alg alg, const char *path, long long offset, long long length,

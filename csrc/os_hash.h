@@ -11,6 +11,8 @@
 
 #include <stddef.h>
 
+#include "os_encode.h"
+
 /* X-macro: algorithm, name, OpenSSL name, digest size, block size. */
 #define OS_HASH_ALGS(X)                   \
   X(OS_HASH_MD5, "md5", "MD5", 16, 64)    \
@@ -42,15 +44,18 @@ typedef struct {
 /* Looks an algorithm up by lower-case name ("md5", "sha1", "sha256"). */
 int os_hash_alg_from_name(const char *name, os_hash_alg *alg);
 const char *os_hash_alg_name(os_hash_alg alg);
-/* Digest size in bytes, 0 when alg is out of range. */
-size_t os_hash_size(os_hash_alg alg);
 
 int os_hash_init(os_hash *h, os_hash_alg alg);
 int os_hash_init_hmac(os_hash *h, os_hash_alg alg, const void *key, size_t keylen);
 int os_hash_update(os_hash *h, const void *data, size_t len);
 /* Writes the digest (out holds OS_HASH_MAX_SIZE bytes) and its size. The
- * context stays allocated until os_hash_free but must not be updated again. */
+ * context stays allocated until os_hash_free; only os_hash_once may use it
+ * again. */
 int os_hash_final(os_hash *h, unsigned char *out, size_t *outlen);
+/* Restarts an initialised h (same algorithm; an HMAC keeps its key, already
+ * scheduled, so no re-keying), hashes data and writes the digest: a one-shot
+ * on a cached context, for callers that hash many short strings. */
+int os_hash_once(os_hash *h, const void *data, size_t len, unsigned char *out, size_t *outlen);
 /* dst must be zeroed or freed; on failure it is left freed. */
 int os_hash_copy(os_hash *dst, const os_hash *src);
 void os_hash_free(os_hash *h);
@@ -91,10 +96,14 @@ void os_hash_job_free(os_hash_job *j);
 /* Describes (and clears) the most recent OpenSSL failure in buf. */
 void os_hash_error(char *buf, size_t size);
 
-/* Text forms of a digest. out must hold 2*len+1 (hex) or 4*((len+2)/3)+1
- * (base64, standard alphabet with padding) bytes; both NUL-terminate and
- * return the length without the NUL. */
-size_t os_hash_hex(char *out, const unsigned char *in, size_t len);
-size_t os_hash_base64(char *out, const unsigned char *in, size_t len);
+/* Text forms of a digest: os_hex_to and os_base64_to of os_encode.h under
+ * the names the hash and CRC bindings call. out must hold 2*len+1 (hex) or
+ * 4*((len+2)/3)+1 (base64) bytes; both NUL-terminate and return the length. */
+static inline size_t os_hash_hex(char *out, const unsigned char *in, size_t len) {
+  return os_hex_to(out, in, len);
+}
+static inline size_t os_hash_base64(char *out, const unsigned char *in, size_t len) {
+  return os_base64_to(out, in, len);
+}
 
 #endif

@@ -793,7 +793,9 @@ static void xfer_finish(os_http_session *s, os_http_xfer *x, CURLcode rc) {
   curl_easy_getinfo(e, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &clen);
   curl_easy_getinfo(e, CURLINFO_OS_ERRNO, &os_errno);
   x->http_status = status;
-  x->sent = (int64_t)up;
+  /* curl's upload size counts the chunked framing of a body of unknown
+   * length; the body bytes are what the reader handed over. */
+  x->sent = x->body_kind == OS_HTTP_BODY_READER && x->body_length < 0 ? x->body_pos : (int64_t)up;
   x->total_time = (double)total / 1e6;
   x->connects = connects;
   x->curl_code = rc;

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "os_buf.h"
+#include "os_hash.h"
 
 typedef struct {
   const char *p;
@@ -100,13 +101,13 @@ typedef struct {
 
 #define OS_SIGN_KEY_CACHE 4
 
-/* A derived signing key and an HMAC context already keyed with it, so a
- * signature on a cached date/region/service costs no key schedule. */
+/* An HMAC context already keyed with a derived signing key, so a signature
+ * on a cached date/region/service costs no key schedule. */
 typedef struct {
   char date8[9];
   char region[64], service[64];
   size_t region_len, service_len;
-  void *mac; /* EVP_MAC_CTX keyed with key */
+  os_hash mac; /* HMAC-SHA256 keyed with the derived key */
   int used;
 } os_sign_key_slot;
 
@@ -123,10 +124,9 @@ struct os_signer {
   os_buf canon, sts, auth, url, work, sig, path;
   os_buf strings;
   os_entries hdrs, params;
-  void *md_ctx;      /* EVP_MD_CTX, SHA-256 */
-  void *mac_sha256;  /* EVP_MAC_CTX, HMAC-SHA256, digest set once */
-  void *mac_sha1;    /* EVP_MAC_CTX, HMAC-SHA1 */
-  char datetime[17]; /* last formatted signing time */
+  os_hash sha256;      /* SHA-256, restarted for each canonical request */
+  os_hash secret_sha1; /* oss1: HMAC-SHA1 keyed with the secret, made on first use */
+  char datetime[17];   /* last formatted signing time */
   int64_t datetime_of;
   char errbuf[256];
 };

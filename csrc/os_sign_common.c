@@ -1,11 +1,8 @@
 /*
- * Pieces every signing algorithm shares: crypto over cached OpenSSL
- * contexts, the signing-key cache, header and query canonicalisation.
+ * Pieces every signing algorithm shares: crypto over the cached contexts of
+ * os_hash.c, the signing-key cache, header and query canonicalisation.
  */
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,17 +10,6 @@
 
 #include "os_encode.h"
 #include "os_sign_int.h"
-
-static EVP_MD *md_sha256, *md_sha1;
-static EVP_MAC *mac_hmac;
-static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
-
-/* Fetching an algorithm is a locked lookup in OpenSSL 3; do it once. */
-static void fetch_algorithms(void) {
-  md_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-  md_sha1 = EVP_MD_fetch(NULL, "SHA1", NULL);
-  mac_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-}
 
 int os_sign_fail(os_signer *s, const char *fmt, ...) {
   va_list ap;
@@ -33,7 +19,15 @@ int os_sign_fail(os_signer *s, const char *fmt, ...) {
   return 0;
 }
 
-int os_str_ieq(os_str a, const char *b) {
+/* A failed os_hash call: what failed and OpenSSL's reason. */
+static int crypto_fail(os_signer *s, const char *what) {
+  char why[160];
+  os_hash_error(why, sizeof why);
+  return os_sign_fail(s, "%s failed: %s", what, why);
+}
+
+/* Case-insensitive (ASCII) comparison with a literal or lowercase name. */
+static inline int str_ieq(os_str a, const char *b) {
   size_t n = strlen(b);
   if (a.n != n) return 0;
   for (size_t i = 0; i < n; i++) {
@@ -45,23 +39,9 @@ int os_str_ieq(os_str a, const char *b) {
   return 1;
 }
 
-int os_str_eq(os_str a, const char *b) {
-  size_t n = strlen(b);
-  return a.n == n && memcmp(a.p, b, n) == 0;
-}
-
-os_str os_str_c(const char *s) {
-  os_str r = {s, strlen(s)};
-  return r;
-}
-
-os_str os_buf_str(const os_buf *b) {
-  os_str r = {b->data ? b->data : "", b->len};
-  return r;
-}
-
-static int is_ws(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+static inline int is_ws(char c) {
+  /* One comparison for the common bytes, which are all above ' '. */
+  return (unsigned char)c <= ' ' && (c == ' ' || c == '\t' || c == '\n' || c == '\r');
 }
 
 os_str os_str_trim(os_str s) {
@@ -71,23 +51,9 @@ os_str os_str_trim(os_str s) {
 }
 
 int os_signer_init(os_signer *s, os_sign_alg alg) {
-  pthread_once(&fetch_once, fetch_algorithms);
-  if (md_sha256 == NULL || md_sha1 == NULL || mac_hmac == NULL)
-    return os_sign_fail(s, "OpenSSL has no SHA256/SHA1/HMAC");
   s->alg = alg;
   s->datetime_of = -1;
-  s->md_ctx = EVP_MD_CTX_new();
-  s->mac_sha256 = EVP_MAC_CTX_new(mac_hmac);
-  s->mac_sha1 = EVP_MAC_CTX_new(mac_hmac);
-  if (s->md_ctx == NULL || s->mac_sha256 == NULL || s->mac_sha1 == NULL)
-    return os_sign_fail(s, "out of memory");
-  /* The digest is set once here: naming it on every init would fetch it. */
-  OSSL_PARAM p256[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
-                       OSSL_PARAM_construct_end()};
-  OSSL_PARAM p1[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA1", 0),
-                     OSSL_PARAM_construct_end()};
-  if (!EVP_MAC_CTX_set_params(s->mac_sha256, p256) || !EVP_MAC_CTX_set_params(s->mac_sha1, p1))
-    return os_sign_fail(s, "OpenSSL refused the HMAC digest");
+  if (os_hash_init(&s->sha256, OS_HASH_SHA256) != 0) return crypto_fail(s, "SHA-256 setup");
   return 1;
 }
 
@@ -103,7 +69,8 @@ static void wipe_buf(os_buf *b) {
   os_buf_free(b);
 }
 
-int os_sign_datetime(os_signer *s, int64_t t, char out[17]) {
+/* "YYYYMMDDTHHMMSSZ" of t, cached per signer. */
+static int sign_datetime(os_signer *s, int64_t t, char out[17]) {
   /* Consecutive signatures mostly share their second: format it once. */
   if (t != s->datetime_of) {
     if (!os_iso8601_basic(s->datetime, t)) {
@@ -116,9 +83,11 @@ int os_sign_datetime(os_signer *s, int64_t t, char out[17]) {
   return 1;
 }
 
+/* Drops every key made from the secret: the derived keys and oss1's. */
 static void clear_keys(os_signer *s) {
-  for (int i = 0; i < OS_SIGN_KEY_CACHE; i++) EVP_MAC_CTX_free(s->keys[i].mac);
+  for (int i = 0; i < OS_SIGN_KEY_CACHE; i++) os_hash_free(&s->keys[i].mac);
   OPENSSL_cleanse(s->keys, sizeof s->keys);
+  os_hash_free(&s->secret_sha1);
 }
 
 void os_signer_free(os_signer *s) {
@@ -138,10 +107,7 @@ void os_signer_free(os_signer *s) {
   os_entries_free(&s->hdrs);
   os_entries_free(&s->params);
   clear_keys(s);
-  EVP_MD_CTX_free(s->md_ctx);
-  EVP_MAC_CTX_free(s->mac_sha256);
-  EVP_MAC_CTX_free(s->mac_sha1);
-  s->md_ctx = s->mac_sha256 = s->mac_sha1 = NULL;
+  os_hash_free(&s->sha256);
 }
 
 int os_signer_set_credentials(os_signer *s, const char *ak, size_t akn, const char *sk, size_t skn,
@@ -159,21 +125,17 @@ int os_signer_set_credentials(os_signer *s, const char *ak, size_t akn, const ch
 }
 
 int os_sha256(os_signer *s, const void *p, size_t n, unsigned char out[OS_SHA256_LEN]) {
-  EVP_MD_CTX *ctx = s->md_ctx;
-  unsigned int len = 0;
-  if (!EVP_DigestInit_ex(ctx, md_sha256, NULL) || !EVP_DigestUpdate(ctx, p, n) ||
-      !EVP_DigestFinal_ex(ctx, out, &len))
-    return os_sign_fail(s, "SHA-256 failed");
+  size_t len;
+  if (os_hash_once(&s->sha256, p, n, out, &len) != 0) return crypto_fail(s, "SHA-256");
   return 1;
 }
 
-int os_hmac(os_signer *s, int sha1, const void *key, size_t keylen, const void *msg, size_t n,
-            unsigned char *out) {
-  EVP_MAC_CTX *ctx = sha1 ? s->mac_sha1 : s->mac_sha256;
-  size_t len = 0;
-  if (!EVP_MAC_init(ctx, key, keylen, NULL) || !EVP_MAC_update(ctx, msg, n) ||
-      !EVP_MAC_final(ctx, out, &len, sha1 ? OS_SHA1_LEN : OS_SHA256_LEN))
-    return os_sign_fail(s, "HMAC failed");
+int os_sign_secret_sha1(os_signer *s, const void *msg, size_t n, unsigned char out[OS_SHA1_LEN]) {
+  size_t len;
+  if (s->secret_sha1.mac == NULL &&
+      os_hash_init_hmac(&s->secret_sha1, OS_HASH_SHA1, s->secret_key.data, s->secret_key.len) != 0)
+    return crypto_fail(s, "HMAC-SHA1");
+  if (os_hash_once(&s->secret_sha1, msg, n, out, &len) != 0) return crypto_fail(s, "HMAC-SHA1");
   return 1;
 }
 
@@ -184,10 +146,11 @@ static int slot_matches(const os_sign_key_slot *k, const char *date8, os_str reg
          memcmp(k->service, service.p, service.n) == 0;
 }
 
-int os_sign_keyed_hmac(os_signer *s, const char *prefix, const char *date8, os_str region,
-                       os_str service, const char *terminator, const void *msg, size_t n,
-                       unsigned char out[OS_SHA256_LEN]) {
+static int keyed_hmac(os_signer *s, const char *prefix, const char *date8, os_str region,
+                      os_str service, const char *terminator, const void *msg, size_t n,
+                      unsigned char out[OS_SHA256_LEN]) {
   os_sign_key_slot *slot = NULL;
+  size_t len;
   if (region.n >= sizeof slot->region || service.n >= sizeof slot->service)
     return os_sign_fail(s, "region or service is longer than 63 bytes");
   for (int i = 0; i < OS_SIGN_KEY_CACHE && slot == NULL; i++)
@@ -199,35 +162,95 @@ int os_sign_keyed_hmac(os_signer *s, const char *prefix, const char *date8, os_s
     os_buf_adds(seed, prefix);
     os_buf_add(seed, s->secret_key.data, s->secret_key.len);
     if (seed->oom) return os_sign_fail(s, "out of memory");
-    int ok = os_hmac(s, 0, seed->data, seed->len, date8, 8, k) &&
-             os_hmac(s, 0, k, sizeof k, region.p, region.n, k) &&
-             os_hmac(s, 0, k, sizeof k, service.p, service.n, k) &&
-             os_hmac(s, 0, k, sizeof k, terminator, strlen(terminator), k);
+    /* Each step's key is the previous step's digest (out may alias key). */
+    int ok =
+        os_hash_hmac(OS_HASH_SHA256, seed->data, seed->len, date8, 8, k, &len) == 0 &&
+        os_hash_hmac(OS_HASH_SHA256, k, sizeof k, region.p, region.n, k, &len) == 0 &&
+        os_hash_hmac(OS_HASH_SHA256, k, sizeof k, service.p, service.n, k, &len) == 0 &&
+        os_hash_hmac(OS_HASH_SHA256, k, sizeof k, terminator, strlen(terminator), k, &len) == 0;
     OPENSSL_cleanse(seed->data, seed->len);
     os_buf_reset(seed);
-    if (!ok) return 0;
     slot = &s->keys[s->next_slot++ % OS_SIGN_KEY_CACHE];
-    EVP_MAC_CTX_free(slot->mac);
+    os_hash_free(&slot->mac);
     memset(slot, 0, sizeof *slot);
-    slot->mac = EVP_MAC_CTX_dup(s->mac_sha256);
-    if (slot->mac == NULL || !EVP_MAC_init(slot->mac, k, sizeof k, NULL)) {
-      OPENSSL_cleanse(k, sizeof k);
-      return os_sign_fail(s, "HMAC failed");
-    }
+    if (ok) ok = os_hash_init_hmac(&slot->mac, OS_HASH_SHA256, k, sizeof k) == 0;
+    OPENSSL_cleanse(k, sizeof k);
+    if (!ok) return crypto_fail(s, "signing key derivation");
     memcpy(slot->date8, date8, 8);
     memcpy(slot->region, region.p, region.n);
     slot->region_len = region.n;
     memcpy(slot->service, service.p, service.n);
     slot->service_len = service.n;
-    OPENSSL_cleanse(k, sizeof k);
     slot->used = 1;
-  } else if (!EVP_MAC_init(slot->mac, NULL, 0, NULL)) {
-    /* NULL key: restart with the key already scheduled in this context. */
-    return os_sign_fail(s, "HMAC failed");
   }
-  size_t len = 0;
-  if (!EVP_MAC_update(slot->mac, msg, n) || !EVP_MAC_final(slot->mac, out, &len, OS_SHA256_LEN))
-    return os_sign_fail(s, "HMAC failed");
+  if (os_hash_once(&slot->mac, msg, n, out, &len) != 0) return crypto_fail(s, "HMAC-SHA256");
+  return 1;
+}
+
+int os_scope_init(os_signer *s, os_scope *c, int64_t t, os_str region, os_str service,
+                  const char *key_prefix, const char *terminator) {
+  if (!sign_datetime(s, t, c->datetime)) return 0;
+  memcpy(c->date8, c->datetime, 8);
+  c->date8[8] = '\0';
+  c->region = region;
+  c->service = service;
+  c->key_prefix = key_prefix;
+  c->terminator = terminator;
+  return 1;
+}
+
+void os_add_scope(os_buf *b, const os_scope *c) {
+  os_buf_add(b, c->date8, 8);
+  os_buf_addc(b, '/');
+  os_buf_add(b, c->region.p, c->region.n);
+  os_buf_addc(b, '/');
+  os_buf_add(b, c->service.p, c->service.n);
+  os_buf_addc(b, '/');
+  os_buf_adds(b, c->terminator);
+}
+
+void os_add_credential(os_signer *s, os_buf *b, const os_scope *c) {
+  os_buf_add(b, s->access_key.data, s->access_key.len);
+  os_buf_addc(b, '/');
+  os_add_scope(b, c);
+}
+
+void os_add_sts_head(os_buf *b, const char *alg, const os_scope *c) {
+  os_buf_adds(b, alg);
+  os_buf_addc(b, '\n');
+  os_buf_add(b, c->datetime, 16);
+  os_buf_addc(b, '\n');
+  os_add_scope(b, c);
+  os_buf_addc(b, '\n');
+}
+
+int os_scope_hmac(os_signer *s, const os_scope *c, const void *msg, size_t n,
+                  unsigned char out[OS_SHA256_LEN]) {
+  return keyed_hmac(s, c->key_prefix, c->date8, c->region, c->service, c->terminator, msg, n, out);
+}
+
+int os_scope_sign(os_signer *s, const os_scope *c, const void *msg, size_t n, os_buf *out) {
+  unsigned char mac[OS_SHA256_LEN];
+  if (!os_scope_hmac(s, c, msg, n, mac)) return 0;
+  os_hex_encode(out, mac, sizeof mac);
+  if (out->oom) return os_sign_fail(s, "out of memory");
+  return 1;
+}
+
+int os_sign_v4_finish(os_signer *s, const os_scope *c, const char *alg, os_sign_result *out) {
+  unsigned char h[OS_SHA256_LEN];
+  os_buf *sts = &s->sts, *sig = &s->sig;
+  if (s->canon.oom) return os_sign_fail(s, "out of memory");
+  if (!os_sha256(s, s->canon.data, s->canon.len, h)) return 0;
+  os_buf_reset(sts);
+  os_add_sts_head(sts, alg, c);
+  os_hex_encode(sts, h, sizeof h);
+  if (sts->oom) return os_sign_fail(s, "out of memory");
+  os_buf_reset(sig);
+  if (!os_scope_sign(s, c, sts->data, sts->len, sig)) return 0;
+  out->canonical_request = os_buf_str(&s->canon);
+  out->string_to_sign = os_buf_str(sts);
+  out->signature = os_buf_str(sig);
   return 1;
 }
 
@@ -243,7 +266,8 @@ static os_entry *entries_add(os_signer *s, os_entries *l) {
     l->cap = cap;
   }
   os_entry *e = &l->v[l->n];
-  memset(e, 0, sizeof *e);
+  e->nlen = e->vlen = 0;
+  e->has_value = 0;
   e->seq = l->n++;
   return e;
 }
@@ -256,24 +280,44 @@ void os_entries_fix(os_signer *s, os_entries *l) {
   }
 }
 
-/* Appends a header value with runs of whitespace folded to one space
- * (SigV4 "Trimall"; OSS trims only the ends, which this also does). */
-static void add_folded(os_buf *b, os_str v) {
-  v = os_str_trim(v);
-  int in_ws = 0;
-  for (size_t i = 0; i < v.n; i++) {
-    if (is_ws(v.p[i])) {
-      in_ws = 1;
-      continue;
-    }
-    if (in_ws) os_buf_addc(b, ' ');
-    in_ws = 0;
-    os_buf_addc(b, v.p[i]);
+void os_add_lower(os_buf *b, os_str name) {
+  if (!os_buf_reserve(b, name.n)) return;
+  char *o = b->data + b->len;
+  for (size_t j = 0; j < name.n; j++) {
+    char c = name.p[j];
+    o[j] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
   }
+  b->len += name.n;
 }
 
-static int cmp_name_seq(const void *a, const void *b) {
-  const os_entry *x = a, *y = b;
+/* Appends a header value trimmed and, with fold, with inner runs of
+ * whitespace as one space (SigV4 "Trimall"; OSS only trims). */
+static void add_value(os_buf *b, os_str v, int fold) {
+  v = os_str_trim(v);
+  if (!os_buf_reserve(b, v.n)) return;
+  char *o = b->data + b->len;
+  if (!fold) {
+    memcpy(o, v.p, v.n);
+    b->len += v.n;
+    return;
+  }
+  size_t i = 0;
+  while (i < v.n) {
+    /* A run without whitespace is copied whole; a run of whitespace inside
+     * (the ends are trimmed) becomes one space. */
+    size_t j = i;
+    while (j < v.n && !is_ws(v.p[j])) j++;
+    memcpy(o, v.p + i, j - i);
+    o += j - i;
+    if (j == v.n) break;
+    *o++ = ' ';
+    while (is_ws(v.p[j])) j++;
+    i = j;
+  }
+  b->len = (size_t)(o - b->data);
+}
+
+static int cmp_name_seq(const os_entry *x, const os_entry *y) {
   size_t n = x->nlen < y->nlen ? x->nlen : y->nlen;
   int c = memcmp(x->name, y->name, n);
   if (c != 0) return c;
@@ -281,10 +325,36 @@ static int cmp_name_seq(const void *a, const void *b) {
   return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* Insertion sort: requests carry a handful of headers and parameters, where
- * it beats qsort's setup; stable, so duplicates keep their order. */
-static void sort_entries(os_entries *l, int (*cmp)(const void *, const void *)) {
+static int cmp_name_value(const os_entry *x, const os_entry *y) {
+  size_t n = x->nlen < y->nlen ? x->nlen : y->nlen;
+  int c = memcmp(x->name, y->name, n);
+  if (c != 0) return c;
+  if (x->nlen != y->nlen) return x->nlen < y->nlen ? -1 : 1;
+  n = x->vlen < y->vlen ? x->vlen : y->vlen;
+  c = memcmp(x->value, y->value, n);
+  if (c != 0) return c;
+  return x->vlen < y->vlen ? -1 : x->vlen > y->vlen;
+}
+
+static int qsort_name_seq(const void *a, const void *b) {
+  return cmp_name_seq(a, b);
+}
+
+static int qsort_name_value(const void *a, const void *b) {
+  return cmp_name_value(a, b);
+}
+
+/* Requests carry a handful of headers and parameters, where insertion sort
+ * beats qsort's setup; stable, so duplicates keep their order. Inline, so
+ * each use gets its comparison inlined too. */
+static inline void sort_entries(os_entries *l, int (*cmp)(const os_entry *, const os_entry *),
+                                int (*qcmp)(const void *, const void *)) {
+  if (l->n > 32) {
+    qsort(l->v, l->n, sizeof l->v[0], qcmp);
+    return;
+  }
   for (size_t i = 1; i < l->n; i++) {
+    if (cmp(&l->v[i - 1], &l->v[i]) <= 0) continue; /* already in order: the common case */
     os_entry e = l->v[i];
     size_t j = i;
     while (j > 0 && cmp(&l->v[j - 1], &e) > 0) {
@@ -296,10 +366,12 @@ static void sort_entries(os_entries *l, int (*cmp)(const void *, const void *)) 
 }
 
 void os_entries_sort_name(os_entries *l) {
-  if (l->n > 32)
-    qsort(l->v, l->n, sizeof l->v[0], cmp_name_seq);
-  else
-    sort_entries(l, cmp_name_seq);
+  sort_entries(l, cmp_name_seq, qsort_name_seq);
+}
+
+void os_entries_sort_encoded(os_signer *s, os_entries *l) {
+  os_entries_fix(s, l);
+  sort_entries(l, cmp_name_value, qsort_name_value);
 }
 
 int os_collect_headers(os_signer *s, const os_sign_req *r, int add_host, int fold,
@@ -314,23 +386,25 @@ int os_collect_headers(os_signer *s, const os_sign_req *r, int add_host, int fol
     if (value.n > OS_SIGN_MAX_FIELD)
       return os_sign_fail(s, "header '%.*s' is longer than %u bytes",
                           (int)(name.n > 64 ? 64 : name.n), name.p, OS_SIGN_MAX_FIELD);
+    if (str_ieq(name, "host")) have_host = 1;
     os_entry *e = entries_add(s, out);
     if (e == NULL) return 0;
     e->name_off = st->len;
-    for (size_t j = 0; j < name.n; j++) {
-      char c = name.p[j];
-      os_buf_addc(st, (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c);
-    }
+    os_add_lower(st, name);
     e->nlen = name.n;
-    e->value_off = st->len;
-    if (fold) {
-      add_folded(st, value);
-    } else {
-      os_str t = os_str_trim(value);
-      os_buf_add(st, t.p, t.n);
+    if (filter != NULL) {
+      /* Filtered on the lowercased name, before its value is copied. */
+      if (st->oom) return os_sign_fail(s, "out of memory");
+      e->name = st->data + e->name_off;
+      if (!filter(e, ud)) {
+        st->len = e->name_off;
+        out->n--;
+        continue;
+      }
     }
+    e->value_off = st->len;
+    add_value(st, value, fold);
     e->vlen = st->len - e->value_off;
-    if (os_str_ieq(name, "host")) have_host = 1;
   }
   if (add_host && !have_host) {
     os_str host = r->host;
@@ -339,20 +413,14 @@ int os_collect_headers(os_signer *s, const os_sign_req *r, int add_host, int fol
     os_entry *e = entries_add(s, out);
     if (e == NULL) return 0;
     e->name_off = st->len;
-    os_buf_adds(st, "host");
+    os_buf_add(st, "host", 4);
     e->nlen = 4;
     e->value_off = st->len;
-    add_folded(st, host);
+    add_value(st, host, 1);
     e->vlen = st->len - e->value_off;
   }
   if (st->oom) return os_sign_fail(s, "out of memory");
   os_entries_fix(s, out);
-  if (filter != NULL) {
-    size_t k = 0;
-    for (size_t i = 0; i < out->n; i++)
-      if (filter(&out->v[i], ud)) out->v[k++] = out->v[i];
-    out->n = k;
-  }
   os_entries_sort_name(out);
   /* Merge duplicates in input order: "a:1", "a:2" -> "a:1,2". The merged
    * value is rebuilt in the string buffer, which may move: offsets first. */
@@ -375,12 +443,12 @@ int os_collect_headers(os_signer *s, const os_sign_req *r, int add_host, int fol
       }
       out->v[k].value_off = off;
       out->v[k].vlen = st->len - off;
-      if (st->oom) return os_sign_fail(s, "out of memory");
+      /* The buffer may have moved: later names are compared through these. */
+      os_entries_fix(s, out);
     }
     i = j;
   }
   out->n = k;
-  os_entries_fix(s, out);
   return 1;
 }
 
@@ -398,7 +466,23 @@ int os_entries_push(os_signer *s, os_entries *l, os_str name, os_str value, int 
   return 1;
 }
 
-int os_parse_query(os_signer *s, os_str q, os_entries *out) {
+int os_entries_push_encoded(os_signer *s, os_entries *l, os_str name, os_str value) {
+  os_buf *st = &s->strings;
+  os_entry *e = entries_add(s, l);
+  if (e == NULL) return 0;
+  e->name_off = st->len;
+  os_buf_add(st, name.p, name.n);
+  e->nlen = name.n;
+  e->value_off = st->len;
+  os_uri_encode(st, value.p, value.n, 0);
+  e->vlen = st->len - e->value_off;
+  e->has_value = 1;
+  if (st->oom) return os_sign_fail(s, "out of memory");
+  return 1;
+}
+
+int os_parse_query(os_signer *s, os_str q, int canonical, os_entries *out) {
+  os_buf *st = &s->strings;
   out->n = 0;
   if (q.n > OS_SIGN_MAX_FIELD)
     return os_sign_fail(s, "query is longer than %u bytes", OS_SIGN_MAX_FIELD);
@@ -412,59 +496,31 @@ int os_parse_query(os_signer *s, os_str q, os_entries *out) {
       while (eq < n && part[eq] != '=') eq++;
       os_entry *e = entries_add(s, out);
       if (e == NULL) return 0;
-      e->name_off = s->strings.len;
-      os_uri_decode(&s->strings, part, eq);
-      e->nlen = s->strings.len - e->name_off;
-      e->value_off = s->strings.len;
+      e->name_off = st->len;
+      if (canonical)
+        os_uri_normalize(st, part, eq, 0);
+      else
+        os_uri_decode(st, part, eq);
+      e->nlen = st->len - e->name_off;
+      e->value_off = st->len;
       e->has_value = eq < n;
-      if (eq < n) os_uri_decode(&s->strings, part + eq + 1, n - eq - 1);
-      e->vlen = s->strings.len - e->value_off;
+      if (eq < n) {
+        if (canonical)
+          os_uri_normalize(st, part + eq + 1, n - eq - 1, 0);
+        else
+          os_uri_decode(st, part + eq + 1, n - eq - 1);
+      }
+      e->vlen = st->len - e->value_off;
     }
     i = j + 1;
   }
-  if (s->strings.oom) return os_sign_fail(s, "out of memory");
+  if (st->oom) return os_sign_fail(s, "out of memory");
   return 1;
-}
-
-/* Sorting by the encoded forms: the names and values are replaced by their
- * RFC 3986 encodings, which is also what the canonical query prints. */
-static int cmp_name_value(const void *a, const void *b) {
-  const os_entry *x = a, *y = b;
-  size_t n = x->nlen < y->nlen ? x->nlen : y->nlen;
-  int c = memcmp(x->name, y->name, n);
-  if (c != 0) return c;
-  if (x->nlen != y->nlen) return x->nlen < y->nlen ? -1 : 1;
-  n = x->vlen < y->vlen ? x->vlen : y->vlen;
-  c = memcmp(x->value, y->value, n);
-  if (c != 0) return c;
-  return x->vlen < y->vlen ? -1 : x->vlen > y->vlen;
-}
-
-void os_entries_sort_encoded(os_signer *s, os_entries *l) {
-  os_buf *st = &s->strings;
-  for (size_t i = 0; i < l->n; i++) {
-    os_entry *e = &l->v[i];
-    /* Reserve first: the encoder reads from the buffer it appends to. */
-    if (!os_buf_reserve(st, 3 * (e->nlen + e->vlen))) return;
-    size_t off = st->len;
-    os_uri_encode(st, st->data + e->name_off, e->nlen, 0);
-    e->nlen = st->len - off;
-    e->name_off = off;
-    off = st->len;
-    os_uri_encode(st, st->data + e->value_off, e->vlen, 0);
-    e->vlen = st->len - off;
-    e->value_off = off;
-  }
-  os_entries_fix(s, l);
-  if (l->n > 32)
-    qsort(l->v, l->n, sizeof l->v[0], cmp_name_value);
-  else
-    sort_entries(l, cmp_name_value);
 }
 
 int os_find_header(const os_sign_req *r, const char *lname, os_str *value) {
   for (size_t i = 0; i < r->nheaders; i++) {
-    if (os_str_ieq(r->headers[i].name, lname)) {
+    if (str_ieq(r->headers[i].name, lname)) {
       *value = os_str_trim(r->headers[i].value);
       return 1;
     }
@@ -472,7 +528,8 @@ int os_find_header(const os_sign_req *r, const char *lname, os_str *value) {
   return 0;
 }
 
-os_str os_request_host(const os_sign_req *r) {
+/* Host: Host header, else r->host. */
+static os_str request_host(const os_sign_req *r) {
   os_str h;
   if (os_find_header(r, "host", &h)) return h;
   return r->host;
@@ -522,26 +579,36 @@ void os_pending_push(os_buf *b, os_pending_add *list, size_t *n, const char *nam
   (*n)++;
 }
 
-void os_pending_span(os_pending_add *list, size_t *n, const char *name, size_t off, size_t len) {
-  list[*n].name = name;
-  list[*n].off = off;
-  list[*n].len = len;
-  (*n)++;
-}
-
-void os_pending_emit(os_buf *b, const os_pending_add *list, size_t n, os_sign_result *out) {
+int os_pending_finish(os_signer *s, os_buf *b, os_pending_add *list, size_t n, size_t auth_off,
+                      os_sign_result *out) {
+  list[n].name = "Authorization";
+  list[n].off = auth_off;
+  list[n].len = b->len - auth_off;
+  n++;
+  if (b->oom) return os_sign_fail(s, "out of memory");
   for (size_t i = 0; i < n; i++) {
     out->add[i].name = os_str_c(list[i].name);
     out->add[i].value.p = b->data + list[i].off;
     out->add[i].value.n = list[i].len;
   }
   out->nadd = n;
+  out->authorization = out->add[n - 1].value;
+  return 1;
+}
+
+void os_add_canonical_headers(os_buf *out, const os_entries *h) {
+  for (size_t i = 0; i < h->n; i++) {
+    os_buf_add(out, h->v[i].name, h->v[i].nlen);
+    os_buf_addc(out, ':');
+    os_buf_add(out, h->v[i].value, h->v[i].vlen);
+    os_buf_addc(out, '\n');
+  }
 }
 
 /* Appends scheme://host (when the host is known) and the wire path,
- * canonically encoded; returns where the path starts. */
-size_t os_add_url_prefix(os_signer *s, const os_sign_req *r, os_buf *u) {
-  os_str host = os_request_host(r);
+ * canonically encoded (given, or built here); returns where the path starts. */
+size_t os_add_url_prefix(os_signer *s, const os_sign_req *r, os_str path, os_buf *u) {
+  os_str host = request_host(r);
   if (host.n) {
     if (r->scheme.n)
       os_buf_add(u, r->scheme.p, r->scheme.n);
@@ -551,6 +618,10 @@ size_t os_add_url_prefix(os_signer *s, const os_sign_req *r, os_buf *u) {
     os_buf_add(u, host.p, host.n);
   }
   size_t path_off = u->len;
+  if (path.n) {
+    os_buf_add(u, path.p, path.n);
+    return path_off;
+  }
   os_buf *wire = &s->path;
   os_buf_reset(wire);
   os_request_path(r, wire);
@@ -565,33 +636,41 @@ void os_finish_urls(os_sign_result *out, os_buf *u, size_t path_off) {
   out->path_and_query.n = u->len - path_off;
 }
 
+static const os_sign_ops *const algorithms[] = {
+    [OS_ALG_AWS4] = &os_sign_aws4_ops,
+    [OS_ALG_OSS1] = &os_sign_oss1_ops,
+    [OS_ALG_OSS4] = &os_sign_oss4_ops,
+};
+
+static const os_sign_ops *ops_of(os_signer *s) {
+  if ((unsigned)s->alg >= sizeof algorithms / sizeof algorithms[0]) {
+    os_sign_fail(s, "unknown algorithm");
+    return NULL;
+  }
+  return algorithms[s->alg];
+}
+
 int os_sign_header(os_signer *s, const os_sign_req *r, os_sign_result *out) {
+  const os_sign_ops *ops = ops_of(s);
   memset(out, 0, sizeof *out);
   os_buf_reset(&s->strings);
-  switch (s->alg) {
-    case OS_ALG_AWS4:
-      return os_sign_aws4_header(s, r, out);
-    case OS_ALG_OSS1:
-      return os_sign_oss1_header(s, r, out);
-    case OS_ALG_OSS4:
-      return os_sign_oss4_header(s, r, out);
-  }
-  return os_sign_fail(s, "unknown algorithm");
+  return ops != NULL && ops->header(s, r, out);
 }
 
 int os_sign_query(os_signer *s, const os_sign_req *r, os_sign_result *out) {
+  const os_sign_ops *ops = ops_of(s);
   memset(out, 0, sizeof *out);
   os_buf_reset(&s->strings);
+  if (ops == NULL) return 0;
   if (r->expires <= 0 || r->expires > OS_SIGN_MAX_EXPIRES)
     return os_sign_fail(s, "expires must be between 1 and %d seconds (7 days), got %lld",
                         OS_SIGN_MAX_EXPIRES, (long long)r->expires);
-  switch (s->alg) {
-    case OS_ALG_AWS4:
-      return os_sign_aws4_query(s, r, out);
-    case OS_ALG_OSS1:
-      return os_sign_oss1_query(s, r, out);
-    case OS_ALG_OSS4:
-      return os_sign_oss4_query(s, r, out);
-  }
-  return os_sign_fail(s, "unknown algorithm");
+  return ops->query(s, r, out);
+}
+
+int os_sign_policy(os_signer *s, int64_t time, os_str region, os_str service, os_str policy_b64,
+                   os_buf *out) {
+  const os_sign_ops *ops = ops_of(s);
+  os_buf_reset(out);
+  return ops != NULL && ops->policy(s, time, region, service, policy_b64, out);
 }

@@ -4,7 +4,6 @@
  * x-oss-additional-headers). Rules follow the OSS API reference and the
  * signers of Alibaba's Go and Python SDK v2.
  */
-#include <stdio.h>
 #include <string.h>
 
 #include "os_encode.h"
@@ -141,12 +140,7 @@ static int oss1_sign(os_signer *s, const os_sign_req *r, os_str date, const os_e
   os_buf_addc(st, '\n');
   os_buf_add(st, date.p, date.n);
   os_buf_addc(st, '\n');
-  for (size_t i = 0; i < h->n; i++) {
-    os_buf_add(st, h->v[i].name, h->v[i].nlen);
-    os_buf_addc(st, ':');
-    os_buf_add(st, h->v[i].value, h->v[i].vlen);
-    os_buf_addc(st, '\n');
-  }
+  os_add_canonical_headers(st, h);
   add_resource_path(s, r, st, 0);
   char sep = '?';
   for (size_t i = 0; i < q->n; i++) {
@@ -161,7 +155,7 @@ static int oss1_sign(os_signer *s, const os_sign_req *r, os_str date, const os_e
   }
   if (st->oom) return os_sign_fail(s, "out of memory");
   unsigned char mac[OS_SHA1_LEN];
-  if (!os_hmac(s, 1, s->secret_key.data, s->secret_key.len, st->data, st->len, mac)) return 0;
+  if (!os_sign_secret_sha1(s, st->data, st->len, mac)) return 0;
   os_buf_reset(&s->sig);
   os_base64_encode(&s->sig, mac, sizeof mac);
   if (s->sig.oom) return os_sign_fail(s, "out of memory");
@@ -173,7 +167,7 @@ static void oss1_sort_params(os_entries *q) {
   os_entries_sort_name(q);
 }
 
-int os_sign_oss1_header(os_signer *s, const os_sign_req *r, os_sign_result *out) {
+static int oss1_header(os_signer *s, const os_sign_req *r, os_sign_result *out) {
   if (!validate_key(s, r)) return 0;
   os_str token = os_buf_str(&s->session_token), v, date;
   int add_token = token.n > 0 && !os_find_header(r, "x-oss-security-token", &v);
@@ -188,7 +182,7 @@ int os_sign_oss1_header(os_signer *s, const os_sign_req *r, os_sign_result *out)
   os_entries *h = &s->hdrs, *q = &s->params;
   if (!os_collect_headers(s, r, 0, 0, is_oss_header, NULL, h)) return 0;
   if (add_token && !os_entries_push(s, h, os_str_c("x-oss-security-token"), token, 1)) return 0;
-  if (!os_parse_query(s, r->query, q)) return 0;
+  if (!os_parse_query(s, r->query, 0, q)) return 0;
   os_entries_fix(s, h);
   os_entries_fix(s, q);
   os_entries_sort_name(h);
@@ -206,10 +200,7 @@ int os_sign_oss1_header(os_signer *s, const os_sign_req *r, os_sign_result *out)
   os_buf_add(a, s->access_key.data, s->access_key.len);
   os_buf_addc(a, ':');
   os_buf_add(a, s->sig.data, s->sig.len);
-  os_pending_span(adds, &nadd, "Authorization", off, a->len - off);
-  if (a->oom) return os_sign_fail(s, "out of memory");
-  os_pending_emit(a, adds, nadd, out);
-  out->authorization = out->add[nadd - 1].value;
+  if (!os_pending_finish(s, a, adds, nadd, off, out)) return 0;
   out->string_to_sign = os_buf_str(&s->sts);
   out->signature = os_buf_str(&s->sig);
   return 1;
@@ -224,14 +215,14 @@ static void add_query_start(os_buf *u, const os_sign_req *r) {
   }
 }
 
-int os_sign_oss1_query(os_signer *s, const os_sign_req *r, os_sign_result *out) {
+static int oss1_query(os_signer *s, const os_sign_req *r, os_sign_result *out) {
   if (!validate_key(s, r)) return 0;
   os_str token = os_buf_str(&s->session_token);
   char expires[24];
-  snprintf(expires, sizeof expires, "%lld", (long long)(r->time + r->expires));
+  os_dec_to(expires, r->time + r->expires);
   os_entries *h = &s->hdrs, *q = &s->params;
   if (!os_collect_headers(s, r, 0, 0, is_oss_header, NULL, h)) return 0;
-  if (!os_parse_query(s, r->query, q)) return 0;
+  if (!os_parse_query(s, r->query, 0, q)) return 0;
   /* The token is a sub-resource of URL signatures (unlike header auth). */
   if (token.n && !os_entries_push(s, q, os_str_c("security-token"), token, 1)) return 0;
   os_entries_fix(s, h);
@@ -242,7 +233,7 @@ int os_sign_oss1_query(os_signer *s, const os_sign_req *r, os_sign_result *out) 
 
   os_buf *u = &s->url;
   os_buf_reset(u);
-  size_t path_off = os_add_url_prefix(s, r, u);
+  size_t path_off = os_add_url_prefix(s, r, (os_str){NULL, 0}, u);
   add_query_start(u, r);
   os_buf_adds(u, "OSSAccessKeyId=");
   os_uri_encode(u, s->access_key.data, s->access_key.len, 0);
@@ -293,31 +284,18 @@ static int oss4_header_filter(const os_entry *e, void *ud) {
   return oss4_default_signed(e->name, e->nlen) || oss4_is_additional(f->r, e->name, e->nlen);
 }
 
-typedef struct {
-  char datetime[17];
-  char date8[9];
-  os_str region, product;
-} oss4_ctx;
-
-static int oss4_begin(os_signer *s, const os_sign_req *r, oss4_ctx *c) {
-  if (!validate_key(s, r)) return 0;
-  if (!os_sign_datetime(s, r->time, c->datetime)) return 0;
-  memcpy(c->date8, c->datetime, 8);
-  c->date8[8] = '\0';
-  c->region = r->region.n ? r->region : os_buf_str(&s->region);
-  c->product = r->service.n ? r->service : os_buf_str(&s->service);
-  if (c->product.n == 0) c->product = os_str_c("oss");
-  if (c->region.n == 0) return os_sign_fail(s, "region is required for OSS V4");
+/* The scope at time t; empty region and product (service) are the signer's. */
+static int oss4_scope(os_signer *s, int64_t t, os_str region, os_str product, os_scope *c) {
+  if (region.n == 0) region = os_buf_str(&s->region);
+  if (product.n == 0) product = os_buf_str(&s->service);
+  if (product.n == 0) product = os_str_c("oss");
+  if (!os_scope_init(s, c, t, region, product, "aliyun_v4", "aliyun_v4_request")) return 0;
+  if (region.n == 0) return os_sign_fail(s, "region is required for OSS V4");
   return 1;
 }
 
-static void oss4_add_scope(os_buf *b, const oss4_ctx *c) {
-  os_buf_add(b, c->date8, 8);
-  os_buf_addc(b, '/');
-  os_buf_add(b, c->region.p, c->region.n);
-  os_buf_addc(b, '/');
-  os_buf_add(b, c->product.p, c->product.n);
-  os_buf_adds(b, "/aliyun_v4_request");
+static int oss4_begin(os_signer *s, const os_sign_req *r, os_scope *c) {
+  return validate_key(s, r) && oss4_scope(s, r->time, r->region, r->service, c);
 }
 
 /* The additional-headers list: names signed only because the caller asked,
@@ -333,7 +311,7 @@ static void oss4_additional_list(const os_entries *h, os_buf *out) {
   }
 }
 
-static int oss4_finish(os_signer *s, const os_sign_req *r, const oss4_ctx *c, const os_entries *q,
+static int oss4_finish(os_signer *s, const os_sign_req *r, const os_scope *c, const os_entries *q,
                        const os_entries *h, os_str additional, os_sign_result *out) {
   os_str payload;
   if (!os_find_header(r, "x-oss-content-sha256", &payload)) payload = os_str_c("UNSIGNED-PAYLOAD");
@@ -352,43 +330,16 @@ static int oss4_finish(os_signer *s, const os_sign_req *r, const oss4_ctx *c, co
     }
   }
   os_buf_addc(cr, '\n');
-  for (size_t i = 0; i < h->n; i++) {
-    os_buf_add(cr, h->v[i].name, h->v[i].nlen);
-    os_buf_addc(cr, ':');
-    os_buf_add(cr, h->v[i].value, h->v[i].vlen);
-    os_buf_addc(cr, '\n');
-  }
+  os_add_canonical_headers(cr, h);
   os_buf_addc(cr, '\n');
   os_buf_add(cr, additional.p, additional.n);
   os_buf_addc(cr, '\n');
   os_buf_add(cr, payload.p, payload.n);
-  if (cr->oom) return os_sign_fail(s, "out of memory");
-
-  unsigned char hash[OS_SHA256_LEN], mac[OS_SHA256_LEN];
-  if (!os_sha256(s, cr->data, cr->len, hash)) return 0;
-  os_buf *st = &s->sts;
-  os_buf_reset(st);
-  os_buf_adds(st, OSS4_ALG "\n");
-  os_buf_add(st, c->datetime, 16);
-  os_buf_addc(st, '\n');
-  oss4_add_scope(st, c);
-  os_buf_addc(st, '\n');
-  os_buf_addhex(st, hash, sizeof hash);
-  if (st->oom) return os_sign_fail(s, "out of memory");
-  if (!os_sign_keyed_hmac(s, "aliyun_v4", c->date8, c->region, c->product, "aliyun_v4_request",
-                          st->data, st->len, mac))
-    return 0;
-  os_buf_reset(&s->sig);
-  os_buf_addhex(&s->sig, mac, sizeof mac);
-  if (s->sig.oom) return os_sign_fail(s, "out of memory");
-  out->canonical_request = os_buf_str(cr);
-  out->string_to_sign = os_buf_str(st);
-  out->signature = os_buf_str(&s->sig);
-  return 1;
+  return os_sign_v4_finish(s, c, OSS4_ALG, out);
 }
 
-int os_sign_oss4_header(os_signer *s, const os_sign_req *r, os_sign_result *out) {
-  oss4_ctx c;
+static int oss4_header(os_signer *s, const os_sign_req *r, os_sign_result *out) {
+  os_scope c;
   if (!oss4_begin(s, r, &c)) return 0;
   os_str token = os_buf_str(&s->session_token), v;
   int add_sha = !os_find_header(r, "x-oss-content-sha256", &v);
@@ -406,7 +357,7 @@ int os_sign_oss4_header(os_signer *s, const os_sign_req *r, os_sign_result *out)
       !os_entries_push(s, h, os_str_c("x-oss-content-sha256"), os_str_c("UNSIGNED-PAYLOAD"), 1))
     return 0;
   if (add_token && !os_entries_push(s, h, os_str_c("x-oss-security-token"), token, 1)) return 0;
-  if (!os_parse_query(s, r->query, q)) return 0;
+  if (!os_parse_query(s, r->query, 1, q)) return 0;
   os_entries_sort_encoded(s, q);
   os_entries_fix(s, h);
   os_entries_sort_name(h);
@@ -432,24 +383,18 @@ int os_sign_oss4_header(os_signer *s, const os_sign_req *r, os_sign_result *out)
     return os_sign_fail(s, "out of memory");
   size_t off = a->len;
   os_buf_adds(a, OSS4_ALG " Credential=");
-  os_buf_add(a, s->access_key.data, s->access_key.len);
-  os_buf_addc(a, '/');
-  oss4_add_scope(a, &c);
+  os_add_credential(s, a, &c);
   if (add_len) {
     os_buf_adds(a, ",AdditionalHeaders=");
     os_buf_add(a, a->data + add_off, add_len);
   }
   os_buf_adds(a, ",Signature=");
   os_buf_add(a, s->sig.data, s->sig.len);
-  os_pending_span(adds, &nadd, "Authorization", off, a->len - off);
-  if (a->oom) return os_sign_fail(s, "out of memory");
-  os_pending_emit(a, adds, nadd, out);
-  out->authorization = out->add[nadd - 1].value;
-  return 1;
+  return os_pending_finish(s, a, adds, nadd, off, out);
 }
 
-int os_sign_oss4_query(os_signer *s, const os_sign_req *r, os_sign_result *out) {
-  oss4_ctx c;
+static int oss4_query(os_signer *s, const os_sign_req *r, os_sign_result *out) {
+  os_scope c;
   if (!oss4_begin(s, r, &c)) return 0;
   os_str token = os_buf_str(&s->session_token);
   oss4_filter_ud f = {r};
@@ -458,24 +403,23 @@ int os_sign_oss4_query(os_signer *s, const os_sign_req *r, os_sign_result *out) 
 
   os_buf *w = &s->auth; /* credential and additional list, referenced by q */
   os_buf_reset(w);
-  os_buf_add(w, s->access_key.data, s->access_key.len);
-  os_buf_addc(w, '/');
-  oss4_add_scope(w, &c);
+  os_add_credential(s, w, &c);
   size_t cred_len = w->len;
   oss4_additional_list(h, w);
   char expires[24];
-  snprintf(expires, sizeof expires, "%lld", (long long)r->expires);
+  os_str exp = {expires, os_dec_to(expires, r->expires)};
   if (w->oom) return os_sign_fail(s, "out of memory");
   os_str cred = {w->data, cred_len}, additional = {w->data + cred_len, w->len - cred_len};
 
-  if (!os_parse_query(s, r->query, q)) return 0;
+  if (!os_parse_query(s, r->query, 1, q)) return 0;
+  /* Names, algorithm, date and expiry are unreserved only: their own encoding. */
   int ok = os_entries_push(s, q, os_str_c("x-oss-signature-version"), os_str_c(OSS4_ALG), 1) &&
            os_entries_push(s, q, os_str_c("x-oss-date"), os_str_c(c.datetime), 1) &&
-           os_entries_push(s, q, os_str_c("x-oss-expires"), os_str_c(expires), 1) &&
-           os_entries_push(s, q, os_str_c("x-oss-credential"), cred, 1);
+           os_entries_push(s, q, os_str_c("x-oss-expires"), exp, 1) &&
+           os_entries_push_encoded(s, q, os_str_c("x-oss-credential"), cred);
   if (ok && additional.n)
-    ok = os_entries_push(s, q, os_str_c("x-oss-additional-headers"), additional, 1);
-  if (ok && token.n) ok = os_entries_push(s, q, os_str_c("x-oss-security-token"), token, 1);
+    ok = os_entries_push_encoded(s, q, os_str_c("x-oss-additional-headers"), additional);
+  if (ok && token.n) ok = os_entries_push_encoded(s, q, os_str_c("x-oss-security-token"), token);
   if (!ok) return 0;
   os_entries_sort_encoded(s, q);
   os_entries_fix(s, h);
@@ -484,7 +428,7 @@ int os_sign_oss4_query(os_signer *s, const os_sign_req *r, os_sign_result *out) 
 
   os_buf *u = &s->url;
   os_buf_reset(u);
-  size_t path_off = os_add_url_prefix(s, r, u);
+  size_t path_off = os_add_url_prefix(s, r, (os_str){NULL, 0}, u);
   os_buf_addc(u, '?');
   for (size_t i = 0; i < q->n; i++) {
     if (i) os_buf_addc(u, '&');
@@ -501,35 +445,22 @@ int os_sign_oss4_query(os_signer *s, const os_sign_req *r, os_sign_result *out) 
   return 1;
 }
 
-int os_sign_policy(os_signer *s, int64_t time, os_str region, os_str service, os_str policy_b64,
-                   os_buf *out) {
-  os_buf_reset(out);
-  switch (s->alg) {
-    case OS_ALG_AWS4:
-      return os_sign_aws4_policy(s, time, region.n ? region : os_buf_str(&s->region),
-                                 service.n ? service : os_buf_str(&s->service), policy_b64, out);
-    case OS_ALG_OSS1: {
-      unsigned char mac[OS_SHA1_LEN];
-      if (!os_hmac(s, 1, s->secret_key.data, s->secret_key.len, policy_b64.p, policy_b64.n, mac))
-        return 0;
-      os_base64_encode(out, mac, sizeof mac);
-      return 1;
-    }
-    case OS_ALG_OSS4: {
-      os_sign_req r;
-      oss4_ctx c;
-      unsigned char mac[OS_SHA256_LEN];
-      memset(&r, 0, sizeof r);
-      r.time = time;
-      r.region = region;
-      r.service = service;
-      if (!oss4_begin(s, &r, &c)) return 0;
-      if (!os_sign_keyed_hmac(s, "aliyun_v4", c.date8, c.region, c.product, "aliyun_v4_request",
-                              policy_b64.p, policy_b64.n, mac))
-        return 0;
-      os_buf_addhex(out, mac, sizeof mac);
-      return 1;
-    }
-  }
-  return os_sign_fail(s, "unknown algorithm");
+static int oss1_policy(os_signer *s, int64_t time, os_str region, os_str service, os_str policy,
+                       os_buf *out) {
+  unsigned char mac[OS_SHA1_LEN];
+  (void)time;
+  (void)region;
+  (void)service; /* V1 policies name neither date nor scope */
+  if (!os_sign_secret_sha1(s, policy.p, policy.n, mac)) return 0;
+  os_base64_encode(out, mac, sizeof mac);
+  return 1;
 }
+
+static int oss4_policy(os_signer *s, int64_t time, os_str region, os_str service, os_str policy,
+                       os_buf *out) {
+  os_scope c;
+  return oss4_scope(s, time, region, service, &c) && os_scope_sign(s, &c, policy.p, policy.n, out);
+}
+
+const os_sign_ops os_sign_oss1_ops = {oss1_header, oss1_query, oss1_policy};
+const os_sign_ops os_sign_oss4_ops = {oss4_header, oss4_query, oss4_policy};

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "os_encode.h"
+
 /* Control bytes XML 1.0 has no place for (TAB, LF and CR are fine). */
 static int c0_forbidden(unsigned v) {
   return v >= 0x01 && v <= 0x1F && v != 0x09 && v != 0x0A && v != 0x0D;
@@ -167,46 +169,12 @@ static size_t char_ref(unsigned v, char *out) {
   return len;
 }
 
-/* Decodes one UTF-8 sequence at p[0..avail). Returns its length and the code
- * point, or 0 when it is malformed, overlong, a surrogate or above U+10FFFF. */
-static size_t utf8_decode(const unsigned char *p, size_t avail, unsigned *cp) {
-  unsigned c = p[0];
-  size_t len, k;
-  unsigned v, min;
-  if (c < 0x80) {
-    *cp = c;
-    return 1;
-  } else if (c >= 0xC2 && c <= 0xDF) {
-    len = 2;
-    v = c & 0x1F;
-    min = 0x80;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    len = 3;
-    v = c & 0x0F;
-    min = 0x800;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    len = 4;
-    v = c & 0x07;
-    min = 0x10000;
-  } else {
-    return 0;
-  }
-  if (avail < len) return 0;
-  for (k = 1; k < len; k++) {
-    if ((p[k] & 0xC0) != 0x80) return 0;
-    v = (v << 6) | (p[k] & 0x3F);
-  }
-  if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return 0;
-  *cp = v;
-  return len;
-}
-
 size_t os_xml_escape(const char *s, size_t n, char *out, size_t *bad_off) {
   const unsigned char *p = (const unsigned char *)s;
   size_t i = 0, o = 0;
   while (i < n) {
     unsigned cp;
-    size_t len = utf8_decode(p + i, n - i, &cp);
+    size_t len = os_utf8_decode(p + i, n - i, &cp);
     const char *ent = NULL;
     if (len == 0 || cp == 0 || cp == 0xFFFE || cp == 0xFFFF) {
       if (bad_off != NULL) *bad_off = i;

@@ -24,12 +24,15 @@
 -- also has `decimal()`, `value()`, `length()`.
 --
 -- Misuse (wrong types, unknown algorithms, malformed digests) raises an error
--- naming the argument.
+-- naming the argument, in the one format of objstore:
+--   objstore.checksum.new: argument #1 (alg): unknown algorithm 'sha3' (...)
+-- Runtime failures (OpenSSL refusing an algorithm) return nil, err.
 -- @module objstore.checksum
 
 local core = require "objstore.core"
+local errors = require "objstore.errors"
 
-local error, ipairs, type, tostring, tonumber = error, ipairs, type, tostring, tonumber
+local ipairs, type, tostring, tonumber = ipairs, type, tostring, tonumber
 local concat = table.concat
 local ceil = math.ceil
 local format, char = string.format, string.char
@@ -49,26 +52,27 @@ local HASH_LIST = "md5, sha1, sha256"
 local ALL_LIST = "md5, sha1, sha256, crc32, crc32c, crc64ecma, crc64nvme"
 local CRC_LIST = "crc32, crc32c, crc64ecma, crc64nvme"
 
+-- Raises "objstore.checksum.<fname>: argument #<n> (<name>): <problem>".
 -- level 3 blames the caller of the public function that called argerror;
 -- the check_* helpers below sit one frame deeper and pass 4.
-local function argerror(fname, n, msg, level)
-  error(format("bad argument #%d to 'checksum.%s' (%s)", n, fname, msg), level or 3)
+local function argerror(fname, n, name, problem, level)
+  errors.argument("checksum." .. fname, n, name, problem, level or 3)
 end
 
 local function check_string(fname, n, name, v)
-  if type(v) ~= "string" then argerror(fname, n, format("%s: string expected, got %s", name, type(v)), 4) end
+  if type(v) ~= "string" then argerror(fname, n, name, "string expected, got " .. type(v), 4) end
   return v
 end
 
 local function check_alg(fname, n, alg, set, list)
-  if type(alg) ~= "string" then argerror(fname, n, "alg: string expected, got " .. type(alg), 4) end
-  if not set[alg] then argerror(fname, n, format("alg: unknown algorithm '%s' (expected %s)", alg, list), 4) end
+  if type(alg) ~= "string" then argerror(fname, n, "alg", "string expected, got " .. type(alg), 4) end
+  if not set[alg] then argerror(fname, n, "alg", format("unknown algorithm '%s' (expected %s)", alg, list), 4) end
   return alg
 end
 
 local function check_list(fname, n, name, v)
-  if type(v) ~= "table" then argerror(fname, n, format("%s: table expected, got %s", name, type(v)), 4) end
-  if #v == 0 then argerror(fname, n, name .. ": at least one entry expected", 4) end
+  if type(v) ~= "table" then argerror(fname, n, name, "table expected, got " .. type(v), 4) end
+  if #v == 0 then argerror(fname, n, name, "at least one entry expected", 4) end
   return v
 end
 
@@ -91,7 +95,7 @@ end
 function checksum.new(alg, init)
   check_alg("new", 1, alg, SIZE, ALL_LIST)
   if IS_CRC[alg] then return crc.new(alg, init) end
-  if init ~= nil then argerror("new", 2, "init: only CRCs take an initial value") end
+  if init ~= nil then argerror("new", 2, "init", "only CRCs take an initial value") end
   return hash.new(alg)
 end
 
@@ -196,14 +200,14 @@ function checksum.combine_parts(alg, parts)
   local acc, total
   for i, part in ipairs(parts) do
     if type(part) ~= "table" then
-      argerror("combine_parts", 2, format("parts[%d]: table expected, got %s", i, type(part)))
+      argerror("combine_parts", 2, format("parts[%d]", i), "table expected, got " .. type(part))
     end
     local c, n = part.crc, part.length
     if type(c) ~= "string" or #c ~= SIZE[alg] then
-      argerror("combine_parts", 2, format("parts[%d].crc: %d raw bytes expected", i, SIZE[alg]))
+      argerror("combine_parts", 2, format("parts[%d].crc", i), format("%d raw bytes expected", SIZE[alg]))
     end
     if type(n) ~= "number" or n < 0 or n % 1 ~= 0 then
-      argerror("combine_parts", 2, format("parts[%d].length: non-negative integer expected", i))
+      argerror("combine_parts", 2, format("parts[%d].length", i), "non-negative integer expected")
     end
     if acc == nil then
       acc, total = c, n
@@ -254,8 +258,8 @@ local function raw_digest(fname, argn, argname, i, alg, d, allow_hex, allow_b64)
   end
   local forms = (allow_hex and ", hex or quoted hex" or "") .. (allow_b64 and " or base64" or "")
   local got = type(d) == "string" and (#d .. " bytes") or type(d)
-  argerror(fname, argn,
-    format("%s[%d]: %s digest expected (%d raw bytes%s), got %s", argname, i, alg, size, forms, got), 4)
+  argerror(fname, argn, format("%s[%d]", argname, i),
+    format("%s digest expected (%d raw bytes%s), got %s", alg, size, forms, got), 4)
 end
 
 --- S3 multipart ETag: hex(MD5(MD5(part1) || ... || MD5(partN))) .. "-" .. N.

@@ -7,6 +7,8 @@
 -- `~/.aws/credentials` and `~/.aws/config` for the profile in AWS_PROFILE
 -- (or "default"). OSS uses OSS_ACCESS_KEY_ID / OSS_ACCESS_KEY_SECRET /
 -- OSS_SESSION_TOKEN.
+local errors = require "objstore.errors"
+
 local os_getenv, io_open, type, pairs = os.getenv, io.open, type, pairs
 
 local _M = {}
@@ -97,7 +99,8 @@ function _M.from_shared_files(profile, env)
   return nil, settings
 end
 
---- The default chain for a provider ("s3" or "oss"): a provider function.
+--- The default chain for a provider ("s3" or "oss"): a provider function,
+-- which returns nil, err (code NoCredentials) when no source has any.
 function _M.default_chain(provider, opts)
   opts = opts or {}
   return function()
@@ -107,8 +110,9 @@ function _M.default_chain(provider, opts)
       c = _M.from_shared_files(opts.profile, opts.env)
       if c then return c end
     end
-    return nil, "no credentials: set " .. (provider == "oss" and "OSS_ACCESS_KEY_ID/OSS_ACCESS_KEY_SECRET"
-      or "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile in ~/.aws/credentials")
+    return nil, errors.new{ code = "NoCredentials", retryable = false,
+      message = "no credentials: set " .. (provider == "oss" and "OSS_ACCESS_KEY_ID/OSS_ACCESS_KEY_SECRET"
+        or "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile in ~/.aws/credentials") }
   end
 end
 

@@ -14,11 +14,14 @@
 -- reads the clock); `expires` (seconds, presign only).
 -- Signer methods (implemented in C): sign, presign, details,
 -- canonical_request, string_to_sign, chunk_signature, trailer_signature,
--- policy_signature, set_credentials, close.
+-- policy_signature, set_credentials, close. Misuse raises
+-- ("objstore.core.signer.sign: argument #1 (req.time): is required"); a
+-- request that cannot be signed returns nil, err (code SigningError).
 local core = require "objstore.core"
+local errors = require "objstore.errors"
 
 local csigner = core.signer
-local type, pairs, error, tostring = type, pairs, error, tostring
+local type, pairs, tostring = type, pairs, tostring
 local concat, sort = table.concat, table.sort
 
 local _M = { _VERSION = core._VERSION }
@@ -38,21 +41,22 @@ local STRING_OPTIONS = {
   region = true, service = true,
 }
 
-local function option_error(msg)
-  error("objstore.signer.new: " .. msg, 3)
+-- Raises "objstore.signer.new: argument #1 (opts.<name>): <problem>" (name
+-- nil: the options table itself). `level` is errors.argument's, as seen
+-- from the caller of option_error: 3 from new itself, 4 from a helper of new.
+local function option_error(name, problem, level)
+  errors.argument("signer.new", 1, name and ("opts." .. name) or "opts", problem, level or 3)
 end
 
 local function check_string(opts, name, required)
   local v = opts[name]
   if v == nil then
-    if required then option_error(name .. " is required") end
+    if required then option_error(name, "is required", 4) end
     return nil
   end
-  if type(v) ~= "string" then
-    option_error(name .. " must be a string, got " .. type(v))
-  end
-  if required and v == "" then option_error(name .. " must not be empty") end
-  if v:find("[%z\r\n]") then option_error(name .. " contains NUL, CR or LF") end
+  if type(v) ~= "string" then option_error(name, "must be a string, " .. errors.got(v), 4) end
+  if required and v == "" then option_error(name, "must not be empty", 4) end
+  if v:find("[%z\r\n]") then option_error(name, "contains NUL, CR or LF", 4) end
   return v
 end
 
@@ -66,11 +70,11 @@ local function default_flags(algorithm, service)
 end
 
 --- Creates a signer. Raises on misuse (unknown option, wrong type,
--- missing credentials); the secret never appears in a message.
+-- missing credentials); the secret never appears in a message. Returns the
+-- signer, or nil, err when the C core cannot make one (OpenSSL without
+-- SHA-256 or HMAC, out of memory: code SigningError).
 function _M.new(opts)
-  if type(opts) ~= "table" then
-    option_error("options table expected, got " .. type(opts))
-  end
+  if type(opts) ~= "table" then option_error(nil, "options table expected, " .. errors.got(opts)) end
   local unknown = {}
   for k in pairs(opts) do
     if not STRING_OPTIONS[k] and FLAG_OPTIONS[k] == nil and k ~= "add_date_header" then
@@ -79,11 +83,11 @@ function _M.new(opts)
   end
   if #unknown > 0 then
     sort(unknown)
-    option_error("unknown option(s): " .. concat(unknown, ", "))
+    option_error(nil, "unknown option(s): " .. concat(unknown, ", "))
   end
   local algorithm = check_string(opts, "algorithm") or "aws4"
   if not ALGORITHMS[algorithm] then
-    option_error("unknown algorithm '" .. algorithm .. "' (aws4, oss1 or oss4)")
+    option_error("algorithm", "unknown algorithm '" .. algorithm .. "' (aws4, oss1 or oss4)")
   end
   local access_key = check_string(opts, "access_key", true)
   local secret_key = check_string(opts, "secret_key", true)
@@ -97,17 +101,24 @@ function _M.new(opts)
   for name, bit in pairs(FLAG_OPTIONS) do
     local v = opts[name]
     if v ~= nil then
-      if type(v) ~= "boolean" then option_error(name .. " must be a boolean, got " .. type(v)) end
+      if type(v) ~= "boolean" then option_error(name, "must be a boolean, " .. errors.got(v)) end
       local has = (flags % (bit * 2)) >= bit
       if v and not has then flags = flags + bit elseif not v and has then flags = flags - bit end
     end
   end
   if opts.add_date_header ~= nil then
-    if type(opts.add_date_header) ~= "boolean" then option_error("add_date_header must be a boolean") end
+    if type(opts.add_date_header) ~= "boolean" then
+      option_error("add_date_header", "must be a boolean, " .. errors.got(opts.add_date_header))
+    end
     if opts.add_date_header == false then flags = flags + csigner.NO_DATE_HEADER end
   end
-  local s = csigner.new(algorithm, flags, region, service)
-  s:set_credentials(access_key, secret_key, token)
+  local s, err = csigner.new(algorithm, flags, region, service)
+  if not s then return nil, err end
+  local ok, cerr = s:set_credentials(access_key, secret_key, token)
+  if not ok then
+    s:close()
+    return nil, cerr
+  end
   return s
 end
 

@@ -14,6 +14,10 @@
 --   xml.snake(name)                -> snake_case of an element name
 --   xml.LIST_ELEMENTS              -> { [parent] = { [child] = true } }
 --
+-- Errors: misuse raises ("objstore.xml.parse: argument #1 (s): must be a
+-- string, got nil"); a body that cannot be parsed returns nil, err, where
+-- err is an error value (objstore.errors) with code MalformedResponse.
+--
 -- Shape of xml.parse results:
 -- * field names are the element names in snake_case (`KeyCount` -> `key_count`,
 --   `ID` -> `id`, `ETag` -> `etag`); namespaces are ignored (S3 sends
@@ -36,6 +40,7 @@
 -- * a root element without children gives `{ text = <its text> }`
 --   (e.g. GetBucketLocation's `<LocationConstraint>`).
 local core = require "objstore.core"
+local errors = require "objstore.errors"
 
 local cxml = core.xml
 local type, pairs, ipairs, tostring, tonumber, error, pcall, setmetatable =
@@ -178,17 +183,15 @@ convert = function(node)
   return out
 end
 
-local function check_opts(fname, opts)
-  if opts ~= nil and type(opts) ~= "table" then
-    error("objstore.xml." .. fname .. ": argument 'opts' must be a table or nil, got " .. type(opts), 3)
-  end
-end
-
+-- Misuse checks of parse, parse_tree and error(s [, opts]); the level
+-- blames the caller of the public function (check_doc, it, its caller).
 local function check_doc(fname, s, opts)
   if type(s) ~= "string" then
-    error("objstore.xml." .. fname .. ": argument 's' must be a string, got " .. type(s), 3)
+    errors.argument("xml." .. fname, 1, "s", "must be a string, " .. errors.got(s), 3)
   end
-  check_opts(fname, opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    errors.argument("xml." .. fname, 2, "opts", "must be a table or nil, " .. errors.got(opts), 3)
+  end
 end
 
 --- Generic element tree of an XML document (see csrc/l_xml.c), or nil, err.
@@ -228,7 +231,10 @@ function M.error(s, opts)
   check_doc("error", s, opts)
   local root, err = cxml.parse(s, opts)
   if not root then return nil, err end
-  if root.name ~= "Error" then return nil, "xml: expected an Error document, got <" .. root.name .. ">" end
+  if root.name ~= "Error" then
+    return nil, errors.new{ code = "MalformedResponse", retryable = false,
+      message = "xml: expected an Error document, got <" .. root.name .. ">" }
+  end
   local out = {}
   for i = 1, #root do
     local c = root[i]
@@ -266,7 +272,7 @@ local decoded = setmetatable({}, { __mode = "k" })
 -- Decoding a result twice is a no-op the second time. Returns the result.
 function M.decode_url_fields(result)
   if type(result) ~= "table" then
-    error("objstore.xml.decode_url_fields: argument 'result' must be a table, got " .. type(result), 2)
+    errors.argument("xml.decode_url_fields", 1, "result", "must be a table, " .. errors.got(result))
   end
   local et = result.encoding_type
   if type(et) ~= "string" or et:lower() ~= "url" or decoded[result] then return result end
@@ -304,12 +310,16 @@ M.escape = cxml.escape
 -- Text is escaped with xml.escape: & < > " ' as entities, control characters
 -- as &#xN; references (S3's documented form for CR/LF in keys; the OSS SDKs
 -- send &#x1; style references for the rest). Misuse (bad names, cycles,
--- values XML cannot hold: NUL, invalid UTF-8) raises.
+-- values XML cannot hold: NUL, invalid UTF-8) raises, naming the place:
+-- "objstore.xml.build: argument #2 (tree.Object[2].Key): ...".
 
 local MAX_BUILD_DEPTH = 64
 
+-- Paths start with the argument they are in: root_name, tree or ns.
+local ARG_OF = { root_name = 1, tree = 2, ns = 3 }
+
 local function bfail(path, msg)
-  error({ msg = "objstore.xml.build: " .. path .. ": " .. msg }, 0)
+  error({ n = ARG_OF[path:match("^[%a_]+")] or 2, name = path, problem = msg }, 0)
 end
 
 local function check_name(name, path)
@@ -409,11 +419,11 @@ local function build(root_name, tree, ns)
   local buf = { '<?xml version="1.0" encoding="UTF-8"?>', "<" .. root_name }
   if ns ~= nil then buf[#buf + 1] = ' xmlns="' .. text_of(ns, "ns") .. '"' end
   if type(tree) == "table" then
-    write_attrs(buf, tree, root_name)
+    write_attrs(buf, tree, "tree")
     buf[#buf + 1] = ">"
-    write_children(buf, tree, root_name, 1)
+    write_children(buf, tree, "tree", 1)
   else
-    buf[#buf + 1] = ">" .. text_of(tree, root_name)
+    buf[#buf + 1] = ">" .. text_of(tree, "tree")
   end
   buf[#buf + 1] = "</" .. root_name .. ">"
   return table_concat(buf)
@@ -422,19 +432,19 @@ end
 --- Builds an XML request body; see the notes above.
 function M.build(root_name, tree, ns)
   if type(root_name) ~= "string" then
-    error("objstore.xml.build: argument 'root_name' must be a string, got " .. type(root_name), 2)
+    errors.argument("xml.build", 1, "root_name", "must be a string, " .. errors.got(root_name))
   end
   if tree == nil then tree = {} end
   local tt = type(tree)
   if tt ~= "table" and tt ~= "string" and tt ~= "number" and tt ~= "boolean" then
-    error("objstore.xml.build: argument 'tree' must be a table, got " .. tt, 2)
+    errors.argument("xml.build", 2, "tree", "must be a table, " .. errors.got(tree))
   end
   if ns ~= nil and type(ns) ~= "string" then
-    error("objstore.xml.build: argument 'ns' must be a string or nil, got " .. type(ns), 2)
+    errors.argument("xml.build", 3, "ns", "must be a string or nil, " .. errors.got(ns))
   end
   local ok, res = pcall(build, root_name, tree, ns)
   if ok then return res end
-  if type(res) == "table" and res.msg then error(res.msg, 2) end
+  if type(res) == "table" and res.problem then errors.argument("xml.build", res.n, res.name, res.problem) end
   error(res, 0)
 end
 
