@@ -41,73 +41,85 @@
 -- body_hashes = { ... } }`. Digests are raw bytes; CRCs big-endian.
 --
 -- **Errors** are returned, never raised: `{ code, message, curl_code,
--- retryable }` with this module's metatable (`tostring(err)` gives
--- "Code: message"). Codes: ConnectFailed, ResolveFailed, Timeout, TLSError,
--- ConnectionReset, BodyTruncated, SendFailed, RecvFailed, ProtocolError
--- (retryable, except TLS certificate failures), and Aborted (a reader or sink
--- asked to stop), CallbackError (a reader or sink raised; the message is its
--- error), BodyLengthMismatch, LocalFileError, InvalidURL, OutOfMemory,
+-- retryable }` with the shared error metatable (`core.error_mt`, as every
+-- objstore error; `tostring(err)` gives "Code - message"). Codes, with
+-- their retryable defaults in `require("objstore.transport").CODES`:
+-- ConnectFailed, ResolveFailed, Timeout, TLSError, ConnectionReset,
+-- BodyTruncated, SendFailed, RecvFailed, ProtocolError (retryable; TLSError
+-- only for a handshake cut short, never for a certificate that does not
+-- verify), and Aborted (a reader or sink asked to stop),
+-- CallbackError (a reader or sink raised; the message is its error),
+-- BodyLengthMismatch, LocalFileError, InvalidURL, OutOfMemory,
 -- TransportError. An HTTP error status is not an error here: it is a result.
+--
+-- It meets the transport contract of `objstore.transport` with every
+-- capability (`t.capabilities`: hashes, body_hashes, file_body, file_sink,
+-- run), `t:sleep(s)` blocks the process (core.time.sleep, a nanosleep), and
+-- `t.retryable_exceptions` names the codes whose retryable can differ from
+-- the default.
 -- @module objstore.transport.curl
 
 local core = require "objstore.core"
 
-local setmetatable, getmetatable, type, tostring, pairs = setmetatable, getmetatable, type, tostring, pairs
+local setmetatable = setmetatable
 
 local http = core.http
+local sleep = core.time.sleep
 
 local curl = { _VERSION = core._VERSION, curl_version = http.curl_version }
 
-local error_mt = {
-  __tostring = function(e)
-    return tostring(e.code) .. ": " .. tostring(e.message)
-  end,
-}
-curl.error_mt = error_mt
-
---- Gives a transport error table the module's metatable (returns it).
-function curl.wrap_error(err)
-  if type(err) == "table" and getmetatable(err) == nil then setmetatable(err, error_mt) end
-  return err
-end
-local wrap_error = curl.wrap_error
+-- The C core gives every error it returns the shared metatable itself;
+-- this alias is kept for code that compared against it.
+curl.error_mt = core.error_mt
 
 local Transport = {}
 Transport.__index = Transport
+
+--- Codes whose `retryable` can differ from their default in CODES, and why.
+local RETRYABLE_EXCEPTIONS = {
+  TLSError = "a TLS handshake cut short is a network failure (retryable); "
+    .. "a certificate that does not verify is not",
+  ProtocolError = "a response whose headers exceed the 1 MiB cap is not retried",
+}
 
 --- A new transport (one libcurl multi handle and its connection cache).
 -- @return transport, or nil, err
 function curl.new(opts)
   local session, err = http.session(opts)
-  if not session then return nil, wrap_error(err) end
-  return setmetatable({ session = session }, Transport)
+  if not session then return nil, err end
+  return setmetatable({
+    session = session,
+    capabilities = { hashes = true, body_hashes = true, file_body = true, file_sink = true, run = true },
+    retryable_exceptions = RETRYABLE_EXCEPTIONS,
+  }, Transport)
 end
 
 --- One request. @return res, or nil, err
 function Transport:request(req)
-  local res, err = self.session:request(req)
-  if not res then return nil, wrap_error(err) end
-  return res
+  return self.session:request(req)
 end
 
 --- Many requests at once, at most `concurrency` at a time (default the
 -- session's max_connections). @return results, errs: results[i] is the
 -- result, or false with errs[i] the error (errs is sparse).
 function Transport:request_many(reqs, concurrency)
-  local results, errs = self.session:perform(reqs, concurrency)
-  for _, e in pairs(errs) do wrap_error(e) end
-  return results, errs
+  return self.session:perform(reqs, concurrency)
 end
 
 --- Pull-model concurrency: `source()` returns the next request (or nil
 -- when none is ready) whenever a slot is free, and is asked again after
 -- every completion; `on_done(req, res, err)` gets each outcome. Returns
--- when nothing is running and the source has nothing.
+-- true when nothing is running and the source has nothing; nil, err
+-- (TransportError) when the curl multi handle itself failed, after every
+-- running request has had that error through on_done.
 function Transport:run(source, on_done, concurrency)
-  self.session:run(source, function(req, res, err)
-    if err then wrap_error(err) end
-    return on_done(req, res, err)
-  end, concurrency)
+  return self.session:run(source, on_done, concurrency)
+end
+
+--- Sleeps `seconds`, blocking the process (the backoff sleeper outside
+-- OpenResty).
+function Transport.sleep(_, seconds)
+  sleep(seconds)
 end
 
 --- Closes every connection; idempotent.
