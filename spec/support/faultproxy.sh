@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A fault-injecting HTTP proxy (nginx + its Lua module) in front of a real S3
 # server, for spec/fault_spec.lua. Installs nothing: nginx and
-# libnginx-mod-http-lua come from spec/support/install-deps.sh (server_pkgs).
+# libnginx-mod-http-lua come from spec/support/install-deps.sh (server_pkgs),
+# lua-cjson (its JSON codec, the LuaJIT build) from the build packages.
 #
 # Usage: spec/support/faultproxy.sh start|stop|restart|status|env|logs
 #   start    idempotent: returns at once when our nginx runs, answers on the
@@ -86,8 +87,19 @@ control_ok() {
 
 healthy() { alive && control_ok; }
 
+# The directory of the LuaJIT-compatible (Lua 5.1 ABI) cjson.so that
+# Debian's lua-cjson installs: the proxy's JSON codec (cjson.safe).
+cjson_cpath_dir() {
+  local so
+  so=$(dpkg -L lua-cjson 2>/dev/null | grep -m1 -E '/lua/5\.1/cjson\.so$' || true)
+  [ -n "$so" ] || so=/usr/lib/x86_64-linux-gnu/lua/5.1/cjson.so
+  [ -e "$so" ] || die "lua-cjson for Lua 5.1/LuaJIT not found (apt-get install lua-cjson)"
+  dirname "$so"
+}
+
 write_conf() {
-  local user_line="" lua_path="$ROOT/spec/support/?.lua;;"
+  local user_line="" lua_path="$ROOT/spec/support/?.lua;;" lua_cpath
+  lua_cpath="$(cjson_cpath_dir)/?.so;;"
   # Workers run as nobody when the master is root: run them as root so they
   # can read the Lua files and write the temp dirs under $D.
   [ "$(id -u)" -eq 0 ] && user_line="user root;"
@@ -106,6 +118,7 @@ events { worker_connections 1024; }
 
 http {
   lua_package_path "$lua_path";
+  lua_package_cpath "$lua_cpath";
   lua_shared_dict faults 4m;
   init_worker_by_lua_block { math.randomseed(ngx.now() * 1000 + ngx.worker.pid()) }
 

@@ -8,7 +8,7 @@
 --   local s = fp:stats()   -- { requests, forwarded, faults = { slowdown = n, ... }, statuses, ... }
 --   fp:reset_stats(); fp:clear(); fp:stop()     -- stop only if start() started it
 local servers = require "servers"
-local json = require "faultproxy.json"
+local cjson = require "cjson.safe"
 local curl = require "objstore.transport.curl"
 
 local _M = {}
@@ -40,7 +40,8 @@ function Proxy:_request(method, path, body)
   local res, err = self.transport:request{ method = method, url = self.endpoint .. path, body = body,
     headers = body and { ["Content-Type"] = "application/json" } or nil }
   if not res then return nil, "control " .. method .. " " .. path .. ": " .. tostring(err) end
-  local t = json.decode(res.body or "")
+  local t = cjson.decode(res.body or "")
+  if t == cjson.null then t = nil end
   if res.status ~= 200 then
     return nil, "control " .. method .. " " .. path .. ": HTTP " .. res.status .. " " .. tostring(t and t.error
       or res.body)
@@ -56,8 +57,8 @@ end
 -- default for every kind); match (for every kind); stall_seconds (default
 -- 3); seed. Returns the configuration as the proxy understood it, or nil, err.
 function Proxy:set(cfg)
-  local function list(t) -- encoded as a JSON array even when empty
-    local l = setmetatable({}, json.array_mt)
+  local function list(t) -- an array (an empty one goes out as {}, which the proxy reads the same)
+    local l = {}
     for i, v in ipairs(t) do l[i] = v end
     return l
   end
@@ -73,12 +74,28 @@ function Proxy:set(cfg)
       copy[k] = v
     end
   end
-  return self:_request("POST", "/__faults", json.encode(copy))
+  return self:_request("POST", "/__faults", assert(cjson.encode(copy)))
 end
 
 function Proxy:config() return self:_request("GET", "/__faults") end
 function Proxy:clear() return self:_request("DELETE", "/__faults") end
-function Proxy:stats() return self:_request("GET", "/__faults/stats") end
+--- JSON numbers decode as floats on Lua 5.3+: counters read back as integers.
+local function integers(t)
+  for k, v in pairs(t) do
+    if type(v) == "table" then
+      integers(v)
+    elseif math.type and math.type(v) == "float" and v == math.floor(v) then
+      t[k] = math.tointeger(v)
+    end
+  end
+  return t
+end
+
+function Proxy:stats()
+  local t, err = self:_request("GET", "/__faults/stats")
+  if not t then return nil, err end
+  return integers(t)
+end
 function Proxy:reset_stats() return self:_request("DELETE", "/__faults/stats") end
 
 --- Stops the proxy if this handle started it (or always, with force).

@@ -23,7 +23,7 @@ for lua in "$@"; do
   echo "== $lua"
   tap=$(mktemp)
   # shellcheck disable=SC2086
-  busted --lua="$lua" --cpath="./${BUILD:-build}/$lua/?.so" -o TAP ${BUSTED_ARGS:-} spec >"$tap" 2>&1
+  busted --lua="$lua" --cpath="${BUILD:-build}/$lua/?.so" -o TAP ${BUSTED_ARGS:-} spec >"$tap" 2>&1
   rc=$?
   p=$(grep -Ec '^ok [0-9]+' "$tap" || true)
   s=$(grep -Ec '^ok [0-9]+.*# (SKIP|skip)' "$tap" || true)
@@ -39,7 +39,7 @@ for lua in "$@"; do
   rm -f "$tap"
   pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
 
-  vout=$(LUA_PATH='./lua/?.lua;./lua/?/init.lua;./spec/support/?.lua;;' LUA_CPATH="./${BUILD:-build}/$lua/?.so;;" \
+  vout=$(LUA_PATH='./lua/?.lua;./lua/?/init.lua;./spec/support/?.lua;;' LUA_CPATH="${BUILD:-build}/$lua/?.so;;" \
     "$lua" spec/support/run_vectors.lua spec/fixtures/vectors 2>&1)
   vrc=$?
   echo "$vout" | tail -n 60

@@ -23,10 +23,12 @@ end
 local ERRORS = {
   slowdown = { 503, "SlowDown", "Please reduce your request rate." },
   internal = { 500, "InternalError", "We encountered an internal error. Please try again." },
+  expired = { 400, "ExpiredToken", "The provided token has expired." },
 }
 
-local function s3_error(kind)
+local function s3_error(kind, cfg)
   local e = ERRORS[kind]
+  if kind == "slowdown" and cfg.retry_after then ngx.header["Retry-After"] = cfg.retry_after end
   local rid = request_id()
   ngx.status = e[1]
   ngx.header["Content-Type"] = "application/xml"
@@ -89,8 +91,8 @@ function _M.run()
   end
   state.incr("fm:" .. kind .. ":" .. method)
   ngx.var.fault = kind
-  if kind == "slowdown" or kind == "internal" then
-    return s3_error(kind)
+  if ERRORS[kind] then
+    return s3_error(kind, cfg)
   elseif kind == "reset" then
     return ngx.exit(444) -- close the connection without a response
   elseif kind == "stall" then

@@ -8,17 +8,28 @@
 --   GET    /__faults/stats   the counters (JSON)
 --   DELETE /__faults/stats   zero the counters
 local state = require "faultproxy.state"
-local json = require "faultproxy.json"
+local cjson = require "cjson.safe"
 
 local ngx = ngx
+local type, pairs = type, pairs
 
 local _M = {}
+
+-- JSON null (cjson.null) read as an absent value, as a Lua table would
+-- have it: {"slowdown": null} sets nothing.
+local function without_nulls(v)
+  if v == cjson.null then return nil end
+  if type(v) == "table" then
+    for k, x in pairs(v) do v[k] = without_nulls(x) end
+  end
+  return v
+end
 
 local function reply(status, t)
   ngx.status = status
   ngx.header["Content-Type"] = "application/json"
   ngx.header["Cache-Control"] = "no-store"
-  ngx.print(json.encode(t), "\n")
+  ngx.print(cjson.encode(t), "\n")
   return ngx.exit(status)
 end
 
@@ -44,9 +55,9 @@ function _M.run()
           if fh then body = fh:read("*a"); fh:close() end
         end
       end
-      local raw, err = json.decode(body or "")
+      local raw, err = cjson.decode(body or "")
       if raw == nil then return reply(400, { error = "invalid JSON: " .. tostring(err) }) end
-      local n, verr = state.set_config(raw)
+      local n, verr = state.set_config(without_nulls(raw))
       if not n then return reply(400, { error = verr }) end
       return reply(200, state.describe(n))
     elseif method == "DELETE" then

@@ -2,7 +2,7 @@
 -- (JSON in the lua_shared_dict "faults", decoded once per version per
 -- worker) and the counters. See spec/support/faultproxy.sh for the
 -- control API and the fault kinds.
-local json = require "faultproxy.json"
+local cjson = require "cjson.safe"
 
 local ngx = ngx
 local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
@@ -17,6 +17,7 @@ local dict = ngx.shared.faults
 _M.KINDS = {
   { name = "slowdown", before = true },   -- 503 SlowDown XML
   { name = "internal", before = true },   -- 500 InternalError XML
+  { name = "expired", before = true },    -- 400 ExpiredToken XML (the session token ran out)
   { name = "reset", before = true },      -- connection closed, no response
   { name = "stall", before = true },      -- sleep stall_seconds, then close
   { name = "reset_mid", body = true },    -- forwarded; headers + part of the body, then close
@@ -59,7 +60,8 @@ function _M.normalize(cfg)
   local src = cfg.faults or cfg
   if type(src) ~= "table" then return nil, "faults must be an object" end
   local out = { rates = {}, stall_seconds = 3, methods = nil }
-  local known = { faults = true, methods = true, stall_seconds = true, seed = true, match = true }
+  local known = { faults = true, methods = true, stall_seconds = true, seed = true, match = true,
+    retry_after = true }
   for k in pairs(cfg) do
     if not known[k] and not KIND[k] then return nil, "unknown setting '" .. tostring(k) .. "'" end
   end
@@ -75,6 +77,13 @@ function _M.normalize(cfg)
     local s = tonumber(cfg.stall_seconds)
     if not s or s < 0 or s > 60 then return nil, "stall_seconds must be 0..60" end
     out.stall_seconds = s
+  end
+  if cfg.retry_after ~= nil then
+    -- Sent as Retry-After with SlowDown answers: delta-seconds or an HTTP date.
+    if type(cfg.retry_after) ~= "string" and type(cfg.retry_after) ~= "number" then
+      return nil, "retry_after must be seconds or an HTTP date"
+    end
+    out.retry_after = tostring(cfg.retry_after)
   end
   if cfg.seed ~= nil and not tonumber(cfg.seed) then return nil, "seed must be a number" end
   out.seed = tonumber(cfg.seed)
@@ -139,7 +148,7 @@ function _M.config()
     local s = dict:get("config")
     cache_cfg = nil
     if s then
-      local raw = json.decode(s)
+      local raw = cjson.decode(s)
       cache_cfg = raw and _M.normalize(raw) or nil
     end
     cache_version = v
@@ -150,7 +159,9 @@ end
 function _M.set_config(raw)
   local n, err = _M.normalize(raw)
   if not n then return nil, err end
-  dict:set("config", json.encode(raw))
+  local text, eerr = cjson.encode(raw)
+  if not text then return nil, "cannot store the configuration: " .. tostring(eerr) end
+  dict:set("config", text)
   dict:incr("config_version", 1, 0)
   if n.seed then
     math.randomseed(n.seed)

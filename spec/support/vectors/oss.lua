@@ -52,7 +52,8 @@ local function run_case(c, ctx)
     expires = exp_at - t
   end
   local req = {
-    method = rq.method, url = rq.url, path = rq.path ~= "" and rq.path or nil,
+    method = rq.method, url = val(rq.url, ctx), path = rq.path ~= "" and val(rq.path, ctx) or nil,
+    query = rq.query ~= "" and val(rq.query, ctx) or nil,
     headers = common.headers_array(rq.headers),
     bucket = val(c.bucket, ctx), key = val(c.key, ctx),
     sub_resources = list(c.sub_resources, ctx), additional_headers = list(c.additional_headers, ctx),
