@@ -14,6 +14,8 @@ libxml2 parsing) under pure-Lua modules for Lua 5.1-5.4 and LuaJIT.
 }
 dependencies = {
   "lua >= 5.1, < 5.5",
+  "lua-cjson >= 2.1.0", -- cjson, cjson.safe
+  "luafilesystem >= 1.6.0", -- lfs
 }
 external_dependencies = {
   -- Debian's curl header is multiarch (/usr/include/<triplet>/curl), which
@@ -51,14 +53,9 @@ build = {
       libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)", "$(LIBXML2_LIBDIR)" },
       defines = { "_GNU_SOURCE" },
     },
+    ["objstore.adapt"] = "lua/objstore/adapt.lua",
     ["objstore.checksum"] = "lua/objstore/checksum.lua",
     ["objstore.client"] = "lua/objstore/client.lua",
-    ["objstore.client.body"] = "lua/objstore/client/body.lua",
-    ["objstore.client.bucket"] = "lua/objstore/client/bucket.lua",
-    ["objstore.client.common"] = "lua/objstore/client/common.lua",
-    ["objstore.client.list"] = "lua/objstore/client/list.lua",
-    ["objstore.client.multipart"] = "lua/objstore/client/multipart.lua",
-    ["objstore.client.object"] = "lua/objstore/client/object.lua",
     ["objstore.clock"] = "lua/objstore/clock.lua",
     ["objstore.credentials"] = "lua/objstore/credentials.lua",
     ["objstore.dialect"] = "lua/objstore/dialect.lua",
@@ -67,16 +64,28 @@ build = {
     ["objstore.failover"] = "lua/objstore/failover.lua",
     ["objstore"] = "lua/objstore/init.lua",
     ["objstore.mime"] = "lua/objstore/mime.lua",
+    ["objstore.operations"] = "lua/objstore/operations.lua",
+    ["objstore.ops.body"] = "lua/objstore/ops/body.lua",
+    ["objstore.ops.bucket"] = "lua/objstore/ops/bucket.lua",
+    ["objstore.ops.common"] = "lua/objstore/ops/common.lua",
+    ["objstore.ops.list"] = "lua/objstore/ops/list.lua",
+    ["objstore.ops.multipart"] = "lua/objstore/ops/multipart.lua",
+    ["objstore.ops.object"] = "lua/objstore/ops/object.lua",
+    ["objstore.pipeline"] = "lua/objstore/pipeline.lua",
     ["objstore.replicated"] = "lua/objstore/replicated.lua",
+    ["objstore.request"] = "lua/objstore/request.lua",
+    ["objstore.response"] = "lua/objstore/response.lua",
     ["objstore.retry"] = "lua/objstore/retry.lua",
     ["objstore.signer"] = "lua/objstore/signer.lua",
     ["objstore.transfer.checkpoint"] = "lua/objstore/transfer/checkpoint.lua",
+    ["objstore.transfer.complete"] = "lua/objstore/transfer/complete.lua",
     ["objstore.transfer.download"] = "lua/objstore/transfer/download.lua",
     ["objstore.transfer.plan"] = "lua/objstore/transfer/plan.lua",
-    ["objstore.transfer.runner"] = "lua/objstore/transfer/runner.lua",
+    ["objstore.transfer.progress"] = "lua/objstore/transfer/progress.lua",
     ["objstore.transfer.stream"] = "lua/objstore/transfer/stream.lua",
     ["objstore.transfer.upload"] = "lua/objstore/transfer/upload.lua",
     ["objstore.transport.curl"] = "lua/objstore/transport/curl.lua",
+    ["objstore.transport"] = "lua/objstore/transport/init.lua",
     ["objstore.xml"] = "lua/objstore/xml.lua",
   },
 }

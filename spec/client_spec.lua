@@ -350,8 +350,8 @@ for _, srv in ipairs(servers.list()) do
         local skewed = servers.client(srv)
         skewed.clock_skew = -3600 -- as if the local clock were an hour slow
         local retried = 0
-        local r = assert(skewed:_call{ name = "ListBuckets", method = "GET",
-          on_retry = function(e) retried = retried + 1; assert.equals("RequestTimeTooSkewed", e.code) end })
+        local r = assert(skewed:send(require("objstore.request").new{ op = "ListBuckets", method = "GET",
+          on_retry = function(e) retried = retried + 1; assert.equals("RequestTimeTooSkewed", e.code) end }))
         assert.equals(200, r.status)
         assert.equals(1, retried)
         assert.is_true(math.abs(skewed.clock_skew) < 300)
@@ -359,14 +359,67 @@ for _, srv in ipairs(servers.list()) do
         assert(skewed:list_buckets())
       end)
 
-      it("reports a TLS failure as a transport error, verification on by default", function()
-        -- TLS to a plain-HTTP port: the handshake fails; no crash, no retry storm.
-        local tls = objstore.new{ endpoint = srv.endpoint:gsub("^http:", "https:"), access_key = "a", secret_key = "b",
-          connect_timeout = 2, retry = { max_attempts = 2, base_delay = 0.01 } }
-        local _, err = tls:list_buckets()
+      it("verifies TLS by default: a self-signed server fails, insecure or its CA file succeeds", function()
+        -- A local HTTPS server (nginx, 127.0.0.1 only, gone after 60 s at the
+        -- latest) with a self-signed certificate for IP 127.0.0.1 that answers
+        -- every request with a ListAllMyBucketsResult.
+        local d, pid = tmpdir(), nil
+        finally(function()
+          servers.sh((pid and ("kill " .. pid .. "; sleep 0.2; ") or "") .. "rm -rf " .. servers.q(d))
+        end)
+        local cert, key = d .. "/cert.pem", d .. "/key.pem"
+        assert(servers.sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1"
+          .. " -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout " .. servers.q(key)
+          .. " -out " .. servers.q(cert)))
+        local function listening(p)
+          return (servers.sh("timeout 2 bash -c " .. servers.q("exec 3<>/dev/tcp/127.0.0.1/" .. p)))
+        end
+        local port = 18443
+        while listening(port) do port = port + 1 end
+        local body = '<?xml version="1.0" encoding="UTF-8"?><ListAllMyBucketsResult'
+          .. ' xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Owner><ID>hb</ID><DisplayName>hb</DisplayName></Owner>'
+          .. '<Buckets><Bucket><Name>hb-tls</Name><CreationDate>2024-01-15T08:30:00.000Z</CreationDate></Bucket>'
+          .. '</Buckets></ListAllMyBucketsResult>'
+        servers.write_file(d .. "/nginx.conf", table.concat({
+          "master_process off; daemon off; worker_processes 1;",
+          "pid " .. d .. "/nginx.pid; error_log " .. d .. "/error.log;",
+          "events { worker_connections 16; }",
+          "http { access_log off;",
+          "  client_body_temp_path " .. d .. "; proxy_temp_path " .. d .. "; fastcgi_temp_path " .. d .. ";",
+          "  uwsgi_temp_path " .. d .. "; scgi_temp_path " .. d .. ";",
+          "  server { listen 127.0.0.1:" .. port .. " ssl;",
+          "    ssl_certificate " .. cert .. "; ssl_certificate_key " .. key .. ";",
+          "    location / { default_type application/xml; return 200 '" .. body .. "'; } } }",
+        }, "\n"))
+        local ok, out = servers.sh("(timeout 60 nginx -e " .. servers.q(d .. "/error.log") .. " -p " .. servers.q(d)
+          .. " -c " .. servers.q(d .. "/nginx.conf") .. " >/dev/null 2>&1 & echo $!)")
+        pid = assert(ok and tonumber(out:match("(%d+)")), out)
+        local up = false
+        for _ = 1, 50 do
+          up = listening(port)
+          if up then break end
+          servers.sh("sleep 0.1")
+        end
+        assert(up, "the TLS server did not start: " .. tostring(servers.read_file(d .. "/error.log")))
+        local function tls_client(tls)
+          return objstore.new{ endpoint = "https://127.0.0.1:" .. port, access_key = "a", secret_key = "b",
+            connect_timeout = 2, timeout = 10, retry = { max_attempts = 1 }, tls = tls }
+        end
+
+        -- verification on (the default): the self-signed certificate is refused
+        local res, err = tls_client():list_buckets()
+        assert.is_nil(res)
         assert.is_table(err)
+        assert.equals("TLSError", err.code)
         assert.is_nil(err.status)
-        assert.matches("TLS", err.code .. " " .. tostring(err.message))
+
+        -- verification off, and verification against the certificate as CA:
+        -- the handshake succeeds and the server's answer comes back
+        for _, tls in ipairs({ { insecure = true }, { ca_file = cert } }) do
+          local r, e = tls_client(tls):list_buckets()
+          assert.is_nil(e)
+          assert.equals("hb-tls", r.buckets[1].name)
+        end
       end)
 
       it("names the operation, bucket and key in errors", function()

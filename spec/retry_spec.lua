@@ -15,7 +15,24 @@ describe("retry.policy", function()
       assert.is_false(ok)
       local name = next(bad)
       assert.matches(name, tostring(e), 1, true)
+      assert.matches("objstore%.retry%.policy: argument #1 %(opts[%.%w_]*%): ", tostring(e))
     end
+  end)
+
+  it("raises in the one misuse format, blaming the caller", function()
+    local function err_of(opts)
+      local ok, e = pcall(function() retry.policy(opts) end)
+      assert.is_false(ok)
+      return e
+    end
+    local P = "^spec/retry_spec%.lua:%d+: objstore%.retry%.policy: argument #1 "
+    assert.matches(P .. "%(opts%.max_attempts%): must be a number >= 1, got 0$", err_of{ max_attempts = 0 })
+    assert.matches(P .. "%(opts%.max_attempts%): must be a whole number, got 1%.5$", err_of{ max_attempts = 1.5 })
+    assert.matches(P .. "%(opts%.mode%): must be 'standard' or 'adaptive', got eager$", err_of{ mode = "eager" })
+    assert.matches(P .. "%(opts%.sleep%): must be a function, got number$", err_of{ sleep = 5 })
+    assert.matches(P .. "%(opts%): unknown option 'wat'$", err_of{ wat = 1 })
+    assert.matches(P .. "%(opts%.base_delay%): must not exceed max_delay", err_of{ base_delay = 5, max_delay = 1 })
+    assert.matches(P .. "%(opts%): must be a table, got string$", err_of("fast"))
   end)
 
   it("retries retryable errors up to max_attempts with capped full jitter", function()
@@ -90,13 +107,14 @@ describe("adaptive rate limiter", function()
     assert.is_nil(l.rate) -- recovered well past the old rate: no more limiting
   end)
 
-  it("is shared through the policy and applied before each attempt", function()
-    local slept = 0
-    local p = retry.policy{ mode = "adaptive", sleep = function(s) slept = slept + s end }
+  it("is shared through the policy and says how long to hold each attempt back", function()
+    local p = retry.policy{ mode = "adaptive" }
+    assert.equals(0, p:before_attempt()) -- not limited before any throttling
     p:retry_delay(err("SlowDown", 503), 1)
     assert.is_number(p.limiter.rate)
-    for _ = 1, 50 do p:before_attempt() end
-    assert.is_true(slept > 0)
+    local held = 0
+    for _ = 1, 50 do held = held + p:before_attempt() end
+    assert.is_true(held > 0)
   end)
 end)
 

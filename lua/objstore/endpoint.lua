@@ -56,11 +56,6 @@ function _M.parse(url)
     url = scheme .. "://" .. hp }
 end
 
-function _M.is_ip_or_local(host)
-  return host == "localhost" or host:match("%.localhost$") ~= nil or host:match("^%d+%.%d+%.%d+%.%d+$") ~= nil
-    or host:sub(1, 1) == "["
-end
-
 function _M.default_addressing(ep, provider)
   if provider == "oss" then return "virtual" end
   if ep.host:match("%.amazonaws%.com$") or ep.host:match("%.amazonaws%.com%.cn$") then return "virtual" end

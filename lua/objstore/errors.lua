@@ -85,10 +85,25 @@ end
 -- n == nil leaves out "argument #n" for misuse that is not about one
 -- argument (a closed object). `level` is the stack level of the API
 -- function's caller as seen from that function (default 2).
+-- When `level` is nil the blame goes to the first caller outside objstore's
+-- own Lua modules, however deep the check sits.
+local getinfo = debug.getinfo
+
+local function outside_level()
+  local l = 3
+  while true do
+    local info = getinfo(l, "S")
+    if not info then return 1 end
+    local src = info.source
+    if info.what ~= "C" and not src:find("objstore/[%w_/]+%.lua$") then return l - 1 end
+    l = l + 1
+  end
+end
+
 function _M.argument(fname, n, name, problem, level)
   local where = n and ("argument #" .. tostring(n) .. " (" .. tostring(name) .. "): ")
     or (name and ("(" .. tostring(name) .. "): ") or "")
-  error("objstore." .. fname .. ": " .. where .. tostring(problem), (level or 2) + 1)
+  error("objstore." .. fname .. ": " .. where .. tostring(problem), level and (level + 1) or outside_level())
 end
 
 --- The type name used in misuse messages ("got nil", "got table").

@@ -5,19 +5,13 @@
 --   local client = objstore.new{ endpoint = "http://127.0.0.1:7480", access_key = ak, secret_key = sk }
 --   local res, err = client:put_object("bucket", "key", "hello")
 --
--- Submodules: objstore.signer (request signing), objstore.checksum (hashes
--- and CRCs), objstore.xml (response parsing), objstore.credentials,
--- objstore.errors.
+-- Submodules: objstore.client (the client and its operations),
+-- objstore.request (request records), objstore.signer (request signing),
+-- objstore.checksum (hashes and CRCs), objstore.xml (response parsing),
+-- objstore.credentials, objstore.errors, objstore.transport (the contract
+-- every transport meets).
 local core = require "objstore.core"
 local Client = require "objstore.client"
-
-require("objstore.client.bucket")(Client)
-require("objstore.client.object")(Client)
-require("objstore.client.list")(Client)
-require("objstore.client.multipart")(Client)
-require("objstore.transfer.upload")(Client)
-require("objstore.transfer.download")(Client)
-require("objstore.transfer.stream")(Client)
 
 local _M = { _VERSION = core._VERSION, Client = Client }
 

@@ -45,27 +45,30 @@ local function load_journal(path)
 end
 
 function _M.new(opts)
-  if type(opts) ~= "table" then errors.argument("replicated", "options table expected", 2) end
+  if type(opts) ~= "table" then
+    errors.argument("replicated.new", 1, "opts", "must be a table, " .. errors.got(opts))
+  end
   for k in pairs(opts) do
     if k ~= "clients" and k ~= "write_quorum" and k ~= "journal" then
-      errors.argument("replicated", "unknown option '" .. tostring(k) .. "'", 2)
+      errors.argument("replicated.new", 1, "opts." .. tostring(k), "is not an option")
     end
   end
   local clients = opts.clients
   if type(clients) ~= "table" or #clients < 1 then
-    errors.argument("replicated", "clients must be a list of objstore clients", 2)
+    errors.argument("replicated.new", 1, "opts.clients", "must be a list of objstore clients")
   end
   for i, c in ipairs(clients) do
     if type(c) ~= "table" or type(c.put_object) ~= "function" then
-      errors.argument("replicated", "clients[" .. i .. "] is not an objstore client", 2)
+      errors.argument("replicated.new", 1, "opts.clients[" .. i .. "]", "is not an objstore client")
     end
   end
   local q = opts.write_quorum or #clients
   if type(q) ~= "number" or q < 1 or q > #clients or q % 1 ~= 0 then
-    errors.argument("replicated", "write_quorum must be a whole number from 1 to " .. #clients, 2)
+    errors.argument("replicated.new", 1, "opts.write_quorum", "must be a whole number from 1 to " .. #clients)
   end
   if type(opts.journal) ~= "string" then
-    errors.argument("replicated", "journal must be a file path (the repair journal must survive restarts)", 2)
+    errors.argument("replicated.new", 1, "opts.journal",
+      "must be a file path (the repair journal must survive restarts)")
   end
   local journal, err = load_journal(opts.journal)
   if not journal then return nil, err end
@@ -131,7 +134,7 @@ end
 -- or {path=}): every replica gets the same bytes.
 function Replicated:put_object(bucket, key, body, opts)
   if type(body) ~= "string" and not (type(body) == "table" and type(body.path) == "string") then
-    errors.argument("replicated.put_object", "body must be a string or {path=...} to go to every replica", 2)
+    errors.argument("replicated.put_object", 3, "body", "must be a string or {path=...} to go to every replica")
   end
   return write_all(self, "put", bucket, key, function(c) return c:put_object(bucket, key, body, opts) end)
 end

@@ -1,6 +1,8 @@
 --- Retry policies: plain tables of settings turned into policy objects that
 -- the client consults after every failed attempt. Transport-agnostic: the
--- sleeper is injected (core.time.sleep by default, ngx.sleep in OpenResty).
+-- policy never waits itself: it says how long to wait, and the pipeline
+-- waits with the transport's sleeper (blocking for curl, ngx.sleep for
+-- cosockets) unless the policy's `sleep` option overrides it.
 --
 --   standard (default): up to 3 attempts, full-jitter exponential backoff
 --     from base_delay (0.1 s) capped at max_delay (20 s), and a retry quota
@@ -15,9 +17,10 @@
 -- attempt) -> true|false|nil (nil: use the built-in classification), sleep,
 -- random (for tests), quota (false to disable the retry quota).
 local core = require "objstore.core"
+local errors = require "objstore.errors"
 
-local type, pairs, tostring, error, setmetatable, getmetatable, math_random, math_min, math_max =
-  type, pairs, tostring, error, setmetatable, getmetatable, math.random, math.min, math.max
+local type, pairs, tostring, setmetatable, getmetatable, math_random, math_min, math_max =
+  type, pairs, tostring, setmetatable, getmetatable, math.random, math.min, math.max
 local monotonic = core.time.monotonic
 
 local _M = {}
@@ -85,48 +88,56 @@ Policy.__index = Policy
 
 local DEFAULTS = { mode = "standard", max_attempts = 3, base_delay = 0.1, max_delay = 20, quota = true }
 
+-- Raises "objstore.retry.policy: argument #1 (opts.<name>): <problem>"
+-- (name nil: the options table). `level` as errors.argument takes it (1 is
+-- bad itself): 4 from check (bad, check, policy, policy's caller).
+local function bad(name, problem, level)
+  errors.argument("retry.policy", 1, name and ("opts." .. name) or "opts", problem, level or 4)
+end
+
 local function check(opts)
   local allowed = { mode = true, max_attempts = true, base_delay = true, max_delay = true, should_retry = true,
     sleep = true, random = true, quota = true }
   for k in pairs(opts) do
-    if not allowed[k] then error("objstore.retry: unknown option '" .. tostring(k) .. "'", 4) end
+    if not allowed[k] then bad(nil, "unknown option '" .. tostring(k) .. "'") end
   end
   local function num(name, min)
     local v = opts[name]
     if v == nil then return end
     if type(v) ~= "number" or v ~= v or v < min or v == math.huge then
-      error("objstore.retry: " .. name .. " must be a number >= " .. min .. ", got " .. tostring(v), 5)
+      bad(name, "must be a number >= " .. min .. ", got " .. tostring(v), 5)
     end
   end
   num("max_attempts", 1)
   num("base_delay", 0)
   num("max_delay", 0)
   if opts.max_attempts and opts.max_attempts % 1 ~= 0 then
-    error("objstore.retry: max_attempts must be a whole number", 4)
+    bad("max_attempts", "must be a whole number, got " .. tostring(opts.max_attempts))
   end
   if opts.mode ~= nil and opts.mode ~= "standard" and opts.mode ~= "adaptive" then
-    error("objstore.retry: mode must be 'standard' or 'adaptive', got " .. tostring(opts.mode), 4)
+    bad("mode", "must be 'standard' or 'adaptive', got " .. tostring(opts.mode))
   end
   for _, f in pairs{ "should_retry", "sleep", "random" } do
     if opts[f] ~= nil and type(opts[f]) ~= "function" then
-      error("objstore.retry: " .. f .. " must be a function", 4)
+      bad(f, "must be a function, " .. errors.got(opts[f]))
     end
   end
   if opts.base_delay and opts.max_delay and opts.base_delay > opts.max_delay then
-    error("objstore.retry: base_delay must not exceed max_delay", 4)
+    bad("base_delay", "must not exceed max_delay (" .. tostring(opts.base_delay) .. " > "
+      .. tostring(opts.max_delay) .. ")")
   end
 end
 
 --- Makes a policy from a table of settings (or returns a policy as is).
+-- Raises on a setting it does not know or cannot use.
 function _M.policy(opts)
   if getmetatable(opts) == Policy then return opts end
   opts = opts or {}
-  if type(opts) ~= "table" then error("objstore.retry: policy options must be a table", 2) end
+  if type(opts) ~= "table" then bad(nil, "must be a table, " .. errors.got(opts), 3) end
   check(opts)
   local p = setmetatable({}, Policy)
   for k, v in pairs(DEFAULTS) do p[k] = v end
   for k, v in pairs(opts) do p[k] = v end
-  p.sleep = p.sleep or core.time.sleep
   p.random = p.random or math_random
   p.tokens = 500
   p.stats = { attempts = 0, retries = 0, throttled = 0, quota_exhausted = 0 }
@@ -134,13 +145,12 @@ function _M.policy(opts)
   return p
 end
 
---- Called before each attempt: waits for the adaptive rate limiter.
+--- Called before each attempt: the seconds the adaptive rate limiter
+-- wants this attempt held back (0 to go now).
 function Policy:before_attempt()
   self.stats.attempts = self.stats.attempts + 1
-  if self.limiter then
-    local d = self.limiter:delay()
-    if d > 0 then self.sleep(d) end
-  end
+  if self.limiter then return self.limiter:delay() end
+  return 0
 end
 
 --- Called after a successful attempt; `cost` is what that request's

@@ -3,37 +3,22 @@
 -- the Content-MD5 to send with it.
 local checksum = require "objstore.checksum"
 local errors = require "objstore.errors"
+local core = require "objstore.core"
 local lfs = require "lfs"
 
-local type, io_type, io_open = type, io.type, io.open
+local type, io_type = type, io.type
+local b64 = core.encode.base64_encode
 local concat = table.concat
 
 local _M = {}
 
 local CHUNK = 1024 * 1024
 
---- MD5 (base64) of a file region, read in 1 MiB chunks.
-function _M.file_md5(path, offset, length)
-  local f, err = io_open(path, "rb")
-  if not f then return nil, err end
-  f:seek("set", offset or 0)
-  local h = checksum.new("md5")
-  local left = length
-  while left == nil or left > 0 do
-    local n = left and (left < CHUNK and left or CHUNK) or CHUNK
-    local chunk = f:read(n)
-    if not chunk then break end
-    h:update(chunk)
-    if left then left = left - #chunk end
-  end
-  f:close()
-  return h:base64digest()
-end
-
 --- Describes a body. `opts.content_md5`: true (default) computes it when
 -- the body can be read twice, false never, a string is used as is.
 -- Returns { body = <transport body>, length = n, md5 = b64|nil, path = p|nil } or nil, err.
-function _M.prepare(fname, body, opts)
+-- Misuse raises naming client method `name`, argument #n.
+function _M.prepare(name, n, body, opts)
   opts = opts or {}
   local want_md5 = opts.content_md5
   if want_md5 == nil then want_md5 = true end
@@ -46,18 +31,22 @@ function _M.prepare(fname, body, opts)
   elseif t == "table" and type(body.path) == "string" then
     local size = lfs.attributes(body.path, "size")
     if not size then
-      return nil, errors.new{ code = "LocalFileError", message = "cannot read " .. body.path, retryable = false }
+      return nil, errors.new{ code = "LocalFileError", message = "cannot read " .. body.path, path = body.path,
+        retryable = false }
     end
     local offset = body.offset or 0
     local length = body.length or (size - offset)
     if offset < 0 or length < 0 or offset + length > size then
-      errors.argument(fname, "body offset/length outside the file (size " .. size .. ")", 3)
+      errors.argument("client." .. name, n, "body", "offset/length outside the file (size " .. size .. ")")
     end
     out = { body = { file = body.path, offset = offset, length = length }, length = length, path = body.path }
     if want_md5 == true then
-      local md5, err = _M.file_md5(body.path, offset, length)
-      if not md5 then return nil, errors.new{ code = "LocalFileError", message = tostring(err), retryable = false } end
-      out.md5 = md5
+      local md5, err = core.hash.file("md5", body.path, offset, length)
+      if not md5 then
+        return nil, errors.is(err) and err or errors.new{ code = "LocalFileError", message = tostring(err),
+          retryable = false }
+      end
+      out.md5 = b64(md5)
     end
   elseif io_type(body) == "file" then
     local start = body:seek("cur")
@@ -78,6 +67,8 @@ function _M.prepare(fname, body, opts)
     end
     local fh = body
     out.body = function() return fh:read(CHUNK) end
+    -- A file handle can be read again from where it started: retryable.
+    out.rewind = function() fh:seek("set", start) end
     out.length = length
   elseif t == "function" then
     if opts.length then
@@ -98,7 +89,8 @@ function _M.prepare(fname, body, opts)
       out = { body = s, length = #s }
     end
   else
-    errors.argument(fname, "body must be a string, {path=...}, a file handle or a reader function, got " .. t, 3)
+    errors.argument("client." .. name, n, "body",
+      "must be a string, {path=...}, a file handle or a reader function, got " .. t)
   end
   if type(want_md5) == "string" then
     out.md5 = want_md5

@@ -1,162 +1,159 @@
 --- Bucket operations: create, delete, list, head/exists, ACL, policy,
--- location, versioning.
-local common = require "objstore.client.common"
+-- location, versioning; each a builder of one request record.
+local common = require "objstore.ops.common"
+local request = require "objstore.request"
+local response = require "objstore.response"
+local errors = require "objstore.errors"
 local xml = require "objstore.xml"
 local checksum = require "objstore.checksum"
 local cjson = require "cjson"
 
 local type, pairs = type, pairs
 
-return function(Client)
-  local function bucket_call(self, name, method, bucket, query, extra)
-    local op = { name = name, method = method, bucket = bucket, query = query }
-    for k, v in pairs(extra or {}) do op[k] = v end
-    return self:_call(op)
-  end
+local ops = {}
 
-  local function with_md5(op, body)
-    op.body = body
-    op.headers = op.headers or {}
-    op.headers["Content-MD5"] = checksum.md5_base64(body)
-    return op
+--- A bucket request: `fields` over { op, method, bucket }; a body gets
+-- its Content-MD5; `parse(t, res)` reads the XML body when `xml_body`,
+-- and every result carries the request id.
+local function bucket_request(c, fields, parse, xml_body)
+  local t = { bucket = fields.bucket, headers = {} }
+  for k, v in pairs(fields) do t[k] = v end
+  if t.body then
+    t.headers["Content-MD5"] = checksum.md5_base64(t.body)
+    t.body_length = #t.body
   end
-
-  --- create_bucket(bucket, {region=, acl=}) -> { location, request_id } | nil, err
-  function Client:create_bucket(bucket, opts)
-    common.check_bucket("create_bucket", bucket)
-    opts = common.check_opts("create_bucket", opts, { region = true, acl = true, storage_class = true })
-    local op = { name = "CreateBucket", method = "PUT", bucket = bucket, headers = {} }
-    if opts.acl then op.headers[self.dialect.bucket_acl] = opts.acl end
-    local config
-    if self.provider == "oss" then
-      if opts.storage_class then config = { { "StorageClass", opts.storage_class } } end
-    else
-      -- us-east-1 is the one region that takes no LocationConstraint.
-      local region = opts.region
-      if region == nil and self.endpoint.host:match("amazonaws%.com") then region = self.region end
-      if region and region ~= "us-east-1" then config = { { "LocationConstraint", region } } end
+  t.parse = function(res, req)
+    local body
+    if xml_body then
+      local perr
+      body, perr = response.xml(res, req)
+      if not body then return nil, perr end
     end
-    if config then
-      local ns = self.provider == "s3" and "http://s3.amazonaws.com/doc/2006-03-01/" or nil
-      with_md5(op, xml.build("CreateBucketConfiguration", config, ns))
-      op.headers["Content-Type"] = "application/xml"
-    end
-    op.parse = function(res) return { location = res.headers["location"], request_id = self:_request_id(res) } end
-    return self:_call(op)
+    local out = parse and parse(body or res, res) or {}
+    out.request_id = response.request_id(c.dialect, res)
+    return out
   end
+  return request.new(t)
+end
 
-  function Client:delete_bucket(bucket)
-    common.check_bucket("delete_bucket", bucket)
-    return bucket_call(self, "DeleteBucket", "DELETE", bucket, nil, {
-      parse = function(res) return { request_id = self:_request_id(res) } end })
+--- create_bucket(bucket, {region=, acl=, storage_class=}) -> { location, request_id } | nil, err
+ops.create_bucket = { build = function(c, bucket, opts)
+  common.bucket(c, "create_bucket", 1, bucket)
+  opts = common.opts("create_bucket", 2, opts, { region = true, acl = true, storage_class = true })
+  local config
+  if c.provider == "oss" then
+    if opts.storage_class then config = { { "StorageClass", opts.storage_class } } end
+  else
+    -- us-east-1 is the one region that takes no LocationConstraint.
+    local region = opts.region
+    if region == nil and c.endpoint.host:match("amazonaws%.com") then region = c.region end
+    if region and region ~= "us-east-1" then config = { { "LocationConstraint", region } } end
   end
-
-  --- list_buckets() -> { buckets = {{name=, creation_date=}, ...}, owner = {...} }
-  function Client:list_buckets()
-    return self:_call{ name = "ListBuckets", method = "GET", parse = function(res, op)
-      local t, err = self:_parse_xml(res, op)
-      if not t then return nil, err end
-      local buckets = t.buckets and t.buckets.bucket or {}
-      return { buckets = buckets, owner = t.owner, request_id = self:_request_id(res) }
-    end }
+  local fields = { op = "CreateBucket", method = "PUT", bucket = bucket, headers = {} }
+  if opts.acl then fields.headers[c.dialect.bucket_acl] = opts.acl end
+  if config then
+    fields.body = xml.build("CreateBucketConfiguration", config, common.namespace(c))
+    fields.headers["Content-Type"] = "application/xml"
   end
+  return bucket_request(c, fields, function(res) return { location = res.headers["location"] } end)
+end }
 
-  function Client:head_bucket(bucket)
-    common.check_bucket("head_bucket", bucket)
-    return bucket_call(self, "HeadBucket", "HEAD", bucket, nil, { parse = function(res)
-      return { region = res.headers["x-amz-bucket-region"], request_id = self:_request_id(res) }
-    end })
-  end
+ops.delete_bucket = { build = function(c, bucket)
+  common.bucket(c, "delete_bucket", 1, bucket)
+  return bucket_request(c, { op = "DeleteBucket", method = "DELETE", bucket = bucket })
+end }
 
-  --- bucket_exists(bucket) -> true | false | nil, err (403 counts as existing:
-  -- the name is taken, by someone).
-  function Client:bucket_exists(bucket)
-    common.check_bucket("bucket_exists", bucket)
-    local res, err = self:head_bucket(bucket)
+--- list_buckets() -> { buckets = {{name=, creation_date=}, ...}, owner = {...} }
+ops.list_buckets = { build = function(c)
+  return bucket_request(c, { op = "ListBuckets", method = "GET" }, function(t)
+    return { buckets = t.buckets and t.buckets.bucket or {}, owner = t.owner }
+  end, true)
+end }
+
+ops.head_bucket = { build = function(c, bucket)
+  common.bucket(c, "head_bucket", 1, bucket)
+  return bucket_request(c, { op = "HeadBucket", method = "HEAD", bucket = bucket }, function(res)
+    return { region = res.headers["x-amz-bucket-region"] }
+  end)
+end }
+
+--- bucket_exists(bucket) -> true | false | nil, err (403 counts as existing:
+-- the name is taken, by someone).
+ops.bucket_exists = {
+  build = function(c, bucket) return ops.head_bucket.build(c, bucket) end,
+  call = function(c, bucket)
+    local res, err = c:send(ops.head_bucket.build(c, bucket))
     if res then return true end
     if err.status == 404 then return false end
     if err.status == 403 then return true end
     return nil, err
-  end
+  end,
+}
 
-  function Client:get_bucket_acl(bucket)
-    common.check_bucket("get_bucket_acl", bucket)
-    return bucket_call(self, "GetBucketAcl", "GET", bucket, { acl = true }, { parse = function(res, op)
-      local t, err = self:_parse_xml(res, op)
-      if not t then return nil, err end
-      local grants = t.access_control_list and t.access_control_list.grant or {}
-      return { owner = t.owner, grants = grants, request_id = self:_request_id(res) }
-    end })
-  end
+ops.get_bucket_acl = { build = function(c, bucket)
+  common.bucket(c, "get_bucket_acl", 1, bucket)
+  return bucket_request(c, { op = "GetBucketAcl", method = "GET", bucket = bucket, query = { acl = true } },
+    function(t)
+      return { owner = t.owner, grants = t.access_control_list and t.access_control_list.grant or {} }
+    end, true)
+end }
 
-  --- put_bucket_acl(bucket, canned) with a canned ACL ("private", "public-read", ...).
-  function Client:put_bucket_acl(bucket, canned)
-    common.check_bucket("put_bucket_acl", bucket)
-    if type(canned) ~= "string" then
-      require("objstore.errors").argument("put_bucket_acl", "canned ACL must be a string", 2)
-    end
-    return bucket_call(self, "PutBucketAcl", "PUT", bucket, { acl = true }, {
-      headers = { [self.dialect.bucket_acl] = canned },
-      parse = function(res) return { request_id = self:_request_id(res) } end })
+--- put_bucket_acl(bucket, canned) with a canned ACL ("private", "public-read", ...).
+ops.put_bucket_acl = { build = function(c, bucket, canned)
+  common.bucket(c, "put_bucket_acl", 1, bucket)
+  if type(canned) ~= "string" then
+    common.misuse("put_bucket_acl", 2, "canned", "must be a canned ACL string, " .. errors.got(canned))
   end
+  return bucket_request(c, { op = "PutBucketAcl", method = "PUT", bucket = bucket, query = { acl = true },
+    headers = { [c.dialect.bucket_acl] = canned } })
+end }
 
-  --- get_bucket_policy(bucket) -> { policy = <JSON text> }
-  function Client:get_bucket_policy(bucket)
-    common.check_bucket("get_bucket_policy", bucket)
-    return bucket_call(self, "GetBucketPolicy", "GET", bucket, { policy = true }, {
-      parse = function(res) return { policy = res.body, request_id = self:_request_id(res) } end })
+--- get_bucket_policy(bucket) -> { policy = <JSON text> }
+ops.get_bucket_policy = { build = function(c, bucket)
+  common.bucket(c, "get_bucket_policy", 1, bucket)
+  return bucket_request(c, { op = "GetBucketPolicy", method = "GET", bucket = bucket, query = { policy = true } },
+    function(res) return { policy = res.body } end)
+end }
+
+--- put_bucket_policy(bucket, policy) where policy is JSON text or a table.
+ops.put_bucket_policy = { build = function(c, bucket, policy)
+  common.bucket(c, "put_bucket_policy", 1, bucket)
+  if type(policy) == "table" then policy = cjson.encode(policy) end
+  if type(policy) ~= "string" then
+    common.misuse("put_bucket_policy", 2, "policy", "must be JSON text or a table, " .. errors.got(policy))
   end
+  return bucket_request(c, { op = "PutBucketPolicy", method = "PUT", bucket = bucket, query = { policy = true },
+    headers = { ["Content-Type"] = "application/json" }, body = policy })
+end }
 
-  --- put_bucket_policy(bucket, policy) where policy is JSON text or a table.
-  function Client:put_bucket_policy(bucket, policy)
-    common.check_bucket("put_bucket_policy", bucket)
-    if type(policy) == "table" then policy = cjson.encode(policy) end
-    if type(policy) ~= "string" then
-      require("objstore.errors").argument("put_bucket_policy", "policy must be JSON text or a table", 2)
-    end
-    local op = with_md5({ name = "PutBucketPolicy", method = "PUT", bucket = bucket, query = { policy = true },
-      headers = { ["Content-Type"] = "application/json" } }, policy)
-    op.parse = function(res) return { request_id = self:_request_id(res) } end
-    return self:_call(op)
+ops.delete_bucket_policy = { build = function(c, bucket)
+  common.bucket(c, "delete_bucket_policy", 1, bucket)
+  return bucket_request(c, { op = "DeleteBucketPolicy", method = "DELETE", bucket = bucket,
+    query = { policy = true } })
+end }
+
+--- get_bucket_location(bucket) -> { location = "eu-west-1" | "" }
+ops.get_bucket_location = { build = function(c, bucket)
+  common.bucket(c, "get_bucket_location", 1, bucket)
+  return bucket_request(c, { op = "GetBucketLocation", method = "GET", bucket = bucket,
+    query = { location = true } }, function(t) return { location = t.text or "" } end, true)
+end }
+
+--- get_bucket_versioning(bucket) -> { status = "Enabled" | "Suspended" | nil, mfa_delete }
+ops.get_bucket_versioning = { build = function(c, bucket)
+  common.bucket(c, "get_bucket_versioning", 1, bucket)
+  return bucket_request(c, { op = "GetBucketVersioning", method = "GET", bucket = bucket,
+    query = { versioning = true } }, function(t) return { status = t.status, mfa_delete = t.mfa_delete } end, true)
+end }
+
+ops.put_bucket_versioning = { build = function(c, bucket, status)
+  common.bucket(c, "put_bucket_versioning", 1, bucket)
+  if status ~= "Enabled" and status ~= "Suspended" then
+    common.misuse("put_bucket_versioning", 2, "status", "must be 'Enabled' or 'Suspended'")
   end
+  return bucket_request(c, { op = "PutBucketVersioning", method = "PUT", bucket = bucket,
+    query = { versioning = true }, headers = { ["Content-Type"] = "application/xml" },
+    body = xml.build("VersioningConfiguration", { { "Status", status } }, common.namespace(c)) })
+end }
 
-  function Client:delete_bucket_policy(bucket)
-    common.check_bucket("delete_bucket_policy", bucket)
-    return bucket_call(self, "DeleteBucketPolicy", "DELETE", bucket, { policy = true }, {
-      parse = function(res) return { request_id = self:_request_id(res) } end })
-  end
-
-  --- get_bucket_location(bucket) -> { location = "eu-west-1" | "" }
-  function Client:get_bucket_location(bucket)
-    common.check_bucket("get_bucket_location", bucket)
-    return bucket_call(self, "GetBucketLocation", "GET", bucket, { location = true }, { parse = function(res, op)
-      local t, err = self:_parse_xml(res, op)
-      if not t then return nil, err end
-      return { location = t.text or "", request_id = self:_request_id(res) }
-    end })
-  end
-
-  --- get_bucket_versioning(bucket) -> { status = "Enabled" | "Suspended" | nil, mfa_delete }
-  function Client:get_bucket_versioning(bucket)
-    common.check_bucket("get_bucket_versioning", bucket)
-    return bucket_call(self, "GetBucketVersioning", "GET", bucket, { versioning = true }, { parse = function(res, op)
-      local t, err = self:_parse_xml(res, op)
-      if not t then return nil, err end
-      return { status = t.status, mfa_delete = t.mfa_delete, request_id = self:_request_id(res) }
-    end })
-  end
-
-  function Client:put_bucket_versioning(bucket, status)
-    common.check_bucket("put_bucket_versioning", bucket)
-    if status ~= "Enabled" and status ~= "Suspended" then
-      require("objstore.errors").argument("put_bucket_versioning", "status must be 'Enabled' or 'Suspended'", 2)
-    end
-    local ns = self.provider == "s3" and "http://s3.amazonaws.com/doc/2006-03-01/" or nil
-    local op = with_md5({ name = "PutBucketVersioning", method = "PUT", bucket = bucket,
-      query = { versioning = true }, headers = { ["Content-Type"] = "application/xml" } },
-      xml.build("VersioningConfiguration", { { "Status", status } }, ns))
-    op.parse = function(res) return { request_id = self:_request_id(res) } end
-    return self:_call(op)
-  end
-
-end
+return ops

@@ -1,62 +1,55 @@
---- Argument checks and response readers shared by the operation files.
+--- Argument checks and request headers shared by the operation builders.
+-- Misuse raises in the one format of objstore.errors, naming the client
+-- method and the argument as the caller wrote it (self is not counted):
+--   objstore.client.put_object: argument #2 (key): must be a non-empty string, got nil
 local errors = require "objstore.errors"
-local core = require "objstore.core"
+local request = require "objstore.request"
+local endpoint = require "objstore.endpoint"
 
-local type, pairs, tonumber = type, pairs, tonumber
-local utf8_valid = core.encode.utf8_valid
+local type, pairs, tostring = type, pairs, tostring
 
 local _M = {}
 
-function _M.check_bucket(fname, bucket)
-  if type(bucket) ~= "string" or bucket == "" then
-    errors.argument(fname, "bucket must be a non-empty string, got " .. (bucket == "" and "''" or type(bucket)), 3)
-  end
-  if #bucket > 255 or bucket:find("[/%z\r\n]") then
-    errors.argument(fname, "bucket '" .. bucket:sub(1, 64) .. "' is not a valid bucket name", 3)
-  end
+local function fname(name) return "client." .. name end
+
+--- Raises a misuse error for argument #n of client method `name`, at the
+-- caller of that method (builders are called from the generated method).
+function _M.misuse(name, n, argname, problem)
+  errors.argument(fname(name), n, argname, problem)
 end
 
-function _M.check_key(fname, key)
-  if type(key) ~= "string" or key == "" then
-    errors.argument(fname, "key must be a non-empty string, got " .. (key == "" and "''" or type(key)), 3)
+function _M.bucket(c, name, n, bucket, argname)
+  local p = request.bucket_problem(bucket)
+  if not p and c.provider == "oss" and not endpoint.dns_compatible(bucket, "http") then
+    -- OSS serves buckets only as host names: a name that cannot be one is misuse.
+    p = "'" .. bucket .. "' is not a valid OSS bucket name"
   end
-  if #key > 1024 then errors.argument(fname, "key is longer than 1024 bytes", 3) end
-  if key:find("%z") then errors.argument(fname, "key contains a NUL byte", 3) end
-  if not utf8_valid(key) then errors.argument(fname, "key is not valid UTF-8", 3) end
+  if p then _M.misuse(name, n, argname or "bucket", p) end
 end
 
-function _M.check_opts(fname, opts, allowed)
+function _M.key(name, n, key, argname)
+  local p = request.key_problem(key)
+  if p then _M.misuse(name, n, argname or "key", p) end
+end
+
+--- Checks an options table against the names allowed; returns it (or {}).
+function _M.opts(name, n, opts, allowed)
   if opts == nil then return {} end
-  if type(opts) ~= "table" then errors.argument(fname, "opts must be a table, got " .. type(opts), 3) end
+  if type(opts) ~= "table" then _M.misuse(name, n, "opts", "must be a table, " .. errors.got(opts)) end
   for k in pairs(opts) do
-    if not allowed[k] then errors.argument(fname, "unknown option '" .. tostring(k) .. "'", 3) end
+    if not allowed[k] then _M.misuse(name, n, "opts." .. tostring(k), "is not an option of " .. name) end
   end
   return opts
 end
 
---- Object metadata from response headers: user metadata under `metadata`,
--- the standard headers under their snake_case names.
-function _M.object_info(client, res)
-  local h = res.headers or {}
-  local d = client.dialect
-  local meta = {}
-  local plen = #d.meta
-  for k, v in pairs(h) do
-    if k:sub(1, plen) == d.meta then meta[k:sub(plen + 1)] = v end
+function _M.upload_id(name, n, id)
+  if type(id) ~= "string" or id == "" then _M.misuse(name, n, "upload_id", "must be a non-empty string") end
+end
+
+function _M.part_number(name, n, pn)
+  if type(pn) ~= "number" or pn < 1 or pn > 10000 or pn % 1 ~= 0 then
+    _M.misuse(name, n, "part_number", "must be an integer from 1 to 10000, got " .. tostring(pn))
   end
-  local info = {
-    etag = h["etag"], content_length = tonumber(h["content-length"]), content_type = h["content-type"],
-    last_modified = h["last-modified"], cache_control = h["cache-control"],
-    content_disposition = h["content-disposition"], content_encoding = h["content-encoding"],
-    content_language = h["content-language"], expires = h["expires"], content_range = h["content-range"],
-    accept_ranges = h["accept-ranges"],
-    version_id = h[d.version_id], storage_class = h[d.prefix .. "storage-class"],
-    delete_marker = h[d.delete_marker] == "true" or nil,
-    request_id = h[d.request_id], metadata = meta, headers = h,
-    server_side_encryption = h[d.prefix .. "server-side-encryption"],
-  }
-  if d.crc64 then info.crc64ecma = h[d.crc64] end
-  return info
 end
 
 --- Sets a header, replacing any other spelling of the same name: HTTP
@@ -70,9 +63,14 @@ function _M.set_header(headers, name, value)
   headers[name] = value
 end
 
+--- The options that become object headers on PUT, Copy and CreateMultipartUpload.
+_M.UPLOAD_OPTS = { content_type = true, metadata = true, acl = true, storage_class = true, headers = true,
+  cache_control = true, content_disposition = true, content_encoding = true, content_language = true,
+  expires = true }
+
 --- Puts caller-facing upload options into request headers.
-function _M.upload_headers(client, opts, headers)
-  local d = client.dialect
+function _M.upload_headers(c, name, n, opts, headers)
+  local d = c.dialect
   if opts.content_type then headers["Content-Type"] = opts.content_type end
   if opts.cache_control then headers["Cache-Control"] = opts.cache_control end
   if opts.content_disposition then headers["Content-Disposition"] = opts.content_disposition end
@@ -82,18 +80,52 @@ function _M.upload_headers(client, opts, headers)
   if opts.acl then headers[d.object_acl] = opts.acl end
   if opts.storage_class then headers[d.storage_class] = opts.storage_class end
   if opts.metadata then
-    if type(opts.metadata) ~= "table" then errors.argument("put_object", "metadata must be a table", 4) end
+    if type(opts.metadata) ~= "table" then _M.misuse(name, n, "opts.metadata", "must be a table") end
     for k, v in pairs(opts.metadata) do
       if type(k) ~= "string" or not k:match("^[%w%-_.]+$") then
-        errors.argument("put_object", "metadata name '" .. tostring(k) .. "' must be letters, digits, -, _ or .", 4)
+        _M.misuse(name, n, "opts.metadata", "name '" .. tostring(k) .. "' must be letters, digits, -, _ or .")
       end
       headers[d.meta .. k:lower()] = tostring(v)
     end
   end
-  if opts.headers then
-    for k, v in pairs(opts.headers) do _M.set_header(headers, k, v) end
-  end
+  _M.extra_headers(name, n, opts.headers, headers)
   return headers
+end
+
+--- Caller headers (opts.headers) over the ones a builder set.
+function _M.extra_headers(name, n, extra, headers)
+  if extra == nil then return headers end
+  if type(extra) ~= "table" then _M.misuse(name, n, "opts.headers", "must be a table, " .. errors.got(extra)) end
+  for k, v in pairs(extra) do _M.set_header(headers, k, v) end
+  return headers
+end
+
+--- The upload options of `opts` alone (for the requests a transfer makes).
+function _M.upload_opts(opts)
+  local o = {}
+  for k in pairs(_M.UPLOAD_OPTS) do o[k] = opts[k] end
+  return o
+end
+
+--- Headers a transfer part carries beyond its own: opts.part_headers, a
+-- table or function(part_number) -> table (e.g. SSE-C keys, which every
+-- part needs).
+function _M.part_headers(opts, number)
+  local ph = opts.part_headers
+  if type(ph) == "function" then return ph(number) end
+  return ph
+end
+
+function _M.conditional_headers(opts, h)
+  if opts.if_match then _M.set_header(h, "If-Match", opts.if_match) end
+  if opts.if_none_match then _M.set_header(h, "If-None-Match", opts.if_none_match) end
+  if opts.if_modified_since then _M.set_header(h, "If-Modified-Since", opts.if_modified_since) end
+  if opts.if_unmodified_since then _M.set_header(h, "If-Unmodified-Since", opts.if_unmodified_since) end
+end
+
+--- The S3 XML namespace for request bodies (OSS takes none).
+function _M.namespace(c)
+  return c.provider == "s3" and "http://s3.amazonaws.com/doc/2006-03-01/" or nil
 end
 
 return _M

@@ -1,182 +1,199 @@
 --- Multipart upload primitives: create, upload part, upload part copy,
 -- complete, abort, list parts, list uploads. objstore.transfer builds
--- resumable parallel uploads on these.
-local common = require "objstore.client.common"
-local body_mod = require "objstore.client.body"
+-- resumable parallel uploads on these builders.
+local common = require "objstore.ops.common"
+local body_mod = require "objstore.ops.body"
+local request = require "objstore.request"
+local response = require "objstore.response"
 local errors = require "objstore.errors"
 local mime = require "objstore.mime"
 local xml = require "objstore.xml"
 local checksum = require "objstore.checksum"
-local core = require "objstore.core"
 local clock = require "objstore.clock"
 
 local type, ipairs, tostring = type, ipairs, tostring
-local uri_encode = core.encode.uri_encode
+local sort = table.sort
 
-local function check_upload_id(fname, id)
-  if type(id) ~= "string" or id == "" then errors.argument(fname, "upload_id must be a non-empty string", 3) end
-end
+local ops = {}
 
-local function check_part_number(fname, n)
-  if type(n) ~= "number" or n < 1 or n > 10000 or n % 1 ~= 0 then
-    errors.argument(fname, "part_number must be an integer from 1 to 10000", 3)
-  end
-end
-
-return function(Client)
-  --- create_multipart_upload(bucket, key, opts) -> { upload_id, bucket, key } | nil, err
-  function Client:create_multipart_upload(bucket, key, opts)
-    common.check_bucket("create_multipart_upload", bucket)
-    common.check_key("create_multipart_upload", key)
-    opts = common.check_opts("create_multipart_upload", opts, { content_type = true, metadata = true, acl = true,
-      storage_class = true, headers = true, cache_control = true, content_disposition = true,
-      content_encoding = true, content_language = true, expires = true })
+--- create_multipart_upload(bucket, key, opts) -> { upload_id, bucket, key } | nil, err
+ops.create_multipart_upload = {
+  build = function(c, bucket, key, opts)
+    common.bucket(c, "create_multipart_upload", 1, bucket)
+    common.key("create_multipart_upload", 2, key)
+    opts = common.opts("create_multipart_upload", 3, opts, common.UPLOAD_OPTS)
     local headers = {}
     if not opts.content_type then headers["Content-Type"] = mime.guess(key) or mime.DEFAULT end
-    common.upload_headers(self, opts, headers)
-    local started, lost_answer = self:now(), false
-    local up, err = self:_call{ name = "CreateMultipartUpload", method = "POST", bucket = bucket, key = key,
-      query = { uploads = true }, headers = headers,
-      -- An attempt that got no answer may still have created an upload.
-      on_retry = function(e) if e.status == nil then lost_answer = true end end,
-      parse = function(res, op)
-        local t, err = self:_parse_xml(res, op)
+    common.upload_headers(c, "create_multipart_upload", 3, opts, headers)
+    return request.new{ op = "CreateMultipartUpload", method = "POST", bucket = bucket, key = key,
+      query = { uploads = true }, headers = headers, parse = function(res, req)
+        local t, err = response.xml(res, req)
         if not t then return nil, err end
         if type(t.upload_id) ~= "string" or t.upload_id == "" then
           return nil, errors.new{ code = "MalformedResponse", message = "no UploadId in the response",
-            op = op.name, bucket = bucket, key = key, retryable = true }
+            op = req.op, bucket = bucket, key = key, retryable = true }
         end
-        return { upload_id = t.upload_id, bucket = bucket, key = key, request_id = self:_request_id(res) }
+        return { upload_id = t.upload_id, bucket = bucket, key = key, request_id = response.request_id(c.dialect, res) }
       end }
-    if up and lost_answer and not self._dry_run then
+  end,
+  call = function(c, bucket, key, opts)
+    local req = ops.create_multipart_upload.build(c, bucket, key, opts)
+    local started, lost_answer = c:now(), false
+    -- An attempt that got no answer may still have created an upload.
+    req.on_retry = function(e) if e.status == nil then lost_answer = true end end
+    local up, err = c:send(req)
+    if up and lost_answer then
       -- Abort the uploads the unanswered attempts created: same key, begun
       -- during this call, not ours. (Another writer starting an upload of the
       -- same key in these same seconds would lose it too; S3 offers no
       -- idempotency token to tell them apart.)
-      local list = self:list_multipart_uploads(bucket, { prefix = key })
+      local list = c:list_multipart_uploads(bucket, { prefix = key })
       for _, u in ipairs(list and list.uploads or {}) do
         local t = clock.parse(u.initiated)
-        if u.key == key and u.upload_id ~= up.upload_id and t and t >= started - 2 and t <= self:now() + 2 then
-          self:abort_multipart_upload(bucket, key, u.upload_id)
+        if u.key == key and u.upload_id ~= up.upload_id and t and t >= started - 2 and t <= c:now() + 2 then
+          c:abort_multipart_upload(bucket, key, u.upload_id)
         end
       end
     end
     return up, err
-  end
+  end,
+}
 
-  --- upload_part(bucket, key, upload_id, part_number, body, opts) -> { etag, part_number, size }
-  -- body as for put_object; opts.content_md5 (true by default), opts.length.
-  function Client:upload_part(bucket, key, upload_id, part_number, body, opts)
-    common.check_bucket("upload_part", bucket)
-    common.check_key("upload_part", key)
-    check_upload_id("upload_part", upload_id)
-    check_part_number("upload_part", part_number)
-    opts = common.check_opts("upload_part", opts, { content_md5 = true, length = true, body_hashes = true,
-      timeout = true })
-    local b, berr = body_mod.prepare("upload_part", body, opts)
-    if not b then
-      berr.op, berr.bucket, berr.key = "UploadPart", bucket, key
-      return nil, berr
-    end
-    local headers = {}
-    if b.md5 then headers["Content-MD5"] = b.md5 end
-    return self:_call{ name = "UploadPart", method = "PUT", bucket = bucket, key = key,
-      query = { partNumber = tostring(part_number), uploadId = upload_id }, headers = headers, body = b.body,
-      body_length = b.length, body_hashes = opts.body_hashes, timeout = opts.timeout, parse = function(res)
-        return { etag = res.headers["etag"], part_number = part_number, size = b.length, md5 = b.md5,
-          crc64ecma = self.dialect.crc64 and res.headers[self.dialect.crc64] or nil,
-          body_hashes = res.body_hashes, request_id = self:_request_id(res) }
-      end }
+--- upload_part(bucket, key, upload_id, part_number, body, opts) -> { etag, part_number, size, md5, ... }
+-- body as for put_object; opts.content_md5 (true by default, or the base64
+-- MD5 already known), opts.length, opts.headers (e.g. SSE-C for this part),
+-- opts.body_hashes, opts.timeout.
+ops.upload_part = { build = function(c, bucket, key, upload_id, part_number, body, opts)
+  common.bucket(c, "upload_part", 1, bucket)
+  common.key("upload_part", 2, key)
+  common.upload_id("upload_part", 3, upload_id)
+  common.part_number("upload_part", 4, part_number)
+  opts = common.opts("upload_part", 6, opts, { content_md5 = true, length = true, body_hashes = true,
+    timeout = true, headers = true, context = true })
+  local b, berr = body_mod.prepare("upload_part", 5, body, opts)
+  if not b then
+    return request.failed("UploadPart", errors.locate(berr, "UploadPart", bucket, key), opts.context)
   end
+  local headers = common.extra_headers("upload_part", 6, opts.headers, {})
+  if b.md5 then headers["Content-MD5"] = b.md5 end
+  return request.new{ op = "UploadPart", method = "PUT", bucket = bucket, key = key,
+    query = { partNumber = tostring(part_number), uploadId = upload_id }, headers = headers, body = b.body,
+    body_length = b.length, rewind = b.rewind, body_hashes = opts.body_hashes, timeout = opts.timeout,
+    context = opts.context, parse = function(res)
+      return { etag = res.headers["etag"], part_number = part_number, size = b.length, md5 = b.md5,
+        crc64ecma = c.dialect.crc64 and res.headers[c.dialect.crc64] or nil,
+        body_hashes = res.body_hashes, request_id = response.request_id(c.dialect, res) }
+    end }
+end }
 
-  --- upload_part_copy(bucket, key, upload_id, part_number, src_bucket, src_key, opts)
-  -- opts.range = {first, last} (inclusive byte offsets of the source),
-  -- opts.source_version_id, opts.if_match (on the source).
-  function Client:upload_part_copy(bucket, key, upload_id, part_number, src_bucket, src_key, opts)
-    common.check_bucket("upload_part_copy", bucket)
-    common.check_key("upload_part_copy", key)
-    check_upload_id("upload_part_copy", upload_id)
-    check_part_number("upload_part_copy", part_number)
-    common.check_bucket("upload_part_copy", src_bucket)
-    common.check_key("upload_part_copy", src_key)
-    opts = common.check_opts("upload_part_copy", opts, { range = true, source_version_id = true, if_match = true })
-    local d = self.dialect
-    local src = "/" .. src_bucket .. "/" .. uri_encode(src_key, true)
-    if opts.source_version_id then src = src .. "?versionId=" .. uri_encode(opts.source_version_id) end
-    local headers = { [d.copy_source] = src }
-    if opts.range then
-      headers[d.copy_source_range] = "bytes=" .. tostring(opts.range[1]) .. "-" .. tostring(opts.range[2])
-    end
-    if opts.if_match then headers[d.prefix .. "copy-source-if-match"] = opts.if_match end
-    return self:_call{ name = "UploadPartCopy", method = "PUT", bucket = bucket, key = key,
-      query = { partNumber = tostring(part_number), uploadId = upload_id }, headers = headers,
-      parse = function(res, op)
-        local t, root = self:_parse_xml(res, op)
-        if not t then return nil, root end
-        if root == "Error" then return nil, self:_error_from_response(op, res) end
-        return { etag = t.etag, part_number = part_number, last_modified = t.last_modified,
-          request_id = self:_request_id(res) }
-      end }
+--- upload_part_copy(bucket, key, upload_id, part_number, src_bucket, src_key, opts)
+-- opts.range = {first, last} (inclusive byte offsets of the source),
+-- opts.source_version_id, opts.if_match (on the source), opts.headers.
+ops.upload_part_copy = { build = function(c, bucket, key, upload_id, part_number, src_bucket, src_key, opts)
+  common.bucket(c, "upload_part_copy", 1, bucket)
+  common.key("upload_part_copy", 2, key)
+  common.upload_id("upload_part_copy", 3, upload_id)
+  common.part_number("upload_part_copy", 4, part_number)
+  common.bucket(c, "upload_part_copy", 5, src_bucket, "src_bucket")
+  common.key("upload_part_copy", 6, src_key, "src_key")
+  opts = common.opts("upload_part_copy", 7, opts, { range = true, source_version_id = true, if_match = true,
+    headers = true, context = true })
+  local d = c.dialect
+  local headers = common.extra_headers("upload_part_copy", 7, opts.headers, {})
+  if opts.range then
+    headers[d.copy_source_range] = "bytes=" .. tostring(opts.range[1]) .. "-" .. tostring(opts.range[2])
   end
+  if opts.if_match then headers[d.prefix .. "copy-source-if-match"] = opts.if_match end
+  return request.new{ op = "UploadPartCopy", method = "PUT", bucket = bucket, key = key,
+    query = { partNumber = tostring(part_number), uploadId = upload_id }, headers = headers,
+    copy_source = { bucket = src_bucket, key = src_key, version_id = opts.source_version_id },
+    context = opts.context, parse = function(res, req)
+      local t, err = response.xml_or_error(d, res, req)
+      if not t then return nil, err end
+      return { etag = t.etag, part_number = part_number, last_modified = t.last_modified,
+        request_id = response.request_id(d, res) }
+    end }
+end }
 
-  --- complete_multipart_upload(bucket, key, upload_id, parts) -> { etag, location, version_id }
-  -- parts: { { part_number = n, etag = "..." }, ... } in any order.
-  function Client:complete_multipart_upload(bucket, key, upload_id, parts)
-    common.check_bucket("complete_multipart_upload", bucket)
-    common.check_key("complete_multipart_upload", key)
-    check_upload_id("complete_multipart_upload", upload_id)
-    if type(parts) ~= "table" or #parts == 0 then
-      errors.argument("complete_multipart_upload", "parts must be a non-empty list of {part_number, etag}", 2)
+--- The CompleteMultipartUpload body for parts {{part_number, etag}, ...}.
+local function complete_body(c, parts)
+  local sorted = {}
+  for i, p in ipairs(parts) do
+    common.part_number("complete_multipart_upload", 4, p.part_number)
+    if type(p.etag) ~= "string" then
+      common.misuse("complete_multipart_upload", 4, "parts[" .. i .. "].etag", "must be a string")
     end
-    local sorted = {}
-    for i, p in ipairs(parts) do
-      check_part_number("complete_multipart_upload", p.part_number)
-      if type(p.etag) ~= "string" then errors.argument("complete_multipart_upload", "part etag must be a string", 2) end
-      sorted[i] = p
-    end
-    table.sort(sorted, function(a, b) return a.part_number < b.part_number end)
-    local tree = {}
-    for i, p in ipairs(sorted) do
-      tree[i] = { "Part", { { "PartNumber", tostring(p.part_number) }, { "ETag", p.etag } } }
-    end
-    local ns = self.provider == "s3" and "http://s3.amazonaws.com/doc/2006-03-01/" or nil
-    local body = xml.build("CompleteMultipartUpload", tree, ns)
-    return self:_call{ name = "CompleteMultipartUpload", method = "POST", bucket = bucket, key = key,
-      query = { uploadId = upload_id }, body = body, body_length = #body,
-      headers = { ["Content-Type"] = "application/xml", ["Content-MD5"] = checksum.md5_base64(body) },
-      parse = function(res, op)
-        -- Like CopyObject, the error can come after a 200 status line.
-        local t, root = self:_parse_xml(res, op)
-        if not t then return nil, root end
-        if root == "Error" then return nil, self:_error_from_response(op, res) end
-        return { etag = t.etag, location = t.location, bucket = t.bucket, key = t.key,
-          version_id = res.headers[self.dialect.version_id], crc64ecma = self.dialect.crc64
-          and res.headers[self.dialect.crc64] or nil, request_id = self:_request_id(res) }
-      end }
+    sorted[i] = p
   end
-
-  function Client:abort_multipart_upload(bucket, key, upload_id)
-    common.check_bucket("abort_multipart_upload", bucket)
-    common.check_key("abort_multipart_upload", key)
-    check_upload_id("abort_multipart_upload", upload_id)
-    return self:_call{ name = "AbortMultipartUpload", method = "DELETE", bucket = bucket, key = key,
-      query = { uploadId = upload_id }, parse = function(res) return { request_id = self:_request_id(res) } end }
+  sort(sorted, function(a, b) return a.part_number < b.part_number end)
+  local tree = {}
+  for i, p in ipairs(sorted) do
+    tree[i] = { "Part", { { "PartNumber", tostring(p.part_number) }, { "ETag", p.etag } } }
   end
+  return xml.build("CompleteMultipartUpload", tree, common.namespace(c))
+end
 
-  --- list_parts(bucket, key, upload_id, opts) -> { parts = {{part_number, etag, size, last_modified}}, ... }
-  -- Pages through every part unless opts.max_parts / opts.part_number_marker are given.
-  function Client:list_parts(bucket, key, upload_id, opts)
-    common.check_bucket("list_parts", bucket)
-    common.check_key("list_parts", key)
-    check_upload_id("list_parts", upload_id)
-    opts = common.check_opts("list_parts", opts, { max_parts = true, part_number_marker = true })
-    local all = {}
-    local marker = opts.part_number_marker
-    local last
+--- complete_multipart_upload(bucket, key, upload_id, parts, opts) -> { etag, location, version_id }
+-- parts: { { part_number = n, etag = "..." }, ... } in any order; opts.headers.
+ops.complete_multipart_upload = { build = function(c, bucket, key, upload_id, parts, opts)
+  common.bucket(c, "complete_multipart_upload", 1, bucket)
+  common.key("complete_multipart_upload", 2, key)
+  common.upload_id("complete_multipart_upload", 3, upload_id)
+  if type(parts) ~= "table" or #parts == 0 then
+    common.misuse("complete_multipart_upload", 4, "parts", "must be a non-empty list of {part_number, etag}")
+  end
+  opts = common.opts("complete_multipart_upload", 5, opts, { headers = true })
+  local body = complete_body(c, parts)
+  local d = c.dialect
+  local headers = common.extra_headers("complete_multipart_upload", 5, opts.headers,
+    { ["Content-Type"] = "application/xml", ["Content-MD5"] = checksum.md5_base64(body) })
+  return request.new{ op = "CompleteMultipartUpload", method = "POST", bucket = bucket, key = key,
+    query = { uploadId = upload_id }, body = body, body_length = #body, headers = headers,
+    parse = function(res, req)
+      -- Like CopyObject, the error can come after a 200 status line.
+      local t, err = response.xml_or_error(d, res, req)
+      if not t then return nil, err end
+      return { etag = t.etag, location = t.location, bucket = t.bucket, key = t.key,
+        version_id = res.headers[d.version_id], crc64ecma = d.crc64 and res.headers[d.crc64] or nil,
+        request_id = response.request_id(d, res) }
+    end }
+end }
+
+ops.abort_multipart_upload = { build = function(c, bucket, key, upload_id)
+  common.bucket(c, "abort_multipart_upload", 1, bucket)
+  common.key("abort_multipart_upload", 2, key)
+  common.upload_id("abort_multipart_upload", 3, upload_id)
+  return request.new{ op = "AbortMultipartUpload", method = "DELETE", bucket = bucket, key = key,
+    query = { uploadId = upload_id }, parse = function(res)
+      return { request_id = response.request_id(c.dialect, res) }
+    end }
+end }
+
+local function list_parts_page(bucket, key, upload_id, max_parts, marker)
+  return request.new{ op = "ListParts", method = "GET", bucket = bucket, key = key,
+    query = { uploadId = upload_id, ["max-parts"] = max_parts, ["part-number-marker"] = marker },
+    parse = function(res, req) return response.xml(res, req) end }
+end
+
+local function check_list_parts(c, bucket, key, upload_id, opts)
+  common.bucket(c, "list_parts", 1, bucket)
+  common.key("list_parts", 2, key)
+  common.upload_id("list_parts", 3, upload_id)
+  return common.opts("list_parts", 4, opts, { max_parts = true, part_number_marker = true })
+end
+
+--- list_parts(bucket, key, upload_id, opts) -> { parts = {{part_number, etag, size, last_modified}}, ... }
+-- Pages through every part unless opts.max_parts / opts.part_number_marker are given.
+ops.list_parts = {
+  build = function(c, bucket, key, upload_id, opts)
+    opts = check_list_parts(c, bucket, key, upload_id, opts)
+    return list_parts_page(bucket, key, upload_id, opts.max_parts, opts.part_number_marker)
+  end,
+  call = function(c, bucket, key, upload_id, opts)
+    opts = check_list_parts(c, bucket, key, upload_id, opts)
+    local all, marker, last = {}, opts.part_number_marker
     repeat
-      local page, err = self:_call{ name = "ListParts", method = "GET", bucket = bucket, key = key,
-        query = { uploadId = upload_id, ["max-parts"] = opts.max_parts, ["part-number-marker"] = marker },
-        parse = function(res, op) return self:_parse_xml(res, op) end }
+      local page, err = c:send(list_parts_page(bucket, key, upload_id, opts.max_parts, marker))
       if not page then return nil, err end
       for _, p in ipairs(page.part or {}) do all[#all + 1] = p end
       last = page
@@ -186,27 +203,28 @@ return function(Client)
     last.parts = all
     last.part = nil
     return last
-  end
+  end,
+}
 
-  --- list_multipart_uploads(bucket, opts) -> { uploads = {{key, upload_id, initiated}}, ... }
-  function Client:list_multipart_uploads(bucket, opts)
-    common.check_bucket("list_multipart_uploads", bucket)
-    opts = common.check_opts("list_multipart_uploads", opts, { prefix = true, delimiter = true, key_marker = true,
-      upload_id_marker = true, max_uploads = true, encoding_type = true })
-    local q = { uploads = true, prefix = opts.prefix, delimiter = opts.delimiter, ["key-marker"] = opts.key_marker,
-      ["upload-id-marker"] = opts.upload_id_marker, ["max-uploads"] = opts.max_uploads,
-      ["encoding-type"] = opts.encoding_type or "url" }
-    if opts.encoding_type == false then q["encoding-type"] = nil end
-    return self:_call{ name = "ListMultipartUploads", method = "GET", bucket = bucket, query = q,
-      parse = function(res, op)
-        local t, err = self:_parse_xml(res, op)
-        if not t then return nil, err end
-        t.uploads = t.upload or {}
-        t.upload = nil
-        t.common_prefixes = t.common_prefixes or {}
-        t.request_id = self:_request_id(res)
-        return t
-      end }
-  end
+--- list_multipart_uploads(bucket, opts) -> { uploads = {{key, upload_id, initiated}}, ... }
+ops.list_multipart_uploads = { build = function(c, bucket, opts)
+  common.bucket(c, "list_multipart_uploads", 1, bucket)
+  opts = common.opts("list_multipart_uploads", 2, opts, { prefix = true, delimiter = true, key_marker = true,
+    upload_id_marker = true, max_uploads = true, encoding_type = true })
+  local q = { uploads = true, prefix = opts.prefix, delimiter = opts.delimiter, ["key-marker"] = opts.key_marker,
+    ["upload-id-marker"] = opts.upload_id_marker, ["max-uploads"] = opts.max_uploads,
+    ["encoding-type"] = opts.encoding_type or "url" }
+  if opts.encoding_type == false then q["encoding-type"] = nil end
+  return request.new{ op = "ListMultipartUploads", method = "GET", bucket = bucket, query = q,
+    parse = function(res, req)
+      local t, err = response.xml(res, req)
+      if not t then return nil, err end
+      t.uploads = t.upload or {}
+      t.upload = nil
+      t.common_prefixes = t.common_prefixes or {}
+      t.request_id = response.request_id(c.dialect, res)
+      return t
+    end }
+end }
 
-end
+return ops

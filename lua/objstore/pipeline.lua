@@ -1,0 +1,395 @@
+--- The request pipeline: the one attempt step and the one retry loop of
+-- objstore. Every request record (objstore.request) a client sends - a
+-- single call, a transfer part, a sync action - goes through
+--
+--   sign     credentials refreshed when due, the healthiest endpoint
+--            picked, the record located and signed for that endpoint's
+--            region and bucket;
+--   send     by the client's transport (pull-model `run`, several at once);
+--   classify the transport's outcome read into a result or an error value;
+--   decide   done, or retry after a delay: Retry-After (seconds or an HTTP
+--            date), the policy's backoff and retry quota, the adaptive
+--            limiter, an immediate fail-over to another endpoint, fresh
+--            credentials after ExpiredToken, the server's clock learnt from
+--            its Date header.
+--
+-- A single call is the same loop with one request (`call`). Waiting is done
+-- by the transport's sleeper, never here: the curl transport's blocks, the
+-- cosocket one yields. Events (`client.hooks`) are raised from `notify`,
+-- the one place observers attach.
+local request = require "objstore.request"
+local errors = require "objstore.errors"
+local endpoint = require "objstore.endpoint"
+local failover = require "objstore.failover"
+local response = require "objstore.response"
+local clock = require "objstore.clock"
+local adapt = require "objstore.adapt"
+local core = require "objstore.core"
+
+local type, pairs, ipairs, tostring, tonumber, pcall = type, pairs, ipairs, tostring, tonumber, pcall
+local os_time = os.time
+local concat, sort, table_remove = table.concat, table.sort, table.remove
+local math_huge, math_max = math.huge, math.max
+local monotonic = core.time.monotonic
+local uri_encode = core.encode.uri_encode
+
+local _M = {}
+
+--- Raises an event to the client's hooks (on_request, on_response,
+-- on_retry, on_failover, on_error). A hook that raises is reported once
+-- through on_hook_error (or ignored) and never breaks the request.
+local function notify(client, name, event)
+  local hooks = client.hooks
+  local fn = hooks and hooks[name]
+  if not fn then return end
+  local ok, herr = pcall(fn, event)
+  if not ok and not client.hook_failed then
+    client.hook_failed = true
+    if hooks.on_hook_error then pcall(hooks.on_hook_error, name, herr) end
+  end
+end
+_M.notify = notify
+
+--- Encodes a query table: { name = value | true } or an array of
+-- { name, value } pairs; `true` (or a missing value) makes a value-less
+-- sub-resource like "?uploads". Sorted, so one request gets one URL.
+local function encode_query(q)
+  if not q then return "" end
+  local parts = {}
+  local function add(k, v)
+    if v == false then return end
+    parts[#parts + 1] = (v == true or v == nil) and uri_encode(k) or (uri_encode(k) .. "=" .. uri_encode(tostring(v)))
+  end
+  if q[1] ~= nil then
+    for _, kv in ipairs(q) do add(kv[1], kv[2]) end
+  else
+    for k, v in pairs(q) do add(k, v) end
+  end
+  sort(parts)
+  return concat(parts, "&")
+end
+_M.encode_query = encode_query
+
+--- The bucket a request for `bucket` uses on endpoint `ep`: a replica in
+-- another region usually has another name (ep.bucket: a name, or a map).
+local function endpoint_bucket(ep, bucket)
+  local map = ep.bucket
+  if map == nil or bucket == nil then return bucket end
+  if type(map) == "string" then return map end
+  return map[bucket] or bucket
+end
+
+--- "/bucket/key[?versionId=v]", the copy source header's value.
+function _M.copy_source(bucket, key, version_id)
+  local s = "/" .. bucket .. "/" .. uri_encode(key, true)
+  if version_id then s = s .. "?versionId=" .. uri_encode(version_id) end
+  return s
+end
+
+--- Current credentials, refreshed when about to expire; (re)keys the
+-- signer of every region the client's endpoints are in. The secret goes
+-- into the signers (C memory, wiped on close) and is kept nowhere else.
+local function credentials(client, now)
+  local c = client.creds
+  if c and (not c.expiration or c.expiration - client.refresh_margin > now) then return true end
+  local ok, got, perr = pcall(client.creds_provider)
+  if not ok then
+    return nil, errors.new{ code = "CredentialsError", message = "credentials provider failed: " .. tostring(got),
+      retryable = false }
+  end
+  if type(got) ~= "table" or type(got.access_key) ~= "string" or type(got.secret_key) ~= "string" then
+    local msg = errors.is(perr) and perr.message or perr
+    return nil, errors.new{ code = "NoCredentials", message = tostring(msg or "no credentials"), retryable = false }
+  end
+  for _, region in ipairs(client.regions) do
+    local s = client.signers[region]
+    local sok, serr
+    if s then
+      sok, serr = s:set_credentials(got.access_key, got.secret_key, got.session_token)
+    else
+      s, serr = client.new_signer(region, got.access_key, got.secret_key, got.session_token)
+      client.signers[region], sok = s, s ~= nil
+    end
+    if not sok then
+      return nil, errors.new{ code = "CredentialsError", message = "cannot use these credentials: "
+        .. tostring(errors.is(serr) and serr.message or serr), retryable = false }
+    end
+  end
+  client.creds = { expiration = got.expiration, access_key = got.access_key }
+  return true
+end
+
+--- Where a request goes on an endpoint: (scheme, hostport, path, query, region).
+local function locate(client, req, ep)
+  local hostport, path = endpoint.locate(ep, client.addressing, endpoint_bucket(ep, req.bucket), req.key)
+  return hostport, path, encode_query(req.query), ep.region or client.region
+end
+
+--- Signs `req` for `member`'s endpoint at time `now`. Returns the transport
+-- request { method, url, headers, body, ... } or nil, err.
+function _M.sign(client, req, member, now)
+  local ok, cerr = credentials(client, now)
+  if not ok then return nil, errors.locate(cerr, req.op, req.bucket, req.key) end
+  local ep = member.ep
+  local hostport, path, query, region = locate(client, req, ep)
+  local headers = {}
+  for k, v in pairs(req.headers or {}) do headers[k] = tostring(v) end
+  local cs = req.copy_source
+  if cs then
+    headers[client.dialect.copy_source] = _M.copy_source(endpoint_bucket(ep, cs.bucket), cs.key, cs.version_id)
+  end
+  local added, serr = client.signers[region]:sign{ method = req.method, scheme = ep.scheme, host = hostport,
+    path = path, query = query, headers = headers, payload_hash = req.payload_hash or "UNSIGNED-PAYLOAD",
+    time = now, bucket = endpoint_bucket(ep, req.bucket), key = req.key, sub_resources = req.sub_resources }
+  if not added then
+    return nil, errors.new{ code = "SigningError", message = errors.is(serr) and serr.message or tostring(serr),
+      op = req.op, bucket = req.bucket, key = req.key, retryable = false }
+  end
+  for k, v in pairs(added) do headers[k] = v end
+  return { method = req.method, url = ep.scheme .. "://" .. hostport .. path .. (query ~= "" and ("?" .. query) or ""),
+    headers = headers, body = req.body, body_length = req.body_length, sink = req.sink, hashes = req.hashes,
+    body_hashes = req.body_hashes, timeout = req.timeout }
+end
+
+--- A presigned URL for `req` (its method, bucket, key, query and signed
+-- headers) on the client's first endpoint. Returns url or nil, err.
+function _M.presign(client, req, expires, now)
+  now = now or client:now()
+  local ok, cerr = credentials(client, now)
+  if not ok then return nil, errors.locate(cerr, req.op, req.bucket, req.key) end
+  local ep = client.endpoints.members[1].ep
+  local hostport, path, query, region = locate(client, req, ep)
+  local url, err = client.signers[region]:presign{ method = req.method, scheme = ep.scheme, host = hostport,
+    path = path, query = query, headers = req.headers, time = now, expires = expires,
+    bucket = endpoint_bucket(ep, req.bucket), key = req.key }
+  if not url then
+    return nil, errors.new{ code = "SigningError", message = errors.is(err) and err.message or tostring(err),
+      op = req.op, bucket = req.bucket, key = req.key, retryable = false }
+  end
+  return url
+end
+
+local REGION_ERRORS = { PermanentRedirect = true, AuthorizationHeaderMalformed = true,
+  IllegalLocationConstraintException = true, InvalidRegion = true }
+
+--- Reads a transport outcome into the request's result or an error value.
+local function classify(client, req, res, terr, member)
+  if not res then
+    local e = type(terr) == "table" and terr or { code = "TransportError", message = tostring(terr) }
+    if not errors.is(e) then e = errors.new{ code = e.code or "TransportError", message = e.message,
+      retryable = e.retryable ~= false } end
+    if e.retryable == nil then e.retryable = true end
+    return nil, errors.locate(e, req.op, req.bucket, req.key)
+  end
+  local st = res.status
+  if (st >= 200 and st < 300) or (req.ok_status and req.ok_status[st]) then
+    if req.parse then return req.parse(res, req) end
+    return res
+  end
+  local err = response.error(client.dialect, req, res)
+  local signed_for = member.ep.region or client.region
+  if REGION_ERRORS[err.code] and err.region and err.region ~= signed_for then
+    -- A bucket in another region: say which, and how to reach it.
+    err.message = "bucket '" .. tostring(req.bucket) .. "' is in region '" .. err.region .. "' but endpoint "
+      .. member.ep.url .. " is configured for region '" .. signed_for .. "' (" .. tostring(err.message) .. ")"
+    err.retryable = false
+  end
+  return nil, err
+end
+
+--- Seconds a Retry-After header asks for (delta-seconds or an HTTP date,
+-- RFC 9110 10.2.3), or nil.
+function _M.retry_after(headers, local_now)
+  local v = headers and headers["retry-after"]
+  if not v then return nil end
+  local n = tonumber(v)
+  if n then return n >= 0 and n or nil end
+  local at = clock.parse(v)
+  if not at then return nil end
+  local now = clock.parse(headers["date"]) or local_now
+  return math_max(0, at - now)
+end
+
+local function expired_credentials(client, err)
+  return err.code == "ExpiredToken" or err.code == "ExpiredTokenException"
+    or (err.code == "InvalidAccessKeyId" and client.creds and client.creds.expiration ~= nil)
+end
+
+--- The decision after an attempt: "done", result, err | "retry", delay.
+local function decide(client, job, res, terr)
+  local req, member = job.req, job.member
+  local result, err = classify(client, req, res, terr, member)
+  -- A parser may return more than its result (response.xml gives the root
+  -- name): a result means success, whatever follows it.
+  if result ~= nil then err = nil end
+  if err and failover.counts_against(err) then
+    client.endpoints:failure(member)
+    err.endpoint = member.ep.url
+  elseif res then
+    client.endpoints:success(member)
+  end
+  if res and res.headers and res.headers["date"] then
+    local off = clock.skew_from(res.headers["date"], os_time(), err and err.code == "RequestTimeTooSkewed")
+    if off then client.clock_skew = off end
+  end
+  notify(client, "on_response", { op = req.op, bucket = req.bucket, key = req.key, attempt = job.attempt,
+    endpoint = member.ep.url, status = res and res.status, request_id = res and res.headers
+    and res.headers[client.dialect.request_id], latency = monotonic() - job.started,
+    bytes_in = res and res.bytes, bytes_out = res and res.sent, error = err })
+  local policy = job.policy
+  if err == nil then
+    policy:on_success(job.cost)
+    return "done", result
+  end
+  err.attempts = job.attempt
+  if expired_credentials(client, err) then client.creds = nil end
+  err.retry_after = _M.retry_after(res and res.headers, client:now()) or err.retry_after
+  local rewindable = req:rewindable()
+  local delay, spent = policy:retry_delay(err, job.attempt, rewindable)
+  local members = client.endpoints.members
+  local fail_over = false
+  if not delay and failover.counts_against(err) and rewindable and #members > 1
+      and job.attempt < policy.max_attempts + #members - 1 and client.endpoints:usable_count() > 0 then
+    -- Another endpoint may work: fail over at once rather than give up.
+    delay, spent, fail_over = 0, 0, true
+  end
+  if not delay then
+    notify(client, "on_error", { op = req.op, bucket = req.bucket, key = req.key, attempt = job.attempt, error = err })
+    return "done", nil, err
+  end
+  job.cost = job.cost + (spent or 0)
+  notify(client, "on_retry", { op = req.op, bucket = req.bucket, key = req.key, attempt = job.attempt,
+    delay = delay, reason = err.code, error = err })
+  if fail_over then notify(client, "on_failover", { op = req.op, from = member.ep.url }) end
+  if req.on_retry then req.on_retry(err, job.attempt, delay) end
+  return "retry", delay
+end
+
+--- Runs many requests concurrently, each retried on its own:
+--   run(client, { concurrency = n, next = function() -> req | nil,
+--     done = function(req, result, err) -> true | false, err })
+-- `next` hands out the next request record (nil when none is ready: it is
+-- asked again after each completion); `done` gets each outcome once its
+-- retries are over and may return false, err to stop the run. Requests
+-- waiting for a retry are held back until their delay has passed.
+-- Returns true or nil, err.
+function _M.run(client, spec)
+  local concurrency = spec.concurrency or 8
+  local sleep, drive = client.sleep, client.drive
+  local waiting = {} -- jobs not to be sent before job.not_before
+  local inflight, n_inflight = {}, 0 -- transport request -> job
+  local stop_err
+
+  local function finish(job, result, err)
+    local ok, e = spec.done(job.req, result, err)
+    if ok == false and not stop_err then stop_err = e or errors.failure(job.req.op, "Aborted", "stopped") end
+  end
+
+  local function take()
+    if #waiting > 0 then
+      local now = monotonic()
+      for i = 1, #waiting do
+        if waiting[i].not_before <= now then return table_remove(waiting, i) end
+      end
+    end
+    -- Requests waiting for a retry count against the concurrency too: a
+    -- throttled run holds at most `concurrency` requests (and their bodies).
+    if #waiting + n_inflight >= concurrency then return nil end
+    local req = spec.next()
+    if req == nil then return nil end
+    if not request.is(req) then req = request.new(req) end
+    return { req = req, attempt = 0, cost = 0, policy = req.retry or client.retry, not_before = 0 }
+  end
+
+  local function source()
+    while not stop_err do
+      local job = take()
+      if not job then return nil end
+      local req = job.req
+      if req.error then
+        finish(job, nil, req.error)
+      else
+        local wait = job.admitted and 0 or job.policy:before_attempt()
+        if wait > 0 then
+          -- The adaptive limiter holds this attempt back (it is admitted,
+          -- and goes first when its time comes); nothing more starts now.
+          job.admitted, job.not_before = true, monotonic() + wait
+          waiting[#waiting + 1] = job
+          return nil
+        else
+          job.admitted = false
+          if job.attempt > 0 then
+            -- A retry: readers and function sinks start again from the top.
+            if req.rewind then req.rewind() end
+            if req.sink_rewind then req.sink_rewind() end
+          end
+          job.attempt = job.attempt + 1
+          job.member = client.endpoints:pick(job.member)
+          job.started = monotonic()
+          local treq, err = _M.sign(client, req, job.member, client:now())
+          if treq then
+            job.adapted = adapt.request(client.capabilities, treq)
+            inflight[treq], n_inflight = job, n_inflight + 1
+            notify(client, "on_request", { op = req.op, method = req.method, bucket = req.bucket, key = req.key,
+              endpoint = job.member.ep.url, attempt = job.attempt })
+            return treq
+          end
+          finish(job, nil, err)
+        end
+      end
+    end
+    return nil
+  end
+
+  local function on_done(treq, res, terr)
+    local job = inflight[treq]
+    inflight[treq], n_inflight = nil, n_inflight - 1
+    if job.adapted then job.adapted(res) end
+    local verdict, a, b = decide(client, job, res, terr)
+    if verdict == "retry" then
+      job.not_before = monotonic() + a
+      waiting[#waiting + 1] = job
+    else
+      finish(job, a, b)
+    end
+  end
+
+  while true do
+    local driven, derr = drive(source, on_done, concurrency)
+    if stop_err then return nil, stop_err end
+    -- The transport itself failed (what was running has had the error).
+    if driven == nil and derr ~= nil then return nil, derr end
+    if #waiting == 0 then return true end
+    local soonest = math_huge
+    for _, w in ipairs(waiting) do
+      if w.not_before < soonest then soonest = w.not_before end
+    end
+    local d = soonest - monotonic()
+    if d > 0 then sleep(d) end
+    -- What was waited for is due now, whatever the clock's granularity
+    -- (or an injected sleeper) made of the wait.
+    for _, w in ipairs(waiting) do
+      if w.not_before <= soonest then w.not_before = 0 end
+    end
+  end
+end
+
+--- Sends one request through the same loop. Returns result or nil, err.
+function _M.call(client, req)
+  local result, err
+  local sent = false
+  _M.run(client, { concurrency = 1,
+    next = function()
+      if sent then return nil end
+      sent = true
+      return req
+    end,
+    done = function(_, r, e)
+      result, err = r, e
+      return true
+    end })
+  if result == nil and err == nil then return nil, errors.failure(req.op, "TransportError", "no outcome") end
+  return result, err
+end
+
+return _M

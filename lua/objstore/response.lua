@@ -1,0 +1,113 @@
+--- Readers of S3 and OSS responses shared by every operation: the error
+-- value of a failed response, XML bodies, object metadata from headers.
+-- They take the dialect (objstore.dialect) so they serve both protocols.
+local errors = require "objstore.errors"
+local xml = require "objstore.xml"
+
+local type, pairs, tostring, tonumber = type, pairs, tostring, tonumber
+
+local _M = {}
+
+-- What a status means when the body does not say (HEAD, proxies).
+local CODE_BY_STATUS = { [301] = "PermanentRedirect", [304] = "NotModified", [400] = "BadRequest",
+  [403] = "AccessDenied", [405] = "MethodNotAllowed", [409] = "Conflict", [412] = "PreconditionFailed",
+  [416] = "InvalidRange", [429] = "TooManyRequests", [500] = "InternalError", [501] = "NotImplemented",
+  [502] = "BadGateway", [503] = "ServiceUnavailable", [504] = "GatewayTimeout" }
+
+--- The error value of a response that failed (status or an <Error> body).
+function _M.error(dialect, req, res)
+  local h = res.headers or {}
+  local e = { status = res.status, op = req.op, bucket = req.bucket, key = req.key,
+    request_id = h[dialect.request_id], host_id = dialect.host_id and h[dialect.host_id] or nil }
+  local body = res.body
+  if type(body) == "string" and body:find("<Error", 1, true) then
+    local parsed = xml.error(body)
+    if parsed then
+      for k, v in pairs(parsed) do
+        if e[k] == nil then e[k] = v end
+      end
+      e.code, e.message = parsed.code, parsed.message
+      e.request_id = parsed.request_id or e.request_id
+      e.host_id = parsed.host_id or e.host_id
+    end
+  end
+  if not e.code then
+    local st = res.status
+    e.code = CODE_BY_STATUS[st]
+      or (st == 404 and (req.key and "NoSuchKey" or (req.bucket and "NoSuchBucket" or "NotFound")))
+      or ("HTTP" .. tostring(st))
+    e.message = e.message or ("HTTP status " .. tostring(st))
+  end
+  e.region = e.region or h["x-amz-bucket-region"]
+  return errors.new(e)
+end
+
+--- Parses an XML body into a table (see objstore.xml), decoding
+-- EncodingType=url fields. Returns t, root or nil, err.
+function _M.xml(res, req)
+  local t, root = xml.parse(res.body or "")
+  if not t then
+    local e = errors.is(root) and root or errors.new{ code = "MalformedResponse", message = tostring(root) }
+    e.code, e.retryable = "MalformedResponse", true
+    e.message = "cannot parse the XML response: " .. tostring(e.message)
+    e.status, e.op, e.bucket, e.key = res.status, req.op, req.bucket, req.key
+    return nil, e
+  end
+  if t.encoding_type == "url" then xml.decode_url_fields(t) end
+  return t, root
+end
+
+--- Like xml, for answers that can carry an <Error> after a 200 status
+-- line (CopyObject, UploadPartCopy, CompleteMultipartUpload).
+function _M.xml_or_error(dialect, res, req)
+  local t, root = _M.xml(res, req)
+  if not t then return nil, root end
+  if root == "Error" then return nil, _M.error(dialect, req, res) end
+  return t, root
+end
+
+function _M.request_id(dialect, res)
+  return res.headers and res.headers[dialect.request_id] or nil
+end
+
+--- Object metadata from response headers: user metadata under `metadata`,
+-- the standard headers under their snake_case names.
+function _M.object_info(dialect, res)
+  local h = res.headers or {}
+  local meta = {}
+  local plen = #dialect.meta
+  for k, v in pairs(h) do
+    if k:sub(1, plen) == dialect.meta then meta[k:sub(plen + 1)] = v end
+  end
+  local info = {
+    etag = h["etag"], content_length = tonumber(h["content-length"]), content_type = h["content-type"],
+    last_modified = h["last-modified"], cache_control = h["cache-control"],
+    content_disposition = h["content-disposition"], content_encoding = h["content-encoding"],
+    content_language = h["content-language"], expires = h["expires"], content_range = h["content-range"],
+    accept_ranges = h["accept-ranges"],
+    version_id = h[dialect.version_id], storage_class = h[dialect.prefix .. "storage-class"],
+    delete_marker = h[dialect.delete_marker] == "true" or nil,
+    request_id = h[dialect.request_id], metadata = meta, headers = h,
+    server_side_encryption = h[dialect.prefix .. "server-side-encryption"],
+  }
+  if dialect.crc64 then info.crc64ecma = h[dialect.crc64] end
+  return info
+end
+
+--- Whether a part's ETag is the MD5 (raw bytes) we computed: ETags are hex,
+-- lower case on S3 and upper case on OSS, quoted by most servers.
+function _M.etag_is_md5(etag, md5_hex)
+  if type(etag) ~= "string" then return false end
+  local v = etag:match('^"?(%x+)"?$')
+  return v ~= nil and v:lower() == md5_hex:lower()
+end
+
+--- An ETag's value, quoted the way S3 documents it ("…"), whatever the
+-- server did (radosgw drops the quotes when it answers a retried Complete).
+function _M.quoted_etag(etag)
+  if type(etag) ~= "string" or etag == "" or etag == '""' then return nil end
+  if etag:find('^"') then return etag end
+  return '"' .. etag .. '"'
+end
+
+return _M

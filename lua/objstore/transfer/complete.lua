@@ -1,0 +1,44 @@
+--- Completing a multipart upload and checking what the server assembled:
+-- the one ETag check of every transfer. A multipart object's ETag is the
+-- MD5 of its part MD5s followed by "-<count>"; servers differ in quoting
+-- it and in case (OSS answers upper-case hex), so the value is compared.
+local checksum = require "objstore.checksum"
+local response = require "objstore.response"
+local errors = require "objstore.errors"
+
+local _M = {}
+
+--- Whether a part's ETag contradicts the MD5 (raw bytes) of what we sent.
+-- An ETag that is not a plain MD5 (SSE-KMS, some gateways) proves nothing.
+function _M.part_mismatch(etag, md5)
+  if not md5 or type(etag) ~= "string" or not etag:match('^"?%x+"?$') then return false end
+  return not response.etag_is_md5(etag, checksum.tohex(md5))
+end
+
+--- Completes `upload_id` with parts {{part_number, etag}} and, when md5s
+-- (the raw MD5 of every part, in order) are given, checks the object's
+-- ETag against them. Returns { etag, version_id, crc64ecma, ... } or nil, err.
+function _M.complete(c, op, bucket, key, upload_id, parts, md5s, headers)
+  local fin, err = c:complete_multipart_upload(bucket, key, upload_id, parts, headers and { headers = headers } or nil)
+  if not fin then
+    err.upload_id = upload_id
+    return nil, err
+  end
+  fin.etag = response.quoted_etag(fin.etag)
+  if not md5s then return fin end
+  if not fin.etag then
+    -- Some servers (radosgw) answer Complete with an empty ETag: ask.
+    local h, herr = c:head_object(bucket, key)
+    if not h then return nil, herr end
+    fin.etag = response.quoted_etag(h.etag)
+  end
+  local expected = checksum.multipart_etag(md5s)
+  local value = fin.etag and fin.etag:match('^"(.*)"$')
+  if not value or value:lower() ~= expected:lower() then
+    return nil, errors.failure(op, "BadDigest", "object ETag " .. tostring(fin.etag)
+      .. " is not the MD5 of the part MD5s \"" .. expected .. "\"", bucket, key, { upload_id = upload_id })
+  end
+  return fin
+end
+
+return _M
