@@ -32,6 +32,7 @@
 
 #include "l_compat.h"
 #include "os_crc.h"
+#include "os_encode.h"
 #include "os_hash.h"
 
 #define CRC_CLASS "objstore.crc"
@@ -232,7 +233,7 @@ static int l_crc_hex(lua_State *L) {
   unsigned char raw[8];
   char out[17];
   size_t n = os_crc_to_bytes(o->kind, o->crc, raw);
-  lua_pushlstring(L, out, os_hash_hex(out, raw, n));
+  lua_pushlstring(L, out, os_hex_to(out, raw, n));
   return 1;
 }
 
@@ -241,7 +242,7 @@ static int l_crc_base64(lua_State *L) {
   unsigned char raw[8];
   char out[13];
   size_t n = os_crc_to_bytes(o->kind, o->crc, raw);
-  lua_pushlstring(L, out, os_hash_base64(out, raw, n));
+  lua_pushlstring(L, out, os_base64_to(out, raw, n));
   return 1;
 }
 

@@ -23,6 +23,7 @@
 #include <math.h>
 
 #include "l_compat.h"
+#include "os_encode.h"
 #include "os_hash.h"
 
 #define HASH_CLASS "objstore.hash"
@@ -133,7 +134,7 @@ static int l_hash_hexdigest(lua_State *L) {
   l_hash *o = finished(L, "core.hash.hexdigest");
   if (o == NULL) return 2;
   char out[2 * OS_HASH_MAX_SIZE + 1];
-  size_t n = os_hash_hex(out, o->digest, o->dlen);
+  size_t n = os_hex_to(out, o->digest, o->dlen);
   lua_pushlstring(L, out, n);
   return 1;
 }
@@ -142,7 +143,7 @@ static int l_hash_base64digest(lua_State *L) {
   l_hash *o = finished(L, "core.hash.base64digest");
   if (o == NULL) return 2;
   char out[4 * ((OS_HASH_MAX_SIZE + 2) / 3) + 1];
-  size_t n = os_hash_base64(out, o->digest, o->dlen);
+  size_t n = os_base64_to(out, o->digest, o->dlen);
   lua_pushlstring(L, out, n);
   return 1;
 }
@@ -321,7 +322,7 @@ static int l_hash_tohex(lua_State *L) {
   while (len > 0) {
     char chunk[2 * 48 + 1];
     size_t n = len < 48 ? len : 48;
-    luaL_addlstring(&b, chunk, os_hash_hex(chunk, s, n));
+    luaL_addlstring(&b, chunk, os_hex_to(chunk, s, n));
     s += n;
     len -= n;
   }
@@ -338,7 +339,7 @@ static int l_hash_tobase64(lua_State *L) {
   while (len > 0) {
     char chunk[64 + 1];
     size_t n = len < 48 ? len : 48; /* whole 3-byte groups except at the end */
-    luaL_addlstring(&b, chunk, os_hash_base64(chunk, s, n));
+    luaL_addlstring(&b, chunk, os_base64_to(chunk, s, n));
     s += n;
     len -= n;
   }

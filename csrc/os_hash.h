@@ -11,8 +11,6 @@
 
 #include <stddef.h>
 
-#include "os_encode.h"
-
 /* X-macro: algorithm, name, OpenSSL name, digest size, block size. */
 #define OS_HASH_ALGS(X)                   \
   X(OS_HASH_MD5, "md5", "MD5", 16, 64)    \
@@ -95,15 +93,5 @@ void os_hash_job_free(os_hash_job *j);
 
 /* Describes (and clears) the most recent OpenSSL failure in buf. */
 void os_hash_error(char *buf, size_t size);
-
-/* Text forms of a digest: os_hex_to and os_base64_to of os_encode.h under
- * the names the hash and CRC bindings call. out must hold 2*len+1 (hex) or
- * 4*((len+2)/3)+1 (base64) bytes; both NUL-terminate and return the length. */
-static inline size_t os_hash_hex(char *out, const unsigned char *in, size_t len) {
-  return os_hex_to(out, in, len);
-}
-static inline size_t os_hash_base64(char *out, const unsigned char *in, size_t len) {
-  return os_base64_to(out, in, len);
-}
 
 #endif

@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "os_encode.h"
 #include "os_sign.h"
 
 #define OS_SHA256_LEN 32

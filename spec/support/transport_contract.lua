@@ -22,6 +22,7 @@ local core = require "objstore.core"
 local checksum = require "objstore.checksum"
 local signer = require "objstore.signer"
 local transport = require "objstore.transport"
+local servers = require "servers"
 
 local monotonic = core.time.monotonic
 local concat = table.concat
@@ -50,19 +51,7 @@ _M.bytes = bytes
 
 local function md5hex(s) return checksum.tohex(checksum.digest("md5", s)) end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write_file(path, s)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(s))
-  assert(f:close())
-end
+local read_file, write_file = servers.read_file, servers.write_file
 
 local function getenv(n)
   local v = os.getenv(n)
