@@ -3,3 +3,6 @@ max_line_length = 120
 files["spec/"] = { std = "+busted" }
 exclude_files = { "build/", "node_modules/" }
 files["spec/support/faultproxy/"] = { std = "ngx_lua" }
+-- The OpenResty transport and its contract run inside nginx.
+files["lua/objstore/transport/ngx.lua"] = { std = "ngx_lua" }
+files["spec/support/ngx_contract_runner.lua"] = { std = "ngx_lua" }

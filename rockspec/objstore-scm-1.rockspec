@@ -63,6 +63,7 @@ build = {
     ["objstore.errors"] = "lua/objstore/errors.lua",
     ["objstore.failover"] = "lua/objstore/failover.lua",
     ["objstore"] = "lua/objstore/init.lua",
+    ["objstore.metrics"] = "lua/objstore/metrics.lua",
     ["objstore.mime"] = "lua/objstore/mime.lua",
     ["objstore.operations"] = "lua/objstore/operations.lua",
     ["objstore.ops.body"] = "lua/objstore/ops/body.lua",
@@ -86,6 +87,7 @@ build = {
     ["objstore.transfer.upload"] = "lua/objstore/transfer/upload.lua",
     ["objstore.transport.curl"] = "lua/objstore/transport/curl.lua",
     ["objstore.transport"] = "lua/objstore/transport/init.lua",
+    ["objstore.transport.ngx"] = "lua/objstore/transport/ngx.lua",
     ["objstore.xml"] = "lua/objstore/xml.lua",
   },
 }

@@ -116,7 +116,12 @@ describe("rockspec", function()
     -- through a table of names (objstore.operations)
     for _, path in ipairs(listdir("lua", "%.lua$")) do
       for name in code_of(read(path)):gmatch("[\"'](objstore[%w_.]*[%w_])[\"']") do
-        assert.truthy(rock.build.modules[name], path .. " names module '" .. name .. "', which the rock does not build")
+        -- "objstore" or "objstore.<module>"; metric names (objstore_*) are not modules
+        if name ~= "objstore" and name:sub(1, 9) ~= "objstore." then name = nil end
+        if name then
+          assert.truthy(rock.build.modules[name],
+            path .. " names module '" .. name .. "', which the rock does not build")
+        end
       end
     end
     for name, src in pairs(rock.build.modules) do

@@ -446,6 +446,7 @@ describe("pipeline through the fault proxy #server #slow", function()
     assert.equals(2, up.parts)
     assert.equals(1, #ev.failovers)
     assert.equals(fp.endpoint, ev.failovers[1].from)
+    assert.equals(srv.endpoint, ev.failovers[1].to)
     local retried
     for _, r in ipairs(ev.requests) do
       if r.op == "UploadPart" and r.attempt == 2 then retried = r end

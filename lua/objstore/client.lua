@@ -38,7 +38,7 @@ local OPTIONS = {
   session_token = "string", credentials = "any", addressing = "string", signature = "string",
   timeout = "number", connect_timeout = "number", tls = "table", transport = "any", proxy = "string",
   user_agent = "string", profile = "string", env = "table", max_connections = "number", retry = "any",
-  endpoints = "table", failover = "table", hooks = "table",
+  endpoints = "table", failover = "table", hooks = "table", metrics = "table",
 }
 
 local HOOKS = { on_request = true, on_response = true, on_retry = true, on_failover = true, on_error = true,
@@ -68,6 +68,22 @@ local function check_options(opts)
         .. "on_hook_error, a function")
     end
   end
+end
+
+--- The hooks of the metrics registry and the caller's, each event to both.
+local function merge_hooks(a, b)
+  if not a then return b end
+  if not b then return a end
+  local out = {}
+  for k, f in pairs(a) do out[k] = f end
+  for k, g in pairs(b) do
+    local f = out[k]
+    out[k] = f and function(e)
+      f(e)
+      g(e)
+    end or g
+  end
+  return out
 end
 
 local function env(opts, name)
@@ -163,6 +179,10 @@ function Client.new(opts)
     end
   end
   self.endpoints = failover.new(eps, fo)
+  if opts.metrics then
+    if type(opts.metrics.hooks) ~= "function" then misuse("metrics", "must be a registry of objstore.metrics.new()") end
+    self.hooks = merge_hooks(opts.metrics:hooks(self.endpoints), opts.hooks)
+  end
   -- Every region an endpoint is signed for gets its signer.
   local regions, seen = {}, {}
   for _, ep in ipairs(eps) do

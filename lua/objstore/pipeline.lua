@@ -50,6 +50,19 @@ local function notify(client, name, event)
 end
 _M.notify = notify
 
+--- The fields every event of an attempt carries, plus `extra`; the
+-- server's request and host ids when it answered (or its error names them).
+local function event(client, job, res, err, extra)
+  local req, d = job.req, client.dialect
+  local h = res and res.headers
+  local e = { op = req.op, method = req.method, bucket = req.bucket, key = req.key, attempt = job.attempt,
+    endpoint = job.member and job.member.ep.url,
+    request_id = (h and h[d.request_id]) or (err and err.request_id),
+    host_id = (h and d.host_id and h[d.host_id]) or (err and err.host_id) }
+  for k, v in pairs(extra) do e[k] = v end
+  return e
+end
+
 --- Encodes a query table: { name = value | true } or an array of
 -- { name, value } pairs; `true` (or a missing value) makes a value-less
 -- sub-resource like "?uploads". Sorted, so one request gets one URL.
@@ -232,10 +245,11 @@ local function decide(client, job, res, terr)
     local off = clock.skew_from(res.headers["date"], os_time(), err and err.code == "RequestTimeTooSkewed")
     if off then client.clock_skew = off end
   end
-  notify(client, "on_response", { op = req.op, bucket = req.bucket, key = req.key, attempt = job.attempt,
-    endpoint = member.ep.url, status = res and res.status, request_id = res and res.headers
-    and res.headers[client.dialect.request_id], latency = monotonic() - job.started,
-    bytes_in = res and res.bytes, bytes_out = res and res.sent, error = err })
+  if client.hooks then
+    notify(client, "on_response", event(client, job, res, err, { status = res and res.status,
+      code = err and err.code, latency = monotonic() - job.started, bytes_in = res and res.bytes or 0,
+      bytes_out = res and res.sent or 0, error = err }))
+  end
   local policy = job.policy
   if err == nil then
     policy:on_success(job.cost)
@@ -247,20 +261,19 @@ local function decide(client, job, res, terr)
   local rewindable = req:rewindable()
   local delay, spent = policy:retry_delay(err, job.attempt, rewindable)
   local members = client.endpoints.members
-  local fail_over = false
   if not delay and failover.counts_against(err) and rewindable and #members > 1
       and job.attempt < policy.max_attempts + #members - 1 and client.endpoints:usable_count() > 0 then
     -- Another endpoint may work: fail over at once rather than give up.
-    delay, spent, fail_over = 0, 0, true
+    delay, spent = 0, 0
   end
   if not delay then
-    notify(client, "on_error", { op = req.op, bucket = req.bucket, key = req.key, attempt = job.attempt, error = err })
+    if client.hooks then notify(client, "on_error", event(client, job, res, err, { error = err })) end
     return "done", nil, err
   end
   job.cost = job.cost + (spent or 0)
-  notify(client, "on_retry", { op = req.op, bucket = req.bucket, key = req.key, attempt = job.attempt,
-    delay = delay, reason = err.code, error = err })
-  if fail_over then notify(client, "on_failover", { op = req.op, from = member.ep.url }) end
+  if client.hooks then
+    notify(client, "on_retry", event(client, job, res, err, { delay = delay, reason = err.code, error = err }))
+  end
   if req.on_retry then req.on_retry(err, job.attempt, delay) end
   return "retry", delay
 end
@@ -324,14 +337,19 @@ function _M.run(client, spec)
             if req.sink_rewind then req.sink_rewind() end
           end
           job.attempt = job.attempt + 1
-          job.member = client.endpoints:pick(job.member)
+          local before = job.member
+          job.member = client.endpoints:pick(before)
           job.started = monotonic()
+          if before and before ~= job.member and client.hooks then
+            -- A retry that goes to another endpoint: a fail-over.
+            notify(client, "on_failover", event(client, job, nil, nil, { from = before.ep.url,
+              to = job.member.ep.url }))
+          end
           local treq, err = _M.sign(client, req, job.member, client:now())
           if treq then
             job.adapted = adapt.request(client.capabilities, treq)
             inflight[treq], n_inflight = job, n_inflight + 1
-            notify(client, "on_request", { op = req.op, method = req.method, bucket = req.bucket, key = req.key,
-              endpoint = job.member.ep.url, attempt = job.attempt })
+            if client.hooks then notify(client, "on_request", event(client, job, nil, nil, {})) end
             return treq
           end
           finish(job, nil, err)

@@ -4,10 +4,12 @@
 --   local contract = require("transport_contract").contract
 --   contract("curl", function() return require("objstore.transport.curl").new{} end)
 --
--- `contract(name, new_transport [, env])` declares a `describe` block (tagged
--- #server) that runs every case against transports made by
+-- `contract(name, new_transport [, env [, opts]])` declares a `describe`
+-- block (tagged #server) that runs every case against transports made by
 -- `new_transport()`. `env` is the calling spec's busted environment (its
--- `_ENV`, or `getfenv(1)` on 5.1); by default the caller's is found.
+-- `_ENV`, or `getfenv(1)` on 5.1), or any table with describe, it, setup,
+-- teardown, pending and assert as busted has them; by default the caller's
+-- is found. `opts.bucket_prefix` (default "tc") starts the bucket's name.
 --
 -- Requests go to the real radosgw (OBJSTORE_TEST_ENDPOINT,
 -- OBJSTORE_TEST_ACCESS_KEY, OBJSTORE_TEST_SECRET_KEY: eval "$(bash
@@ -151,8 +153,9 @@ local function caller_env(level)
   end
 end
 
-function _M.contract(name, new_transport, env)
+function _M.contract(name, new_transport, env, opts)
   env = env or caller_env(2)
+  local bucket_prefix = opts and opts.bucket_prefix or "tc"
   local describe, it, setup, teardown, assert = env.describe, env.it, env.setup, env.teardown, env.assert
   local function pending(msg) return env.pending(msg) end
 
@@ -238,7 +241,7 @@ function _M.contract(name, new_transport, env)
       t = assert(new_transport())
       caps = transport.capabilities(t)
       helper = start_helper()
-      bucket = "tc-" .. tostring(os.time()):sub(-6) .. "-" .. tostring(math.random(100000, 999999))
+      bucket = bucket_prefix .. "-" .. tostring(os.time()):sub(-6) .. "-" .. tostring(math.random(100000, 999999))
       local res = ok(t:request(sreq("PUT", "/" .. bucket)))
       assert(res.status == 200, "cannot create bucket " .. bucket .. ": " .. tostring(res.body))
       assert.equal(200, put("data", { body = DATA }).status)
