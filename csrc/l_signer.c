@@ -619,6 +619,10 @@ static int signer_policy_signature(lua_State *L) {
   return 1;
 }
 
+static int has_ctl(const char *p, size_t n) {
+  return memchr(p, '\0', n) != NULL || memchr(p, '\r', n) != NULL || memchr(p, '\n', n) != NULL;
+}
+
 /* s:set_credentials(access_key, secret_key [, session_token]) -> true | nil, err
  * (SigningError: out of memory). The secret never appears in a message. */
 static int signer_set_credentials(lua_State *L) {
@@ -631,6 +635,12 @@ static int signer_set_credentials(lua_State *L) {
       lua_isnoneornil(L, 4) ? NULL : osl_checklstring(L, 4, F, 3, "session_token", &tn);
   if (akn == 0) return osl_misuse(L, F, 1, "access_key", "must not be empty");
   if (skn == 0) return osl_misuse(L, F, 2, "secret_key", "must not be empty");
+  /* As signer.new refuses them: a NUL would cut the key short in C and CR
+   * or LF would end a header line. The value itself is never shown. */
+  if (has_ctl(ak, akn)) return osl_misuse(L, F, 1, "access_key", "contains NUL, CR or LF");
+  if (has_ctl(sk, skn)) return osl_misuse(L, F, 2, "secret_key", "contains NUL, CR or LF");
+  if (tok && has_ctl(tok, tn))
+    return osl_misuse(L, F, 3, "session_token", "contains NUL, CR or LF");
   if (!os_signer_set_credentials(&ls->s, ak, akn, sk, skn, tok, tn)) return sign_failure(L, ls);
   lua_pushboolean(L, 1);
   return 1;

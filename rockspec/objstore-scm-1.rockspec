@@ -63,6 +63,7 @@ build = {
     ["objstore.errors"] = "lua/objstore/errors.lua",
     ["objstore.failover"] = "lua/objstore/failover.lua",
     ["objstore"] = "lua/objstore/init.lua",
+    ["objstore.log"] = "lua/objstore/log.lua",
     ["objstore.metrics"] = "lua/objstore/metrics.lua",
     ["objstore.mime"] = "lua/objstore/mime.lua",
     ["objstore.operations"] = "lua/objstore/operations.lua",

@@ -312,6 +312,18 @@ describe("pipeline on rgw #server", function()
     assert.equals(srv.region, scope(t.seen[2]))
   end)
 
+  it("presigns for the healthy endpoint", function()
+    local fc = servers.client(srv, { endpoint = false, connect_timeout = 1, failover = { threshold = 1, cooldown = 60 },
+      endpoints = { "http://127.0.0.1:9", srv.endpoint } })
+    assert.equals(1, assert(fc:presign("GET", bucket, "k")):find("http://127.0.0.1:9/", 1, true))
+    assert(fc:put_object(bucket, "presigned", "p")) -- the first endpoint fails once: its breaker opens
+    local url = assert(fc:presign("GET", bucket, "presigned"))
+    assert.equals(1, url:find(srv.endpoint .. "/", 1, true))
+    local r = assert(require("objstore.transport.curl").new{}):request{ url = url }
+    assert.equals(200, r.status)
+    assert.equals("p", r.body)
+  end)
+
   it("maps a bucket to its name on another endpoint", function()
     local t = recording(function(req) return req.url:find("127.0.0.1:9/", 1, true) ~= nil end)
     local fc = servers.client(srv, { endpoint = false, transport = t, endpoints = {

@@ -22,6 +22,7 @@ local retry = require "objstore.retry"
 local failover = require "objstore.failover"
 local request = require "objstore.request"
 local pipeline = require "objstore.pipeline"
+local log = require "objstore.log"
 local transport_mod = require "objstore.transport"
 local operations = require "objstore.operations"
 local core = require "objstore.core"
@@ -38,7 +39,7 @@ local OPTIONS = {
   session_token = "string", credentials = "any", addressing = "string", signature = "string",
   timeout = "number", connect_timeout = "number", tls = "table", transport = "any", proxy = "string",
   user_agent = "string", profile = "string", env = "table", max_connections = "number", retry = "any",
-  endpoints = "table", failover = "table", hooks = "table", metrics = "table",
+  endpoints = "table", failover = "table", hooks = "table", metrics = "table", log = "function", log_level = "string",
 }
 
 local HOOKS = { on_request = true, on_response = true, on_retry = true, on_failover = true, on_error = true,
@@ -179,6 +180,8 @@ function Client.new(opts)
     end
   end
   self.endpoints = failover.new(eps, fo)
+  -- Logging through the caller's function, from the pipeline's events.
+  self.logger = log.new(opts.log, opts.log_level, "client.new")
   if opts.metrics then
     if type(opts.metrics.hooks) ~= "function" then misuse("metrics", "must be a registry of objstore.metrics.new()") end
     self.hooks = merge_hooks(opts.metrics:hooks(self.endpoints), opts.hooks)
@@ -216,6 +219,10 @@ function Client.new(opts)
   if opts.access_key or opts.secret_key then
     if type(opts.access_key) ~= "string" or type(opts.secret_key) ~= "string" then
       misuse("access_key", "access_key and secret_key go together")
+    end
+    for _, name in ipairs{ "access_key", "secret_key", "session_token" } do
+      local v = opts[name]
+      if v ~= nil and (v == "" or v:find("[%z\r\n]")) then misuse(name, "is empty or contains NUL, CR or LF") end
     end
     self.creds_provider = credentials.provider{ access_key = opts.access_key, secret_key = opts.secret_key,
       session_token = opts.session_token }

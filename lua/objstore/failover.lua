@@ -60,6 +60,18 @@ function Set:pick(avoid)
   return best
 end
 
+--- The member a request would go to now, without counting one (for a
+-- presigned URL, which objstore does not send itself): the first closed
+-- or cooled-down one, else the one whose cool-down ends first.
+function Set:healthiest()
+  local now, best = self.clock(), nil
+  for _, m in ipairs(self.members) do
+    if m.state ~= "open" or now - m.opened_at >= self.cooldown then return m end
+    if not best or m.opened_at < best.opened_at then best = m end
+  end
+  return best
+end
+
 function Set.success(_, m)
   m.failures, m.probing = 0, false
   m.state = "closed"

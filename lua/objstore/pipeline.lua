@@ -16,7 +16,8 @@
 -- A single call is the same loop with one request (`call`). Waiting is done
 -- by the transport's sleeper, never here: the curl transport's blocks, the
 -- cosocket one yields. Events (`client.hooks`) are raised from `notify`,
--- the one place observers attach.
+-- the one place observers attach: the hooks, and the client's logger
+-- (objstore.log, `log`/`log_level`), which logs each event there.
 local request = require "objstore.request"
 local errors = require "objstore.errors"
 local endpoint = require "objstore.endpoint"
@@ -36,19 +37,36 @@ local uri_encode = core.encode.uri_encode
 local _M = {}
 
 --- Raises an event to the client's hooks (on_request, on_response,
--- on_retry, on_failover, on_error). A hook that raises is reported once
--- through on_hook_error (or ignored) and never breaks the request.
+-- on_retry, on_failover, on_error) and logs it (objstore.log). A hook that
+-- raises is reported once through on_hook_error (or ignored) and logged
+-- once, and never breaks the request.
 local function notify(client, name, event)
-  local hooks = client.hooks
+  local hooks, logger = client.hooks, client.logger
+  if logger then logger:event(name, event) end
   local fn = hooks and hooks[name]
   if not fn then return end
   local ok, herr = pcall(fn, event)
   if not ok and not client.hook_failed then
     client.hook_failed = true
+    if logger then logger:hook_error(name, herr) end
     if hooks.on_hook_error then pcall(hooks.on_hook_error, name, herr) end
   end
 end
 _M.notify = notify
+
+--- Debug mode, on SignatureDoesNotMatch: logs the canonical request and
+-- string to sign of the signer on the very input the attempt was signed
+-- with (kept on the job only when debug logging is on) next to the
+-- server's. Redacted by the logger.
+local function signature_mismatch(client, job, e)
+  local signed = job.signed
+  local details
+  if signed then
+    local ok, d = pcall(signed.signer.details, signed.signer, signed.input)
+    if ok and type(d) == "table" then details = d end
+  end
+  client.logger:signature_mismatch(e, details)
+end
 
 --- The fields every event of an attempt carries, plus `extra`; the
 -- server's request and host ids when it answered (or its error names them).
@@ -117,10 +135,14 @@ local function credentials(client, now)
   for _, region in ipairs(client.regions) do
     local s = client.signers[region]
     local sok, serr
+    -- What a provider returned is data, not the caller's code: a value the
+    -- signer refuses (NUL, CR, LF) is a CredentialsError, not a raise.
     if s then
-      sok, serr = s:set_credentials(got.access_key, got.secret_key, got.session_token)
+      local pok, r1, r2 = pcall(s.set_credentials, s, got.access_key, got.secret_key, got.session_token)
+      sok, serr = pok and r1, pok and r2 or r1
     else
-      s, serr = client.new_signer(region, got.access_key, got.secret_key, got.session_token)
+      local pok, r1, r2 = pcall(client.new_signer, region, got.access_key, got.secret_key, got.session_token)
+      s, serr = pok and r1 or nil, pok and r2 or r1
       client.signers[region], sok = s, s ~= nil
     end
     if not sok then
@@ -139,8 +161,9 @@ local function locate(client, req, ep)
 end
 
 --- Signs `req` for `member`'s endpoint at time `now`. Returns the transport
--- request { method, url, headers, body, ... } or nil, err.
-function _M.sign(client, req, member, now)
+-- request { method, url, headers, body, ... } or nil, err. With `keep` (a
+-- table) the signer and its input are kept as keep.signed, for debugging.
+function _M.sign(client, req, member, now, keep)
   local ok, cerr = credentials(client, now)
   if not ok then return nil, errors.locate(cerr, req.op, req.bucket, req.key) end
   local ep = member.ep
@@ -151,9 +174,18 @@ function _M.sign(client, req, member, now)
   if cs then
     headers[client.dialect.copy_source] = _M.copy_source(endpoint_bucket(ep, cs.bucket), cs.key, cs.version_id)
   end
-  local added, serr = client.signers[region]:sign{ method = req.method, scheme = ep.scheme, host = hostport,
+  local signer = client.signers[region]
+  local input = { method = req.method, scheme = ep.scheme, host = hostport,
     path = path, query = query, headers = headers, payload_hash = req.payload_hash or "UNSIGNED-PAYLOAD",
     time = now, bucket = endpoint_bucket(ep, req.bucket), key = req.key, sub_resources = req.sub_resources }
+  local added, serr = signer:sign(input)
+  if keep then
+    -- `headers` gets the signature headers below: keep what was signed.
+    local copy = {}
+    for k, v in pairs(headers) do copy[k] = v end
+    input.headers = copy
+    keep.signed = { signer = signer, input = input }
+  end
   if not added then
     return nil, errors.new{ code = "SigningError", message = errors.is(serr) and serr.message or tostring(serr),
       op = req.op, bucket = req.bucket, key = req.key, retryable = false }
@@ -165,12 +197,12 @@ function _M.sign(client, req, member, now)
 end
 
 --- A presigned URL for `req` (its method, bucket, key, query and signed
--- headers) on the client's first endpoint. Returns url or nil, err.
+-- headers) on the healthiest endpoint. Returns url or nil, err.
 function _M.presign(client, req, expires, now)
   now = now or client:now()
   local ok, cerr = credentials(client, now)
   if not ok then return nil, errors.locate(cerr, req.op, req.bucket, req.key) end
-  local ep = client.endpoints.members[1].ep
+  local ep = client.endpoints:healthiest().ep
   local hostport, path, query, region = locate(client, req, ep)
   local url, err = client.signers[region]:presign{ method = req.method, scheme = ep.scheme, host = hostport,
     path = path, query = query, headers = req.headers, time = now, expires = expires,
@@ -245,10 +277,14 @@ local function decide(client, job, res, terr)
     local off = clock.skew_from(res.headers["date"], os_time(), err and err.code == "RequestTimeTooSkewed")
     if off then client.clock_skew = off end
   end
-  if client.hooks then
-    notify(client, "on_response", event(client, job, res, err, { status = res and res.status,
+  if client.hooks or client.logger then
+    local e = event(client, job, res, err, { status = res and res.status,
       code = err and err.code, latency = monotonic() - job.started, bytes_in = res and res.bytes or 0,
-      bytes_out = res and res.sent or 0, error = err }))
+      bytes_out = res and res.sent or 0, error = err })
+    notify(client, "on_response", e)
+    if err and err.code == "SignatureDoesNotMatch" and client.logger and client.logger.debug then
+      signature_mismatch(client, job, e)
+    end
   end
   local policy = job.policy
   if err == nil then
@@ -267,11 +303,11 @@ local function decide(client, job, res, terr)
     delay, spent = 0, 0
   end
   if not delay then
-    if client.hooks then notify(client, "on_error", event(client, job, res, err, { error = err })) end
+    if client.hooks or client.logger then notify(client, "on_error", event(client, job, res, err, { error = err })) end
     return "done", nil, err
   end
   job.cost = job.cost + (spent or 0)
-  if client.hooks then
+  if client.hooks or client.logger then
     notify(client, "on_retry", event(client, job, res, err, { delay = delay, reason = err.code, error = err }))
   end
   if req.on_retry then req.on_retry(err, job.attempt, delay) end
@@ -320,6 +356,7 @@ function _M.run(client, spec)
       if not job then return nil end
       local req = job.req
       if req.error then
+        if client.logger then client.logger:failure(req.error) end
         finish(job, nil, req.error)
       else
         local wait = job.admitted and 0 or job.policy:before_attempt()
@@ -340,18 +377,21 @@ function _M.run(client, spec)
           local before = job.member
           job.member = client.endpoints:pick(before)
           job.started = monotonic()
-          if before and before ~= job.member and client.hooks then
+          if before and before ~= job.member and (client.hooks or client.logger) then
             -- A retry that goes to another endpoint: a fail-over.
             notify(client, "on_failover", event(client, job, nil, nil, { from = before.ep.url,
               to = job.member.ep.url }))
           end
-          local treq, err = _M.sign(client, req, job.member, client:now())
+          local logger = client.logger
+          local treq, err = _M.sign(client, req, job.member, client:now(), logger and logger.debug and job or nil)
           if treq then
             job.adapted = adapt.request(client.capabilities, treq)
             inflight[treq], n_inflight = job, n_inflight + 1
-            if client.hooks then notify(client, "on_request", event(client, job, nil, nil, {})) end
+            if client.hooks or logger then notify(client, "on_request", event(client, job, nil, nil, {})) end
             return treq
           end
+          -- Not sent (credentials, signing): no event, but logged.
+          if logger then logger:failure(err) end
           finish(job, nil, err)
         end
       end

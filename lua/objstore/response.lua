@@ -3,8 +3,10 @@
 -- They take the dialect (objstore.dialect) so they serve both protocols.
 local errors = require "objstore.errors"
 local xml = require "objstore.xml"
+local log = require "objstore.log"
 
 local type, pairs, tostring, tonumber = type, pairs, tostring, tonumber
+local string_char, string_format, concat = string.char, string.format, table.concat
 
 local _M = {}
 
@@ -13,6 +15,38 @@ local CODE_BY_STATUS = { [301] = "PermanentRedirect", [304] = "NotModified", [40
   [403] = "AccessDenied", [405] = "MethodNotAllowed", [409] = "Conflict", [412] = "PreconditionFailed",
   [416] = "InvalidRange", [429] = "TooManyRequests", [500] = "InternalError", [501] = "NotImplemented",
   [502] = "BadGateway", [503] = "ServiceUnavailable", [504] = "GatewayTimeout" }
+
+--- "50 55 54" (CanonicalRequestBytes, StringToSignBytes) with its text
+-- redacted: the bytes of a canonical request hold the session token and
+-- SSE-C keys as much as its text does.
+local function redact_bytes(b)
+  local text = {}
+  for h in b:gmatch("%x%x?") do text[#text + 1] = string_char(tonumber(h, 16)) end
+  text = concat(text)
+  local red = log.redact(text)
+  if red == text then return b end
+  local out = {}
+  for i = 1, #red do out[i] = string_format("%02x", red:byte(i)) end
+  return concat(out, " ")
+end
+
+--- The server's <Error> fields, secrets redacted: servers echo the
+-- canonical request and string to sign they computed (AWS, OSS), with the
+-- session token and SSE-C key headers in them, and the signature sent.
+local function redact(parsed)
+  for k, v in pairs(parsed) do
+    if type(v) == "string" then
+      if k:find("_bytes$") then
+        parsed[k] = redact_bytes(v)
+      elseif k == "signature_provided" then
+        parsed[k] = log.REDACTED
+      else
+        parsed[k] = log.redact(v)
+      end
+    end
+  end
+  return parsed
+end
 
 --- The error value of a response that failed (status or an <Error> body).
 function _M.error(dialect, req, res)
@@ -23,6 +57,7 @@ function _M.error(dialect, req, res)
   if type(body) == "string" and body:find("<Error", 1, true) then
     local parsed = xml.error(body)
     if parsed then
+      redact(parsed)
       for k, v in pairs(parsed) do
         if e[k] == nil then e[k] = v end
       end

@@ -116,6 +116,19 @@ function _M.part_headers(opts, number)
   return ph
 end
 
+--- The customer-key (SSE-C) headers among `headers`: a HEAD or GET of the
+-- object must carry them again.
+function _M.customer_key_headers(headers)
+  local out
+  for k, v in pairs(headers or {}) do
+    if k:lower():find("server-side-encryption-customer-", 1, true) then
+      out = out or {}
+      out[k] = v
+    end
+  end
+  return out
+end
+
 function _M.conditional_headers(opts, h)
   if opts.if_match then _M.set_header(h, "If-Match", opts.if_match) end
   if opts.if_none_match then _M.set_header(h, "If-None-Match", opts.if_none_match) end

@@ -17,9 +17,10 @@ end
 
 --- Completes `upload_id` with parts {{part_number, etag}} and, when md5s
 -- (the raw MD5 of every part, in order) are given, checks the object's
--- ETag against them. Returns { etag, version_id, crc64ecma, ... } or nil, err.
-function _M.complete(c, op, bucket, key, upload_id, parts, md5s, headers)
-  local fin, err = c:complete_multipart_upload(bucket, key, upload_id, parts, headers and { headers = headers } or nil)
+-- ETag against them; `key_headers` (SSE-C) go on the HEAD that check may
+-- need. Returns { etag, version_id, crc64ecma, ... } or nil, err.
+function _M.complete(c, op, bucket, key, upload_id, parts, md5s, key_headers)
+  local fin, err = c:complete_multipart_upload(bucket, key, upload_id, parts)
   if not fin then
     err.upload_id = upload_id
     return nil, err
@@ -28,7 +29,7 @@ function _M.complete(c, op, bucket, key, upload_id, parts, md5s, headers)
   if not md5s then return fin end
   if not fin.etag then
     -- Some servers (radosgw) answer Complete with an empty ETag: ask.
-    local h, herr = c:head_object(bucket, key)
+    local h, herr = c:head_object(bucket, key, key_headers and { headers = key_headers } or nil)
     if not h then return nil, herr end
     fin.etag = response.quoted_etag(h.etag)
   end

@@ -117,7 +117,8 @@ local function upload_stream(c, bucket, key, reader, opts)
     err.upload_id = upload_id
     return nil, err
   end
-  local fin, cerr = complete.complete(c, "UploadStream", bucket, key, upload_id, parts, md5s)
+  local fin, cerr = complete.complete(c, "UploadStream", bucket, key, upload_id, parts, md5s,
+    common.customer_key_headers(common.part_headers(opts, 1)))
   if not fin then return nil, cerr end
   progress(0, true)
   return { bucket = bucket, key = key, etag = fin.etag, size = total, parts = #parts, resumed_from = 0,

@@ -223,7 +223,8 @@ local function upload_file(c, bucket, key, path, opts)
     list[i] = { part_number = p.number, etag = d.etag }
     md5s[i] = d.md5 and unb64(d.md5) or nil
   end
-  local fin, ferr = complete.complete(c, "UploadFile", bucket, key, upload_id, list, verify and md5s or nil)
+  local fin, ferr = complete.complete(c, "UploadFile", bucket, key, upload_id, list, verify and md5s or nil,
+    common.customer_key_headers(common.part_headers(opts, 1)))
   if not fin then return nil, ferr end
   if cp_path then checkpoint.remove(cp_path) end
   progress(0, true)

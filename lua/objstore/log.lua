@@ -1,0 +1,251 @@
+--- Logging of objstore through a function the caller gives:
+--
+--   objstore.new{ log = function(level, message, fields) ... end, log_level = "info" }
+--
+-- Levels, most severe first: "error" (a failure that reaches the caller, a
+-- hook that raised), "warn" (a retry, a fail-over), "info" (every response:
+-- operation, method, bucket/key, status, request id, latency), "debug"
+-- (every attempt sent; on SignatureDoesNotMatch the canonical request and
+-- string to sign objstore used next to the server's). `message` is one
+-- line (a debug dump spans several) starting "objstore: "; `fields` is a
+-- flat table of the same facts. The pipeline (objstore.pipeline) logs from
+-- the one place it raises its events.
+--
+-- Nothing logged carries a secret key, a session token, an SSE-C key or a
+-- signature: `redact` replaces them with "<redacted>" in every string that
+-- could hold one (canonical requests, strings to sign, header dumps).
+--
+-- In OpenResty: `log = require("objstore.log").ngx()` (ngx.ERR, ngx.WARN,
+-- ngx.INFO, ngx.DEBUG), or any `function(level, msg) ngx.log(ngx.ERR, msg) end`.
+local errors = require "objstore.errors"
+local core = require "objstore.core"
+
+local type, pairs, tostring, tonumber, pcall, rawget, select, setmetatable =
+  type, pairs, tostring, tonumber, pcall, rawget, select, setmetatable
+local string_format, string_char, concat = string.format, string.char, table.concat
+local _G = _G
+
+local _M = { _VERSION = core._VERSION }
+
+local LEVELS = { error = 1, warn = 2, info = 3, debug = 4 }
+_M.LEVELS = LEVELS
+
+local REDACTED = "<redacted>"
+_M.REDACTED = REDACTED
+
+--- A case-insensitive Lua pattern for the literal `s` (letters only are
+-- doubled; '-' is escaped).
+local function nocase(s)
+  return (s:gsub("%a", function(c) return "[" .. c:upper() .. c:lower() .. "]" end):gsub("%-", "%%-"))
+end
+
+-- Names whose value is a secret wherever it appears: as a header line of a
+-- canonical request or string to sign ("name:value"), a header dump
+-- ("Name: value") or a query parameter ("name=value").
+-- ("security-token" covers X-Amz-Security-Token and x-oss-security-token.)
+local SECRET_NAMES = { nocase("security-token"), nocase("server-side-encryption-customer-key") }
+local SIGNATURE = nocase("signature")
+local AUTH_V1 = { nocase("OSS") .. " ", nocase("AWS") .. " " }
+local AUTHORIZATION = nocase("authorization")
+
+--- `s` with secret values replaced by "<redacted>": session tokens
+-- (X-Amz-Security-Token, x-oss-security-token), SSE-C keys
+-- (*-server-side-encryption-customer-key, not their MD5), signatures
+-- (Signature=, X-Amz-Signature=, x-oss-signature=, the OSS/AWS V1
+-- "OSS ak:signature" form) and an Authorization header's signature part.
+-- Anything that is not a string is returned as it is.
+function _M.redact(s)
+  if type(s) ~= "string" then return s end
+  for i = 1, #SECRET_NAMES do
+    local name = SECRET_NAMES[i]
+    -- "name:value" / "Name: value" up to the end of the line; "name=value"
+    -- up to the next parameter. The name must end there ("-md5" is kept).
+    s = s:gsub("(" .. name .. ")([ \t]*:[ \t]*)[^\r\n]*", "%1%2" .. REDACTED)
+    s = s:gsub("(" .. name .. "=)[^&%s\"'<]*", "%1" .. REDACTED)
+  end
+  -- Signature=..., X-Amz-Signature=..., x-oss-signature=...
+  s = s:gsub("(" .. SIGNATURE .. "=)[^,&%s\"'<]*", "%1" .. REDACTED)
+  -- "Authorization: OSS ak:sig" / "AWS ak:sig" (V1 and S3 V2).
+  for i = 1, #AUTH_V1 do
+    local prefix = "(" .. AUTHORIZATION .. "[\"']?%s*[:=]%s*[\"']?" .. AUTH_V1[i] .. "[^:%s]+:)"
+    s = s:gsub(prefix .. "[^%s,\"'<]+", "%1" .. REDACTED)
+  end
+  return s
+end
+
+local function field(v)
+  if v == nil then return nil end
+  return tostring(v)
+end
+
+local function where(e)
+  if e.bucket == nil then return "" end
+  return " " .. tostring(e.bucket) .. (e.key ~= nil and ("/" .. tostring(e.key)) or "")
+end
+
+local function head(e)
+  return "objstore: " .. tostring(e.op) .. " " .. tostring(e.method) .. where(e)
+end
+
+local function rid(e)
+  return e.request_id and (" [request " .. tostring(e.request_id) .. "]") or ""
+end
+
+local function seconds(v)
+  v = tonumber(v)
+  if not v then return "?" end
+  return string_format("%.3f s", v)
+end
+
+--- The flat fields of an event: what it says, the error as code and
+-- message (never the error table itself), strings and numbers only.
+local function fields_of(e, extra)
+  local f = {}
+  for k, v in pairs(e) do
+    local t = type(v)
+    if t == "string" or t == "number" or t == "boolean" then f[k] = v end
+  end
+  local err = e.error
+  if type(err) == "table" then
+    f.code = f.code or field(err.code)
+    f.message = field(err.message)
+    f.status = f.status or err.status
+    f.retryable = err.retryable
+  end
+  for k, v in pairs(extra or {}) do f[k] = v end
+  return f
+end
+
+-- The level each event is logged at, and its message.
+local EVENT_LEVEL = { on_request = "debug", on_response = "info", on_retry = "warn", on_failover = "warn",
+  on_error = "error" }
+local FORMAT = {
+  on_request = function(e)
+    return head(e) .. ": sending to " .. tostring(e.endpoint) .. " (attempt " .. tostring(e.attempt) .. ")"
+  end,
+  on_response = function(e)
+    local outcome = e.status and tostring(e.status) or tostring(e.code or "no answer")
+    if e.status and e.code then outcome = outcome .. " " .. tostring(e.code) end
+    return head(e) .. ": " .. outcome .. " in " .. seconds(e.latency) .. " (attempt "
+      .. tostring(e.attempt) .. ")" .. rid(e)
+  end,
+  on_retry = function(e)
+    return head(e) .. ": " .. tostring(e.reason) .. ", retrying in " .. seconds(e.delay) .. " (attempt "
+      .. tostring(e.attempt) .. " failed)" .. rid(e)
+  end,
+  on_failover = function(e)
+    return head(e) .. ": failing over from " .. tostring(e.from) .. " to " .. tostring(e.to)
+      .. " (attempt " .. tostring(e.attempt) .. ")"
+  end,
+  on_error = function(e)
+    local err = e.error
+    local attempts = type(err) == "table" and err.attempts
+    return "objstore: " .. tostring(err) .. (attempts and (" (after " .. tostring(attempts)
+      .. (attempts == 1 and " attempt)" or " attempts)")) or "")
+  end,
+}
+
+local Logger = {}
+Logger.__index = Logger
+
+--- A logger for `fn` at `level` ("error", "warn", "info", "debug"; default
+-- "warn"), or nil when fn is nil (no logging at all). Raises on misuse.
+-- `fname` names the API function for misuse messages (default "log.new").
+function _M.new(fn, level, fname)
+  fname = fname or "log.new"
+  if level ~= nil and (type(level) ~= "string" or not LEVELS[level]) then
+    errors.argument(fname, 1, "opts.log_level", "must be one of 'error', 'warn', 'info', 'debug', "
+      .. (type(level) == "string" and ("got '" .. level .. "'") or errors.got(level)))
+  end
+  if fn == nil then return nil end
+  if type(fn) ~= "function" then
+    errors.argument(fname, 1, "opts.log", "must be a function(level, message, fields), " .. errors.got(fn))
+  end
+  local n = LEVELS[level or "warn"]
+  return setmetatable({ fn = fn, level = n, debug = n >= LEVELS.debug }, Logger)
+end
+
+--- Calls the user's function under pcall (a logger that raises never
+-- breaks a request); the message is redacted once more on its way out.
+function Logger:write(level, message, fields)
+  if LEVELS[level] > self.level then return end
+  pcall(self.fn, level, _M.redact(message), fields or {})
+end
+
+--- Logs an event of the pipeline (`name` as in client.hooks).
+function Logger:event(name, e)
+  local level = EVENT_LEVEL[name]
+  if not level or LEVELS[level] > self.level then return end
+  local f = fields_of(e, { event = name })
+  f.request_id = f.request_id and field(f.request_id)
+  self:write(level, FORMAT[name](e), f)
+end
+
+--- Logs a hook that raised (once per client: the caller guarantees it).
+function Logger:hook_error(name, herr)
+  self:write("error", "objstore: hook " .. tostring(name) .. " raised: " .. tostring(herr),
+    { event = "on_hook_error", hook = name, message = _M.redact(tostring(herr)) })
+end
+
+--- Logs a failure that reached the caller without a response (credentials,
+-- signing): no event is raised for those.
+function Logger:failure(err)
+  self:write("error", "objstore: " .. tostring(err), { event = "failure", op = field(err.op),
+    bucket = field(err.bucket), key = field(err.key), code = field(err.code), message = _M.redact(field(err.message)) })
+end
+
+--- "41 57 53 34" (StringToSignBytes, CanonicalRequestBytes) as text.
+local function from_bytes(b)
+  if type(b) ~= "string" then return nil end
+  local out = {}
+  for h in b:gmatch("%x%x?") do out[#out + 1] = string_char(tonumber(h, 16)) end
+  return #out > 0 and concat(out) or nil
+end
+
+local function first(...)
+  for i = 1, select("#", ...) do
+    local v = select(i, ...)
+    if v ~= nil and v ~= "" then return v end
+  end
+  return nil
+end
+
+--- Debug mode, on SignatureDoesNotMatch: the canonical request and string
+-- to sign objstore used (`details` of the signer on the same input) next
+-- to the server's, as its error gave them (rgw, AWS: CanonicalRequest,
+-- StringToSign or the *Bytes forms), all redacted.
+function Logger:signature_mismatch(e, details)
+  if not self.debug then return end
+  local err = e.error or {}
+  local ours_cr = _M.redact(details and details.canonical_request or nil)
+  local ours_sts = _M.redact(details and details.string_to_sign or nil)
+  local theirs_cr = _M.redact(first(err.canonical_request, from_bytes(err.canonical_request_bytes)))
+  local theirs_sts = _M.redact(first(err.string_to_sign, from_bytes(err.string_to_sign_bytes)))
+  local not_given = "(not given)"
+  local lines = {
+    head(e) .. ": SignatureDoesNotMatch" .. rid(e),
+    "objstore's canonical request:", (ours_cr ~= nil and ours_cr ~= "") and ours_cr or "(none for this algorithm)",
+    "objstore's string to sign:", ours_sts or not_given,
+    "server's canonical request:", theirs_cr or not_given,
+    "server's string to sign:", theirs_sts or not_given,
+  }
+  self:write("debug", concat(lines, "\n"), fields_of(e, { event = "signature_mismatch", canonical_request = ours_cr,
+    string_to_sign = ours_sts, server_canonical_request = theirs_cr, server_string_to_sign = theirs_sts }))
+end
+
+--- A log function for OpenResty: levels mapped to ngx.ERR, ngx.WARN,
+-- ngx.INFO and ngx.DEBUG. `ngx` is looked up when this is called (the
+-- module loads anywhere); outside nginx it raises.
+function _M.ngx()
+  local ngx = rawget(_G, "ngx")
+  if type(ngx) ~= "table" or type(ngx.log) ~= "function" then
+    errors.argument("log.ngx", nil, nil, "needs OpenResty's ngx (call it inside nginx)", 2)
+  end
+  local map = { error = ngx.ERR, warn = ngx.WARN, info = ngx.INFO, debug = ngx.DEBUG }
+  local ngx_log = ngx.log
+  return function(level, message)
+    ngx_log(map[level] or ngx.ERR, message)
+  end
+end
+
+return _M
