@@ -7,6 +7,8 @@
 #   make demo          deps + build + quickstart
 #   make bench-sign    signing throughput next to boto3
 #   make bench-transfer 1 GiB up/down next to awscli, rclone and curl
+#   make fuzz          libFuzzer targets (csrc/fuzz/) into build/fuzz/, each run
+#                      FUZZ_SECONDS (default 60) on a copy of spec/fuzz/<target>/
 
 LUAS      ?= lua5.1 lua5.2 lua5.3 lua5.4 luajit
 LUA       ?= lua5.4
@@ -26,13 +28,15 @@ lua_inc_lua5.3 := /usr/include/lua5.3
 lua_inc_lua5.4 := /usr/include/lua5.4
 lua_inc_luajit := /usr/include/luajit-2.1
 
+# csrc/*.c only: the fuzz targets in csrc/fuzz/ are built by `make fuzz` alone.
 CORE_SRC  := $(filter-out csrc/l_%.c,$(wildcard csrc/*.c))
 BIND_SRC  := $(wildcard csrc/l_*.c)
 HEADERS   := $(wildcard csrc/*.h)
 BUILD     ?= build
 SO        = $(BUILD)/$(1)/objstore/core.so
 
-.PHONY: build build-all test matrix vectors demo deps deps-test bench-sign lint format clean rockspec bench-transfer
+.PHONY: build build-all test matrix vectors demo deps deps-test bench-sign lint format clean rockspec bench-transfer \
+        fuzz fuzz-build
 
 build: $(call SO,$(LUA))
 
@@ -81,6 +85,25 @@ bench-transfer:
 	@$(MAKE) --no-print-directory build LUA=lua5.4
 	@bash bench/transfer.sh
 
+# Fuzzing: clang's libFuzzer with ASan and UBSan; the targets link the pure-C
+# os_*.c files (never Lua). Only build/fuzz/ is written (see run-fuzz.sh).
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_CFLAGS  ?= -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_SRC     := $(wildcard csrc/fuzz/fuzz_*.c)
+FUZZ_BIN     := $(patsubst csrc/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+
+$(BUILD)/fuzz/%: csrc/fuzz/%.c $(CORE_SRC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -std=gnu99 $(CWARNS) $(FUZZ_CFLAGS) $(DEP_CFLAGS) -o $@ $< $(CORE_SRC) $(DEP_LIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz:
+	@bash spec/support/install-deps.sh fuzz
+	@$(MAKE) --no-print-directory fuzz-build
+	@BUILD=$(BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) bash spec/support/run-fuzz.sh
+
 rockspec:
 	@lua5.4 spec/support/update-rockspec.lua
 
@@ -90,10 +113,10 @@ LINT_BIN = $(sort $(wildcard bin/*.lua) $(shell grep -lsE '^\#!.*lua' $(wildcard
 
 lint:
 	luacheck lua spec bench examples $(LINT_BIN)
-	clang-format --dry-run --Werror csrc/*.c csrc/*.h
+	clang-format --dry-run --Werror csrc/*.c csrc/*.h csrc/fuzz/*.c
 
 format:
-	clang-format -i csrc/*.c csrc/*.h
+	clang-format -i csrc/*.c csrc/*.h csrc/fuzz/*.c
 
 clean:
 	rm -rf build

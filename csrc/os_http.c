@@ -508,17 +508,24 @@ static int has_body(const os_http_xfer *x) {
   return x->body_kind != OS_HTTP_BODY_NONE && x->body_length != 0;
 }
 
-static size_t on_header(char *p, size_t size, size_t nmemb, void *ud) {
-  os_http_xfer *x = ud;
-  size_t n = size * nmemb;
+int os_http_xfer_header_line(os_http_xfer *x, const char *p, size_t n) {
   size_t len = n;
   while (len > 0 && (p[len - 1] == '\r' || p[len - 1] == '\n')) len--;
+  /* x->hdrs stores "name\0value\0": a NUL inside a line would shift every
+   * later pair (found by csrc/fuzz/fuzz_http_headers.c). No valid response
+   * has one (curl 7.88 refuses them itself; this must not rely on that). */
+  if (memchr(p, '\0', len) != NULL) {
+    os_http_xfer_fail(x, OS_HTTP_E_PROTOCOL, 0, "response header line holds a NUL byte");
+    return 0;
+  }
 
   if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
     /* A status line starts a new header block (after 100 Continue). */
     const char *sp = memchr(p, ' ', len);
     long code = 0;
-    for (const char *q = sp ? sp + 1 : p + len; q < p + len && *q >= '0' && *q <= '9'; q++) {
+    /* Stops past three digits: a longer run is no status code and would overflow. */
+    for (const char *q = sp ? sp + 1 : p + len;
+         q < p + len && *q >= '0' && *q <= '9' && code < 1000; q++) {
       code = code * 10 + (*q - '0');
     }
     x->status = code;
@@ -528,14 +535,15 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud) {
      * also be taken as the next request. Never reuse such a connection.
      * reuse_forbid is only read when the transfer ends, so setting it from
      * here applies to this very transfer. */
-    if (code >= 300 && has_body(x)) curl_easy_setopt(x->easy, CURLOPT_FORBID_REUSE, 1L);
-    return n;
+    if (code >= 300 && has_body(x) && x->easy != NULL)
+      curl_easy_setopt(x->easy, CURLOPT_FORBID_REUSE, 1L);
+    return 1;
   }
-  if (len == 0) return n;
+  if (len == 0) return 1;
 
   if (p[0] == ' ' || p[0] == '\t') {
     /* Obsolete line folding: continue the previous value. */
-    if (x->hdrs.len == 0) return n;
+    if (x->hdrs.len == 0) return 1;
     while (len > 0 && (*p == ' ' || *p == '\t')) p++, len--;
     x->hdrs.len--; /* drop the previous value's NUL */
     os_buf_addc(&x->hdrs, ' ');
@@ -543,7 +551,7 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud) {
     os_buf_addc(&x->hdrs, '\0');
   } else {
     const char *colon = memchr(p, ':', len);
-    if (colon == NULL || colon == p) return n; /* not a header; ignore */
+    if (colon == NULL || colon == p) return 1; /* not a header; ignore */
     size_t nlen = (size_t)(colon - p);
     while (nlen > 0 && (p[nlen - 1] == ' ' || p[nlen - 1] == '\t')) nlen--;
     const char *v = colon + 1, *end = p + len;
@@ -574,10 +582,15 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud) {
                       OS_HTTP_HEADERS_MAX);
     return 0;
   }
-  return n;
+  return 1;
 nomem:
   os_http_xfer_fail(x, OS_HTTP_E_NOMEM, -1, "out of memory reading response headers");
   return 0;
+}
+
+static size_t on_header(char *p, size_t size, size_t nmemb, void *ud) {
+  size_t n = size * nmemb;
+  return os_http_xfer_header_line(ud, p, n) ? n : 0;
 }
 
 /* ---- start and finish ------------------------------------------------------ */

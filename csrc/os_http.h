@@ -246,6 +246,12 @@ typedef void (*os_http_done_fn)(void *ud, os_http_xfer *x);
 int os_http_run(os_http_session *s, os_http_pull_fn pull, os_http_done_fn done, void *ud,
                 size_t max_concurrent);
 
+/* Takes one response header line as curl hands it to its header callback
+ * (a status line, a header, a folded continuation or the blank end line,
+ * CRLF included or not) into x->status and x->hdrs. Returns 1, or 0 after
+ * os_http_xfer_fail (out of memory, over OS_HTTP_HEADERS_MAX). Needs no
+ * connection, so tests and the fuzz target call it directly. */
+int os_http_xfer_header_line(os_http_xfer *x, const char *p, size_t n);
 /* Iterates the response headers: start with *cursor = 0; returns 1 and sets
  * name/value (NUL-terminated, name lower-case) while there are more. */
 int os_http_xfer_next_header(const os_http_xfer *x, size_t *cursor, const char **name,

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages objstore needs to build, test and demo.
 # Idempotent: only missing packages are installed, so a prepared machine pays ~1 s.
-# Usage: install-deps.sh [build|demo|test|servers|peers|all]   (default: test)
-#   build: compile and run; test: build + test tools + the S3 servers; peers: benchmark peers
+# Usage: install-deps.sh [build|demo|test|servers|peers|fuzz|all]   (default: test)
+#   build: compile and run; test: build + test tools + the S3 servers; peers: benchmark peers;
+#   fuzz: build + clang with libFuzzer and the sanitizer runtimes (make fuzz)
 set -euo pipefail
 
 build_pkgs=(gcc make pkg-config libcurl4-openssl-dev libssl-dev libxml2-dev
@@ -17,6 +18,10 @@ server_pkgs=("${rgw_pkgs[@]}"
   swift swift-proxy swift-object swift-container swift-account python3-swift memcached
   nginx libnginx-mod-http-lua openssl curl)
 peer_pkgs=(awscli rclone hyperfine time)
+# Debian 12's clang 14: libFuzzer (libclang_rt.fuzzer) and the ASan/UBSan
+# runtimes all come in libclang-rt-14-dev (libfuzzer-14-dev, a standalone
+# copy of libFuzzer for other compilers, is not needed).
+fuzz_pkgs=(clang clang-14 libclang-rt-14-dev)
 
 want=()
 case "${1:-test}" in
@@ -25,8 +30,9 @@ case "${1:-test}" in
   test) want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${server_pkgs[@]}") ;;
   servers) want=("${server_pkgs[@]}") ;;
   peers) want=("${peer_pkgs[@]}") ;;
+  fuzz) want=("${build_pkgs[@]}" "${fuzz_pkgs[@]}") ;;
   all) want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${server_pkgs[@]}" "${peer_pkgs[@]}") ;;
-  *) echo "usage: $0 [build|demo|test|servers|peers|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|demo|test|servers|peers|fuzz|all]" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -1,5 +1,5 @@
 -- Rewrites the source and module lists of rockspec/objstore-scm-1.rockspec
--- from csrc/*.c and lua/objstore/**.lua (make rockspec), so the rock always
+-- from csrc/*.c (not csrc/fuzz/) and lua/objstore/**.lua (make rockspec), so the rock always
 -- builds what the Makefile builds. spec/packaging_spec.lua checks the result.
 local lfs = require "lfs"
 
@@ -22,7 +22,11 @@ local f = assert(io.open(path, "rb"))
 local text = f:read("*a")
 f:close()
 
-local sources = walk("csrc", "%.c$", {})
+local sources = {}
+-- csrc/fuzz/ holds the libFuzzer targets (make fuzz): not part of the rock.
+for _, s in ipairs(walk("csrc", "%.c$", {})) do
+  if not s:find("^csrc/fuzz/") then sources[#sources + 1] = s end
+end
 table.sort(sources)
 for i, s in ipairs(sources) do sources[i] = '        "' .. s .. '",' end
 
