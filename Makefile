@@ -7,6 +7,8 @@
 #   make demo          deps + build + quickstart
 #   make bench-sign    signing throughput next to boto3
 #   make bench-transfer 1 GiB up/down next to awscli, rclone and curl
+#   make asan          specs + vectors (Lua 5.4) on an ASan+UBSan build in build/asan/
+#   make valgrind      the C-heavy specs under valgrind memcheck (build/valgrind/)
 #   make fuzz          libFuzzer targets (csrc/fuzz/) into build/fuzz/, each run
 #                      FUZZ_SECONDS (default 60) on a copy of spec/fuzz/<target>/
 
@@ -36,7 +38,7 @@ BUILD     ?= build
 SO        = $(BUILD)/$(1)/objstore/core.so
 
 .PHONY: build build-all test matrix vectors demo deps deps-test bench-sign lint format clean rockspec bench-transfer \
-        fuzz fuzz-build
+        fuzz fuzz-build asan valgrind
 
 build: $(call SO,$(LUA))
 
@@ -84,6 +86,25 @@ bench-transfer:
 	@bash spec/support/install-deps.sh peers
 	@$(MAKE) --no-print-directory build LUA=lua5.4
 	@bash bench/transfer.sh
+
+# Sanitizers: the core built with gcc's ASan+UBSan, loaded into the plain
+# lua5.4 with the runtimes preloaded (run-tests.sh, OBJSTORE_SANITIZE=asan;
+# spec/support/asan_unpreload.c keeps LD_PRELOAD from the programs specs start).
+ASAN_BUILD   ?= build/asan
+ASAN_CFLAGS  ?= -fsanitize=address,undefined -fno-omit-frame-pointer -g -O1
+# valgrind: the specs that drive the C core hardest, on a normal -O2 build (+ -g).
+VG_BUILD     ?= build/valgrind
+VG_SPECS     ?= spec/checksum_spec.lua spec/xml_spec.lua spec/signer_spec.lua spec/http_spec.lua \
+                spec/transport_contract_spec.lua
+
+asan: deps-test
+	@$(MAKE) --no-print-directory build LUA=lua5.4 BUILD=$(ASAN_BUILD) CC=gcc OPTFLAGS="$(ASAN_CFLAGS)"
+	@gcc -shared -fPIC -O1 -o $(ASAN_BUILD)/asan-unpreload.so spec/support/asan_unpreload.c
+	@BUILD=$(ASAN_BUILD) OBJSTORE_SANITIZE=asan bash spec/support/run-tests.sh lua5.4
+
+valgrind: deps-test
+	@$(MAKE) --no-print-directory build LUA=lua5.4 BUILD=$(VG_BUILD) OPTFLAGS="-O2 -g"
+	@BUILD=$(VG_BUILD) OBJSTORE_SANITIZE=valgrind SPECS="$(VG_SPECS)" bash spec/support/run-tests.sh lua5.4
 
 # Fuzzing: clang's libFuzzer with ASan and UBSan; the targets link the pure-C
 # os_*.c files (never Lua). Only build/fuzz/ is written (see run-fuzz.sh).

@@ -40,6 +40,18 @@ static EVP_MD *mds[OS_HASH_ALG_COUNT];
 static EVP_MAC_CTX *hmac_templates[OS_HASH_ALG_COUNT];
 static pthread_once_t setup_once = PTHREAD_ONCE_INIT;
 
+/* Registered by setup() after OpenSSL's own atexit handler, so it runs first
+ * at exit, and at dlclose when Lua unloads the module (otherwise the
+ * templates are lost with the statics: valgrind, make valgrind). */
+static void teardown(void) {
+  for (int i = 0; i < OS_HASH_ALG_COUNT; i++) {
+    EVP_MAC_CTX_free(hmac_templates[i]);
+    hmac_templates[i] = NULL;
+    EVP_MD_free(mds[i]);
+    mds[i] = NULL;
+  }
+}
+
 static void setup(void) {
   EVP_MAC *hmac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
   for (int i = 0; i < OS_HASH_ALG_COUNT; i++) {
@@ -60,6 +72,7 @@ static void setup(void) {
   }
   /* The templates keep their own reference to the MAC implementation. */
   EVP_MAC_free(hmac);
+  atexit(teardown);
 }
 
 static int ready(os_hash_alg alg) {

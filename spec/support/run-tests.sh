@@ -3,7 +3,12 @@
 # (lua5.1 lua5.2 lua5.3 lua5.4 luajit), then prints one line CI can read:
 #   N passed, N failed
 # Busted's own summary is not such a line, so its TAP output is counted.
-# Extra busted arguments can be passed in BUSTED_ARGS (e.g. "--exclude-tags=server").
+# Extra busted arguments can be passed in BUSTED_ARGS (e.g. "--exclude-tags=server"),
+# the spec files or directories in SPECS (default: spec).
+# OBJSTORE_SANITIZE=asan (make asan) preloads gcc's ASan and UBSan runtimes into
+# the interpreter for a core built with them; OBJSTORE_SANITIZE=valgrind (make
+# valgrind) runs the interpreter under valgrind memcheck; both run busted's
+# script with the interpreter directly (no --lua re-exec) and the vectors too.
 set -u
 cd "$(dirname "$0")/../.."
 
@@ -18,12 +23,34 @@ else
   BUSTED_ARGS="${BUSTED_ARGS:-} --exclude-tags=server"
 fi
 
+# run <lua> <args>: the interpreter, under the sanitizer asked for.
+run=() san_args=()
+case "${OBJSTORE_SANITIZE:-}" in
+  "") ;;
+  asan)
+    # The last preload unsets LD_PRELOAD once the runtimes are in, so the
+    # programs specs start (curl, python3, ...) run without them.
+    run=(env "LD_PRELOAD=$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so) $PWD/${BUILD:-build}/asan-unpreload.so"
+      ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
+    # Left out: the crash scenario starts a second lua5.4 on this build
+    # (spec/support/crash_upload.lua), which has no runtime preloaded.
+    san_args=("--filter-out=survives kill %-9") ;;
+  valgrind)
+    run=(valgrind -q --tool=memcheck --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=1
+      --show-leak-kinds=definite --num-callers=30 --suppressions=spec/support/valgrind.supp) ;;
+  *) echo "unknown OBJSTORE_SANITIZE=$OBJSTORE_SANITIZE"; echo "0 passed, 1 failed"; exit 1 ;;
+esac
+
 pass=0 fail=0 skip=0
 for lua in "$@"; do
   echo "== $lua"
   tap=$(mktemp)
   # shellcheck disable=SC2086
-  busted --lua="$lua" --cpath="${BUILD:-build}/$lua/?.so" -o TAP ${BUSTED_ARGS:-} spec >"$tap" 2>&1
+  if [ ${#run[@]} -eq 0 ]; then
+    busted --lua="$lua" --cpath="${BUILD:-build}/$lua/?.so" -o TAP ${BUSTED_ARGS:-} ${SPECS:-spec} >"$tap" 2>&1
+  else
+    "${run[@]}" "$lua" "$(command -v busted)" --cpath="${BUILD:-build}/$lua/?.so" -o TAP ${san_args[@]+"${san_args[@]}"} ${BUSTED_ARGS:-} ${SPECS:-spec} >"$tap" 2>&1
+  fi
   rc=$?
   p=$(grep -Ec '^ok [0-9]+' "$tap" || true)
   s=$(grep -Ec '^ok [0-9]+.*# (SKIP|skip)' "$tap" || true)
@@ -40,7 +67,7 @@ for lua in "$@"; do
   pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
 
   vout=$(LUA_PATH='./lua/?.lua;./lua/?/init.lua;./spec/support/?.lua;;' LUA_CPATH="${BUILD:-build}/$lua/?.so;;" \
-    "$lua" spec/support/run_vectors.lua spec/fixtures/vectors 2>&1)
+    ${run[@]+"${run[@]}"} "$lua" spec/support/run_vectors.lua spec/fixtures/vectors 2>&1)
   vrc=$?
   echo "$vout" | tail -n 60
   vp=$(echo "$vout" | sed -n 's/^vectors: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
