@@ -960,26 +960,18 @@ int osl_open_http(lua_State *L) {
   };
   static const luaL_Reg xfer_methods[] = {{"__gc", l_xfer_gc}, {NULL, NULL}};
   static const luaL_Reg funcs[] = {{"session", l_http_session}, {NULL, NULL}};
-  /* The transport error codes and their retryable defaults, from the X-macro. */
-  static const struct {
-    const char *name;
-    int retryable;
-  } codes[] = {
-#define OSL_HTTP_CODE_(e, name, retry) {name, retry},
-      OS_HTTP_ERRORS(OSL_HTTP_CODE_)
-#undef OSL_HTTP_CODE_
-  };
   char err[128];
   /* Not misuse: the module cannot load, which require reports. */
   if (os_http_global_init(err, sizeof err) != 0) luaL_error(L, "%s", err);
   osl_newclass(L, SESSION_CLASS, session_methods);
   osl_newclass(L, XFER_CLASS, xfer_methods);
   osl_newlib(L, funcs);
+  /* The transport error codes and their retryable defaults (the X-macro). */
   lua_createtable(L, 0, OS_HTTP_ERROR_COUNT);
   for (int i = 0; i < OS_HTTP_ERROR_COUNT; i++) {
     if (i == OS_HTTP_OK) continue;
-    lua_pushboolean(L, codes[i].retryable);
-    lua_setfield(L, -2, codes[i].name);
+    lua_pushboolean(L, os_http_error_retryable((os_http_error)i));
+    lua_setfield(L, -2, os_http_error_name((os_http_error)i));
   }
   lua_setfield(L, -2, "errors");
   /* Not curl_version(): it initialises LDAP and SASL (leaking their globals)

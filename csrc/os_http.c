@@ -41,6 +41,11 @@ const char *os_http_error_name(os_http_error e) {
   return error_info[e].name;
 }
 
+int os_http_error_retryable(os_http_error e) {
+  if ((unsigned)e >= OS_HTTP_ERROR_COUNT) return 0;
+  return error_info[e].retryable;
+}
+
 /* ---- process-wide init ---------------------------------------------------- */
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;

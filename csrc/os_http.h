@@ -57,6 +57,8 @@ typedef enum {
 
 /* Code name of an error ("Timeout"); "TransportError" when out of range. */
 const char *os_http_error_name(os_http_error e);
+/* Whether an error is worth another attempt by default (0 when out of range). */
+int os_http_error_retryable(os_http_error e);
 
 /* Session settings. Strings are copied; NULL means "curl's default". */
 typedef struct {

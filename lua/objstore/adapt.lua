@@ -88,6 +88,7 @@ end
 -- that was asked, else a function(res) to call with the result (it fills
 -- res.hashes / res.body_hashes and closes what was opened).
 function _M.request(caps, treq)
+  if caps.file_body and caps.file_sink and caps.hashes and caps.body_hashes then return nil end
   local closers = {}
   local file_sink = type(treq.sink) == "table" and treq.sink or nil
   if type(treq.body) == "table" and not caps.file_body then

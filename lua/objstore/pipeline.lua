@@ -99,7 +99,6 @@ local function encode_query(q)
   sort(parts)
   return concat(parts, "&")
 end
-_M.encode_query = encode_query
 
 --- The bucket a request for `bucket` uses on endpoint `ep`: a replica in
 -- another region usually has another name (ep.bucket: a name, or a map).

@@ -200,17 +200,22 @@ end
 -- fails as a whole reports each of its keys in `errors` (with the batch's
 -- error as `error`), and the others still run, so `deleted` always holds
 -- every key the server deleted.
+--- The checked arguments of delete_objects: objects, opts.
+local function delete_args(c, bucket, keys, opts)
+  common.bucket(c, "delete_objects", 1, bucket)
+  local objects = delete_list(keys)
+  return objects, common.opts("delete_objects", 3, opts, { quiet = true })
+end
+
 ops.delete_objects = {
   build = function(c, bucket, keys, opts)
-    common.bucket(c, "delete_objects", 1, bucket)
-    local objects = delete_list(keys)
-    opts = common.opts("delete_objects", 3, opts, { quiet = true })
+    local objects
+    objects, opts = delete_args(c, bucket, keys, opts)
     return delete_batch(c, bucket, objects, 1, opts.quiet)
   end,
   call = function(c, bucket, keys, opts)
-    common.bucket(c, "delete_objects", 1, bucket)
-    local objects = delete_list(keys)
-    opts = common.opts("delete_objects", 3, opts, { quiet = true })
+    local objects
+    objects, opts = delete_args(c, bucket, keys, opts)
     local out = { deleted = {}, errors = {} }
     for first = 1, #objects, DELETE_BATCH do
       local req = delete_batch(c, bucket, objects, first, opts.quiet)
