@@ -216,6 +216,13 @@ rgw_data = $D/rgw
 rgw_enable_usage_log = false
 rgw_enable_ops_log = false
 rgw_crypt_require_ssl = false
+# STS (AssumeRole, GetSessionToken) for the credential specs; the key must be
+# exactly 16 characters
+rgw_s3_auth_use_sts = true
+rgw_sts_key = objstoreteststs1
+# SSE-KMS with rgw's built-in testing backend (key ids map to fixed keys here)
+rgw_crypt_s3_kms_backend = testing
+rgw_crypt_s3_kms_encryption_keys = testkey-1=YmluCmJvb3N0CmJvb3N0LWJ1aWxkCmNlcGguY29uZgo= testkey-2=aWIKTWFrZWZpbGUKbWFuCm91dApzcmMKVGVzdGluZwo=
 # reclaim space of deleted/overwritten objects within a minute (default 2 h)
 rgw_gc_obj_min_wait = 60
 rgw_gc_processor_period = 60
