@@ -11,7 +11,7 @@
 #   env      prints `export` lines for the test suite.
 #   wipe     stop + delete the data dir.  logs: tail of every log.
 #
-# Environment: OBJSTORE_TEST_DIR (default /tmp/objstore-rgw), RGW_PORT (7480),
+# Environment: OBJSTORE_TEST_DIR (default /tmp/objstore-rgw), RGW_PORT (7480), RGW_STS_PORT (7481, the STS endpoint),
 #   RGW_MON_PORT (msgr2, 3300), RGW_MON_V1_PORT (6789), RGW_OSD_PORTS (6800-6899),
 #   RGW_BLOCK_SIZE (sparse bluestore file, 20G), RGW_START_TIMEOUT (120).
 set -euo pipefail
@@ -31,6 +31,12 @@ SK='objstore-test-sk/+=secret'
 OTHER_AK=objstore-other-ak
 OTHER_SK=objstore-other-sk
 ENDPOINT="http://127.0.0.1:$PORT"
+# A second radosgw process on the same cluster serves STS: with
+# rgw_s3_auth_use_sts on, rgw answers every failed authentication with a bare
+# AccessDenied, which would hide the SignatureDoesNotMatch and
+# InvalidAccessKeyId answers the main endpoint's specs rely on.
+STS_PORT=${RGW_STS_PORT:-7481}
+STS_ENDPOINT="http://127.0.0.1:$STS_PORT"
 CONF="$D/ceph.conf"
 MARK="$D/.objstore-rgw"     # our data dir (safe to wipe)
 READY="$D/.initialized"     # cluster, zonegroup and users set up
@@ -74,7 +80,7 @@ spawn() {
 }
 
 stop_daemons() {
-  local names=(rgw osd mon) n pid pids=() deadline
+  local names=(rgw rgw-sts osd mon) n pid pids=() deadline
   for n in "${names[@]}"; do
     if alive "$n"; then pid=$(cat "$(pidfile "$n")"); pids+=("$pid"); fi
   done
@@ -93,7 +99,7 @@ stop_daemons() {
     fi
   done
   deadline=$(( $(now) + 5 ))
-  while { alive rgw || alive osd || alive mon; } && [ "$(now)" -lt "$deadline" ]; do sleep 0.1; done
+  while { alive rgw || alive rgw-sts || alive osd || alive mon; } && [ "$(now)" -lt "$deadline" ]; do sleep 0.1; done
   for n in "${names[@]}"; do alive "$n" && die "could not stop $n"; done
   rm -f "$D"/pids/*.pid
 }
@@ -101,11 +107,12 @@ stop_daemons() {
 # ---------------------------------------------------------------- health
 # signed_get AK SK: SigV4-signed ListBuckets (GET /) with region $REGION; exit 0 on 200.
 signed_get() {
-  "$PY" "$SUPPORT/signed_get.py" "$ENDPOINT" "$1" "$2" "$REGION"
+  "$PY" "$SUPPORT/signed_get.py" "${3:-$ENDPOINT}" "$1" "$2" "$REGION"
 }
 
 healthy() {
-  alive mon && alive osd && alive rgw && [ -f "$READY" ] && signed_get "$AK" "$SK" 2>/dev/null
+  alive mon && alive osd && alive rgw && alive rgw-sts && [ -f "$READY" ] &&
+    signed_get "$AK" "$SK" 2>/dev/null && signed_get "$AK" "$SK" "$STS_ENDPOINT" 2>/dev/null
 }
 
 # port_busy PORT: something accepts connections on 127.0.0.1:PORT (no ss/netstat needed)
@@ -150,6 +157,23 @@ osd_up() {
 rgw_up() { curl -s -o /dev/null --noproxy '*' --max-time 3 "$ENDPOINT/"; }
 
 # ---------------------------------------------------------------- setup
+# settings both radosgw processes share
+rgw_common_conf() {
+  cat <<EOF
+rgw_dns_name = $DNS_NAME
+rgw_enable_usage_log = false
+rgw_enable_ops_log = false
+rgw_crypt_require_ssl = false
+# SSE-KMS with rgw's built-in testing backend (key ids map to fixed keys here)
+rgw_crypt_s3_kms_backend = testing
+rgw_crypt_s3_kms_encryption_keys = testkey-1=YmluCmJvb3N0CmJvb3N0LWJ1aWxkCmNlcGguY29uZgo= testkey-2=aWIKTWFrZWZpbGUKbWFuCm91dApzcmMKVGVzdGluZwo=
+# reclaim space of deleted/overwritten objects within a minute (default 2 h)
+rgw_gc_obj_min_wait = 60
+rgw_gc_processor_period = 60
+rgw_gc_processor_max_time = 60
+EOF
+}
+
 write_conf() {
   local fsid=$1
   cat >"$CONF" <<EOF
@@ -211,22 +235,16 @@ osd_op_num_threads_per_shard = 2
 
 [client.rgw.a]
 rgw_frontends = beast endpoint=127.0.0.1:$PORT
-rgw_dns_name = $DNS_NAME
 rgw_data = $D/rgw
-rgw_enable_usage_log = false
-rgw_enable_ops_log = false
-rgw_crypt_require_ssl = false
-# STS (AssumeRole, GetSessionToken) for the credential specs; the key must be
-# exactly 16 characters
+$(rgw_common_conf)
+
+[client.rgw.sts]
+rgw_frontends = beast endpoint=127.0.0.1:$STS_PORT
+rgw_data = $D/rgw-sts
+$(rgw_common_conf)
+# STS (AssumeRole, GetSessionToken); the key must be exactly 16 characters
 rgw_s3_auth_use_sts = true
 rgw_sts_key = objstoreteststs1
-# SSE-KMS with rgw's built-in testing backend (key ids map to fixed keys here)
-rgw_crypt_s3_kms_backend = testing
-rgw_crypt_s3_kms_encryption_keys = testkey-1=YmluCmJvb3N0CmJvb3N0LWJ1aWxkCmNlcGguY29uZgo= testkey-2=aWIKTWFrZWZpbGUKbWFuCm91dApzcmMKVGVzdGluZwo=
-# reclaim space of deleted/overwritten objects within a minute (default 2 h)
-rgw_gc_obj_min_wait = 60
-rgw_gc_processor_period = 60
-rgw_gc_processor_max_time = 60
 EOF
 }
 
@@ -240,12 +258,13 @@ start_osd() {
 }
 start_rgw() {
   alive rgw || spawn rgw radosgw -f -c "$CONF" -n client.rgw.a
-  STARTED+=(rgw)
+  alive rgw-sts || spawn rgw-sts radosgw -f -c "$CONF" -n client.rgw.sts
+  STARTED+=(rgw rgw-sts)
 }
 
 check_ports() {
   local p
-  for p in "$PORT" "$MON_PORT" "$MON_V1_PORT"; do
+  for p in "$PORT" "$STS_PORT" "$MON_PORT" "$MON_V1_PORT"; do
     port_busy "$p" && { log "port $p on 127.0.0.1 is already in use by another process"; return 1; }
   done
   return 0
@@ -307,6 +326,7 @@ fresh_init() {
   start_rgw
   wait_until "$deadline" "signed request" signed_get "$AK" "$SK" || return 1
   wait_until "$deadline" "signed request (other user)" signed_get "$OTHER_AK" "$OTHER_SK" || return 1
+  wait_until "$deadline" "signed request (STS endpoint)" signed_get "$AK" "$SK" "$STS_ENDPOINT" || return 1
   touch "$READY"
 }
 
@@ -323,6 +343,7 @@ restart_existing() {
   wait_until "$deadline" "osd up" osd_up || return 1
   start_rgw
   wait_until "$deadline" "signed request" signed_get "$AK" "$SK" || return 1
+  wait_until "$deadline" "signed request (STS endpoint)" signed_get "$AK" "$SK" "$STS_ENDPOINT" || return 1
 }
 
 cmd_start() {
@@ -358,6 +379,7 @@ export OBJSTORE_TEST_ENDPOINT=$ENDPOINT
 export OBJSTORE_TEST_ACCESS_KEY=$AK
 export OBJSTORE_TEST_SECRET_KEY='$SK'
 export OBJSTORE_TEST_REGION=$REGION
+export OBJSTORE_TEST_STS_ENDPOINT=$STS_ENDPOINT
 export OBJSTORE_TEST_OTHER_ACCESS_KEY=$OTHER_AK
 export OBJSTORE_TEST_OTHER_SECRET_KEY=$OTHER_SK
 export OBJSTORE_TEST_VHOST_DOMAIN=$DNS_NAME
