@@ -49,12 +49,14 @@ describe("presigned URLs on " .. (srv and srv.name or "no server") .. " #server"
     assert.is_true(ok, code)
     assert.equals("403", code)
     ok, code = curl("-T " .. q(path) .. " -H 'Content-MD5: " .. md5 .. "' -H 'Content-Type: text/x-presigned'", put)
+    assert.is_true(ok, code)
     assert.equals("200", code)
     local h = assert(c:head_object(bucket, key))
     assert.equals("text/x-presigned", h.content_type)
 
     local get = assert(c:presign("GET", bucket, key, { expires = 300,
-      response = { content_type = "application/x-override", content_disposition = "attachment; filename=\"x y.txt\"" } }))
+      response = { content_type = "application/x-override",
+        content_disposition = "attachment; filename=\"x y.txt\"" } }))
     local out
     ok, out = curl_body("-D -", get)
     assert.is_true(ok, out)
@@ -67,6 +69,7 @@ describe("presigned URLs on " .. (srv and srv.name or "no server") .. " #server"
     assert.matches("[Cc]ontent%-[Ll]ength: 14", out)
 
     ok, code = curl("-X DELETE", assert(c:presign("DELETE", bucket, key, { expires = 60 })))
+    assert.is_true(ok, code)
     assert.equals("204", code)
     assert.is_false((c:object_exists(bucket, key)))
   end)
@@ -115,11 +118,14 @@ describe("presigned URLs on " .. (srv and srv.name or "no server") .. " #server"
       key = url:gsub("/t/one%?", "/t/two?"),
       query = url:gsub("response%-content%-type=text%%2Fplain", "response-content-type=text%%2Fhtml"),
       expiry = url:gsub("X%-Amz%-Expires=3600", "X-Amz-Expires=7200"),
-      signature = url:gsub("X%-Amz%-Signature=(%x)", function(ch) return "X-Amz-Signature=" .. (ch == "0" and "1" or "0") end),
+      signature = url:gsub("X%-Amz%-Signature=(%x)", function(ch)
+        return "X-Amz-Signature=" .. (ch == "0" and "1" or "0")
+      end),
     }
     for what, t in pairs(tampered) do
       assert.are_not.equal(url, t, what)
       ok, code = curl("", t)
+      assert.is_true(ok, code)
       assert.equals("403", code, what)
     end
     local expired = assert(c:presign("GET", bucket, "t/one", { time = os.time() - 120, expires = 60 }))
@@ -215,8 +221,8 @@ describe("presigned URLs equal ali-oss signatureUrl / signatureUrlV4", function(
           time = T, op = "presign", bucket = "objstore-shape", key = k, opts = { method = m, expires = 900 },
           mine = { method = m, opts = { expires = 900 } } }
       end
-      cases[#cases + 1] = { id = sig .. (sts and "-sts-" or "-") .. "response", sig = sig, sts = sts and ali.TOKEN or nil,
-        time = T, op = "presign", bucket = "objstore-shape", key = "r/report.pdf",
+      cases[#cases + 1] = { id = sig .. (sts and "-sts-" or "-") .. "response", sig = sig,
+        sts = sts and ali.TOKEN or nil, time = T, op = "presign", bucket = "objstore-shape", key = "r/report.pdf",
         opts = { method = "GET", expires = 600, query = { ["response-content-type"] = "application/pdf",
           ["response-cache-control"] = "no-cache" } },
         mine = { method = "GET", opts = { expires = 600, response = { content_type = "application/pdf",
