@@ -75,6 +75,7 @@ build = {
     ["objstore.ops.multipart"] = "lua/objstore/ops/multipart.lua",
     ["objstore.ops.object"] = "lua/objstore/ops/object.lua",
     ["objstore.pipeline"] = "lua/objstore/pipeline.lua",
+    ["objstore.post_policy"] = "lua/objstore/post_policy.lua",
     ["objstore.presign"] = "lua/objstore/presign.lua",
     ["objstore.replicated"] = "lua/objstore/replicated.lua",
     ["objstore.request"] = "lua/objstore/request.lua",

@@ -14,6 +14,7 @@
 --   c:prepare(name, ...)       -> the signed transport request, not sent
 --   c:presign(method, bucket, key, opts) -> URL
 --   c:sign_for_proxy(method, bucket, key, opts) -> { url, headers, clear }
+--   c:presigned_post(bucket, key_or_prefix, opts) -> { url, fields }
 local signer_mod = require "objstore.signer"
 local endpoint = require "objstore.endpoint"
 local errors = require "objstore.errors"
@@ -25,6 +26,7 @@ local request = require "objstore.request"
 local pipeline = require "objstore.pipeline"
 local gateway = require "objstore.gateway"
 local presign = require "objstore.presign"
+local post_policy = require "objstore.post_policy"
 local log = require "objstore.log"
 local transport_mod = require "objstore.transport"
 local operations = require "objstore.operations"
@@ -292,6 +294,11 @@ end
 --- A presigned URL for (method, bucket, key); see objstore.presign.
 function Client:presign(method, bucket, key, opts)
   return presign.presign(self, method, bucket, key, opts)
+end
+
+--- The URL and fields of a browser upload form; see objstore.post_policy.
+function Client:presigned_post(bucket, key_or_prefix, opts)
+  return post_policy.presigned_post(self, bucket, key_or_prefix, opts)
 end
 
 --- Signs a GET, HEAD or PUT for a proxy to send (objstore.gateway).

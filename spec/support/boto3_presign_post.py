@@ -1,0 +1,60 @@
+"""Presigned POST forms by boto3 (generate_presigned_post) at a fixed clock,
+for cross-checking objstore's presigned_post.
+
+Reads JSON from stdin: {"access_key", "secret_key", "session_token"?, "region",
+"endpoint", "addressing", "time" (epoch seconds), "posts": [{"bucket", "key",
+"fields", "conditions", "expires"}]} and prints a JSON list of {"url", "fields"}.
+
+One change to boto3: botocore writes the policy with json.dumps' defaults
+(separators ", " and ": ", non-ASCII escaped); here it writes as objstore
+and ali-oss (JSON.stringify) do, compact and in UTF-8, so the documents can
+be compared byte for byte and the signatures with them. The same JSON value
+either way; everything else is boto3's own.
+"""
+import datetime
+import json
+import sys
+import types
+
+import boto3
+import botocore.auth
+from botocore.config import Config
+
+spec = json.load(sys.stdin)
+fixed = datetime.datetime.fromtimestamp(spec["time"], datetime.timezone.utc).replace(tzinfo=None)
+
+
+class _FixedDatetime(datetime.datetime):
+    @classmethod
+    def utcnow(cls):
+        return fixed
+
+
+_DatetimeModule = types.SimpleNamespace(
+    datetime=_FixedDatetime, timezone=datetime.timezone, timedelta=datetime.timedelta
+)
+botocore.auth.datetime = _DatetimeModule
+import botocore.signers  # noqa: E402
+
+botocore.signers.datetime = _DatetimeModule
+botocore.auth.json = types.SimpleNamespace(
+    dumps=lambda o, **kw: json.dumps(o, separators=(",", ":"), ensure_ascii=False), loads=json.loads
+)
+
+client = boto3.client(
+    "s3",
+    aws_access_key_id=spec["access_key"],
+    aws_secret_access_key=spec["secret_key"],
+    aws_session_token=spec.get("session_token"),
+    region_name=spec["region"],
+    endpoint_url=spec["endpoint"],
+    config=Config(signature_version="s3v4", s3={"addressing_style": spec.get("addressing", "path")}),
+)
+out = []
+for p in spec["posts"]:
+    out.append(
+        client.generate_presigned_post(
+            p["bucket"], p["key"], Fields=p.get("fields"), Conditions=p.get("conditions"), ExpiresIn=p["expires"]
+        )
+    )
+json.dump(out, sys.stdout)
