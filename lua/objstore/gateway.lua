@@ -52,10 +52,7 @@ local OPTS = { headers = true, extra_headers = true, version_id = true, time = t
 -- (epoch seconds; default the client's clock).
 function _M.sign_for_proxy(client, method, bucket, key, opts)
   local F = "sign_for_proxy"
-  if type(method) ~= "string" or not METHODS[method:upper()] then
-    common.misuse(F, 1, "method", "must be GET, HEAD or PUT, got " .. tostring(method))
-  end
-  method = method:upper()
+  method = common.method(F, 1, method, METHODS, "GET, HEAD or PUT")
   common.bucket(client, F, 2, bucket)
   common.key(F, 3, key)
   opts = common.opts(F, 4, opts, OPTS)

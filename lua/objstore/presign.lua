@@ -45,10 +45,7 @@ end
 --- presign(client, method, bucket, key, opts) -> url | nil, err
 function _M.presign(client, method, bucket, key, opts)
   local F = "presign"
-  if type(method) ~= "string" or not METHODS[method:upper()] then
-    common.misuse(F, 1, "method", "must be GET, PUT, HEAD or DELETE, got " .. tostring(method))
-  end
-  method = method:upper()
+  method = common.method(F, 1, method, METHODS, "GET, PUT, HEAD or DELETE")
   common.bucket(client, F, 2, bucket)
   common.key(F, 3, key)
   opts = common.opts(F, 4, opts, OPTS)

@@ -7,42 +7,18 @@ JSON list of URLs. "operation" is a boto3 client method name (default: the
 method's object operation, e.g. upload_part); "params" are more boto3 parameters
 (ResponseContentType, ContentType, ContentMD5, VersionId, UploadId, PartNumber).
 """
-import datetime
 import json
+import os
 import sys
 
 import boto3
-import botocore.auth
 from botocore.config import Config
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import boto3_clock  # noqa: E402
+
 spec = json.load(sys.stdin)
-fixed = datetime.datetime.fromtimestamp(spec["time"], datetime.timezone.utc).replace(tzinfo=None)
-
-
-class _FixedDatetime(datetime.datetime):
-    @classmethod
-    def utcnow(cls):
-        return fixed
-
-
-_timezone, _timedelta = datetime.timezone, datetime.timedelta
-
-
-class _DatetimeModule:
-    datetime = _FixedDatetime
-    timezone = _timezone
-    timedelta = _timedelta
-
-
-# botocore signs in Python (botocore.auth) or, when awscrt is installed, in
-# botocore.crt.auth; both read datetime.datetime.utcnow().
-botocore.auth.datetime = _DatetimeModule
-try:
-    import botocore.crt.auth
-
-    botocore.crt.auth.datetime = _DatetimeModule
-except ImportError:
-    pass
+boto3_clock.fix(spec["time"])
 
 client = boto3.client(
     "s3",

@@ -11,8 +11,8 @@ and ali-oss (JSON.stringify) do, compact and in UTF-8, so the documents can
 be compared byte for byte and the signatures with them. The same JSON value
 either way; everything else is boto3's own.
 """
-import datetime
 import json
+import os
 import sys
 import types
 
@@ -20,23 +20,11 @@ import boto3
 import botocore.auth
 from botocore.config import Config
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import boto3_clock  # noqa: E402
+
 spec = json.load(sys.stdin)
-fixed = datetime.datetime.fromtimestamp(spec["time"], datetime.timezone.utc).replace(tzinfo=None)
-
-
-class _FixedDatetime(datetime.datetime):
-    @classmethod
-    def utcnow(cls):
-        return fixed
-
-
-_DatetimeModule = types.SimpleNamespace(
-    datetime=_FixedDatetime, timezone=datetime.timezone, timedelta=datetime.timedelta
-)
-botocore.auth.datetime = _DatetimeModule
-import botocore.signers  # noqa: E402
-
-botocore.signers.datetime = _DatetimeModule
+boto3_clock.fix(spec["time"])
 botocore.auth.json = types.SimpleNamespace(
     dumps=lambda o, **kw: json.dumps(o, separators=(",", ":"), ensure_ascii=False), loads=json.loads
 )
