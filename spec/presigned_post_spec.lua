@@ -53,8 +53,10 @@ describe("presigned_post on " .. (srv and srv.name or "no server") .. " #server"
     servers.write_file(path, "hello from a browser")
     local form = assert(c:presigned_post(bucket, "forms/hello.txt", { expires = 300, conditions = {
       content_length_range = { 1, 1024 }, content_type = "text/plain", metadata = { owner = "h13a", ["x-y"] = "z" },
-      success_action_status = 201, acl = "private" } }))
+      success_action_status = 201, acl = "private", tagging = { project = "h13a", ["a b"] = "c&d" } } }))
     assert.equals(srv.endpoint .. "/" .. bucket, form.url)
+    local tags = assert(require("objstore.xml").parse(form.fields.tagging))
+    assert.same({ { key = "a b", value = "c&d" }, { key = "project", value = "h13a" } }, tags.tag_set.tag)
     assert.is_nil(form.fields.secret_key)
     for _, v in pairs(form.fields) do assert.is_nil(v:find(srv.secret_key, 1, true)) end
     local ok, out = post(form, path)
@@ -67,6 +69,15 @@ describe("presigned_post on " .. (srv and srv.name or "no server") .. " #server"
     assert.equals("text/plain", h.content_type)
     assert.equals("h13a", h.metadata.owner)
     assert.equals("z", h.metadata["x-y"])
+    -- The tags, as awscli reads them back.
+    local tok, tout = servers.sh("AWS_ACCESS_KEY_ID=" .. q(srv.access_key) .. " AWS_SECRET_ACCESS_KEY="
+      .. q(srv.secret_key) .. " AWS_REGION=" .. q(srv.region) .. " AWS_CONFIG_FILE=/dev/null"
+      .. " AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true /usr/bin/aws s3api get-object-tagging"
+      .. " --endpoint-url " .. q(srv.endpoint) .. " --bucket " .. q(bucket) .. " --key forms/hello.txt")
+    assert.is_true(tok, tout)
+    local set = {}
+    for _, t in ipairs(cjson.decode(tout).TagSet) do set[t.Key] = t.Value end
+    assert.same({ project = "h13a", ["a b"] = "c&d" }, set)
   end)
 
   it("${filename} and a prefix take the uploaded file's name", function()
