@@ -74,6 +74,7 @@ describe("sign_for_proxy on " .. (srv and srv.name or "no server") .. " #server"
         and lk ~= "content-length", k)
     end
     assert.matches("^AWS4%-HMAC%-SHA256 ", p.headers.Authorization)
+    for k, v in pairs(p.headers) do assert.is_nil(v:find(srv.secret_key, 1, true), k) end
     local ok, out = servers.sh("curl -sS -f -T " .. q(path) .. " " .. curl_headers(p) .. " " .. q(p.url))
     assert.is_true(ok, out)
     local got = assert(c:get_object(bucket, "up/put.bin"))

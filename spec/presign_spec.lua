@@ -149,6 +149,9 @@ describe("presigned URLs on " .. (srv and srv.name or "no server") .. " #server"
     assert.has_error(function() c:presign("GET", bucket, "k", { response = { content_typo = "x" } }) end)
     assert.has_error(function() c:presign("GET", bucket, "a\0b") end,
       "objstore.client.presign: argument #3 (key): contains a NUL byte")
+    assert.has_error(function() c:presign("GET", bucket, "bad\255utf8") end,
+      "objstore.client.presign: argument #3 (key): is not valid UTF-8")
+    assert.has_error(function() c:presign("GET", bucket, "k", { expires = "60" }) end)
     assert.is_truthy(c:presign("GET", bucket, "k", { expires = 604800 }))
     assert.matches("X%-Amz%-Expires=3600&", c:presign("GET", bucket, "k"))
   end)
