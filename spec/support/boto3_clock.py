@@ -1,9 +1,26 @@
-"""Fixes botocore's clock for the boto3 cross-check scripts (boto3_presign.py,
-boto3_presign_post.py): botocore signs in Python (botocore.auth) or, when
-awscrt is installed, in botocore.crt.auth, and builds POST policies in
-botocore.signers; all read datetime.datetime.utcnow()."""
+"""What the boto3 cross-check scripts (boto3_presign.py, boto3_presign_post.py)
+share: a fixed clock for botocore, and the S3 client their JSON input describes.
+botocore signs in Python (botocore.auth) or, when awscrt is installed, in
+botocore.crt.auth, and builds POST policies in botocore.signers; all read
+datetime.datetime.utcnow()."""
 import datetime
 import types
+
+import boto3
+from botocore.config import Config
+
+
+def s3_client(spec):
+    """The S3 client for {access_key, secret_key, session_token?, region, endpoint, addressing?}."""
+    return boto3.client(
+        "s3",
+        aws_access_key_id=spec["access_key"],
+        aws_secret_access_key=spec["secret_key"],
+        aws_session_token=spec.get("session_token"),
+        region_name=spec["region"],
+        endpoint_url=spec["endpoint"],
+        config=Config(signature_version="s3v4", s3={"addressing_style": spec.get("addressing", "path")}),
+    )
 
 
 def fix(epoch_seconds):

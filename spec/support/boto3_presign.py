@@ -11,8 +11,6 @@ import json
 import os
 import sys
 
-import boto3
-from botocore.config import Config
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import boto3_clock  # noqa: E402
@@ -20,15 +18,7 @@ import boto3_clock  # noqa: E402
 spec = json.load(sys.stdin)
 boto3_clock.fix(spec["time"])
 
-client = boto3.client(
-    "s3",
-    aws_access_key_id=spec["access_key"],
-    aws_secret_access_key=spec["secret_key"],
-    aws_session_token=spec.get("session_token"),
-    region_name=spec["region"],
-    endpoint_url=spec["endpoint"],
-    config=Config(signature_version="s3v4", s3={"addressing_style": spec.get("addressing", "path")}),
-)
+client = boto3_clock.s3_client(spec)
 methods = {"GET": "get_object", "PUT": "put_object", "HEAD": "head_object", "DELETE": "delete_object"}
 urls = []
 for r in spec["requests"]:

@@ -16,9 +16,7 @@ import os
 import sys
 import types
 
-import boto3
 import botocore.auth
-from botocore.config import Config
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import boto3_clock  # noqa: E402
@@ -29,15 +27,7 @@ botocore.auth.json = types.SimpleNamespace(
     dumps=lambda o, **kw: json.dumps(o, separators=(",", ":"), ensure_ascii=False), loads=json.loads
 )
 
-client = boto3.client(
-    "s3",
-    aws_access_key_id=spec["access_key"],
-    aws_secret_access_key=spec["secret_key"],
-    aws_session_token=spec.get("session_token"),
-    region_name=spec["region"],
-    endpoint_url=spec["endpoint"],
-    config=Config(signature_version="s3v4", s3={"addressing_style": spec.get("addressing", "path")}),
-)
+client = boto3_clock.s3_client(spec)
 out = []
 for p in spec["posts"]:
     out.append(
