@@ -13,6 +13,8 @@
 --   c:run{ concurrency, next, done }        many at once, each retried alone
 --   c:prepare(name, ...)       -> the signed transport request, not sent
 --   c:presign(method, bucket, key, opts) -> URL
+--   c:sign_for_proxy(method, bucket, key, opts) -> { url, headers, clear }
+--   c:presigned_post(bucket, key_or_prefix, opts) -> { url, fields }
 local signer_mod = require "objstore.signer"
 local endpoint = require "objstore.endpoint"
 local errors = require "objstore.errors"
@@ -22,6 +24,9 @@ local retry = require "objstore.retry"
 local failover = require "objstore.failover"
 local request = require "objstore.request"
 local pipeline = require "objstore.pipeline"
+local gateway = require "objstore.gateway"
+local presign = require "objstore.presign"
+local post_policy = require "objstore.post_policy"
 local log = require "objstore.log"
 local transport_mod = require "objstore.transport"
 local operations = require "objstore.operations"
@@ -286,25 +291,24 @@ function Client:prepare(name, ...)
   return pipeline.sign(self, req, self.endpoints.members[1], self:now())
 end
 
---- A presigned URL for (method, bucket, key). opts: expires (seconds,
--- default 3600), query (extra parameters, e.g. response-content-type),
--- headers (signed headers the caller will send), version_id, time.
+--- A presigned URL for (method, bucket, key); see objstore.presign.
 function Client:presign(method, bucket, key, opts)
-  if type(method) ~= "string" then
-    errors.argument("client.presign", 1, "method", "must be a string, " .. errors.got(method))
-  end
-  if opts ~= nil and type(opts) ~= "table" then
-    errors.argument("client.presign", 4, "opts", "must be a table, " .. errors.got(opts))
-  end
-  opts = opts or {}
-  local q = {}
-  for k, v in pairs(opts.query or {}) do q[k] = v end
-  if opts.version_id then q.versionId = opts.version_id end
-  local headers = {}
-  for k, v in pairs(opts.headers or {}) do headers[k] = v end
-  local req = request.new{ op = "Presign", method = method:upper(), bucket = bucket, key = key, query = q,
-    headers = headers }
-  return pipeline.presign(self, req, opts.expires or 3600, opts.time)
+  return presign.presign(self, method, bucket, key, opts)
+end
+
+--- The URL and fields of a browser upload form; see objstore.post_policy.
+function Client:presigned_post(bucket, key_or_prefix, opts)
+  return post_policy.presigned_post(self, bucket, key_or_prefix, opts)
+end
+
+--- Signs a GET, HEAD or PUT for a proxy to send (objstore.gateway).
+function Client:sign_for_proxy(method, bucket, key, opts)
+  return gateway.sign_for_proxy(self, method, bucket, key, opts)
+end
+
+--- The store headers of a response a gateway hides (objstore.gateway).
+function Client:hidden_response_headers(headers, keep) -- luacheck: no unused args
+  return gateway.hidden_response_headers(headers, keep)
 end
 
 function Client:close()

@@ -213,6 +213,40 @@ function _M.presign(client, req, expires, now)
   return url
 end
 
+--- A browser POST form for `req` (its bucket; method POST) on the
+-- healthiest endpoint. `build(scope)` gets the signing scope as the form
+-- fields carry it (the parameters of a presigned URL made by the same
+-- signer at the same time: algorithm, credential, date, session token)
+-- and returns the form fields and the base64 policy document, which is
+-- signed here. Returns { url, fields } (fields with the signature) or nil, err.
+function _M.presign_post(client, req, now, build)
+  now = now or client:now()
+  local ok, cerr = credentials(client, now)
+  if not ok then return nil, errors.locate(cerr, req.op, req.bucket, req.key) end
+  local ep = client.endpoints:healthiest().ep
+  local bucket = endpoint_bucket(ep, req.bucket)
+  local hostport, path = endpoint.locate(ep, client.addressing, bucket, nil)
+  local region = ep.region or client.region
+  local s = client.signers[region]
+  local function failed(err)
+    return nil, errors.new{ code = "SigningError", message = errors.is(err) and err.message or tostring(err),
+      op = req.op, bucket = req.bucket, key = req.key, retryable = false }
+  end
+  local scope_url, serr = s:presign{ method = "POST", scheme = ep.scheme, host = hostport, path = "/",
+    time = now, expires = 1, bucket = bucket }
+  if not scope_url then return failed(serr) end
+  local scope = {}
+  for k, v in (scope_url:match("%?(.*)$") or ""):gmatch("([^&=]+)=([^&]*)") do
+    scope[core.encode.uri_decode(k)] = core.encode.uri_decode(v)
+  end
+  local fields, policy = build(scope, bucket)
+  local sig, perr = s:policy_signature(policy, now)
+  if not sig then return failed(perr) end
+  fields[client.algorithm == "aws4" and "x-amz-signature" or (client.algorithm == "oss4" and "x-oss-signature"
+    or "Signature")] = sig
+  return { url = ep.scheme .. "://" .. hostport .. path, fields = fields }
+end
+
 local REGION_ERRORS = { PermanentRedirect = true, AuthorizationHeaderMalformed = true,
   IllegalLocationConstraintException = true, InvalidRegion = true }
 

@@ -1,62 +1,33 @@
 """Presigns S3 URLs with boto3 at a fixed clock, for cross-checking objstore.
 
 Reads JSON from stdin: {"access_key", "secret_key", "session_token"?, "region",
-"endpoint", "time" (epoch seconds), "expires", "requests": [{"method", "bucket", "key"}]}
-and prints a JSON list of URLs.
+"endpoint", "time" (epoch seconds), "expires", "addressing"? ("path" or "virtual"),
+"requests": [{"method", "bucket", "key", "operation"?, "params"?}]} and prints a
+JSON list of URLs. "operation" is a boto3 client method name (default: the
+method's object operation, e.g. upload_part); "params" are more boto3 parameters
+(ResponseContentType, ContentType, ContentMD5, VersionId, UploadId, PartNumber).
 """
-import datetime
 import json
+import os
 import sys
 
-import boto3
-import botocore.auth
-from botocore.config import Config
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import boto3_clock  # noqa: E402
 
 spec = json.load(sys.stdin)
-fixed = datetime.datetime.fromtimestamp(spec["time"], datetime.timezone.utc).replace(tzinfo=None)
+boto3_clock.fix(spec["time"])
 
-
-class _FixedDatetime(datetime.datetime):
-    @classmethod
-    def utcnow(cls):
-        return fixed
-
-
-_timezone, _timedelta = datetime.timezone, datetime.timedelta
-
-
-class _DatetimeModule:
-    datetime = _FixedDatetime
-    timezone = _timezone
-    timedelta = _timedelta
-
-
-# botocore signs in Python (botocore.auth) or, when awscrt is installed, in
-# botocore.crt.auth; both read datetime.datetime.utcnow().
-botocore.auth.datetime = _DatetimeModule
-try:
-    import botocore.crt.auth
-
-    botocore.crt.auth.datetime = _DatetimeModule
-except ImportError:
-    pass
-
-client = boto3.client(
-    "s3",
-    aws_access_key_id=spec["access_key"],
-    aws_secret_access_key=spec["secret_key"],
-    aws_session_token=spec.get("session_token"),
-    region_name=spec["region"],
-    endpoint_url=spec["endpoint"],
-    config=Config(signature_version="s3v4", s3={"addressing_style": spec.get("addressing", "path")}),
-)
+client = boto3_clock.s3_client(spec)
 methods = {"GET": "get_object", "PUT": "put_object", "HEAD": "head_object", "DELETE": "delete_object"}
 urls = []
 for r in spec["requests"]:
+    params = {"Bucket": r["bucket"], "Key": r["key"]}
+    params.update(r.get("params") or {})
     urls.append(
         client.generate_presigned_url(
-            methods[r["method"]],
-            Params={"Bucket": r["bucket"], "Key": r["key"]},
+            r.get("operation") or methods[r["method"]],
+            Params=params,
             ExpiresIn=spec["expires"],
             HttpMethod=r["method"],
         )

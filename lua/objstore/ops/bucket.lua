@@ -1,5 +1,5 @@
 --- Bucket operations: create, delete, list, head/exists, ACL, policy,
--- location, versioning; each a builder of one request record.
+-- location, versioning, CORS; each a builder of one request record.
 local common = require "objstore.ops.common"
 local request = require "objstore.request"
 local response = require "objstore.response"
@@ -8,7 +8,7 @@ local xml = require "objstore.xml"
 local checksum = require "objstore.checksum"
 local cjson = require "cjson"
 
-local type, pairs = type, pairs
+local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
 
 local ops = {}
 
@@ -154,6 +154,96 @@ ops.put_bucket_versioning = { build = function(c, bucket, status)
   return bucket_request(c, { op = "PutBucketVersioning", method = "PUT", bucket = bucket,
     query = { versioning = true }, headers = { ["Content-Type"] = "application/xml" },
     body = xml.build("VersioningConfiguration", { { "Status", status } }, common.namespace(c)) })
+end }
+
+-- CORS rules: { allowed_origins = {...}, allowed_methods = {...}, allowed_headers = {...},
+-- expose_headers = {...}, max_age_seconds = n, id = "..." (S3 only) }, and
+-- the XML element each list is written as, in the documented order.
+local CORS_LISTS = { { "allowed_origins", "AllowedOrigin" }, { "allowed_methods", "AllowedMethod" },
+  { "allowed_headers", "AllowedHeader" }, { "expose_headers", "ExposeHeader" } }
+local CORS_METHODS = { GET = true, PUT = true, POST = true, DELETE = true, HEAD = true }
+local CORS_FIELDS = { id = true, allowed_origins = true, allowed_methods = true, allowed_headers = true,
+  expose_headers = true, max_age_seconds = true }
+
+local function cors_rule(c, i, r)
+  local where = "rules[" .. i .. "]"
+  if type(r) ~= "table" then common.misuse("put_bucket_cors", 2, where, "must be a table, " .. errors.got(r)) end
+  for k in pairs(r) do
+    if not CORS_FIELDS[k] then
+      common.misuse("put_bucket_cors", 2, where .. "." .. tostring(k), "is not a field of a CORS rule")
+    end
+  end
+  local out = {}
+  if r.id ~= nil then
+    if c.provider == "oss" then common.misuse("put_bucket_cors", 2, where .. ".id", "OSS CORS rules have no id") end
+    out[#out + 1] = { "ID", tostring(r.id) }
+  end
+  for _, l in ipairs(CORS_LISTS) do
+    local list = r[l[1]]
+    local required = l[1] == "allowed_origins" or l[1] == "allowed_methods"
+    if list ~= nil and (type(list) ~= "table" or (required and #list == 0)) or (required and list == nil) then
+      common.misuse("put_bucket_cors", 2, where .. "." .. l[1], required and "must be a non-empty list of strings"
+        or "must be a list of strings")
+    end
+    for j, v in ipairs(list or {}) do
+      if type(v) ~= "string" then
+        common.misuse("put_bucket_cors", 2, where .. "." .. l[1] .. "[" .. j .. "]",
+          "must be a string, " .. errors.got(v))
+      end
+      if l[1] == "allowed_methods" and not CORS_METHODS[v] then
+        common.misuse("put_bucket_cors", 2, where .. ".allowed_methods[" .. j .. "]",
+          "must be GET, PUT, POST, DELETE or HEAD, got " .. v)
+      end
+      out[#out + 1] = { l[2], v }
+    end
+  end
+  if r.max_age_seconds ~= nil then
+    local m = r.max_age_seconds
+    if type(m) ~= "number" or m < 0 or m % 1 ~= 0 then
+      common.misuse("put_bucket_cors", 2, where .. ".max_age_seconds", "must be a whole number >= 0")
+    end
+    out[#out + 1] = { "MaxAgeSeconds", m }
+  end
+  return { "CORSRule", out }
+end
+
+--- put_bucket_cors(bucket, rules [, { response_vary = bool }]) (response_vary: OSS only)
+ops.put_bucket_cors = { build = function(c, bucket, rules, opts)
+  common.bucket(c, "put_bucket_cors", 1, bucket)
+  if type(rules) ~= "table" or #rules == 0 then
+    common.misuse("put_bucket_cors", 2, "rules", "must be a non-empty list of CORS rules")
+  end
+  opts = common.opts("put_bucket_cors", 3, opts, { response_vary = true })
+  local tree = {}
+  for i, r in ipairs(rules) do tree[i] = cors_rule(c, i, r) end
+  if opts.response_vary ~= nil then
+    if c.provider ~= "oss" then common.misuse("put_bucket_cors", 3, "opts.response_vary", "is an OSS option") end
+    tree[#tree + 1] = { "ResponseVary", opts.response_vary and true or false }
+  end
+  return bucket_request(c, { op = "PutBucketCors", method = "PUT", bucket = bucket, query = { cors = true },
+    headers = { ["Content-Type"] = "application/xml" },
+    body = xml.build("CORSConfiguration", tree, common.namespace(c)) })
+end }
+
+--- get_bucket_cors(bucket) -> { rules = { rule, ... }, response_vary = bool | nil } (rules as put)
+ops.get_bucket_cors = { build = function(c, bucket)
+  common.bucket(c, "get_bucket_cors", 1, bucket)
+  return bucket_request(c, { op = "GetBucketCors", method = "GET", bucket = bucket, query = { cors = true } },
+    function(t)
+      local rules = {}
+      for i, r in ipairs(t.cors_rule or {}) do
+        rules[i] = { id = r.id, allowed_origins = r.allowed_origin, allowed_methods = r.allowed_method,
+          allowed_headers = r.allowed_header, expose_headers = r.expose_header,
+          max_age_seconds = r.max_age_seconds }
+      end
+      local vary = t.response_vary
+      return { rules = rules, response_vary = vary ~= nil and vary == "true" or nil }
+    end, true)
+end }
+
+ops.delete_bucket_cors = { build = function(c, bucket)
+  common.bucket(c, "delete_bucket_cors", 1, bucket)
+  return bucket_request(c, { op = "DeleteBucketCors", method = "DELETE", bucket = bucket, query = { cors = true } })
 end }
 
 return ops

@@ -32,6 +32,14 @@ function _M.key(name, n, key, argname)
   if p then _M.misuse(name, n, argname or "key", p) end
 end
 
+--- Checks an HTTP method against `allowed` ({ GET = true, ... }, listed
+-- in `names` for the message); returns it upper-cased.
+function _M.method(name, n, method, allowed, names)
+  local m = type(method) == "string" and method:upper()
+  if not m or not allowed[m] then _M.misuse(name, n, "method", "must be " .. names .. ", got " .. tostring(method)) end
+  return m
+end
+
 --- Checks an options table against the names allowed; returns it (or {}).
 function _M.opts(name, n, opts, allowed)
   if opts == nil then return {} end

@@ -1,0 +1,87 @@
+--- Presigned URLs: a request record for (method, bucket, key, opts),
+-- presigned by the pipeline's one signing step for the healthiest endpoint.
+--
+--   c:presign("GET", b, k, { expires = 600, response = { content_type = "text/plain" } })
+--   c:presign("PUT", b, k, { content_type = "image/png", content_md5 = md5b64 })
+--   c:presign("PUT", b, k, { upload_id = id, part_number = 3 })   -- UploadPart
+--
+-- The expiry is checked here, so a wrong one raises (misuse) rather than
+-- coming back as a SigningError: a whole number of seconds from 1 to
+-- 604800 (7 days, the longest S3 and OSS accept), 3600 by default.
+local request = require "objstore.request"
+local pipeline = require "objstore.pipeline"
+local errors = require "objstore.errors"
+local common = require "objstore.ops.common"
+
+local type, pairs, tostring = type, pairs, tostring
+
+local _M = {}
+
+_M.DEFAULT_EXPIRES = 3600
+_M.MAX_EXPIRES = 7 * 24 * 3600
+
+local METHODS = { GET = true, PUT = true, HEAD = true, DELETE = true }
+
+-- response = { content_type = ... } -> response-content-type=... (GET):
+-- the headers the store answers with, chosen by whoever made the URL.
+local RESPONSE = { content_type = "response-content-type", content_disposition = "response-content-disposition",
+  content_encoding = "response-content-encoding", content_language = "response-content-language",
+  cache_control = "response-cache-control", expires = "response-expires" }
+
+local OPTS = { expires = true, query = true, headers = true, version_id = true, time = true, response = true,
+  content_type = true, content_md5 = true, upload_id = true, part_number = true }
+
+--- Checks an expiry in seconds (nil: the default); raises for argument #n
+-- of client method `fname`, option `name`.
+function _M.expires(fname, n, v, name)
+  if v == nil then return _M.DEFAULT_EXPIRES end
+  if type(v) ~= "number" or v % 1 ~= 0 or v < 1 or v > _M.MAX_EXPIRES then
+    common.misuse(fname, n, name or "opts.expires", "must be a whole number of seconds from 1 to "
+      .. _M.MAX_EXPIRES .. " (7 days), got " .. tostring(v))
+  end
+  return v
+end
+
+--- presign(client, method, bucket, key, opts) -> url | nil, err
+function _M.presign(client, method, bucket, key, opts)
+  local F = "presign"
+  method = common.method(F, 1, method, METHODS, "GET, PUT, HEAD or DELETE")
+  common.bucket(client, F, 2, bucket)
+  common.key(F, 3, key)
+  opts = common.opts(F, 4, opts, OPTS)
+  local expires = _M.expires(F, 4, opts.expires)
+  local q = {}
+  if opts.query ~= nil and type(opts.query) ~= "table" then
+    common.misuse(F, 4, "opts.query", "must be a table, " .. errors.got(opts.query))
+  end
+  for k, v in pairs(opts.query or {}) do q[k] = v end
+  if opts.version_id then q.versionId = opts.version_id end
+  if opts.response ~= nil then
+    if type(opts.response) ~= "table" then
+      common.misuse(F, 4, "opts.response", "must be a table, " .. errors.got(opts.response))
+    end
+    for k, v in pairs(opts.response) do
+      local name = RESPONSE[k]
+      if not name then
+        common.misuse(F, 4, "opts.response." .. tostring(k), "is not a response override (content_type, "
+          .. "content_disposition, content_encoding, content_language, cache_control, expires)")
+      end
+      q[name] = tostring(v)
+    end
+  end
+  if opts.upload_id ~= nil or opts.part_number ~= nil then
+    if method ~= "PUT" then common.misuse(F, 1, "method", "must be PUT for an UploadPart URL") end
+    common.upload_id(F, 4, opts.upload_id)
+    common.part_number(F, 4, opts.part_number)
+    q.uploadId, q.partNumber = opts.upload_id, tostring(opts.part_number)
+  end
+  local headers = common.extra_headers(F, 4, opts.headers, {})
+  -- Constraints: signed, so the URL works only with these exact values.
+  if opts.content_type then common.set_header(headers, "Content-Type", opts.content_type) end
+  if opts.content_md5 then common.set_header(headers, "Content-MD5", opts.content_md5) end
+  local req = request.new{ op = "Presign", method = method, bucket = bucket, key = key, query = q,
+    headers = headers }
+  return pipeline.presign(client, req, expires, opts.time)
+end
+
+return _M
