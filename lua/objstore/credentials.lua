@@ -121,8 +121,8 @@ end
 function _M.provider(v)
   if type(v) == "function" then return v end
   if type(v) == "table" then
-    if type(v.get) == "function" then return function() return v:get() end end
-    if type(v.resolve) == "function" then return function() return v:resolve() end end
+    if type(v.get) == "function" then return function(client, reason) return v:get(client, reason) end end
+    if type(v.resolve) == "function" then return function(client, reason) return v:resolve(client, reason) end end
     if v.access_key then
       local c = { access_key = v.access_key, secret_key = v.secret_key, session_token = v.session_token,
         expiration = v.expiration }
