@@ -132,8 +132,15 @@ local function credentials(client, now)
       retryable = false }
   end
   if type(got) ~= "table" or type(got.access_key) ~= "string" or type(got.secret_key) ~= "string" then
-    local msg = errors.is(perr) and perr.message or perr
-    return nil, errors.new{ code = "NoCredentials", message = tostring(msg or "no credentials"), retryable = false }
+    if errors.is(perr) then
+      -- The provider's own error (an STS refusal, an unreadable file): a
+      -- copy, so the request's context does not land in the provider's.
+      local e = {}
+      for k, v in pairs(perr) do e[k] = v end
+      e.retryable = false
+      return nil, errors.new(e)
+    end
+    return nil, errors.new{ code = "NoCredentials", message = tostring(perr or "no credentials"), retryable = false }
   end
   for _, region in ipairs(client.regions) do
     local s = client.signers[region]

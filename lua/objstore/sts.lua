@@ -107,7 +107,8 @@ local function rpc_signer(ak, sk, token, nonce)
   function self.set_credentials(_, a, s, t)
     for _, v in ipairs{ a, s, t or "" } do
       if type(v) ~= "string" or v:find("[%z\r\n]") then
-        return nil, errors.new{ code = "SigningError", message = "credentials contain NUL, CR or LF", retryable = false }
+        return nil, errors.new{ code = "SigningError", retryable = false,
+          message = "credentials contain NUL, CR or LF" }
       end
     end
     self.ak, self.token = a, t
@@ -120,7 +121,9 @@ local function rpc_signer(ak, sk, token, nonce)
 end
 
 function RpcSigner:sign(input)
-  if not self.secret then return nil, errors.new{ code = "SigningError", message = "signer closed", retryable = false } end
+  if not self.secret then
+    return nil, errors.new{ code = "SigningError", message = "signer closed", retryable = false }
+  end
   local params = split_query(input.query)
   local function add(k, v) params[#params + 1] = { uri_encode(k), uri_encode(v) } end
   add("Format", "JSON")
@@ -161,7 +164,7 @@ Sts.__index = Sts
 
 local OPTS = { provider = true, endpoint = true, region = true, access_key = true, secret_key = true,
   session_token = true, credentials = true, transport = true, timeout = true, connect_timeout = true,
-  retry = true, log = true, log_level = true, hooks = true, nonce = true, env = true }
+  retry = true, log = true, log_level = true, hooks = true, nonce = true, addressing = true }
 
 --- An STS client for `opts` (see the module notes). Raises on misuse.
 function _M.new(opts, fname)
@@ -171,7 +174,8 @@ function _M.new(opts, fname)
   if provider ~= "s3" and provider ~= "oss" then misuse(fname, "provider", "must be 's3' or 'oss'") end
   local copts = { provider = "s3", transport = opts.transport, timeout = opts.timeout,
     connect_timeout = opts.connect_timeout, retry = opts.retry, log = opts.log, log_level = opts.log_level,
-    hooks = opts.hooks, region = opts.region or (provider == "oss" and "cn-hangzhou" or "us-east-1"),
+    hooks = opts.hooks, addressing = opts.addressing,
+    region = opts.region or (provider == "oss" and "cn-hangzhou" or "us-east-1"),
     endpoint = opts.endpoint or _M.default_endpoint(provider, opts.region) }
   local anonymous = not (opts.access_key or opts.secret_key or opts.credentials)
   if opts.access_key or opts.secret_key then
