@@ -283,8 +283,8 @@ local function ali_credentials(op)
 end
 
 -- ---------------------------------------------------------------------------
--- Requests. Parameters per action, in the order botocore serialises them
--- (AWS) so the body is the one the AWS SDKs send.
+-- Requests. Parameters per action, in the order of botocore's models
+-- (botocore itself writes them in the order the caller passed them).
 
 _M.PARAMS = { role_arn = true, session_name = true, duration = true, policy = true, external_id = true,
   serial_number = true, token_code = true, source_identity = true, web_identity_token = true,
@@ -381,7 +381,9 @@ function Sts:build_request(action, params, fname)
   end
   -- The query API: a form body, signed with its SHA-256 (service sts).
   local parts = { "Action=" .. action, "Version=" .. AWS_VERSION }
-  for _, kv in ipairs(p) do parts[#parts + 1] = uri_encode(kv[1]) .. "=" .. uri_encode(kv[2]) end
+  -- Spaces as '+', as application/x-www-form-urlencoded and botocore write them.
+  local function form(v) return (uri_encode(v):gsub("%%20", "+")) end
+  for _, kv in ipairs(p) do parts[#parts + 1] = form(kv[1]) .. "=" .. form(kv[2]) end
   local body = concat(parts, "&")
   return request.new{ op = action, method = "POST", body = body, body_length = #body,
     payload_hash = tohex(sha256(body)), parse = parse,
