@@ -27,6 +27,8 @@ local _M = {}
 
 local Refreshing = {}
 Refreshing.__index = Refreshing
+-- Callable as a plain provider: p(client, reason).
+Refreshing.__call = function(self, client, reason) return self:get(client, reason) end
 
 -- Longest wait for another coroutine's renewal when no credentials are left.
 local WAIT_LIMIT, WAIT_STEP = 60, 0.05
@@ -85,7 +87,9 @@ function Refreshing:refresh(client)
   end
   if not c then
     self.not_before = self:now(client) + self.retry_after
-    self:report(client, err)
+    -- A first fetch that fails is the failure of the request that asked;
+    -- a renewal that fails while credentials are held is reported.
+    if self.creds then self:report(client, err) else self.last_error = err end
     return nil, err
   end
   self.refreshes = self.refreshes + 1
