@@ -93,7 +93,18 @@ function Refreshing:refresh(client)
     return nil, err
   end
   self.refreshes = self.refreshes + 1
-  self.creds, self.last_error, self.not_before = c, nil, 0
+  -- The secret and the token stay in a closure; `creds` is the public
+  -- view (access key, expiration, arn), the one whose expiration counts.
+  self.creds = { access_key = c.access_key, expiration = c.expiration, arn = c.arn, source = c.source }
+  self.held = function() return c end
+  self.last_error, self.not_before = nil, 0
+  return self:current()
+end
+
+--- The held credentials, with the view's expiration.
+function Refreshing:current()
+  local c = self.held()
+  c.expiration = self.creds.expiration
   return c
 end
 
@@ -102,7 +113,7 @@ function Refreshing:get(client, reason)
   local now = self:now(client)
   local c = self.creds
   if self.inflight then
-    if valid(c, now) and reason ~= "rejected" then return c end
+    if valid(c, now) and reason ~= "rejected" then return self:current() end
     -- No usable credentials: wait for the renewal under way.
     local sleep = client and client.sleep
     local waited = 0
@@ -110,16 +121,16 @@ function Refreshing:get(client, reason)
       sleep(WAIT_STEP)
       waited = waited + WAIT_STEP
     end
-    if self.creds and valid(self.creds, self:now(client)) then return self.creds end
+    if self.creds and valid(self.creds, self:now(client)) then return self:current() end
     return nil, self.last_error or errors.new{ code = "CredentialsError", retryable = false,
       message = self.name .. ": no credentials (renewal still under way)" }
   end
   local due = c == nil or reason == "rejected" or (c.expiration ~= nil and c.expiration - self.margin <= now)
-  if not due then return c end
-  if c ~= nil and now < self.not_before and valid(c, now) then return c end
+  if not due then return self:current() end
+  if c ~= nil and now < self.not_before and valid(c, now) then return self:current() end
   local fresh, err = self:refresh(client)
   if fresh then return fresh end
-  if valid(c, self:now(client)) and reason ~= "rejected" then return c end
+  if valid(c, self:now(client)) and reason ~= "rejected" then return self:current() end
   return nil, err
 end
 
