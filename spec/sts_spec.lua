@@ -159,6 +159,30 @@ describe("STS on rgw #server", function()
       assert.are.equal(table.concat(parts), got.body)
     end)
 
+    it("renews at once when the server says ExpiredToken (fault proxy in front of rgw)", function()
+      -- A proxy of our own (port 18610), so no other run's fault settings
+      -- meet ours; it answers one UploadPart with rgw's ExpiredToken error.
+      local env = "FAULTPROXY_DIR=" .. servers.q(dir .. "/fp") .. " FAULTPROXY_PORT=18610 FAULTPROXY_UPSTREAM="
+        .. servers.q(rgw.endpoint) .. " "
+      local ok, out = servers.sh(env .. "bash spec/support/faultproxy.sh start")
+      assert(ok, out)
+      finally(function() servers.sh(env .. "bash spec/support/faultproxy.sh stop") end)
+      local cfg = dir .. "/faults.json"
+      servers.write_file(cfg, '{"expired":{"rate":1,"methods":["PUT"],"match":"partNumber=2&","max":1}}')
+      ok, out = servers.sh("curl -sS -f -X POST -H 'Content-Type: application/json' --data-binary @"
+        .. servers.q(cfg) .. " http://127.0.0.1:18610/__faults")
+      assert(ok, out)
+      local p = provider()
+      local retries = {}
+      local c = objstore.new{ endpoint = "http://127.0.0.1:18610", region = rgw.region, credentials = p,
+        retry = { base_delay = 0.001 }, hooks = { on_retry = function(e) retries[#retries + 1] = e.reason end } }
+      local file = dir .. "/expired.bin"
+      servers.write_file(file, string.rep("e", 3 * 5 * 1048576))
+      assert(c:upload_file(bucket, "refresh/expired", file, { part_size = 5 * 1048576, concurrency = 2 }))
+      assert.same({ "ExpiredToken" }, retries)
+      assert.are.equal(2, p.refreshes, "the first session, then one renewal after the refusal")
+    end)
+
     it("a failed renewal keeps the old credentials and reports the error", function()
       local reported = {}
       local p = provider{ on_error = function(e) reported[#reported + 1] = e end }
