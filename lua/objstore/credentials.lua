@@ -22,7 +22,7 @@
 local errors = require "objstore.errors"
 local util = require "objstore.credentials.util"
 
-local io_open, type, pairs, ipairs, tostring = io.open, type, pairs, ipairs, tostring
+local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
 
 local _M = {}
 
@@ -72,13 +72,7 @@ function _M.parse_ini(text)
   return sections
 end
 
-local function read_file(path)
-  local f = io_open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = util.read_file
 
 --- Profile settings merged from the shared credentials and config files.
 -- Returns (credentials or nil, settings table).

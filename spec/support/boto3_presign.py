@@ -4,42 +4,15 @@ Reads JSON from stdin: {"access_key", "secret_key", "session_token"?, "region",
 "endpoint", "time" (epoch seconds), "expires", "requests": [{"method", "bucket", "key"}]}
 and prints a JSON list of URLs.
 """
-import datetime
 import json
 import sys
 
 import boto3
-import botocore.auth
+import botocore_clock
 from botocore.config import Config
 
 spec = json.load(sys.stdin)
-fixed = datetime.datetime.fromtimestamp(spec["time"], datetime.timezone.utc).replace(tzinfo=None)
-
-
-class _FixedDatetime(datetime.datetime):
-    @classmethod
-    def utcnow(cls):
-        return fixed
-
-
-_timezone, _timedelta = datetime.timezone, datetime.timedelta
-
-
-class _DatetimeModule:
-    datetime = _FixedDatetime
-    timezone = _timezone
-    timedelta = _timedelta
-
-
-# botocore signs in Python (botocore.auth) or, when awscrt is installed, in
-# botocore.crt.auth; both read datetime.datetime.utcnow().
-botocore.auth.datetime = _DatetimeModule
-try:
-    import botocore.crt.auth
-
-    botocore.crt.auth.datetime = _DatetimeModule
-except ImportError:
-    pass
+botocore_clock.fix(lambda: botocore_clock.utc(spec["time"]))
 
 client = boto3.client(
     "s3",

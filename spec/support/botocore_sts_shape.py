@@ -9,41 +9,17 @@ Reads JSON from stdin: {"cases": [{"id", "endpoint", "region", "access_key",
 serialises them in the order given), "time" (epoch seconds)}]} and prints
 {"version", "cases": [{"id", "method", "url", "headers", "body"}]}.
 """
-import datetime
 import json
 import sys
 
 import botocore
-import botocore.auth
 import botocore.session
+import botocore_clock
 from botocore.config import Config
 
 spec = json.load(sys.stdin)
 state = {"fixed": None}
-
-
-class _FixedDatetime(datetime.datetime):
-    @classmethod
-    def utcnow(cls):
-        return state["fixed"]
-
-
-_timezone, _timedelta = datetime.timezone, datetime.timedelta
-
-
-class _DatetimeModule:
-    datetime = _FixedDatetime
-    timezone = _timezone
-    timedelta = _timedelta
-
-
-botocore.auth.datetime = _DatetimeModule
-try:
-    import botocore.crt.auth
-
-    botocore.crt.auth.datetime = _DatetimeModule
-except ImportError:
-    pass
+botocore_clock.fix(lambda: state["fixed"])
 
 
 class Captured(Exception):
@@ -53,7 +29,7 @@ class Captured(Exception):
 out = []
 session = botocore.session.get_session()
 for c in spec["cases"]:
-    state["fixed"] = datetime.datetime.fromtimestamp(c["time"], datetime.timezone.utc).replace(tzinfo=None)
+    state["fixed"] = botocore_clock.utc(c["time"])
     client = session.create_client(
         "sts",
         region_name=c["region"],
