@@ -210,5 +210,27 @@ describe("STS on rgw #server", function()
       assert.are.equal(400, err.status)
       assert.are.equal(2, #reported)
     end)
+
+    it("without on_error, a refused renewal goes to the client's on_error hook and log", function()
+      local events, lines = {}, {}
+      local p = provider()
+      local c = objstore.new{ endpoint = rgw.endpoint, region = rgw.region, credentials = p,
+        hooks = { on_error = function(e) events[#events + 1] = e end },
+        log = function(level, message) lines[#lines + 1] = level .. " " .. message end }
+      assert(c:put_object(bucket, "hook/1", "a"))
+      p.fetch = function()
+        return sts.assume_role(base{ role_arn = role_arn, session_name = "x", duration = 60 })
+      end
+      near_end(p, c, 200)
+      assert(c:put_object(bucket, "hook/2", "b"))
+      assert.are.equal(1, #events)
+      assert.are.equal("RefreshCredentials", events[1].op)
+      assert.are.equal(400, events[1].error.status)
+      local logged
+      for _, l in ipairs(lines) do
+        if l:find("^error objstore: AssumeRole") then logged = l end
+      end
+      assert.truthy(logged, table.concat(lines, "\n"))
+    end)
   end)
 end)

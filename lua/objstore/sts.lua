@@ -111,8 +111,10 @@ local function rpc_signer(ak, sk, token, nonce)
           message = "credentials contain NUL, CR or LF" }
       end
     end
-    self.ak, self.token = a, t
-    self.secret = function() return s end
+    -- The secret and the token live in a closure, not in fields a dump
+    -- of the client would show.
+    self.ak = a
+    self.secret = function() return s, t end
     return true
   end
   local ok, err = self:set_credentials(ak, sk, token)
@@ -127,7 +129,7 @@ function RpcSigner:sign(input)
   local params = split_query(input.query)
   local function add(k, v) params[#params + 1] = { uri_encode(k), uri_encode(v) } end
   add("Format", "JSON")
-  add("Timestamp", os_date("!%Y-%m-%dT%H:%M:%SZ", input.time))
+  add("Timestamp", os_date("!%Y-%m-%dT%H:%M:%SZ", math.floor(input.time)))
   if self.ak == "" then
     -- Anonymous (AssumeRoleWithOIDC): the common parameters, no signature.
     local canonical = _M.rpc_signature(input.method, params, "")
@@ -137,13 +139,14 @@ function RpcSigner:sign(input)
   add("SignatureNonce", self.nonce())
   add("SignatureVersion", "1.0")
   add("AccessKeyId", self.ak)
-  if self.token and self.token ~= "" then add("SecurityToken", self.token) end
-  local canonical, _, sig = _M.rpc_signature(input.method, params, self.secret())
+  local secret, token = self.secret()
+  if token and token ~= "" then add("SecurityToken", token) end
+  local canonical, _, sig = _M.rpc_signature(input.method, params, secret)
   return {}, nil, canonical .. "&Signature=" .. uri_encode(sig)
 end
 
 function RpcSigner:close()
-  self.secret, self.ak, self.token = nil, nil, nil
+  self.secret, self.ak = nil, nil
 end
 
 -- Requests that carry no signature at all (AssumeRoleWithWebIdentity and

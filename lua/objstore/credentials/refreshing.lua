@@ -82,7 +82,8 @@ function Refreshing:refresh(client)
   elseif type(c) ~= "table" or type(c.access_key) ~= "string" or type(c.secret_key) ~= "string" then
     err = errors.is(err) and err or errors.new{ code = "CredentialsError", retryable = false,
       message = self.name .. ": " .. tostring(err or "no credentials") }
-    if not err.message:find(self.name, 1, true) then err.message = self.name .. ": " .. tostring(err.message) end
+    local msg = tostring(err.message or err.code or "")
+    if not msg:find(self.name, 1, true) then err.message = self.name .. ": " .. msg end
     c = nil
   end
   if not c then
