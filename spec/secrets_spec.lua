@@ -374,14 +374,17 @@ describe("secret hygiene against rgw #server", function()
   local hooks = { on_request = hook("on_request"), on_response = hook("on_response"), on_retry = hook("on_retry"),
     on_failover = hook("on_failover"), on_error = hook("on_error") }
   local clients = {}
-  --- A client to rgw with the markers' session token (rgw ignores an
-  -- unknown token on a known key), logging everything.
+  -- Real temporary credentials from rgw's STS (which refuses a token it
+  -- did not issue): their secret and session token are needles too.
+  local temp
+  --- A client to rgw with those credentials, logging everything.
   local function client(extra)
-    local o = { access_key = false, secret_key = false, log = logfn, log_level = "debug", hooks = hooks,
+    local o = { endpoint = rgw.sts_endpoint, access_key = false, secret_key = false, log = logfn,
+      log_level = "debug", hooks = hooks,
       metrics = registry, retry = { max_attempts = 2, base_delay = 0.01 },
       credentials = function()
-        return { access_key = rgw.access_key, secret_key = rgw.secret_key, session_token = TOKEN,
-          expiration = os.time() + 3600 }
+        return { access_key = temp.access_key, secret_key = temp.secret_key, session_token = temp.session_token,
+          expiration = temp.expiration }
       end }
     for k, v in pairs(extra or {}) do o[k] = v end
     local c = servers.client(rgw, o)
@@ -405,6 +408,13 @@ describe("secret hygiene against rgw #server", function()
   local c
 
   setup(function()
+    assert(servers.sh("bash spec/support/rgw.sh sts-setup"))
+    temp = assert(require("objstore.sts").assume_role{ endpoint = rgw.sts_endpoint, region = rgw.region,
+      access_key = rgw.access_key, secret_key = rgw.secret_key, session_name = "secrets-spec", duration = 3600,
+      role_arn = os.getenv("OBJSTORE_TEST_STS_ROLE_ARN") or "arn:aws:iam:::role/objstore-sts-test" })
+    NEEDLES[#NEEDLES + 1] = { "STS secret key", temp.secret_key }
+    NEEDLES[#NEEDLES + 1] = { "STS session token", temp.session_token }
+    NEEDLES[#NEEDLES + 1] = { "STS session token (start)", temp.session_token:sub(1, 24) }
     c = client()
     assert(c:create_bucket(bucket))
   end)
@@ -458,7 +468,8 @@ describe("secret hygiene against rgw #server", function()
   it("a wrong secret key: SignatureDoesNotMatch, with the debug dump", function()
     local before = #lines
     local bad = client{ credentials = function()
-      return { access_key = rgw.access_key, secret_key = SECRET, session_token = TOKEN, expiration = os.time() + 3600 }
+      return { access_key = temp.access_key, secret_key = SECRET, session_token = temp.session_token,
+        expiration = os.time() + 3600 }
     end }
     local err = failed("wrong secret", bad:put_object(bucket, "x", "y", { headers = SSEC_HEADERS }))
     assert.equals("SignatureDoesNotMatch", err.code)
@@ -478,17 +489,42 @@ describe("secret hygiene against rgw #server", function()
     failed("wrong secret, signed payload", bad:list_buckets())
   end)
 
-  it("a rejected session token: InvalidAccessKeyId from rgw, credentials fetched again", function()
-    local fetched = 0
+  it("a session token rgw did not issue: refused, and nothing leaks", function()
     local bad = client{ credentials = function()
-      fetched = fetched + 1
       return { access_key = "AKMARKERUNKNOWN", secret_key = SECRET, session_token = TOKEN,
         expiration = os.time() + 3600 }
     end }
+    -- rgw with STS enabled decodes every token: one it cannot is InvalidArgument
     local err = failed("unknown token", bad:list_buckets())
-    assert.equals("InvalidAccessKeyId", err.code)
+    assert.equals("InvalidArgument", err.code)
     failed("unknown token, again", bad:head_object(bucket, "k"))
-    assert.equals(2, fetched) -- refreshed after the rejection
+  end)
+
+  it("credentials.assume_role: renewals, a refused renewal and its report hold no secret", function()
+    local reported = {}
+    local role = os.getenv("OBJSTORE_TEST_STS_ROLE_ARN") or "arn:aws:iam:::role/objstore-sts-test"
+    local p = require("objstore.credentials").assume_role{ endpoint = rgw.sts_endpoint, region = rgw.region,
+      access_key = rgw.access_key, secret_key = rgw.secret_key, role_arn = role, session_name = "secrets",
+      duration = 900 }
+    local rc = client{ credentials = p }
+    assert(rc:put_object(bucket, "sts/one", "v"))
+    local held = p:current()
+    NEEDLES[#NEEDLES + 1] = { "renewed STS secret key", held.secret_key }
+    NEEDLES[#NEEDLES + 1] = { "renewed STS session token", held.session_token }
+    check("provider", p)
+    -- the renewal is refused (a wrong caller secret), the held keys still work
+    p.fetch = function()
+      return require("objstore.sts").assume_role{ endpoint = rgw.sts_endpoint, region = rgw.region,
+        access_key = rgw.access_key, secret_key = SECRET, session_token = TOKEN, role_arn = role,
+        session_name = "secrets" }
+    end
+    p.on_error = function(e) reported[#reported + 1] = e end
+    p.creds.expiration, rc.creds.expiration = os.time() + 100, os.time() + 100
+    assert(rc:put_object(bucket, "sts/two", "v"))
+    assert.equals(1, #reported)
+    check("refused renewal", reported[1])
+    check("refused renewal (text)", tostring(reported[1]))
+    check("provider after the refusal", p)
   end)
 
   it("a replica that cannot be reached: the journal and the quorum error", function()

@@ -1,15 +1,28 @@
 --- Where credentials come from when a client is not given them, and how
--- expiring ones are refreshed. A provider is a function returning
--- `{ access_key, secret_key, session_token?, expiration? (epoch seconds) }`
--- or `nil, err`; the client calls it again before `expiration`.
+-- expiring ones are refreshed. A provider is a function
+-- `provider(client, reason) -> { access_key, secret_key, session_token?,
+-- expiration? (epoch seconds) } | nil, err`; the client calls it again
+-- before `expiration` (reason "rejected" after the server refused them).
 --
--- Order (as in the AWS SDKs): environment, then the shared files
--- `~/.aws/credentials` and `~/.aws/config` for the profile in AWS_PROFILE
--- (or "default"). OSS uses OSS_ACCESS_KEY_ID / OSS_ACCESS_KEY_SECRET /
--- OSS_SESSION_TOKEN.
+-- The default chains (nothing is read or fetched before the first request):
+--   S3 (the order of the AWS SDKs for Java v2 and Go): environment
+--     (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), web
+--     identity (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN), the shared
+--     files' profile (opts.profile / AWS_PROFILE / "default": keys, role
+--     chains, credential_process), container credentials
+--     (AWS_CONTAINER_CREDENTIALS_*), EC2 instance metadata (unless
+--     AWS_EC2_METADATA_DISABLED=true).
+--   OSS (the order of Alibaba Cloud's credentials SDKs, after ossutil's
+--     OSS_* variables): OSS_ACCESS_KEY_ID / OSS_ACCESS_KEY_SECRET /
+--     OSS_SESSION_TOKEN, ALIBABA_CLOUD_ACCESS_KEY_ID / _SECRET /
+--     ALIBABA_CLOUD_SECURITY_TOKEN, OIDC (ALIBABA_CLOUD_OIDC_TOKEN_FILE,
+--     _ROLE_ARN, _OIDC_PROVIDER_ARN), ~/.aliyun/config.json,
+--     ~/.alibabacloud/credentials, ECS RAM role metadata (unless
+--     ALIBABA_CLOUD_ECS_METADATA_DISABLED=true).
 local errors = require "objstore.errors"
+local util = require "objstore.credentials.util"
 
-local os_getenv, io_open, type, pairs = os.getenv, io.open, type, pairs
+local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
 
 local _M = {}
 
@@ -17,31 +30,25 @@ local _M = {}
 -- request signed now is not rejected in flight.
 _M.REFRESH_MARGIN = 300
 
-local function getenv(env, name)
-  local v = env and env[name]
-  if v == nil then v = os_getenv(name) end
-  if v == "" then return nil end
-  return v
+local getenv = util.getenv
+
+local function env_creds(ak, sk, token, source)
+  if ak and sk then return { access_key = ak, secret_key = sk, session_token = token, source = source } end
+  return nil
 end
 
 --- Credentials from the environment (`env` is an optional table standing in
--- for os.getenv, for tests). Returns a table or nil.
+-- for os.getenv, for tests). Returns a table or nil. OSS reads OSS_* first,
+-- then Alibaba Cloud's ALIBABA_CLOUD_* names.
 function _M.from_env(provider, env)
   if provider == "oss" then
-    local ak = getenv(env, "OSS_ACCESS_KEY_ID")
-    local sk = getenv(env, "OSS_ACCESS_KEY_SECRET")
-    if ak and sk then
-      return { access_key = ak, secret_key = sk, session_token = getenv(env, "OSS_SESSION_TOKEN"), source = "env" }
-    end
-    return nil
+    return env_creds(getenv(env, "OSS_ACCESS_KEY_ID"), getenv(env, "OSS_ACCESS_KEY_SECRET"),
+      getenv(env, "OSS_SESSION_TOKEN"), "env")
+      or env_creds(getenv(env, "ALIBABA_CLOUD_ACCESS_KEY_ID"), getenv(env, "ALIBABA_CLOUD_ACCESS_KEY_SECRET"),
+        getenv(env, "ALIBABA_CLOUD_SECURITY_TOKEN"), "env")
   end
-  local ak = getenv(env, "AWS_ACCESS_KEY_ID")
-  local sk = getenv(env, "AWS_SECRET_ACCESS_KEY")
-  if ak and sk then
-    return { access_key = ak, secret_key = sk,
-      session_token = getenv(env, "AWS_SESSION_TOKEN") or getenv(env, "AWS_SECURITY_TOKEN"), source = "env" }
-  end
-  return nil
+  return env_creds(getenv(env, "AWS_ACCESS_KEY_ID"), getenv(env, "AWS_SECRET_ACCESS_KEY"),
+    getenv(env, "AWS_SESSION_TOKEN") or getenv(env, "AWS_SECURITY_TOKEN"), "env")
 end
 
 --- Parses an INI file as the AWS CLI writes them: `[section]` lines and
@@ -65,13 +72,7 @@ function _M.parse_ini(text)
   return sections
 end
 
-local function read_file(path)
-  local f = io_open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = util.read_file
 
 --- Profile settings merged from the shared credentials and config files.
 -- Returns (credentials or nil, settings table).
@@ -99,21 +100,106 @@ function _M.from_shared_files(profile, env)
   return nil, settings
 end
 
---- The default chain for a provider ("s3" or "oss"): a provider function,
--- which returns nil, err (code NoCredentials) when no source has any.
-function _M.default_chain(provider, opts)
+--- The environment as a provider ("s3" or "oss"): nil, nil when unset.
+function _M.env(opts)
   opts = opts or {}
-  return function()
-    local c = _M.from_env(provider, opts.env)
-    if c then return c end
-    if provider ~= "oss" then
-      c = _M.from_shared_files(opts.profile, opts.env)
-      if c then return c end
+  return function() return _M.from_env(opts.provider or "s3", opts.env) end
+end
+
+function _M.profile(opts) return require("objstore.credentials.files").aws_profile(opts) end
+function _M.alibaba_profile(opts) return require("objstore.credentials.files").alibaba_profile(opts) end
+function _M.process(command, opts) return require("objstore.credentials.process").provider(command, opts) end
+function _M.web_identity(opts) return require("objstore.credentials.web_identity").aws(opts) end
+function _M.oidc(opts) return require("objstore.credentials.web_identity").oidc(opts) end
+function _M.container(opts) return require("objstore.credentials.metadata").container(opts) end
+function _M.imds(opts) return require("objstore.credentials.metadata").imds(opts) end
+function _M.ecs_ram_role(opts) return require("objstore.credentials.metadata").ecs_ram_role(opts) end
+
+--- The first of `links` that gives credentials; once one has, it is the
+-- one asked from then on (as the SDKs do). A link answers nil, nil when
+-- its source is not configured (next link), nil, err when it is but fails
+-- (the chain stops with that error). `links[i]` is { name, provider,
+-- when = function() -> is the source configured? } or a provider.
+function _M.chain(links, what)
+  local chosen
+  return function(client, reason)
+    if chosen then return chosen(client, reason) end
+    local tried = {}
+    for _, link in ipairs(links) do
+      local name, p, when = tostring(link.name or "provider"), link.provider or link, link.when
+      if not when or when() then
+        local c, err = _M.provider(p)(client, reason)
+        if c then
+          chosen = _M.provider(p)
+          return c
+        end
+        if err and not link.optional then return nil, err end
+        tried[#tried + 1] = name .. (err and (" (" .. tostring(err.message or err) .. ")") or "")
+      end
     end
     return nil, errors.new{ code = "NoCredentials", retryable = false,
-      message = "no credentials: set " .. (provider == "oss" and "OSS_ACCESS_KEY_ID/OSS_ACCESS_KEY_SECRET"
-        or "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile in ~/.aws/credentials") }
+      message = "no credentials: " .. (what or "none of the sources has any") .. "; tried "
+        .. table.concat(tried, ", ") }
   end
+end
+
+local function set(env, name) return function() return getenv(env, name) ~= nil end end
+
+--- The default chain for a provider ("s3" or "oss"), see the module notes.
+function _M.default_chain(provider, opts)
+  opts = opts or {}
+  local env = opts.env
+  if provider == "oss" then
+    return _M.chain({
+      { name = "environment", provider = _M.env{ provider = "oss", env = env } },
+      { name = "OIDC", provider = _M.oidc{ env = env }, when = set(env, "ALIBABA_CLOUD_OIDC_TOKEN_FILE") },
+      { name = "profile", provider = _M.alibaba_profile{ profile = opts.profile, env = env } },
+      { name = "ECS RAM role", provider = _M.ecs_ram_role{ env = env }, optional = true,
+        when = function() return not util.flag(env, "ALIBABA_CLOUD_ECS_METADATA_DISABLED") end },
+    }, "set OSS_ACCESS_KEY_ID/OSS_ACCESS_KEY_SECRET (or ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET) or a profile")
+  end
+  return _M.chain({
+    { name = "environment", provider = _M.env{ provider = "s3", env = env } },
+    { name = "web identity", provider = _M.web_identity{ env = env }, when = set(env, "AWS_WEB_IDENTITY_TOKEN_FILE") },
+    { name = "profile", provider = _M.profile{ profile = opts.profile, env = env } },
+    { name = "container", provider = _M.container{ env = env }, when = function()
+      return getenv(env, "AWS_CONTAINER_CREDENTIALS_FULL_URI") ~= nil
+        or getenv(env, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") ~= nil
+    end },
+    { name = "instance metadata", provider = _M.imds{ env = env }, optional = true,
+      when = function() return not util.flag(env, "AWS_EC2_METADATA_DISABLED") end },
+  }, "set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile in ~/.aws/credentials")
+end
+
+-- Options of assume_role that configure the provider, not the STS call.
+local REFRESH_OPTS = { margin = true, retry_after = true, now = true, on_error = true, name = true }
+
+--- A refreshing provider of temporary credentials from STS AssumeRole
+-- (objstore.sts.assume_role's options: provider "s3" or "oss", endpoint,
+-- region, the caller's keys or `credentials` (a provider), role_arn,
+-- session_name, duration, policy, external_id), renewed `margin` seconds
+-- (default REFRESH_MARGIN) before expiry; see objstore.credentials.refreshing.
+-- Nothing is sent before the first request that needs the credentials.
+function _M.assume_role(opts)
+  if type(opts) ~= "table" then errors.argument("credentials.assume_role", 1, "opts", "must be a table") end
+  if type(opts.role_arn) ~= "string" or opts.role_arn == "" then
+    errors.argument("credentials.assume_role", 1, "opts.role_arn", "is required, " .. errors.got(opts.role_arn))
+  end
+  local sts_opts, params, refresh = {}, {}, {}
+  for k, v in pairs(opts) do
+    if REFRESH_OPTS[k] then refresh[k] = v else sts_opts[k] = v end
+  end
+  for k, v in pairs(opts) do if not REFRESH_OPTS[k] then params[k] = v end end
+  params.session_name = params.session_name or ("objstore-" .. os.time())
+  params.duration = params.duration or 3600
+  local fetch = require "objstore.credentials.fetch"
+  local holder = {}
+  refresh.name = refresh.name or ("assume-role " .. opts.role_arn)
+  refresh.fetch = function(client)
+    local s = fetch.sts(holder, "sts", client, sts_opts)
+    return s:assume_role(params)
+  end
+  return require("objstore.credentials.refreshing").new(refresh)
 end
 
 --- A provider from whatever the caller gave: a function, an object with
@@ -121,8 +207,8 @@ end
 function _M.provider(v)
   if type(v) == "function" then return v end
   if type(v) == "table" then
-    if type(v.get) == "function" then return function() return v:get() end end
-    if type(v.resolve) == "function" then return function() return v:resolve() end end
+    if type(v.get) == "function" then return function(client, reason) return v:get(client, reason) end end
+    if type(v.resolve) == "function" then return function(client, reason) return v:resolve(client, reason) end end
     if v.access_key then
       local c = { access_key = v.access_key, secret_key = v.secret_key, session_token = v.session_token,
         expiration = v.expiration }

@@ -119,17 +119,28 @@ end
 --- Current credentials, refreshed when about to expire; (re)keys the
 -- signer of every region the client's endpoints are in. The secret goes
 -- into the signers (C memory, wiped on close) and is kept nowhere else.
+-- The provider is called as provider(client, reason): reason "rejected"
+-- when the server refused the current ones (ExpiredToken), so a refreshing
+-- provider renews them even before their stated expiration.
 local function credentials(client, now)
   local c = client.creds
   if c and (not c.expiration or c.expiration - client.refresh_margin > now) then return true end
-  local ok, got, perr = pcall(client.creds_provider)
+  local reason = client.creds_rejected and "rejected" or nil
+  local ok, got, perr = pcall(client.creds_provider, client, reason)
   if not ok then
     return nil, errors.new{ code = "CredentialsError", message = "credentials provider failed: " .. tostring(got),
       retryable = false }
   end
   if type(got) ~= "table" or type(got.access_key) ~= "string" or type(got.secret_key) ~= "string" then
-    local msg = errors.is(perr) and perr.message or perr
-    return nil, errors.new{ code = "NoCredentials", message = tostring(msg or "no credentials"), retryable = false }
+    if errors.is(perr) then
+      -- The provider's own error (an STS refusal, an unreadable file): a
+      -- copy, so the request's context does not land in the provider's.
+      local e = {}
+      for k, v in pairs(perr) do e[k] = v end
+      e.retryable = false
+      return nil, errors.new(e)
+    end
+    return nil, errors.new{ code = "NoCredentials", message = tostring(perr or "no credentials"), retryable = false }
   end
   for _, region in ipairs(client.regions) do
     local s = client.signers[region]
@@ -150,6 +161,7 @@ local function credentials(client, now)
     end
   end
   client.creds = { expiration = got.expiration, access_key = got.access_key }
+  client.creds_rejected = nil
   return true
 end
 
@@ -177,7 +189,10 @@ function _M.sign(client, req, member, now, keep)
   local input = { method = req.method, scheme = ep.scheme, host = hostport,
     path = path, query = query, headers = headers, payload_hash = req.payload_hash or "UNSIGNED-PAYLOAD",
     time = now, bucket = endpoint_bucket(ep, req.bucket), key = req.key, sub_resources = req.sub_resources }
-  local added, serr = signer:sign(input)
+  -- A signer may put its signature in the query rather than in headers
+  -- (the RPC signature of Alibaba Cloud's APIs): it returns the new query.
+  local added, serr, signed_query = signer:sign(input)
+  if signed_query then query = signed_query end
   if keep then
     -- `headers` gets the signature headers below: keep what was signed.
     local copy = {}
@@ -325,7 +340,12 @@ local function decide(client, job, res, terr)
     return "done", result
   end
   err.attempts = job.attempt
-  if expired_credentials(client, err) then client.creds = nil end
+  -- Only the credentials this attempt was signed with are dropped: parts
+  -- signed before a refresh that fail with ExpiredToken retry with the
+  -- new ones rather than ask for yet another refresh.
+  if expired_credentials(client, err) and client.creds == job.creds then
+    client.creds, client.creds_rejected = nil, true
+  end
   err.retry_after = _M.retry_after(res and res.headers, client:now()) or err.retry_after
   local rewindable = req:rewindable()
   local delay, spent = policy:retry_delay(err, job.attempt, rewindable)
@@ -418,6 +438,7 @@ function _M.run(client, spec)
           local logger = client.logger
           local treq, err = _M.sign(client, req, job.member, client:now(), logger and logger.debug and job or nil)
           if treq then
+            job.creds = client.creds
             job.adapted = adapt.request(client.capabilities, treq)
             inflight[treq], n_inflight = job, n_inflight + 1
             if client.hooks or logger then notify(client, "on_request", event(client, job, nil, nil, {})) end

@@ -4,6 +4,7 @@
 local errors = require "objstore.errors"
 local xml = require "objstore.xml"
 local log = require "objstore.log"
+local cjson = require "cjson.safe"
 
 local type, pairs, tostring, tonumber = type, pairs, tostring, tonumber
 local string_char, string_format, concat = string.char, string.format, table.concat
@@ -64,6 +65,15 @@ function _M.error(dialect, req, res)
       e.code, e.message = parsed.code, parsed.message
       e.request_id = parsed.request_id or e.request_id
       e.host_id = parsed.host_id or e.host_id
+    end
+  end
+  if not e.code and type(body) == "string" and body:find("^%s*{") then
+    -- Alibaba Cloud's RPC APIs (STS) answer errors in JSON.
+    local ok, j = pcall(cjson.decode, body)
+    if ok and type(j) == "table" and type(j.Code) == "string" then
+      e.code, e.message = j.Code, log.redact(tostring(j.Message or ""))
+      e.request_id = type(j.RequestId) == "string" and j.RequestId or e.request_id
+      e.host_id = type(j.HostId) == "string" and j.HostId or e.host_id
     end
   end
   if not e.code then

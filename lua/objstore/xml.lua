@@ -225,17 +225,27 @@ end
 
 --- Parses an S3/OSS <Error> body: every child in snake_case, all strings
 -- (code, message, request_id, host_id, resource, and extras such as
--- bucket_name, key, ec, signature_provided). nil, err when the body is
--- malformed or its root is not Error.
+-- bucket_name, key, ec, signature_provided). The query APIs' ErrorResponse
+-- (STS) gives the fields of its Error and its RequestId. nil, err when the
+-- body is malformed or its root is neither.
 function M.error(s, opts)
   check_doc("error", s, opts)
   local root, err = cxml.parse(s, opts)
   if not root then return nil, err end
-  if root.name ~= "Error" then
+  local out = {}
+  if root.name == "ErrorResponse" then
+    -- The AWS query APIs (STS, IAM): <ErrorResponse><Error>...</Error>
+    -- <RequestId>...</RequestId></ErrorResponse>.
+    local inner
+    for i = 1, #root do
+      local c = root[i]
+      if c.name == "Error" then inner = c elseif #c == 0 then out[snake(c.name)] = c.text end
+    end
+    root = inner or root
+  elseif root.name ~= "Error" then
     return nil, errors.new{ code = "MalformedResponse", retryable = false,
       message = "xml: expected an Error document, got <" .. root.name .. ">" }
   end
-  local out = {}
   for i = 1, #root do
     local c = root[i]
     out[snake(c.name)] = (#c == 0) and c.text or convert(c)

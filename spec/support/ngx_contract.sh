@@ -156,6 +156,8 @@ http {
     location = /closing { keepalive_timeout 0; return 200 "bye"; }
     location = /big { content_by_lua_block { ngx.print(("x"):rep(1048576)) } }
     location = /raw { content_by_lua_block { require("ngx_contract_runner").raw() } }
+    # spec/ngx_credentials_spec.lua: an assume_role provider on cosockets
+    location = /credentials { content_by_lua_block { require("ngx_credentials_runner").run() } }
     location = /contract {
       set \$tls_ports "$tls_ports";
       set \$forward_proxy_port $((PORT + 3));

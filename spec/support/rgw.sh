@@ -292,6 +292,31 @@ create_user() {
   fi
 }
 
+# STS for the credential specs: the test user may manage and assume roles
+# (caps roles=*), and one role (STS_ROLE) trusts it with a policy allowing
+# every S3 action. Idempotent (caps add and role-policy put overwrite; the
+# role is created once), so it also runs on a cluster made before STS was.
+STS_ROLE=${OBJSTORE_TEST_STS_ROLE:-objstore-sts-test}
+setup_sts() {
+  local trust policy
+  bounded radosgw-admin caps add --uid=objstore-test --caps="roles=*;user-policy=*" >/dev/null || return 1
+  trust='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":["arn:aws:iam:::user/objstore-test"]},"Action":["sts:AssumeRole"]}]}'
+  policy='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:*"],"Resource":"arn:aws:s3:::*"}]}'
+  if ! bounded radosgw-admin role get --role-name="$STS_ROLE" >/dev/null 2>&1; then
+    bounded radosgw-admin role create --role-name="$STS_ROLE" --path=/ \
+      --assume-role-policy-doc="$trust" >/dev/null || return 1
+  fi
+  bounded radosgw-admin role-policy put --role-name="$STS_ROLE" --policy-name=objstore-s3-all \
+    --policy-doc="$policy" >/dev/null || return 1
+  # GetSessionToken needs a user policy allowing it; only the IAM API of the
+  # running rgw sets one (radosgw-admin 16.2 has no user-policy command).
+  AWS_ACCESS_KEY_ID=$AK AWS_SECRET_ACCESS_KEY=$SK AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null \
+    bounded /usr/bin/aws --region "$REGION" --endpoint-url "$ENDPOINT" iam put-user-policy --user-name objstore-test \
+    --policy-name objstore-sts --policy-document \
+    '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["sts:GetSessionToken"],"Resource":"*"}]}' \
+    >/dev/null || return 1
+}
+
 fresh_init() {
   local deadline=$1 fsid osd_uuid rc
   [ -e "$D" ] && [ ! -e "$MARK" ] && [ -n "$(ls -A "$D" 2>/dev/null)" ] &&
@@ -327,6 +352,7 @@ fresh_init() {
   wait_until "$deadline" "signed request" signed_get "$AK" "$SK" || return 1
   wait_until "$deadline" "signed request (other user)" signed_get "$OTHER_AK" "$OTHER_SK" || return 1
   wait_until "$deadline" "signed request (STS endpoint)" signed_get "$AK" "$SK" "$STS_ENDPOINT" || return 1
+  setup_sts || { log "STS role setup failed"; return 1; }
   touch "$READY"
 }
 
@@ -380,6 +406,7 @@ export OBJSTORE_TEST_ACCESS_KEY=$AK
 export OBJSTORE_TEST_SECRET_KEY='$SK'
 export OBJSTORE_TEST_REGION=$REGION
 export OBJSTORE_TEST_STS_ENDPOINT=$STS_ENDPOINT
+export OBJSTORE_TEST_STS_ROLE_ARN=arn:aws:iam:::role/$STS_ROLE
 export OBJSTORE_TEST_OTHER_ACCESS_KEY=$OTHER_AK
 export OBJSTORE_TEST_OTHER_SECRET_KEY=$OTHER_SK
 export OBJSTORE_TEST_VHOST_DOMAIN=$DNS_NAME
@@ -405,5 +432,7 @@ case "${1:-}" in
     with_lock stop_daemons
     if [ -e "$MARK" ]; then rm -rf "$D"; log "wiped $D"; else log "nothing to wipe at $D"; fi ;;
   logs) show_logs ;;
-  *) echo "usage: $0 start|stop|status|env|restart|wipe|logs" >&2; exit 2 ;;
+  # the STS role, caps and user policy on a running (or older) cluster; idempotent
+  sts-setup) DEADLINE=$(( $(now) + 120 )); setup_sts || die "STS role setup failed" ;;
+  *) echo "usage: $0 start|stop|status|env|restart|wipe|logs|sts-setup" >&2; exit 2 ;;
 esac

@@ -7,7 +7,7 @@
 local cjson = require "cjson.safe"
 local lfs = require "lfs"
 
-local HANDLERS = { "sigv4", "chunked", "post_policy", "oss", "presign_generated", "checksums", "xml" }
+local HANDLERS = { "sigv4", "chunked", "post_policy", "oss", "presign_generated", "checksums", "xml", "rpc" }
 local only = os.getenv("VECTOR_HANDLERS")
 if only then
   HANDLERS = {}

@@ -13,11 +13,15 @@ local function getenv(n)
   return v
 end
 
---- { name, endpoint, access_key, secret_key, region, other_access_key?, other_secret_key?, skip = {feature=true} }
+--- { name, endpoint, sts_endpoint? (rgw), access_key, secret_key, region,
+--   other_access_key?, other_secret_key?, skip = {feature=true} }
 function _M.list()
   local out = {}
   if getenv("OBJSTORE_TEST_ENDPOINT") then
+    -- sts_endpoint: the radosgw process with STS on (rgw.sh); temporary
+    -- credentials are only accepted there
     out[#out + 1] = { name = "rgw", endpoint = getenv("OBJSTORE_TEST_ENDPOINT"),
+      sts_endpoint = getenv("OBJSTORE_TEST_STS_ENDPOINT") or getenv("OBJSTORE_TEST_ENDPOINT"),
       access_key = getenv("OBJSTORE_TEST_ACCESS_KEY"), secret_key = getenv("OBJSTORE_TEST_SECRET_KEY"),
       region = getenv("OBJSTORE_TEST_REGION") or "us-east-1",
       other_access_key = getenv("OBJSTORE_TEST_OTHER_ACCESS_KEY"),

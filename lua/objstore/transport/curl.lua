@@ -61,7 +61,7 @@
 
 local core = require "objstore.core"
 
-local setmetatable = setmetatable
+local setmetatable, getmetatable = setmetatable, getmetatable
 
 local http = core.http
 local sleep = core.time.sleep
@@ -92,6 +92,13 @@ function curl.new(opts)
     capabilities = { hashes = true, body_hashes = true, file_body = true, file_sink = true, run = true },
     retryable_exceptions = RETRYABLE_EXCEPTIONS,
   }, Transport)
+end
+
+--- Whether `t` is a transport of this module. Its `run` cannot be entered
+-- again from its own callbacks (the session is busy), so code that must
+-- send while a run is under way (a credentials refresh) uses another one.
+function curl.is(t)
+  return getmetatable(t) == Transport
 end
 
 --- One request. @return res, or nil, err
