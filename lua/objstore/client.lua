@@ -42,6 +42,10 @@ local OPTIONS = {
   endpoints = "table", failover = "table", hooks = "table", metrics = "table", log = "function", log_level = "string",
 }
 
+-- TLS for the curl transport (an ngx transport takes its own tls options).
+local TLS_OPTIONS = { ca_file = "string", ca_path = "string", insecure = "boolean", min_version = "string" }
+local TLS_VERSIONS = { ["1.0"] = true, ["1.1"] = true, ["1.2"] = true, ["1.3"] = true }
+
 local HOOKS = { on_request = true, on_response = true, on_retry = true, on_failover = true, on_error = true,
   on_hook_error = true }
 
@@ -62,6 +66,14 @@ local function check_options(opts)
   if #unknown > 0 then
     sort(unknown)
     misuse(nil, "unknown option(s): " .. concat(unknown, ", "))
+  end
+  for k, v in pairs(opts.tls or {}) do
+    local want = TLS_OPTIONS[k]
+    if not want then misuse("tls." .. tostring(k), "is not a TLS option (ca_file, ca_path, insecure, min_version)") end
+    if type(v) ~= want then misuse("tls." .. k, "must be a " .. want .. ", " .. errors.got(v)) end
+    if k == "min_version" and not TLS_VERSIONS[v] then
+      misuse("tls.min_version", 'must be "1.0", "1.1", "1.2" or "1.3"')
+    end
   end
   for k, v in pairs(opts.hooks or {}) do
     if not HOOKS[k] or type(v) ~= "function" then
@@ -132,7 +144,8 @@ local function make_transport(opts)
     local tls = opts.tls or {}
     local curl, err = require("objstore.transport.curl").new{
       timeout = opts.timeout, connect_timeout = opts.connect_timeout, proxy = opts.proxy,
-      ca_file = tls.ca_file, ca_path = tls.ca_path, insecure = tls.insecure, user_agent = opts.user_agent,
+      ca_file = tls.ca_file, ca_path = tls.ca_path, insecure = tls.insecure, tls_min_version = tls.min_version,
+      user_agent = opts.user_agent,
       max_connections = opts.max_connections,
     }
     if not curl then misuse("transport", tostring(err)) end

@@ -53,17 +53,8 @@ show_logs() {
   done
 }
 die() { log "ERROR: $*"; show_logs >&2 || true; exit 1; }
-now() { date +%s; }
-
-alive() {
-  local pid
-  [ -f "$PIDFILE" ] || return 1
-  pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
-  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-  grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null && return 1
-  { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qF -- "$CONF"
-}
-
+# shellcheck source=spec/support/nginx_run.sh
+. "$ROOT/spec/support/nginx_run.sh"
 ping_ok() { curl -fsS --max-time 2 -o /dev/null "$ENDPOINT/ping" 2>/dev/null; }
 
 # Debian's Lua 5.1 C modules (cjson, lfs): the LuaJIT ABI.
@@ -176,40 +167,16 @@ $tls_servers
 EOF
 }
 
-stop_nginx() {
-  local pid deadline sig
-  if ! alive; then rm -f "$PIDFILE"; return 0; fi
-  pid=$(cat "$PIDFILE")
-  for sig in QUIT TERM KILL; do
-    kill -s "$sig" "$pid" 2>/dev/null || true
-    deadline=$(( $(now) + 5 ))
-    while alive && [ "$(now)" -lt "$deadline" ]; do sleep 0.1; done
-    alive || break
-  done
-  alive && die "nginx $pid did not stop"
-  rm -f "$PIDFILE"
-}
-
 cmd_start() {
   command -v nginx >/dev/null 2>&1 || die "nginx is not installed (spec/support/install-deps.sh servers)"
   [ -f "$MODULES/ngx_http_lua_module.so" ] && [ -f "$MODULES/ndk_http_module.so" ] \
     || die "the nginx Lua module is not installed (libnginx-mod-http-lua; spec/support/install-deps.sh servers)"
   [ -f "$BUILD_DIR/luajit/objstore/core.so" ] \
     || die "no objstore core for LuaJIT in $BUILD_DIR/luajit (make build LUA=luajit)"
-  stop_nginx
+  ngx_stop
   mkdir -p "$D"
   write_conf
-  local out
-  out=$(nginx -t -q -p "$D" -e "$D/error.log" -c "$CONF" 2>&1) || die "nginx -t rejected $CONF: $out"
-  : >"$D/nginx.out"; : >"$D/error.log"
-  setsid nginx -p "$D" -e "$D/error.log" -c "$CONF" </dev/null >>"$D/nginx.out" 2>&1 9>&- &
-  echo $! >"$PIDFILE"
-  local deadline=$(( $(now) + TIMEOUT ))
-  until ping_ok; do
-    alive || die "nginx exited during start"
-    [ "$(now)" -lt "$deadline" ] || { stop_nginx; die "no answer on $ENDPOINT/ping within $TIMEOUT s"; }
-    sleep 0.1
-  done
+  ngx_launch "$TIMEOUT" ping_ok
   log "started nginx $(cat "$PIDFILE") on $ENDPOINT"
 }
 
@@ -217,26 +184,19 @@ cmd_run() {
   local out rc=0
   cmd_start
   out=$(curl -sS --max-time "$RUN_TIMEOUT" "$ENDPOINT/contract" 2>&1) || rc=$?
-  stop_nginx
+  ngx_stop
   printf '%s\n' "$out"
   [ "$rc" -eq 0 ] || die "GET /contract failed (curl exit $rc)"
   printf '%s\n' "$out" | tail -n 1 | grep -Eq '^[0-9]+ passed, 0 failed' || exit 1
 }
 
-with_lock() {
-  mkdir -p "$(dirname "$D")"
-  exec 9>"$D.lock"
-  flock -w 60 9 || die "could not lock $D.lock within 60 s"
-  "$@"
-}
-
 case "${1:-}" in
-  start) with_lock cmd_start ;;
-  stop) with_lock stop_nginx; log "stopped" ;;
+  start) ngx_with_lock cmd_start ;;
+  stop) ngx_with_lock ngx_stop; log "stopped" ;;
   status)
-    if alive && ping_ok; then echo "ngx_contract: running ($ENDPOINT)"; exit 0; fi
+    if ngx_alive && ping_ok; then echo "ngx_contract: running ($ENDPOINT)"; exit 0; fi
     echo "ngx_contract: not running"; exit 1 ;;
-  run) with_lock cmd_run ;;
+  run) ngx_with_lock cmd_run ;;
   logs) show_logs ;;
   *) echo "usage: $0 start|stop|status|run|logs" >&2; exit 2 ;;
 esac

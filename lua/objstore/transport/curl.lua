@@ -10,7 +10,11 @@
 -- `connect_timeout` (s, default 10), `timeout` (whole request, s, default 0 =
 -- none), `low_speed_limit` (bytes/s, default 1) with `low_speed_time` (s,
 -- default 30): a transfer slower than that for that long fails with Timeout;
--- `ca_file`, `ca_path`, `insecure` (true turns TLS verification off),
+-- `ca_file`, `ca_path` (the CAs a server certificate must chain to; default
+-- the system's), `insecure` (true turns TLS verification off: peer and host
+-- name), `tls_min_version` ("1.0", "1.1", "1.2" or "1.3": a server that
+-- speaks none of the versions from there up fails with a TLSError that is
+-- not retried; default curl's, TLS 1.2),
 -- `proxy` ("" ignores the *_proxy environment variables), `user_agent`
 -- (default "objstore/<version>"), `max_connections` (per host, default 16;
 -- also the default concurrency of `request_many`), `verbose`.

@@ -1,0 +1,57 @@
+# Starting and stopping one generated nginx, shared by the scripts that run
+# one in front of the test servers (ngx_contract.sh, tls_front.sh). Sourced,
+# not run. The caller sets D (its data dir), CONF (the config it wrote) and
+# PIDFILE, and defines log and die; nginx runs in its own session, its
+# master's pid recorded, so that stop ends exactly that process.
+
+now() { date +%s; }
+
+# Our nginx master is alive: the recorded pid runs nginx with our CONF.
+ngx_alive() {
+  local pid
+  [ -f "$PIDFILE" ] || return 1
+  pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
+  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+  grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null && return 1
+  { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qF -- "$CONF"
+}
+
+# QUIT, then TERM, then KILL, each given 5 s.
+ngx_stop() {
+  local pid deadline sig
+  if ! ngx_alive; then rm -f "$PIDFILE"; return 0; fi
+  pid=$(cat "$PIDFILE")
+  for sig in QUIT TERM KILL; do
+    kill -s "$sig" "$pid" 2>/dev/null || true
+    deadline=$(( $(now) + 5 ))
+    while ngx_alive && [ "$(now)" -lt "$deadline" ]; do sleep 0.1; done
+    ngx_alive || break
+  done
+  ngx_alive && die "nginx $pid did not stop"
+  rm -f "$PIDFILE"
+}
+
+# ngx_launch TIMEOUT READY_COMMAND...: checks CONF with nginx -t, starts
+# nginx and waits until READY_COMMAND succeeds (at most TIMEOUT seconds).
+ngx_launch() {
+  local timeout=$1 out deadline
+  shift
+  out=$(nginx -t -q -p "$D" -e "$D/error.log" -c "$CONF" 2>&1) || die "nginx -t rejected $CONF: $out"
+  : >"$D/nginx.out"; : >"$D/error.log"
+  setsid nginx -p "$D" -e "$D/error.log" -c "$CONF" </dev/null >>"$D/nginx.out" 2>&1 9>&- &
+  echo $! >"$PIDFILE"
+  deadline=$(( $(now) + timeout ))
+  until "$@"; do
+    ngx_alive || die "nginx exited during start"
+    [ "$(now)" -lt "$deadline" ] || { ngx_stop; die "nginx not ready within $timeout s"; }
+    sleep 0.1
+  done
+}
+
+# ngx_with_lock FUNCTION...: one start/stop at a time per data dir.
+ngx_with_lock() {
+  mkdir -p "$(dirname "$D")"
+  exec 9>"$D.lock"
+  flock -w 60 9 || die "could not lock $D.lock within 60 s"
+  "$@"
+}
