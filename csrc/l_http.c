@@ -215,10 +215,19 @@ static void check_idle(lua_State *L, const l_session *ls, const char *fname) {
   }
 }
 
-static const char *const session_opts[] = {
-    "connect_timeout", "timeout", "low_speed_limit", "low_speed_time",  "ca_file", "ca_path",
-    "insecure",        "proxy",   "user_agent",      "max_connections", "verbose", "tls_min_version",
-    NULL};
+static const char *const session_opts[] = {"connect_timeout",
+                                           "timeout",
+                                           "low_speed_limit",
+                                           "low_speed_time",
+                                           "ca_file",
+                                           "ca_path",
+                                           "insecure",
+                                           "proxy",
+                                           "user_agent",
+                                           "max_connections",
+                                           "verbose",
+                                           "tls_min_version",
+                                           NULL};
 
 /* "1.0" .. "1.3" as curl's CURL_SSLVERSION_* (a minimum: the highest both
  * sides speak is still negotiated); nil is curl's own default. */
