@@ -514,6 +514,18 @@ static int has_body(const os_http_xfer *x) {
   return x->body_kind != OS_HTTP_BODY_NONE && x->body_length != 0;
 }
 
+/* A Content-Length value: 1 to 16 digits, at most 2^53 (what a Lua
+ * number holds exactly; no object is larger). */
+static int valid_length(const char *v, const char *end) {
+  if (v == end || end - v > 16) return 0;
+  int64_t n = 0;
+  for (const char *q = v; q < end; q++) {
+    if (*q < '0' || *q > '9') return 0;
+    n = n * 10 + (*q - '0');
+  }
+  return n <= ((int64_t)1 << 53);
+}
+
 int os_http_xfer_header_line(os_http_xfer *x, const char *p, size_t n) {
   size_t len = n;
   while (len > 0 && (p[len - 1] == '\r' || p[len - 1] == '\n')) len--;
@@ -563,6 +575,13 @@ int os_http_xfer_header_line(os_http_xfer *x, const char *p, size_t n) {
     const char *v = colon + 1, *end = p + len;
     while (v < end && (*v == ' ' || *v == '\t')) v++;
     while (end > v && (end[-1] == ' ' || end[-1] == '\t')) end--;
+    if (name_is(p, nlen, "content-length") && !valid_length(v, end)) {
+      /* curl 7.88 ignores a Content-Length that overflows and reads to the
+       * close: the body's end would then be whatever the server says. */
+      os_http_xfer_fail(x, OS_HTTP_E_PROTOCOL, 0, "invalid Content-Length in the response: '%.*s'",
+                        (int)((end - v) > 40 ? 40 : (end - v)), v);
+      return 0;
+    }
     if (!os_buf_reserve(&x->hdrs, nlen + (size_t)(end - v) + 2)) goto nomem;
     for (size_t i = 0; i < nlen; i++) {
       char c = p[i];
