@@ -1,8 +1,20 @@
 # Starting and stopping one generated nginx, shared by the scripts that run
 # one in front of the test servers (ngx_contract.sh, tls_front.sh). Sourced,
-# not run. The caller sets D (its data dir), CONF (the config it wrote) and
-# PIDFILE, and defines log and die; nginx runs in its own session, its
-# master's pid recorded, so that stop ends exactly that process.
+# not run. The caller sets D (its data dir), CONF (the config it writes),
+# PIDFILE, NAME (its own name, for messages) and LOG_FILES (an array: what
+# a failure shows the tail of); nginx runs in its own session, its master's
+# pid recorded, so that stop ends exactly that process.
+
+log() { printf '%s: %s\n' "$NAME" "$*" >&2; }
+show_logs() {
+  local f
+  for f in "${LOG_FILES[@]}"; do
+    [ -s "$f" ] || continue
+    echo "----- last lines of $f"
+    tail -n 30 "$f"
+  done
+}
+die() { log "ERROR: $*"; show_logs >&2 || true; exit 1; }
 
 now() { date +%s; }
 

@@ -43,17 +43,8 @@ MODULES=/usr/lib/nginx/modules
 ENDPOINT="http://127.0.0.1:$PORT"
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY || true
 
-log() { printf 'ngx_contract.sh: %s\n' "$*" >&2; }
-show_logs() {
-  local f
-  for f in "$D/nginx.out" "$D/error.log"; do
-    [ -s "$f" ] || continue
-    echo "----- last lines of $f"
-    tail -n 30 "$f"
-  done
-}
-die() { log "ERROR: $*"; show_logs >&2 || true; exit 1; }
 # shellcheck source=spec/support/nginx_run.sh
+NAME=ngx_contract.sh LOG_FILES=("$D/nginx.out" "$D/error.log")
 . "$ROOT/spec/support/nginx_run.sh"
 ping_ok() { curl -fsS --max-time 2 -o /dev/null "$ENDPOINT/ping" 2>/dev/null; }
 

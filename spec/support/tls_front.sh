@@ -29,17 +29,8 @@ CONF="$D/nginx.conf"
 PIDFILE="$D/master.pid"
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY || true
 
-log() { printf 'tls_front.sh: %s\n' "$*" >&2; }
-show_logs() {
-  local f
-  for f in "$D/nginx.out" "$D/error.log" "$D/certs.log"; do
-    [ -s "$f" ] || continue
-    echo "----- last lines of $f"
-    tail -n 30 "$f"
-  done
-}
-die() { log "ERROR: $*"; show_logs >&2 || true; exit 1; }
 # shellcheck source=spec/support/nginx_run.sh
+NAME=tls_front.sh LOG_FILES=("$D/nginx.out" "$D/error.log" "$D/certs.log")
 . "$ROOT/spec/support/nginx_run.sh"
 
 # issue NAME SAN: a key and a certificate signed by the CA.
