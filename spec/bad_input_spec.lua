@@ -16,7 +16,7 @@ local lfs = require "lfs"
 
 local unpack = table.unpack or unpack
 local DEAD = "http://127.0.0.1:18447" -- nothing listens there (this helper's port range)
-local HOSTILE_PORT = 18446
+local HOSTILE_PORT = 18448
 
 local HUGE = ("x"):rep(1024 * 1024 + 1)
 local VALUES = {

@@ -16,6 +16,15 @@ show_logs() {
 }
 die() { log "ERROR: $*"; show_logs >&2 || true; exit 1; }
 
+# Debian's Lua 5.1 C modules (cjson, lfs): the LuaJIT ABI.
+ngx_lua51_cpath_dir() {
+  local so
+  so=$(dpkg -L lua-cjson 2>/dev/null | grep -m1 -E '/lua/5\.1/cjson\.so$' || true)
+  [ -n "$so" ] || so=/usr/lib/x86_64-linux-gnu/lua/5.1/cjson.so
+  [ -e "$so" ] || die "lua-cjson for Lua 5.1/LuaJIT not found (apt-get install lua-cjson)"
+  dirname "$so"
+}
+
 now() { date +%s; }
 
 # Our nginx master is alive: the recorded pid runs nginx with our CONF.

@@ -48,15 +48,6 @@ NAME=ngx_contract.sh LOG_FILES=("$D/nginx.out" "$D/error.log")
 . "$ROOT/spec/support/nginx_run.sh"
 ping_ok() { curl -fsS --max-time 2 -o /dev/null "$ENDPOINT/ping" 2>/dev/null; }
 
-# Debian's Lua 5.1 C modules (cjson, lfs): the LuaJIT ABI.
-lua51_cpath_dir() {
-  local so
-  so=$(dpkg -L lua-cjson 2>/dev/null | grep -m1 -E '/lua/5\.1/cjson\.so$' || true)
-  [ -n "$so" ] || so=/usr/lib/x86_64-linux-gnu/lua/5.1/cjson.so
-  [ -e "$so" ] || die "lua-cjson for Lua 5.1/LuaJIT not found (apt-get install lua-cjson)"
-  dirname "$so"
-}
-
 # Two self-signed certificates for the TLS cases (when openssl is there):
 # "trusted" (the workers' lua_ssl_trusted_certificate) and "other".
 make_certs() {
@@ -75,7 +66,7 @@ write_conf() {
   local user_line="" env_lines="" name lua_path lua_cpath tls_http="" tls_servers="" tls_ports=""
   lua_path="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;$ROOT/spec/support/?.lua;"
   lua_path="$lua_path/usr/share/lua/5.1/?.lua;/usr/share/lua/5.1/?/init.lua;;"
-  lua_cpath="$BUILD_DIR/luajit/?.so;$(lua51_cpath_dir)/?.so;;"
+  lua_cpath="$BUILD_DIR/luajit/?.so;$(ngx_lua51_cpath_dir)/?.so;;"
   [ "$(id -u)" -eq 0 ] && user_line="user root;"
   # nginx clears the environment of its workers: name what the contract reads.
   for name in PATH TMPDIR $(env | sed -n 's/^\(OBJSTORE_[A-Za-z0-9_]*\)=.*/\1/p' | sort -u); do

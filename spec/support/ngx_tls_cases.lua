@@ -1,0 +1,48 @@
+-- The TLS cases of spec/tls_spec.lua for objstore.transport.ngx, run inside
+-- the nginx that spec/support/tls_front.sh starts (GET /ngx/<case> on its
+-- Lua port). Each location sets what nginx itself decides for cosockets
+-- (lua_ssl_trusted_certificate, lua_ssl_protocols) and the front to talk
+-- to ($front); the answer is one JSON object: { ok, code, retryable,
+-- message, steps }.
+local cjson = require "cjson.safe"
+local objstore = require "objstore"
+local ngx_transport = require "objstore.transport.ngx"
+
+local _M = {}
+
+local TLS = { insecure = { insecure = true } }
+
+function _M.run(case)
+  local out = { case = case, steps = {} }
+  local ok, perr = pcall(function()
+    local c = objstore.new{ endpoint = ngx.var.front, region = os.getenv("OBJSTORE_TEST_REGION") or "us-east-1",
+      access_key = os.getenv("OBJSTORE_TEST_ACCESS_KEY"), secret_key = os.getenv("OBJSTORE_TEST_SECRET_KEY"),
+      transport = ngx_transport.new{ tls = TLS[case], connect_timeout = 3, timeout = 20 },
+      retry = { max_attempts = 1 } }
+    local res, err = c:list_buckets()
+    out.steps[#out.steps + 1] = "list_buckets"
+    if res and case == "ca" then
+      -- a full round trip: bucket, put, get, list, delete
+      local bucket = ngx.var.arg_bucket
+      local body = ("ngx tls body "):rep(5000)
+      res, err = c:create_bucket(bucket)
+      if res then res, err = c:put_object(bucket, "over/tls", body) end
+      if res then res, err = c:get_object(bucket, "over/tls") end
+      if res and res.body ~= body then res, err = nil, { code = "Mismatch", message = "body differs" } end
+      if res then res, err = c:list_objects(bucket) end
+      if res and (#res.contents ~= 1 or res.contents[1].key ~= "over/tls") then
+        res, err = nil, { code = "Mismatch", message = "listing differs" }
+      end
+      if res then res, err = c:delete_object(bucket, "over/tls") end
+      if res then res, err = c:delete_bucket(bucket) end
+      out.steps[#out.steps + 1] = "round trip"
+    end
+    out.ok = res ~= nil
+    if err then out.code, out.retryable, out.message = err.code, err.retryable, err.message end
+  end)
+  if not ok then out.ok, out.code, out.message = false, "Raised", tostring(perr) end
+  ngx.header["Content-Type"] = "application/json"
+  ngx.say(cjson.encode(out))
+end
+
+return _M
