@@ -4,7 +4,7 @@
 -- (lua_ssl_trusted_certificate, lua_ssl_protocols) and the front to talk
 -- to ($front); the answer is one JSON object: { ok, code, retryable,
 -- message, steps }.
--- luacheck: read globals ngx
+-- luacheck: globals ngx
 local cjson = require "cjson.safe"
 local objstore = require "objstore"
 local ngx_transport = require "objstore.transport.ngx"
