@@ -290,6 +290,11 @@ describe("bad-input matrix", function()
         copy_object = function() return c:copy_object(mode, "a", mode, "b") end,
         delete_objects = function() return c:delete_objects(mode, { "a", "b" }) end,
         download_file = function() return c:download_file(mode, "k", out_dir .. "/" .. mode) end,
+        get_object_file = function() return c:get_object(mode, "k", { file = out_dir .. "/get-" .. mode }) end,
+        upload_file = function()
+          return c:upload_file(mode, "k", dir .. "/file", { threshold = 1, part_size = 5 * 1024 * 1024,
+            checkpoint = out_dir .. "/cp-" .. mode })
+        end,
       }
       for name, f in pairs(calls) do
         local label = ("%s against %s"):format(name, mode)
@@ -334,6 +339,14 @@ describe("bad-input matrix", function()
           end
           expect(lfs.attributes(path .. ".objstore-part") == nil, "no partial file left")
         end
+      end
+    end
+    -- nothing but whole files the server's answers fully gave
+    for f in lfs.dir(out_dir) do
+      if f ~= "." and f ~= ".." then
+        local whole = { ["long-body"] = true, ["get-long-body"] = true, ["get-malformed-xml"] = true,
+          ["get-not-xml"] = true, ["get-error-200"] = true }
+        assert.is_true(whole[f] ~= nil, "left behind: " .. f)
       end
     end
     -- the connection a long body poisoned is not reused for garbage
