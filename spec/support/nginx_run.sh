@@ -25,6 +25,15 @@ ngx_lua51_cpath_dir() {
   dirname "$so"
 }
 
+# The main-context lines every generated config starts with: one worker
+# (as root when the master is: workers read the tree and write the data
+# dir), in the foreground, pid and error log in the data dir.
+ngx_main_lines() {
+  [ "$(id -u)" -eq 0 ] && echo "user root;"
+  printf 'worker_processes 1;\ndaemon off;\nmaster_process on;\npid %s/nginx.pid;\nerror_log %s/error.log warn;\n' \
+    "$D" "$D"
+}
+
 now() { date +%s; }
 
 # Our nginx master is alive: the recorded pid runs nginx with our CONF.
