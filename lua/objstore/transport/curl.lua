@@ -51,7 +51,8 @@
 -- ConnectFailed, ResolveFailed, Timeout, TLSError, ConnectionReset,
 -- BodyTruncated, SendFailed, RecvFailed, ProtocolError (retryable; TLSError
 -- only for a handshake cut short, never for a certificate that does not
--- verify), and Aborted (a reader or sink asked to stop),
+-- verify or a TLS version refused; ProtocolError not for headers over the
+-- cap or an invalid Content-Length), and Aborted (a reader or sink asked to stop),
 -- CallbackError (a reader or sink raised; the message is its error),
 -- BodyLengthMismatch, LocalFileError, InvalidURL, OutOfMemory,
 -- TransportError. An HTTP error status is not an error here: it is a result.
@@ -82,8 +83,9 @@ Transport.__index = Transport
 --- Codes whose `retryable` can differ from their default in CODES, and why.
 local RETRYABLE_EXCEPTIONS = {
   TLSError = "a TLS handshake cut short is a network failure (retryable); "
-    .. "a certificate that does not verify is not",
-  ProtocolError = "a response whose headers exceed the 1 MiB cap is not retried",
+    .. "a certificate that does not verify, or no TLS version in common, is not",
+  ProtocolError = "a response whose headers exceed the 1 MiB cap, or whose Content-Length is not a "
+    .. "number up to 2^53, is not retried",
 }
 
 --- A new transport (one libcurl multi handle and its connection cache).
