@@ -329,6 +329,11 @@ describe("bad-input matrix", function()
           else
             expect(kind == "error", "a broken answer must be an error")
           end
+          if mode == "huge-length" or mode == "bad-length" then
+            expect(kind == "error" and v.code == "ProtocolError", "an invalid Content-Length is a ProtocolError")
+          elseif mode == "short-body" then
+            expect(kind == "error" and v.code == "BodyTruncated", "a short body is BodyTruncated")
+          end
         end
         if name == "download_file" then
           local path = out_dir .. "/" .. mode
