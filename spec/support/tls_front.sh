@@ -154,6 +154,9 @@ cmd_start() {
   if ngx_alive && ping_ok; then return 0; fi
   ngx_stop
   mkdir -p "$D"
+  # The ngx cases sign for the rgw: nginx inherits its keys, whoever
+  # started the front.
+  [ -n "${OBJSTORE_TEST_ACCESS_KEY:-}" ] || eval "$(bash "$ROOT/spec/support/rgw.sh" env)"
   make_certs
   write_conf
   ngx_launch "$TIMEOUT" ping_ok
