@@ -153,6 +153,19 @@ describe("TLS (curl transport) #server", function()
       assert.is_false(r.retryable)
     end)
 
+    it("keeps per-call hooks apart for concurrent calls on one client (light threads)", function()
+      local r = case("call-hooks", "?bucket=" .. servers.bucket_name("h11-ngxhooks"))
+      if not r then return pending("nginx has no Lua module or build/luajit has no core") end
+      assert.is_true(r.ok, r.message or table.concat(r.steps or {}, ", "))
+      for _, tag in ipairs{ "a", "b" } do
+        assert.equals(10, #r.seen[tag]) -- on_request and on_response of five puts
+        for _, key in ipairs(r.seen[tag]) do assert.equals(tag, key:sub(1, 1)) end
+      end
+      -- the two calls really ran at once
+      assert.is_nil(r.order:match("^a+b+$"), r.order)
+      assert.is_nil(r.order:match("^b+a+$"), r.order)
+    end)
+
     it("refuses a certificate for another host name", function()
       local r = case("wrong-name")
       if not r then return pending("nginx has no Lua module or build/luajit has no core") end

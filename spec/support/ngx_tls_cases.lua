@@ -13,6 +13,35 @@ local _M = {}
 
 local TLS = { insecure = { insecure = true } }
 
+--- Per-call hooks under real concurrency: two light threads put objects
+-- through one client at once (each cosocket wait lets the other run),
+-- each call with its own hooks; every event must reach only its own.
+function _M.call_hooks(c, out)
+  local bucket = ngx.var.arg_bucket
+  assert(c:create_bucket(bucket))
+  local seen, order = { a = {}, b = {} }, {}
+  local function worker(tag)
+    for i = 1, 5 do
+      local key = tag .. i
+      local function note(e)
+        seen[tag][#seen[tag] + 1] = e.key
+        order[#order + 1] = tag
+      end
+      assert(c:put_object(bucket, key, ("x"):rep(100000), { hooks = { on_request = note, on_response = note } }))
+    end
+  end
+  local ta, tb = ngx.thread.spawn(worker, "a"), ngx.thread.spawn(worker, "b")
+  local oka, ea = ngx.thread.wait(ta)
+  local okb, eb = ngx.thread.wait(tb)
+  out.steps = { tostring(oka and "a done" or ea), tostring(okb and "b done" or eb) }
+  out.seen, out.order = seen, table.concat(order)
+  for _, tag in ipairs{ "a", "b" } do
+    for i = 1, 5 do c:delete_object(bucket, tag .. i) end
+  end
+  c:delete_bucket(bucket)
+  out.ok = oka and okb
+end
+
 function _M.run(case)
   local out = { case = case, steps = {} }
   local ok, perr = pcall(function()
@@ -20,6 +49,7 @@ function _M.run(case)
       access_key = os.getenv("OBJSTORE_TEST_ACCESS_KEY"), secret_key = os.getenv("OBJSTORE_TEST_SECRET_KEY"),
       transport = ngx_transport.new{ tls = TLS[case], connect_timeout = 3, timeout = 20 },
       retry = { max_attempts = 1 } }
+    if case == "call-hooks" then return _M.call_hooks(c, out) end
     local res, err = c:list_buckets()
     out.steps[#out.steps + 1] = "list_buckets"
     if res and case == "ca" then

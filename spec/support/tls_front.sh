@@ -102,7 +102,7 @@ ngx_cases() {
 EOT
   # case, front port, trusted CA or not, protocols
   for c in "default $PORT -" "ca $PORT $t/ca.crt" "wrong-name $((PORT + 1)) $t/ca.crt" \
-      "min-version $((PORT + 2)) $t/ca.crt TLSv1.3" "insecure $((PORT + 1)) -"; do
+      "min-version $((PORT + 2)) $t/ca.crt TLSv1.3" "insecure $((PORT + 1)) -" "call-hooks $PORT $t/ca.crt"; do
     set -- $c
     name=$1
     printf '    location = /ngx/%s {\n      set $front https://127.0.0.1:%s;\n' "$name" "$2"
