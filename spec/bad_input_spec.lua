@@ -34,9 +34,12 @@ local function describe_value(v)
   return tostring(v)
 end
 
+-- The three forms of errors.argument: about argument #n, about a named
+-- thing that is no argument (a closed object), or about the call itself
+-- (objstore.log.ngx outside nginx).
 local function misuse_format(e)
   return type(e) == "string" and (e:match("objstore%.[%w_.]+: argument #%d+ %([^)]*%): .")
-    or e:match("objstore%.[%w_.]+: %([^)]*%): ."))
+    or e:match("objstore%.[%w_.]+: %([^)]*%): .") or e:match("^[^\n]-objstore%.[%w_]+%.[%w_.]+: %S"))
 end
 
 --- Runs f(...) and checks its outcome; returns "raised", "error" or "ok".

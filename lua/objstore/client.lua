@@ -349,9 +349,9 @@ end
 -- arguments unchanged.
 local function with_call_hooks(self, name, n, ...)
   if n == 0 then return self, ... end
-  local args = { ... }
-  local opts = args[n]
+  local opts = (select(n, ...))
   if type(opts) ~= "table" or opts.hooks == nil or request.is(opts) then return self, ... end
+  local args = { ... }
   local hooks = opts.hooks
   if type(hooks) ~= "table" then
     errors.argument("client." .. name, n, "opts.hooks", "must be a table, " .. errors.got(hooks))
