@@ -215,9 +215,33 @@ static void check_idle(lua_State *L, const l_session *ls, const char *fname) {
   }
 }
 
-static const char *const session_opts[] = {
-    "connect_timeout", "timeout", "low_speed_limit", "low_speed_time",  "ca_file", "ca_path",
-    "insecure",        "proxy",   "user_agent",      "max_connections", "verbose", NULL};
+static const char *const session_opts[] = {"connect_timeout",
+                                           "timeout",
+                                           "low_speed_limit",
+                                           "low_speed_time",
+                                           "ca_file",
+                                           "ca_path",
+                                           "insecure",
+                                           "proxy",
+                                           "user_agent",
+                                           "max_connections",
+                                           "verbose",
+                                           "tls_min_version",
+                                           NULL};
+
+/* "1.0" .. "1.3" as curl's CURL_SSLVERSION_* (a minimum: the highest both
+ * sides speak is still negotiated); nil is curl's own default. */
+static long opt_tls_version(lua_State *L, int idx, const argctx *a, const char *field) {
+  static const char *const names[] = {"1.0", "1.1", "1.2", "1.3", NULL};
+  static const long values[] = {CURL_SSLVERSION_TLSv1_0, CURL_SSLVERSION_TLSv1_1,
+                                CURL_SSLVERSION_TLSv1_2, CURL_SSLVERSION_TLSv1_3};
+  const char *s = opt_string(L, idx, a, field, NULL);
+  if (s == NULL) return 0;
+  for (int i = 0; names[i] != NULL; i++)
+    if (strcmp(s, names[i]) == 0) return values[i];
+  arg_error(L, a, field, "must be \"1.0\", \"1.1\", \"1.2\" or \"1.3\"");
+  return 0;
+}
 
 static int l_http_session(lua_State *L) {
   argctx a = {"core.http.session", 1, "opts"};
@@ -247,6 +271,8 @@ static int l_http_session(lua_State *L) {
   cfg.insecure = opt_bool(L, -1, &a, "insecure", 0);
   lua_getfield(L, 1, "verbose");
   cfg.verbose = opt_bool(L, -1, &a, "verbose", 0);
+  lua_getfield(L, 1, "tls_min_version");
+  cfg.tls_min_version = opt_tls_version(L, -1, &a, "tls_min_version");
   /* The strings stay on the stack (so alive) until session_init copies them. */
   lua_getfield(L, 1, "ca_file");
   cfg.ca_file = opt_string(L, -1, &a, "ca_file", NULL);

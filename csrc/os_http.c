@@ -80,6 +80,7 @@ int os_http_session_init(os_http_session *s, const os_http_config *cfg, char *er
   s->low_speed_limit = cfg->low_speed_limit;
   s->low_speed_time = cfg->low_speed_time;
   s->max_connections = cfg->max_connections > 0 ? cfg->max_connections : 16;
+  s->tls_min_version = cfg->tls_min_version;
   s->insecure = cfg->insecure;
   s->verbose = cfg->verbose;
   if (copy_opt(&s->ca_file, cfg->ca_file) || copy_opt(&s->ca_path, cfg->ca_path) ||
@@ -513,6 +514,18 @@ static int has_body(const os_http_xfer *x) {
   return x->body_kind != OS_HTTP_BODY_NONE && x->body_length != 0;
 }
 
+/* A Content-Length value: 1 to 16 digits, at most 2^53 (what a Lua
+ * number holds exactly; no object is larger). */
+static int valid_length(const char *v, const char *end) {
+  if (v == end || end - v > 16) return 0;
+  int64_t n = 0;
+  for (const char *q = v; q < end; q++) {
+    if (*q < '0' || *q > '9') return 0;
+    n = n * 10 + (*q - '0');
+  }
+  return n <= ((int64_t)1 << 53);
+}
+
 int os_http_xfer_header_line(os_http_xfer *x, const char *p, size_t n) {
   size_t len = n;
   while (len > 0 && (p[len - 1] == '\r' || p[len - 1] == '\n')) len--;
@@ -562,6 +575,13 @@ int os_http_xfer_header_line(os_http_xfer *x, const char *p, size_t n) {
     const char *v = colon + 1, *end = p + len;
     while (v < end && (*v == ' ' || *v == '\t')) v++;
     while (end > v && (end[-1] == ' ' || end[-1] == '\t')) end--;
+    if (name_is(p, nlen, "content-length") && !valid_length(v, end)) {
+      /* curl 7.88 ignores a Content-Length that overflows and reads to the
+       * close: the body's end would then be whatever the server says. */
+      os_http_xfer_fail(x, OS_HTTP_E_PROTOCOL, 0, "invalid Content-Length in the response: '%.*s'",
+                        (int)((end - v) > 40 ? 40 : (end - v)), v);
+      return 0;
+    }
     if (!os_buf_reserve(&x->hdrs, nlen + (size_t)(end - v) + 2)) goto nomem;
     for (size_t i = 0; i < nlen; i++) {
       char c = p[i];
@@ -654,6 +674,7 @@ static int xfer_start(os_http_session *s, os_http_xfer *x) {
   if (s->user_agent != NULL) SET(CURLOPT_USERAGENT, s->user_agent);
   if (s->ca_file != NULL) SET(CURLOPT_CAINFO, s->ca_file);
   if (s->ca_path != NULL) SET(CURLOPT_CAPATH, s->ca_path);
+  if (s->tls_min_version != 0) SET(CURLOPT_SSLVERSION, s->tls_min_version);
   if (s->insecure) {
     SET(CURLOPT_SSL_VERIFYPEER, 0L);
     SET(CURLOPT_SSL_VERIFYHOST, 0L);
@@ -720,6 +741,13 @@ static int is_reset(long os_errno, const char *msg) {
          strstr(msg, "Broken pipe") != NULL;
 }
 
+/* OpenSSL's words for "no protocol version in common" (an alert from the
+ * peer, or this side refusing what the peer offered). */
+static int tls_version_refused(const char *msg) {
+  return strstr(msg, "protocol version") != NULL || strstr(msg, "unsupported protocol") != NULL ||
+         strstr(msg, "no protocols available") != NULL;
+}
+
 static void map_curl_error(os_http_xfer *x, CURLcode rc, long os_errno) {
   const char *msg = x->curl_errbuf[0] ? x->curl_errbuf : curl_easy_strerror(rc);
   os_http_error e;
@@ -737,9 +765,10 @@ static void map_curl_error(os_http_xfer *x, CURLcode rc, long os_errno) {
       break;
     case CURLE_SSL_CONNECT_ERROR:
       /* A handshake cut short is a network failure; a certificate that does
-       * not verify (below) will not verify on a retry either. */
+       * not verify (below) will not verify on a retry either, nor will a
+       * server that speaks no TLS version this side accepts. */
       e = OS_HTTP_E_TLS;
-      retry = 1;
+      retry = tls_version_refused(msg) ? 0 : 1;
       break;
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CACERT_BADFILE:

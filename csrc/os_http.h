@@ -71,14 +71,16 @@ typedef struct {
   const char *ca_path;
   const char *proxy; /* "" turns off the *_proxy environment variables */
   const char *user_agent;
-  int insecure; /* 1: no TLS peer or host verification */
-  int verbose;  /* 1: curl's trace on stderr */
+  long tls_min_version; /* CURL_SSLVERSION_TLSv1_x; 0: curl's default (TLS 1.2 here) */
+  int insecure;         /* 1: no TLS peer or host verification */
+  int verbose;          /* 1: curl's trace on stderr */
 } os_http_config;
 
 typedef struct {
   CURLM *multi;
   CURLSH *share;
   long connect_timeout_ms, timeout_ms, low_speed_limit, low_speed_time, max_connections;
+  long tls_min_version;
   char *ca_file, *ca_path, *proxy, *user_agent;
   int insecure, verbose;
   int busy; /* inside os_http_perform: the session cannot be re-entered or freed */

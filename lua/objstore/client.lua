@@ -32,7 +32,9 @@ local transport_mod = require "objstore.transport"
 local operations = require "objstore.operations"
 local core = require "objstore.core"
 
-local type, pairs, ipairs, tostring, setmetatable = type, pairs, ipairs, tostring, setmetatable
+local type, pairs, ipairs, tostring, setmetatable, select, rawget = type, pairs, ipairs, tostring, setmetatable,
+  select, rawget
+local unpack = table.unpack or unpack
 local os_time, os_getenv = os.time, os.getenv
 local concat, sort = table.concat, table.sort
 
@@ -47,8 +49,22 @@ local OPTIONS = {
   endpoints = "table", failover = "table", hooks = "table", metrics = "table", log = "function", log_level = "string",
 }
 
+-- TLS for the curl transport (an ngx transport takes its own tls options).
+local TLS_OPTIONS = { ca_file = "string", ca_path = "string", insecure = "boolean", min_version = "string" }
+local TLS_VERSIONS = { ["1.0"] = true, ["1.1"] = true, ["1.2"] = true, ["1.3"] = true }
+
 local HOOKS = { on_request = true, on_response = true, on_retry = true, on_failover = true, on_error = true,
   on_hook_error = true }
+
+--- The first bad entry of a hooks table: (name, problem), or nil.
+local function hooks_problem(hooks)
+  for k, v in pairs(hooks or {}) do
+    if not HOOKS[k] or type(v) ~= "function" then
+      return tostring(k), "must be one of on_request, on_response, on_retry, on_failover, on_error, "
+        .. "on_hook_error, a function"
+    end
+  end
+end
 
 local function misuse(name, problem)
   errors.argument("client.new", 1, "opts" .. (name and ("." .. name) or ""), problem)
@@ -68,12 +84,16 @@ local function check_options(opts)
     sort(unknown)
     misuse(nil, "unknown option(s): " .. concat(unknown, ", "))
   end
-  for k, v in pairs(opts.hooks or {}) do
-    if not HOOKS[k] or type(v) ~= "function" then
-      misuse("hooks." .. tostring(k), "must be one of on_request, on_response, on_retry, on_failover, on_error, "
-        .. "on_hook_error, a function")
+  for k, v in pairs(opts.tls or {}) do
+    local want = TLS_OPTIONS[k]
+    if not want then misuse("tls." .. tostring(k), "is not a TLS option (ca_file, ca_path, insecure, min_version)") end
+    if type(v) ~= want then misuse("tls." .. k, "must be a " .. want .. ", " .. errors.got(v)) end
+    if k == "min_version" and not TLS_VERSIONS[v] then
+      misuse("tls.min_version", 'must be "1.0", "1.1", "1.2" or "1.3"')
     end
   end
+  local k, problem = hooks_problem(opts.hooks)
+  if k then misuse("hooks." .. k, problem) end
 end
 
 --- The hooks of the metrics registry and the caller's, each event to both.
@@ -137,7 +157,8 @@ local function make_transport(opts)
     local tls = opts.tls or {}
     local curl, err = require("objstore.transport.curl").new{
       timeout = opts.timeout, connect_timeout = opts.connect_timeout, proxy = opts.proxy,
-      ca_file = tls.ca_file, ca_path = tls.ca_path, insecure = tls.insecure, user_agent = opts.user_agent,
+      ca_file = tls.ca_file, ca_path = tls.ca_path, insecure = tls.insecure, tls_min_version = tls.min_version,
+      user_agent = opts.user_agent,
       max_connections = opts.max_connections,
     }
     if not curl then misuse("transport", tostring(err)) end
@@ -322,15 +343,46 @@ Client.__tostring = function(self)
   return "objstore.client(" .. self.provider .. ", " .. self.endpoint.url .. ")"
 end
 
+--- Per-call hooks: `opts.hooks` in the last argument of any operation. The
+-- operation runs on a view of the client whose events go to these hooks as
+-- well as to the client's (objstore.pipeline `notify`); every other field
+-- is read from and written to the client itself (credentials, clock skew,
+-- endpoint health stay shared), so the view is safe for concurrent calls
+-- on one client, each with its own hooks. Returns the view and the
+-- arguments with `hooks` taken out of a copy of opts; or self and the
+-- arguments unchanged.
+local function with_call_hooks(self, name, n, ...)
+  if n == 0 then return self, ... end
+  local opts = (select(n, ...))
+  if type(opts) ~= "table" or opts.hooks == nil or request.is(opts) then return self, ... end
+  local args = { ... }
+  local hooks = opts.hooks
+  if type(hooks) ~= "table" then
+    errors.argument("client." .. name, n, "opts.hooks", "must be a table, " .. errors.got(hooks))
+  end
+  local k, problem = hooks_problem(hooks)
+  if k then errors.argument("client." .. name, n, "opts.hooks." .. k, problem) end
+  local rest = {}
+  for key, v in pairs(opts) do
+    if key ~= "hooks" then rest[key] = v end
+  end
+  args[n] = rest
+  local view = setmetatable({ call = { hooks = hooks, parent = rawget(self, "call") } },
+    { __index = self, __newindex = self, __tostring = Client.__tostring })
+  return view, unpack(args, 1, n)
+end
+
 -- One method per operation.
 for name, entry in pairs(operations) do
-  if entry.call then
-    Client[name] = entry.call
-  else
+  local call = entry.call
+  if not call then
     local build = entry.build
-    Client[name] = function(self, ...)
+    call = function(self, ...)
       return self:send(build(self, ...))
     end
+  end
+  Client[name] = function(self, ...)
+    return call(with_call_hooks(self, name, select("#", ...), ...))
   end
 end
 

@@ -52,6 +52,7 @@ end
 --- Makes an error value (gives `t` the shared metatable and returns it).
 -- `t.retryable` is derived from code and status when not given.
 function _M.new(t)
+  if type(t) ~= "table" then _M.argument("errors.new", 1, "t", "must be a table, " .. _M.got(t)) end
   if t.retryable == nil then t.retryable = _M.is_retryable_code(t.code, t.status) end
   return setmetatable(t, mt)
 end
@@ -101,6 +102,16 @@ local function outside_level()
 end
 
 function _M.argument(fname, n, name, problem, level)
+  if type(fname) ~= "string" or not fname:match("^[%w_]+[%w_.]*$") then
+    -- misuse of the misuse reporter itself, in its own format
+    fname, n, name, problem, level = "errors.argument", 1, "fname", "must be a name like 'module.function', "
+      .. _M.got(fname), nil
+  elseif problem == nil then
+    fname, n, name, level = "errors.argument", 4, "problem", nil
+    problem = "must say what is wrong"
+  elseif level ~= nil and (type(level) ~= "number" or level ~= level or level < 1 or level > 1e6) then
+    fname, n, name, problem, level = "errors.argument", 5, "level", "must be a stack level", nil
+  end
   local where = n and ("argument #" .. tostring(n) .. " (" .. tostring(name) .. "): ")
     or (name and ("(" .. tostring(name) .. "): ") or "")
   error("objstore." .. fname .. ": " .. where .. tostring(problem), level and (level + 1) or outside_level())

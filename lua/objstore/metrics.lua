@@ -73,7 +73,21 @@ local function label_text(labels)
   return concat(parts, ",")
 end
 
+--- Raises unless (name, labels, value) can make a sample of method `fn`.
+local function check_sample(fn, name, labels, value, value_name)
+  if type(name) ~= "string" or not name:match("^[%a_:][%w_:]*$") then
+    errors.argument("metrics." .. fn, 1, "name", "must be a metric name, " .. errors.got(name))
+  end
+  if labels ~= nil and type(labels) ~= "table" then
+    errors.argument("metrics." .. fn, 2, "labels", "must be a table, " .. errors.got(labels))
+  end
+  if value ~= nil and (type(value) ~= "number" or value ~= value) then
+    errors.argument("metrics." .. fn, 3, value_name, "must be a number, " .. errors.got(value))
+  end
+end
+
 function Registry:_series(name, labels)
+  labels = labels or {}
   local fam = self.series[name]
   if not fam then
     fam = {}
@@ -89,11 +103,14 @@ function Registry:_series(name, labels)
 end
 
 function Registry:inc(name, labels, by)
+  check_sample("inc", name, labels, by, "by")
   local s = self:_series(name, labels)
   s.value = s.value + (by or 1)
 end
 
 function Registry:observe(name, labels, v)
+  check_sample("observe", name, labels, v, "v")
+  if v == nil then errors.argument("metrics.observe", 3, "v", "must be a number, got nil") end
   local s = self:_series(name, labels)
   if not s.counts then
     s.counts, s.sum, s.count = {}, 0, 0
@@ -107,6 +124,9 @@ end
 
 --- The hooks that feed this registry from a client's events.
 function Registry:hooks(endpoint_set)
+  if endpoint_set ~= nil and type(endpoint_set) ~= "table" then
+    errors.argument("metrics.hooks", 1, "endpoint_set", "must be an endpoint set, " .. errors.got(endpoint_set))
+  end
   if endpoint_set then self.endpoint_sets[endpoint_set] = true end
   local reg = self
   return {

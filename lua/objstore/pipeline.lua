@@ -36,23 +36,41 @@ local uri_encode = core.encode.uri_encode
 
 local _M = {}
 
---- Raises an event to the client's hooks (on_request, on_response,
--- on_retry, on_failover, on_error) and logs it (objstore.log). A hook that
--- raises is reported once through on_hook_error (or ignored) and logged
--- once, and never breaks the request.
-local function notify(client, name, event)
-  local hooks, logger = client.hooks, client.logger
-  if logger then logger:event(name, event) end
+--- Runs one hook under pcall; the first failure of the hooks in `owner`
+-- (the client, or one call's hooks) is reported through its on_hook_error
+-- and logged, later ones are not.
+local function run_hook(client, owner, hooks, name, event)
   local fn = hooks and hooks[name]
   if not fn then return end
   local ok, herr = pcall(fn, event)
-  if not ok and not client.hook_failed then
-    client.hook_failed = true
-    if logger then logger:hook_error(name, herr) end
+  if not ok and not owner.hook_failed then
+    owner.hook_failed = true
+    if client.logger then client.logger:hook_error(name, herr) end
     if hooks.on_hook_error then pcall(hooks.on_hook_error, name, herr) end
   end
 end
+
+--- Raises an event to the client's hooks (on_request, on_response,
+-- on_retry, on_failover, on_error), then to the hooks of the call it
+-- belongs to (`opts.hooks` of an operation: client.call, innermost first),
+-- and logs it (objstore.log). A hook that raises is reported once through
+-- on_hook_error (or ignored) and logged once, and never breaks the request.
+local function notify(client, name, event)
+  local logger = client.logger
+  if logger then logger:event(name, event) end
+  run_hook(client, client, client.hooks, name, event)
+  local call = client.call
+  while call do
+    run_hook(client, call, call.hooks, name, event)
+    call = call.parent
+  end
+end
 _M.notify = notify
+
+--- Whether anyone listens to events: hooks, a call's hooks or a logger.
+local function observed(client)
+  return client.hooks or client.logger or client.call
+end
 
 --- Debug mode, on SignatureDoesNotMatch: logs the canonical request and
 -- string to sign of the signer on the very input the attempt was signed
@@ -325,7 +343,7 @@ local function decide(client, job, res, terr)
     local off = clock.skew_from(res.headers["date"], os_time(), err and err.code == "RequestTimeTooSkewed")
     if off then client.clock_skew = off end
   end
-  if client.hooks or client.logger then
+  if observed(client) then
     local e = event(client, job, res, err, { status = res and res.status,
       code = err and err.code, latency = monotonic() - job.started, bytes_in = res and res.bytes or 0,
       bytes_out = res and res.sent or 0, error = err })
@@ -356,11 +374,11 @@ local function decide(client, job, res, terr)
     delay, spent = 0, 0
   end
   if not delay then
-    if client.hooks or client.logger then notify(client, "on_error", event(client, job, res, err, { error = err })) end
+    if observed(client) then notify(client, "on_error", event(client, job, res, err, { error = err })) end
     return "done", nil, err
   end
   job.cost = job.cost + (spent or 0)
-  if client.hooks or client.logger then
+  if observed(client) then
     notify(client, "on_retry", event(client, job, res, err, { delay = delay, reason = err.code, error = err }))
   end
   if req.on_retry then req.on_retry(err, job.attempt, delay) end
@@ -430,7 +448,7 @@ function _M.run(client, spec)
           local before = job.member
           job.member = client.endpoints:pick(before)
           job.started = monotonic()
-          if before and before ~= job.member and (client.hooks or client.logger) then
+          if before and before ~= job.member and observed(client) then
             -- A retry that goes to another endpoint: a fail-over.
             notify(client, "on_failover", event(client, job, nil, nil, { from = before.ep.url,
               to = job.member.ep.url }))
@@ -441,7 +459,7 @@ function _M.run(client, spec)
             job.creds = client.creds
             job.adapted = adapt.request(client.capabilities, treq)
             inflight[treq], n_inflight = job, n_inflight + 1
-            if client.hooks or logger then notify(client, "on_request", event(client, job, nil, nil, {})) end
+            if observed(client) then notify(client, "on_request", event(client, job, nil, nil, {})) end
             return treq
           end
           -- Not sent (credentials, signing): no event, but logged.

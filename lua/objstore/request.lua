@@ -55,7 +55,7 @@ end
 -- problem or nil. (Whether it can be a host name is the endpoint's concern.)
 function _M.bucket_problem(bucket)
   if type(bucket) ~= "string" or bucket == "" then return "must be a non-empty string, " .. errors.got(bucket) end
-  if #bucket > 255 or bucket:find("[/%z\r\n]") then
+  if #bucket > 255 or bucket:find("[/%z\1-\31\127]") or not utf8_valid(bucket) then
     return "'" .. bucket:sub(1, 64) .. "' is not a valid bucket name"
   end
   return nil

@@ -5,6 +5,7 @@ local errors = require "objstore.errors"
 local xml = require "objstore.xml"
 local log = require "objstore.log"
 local cjson = require "cjson.safe"
+local dialects = require "objstore.dialect"
 
 local type, pairs, tostring, tonumber = type, pairs, tostring, tonumber
 local string_char, string_format, concat = string.char, string.format, table.concat
@@ -88,8 +89,12 @@ function _M.error(dialect, req, res)
 end
 
 --- Parses an XML body into a table (see objstore.xml), decoding
--- EncodingType=url fields. Returns t, root or nil, err.
-function _M.xml(res, req)
+-- EncodingType=url fields. Returns t, root or nil, err. An <Error>
+-- document is an error whatever the status line said: S3 sends one after
+-- a 200 for CopyObject, UploadPartCopy and CompleteMultipartUpload, and a
+-- broken server or proxy may for anything. `dialect` names the request-id
+-- headers; without it, the answer's own headers say which protocol it is.
+function _M.xml(res, req, dialect)
   local t, root = xml.parse(res.body or "")
   if not t then
     local e = errors.is(root) and root or errors.new{ code = "MalformedResponse", message = tostring(root) }
@@ -98,17 +103,19 @@ function _M.xml(res, req)
     e.status, e.op, e.bucket, e.key = res.status, req.op, req.bucket, req.key
     return nil, e
   end
+  if root == "Error" then
+    local h = res.headers or {}
+    dialect = dialect or (h[dialects.oss.request_id] and dialects.oss or dialects.s3)
+    return nil, _M.error(dialect, req, res)
+  end
   if t.encoding_type == "url" then xml.decode_url_fields(t) end
   return t, root
 end
 
---- Like xml, for answers that can carry an <Error> after a 200 status
--- line (CopyObject, UploadPartCopy, CompleteMultipartUpload).
+--- The same, for the callers that name their dialect (CopyObject,
+-- UploadPartCopy, CompleteMultipartUpload).
 function _M.xml_or_error(dialect, res, req)
-  local t, root = _M.xml(res, req)
-  if not t then return nil, root end
-  if root == "Error" then return nil, _M.error(dialect, req, res) end
-  return t, root
+  return _M.xml(res, req, dialect)
 end
 
 function _M.request_id(dialect, res)

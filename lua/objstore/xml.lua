@@ -103,6 +103,7 @@ local snake_cache = {}
 local function snake(name)
   local s = snake_cache[name]
   if s then return s end
+  if type(name) ~= "string" then errors.argument("xml.snake", 1, "name", "must be a string, " .. errors.got(name)) end
   s = SNAKE_EXCEPTIONS[name]
   if not s then
     s = name:gsub("(%l)(%u)", "%1_%2")
@@ -261,6 +262,7 @@ end
 -- keys: botocore uses unquote_plus, the OSS Go SDK url.QueryUnescape; a real
 -- '+' arrives as %2B), then %XX; a '%' without two hex digits is kept.
 local function url_decode(s)
+  if type(s) ~= "string" then errors.argument("xml.url_decode", 1, "s", "must be a string, " .. errors.got(s)) end
   s = s:gsub("+", " ")
   s = s:gsub("%%(%x%x)", hex_byte)
   return s

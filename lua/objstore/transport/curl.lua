@@ -10,7 +10,11 @@
 -- `connect_timeout` (s, default 10), `timeout` (whole request, s, default 0 =
 -- none), `low_speed_limit` (bytes/s, default 1) with `low_speed_time` (s,
 -- default 30): a transfer slower than that for that long fails with Timeout;
--- `ca_file`, `ca_path`, `insecure` (true turns TLS verification off),
+-- `ca_file`, `ca_path` (the CAs a server certificate must chain to; default
+-- the system's), `insecure` (true turns TLS verification off: peer and host
+-- name), `tls_min_version` ("1.0", "1.1", "1.2" or "1.3": a server that
+-- speaks none of the versions from there up fails with a TLSError that is
+-- not retried; default curl's, TLS 1.2),
 -- `proxy` ("" ignores the *_proxy environment variables), `user_agent`
 -- (default "objstore/<version>"), `max_connections` (per host, default 16;
 -- also the default concurrency of `request_many`), `verbose`.
@@ -47,7 +51,8 @@
 -- ConnectFailed, ResolveFailed, Timeout, TLSError, ConnectionReset,
 -- BodyTruncated, SendFailed, RecvFailed, ProtocolError (retryable; TLSError
 -- only for a handshake cut short, never for a certificate that does not
--- verify), and Aborted (a reader or sink asked to stop),
+-- verify or a TLS version refused; ProtocolError not for headers over the
+-- cap or an invalid Content-Length), and Aborted (a reader or sink asked to stop),
 -- CallbackError (a reader or sink raised; the message is its error),
 -- BodyLengthMismatch, LocalFileError, InvalidURL, OutOfMemory,
 -- TransportError. An HTTP error status is not an error here: it is a result.
@@ -78,8 +83,9 @@ Transport.__index = Transport
 --- Codes whose `retryable` can differ from their default in CODES, and why.
 local RETRYABLE_EXCEPTIONS = {
   TLSError = "a TLS handshake cut short is a network failure (retryable); "
-    .. "a certificate that does not verify is not",
-  ProtocolError = "a response whose headers exceed the 1 MiB cap is not retried",
+    .. "a certificate that does not verify, or no TLS version in common, is not",
+  ProtocolError = "a response whose headers exceed the 1 MiB cap, or whose Content-Length is not a "
+    .. "number up to 2^53, is not retried",
 }
 
 --- A new transport (one libcurl multi handle and its connection cache).

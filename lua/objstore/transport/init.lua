@@ -169,9 +169,15 @@ function _M.check(t)
   return t
 end
 
+--- Raises unless `t` can be a transport (argument #1 of `fn`).
+local function need_transport(fn, t)
+  if type(t) ~= "table" then errors.argument("transport." .. fn, 1, "t", "must be a transport, " .. errors.got(t)) end
+end
+
 --- What `t` can do: a new table with every name of `CAPABILITIES` set to a
 -- boolean (missing ones false; `run` from the presence of `t.run`).
 function _M.capabilities(t)
+  need_transport("capabilities", t)
   local caps = type(t.capabilities) == "table" and t.capabilities or {}
   local out = {}
   for _, name in pairs(_M.CAPABILITIES) do out[name] = caps[name] == true end
@@ -185,6 +191,7 @@ end
 -- takes its sleeper from here (or from the caller), never from core.time, so
 -- that inside OpenResty a cosocket transport's ngx.sleep is used.
 function _M.sleeper(t)
+  need_transport("sleeper", t)
   if type(t.sleep) == "function" then
     return function(seconds) return t:sleep(seconds) end
   end
@@ -195,6 +202,7 @@ end
 -- transport without `run` gets the same pull-model loop one request at a
 -- time (`n` is then ignored).
 function _M.runner(t)
+  need_transport("runner", t)
   if type(t.run) == "function" then
     return function(source, on_done, n) return t:run(source, on_done, n) end
   end
