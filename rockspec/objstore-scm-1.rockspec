@@ -62,6 +62,7 @@ build = {
     ["objstore.endpoint"] = "lua/objstore/endpoint.lua",
     ["objstore.errors"] = "lua/objstore/errors.lua",
     ["objstore.failover"] = "lua/objstore/failover.lua",
+    ["objstore.gateway"] = "lua/objstore/gateway.lua",
     ["objstore"] = "lua/objstore/init.lua",
     ["objstore.log"] = "lua/objstore/log.lua",
     ["objstore.metrics"] = "lua/objstore/metrics.lua",

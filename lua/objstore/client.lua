@@ -13,6 +13,7 @@
 --   c:run{ concurrency, next, done }        many at once, each retried alone
 --   c:prepare(name, ...)       -> the signed transport request, not sent
 --   c:presign(method, bucket, key, opts) -> URL
+--   c:sign_for_proxy(method, bucket, key, opts) -> { url, headers, clear }
 local signer_mod = require "objstore.signer"
 local endpoint = require "objstore.endpoint"
 local errors = require "objstore.errors"
@@ -22,6 +23,7 @@ local retry = require "objstore.retry"
 local failover = require "objstore.failover"
 local request = require "objstore.request"
 local pipeline = require "objstore.pipeline"
+local gateway = require "objstore.gateway"
 local log = require "objstore.log"
 local transport_mod = require "objstore.transport"
 local auto = require "objstore.transport.auto"
@@ -336,6 +338,16 @@ function Client:presign(method, bucket, key, opts)
   local req = request.new{ op = "Presign", method = method:upper(), bucket = bucket, key = key, query = q,
     headers = headers }
   return pipeline.presign(self, req, opts.expires or 3600, opts.time)
+end
+
+--- Signs a GET, HEAD or PUT for a proxy to send (objstore.gateway).
+function Client:sign_for_proxy(method, bucket, key, opts)
+  return gateway.sign_for_proxy(self, method, bucket, key, opts)
+end
+
+--- The store headers of a response a gateway hides (objstore.gateway).
+function Client:hidden_response_headers(headers, keep) -- luacheck: no unused args
+  return gateway.hidden_response_headers(headers, keep)
 end
 
 function Client:close()

@@ -1,0 +1,122 @@
+--- Gateway signing: an nginx handler signs, nginx's own proxy_pass
+-- streams the body (the pattern of nginx's S3 gateway).
+--
+--   local p = assert(c:sign_for_proxy("GET", "bucket", key, { headers = ngx.req.get_headers() }))
+--   -- p.url: where to proxy_pass; p.headers: the complete set of headers
+--   -- the store must get (Host and the signature included); p.clear: the
+--   -- caller's headers that must not be forwarded (Authorization, x-amz-*,
+--   -- x-oss-*).
+--
+-- Only the caller's headers that mean the same to the store and are safe
+-- to sign are passed through (range, conditionals and the entity headers
+-- of an upload); a caller's Authorization, x-amz-* or x-oss-* header
+-- would break the signature or smuggle options (an ACL, a copy source,
+-- server-side encryption), so it is dropped before signing. The request is
+-- a request record signed by the pipeline's one signing step, for the
+-- healthiest endpoint, with an UNSIGNED-PAYLOAD body: nginx streams it.
+local request = require "objstore.request"
+local pipeline = require "objstore.pipeline"
+local errors = require "objstore.errors"
+local common = require "objstore.ops.common"
+
+local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
+local concat, sort = table.concat, table.sort
+
+local _M = {}
+
+local METHODS = { GET = true, HEAD = true, PUT = true }
+
+-- The caller's headers that go to the store (and into the signature) as
+-- they came. Content-Length is not among them: nginx sends its own for
+-- the body it forwards, and it need not be signed.
+local PASSED = {
+  ["range"] = "Range", ["if-match"] = "If-Match", ["if-none-match"] = "If-None-Match",
+  ["if-modified-since"] = "If-Modified-Since", ["if-unmodified-since"] = "If-Unmodified-Since",
+  ["content-type"] = "Content-Type", ["content-md5"] = "Content-MD5", ["content-encoding"] = "Content-Encoding",
+  ["content-disposition"] = "Content-Disposition", ["content-language"] = "Content-Language",
+  ["cache-control"] = "Cache-Control", ["expires"] = "Expires",
+}
+
+--- True for a header the store would read as authentication or as an
+-- option of the request: never forwarded from a caller.
+local function store_header(lname)
+  return lname == "authorization" or lname:sub(1, 6) == "x-amz-" or lname:sub(1, 6) == "x-oss-"
+end
+
+local OPTS = { headers = true, extra_headers = true, version_id = true, time = true }
+
+--- sign_for_proxy(client, method, bucket, key, opts) -> { url, headers, clear } | nil, err
+-- opts: headers (the incoming request's, e.g. ngx.req.get_headers(); a
+-- repeated header as a list of values), extra_headers (the handler's own,
+-- signed as given: x-amz-meta-*, a storage class …), version_id, time
+-- (epoch seconds; default the client's clock).
+function _M.sign_for_proxy(client, method, bucket, key, opts)
+  local F = "sign_for_proxy"
+  if type(method) ~= "string" or not METHODS[method:upper()] then
+    common.misuse(F, 1, "method", "must be GET, HEAD or PUT, got " .. tostring(method))
+  end
+  method = method:upper()
+  common.bucket(client, F, 2, bucket)
+  common.key(F, 3, key)
+  opts = common.opts(F, 4, opts, OPTS)
+  local headers, clear = {}, {}
+  local incoming = opts.headers or {}
+  if type(incoming) ~= "table" then common.misuse(F, 4, "opts.headers", "must be a table, " .. errors.got(incoming)) end
+  for name, value in pairs(incoming) do
+    if type(name) == "string" then
+      local lname = name:lower()
+      if type(value) == "table" then value = concat(value, ", ") end
+      local canonical = PASSED[lname]
+      if canonical and type(value) == "string" and not value:find("[%z\r\n]") then
+        headers[canonical] = value
+      elseif store_header(lname) then
+        clear[#clear + 1] = name
+      end
+    end
+  end
+  sort(clear)
+  common.extra_headers(F, 4, opts.extra_headers, headers)
+  local req = request.new{ op = "SignForProxy", method = method, bucket = bucket, key = key,
+    query = opts.version_id and { versionId = opts.version_id } or nil, headers = headers,
+    payload_hash = "UNSIGNED-PAYLOAD" }
+  local member = client.endpoints:healthiest()
+  local signed, err = pipeline.sign(client, req, member, opts.time or client:now())
+  if not signed then return nil, err end
+  local out = signed.headers
+  out.Host = signed.url:match("^%a+://([^/?#]+)")
+  return { url = signed.url, headers = out, clear = clear }
+end
+
+--- The store's headers among `headers` (a response's, name -> value) that
+-- a gateway hides from its caller: every x-amz-* and x-oss-* one (request
+-- ids, server-side encryption, version ids, replication state …) unless
+-- `keep` lists it: exact names, or prefixes ending in "*" ("x-amz-meta-*").
+-- Returns the names as spelt in `headers`, sorted.
+function _M.hidden_response_headers(headers, keep)
+  if type(headers) ~= "table" then
+    errors.argument("client.hidden_response_headers", 1, "headers", "must be a table, " .. errors.got(headers))
+  end
+  if keep ~= nil and type(keep) ~= "table" then
+    errors.argument("client.hidden_response_headers", 2, "keep", "must be a list of names, " .. errors.got(keep))
+  end
+  local exact, prefixes = {}, {}
+  for _, k in ipairs(keep or {}) do
+    local lk = tostring(k):lower()
+    if lk:sub(-1) == "*" then prefixes[#prefixes + 1] = lk:sub(1, -2) else exact[lk] = true end
+  end
+  local out = {}
+  for name in pairs(headers) do
+    local lname = type(name) == "string" and name:lower()
+    if lname and (lname:sub(1, 6) == "x-amz-" or lname:sub(1, 6) == "x-oss-") and not exact[lname] then
+      local kept = false
+      for _, p in ipairs(prefixes) do
+        if lname:sub(1, #p) == p then kept = true end
+      end
+      if not kept then out[#out + 1] = name end
+    end
+  end
+  sort(out)
+  return out
+end
+
+return _M
