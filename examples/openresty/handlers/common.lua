@@ -9,7 +9,8 @@
 -- default 16 MiB), OBJSTORE_DEMO_PART_SIZE (default 8 MiB); the store from
 -- AWS_ENDPOINT_URL, AWS_REGION, and AWS_ACCESS_KEY_ID /
 -- AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN (objstore's default chain,
--- cached per worker and across workers by objstore.ngx_credentials).
+-- or OBJSTORE_DEMO_CREDENTIALS_URL; cached per worker and across workers
+-- by objstore.ngx_credentials).
 local objstore = require "objstore"
 local metrics = require "objstore.metrics"
 local cached = require("objstore.ngx_credentials").cached
@@ -46,13 +47,33 @@ function _M.registry()
   return registry
 end
 
+--- A provider from a container-credentials style endpoint
+-- (OBJSTORE_DEMO_CREDENTIALS_URL answering {AccessKeyId, SecretAccessKey,
+-- Token, Expiration}), fetched with cosockets; any provider function of
+-- objstore.credentials can take its place.
+local function endpoint_provider(url)
+  local t = require("objstore.transport.ngx").new{ connect_timeout = 2, read_timeout = 5 }
+  return function()
+    local res, err = t:request{ url = url }
+    if not res then return nil, err end
+    local doc = res.status == 200 and cjson.decode(res.body)
+    if type(doc) ~= "table" or type(doc.AccessKeyId) ~= "string" then
+      return nil, "credentials endpoint answered " .. res.status
+    end
+    return { access_key = doc.AccessKeyId, secret_key = doc.SecretAccessKey, session_token = doc.Token,
+      expiration = doc.Expiration and require("objstore.clock").parse(doc.Expiration) }
+  end
+end
+
 function _M.client()
   if not client then
+    local url = env("OBJSTORE_DEMO_CREDENTIALS_URL")
+    local provider = url and endpoint_provider(url) or credentials.default_chain("s3")
     client = objstore.new{
       endpoint = env("AWS_ENDPOINT_URL", "http://127.0.0.1:7480"),
       region = env("AWS_REGION", "us-east-1"),
       addressing = "path",
-      credentials = cached(credentials.default_chain("s3"), { dict = "objstore_creds", key = "demo" }),
+      credentials = cached(provider, { dict = "objstore_creds", key = "demo" }),
       metrics = _M.registry(),
       log = require("objstore.log").ngx(), log_level = "warn",
       timeout = 600, connect_timeout = 5,
@@ -102,7 +123,7 @@ local PASS = { [404] = true, [412] = true, [416] = true, [304] = true }
 function _M.fail(err)
   local code = err and err.code or "InternalError"
   local status = err and err.status
-  if status and PASS[status] then
+  if status and PASS[status] then -- luacheck: ignore 542
   elseif code == "NoCredentials" or code == "CredentialsError" then status = 503
   elseif code == "Timeout" then status = 504
   else status = 502 end

@@ -1,5 +1,5 @@
 --- GET /list?prefix=P[&max=N][&token=T] -> {"keys": [{key, size, etag,
--- last_modified}], "next": T | null}: one page of the listing (N from 1 to
+-- last_modified}], "count": n, "next": T | null}: one page of the listing (N from 1 to
 -- 1000, default 100); pass `next` as token for the following page.
 local common = require "common"
 
@@ -18,8 +18,11 @@ local c = common.client()
 local res, err = c:list_objects(common.config().bucket, { prefix = prefix ~= "" and prefix or nil,
   max_keys = max or 100, continuation_token = type(token) == "string" and token or nil })
 if not res then return common.fail(err) end
-local keys = setmetatable({}, require("cjson.safe").array_mt)
+local keys = {}
 for _, o in ipairs(res.contents or {}) do
   keys[#keys + 1] = { key = o.key, size = tonumber(o.size), etag = o.etag, last_modified = o.last_modified }
 end
-return common.json(200, { keys = keys, next = res.is_truncated and res.next_continuation_token or ngx.null })
+-- lua-cjson 2.1.0 writes an empty table as {}: "keys" is left out when
+-- the page is empty; "count" is always there.
+return common.json(200, { keys = #keys > 0 and keys or nil, count = #keys,
+  next = res.is_truncated and res.next_continuation_token or ngx.null })
