@@ -31,7 +31,10 @@ local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 --- curl with a bounded time: status, body, curl exit code.
 local function curl(args)
   local out_file = os.tmpname()
-  local _, out, code = sh("curl -sS --max-time 60 -o " .. out_file .. " -w '%{http_code}' " .. args)
+  -- The exit code printed by the shell: LuaJIT's popen close() has none.
+  local _, out = sh("curl -sS --max-time 60 -o " .. out_file .. " -w '%{http_code}' " .. args .. "; printf ' rc=%d' $?")
+  local code = tonumber(out:match(" rc=(%d+)$"))
+  out = out:gsub(" rc=%d+$", "")
   local f = io.open(out_file, "rb")
   local body = f and f:read("*a") or ""
   if f then f:close() end
