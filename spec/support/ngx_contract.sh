@@ -107,7 +107,11 @@ http {
   lua_package_cpath "$lua_cpath";
   lua_socket_log_errors off;
   $tls_http
-  init_worker_by_lua_block { math.randomseed(ngx.now() * 1000 + ngx.worker.pid()) }
+  init_worker_by_lua_block {
+    math.randomseed(ngx.now() * 1000 + ngx.worker.pid())
+    require("ngx_phases").init_worker()
+  }
+  lua_shared_dict ngx_phases 1m;
   access_log off;
   client_body_temp_path $D/tmp/body;
   proxy_temp_path $D/tmp/proxy;
@@ -128,6 +132,12 @@ http {
     location = /closing { keepalive_timeout 0; return 200 "bye"; }
     location = /big { content_by_lua_block { ngx.print(("x"):rep(1048576)) } }
     location = /raw { content_by_lua_block { require("ngx_contract_runner").raw() } }
+    # for spec/ngx_phases_spec.lua (spec/support/ngx_phases.lua)
+    location = /phases { content_by_lua_block { require("ngx_phases").run() } }
+    location = /phases/log {
+      content_by_lua_block { ngx.say("ok") }
+      log_by_lua_block { require("ngx_phases").log() }
+    }
     location = /contract {
       set \$tls_ports "$tls_ports";
       set \$forward_proxy_port $((PORT + 3));

@@ -88,6 +88,12 @@ function Auto:_curl()
   return t
 end
 
+--- What a call now goes through: "ngx", "curl", or nil, why.
+function Auto:which()
+  if self.force == "curl" then return "curl" end
+  return _M.choice(_M.phase())
+end
+
 --- The transport for a call now, or nil, err.
 function Auto:pick()
   if self.closed then errors.argument("transport.auto.request", nil, "self", "the transport is closed") end
