@@ -8,7 +8,6 @@
 --   signing time from a live clock, not nginx's cached one.
 -- GET /phases prints "ok: ..." / "FAIL: ..." lines and "N passed, N failed".
 local objstore = require "objstore"
-local auto = require "objstore.transport.auto"
 local onx = require "objstore.ngx"
 
 local _M = {}
@@ -69,7 +68,8 @@ function _M.run()
   check("content uses cosockets", c.transport:which() == "ngx", c.transport:which())
   local res, err = c:head_bucket(bucket())
   check("a request from content works", res ~= nil, err)
-  check("the content request went through the cosocket transport", c.transport.ngx_t ~= nil and c.transport.curl_t == nil)
+  check("the content request went through the cosocket transport",
+    c.transport.ngx_t ~= nil and c.transport.curl_t == nil)
 
   -- Live clock: nginx's cached time stays put while Lua runs without
   -- yielding; the signing time must not.
