@@ -134,6 +134,8 @@ http {
     location = /raw { content_by_lua_block { require("ngx_contract_runner").raw() } }
     # for spec/ngx_phases_spec.lua (spec/support/ngx_phases.lua)
     location = /phases { content_by_lua_block { require("ngx_phases").run() } }
+    location = /phases/slow { content_by_lua_block { ngx.sleep(0.3) ngx.print("slow") } }
+    location = /phases/slower { content_by_lua_block { ngx.sleep(0.8) ngx.print("late") } }
     location = /phases/log {
       content_by_lua_block { ngx.say("ok") }
       log_by_lua_block { require("ngx_phases").log() }

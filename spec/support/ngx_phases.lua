@@ -107,6 +107,34 @@ function _M.run()
   check("defer returns true", ok, derr)
   ngx.sleep(0.05)
 
+  -- A source that yields on a cosocket while earlier requests finish
+  -- (an upload reading its next part from the client): the socket read
+  -- gets its own answer, never a finished light thread's results.
+  local t = require("objstore.transport.ngx").new{}
+  local base = "http://127.0.0.1:" .. ngx.var.server_port
+  local given, got, done = 0, nil, 0
+  -- 1 fast and 2 slow requests; after the fast one's completion (a wait
+  -- on all three returned) the source reads a slower answer while the
+  -- slow ones finish.
+  local okr, rerr = pcall(t.run, t, function()
+    given = given + 1
+    if given == 1 then return { url = base .. "/hello" } end
+    if given <= 3 then return { url = base .. "/phases/slow" } end
+    if given == 5 then
+      local sock = ngx.socket.tcp()
+      sock:settimeouts(3000, 3000, 3000)
+      assert(sock:connect("127.0.0.1", tonumber(ngx.var.server_port)))
+      sock:send("GET /phases/slower HTTP/1.0\r\nHost: x\r\n\r\n")
+      got = { sock:receive("*a") }
+      sock:close()
+    end
+    return nil
+  end, function(_, res) if res and res.status == 200 then done = done + 1 end end, 8)
+  check("run: a source yielding on a cosocket gets its own data", okr and type(got and got[1]) == "string"
+    and got[1]:find("late", 1, true) ~= nil, tostring(rerr) .. " " .. tostring(got and got[1]))
+  check("run: every request done", done == 3, done)
+  t:close()
+
   ngx.say(passed, " passed, ", failed, " failed")
 end
 
