@@ -129,7 +129,7 @@ function _M.run()
       sock:close()
     end
     return nil
-  end, function(_, res) if res and res.status == 200 then done = done + 1 end end, 8)
+  end, function(_, rr) if rr and rr.status == 200 then done = done + 1 end end, 8)
   check("run: a source yielding on a cosocket gets its own data", okr and type(got and got[1]) == "string"
     and got[1]:find("late", 1, true) ~= nil, tostring(rerr) .. " " .. tostring(got and got[1]))
   check("run: every request done", done == 3, done)

@@ -3,6 +3,8 @@
 -- 1000, default 100); pass `next` as token for the following page.
 local common = require "common"
 
+common.authenticate()
+
 local args = ngx.req.get_uri_args(16)
 local prefix, max, token = args.prefix, args.max, args.token
 if prefix ~= nil and type(prefix) ~= "string" then

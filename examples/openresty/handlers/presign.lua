@@ -3,6 +3,8 @@
 -- (1 to 604800, default 3600).
 local common = require "common"
 
+common.authenticate()
+
 local METHODS = { GET = true, PUT = true, HEAD = true, DELETE = true }
 
 local args = ngx.req.get_uri_args(16)
