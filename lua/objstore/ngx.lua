@@ -32,9 +32,11 @@
 --   (spooled_request_body). Other opts (part_size, concurrency,
 --   content_type, ...) go to put_object/upload_stream/upload_file.
 --   Returns the result (with `spooled = true` when spooled) or nil, err.
--- * `response_sink()`: a sink that sends each chunk to the client as it
---   arrives (`ngx.print`, `ngx.flush(true)`: the worker serves others while
---   a slow client reads); it stops the download when the client is gone.
+-- * `response_sink(flush_every)`: a sink that sends each chunk to the
+--   client as it arrives (`ngx.print`) and, every `flush_every` bytes
+--   (1 MiB), waits until the client took them (`ngx.flush(true)`, which
+--   yields: the worker serves others meanwhile), so a slow client holds
+--   about that much memory; it stops the download when the client is gone.
 --
 -- Nothing here runs at `require`; every function needs a request context
 -- (defer: any phase where timers may be created).
@@ -51,6 +53,9 @@ local _M = { _VERSION = core._VERSION }
 
 local CHUNK = 64 * 1024
 _M.DEFAULT_THRESHOLD = 16 * 1024 * 1024
+-- response_sink waits for the client every this many bytes: nginx holds
+-- at most about this much of a download for a slow client.
+local FLUSH_EVERY = 1024 * 1024
 
 local function ngx_api(fname)
   local ngx = rawget(_G, "ngx")
@@ -161,13 +166,19 @@ function _M.put_request_body(c, bucket, key, opts)
   return c:upload_stream(bucket, key, reader, stream_opts)
 end
 
-function _M.response_sink()
+function _M.response_sink(flush_every)
   local ngx = ngx_api("response_sink")
+  flush_every = flush_every or FLUSH_EVERY
+  local pending = 0
   return function(chunk)
     local ok, err = ngx.print(chunk)
     if not ok then return nil, "the client is gone: " .. tostring(err) end
-    ok, err = ngx.flush(true)
-    if not ok then return nil, "the client is gone: " .. tostring(err) end
+    pending = pending + #chunk
+    if pending >= flush_every then
+      pending = 0
+      ok, err = ngx.flush(true)
+      if not ok then return nil, "the client is gone: " .. tostring(err) end
+    end
     return true
   end
 end
