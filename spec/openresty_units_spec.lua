@@ -56,6 +56,13 @@ describe("objstore.ngx_credentials.cached", function()
     local c = assert(p())
     assert.equal("AK", c.access_key)
     assert.equal(1, calls)
+    local seen
+    local pass = cached(function(client, reason)
+      seen = { client, reason }
+      return { access_key = "AK", secret_key = "SK" }
+    end)
+    assert(pass("the-client", "rejected"))
+    assert.same({ "the-client", "rejected" }, seen)
     local bad = cached(function() error("boom") end)
     local r, err = bad()
     assert.is_nil(r)

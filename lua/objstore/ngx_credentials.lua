@@ -11,7 +11,9 @@
 -- `my_provider` is any provider of objstore.credentials: a function
 -- returning `{ access_key, secret_key, session_token?, expiration? }` (epoch
 -- seconds) or nil, err; it may do cosocket I/O (it runs in a request phase
--- or a timer).
+-- or a timer). Whatever the client passes a provider (`client, reason`)
+-- is passed on; `reason == "rejected"` (the server refused the
+-- credentials) drops this worker's copy and the shared one first.
 --
 -- Options: `dict` (a lua_shared_dict name; without it each worker calls
 -- the provider itself), `key` (the entry in the dict, default "default":
@@ -99,8 +101,8 @@ function _M.cached(provider, opts)
   local cjson
 
   -- Calls the provider: { credentials } or nil, err, never raises.
-  local function call_provider(ngx)
-    local ok, c, err = pcall(provider)
+  local function call_provider(ngx, client, reason)
+    local ok, c, err = pcall(provider, client, reason)
     if not ok then
       return nil, errors.new{ code = "CredentialsError", message = "credentials provider failed: " .. tostring(c),
         retryable = false }
@@ -121,7 +123,7 @@ function _M.cached(provider, opts)
     return nil
   end
 
-  local function fetch_shared(ngx, dict)
+  local function fetch_shared(ngx, dict, client, reason)
     cjson = cjson or require "cjson.safe"
     local deadline = live_now(ngx) + wait
     while true do
@@ -130,7 +132,7 @@ function _M.cached(provider, opts)
       if c then return c end
       local won = dict:add(lock_key, ngx.worker.pid(), lock_timeout)
       if won then
-        local got, err = call_provider(ngx)
+        local got, err = call_provider(ngx, client, reason)
         if got then
           local ttl = got.expiration and (got.expiration - live_now(ngx)) or 0
           if ttl >= 0 then dict:set(key, cjson.encode(got), ttl > 0 and ttl or 0) end
@@ -146,7 +148,7 @@ function _M.cached(provider, opts)
     end
   end
 
-  local function refresh(ngx)
+  local function refresh(ngx, client, reason)
     refreshing = true
     local dict = opts.dict and ngx.shared[opts.dict]
     local got, err
@@ -154,10 +156,10 @@ function _M.cached(provider, opts)
       err = errors.new{ code = "CredentialsError", retryable = false,
         message = "no lua_shared_dict named '" .. opts.dict .. "' in the nginx configuration" }
     elseif dict then
-      local ok, g, e = pcall(fetch_shared, ngx, dict)
+      local ok, g, e = pcall(fetch_shared, ngx, dict, client, reason)
       if ok then got, err = g, e else err = errors.new{ code = "CredentialsError", message = tostring(g) } end
     else
-      got, err = call_provider(ngx)
+      got, err = call_provider(ngx, client, reason)
     end
     if got then creds, last_err = got, nil else last_err = err end
     refreshing = false
@@ -167,9 +169,23 @@ function _M.cached(provider, opts)
     end
   end
 
-  return function()
+  return function(client, reason)
     local ngx = rawget(_G, "ngx")
-    if type(ngx) ~= "table" or type(ngx.get_phase) ~= "function" then return call_provider() end
+    if type(ngx) ~= "table" or type(ngx.get_phase) ~= "function" then return call_provider(nil, client, reason) end
+    if reason == "rejected" and creds and not refreshing then
+      -- The server refused these (ExpiredToken): neither this worker's
+      -- copy nor the shared one is used again.
+      local dict = opts.dict and ngx.shared[opts.dict]
+      if dict then
+        local s = dict:get(key)
+        cjson = cjson or require "cjson.safe"
+        local c = s and cjson.decode(s)
+        if type(c) == "table" and c.access_key == creds.access_key and c.session_token == creds.session_token then
+          dict:delete(key)
+        end
+      end
+      creds = nil
+    end
     local now = live_now(ngx)
     if valid(creds, now) and not due(creds, now) then return creds end
     if valid(creds, now) then
@@ -177,7 +193,7 @@ function _M.cached(provider, opts)
       if not refreshing then
         refreshing = true
         local ok = ngx.timer.at(0, function(premature)
-          if not premature then refresh(ngx) else refreshing = false end
+          if not premature then refresh(ngx, client, reason) else refreshing = false end
         end)
         if not ok then refreshing = false end
       end
@@ -190,7 +206,7 @@ function _M.cached(provider, opts)
       return nil, last_err or errors.new{ code = "CredentialsError", retryable = true,
         message = "the credentials refresh did not finish within " .. wait .. " s" }
     end
-    refresh(ngx)
+    refresh(ngx, client, reason)
     if valid(creds, live_now(ngx)) then return creds end
     return nil, last_err
   end
