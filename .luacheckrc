@@ -7,3 +7,6 @@ files["spec/support/faultproxy/"] = { std = "ngx_lua" }
 files["lua/objstore/transport/ngx.lua"] = { std = "ngx_lua" }
 files["spec/support/ngx_contract_runner.lua"] = { std = "ngx_lua" }
 files["spec/support/ngx_credentials_runner.lua"] = { std = "ngx_lua" }
+files["spec/support/ngx_phases.lua"] = { std = "ngx_lua" }
+-- The OpenResty example's handlers run inside nginx.
+files["examples/openresty/"] = { std = "ngx_lua" }

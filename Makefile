@@ -37,7 +37,7 @@ HEADERS   := $(wildcard csrc/*.h)
 BUILD     ?= build
 SO        = $(BUILD)/$(1)/objstore/core.so
 
-.PHONY: build build-all test matrix vectors demo deps deps-test bench-sign lint format clean rockspec bench-transfer \
+.PHONY: build build-all test matrix vectors demo deps deps-test bench-sign lint format clean rockspec bench-transfer openresty-demo bench-openresty \
         fuzz fuzz-build asan valgrind
 
 build: $(call SO,$(LUA))
@@ -86,6 +86,18 @@ bench-transfer:
 	@bash spec/support/install-deps.sh peers
 	@$(MAKE) --no-print-directory build LUA=lua5.4
 	@bash bench/transfer.sh
+
+# The OpenResty example on 127.0.0.1:8088 against the local rgw, left
+# running (bash examples/openresty/run.sh stop ends it); prints the token.
+openresty-demo:
+	@$(MAKE) --no-print-directory build LUA=luajit
+	@bash examples/openresty/run.sh start
+
+bench-openresty:
+	@bash spec/support/install-deps.sh peers
+	@$(MAKE) --no-print-directory build LUA=lua5.4
+	@$(MAKE) --no-print-directory build LUA=luajit
+	@bash bench/openresty.sh
 
 # Sanitizers: the core built with gcc's ASan+UBSan, loaded into the plain
 # lua5.4 with the runtimes preloaded (run-tests.sh, OBJSTORE_SANITIZE=asan;

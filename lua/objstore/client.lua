@@ -29,12 +29,15 @@ local presign = require "objstore.presign"
 local post_policy = require "objstore.post_policy"
 local log = require "objstore.log"
 local transport_mod = require "objstore.transport"
+local auto = require "objstore.transport.auto"
 local operations = require "objstore.operations"
 local core = require "objstore.core"
 
 local type, pairs, ipairs, tostring, setmetatable, select, rawget = type, pairs, ipairs, tostring, setmetatable,
   select, rawget
 local unpack = table.unpack or unpack
+local floor = math.floor
+local _G = _G
 local os_time, os_getenv = os.time, os.getenv
 local concat, sort = table.concat, table.sort
 
@@ -151,19 +154,39 @@ local function parse_endpoints(opts, default_url, region)
   return eps
 end
 
+local function curl_options(opts)
+  local tls = opts.tls or {}
+  return { timeout = opts.timeout, connect_timeout = opts.connect_timeout, proxy = opts.proxy,
+    ca_file = tls.ca_file, ca_path = tls.ca_path, insecure = tls.insecure, tls_min_version = tls.min_version,
+    user_agent = opts.user_agent, max_connections = opts.max_connections }
+end
+
+-- The cosocket transport's options from the client's (its TLS trust is
+-- nginx's lua_ssl_trusted_certificate, not tls.ca_file).
+local function ngx_options(opts)
+  local tls = opts.tls or {}
+  return { timeout = opts.timeout, connect_timeout = opts.connect_timeout, proxy = opts.proxy,
+    tls = { insecure = tls.insecure, server_name = tls.server_name }, user_agent = opts.user_agent,
+    pool_size = opts.max_connections }
+end
+
+--- The transport: inside nginx (an `ngx` with get_phase) the one chosen
+-- per call from the phase (objstore.transport.auto), "curl" forced there
+-- with a warning per worker; elsewhere libcurl; "ngx" the cosockets only.
 local function make_transport(opts)
   local t = opts.transport
+  local in_ngx = auto.phase() ~= nil
+  if t == nil and in_ngx then t = "auto" end
+  if t == "auto" or (t == "curl" and in_ngx) then
+    return auto.new{ ngx = ngx_options(opts), curl = curl_options(opts), force = t == "curl" and "curl" or nil }
+  end
   if t == nil or t == "curl" then
-    local tls = opts.tls or {}
-    local curl, err = require("objstore.transport.curl").new{
-      timeout = opts.timeout, connect_timeout = opts.connect_timeout, proxy = opts.proxy,
-      ca_file = tls.ca_file, ca_path = tls.ca_path, insecure = tls.insecure, tls_min_version = tls.min_version,
-      user_agent = opts.user_agent,
-      max_connections = opts.max_connections,
-    }
+    local curl, err = require("objstore.transport.curl").new(curl_options(opts))
     if not curl then misuse("transport", tostring(err)) end
     return curl
   end
+  if t == "ngx" then return require("objstore.transport.ngx").new(ngx_options(opts)) end
+  if type(t) == "string" then misuse("transport", "must be 'auto', 'curl', 'ngx' or a transport object") end
   return transport_mod.check(t)
 end
 
@@ -271,7 +294,14 @@ function Client.new(opts)
 end
 
 --- Seconds since the epoch as the server sees them (see clock skew).
+-- Inside nginx from a live clock (ngx.update_time, ngx.now): the cached
+-- request time can be minutes old in a long-running handler or timer.
 function Client:now()
+  local ngx = rawget(_G, "ngx")
+  if type(ngx) == "table" and type(ngx.update_time) == "function" then
+    ngx.update_time()
+    return floor(ngx.now()) + self.clock_skew
+  end
   return os_time() + self.clock_skew
 end
 

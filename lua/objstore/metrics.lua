@@ -16,13 +16,22 @@
 --   objstore_errors_total{operation, code}       failures that reached the caller
 --   objstore_inflight_requests                   gauge
 --   objstore_circuit_state{endpoint}             gauge: 0 closed, 1 half-open, 2 open
--- Counters live in this process (one nginx worker); aggregating workers
--- through a shared dict is not done here.
+--
+-- **OpenResty, all workers together**: `metrics.new{ shared = "objstore_metrics" }`
+-- with `lua_shared_dict objstore_metrics 1m;` in the http block. Events
+-- still only touch this worker's counters (no shared-dict operation per
+-- event); a timer (`ngx.timer.every(flush_interval)`, default 1 s, started
+-- on the first event) adds each series' change since the last flush to the
+-- dict, one `incr` per changed series. `prometheus()` flushes this worker,
+-- then renders the sum over every worker from the dict: another worker's
+-- last `flush_interval` of events may be missing. Gauges: in-flight
+-- requests summed over the workers, circuit state the worst a worker saw.
 local retry = require "objstore.retry"
 local errors = require "objstore.errors"
 
-local type, pairs, ipairs, tostring, tonumber, next, setmetatable, string_format =
-  type, pairs, ipairs, tostring, tonumber, next, setmetatable, string.format
+local type, pairs, ipairs, tostring, tonumber, next, setmetatable, string_format, rawget, pcall =
+  type, pairs, ipairs, tostring, tonumber, next, setmetatable, string.format, rawget, pcall
+local _G = _G
 local concat, sort = table.concat, table.sort
 
 local _M = {}
@@ -54,8 +63,16 @@ function _M.new(opts)
       errors.argument("metrics.new", 1, "opts.buckets", "must be increasing numbers")
     end
   end
+  if opts.shared ~= nil and type(opts.shared) ~= "string" then
+    errors.argument("metrics.new", 1, "opts.shared", "must be a lua_shared_dict name, " .. errors.got(opts.shared))
+  end
+  local interval = opts.flush_interval or 1
+  if type(interval) ~= "number" or interval <= 0 then
+    errors.argument("metrics.new", 1, "opts.flush_interval", "must be a positive number of seconds")
+  end
   return setmetatable({ buckets = buckets, series = {}, inflight = 0,
-    endpoint_sets = setmetatable({}, { __mode = "k" }) }, Registry)
+    endpoint_sets = setmetatable({}, { __mode = "k" }), shared = opts.shared, flush_interval = interval,
+    flushed = {} }, Registry)
 end
 
 --- Label sets as one key: label names sorted, values escaped as the
@@ -102,8 +119,23 @@ function Registry:_series(name, labels)
   return s
 end
 
+-- The flush timer of a shared registry, started on the first event in a
+-- phase that may create timers (never at require or new).
+local function start_flusher(self)
+  if not self.shared or self.flusher then return end
+  local ngx = rawget(_G, "ngx")
+  if type(ngx) ~= "table" or type(ngx.timer) ~= "table" then return end
+  local reg = self
+  local ok = pcall(ngx.timer.every, self.flush_interval, function(premature)
+    reg:flush()
+    if premature then reg.flusher = nil end
+  end)
+  self.flusher = ok or nil
+end
+
 function Registry:inc(name, labels, by)
   check_sample("inc", name, labels, by, "by")
+  start_flusher(self)
   local s = self:_series(name, labels)
   s.value = s.value + (by or 1)
 end
@@ -111,6 +143,7 @@ end
 function Registry:observe(name, labels, v)
   check_sample("observe", name, labels, v, "v")
   if v == nil then errors.argument("metrics.observe", 3, "v", "must be a number, got nil") end
+  start_flusher(self)
   local s = self:_series(name, labels)
   if not s.counts then
     s.counts, s.sum, s.count = {}, 0, 0
@@ -161,10 +194,8 @@ local function number(v)
   return string_format("%.17g", v)
 end
 
---- The registry in the Prometheus text exposition format 0.0.4.
-function Registry:prometheus()
-  local out = {}
-  local function line(s) out[#out + 1] = s end
+-- This worker's gauges: { family = { labels = series } }.
+local function local_gauges(self)
   local gauges = {
     objstore_inflight_requests = { [""] = { labels = "", value = self.inflight } },
     objstore_circuit_state = {},
@@ -175,9 +206,123 @@ function Registry:prometheus()
       gauges.objstore_circuit_state[key] = { labels = key, value = STATE[m.state] or 0 }
     end
   end
+  return gauges
+end
+
+-- Shared-dict keys: "c" counters and histogram fields, "g" gauges per worker.
+local SEP = "\0"
+
+local function dict_of(self)
+  local ngx = rawget(_G, "ngx")
+  local dict = type(ngx) == "table" and ngx.shared and ngx.shared[self.shared]
+  if not dict then
+    return nil, "no lua_shared_dict named '" .. tostring(self.shared) .. "' in the nginx configuration"
+  end
+  return dict, ngx
+end
+
+--- Adds this worker's changes since the last flush to the shared dict (a
+-- shared registry only; the timer calls it). Returns true or nil, err.
+function Registry:flush()
+  if not self.shared then return true end
+  local dict, ngx = dict_of(self)
+  if not dict then return nil, ngx end
+  local flushed = self.flushed
+  local function add(key, now)
+    local delta = now - (flushed[key] or 0)
+    if delta ~= 0 then
+      local ok, err = dict:incr(key, delta, 0)
+      if not ok then return nil, err end
+      flushed[key] = now
+    end
+    return true
+  end
+  for name, fam in pairs(self.series) do
+    for labels, s in pairs(fam) do
+      local base = "c" .. SEP .. name .. SEP .. labels .. SEP
+      if s.counts then
+        for i = 1, #self.buckets do add(base .. "b" .. i, s.counts[i]) end
+        add(base .. "s", s.sum)
+        add(base .. "n", s.count)
+      else
+        add(base .. "v", s.value)
+      end
+    end
+  end
+  local wid = tostring(ngx.worker.pid())
+  for name, fam in pairs(local_gauges(self)) do
+    for labels, s in pairs(fam) do
+      dict:set("g" .. SEP .. name .. SEP .. labels .. SEP .. wid, s.value, self.flush_interval * 5 + 10)
+    end
+  end
+  return true
+end
+
+-- Every worker's series and gauges, read back from the shared dict.
+local function shared_view(self)
+  local dict, err = dict_of(self)
+  if not dict then return nil, err end
+  local series, gauges = {}, { objstore_inflight_requests = {}, objstore_circuit_state = {} }
+  for _, key in ipairs(dict:get_keys(0)) do
+    local kind, name, labels, field = key:match("^(%a)%z([^%z]+)%z([^%z]*)%z(.*)$")
+    local v = dict:get(key)
+    if kind == "c" and v then
+      local fam = series[name] or {}
+      series[name] = fam
+      local s = fam[labels]
+      if not s then
+        s = { labels = labels, value = 0 }
+        fam[labels] = s
+      end
+      if field == "v" then
+        s.value = v
+      else
+        if not s.counts then
+          s.counts, s.sum, s.count = {}, 0, 0
+          for i = 1, #self.buckets do s.counts[i] = 0 end
+        end
+        if field == "s" then s.sum = v
+        elseif field == "n" then s.count = v
+        else
+          local i = tonumber(field:sub(2))
+          if i then s.counts[i] = v end
+        end
+      end
+    elseif kind == "g" and v and gauges[name] then
+      local fam = gauges[name]
+      local s = fam[labels]
+      if not s then
+        fam[labels] = { labels = labels, value = v }
+      elseif name == "objstore_inflight_requests" then
+        s.value = s.value + v
+      elseif v > s.value then
+        s.value = v
+      end
+    end
+  end
+  if next(gauges.objstore_inflight_requests) == nil then
+    gauges.objstore_inflight_requests[""] = { labels = "", value = 0 }
+  end
+  return series, gauges
+end
+
+--- The registry in the Prometheus text exposition format 0.0.4 (a shared
+-- registry: every worker's, after flushing this one's). A shared registry
+-- whose dict is missing raises: that is a configuration mistake.
+function Registry:prometheus()
+  local all_series, gauges = self.series
+  if self.shared then
+    local ok, ferr = self:flush()
+    if not ok then errors.argument("metrics.prometheus", nil, "self", tostring(ferr)) end
+    all_series, gauges = shared_view(self)
+  else
+    gauges = local_gauges(self)
+  end
+  local out = {}
+  local function line(s) out[#out + 1] = s end
   for _, f in ipairs(FAMILIES) do
     local name, kind, help = f[1], f[2], f[3]
-    local fam = gauges[name] or self.series[name]
+    local fam = gauges[name] or all_series[name]
     if fam and next(fam) ~= nil then
       line("# HELP " .. name .. " " .. help)
       line("# TYPE " .. name .. " " .. kind)

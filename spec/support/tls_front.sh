@@ -3,7 +3,7 @@
 # certificate it signed for 127.0.0.1 and localhost, a second one for a
 # host name no test uses, and nginx (plain, no Lua) terminating TLS and
 # proxying to rgw. 127.0.0.1 only; started and stopped through
-# spec/support/nginx_run.sh like the other nginx helpers.
+# spec/support/ngx_lib.sh like the other nginx helpers.
 #
 # Usage: spec/support/tls_front.sh start|stop|status|env|logs
 #   start   idempotent; generates the CA and certificates (once per data dir)
@@ -35,9 +35,13 @@ case $BUILD_DIR in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
 PIDFILE="$D/master.pid"
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY || true
 
-# shellcheck source=spec/support/nginx_run.sh
-NAME=tls_front.sh LOG_FILES=("$D/nginx.out" "$D/error.log" "$D/certs.log")
-. "$ROOT/spec/support/nginx_run.sh"
+NGX_DIR=$D NGX_CONF=$CONF NGX_TAG=tls_front.sh NGX_START_TIMEOUT=$TIMEOUT NGX_READY=ping_ok
+NGX_PING="https://127.0.0.1:$PORT/__tls_front_ping"
+NGX_EXTRA_LOGS="$D/certs.log"
+# shellcheck source=spec/support/ngx_lib.sh
+. "$ROOT/spec/support/ngx_lib.sh"
+log() { ngx_log "$@"; }
+die() { ngx_die "$@"; }
 
 # issue NAME SAN: a key and a certificate signed by the CA.
 issue() {
@@ -159,7 +163,7 @@ cmd_start() {
   [ -n "${OBJSTORE_TEST_ACCESS_KEY:-}" ] || eval "$(bash "$ROOT/spec/support/rgw.sh" env)"
   make_certs
   write_conf
-  ngx_launch "$TIMEOUT" ping_ok
+  ngx_start
   log "started nginx $(cat "$PIDFILE") on 127.0.0.1:$PORT-$((PORT + 2)) in front of $UPSTREAM"
 }
 
@@ -178,6 +182,6 @@ case "${1:-}" in
     if ngx_alive && ping_ok; then echo "tls_front: running (127.0.0.1:$PORT)"; exit 0; fi
     echo "tls_front: not running"; exit 1 ;;
   env) cmd_env ;;
-  logs) show_logs ;;
+  logs) ngx_show_logs ;;
   *) echo "usage: $0 start|stop|status|env|logs" >&2; exit 2 ;;
 esac

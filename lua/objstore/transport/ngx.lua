@@ -83,8 +83,8 @@ local errors = require "objstore.errors"
 local checksum = require "objstore.checksum"
 local transport = require "objstore.transport"
 
-local type, pairs, ipairs, tostring, tonumber, pcall, setmetatable, error, unpack =
-  type, pairs, ipairs, tostring, tonumber, pcall, setmetatable, error, unpack
+local type, pairs, ipairs, tostring, tonumber, pcall, setmetatable, error =
+  type, pairs, ipairs, tostring, tonumber, pcall, setmetatable, error
 local concat, remove = table.concat, table.remove
 local floor, min, huge = math.floor, math.min, math.huge
 local format, lower = string.format, string.lower
@@ -869,6 +869,12 @@ end
 
 --- Pull-model concurrency on light threads: up to `n` requests at once
 -- (default pool_size). See objstore.transport for the contract.
+--
+-- Completions come back through a semaphore, not ngx.thread.wait: `source`
+-- may itself yield on a cosocket (an upload reading the next part from
+-- ngx.req.socket()), and in lua-nginx-module 0.10.x a thread that ends
+-- after a multi-thread wait() returned resumes its parent wherever it
+-- yields - into that socket read, with the thread's results as its values.
 function Transport:run(source, on_done, n)
   if self.closed then errors.argument("transport.ngx.run", nil, "self", "the transport is closed") end
   if type(source) ~= "function" then
@@ -879,18 +885,21 @@ function Transport:run(source, on_done, n)
   end
   n = check_count("run", "n", n, self.pool_size)
   if n < 1 then n = 1 end
-  local spawn, wait, kill = ngx.thread.spawn, ngx.thread.wait, ngx.thread.kill
-  local threads, slots, serial = {}, {}, 0 -- threads: the running ones; slots: id -> { thread, req }
+  local spawn, kill = ngx.thread.spawn, ngx.thread.kill
+  local sema = require("ngx.semaphore").new(0)
+  local slots, running, finished, serial = {}, 0, {}, 0 -- slots: id -> { thread, req }
   local function fail(e)
-    for _, th in ipairs(threads) do kill(th) end
+    for _, slot in pairs(slots) do kill(slot[1]) end
     error(e, 0)
   end
   local function worker(self_, id, req)
-    return id, self_:request(req)
+    local ok, res, err = pcall(self_.request, self_, req)
+    finished[#finished + 1] = { id, ok, res, err }
+    sema:post(1)
   end
   local drained = false
   while true do
-    while not drained and #threads < n do
+    while not drained and running < n do
       local okc, req = pcall(source)
       if not okc then fail(req) end
       if req == nil then
@@ -899,24 +908,26 @@ function Transport:run(source, on_done, n)
         serial = serial + 1
         local th, se = spawn(worker, self, serial, req)
         if not th then fail("objstore.transport.ngx.run: cannot spawn a light thread: " .. tostring(se)) end
-        threads[#threads + 1] = th
+        running = running + 1
         slots[serial] = { th, req }
       end
     end
-    if #threads == 0 then return true end
-    local okw, id, res, err = wait(unpack(threads))
-    if not okw then fail(id) end -- a request raised (misuse)
-    local slot = slots[id]
-    slots[id] = nil
-    for i, th in ipairs(threads) do
-      if th == slot[1] then
-        remove(threads, i)
-        break
-      end
+    if running == 0 then return true end
+    if #finished == 0 then
+      local okw, werr = sema:wait(86400)
+      if not okw then fail("objstore.transport.ngx.run: waiting for a request: " .. tostring(werr)) end
     end
-    local okd, de = pcall(on_done, slot[2], res, err)
-    if not okd then fail(de) end
-    drained = false -- a completion may have made more work available
+    local f = remove(finished, 1)
+    if f then
+      local id, ok, res, err = f[1], f[2], f[3], f[4]
+      if not ok then fail(res) end -- a request raised (misuse)
+      local slot = slots[id]
+      slots[id] = nil
+      running = running - 1
+      local okd, de = pcall(on_done, slot[2], res, err)
+      if not okd then fail(de) end
+      drained = false -- a completion may have made more work available
+    end
   end
 end
 

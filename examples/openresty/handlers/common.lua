@@ -1,0 +1,136 @@
+--- What every handler of the example shares: the per-worker client, the
+-- caller's authentication, keys from the request, JSON answers and the
+-- mapping of objstore errors to short HTTP answers.
+--
+-- Configuration from the environment (named by `env` lines in nginx.conf):
+-- OBJSTORE_DEMO_TOKEN (the Bearer token callers send; "demo-token" when
+-- unset), OBJSTORE_DEMO_BUCKET (default "objstore-demo"),
+-- OBJSTORE_DEMO_THRESHOLD (bytes above which PUT /files/ goes multipart,
+-- default 16 MiB), OBJSTORE_DEMO_PART_SIZE (default 8 MiB); the store from
+-- AWS_ENDPOINT_URL, AWS_REGION, and AWS_ACCESS_KEY_ID /
+-- AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN (objstore's default chain,
+-- or OBJSTORE_DEMO_CREDENTIALS_URL; cached per worker and across workers
+-- by objstore.ngx_credentials).
+local objstore = require "objstore"
+local metrics = require "objstore.metrics"
+local cached = require("objstore.ngx_credentials").cached
+local credentials = require "objstore.credentials"
+local request = require "objstore.request"
+local cjson = require "cjson.safe"
+
+local _M = {}
+
+local function env(name, default)
+  local v = os.getenv(name)
+  if v == nil or v == "" then return default end
+  return v
+end
+
+-- Per worker, made on first use (never at require: init_by_lua has no env).
+local client, registry, config
+
+function _M.config()
+  if not config then
+    config = {
+      token = env("OBJSTORE_DEMO_TOKEN", "demo-token"),
+      bucket = env("OBJSTORE_DEMO_BUCKET", "objstore-demo"),
+      threshold = tonumber(env("OBJSTORE_DEMO_THRESHOLD", "")) or 16 * 1024 * 1024,
+      part_size = tonumber(env("OBJSTORE_DEMO_PART_SIZE", "")) or 8 * 1024 * 1024,
+    }
+  end
+  return config
+end
+
+--- The registry all workers report through (lua_shared_dict objstore_metrics).
+function _M.registry()
+  registry = registry or metrics.new{ shared = "objstore_metrics", flush_interval = 1 }
+  return registry
+end
+
+--- A provider from a container-credentials style endpoint
+-- (OBJSTORE_DEMO_CREDENTIALS_URL answering {AccessKeyId, SecretAccessKey,
+-- Token, Expiration}), fetched with cosockets; any provider function of
+-- objstore.credentials can take its place.
+local function endpoint_provider(url)
+  local t = require("objstore.transport.ngx").new{ connect_timeout = 2, read_timeout = 5 }
+  return function()
+    local res, err = t:request{ url = url }
+    if not res then return nil, err end
+    local doc = res.status == 200 and cjson.decode(res.body)
+    if type(doc) ~= "table" or type(doc.AccessKeyId) ~= "string" then
+      return nil, "credentials endpoint answered " .. res.status
+    end
+    return { access_key = doc.AccessKeyId, secret_key = doc.SecretAccessKey, session_token = doc.Token,
+      expiration = doc.Expiration and require("objstore.clock").parse(doc.Expiration) }
+  end
+end
+
+function _M.client()
+  if not client then
+    local url = env("OBJSTORE_DEMO_CREDENTIALS_URL")
+    local provider = url and endpoint_provider(url) or credentials.default_chain("s3")
+    client = objstore.new{
+      endpoint = env("AWS_ENDPOINT_URL", "http://127.0.0.1:7480"),
+      region = env("AWS_REGION", "us-east-1"),
+      addressing = "path",
+      credentials = cached(provider, { dict = "objstore_creds", key = "demo" }),
+      metrics = _M.registry(),
+      log = require("objstore.log").ngx(), log_level = "warn",
+      timeout = 600, connect_timeout = 5,
+      retry = { max_attempts = 3 },
+    }
+  end
+  return client
+end
+
+--- A JSON answer, then the end of the request.
+function _M.json(status, body)
+  ngx.status = status
+  ngx.header["Content-Type"] = "application/json"
+  ngx.say(cjson.encode(body))
+  return ngx.exit(status)
+end
+
+--- 401 unless `Authorization: Bearer <token>`.
+function _M.authenticate()
+  local h = ngx.var.http_authorization
+  local token = h and h:match("^[Bb]earer%s+(%S+)%s*$")
+  if token ~= _M.config().token then
+    ngx.header["WWW-Authenticate"] = 'Bearer realm="objstore-demo"'
+    return _M.json(401, { error = "Unauthorized", message = "send Authorization: Bearer <token>" })
+  end
+end
+
+--- The key after `prefix` in the raw request URI, percent-decoded; 400 for
+-- an empty key, a NUL byte, invalid UTF-8 or more than 1024 bytes.
+function _M.key_from_uri(prefix)
+  local raw = ngx.var.request_uri:match("^[^?]*")
+  local key = ngx.unescape_uri(raw:sub(#prefix + 1))
+  return _M.check_key(key)
+end
+
+function _M.check_key(key)
+  local problem = request.key_problem(key)
+  if problem then return _M.json(400, { error = "InvalidKey", message = "the key " .. problem }) end
+  return key
+end
+
+-- objstore error -> (status, code): the store's not-found and precondition
+-- answers pass through; missing credentials are 503; anything else of the
+-- store or the network is 502 (504 for a timeout).
+local PASS = { [404] = true, [412] = true, [416] = true, [304] = true }
+
+function _M.fail(err)
+  local code = err and err.code or "InternalError"
+  local status = err and err.status
+  if status and PASS[status] then -- luacheck: ignore 542
+  elseif code == "NoCredentials" or code == "CredentialsError" then status = 503
+  elseif code == "Timeout" then status = 504
+  else status = 502 end
+  if status == 502 or status == 503 or status == 504 then
+    ngx.log(ngx.WARN, "objstore-demo: ", code, ": ", tostring(err and err.message))
+  end
+  return _M.json(status, { error = code, message = err and err.message, request_id = err and err.request_id })
+end
+
+return _M

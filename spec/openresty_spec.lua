@@ -1,0 +1,378 @@
+-- The OpenResty example (examples/openresty: nginx.conf, handlers/*.lua,
+-- run.sh) driven with real curl requests inside Debian's nginx with two
+-- workers, against radosgw: every location, authentication, Range, a
+-- multipart PUT, chunked and HTTP/2 bodies, an aborted upload leaving
+-- nothing behind, bad input, credentials fetched once for all workers
+-- from an endpoint that counts its calls (spec/support/creds_endpoint.py),
+-- /metrics of both workers parsed by the Prometheus client library
+-- (spec/support/prom_parse.py), and a store that is down, stalls or cuts
+-- a download short (spec/support/faultproxy.sh in front of rgw).
+-- Tagged #server (eval "$(bash spec/support/rgw.sh env)").
+-- Ports: 18096 (HTTP/1.1) and 18097 (HTTP/2) the example, 18095 the
+-- credentials endpoint, 18098 a second instance for faults and missing
+-- credentials, 18099 the fault proxy.
+local objstore = require "objstore"
+
+local PORT, H2PORT, CREDS_PORT, BAD_PORT, PROXY_PORT = 18096, 18097, 18095, 18098, 18099
+local BUCKET = "h13b-ngx-demo"
+local TOKEN = "spec-token-" .. tostring(os.time())
+local DIR = "/tmp/objstore-openresty-spec"
+
+local function sh(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1"))
+  local out = p:read("*a")
+  local ok, _, code = p:close()
+  if type(ok) == "number" then code = ok; ok = code == 0 end -- Lua 5.1
+  return ok == true, out, code
+end
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+--- curl with a bounded time: status, body, curl exit code.
+local function curl(args)
+  local out_file = os.tmpname()
+  -- The exit code printed by the shell: LuaJIT's popen close() has none.
+  local _, out = sh("curl -sS --max-time 60 -o " .. out_file .. " -w '%{http_code}' " .. args .. "; printf ' rc=%d' $?")
+  local code = tonumber(out:match(" rc=(%d+)$"))
+  out = out:gsub(" rc=%d+$", "")
+  local f = io.open(out_file, "rb")
+  local body = f and f:read("*a") or ""
+  if f then f:close() end
+  os.remove(out_file)
+  return tonumber(out:match("(%d%d%d)$")), body, code or 0
+end
+
+local function auth(token) return "-H " .. q("Authorization: Bearer " .. (token or TOKEN)) .. " " end
+local function url(path, port) return q("http://127.0.0.1:" .. (port or PORT) .. path) end
+
+local function start(env, port, dir, workers, h2)
+  local cmd = string.format("%s OPENRESTY_DEMO_PORT=%d OPENRESTY_DEMO_H2_PORT=%d OPENRESTY_DEMO_DIR=%s "
+    .. "OPENRESTY_DEMO_WORKERS=%d OBJSTORE_DEMO_TOKEN=%s OBJSTORE_DEMO_BUCKET=%s "
+    .. "OBJSTORE_DEMO_THRESHOLD=6000000 OBJSTORE_DEMO_PART_SIZE=5242880 "
+    .. "timeout 60 bash examples/openresty/run.sh start",
+    env, port, h2 or 0, dir, workers, TOKEN, BUCKET)
+  local ok, out = sh(cmd)
+  assert(ok, "cannot start the example: " .. out)
+end
+
+local function stop(dir) sh("OPENRESTY_DEMO_DIR=" .. dir .. " timeout 30 bash examples/openresty/run.sh stop") end
+
+local function error_log(dir)
+  local f = io.open(dir .. "/error.log", "rb")
+  local s = f and f:read("*a") or ""
+  if f then f:close() end
+  return s
+end
+
+local function no_crash(dir)
+  local log = error_log(dir)
+  assert.is_nil(log:match("[^\n]*exited on signal[^\n]*"), "a worker crashed")
+  assert.is_nil(log:match("[^\n]*%[alert%][^\n]*"), "nginx alert")
+end
+
+local function file_of(size, path)
+  assert(sh(string.format("head -c %d /dev/urandom > %s", size, path)))
+  return path
+end
+
+local function md5_of(path) return (select(2, sh("md5sum " .. path)):match("^(%x+)")) end
+
+local rgw = function()
+  return objstore.new{ endpoint = os.getenv("OBJSTORE_TEST_ENDPOINT"), region = "us-east-1", addressing = "path",
+    access_key = os.getenv("OBJSTORE_TEST_ACCESS_KEY"), secret_key = os.getenv("OBJSTORE_TEST_SECRET_KEY") }
+end
+
+describe("OpenResty example #server", function()
+  local creds_job, tmp
+  setup(function()
+    assert(os.getenv("OBJSTORE_TEST_ENDPOINT"), "no rgw configured: eval \"$(bash spec/support/rgw.sh env)\"")
+    local ok, out = sh("make --no-print-directory -s build LUA=luajit")
+    assert(ok, out)
+    tmp = os.tmpname()
+    os.remove(tmp)
+    assert(sh("mkdir -p " .. tmp))
+    -- The credentials endpoint: 24-second credentials (a refresh is due
+    -- half-way), gone by itself after 10 minutes.
+    local p = io.popen("/usr/bin/python3 spec/support/creds_endpoint.py " .. CREDS_PORT
+      .. " 24 600 >/dev/null 2>&1 & echo $!")
+    creds_job = p:read("*l")
+    p:close()
+    sh("for i in $(seq 50); do curl -fs http://127.0.0.1:" .. CREDS_PORT
+      .. "/count >/dev/null && break; sleep 0.1; done")
+    start("OBJSTORE_DEMO_CREDENTIALS_URL=http://127.0.0.1:" .. CREDS_PORT .. "/creds", PORT, DIR, 2, H2PORT)
+  end)
+
+  teardown(function()
+    stop(DIR)
+    if creds_job then sh("kill " .. creds_job) end
+    if tmp then sh("rm -rf " .. tmp) end
+  end)
+
+  local function creds_calls()
+    local _, body = curl(url("/count", CREDS_PORT))
+    return tonumber(body)
+  end
+
+  it("refuses every location but /metrics without the right Bearer token", function()
+    for _, p in ipairs{ "/presign?key=a&method=GET", "/files/a", "/list", "/gateway/a" } do
+      assert.equal(401, (curl(url(p))), p)
+      assert.equal(401, (curl(auth("wrong") .. url(p))), p)
+      assert.equal(401, (curl("-H 'Authorization: Basic eDp5' " .. url(p))), p)
+    end
+    assert.equal(401, (curl("-X PUT --data-binary x " .. url("/files/a"))))
+    assert.equal(200, (curl(url("/metrics"))))
+  end)
+
+  it("fetches credentials once for both workers and refreshes them once ahead of expiry", function()
+    local before = creds_calls()
+    -- 40 requests at once, spread over the two workers.
+    local cmd = "seq 40 | xargs -P 20 -I{} curl -s -o /dev/null -w '%{http_code}\\n' --max-time 30 "
+      .. auth() .. url("/list?max=1")
+    local _, out = sh(cmd)
+    local _, n200 = out:gsub("200", "")
+    assert.equal(40, n200, out)
+    local first = creds_calls()
+    assert.is_true(first - before <= 1, "calls " .. before .. " -> " .. first)
+    assert.is_true(first >= 1)
+    -- After half the credentials' life a refresh is due: still one call.
+    sh("sleep 13")
+    _, out = sh(cmd)
+    _, n200 = out:gsub("200", "")
+    assert.equal(40, n200, out)
+    sh("sleep 1")
+    local second = creds_calls()
+    assert.equal(first + 1, second)
+  end)
+
+  it("uploads, downloads with Range, lists with pages, and answers 416 out of range", function()
+    local small = tmp .. "/small"
+    local f = assert(io.open(small, "wb"))
+    f:write("0123456789abcdef")
+    f:close()
+    local st, body = curl(auth() .. "-T " .. small .. " " .. url("/files/dir/small.txt"))
+    assert.equal(200, st, body)
+    assert.matches('"parts":1', body)
+    st, body = curl(auth() .. url("/files/dir/small.txt"))
+    assert.equal(200, st)
+    assert.equal("0123456789abcdef", body)
+    local hdr = tmp .. "/h"
+    st, body = curl(auth() .. "-D " .. hdr .. " -H 'Range: bytes=3-6' " .. url("/files/dir/small.txt"))
+    assert.equal(206, st)
+    assert.equal("3456", body)
+    local hf = io.open(hdr):read("*a")
+    assert.matches("Content%-Range: bytes 3%-6/16", hf)
+    st, body = curl(auth() .. "-H 'Range: bytes=-4' " .. url("/files/dir/small.txt"))
+    assert.equal(206, st)
+    assert.equal("cdef", body)
+    st = curl(auth() .. "-H 'Range: bytes=100-' " .. url("/files/dir/small.txt"))
+    assert.equal(416, st)
+    assert.equal(404, (curl(auth() .. url("/files/dir/missing"))))
+    for i = 1, 3 do
+      assert.equal(200, (curl(auth() .. "-T " .. small .. " " .. url("/files/page/" .. i))))
+    end
+    local cjson = require "cjson"
+    st, body = curl(auth() .. url("/list?prefix=page/&max=2"))
+    assert.equal(200, st)
+    local page = cjson.decode(body)
+    assert.equal(2, page.count)
+    assert.equal("page/1", page.keys[1].key)
+    assert.equal(16, page.keys[1].size)
+    assert.is_string(page.next)
+    st, body = curl(auth() .. url("/list?prefix=page/&max=2&token=" .. page.next:gsub("[^%w]", function(c)
+      return string.format("%%%02X", c:byte()) end)))
+    assert.equal(200, st)
+    page = cjson.decode(body)
+    assert.equal(1, page.count)
+    assert.equal("page/3", page.keys[1].key)
+    assert.equal(cjson.null, page.next)
+    st, body = curl(auth() .. url("/list?prefix=nothing-here/"))
+    assert.equal(200, st)
+    assert.equal(0, cjson.decode(body).count)
+  end)
+
+  it("streams a large PUT into a multipart upload and a chunked or HTTP/2 one through a spooled file", function()
+    local big = file_of(20 * 1000 * 1000, tmp .. "/big")
+    local sum = md5_of(big)
+    local st, body = curl(auth() .. "-T " .. big .. " " .. url("/files/big.bin"))
+    assert.equal(200, st, body)
+    assert.matches('"parts":4', body)
+    assert.matches('"spooled":false', body)
+    local out = tmp .. "/out"
+    assert(sh("curl -sS --max-time 60 " .. auth() .. url("/files/big.bin") .. " -o " .. out))
+    assert.equal(sum, md5_of(out))
+    -- chunked (curl -T - reads stdin: no Content-Length)
+    st, body = curl(auth() .. "-T - " .. url("/files/chunked.bin") .. " < " .. big)
+    assert.equal(200, st, body)
+    assert.matches('"spooled":true', body)
+    assert.matches('"parts":4', body)
+    assert(sh("curl -sS --max-time 60 " .. auth() .. url("/files/chunked.bin") .. " -o " .. out))
+    assert.equal(sum, md5_of(out))
+    -- HTTP/2 (cleartext, prior knowledge): ngx.req.socket() refuses it too.
+    local _, v = sh("curl -sS --max-time 60 --http2-prior-knowledge -o /dev/null -w '%{http_version}' " .. auth()
+      .. "-T " .. big .. " " .. url("/files/h2.bin", H2PORT))
+    assert.equal("2", v)
+    assert(sh("curl -sS --max-time 60 " .. auth() .. url("/files/h2.bin") .. " -o " .. out))
+    assert.equal(sum, md5_of(out))
+  end)
+
+  it("leaves no object and no multipart upload behind when the client aborts its upload", function()
+    local big = file_of(30 * 1000 * 1000, tmp .. "/abort")
+    local c = rgw()
+    -- 4 MB/s for 3 s: the first multipart part is sent, then curl gives up.
+    local _, _, code = curl(auth() .. "--limit-rate 4M --max-time 3 -T " .. big .. " " .. url("/files/aborted.bin"))
+    assert.equal(28, code)
+    local gone = false
+    for _ = 1, 50 do
+      local ups = assert(c:list_incomplete_uploads(BUCKET, "aborted.bin"))
+      if #ups == 0 then
+        gone = true
+        break
+      end
+      sh("sleep 0.2")
+    end
+    assert.is_true(gone, "a multipart upload of aborted.bin was left")
+    local _, err = c:head_object(BUCKET, "aborted.bin")
+    assert.equal(404, err.status)
+    -- A small single PUT aborted midway: no object either.
+    _, _, code = curl(auth() .. "--limit-rate 500K --max-time 2 -T " .. file_of(4000000, tmp .. "/a2") .. " "
+      .. url("/files/aborted-small.bin"))
+    assert.equal(28, code)
+    sh("sleep 1")
+    _, err = c:head_object(BUCKET, "aborted-small.bin")
+    assert.equal(404, err.status)
+    c:close()
+  end)
+
+  it("presigns GET and PUT URLs that work with plain curl, and refuses bad input", function()
+    local cjson = require "cjson"
+    local st, body = curl(auth() .. url("/presign?key=pre/signed.txt&method=PUT&expires=60"))
+    assert.equal(200, st, body)
+    local put = cjson.decode(body).url
+    assert.equal(200, (curl("-X PUT --data-binary presigned-body " .. q(put))))
+    st, body = curl(auth() .. url("/presign?key=pre/signed.txt&method=get"))
+    assert.equal(200, st)
+    st, body = curl(q(cjson.decode(body).url))
+    assert.equal(200, st)
+    assert.equal("presigned-body", body)
+    for _, bad in ipairs{ "/presign?key=a&expires=604801", "/presign?key=a&expires=0", "/presign?key=a&expires=x",
+      "/presign?key=a&method=PATCH", "/presign?method=GET", "/presign?key=a%00b", "/presign?key=%FF%FE",
+      "/files/a%00b", "/files/%C3%28", "/files/", "/list?max=0", "/list?max=5000" } do
+      st, body = curl(auth() .. url(bad))
+      assert.equal(400, st, bad .. ": " .. body)
+    end
+    assert.equal(405, (curl(auth() .. "-X PATCH " .. url("/files/a"))))
+    assert.equal(405, (curl(auth() .. "-X DELETE " .. url("/gateway/a"))))
+  end)
+
+  it("signs for proxy_pass on /gateway/: GET with Range, PUT, store headers hidden", function()
+    local body_file = tmp .. "/gw"
+    local f = assert(io.open(body_file, "wb"))
+    f:write("gateway body 0123456789")
+    f:close()
+    -- A caller's x-amz-* header is dropped, not signed nor forwarded.
+    local st, body = curl(auth() .. "-H 'x-amz-acl: public-read-write' -T " .. body_file .. " "
+      .. url("/gateway/gw.txt"))
+    assert.equal(200, st, body)
+    local hdr = tmp .. "/gh"
+    st, body = curl(auth() .. "-D " .. hdr .. " -H 'Range: bytes=8-11' " .. url("/gateway/gw.txt"))
+    assert.equal(206, st)
+    assert.equal("body", body)
+    local h = io.open(hdr):read("*a"):lower()
+    assert.is_nil(h:find("x-amz-request-id", 1, true))
+    assert.matches("content%-range: bytes 8%-11/23", h)
+    assert.equal(404, (curl(auth() .. url("/gateway/no-such-key"))))
+  end)
+
+  it("reports the requests of both workers together on /metrics", function()
+    local cjson = require "cjson"
+    local function count(text, op)
+      local f = assert(io.open(tmp .. "/m", "wb"))
+      f:write(text)
+      f:close()
+      local ok, out = sh("/usr/bin/python3 spec/support/prom_parse.py < " .. tmp .. "/m")
+      assert(ok, out)
+      local n = 0
+      for line in out:gmatch("[^\n]+") do
+        local s = cjson.decode(line)
+        if s.name == "objstore_requests_total" and s.labels.operation == op and s.labels.status == "200" then
+          n = n + s.value
+        end
+      end
+      return n
+    end
+    sh("sleep 2.5") -- every worker flushed what it did before
+    local _, before = curl(url("/metrics"))
+    local n0 = count(before, "ListObjectsV2")
+    local _, out = sh("seq 30 | xargs -P 10 -I{} curl -s -D - -o /dev/null --max-time 30 " .. auth()
+      .. url("/list?max=1"))
+    local workers, served = {}, 0
+    for pid in out:gmatch("[Xx]%-[Oo]bjstore%-[Ww]orker: (%d+)") do
+      if not workers[pid] then served = served + 1 end
+      workers[pid] = true
+    end
+    assert.equal(2, served, "the 30 requests did not reach both workers")
+    sh("sleep 2.5") -- both workers' flush timers (1 s) have run
+    local _, after = curl(url("/metrics"))
+    assert.equal(n0 + 30, count(after, "ListObjectsV2"))
+    no_crash(DIR)
+  end)
+
+  describe("with the store down, stalling or cutting a download short", function()
+    local FP = "FAULTPROXY_DIR=/tmp/objstore-h13b-faultproxy FAULTPROXY_PORT=" .. PROXY_PORT
+      .. " FAULTPROXY_UPSTREAM=" .. os.getenv("OBJSTORE_TEST_ENDPOINT")
+    local BAD_DIR = DIR .. "-faults"
+    local control = "http://127.0.0.1:" .. PROXY_PORT .. "/__faults"
+    setup(function()
+      assert(sh(FP .. " timeout 30 bash spec/support/faultproxy.sh start"))
+      start("AWS_ENDPOINT_URL=http://127.0.0.1:" .. PROXY_PORT, BAD_PORT, BAD_DIR, 1)
+      local c = rgw()
+      assert(c:put_object(BUCKET, "fault/big.bin", ("x"):rep(8 * 1024 * 1024)))
+      c:close()
+    end)
+    teardown(function()
+      stop(BAD_DIR)
+      sh(FP .. " timeout 30 bash spec/support/faultproxy.sh stop")
+    end)
+
+    it("answers 502 quickly when the store resets, 504/502 bounded when it stalls, never crashes", function()
+      assert.equal(200, (curl(auth() .. url("/list?max=1", BAD_PORT))))
+      sh("curl -s -X POST --data '{\"reset\":1}' " .. control)
+      local t0 = os.time()
+      local st, body = curl(auth() .. url("/list?max=1", BAD_PORT))
+      assert.equal(502, st, body)
+      assert.is_true(os.time() - t0 < 20)
+      sh("curl -s -X POST --data '{\"stall\":1,\"stall_seconds\":2}' " .. control)
+      t0 = os.time()
+      st = curl(auth() .. url("/files/fault/big.bin", BAD_PORT))
+      assert.is_true(st == 502 or st == 504, tostring(st))
+      assert.is_true(os.time() - t0 < 30, "a stalled store hung the request")
+      -- The connection is cut mid-download: the client sees a short body.
+      sh("curl -s -X POST --data '{\"reset_mid\":{\"rate\":1,\"methods\":[\"GET\"]}}' " .. control)
+      local _, _, code = curl(auth() .. url("/files/fault/big.bin", BAD_PORT))
+      assert.is_true(code == 18 or code == 52 or code == 56, "curl exit " .. tostring(code))
+      sh("curl -s -X DELETE " .. control)
+      assert.equal(206, (curl(auth() .. "-r 0-9 " .. url("/files/fault/big.bin", BAD_PORT))))
+      no_crash(BAD_DIR)
+    end)
+
+    it("answers 502 when nothing listens where the store should be", function()
+      assert(sh(FP .. " timeout 30 bash spec/support/faultproxy.sh stop"))
+      local st, body = curl(auth() .. url("/list", BAD_PORT))
+      assert.equal(502, st, body)
+      assert.matches("ConnectFailed", body)
+      assert(sh(FP .. " timeout 30 bash spec/support/faultproxy.sh start"))
+      no_crash(BAD_DIR)
+    end)
+
+    it("answers 503 without credentials", function()
+      stop(BAD_DIR)
+      start("AWS_ACCESS_KEY_ID=only-an-access-key AWS_SECRET_ACCESS_KEY=", BAD_PORT, BAD_DIR, 1)
+      local st, body = curl(auth() .. url("/list", BAD_PORT))
+      assert.equal(503, st, body)
+      assert.matches("NoCredentials", body)
+      st = curl(auth() .. url("/presign?key=a", BAD_PORT))
+      assert.equal(503, st)
+      no_crash(BAD_DIR)
+    end)
+  end)
+end)
