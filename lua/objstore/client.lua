@@ -26,6 +26,7 @@ local log = require "objstore.log"
 local transport_mod = require "objstore.transport"
 local operations = require "objstore.operations"
 local core = require "objstore.core"
+local sse = require "objstore.ops.sse"
 
 local type, pairs, ipairs, tostring, setmetatable = type, pairs, ipairs, tostring, setmetatable
 local os_time, os_getenv = os.time, os.getenv
@@ -288,7 +289,10 @@ end
 
 --- A presigned URL for (method, bucket, key). opts: expires (seconds,
 -- default 3600), query (extra parameters, e.g. response-content-type),
--- headers (signed headers the caller will send), version_id, time.
+-- headers (signed headers the caller will send), version_id, time, and the
+-- encryption options (sse, sse_kms_key_id, sse_kms_context,
+-- sse_customer_key, copy_source_sse_customer_key), signed as headers that
+-- the user of the URL must send: an SSE-C key never goes into a URL.
 function Client:presign(method, bucket, key, opts)
   if type(method) ~= "string" then
     errors.argument("client.presign", 1, "method", "must be a string, " .. errors.got(method))
@@ -301,6 +305,10 @@ function Client:presign(method, bucket, key, opts)
   for k, v in pairs(opts.query or {}) do q[k] = v end
   if opts.version_id then q.versionId = opts.version_id end
   local headers = {}
+  -- Encryption options become signed headers: whoever uses the URL must
+  -- send them (objstore.ops.sse.key_headers gives the SSE-C ones).
+  sse.object_headers(self, "presign", 4, opts, headers)
+  sse.key_headers(self, "presign", 4, { copy_source_sse_customer_key = opts.copy_source_sse_customer_key }, headers)
   for k, v in pairs(opts.headers or {}) do headers[k] = v end
   local req = request.new{ op = "Presign", method = method:upper(), bucket = bucket, key = key, query = q,
     headers = headers }

@@ -10,6 +10,7 @@ local mime = require "objstore.mime"
 local xml = require "objstore.xml"
 local checksum = require "objstore.checksum"
 local clock = require "objstore.clock"
+local sse = require "objstore.ops.sse"
 
 local type, ipairs, tostring = type, ipairs, tostring
 local sort = table.sort
@@ -33,7 +34,8 @@ ops.create_multipart_upload = {
           return nil, errors.new{ code = "MalformedResponse", message = "no UploadId in the response",
             op = req.op, bucket = bucket, key = key, retryable = true }
         end
-        return { upload_id = t.upload_id, bucket = bucket, key = key, request_id = response.request_id(c.dialect, res) }
+        return sse.confirm(c, req.op, bucket, key, opts, sse.info(c.dialect, res.headers,
+          { upload_id = t.upload_id, bucket = bucket, key = key, request_id = response.request_id(c.dialect, res) }))
       end }
   end,
   call = function(c, bucket, key, opts)
@@ -42,6 +44,10 @@ ops.create_multipart_upload = {
     -- An attempt that got no answer may still have created an upload.
     req.on_retry = function(e) if e.status == nil then lost_answer = true end end
     local up, err = c:send(req)
+    if not up and err.code == "SSENotApplied" and err.upload_id then
+      -- The upload exists but would store its parts unencrypted: not ours to keep.
+      c:abort_multipart_upload(bucket, key, err.upload_id)
+    end
     if up and lost_answer then
       -- Abort the uploads the unanswered attempts created: same key, begun
       -- during this call, not ours. (Another writer starting an upload of the
@@ -69,20 +75,21 @@ ops.upload_part = { build = function(c, bucket, key, upload_id, part_number, bod
   common.upload_id("upload_part", 3, upload_id)
   common.part_number("upload_part", 4, part_number)
   opts = common.opts("upload_part", 6, opts, { content_md5 = true, length = true, body_hashes = true,
-    timeout = true, headers = true, context = true })
+    timeout = true, headers = true, context = true, sse_customer_key = true })
   local b, berr = body_mod.prepare("upload_part", 5, body, opts)
   if not b then
     return request.failed("UploadPart", errors.locate(berr, "UploadPart", bucket, key), opts.context)
   end
-  local headers = common.extra_headers("upload_part", 6, opts.headers, {})
+  local headers = common.extra_headers("upload_part", 6, opts.headers, sse.key_headers(c, "upload_part", 6, opts))
   if b.md5 then headers["Content-MD5"] = b.md5 end
   return request.new{ op = "UploadPart", method = "PUT", bucket = bucket, key = key,
     query = { partNumber = tostring(part_number), uploadId = upload_id }, headers = headers, body = b.body,
     body_length = b.length, rewind = b.rewind, body_hashes = opts.body_hashes, timeout = opts.timeout,
     context = opts.context, parse = function(res)
-      return { etag = res.headers["etag"], part_number = part_number, size = b.length, md5 = b.md5,
-        crc64ecma = c.dialect.crc64 and res.headers[c.dialect.crc64] or nil,
-        body_hashes = res.body_hashes, request_id = response.request_id(c.dialect, res) }
+      return sse.confirm(c, "UploadPart", bucket, key, { sse_customer_key = opts.sse_customer_key },
+        sse.info(c.dialect, res.headers, { etag = res.headers["etag"], part_number = part_number,
+        size = b.length, md5 = b.md5, crc64ecma = c.dialect.crc64 and res.headers[c.dialect.crc64] or nil,
+        body_hashes = res.body_hashes, request_id = response.request_id(c.dialect, res) }))
     end }
 end }
 
@@ -97,9 +104,10 @@ ops.upload_part_copy = { build = function(c, bucket, key, upload_id, part_number
   common.bucket(c, "upload_part_copy", 5, src_bucket, "src_bucket")
   common.key("upload_part_copy", 6, src_key, "src_key")
   opts = common.opts("upload_part_copy", 7, opts, { range = true, source_version_id = true, if_match = true,
-    headers = true, context = true })
+    headers = true, context = true, sse_customer_key = true, copy_source_sse_customer_key = true })
   local d = c.dialect
-  local headers = common.extra_headers("upload_part_copy", 7, opts.headers, {})
+  local headers = common.extra_headers("upload_part_copy", 7, opts.headers,
+    sse.key_headers(c, "upload_part_copy", 7, opts))
   if opts.range then
     headers[d.copy_source_range] = "bytes=" .. tostring(opts.range[1]) .. "-" .. tostring(opts.range[2])
   end
@@ -153,9 +161,9 @@ ops.complete_multipart_upload = { build = function(c, bucket, key, upload_id, pa
       -- Like CopyObject, the error can come after a 200 status line.
       local t, err = response.xml_or_error(d, res, req)
       if not t then return nil, err end
-      return { etag = t.etag, location = t.location, bucket = t.bucket, key = t.key,
+      return sse.info(d, res.headers, { etag = t.etag, location = t.location, bucket = t.bucket, key = t.key,
         version_id = res.headers[d.version_id], crc64ecma = d.crc64 and res.headers[d.crc64] or nil,
-        request_id = response.request_id(d, res) }
+        request_id = response.request_id(d, res) })
     end }
 end }
 

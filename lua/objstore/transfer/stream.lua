@@ -6,6 +6,7 @@ local complete = require "objstore.transfer.complete"
 local errors = require "objstore.errors"
 local checksum = require "objstore.checksum"
 local common = require "objstore.ops.common"
+local sse = require "objstore.ops.sse"
 local clock = require "objstore.clock"
 
 local type, ipairs, pairs, tostring, io_type = type, ipairs, pairs, tostring, io.type
@@ -125,6 +126,17 @@ local function upload_stream(c, bucket, key, reader, opts)
     upload_id = upload_id }
 end
 
+local COPY_LARGE_OPTS = { part_size = true, concurrency = true, progress = true, metadata = true,
+  content_type = true, acl = true, storage_class = true, threshold = true, leave_parts_on_error = true,
+  part_headers = true, copy_source_sse_customer_key = true }
+for k in pairs(sse.OBJECT_OPTS) do COPY_LARGE_OPTS[k] = true end
+
+--- The encryption options of `opts` alone.
+local function sse_opts(opts, into)
+  for k in pairs(sse.OBJECT_OPTS) do into[k] = opts[k] end
+  return into
+end
+
 --- copy_large(src_bucket, src_key, dst_bucket, dst_key, opts): server-side
 -- copy of any size with UploadPartCopy (CopyObject stops at 5 GiB), parts
 -- in parallel, the source pinned by its ETag.
@@ -133,23 +145,22 @@ local function copy_large(c, src_bucket, src_key, dst_bucket, dst_key, opts)
   common.key("copy_large", 2, src_key, "src_key")
   common.bucket(c, "copy_large", 3, dst_bucket, "dst_bucket")
   common.key("copy_large", 4, dst_key, "dst_key")
-  opts = common.opts("copy_large", 5, opts, { part_size = true, concurrency = true, progress = true,
-    metadata = true, content_type = true, acl = true, storage_class = true, threshold = true,
-    leave_parts_on_error = true, part_headers = true })
-  local head, herr = c:head_object(src_bucket, src_key)
+  opts = common.opts("copy_large", 5, opts, COPY_LARGE_OPTS)
+  local head, herr = c:head_object(src_bucket, src_key, { sse_customer_key = opts.copy_source_sse_customer_key })
   if not head then return nil, herr end
   local size = head.content_length or 0
   local psize = plan.part_size(size, c.provider, opts.part_size or 64 * 1024 * 1024)
   if size <= (opts.threshold or psize) then
-    local r, err = c:copy_object(src_bucket, src_key, dst_bucket, dst_key, { if_match = head.etag,
+    local r, err = c:copy_object(src_bucket, src_key, dst_bucket, dst_key, sse_opts(opts, { if_match = head.etag,
       metadata = opts.metadata, content_type = opts.content_type, acl = opts.acl,
-      storage_class = opts.storage_class })
+      storage_class = opts.storage_class, copy_source_sse_customer_key = opts.copy_source_sse_customer_key }))
     if not r then return nil, err end
-    return { bucket = dst_bucket, key = dst_key, etag = r.etag, size = size, parts = 1 }
+    return { bucket = dst_bucket, key = dst_key, etag = r.etag, size = size, parts = 1, sse = r.sse,
+      kms_key_id = r.kms_key_id }
   end
-  local up, uerr = c:create_multipart_upload(dst_bucket, dst_key, {
+  local up, uerr = c:create_multipart_upload(dst_bucket, dst_key, sse_opts(opts, {
     content_type = opts.content_type or head.content_type,
-    metadata = opts.metadata or head.metadata, acl = opts.acl, storage_class = opts.storage_class })
+    metadata = opts.metadata or head.metadata, acl = opts.acl, storage_class = opts.storage_class }))
   if not up then return nil, uerr end
   local progress = progress_mod.new(opts.progress, size, 0)
   local ranges = plan.parts(size, psize)
@@ -161,7 +172,8 @@ local function copy_large(c, src_bucket, src_key, dst_bucket, dst_key, opts)
       if not r then return nil end
       return c:build_request("upload_part_copy", dst_bucket, dst_key, up.upload_id, r.number, src_bucket, src_key,
         { range = { r.offset, r.offset + r.length - 1 }, if_match = head.etag,
-          headers = common.part_headers(opts, r.number), context = r })
+          headers = common.part_headers(opts, r.number), context = r, sse_customer_key = opts.sse_customer_key,
+          copy_source_sse_customer_key = opts.copy_source_sse_customer_key })
     end,
     done = function(req, res, perr)
       if not res then return false, perr end
@@ -179,7 +191,8 @@ local function copy_large(c, src_bucket, src_key, dst_bucket, dst_key, opts)
   local fin, cerr = complete.complete(c, "CopyLarge", dst_bucket, dst_key, up.upload_id, parts)
   if not fin then return nil, cerr end
   progress(0, true)
-  return { bucket = dst_bucket, key = dst_key, etag = fin.etag, size = size, parts = #parts }
+  return { bucket = dst_bucket, key = dst_key, etag = fin.etag, size = size, parts = #parts, sse = fin.sse,
+    kms_key_id = fin.kms_key_id }
 end
 
 --- list_incomplete_uploads(bucket, prefix) -> { {key, upload_id, initiated}, ... } (all pages)

@@ -11,6 +11,7 @@ local request = require "objstore.request"
 local response = require "objstore.response"
 local errors = require "objstore.errors"
 local common = require "objstore.ops.common"
+local sse = require "objstore.ops.sse"
 local core = require "objstore.core"
 local lfs = require "lfs"
 
@@ -89,7 +90,7 @@ local function upload_file(c, bucket, key, path, opts)
     if not res then return nil, err end
     progress(size, true)
     return { bucket = bucket, key = key, etag = res.etag, size = size, parts = 1, resumed_from = 0,
-      version_id = res.version_id }
+      version_id = res.version_id, sse = res.sse, kms_key_id = res.kms_key_id }
   end
 
   local parts_plan = plan.parts(size, part_size)
@@ -181,16 +182,18 @@ local function upload_file(c, bucket, key, path, opts)
     return c:build_request("upload_part", bucket, key, upload_id, p.number,
       { path = path, offset = p.offset, length = p.length },
       { content_md5 = md5 and b64(md5) or false, headers = common.part_headers(opts, p.number),
-        context = { part = p, md5 = md5 } })
+        sse_customer_key = opts.sse_customer_key, context = { part = p, md5 = md5 } })
   end
 
+  -- SSE-KMS and SSE-C ETags are not MD5s: the server's Content-MD5 check is then the proof.
+  local etag_md5 = sse.etag_is_md5(c, opts)
   local ok, err = c:run{ concurrency = opts.concurrency or 8, next = next_part,
     done = function(req, res, perr2)
       if not res then return false, perr2 end
       local part, md5 = req.context.part, req.context.md5
       local etag = res.etag
       -- The server's ETag of a part is the MD5 of what it stored.
-      if complete.part_mismatch(etag, md5) then
+      if etag_md5 and complete.part_mismatch(etag, md5) then
         return false, fail("BadDigest", "part " .. part.number .. " ETag " .. tostring(etag) .. " is not its MD5 "
           .. tohex(md5), bucket, key)
       end
@@ -223,13 +226,13 @@ local function upload_file(c, bucket, key, path, opts)
     list[i] = { part_number = p.number, etag = d.etag }
     md5s[i] = d.md5 and unb64(d.md5) or nil
   end
-  local fin, ferr = complete.complete(c, "UploadFile", bucket, key, upload_id, list, verify and md5s or nil,
-    common.customer_key_headers(common.part_headers(opts, 1)))
+  local fin, ferr = complete.complete(c, "UploadFile", bucket, key, upload_id, list,
+    verify and etag_md5 and md5s or nil, common.customer_key_headers(common.part_headers(opts, 1), c, opts))
   if not fin then return nil, ferr end
   if cp_path then checkpoint.remove(cp_path) end
   progress(0, true)
   return { bucket = bucket, key = key, etag = fin.etag, size = size, parts = #parts_plan, resumed_from = resumed_from,
-    upload_id = upload_id, version_id = fin.version_id, verified = verify,
+    upload_id = upload_id, version_id = fin.version_id, verified = verify, sse = fin.sse, kms_key_id = fin.kms_key_id,
     notices = #notices > 0 and notices or nil }
 end
 
