@@ -103,9 +103,11 @@ describe("objstore.transport", function()
 
   describe("capabilities", function()
     it("gives every capability as a boolean, false when not said", function()
-      assert.same({ hashes = false, body_hashes = false, file_body = false, file_sink = false, run = false },
+      assert.same({ hashes = false, body_hashes = false, file_body = false, file_sink = false, run = false,
+        buffer_body = false },
         transport.capabilities { request = function() end })
-      assert.same({ hashes = true, body_hashes = false, file_body = false, file_sink = false, run = true },
+      assert.same({ hashes = true, body_hashes = false, file_body = false, file_sink = false, run = true,
+        buffer_body = false },
         transport.capabilities { request = function() end, run = function() end, capabilities = { hashes = true } })
     end)
   end)
