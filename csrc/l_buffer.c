@@ -70,7 +70,8 @@ static int l_buffer_is(lua_State *L) {
  * LuaJIT keep it as the userdata's first field). */
 static FILE *check_file(lua_State *L, int idx, const char *fname) {
   void *u = osl_testudata(L, idx, LUA_FILEHANDLE);
-  if (u == NULL) osl_misuse(L, fname, 1, "fh", "file handle expected, got %s", luaL_typename(L, idx));
+  if (u == NULL)
+    osl_misuse(L, fname, 1, "fh", "file handle expected, got %s", luaL_typename(L, idx));
 #if LUA_VERSION_NUM >= 502
   luaL_Stream *st = (luaL_Stream *)u;
   if (st->closef == NULL || st->f == NULL) osl_misuse(L, fname, 1, "fh", "the file is closed");
@@ -160,9 +161,9 @@ static int l_buffer_digest(lua_State *L) {
   } else if (os_crc_kind_from_name(name, &kind) == 0) {
     n = os_crc_to_bytes(kind, os_crc_update(kind, os_crc_start(kind), data, o->b.len), out);
   } else {
-    return osl_misuse(L, F, 1, "alg",
-                      "unknown algorithm '%s' (md5, sha1, sha256, crc32, crc32c, crc64ecma, crc64nvme)",
-                      name);
+    return osl_misuse(
+        L, F, 1, "alg",
+        "unknown algorithm '%s' (md5, sha1, sha256, crc32, crc32c, crc64ecma, crc64nvme)", name);
   }
   lua_pushlstring(L, (const char *)out, n);
   return 1;
@@ -191,11 +192,17 @@ static int l_buffer_tostring(lua_State *L) {
 }
 
 int osl_open_buffer(lua_State *L) {
-  static const luaL_Reg methods[] = {
-      {"fill", l_buffer_fill}, {"append", l_buffer_append}, {"len", l_buffer_len},
-      {"__len", l_buffer_len}, {"sub", l_buffer_sub},       {"digest", l_buffer_digest},
-      {"clear", l_buffer_clear}, {"free", l_buffer_free},   {"__gc", l_buffer_gc},
-      {"__tostring", l_buffer_tostring}, {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"fill", l_buffer_fill},
+                                     {"append", l_buffer_append},
+                                     {"len", l_buffer_len},
+                                     {"__len", l_buffer_len},
+                                     {"sub", l_buffer_sub},
+                                     {"digest", l_buffer_digest},
+                                     {"clear", l_buffer_clear},
+                                     {"free", l_buffer_free},
+                                     {"__gc", l_buffer_gc},
+                                     {"__tostring", l_buffer_tostring},
+                                     {NULL, NULL}};
   static const luaL_Reg funcs[] = {{"new", l_buffer_new}, {"is", l_buffer_is}, {NULL, NULL}};
   osl_newclass(L, BUFFER_CLASS, methods);
   osl_newlib(L, funcs);

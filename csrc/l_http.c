@@ -542,7 +542,8 @@ static void parse_body(lua_State *L, const argctx *a, l_xfer *lx, int req, int e
     (void)os_http_xfer_set_body_file(&lx->x, path, offset, length);
     lua_pop(L, 3);
   } else {
-    arg_error(L, a, "body", "string, buffer, table or function expected, got %s", luaL_typename(L, b));
+    arg_error(L, a, "body", "string, buffer, table or function expected, got %s",
+              luaL_typename(L, b));
   }
   lua_pop(L, 1);
 }

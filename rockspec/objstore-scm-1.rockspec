@@ -29,6 +29,7 @@ build = {
   modules = {
     ["objstore.core"] = {
       sources = {
+        "csrc/l_buffer.c",
         "csrc/l_compat.c",
         "csrc/l_core.c",
         "csrc/l_crc.c",
@@ -73,6 +74,7 @@ build = {
     ["objstore.ops.list"] = "lua/objstore/ops/list.lua",
     ["objstore.ops.multipart"] = "lua/objstore/ops/multipart.lua",
     ["objstore.ops.object"] = "lua/objstore/ops/object.lua",
+    ["objstore.ops.sse"] = "lua/objstore/ops/sse.lua",
     ["objstore.pipeline"] = "lua/objstore/pipeline.lua",
     ["objstore.replicated"] = "lua/objstore/replicated.lua",
     ["objstore.request"] = "lua/objstore/request.lua",
