@@ -71,6 +71,7 @@ build = {
     ["objstore.ops.body"] = "lua/objstore/ops/body.lua",
     ["objstore.ops.bucket"] = "lua/objstore/ops/bucket.lua",
     ["objstore.ops.common"] = "lua/objstore/ops/common.lua",
+    ["objstore.ops.flexsum"] = "lua/objstore/ops/flexsum.lua",
     ["objstore.ops.list"] = "lua/objstore/ops/list.lua",
     ["objstore.ops.multipart"] = "lua/objstore/ops/multipart.lua",
     ["objstore.ops.object"] = "lua/objstore/ops/object.lua",

@@ -10,13 +10,15 @@ local mime = require "objstore.mime"
 local xml = require "objstore.xml"
 local checksum = require "objstore.checksum"
 local sse = require "objstore.ops.sse"
+local flexsum = require "objstore.ops.flexsum"
 
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
 local os_remove, os_rename, io_open, math_random = os.remove, os.rename, io.open, math.random
 
 local ops = {}
 
-local PUT_OPTS = { content_md5 = true, length = true, if_none_match = true, if_match = true }
+local PUT_OPTS = { content_md5 = true, length = true, if_none_match = true, if_match = true, checksum = true,
+  checksum_policy = true }
 for k in pairs(common.UPLOAD_OPTS) do PUT_OPTS[k] = true end
 
 local GET_OPTS = { sink = true, file = true, range = true, if_match = true, if_none_match = true,
@@ -58,11 +60,20 @@ ops.put_object = { build = function(c, bucket, key, body, opts)
   common.upload_headers(c, "put_object", 4, opts, headers)
   if b.md5 then headers["Content-MD5"] = b.md5 end
   common.conditional_headers(opts, headers)
+  local alg = flexsum.option(c, "put_object", 4, opts)
+  local sum, serr
+  if alg then
+    sum, serr = flexsum.body_headers(alg, b.body, headers)
+    if not sum then return request.failed("PutObject", errors.locate(serr, "PutObject", bucket, key)) end
+  end
   return request.new{ op = "PutObject", method = "PUT", bucket = bucket, key = key, headers = headers,
     body = b.body, body_length = b.length, rewind = b.rewind, parse = function(res)
       local info = response.object_info(c.dialect, res)
-      return sse.confirm(c, "PutObject", bucket, key, opts, sse.info(c.dialect, res.headers, { etag = info.etag,
-        version_id = info.version_id, request_id = info.request_id, crc64ecma = info.crc64ecma, size = b.length }))
+      local out, err = sse.confirm(c, "PutObject", bucket, key, opts, sse.info(c.dialect, res.headers,
+        { etag = info.etag, version_id = info.version_id, request_id = info.request_id, crc64ecma = info.crc64ecma,
+          size = b.length }))
+      if not out then return nil, err end
+      return flexsum.attach(out, "PutObject", bucket, key, alg, sum, opts.checksum_policy, res.headers)
     end }
 end }
 

@@ -7,6 +7,7 @@ local errors = require "objstore.errors"
 local checksum = require "objstore.checksum"
 local common = require "objstore.ops.common"
 local sse = require "objstore.ops.sse"
+local flexsum = require "objstore.ops.flexsum"
 local clock = require "objstore.clock"
 
 local core = require "objstore.core"
@@ -17,7 +18,7 @@ local tremove = table.remove
 local fail = errors.failure
 
 local STREAM_OPTS = { part_size = true, concurrency = true, progress = true, leave_parts_on_error = true,
-  part_headers = true, max_parts = true }
+  part_headers = true, max_parts = true, checksum = true, checksum_policy = true }
 for k in pairs(common.UPLOAD_OPTS) do STREAM_OPTS[k] = true end
 
 --- A source of parts: reads the stream into reusable core.buffer objects
@@ -95,6 +96,8 @@ local function upload_stream(c, bucket, key, reader, opts)
   local concurrency = opts.concurrency or 4
   local progress = progress_mod.new(opts.progress, nil, 0)
   local upload_opts = common.upload_opts(opts)
+  local alg = flexsum.option(c, "upload_stream", 4, opts)
+  upload_opts.checksum = alg
   local src = part_source(reader)
 
   local first, ferr = src.read(base)
@@ -104,13 +107,14 @@ local function upload_stream(c, bucket, key, reader, opts)
     upload_opts.headers = common.extra_headers("upload_stream", 4, common.part_headers(opts, 1),
       common.extra_headers("upload_stream", 4, opts.headers, {}))
     local size = first:len()
+    upload_opts.checksum_policy = opts.checksum_policy
     local r, err = c:put_object(bucket, key, first, upload_opts)
     src.put(first)
     src.close()
     if not r then return nil, err end
     progress(size, true)
     return { bucket = bucket, key = key, etag = r.etag, size = size, parts = 1, resumed_from = 0, sse = r.sse,
-      kms_key_id = r.kms_key_id }
+      kms_key_id = r.kms_key_id, checksum = r.checksum }
   end
   local up, uerr = c:create_multipart_upload(bucket, key, upload_opts)
   if not up then
@@ -119,7 +123,7 @@ local function upload_stream(c, bucket, key, reader, opts)
   end
   local upload_id = up.upload_id
   local etag_md5 = sse.etag_is_md5(c, opts)
-  local parts, md5s, total, number = {}, {}, 0, 0
+  local parts, md5s, total, number, all_verified = {}, {}, 0, 0, alg ~= nil
   local next_buf, read_err, too_many = first, nil, false
   local ok, err = c:run{ concurrency = concurrency,
     next = function()
@@ -151,8 +155,8 @@ local function upload_stream(c, bucket, key, reader, opts)
       total = total + buf:len()
       return c:build_request("upload_part", bucket, key, upload_id, number, buf,
         { content_md5 = checksum.tobase64(md5), headers = common.part_headers(opts, number),
-          sse_customer_key = opts.sse_customer_key, context = { number = number, md5 = md5, size = buf:len(),
-          buf = buf } })
+          sse_customer_key = opts.sse_customer_key, checksum = alg, checksum_policy = opts.checksum_policy,
+          context = { number = number, md5 = md5, size = buf:len(), buf = buf } })
     end,
     done = function(req, res, perr)
       local part = req.context
@@ -162,7 +166,8 @@ local function upload_stream(c, bucket, key, reader, opts)
         return false, fail("UploadStream", "BadDigest", "part " .. part.number .. " ETag " .. tostring(res.etag)
           .. " is not its MD5", bucket, key)
       end
-      parts[#parts + 1] = { part_number = part.number, etag = res.etag }
+      parts[#parts + 1] = { part_number = part.number, etag = res.etag, checksum = res.checksum and res.checksum.value }
+      all_verified = all_verified and res.checksum and res.checksum.verified
       progress(part.size)
       return true
     end }
@@ -179,11 +184,12 @@ local function upload_stream(c, bucket, key, reader, opts)
     return nil, err
   end
   local fin, cerr = complete.complete(c, "UploadStream", bucket, key, upload_id, parts, etag_md5 and md5s or nil,
-    common.customer_key_headers(common.part_headers(opts, 1), c, opts))
+    common.customer_key_headers(common.part_headers(opts, 1), c, opts), all_verified and alg or nil)
   if not fin then return nil, cerr end
   progress(0, true)
   return { bucket = bucket, key = key, etag = fin.etag, size = total, parts = #parts, resumed_from = 0,
-    upload_id = upload_id, sse = up.sse, kms_key_id = up.kms_key_id }
+    upload_id = upload_id, sse = up.sse, kms_key_id = up.kms_key_id,
+    checksum = alg and { algorithm = alg, verified = all_verified == true } or nil }
 end
 
 local COPY_LARGE_OPTS = { part_size = true, concurrency = true, progress = true, metadata = true,
