@@ -15,6 +15,8 @@ local core = require "objstore.core"
 local type, ipairs, pairs, tostring, io_type = type, ipairs, pairs, tostring, io.type
 local tremove = table.remove
 
+local STEP = 1024 * 1024 -- bytes a reader function gives between two GC steps
+
 local fail = errors.failure
 
 local STREAM_OPTS = { part_size = true, concurrency = true, progress = true, leave_parts_on_error = true,
@@ -27,7 +29,7 @@ for k in pairs(common.UPLOAD_OPTS) do STREAM_OPTS[k] = true end
 -- a Lua string left to the collector.
 local function part_source(reader)
   local fh = io_type(reader) == "file" and reader or nil
-  local pool, pending, eof = {}, nil, false
+  local pool, pending, eof, since_step = {}, nil, false, 0
   local src = {}
   --- A buffer holding the next n bytes of the stream (fewer at its end),
   -- or nil, message.
@@ -57,6 +59,14 @@ local function part_source(reader)
       end
       local used = buf:append(chunk, n)
       if used < #chunk then pending = chunk:sub(used + 1) end
+      -- The reader's chunks are garbage once copied: collect about as much
+      -- as was read, or the collector (LuaJIT's above all) lets a part's
+      -- worth of dead strings pile up before its next cycle.
+      since_step = since_step + used
+      if since_step >= STEP then
+        collectgarbage("step", STEP / 1024)
+        since_step = 0
+      end
     end
     return buf
   end
