@@ -84,6 +84,10 @@ void osl_push_error_mt(lua_State *L);
  * may add fields to the table (at -1) before returning. */
 int osl_push_error(lua_State *L, const char *code, const char *message, int retryable);
 
+/* The bytes of the core.buffer at idx (data, *len), or NULL when the value
+ * there is not one: how core.http takes a buffer as a request body. */
+const char *osl_buffer_data(lua_State *L, int idx, size_t *len);
+
 /* Each submodule's opener pushes exactly one table. */
 int osl_open_hash(lua_State *L);
 int osl_open_crc(lua_State *L);
@@ -92,5 +96,6 @@ int osl_open_signer(lua_State *L);
 int osl_open_xml(lua_State *L);
 int osl_open_http(lua_State *L);
 int osl_open_time(lua_State *L);
+int osl_open_buffer(lua_State *L);
 
 #endif

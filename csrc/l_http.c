@@ -529,9 +529,10 @@ static void parse_body(lua_State *L, const argctx *a, l_xfer *lx, int req, int e
   }
   if (t == LUA_TNIL) {
     if (body_length > 0) arg_error(L, a, "body_length", "given without a body");
-  } else if (t == LUA_TSTRING) {
+  } else if (t == LUA_TSTRING || (t == LUA_TUSERDATA && osl_buffer_data(L, b, &(size_t){0}))) {
+    /* A string or a core.buffer: sent from memory, anchored until done. */
     size_t len;
-    const char *s = lua_tolstring(L, b, &len);
+    const char *s = t == LUA_TSTRING ? lua_tolstring(L, b, &len) : osl_buffer_data(L, b, &len);
     if (body_length >= 0 && (size_t)body_length != len) {
       char msg[96];
       snprintf(msg, sizeof msg, "%lld differs from the body string's length %llu",
@@ -567,7 +568,8 @@ static void parse_body(lua_State *L, const argctx *a, l_xfer *lx, int req, int e
     (void)os_http_xfer_set_body_file(&lx->x, path, offset, length);
     lua_pop(L, 3);
   } else {
-    arg_error(L, a, "body", "string, table or function expected, got %s", luaL_typename(L, b));
+    arg_error(L, a, "body", "string, buffer, table or function expected, got %s",
+              luaL_typename(L, b));
   }
   lua_pop(L, 1);
 }

@@ -1,5 +1,7 @@
 #include "os_buf.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,4 +42,33 @@ const char *os_buf_cstr(os_buf *b) {
   if (!os_buf_reserve(b, 0)) return "";
   b->data[b->len] = '\0';
   return b->data;
+}
+
+int os_buf_fill_file(os_buf *b, FILE *f, size_t want, int *eof, char *err, size_t errlen) {
+  *eof = 0;
+  if (b->len >= want) return 0;
+  /* Exactly the room asked for: os_buf_grow would round up to a power of 2. */
+  if (b->cap < want + 1) {
+    char *p = realloc(b->data, want + 1);
+    if (p == NULL) {
+      snprintf(err, errlen, "out of memory for a %zu-byte buffer", want);
+      return -1;
+    }
+    b->data = p;
+    b->cap = want + 1;
+  }
+  while (b->len < want) {
+    size_t n = fread(b->data + b->len, 1, want - b->len, f);
+    b->len += n;
+    if (n == 0) {
+      if (ferror(f)) {
+        snprintf(err, errlen, "read failed: %s", strerror(errno));
+        clearerr(f);
+        return -1;
+      }
+      *eof = 1;
+      break;
+    }
+  }
+  return 0;
 }

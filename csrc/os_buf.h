@@ -7,6 +7,7 @@
 #define OBJSTORE_OS_BUF_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 typedef struct os_buf {
@@ -40,6 +41,12 @@ static inline void os_buf_add(os_buf *b, const void *p, size_t n) {
 static inline void os_buf_adds(os_buf *b, const char *s) {
   os_buf_add(b, s, strlen(s));
 }
+/* Reads from f until the buffer holds `want` bytes or f ends, growing the
+ * allocation to `want` at most once (a reused buffer keeps its size). Sets
+ * *eof when f ended. Returns 0, or -1 on a read error or allocation failure
+ * (errno-style message in err). */
+int os_buf_fill_file(os_buf *b, FILE *f, size_t want, int *eof, char *err, size_t errlen);
+
 /* Returns a NUL-terminated view of the contents (the NUL is not counted). */
 const char *os_buf_cstr(os_buf *b);
 

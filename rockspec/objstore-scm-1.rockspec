@@ -29,6 +29,7 @@ build = {
   modules = {
     ["objstore.core"] = {
       sources = {
+        "csrc/l_buffer.c",
         "csrc/l_compat.c",
         "csrc/l_core.c",
         "csrc/l_crc.c",
@@ -80,9 +81,11 @@ build = {
     ["objstore.ops.body"] = "lua/objstore/ops/body.lua",
     ["objstore.ops.bucket"] = "lua/objstore/ops/bucket.lua",
     ["objstore.ops.common"] = "lua/objstore/ops/common.lua",
+    ["objstore.ops.flexsum"] = "lua/objstore/ops/flexsum.lua",
     ["objstore.ops.list"] = "lua/objstore/ops/list.lua",
     ["objstore.ops.multipart"] = "lua/objstore/ops/multipart.lua",
     ["objstore.ops.object"] = "lua/objstore/ops/object.lua",
+    ["objstore.ops.sse"] = "lua/objstore/ops/sse.lua",
     ["objstore.pipeline"] = "lua/objstore/pipeline.lua",
     ["objstore.post_policy"] = "lua/objstore/post_policy.lua",
     ["objstore.presign"] = "lua/objstore/presign.lua",

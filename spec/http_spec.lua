@@ -484,7 +484,7 @@ describe("core.http", function()
       raises({ url = "http://x/", body_hashes = { 5 } }, "%(req%.body_hashes%[1%]%): string expected, got number")
       raises({ url = "http://x/", method = "HEAD", body = "x" }, "%(req%.body%): a HEAD request cannot have a body")
       raises({ url = "http://x/", body = "abc", body_length = 4 }, "%(req%.body_length%): 4 differs")
-      raises({ url = "http://x/", body = 42 }, "%(req%.body%): string, table or function expected")
+      raises({ url = "http://x/", body = 42 }, "%(req%.body%): string, buffer, table or function expected")
       raises({ url = "http://x/", body = { path = "/x" } }, "%(req%.body%): unknown field 'path'")
       raises({ url = "http://x/", body = { file = "/x", offset = -1 } },
         "%(req%.body%.offset%): non%-negative integer expected")

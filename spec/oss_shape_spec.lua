@@ -125,6 +125,15 @@ add{ name = "put_object with metadata, acl, storage class, cache headers", op = 
   opts = { content_type = "application/json", metadata = { owner = "alice", ["trace-id"] = "a b/c=d",
     padded = "  spaced value  " }, acl = "public-read", storage_class = "IA", cache_control = "no-cache",
     content_disposition = "attachment; filename=\"a b.json\"" } }
+-- Server-side encryption: objstore's sse options against the x-oss- headers
+-- ali-oss users pass; the signatures cover them.
+add{ name = "put_object with SSE-KMS, key id and SM4 data encryption", op = "put_object", bucket = BUCKET,
+  key = "enc/kms", body = "secret", opts = { content_type = "text/plain", sse = "KMS",
+    sse_kms_key_id = "9468da86-3509-4f8d-a61e-6eab1eac4d12", sse_data_encryption = "SM4" } }
+add{ name = "put_object with SSE AES256", op = "put_object", bucket = BUCKET, key = "enc/aes", body = "x",
+  opts = { content_type = "text/plain", sse = "AES256" } }
+add{ name = "create_multipart_upload with SSE SM4", op = "create_multipart_upload", bucket = BUCKET,
+  key = "enc/sm4", opts = { content_type = "application/octet-stream", sse = "SM4" } }
 -- A header given in another letter case replaces objstore's default
 -- (HTTP names are case-insensitive): one Content-Type, the caller's.
 add{ name = "put_object content type as a lower-case header", op = "put_object", bucket = BUCKET, key = "lower",

@@ -103,10 +103,34 @@ describe("objstore.transport", function()
 
   describe("capabilities", function()
     it("gives every capability as a boolean, false when not said", function()
-      assert.same({ hashes = false, body_hashes = false, file_body = false, file_sink = false, run = false },
+      assert.same({ hashes = false, body_hashes = false, file_body = false, file_sink = false, run = false,
+        buffer_body = false },
         transport.capabilities { request = function() end })
-      assert.same({ hashes = true, body_hashes = false, file_body = false, file_sink = false, run = true },
+      assert.same({ hashes = true, body_hashes = false, file_body = false, file_sink = false, run = true,
+        buffer_body = false },
         transport.capabilities { request = function() end, run = function() end, capabilities = { hashes = true } })
+    end)
+  end)
+
+  describe("a transport without buffer_body", function()
+    it("gets a core.buffer body as a reader of its bytes, with body_length", function()
+      local seen = {}
+      local t = { request = function(_, req)
+        local parts = {}
+        for chunk in req.body do parts[#parts + 1] = chunk end
+        seen[#seen + 1] = { kind = type(req.body), length = req.body_length, data = table.concat(parts) }
+        return { status = 200, headers = { etag = '"x"' }, body = "" }
+      end }
+      local c = require("objstore").new{ endpoint = "http://127.0.0.1:9", access_key = "a", secret_key = "s",
+        transport = t }
+      local data = ("0123456789abcdef"):rep(200000) -- 3.05 MiB: several chunks
+      local buf = core.buffer.new()
+      buf:append(data)
+      assert(c:upload_part("b", "k", "id", 1, buf, { content_md5 = false }))
+      assert.equal(1, #seen)
+      assert.equal("function", seen[1].kind)
+      assert.equal(#data, seen[1].length)
+      assert.is_true(seen[1].data == data)
     end)
   end)
 

@@ -1,15 +1,18 @@
 --- What the layer above does for a transport that lacks a capability of
--- the contract (objstore.transport): a file range body becomes a reader, a
+-- the contract (objstore.transport): a file range or buffer body becomes a reader, a
 -- file sink a function writing at the offset, and the digests a transport
 -- cannot compute while streaming are computed here. The curl transport
 -- does all of it in C; a minimal custom transport gets the same requests
 -- and transfers verify the same way over it.
 local checksum = require "objstore.checksum"
 local lfs = require "lfs"
+local core = require "objstore.core"
 
 local type, ipairs, io_open, math_min = type, ipairs, io.open, math.min
 
 local _M = {}
+
+local is_buffer = core.buffer.is
 
 local CHUNK = 1024 * 1024
 
@@ -65,6 +68,18 @@ local function range_reader(body)
   return reader, length, function() if f then f:close() end end
 end
 
+--- A reader over a core.buffer, in chunks (for a transport that cannot
+-- send the buffer itself).
+local function buffer_reader(buf)
+  local pos, len = 1, buf:len()
+  return function()
+    if pos > len then return nil end
+    local chunk = buf:sub(pos, pos + CHUNK - 1)
+    pos = pos + #chunk
+    return chunk
+  end
+end
+
 --- A function sink writing byte i of the body at offset + i of a file.
 local function file_writer(sink)
   local f
@@ -88,8 +103,11 @@ end
 -- that was asked, else a function(res) to call with the result (it fills
 -- res.hashes / res.body_hashes and closes what was opened).
 function _M.request(caps, treq)
-  if caps.file_body and caps.file_sink and caps.hashes and caps.body_hashes then return nil end
+  if caps.file_body and caps.file_sink and caps.hashes and caps.body_hashes and caps.buffer_body then return nil end
   local closers = {}
+  if not caps.buffer_body and is_buffer(treq.body) then
+    treq.body, treq.body_length = buffer_reader(treq.body), treq.body:len()
+  end
   local file_sink = type(treq.sink) == "table" and treq.sink or nil
   if type(treq.body) == "table" and not caps.file_body then
     local reader, length, close = range_reader(treq.body)

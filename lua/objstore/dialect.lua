@@ -17,6 +17,7 @@ _M.s3 = {
   version_id = "x-amz-version-id",
   delete_marker = "x-amz-delete-marker",
   crc64 = nil,
+  sse_kms_key_id = "x-amz-server-side-encryption-aws-kms-key-id",
   -- CopySource is "/bucket/key" (key encoded) in both; S3 also takes ?versionId.
 }
 
@@ -35,6 +36,7 @@ _M.oss = {
   version_id = "x-oss-version-id",
   delete_marker = "x-oss-delete-marker",
   crc64 = "x-oss-hash-crc64ecma",
+  sse_kms_key_id = "x-oss-server-side-encryption-key-id",
 }
 
 return _M

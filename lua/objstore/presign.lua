@@ -12,6 +12,7 @@ local request = require "objstore.request"
 local pipeline = require "objstore.pipeline"
 local errors = require "objstore.errors"
 local common = require "objstore.ops.common"
+local sse = require "objstore.ops.sse"
 
 local type, pairs, tostring = type, pairs, tostring
 
@@ -29,7 +30,9 @@ local RESPONSE = { content_type = "response-content-type", content_disposition =
   cache_control = "response-cache-control", expires = "response-expires" }
 
 local OPTS = { expires = true, query = true, headers = true, version_id = true, time = true, response = true,
-  content_type = true, content_md5 = true, upload_id = true, part_number = true }
+  content_type = true, content_md5 = true, upload_id = true, part_number = true,
+  copy_source_sse_customer_key = true }
+for k in pairs(sse.OBJECT_OPTS) do OPTS[k] = true end
 
 --- Checks an expiry in seconds (nil: the default); raises for argument #n
 -- of client method `fname`, option `name`.
@@ -79,6 +82,10 @@ function _M.presign(client, method, bucket, key, opts)
   -- Constraints: signed, so the URL works only with these exact values.
   if opts.content_type then common.set_header(headers, "Content-Type", opts.content_type) end
   if opts.content_md5 then common.set_header(headers, "Content-MD5", opts.content_md5) end
+  -- Encryption options become signed headers that whoever uses the URL
+  -- must send: an SSE-C key never goes into a URL.
+  sse.object_headers(client, F, 4, opts, headers)
+  sse.key_headers(client, F, 4, { copy_source_sse_customer_key = opts.copy_source_sse_customer_key }, headers)
   local req = request.new{ op = "Presign", method = method, bucket = bucket, key = key, query = q,
     headers = headers }
   return pipeline.presign(client, req, expires, opts.time)

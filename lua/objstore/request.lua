@@ -16,7 +16,7 @@
 --   headers      { name = value }; values are sent as tostring(value)
 --   copy_source  { bucket =, key =, version_id = } rendered as the dialect's
 --                copy-source header for the endpoint the request goes to
---   body         string | { file = path, offset = n, length = n } | reader
+--   body         string | core.buffer | { file = path, offset = n, length = n } | reader
 --                function() -> chunk | nil | nil, err
 --   body_length  a reader's total (otherwise it is sent chunked)
 --   rewind       function() that rewinds a reader, so it can be retried
@@ -40,6 +40,7 @@ local core = require "objstore.core"
 local type, pairs, ipairs, tostring, setmetatable, getmetatable, io_type =
   type, pairs, ipairs, tostring, setmetatable, getmetatable, io.type
 local utf8_valid = core.encode.utf8_valid
+local is_buffer = core.buffer.is
 
 local _M = {}
 
@@ -107,6 +108,7 @@ end
 
 local function check_body(t)
   local b, tb = t.body, type(t.body)
+  if is_buffer(b) then tb = "string" end
   if tb == "table" then
     if type(b.file) ~= "string" then bad("body.file", "must be a path string, " .. errors.got(b.file)) end
     if b.offset ~= nil then check_number("body.offset", b.offset, 0) end

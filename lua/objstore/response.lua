@@ -6,6 +6,7 @@ local xml = require "objstore.xml"
 local log = require "objstore.log"
 local cjson = require "cjson.safe"
 local dialects = require "objstore.dialect"
+local sse = require "objstore.ops.sse"
 
 local type, pairs, tostring, tonumber = type, pairs, tostring, tonumber
 local string_char, string_format, concat = string.char, string.format, table.concat
@@ -143,6 +144,7 @@ function _M.object_info(dialect, res)
     server_side_encryption = h[dialect.prefix .. "server-side-encryption"],
   }
   if dialect.crc64 then info.crc64ecma = h[dialect.crc64] end
+  sse.info(dialect, h, info)
   return info
 end
 

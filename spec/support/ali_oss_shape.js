@@ -156,6 +156,10 @@ function uploadHeaders(o) {
   if (o.content_encoding) h['Content-Encoding'] = o.content_encoding;
   if (o.acl) h['x-oss-object-acl'] = o.acl;
   if (o.storage_class) h['x-oss-storage-class'] = o.storage_class;
+  // ali-oss has no encryption options: its users pass OSS's headers.
+  if (o.sse) h['x-oss-server-side-encryption'] = o.sse;
+  if (o.sse_kms_key_id) h['x-oss-server-side-encryption-key-id'] = o.sse_kms_key_id;
+  if (o.sse_data_encryption) h['x-oss-server-side-data-encryption'] = o.sse_data_encryption;
   Object.assign(h, o.headers || {});
   return h;
 }

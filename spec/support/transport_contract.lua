@@ -287,6 +287,21 @@ function _M.contract(name, new_transport, env, opts)
         assert.equal(body, get("b-string").body)
       end)
 
+      it("sends a core.buffer in place, and sends it again unchanged", function()
+        if not need("buffer_body") then return end
+        local body = bytes(300007, 5)
+        local buf = core.buffer.new()
+        buf:append(body)
+        for _ = 1, 2 do
+          local res = put("b-buffer", { body = buf, body_length = #body })
+          assert.equal(200, res.status)
+          assert.equal(#body, res.sent)
+          assert.equal('"' .. md5hex(body) .. '"', res.headers.etag)
+        end
+        assert.equal(body, get("b-buffer").body)
+        assert.equal(#body, buf:len())
+      end)
+
       it("sends a file range from an offset, and to the end when no length is given", function()
         if not need("file_body") then return end
         local path = tmpname()

@@ -1,5 +1,5 @@
---- Request bodies for uploads: a string, a file path ({path = ...}), an open
--- file handle, or a reader function. Returns what the transport sends and
+--- Request bodies for uploads: a string, a core.buffer, a file path
+-- ({path = ...}), an open file handle, or a reader function. Returns what the transport sends and
 -- the Content-MD5 to send with it.
 local checksum = require "objstore.checksum"
 local errors = require "objstore.errors"
@@ -28,6 +28,10 @@ function _M.prepare(name, n, body, opts)
     out = { body = "", length = 0 }
   elseif t == "string" then
     out = { body = body, length = #body }
+  elseif core.buffer.is(body) then
+    -- A core.buffer (upload_stream's parts): sent and hashed in place.
+    out = { body = body, length = body:len() }
+    if want_md5 == true then out.md5 = b64(body:digest("md5")) end
   elseif t == "table" and type(body.path) == "string" then
     local size = lfs.attributes(body.path, "size")
     if not size then

@@ -5,6 +5,7 @@
 local errors = require "objstore.errors"
 local request = require "objstore.request"
 local endpoint = require "objstore.endpoint"
+local sse = require "objstore.ops.sse"
 
 local type, pairs, tostring = type, pairs, tostring
 
@@ -75,6 +76,7 @@ end
 _M.UPLOAD_OPTS = { content_type = true, metadata = true, acl = true, storage_class = true, headers = true,
   cache_control = true, content_disposition = true, content_encoding = true, content_language = true,
   expires = true }
+for k in pairs(sse.OBJECT_OPTS) do _M.UPLOAD_OPTS[k] = true end
 
 --- Puts caller-facing upload options into request headers.
 function _M.upload_headers(c, name, n, opts, headers)
@@ -96,6 +98,7 @@ function _M.upload_headers(c, name, n, opts, headers)
       headers[d.meta .. k:lower()] = tostring(v)
     end
   end
+  sse.object_headers(c, name, n, opts, headers)
   _M.extra_headers(name, n, opts.headers, headers)
   return headers
 end
@@ -125,9 +128,13 @@ function _M.part_headers(opts, number)
 end
 
 --- The customer-key (SSE-C) headers among `headers`: a HEAD or GET of the
--- object must carry them again.
-function _M.customer_key_headers(headers)
+-- object must carry them again. With `c` and transfer options `opts`, those
+-- of opts.sse_customer_key too.
+function _M.customer_key_headers(headers, c, opts)
   local out
+  if opts and opts.sse_customer_key ~= nil then
+    out = sse.key_headers(c, "transfer", 4, { sse_customer_key = opts.sse_customer_key })
+  end
   for k, v in pairs(headers or {}) do
     if k:lower():find("server-side-encryption-customer-", 1, true) then
       out = out or {}

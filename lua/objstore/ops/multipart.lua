@@ -10,19 +10,27 @@ local mime = require "objstore.mime"
 local xml = require "objstore.xml"
 local checksum = require "objstore.checksum"
 local clock = require "objstore.clock"
+local sse = require "objstore.ops.sse"
+local flexsum = require "objstore.ops.flexsum"
 
 local type, ipairs, tostring = type, ipairs, tostring
 local sort = table.sort
 
 local ops = {}
 
+local CREATE_OPTS = { checksum = true }
+for k in pairs(common.UPLOAD_OPTS) do CREATE_OPTS[k] = true end
+
 --- create_multipart_upload(bucket, key, opts) -> { upload_id, bucket, key } | nil, err
+-- opts.checksum: the flexible checksum every part will carry.
 ops.create_multipart_upload = {
   build = function(c, bucket, key, opts)
     common.bucket(c, "create_multipart_upload", 1, bucket)
     common.key("create_multipart_upload", 2, key)
-    opts = common.opts("create_multipart_upload", 3, opts, common.UPLOAD_OPTS)
+    opts = common.opts("create_multipart_upload", 3, opts, CREATE_OPTS)
     local headers = {}
+    local alg = flexsum.option(c, "create_multipart_upload", 3, opts)
+    if alg then headers["x-amz-checksum-algorithm"] = flexsum.ALGORITHMS[alg] end
     if not opts.content_type then headers["Content-Type"] = mime.guess(key) or mime.DEFAULT end
     common.upload_headers(c, "create_multipart_upload", 3, opts, headers)
     return request.new{ op = "CreateMultipartUpload", method = "POST", bucket = bucket, key = key,
@@ -33,7 +41,8 @@ ops.create_multipart_upload = {
           return nil, errors.new{ code = "MalformedResponse", message = "no UploadId in the response",
             op = req.op, bucket = bucket, key = key, retryable = true }
         end
-        return { upload_id = t.upload_id, bucket = bucket, key = key, request_id = response.request_id(c.dialect, res) }
+        return sse.confirm(c, req.op, bucket, key, opts, sse.info(c.dialect, res.headers,
+          { upload_id = t.upload_id, bucket = bucket, key = key, request_id = response.request_id(c.dialect, res) }))
       end }
   end,
   call = function(c, bucket, key, opts)
@@ -42,6 +51,10 @@ ops.create_multipart_upload = {
     -- An attempt that got no answer may still have created an upload.
     req.on_retry = function(e) if e.status == nil then lost_answer = true end end
     local up, err = c:send(req)
+    if not up and err.code == "SSENotApplied" and err.upload_id then
+      -- The upload exists but would store its parts unencrypted: not ours to keep.
+      c:abort_multipart_upload(bucket, key, err.upload_id)
+    end
     if up and lost_answer then
       -- Abort the uploads the unanswered attempts created: same key, begun
       -- during this call, not ours. (Another writer starting an upload of the
@@ -69,20 +82,32 @@ ops.upload_part = { build = function(c, bucket, key, upload_id, part_number, bod
   common.upload_id("upload_part", 3, upload_id)
   common.part_number("upload_part", 4, part_number)
   opts = common.opts("upload_part", 6, opts, { content_md5 = true, length = true, body_hashes = true,
-    timeout = true, headers = true, context = true })
+    timeout = true, headers = true, context = true, sse_customer_key = true, checksum = true,
+    checksum_policy = true })
   local b, berr = body_mod.prepare("upload_part", 5, body, opts)
   if not b then
     return request.failed("UploadPart", errors.locate(berr, "UploadPart", bucket, key), opts.context)
   end
-  local headers = common.extra_headers("upload_part", 6, opts.headers, {})
+  local headers = common.extra_headers("upload_part", 6, opts.headers, sse.key_headers(c, "upload_part", 6, opts))
   if b.md5 then headers["Content-MD5"] = b.md5 end
+  local alg = flexsum.option(c, "upload_part", 6, opts)
+  local sum, serr
+  if alg then
+    sum, serr = flexsum.body_headers(alg, b.body, headers)
+    if not sum then
+      return request.failed("UploadPart", errors.locate(serr, "UploadPart", bucket, key), opts.context)
+    end
+  end
   return request.new{ op = "UploadPart", method = "PUT", bucket = bucket, key = key,
     query = { partNumber = tostring(part_number), uploadId = upload_id }, headers = headers, body = b.body,
     body_length = b.length, rewind = b.rewind, body_hashes = opts.body_hashes, timeout = opts.timeout,
     context = opts.context, parse = function(res)
-      return { etag = res.headers["etag"], part_number = part_number, size = b.length, md5 = b.md5,
-        crc64ecma = c.dialect.crc64 and res.headers[c.dialect.crc64] or nil,
-        body_hashes = res.body_hashes, request_id = response.request_id(c.dialect, res) }
+      local out, err = sse.confirm(c, "UploadPart", bucket, key, { sse_customer_key = opts.sse_customer_key },
+        sse.info(c.dialect, res.headers, { etag = res.headers["etag"], part_number = part_number,
+        size = b.length, md5 = b.md5, crc64ecma = c.dialect.crc64 and res.headers[c.dialect.crc64] or nil,
+        body_hashes = res.body_hashes, request_id = response.request_id(c.dialect, res) }))
+      if not out then return nil, err end
+      return flexsum.attach(out, "UploadPart", bucket, key, alg, sum, opts.checksum_policy, res.headers)
     end }
 end }
 
@@ -97,9 +122,10 @@ ops.upload_part_copy = { build = function(c, bucket, key, upload_id, part_number
   common.bucket(c, "upload_part_copy", 5, src_bucket, "src_bucket")
   common.key("upload_part_copy", 6, src_key, "src_key")
   opts = common.opts("upload_part_copy", 7, opts, { range = true, source_version_id = true, if_match = true,
-    headers = true, context = true })
+    headers = true, context = true, sse_customer_key = true, copy_source_sse_customer_key = true })
   local d = c.dialect
-  local headers = common.extra_headers("upload_part_copy", 7, opts.headers, {})
+  local headers = common.extra_headers("upload_part_copy", 7, opts.headers,
+    sse.key_headers(c, "upload_part_copy", 7, opts))
   if opts.range then
     headers[d.copy_source_range] = "bytes=" .. tostring(opts.range[1]) .. "-" .. tostring(opts.range[2])
   end
@@ -115,8 +141,9 @@ ops.upload_part_copy = { build = function(c, bucket, key, upload_id, part_number
     end }
 end }
 
---- The CompleteMultipartUpload body for parts {{part_number, etag}, ...}.
-local function complete_body(c, parts)
+--- The CompleteMultipartUpload body for parts {{part_number, etag}, ...};
+-- with `alg`, every part's `checksum` (base64) as its Checksum<ALG>.
+local function complete_body(c, parts, alg)
   local sorted = {}
   for i, p in ipairs(parts) do
     common.part_number("complete_multipart_upload", 4, p.part_number)
@@ -128,7 +155,15 @@ local function complete_body(c, parts)
   sort(sorted, function(a, b) return a.part_number < b.part_number end)
   local tree = {}
   for i, p in ipairs(sorted) do
-    tree[i] = { "Part", { { "PartNumber", tostring(p.part_number) }, { "ETag", p.etag } } }
+    local part = { { "PartNumber", tostring(p.part_number) }, { "ETag", p.etag } }
+    if alg then
+      if type(p.checksum) ~= "string" then
+        common.misuse("complete_multipart_upload", 4, "parts[" .. i .. "].checksum", "must be the part's base64 "
+          .. alg .. " (opts.checksum is given)")
+      end
+      part[3] = { "Checksum" .. flexsum.ALGORITHMS[alg], p.checksum }
+    end
+    tree[i] = { "Part", part }
   end
   return xml.build("CompleteMultipartUpload", tree, common.namespace(c))
 end
@@ -142,8 +177,8 @@ ops.complete_multipart_upload = { build = function(c, bucket, key, upload_id, pa
   if type(parts) ~= "table" or #parts == 0 then
     common.misuse("complete_multipart_upload", 4, "parts", "must be a non-empty list of {part_number, etag}")
   end
-  opts = common.opts("complete_multipart_upload", 5, opts, { headers = true })
-  local body = complete_body(c, parts)
+  opts = common.opts("complete_multipart_upload", 5, opts, { headers = true, checksum = true })
+  local body = complete_body(c, parts, flexsum.option(c, "complete_multipart_upload", 5, opts))
   local d = c.dialect
   local headers = common.extra_headers("complete_multipart_upload", 5, opts.headers,
     { ["Content-Type"] = "application/xml", ["Content-MD5"] = checksum.md5_base64(body) })
@@ -153,9 +188,9 @@ ops.complete_multipart_upload = { build = function(c, bucket, key, upload_id, pa
       -- Like CopyObject, the error can come after a 200 status line.
       local t, err = response.xml_or_error(d, res, req)
       if not t then return nil, err end
-      return { etag = t.etag, location = t.location, bucket = t.bucket, key = t.key,
+      return sse.info(d, res.headers, { etag = t.etag, location = t.location, bucket = t.bucket, key = t.key,
         version_id = res.headers[d.version_id], crc64ecma = d.crc64 and res.headers[d.crc64] or nil,
-        request_id = response.request_id(d, res) }
+        request_id = response.request_id(d, res) })
     end }
 end }
 

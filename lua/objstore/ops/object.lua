@@ -9,20 +9,23 @@ local errors = require "objstore.errors"
 local mime = require "objstore.mime"
 local xml = require "objstore.xml"
 local checksum = require "objstore.checksum"
+local sse = require "objstore.ops.sse"
+local flexsum = require "objstore.ops.flexsum"
 
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
 local os_remove, os_rename, io_open, math_random = os.remove, os.rename, io.open, math.random
 
 local ops = {}
 
-local PUT_OPTS = { content_md5 = true, length = true, if_none_match = true, if_match = true }
+local PUT_OPTS = { content_md5 = true, length = true, if_none_match = true, if_match = true, checksum = true,
+  checksum_policy = true }
 for k in pairs(common.UPLOAD_OPTS) do PUT_OPTS[k] = true end
 
 local GET_OPTS = { sink = true, file = true, range = true, if_match = true, if_none_match = true,
   if_modified_since = true, if_unmodified_since = true, version_id = true, part_number = true,
   response_content_type = true, response_content_disposition = true, response_content_encoding = true,
   response_content_language = true, response_cache_control = true, response_expires = true, headers = true,
-  hashes = true }
+  hashes = true, sse_customer_key = true }
 
 local function range_header(r)
   if r == nil then return nil end
@@ -57,11 +60,20 @@ ops.put_object = { build = function(c, bucket, key, body, opts)
   common.upload_headers(c, "put_object", 4, opts, headers)
   if b.md5 then headers["Content-MD5"] = b.md5 end
   common.conditional_headers(opts, headers)
+  local alg = flexsum.option(c, "put_object", 4, opts)
+  local sum, serr
+  if alg then
+    sum, serr = flexsum.body_headers(alg, b.body, headers)
+    if not sum then return request.failed("PutObject", errors.locate(serr, "PutObject", bucket, key)) end
+  end
   return request.new{ op = "PutObject", method = "PUT", bucket = bucket, key = key, headers = headers,
     body = b.body, body_length = b.length, rewind = b.rewind, parse = function(res)
       local info = response.object_info(c.dialect, res)
-      return { etag = info.etag, version_id = info.version_id, request_id = info.request_id,
-        crc64ecma = info.crc64ecma, size = b.length }
+      local out, err = sse.confirm(c, "PutObject", bucket, key, opts, sse.info(c.dialect, res.headers,
+        { etag = info.etag, version_id = info.version_id, request_id = info.request_id, crc64ecma = info.crc64ecma,
+          size = b.length }))
+      if not out then return nil, err end
+      return flexsum.attach(out, "PutObject", bucket, key, alg, sum, opts.checksum_policy, res.headers)
     end }
 end }
 
@@ -80,7 +92,8 @@ ops.get_object = {
     if opts.file ~= nil and type(opts.file) ~= "string" then
       common.misuse("get_object", 3, "opts.file", "must be a path string, " .. errors.got(opts.file))
     end
-    local headers = common.extra_headers("get_object", 3, opts.headers, {})
+    local headers = common.extra_headers("get_object", 3, opts.headers,
+      sse.key_headers(c, "get_object", 3, opts))
     local range = range_header(opts.range)
     if range then common.set_header(headers, "Range", range) end
     common.conditional_headers(opts, headers)
@@ -132,8 +145,9 @@ ops.head_object = { build = function(c, bucket, key, opts)
   common.bucket(c, "head_object", 1, bucket)
   common.key("head_object", 2, key)
   opts = common.opts("head_object", 3, opts, { version_id = true, if_match = true, if_none_match = true,
-    if_modified_since = true, if_unmodified_since = true, part_number = true, headers = true })
-  local headers = common.extra_headers("head_object", 3, opts.headers, {})
+    if_modified_since = true, if_unmodified_since = true, part_number = true, headers = true,
+    sse_customer_key = true })
+  local headers = common.extra_headers("head_object", 3, opts.headers, sse.key_headers(c, "head_object", 3, opts))
   common.conditional_headers(opts, headers)
   return request.new{ op = "HeadObject", method = "HEAD", bucket = bucket, key = key, headers = headers,
     query = version_query(opts), parse = function(res) return response.object_info(c.dialect, res) end }
@@ -234,7 +248,8 @@ ops.delete_objects = {
   end,
 }
 
-local COPY_OPTS = { metadata_directive = true, source_version_id = true, if_match = true, if_none_match = true }
+local COPY_OPTS = { metadata_directive = true, source_version_id = true, if_match = true, if_none_match = true,
+  copy_source_sse_customer_key = true }
 for k in pairs(common.UPLOAD_OPTS) do COPY_OPTS[k] = true end
 
 --- copy_object(src_bucket, src_key, dst_bucket, dst_key, opts)
@@ -256,14 +271,16 @@ ops.copy_object = { build = function(c, src_bucket, src_key, dst_bucket, dst_key
   if opts.if_match then headers[d.prefix .. "copy-source-if-match"] = opts.if_match end
   if opts.if_none_match then headers[d.prefix .. "copy-source-if-none-match"] = opts.if_none_match end
   common.upload_headers(c, "copy_object", 5, common.upload_opts(opts), headers)
+  sse.key_headers(c, "copy_object", 5, { copy_source_sse_customer_key = opts.copy_source_sse_customer_key }, headers)
   return request.new{ op = "CopyObject", method = "PUT", bucket = dst_bucket, key = dst_key, headers = headers,
     copy_source = { bucket = src_bucket, key = src_key, version_id = opts.source_version_id },
     parse = function(res, req)
       -- A copy can fail after the 200 status line: the error is in the body.
       local t, err = response.xml_or_error(d, res, req)
       if not t then return nil, err end
-      return { etag = t.etag, last_modified = t.last_modified, version_id = res.headers[d.version_id],
-        request_id = response.request_id(d, res) }
+      return sse.confirm(c, "CopyObject", dst_bucket, dst_key, opts, sse.info(d, res.headers, { etag = t.etag,
+        last_modified = t.last_modified, version_id = res.headers[d.version_id],
+        request_id = response.request_id(d, res) }))
     end }
 end }
 

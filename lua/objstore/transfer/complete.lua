@@ -18,9 +18,11 @@ end
 --- Completes `upload_id` with parts {{part_number, etag}} and, when md5s
 -- (the raw MD5 of every part, in order) are given, checks the object's
 -- ETag against them; `key_headers` (SSE-C) go on the HEAD that check may
--- need. Returns { etag, version_id, crc64ecma, ... } or nil, err.
-function _M.complete(c, op, bucket, key, upload_id, parts, md5s, key_headers)
-  local fin, err = c:complete_multipart_upload(bucket, key, upload_id, parts)
+-- need; `alg` (a flexible checksum the server verified on every part)
+-- puts every part's `checksum` into the body (Swift refuses the body with
+-- them when it did not). Returns { etag, version_id, crc64ecma, ... } or nil, err.
+function _M.complete(c, op, bucket, key, upload_id, parts, md5s, key_headers, alg)
+  local fin, err = c:complete_multipart_upload(bucket, key, upload_id, parts, alg and { checksum = alg } or nil)
   if not fin then
     err.upload_id = upload_id
     return nil, err

@@ -19,6 +19,7 @@ local response = require "objstore.response"
 local errors = require "objstore.errors"
 local checksum = require "objstore.checksum"
 local common = require "objstore.ops.common"
+local sse = require "objstore.ops.sse"
 local core = require "objstore.core"
 local lfs = require "lfs"
 
@@ -27,7 +28,7 @@ local os_rename, os_remove, io_open = os.rename, os.remove, io.open
 local tohex, b64, unb64 = core.hash.tohex, core.encode.base64_encode, core.encode.base64_decode
 
 local DOWNLOAD_OPTS = { part_size = true, threshold = true, concurrency = true, checkpoint = true, progress = true,
-  version_id = true, verify = true, on_part = true, headers = true }
+  version_id = true, verify = true, on_part = true, headers = true, sse_customer_key = true }
 
 local function fail(code, message, bucket, key, extra)
   return errors.failure("DownloadFile", code, message, bucket, key, extra)
@@ -49,7 +50,8 @@ local function download_file(self, bucket, key, path, opts)
   end
   opts = common.opts("download_file", 4, opts, DOWNLOAD_OPTS)
   local verify = opts.verify ~= false
-  local head, herr = self:head_object(bucket, key, { version_id = opts.version_id, headers = opts.headers })
+  local head, herr = self:head_object(bucket, key, { version_id = opts.version_id, headers = opts.headers,
+    sse_customer_key = opts.sse_customer_key })
   if not head then return nil, herr end
   local size, etag = head.content_length or 0, head.etag
   local crc_whole = head.crc64ecma
@@ -57,12 +59,17 @@ local function download_file(self, bucket, key, path, opts)
   local part_path = path .. ".objstore-part"
   local cp_path = opts.checkpoint == true and (path .. ".objstore-cp") or opts.checkpoint
   local notices = {}
+  if verify and not crc_whole and not sse.etag_is_md5(self, { sse = head.sse,
+      sse_customer_key = head.sse_customer_algorithm }) then
+    verify = false
+    notices[#notices + 1] = "not verified: the ETag of an SSE-KMS or SSE-C object is not the MD5 of its bytes"
+  end
 
   -- Range layout: the object's own parts when known, else part_size.
   local psize, aligned = nil, false
   if mp_count and verify and size > 0 then
     local p1 = self:head_object(bucket, key, { part_number = 1, version_id = opts.version_id,
-      headers = opts.headers })
+      headers = opts.headers, sse_customer_key = opts.sse_customer_key })
     if p1 and p1.content_length and p1.etag == etag and p1.content_length > 0
         and math.ceil(size / p1.content_length) == mp_count then
       psize, aligned = p1.content_length, true
@@ -139,7 +146,8 @@ local function download_file(self, bucket, key, path, opts)
       local r = queue[qi]
       if not r then return nil end
       qi = qi + 1
-      local headers = { ["If-Match"] = etag }
+      local headers = common.customer_key_headers(nil, self, opts) or {}
+      headers["If-Match"] = etag
       if #ranges > 1 or aligned then
         headers["Range"] = "bytes=" .. r.offset .. "-" .. (r.offset + r.length - 1)
       end

@@ -6,123 +6,211 @@ local complete = require "objstore.transfer.complete"
 local errors = require "objstore.errors"
 local checksum = require "objstore.checksum"
 local common = require "objstore.ops.common"
+local sse = require "objstore.ops.sse"
+local flexsum = require "objstore.ops.flexsum"
 local clock = require "objstore.clock"
 
+local core = require "objstore.core"
+
 local type, ipairs, pairs, tostring, io_type = type, ipairs, pairs, tostring, io.type
-local concat = table.concat
+local tremove = table.remove
+
+local STEP = 1024 * 1024 -- bytes a reader function gives between two GC steps
 
 local fail = errors.failure
 
 local STREAM_OPTS = { part_size = true, concurrency = true, progress = true, leave_parts_on_error = true,
-  part_headers = true }
+  part_headers = true, max_parts = true, checksum = true, checksum_policy = true }
 for k in pairs(common.UPLOAD_OPTS) do STREAM_OPTS[k] = true end
+
+--- A source of parts: reads the stream into reusable core.buffer objects
+-- (a file handle straight from its FILE*, a reader function's chunks
+-- copied in), so memory stays at the buffers in flight, with no part ever
+-- a Lua string left to the collector.
+local function part_source(reader)
+  local fh = io_type(reader) == "file" and reader or nil
+  local pool, pending, eof, since_step = {}, nil, false, 0
+  local src = {}
+  --- A buffer holding the next n bytes of the stream (fewer at its end),
+  -- or nil, message.
+  function src.read(n)
+    local buf = tremove(pool) or core.buffer.new()
+    if eof then return buf end
+    if fh then
+      local len, at_end = buf:fill(fh, n)
+      if len == nil then
+        src.put(buf)
+        return nil, at_end.message
+      end
+      eof = at_end
+      return buf
+    end
+    while buf:len() < n do
+      local chunk, rerr = pending, nil
+      pending = nil
+      if not chunk then chunk, rerr = reader() end
+      if chunk == nil then
+        if rerr then
+          src.put(buf)
+          return nil, tostring(rerr)
+        end
+        eof = true
+        break
+      end
+      local used = buf:append(chunk, n)
+      if used < #chunk then pending = chunk:sub(used + 1) end
+      -- The reader's chunks are garbage once copied: collect about as much
+      -- as was read, or the collector (LuaJIT's above all) lets a part's
+      -- worth of dead strings pile up before its next cycle.
+      since_step = since_step + used
+      if since_step >= STEP then
+        collectgarbage("step", STEP / 1024)
+        since_step = 0
+      end
+    end
+    return buf
+  end
+  --- Gives a buffer back for the next part (after its request is done).
+  function src.put(buf)
+    buf:clear()
+    pool[#pool + 1] = buf
+  end
+  function src.eof() return eof and pending == nil end
+  function src.close()
+    for _, b in ipairs(pool) do b:free() end
+    pool = {}
+  end
+  return src
+end
 
 --- upload_stream(bucket, key, reader, opts) -> result | nil, err
 -- reader: function() -> chunk | nil | nil, err, or a file handle (stdin).
--- Memory stays within about concurrency x part_size: parts are cut from
--- the stream as it comes and sent while the next are read; the part size
--- grows with the count so the part limit holds the largest object, and
--- reaching the limit is an error, never a silent truncation.
+-- Memory stays within concurrency x part_size (parts are read into that
+-- many reusable buffers and sent while the next is read); the part size
+-- grows with the count so the part limit holds the largest object, and a
+-- stream longer than max_parts parts (opts.max_parts, default the
+-- provider's 10,000) fails with TooManyParts, never a silent truncation.
 local function upload_stream(c, bucket, key, reader, opts)
   common.bucket(c, "upload_stream", 1, bucket)
   common.key("upload_stream", 2, key)
   opts = common.opts("upload_stream", 4, opts, STREAM_OPTS)
-  if io_type(reader) == "file" then
-    local fh = reader
-    reader = function() return fh:read(1024 * 1024) end
-  elseif type(reader) ~= "function" then
+  if io_type(reader) ~= "file" and type(reader) ~= "function" then
     common.misuse("upload_stream", 3, "reader", "must be a function or a file handle, " .. errors.got(reader))
   end
   local lim = plan.LIMITS[c.provider]
+  local max_parts = opts.max_parts or lim.max_parts
+  if type(max_parts) ~= "number" or max_parts < 1 or max_parts > lim.max_parts or max_parts % 1 ~= 0 then
+    common.misuse("upload_stream", 4, "opts.max_parts", "must be an integer from 1 to " .. lim.max_parts)
+  end
   local base = math.max(opts.part_size or plan.DEFAULT_PART_SIZE, lim.min_part)
   local concurrency = opts.concurrency or 4
   local progress = progress_mod.new(opts.progress, nil, 0)
   local upload_opts = common.upload_opts(opts)
+  local alg = flexsum.option(c, "upload_stream", 4, opts)
+  upload_opts.checksum = alg
+  local src = part_source(reader)
 
-  -- Reads exactly n bytes (fewer at the end of the stream).
-  local pending, pending_len, eof = {}, 0, false
-  local function read_part(n)
-    while pending_len < n and not eof do
-      local chunk, rerr = reader()
-      if chunk == nil then
-        if rerr then return nil, rerr end
-        eof = true
-      elseif #chunk > 0 then
-        pending[#pending + 1] = chunk
-        pending_len = pending_len + #chunk
-      end
-    end
-    local all = concat(pending)
-    local part = all:sub(1, n)
-    local rest = all:sub(n + 1)
-    pending = rest ~= "" and { rest } or {}
-    pending_len = #rest
-    return part
-  end
-
-  local first, ferr = read_part(base)
-  if not first then return nil, fail("UploadStream", "ReaderError", tostring(ferr), bucket, key) end
-  if eof and pending_len == 0 and #first < base then
+  local first, ferr = src.read(base)
+  if not first then return nil, fail("UploadStream", "ReaderError", ferr, bucket, key) end
+  if src.eof() and first:len() < base then
     -- It all fitted in one part: a single PUT.
     upload_opts.headers = common.extra_headers("upload_stream", 4, common.part_headers(opts, 1),
       common.extra_headers("upload_stream", 4, opts.headers, {}))
+    local size = first:len()
+    upload_opts.checksum_policy = opts.checksum_policy
     local r, err = c:put_object(bucket, key, first, upload_opts)
+    src.put(first)
+    src.close()
     if not r then return nil, err end
-    progress(#first, true)
-    return { bucket = bucket, key = key, etag = r.etag, size = #first, parts = 1, resumed_from = 0 }
+    progress(size, true)
+    return { bucket = bucket, key = key, etag = r.etag, size = size, parts = 1, resumed_from = 0, sse = r.sse,
+      kms_key_id = r.kms_key_id, checksum = r.checksum }
   end
   local up, uerr = c:create_multipart_upload(bucket, key, upload_opts)
-  if not up then return nil, uerr end
+  if not up then
+    src.close()
+    return nil, uerr
+  end
   local upload_id = up.upload_id
-  local parts, md5s, total, number = {}, {}, 0, 0
-  local next_data, read_err = first, nil
+  local etag_md5 = sse.etag_is_md5(c, opts)
+  local parts, md5s, total, number, all_verified = {}, {}, 0, 0, alg ~= nil
+  local next_buf, read_err, too_many = first, nil, false
   local ok, err = c:run{ concurrency = concurrency,
     next = function()
-      if not next_data or read_err then return nil end
-      local data = next_data
-      number = number + 1
-      if number > lim.max_parts then
-        read_err = "the stream needs more than " .. lim.max_parts .. " parts"
+      if read_err or too_many then return nil end
+      local buf = next_buf
+      next_buf = nil
+      if not buf then
+        if src.eof() then return nil end
+        local rerr
+        buf, rerr = src.read(plan.stream_part_size(number, c.provider, base))
+        if not buf then
+          read_err = rerr
+          return nil
+        end
+      end
+      if buf:len() == 0 then
+        -- The stream ended on a part boundary.
+        src.put(buf)
         return nil
       end
-      -- Read the following part now so the end of the stream is known.
-      if eof and pending_len == 0 then
-        next_data = nil
-      else
-        local nd, rerr = read_part(plan.stream_part_size(number, c.provider, base))
-        if not nd then read_err = tostring(rerr) end
-        next_data = (nd and #nd > 0) and nd or nil
+      if number >= max_parts then
+        src.put(buf)
+        too_many = true
+        return nil
       end
-      local md5 = checksum.md5(data)
+      number = number + 1
+      local md5 = buf:digest("md5")
       md5s[number] = md5
-      total = total + #data
-      return c:build_request("upload_part", bucket, key, upload_id, number, data,
+      total = total + buf:len()
+      return c:build_request("upload_part", bucket, key, upload_id, number, buf,
         { content_md5 = checksum.tobase64(md5), headers = common.part_headers(opts, number),
-          context = { number = number, md5 = md5, size = #data } })
+          sse_customer_key = opts.sse_customer_key, checksum = alg, checksum_policy = opts.checksum_policy,
+          context = { number = number, md5 = md5, size = buf:len(), buf = buf } })
     end,
     done = function(req, res, perr)
-      if not res then return false, perr end
       local part = req.context
-      if complete.part_mismatch(res.etag, part.md5) then
+      src.put(part.buf)
+      if not res then return false, perr end
+      if etag_md5 and complete.part_mismatch(res.etag, part.md5) then
         return false, fail("UploadStream", "BadDigest", "part " .. part.number .. " ETag " .. tostring(res.etag)
           .. " is not its MD5", bucket, key)
       end
-      parts[#parts + 1] = { part_number = part.number, etag = res.etag }
+      parts[#parts + 1] = { part_number = part.number, etag = res.etag, checksum = res.checksum and res.checksum.value }
+      all_verified = all_verified and res.checksum and res.checksum.verified
       progress(part.size)
       return true
     end }
+  src.close()
   if ok and read_err then ok, err = nil, fail("UploadStream", "ReaderError", read_err, bucket, key) end
+  if ok and too_many then
+    ok, err = nil, fail("UploadStream", "TooManyParts", "the stream is longer than " .. max_parts
+      .. " parts (" .. total .. " bytes sent): give a larger part_size; the upload was not completed", bucket, key,
+      { max_parts = max_parts, part_size = base })
+  end
   if not ok then
     if not opts.leave_parts_on_error then c:abort_multipart_upload(bucket, key, upload_id) end
     err.upload_id = upload_id
     return nil, err
   end
-  local fin, cerr = complete.complete(c, "UploadStream", bucket, key, upload_id, parts, md5s,
-    common.customer_key_headers(common.part_headers(opts, 1)))
+  local fin, cerr = complete.complete(c, "UploadStream", bucket, key, upload_id, parts, etag_md5 and md5s or nil,
+    common.customer_key_headers(common.part_headers(opts, 1), c, opts), all_verified and alg or nil)
   if not fin then return nil, cerr end
   progress(0, true)
   return { bucket = bucket, key = key, etag = fin.etag, size = total, parts = #parts, resumed_from = 0,
-    upload_id = upload_id }
+    upload_id = upload_id, sse = up.sse, kms_key_id = up.kms_key_id,
+    checksum = alg and { algorithm = alg, verified = all_verified == true } or nil }
+end
+
+local COPY_LARGE_OPTS = { part_size = true, concurrency = true, progress = true, metadata = true,
+  content_type = true, acl = true, storage_class = true, threshold = true, leave_parts_on_error = true,
+  part_headers = true, copy_source_sse_customer_key = true }
+for k in pairs(sse.OBJECT_OPTS) do COPY_LARGE_OPTS[k] = true end
+
+--- The encryption options of `opts` alone.
+local function sse_opts(opts, into)
+  for k in pairs(sse.OBJECT_OPTS) do into[k] = opts[k] end
+  return into
 end
 
 --- copy_large(src_bucket, src_key, dst_bucket, dst_key, opts): server-side
@@ -133,23 +221,22 @@ local function copy_large(c, src_bucket, src_key, dst_bucket, dst_key, opts)
   common.key("copy_large", 2, src_key, "src_key")
   common.bucket(c, "copy_large", 3, dst_bucket, "dst_bucket")
   common.key("copy_large", 4, dst_key, "dst_key")
-  opts = common.opts("copy_large", 5, opts, { part_size = true, concurrency = true, progress = true,
-    metadata = true, content_type = true, acl = true, storage_class = true, threshold = true,
-    leave_parts_on_error = true, part_headers = true })
-  local head, herr = c:head_object(src_bucket, src_key)
+  opts = common.opts("copy_large", 5, opts, COPY_LARGE_OPTS)
+  local head, herr = c:head_object(src_bucket, src_key, { sse_customer_key = opts.copy_source_sse_customer_key })
   if not head then return nil, herr end
   local size = head.content_length or 0
   local psize = plan.part_size(size, c.provider, opts.part_size or 64 * 1024 * 1024)
   if size <= (opts.threshold or psize) then
-    local r, err = c:copy_object(src_bucket, src_key, dst_bucket, dst_key, { if_match = head.etag,
+    local r, err = c:copy_object(src_bucket, src_key, dst_bucket, dst_key, sse_opts(opts, { if_match = head.etag,
       metadata = opts.metadata, content_type = opts.content_type, acl = opts.acl,
-      storage_class = opts.storage_class })
+      storage_class = opts.storage_class, copy_source_sse_customer_key = opts.copy_source_sse_customer_key }))
     if not r then return nil, err end
-    return { bucket = dst_bucket, key = dst_key, etag = r.etag, size = size, parts = 1 }
+    return { bucket = dst_bucket, key = dst_key, etag = r.etag, size = size, parts = 1, sse = r.sse,
+      kms_key_id = r.kms_key_id }
   end
-  local up, uerr = c:create_multipart_upload(dst_bucket, dst_key, {
+  local up, uerr = c:create_multipart_upload(dst_bucket, dst_key, sse_opts(opts, {
     content_type = opts.content_type or head.content_type,
-    metadata = opts.metadata or head.metadata, acl = opts.acl, storage_class = opts.storage_class })
+    metadata = opts.metadata or head.metadata, acl = opts.acl, storage_class = opts.storage_class }))
   if not up then return nil, uerr end
   local progress = progress_mod.new(opts.progress, size, 0)
   local ranges = plan.parts(size, psize)
@@ -161,7 +248,8 @@ local function copy_large(c, src_bucket, src_key, dst_bucket, dst_key, opts)
       if not r then return nil end
       return c:build_request("upload_part_copy", dst_bucket, dst_key, up.upload_id, r.number, src_bucket, src_key,
         { range = { r.offset, r.offset + r.length - 1 }, if_match = head.etag,
-          headers = common.part_headers(opts, r.number), context = r })
+          headers = common.part_headers(opts, r.number), context = r, sse_customer_key = opts.sse_customer_key,
+          copy_source_sse_customer_key = opts.copy_source_sse_customer_key })
     end,
     done = function(req, res, perr)
       if not res then return false, perr end
@@ -179,7 +267,8 @@ local function copy_large(c, src_bucket, src_key, dst_bucket, dst_key, opts)
   local fin, cerr = complete.complete(c, "CopyLarge", dst_bucket, dst_key, up.upload_id, parts)
   if not fin then return nil, cerr end
   progress(0, true)
-  return { bucket = dst_bucket, key = dst_key, etag = fin.etag, size = size, parts = #parts }
+  return { bucket = dst_bucket, key = dst_key, etag = fin.etag, size = size, parts = #parts, sse = fin.sse,
+    kms_key_id = fin.kms_key_id }
 end
 
 --- list_incomplete_uploads(bucket, prefix) -> { {key, upload_id, initiated}, ... } (all pages)

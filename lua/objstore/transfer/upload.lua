@@ -11,6 +11,8 @@ local request = require "objstore.request"
 local response = require "objstore.response"
 local errors = require "objstore.errors"
 local common = require "objstore.ops.common"
+local sse = require "objstore.ops.sse"
+local flexsum = require "objstore.ops.flexsum"
 local core = require "objstore.core"
 local lfs = require "lfs"
 
@@ -20,7 +22,8 @@ local tohex, b64, unb64 = core.hash.tohex, core.encode.base64_encode, core.encod
 local sort = table.sort
 
 local UPLOAD_OPTS = { part_size = true, threshold = true, concurrency = true, checkpoint = true, progress = true,
-  leave_parts_on_error = true, on_part = true, verify = true, part_headers = true }
+  leave_parts_on_error = true, on_part = true, verify = true, part_headers = true, checksum = true,
+  checksum_policy = true }
 for k in pairs(common.UPLOAD_OPTS) do UPLOAD_OPTS[k] = true end
 
 local function fail(code, message, bucket, key, extra)
@@ -81,15 +84,17 @@ local function upload_file(c, bucket, key, path, opts)
   local progress = progress_mod.new(opts.progress, size, 0)
   local upload_opts = common.upload_opts(opts)
 
+  local alg = flexsum.option(c, "upload_file", 4, opts)
   if size < threshold then
     if not verify then upload_opts.content_md5 = false end
+    upload_opts.checksum, upload_opts.checksum_policy = alg, opts.checksum_policy
     upload_opts.headers = common.extra_headers("upload_file", 4, common.part_headers(opts, 1),
       common.extra_headers("upload_file", 4, opts.headers, {}))
     local res, err = c:put_object(bucket, key, { path = path }, upload_opts)
     if not res then return nil, err end
     progress(size, true)
     return { bucket = bucket, key = key, etag = res.etag, size = size, parts = 1, resumed_from = 0,
-      version_id = res.version_id }
+      version_id = res.version_id, sse = res.sse, kms_key_id = res.kms_key_id, checksum = res.checksum }
   end
 
   local parts_plan = plan.parts(size, part_size)
@@ -117,6 +122,7 @@ local function upload_file(c, bucket, key, path, opts)
     end
   end
   if not state then
+    upload_opts.checksum = alg
     local up, err = c:create_multipart_upload(bucket, key, upload_opts)
     if not up then return nil, err end
     state = { kind = "upload", bucket = bucket, key = key, size = size, mtime = mtime, part_size = part_size,
@@ -181,16 +187,19 @@ local function upload_file(c, bucket, key, path, opts)
     return c:build_request("upload_part", bucket, key, upload_id, p.number,
       { path = path, offset = p.offset, length = p.length },
       { content_md5 = md5 and b64(md5) or false, headers = common.part_headers(opts, p.number),
+        sse_customer_key = opts.sse_customer_key, checksum = alg, checksum_policy = opts.checksum_policy,
         context = { part = p, md5 = md5 } })
   end
 
+  -- SSE-KMS and SSE-C ETags are not MD5s: the server's Content-MD5 check is then the proof.
+  local etag_md5 = sse.etag_is_md5(c, opts)
   local ok, err = c:run{ concurrency = opts.concurrency or 8, next = next_part,
     done = function(req, res, perr2)
       if not res then return false, perr2 end
       local part, md5 = req.context.part, req.context.md5
       local etag = res.etag
       -- The server's ETag of a part is the MD5 of what it stored.
-      if complete.part_mismatch(etag, md5) then
+      if etag_md5 and complete.part_mismatch(etag, md5) then
         return false, fail("BadDigest", "part " .. part.number .. " ETag " .. tostring(etag) .. " is not its MD5 "
           .. tohex(md5), bucket, key)
       end
@@ -198,7 +207,8 @@ local function upload_file(c, bucket, key, path, opts)
         return false, fail("MalformedResponse", "no ETag for part " .. part.number, bucket, key)
       end
       done[part.number] = { number = part.number, size = part.length, etag = etag or ('"' .. tohex(md5) .. '"'),
-        md5 = md5 and b64(md5) or nil }
+        md5 = md5 and b64(md5) or nil, checksum = res.checksum and res.checksum.value,
+        checksum_verified = res.checksum and res.checksum.verified }
       sent_parts = sent_parts + 1
       local sok, serr = save()
       if not sok then return false, serr end
@@ -217,19 +227,33 @@ local function upload_file(c, bucket, key, path, opts)
     return nil, err
   end
 
-  local list, md5s = {}, {}
+  -- The checksums go into Complete when the server verified them (one
+  -- echo is enough: the parts found on the server after a crash are
+  -- checked from the file); the result says verified only if every one was.
+  local list, md5s, all_verified, any_verified = {}, {}, alg ~= nil, false
   for i, p in ipairs(parts_plan) do
     local d = done[p.number]
-    list[i] = { part_number = p.number, etag = d.etag }
+    list[i] = { part_number = p.number, etag = d.etag, checksum = d.checksum }
     md5s[i] = d.md5 and unb64(d.md5) or nil
+    all_verified = all_verified and d.checksum_verified == true
+    any_verified = any_verified or d.checksum_verified == true
   end
-  local fin, ferr = complete.complete(c, "UploadFile", bucket, key, upload_id, list, verify and md5s or nil,
-    common.customer_key_headers(common.part_headers(opts, 1)))
+  for i, p in ipairs(parts_plan) do
+    if any_verified and not list[i].checksum then
+      local v, serr = flexsum.of_body(alg, { file = path, offset = p.offset, length = p.length })
+      if not v then return nil, errors.locate(serr, "UploadFile", bucket, key) end
+      list[i].checksum = v
+    end
+  end
+  local fin, ferr = complete.complete(c, "UploadFile", bucket, key, upload_id, list,
+    verify and etag_md5 and md5s or nil, common.customer_key_headers(common.part_headers(opts, 1), c, opts),
+    any_verified and alg or nil)
   if not fin then return nil, ferr end
   if cp_path then checkpoint.remove(cp_path) end
   progress(0, true)
   return { bucket = bucket, key = key, etag = fin.etag, size = size, parts = #parts_plan, resumed_from = resumed_from,
-    upload_id = upload_id, version_id = fin.version_id, verified = verify,
+    upload_id = upload_id, version_id = fin.version_id, verified = verify, sse = fin.sse, kms_key_id = fin.kms_key_id,
+    checksum = alg and { algorithm = alg, verified = all_verified } or nil,
     notices = #notices > 0 and notices or nil }
 end
 

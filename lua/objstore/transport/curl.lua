@@ -26,7 +26,8 @@
 --  * `headers`: `{ {name, value}, ... }` or `{ name = value }`; an empty value
 --    is sent empty. No `Expect: 100-continue` unless `expect_100 = true`;
 --    a POST without a Content-Type header goes out without one;
---  * `body`: a string, `{ file = path, offset = 0, length = rest }` (read with
+--  * `body`: a string, a `core.buffer` (sent from its memory), `{ file = path,
+--    offset = 0, length = rest }` (read with
 --    pread as it is sent), or a reader `function() -> chunk | nil | nil, err`;
 --    `body_length` gives a reader's total (otherwise it is sent chunked);
 --  * `sink`: nil (the body is collected into `res.body`),
@@ -59,7 +60,7 @@
 --
 -- It meets the transport contract of `objstore.transport` with every
 -- capability (`t.capabilities`: hashes, body_hashes, file_body, file_sink,
--- run), `t:sleep(s)` blocks the process (core.time.sleep, a nanosleep), and
+-- run, buffer_body), `t:sleep(s)` blocks the process (core.time.sleep, a nanosleep), and
 -- `t.retryable_exceptions` names the codes whose retryable can differ from
 -- the default.
 -- @module objstore.transport.curl
@@ -95,7 +96,8 @@ function curl.new(opts)
   if not session then return nil, err end
   return setmetatable({
     session = session,
-    capabilities = { hashes = true, body_hashes = true, file_body = true, file_sink = true, run = true },
+    capabilities = { hashes = true, body_hashes = true, file_body = true, file_sink = true, run = true,
+      buffer_body = true },
     retryable_exceptions = RETRYABLE_EXCEPTIONS,
   }, Transport)
 end

@@ -33,10 +33,11 @@
 --    (`core.time.sleep`) for curl, `ngx.sleep` (which yields) for cosockets.
 --  * `t:close()`: releases the connections; idempotent. A closed transport
 --    raises when asked to `request` or `run`.
---  * `t.capabilities`: `{ hashes, body_hashes, file_body, file_sink, run }`,
---    all booleans. A transport that lacks an optional capability says so
+--  * `t.capabilities`: `{ hashes, body_hashes, file_body, file_sink, run,
+--    buffer_body }`, all booleans. A transport that lacks an optional capability says so
 --    (false), and the layer above does that part itself: hashes the bytes,
---    turns a file range into a reader, writes a function sink into the file.
+--    turns a file range or a buffer into a reader, writes a function sink
+--    into the file.
 --    Given a field it lacks the capability for, a transport raises (misuse)
 --    rather than ignore it, so that a missing fallback shows at once.
 --    `run` is true exactly when `t.run` is a function.
@@ -52,7 +53,9 @@
 --  * `body`: nil or "" (none), a string, a file range
 --    `{ file = path, offset = 0, length = rest }` (read as it is sent, never
 --    whole into memory), or a reader `function() -> chunk | nil | nil, err`
---    (nil ends the body; nil, err or false aborts with Aborted), with
+--    (nil ends the body; nil, err or false aborts with Aborted), or a
+--    `core.buffer` (capability buffer_body: its bytes sent in place, never
+--    copied into a Lua string; it does not change until the request is done), with
 --    `body_length` its total when known; without it the body goes out with
 --    `Transfer-Encoding: chunked`. A body that is not `body_length` long
 --    fails with BodyLengthMismatch;
@@ -112,7 +115,7 @@ end
 _M.CODES = CODES
 
 --- The names of the optional capabilities.
-_M.CAPABILITIES = { "hashes", "body_hashes", "file_body", "file_sink", "run" }
+_M.CAPABILITIES = { "hashes", "body_hashes", "file_body", "file_sink", "run", "buffer_body" }
 
 --- A transport error with `code`'s retryable default, for transports written
 -- in Lua: `{ code, message, retryable, ... }` with the shared metatable.

@@ -213,7 +213,9 @@ function _M.new(opts)
     idle = {}, -- pool name -> connections this transport left idle there
     closed = false,
     retryable_exceptions = RETRYABLE_EXCEPTIONS,
-    capabilities = { hashes = true, body_hashes = true, file_body = true, file_sink = true, run = true },
+    -- buffer_body: no; objstore.adapt turns a core.buffer into a reader.
+    capabilities = { hashes = true, body_hashes = true, file_body = true, file_sink = true, run = true,
+      buffer_body = false },
   }, Transport)
 end
 
