@@ -165,8 +165,9 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
   local threshold = opts.multipart_threshold or 64 * 1024 * 1024
   local dst_client = dst.kind == "remote" and dst.client or src.client
   local same_client = kind == "copy" and src.client == dst.client
-  local queue, qhead = {}, 1 -- actions ready to become requests
+  local queue, qhead, qtail = {}, 1, 0 -- actions ready to become requests (consumed from qhead)
   local large = {}
+  local temps = {} -- temporary download files not yet renamed or removed
   local deletes = {}
 
   local function dst_key(rel) return dst.prefix .. rel end
@@ -221,7 +222,8 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
       return
     end
     if verdict == "head" then
-      queue[#queue + 1] = { head = true, s = s, d = d, reason = reason }
+      qtail = qtail + 1
+      queue[qtail] = { head = true, s = s, d = d, reason = reason }
       return
     end
     a.action = kind == "up" and "upload" or (kind == "down" and "download" or "copy")
@@ -232,7 +234,8 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
     if s.size >= threshold or (kind == "copy" and not same_client) then
       large[#large + 1] = { s = s, d = d, a = a }
     else
-      queue[#queue + 1] = { s = s, d = d, a = a }
+      qtail = qtail + 1
+      queue[qtail] = { s = s, d = d, a = a }
     end
   end
 
@@ -258,7 +261,7 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
       req = execute.put_request(dst_client, dst.bucket, dst_key(s.rel), s, opts)
     elseif kind == "down" then
       req = execute.get_request(src.client, src.bucket, s, local_path(dst.root, s.rel))
-      item.ctx = req.context
+      if req.context and req.context.tmp then temps[req.context.tmp] = true end
     else
       req = execute.copy_request(dst_client, src.bucket, s, dst.bucket, dst_key(s.rel), opts)
     end
@@ -294,13 +297,17 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
       local e = item.which == "s" and item.s or item.d
       compare.absorb_head(e, res, digest.CRC_META)
       if kind == "copy" and not (item.s.head and item.d.head) then
-        queue[#queue + 1] = { head = true, s = item.s, d = item.d, reason = item.reason }
+        qtail = qtail + 1
+      queue[qtail] = { head = true, s = item.s, d = item.d, reason = item.reason }
       else
         decide(item.s, item.d)
       end
       return true
     end
-    if kind == "down" then res, err = execute.finish_get(req, res, err, item.s) end
+    if kind == "down" then
+      if ctx.tmp then temps[ctx.tmp] = nil end
+      res, err = execute.finish_get(req, res, err, item.s)
+    end
     if not res then
       failed(item.a, err)
       if disk_full(err) then
@@ -317,7 +324,7 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
   -- requests back until the bytes started fit the rate.
   local t0, started_bytes = monotonic(), 0
   local function drain()
-    while qhead <= #queue and not stop_err do
+    while qhead <= qtail and not stop_err do
       local held = false
       local ok, err = c:run{ concurrency = opts.concurrency or 16,
         next = function()
@@ -342,7 +349,7 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
         if wait > 0 then c.sleep(wait) end
       end
     end
-    queue, qhead = {}, 1
+    queue, qhead, qtail = {}, 1, 0
   end
 
   local function run_large()
@@ -434,9 +441,7 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
   end)
   if not ok then
     -- Interrupted (SIGINT) or a raised error: temporary files go, then it propagates.
-    for _, item in ipairs(queue) do
-      if item.ctx and item.ctx.tmp then os_remove(item.ctx.tmp) end
-    end
+    for tmp in pairs(temps) do os_remove(tmp) end
     error(perr, 0)
   end
   if stop_err then

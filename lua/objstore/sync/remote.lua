@@ -23,11 +23,11 @@ end
 -- stats.pages, stats.markers are counted.
 function _M.stream(pages, prefix, stats)
   local plen = #prefix
-  local page, i, token, done, failed = nil, 1, nil, false, false
+  local page, i, n, token, done, failed = nil, 1, 0, nil, false, false
   return function()
     while true do
       if failed then return nil end
-      if page and i <= #page.contents then
+      if page and i <= n then
         local o = page.contents[i]
         page.contents[i] = nil -- read once: the page shrinks as it is consumed
         i = i + 1
@@ -49,6 +49,7 @@ function _M.stream(pages, prefix, stats)
         stats.pages = (stats.pages or 0) + 1
         page, i = p, 1
         page.contents = page.contents or {}
+        n = #page.contents
         token = p.next_continuation_token
         done = not (p.is_truncated and token)
       end
