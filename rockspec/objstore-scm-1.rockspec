@@ -26,6 +26,8 @@ external_dependencies = {
 }
 build = {
   type = "builtin",
+  -- The command line (bin/objstore); luarocks wraps it for the Lua it was built for.
+  install = { bin = { objstore = "bin/objstore" } },
   modules = {
     ["objstore.core"] = {
       sources = {
@@ -55,6 +57,10 @@ build = {
     },
     ["objstore.adapt"] = "lua/objstore/adapt.lua",
     ["objstore.checksum"] = "lua/objstore/checksum.lua",
+    ["objstore.cli.args"] = "lua/objstore/cli/args.lua",
+    ["objstore.cli.help"] = "lua/objstore/cli/help.lua",
+    ["objstore.cli"] = "lua/objstore/cli/init.lua",
+    ["objstore.cli.progress"] = "lua/objstore/cli/progress.lua",
     ["objstore.client"] = "lua/objstore/client.lua",
     ["objstore.clock"] = "lua/objstore/clock.lua",
     ["objstore.credentials"] = "lua/objstore/credentials.lua",
