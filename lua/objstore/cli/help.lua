@@ -16,7 +16,8 @@ Commands:
   check SRC DST       report what differs, changing nothing
   cat URL             write an object to stdout
   stat URL            show an object's metadata
-  mb URL / rb URL     make / remove a bucket (rb --force empties it first)
+  mb URL              make a bucket
+  rb URL              remove a bucket (--force empties it first)
   presign URL         print a presigned URL
   du URL              total size and count under a prefix
 

@@ -164,7 +164,7 @@ local function run_sync(ctx, src, dst, extra)
   return res, r
 end
 
-local function sides(ctx, pos, what)
+local function sides(pos, what)
   args.want(pos, 2, 2, what .. " needs SRC and DST")
   local s, d = args.location(pos[1]), args.location(pos[2])
   if s.kind == "local" and d.kind == "local" then usage(what .. ": one side must be an s3:// or oss:// URL") end
@@ -172,7 +172,7 @@ local function sides(ctx, pos, what)
 end
 
 function C.sync(ctx, pos)
-  local s, d = sides(ctx, pos, "sync")
+  local s, d = sides(pos, "sync")
   local src, dst = sync_side(ctx, s), sync_side(ctx, d)
   ctx.sync_client = (type(dst) == "table" and dst.client) or src.client
   if s.kind == "local" and lfs.attributes(s.path, "mode") == "file" then usage("sync: SRC must be a directory") end
@@ -239,7 +239,7 @@ local function copy_one(ctx, s, d)
 end
 
 function C.cp(ctx, pos)
-  local s, d = sides(ctx, pos, "cp")
+  local s, d = sides(pos, "cp")
   if ctx.opts.r or ctx.opts.recursive then
     local src, dst = sync_side(ctx, s), sync_side(ctx, d)
     ctx.sync_client = (type(dst) == "table" and dst.client) or src.client
@@ -251,7 +251,7 @@ function C.cp(ctx, pos)
 end
 
 function C.mv(ctx, pos)
-  local s, d = sides(ctx, pos, "mv")
+  local s, d = sides(pos, "mv")
   if ctx.opts.r or ctx.opts.recursive then
     local src, dst = sync_side(ctx, s), sync_side(ctx, d)
     ctx.sync_client = (type(dst) == "table" and dst.client) or src.client
@@ -393,7 +393,7 @@ function C.du(ctx, pos)
 end
 
 function C.check(ctx, pos)
-  local s, d = sides(ctx, pos, "check")
+  local s, d = sides(pos, "check")
   local src, dst = sync_side(ctx, s), sync_side(ctx, d)
   local c = (type(dst) == "table" and dst.client) or src.client
   local report, err = objstore.check(c, src, dst, { compare = ctx.opts.checksum and "checksum" or nil,
@@ -418,7 +418,20 @@ end
 --- main(argv, out, err) -> exit code
 function _M.main(argv, out, err)
   out, err = out or io.stdout, err or io.stderr
-  local cmd = argv[1]
+  -- Global options may come before the command: `objstore --endpoint URL ls`.
+  local i = 1
+  while argv[i] and argv[i]:sub(1, 1) == "-" and argv[i] ~= "-" and argv[i] ~= "--help" and argv[i] ~= "-h" do
+    local name = argv[i]:match("^%-%-?([^=]+)")
+    local kind = args.GLOBAL[name]
+    if kind and kind ~= "bool" and not argv[i]:find("=", 1, true) then i = i + 1 end
+    i = i + 1
+  end
+  local cmd = argv[i]
+  if i > 1 and cmd then
+    local reordered = { cmd }
+    for j = 1, #argv do if j ~= i then reordered[#reordered + 1] = argv[j] end end
+    argv = reordered
+  end
   local ok, res = pcall(function()
     if cmd == nil or cmd == "--help" or cmd == "-h" or cmd == "help" then
       out:write(help.main)
