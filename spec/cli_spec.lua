@@ -221,8 +221,9 @@ for _, srv in ipairs(servers.list()) do
         local built, log = servers.sh("cd " .. q(rock .. "/src") .. " && luarocks --lua-version=" .. v .. " --tree "
           .. q(rock .. "/tree") .. " make --deps-mode=none rockspec/objstore-scm-1.rockspec")
         assert(built, log)
-        local env = "cd / && " .. ENV .. " LUA_PATH=" .. q(rock .. "/tree/share/lua/" .. v .. "/?.lua;" .. rock .. "/tree/share/lua/"
-          .. v .. "/?/init.lua;;") .. " LUA_CPATH=" .. q(rock .. "/tree/lib/lua/" .. v .. "/?.so;;")
+        local share = rock .. "/tree/share/lua/" .. v
+        local env = "cd / && " .. ENV .. " LUA_PATH=" .. q(share .. "/?.lua;" .. share .. "/?/init.lua;;")
+          .. " LUA_CPATH=" .. q(rock .. "/tree/lib/lua/" .. v .. "/?.so;;")
         local bin = q(rock .. "/tree/bin/objstore") .. " --endpoint " .. q(srv.endpoint)
         local rc, out = run(bin .. " --help", env)
         assert.equals(0, rc)

@@ -91,6 +91,7 @@ Usage: objstore sync SRC DST [options]
   --include GLOB, --exclude GLOB   ordered, first match wins (repeatable)
   --dry-run            print the plan (each action with its reason), send no write
   --no-state           no sync-state file (default: DIR/.objstore-sync-<id>)
+  --state-file PATH    the sync-state file elsewhere
   --modify-window S    mtime slack in seconds
   --bwlimit SIZE       bytes per second (e.g. 10M)
   --follow-symlinks    follow symbolic links (loops are detected)

@@ -111,7 +111,8 @@ end
 
 local SYNC_FLAGS = { r = "bool", recursive = "bool", include = "filter", exclude = "filter", delete = "bool",
   ["dry-run"] = "bool", checksum = "bool", ["size-only"] = "bool", ["max-delete"] = "number", force = "bool",
-  backup = "string", ["delete-excluded"] = "bool", ["no-state"] = "bool", ["modify-window"] = "number",
+  backup = "string", ["delete-excluded"] = "bool", ["no-state"] = "bool", ["state-file"] = "string",
+  ["modify-window"] = "number",
   bwlimit = "size", ["follow-symlinks"] = "bool", ["content-type"] = "string", expires = "number",
   method = "string" }
 
@@ -120,7 +121,7 @@ local function run_sync(ctx, src, dst, extra)
   local o = ctx.opts
   local sopts = { delete = o.delete or nil, dry_run = o["dry-run"] or nil, max_delete = o["max-delete"],
     force = o.force or nil, backup = o.backup, delete_excluded = o["delete-excluded"] or nil,
-    state = (o["no-state"] and false) or nil, modify_window = o["modify-window"], bwlimit = o.bwlimit,
+    state = (o["no-state"] and false) or o["state-file"], modify_window = o["modify-window"], bwlimit = o.bwlimit,
     follow_symlinks = o["follow-symlinks"] or nil, content_type = o["content-type"], concurrency = o.concurrency,
     part_size = o["part-size"], filters = #o.filters > 0 and o.filters or nil, actions = false,
     compare = (o.checksum and "checksum") or (o["size-only"] and "size_only") or nil }
