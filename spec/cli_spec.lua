@@ -114,6 +114,20 @@ for _, srv in ipairs(servers.list()) do
         ok("mv s3://" .. bucket .. "/docs/hello.txt s3://" .. bucket .. "/moved.txt")
         assert.equals(2, (run(CMD .. " stat s3://" .. bucket .. "/docs/hello.txt", ENV)) + 1)
         ok("rm s3://" .. bucket .. "/moved.txt")
+        for _, k in ipairs{ "tmp/a.log", "tmp/b.log", "tmp/keep.txt", "tmpx/c.log" } do
+          servers.write_file(dir .. "/part", k)
+          ok("cp " .. q(dir .. "/part") .. " s3://" .. bucket .. "/" .. k)
+        end
+        ok("rm -r s3://" .. bucket .. "/tmp --exclude 'keep.*'")
+        out = ok("ls -r s3://" .. bucket)
+        assert.matches("tmp/keep.txt", out, 1, true)
+        assert.matches("tmpx/c.log", out, 1, true) -- the sibling prefix is not touched
+        assert.is_nil(out:find("tmp/a.log", 1, true))
+        local other = servers.bucket_name("h10-clirb")
+        ok("mb s3://" .. other)
+        ok("cp " .. q(dir .. "/part") .. " s3://" .. other .. "/x")
+        assert.equals(1, (run(CMD .. " rb s3://" .. other, ENV))) -- not empty
+        ok("rb s3://" .. other .. " --force")
       end)
 
       it("streams stdin of unknown size into an object and back to stdout", function()

@@ -241,6 +241,39 @@ for _, srv in ipairs(servers.list()) do
         assert.is_true(only_lists(log))
       end)
 
+      it("streams a copy between two clients, keeping mtime metadata", function()
+        local other_log = {}
+        local c2 = servers.client(srv, { hooks = { on_request = function(e) other_log[#other_log + 1] = e.op end } })
+        local res = assert(objstore.sync(c, { bucket = bucket, prefix = "up" }, { bucket = bucket, prefix = "across",
+          client = c2 }))
+        assert.equals(3, res.transferred)
+        assert.is_nil(ops_of(log).CopyObject)
+        assert.is_truthy(ops_of(log).GetObject)
+        assert.is_truthy(ops_of(other_log).PutObject or ops_of(other_log).UploadPart)
+        assert.equals("1600000500", assert(c2:head_object(bucket, "across/a.txt")).metadata.mtime)
+        assert.equals("omega", c2:get_object(bucket, "across/a.txt").body)
+      end)
+
+      it("skips the second of two local spellings of one name (NFC and NFD)", function()
+        local src = root .. "/spell"
+        write(src .. "/caf\195\169", "composed")
+        write(src .. "/cafe\204\129", "decomposed")
+        local res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "spell" }))
+        assert.equals(1, res.transferred)
+        assert.matches("Unicode composition", table.concat(res.notices, "\n"))
+      end)
+
+      it("moves deleted local files into a backup directory", function()
+        local dst = root .. "/bdown"
+        assert(objstore.sync(c, { bucket = bucket, prefix = "up" }, dst))
+        write(dst .. "/stale/old.txt", "old")
+        local res = assert(objstore.sync(c, { bucket = bucket, prefix = "up" }, dst, { delete = true,
+          backup = root .. "/bkp" }))
+        assert.equals(1, res.deleted)
+        assert.is_nil(lfs.attributes(dst .. "/stale/old.txt"))
+        assert.equals("old", servers.read_file(root .. "/bkp/stale/old.txt"))
+      end)
+
       it("follows a stated rule for objects other tools wrote (no mtime metadata)", function()
         local src = root .. "/other"
         write(src .. "/o.txt", "12345", 1600000000) -- older than the upload below
@@ -387,6 +420,29 @@ for k in ['h/../escape','h//abs','h/back\\slash','h/C:drive','h/ok.txt','h/Case'
         assert.equals(1, err.result.failed)
         assert.equals("good and old", servers.read_file(dst .. "/a.txt"))
         for name in lfs.dir(dst) do assert.is_nil(name:find("objstore%-tmp")) end
+      end)
+
+      it("stops at once on a full disk", function()
+        local mnt = root .. "/full"
+        sh("mkdir -p " .. q(mnt))
+        local mounted = sh("mount -t tmpfs -o size=1m tmpfs " .. q(mnt))
+        if not mounted then
+          pending("mounting a 1 MiB tmpfs needs root")
+          return
+        end
+        local ok, err = pcall(function()
+          for i = 1, 6 do assert(c:put_object(bucket, "full/f" .. i, string.rep("f", 400 * 1024))) end
+          local res, serr = objstore.sync(c, { bucket = bucket, prefix = "full" }, mnt, { concurrency = 1 })
+          assert.is_nil(res)
+          local r = serr.result
+          assert.is_true(r.failed >= 1)
+          assert.is_true(r.transferred <= 2)
+          assert.is_true(r.transferred + r.failed < 6, "went on after the disk was full")
+          assert.matches("space", tostring(r.errors[1].error.message))
+          for name in lfs.dir(mnt) do assert.is_nil(name:find("objstore%-tmp"), name) end
+        end)
+        sh("umount " .. q(mnt))
+        assert(ok, err)
       end)
 
       it("honours bwlimit and a Content-Type override", function()

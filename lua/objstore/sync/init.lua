@@ -165,6 +165,8 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
   local threshold = opts.multipart_threshold or 64 * 1024 * 1024
   local dst_client = dst.kind == "remote" and dst.client or src.client
   local same_client = kind == "copy" and src.client == dst.client
+  -- Every request of the run loop is for this client's endpoint.
+  local run_client = kind == "down" and src.client or dst.client
   local queue, qhead, qtail = {}, 1, 0 -- actions ready to become requests (consumed from qhead)
   local large = {}
   local temps = {} -- temporary download files not yet renamed or removed
@@ -213,6 +215,10 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
 
   --- One name with its verdict: counted, queued, deferred or recorded.
   local function plan(s, d, verdict, reason)
+    if verdict == "head" and kind == "copy" and not same_client then
+      -- A HEAD on the other endpoint cannot join this endpoint's run loop.
+      verdict, reason = "transfer", reason .. " (not HEADed across endpoints)"
+    end
     local a = { key = s.rel, reason = reason, size = s.size }
     if verdict == "skip" then
       a.action = "skip"
@@ -326,7 +332,7 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
   local function drain()
     while qhead <= qtail and not stop_err do
       local held = false
-      local ok, err = c:run{ concurrency = opts.concurrency or 16,
+      local ok, err = run_client:run{ concurrency = opts.concurrency or 16,
         next = function()
           if stop_err then return nil end
           local item = queue[qhead]
