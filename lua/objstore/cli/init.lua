@@ -358,7 +358,8 @@ function C.rb(ctx, pos)
   local loc = remote_arg(pos, 1, "rb needs one URL")
   local c = client(ctx, loc)
   if ctx.opts.force then
-    C.rm(ctx, { "s3://" .. loc.bucket })
+    ctx.opts.r = true
+    C.rm(ctx, { loc.provider .. "://" .. loc.bucket })
     local ups = c:list_multipart_uploads(loc.bucket)
     for _, u in ipairs(ups and ups.uploads or {}) do c:abort_multipart_upload(loc.bucket, u.key, u.upload_id) end
   end
