@@ -422,6 +422,29 @@ for k in ['h/../escape','h//abs','h/back\\slash','h/C:drive','h/ok.txt','h/Case'
         for name in lfs.dir(dst) do assert.is_nil(name:find("objstore%-tmp")) end
       end)
 
+      it("lists in concurrent ranges cut at the local names, and still sees every difference", function()
+        local src = root .. "/many"
+        sh("mkdir -p " .. q(src))
+        for i = 1, 2100 do servers.write_file(string.format("%s/f%04d", src, i), "m") end
+        local res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "many" }))
+        assert.equals(2100, res.transferred)
+        reset()
+        res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "many" }))
+        assert.equals(2100, res.skipped)
+        assert.is_true(only_lists(log))
+        assert.equals(3, #log) -- ranges (, f1000] (f1000, f2000] (f2000, ): one page each
+        -- Differences inside ranges and at their bounds.
+        assert(c:put_object(bucket, "many/f0500x", "extra"))   -- remote only, inside the first range
+        assert(c:put_object(bucket, "many/f2100z", "extra"))   -- remote only, after the last name
+        os.remove(src .. "/f1000")                              -- a bound itself, gone locally
+        servers.write_file(src .. "/f1500b", "new")             -- local only
+        res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "many" }, { delete = true, dry_run = true }))
+        local plan = {}
+        for _, a in ipairs(res.actions) do if a.action ~= "skip" then plan[a.key] = a.action end end
+        assert.same({ f0500x = "delete", f2100z = "delete", f1000 = "delete", f1500b = "upload" }, plan)
+        assert.equals(2099, res.skipped)
+      end)
+
       it("stops at once on a full disk", function()
         local mnt = root .. "/full"
         sh("mkdir -p " .. q(mnt))

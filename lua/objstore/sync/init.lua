@@ -75,14 +75,21 @@ local function remote_id(s)
 end
 
 --- The stream of one side: iterator of entries, plus `missing` for a local root that is not there.
-local function open_side(s, opts, notice, stats)
+-- `other` is the local side's list when there is one: its every 1000th
+-- name cuts the remote listing into ranges read concurrently.
+local function open_side(s, opts, notice, stats, other)
   if s.kind == "local" then
     local list, missing = walk.walk(s.root, { follow = opts.follow_symlinks, notice = notice })
     if not list then return nil, errors.new{ code = "LocalFileError", message = missing, retryable = false } end
-    return walk.iter(list), missing, #list
+    return walk.iter(list), missing, list
   end
-  local pages = opts.pages or remote.pager(s.client, s.bucket, s.prefix)
-  return remote.stream(pages, s.prefix, stats), false, nil
+  if opts.pages then return remote.stream(opts.pages, s.prefix, stats), false end
+  if other and #other >= 1000 then
+    local bounds = {}
+    for i = 1000, #other, 1000 do bounds[#bounds + 1] = s.prefix .. other[i].rel end
+    return remote.ranged(s.client, s.bucket, s.prefix, bounds, stats), false
+  end
+  return remote.stream(remote.pager(s.client, s.bucket, s.prefix), s.prefix, stats), false
 end
 
 local function fail_code(err)
@@ -139,9 +146,16 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
 
   local keep = filter_mod.from_opts(opts)
   local stats = { src = {}, dst = {} }
-  local src_iter, src_missing = open_side(src, opts, notice, stats.src)
-  if not src_iter then return nil, src_missing end
-  local dst_iter = open_side(dst, opts, notice, stats.dst)
+  local src_iter, dst_iter, src_missing, local_list
+  if dst.kind == "local" then
+    dst_iter, src_missing, local_list = open_side(dst, opts, notice, stats.dst)
+    if not dst_iter then return nil, src_missing end
+    src_iter, src_missing = open_side(src, opts, notice, stats.src, local_list)
+  else
+    src_iter, src_missing, local_list = open_side(src, opts, notice, stats.src)
+    if not src_iter then return nil, src_missing end
+    dst_iter = open_side(dst, opts, notice, stats.dst, kind == "up" and local_list or nil)
+  end
   local listing_failed = false
   local src_count = 0
 
@@ -460,7 +474,7 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
     result = result, record = record, notice = notice, listing_failed = listing_failed,
     src_missing = src_missing, src_count = src_count, dry = dry })
 
-  if state_path and not dry then
+  if state_path and not dry and not state_mod.same(new_state, old_state) then
     -- Names not seen this run drop out; a failed run keeps what it learnt.
     local sok, serr = state_mod.save(state_path, rid, new_state)
     if not sok then notice("sync state not saved: " .. tostring(serr)) end

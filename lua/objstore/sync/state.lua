@@ -44,6 +44,21 @@ function _M.load(path, remote_id)
   return map
 end
 
+--- Whether two maps hold the same records (then nothing needs writing).
+function _M.same(a, b)
+  local n = 0
+  for k, r in pairs(a) do
+    local o = b[k]
+    if not o or o.etag ~= r.etag or o.size ~= r.size or o.local_size ~= r.local_size
+      or o.local_mtime ~= r.local_mtime then
+      return false
+    end
+    n = n + 1
+  end
+  for _ in pairs(b) do n = n - 1 end
+  return n == 0
+end
+
 --- save(path, remote_id, map) -> true | nil, message
 function _M.save(path, remote_id, map)
   local tmp = path .. ".tmp"
