@@ -130,9 +130,8 @@ function _M.ranged(c, bucket, prefix, bounds, stats, window)
           -- starts there): this range is complete.
           page = nil
         end
-        if upto and key > upto then
-          -- Listed again by the next range.
-          key = nil
+        if upto and key > upto then -- luacheck: ignore 542
+          -- Not this range's: listed again by the next range.
         elseif key:sub(-1) == "/" then
           stats.markers = (stats.markers or 0) + 1
         elseif key:sub(1, plen) == prefix then
