@@ -64,6 +64,18 @@ describe("sync names and filters", function()
     assert.is_false(ex("deep/er/x.tmp"))
   end)
 
+  it("raises on misuse in the one format", function()
+    local c = objstore.new{ endpoint = "http://127.0.0.1:9", access_key = "a", secret_key = "b", region = "us-east-1" }
+    assert.has_error(function() objstore.sync(c, "", { bucket = "b" }) end,
+      "objstore.sync: argument #2 (src): must be a directory path or {bucket=, prefix=}")
+    assert.has_error(function() objstore.sync(c, "/tmp", "/tmp") end,
+      "objstore.sync: argument #3 (dst): one side must be remote ({bucket=, prefix=})")
+    assert.has_error(function() objstore.check(c, "/tmp", { bucket = "b" }, { compare = "magic" }) end,
+      "objstore.check: argument #4 (opts.compare): must be 'size_mtime', 'checksum' or 'size_only'")
+    assert.has_error(function() objstore.sync(c, "/tmp", { bucket = "b" }, { colour = 1 }) end,
+      "objstore.sync: argument #4 (opts.colour): is not an option of sync")
+  end)
+
   it("parses listing times and HTTP dates alike", function()
     assert.equals(1700000000, names.parse_time("2023-11-14T22:13:20.000Z"))
     assert.equals(1700000000, names.parse_time("Tue, 14 Nov 2023 22:13:20 GMT"))

@@ -496,7 +496,7 @@ end
 
 --- objstore.sync(client, src, dst, opts) -> result | nil, err (err.result holds the counts)
 function _M.sync(c, src, dst, opts)
-  return run_sync("objstore.sync", c, src, dst, opts)
+  return run_sync("sync", c, src, dst, opts)
 end
 
 --- objstore.check(client, src, dst, opts) -> report | nil, err: what a
@@ -507,7 +507,7 @@ function _M.check(c, src, dst, opts)
   for k, v in pairs(opts or {}) do o[k] = v end
   o.dry_run, o.delete, o.state = true, true, o.state or false
   o.max_delete = nil
-  local res, err = run_sync("objstore.check", c, src, dst, o)
+  local res, err = run_sync("check", c, src, dst, o)
   local r = res or (err and err.result)
   if not r then return nil, err end
   local report = { matched = 0, differ = {}, missing = {}, extra = {}, actions = r.actions, errors = r.errors }
