@@ -293,7 +293,6 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
 
   local function transferred(item, info)
     local s, a = item.s, item.a
-    a.action = a.action
     result.transferred = result.transferred + 1
     result.bytes = result.bytes + s.size
     if kind == "up" then
