@@ -7,6 +7,8 @@
 #   make demo          deps + build + quickstart
 #   make bench-sign    signing throughput next to boto3
 #   make bench-transfer 1 GiB up/down next to awscli, rclone and curl
+#   make bench-sync    5,000 small + 20 large files, local -> rgw and a no-op re-run,
+#                      next to rclone sync and aws s3 sync (requests counted by a proxy)
 #   make asan          specs + vectors (Lua 5.4) on an ASan+UBSan build in build/asan/
 #   make valgrind      the C-heavy specs under valgrind memcheck (build/valgrind/)
 #   make fuzz          libFuzzer targets (csrc/fuzz/) into build/fuzz/, each run
@@ -37,7 +39,8 @@ HEADERS   := $(wildcard csrc/*.h)
 BUILD     ?= build
 SO        = $(BUILD)/$(1)/objstore/core.so
 
-.PHONY: build build-all test matrix vectors demo deps deps-test bench-sign lint format clean rockspec bench-transfer openresty-demo bench-openresty \
+.PHONY: build build-all test matrix vectors demo deps deps-test bench-sign lint format clean rockspec bench-transfer \
+        openresty-demo bench-openresty bench-sync \
         fuzz fuzz-build asan valgrind
 
 build: $(call SO,$(LUA))
@@ -98,6 +101,12 @@ bench-openresty:
 	@$(MAKE) --no-print-directory build LUA=lua5.4
 	@$(MAKE) --no-print-directory build LUA=luajit
 	@bash bench/openresty.sh
+
+bench-sync:
+	@bash spec/support/install-deps.sh test
+	@bash spec/support/install-deps.sh peers
+	@$(MAKE) --no-print-directory build LUA=lua5.4
+	@bash bench/sync.sh
 
 # Sanitizers: the core built with gcc's ASan+UBSan, loaded into the plain
 # lua5.4 with the runtimes preloaded (run-tests.sh, OBJSTORE_SANITIZE=asan;

@@ -26,6 +26,8 @@ external_dependencies = {
 }
 build = {
   type = "builtin",
+  -- The command line (bin/objstore); luarocks wraps it for the Lua it was built for.
+  install = { bin = { objstore = "bin/objstore" } },
   modules = {
     ["objstore.core"] = {
       sources = {
@@ -56,6 +58,10 @@ build = {
     },
     ["objstore.adapt"] = "lua/objstore/adapt.lua",
     ["objstore.checksum"] = "lua/objstore/checksum.lua",
+    ["objstore.cli.args"] = "lua/objstore/cli/args.lua",
+    ["objstore.cli.help"] = "lua/objstore/cli/help.lua",
+    ["objstore.cli"] = "lua/objstore/cli/init.lua",
+    ["objstore.cli.progress"] = "lua/objstore/cli/progress.lua",
     ["objstore.client"] = "lua/objstore/client.lua",
     ["objstore.clock"] = "lua/objstore/clock.lua",
     ["objstore.credentials"] = "lua/objstore/credentials.lua",
@@ -95,6 +101,17 @@ build = {
     ["objstore.retry"] = "lua/objstore/retry.lua",
     ["objstore.signer"] = "lua/objstore/signer.lua",
     ["objstore.sts"] = "lua/objstore/sts.lua",
+    ["objstore.sync.compare"] = "lua/objstore/sync/compare.lua",
+    ["objstore.sync.delete"] = "lua/objstore/sync/delete.lua",
+    ["objstore.sync.digest"] = "lua/objstore/sync/digest.lua",
+    ["objstore.sync.execute"] = "lua/objstore/sync/execute.lua",
+    ["objstore.sync.filter"] = "lua/objstore/sync/filter.lua",
+    ["objstore.sync"] = "lua/objstore/sync/init.lua",
+    ["objstore.sync.names"] = "lua/objstore/sync/names.lua",
+    ["objstore.sync.nfc_pairs"] = "lua/objstore/sync/nfc_pairs.lua",
+    ["objstore.sync.remote"] = "lua/objstore/sync/remote.lua",
+    ["objstore.sync.state"] = "lua/objstore/sync/state.lua",
+    ["objstore.sync.walk"] = "lua/objstore/sync/walk.lua",
     ["objstore.transfer.checkpoint"] = "lua/objstore/transfer/checkpoint.lua",
     ["objstore.transfer.complete"] = "lua/objstore/transfer/complete.lua",
     ["objstore.transfer.download"] = "lua/objstore/transfer/download.lua",

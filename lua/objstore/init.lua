@@ -25,4 +25,14 @@ function _M.replicated(opts)
   return require("objstore.replicated").new(opts)
 end
 
+--- Directory sync; see objstore.sync.
+function _M.sync(client, src, dst, opts)
+  return require("objstore.sync").sync(client, src, dst, opts)
+end
+
+--- What a sync would change, without changing it; see objstore.sync.
+function _M.check(client, src, dst, opts)
+  return require("objstore.sync").check(client, src, dst, opts)
+end
+
 return _M

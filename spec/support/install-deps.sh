@@ -17,7 +17,7 @@ rgw_pkgs=(radosgw ceph-mon ceph-osd ceph-common uuid-runtime curl)
 server_pkgs=("${rgw_pkgs[@]}"
   swift swift-proxy swift-object swift-container swift-account python3-swift memcached
   nginx libnginx-mod-http-lua openssl curl)
-peer_pkgs=(awscli rclone hyperfine time wrk)
+peer_pkgs=(awscli rclone hyperfine time wrk bc)
 # Debian 12's clang 14: libFuzzer (libclang_rt.fuzzer) and the ASan/UBSan
 # runtimes all come in libclang-rt-14-dev (libfuzzer-14-dev, a standalone
 # copy of libFuzzer for other compilers, is not needed).

@@ -1,0 +1,529 @@
+--- objstore.sync(client, src, dst, opts) and objstore.check(client, src, dst, opts).
+--
+-- src and dst are a local directory (a string) or { bucket =, prefix =,
+-- client = } (client: another client for a cross-endpoint copy). The two
+-- sides are read as sorted streams (the local walk sorted in the store's
+-- byte order, the listing page by page) and joined name by name; each
+-- name gets a verdict (objstore.sync.compare) and the transfers run
+-- through the client's one `run` loop, `concurrency` (16) at a time;
+-- files of `multipart_threshold` (64 MiB) and more go through the
+-- transfer calls (upload_file, download_file, copy_large), one after
+-- another, each with its own parallel parts. Deletes come last
+-- (objstore.sync.delete). See README "Sync".
+local names = require "objstore.sync.names"
+local filter_mod = require "objstore.sync.filter"
+local walk = require "objstore.sync.walk"
+local remote = require "objstore.sync.remote"
+local state_mod = require "objstore.sync.state"
+local compare = require "objstore.sync.compare"
+local execute = require "objstore.sync.execute"
+local delete_mod = require "objstore.sync.delete"
+local digest = require "objstore.sync.digest"
+local errors = require "objstore.errors"
+local core = require "objstore.core"
+
+local type, pairs, ipairs, tostring, pcall, error = type, pairs, ipairs, tostring, pcall, error
+local monotonic = core.time.monotonic
+local os_remove = os.remove
+
+local _M = {}
+
+local OPTS = { compare = true, delete = true, delete_excluded = true, max_delete = true, force = true, backup = true,
+  include = true, exclude = true, filters = true, dry_run = true, concurrency = true, state = true,
+  modify_window = true, follow_symlinks = true, content_type = true, metadata = true, storage_class = true,
+  acl = true, bwlimit = true, part_size = true, multipart_threshold = true, case_insensitive = true,
+  on_action = true, on_notice = true, actions = true, progress = true, pages = true }
+
+local MODES = { size_mtime = true, checksum = true, size_only = true }
+
+local function misuse(fname, n, name, problem)
+  errors.argument(fname, n, name, problem)
+end
+
+--- A side of the sync, checked: { kind = "local", root } | { kind = "remote", client, bucket, prefix }.
+local function side(fname, n, name, v, c)
+  if type(v) == "string" then
+    if v == "" then misuse(fname, n, name, "must be a directory path or {bucket=, prefix=}") end
+    return { kind = "local", root = (v:gsub("(.)/+$", "%1")) }
+  end
+  if type(v) ~= "table" or type(v.bucket) ~= "string" or v.bucket == "" then
+    misuse(fname, n, name, "must be a directory path or {bucket=, prefix=}, " .. errors.got(v))
+  end
+  if v.prefix ~= nil and type(v.prefix) ~= "string" then misuse(fname, n, name .. ".prefix", "must be a string") end
+  return { kind = "remote", client = v.client or c, bucket = v.bucket, prefix = names.prefix(v.prefix) }
+end
+
+local function check_opts(fname, opts)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then misuse(fname, 4, "opts", "must be a table, " .. errors.got(opts)) end
+  for k in pairs(opts) do
+    if not OPTS[k] then misuse(fname, 4, "opts." .. tostring(k), "is not an option of " .. fname) end
+  end
+  if opts.compare ~= nil and not MODES[opts.compare] then
+    misuse(fname, 4, "opts.compare", "must be 'size_mtime', 'checksum' or 'size_only'")
+  end
+  for _, k in ipairs{ "concurrency", "max_delete", "bwlimit", "modify_window", "multipart_threshold" } do
+    if opts[k] ~= nil and (type(opts[k]) ~= "number" or opts[k] < 0) then
+      misuse(fname, 4, "opts." .. k, "must be a number >= 0")
+    end
+  end
+  return opts
+end
+
+local function remote_id(s)
+  return s.client.provider .. " " .. s.client.endpoint.url .. " " .. s.bucket .. "/" .. s.prefix
+end
+
+--- The stream of one side: iterator of entries, plus `missing` for a local root that is not there.
+-- `other` is the local side's list when there is one: its every 1000th
+-- name cuts the remote listing into ranges read concurrently.
+local function open_side(s, opts, notice, stats, other)
+  if s.kind == "local" then
+    local list, missing = walk.walk(s.root, { follow = opts.follow_symlinks, notice = notice })
+    if not list then return nil, errors.new{ code = "LocalFileError", message = missing, retryable = false } end
+    return walk.iter(list), missing, list
+  end
+  if opts.pages then return remote.stream(opts.pages, s.prefix, stats), false end
+  if other and #other >= 1000 then
+    local bounds = {}
+    for i = 1000, #other, 1000 do bounds[#bounds + 1] = s.prefix .. other[i].rel end
+    return remote.ranged(s.client, s.bucket, s.prefix, bounds, stats), false
+  end
+  return remote.stream(remote.pager(s.client, s.bucket, s.prefix), s.prefix, stats), false
+end
+
+local function fail_code(err)
+  return type(err) == "table" and err.code or tostring(err)
+end
+
+--- A full disk stops the whole run at once.
+local function disk_full(err)
+  local m = type(err) == "table" and tostring(err.message) or tostring(err)
+  return m:find("No space left", 1, true) ~= nil or m:find("ENOSPC", 1, true) ~= nil
+end
+
+local function run_sync(fname, c, src_arg, dst_arg, opts)
+  if type(c) ~= "table" or type(c.run) ~= "function" then
+    misuse(fname, 1, "client", "must be an objstore client, " .. errors.got(c))
+  end
+  opts = check_opts(fname, opts)
+  local src = side(fname, 2, "src", src_arg, c)
+  local dst = side(fname, 3, "dst", dst_arg, c)
+  if src.kind == "local" and dst.kind == "local" then
+    misuse(fname, 3, "dst", "one side must be remote ({bucket=, prefix=})")
+  end
+  local kind = src.kind == "local" and "up" or (dst.kind == "local" and "down" or "copy")
+  local dry = opts.dry_run
+  local keep_actions = opts.actions ~= false
+  local result = { transferred = 0, deleted = 0, skipped = 0, failed = 0, bytes = 0, actions = {}, notices = {},
+    errors = {}, kind = kind, dry_run = dry or nil }
+  local function notice(msg)
+    result.notices[#result.notices + 1] = msg
+    if opts.on_notice then opts.on_notice(msg) end
+  end
+  local function record(a)
+    if keep_actions then result.actions[#result.actions + 1] = a end
+    if opts.on_action then opts.on_action(a) end
+  end
+  local function failed(a, err)
+    a.error = err
+    result.failed = result.failed + 1
+    result.errors[#result.errors + 1] = { key = a.key, error = err }
+    a.action = a.action .. "_failed"
+    record(a)
+  end
+
+  -- The sync state lives beside the local side.
+  local local_side = src.kind == "local" and src or (dst.kind == "local" and dst or nil)
+  local remote_side = src.kind == "remote" and src or dst
+  local state_path, rid
+  if local_side and opts.state ~= false then
+    rid = remote_id(remote_side)
+    state_path = type(opts.state) == "string" and opts.state or state_mod.default_path(local_side.root, rid)
+  end
+  local old_state = state_path and state_mod.load(state_path, rid) or {}
+  local new_state = {}
+
+  local keep = filter_mod.from_opts(opts)
+  local stats = { src = {}, dst = {} }
+  local src_iter, dst_iter, src_missing, local_list
+  if dst.kind == "local" then
+    dst_iter, src_missing, local_list = open_side(dst, opts, notice, stats.dst)
+    if not dst_iter then return nil, src_missing end
+    src_iter, src_missing = open_side(src, opts, notice, stats.src, local_list)
+  else
+    src_iter, src_missing, local_list = open_side(src, opts, notice, stats.src)
+    if not src_iter then return nil, src_missing end
+    dst_iter = open_side(dst, opts, notice, stats.dst, kind == "up" and local_list or nil)
+  end
+  local listing_failed = false
+  local src_count = 0
+
+  local function pull(iter, which)
+    local e, err = iter()
+    if e == false then
+      listing_failed = true
+      result.failed = result.failed + 1
+      result.errors[#result.errors + 1] = { key = which .. " listing", error = err }
+      notice("listing of the " .. which .. " failed: " .. tostring(err and err.message))
+      return nil
+    end
+    return e
+  end
+
+  local case_fold = opts.case_insensitive
+  if case_fold == nil and kind == "down" then case_fold = delete_mod.case_insensitive_dir(dst.root) end
+  local folded = case_fold and {} or nil
+  local ancestors = {} -- remote keys that are files locally: their "k/..." cannot be written
+
+  local threshold = opts.multipart_threshold or 64 * 1024 * 1024
+  local dst_client = dst.kind == "remote" and dst.client or src.client
+  local same_client = kind == "copy" and src.client == dst.client
+  -- Every request of the run loop is for this client's endpoint.
+  local run_client = kind == "down" and src.client or dst.client
+  local queue, qhead, qtail = {}, 1, 0 -- actions ready to become requests (consumed from qhead)
+  local large = {}
+  local temps = {} -- temporary download files not yet renamed or removed
+  local deletes = {}
+
+  local function dst_key(rel) return dst.prefix .. rel end
+  local function local_path(root, rel) return root .. "/" .. rel end
+
+  --- Remote keys that cannot be files below the local root.
+  local function refused(s)
+    local why = names.hostile(s.rel)
+    if not why then
+      -- Files met earlier whose "name/" range this key is past are popped.
+      while #ancestors > 0 and s.rel > ancestors[#ancestors] .. "/\255" do ancestors[#ancestors] = nil end
+      for i = #ancestors, 1, -1 do
+        local a = ancestors[i]
+        if s.rel:sub(1, #a + 1) == a .. "/" then
+          why = "'" .. a .. "' is a file there"
+          break
+        end
+      end
+    end
+    if not why and folded then
+      local f = s.rel:lower()
+      if folded[f] and folded[f] ~= s.rel then
+        why = "same name as '" .. folded[f] .. "' on a case-insensitive target"
+      end
+      folded[f] = folded[f] or s.rel
+    end
+    return why
+  end
+
+  local function state_record(rel, remote_e, local_size, local_mtime)
+    if state_path then
+      new_state[rel] = { etag = remote_e.etag, size = remote_e.size, local_size = local_size,
+        local_mtime = local_mtime }
+    end
+  end
+
+  local function keep_state(s, d)
+    if not state_path then return end
+    if kind == "up" then state_record(s.rel, d, s.size, s.mtime) elseif kind == "down" then
+      state_record(s.rel, s, d.size, d.mtime)
+    end
+  end
+
+  --- One name with its verdict: counted, queued, deferred or recorded.
+  local function plan(s, d, verdict, reason)
+    if verdict == "head" and kind == "copy" and not same_client then
+      -- A HEAD on the other endpoint cannot join this endpoint's run loop.
+      verdict, reason = "transfer", reason .. " (not HEADed across endpoints)"
+    end
+    local a = { key = s.rel, reason = reason, size = s.size }
+    if verdict == "skip" then
+      a.action = "skip"
+      result.skipped = result.skipped + 1
+      keep_state(s, d)
+      record(a)
+      return
+    end
+    if verdict == "head" then
+      qtail = qtail + 1
+      queue[qtail] = { head = true, s = s, d = d, reason = reason }
+      return
+    end
+    a.action = kind == "up" and "upload" or (kind == "down" and "download" or "copy")
+    if dry then
+      record(a)
+      return
+    end
+    if s.size >= threshold or (kind == "copy" and not same_client) then
+      large[#large + 1] = { s = s, d = d, a = a }
+    else
+      qtail = qtail + 1
+      queue[qtail] = { s = s, d = d, a = a }
+    end
+  end
+
+  local function decide(s, d)
+    local verdict, reason = compare.decide(kind, s, d, old_state[s.rel], opts)
+    plan(s, d, verdict, reason)
+  end
+
+  --- The request record of a queued item.
+  local function request_of(item)
+    local s, d = item.s, item.d
+    if item.head then
+      -- Undecidable from the listing and the state: HEAD the remote side(s).
+      local side_e, sd, which = s, src, "s"
+      if kind == "up" or (kind == "copy" and s.head) then side_e, sd, which = d, dst, "d" end
+      item.which = which
+      local req = sd.client:build_request("head_object", sd.bucket, side_e.key)
+      req.context = item
+      return req
+    end
+    local req
+    if kind == "up" then
+      req = execute.put_request(dst_client, dst.bucket, dst_key(s.rel), s, opts)
+    elseif kind == "down" then
+      req = execute.get_request(src.client, src.bucket, s, local_path(dst.root, s.rel))
+      if req.context and req.context.tmp then temps[req.context.tmp] = true end
+    else
+      req = execute.copy_request(dst_client, src.bucket, s, dst.bucket, dst_key(s.rel), opts)
+    end
+    req.context = req.context or {}
+    req.context.item = item
+    item.started = monotonic()
+    return req
+  end
+
+  local function transferred(item, info)
+    local s, a = item.s, item.a
+    result.transferred = result.transferred + 1
+    result.bytes = result.bytes + s.size
+    if kind == "up" then
+      state_record(s.rel, { etag = info.etag, size = s.size }, s.size, s.mtime)
+    elseif kind == "down" then
+      state_record(s.rel, { etag = info.etag or s.etag, size = s.size }, s.size, info.mtime)
+    end
+    record(a)
+  end
+
+  local stop_err
+  local function done(req, res, err)
+    local ctx = req.context or {}
+    local item = ctx.item or ctx
+    if item.head then
+      item.head = nil
+      if not res then
+        failed({ key = item.s.rel, action = "head", reason = item.reason, size = item.s.size }, err)
+        return true
+      end
+      local e = item.which == "s" and item.s or item.d
+      compare.absorb_head(e, res, digest.CRC_META)
+      if kind == "copy" and not (item.s.head and item.d.head) then
+        qtail = qtail + 1
+      queue[qtail] = { head = true, s = item.s, d = item.d, reason = item.reason }
+      else
+        decide(item.s, item.d)
+      end
+      return true
+    end
+    if kind == "down" then
+      if ctx.tmp then temps[ctx.tmp] = nil end
+      res, err = execute.finish_get(req, res, err, item.s)
+    end
+    if not res then
+      failed(item.a, err)
+      if disk_full(err) then
+        stop_err = err
+        return false, err
+      end
+      return true
+    end
+    transferred(item, res)
+    return true
+  end
+
+  --- Runs what is queued through the one run loop; bwlimit holds new
+  -- requests back until the bytes started fit the rate.
+  local t0, started_bytes = monotonic(), 0
+  local function drain()
+    while qhead <= qtail and not stop_err do
+      local held = false
+      local ok, err = run_client:run{ concurrency = opts.concurrency or 16,
+        next = function()
+          if stop_err then return nil end
+          local item = queue[qhead]
+          if not item then return nil end
+          if opts.bwlimit and opts.bwlimit > 0 and not item.head then
+            if started_bytes > opts.bwlimit * (monotonic() - t0) then
+              held = true
+              return nil
+            end
+            started_bytes = started_bytes + item.s.size
+          end
+          queue[qhead] = nil
+          qhead = qhead + 1
+          return request_of(item)
+        end,
+        done = done }
+      if not ok and not stop_err then stop_err = err end
+      if held then
+        local wait = started_bytes / opts.bwlimit - (monotonic() - t0)
+        if wait > 0 then c.sleep(wait) end
+      end
+    end
+    queue, qhead, qtail = {}, 1, 0
+  end
+
+  local function run_large()
+    for _, l in ipairs(large) do
+      if stop_err then break end
+      local s, a = l.s, l.a
+      local res, err
+      if kind == "up" then
+        local o = execute.object_opts(opts, s, nil)
+        o.part_size = opts.part_size
+        o.concurrency = opts.concurrency and math.min(opts.concurrency, 8) or 8
+        res, err = dst_client:upload_file(dst.bucket, dst_key(s.rel), s.path, o)
+      elseif kind == "down" then
+        local path = local_path(dst.root, s.rel)
+        local ok, perr = execute.parent_dirs(path)
+        if ok then
+          res, err = src.client:download_file(src.bucket, s.key, path, { part_size = opts.part_size })
+          if res then
+            local head = src.client:head_object(src.bucket, s.key)
+            local mtime = head and names.parse_mtime(head.metadata.mtime) or s.mtime
+            execute.set_mtime(path, mtime)
+            res.mtime = mtime
+          end
+        else
+          err = errors.new{ code = "LocalFileError", message = tostring(perr), retryable = false }
+        end
+      elseif same_client then
+        res, err = dst_client:copy_large(src.bucket, s.key, dst.bucket, dst_key(s.rel), { part_size = opts.part_size })
+      else
+        res, err = execute.copy_across(src, dst, s, dst_key(s.rel))
+      end
+      if res then transferred(l, res) else
+        failed(a, err)
+        if disk_full(err) then stop_err = err end
+      end
+    end
+    large = {}
+  end
+
+  --- A source name that passed the filters: refused (unsafe key), skipped
+  -- (archived) or decided. True when it was decided.
+  local function consider(s, d)
+    src_count = src_count + 1
+    local why = kind == "down" and refused(s)
+    if why then
+      failed({ key = s.rel, action = "refuse", reason = why, size = s.size },
+        errors.new{ code = "UnsafeKey", message = "key '" .. s.key .. "' refused: " .. why, retryable = false })
+      return false
+    end
+    if names.ARCHIVED[s.storage_class or ""] then
+      result.skipped = result.skipped + 1
+      notice(s.key .. ": storage class " .. s.storage_class .. " needs a restore: skipped")
+      record{ key = s.rel, action = "skip", reason = "archived (" .. s.storage_class .. ")", size = s.size }
+      return false
+    end
+    if kind == "down" then ancestors[#ancestors + 1] = s.rel end
+    decide(s, d)
+    return true
+  end
+
+  --- The join of the two sorted streams, BATCH names at a time between runs.
+  local BATCH = 2000
+  local s_e, d_e = pull(src_iter, "source"), pull(dst_iter, "destination")
+  local ok, perr = pcall(function()
+    while (s_e or d_e) and not stop_err and not listing_failed do
+      local n = 0
+      while (s_e or d_e) and n < BATCH and not listing_failed do
+        if s_e and (not d_e or s_e.rel < d_e.rel) then
+          -- Only on the source.
+          if keep(s_e.rel) and consider(s_e, nil) then n = n + 1 end
+          s_e = pull(src_iter, "source")
+        elseif d_e and (not s_e or d_e.rel < s_e.rel) then
+          -- Only on the destination: a delete candidate.
+          local kept = keep(d_e.rel)
+          if opts.delete and (kept or opts.delete_excluded) then deletes[#deletes + 1] = d_e end
+          d_e = pull(dst_iter, "destination")
+        else
+          if keep(s_e.rel) then
+            if consider(s_e, d_e) then n = n + 1 end
+          elseif opts.delete and opts.delete_excluded then
+            deletes[#deletes + 1] = d_e
+          end
+          s_e, d_e = pull(src_iter, "source"), pull(dst_iter, "destination")
+        end
+      end
+      drain()
+      run_large()
+    end
+  end)
+  if not ok then
+    -- Interrupted (SIGINT) or a raised error: temporary files go, then it propagates.
+    for tmp in pairs(temps) do os_remove(tmp) end
+    error(perr, 0)
+  end
+  if stop_err then
+    result.failed = result.failed + (result.failed == 0 and 1 or 0)
+    result.errors[#result.errors + 1] = { key = "run", error = stop_err }
+  end
+
+  -- Deletes: only after every transfer succeeded and both listings completed.
+  local del_err = delete_mod.run(c, { src = src, dst = dst, kind = kind, opts = opts, deletes = deletes,
+    result = result, record = record, notice = notice, listing_failed = listing_failed,
+    src_missing = src_missing, src_count = src_count, dry = dry })
+
+  if state_path and not dry and not state_mod.same(new_state, old_state) then
+    -- Names not seen this run drop out; a failed run keeps what it learnt.
+    local sok, serr = state_mod.save(state_path, rid, new_state)
+    if not sok then notice("sync state not saved: " .. tostring(serr)) end
+  end
+  result.state_path = state_path
+  result.listing_pages = (stats.src.pages or 0) + (stats.dst.pages or 0)
+  result.markers = (stats.src.markers or 0) + (stats.dst.markers or 0)
+  if del_err then return nil, del_err end
+  if result.failed > 0 then
+    local first = result.errors[1]
+    local e = errors.new{ code = "SyncFailed", message = result.failed .. " operation(s) failed; first: "
+      .. tostring(first.key) .. ": " .. tostring(fail_code(first.error)) .. " " .. tostring(first.error and
+      first.error.message), retryable = false }
+    e.result = result
+    return nil, e
+  end
+  return result
+end
+
+--- objstore.sync(client, src, dst, opts) -> result | nil, err (err.result holds the counts)
+function _M.sync(c, src, dst, opts)
+  return run_sync("sync", c, src, dst, opts)
+end
+
+--- objstore.check(client, src, dst, opts) -> report | nil, err: what a
+-- sync would do, sending no write. report: { matched, differ = {keys},
+-- missing = {keys on src only}, extra = {keys on dst only}, actions }.
+function _M.check(c, src, dst, opts)
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  o.dry_run, o.delete, o.state = true, true, o.state or false
+  o.max_delete = nil
+  local res, err = run_sync("check", c, src, dst, o)
+  local r = res or (err and err.result)
+  if not r then return nil, err end
+  local report = { matched = 0, differ = {}, missing = {}, extra = {}, actions = r.actions, errors = r.errors }
+  for _, a in ipairs(r.actions) do
+    if a.action == "skip" then
+      report.matched = report.matched + 1
+    elseif a.action == "delete" then
+      report.extra[#report.extra + 1] = a.key
+    elseif a.reason == "missing on destination" then
+      report.missing[#report.missing + 1] = a.key
+    elseif a.action ~= "refuse" then
+      report.differ[#report.differ + 1] = a.key
+    end
+  end
+  report.ok = #report.differ == 0 and #report.missing == 0 and #report.extra == 0 and #r.errors == 0
+  if err and err.code ~= "MaxDeleteExceeded" then return nil, err end
+  return report
+end
+
+return _M

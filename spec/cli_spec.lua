@@ -1,0 +1,254 @@
+-- The `objstore` command as a person uses it, against rgw: from the source
+-- tree (bin/objstore) and as installed by the rock; its progress on a
+-- pseudo-terminal (script(1)) and in a pipe; exit codes; bad input.
+local servers = require "servers"
+local cjson = require "cjson"
+local lfs = require "lfs"
+
+local q = servers.q
+
+local LUA = jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
+local BIN = LUA .. " " .. q(lfs.currentdir() .. "/bin/objstore")
+
+local function read(path) return servers.read_file(path) or "" end
+
+--- run(cmd, env) -> rc, stdout, stderr (a shell command line after the env).
+local function run(cmd, env)
+  local dir = servers.tmpdir()
+  local line = string.format("%s %s >%s/out 2>%s/err; echo $? >%s/rc", env or "", cmd, q(dir), q(dir), q(dir))
+  os.execute(line)
+  local rc, out, err = tonumber(read(dir .. "/rc")), read(dir .. "/out"), read(dir .. "/err")
+  servers.sh("rm -rf " .. q(dir))
+  return rc, out, err
+end
+
+local COMMANDS = { "ls", "cp", "mv", "rm", "sync", "check", "cat", "stat", "mb", "rb", "presign", "du" }
+
+describe("objstore command line: usage", function()
+  it("documents every command", function()
+    local rc, out = run(BIN .. " --help")
+    assert.equals(0, rc)
+    for _, c in ipairs(COMMANDS) do
+      assert.matches("\n  " .. c .. " ", out, 1, true)
+      local rc2, out2 = run(BIN .. " " .. c .. " --help")
+      assert.equals(0, rc2, c)
+      assert.matches("Usage: objstore " .. c, out2, 1, true)
+    end
+  end)
+
+  it("exits 2 with a clear message on bad input and hostile URLs", function()
+    local cases = {
+      { "", "Usage" },
+      { "frobnicate", "unknown command 'frobnicate'" },
+      { "ls --bogus", "unknown option '--bogus'" },
+      { "cp onlyone", "cp needs SRC and DST" },
+      { "cp a b", "one side must be" },
+      { "sync s3://bucket-x", "sync needs SRC and DST" },
+      { "cat ftp://host/x", "unknown URL scheme" },
+      { "cat s3:///key", "no bucket" },
+      { "cat 's3://Bad_Bucket!/k'", "not a valid bucket name" },
+      { "cat s3://ab/k", "not a valid bucket name" },
+      { "cat s3://bucket-x", "needs a key" },
+      { "sync --concurrency lots . s3://bucket-x", "needs a number" },
+      { "sync --part-size huge . s3://bucket-x", "needs a size" },
+      { "presign --method POST s3://bucket-x/k", "--method must be" },
+      { "rm s3://bucket-x", "give a key, or -r" },
+      { "cp - ./here", "one side must be" },
+    }
+    for _, case in ipairs(cases) do
+      local rc, out, err = run(BIN .. " " .. case[1] .. " </dev/null")
+      assert.equals(2, rc, case[1])
+      assert.matches(case[2], out .. err, 1, true)
+    end
+  end)
+end)
+
+for _, srv in ipairs(servers.list()) do
+  if srv.name == "rgw" then
+    describe("objstore command line on " .. srv.name .. " #server", function()
+      local bucket, dir, ENV, CMD
+
+      setup(function()
+        bucket = servers.bucket_name("h10-cli")
+        dir = servers.tmpdir()
+        ENV = string.format("AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_REGION=%s AWS_CONFIG_FILE=/dev/null "
+          .. "AWS_SHARED_CREDENTIALS_FILE=/dev/null OBJSTORE_PROGRESS_INTERVAL=0", q(srv.access_key),
+          q(srv.secret_key), q(srv.region))
+        CMD = BIN .. " --endpoint " .. q(srv.endpoint)
+      end)
+
+      teardown(function()
+        servers.cleanup(servers.client(srv), bucket)
+        servers.sh("rm -rf " .. q(dir))
+      end)
+
+      local function ok(args, stdin)
+        local rc, out, err = run(CMD .. " " .. args .. (stdin and (" <" .. q(stdin)) or " </dev/null"), ENV)
+        assert.equals(0, rc, args .. "\n" .. err)
+        return out, err
+      end
+
+      it("makes a bucket, copies both ways, lists, stats, cats, presigns, sizes and removes", function()
+        ok("mb s3://" .. bucket)
+        servers.write_file(dir .. "/hello.txt", "hello, world\n")
+        lfs.touch(dir .. "/hello.txt", 1600000000, 1600000000)
+        ok("cp " .. q(dir .. "/hello.txt") .. " s3://" .. bucket .. "/docs/")
+        local out = ok("ls s3://" .. bucket)
+        assert.matches("PRE docs/", out, 1, true)
+        out = ok("ls -r s3://" .. bucket .. " --json")
+        local obj = cjson.decode(out:match("[^\n]+"))
+        assert.equals("docs/hello.txt", obj.key)
+        assert.equals(13, obj.size)
+        out = ok("stat s3://" .. bucket .. "/docs/hello.txt")
+        assert.matches("meta:mtime%s+1600000000", out)
+        assert.matches("text/plain", out, 1, true)
+        assert.equals("hello, world\n", (ok("cat s3://" .. bucket .. "/docs/hello.txt")))
+        ok("cp s3://" .. bucket .. "/docs/hello.txt " .. q(dir .. "/back.txt"))
+        assert.equals("hello, world\n", servers.read_file(dir .. "/back.txt"))
+        assert.equals(1600000000, lfs.attributes(dir .. "/back.txt", "modification"))
+        local url = ok("presign s3://" .. bucket .. "/docs/hello.txt --expires 60"):gsub("%s+$", "")
+        local got = select(2, servers.sh("curl -sf " .. q(url)))
+        assert.equals("hello, world\n", got)
+        out = ok("du s3://" .. bucket .. " --json")
+        assert.same({ objects = 1, bytes = 13 }, cjson.decode(out))
+        ok("mv s3://" .. bucket .. "/docs/hello.txt s3://" .. bucket .. "/moved.txt")
+        assert.equals(2, (run(CMD .. " stat s3://" .. bucket .. "/docs/hello.txt", ENV)) + 1)
+        ok("rm s3://" .. bucket .. "/moved.txt")
+        for _, k in ipairs{ "tmp/a.log", "tmp/b.log", "tmp/keep.txt", "tmpx/c.log" } do
+          servers.write_file(dir .. "/part", k)
+          ok("cp " .. q(dir .. "/part") .. " s3://" .. bucket .. "/" .. k)
+        end
+        ok("rm -r s3://" .. bucket .. "/tmp --exclude 'keep.*'")
+        out = ok("ls -r s3://" .. bucket)
+        assert.matches("tmp/keep.txt", out, 1, true)
+        assert.matches("tmpx/c.log", out, 1, true) -- the sibling prefix is not touched
+        assert.is_nil(out:find("tmp/a.log", 1, true))
+        local other = servers.bucket_name("h10-clirb")
+        ok("mb s3://" .. other)
+        ok("cp " .. q(dir .. "/part") .. " s3://" .. other .. "/x")
+        assert.equals(1, (run(CMD .. " rb s3://" .. other, ENV))) -- not empty
+        ok("rb s3://" .. other .. " --force")
+      end)
+
+      it("streams stdin of unknown size into an object and back to stdout", function()
+        local src = dir .. "/stream.bin"
+        servers.sh("head -c 7000000 /dev/urandom > " .. q(src))
+        ok("cp - s3://" .. bucket .. "/stream.bin --part-size 5M", src)
+        local rc = run("cat " .. q(src) .. " | " .. ENV .. " " .. CMD .. " cp - s3://" .. bucket .. "/pipe.bin")
+        assert.equals(0, rc)
+        local same = servers.sh(CMD:gsub("^", ENV .. " ") .. " cat s3://" .. bucket .. "/pipe.bin | cmp - " .. q(src))
+        assert.is_true(same)
+      end)
+
+      it("syncs, then a second run transfers nothing; --json gives one object per line", function()
+        local tree = dir .. "/tree"
+        for i = 1, 12 do
+          servers.sh("mkdir -p " .. q(tree .. "/d" .. (i % 3)))
+          servers.write_file(tree .. "/d" .. (i % 3) .. "/f" .. i .. ".txt", string.rep("x", i * 100))
+        end
+        local _, err = ok("sync " .. q(tree) .. " s3://" .. bucket .. "/tree")
+        assert.matches("transferred 12, skipped 0, deleted 0, failed 0", err, 1, true)
+        local out = ok("sync " .. q(tree) .. " s3://" .. bucket .. "/tree --json")
+        local summary
+        for line in out:gmatch("[^\n]+") do
+          local t = assert(cjson.decode(line))
+          if t.type == "summary" then summary = t end
+        end
+        assert.equals(0, summary.transferred)
+        assert.equals(12, summary.skipped)
+        -- Back down, then check says they match.
+        ok("sync s3://" .. bucket .. "/tree " .. q(dir .. "/down"))
+        ok("check " .. q(dir .. "/down") .. " s3://" .. bucket .. "/tree")
+        servers.write_file(dir .. "/down/d1/f1.txt", "changed")
+        local rc, cout = run(CMD .. " check " .. q(dir .. "/down") .. " s3://" .. bucket .. "/tree", ENV)
+        assert.equals(1, rc)
+        assert.matches("differs d1/f1.txt", cout, 1, true)
+      end)
+
+      it("plans with --dry-run, keeps --max-delete (exit 3) and deletes with filters", function()
+        local tree = dir .. "/tree"
+        os.remove(tree .. "/d0/f3.txt")
+        os.remove(tree .. "/d0/f6.txt")
+        local out = ok("sync " .. q(tree) .. " s3://" .. bucket .. "/tree --delete --dry-run")
+        assert.matches("(dry run) delete d0/f3.txt (not in source)", out, 1, true)
+        local rc, _, err = run(CMD .. " sync " .. q(tree) .. " s3://" .. bucket .. "/tree --delete --max-delete 1", ENV)
+        assert.equals(3, rc)
+        assert.matches("MaxDeleteExceeded", err, 1, true)
+        local _, e2 = ok("sync " .. q(tree) .. " s3://" .. bucket .. "/tree --delete --exclude 'f6.*'")
+        assert.matches("deleted 1,", e2, 1, true)
+        out = ok("ls -r s3://" .. bucket .. "/tree/d0/")
+        assert.matches("f6.txt", out, 1, true)
+        assert.is_nil(out:find("f3.txt", 1, true))
+      end)
+
+      it("exits 1 with the key on stderr when an operation fails", function()
+        local rc, _, err = run(CMD .. " cat s3://" .. bucket .. "/no/such/key", ENV)
+        assert.equals(1, rc)
+        assert.matches("no/such/key", err, 1, true)
+        assert.matches("NoSuchKey", err, 1, true)
+      end)
+
+      it("redraws one progress line on a terminal, prints plain lines in a pipe, nothing with -q", function()
+        local tree = dir .. "/tree"
+        local tty_dir = servers.tmpdir()
+        local cmd = ENV .. " " .. CMD .. " sync " .. q(tree) .. " s3://" .. bucket .. "/tty"
+        os.execute("script -qfc " .. q(cmd) .. " /dev/null > " .. q(tty_dir .. "/typescript") .. " 2>&1 </dev/null")
+        local ts = read(tty_dir .. "/typescript")
+        assert.matches("\r\27[K", ts, 1, true)
+        assert.matches("files %d+/10", ts)
+        assert.matches("B/s, ETA", ts, 1, true)
+        local pipe_err = tty_dir .. "/pipe-err"
+        local rc = run(ENV .. " " .. CMD .. " sync " .. q(tree) .. " s3://" .. bucket .. "/pipe 2>" .. q(pipe_err)
+          .. " | cat")
+        local err = read(pipe_err)
+        assert.equals(0, rc)
+        assert.is_nil(err:find("\r", 1, true))
+        assert.matches("files %d+/%?\n", err)
+        assert.matches("files 10/10\n", err)
+        local _, qout, qerr = run(CMD .. " -q sync " .. q(tree) .. " s3://" .. bucket .. "/quiet", ENV)
+        assert.equals("", qout .. qerr)
+        servers.sh("rm -rf " .. q(tty_dir))
+      end)
+
+      it("exits 130 on SIGINT and leaves no temporary file", function()
+        local src = dir .. "/slow"
+        servers.sh("mkdir -p " .. q(src))
+        for i = 1, 40 do servers.write_file(src .. "/f" .. i, string.rep("s", 100000)) end
+        ok("sync " .. q(src) .. " s3://" .. bucket .. "/slow")
+        local down = dir .. "/slowdown"
+        local rc, _, err = run("timeout --preserve-status -s INT 2 " .. CMD .. " sync s3://" .. bucket .. "/slow "
+          .. q(down) .. " --bwlimit 200k", ENV)
+        assert.equals(130, rc, err)
+        assert.matches("interrupted", err, 1, true)
+        local n = 0
+        for name in lfs.dir(down) do
+          assert.is_nil(name:find("objstore%-tmp"), name)
+          n = n + 1
+        end
+        assert.is_true(n - 2 < 40) -- stopped before the end
+      end)
+
+      it("works as installed by the rock", function()
+        local rock = servers.tmpdir()
+        assert(servers.sh("mkdir -p " .. q(rock .. "/src") .. " && cp -r lua csrc bin rockspec " .. q(rock .. "/src")))
+        local v = LUA == "luajit" and "5.1" or LUA:match("%d%.%d")
+        local built, log = servers.sh("cd " .. q(rock .. "/src") .. " && luarocks --lua-version=" .. v .. " --tree "
+          .. q(rock .. "/tree") .. " make --deps-mode=none rockspec/objstore-scm-1.rockspec")
+        assert(built, log)
+        local share = rock .. "/tree/share/lua/" .. v
+        local env = "cd / && " .. ENV .. " LUA_PATH=" .. q(share .. "/?.lua;" .. share .. "/?/init.lua;;")
+          .. " LUA_CPATH=" .. q(rock .. "/tree/lib/lua/" .. v .. "/?.so;;")
+        local bin = q(rock .. "/tree/bin/objstore") .. " --endpoint " .. q(srv.endpoint)
+        local rc, out = run(bin .. " --help", env)
+        assert.equals(0, rc)
+        assert.matches("Usage: objstore COMMAND", out, 1, true)
+        servers.write_file(rock .. "/r.txt", "from the rock")
+        assert.equals(0, (run(bin .. " cp " .. q(rock .. "/r.txt") .. " s3://" .. bucket .. "/rock.txt", env)))
+        local rc2, out2 = run(bin .. " cat s3://" .. bucket .. "/rock.txt", env)
+        assert.equals(0, rc2)
+        assert.equals("from the rock", out2)
+        servers.sh("rm -rf " .. q(rock))
+      end)
+    end)
+  end
+end

@@ -1,0 +1,497 @@
+-- objstore.sync and objstore.check against rgw: the three directions, the
+-- compare modes, the sync state (a no-op run sends only LISTs), deletes
+-- and their guards, filters, dry runs, hostile keys written by boto3,
+-- names (byte order, NFC/NFD, a and a/b, markers, p vs p2/), and the
+-- flat memory of a streamed listing.
+local servers = require "servers"
+local objstore = require "objstore"
+local names = require "objstore.sync.names"
+local filter = require "objstore.sync.filter"
+local remote = require "objstore.sync.remote"
+local lfs = require "lfs"
+
+local q, sh = servers.q, servers.sh
+
+local function write(path, data, mtime)
+  local dir = path:match("^(.*)/")
+  sh("mkdir -p " .. q(dir))
+  servers.write_file(path, data)
+  if mtime then lfs.touch(path, mtime, mtime) end
+end
+
+local function ops_of(log)
+  local t = {}
+  for _, op in ipairs(log) do t[op] = (t[op] or 0) + 1 end
+  return t
+end
+
+local function only_lists(log)
+  for _, op in ipairs(log) do
+    if op ~= "ListObjectsV2" then return false, op end
+  end
+  return true
+end
+
+describe("sync names and filters", function()
+  it("refuses keys that would escape a local root", function()
+    for _, k in ipairs{ "../x", "a/../../x", "/etc/passwd", "a\\b", "C:evil", "a\0b", "a//b", "./x" } do
+      assert.is_string(names.hostile(k), k)
+    end
+    assert.is_nil(names.hostile("a/b.c/d e"))
+    assert.is_nil(names.hostile("..foo"))
+  end)
+
+  it("composes NFD names to NFC", function()
+    assert.equals("caf\195\169", names.nfc("cafe\204\129"))
+    assert.equals("\225\187\135", names.nfc("e\204\163\204\130")) -- e + dot below + circumflex
+    assert.equals("plain/ascii", names.nfc("plain/ascii"))
+  end)
+
+  it("keeps a prefix from matching its siblings", function()
+    assert.equals("p/", names.prefix("p"))
+    assert.equals("p/", names.prefix("p/"))
+    assert.equals("", names.prefix(nil))
+  end)
+
+  it("applies ordered rules, the first match winning", function()
+    local keep = filter.new{ { "include", "logs/keep*" }, { "exclude", "logs/**" }, { "exclude", "*.tmp" } }
+    assert.is_true(keep("logs/keep-1"))
+    assert.is_false(keep("logs/other"))
+    assert.is_false(keep("a/b.tmp"))
+    assert.is_false(keep("c.txt")) -- an include list means "only these"
+    local ex = filter.new{ { "exclude", "*.tmp" } }
+    assert.is_true(ex("c.txt"))
+    assert.is_false(ex("deep/er/x.tmp"))
+  end)
+
+  it("raises on misuse in the one format", function()
+    local c = objstore.new{ endpoint = "http://127.0.0.1:9", access_key = "a", secret_key = "b", region = "us-east-1" }
+    assert.has_error(function() objstore.sync(c, "", { bucket = "b" }) end,
+      "objstore.sync: argument #2 (src): must be a directory path or {bucket=, prefix=}")
+    assert.has_error(function() objstore.sync(c, "/tmp", "/tmp") end,
+      "objstore.sync: argument #3 (dst): one side must be remote ({bucket=, prefix=})")
+    assert.has_error(function() objstore.check(c, "/tmp", { bucket = "b" }, { compare = "magic" }) end,
+      "objstore.check: argument #4 (opts.compare): must be 'size_mtime', 'checksum' or 'size_only'")
+    assert.has_error(function() objstore.sync(c, "/tmp", { bucket = "b" }, { colour = 1 }) end,
+      "objstore.sync: argument #4 (opts.colour): is not an option of sync")
+  end)
+
+  it("parses listing times and HTTP dates alike", function()
+    assert.equals(1700000000, names.parse_time("2023-11-14T22:13:20.000Z"))
+    assert.equals(1700000000, names.parse_time("Tue, 14 Nov 2023 22:13:20 GMT"))
+  end)
+end)
+
+describe("sync memory", function()
+  it("stays flat over a 1,000,000-entry listing streamed page by page", function()
+    local dir = servers.tmpdir()
+    local total, per_page = 1000000, 1000
+    local function pages(token)
+      local first = (tonumber(token) or 0)
+      local contents = {}
+      for i = first + 1, math.min(first + per_page, total) do
+        contents[#contents + 1] = { key = string.format("m/k%07d", i), size = "10", etag = '"x"',
+          last_modified = "2024-01-01T00:00:00.000Z" }
+      end
+      local last = first + per_page
+      return { contents = contents, is_truncated = last < total, next_continuation_token = tostring(last) }
+    end
+    local c = objstore.new{ endpoint = "http://127.0.0.1:9", access_key = "a", secret_key = "b", region = "us-east-1" }
+    local seen, mem = 0, {}
+    collectgarbage("collect")
+    local base = collectgarbage("count")
+    local res = assert(objstore.sync(c, { bucket = "b", prefix = "m" }, dir, { dry_run = true, actions = false,
+      state = false, pages = pages, on_action = function()
+        seen = seen + 1
+        if seen == 100000 or seen == total then
+          collectgarbage("collect")
+          mem[#mem + 1] = collectgarbage("count") - base
+        end
+      end }))
+    assert.equals(total, seen)
+    assert.equals(0, res.transferred) -- a dry run transfers nothing
+    assert.equals(1000, res.listing_pages)
+    -- The growth from 100,000 to 1,000,000 entries: well under a page's worth.
+    assert.is_true(mem[2] - mem[1] < 512, string.format("%.0f KiB -> %.0f KiB", mem[1], mem[2]))
+    sh("rm -rf " .. q(dir))
+  end)
+
+  it("skips archived objects with a notice", function()
+    local dir = servers.tmpdir()
+    local c = objstore.new{ endpoint = "http://127.0.0.1:9", access_key = "a", secret_key = "b", region = "us-east-1" }
+    local res = assert(objstore.sync(c, { bucket = "b" }, dir, { dry_run = true, state = false,
+      pages = function()
+        return { contents = { { key = "cold", size = "1", etag = '"e"', storage_class = "GLACIER",
+          last_modified = "2024-01-01T00:00:00.000Z" }, { key = "warm", size = "1", etag = '"e"',
+          last_modified = "2024-01-01T00:00:00.000Z" } } }
+      end }))
+    assert.equals(1, res.skipped)
+    assert.matches("GLACIER", res.notices[1])
+    assert.equals("download", res.actions[2].action)
+    sh("rm -rf " .. q(dir))
+  end)
+
+  it("streams a listing without holding consumed entries", function()
+    local page = { contents = { { key = "x/a", size = "1" }, { key = "x/b/", size = "0" },
+      { key = "x/c", size = "2" } } }
+    local stats = {}
+    local it = remote.stream(function() return page end, "x/", stats)
+    assert.equals("a", it().rel)
+    assert.is_nil(page.contents[1])
+    assert.equals("c", it().rel)
+    assert.is_nil(it())
+    assert.equals(1, stats.markers)
+  end)
+end)
+
+for _, srv in ipairs(servers.list()) do
+  if srv.name == "rgw" then
+    describe("sync on " .. srv.name .. " #server", function()
+      local c, bucket, root
+      local log = {}
+
+      setup(function()
+        c = servers.client(srv, { hooks = { on_request = function(e) log[#log + 1] = e.op end } })
+        bucket = servers.bucket_name("h10-sync")
+        assert(c:create_bucket(bucket))
+        root = servers.tmpdir()
+      end)
+
+      teardown(function()
+        servers.cleanup(c, bucket)
+        sh("rm -rf " .. q(root))
+      end)
+
+      before_each(function()
+        for i = #log, 1, -1 do log[i] = nil end
+      end)
+
+      local function reset()
+        for i = #log, 1, -1 do log[i] = nil end
+      end
+
+      it("uploads with mtime and checksum metadata, then a second run sends only LISTs", function()
+        local src = root .. "/up"
+        write(src .. "/a.txt", "alpha", 1600000000)
+        write(src .. "/d/b.json", "{}", 1600000100)
+        write(src .. "/big.bin", string.rep("z", 3 * 1024 * 1024), 1600000200)
+        local res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "up" }))
+        assert.equals(3, res.transferred)
+        assert.equals(5 + 2 + 3 * 1024 * 1024, res.bytes)
+        local ops = ops_of(log)
+        assert.equals(3, ops.PutObject) -- one request per file, no HEAD after
+        assert.is_nil(ops.HeadObject)
+        local h = assert(c:head_object(bucket, "up/a.txt"))
+        assert.equals("1600000000", h.metadata.mtime)
+        assert.equals("text/plain", h.content_type)
+        assert.equals("application/json", assert(c:head_object(bucket, "up/d/b.json")).content_type)
+        -- The whole-object CRC-64/NVME, as x-amz-checksum-crc64nvme encodes it.
+        local crc = require("objstore.checksum").new("crc64nvme"):update("alpha"):base64digest()
+        assert.equals(crc, h.metadata["objstore-crc64nvme"])
+        reset()
+        res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "up" }))
+        assert.equals(0, res.transferred)
+        assert.equals(3, res.skipped)
+        assert.is_true(only_lists(log))
+        assert.is_true(#log >= 1)
+      end)
+
+      it("without a state file decides with HEADs and still transfers nothing", function()
+        local src = root .. "/up"
+        local res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "up" }, { state = false }))
+        assert.equals(0, res.transferred)
+        assert.equals(3, ops_of(log).HeadObject)
+      end)
+
+      it("detects a same-size change by mtime, and by checksum when the mtime is kept", function()
+        local src = root .. "/up"
+        write(src .. "/a.txt", "ALPHA", 1600000500)
+        local res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "up" }))
+        assert.equals(1, res.transferred)
+        assert.equals("ALPHA", c:get_object(bucket, "up/a.txt").body)
+        -- Same size, same mtime, other bytes: only checksum mode sees it.
+        write(src .. "/a.txt", "omega", 1600000500)
+        res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "up" }))
+        assert.equals(0, res.transferred)
+        res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "up" }, { compare = "checksum" }))
+        assert.equals(1, res.transferred)
+        local reasons = {}
+        for _, a in ipairs(res.actions) do reasons[a.key] = a.reason end
+        assert.equals("checksum differs", reasons["a.txt"])
+        assert.equals("omega", c:get_object(bucket, "up/a.txt").body)
+        res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "up" }, { compare = "size_only" }))
+        assert.equals(0, res.transferred)
+      end)
+
+      it("downloads restoring mtimes, and a second run sends only LISTs", function()
+        local dst = root .. "/down"
+        local res = assert(objstore.sync(c, { bucket = bucket, prefix = "up" }, dst))
+        assert.equals(3, res.transferred)
+        assert.equals("omega", servers.read_file(dst .. "/a.txt"))
+        assert.equals(1600000500, lfs.attributes(dst .. "/a.txt", "modification"))
+        assert.equals(1600000100, lfs.attributes(dst .. "/d/b.json", "modification"))
+        assert.equals(3 * 1024 * 1024, lfs.attributes(dst .. "/big.bin", "size"))
+        reset()
+        res = assert(objstore.sync(c, { bucket = bucket, prefix = "up" }, dst))
+        assert.equals(0, res.transferred)
+        assert.is_true(only_lists(log))
+        -- Without the state: same size, the stored mtime equals the file's.
+        res = assert(objstore.sync(c, { bucket = bucket, prefix = "up" }, dst, { state = false }))
+        assert.equals(0, res.transferred)
+        assert.is_true(objstore.check(c, { bucket = bucket, prefix = "up" }, dst).ok)
+      end)
+
+      it("copies server-side between prefixes, keeping metadata", function()
+        local res = assert(objstore.sync(c, { bucket = bucket, prefix = "up" }, { bucket = bucket, prefix = "copy" }))
+        assert.equals(3, res.transferred)
+        assert.equals(3, ops_of(log).CopyObject)
+        assert.is_nil(ops_of(log).GetObject)
+        assert.equals("1600000500", assert(c:head_object(bucket, "copy/a.txt")).metadata.mtime)
+        reset()
+        res = assert(objstore.sync(c, { bucket = bucket, prefix = "up" }, { bucket = bucket, prefix = "copy" }))
+        assert.equals(0, res.transferred)
+        assert.is_true(only_lists(log))
+      end)
+
+      it("streams a copy between two clients, keeping mtime metadata", function()
+        local other_log = {}
+        local c2 = servers.client(srv, { hooks = { on_request = function(e) other_log[#other_log + 1] = e.op end } })
+        local res = assert(objstore.sync(c, { bucket = bucket, prefix = "up" }, { bucket = bucket, prefix = "across",
+          client = c2 }))
+        assert.equals(3, res.transferred)
+        assert.is_nil(ops_of(log).CopyObject)
+        assert.is_truthy(ops_of(log).GetObject)
+        assert.is_truthy(ops_of(other_log).PutObject or ops_of(other_log).UploadPart)
+        assert.equals("1600000500", assert(c2:head_object(bucket, "across/a.txt")).metadata.mtime)
+        assert.equals("omega", c2:get_object(bucket, "across/a.txt").body)
+      end)
+
+      it("skips the second of two local spellings of one name (NFC and NFD)", function()
+        local src = root .. "/spell"
+        write(src .. "/caf\195\169", "composed")
+        write(src .. "/cafe\204\129", "decomposed")
+        local res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "spell" }))
+        assert.equals(1, res.transferred)
+        assert.matches("Unicode composition", table.concat(res.notices, "\n"))
+      end)
+
+      it("moves deleted local files into a backup directory", function()
+        local dst = root .. "/bdown"
+        assert(objstore.sync(c, { bucket = bucket, prefix = "up" }, dst))
+        write(dst .. "/stale/old.txt", "old")
+        local res = assert(objstore.sync(c, { bucket = bucket, prefix = "up" }, dst, { delete = true,
+          backup = root .. "/bkp" }))
+        assert.equals(1, res.deleted)
+        assert.is_nil(lfs.attributes(dst .. "/stale/old.txt"))
+        assert.equals("old", servers.read_file(root .. "/bkp/stale/old.txt"))
+      end)
+
+      it("follows a stated rule for objects other tools wrote (no mtime metadata)", function()
+        local src = root .. "/other"
+        write(src .. "/o.txt", "12345", 1600000000) -- older than the upload below
+        write(src .. "/n.txt", "12345", os.time() + 3600) -- newer than it
+        assert(c:put_object(bucket, "other/o.txt", "abcde"))
+        assert(c:put_object(bucket, "other/n.txt", "abcde"))
+        local res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "other" }))
+        assert.equals(1, res.transferred)
+        assert.equals("12345", c:get_object(bucket, "other/n.txt").body)
+        assert.equals("abcde", c:get_object(bucket, "other/o.txt").body)
+      end)
+
+      it("plans a dry run with reasons and sends no write", function()
+        local src = root .. "/dry"
+        write(src .. "/new.txt", "n")
+        assert(c:put_object(bucket, "dry/gone.txt", "g"))
+        reset()
+        local res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "dry" },
+          { dry_run = true, delete = true }))
+        local by = {}
+        for _, a in ipairs(res.actions) do by[a.key] = a end
+        assert.equals("upload", by["new.txt"].action)
+        assert.equals("missing on destination", by["new.txt"].reason)
+        assert.equals("delete", by["gone.txt"].action)
+        assert.equals("not in source", by["gone.txt"].reason)
+        for _, op in ipairs(log) do assert.is_truthy(op == "ListObjectsV2" or op == "HeadObject", op) end
+        assert.is_true(c:object_exists(bucket, "dry/gone.txt"))
+      end)
+
+      it("deletes after transfers, keeping excluded entries unless delete_excluded", function()
+        local src = root .. "/del"
+        write(src .. "/keep.txt", "k")
+        for _, k in ipairs{ "extra.txt", "skip.tmp" } do assert(c:put_object(bucket, "del/" .. k, "x")) end
+        local res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "del" }, { delete = true,
+          exclude = "*.tmp" }))
+        assert.equals(1, res.deleted)
+        assert.is_false(c:object_exists(bucket, "del/extra.txt"))
+        assert.is_true(c:object_exists(bucket, "del/skip.tmp"))
+        res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "del" }, { delete = true, exclude = "*.tmp",
+          delete_excluded = true }))
+        assert.equals(1, res.deleted)
+        assert.is_false(c:object_exists(bucket, "del/skip.tmp"))
+      end)
+
+      it("keeps max_delete, a missing source and a backup prefix", function()
+        local src = root .. "/del"
+        for i = 1, 3 do assert(c:put_object(bucket, "del/x" .. i, "x")) end
+        local res, err = objstore.sync(c, src, { bucket = bucket, prefix = "del" }, { delete = true, max_delete = 2 })
+        assert.is_nil(res)
+        assert.equals("MaxDeleteExceeded", err.code)
+        assert.is_true(c:object_exists(bucket, "del/x1"))
+        res, err = objstore.sync(c, root .. "/nowhere", { bucket = bucket, prefix = "del" }, { delete = true })
+        assert.is_nil(res)
+        assert.equals("SourceMissing", err.code)
+        assert.is_true(c:object_exists(bucket, "del/keep.txt"))
+        res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "del" }, { delete = true,
+          backup = "trash" }))
+        assert.equals(3, res.deleted)
+        assert.is_false(c:object_exists(bucket, "del/x1"))
+        assert.is_true(c:object_exists(bucket, "trash/x1"))
+      end)
+
+      it("refuses hostile keys written by boto3 and then deletes nothing", function()
+        local py = [[
+import boto3,sys
+s3=boto3.client('s3',endpoint_url=sys.argv[1],aws_access_key_id=sys.argv[2],aws_secret_access_key=sys.argv[3],
+  region_name='us-east-1')
+for k in ['h/../escape','h//abs','h/back\\slash','h/C:drive','h/ok.txt','h/Case','h/CASE','h/a','h/a/b']:
+  s3.put_object(Bucket=sys.argv[4],Key=k,Body=b'v')
+]]
+        local f = root .. "/mk.py"
+        servers.write_file(f, py)
+        local ok, out = sh("/usr/bin/python3 " .. q(f) .. " " .. q(srv.endpoint) .. " " .. q(srv.access_key) .. " "
+          .. q(srv.secret_key) .. " " .. q(bucket))
+        assert(ok, out)
+        local dst = root .. "/hostile"
+        write(dst .. "/stale.txt", "s")
+        local res, err = objstore.sync(c, { bucket = bucket, prefix = "h" }, dst, { delete = true,
+          case_insensitive = true })
+        assert.is_nil(res)
+        local r = err.result
+        local refused = {}
+        for _, a in ipairs(r.actions) do
+          if a.action == "refuse_failed" then refused[a.key] = a.reason end
+        end
+        assert.is_string(refused["../escape"])
+        assert.is_string(refused["/abs"])
+        assert.is_string(refused["back\\slash"])
+        assert.is_string(refused["C:drive"])
+        assert.is_string(refused["Case"]) -- after "CASE" in byte order, same name folded
+        assert.is_string(refused["a/b"]) -- "a" is a file there
+        assert.equals("v", servers.read_file(dst .. "/ok.txt"))
+        assert.is_nil(lfs.attributes(root .. "/escape"))
+        assert.equals("s", servers.read_file(dst .. "/stale.txt")) -- a failure present: nothing deleted
+        assert.is_nil(lfs.attributes(dst .. "/back\\slash"))
+      end)
+
+      it("compares in byte order, composes NFD names, and keeps p from p2/", function()
+        local src = root .. "/order"
+        for _, n in ipairs{ "a-b", "a/b", "a.b", "a0", "A", "cafe\204\129" } do write(src .. "/" .. n, n) end
+        assert(c:put_object(bucket, "order2/sibling", "s"))
+        assert(c:put_object(bucket, "order/dir/", "")) -- a directory marker
+        local res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "order" }, { delete = true }))
+        assert.equals(6, res.transferred)
+        assert.equals(0, res.deleted)
+        assert.is_true(c:object_exists(bucket, "order/caf\195\169"))
+        assert.is_true(c:object_exists(bucket, "order2/sibling"))
+        reset()
+        res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "order" }, { delete = true }))
+        assert.equals(0, res.transferred)
+        assert.equals(0, res.deleted)
+        assert.is_true(only_lists(log))
+        local dst = root .. "/order-back"
+        res = assert(objstore.sync(c, { bucket = bucket, prefix = "order" }, dst))
+        assert.equals(6, res.transferred)
+        assert.equals(1, res.markers)
+        assert.equals("a/b", servers.read_file(dst .. "/a/b"))
+      end)
+
+      it("skips symlinks and special files with a notice, detects a loop when following", function()
+        local src = root .. "/links"
+        write(src .. "/real/f.txt", "f")
+        assert(sh("ln -s ../real " .. q(src .. "/real/loop") .. " && ln -s real " .. q(src .. "/alias")
+          .. " && mkfifo " .. q(src .. "/fifo")))
+        local res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "links" }))
+        assert.equals(1, res.transferred)
+        local text = table.concat(res.notices, "\n")
+        assert.matches("symlink", text)
+        assert.matches("special file", text)
+        res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "links2" }, { follow_symlinks = true }))
+        assert.equals(2, res.transferred) -- real/f.txt and alias/f.txt
+        assert.matches("loop", table.concat(res.notices, "\n"))
+      end)
+
+      it("never replaces a good file with a failed download", function()
+        local dst = root .. "/good"
+        write(dst .. "/a.txt", "good and old", 1500000000)
+        assert(c:put_object(bucket, "fail/a.txt", "newer bytes"))
+        -- A client whose GETs are refused (wrong key) but whose listing comes from the good one.
+        local bad = servers.client(srv, { secret_key = "wrong" })
+        local good_pages = remote.pager(c, bucket, "fail/")
+        local res, err = objstore.sync(bad, { bucket = bucket, prefix = "fail" }, dst, { pages = good_pages })
+        assert.is_nil(res)
+        assert.equals(1, err.result.failed)
+        assert.equals("good and old", servers.read_file(dst .. "/a.txt"))
+        for name in lfs.dir(dst) do assert.is_nil(name:find("objstore%-tmp")) end
+      end)
+
+      it("lists in concurrent ranges cut at the local names, and still sees every difference", function()
+        local src = root .. "/many"
+        sh("mkdir -p " .. q(src))
+        for i = 1, 2100 do servers.write_file(string.format("%s/f%04d", src, i), "m") end
+        local res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "many" }))
+        assert.equals(2100, res.transferred)
+        reset()
+        res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "many" }))
+        assert.equals(2100, res.skipped)
+        assert.is_true(only_lists(log))
+        assert.equals(3, #log) -- ranges (, f1000] (f1000, f2000] (f2000, ): one page each
+        -- Differences inside ranges and at their bounds.
+        assert(c:put_object(bucket, "many/f0500x", "extra"))   -- remote only, inside the first range
+        assert(c:put_object(bucket, "many/f2100z", "extra"))   -- remote only, after the last name
+        os.remove(src .. "/f1000")                              -- a bound itself, gone locally
+        servers.write_file(src .. "/f1500b", "new")             -- local only
+        res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "many" }, { delete = true, dry_run = true }))
+        local plan = {}
+        for _, a in ipairs(res.actions) do if a.action ~= "skip" then plan[a.key] = a.action end end
+        assert.same({ f0500x = "delete", f2100z = "delete", f1000 = "delete", f1500b = "upload" }, plan)
+        assert.equals(2099, res.skipped)
+      end)
+
+      it("stops at once on a full disk", function()
+        local mnt = root .. "/full"
+        sh("mkdir -p " .. q(mnt))
+        local mounted = sh("mount -t tmpfs -o size=1m tmpfs " .. q(mnt))
+        if not mounted then
+          pending("mounting a 1 MiB tmpfs needs root")
+          return
+        end
+        local ok, err = pcall(function()
+          for i = 1, 6 do assert(c:put_object(bucket, "full/f" .. i, string.rep("f", 400 * 1024))) end
+          local res, serr = objstore.sync(c, { bucket = bucket, prefix = "full" }, mnt, { concurrency = 1 })
+          assert.is_nil(res)
+          local r = serr.result
+          assert.is_true(r.failed >= 1)
+          assert.is_true(r.transferred <= 2)
+          assert.is_true(r.transferred + r.failed < 6, "went on after the disk was full")
+          assert.matches("space", tostring(r.errors[1].error.message))
+          for name in lfs.dir(mnt) do assert.is_nil(name:find("objstore%-tmp"), name) end
+        end)
+        sh("umount " .. q(mnt))
+        assert(ok, err)
+      end)
+
+      it("honours bwlimit and a Content-Type override", function()
+        local src = root .. "/bw"
+        write(src .. "/one.txt", string.rep("b", 300 * 1024))
+        write(src .. "/two.txt", string.rep("b", 300 * 1024))
+        local t0 = require("objstore.core").time.monotonic()
+        local res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "bw" }, { bwlimit = 300 * 1024,
+          content_type = "application/x-custom", concurrency = 1 }))
+        local dt = require("objstore.core").time.monotonic() - t0
+        assert.equals(2, res.transferred)
+        assert.is_true(dt >= 0.9, "took " .. dt)
+        assert.equals("application/x-custom", assert(c:head_object(bucket, "bw/one.txt")).content_type)
+      end)
+    end)
+  end
+end
