@@ -41,6 +41,7 @@
 -- UTF-8...) and no header may appear twice under different letter cases.
 -- Per-case differences are listed in `known` with the reason.
 local cjson = require "cjson"
+local servers = require "servers"
 local objstore = require "objstore"
 
 local here = debug.getinfo(1, "S").source:match("^@(.*)$") or "spec/oss_shape_spec.lua"
@@ -510,22 +511,7 @@ local function write_file(path, s)
   f:close()
 end
 
-local function ensure_ali_oss()
-  local ok, out = sh("command -v node && node --version")
-  assert(ok, "oss_shape_spec needs Node.js (node) on PATH to run ali-oss: " .. out)
-  local f = io.open(ROOT .. "/node_modules/ali-oss/package.json", "rb")
-  if f then
-    f:close()
-    return
-  end
-  local has_npm = sh("command -v npm")
-  assert(has_npm, "node_modules/ali-oss is missing and npm is not on PATH: run `npm ci` in " .. ROOT)
-  local t = sh("command -v timeout") and "timeout 300 " or ""
-  local iok, iout = sh(t .. "npm ci --no-audit --no-fund")
-  assert(iok, "`npm ci --no-audit --no-fund` failed (ali-oss is needed by this spec):\n" .. iout:sub(-3000))
-  f = assert(io.open(ROOT .. "/node_modules/ali-oss/package.json", "rb"), "npm ci did not install ali-oss")
-  f:close()
-end
+local function ensure_ali_oss() servers.node_package("ali-oss") end
 
 local function pinned_version()
   local pkg = cjson.decode(read_file(ROOT .. "/package.json"))

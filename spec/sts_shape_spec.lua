@@ -11,6 +11,7 @@
 --     Content-Type, X-Amz-Date, X-Amz-Security-Token and Authorization.
 -- Also what no SDK run here covers: AssumeRoleWithOIDC's anonymous form.
 local cjson = require "cjson"
+local servers = require "servers"
 local sts = require "objstore.sts"
 
 local here = debug.getinfo(1, "S").source:match("^@(.*)$") or "spec/sts_shape_spec.lua"
@@ -37,13 +38,7 @@ local function run_tool(cmd, input)
   return cjson.decode(out)
 end
 
-local function ensure_pop_core()
-  local f = io.open(ROOT .. "/node_modules/@alicloud/pop-core/package.json", "rb")
-  if f then return f:close() end
-  assert(sh("command -v npm"), "node_modules/@alicloud/pop-core is missing and npm is not on PATH: run `npm ci`")
-  local ok, out = sh("npm ci --no-audit --no-fund")
-  assert(ok, "`npm ci` failed (@alicloud/pop-core is needed by this spec):\n" .. out:sub(-3000))
-end
+local function ensure_pop_core() servers.node_package("@alicloud/pop-core") end
 
 local POLICY = '{"Version":"1","Statement":[{"Effect":"Allow","Action":["oss:GetObject"],'
   .. '"Resource":["acs:oss:*:*:bucket/dir with space/*"],"Condition":{"StringLike":{"x":"é*~!()\'"}}}]}'

@@ -12,6 +12,7 @@ _M.TOKEN = "CAIS-shape-test-sts-token/+="
 _M.REGION, _M.ENDPOINT = "cn-hangzhou", "https://oss-cn-hangzhou.aliyuncs.com"
 
 function _M.run(cases)
+  servers.node_package("ali-oss")
   local payload = {}
   for i, k in ipairs(cases) do
     payload[i] = { id = k.id, sig = k.sig, sts = k.sts or cjson.null, time = k.time, access_key = _M.AK,

@@ -115,6 +115,25 @@ function _M.sh(cmd)
   return rc == 0, (out:gsub("__rc=%d+%s*$", ""))
 end
 
+--- Makes sure the npm package `pkg` of package.json is installed under
+-- node_modules/ (run from the repository root, as busted is), running
+-- `npm ci` from the lockfile the first time one is missing; raises with
+-- npm's output when that fails. The cross-check scripts (ali-oss, pop-core)
+-- need it.
+function _M.node_package(pkg)
+  local ok, out = _M.sh("command -v node && node --version")
+  assert(ok, "Node.js (node) must be on PATH for the SDK cross-checks: " .. out)
+  local manifest = "node_modules/" .. pkg .. "/package.json"
+  local f = io.open(manifest, "rb")
+  if f then return f:close() end
+  assert(_M.sh("command -v npm"), manifest .. " is missing and npm is not on PATH: run `npm ci`")
+  local t = _M.sh("command -v timeout") and "timeout 300 " or ""
+  local iok, iout = _M.sh(t .. "npm ci --no-audit --no-fund")
+  assert(iok, "`npm ci --no-audit --no-fund` failed (" .. pkg .. " is needed):\n" .. iout:sub(-3000))
+  f = assert(io.open(manifest, "rb"), "npm ci did not install " .. pkg)
+  f:close()
+end
+
 --- Single-quotes a string for the shell.
 function _M.q(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
