@@ -29,7 +29,7 @@ function _M.load(path, remote_id)
   local map = {}
   local f = path and io_open(path, "rb")
   if not f then return map end
-  local header = cjson.decode(f:read("l") or "")
+  local header = cjson.decode(f:read("*l") or "")
   if type(header) ~= "table" or header.v ~= VERSION or header.remote ~= remote_id then
     f:close()
     return map
