@@ -18,7 +18,7 @@ static const struct {
 } submodules[] = {
     {"hash", osl_open_hash},     {"crc", osl_open_crc}, {"encode", osl_open_encode},
     {"signer", osl_open_signer}, {"xml", osl_open_xml}, {"http", osl_open_http},
-    {"time", osl_open_time},     {NULL, NULL},
+    {"time", osl_open_time},     {"mpu", osl_open_mpu}, {NULL, NULL},
 };
 
 int luaopen_objstore_core(lua_State *L);
