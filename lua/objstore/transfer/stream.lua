@@ -3,6 +3,7 @@
 local plan = require "objstore.transfer.plan"
 local progress_mod = require "objstore.transfer.progress"
 local complete = require "objstore.transfer.complete"
+local state_mod = require "objstore.transfer.state"
 local errors = require "objstore.errors"
 local checksum = require "objstore.checksum"
 local common = require "objstore.ops.common"
@@ -66,6 +67,7 @@ local function upload_stream(c, bucket, key, reader, opts)
     -- It all fitted in one part: a single PUT.
     upload_opts.headers = common.extra_headers("upload_stream", 4, common.part_headers(opts, 1),
       common.extra_headers("upload_stream", 4, opts.headers, {}))
+    upload_opts.metadata = state_mod.with_crc(opts.metadata, checksum.digest("crc64nvme", first))
     local r, err = c:put_object(bucket, key, first, upload_opts)
     if not r then return nil, err end
     progress(#first, true)
