@@ -153,3 +153,63 @@ for _, srv in ipairs(servers.list()) do
     end)
   end)
 end
+
+for _, srv in ipairs(servers.list()) do
+  describe("kill -9 around CreateMultipartUpload and CompleteMultipartUpload on " .. srv.name .. " #server #slow",
+    function()
+    local c, bucket, dir
+    setup(function()
+      c = servers.client(srv)
+      bucket = servers.bucket_name("h12k")
+      assert(c:create_bucket(bucket))
+      dir = servers.tmpdir()
+    end)
+    teardown(function()
+      servers.cleanup(c, bucket)
+      servers.sh("rm -rf " .. servers.q(dir))
+    end)
+
+    local function child(crash_after, key, path, log)
+      local lua = arg and arg[-1] or "lua5.4"
+      local cmd = string.format("%sLUA_PATH=%s LUA_CPATH=%s %s spec/support/crash_upload.lua %s %s %s %s %s %s %s",
+        crash_after and ("CRASH_AFTER=" .. crash_after .. " ") or "", servers.q(package.path),
+        servers.q(package.cpath), lua, servers.q(srv.endpoint), servers.q(srv.access_key),
+        servers.q(srv.secret_key), servers.q(bucket), key, servers.q(path), servers.q(log))
+      return servers.sh(cmd .. " >/dev/null 2>&1")
+    end
+    local function count(text, word)
+      local n = 0
+      for _ in text:gmatch(word) do n = n + 1 end
+      return n
+    end
+
+    it("adopts the upload a run killed right after Create made, and leaves no orphan", function()
+      local path = dir .. "/create"
+      local data = make_file(path, 4 * P)
+      local log = dir .. "/create.log"
+      assert.is_false(child("CreateMultipartUpload", "k/create", path, log))
+      assert.equals(1, #assert(c:list_incomplete_uploads(bucket, "k/create")))
+      assert.is_true(child(nil, "k/create", path, log))
+      local text = servers.read_file(log)
+      assert.matches("adopted upload", text)
+      assert.equals(4, count(text, "send")) -- every part exactly once
+      assert.equals(0, #assert(c:list_incomplete_uploads(bucket, "k/create")))
+      assert.equals(b64crc(data), assert(c:head_object(bucket, "k/create")).metadata["objstore-crc64nvme"])
+      assert.is_nil(lfs.attributes(path .. ".objstore-cp"))
+    end)
+
+    it("sends nothing again when the run was killed right after Complete", function()
+      local path = dir .. "/complete"
+      make_file(path, 3 * P + 1)
+      local log = dir .. "/complete.log"
+      assert.is_false(child("CompleteMultipartUpload", "k/complete", path, log))
+      assert.is_truthy(lfs.attributes(path .. ".objstore-cp"))
+      assert.is_true(child(nil, "k/complete", path, log))
+      local text = servers.read_file(log)
+      assert.equals(4, count(text, "send"))
+      assert.matches("sent 0", text)
+      assert.is_nil(lfs.attributes(path .. ".objstore-cp"))
+      assert.is_true(assert(c:download_file(bucket, "k/complete", dir .. "/complete.back")).verified)
+    end)
+  end)
+end
