@@ -133,7 +133,8 @@ for _, srv in ipairs(servers.list()) do
       make_file(dir .. "/busy", 2 * P)
       local cp = dir .. "/busy.cp"
       local pidfile = dir .. "/busy.pid"
-      assert(servers.sh(string.format("(flock -x %s sleep 5 >/dev/null 2>&1 & echo $! > %s)", servers.q(cp), servers.q(pidfile))))
+      assert(servers.sh(string.format("(flock -x %s sleep 5 >/dev/null 2>&1 & echo $! > %s)", servers.q(cp),
+        servers.q(pidfile))))
       local pid
       for _ = 1, 50 do
         local f = io.open(pidfile)
