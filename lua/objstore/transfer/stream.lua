@@ -8,6 +8,7 @@ local errors = require "objstore.errors"
 local checksum = require "objstore.checksum"
 local common = require "objstore.ops.common"
 local clock = require "objstore.clock"
+local core = require "objstore.core"
 
 local type, ipairs, pairs, tostring, io_type = type, ipairs, pairs, tostring, io.type
 local concat = table.concat
@@ -76,14 +77,16 @@ local function upload_stream(c, bucket, key, reader, opts)
   local up, uerr = c:create_multipart_upload(bucket, key, upload_opts)
   if not up then return nil, uerr end
   local upload_id = up.upload_id
-  local parts, md5s, total, number = {}, {}, 0, 0
+  -- The parts' state (sizes, MD5s, ETags) lives in C, one block for all.
+  local m = core.mpu.new{ part_size = base, max_parts = lim.max_parts }
+  local total = 0
   local next_data, read_err = first, nil
   local ok, err = c:run{ concurrency = concurrency,
     next = function()
       if not next_data or read_err then return nil end
       local data = next_data
-      number = number + 1
-      if number > lim.max_parts then
+      local number = m:add(#data)
+      if not number then
         read_err = "the stream needs more than " .. lim.max_parts .. " parts"
         return nil
       end
@@ -96,20 +99,22 @@ local function upload_stream(c, bucket, key, reader, opts)
         next_data = (nd and #nd > 0) and nd or nil
       end
       local md5 = checksum.md5(data)
-      md5s[number] = md5
+      m:digests(number, md5)
+      m:start(number)
       total = total + #data
       return c:build_request("upload_part", bucket, key, upload_id, number, data,
         { content_md5 = checksum.tobase64(md5), headers = common.part_headers(opts, number),
-          context = { number = number, md5 = md5, size = #data } })
+          context = { number = number, size = #data } })
     end,
     done = function(req, res, perr)
-      if not res then return false, perr end
       local part = req.context
-      if complete.part_mismatch(res.etag, part.md5) then
-        return false, fail("UploadStream", "BadDigest", "part " .. part.number .. " ETag " .. tostring(res.etag)
-          .. " is not its MD5", bucket, key)
+      if not res then
+        m:failed(part.number)
+        return false, perr
       end
-      parts[#parts + 1] = { part_number = part.number, etag = res.etag }
+      -- C checks the part's ETag against its MD5.
+      local dok, derr = m:done(part.number, res.etag)
+      if not dok then return false, errors.locate(derr, "UploadStream", bucket, key) end
       progress(part.size)
       return true
     end }
@@ -119,11 +124,11 @@ local function upload_stream(c, bucket, key, reader, opts)
     err.upload_id = upload_id
     return nil, err
   end
-  local fin, cerr = complete.complete(c, "UploadStream", bucket, key, upload_id, parts, md5s,
+  local fin, cerr = complete.complete(c, "UploadStream", bucket, key, upload_id, m, m:etag(),
     common.customer_key_headers(common.part_headers(opts, 1)))
   if not fin then return nil, cerr end
   progress(0, true)
-  return { bucket = bucket, key = key, etag = fin.etag, size = total, parts = #parts, resumed_from = 0,
+  return { bucket = bucket, key = key, etag = fin.etag, size = total, parts = (m:count()), resumed_from = 0,
     upload_id = upload_id }
 end
 
@@ -154,34 +159,37 @@ local function copy_large(c, src_bucket, src_key, dst_bucket, dst_key, opts)
     metadata = opts.metadata or head.metadata, acl = opts.acl, storage_class = opts.storage_class })
   if not up then return nil, uerr end
   local progress = progress_mod.new(opts.progress, size, 0)
-  local ranges = plan.parts(size, psize)
-  local i, parts = 0, {}
+  local m = core.mpu.new{ size = size, part_size = psize }
   local ok, err = c:run{ concurrency = opts.concurrency or 8,
     next = function()
-      i = i + 1
-      local r = ranges[i]
-      if not r then return nil end
-      return c:build_request("upload_part_copy", dst_bucket, dst_key, up.upload_id, r.number, src_bucket, src_key,
-        { range = { r.offset, r.offset + r.length - 1 }, if_match = head.etag,
-          headers = common.part_headers(opts, r.number), context = r })
+      local n, offset, length = m:next()
+      if not n then return nil end
+      return c:build_request("upload_part_copy", dst_bucket, dst_key, up.upload_id, n, src_bucket, src_key,
+        { range = { offset, offset + length - 1 }, if_match = head.etag,
+          headers = common.part_headers(opts, n), context = { number = n, length = length } })
     end,
     done = function(req, res, perr)
-      if not res then return false, perr end
+      local part = req.context
+      if not res then
+        m:failed(part.number)
+        return false, perr
+      end
       if not res.etag then
         return false, fail("CopyLarge", "MalformedResponse", "no ETag for a copied part", dst_bucket, dst_key)
       end
-      parts[#parts + 1] = { part_number = req.context.number, etag = res.etag }
-      progress(req.context.length)
+      local dok, derr = m:done(part.number, res.etag)
+      if not dok then return false, errors.locate(derr, "CopyLarge", dst_bucket, dst_key) end
+      progress(part.length)
       return true
     end }
   if not ok then
     if not opts.leave_parts_on_error then c:abort_multipart_upload(dst_bucket, dst_key, up.upload_id) end
     return nil, err
   end
-  local fin, cerr = complete.complete(c, "CopyLarge", dst_bucket, dst_key, up.upload_id, parts)
+  local fin, cerr = complete.complete(c, "CopyLarge", dst_bucket, dst_key, up.upload_id, m)
   if not fin then return nil, cerr end
   progress(0, true)
-  return { bucket = dst_bucket, key = dst_key, etag = fin.etag, size = size, parts = #parts }
+  return { bucket = dst_bucket, key = dst_key, etag = fin.etag, size = size, parts = (m:count()) }
 end
 
 --- list_incomplete_uploads(bucket, prefix) -> { {key, upload_id, initiated}, ... } (all pages)
