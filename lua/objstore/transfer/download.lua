@@ -93,7 +93,10 @@ local function download_file(self, bucket, key, path, opts)
     if not resumed then
       os_remove(part_path)
       local ok, werr = ck:reset(header)
-      if not ok then ck:close() return nil, werr end
+      if not ok then
+        ck:close()
+        return nil, errors.locate(werr, "DownloadFile", bucket, key)
+      end
     end
   end
   local ok, terr = touch(part_path)
@@ -161,7 +164,7 @@ local function download_file(self, bucket, key, path, opts)
         if not dok then return false, derr end
         if ck then
           local sok, serr = ck:append(m, r.number)
-          if not sok then return false, serr end
+          if not sok then return false, errors.locate(serr, "DownloadFile", bucket, key) end
         end
         progress(r.length)
         ranges_done = ranges_done + 1

@@ -31,7 +31,7 @@ for k in pairs(common.UPLOAD_OPTS) do UPLOAD_OPTS[k] = true end
 
 -- Uploads initiated up to this many seconds before the recorded intent
 -- still count as its own (the server's clock and ours may differ a little).
-local INTENT_SLACK = 30
+local INTENT_SLACK = 2
 
 local function fail(code, message, bucket, key, extra)
   return errors.failure("UploadFile", code, message, bucket, key, extra)
@@ -90,11 +90,12 @@ local function put_whole(c, bucket, key, path, size, opts, upload_opts, verify, 
   upload_opts.headers = common.extra_headers("upload_file", 4, common.part_headers(opts, 1),
     common.extra_headers("upload_file", 4, opts.headers, {}))
   upload_opts.content_md5 = false
-  local crc
+  local crc, ecma
   if verify then
-    local job, jerr = core.hash.file_async("md5", path, 0, size, { "crc64nvme" })
+    local job, jerr = core.hash.file_async("md5", path, 0, size, state_mod.crc_kinds(c))
     if not job then return nil, jerr end
-    local md5, nvme = job:wait()
+    local md5, nvme
+    md5, nvme, ecma = job:wait()
     if not md5 then return nil, errors.locate(nvme, "UploadFile", bucket, key) end
     upload_opts.content_md5 = b64(md5)
     upload_opts.metadata = state_mod.with_crc(opts.metadata, nvme)
@@ -102,6 +103,10 @@ local function put_whole(c, bucket, key, path, size, opts, upload_opts, verify, 
   end
   local res, err = c:put_object(bucket, key, { path = path }, upload_opts)
   if not res then return nil, err end
+  if ecma and res.crc64ecma and res.crc64ecma ~= checksum.to_decimal(ecma) then
+    return nil, fail("BadDigest", "the server's CRC-64 " .. res.crc64ecma .. " is not the file's "
+      .. checksum.to_decimal(ecma), bucket, key)
+  end
   progress(size, true)
   return { bucket = bucket, key = key, etag = res.etag, size = size, parts = 1, resumed_from = 0,
     version_id = res.version_id, verified = verify, crc64nvme = crc and b64(crc) or nil }
@@ -147,7 +152,10 @@ local function upload_file(c, bucket, key, path, opts)
         upload_id = resumed.upload_id
         for _, n in ipairs(adopted) do
           local aok, aerr = ck:append(m, n)
-          if not aok then ck:close() return nil, aerr end
+          if not aok then
+            ck:close()
+            return nil, errors.locate(aerr, "UploadFile", bucket, key)
+          end
         end
       elseif rerr.status == 404 then
         local h = already_complete(c, bucket, key, m, size, opts)
@@ -194,7 +202,7 @@ local function upload_file(c, bucket, key, path, opts)
 
   local function checkpoint_fail(err)
     if ck then ck:close() end
-    return nil, err
+    return nil, errors.locate(err, "UploadFile", bucket, key)
   end
   if not upload_id then
     header.intent_time = floor(c:now())
@@ -245,7 +253,7 @@ local function upload_file(c, bucket, key, path, opts)
       sent_parts = sent_parts + 1
       if ck then
         local sok, serr = ck:append(m, part.number)
-        if not sok then return false, serr end
+        if not sok then return false, errors.locate(serr, "UploadFile", bucket, key) end
       end
       progress(part.length)
       -- on_part(number, parts_sent_this_run) may return false to stop.
