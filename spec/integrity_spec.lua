@@ -212,5 +212,39 @@ for _, srv in ipairs(servers.list()) do
       assert.is_nil(lfs.attributes(path .. ".objstore-cp"))
       assert.is_true(assert(c:download_file(bucket, "k/complete", dir .. "/complete.back")).verified)
     end)
+
+    it("resumes a download killed at random moments, fetching at most (concurrency + 1) ranges again", function()
+      if srv.name ~= "rgw" then return pending("run once, on rgw") end
+      local src = dir .. "/down.src"
+      local data = make_file(src, 100 * MiB)
+      assert(c:upload_file(bucket, "k/down", src, { part_size = P }))
+      local out, log = dir .. "/down.back", dir .. "/down.log"
+      local lua = arg and arg[-1] or "lua5.4"
+      local cmd = string.format("LUA_PATH=%s LUA_CPATH=%s %s spec/support/crash_download.lua %s %s %s %s %s %s %s",
+        servers.q(package.path), servers.q(package.cpath), lua, servers.q(srv.endpoint), servers.q(srv.access_key),
+        servers.q(srv.secret_key), servers.q(bucket), "k/down", servers.q(out), servers.q(log))
+      math.randomseed(os.time())
+      local kills = 0
+      for _ = 1, 3 do
+        local wait = 0.1 + math.random() * 0.3
+        assert.is_true(servers.sh("(" .. cmd .. " >/dev/null 2>&1 & pid=$!; sleep " .. string.format("%.2f", wait)
+          .. "; kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null; true)"))
+        if (servers.read_file(log) or ""):find("done") then break end
+        kills = kills + 1
+      end
+      local text = servers.read_file(log) or ""
+      if not text:find("done") then
+        assert.is_true(servers.sh(cmd .. " >/dev/null 2>&1"))
+        text = servers.read_file(log)
+      end
+      local resent = count(text:match("^(.-)done"), "send") - 20
+      assert.is_true(resent <= kills * (4 + 1), ("fetched %d ranges again over %d crashes:\n%s"):format(resent, kills,
+        text))
+      assert.matches("done true", text)
+      print(("\n    download crash test: %d kills, %d ranges fetched again"):format(kills, resent))
+      local f = assert(io.open(out, "rb"))
+      assert.is_true(f:read("*a") == data)
+      f:close()
+    end)
   end)
 end
