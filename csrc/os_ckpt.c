@@ -264,9 +264,10 @@ int os_ckpt_open(os_ckpt *c, const char *path, long *holder, char *err, size_t e
       close(fd);
       if (e == EWOULDBLOCK) {
         *holder = lock_holder(st.st_dev, st.st_ino);
-        snprintf(err, errlen, "checkpoint %s is in use by %s%ld", path,
-                 *holder ? "process " : "another process", *holder);
-        if (*holder == 0) snprintf(err, errlen, "checkpoint %s is in use by another process", path);
+        if (*holder != 0)
+          snprintf(err, errlen, "checkpoint %s is in use by process %ld", path, *holder);
+        else
+          snprintf(err, errlen, "checkpoint %s is in use by another process", path);
         return OS_CKPT_IN_USE;
       }
       errno = e;

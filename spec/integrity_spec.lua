@@ -156,7 +156,7 @@ for _, srv in ipairs(servers.list()) do
 end
 
 for _, srv in ipairs(servers.list()) do
-  describe("kill -9 around CreateMultipartUpload and CompleteMultipartUpload on " .. srv.name .. " #server #slow",
+  describe("upload_file survives kill -9 around Create and Complete on " .. srv.name .. " #server #slow",
     function()
     local c, bucket, dir
     setup(function()
@@ -213,7 +213,7 @@ for _, srv in ipairs(servers.list()) do
       assert.is_true(assert(c:download_file(bucket, "k/complete", dir .. "/complete.back")).verified)
     end)
 
-    it("resumes a download killed at random moments, fetching at most (concurrency + 1) ranges again", function()
+    it("download_file survives kill -9 at random moments, fetching at most (concurrency + 1) ranges again", function()
       if srv.name ~= "rgw" then return pending("run once, on rgw") end
       local src = dir .. "/down.src"
       local data = make_file(src, 100 * MiB)

@@ -176,10 +176,21 @@ local function upload_file(c, bucket, key, path, opts)
       -- An intent without an upload id: the crash came between the intent
       -- and the record of the upload CreateMultipartUpload started.
       upload_id = adopt_orphan(c, bucket, key, resumed.intent_time)
-      if upload_id then
-        local adopted = reconcile(c, bucket, key, path, m, upload_id, kinds)
-        if not adopted then upload_id = nil end
-        notices[#notices + 1] = "adopted upload " .. tostring(upload_id) .. " left by an interrupted run"
+      local adopted = upload_id and reconcile(c, bucket, key, path, m, upload_id, kinds)
+      if adopted then
+        notices[#notices + 1] = "adopted upload " .. upload_id .. " left by an interrupted run"
+        header.intent_time, header.upload_id = resumed.intent_time, upload_id
+        local ok, werr = ck:reset(header)
+        for _, n in ipairs(adopted) do
+          if ok then ok, werr = ck:append(m, n) end
+        end
+        if not ok then
+          ck:close()
+          return nil, errors.locate(werr, "UploadFile", bucket, key)
+        end
+      else
+        if upload_id then c:abort_multipart_upload(bucket, key, upload_id) end
+        upload_id = nil
       end
     end
   end
