@@ -106,12 +106,11 @@ for _, srv in ipairs(servers.list()) do
       end
       assert(c:complete_multipart_upload(bucket, "i/foreign", up.upload_id, parts))
       local d = assert(c:download_file(bucket, "i/foreign", dir .. "/foreign.back", { part_size = P }))
-      if srv.skip.part_number_get then
-        assert.is_false(d.verified)
-        assert.matches("not verified", d.notices[1])
-      else
-        assert.is_true(d.verified) -- the multipart ETag, from the part layout the server reports
-      end
+      -- Neither radosgw 16 (HEAD ?partNumber=1 answers with the whole object)
+      -- nor Swift reports the part layout, so the multipart ETag cannot be
+      -- rebuilt: not verified, and said so.
+      assert.is_false(d.verified)
+      assert.matches("not verified", d.notices[1])
       assert(c:put_object(bucket, "i/foreign1", data))
       assert.is_true(assert(c:download_file(bucket, "i/foreign1", dir .. "/foreign1.back")).verified)
     end)
