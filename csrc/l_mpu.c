@@ -5,6 +5,7 @@
  *   m = core.mpu.new{ size = n|nil, part_size = n, max_parts = n,
  *                     etag_md5 = false (SSE-KMS/SSE-C: never compare ETags with MD5s) }
  *   ck = core.mpu.checkpoint(path)  -> ck | nil, err (CheckpointInUse)
+ *   core.mpu.is(v) -> boolean
  *   core.mpu.durable_write(path, data) -> true | nil, err
  */
 #include <math.h>
@@ -581,6 +582,12 @@ static int l_ckpt_close(lua_State *L) {
   return l_ckpt_gc(L);
 }
 
+/* core.mpu.is(v) -> whether v is a multipart state (open or closed) */
+static int l_mpu_is(lua_State *L) {
+  lua_pushboolean(L, osl_testudata(L, 1, MPU_CLASS) != NULL);
+  return 1;
+}
+
 /* core.mpu.durable_write(path, data) -> true | nil, err */
 static int l_durable_write(lua_State *L) {
   const char *F = "core.mpu.durable_write";
@@ -619,6 +626,7 @@ int osl_open_mpu(lua_State *L) {
       {"close", l_ckpt_close},   {"bytes_written", l_ckpt_bytes},
       {"__gc", l_ckpt_gc},       {NULL, NULL}};
   static const luaL_Reg fns[] = {{"new", l_mpu_new},
+                                 {"is", l_mpu_is},
                                  {"checkpoint", l_ckpt_open},
                                  {"durable_write", l_durable_write},
                                  {NULL, NULL}};

@@ -12,6 +12,7 @@ local checksum = require "objstore.checksum"
 local clock = require "objstore.clock"
 local sse = require "objstore.ops.sse"
 local flexsum = require "objstore.ops.flexsum"
+local is_state = require("objstore.core").mpu.is
 
 local type, ipairs, tostring = type, ipairs, tostring
 local sort = table.sort
@@ -146,7 +147,7 @@ end }
 -- every part's checksum (a list's `checksum`, base64; the state's recorded
 -- one) as its Checksum<ALG>.
 local function complete_body(c, parts, alg)
-  if type(parts) == "userdata" then
+  if is_state(parts) then
     local body, err = parts:complete_body(common.namespace(c), alg)
     if not body then errors.argument("client.complete_multipart_upload", 4, "parts", err.message) end
     return body
@@ -181,7 +182,7 @@ ops.complete_multipart_upload = { build = function(c, bucket, key, upload_id, pa
   common.bucket(c, "complete_multipart_upload", 1, bucket)
   common.key("complete_multipart_upload", 2, key)
   common.upload_id("complete_multipart_upload", 3, upload_id)
-  if type(parts) ~= "userdata" and (type(parts) ~= "table" or #parts == 0) then
+  if not is_state(parts) and (type(parts) ~= "table" or #parts == 0) then
     common.misuse("complete_multipart_upload", 4, "parts", "must be a non-empty list of {part_number, etag}")
   end
   opts = common.opts("complete_multipart_upload", 5, opts, { headers = true, checksum = true })

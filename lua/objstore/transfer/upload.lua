@@ -275,7 +275,15 @@ local function upload_file(c, bucket, key, path, opts)
     if whole_crc then upload_opts.metadata = state_mod.with_crc(opts.metadata, whole_crc) end
     upload_opts.checksum = alg
     local up, err = c:create_multipart_upload(bucket, key, upload_opts)
-    if not up then return checkpoint_fail(err) end
+    if not up then
+      -- The server answered no: no upload exists for a resume to adopt, so
+      -- the intent goes too (an unanswered Create keeps it for the next run).
+      if ck and err.status ~= nil then
+        ck:remove()
+        ck = nil
+      end
+      return checkpoint_fail(err)
+    end
     upload_id = up.upload_id
     if ck then
       header.upload_id = upload_id
