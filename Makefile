@@ -116,7 +116,7 @@ ASAN_CFLAGS  ?= -fsanitize=address,undefined -fno-omit-frame-pointer -g -O1
 # valgrind: the specs that drive the C core hardest, on a normal -O2 build (+ -g).
 VG_BUILD     ?= build/valgrind
 VG_SPECS     ?= spec/checksum_spec.lua spec/xml_spec.lua spec/signer_spec.lua spec/http_spec.lua \
-                spec/transport_contract_spec.lua
+                spec/transport_contract_spec.lua spec/checkpoint_fuzz_spec.lua
 
 asan: deps-test
 	@$(MAKE) --no-print-directory build LUA=lua5.4 BUILD=$(ASAN_BUILD) CC=gcc OPTFLAGS="$(ASAN_CFLAGS)"

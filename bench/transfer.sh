@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # make bench-transfer: 1 GiB upload and download against the local radosgw
 # for objstore, aws s3 cp (awscli), rclone copyto and curl with a presigned
-# URL (the single-stream floor), in one run. Prints wall time, client CPU
+# URL (the single-stream floor), in one run; for uploads also the server's
+# multipart floor (the same part size and concurrency as parallel `curl -T`
+# of presigned UploadPart URLs, then Complete), objstore with a checkpoint
+# (and the checkpoint bytes written per part), and a dry run of the state
+# and checkpoint of a 10,000-part upload (RSS and bytes per part). Prints wall time, client CPU
 # (user+sys) and peak RSS, each the median of RUNS runs (default 3), and the
 # ratios to awscli. The machine's 2 cores are shared with the server, so
 # client CPU saved is throughput gained.
@@ -18,6 +22,9 @@ trap 'rm -rf "$work"' EXIT
 src=$work/src.bin
 head -c $((SIZE_MIB * 1024 * 1024)) /dev/urandom >"$src"
 bucket=bench-$(date +%s)
+mkdir "$work/parts"
+split -b 8M -a 5 -d "$src" "$work/parts/part"
+export CKPT_STATS=$work/ckpt-stats
 lua5.4 bench/admin.lua create "$bucket"
 
 export AWS_ACCESS_KEY_ID=$OBJSTORE_TEST_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$OBJSTORE_TEST_SECRET_KEY
@@ -46,6 +53,8 @@ for run in $(seq "$RUNS"); do
   echo "run $run/$RUNS" >&2
   measure objstore up lua5.4 bench/transfer.lua up "$bucket" objstore.bin "$src" 4 8
   measure objstore-noverify up lua5.4 bench/transfer.lua up "$bucket" objstore-nv.bin "$src" 4 8 noverify
+  measure objstore-checkpoint up lua5.4 bench/transfer.lua up "$bucket" objstore-cp.bin "$src" 4 8 checkpoint
+  measure curl-multipart up bash bench/mpu_floor.sh "$bucket" floor.bin "$work/parts" 4
   measure awscli up /usr/bin/aws --endpoint-url "$OBJSTORE_TEST_ENDPOINT" s3 cp "$src" "s3://$bucket/aws.bin"
   measure rclone up rclone copyto --ignore-times "$src" "rgw:$bucket/rclone.bin"
   url=$(presign PUT curl.bin)
@@ -68,7 +77,9 @@ for dir in up down; do
   aw=$(col "awscli.$dir" 1)
   ac=$(col "awscli.$dir" 2)
   printf '\n%-8s %-20s %9s %9s %11s %12s %12s\n' "$dir" client "wall s" "CPU s" "peak RSS" "wall/awscli" "CPU/awscli"
-  for name in objstore objstore-noverify awscli rclone curl; do
+  names="objstore objstore-noverify awscli rclone curl"
+  [ "$dir" = up ] && names="objstore objstore-noverify objstore-checkpoint awscli rclone curl curl-multipart"
+  for name in $names; do
     w=$(col "$name.$dir" 1)
     cpu=$(col "$name.$dir" 2)
     rss=$(col "$name.$dir" 3)
@@ -76,4 +87,11 @@ for dir in up down; do
       "$(awk -v a="$w" -v b="$aw" 'BEGIN{print a/b}')" "$(awk -v a="$cpu" -v b="$ac" 'BEGIN{print a/b}')"
   done
 done
+fw=$(col "curl-multipart.up" 1)
+printf '\nupload wall / multipart floor (curl -T of the same 8 MiB parts, 4 at once): objstore %.2f, with checkpoint %.2f\n' \
+  "$(awk -v a="$(col objstore.up 1)" -v b="$fw" 'BEGIN{print a/b}')" \
+  "$(awk -v a="$(col objstore-checkpoint.up 1)" -v b="$fw" 'BEGIN{print a/b}')"
+printf 'checkpoint bytes written per part (%s MiB upload, median): %s\n' "$SIZE_MIB" "$(median <"$CKPT_STATS")"
+printf '10,000-part dry run of the state and checkpoint: '
+lua5.4 bench/mpu_state.lua "$work/dry.cp" 10000
 lua5.4 bench/admin.lua cleanup "$bucket" >/dev/null 2>&1 || true

@@ -16,9 +16,11 @@ static const struct {
   const char *name;
   osl_opener open;
 } submodules[] = {
-    {"hash", osl_open_hash},     {"crc", osl_open_crc},       {"encode", osl_open_encode},
-    {"signer", osl_open_signer}, {"xml", osl_open_xml},       {"http", osl_open_http},
-    {"time", osl_open_time},     {"buffer", osl_open_buffer}, {NULL, NULL},
+    {"hash", osl_open_hash},     {"crc", osl_open_crc},
+    {"encode", osl_open_encode}, {"signer", osl_open_signer},
+    {"xml", osl_open_xml},       {"http", osl_open_http},
+    {"time", osl_open_time},     {"buffer", osl_open_buffer},
+    {"mpu", osl_open_mpu},       {NULL, NULL},
 };
 
 int luaopen_objstore_core(lua_State *L);

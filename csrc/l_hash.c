@@ -23,6 +23,7 @@
 #include <math.h>
 
 #include "l_compat.h"
+#include "os_crc.h"
 #include "os_encode.h"
 #include "os_hash.h"
 
@@ -290,19 +291,46 @@ static int l_job_wait(lua_State *L) {
   os_hash_job *j = (os_hash_job *)osl_checkself(L, HASH_JOB_CLASS, "core.hash.wait");
   if (os_hash_job_wait(j) != 0) return osl_push_error(L, "LocalFileError", j->err, 0);
   lua_pushlstring(L, (const char *)j->out, j->outlen);
-  return 1;
+  for (int i = 0; i < 2; i++) {
+    unsigned char b[8];
+    if (j->crcs & (1u << i)) {
+      os_crc_to_bytes(i == 0 ? OS_CRC64NVME : OS_CRC64ECMA, j->crc[i], b);
+      lua_pushlstring(L, (const char *)b, 8);
+    } else {
+      lua_pushnil(L);
+    }
+  }
+  return 3;
 }
 
-/* core.hash.file_async(alg, path, offset, length) -> job: the digest of a
- * file range computed on a thread; job:wait() gives it. */
+/* core.hash.file_async(alg, path, offset, length, crcs) -> job: the digest
+ * of a file range computed on a thread; job:wait() gives it, then the raw
+ * CRC-64/NVME and CRC-64/ECMA when crcs (a list of those names) asks for
+ * them in the same pass. */
 static int l_hash_file_async(lua_State *L) {
   file_args a;
   check_file_args(L, "core.hash.file_async", &a);
+  unsigned crcs = 0;
+  if (!lua_isnoneornil(L, 5)) {
+    osl_checktype(L, 5, LUA_TTABLE, "core.hash.file_async", 5, "crcs");
+    for (int i = 1; i <= (int)osl_rawlen(L, 5); i++) {
+      lua_rawgeti(L, 5, i);
+      const char *name = lua_tostring(L, -1);
+      if (name != NULL && strcmp(name, "crc64nvme") == 0)
+        crcs |= OS_HASH_CRC64NVME;
+      else if (name != NULL && strcmp(name, "crc64ecma") == 0)
+        crcs |= OS_HASH_CRC64ECMA;
+      else
+        osl_misuse(L, "core.hash.file_async", 5, "crcs", "may hold 'crc64nvme' and 'crc64ecma'");
+      lua_pop(L, 1);
+    }
+  }
   /* Zeroed userdata with its __gc first: start's allocations are then always freed. */
   os_hash_job *j = (os_hash_job *)osl_newuserdata(L, sizeof *j);
   memset(j, 0, sizeof *j);
   luaL_getmetatable(L, HASH_JOB_CLASS);
   lua_setmetatable(L, -2);
+  j->crcs = crcs;
   if (os_hash_job_start(j, a.alg, a.path, a.offset, a.length) != 0) {
     /* No memory for the job, or no thread (EAGAIN: a limit that may pass). */
     int oom = j->path == NULL || j->thread == NULL;

@@ -12,6 +12,8 @@
  */
 #include "os_hash.h"
 
+#include "os_crc.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/core_names.h>
@@ -218,6 +220,13 @@ void os_hash_error(char *buf, size_t size) {
 
 int os_hash_file(os_hash_alg alg, const char *path, long long offset, long long length,
                  unsigned char *out, size_t *outlen, char *err, size_t errlen) {
+  unsigned long long crc[2];
+  return os_hash_file_crc(alg, path, offset, length, 0, out, outlen, crc, err, errlen);
+}
+
+int os_hash_file_crc(os_hash_alg alg, const char *path, long long offset, long long length,
+                     unsigned crcs, unsigned char *out, size_t *outlen, unsigned long long crc[2],
+                     char *err, size_t errlen) {
   enum { BLOCK = 1 << 20 };
   if (offset < 0 || length < 0) {
     snprintf(err, errlen, "offset and length must not be negative");
@@ -243,6 +252,8 @@ int os_hash_file(os_hash_alg alg, const char *path, long long offset, long long 
   /* Sequential reads ahead help the page cache on a cold file. */
   (void)posix_fadvise(fd, (off_t)offset, (off_t)length, POSIX_FADV_SEQUENTIAL);
   long long left = length, pos = offset;
+  crc[0] = os_crc_start(OS_CRC64NVME);
+  crc[1] = os_crc_start(OS_CRC64ECMA);
   while (left > 0) {
     size_t want = left < BLOCK ? (size_t)left : (size_t)BLOCK;
     ssize_t got = pread(fd, buf, want, (off_t)pos);
@@ -256,6 +267,9 @@ int os_hash_file(os_hash_alg alg, const char *path, long long offset, long long 
       os_hash_error(err, errlen);
       goto done;
     }
+    /* While the block is hot in the cache. */
+    if (crcs & OS_HASH_CRC64NVME) crc[0] = os_crc_update(OS_CRC64NVME, crc[0], buf, (size_t)got);
+    if (crcs & OS_HASH_CRC64ECMA) crc[1] = os_crc_update(OS_CRC64ECMA, crc[1], buf, (size_t)got);
     left -= got;
     pos += got;
   }
@@ -273,8 +287,8 @@ done:
 
 static void *hash_job_main(void *arg) {
   os_hash_job *j = arg;
-  j->rc = os_hash_file(j->alg, j->path, j->offset, j->length, j->out, &j->outlen, j->err,
-                       sizeof j->err);
+  j->rc = os_hash_file_crc(j->alg, j->path, j->offset, j->length, j->crcs, j->out, &j->outlen,
+                           j->crc, j->err, sizeof j->err);
   return NULL;
 }
 

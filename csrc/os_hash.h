@@ -70,6 +70,15 @@ int os_hash_hmac(os_hash_alg alg, const void *key, size_t keylen, const void *da
 int os_hash_file(os_hash_alg alg, const char *path, long long offset, long long length,
                  unsigned char *out, size_t *outlen, char *err, size_t errlen);
 
+/* CRCs os_hash_file_crc can compute in the same pass (a bit mask). */
+enum { OS_HASH_CRC64NVME = 1, OS_HASH_CRC64ECMA = 2 };
+
+/* os_hash_file that also computes the CRCs in crcs over the same blocks:
+ * crc[0] CRC-64/NVME, crc[1] CRC-64/ECMA (finalised values). */
+int os_hash_file_crc(os_hash_alg alg, const char *path, long long offset, long long length,
+                     unsigned crcs, unsigned char *out, size_t *outlen, unsigned long long crc[2],
+                     char *err, size_t errlen);
+
 /* os_hash_file on a thread of its own, so a digest of the next part can be
  * computed while the current parts are on the wire. Zero-initialise, then
  * start; wait joins the thread (and may be called once); free releases what
@@ -81,6 +90,8 @@ typedef struct {
   long long offset, length;
   unsigned char out[OS_HASH_MAX_SIZE];
   size_t outlen;
+  unsigned crcs;             /* OS_HASH_CRC64* wanted alongside the digest */
+  unsigned long long crc[2]; /* their values */
   int rc;
   char err[256];
   void *thread; /* pthread_t, boxed to keep pthread.h out of this header */
@@ -88,6 +99,7 @@ typedef struct {
 
 int os_hash_job_start(os_hash_job *j, os_hash_alg alg, const char *path, long long offset,
                       long long length);
+/* Same, with CRCs computed in the same pass (set j->crcs, then start). */
 int os_hash_job_wait(os_hash_job *j);
 void os_hash_job_free(os_hash_job *j);
 

@@ -1,12 +1,17 @@
--- Property test of the checkpoint loader (objstore.transfer.checkpoint): a
--- file derived from a valid checkpoint by truncation, byte mutation, splicing
--- or structural edits must never make checkpoint.read raise; it returns a
--- table of the right shape or nil, err with err.code "CorruptCheckpoint".
--- 2000 cases from a fixed seed, so a failure names a case that replays.
-local checkpoint = require "objstore.transfer.checkpoint"
-local cjson = require "cjson"
+-- Property test of the checkpoint loader (core.mpu checkpoints, the C
+-- os_ckpt format): a file derived from a valid checkpoint by truncation,
+-- byte mutation, splicing or structural edits must never make the loader
+-- raise or crash; it resumes (applying only intact records that fit the
+-- plan), or starts clean ("foreign": not a checkpoint of this format;
+-- "other": another transfer). 2000 cases from a fixed seed, so a failure
+-- names a case that replays. The libFuzzer target csrc/fuzz/fuzz_checkpoint.c
+-- covers the same loader without a seed bound.
+local core = require "objstore.core"
 
 local CASES, SEED = 2000, 20261201
+local SIZE, PSIZE = 64 * 1024, 1024
+local HEADER = { kind = "upload", bucket = "bkt", key = "dir/caf\195\169 a+b.bin", file_size = SIZE,
+  file_mtime = 1764633600, file_inode = 1234, part_size = PSIZE, object_size = SIZE }
 
 -- Park-Miller "minimal standard" generator: exact in doubles on every Lua.
 local function rng(seed)
@@ -17,16 +22,6 @@ local function rng(seed)
     if hi <= lo then return lo end
     return lo + x % (hi - lo + 1)
   end
-end
-
-local function valid_texts()
-  local up = { version = 1, kind = "upload", bucket = "bkt", key = "dir/caf\195\169 a+b.bin", size = 26214400,
-    mtime = 1764633600, part_size = 5242880, upload_id = "2~AbCdEf_-.xyz",
-    parts = { { number = 1, etag = "\"9b2cf535f27731c974343645a3985328\"", size = 5242880, crc32c = "yZRlqg==" },
-      { number = 3, etag = "\"d41d8cd98f00b204e9800998ecf8427e\"", size = 5242880 } } }
-  local down = { version = 1, kind = "download", bucket = "bkt", key = "k", etag = "\"abc-4\"", size = 1048576,
-    part_size = 262144, done = { { number = 2, size = 262144 } } }
-  return { cjson.encode(up), cjson.encode(down) }
 end
 
 -- Tokens that change the meaning, not only the syntax.
@@ -62,10 +57,9 @@ local function mutate(text, r)
     local i = r(1, n)
     local tok = TOKENS[r(1, #TOKENS)]
     return text:sub(1, i - 1) .. tok .. text:sub(i + (r(0, 1) == 1 and r(1, 8) or 0))
-  elseif op == 7 then -- change the value of version or kind
-    local field = r(0, 1) == 1 and "version" or "kind"
-    local tok = TOKENS[r(1, 16)]
-    return (text:gsub('"' .. field .. '":[^,}]*', '"' .. field .. '":' .. tok, 1))
+  elseif op == 7 then -- change one byte of the preamble or of the first record's header
+    local i = r(0, 1) == 1 and r(1, math.min(n, 24)) or r(1, n)
+    return text:sub(1, i - 1) .. string.char(r(0, 255)) .. text:sub(i + 1)
   elseif op == 8 then -- random bytes
     local bytes = {}
     for k = 1, r(0, 64) do bytes[k] = string.char(r(0, 255)) end
@@ -75,7 +69,40 @@ local function mutate(text, r)
   end
 end
 
-describe("checkpoint.read on mutated files", function()
+
+--- Valid checkpoint images: written by C, read back as bytes.
+local function valid_texts(path)
+  local out = {}
+  for _, nrec in ipairs{ 0, 3, 9 } do
+    os.remove(path)
+    local m = assert(core.mpu.new{ size = SIZE, part_size = PSIZE })
+    local ck = assert(core.mpu.checkpoint(path))
+    local h = {}
+    for k, v in pairs(HEADER) do h[k] = v end
+    h.upload_id = nrec > 0 and "2~AbCdEf_-.xyz" or nil
+    assert(ck:reset(h))
+    for i = 1, nrec do
+      local n = m:next()
+      assert(m:done(n, nil, core.hash.md5(tostring(i)), "\1\2\3\4\5\6\7\8"))
+      assert(ck:append(m, n))
+    end
+    ck:close()
+    local f = assert(io.open(path, "rb"))
+    out[#out + 1] = f:read("*a")
+    f:close()
+  end
+  return out
+end
+
+local function load(path)
+  local m = assert(core.mpu.new{ size = SIZE, part_size = PSIZE })
+  local ck = assert(core.mpu.checkpoint(path))
+  local status, h, torn = ck:load(m, HEADER)
+  ck:close()
+  return status, h, torn, m
+end
+
+describe("checkpoint loader on mutated files", function()
   local path
 
   before_each(function()
@@ -84,45 +111,55 @@ describe("checkpoint.read on mutated files", function()
 
   after_each(function()
     os.remove(path)
+    os.remove(path .. ".new")
   end)
 
-  it("never raises and returns a checkpoint or CorruptCheckpoint (" .. CASES .. " cases)", function()
+  it("never raises; resumes with only intact records or starts clean (" .. CASES .. " cases)", function()
     local r = rng(SEED)
-    local texts = valid_texts()
-    local counts = { ok = 0, corrupt = 0 }
+    local texts = valid_texts(path)
+    local counts = { resume = 0, foreign = 0, other = 0, empty = 0 }
     for case = 1, CASES do
       local text = mutate(texts[r(1, #texts)], r)
       local f = assert(io.open(path, "wb"))
       f:write(text)
       f:close()
-      local ok, t, err = pcall(checkpoint.read, path)
-      local where = ("case %d (seed %d): %q"):format(case, SEED, text:sub(1, 200))
-      assert(ok, "checkpoint.read raised on " .. where .. ": " .. tostring(t))
-      if t ~= nil then
-        assert(type(t) == "table" and err == nil, "not a table: " .. where)
-        assert(t.version == checkpoint.VERSION and type(t.kind) == "string", "wrong shape accepted: " .. where)
-        counts.ok = counts.ok + 1
-      else
-        assert(type(err) == "table" and err.code == "CorruptCheckpoint", "no CorruptCheckpoint: " .. where)
-        assert(err.retryable == false and type(tostring(err)) == "string", "bad error: " .. where)
-        counts.corrupt = counts.corrupt + 1
+      local where = ("case %d (seed %d): %q"):format(case, SEED, text:sub(1, 120))
+      local ok, status, h, torn, m = pcall(load, path)
+      assert(ok, "the loader raised on " .. where .. ": " .. tostring(status))
+      assert(counts[status], "unknown status " .. tostring(status) .. ": " .. where)
+      counts[status] = counts[status] + 1
+      if status == "resume" then
+        assert(type(h) == "table" and h.kind == "upload" and type(torn) == "boolean", "bad header: " .. where)
+        local _, done = m:count()
+        assert(done * core.mpu.RECORD_SIZE <= #text, "more records than bytes: " .. where)
+        assert(m:bytes_done() <= SIZE, "bytes beyond the object: " .. where)
+      elseif status ~= "empty" then
+        assert(type(h) == "string", "no reason: " .. where)
       end
     end
-    -- Both outcomes are exercised, so the generator is not degenerate.
-    assert.is_true(counts.ok > 0 and counts.corrupt > 0)
+    -- Every outcome but "other" is exercised, so the generator is not degenerate.
+    assert.is_true(counts.resume > 0 and counts.foreign > 0)
   end)
 
-  it("reads the unmutated checkpoints, and an empty file is corrupt", function()
-    for _, text in ipairs(valid_texts()) do
-      local f = assert(io.open(path, "wb"))
-      f:write(text)
-      f:close()
-      local t = assert(checkpoint.read(path))
-      assert.equal(1, t.version)
-    end
+  it("reads the unmutated checkpoints; a torn tail loses only the last record", function()
+    local texts = valid_texts(path)
+    local f = assert(io.open(path, "wb"))
+    f:write(texts[3])
+    f:close()
+    local status, h, torn, m = load(path)
+    assert.equal("resume", status)
+    assert.equal("2~AbCdEf_-.xyz", h.upload_id)
+    assert.is_false(torn)
+    assert.equal(9, select(2, m:count()))
+    f = assert(io.open(path, "wb"))
+    f:write(texts[3]:sub(1, -2))
+    f:close()
+    local status2, _, torn2, m2 = load(path)
+    assert.equal("resume", status2)
+    assert.is_true(torn2)
+    assert.equal(8, select(2, m2:count()))
+    -- an empty file is a new checkpoint
     assert(io.open(path, "wb")):close()
-    local t, err = checkpoint.read(path)
-    assert.is_nil(t)
-    assert.equal("CorruptCheckpoint", err.code)
+    assert.equal("empty", (load(path)))
   end)
 end)

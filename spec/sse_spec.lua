@@ -177,12 +177,20 @@ for _, srv in ipairs(servers.list()) do
         { sse_customer_key = key, part_size = 5 * MiB }))
       assert.equals(#data, down.size)
       assert.is_true(servers.read_file(dir .. "/back") == data)
-      assert.is_false(down.verified) -- an SSE-C ETag proves nothing
+      -- An SSE-C ETag proves nothing; the CRC-64/NVME upload_file stored does.
+      assert.is_true(down.verified)
+      assert.is_nil(down.notices)
       local f = io.open(path, "rb")
       local st = assert(c:upload_stream(bucket, "stream", f, { part_size = 5 * MiB, sse_customer_key = key }))
       f:close()
       assert.equals(3, st.parts)
       assert.is_true(assert(c:get_object(bucket, "stream", { sse_customer_key = key })).body == data)
+      -- A multipart stream carries no CRC (unknown at Create): nothing can verify it.
+      local sd = assert(c:download_file(bucket, "stream", dir .. "/back2",
+        { sse_customer_key = key, part_size = 5 * MiB }))
+      assert.is_true(servers.read_file(dir .. "/back2") == data)
+      assert.is_false(sd.verified)
+      assert.matches("SSE%-KMS or SSE%-C", sd.notices[1])
       -- Copies. rgw 16 answers 501 to a CopyObject whose source is SSE-C,
       -- and stores a copy asked to be SSE-C unencrypted (objstore says so).
       assert(c:put_object(bucket, "small", "small body", { sse_customer_key = key }))

@@ -155,11 +155,17 @@ for _, srv in ipairs(servers.list()) do
       local r = assert(c:upload_file(bucket, "stale/up", path, { part_size = P, checkpoint = true }))
       assert.matches("no longer exists", r.notices[1])
       assert.equals(0, r.resumed_from)
-      -- a checkpoint for another file
+      -- a checkpoint for another file (left by an interrupted upload of it)
+      local other = make_file(dir, "stale-other", 2 * P + 1)
+      c:upload_file(bucket, "stale/up", other, { part_size = P, concurrency = 1, checkpoint = path .. ".objstore-cp",
+        on_part = function() return false end })
+      r = assert(c:upload_file(bucket, "stale/up", path, { part_size = P, checkpoint = true }))
+      assert.matches("another file", r.notices[1])
+      -- a checkpoint of the old JSON format
       servers.write_file(path .. ".objstore-cp", '{"version":1,"kind":"upload","bucket":"x","key":"y","size":1,'
         .. '"mtime":1,"part_size":1,"upload_id":"u","parts":[]}')
       r = assert(c:upload_file(bucket, "stale/up", path, { part_size = P, checkpoint = true }))
-      assert.matches("another file", r.notices[1])
+      assert.matches("unreadable", r.notices[1])
       -- a corrupt one
       servers.write_file(path .. ".objstore-cp", "{not json")
       r = assert(c:upload_file(bucket, "stale/up", path, { part_size = P, checkpoint = true }))

@@ -1,8 +1,8 @@
 --- objstore.replicated: one logical store over several clients (regions,
 -- providers, servers). Writes go to every replica and succeed when
 -- `write_quorum` of them acknowledge; a replica that missed a write is
--- recorded in a durable repair journal (a JSON file, rewritten atomically
--- after every change) and brought up to date by :repair(). Reads come from
+-- recorded in a durable repair journal (objstore.journal: a JSON file,
+-- rewritten atomically and fsync'd after every change) and brought up to date by :repair(). Reads come from
 -- the first replica that answers, falling back to the next on failure.
 --
 -- Consistency: a successful write is on at least write_quorum replicas and
@@ -18,7 +18,7 @@
 --     journal = "/var/lib/app/objstore-journal.json" })
 --   r:put_object(bucket, key, body, opts) ; r:get_object(bucket, key, opts)
 --   r:delete_object(bucket, key) ; r:repair() -> { repaired = n, remaining = n }
-local checkpoint = require "objstore.transfer.checkpoint"
+local journal_file = require "objstore.journal"
 local errors = require "objstore.errors"
 
 local type, ipairs, pairs, tostring, setmetatable, os_time = type, ipairs, pairs, tostring, setmetatable, os.time
@@ -30,16 +30,10 @@ Replicated.__index = Replicated
 --- Loads the journal; a missing file is an empty journal, an unreadable one
 -- is an error (it is never silently replaced).
 local function load_journal(path)
-  local j, err = checkpoint.read(path)
+  local j, err = journal_file.read(path)
   if err then
-    err.code = "CorruptJournal"
-    err.message = "repair journal " .. path .. " cannot be read; it holds writes some replicas missed and is "
-      .. "left as it is: " .. err.message
+    err.message = err.message .. "; it holds writes some replicas missed and is left as it is"
     return nil, err
-  end
-  if j and (j.kind ~= "journal" or type(j.entries) ~= "table") then
-    return nil, errors.new{ code = "CorruptJournal", message = "repair journal " .. path .. " is not a journal",
-      retryable = false }
   end
   return j or { kind = "journal", entries = {} }
 end
@@ -77,7 +71,7 @@ function _M.new(opts)
 end
 
 function Replicated:_save()
-  return checkpoint.write(self.journal_path, self.journal)
+  return journal_file.write(self.journal_path, self.journal)
 end
 
 --- Records that replica `index` missed (op, bucket, key); `source` is a

@@ -19,12 +19,37 @@ transport.run = function(t, source, on_done, n)
     return r
   end, on_done, n)
 end
+-- CRASH_AFTER=<op>: kill -9 this process as soon as a request of that
+-- operation (CreateMultipartUpload, CompleteMultipartUpload) has its answer.
+local crash_after = os.getenv("CRASH_AFTER")
+local function is_op(r)
+  if r.method ~= "POST" then return false end
+  local url = r.url or ""
+  if crash_after == "CreateMultipartUpload" then return url:find("[?&]uploads") ~= nil end
+  return url:find("[?&]uploadId=") ~= nil
+end
+if crash_after then
+  local run2 = transport.run
+  transport.run = function(t, source, on_done, n)
+    return run2(t, source, function(r, res, err)
+      if res and is_op(r) then
+        local f = assert(io.open("/proc/self/stat"))
+        local pid = f:read("*n")
+        f:close()
+        logf:write("crash after ", crash_after, "\n")
+        os.execute("kill -9 " .. pid)
+      end
+      return on_done(r, res, err)
+    end, n)
+  end
+end
 local res, err = c:upload_file(bucket, key, file, { part_size = 5 * 1024 * 1024, concurrency = 4,
   checkpoint = true, on_part = function(n) logf:write("part ", n, "\n") end })
 if not res then
   io.stderr:write(tostring(err), "\n")
   os.exit(1)
 end
-logf:write("done ", res.etag, " ", res.resumed_from, "\n")
+logf:write("done ", res.etag, " ", res.resumed_from, " sent ", tostring(res.sent), "\n")
+for _, n in ipairs(res.notices or {}) do logf:write("notice ", n, "\n") end
 logf:close()
 print(res.etag)

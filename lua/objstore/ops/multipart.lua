@@ -12,6 +12,7 @@ local checksum = require "objstore.checksum"
 local clock = require "objstore.clock"
 local sse = require "objstore.ops.sse"
 local flexsum = require "objstore.ops.flexsum"
+local is_state = require("objstore.core").mpu.is
 
 local type, ipairs, tostring = type, ipairs, tostring
 local sort = table.sort
@@ -141,9 +142,16 @@ ops.upload_part_copy = { build = function(c, bucket, key, upload_id, part_number
     end }
 end }
 
---- The CompleteMultipartUpload body for parts {{part_number, etag}, ...};
--- with `alg`, every part's `checksum` (base64) as its Checksum<ALG>.
+--- The CompleteMultipartUpload body for parts {{part_number, etag}, ...}
+-- or a core.mpu state (every part done), whose body C writes; with `alg`,
+-- every part's checksum (a list's `checksum`, base64; the state's recorded
+-- one) as its Checksum<ALG>.
 local function complete_body(c, parts, alg)
+  if is_state(parts) then
+    local body, err = parts:complete_body(common.namespace(c), alg)
+    if not body then errors.argument("client.complete_multipart_upload", 4, "parts", err.message) end
+    return body
+  end
   local sorted = {}
   for i, p in ipairs(parts) do
     common.part_number("complete_multipart_upload", 4, p.part_number)
@@ -174,7 +182,7 @@ ops.complete_multipart_upload = { build = function(c, bucket, key, upload_id, pa
   common.bucket(c, "complete_multipart_upload", 1, bucket)
   common.key("complete_multipart_upload", 2, key)
   common.upload_id("complete_multipart_upload", 3, upload_id)
-  if type(parts) ~= "table" or #parts == 0 then
+  if not is_state(parts) and (type(parts) ~= "table" or #parts == 0) then
     common.misuse("complete_multipart_upload", 4, "parts", "must be a non-empty list of {part_number, etag}")
   end
   opts = common.opts("complete_multipart_upload", 5, opts, { headers = true, checksum = true })

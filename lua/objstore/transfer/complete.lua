@@ -15,27 +15,28 @@ function _M.part_mismatch(etag, md5)
   return not response.etag_is_md5(etag, checksum.tohex(md5))
 end
 
---- Completes `upload_id` with parts {{part_number, etag}} and, when md5s
--- (the raw MD5 of every part, in order) are given, checks the object's
--- ETag against them; `key_headers` (SSE-C) go on the HEAD that check may
--- need; `alg` (a flexible checksum the server verified on every part)
--- puts every part's `checksum` into the body (Swift refuses the body with
--- them when it did not). Returns { etag, version_id, crc64ecma, ... } or nil, err.
-function _M.complete(c, op, bucket, key, upload_id, parts, md5s, key_headers, alg)
+--- Completes `upload_id` with parts (a core.mpu state, or a list of
+-- {part_number, etag}) and, when `expected` (the multipart ETag "hex-N" the
+-- part MD5s imply, or the list of raw part MD5s) is given, checks the
+-- object's ETag against it; `key_headers` (SSE-C) go on the HEAD that check
+-- may need; `alg` (a flexible checksum the server verified) puts every
+-- part's checksum into the body (Swift refuses the body with them when it
+-- did not). Returns { etag, version_id, crc64ecma, ... } or nil, err.
+function _M.complete(c, op, bucket, key, upload_id, parts, expected, key_headers, alg)
   local fin, err = c:complete_multipart_upload(bucket, key, upload_id, parts, alg and { checksum = alg } or nil)
   if not fin then
     err.upload_id = upload_id
     return nil, err
   end
   fin.etag = response.quoted_etag(fin.etag)
-  if not md5s then return fin end
+  if not expected then return fin end
   if not fin.etag then
     -- Some servers (radosgw) answer Complete with an empty ETag: ask.
     local h, herr = c:head_object(bucket, key, key_headers and { headers = key_headers } or nil)
     if not h then return nil, herr end
     fin.etag = response.quoted_etag(h.etag)
   end
-  local expected = checksum.multipart_etag(md5s)
+  if type(expected) == "table" then expected = checksum.multipart_etag(expected) end
   local value = fin.etag and fin.etag:match('^"(.*)"$')
   if not value or value:lower() ~= expected:lower() then
     return nil, errors.failure(op, "BadDigest", "object ETag " .. tostring(fin.etag)

@@ -3,6 +3,7 @@
 local plan = require "objstore.transfer.plan"
 local progress_mod = require "objstore.transfer.progress"
 local complete = require "objstore.transfer.complete"
+local state_mod = require "objstore.transfer.state"
 local errors = require "objstore.errors"
 local checksum = require "objstore.checksum"
 local common = require "objstore.ops.common"
@@ -118,6 +119,7 @@ local function upload_stream(c, bucket, key, reader, opts)
       common.extra_headers("upload_stream", 4, opts.headers, {}))
     local size = first:len()
     upload_opts.checksum_policy = opts.checksum_policy
+    upload_opts.metadata = state_mod.with_crc(opts.metadata, first:digest("crc64nvme"))
     local r, err = c:put_object(bucket, key, first, upload_opts)
     src.put(first)
     src.close()
@@ -133,7 +135,10 @@ local function upload_stream(c, bucket, key, reader, opts)
   end
   local upload_id = up.upload_id
   local etag_md5 = sse.etag_is_md5(c, opts)
-  local parts, md5s, total, number, all_verified = {}, {}, 0, 0, alg ~= nil
+  -- The parts' state (sizes, MD5s, ETags, checksums) lives in C, one block
+  -- for all; the pool's buffers hold the bytes in flight.
+  local m = core.mpu.new{ part_size = base, max_parts = max_parts, etag_md5 = etag_md5 }
+  local total, all_verified = 0, alg ~= nil
   local next_buf, read_err, too_many = first, nil, false
   local ok, err = c:run{ concurrency = concurrency,
     next = function()
@@ -143,7 +148,7 @@ local function upload_stream(c, bucket, key, reader, opts)
       if not buf then
         if src.eof() then return nil end
         local rerr
-        buf, rerr = src.read(plan.stream_part_size(number, c.provider, base))
+        buf, rerr = src.read(plan.stream_part_size((m:count()), c.provider, base))
         if not buf then
           read_err = rerr
           return nil
@@ -154,29 +159,34 @@ local function upload_stream(c, bucket, key, reader, opts)
         src.put(buf)
         return nil
       end
-      if number >= max_parts then
+      local number = m:add(buf:len())
+      if not number then
         src.put(buf)
         too_many = true
         return nil
       end
-      number = number + 1
       local md5 = buf:digest("md5")
-      md5s[number] = md5
+      m:digests(number, md5)
+      m:start(number)
       total = total + buf:len()
       return c:build_request("upload_part", bucket, key, upload_id, number, buf,
         { content_md5 = checksum.tobase64(md5), headers = common.part_headers(opts, number),
           sse_customer_key = opts.sse_customer_key, checksum = alg, checksum_policy = opts.checksum_policy,
-          context = { number = number, md5 = md5, size = buf:len(), buf = buf } })
+          context = { number = number, size = buf:len(), buf = buf } })
     end,
     done = function(req, res, perr)
       local part = req.context
       src.put(part.buf)
-      if not res then return false, perr end
-      if etag_md5 and complete.part_mismatch(res.etag, part.md5) then
-        return false, fail("UploadStream", "BadDigest", "part " .. part.number .. " ETag " .. tostring(res.etag)
-          .. " is not its MD5", bucket, key)
+      if not res then
+        m:failed(part.number)
+        return false, perr
       end
-      parts[#parts + 1] = { part_number = part.number, etag = res.etag, checksum = res.checksum and res.checksum.value }
+      -- C checks the part's ETag against its MD5 (not with SSE-KMS/SSE-C).
+      local dok, derr = m:done(part.number, res.etag)
+      if not dok then return false, errors.locate(derr, "UploadStream", bucket, key) end
+      if res.checksum then
+        m:checksum(part.number, alg, core.encode.base64_decode(res.checksum.value), res.checksum.verified)
+      end
       all_verified = all_verified and res.checksum and res.checksum.verified
       progress(part.size)
       return true
@@ -193,11 +203,11 @@ local function upload_stream(c, bucket, key, reader, opts)
     err.upload_id = upload_id
     return nil, err
   end
-  local fin, cerr = complete.complete(c, "UploadStream", bucket, key, upload_id, parts, etag_md5 and md5s or nil,
+  local fin, cerr = complete.complete(c, "UploadStream", bucket, key, upload_id, m, etag_md5 and m:etag() or nil,
     common.customer_key_headers(common.part_headers(opts, 1), c, opts), all_verified and alg or nil)
   if not fin then return nil, cerr end
   progress(0, true)
-  return { bucket = bucket, key = key, etag = fin.etag, size = total, parts = #parts, resumed_from = 0,
+  return { bucket = bucket, key = key, etag = fin.etag, size = total, parts = (m:count()), resumed_from = 0,
     upload_id = upload_id, sse = up.sse, kms_key_id = up.kms_key_id,
     checksum = alg and { algorithm = alg, verified = all_verified == true } or nil }
 end
@@ -239,35 +249,38 @@ local function copy_large(c, src_bucket, src_key, dst_bucket, dst_key, opts)
     metadata = opts.metadata or head.metadata, acl = opts.acl, storage_class = opts.storage_class }))
   if not up then return nil, uerr end
   local progress = progress_mod.new(opts.progress, size, 0)
-  local ranges = plan.parts(size, psize)
-  local i, parts = 0, {}
+  local m = core.mpu.new{ size = size, part_size = psize }
   local ok, err = c:run{ concurrency = opts.concurrency or 8,
     next = function()
-      i = i + 1
-      local r = ranges[i]
-      if not r then return nil end
-      return c:build_request("upload_part_copy", dst_bucket, dst_key, up.upload_id, r.number, src_bucket, src_key,
-        { range = { r.offset, r.offset + r.length - 1 }, if_match = head.etag,
-          headers = common.part_headers(opts, r.number), context = r, sse_customer_key = opts.sse_customer_key,
-          copy_source_sse_customer_key = opts.copy_source_sse_customer_key })
+      local n, offset, length = m:next()
+      if not n then return nil end
+      return c:build_request("upload_part_copy", dst_bucket, dst_key, up.upload_id, n, src_bucket, src_key,
+        { range = { offset, offset + length - 1 }, if_match = head.etag,
+          headers = common.part_headers(opts, n), context = { number = n, length = length },
+          sse_customer_key = opts.sse_customer_key, copy_source_sse_customer_key = opts.copy_source_sse_customer_key })
     end,
     done = function(req, res, perr)
-      if not res then return false, perr end
+      local part = req.context
+      if not res then
+        m:failed(part.number)
+        return false, perr
+      end
       if not res.etag then
         return false, fail("CopyLarge", "MalformedResponse", "no ETag for a copied part", dst_bucket, dst_key)
       end
-      parts[#parts + 1] = { part_number = req.context.number, etag = res.etag }
-      progress(req.context.length)
+      local dok, derr = m:done(part.number, res.etag)
+      if not dok then return false, errors.locate(derr, "CopyLarge", dst_bucket, dst_key) end
+      progress(part.length)
       return true
     end }
   if not ok then
     if not opts.leave_parts_on_error then c:abort_multipart_upload(dst_bucket, dst_key, up.upload_id) end
     return nil, err
   end
-  local fin, cerr = complete.complete(c, "CopyLarge", dst_bucket, dst_key, up.upload_id, parts)
+  local fin, cerr = complete.complete(c, "CopyLarge", dst_bucket, dst_key, up.upload_id, m)
   if not fin then return nil, cerr end
   progress(0, true)
-  return { bucket = dst_bucket, key = dst_key, etag = fin.etag, size = size, parts = #parts, sse = fin.sse,
+  return { bucket = dst_bucket, key = dst_key, etag = fin.etag, size = size, parts = (m:count()), sse = fin.sse,
     kms_key_id = fin.kms_key_id }
 end
 

@@ -1,69 +1,158 @@
 --- upload_file: multipart uploads that run their parts concurrently, retry
 -- each part on its own, check every part and the whole (Content-MD5 on
--- each part, the final ETag against the MD5 of the part MD5s), and resume
--- from a checkpoint reconciled with ListParts. Parts are request records
--- built by the client's upload_part builder and sent through its pipeline.
+-- each part, the final ETag against the MD5 of the part MD5s, the
+-- whole-object CRC-64/NVME stored in the object's metadata), and resume
+-- from an append-only checkpoint reconciled with ListParts. The state of
+-- the parts lives in C (core.mpu); this file is the policy.
+--
+-- Crash safety: the intent (bucket, key, file identity, time) is recorded
+-- before CreateMultipartUpload, so a resume that finds no upload id adopts
+-- the upload the crashed process created (and aborts any others it left);
+-- a resume whose upload has vanished HEADs the object and, when it is what
+-- the recorded parts imply, finishes without sending anything.
 local plan = require "objstore.transfer.plan"
-local checkpoint = require "objstore.transfer.checkpoint"
+local state_mod = require "objstore.transfer.state"
 local progress_mod = require "objstore.transfer.progress"
 local complete = require "objstore.transfer.complete"
 local request = require "objstore.request"
-local response = require "objstore.response"
 local errors = require "objstore.errors"
 local common = require "objstore.ops.common"
 local sse = require "objstore.ops.sse"
 local flexsum = require "objstore.ops.flexsum"
+local clock = require "objstore.clock"
+local checksum = require "objstore.checksum"
 local core = require "objstore.core"
 local lfs = require "lfs"
 
-local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
-local hash_file, hash_async = core.hash.file, core.hash.file_async
-local tohex, b64, unb64 = core.hash.tohex, core.encode.base64_encode, core.encode.base64_decode
-local sort = table.sort
+local type, pairs, ipairs, tostring, tonumber, floor = type, pairs, ipairs, tostring, tonumber, math.floor
+local b64, unb64 = core.encode.base64_encode, core.encode.base64_decode
 
 local UPLOAD_OPTS = { part_size = true, threshold = true, concurrency = true, checkpoint = true, progress = true,
   leave_parts_on_error = true, on_part = true, verify = true, part_headers = true, checksum = true,
   checksum_policy = true }
 for k in pairs(common.UPLOAD_OPTS) do UPLOAD_OPTS[k] = true end
 
+-- Uploads initiated up to this many seconds before the recorded intent
+-- still count as its own (the server's clock and ours may differ a little).
+local INTENT_SLACK = 2
+
 local function fail(code, message, bucket, key, extra)
   return errors.failure("UploadFile", code, message, bucket, key, extra)
 end
 
---- The checkpoint's idea of the file must still hold: same size, same mtime.
-local function same_file(cp, bucket, key, size, mtime, part_size)
-  return cp.kind == "upload" and cp.bucket == bucket and cp.key == key and cp.size == size and cp.mtime == mtime
-    and cp.part_size == part_size and type(cp.upload_id) == "string" and type(cp.parts) == "table"
+--- The parts the server holds for upload_id, reconciled into m: parts it
+-- has that we did not record are checked against the local bytes' MD5.
+-- Returns the list of part numbers newly accepted, or nil, err (err.status
+-- 404 for an upload that no longer exists). With SSE-KMS or SSE-C
+-- (etag_md5 false) a part's ETag proves nothing of its bytes, so parts we
+-- did not record are sent again.
+local function reconcile(c, bucket, key, path, m, upload_id, kinds, etag_md5)
+  local listed, err = c:list_parts(bucket, key, upload_id)
+  if not listed then return nil, err end
+  local to_check = m:reconcile(listed.parts)
+  if not etag_md5 then
+    for _, n in ipairs(to_check) do m:reset(n) end
+    return {}
+  end
+  local etags = {}
+  for _, p in ipairs(listed.parts) do etags[tonumber(p.part_number)] = p.etag end
+  local ok, herr = state_mod.hash_parts(m, path, to_check, kinds, 2)
+  if not ok then return nil, herr end
+  local adopted = {}
+  for _, n in ipairs(to_check) do
+    if m:done(n, etags[n]) then adopted[#adopted + 1] = n else m:reset(n) end
+  end
+  return adopted
 end
 
---- Reconciles a checkpoint with the server's parts. Parts the server has
--- with the ETag we recorded are done; parts it has that we did not record
--- (a crash between the part and the checkpoint write) are checked against
--- the local bytes' MD5. Returns done map, or nil, err (err.status 404 for
--- a stale upload id).
-local function reconcile(c, bucket, key, path, cp, parts_plan)
-  local listed, err = c:list_parts(bucket, key, cp.upload_id)
-  if not listed then return nil, err end
-  local server = {}
-  for _, p in ipairs(listed.parts) do server[tonumber(p.part_number)] = p end
-  local recorded = {}
-  for _, p in ipairs(cp.parts) do recorded[p.number] = p end
-  local done = {}
-  for _, p in ipairs(parts_plan) do
-    local s = server[p.number]
-    if s and tonumber(s.size) == p.length then
-      local r = recorded[p.number]
-      if r and r.etag == s.etag then
-        done[p.number] = { number = p.number, size = p.length, etag = s.etag, md5 = r.md5 }
-      else
-        local md5 = hash_file("md5", path, p.offset, p.length)
-        if md5 and response.etag_is_md5(s.etag, tohex(md5)) then
-          done[p.number] = { number = p.number, size = p.length, etag = s.etag, md5 = b64(md5) }
-        end
-      end
+--- After a crash between the intent and the first record: the uploads of
+-- this key the crashed run may have created. Returns the newest (to adopt)
+-- after aborting the others, or nil.
+local function adopt_orphan(c, bucket, key, intent_time)
+  local list = c:list_incomplete_uploads(bucket, key)
+  if not list then return nil end
+  local mine = {}
+  for _, u in ipairs(list) do
+    local t = clock.parse(u.initiated)
+    if u.key == key and t and t >= intent_time - INTENT_SLACK then mine[#mine + 1] = { id = u.upload_id, t = t } end
+  end
+  table.sort(mine, function(a, b) return a.t > b.t end)
+  for i = 2, #mine do c:abort_multipart_upload(bucket, key, mine[i].id) end
+  return mine[1] and mine[1].id or nil
+end
+
+--- Whether the object on the server is already what the recorded parts
+-- make (the upload was completed, then the process died before it could
+-- remove its checkpoint).
+-- With SSE-KMS or SSE-C the ETag is not the MD5 of the part MD5s: the
+-- CRC-64/NVME objstore stored in the metadata tells instead.
+local function already_complete(c, bucket, key, m, size, opts, etag_md5)
+  local want = etag_md5 and m:etag() or m:crc("crc64nvme", true)
+  if not want then return nil end
+  local h = c:head_object(bucket, key, { headers = common.customer_key_headers(common.part_headers(opts, 1), c, opts) })
+  if not h or h.content_length ~= size then return nil end
+  if etag_md5 then
+    local etag = h.etag and h.etag:gsub('"', ""):lower()
+    if etag ~= want then return nil end
+  elseif state_mod.stored_crc(h) ~= want then
+    return nil
+  end
+  return h
+end
+
+--- Single PUT: MD5 and CRC in one pass, the CRC stored as metadata.
+local function put_whole(c, bucket, key, path, size, opts, upload_opts, verify, progress, alg)
+  upload_opts.checksum, upload_opts.checksum_policy = alg, opts.checksum_policy
+  upload_opts.headers = common.extra_headers("upload_file", 4, common.part_headers(opts, 1),
+    common.extra_headers("upload_file", 4, opts.headers, {}))
+  upload_opts.content_md5 = false
+  local crc, ecma
+  if verify then
+    local job, jerr = core.hash.file_async("md5", path, 0, size, state_mod.crc_kinds(c))
+    if not job then return nil, jerr end
+    local md5, nvme
+    md5, nvme, ecma = job:wait()
+    if not md5 then return nil, errors.locate(nvme, "UploadFile", bucket, key) end
+    upload_opts.content_md5 = b64(md5)
+    upload_opts.metadata = state_mod.with_crc(opts.metadata, nvme)
+    crc = nvme
+  end
+  local res, err = c:put_object(bucket, key, { path = path }, upload_opts)
+  if not res then return nil, err end
+  if ecma and res.crc64ecma and res.crc64ecma ~= checksum.to_decimal(ecma) then
+    return nil, fail("BadDigest", "the server's CRC-64 " .. res.crc64ecma .. " is not the file's "
+      .. checksum.to_decimal(ecma), bucket, key)
+  end
+  progress(size, true)
+  return { bucket = bucket, key = key, etag = res.etag, size = size, parts = 1, resumed_from = 0,
+    version_id = res.version_id, verified = verify, crc64nvme = crc and b64(crc) or nil, sse = res.sse,
+    kms_key_id = res.kms_key_id, checksum = res.checksum }
+end
+
+--- The flexible checksums of the Complete body: every part's when the
+-- server verified at least one (one echo is enough: parts found on the
+-- server after a crash are checksummed from the file). Returns the
+-- algorithm for the body (nil: none) and whether every part was verified;
+-- nil, false, err when a part's bytes cannot be read.
+local function part_checksums(m, alg, path)
+  if not alg then return nil, false end
+  local count = m:count()
+  local any, all = false, true
+  for n = 1, count do
+    local p = m:part(n)
+    local ok = p.checksum_algorithm == alg and p.checksum_verified
+    any, all = any or ok, all and ok
+  end
+  if not any then return nil, false end
+  for n = 1, count do
+    local p = m:part(n)
+    if p.checksum_algorithm ~= alg then
+      local v, err = flexsum.of_body(alg, { file = path, offset = p.offset, length = p.length })
+      if not v then return nil, false, err end
+      m:checksum(n, alg, unb64(v), false)
     end
   end
-  return done
+  return alg, all
 end
 
 --- upload_file(bucket, key, path, opts) -> { bucket, key, etag, size, parts, resumed_from, upload_id } | nil, err
@@ -83,135 +172,163 @@ local function upload_file(c, bucket, key, path, opts)
   local verify = opts.verify ~= false
   local progress = progress_mod.new(opts.progress, size, 0)
   local upload_opts = common.upload_opts(opts)
-
   local alg = flexsum.option(c, "upload_file", 4, opts)
-  if size < threshold then
-    if not verify then upload_opts.content_md5 = false end
-    upload_opts.checksum, upload_opts.checksum_policy = alg, opts.checksum_policy
-    upload_opts.headers = common.extra_headers("upload_file", 4, common.part_headers(opts, 1),
-      common.extra_headers("upload_file", 4, opts.headers, {}))
-    local res, err = c:put_object(bucket, key, { path = path }, upload_opts)
-    if not res then return nil, err end
-    progress(size, true)
-    return { bucket = bucket, key = key, etag = res.etag, size = size, parts = 1, resumed_from = 0,
-      version_id = res.version_id, sse = res.sse, kms_key_id = res.kms_key_id, checksum = res.checksum }
-  end
+  if size < threshold then return put_whole(c, bucket, key, path, size, opts, upload_opts, verify, progress, alg) end
+  -- SSE-KMS and SSE-C ETags are not MD5s: the server's Content-MD5 check
+  -- and the stored CRC are then the proof.
+  local etag_md5 = sse.etag_is_md5(c, opts)
 
-  local parts_plan = plan.parts(size, part_size)
   local cp_path = opts.checkpoint == true and (path .. ".objstore-cp") or opts.checkpoint
   if cp_path ~= nil and type(cp_path) ~= "string" then
     common.misuse("upload_file", 4, "opts.checkpoint", "must be a path or true")
   end
+  local kinds = state_mod.crc_kinds(c)
+  local function new_state()
+    return core.mpu.new{ size = size, part_size = part_size, max_parts = plan.LIMITS[c.provider].max_parts,
+      etag_md5 = etag_md5 }
+  end
+  local m, merr = new_state()
+  if not m then return nil, errors.locate(merr, "UploadFile", bucket, key) end
+  local nparts = m:count()
+  local header = { kind = "upload", bucket = bucket, key = key, file_size = size, file_mtime = floor(mtime),
+    file_inode = attr.ino or 0, part_size = part_size, object_size = size }
   local notices = {}
-  local state, done = nil, {}
+  local ck, resumed, upload_id
   if cp_path then
-    local cp, cerr = checkpoint.read(cp_path)
-    if cerr then
-      notices[#notices + 1] = "checkpoint was unreadable (" .. cerr.message .. "): starting a clean upload"
-    elseif cp and not same_file(cp, bucket, key, size, mtime, part_size) then
-      notices[#notices + 1] = "checkpoint is for another file or upload: starting a clean upload"
-    elseif cp then
-      local d, rerr = reconcile(c, bucket, key, path, cp, parts_plan)
-      if d then
-        state, done = cp, d
+    ck, resumed = state_mod.open_checkpoint(cp_path, m, header, notices, "UploadFile", bucket, key)
+    if not ck then return nil, resumed end
+    if resumed and resumed.upload_id then
+      local adopted, rerr = reconcile(c, bucket, key, path, m, resumed.upload_id, kinds, etag_md5)
+      if adopted then
+        upload_id = resumed.upload_id
+        for _, n in ipairs(adopted) do
+          local aok, aerr = ck:append(m, n)
+          if not aok then
+            ck:close()
+            return nil, errors.locate(aerr, "UploadFile", bucket, key)
+          end
+        end
       elseif rerr.status == 404 then
-        notices[#notices + 1] = "upload " .. cp.upload_id .. " no longer exists: starting a clean upload"
+        local h = already_complete(c, bucket, key, m, size, opts, etag_md5)
+        if h then
+          ck:remove()
+          progress(0, true)
+          return { bucket = bucket, key = key, etag = h.etag, size = size, parts = nparts, resumed_from = size,
+            upload_id = resumed.upload_id, version_id = h.version_id, verified = verify, sent = 0,
+            sse = h.sse, kms_key_id = h.kms_key_id, notices = #notices > 0 and notices or nil }
+        end
+        notices[#notices + 1] = "upload " .. resumed.upload_id .. " no longer exists: starting a clean upload"
+        m = new_state()
       else
+        ck:close()
         return nil, rerr
       end
+    elseif resumed then
+      -- An intent without an upload id: the crash came between the intent
+      -- and the record of the upload CreateMultipartUpload started.
+      upload_id = adopt_orphan(c, bucket, key, resumed.intent_time)
+      local adopted = upload_id and reconcile(c, bucket, key, path, m, upload_id, kinds, etag_md5)
+      if adopted then
+        notices[#notices + 1] = "adopted upload " .. upload_id .. " left by an interrupted run"
+        header.intent_time, header.upload_id = resumed.intent_time, upload_id
+        local ok, werr = ck:reset(header)
+        for _, n in ipairs(adopted) do
+          if ok then ok, werr = ck:append(m, n) end
+        end
+        if not ok then
+          ck:close()
+          return nil, errors.locate(werr, "UploadFile", bucket, key)
+        end
+      else
+        if upload_id then c:abort_multipart_upload(bucket, key, upload_id) end
+        upload_id = nil
+      end
     end
   end
-  if not state then
+
+  -- Every part's MD5 and CRC, on the hashing threads: the whole-object CRC
+  -- goes into the metadata at CreateMultipartUpload.
+  if verify then
+    local todo = {}
+    for n = 1, nparts do
+      local p = m:part(n)
+      if not (p.md5 and p.crc64nvme and (#kinds == 1 or p.crc64ecma)) then todo[#todo + 1] = n end
+    end
+    local hok, herr = state_mod.hash_parts(m, path, todo, kinds, math.min(opts.concurrency or 8, 4))
+    if not hok then
+      if ck then ck:close() end
+      return nil, errors.locate(herr, "UploadFile", bucket, key)
+    end
+  end
+  local whole_crc = verify and m:crc("crc64nvme", true) or nil
+
+  local function checkpoint_fail(err)
+    if ck then ck:close() end
+    return nil, errors.locate(err, "UploadFile", bucket, key)
+  end
+  if not upload_id then
+    header.intent_time = floor(c:now())
+    if ck then
+      local ok, werr = ck:reset(header)
+      if not ok then return checkpoint_fail(werr) end
+    end
+    if whole_crc then upload_opts.metadata = state_mod.with_crc(opts.metadata, whole_crc) end
     upload_opts.checksum = alg
     local up, err = c:create_multipart_upload(bucket, key, upload_opts)
-    if not up then return nil, err end
-    state = { kind = "upload", bucket = bucket, key = key, size = size, mtime = mtime, part_size = part_size,
-      upload_id = up.upload_id, parts = {} }
-  end
-  local upload_id = state.upload_id
-
-  local function save()
-    if not cp_path then return true end
-    local list = {}
-    for _, p in pairs(done) do list[#list + 1] = p end
-    sort(list, function(a, b) return a.number < b.number end)
-    state.parts = list
-    return checkpoint.write(cp_path, state)
-  end
-  if cp_path then
-    local ok, werr = save()
-    if not ok then return nil, werr end
+    if not up then
+      -- The server answered no: no upload exists for a resume to adopt, so
+      -- the intent goes too (an unanswered Create keeps it for the next run).
+      if ck and err.status ~= nil then
+        ck:remove()
+        ck = nil
+      end
+      return checkpoint_fail(err)
+    end
+    upload_id = up.upload_id
+    if ck then
+      header.upload_id = upload_id
+      local ok, werr = ck:reset(header)
+      if not ok then return checkpoint_fail(werr) end
+    end
   end
 
-  local resumed_from = 0
-  for _, p in pairs(done) do resumed_from = resumed_from + p.size end
+  local resumed_from = m:bytes_done()
   progress = progress_mod.new(opts.progress, size, resumed_from)
   progress(0, true)
-
-  local queue = {}
-  for _, p in ipairs(parts_plan) do
-    if not done[p.number] then queue[#queue + 1] = p end
-  end
-  local qi, sent_parts = 1, 0
-  -- Content-MD5s are computed on threads a couple of parts ahead, so the
-  -- hashing of the next parts overlaps the sending of the current ones.
-  local jobs = {}
-  local function hash_ahead(i)
-    local p = queue[i]
-    if verify and p and not jobs[i] then jobs[i] = hash_async("md5", path, p.offset, p.length) or false end
-  end
+  local sent_parts = 0
   local function next_part()
-    local p = queue[qi]
-    if not p then return nil end
-    hash_ahead(qi)
-    local job = jobs[qi]
-    jobs[qi] = nil
-    qi = qi + 1
-    for i = qi, qi + 1 do hash_ahead(i) end
-    local md5, herr
-    if verify then
-      if job then md5, herr = job:wait() end
-      if not md5 then md5, herr = hash_file("md5", path, p.offset, p.length) end
-      if not md5 then
-        -- The file changed under us (shrank, vanished): a local failure.
-        local e = errors.is(herr) and herr or errors.new{ code = "LocalFileError", message = tostring(herr) }
-        e.code, e.retryable = "LocalFileError", false
-        return request.failed("UploadPart", errors.locate(e, "UploadPart", bucket, key), { part = p })
-      end
-    end
+    local n, offset, length = m:next()
+    if not n then return nil end
     local ok_size = lfs.attributes(path, "size")
-    if not ok_size or ok_size < p.offset + p.length then
+    if not ok_size or ok_size < offset + length then
       return request.failed("UploadPart", fail("LocalFileError", path .. " is shorter than when the upload began ("
-        .. tostring(ok_size) .. " < " .. size .. " bytes)", bucket, key), { part = p })
+        .. tostring(ok_size) .. " < " .. size .. " bytes)", bucket, key), { part = n })
     end
-    return c:build_request("upload_part", bucket, key, upload_id, p.number,
-      { path = path, offset = p.offset, length = p.length },
-      { content_md5 = md5 and b64(md5) or false, headers = common.part_headers(opts, p.number),
+    local md5 = verify and m:part(n).md5 or nil
+    return c:build_request("upload_part", bucket, key, upload_id, n,
+      { path = path, offset = offset, length = length },
+      { content_md5 = md5 and b64(md5) or false, headers = common.part_headers(opts, n),
         sse_customer_key = opts.sse_customer_key, checksum = alg, checksum_policy = opts.checksum_policy,
-        context = { part = p, md5 = md5 } })
+        context = { number = n, length = length } })
   end
 
-  -- SSE-KMS and SSE-C ETags are not MD5s: the server's Content-MD5 check is then the proof.
-  local etag_md5 = sse.etag_is_md5(c, opts)
   local ok, err = c:run{ concurrency = opts.concurrency or 8, next = next_part,
     done = function(req, res, perr2)
-      if not res then return false, perr2 end
-      local part, md5 = req.context.part, req.context.md5
-      local etag = res.etag
-      -- The server's ETag of a part is the MD5 of what it stored.
-      if etag_md5 and complete.part_mismatch(etag, md5) then
-        return false, fail("BadDigest", "part " .. part.number .. " ETag " .. tostring(etag) .. " is not its MD5 "
-          .. tohex(md5), bucket, key)
+      local part = req.context
+      if not res then
+        if part and part.number then m:failed(part.number) end
+        return false, perr2
       end
-      if not etag and not md5 then
-        return false, fail("MalformedResponse", "no ETag for part " .. part.number, bucket, key)
-      end
-      done[part.number] = { number = part.number, size = part.length, etag = etag or ('"' .. tohex(md5) .. '"'),
-        md5 = md5 and b64(md5) or nil, checksum = res.checksum and res.checksum.value,
-        checksum_verified = res.checksum and res.checksum.verified }
+      -- The server's ETag of a part is the MD5 of what it stored: C checks
+      -- (not with SSE-KMS/SSE-C, whose ETags are not MD5s).
+      local dok, derr = m:done(part.number, res.etag)
+      if not dok then return false, errors.locate(derr, "UploadFile", bucket, key) end
+      if res.checksum then m:checksum(part.number, alg, unb64(res.checksum.value), res.checksum.verified) end
       sent_parts = sent_parts + 1
-      local sok, serr = save()
-      if not sok then return false, serr end
+      if ck then
+        local sok, serr = ck:append(m, part.number)
+        if not sok then return false, errors.locate(serr, "UploadFile", bucket, key) end
+      end
       progress(part.length)
       -- on_part(number, parts_sent_this_run) may return false to stop.
       if opts.on_part and opts.on_part(part.number, sent_parts) == false then
@@ -219,41 +336,39 @@ local function upload_file(c, bucket, key, path, opts)
       end
       return true
     end }
-  for _, j in pairs(jobs) do if j then j:wait() end end
   if not ok then
     err.op, err.bucket, err.key = "UploadFile", bucket, key
     err.upload_id = upload_id
+    if ck then ck:close() end
     if not cp_path and not opts.leave_parts_on_error then c:abort_multipart_upload(bucket, key, upload_id) end
     return nil, err
   end
 
-  -- The checksums go into Complete when the server verified them (one
-  -- echo is enough: the parts found on the server after a crash are
-  -- checked from the file); the result says verified only if every one was.
-  local list, md5s, all_verified, any_verified = {}, {}, alg ~= nil, false
-  for i, p in ipairs(parts_plan) do
-    local d = done[p.number]
-    list[i] = { part_number = p.number, etag = d.etag, checksum = d.checksum }
-    md5s[i] = d.md5 and unb64(d.md5) or nil
-    all_verified = all_verified and d.checksum_verified == true
-    any_verified = any_verified or d.checksum_verified == true
+  local body_alg, all_verified, serr = part_checksums(m, alg, path)
+  if serr then
+    if ck then ck:close() end
+    return nil, errors.locate(serr, "UploadFile", bucket, key)
   end
-  for i, p in ipairs(parts_plan) do
-    if any_verified and not list[i].checksum then
-      local v, serr = flexsum.of_body(alg, { file = path, offset = p.offset, length = p.length })
-      if not v then return nil, errors.locate(serr, "UploadFile", bucket, key) end
-      list[i].checksum = v
+  local fin, ferr = complete.complete(c, "UploadFile", bucket, key, upload_id, m,
+    verify and etag_md5 and m:etag() or nil, common.customer_key_headers(common.part_headers(opts, 1), c, opts),
+    body_alg)
+  if fin and verify and c.provider == "oss" and fin.crc64ecma then
+    local want = checksum.to_decimal(m:crc("crc64ecma", true))
+    if want ~= fin.crc64ecma then
+      ferr = fail("BadDigest", "the server's CRC-64 " .. fin.crc64ecma .. " is not the parts' " .. want, bucket, key)
+      fin = nil
     end
   end
-  local fin, ferr = complete.complete(c, "UploadFile", bucket, key, upload_id, list,
-    verify and etag_md5 and md5s or nil, common.customer_key_headers(common.part_headers(opts, 1), c, opts),
-    any_verified and alg or nil)
-  if not fin then return nil, ferr end
-  if cp_path then checkpoint.remove(cp_path) end
+  if not fin then
+    if ck then ck:close() end
+    return nil, ferr
+  end
+  if ck then ck:remove() end
   progress(0, true)
-  return { bucket = bucket, key = key, etag = fin.etag, size = size, parts = #parts_plan, resumed_from = resumed_from,
-    upload_id = upload_id, version_id = fin.version_id, verified = verify, sse = fin.sse, kms_key_id = fin.kms_key_id,
-    checksum = alg and { algorithm = alg, verified = all_verified } or nil,
+  return { bucket = bucket, key = key, etag = fin.etag, size = size, parts = nparts, resumed_from = resumed_from,
+    upload_id = upload_id, version_id = fin.version_id, verified = verify, sent = sent_parts,
+    crc64nvme = whole_crc and b64(whole_crc) or nil, sse = fin.sse, kms_key_id = fin.kms_key_id,
+    checksum = alg and { algorithm = alg, verified = all_verified == true } or nil,
     notices = #notices > 0 and notices or nil }
 end
 
