@@ -216,7 +216,11 @@ for _, srv in ipairs(servers.list()) do
         for i = 1, 40 do servers.write_file(src .. "/f" .. i, string.rep("s", 100000)) end
         ok("sync " .. q(src) .. " s3://" .. bucket .. "/slow")
         local down = dir .. "/slowdown"
-        local rc, _, err = run("timeout --preserve-status -s INT 2 " .. CMD .. " sync s3://" .. bucket .. "/slow "
+        -- One SIGINT, as Ctrl-C sends: without --foreground GNU timeout signals
+        -- the command and then its whole process group, and a second SIGINT
+        -- that lands after Lua's handler has run (it restores the default
+        -- action) ends the process before the interrupt is reported.
+        local rc, _, err = run("timeout --foreground --preserve-status -s INT 2 " .. CMD .. " sync s3://" .. bucket .. "/slow "
           .. q(down) .. " --bwlimit 200k", ENV)
         assert.equals(130, rc, err)
         assert.matches("interrupted", err, 1, true)
