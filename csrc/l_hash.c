@@ -18,6 +18,7 @@
  * (osl_misuse). Methods are named "core.hash.<method>" in messages.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <math.h>
@@ -243,18 +244,24 @@ typedef struct {
   long long offset, length;
 } file_args;
 
-/* A whole number of bytes in [0, 9e15) at index idx (argument #idx). */
-static long long check_bytes(lua_State *L, int idx, const char *fname, const char *name) {
+/* A whole number of bytes in [0, 9e15) at stack index idx, reported as
+ * argument #argn. */
+static long long check_bytes_of(lua_State *L, int idx, int argn, const char *fname,
+                                const char *name) {
   if (lua_type(L, idx) != LUA_TNUMBER) {
-    osl_misuse(L, fname, idx, name, "must be a whole number >= 0, got %s", luaL_typename(L, idx));
+    osl_misuse(L, fname, argn, name, "must be a whole number >= 0, got %s", luaL_typename(L, idx));
   }
   lua_Number n = lua_tonumber(L, idx);
   if (!(n >= 0 && n < 9.0e15) || n != floor(n)) {
     char got[32];
     snprintf(got, sizeof got, "%.14g", (double)n); /* "-1", where %f gives "-1.0" on 5.3+ */
-    osl_misuse(L, fname, idx, name, "must be a whole number >= 0, got %s", got);
+    osl_misuse(L, fname, argn, name, "must be a whole number >= 0, got %s", got);
   }
   return (long long)n;
+}
+
+static long long check_bytes(lua_State *L, int idx, const char *fname, const char *name) {
+  return check_bytes_of(L, idx, idx, fname, name);
 }
 
 static void check_file_args(lua_State *L, const char *fname, file_args *a) {
@@ -286,10 +293,35 @@ static int l_job_gc(lua_State *L) {
   return 0;
 }
 
+/* A ranges job's results: three lists, digests then each CRC's raw bytes
+ * (nil for a CRC not asked for). */
+static int push_ranges(lua_State *L, const os_hash_job *j) {
+  lua_createtable(L, (int)j->nranges, 0);
+  for (size_t i = 0; i < j->nranges; i++) {
+    lua_pushlstring(L, (const char *)j->ranges[i].out, j->ranges[i].outlen);
+    lua_rawseti(L, -2, (int)i + 1);
+  }
+  for (int k = 0; k < 2; k++) {
+    if (!(j->crcs & (1u << k))) {
+      lua_pushnil(L);
+      continue;
+    }
+    lua_createtable(L, (int)j->nranges, 0);
+    for (size_t i = 0; i < j->nranges; i++) {
+      unsigned char b[8];
+      os_crc_to_bytes(k == 0 ? OS_CRC64NVME : OS_CRC64ECMA, j->ranges[i].crc[k], b);
+      lua_pushlstring(L, (const char *)b, 8);
+      lua_rawseti(L, -2, (int)i + 1);
+    }
+  }
+  return 3;
+}
+
 /* job:wait() -> raw digest | nil, err (blocks until the thread is done). */
 static int l_job_wait(lua_State *L) {
   os_hash_job *j = (os_hash_job *)osl_checkself(L, HASH_JOB_CLASS, "core.hash.wait");
   if (os_hash_job_wait(j) != 0) return osl_push_error(L, "LocalFileError", j->err, 0);
+  if (j->ranges != NULL) return push_ranges(L, j);
   lua_pushlstring(L, (const char *)j->out, j->outlen);
   for (int i = 0; i < 2; i++) {
     unsigned char b[8];
@@ -307,35 +339,87 @@ static int l_job_wait(lua_State *L) {
  * of a file range computed on a thread; job:wait() gives it, then the raw
  * CRC-64/NVME and CRC-64/ECMA when crcs (a list of those names) asks for
  * them in the same pass. */
-static int l_hash_file_async(lua_State *L) {
-  file_args a;
-  check_file_args(L, "core.hash.file_async", &a);
+/* The CRCs named by the list at idx (nil: none), as OS_HASH_CRC64* bits. */
+static unsigned check_crcs(lua_State *L, int idx, const char *fname) {
   unsigned crcs = 0;
-  if (!lua_isnoneornil(L, 5)) {
-    osl_checktype(L, 5, LUA_TTABLE, "core.hash.file_async", 5, "crcs");
-    for (int i = 1; i <= (int)osl_rawlen(L, 5); i++) {
-      lua_rawgeti(L, 5, i);
-      const char *name = lua_tostring(L, -1);
-      if (name != NULL && strcmp(name, "crc64nvme") == 0)
-        crcs |= OS_HASH_CRC64NVME;
-      else if (name != NULL && strcmp(name, "crc64ecma") == 0)
-        crcs |= OS_HASH_CRC64ECMA;
-      else
-        osl_misuse(L, "core.hash.file_async", 5, "crcs", "may hold 'crc64nvme' and 'crc64ecma'");
-      lua_pop(L, 1);
-    }
+  if (lua_isnoneornil(L, idx)) return 0;
+  osl_checktype(L, idx, LUA_TTABLE, fname, idx, "crcs");
+  for (int i = 1; i <= (int)osl_rawlen(L, idx); i++) {
+    lua_rawgeti(L, idx, i);
+    const char *name = lua_tostring(L, -1);
+    if (name != NULL && strcmp(name, "crc64nvme") == 0)
+      crcs |= OS_HASH_CRC64NVME;
+    else if (name != NULL && strcmp(name, "crc64ecma") == 0)
+      crcs |= OS_HASH_CRC64ECMA;
+    else
+      osl_misuse(L, fname, idx, "crcs", "may hold 'crc64nvme' and 'crc64ecma'");
+    lua_pop(L, 1);
   }
-  /* Zeroed userdata with its __gc first: start's allocations are then always freed. */
+  return crcs;
+}
+
+/* A zeroed job userdata with its __gc set: whatever start allocates is freed. */
+static os_hash_job *new_job(lua_State *L) {
   os_hash_job *j = (os_hash_job *)osl_newuserdata(L, sizeof *j);
   memset(j, 0, sizeof *j);
   luaL_getmetatable(L, HASH_JOB_CLASS);
   lua_setmetatable(L, -2);
+  return j;
+}
+
+/* A job that did not start: no memory, or no thread (EAGAIN: a limit that may pass). */
+static int push_start_failure(lua_State *L, const os_hash_job *j) {
+  int oom = j->path == NULL || j->thread == NULL;
+  return osl_push_error(L, oom ? "OutOfMemory" : "ThreadError", j->err, !oom);
+}
+
+static int l_hash_file_async(lua_State *L) {
+  file_args a;
+  check_file_args(L, "core.hash.file_async", &a);
+  unsigned crcs = check_crcs(L, 5, "core.hash.file_async");
+  os_hash_job *j = new_job(L);
   j->crcs = crcs;
-  if (os_hash_job_start(j, a.alg, a.path, a.offset, a.length) != 0) {
-    /* No memory for the job, or no thread (EAGAIN: a limit that may pass). */
-    int oom = j->path == NULL || j->thread == NULL;
-    return osl_push_error(L, oom ? "OutOfMemory" : "ThreadError", j->err, !oom);
+  if (os_hash_job_start(j, a.alg, a.path, a.offset, a.length) != 0) return push_start_failure(L, j);
+  return 1;
+}
+
+/* core.hash.ranges_async(alg, path, ranges, crcs, single) -> job: the digests
+ * of several ranges ({ {offset, length}, ... }) of one file on a thread;
+ * job:wait() gives the list of digests, then the lists of raw CRC-64/NVME
+ * and CRC-64/ECMA values asked for in crcs (nil otherwise). MD5 ranges are
+ * hashed eight at a time by the multi-buffer engine when the CPU has it;
+ * `single` (a boolean) hashes them one at a time with OpenSSL instead. */
+static int l_hash_ranges_async(lua_State *L) {
+  static const char F[] = "core.hash.ranges_async";
+  os_hash_alg alg = check_alg(L, 1, F);
+  const char *path = check_string(L, 2, F, 2, "path", NULL);
+  osl_checktype(L, 3, LUA_TTABLE, F, 3, "ranges");
+  unsigned crcs = check_crcs(L, 4, F);
+  int single = 0;
+  if (!lua_isnoneornil(L, 5)) {
+    osl_checktype(L, 5, LUA_TBOOLEAN, F, 5, "single");
+    single = lua_toboolean(L, 5);
   }
+  size_t n = osl_rawlen(L, 3);
+  if (n == 0 || n > 100000) osl_misuse(L, F, 3, "ranges", "must hold 1 to 100000 ranges");
+  os_hash_job *j = new_job(L);
+  j->crcs = crcs;
+  j->single = single;
+  /* Owned by the job from here, so a raise below frees it in __gc. */
+  j->ranges = calloc(n, sizeof *j->ranges);
+  if (j->ranges == NULL) return osl_push_error(L, "OutOfMemory", "out of memory", 0);
+  for (size_t i = 0; i < n; i++) {
+    lua_rawgeti(L, 3, (int)i + 1);
+    if (lua_type(L, -1) != LUA_TTABLE)
+      osl_misuse(L, F, 3, "ranges", "must hold {offset, length} pairs");
+    lua_rawgeti(L, -1, 1);
+    lua_rawgeti(L, -2, 2);
+    int top = lua_gettop(L);
+    j->ranges[i].offset = check_bytes_of(L, top - 1, 3, F, "ranges[i][1] (offset)");
+    j->ranges[i].length = check_bytes_of(L, top, 3, F, "ranges[i][2] (length)");
+    lua_pop(L, 3);
+  }
+  if (os_hash_job_start_ranges(j, alg, path, j->ranges, n) != 0) return push_start_failure(L, j);
   return 1;
 }
 
@@ -394,6 +478,7 @@ static const luaL_Reg hash_functions[] = {
     {"hmac", l_hash_hmac},
     {"file", l_hash_file},
     {"file_async", l_hash_file_async},
+    {"ranges_async", l_hash_ranges_async},
     {"tohex", l_hash_tohex},
     {"tobase64", l_hash_tobase64},
     {NULL, NULL},

@@ -287,9 +287,21 @@ done:
 
 static void *hash_job_main(void *arg) {
   os_hash_job *j = arg;
+  if (j->ranges != NULL) {
+    j->rc = os_hash_ranges(j->alg, j->path, j->ranges, j->nranges, j->crcs, j->single, j->err,
+                           sizeof j->err);
+    return NULL;
+  }
   j->rc = os_hash_file_crc(j->alg, j->path, j->offset, j->length, j->crcs, j->out, &j->outlen,
                            j->crc, j->err, sizeof j->err);
   return NULL;
+}
+
+int os_hash_job_start_ranges(os_hash_job *j, os_hash_alg alg, const char *path, os_hash_range *r,
+                             size_t n) {
+  j->ranges = r;
+  j->nranges = n;
+  return os_hash_job_start(j, alg, path, 0, 0);
 }
 
 int os_hash_job_start(os_hash_job *j, os_hash_alg alg, const char *path, long long offset,
@@ -327,6 +339,8 @@ void os_hash_job_free(os_hash_job *j) {
   if (j->started && !j->joined) os_hash_job_wait(j);
   free(j->path);
   free(j->thread);
+  free(j->ranges);
   j->path = NULL;
   j->thread = NULL;
+  j->ranges = NULL;
 }

@@ -79,6 +79,21 @@ int os_hash_file_crc(os_hash_alg alg, const char *path, long long offset, long l
                      unsigned crcs, unsigned char *out, size_t *outlen, unsigned long long crc[2],
                      char *err, size_t errlen);
 
+/* One range of a file and what os_hash_ranges computed for it. */
+typedef struct {
+  long long offset, length;
+  unsigned char out[OS_HASH_MAX_SIZE];
+  size_t outlen;
+  unsigned long long crc[2]; /* as os_hash_file_crc's crc */
+} os_hash_range;
+
+/* The digest (and the CRCs in crcs) of each of n ranges of one file. MD5
+ * ranges go eight at a time through the multi-buffer engine (os_md5x.h)
+ * when the CPU has it and `single` is 0; otherwise one after another with
+ * os_hash_file_crc. Returns 0, or -1 with a message in err. */
+int os_hash_ranges(os_hash_alg alg, const char *path, os_hash_range *r, size_t n, unsigned crcs,
+                   int single, char *err, size_t errlen);
+
 /* os_hash_file on a thread of its own, so a digest of the next part can be
  * computed while the current parts are on the wire. Zero-initialise, then
  * start; wait joins the thread (and may be called once); free releases what
@@ -95,10 +110,18 @@ typedef struct {
   int rc;
   char err[256];
   void *thread; /* pthread_t, boxed to keep pthread.h out of this header */
+  /* A job of os_hash_ranges instead (os_hash_job_start_ranges): */
+  os_hash_range *ranges; /* owned by the job, results in place */
+  size_t nranges;
+  int single;
 } os_hash_job;
 
 int os_hash_job_start(os_hash_job *j, os_hash_alg alg, const char *path, long long offset,
                       long long length);
+/* os_hash_ranges on a thread: the job takes ownership of r (malloc'd), even
+ * when it fails to start. Set j->crcs and j->single first. */
+int os_hash_job_start_ranges(os_hash_job *j, os_hash_alg alg, const char *path, os_hash_range *r,
+                             size_t n);
 /* Same, with CRCs computed in the same pass (set j->crcs, then start). */
 int os_hash_job_wait(os_hash_job *j);
 void os_hash_job_free(os_hash_job *j);

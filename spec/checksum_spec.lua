@@ -487,3 +487,84 @@ describe("file-range digests (core.hash.file, file_async)", function()
     assert.has_error(function() hash.file("md5", path, -1, 1) end)
   end)
 end)
+
+describe("digests of many ranges (core.hash.ranges_async, the multi-buffer MD5)", function()
+  local hash = core.hash
+  local function raises(pattern, f, ...)
+    local ok, err = pcall(f, ...)
+    assert.is_false(ok)
+    assert.matches(pattern, tostring(err))
+  end
+  local path, data
+  setup(function()
+    path = os.tmpname()
+    local t = {}
+    -- Not periodic within a block, so a lane reading another lane's bytes
+    -- or a block twice gives another digest.
+    local x = 12345
+    for i = 1, 600000 do
+      x = (x * 1103515245 + 12345) % 2147483648
+      t[i] = string.char(math.floor(x / 65536) % 256)
+    end
+    data = table.concat(t)
+    local f = assert(io.open(path, "wb"))
+    f:write(data)
+    f:close()
+  end)
+  teardown(function() os.remove(path) end)
+
+  -- Every padding case (0, 55, 56, 63, 64, 119, 120 bytes), a range across
+  -- the 256 KiB read pieces, and more ranges than lanes of unequal lengths,
+  -- so lanes end at different blocks and later batches reuse the engine.
+  local function ranges()
+    local r = {}
+    for _, len in ipairs{ 0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 128, 1000, 262144, 262145, 524289, 600000 } do
+      r[#r + 1] = { (len * 31) % (600000 - len + 1), len }
+    end
+    for i = 1, 21 do r[#r + 1] = { i * 997, 4096 * i + i } end
+    return r
+  end
+
+  for _, single in ipairs{ false, true } do
+    it("equal each range's MD5 and CRCs" .. (single and ", one at a time" or ", eight in lock step"), function()
+      local r = ranges()
+      local md5s, nvmes, ecmas = assert(hash.ranges_async("md5", path, r, { "crc64nvme", "crc64ecma" }, single)):wait()
+      assert.equals(#r, #md5s)
+      for i, range in ipairs(r) do
+        local want = data:sub(range[1] + 1, range[1] + range[2])
+        assert.equals(hash.tohex(hash.md5(want)), hash.tohex(md5s[i]), "range " .. i .. " length " .. range[2])
+        local _, nvme, ecma = hash.file_async("md5", path, range[1], range[2], { "crc64nvme", "crc64ecma" }):wait()
+        assert.equals(nvme, nvmes[i])
+        assert.equals(ecma, ecmas[i])
+      end
+    end)
+  end
+
+  it("gives SHA-256 digests and no CRC lists unless asked", function()
+    local md, nvmes, ecmas = hash.ranges_async("sha256", path, { { 0, 100 }, { 7, 70000 } }):wait()
+    assert.equals(hash.sha256(data:sub(1, 100)), md[1])
+    assert.equals(hash.sha256(data:sub(8, 70007)), md[2])
+    assert.is_nil(nvmes)
+    assert.is_nil(ecmas)
+    local _, n2, e2 = hash.ranges_async("md5", path, { { 0, 1 }, { 1, 1 } }, { "crc64ecma" }):wait()
+    assert.is_nil(n2)
+    assert.equals(2, #e2)
+  end)
+
+  it("fails with LocalFileError for a range past the end or a missing file; raises for bad ranges", function()
+    local md, err = hash.ranges_async("md5", path, { { 0, 10 }, { #data - 5, 10 } }):wait()
+    assert.is_nil(md)
+    assert.equals(core.error_mt, getmetatable(err))
+    assert.equals("LocalFileError", err.code)
+    assert.matches("shorter", err.message)
+    md, err = hash.ranges_async("md5", path .. ".missing", { { 0, 1 }, { 1, 1 } }):wait()
+    assert.is_nil(md)
+    assert.matches("No such file", err.message)
+    raises("ranges_async: argument #3 %(ranges%): must hold 1 to 100000 ranges", hash.ranges_async, "md5", path, {})
+    raises("ranges_async: argument #3 %(ranges%): must hold {offset, length} pairs", hash.ranges_async, "md5", path,
+      { 5 })
+    raises("ranges_async: argument #3 %(ranges%[i%]%[2%] %(length%)%): must be a whole number >= 0, got %-1",
+      hash.ranges_async, "md5", path, { { 0, -1 } })
+    raises("ranges_async: argument #5 %(single%)", hash.ranges_async, "md5", path, { { 0, 1 } }, nil, "yes")
+  end)
+end)

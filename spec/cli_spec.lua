@@ -220,8 +220,8 @@ for _, srv in ipairs(servers.list()) do
         -- the command and then its whole process group, and a second SIGINT
         -- that lands after Lua's handler has run (it restores the default
         -- action) ends the process before the interrupt is reported.
-        local rc, _, err = run("timeout --foreground --preserve-status -s INT 2 " .. CMD .. " sync s3://" .. bucket .. "/slow "
-          .. q(down) .. " --bwlimit 200k", ENV)
+        local rc, _, err = run("timeout --foreground --preserve-status -s INT 2 " .. CMD .. " sync s3://" .. bucket
+          .. "/slow " .. q(down) .. " --bwlimit 200k", ENV)
         assert.equals(130, rc, err)
         assert.matches("interrupted", err, 1, true)
         local n = 0

@@ -6,7 +6,7 @@ local core = require "objstore.core"
 local errors = require "objstore.errors"
 
 local b64, unb64 = core.encode.base64_encode, core.encode.base64_decode
-local hash_async = core.hash.file_async
+local hash_ranges = core.hash.ranges_async
 
 local _M = {}
 
@@ -60,30 +60,41 @@ function _M.open_checkpoint(path, m, header, notices, op, bucket, key)
   return ck, status == "resume" and h or nil
 end
 
---- Computes the MD5 and CRCs of parts of a file on hashing threads, up to
--- `width` at a time, recording them in m. `numbers`: the parts to hash.
--- Returns true or nil, err (the file shrank or vanished).
+-- Parts per hashing job: the lanes of the C core's multi-buffer MD5, which
+-- hashes that many parts in lock step (about four times OpenSSL's speed for
+-- one stream; MD5 is most of an upload's CPU time).
+local BATCH = 8
+
+--- Computes the MD5 and CRCs of parts of a file on hashing threads, BATCH
+-- parts a job and up to `width` jobs at a time, recording them in m.
+-- `numbers`: the parts to hash. Returns true or nil, err (the file shrank
+-- or vanished).
 function _M.hash_parts(m, path, numbers, kinds, width)
   local jobs, head, tail = {}, 1, 0
   local function finish(j)
-    local md5, nvme, ecma = j.job:wait()
-    if not md5 then
-      local e = errors.is(nvme) and nvme or errors.new{ code = "LocalFileError", message = tostring(nvme) }
+    local md5s, nvmes, ecmas = j.job:wait()
+    if not md5s then
+      local e = errors.is(nvmes) and nvmes or errors.new{ code = "LocalFileError", message = tostring(nvmes) }
       e.code, e.retryable = "LocalFileError", false
       return nil, e
     end
-    m:digests(j.n, md5, nvme, ecma)
+    for i, n in ipairs(j.numbers) do m:digests(n, md5s[i], nvmes and nvmes[i], ecmas and ecmas[i]) end
     return true
   end
-  for _, n in ipairs(numbers) do
-    local p = m:part(n)
-    local job, jerr = hash_async("md5", path, p.offset, p.length, kinds)
+  for first = 1, #numbers, BATCH do
+    local batch, ranges = {}, {}
+    for i = first, math.min(first + BATCH - 1, #numbers) do
+      local p = m:part(numbers[i])
+      batch[#batch + 1] = numbers[i]
+      ranges[#ranges + 1] = { p.offset, p.length }
+    end
+    local job, jerr = hash_ranges("md5", path, ranges, kinds)
     if not job then
       for i = head, tail do jobs[i].job:wait() end
       return nil, jerr
     end
     tail = tail + 1
-    jobs[tail] = { job = job, n = n }
+    jobs[tail] = { job = job, numbers = batch }
     if tail - head + 1 >= width then
       local ok, err = finish(jobs[head])
       jobs[head] = nil
