@@ -166,7 +166,8 @@ end
 local function ngx_options(opts)
   local tls = opts.tls or {}
   return { timeout = opts.timeout, connect_timeout = opts.connect_timeout, proxy = opts.proxy,
-    tls = { insecure = tls.insecure, server_name = tls.server_name }, user_agent = opts.user_agent,
+    tls = { insecure = tls.insecure, server_name = tls.server_name, min_version = tls.min_version },
+    user_agent = opts.user_agent,
     pool_size = opts.max_connections }
 end
 

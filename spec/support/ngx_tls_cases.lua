@@ -11,7 +11,8 @@ local ngx_transport = require "objstore.transport.ngx"
 
 local _M = {}
 
-local TLS = { insecure = { insecure = true } }
+local TLS = { insecure = { insecure = true }, ["min-option"] = { min_version = "1.3" },
+  ["min-option-equal"] = { min_version = "1.2" }, ["min-option-ok"] = { min_version = "1.3" } }
 
 --- Per-call hooks under real concurrency: two light threads put objects
 -- through one client at once (each cosocket wait lets the other run),

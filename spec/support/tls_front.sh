@@ -106,12 +106,14 @@ ngx_cases() {
 EOT
   # case, front port, trusted CA or not, protocols
   for c in "default $PORT -" "ca $PORT $t/ca.crt" "wrong-name $((PORT + 1)) $t/ca.crt" \
-      "min-version $((PORT + 2)) $t/ca.crt TLSv1.3" "insecure $((PORT + 1)) -" "call-hooks $PORT $t/ca.crt"; do
+      "min-version $((PORT + 2)) $t/ca.crt TLSv1.3" "insecure $((PORT + 1)) -" "call-hooks $PORT $t/ca.crt" \
+      "min-option $((PORT + 2)) $t/ca.crt" "min-option-equal $((PORT + 2)) $t/ca.crt" \
+      "min-option-ok $PORT $t/ca.crt TLSv1.2 TLSv1.3"; do
     set -- $c
     name=$1
     printf '    location = /ngx/%s {\n      set $front https://127.0.0.1:%s;\n' "$name" "$2"
     [ "$3" != - ] && printf '      lua_ssl_trusted_certificate %s;\n' "$3"
-    [ -n "${4:-}" ] && printf '      lua_ssl_protocols %s;\n' "$4"
+    [ -n "${4:-}" ] && shift 3 && printf '      lua_ssl_protocols %s;\n' "$*"
     printf '      content_by_lua_block { require("ngx_tls_cases").run("%s") }\n    }\n' "$name"
   done
   echo "  }"

@@ -25,7 +25,10 @@
 -- (verification is on unless `verify = false` or `insecure = true`; it
 -- needs `lua_ssl_trusted_certificate` in the nginx configuration;
 -- `server_name` overrides the SNI name, by default the URL's host when it
--- is a name), `proxy` ("http://host:port": plain requests go to it with the
+-- is a name, and is the name the certificate must hold; for an IP address
+-- without one the certificate must hold that address as an IP SAN;
+-- `min_version` "1.0" to "1.3" refuses a server that agrees on less — the
+-- protocols offered are nginx's lua_ssl_protocols), `proxy` ("http://host:port": plain requests go to it with the
 -- absolute URL, https ones through CONNECT; the *_proxy environment
 -- variables are not read), `user_agent` (default "objstore/<version>").
 --
@@ -137,7 +140,9 @@ local OPTIONS = {
   connect_timeout = true, send_timeout = true, read_timeout = true, timeout = true, pool_size = true,
   keepalive_timeout = true, tls = true, proxy = true, user_agent = true,
 }
-local TLS_OPTIONS = { verify = true, insecure = true, server_name = true }
+local TLS_OPTIONS = { verify = true, insecure = true, server_name = true, min_version = true }
+-- tls.min_version -> the protocol number OpenSSL reports (SSL3_VERSION + n).
+local TLS_VERSIONS = { ["1.0"] = 0x0301, ["1.1"] = 0x0302, ["1.2"] = 0x0303, ["1.3"] = 0x0304 }
 
 -- Splits an http(s) URL: scheme, host (without brackets), port, target.
 local function parse_url(url)
@@ -165,6 +170,64 @@ local function is_ip(host)
   return host:match("^%d+%.%d+%.%d+%.%d+$") ~= nil or host:find(":", 1, true) ~= nil
 end
 
+-- What the cosocket API does not give Lua about a TLS connection, read from
+-- the session sslhandshake returns through LuaJIT's FFI on the libssl and
+-- libcrypto nginx is linked with: the peer certificate and the protocol.
+local ssl_ffi
+local function openssl()
+  if ssl_ffi == nil then
+    local ok, ffi = pcall(require, "ffi")
+    ssl_ffi = false
+    if ok then
+      -- Another module may have declared them already: that is fine too.
+      pcall(ffi.cdef, "void *SSL_SESSION_get0_peer(void *s);")
+      pcall(ffi.cdef, "int SSL_SESSION_get_protocol_version(const void *s);")
+      pcall(ffi.cdef, "int X509_check_ip_asc(void *x, const char *address, unsigned int flags);")
+      local found = pcall(function()
+        return ffi.C.SSL_SESSION_get0_peer, ffi.C.X509_check_ip_asc, ffi.C.SSL_SESSION_get_protocol_version
+      end)
+      if found then ssl_ffi = ffi end
+    end
+  end
+  if not ssl_ffi then return nil, "OpenSSL's functions are not reachable through LuaJIT's FFI" end
+  return ssl_ffi
+end
+
+-- The session of a handshake, or nil, why.
+local function session_of(sess)
+  local ffi, why = openssl()
+  if not ffi then return nil, why end
+  if type(sess) ~= "cdata" or sess == nil then return nil, "the handshake gave no session" end
+  return ffi
+end
+
+-- The certificate check nginx leaves out for an IP address: given no
+-- server name, sslhandshake verifies the chain only, and given the address
+-- as the name nginx compares it with DNS names (X509_check_host) and refuses
+-- a certificate for that address too. The session sslhandshake returns
+-- holds the peer certificate; OpenSSL's X509_check_ip_asc compares it with
+-- the address (RFC 6125: IP SANs only), through LuaJIT's FFI on the libssl
+-- and libcrypto nginx is linked with.
+local function peer_matches_ip(sess, ip)
+  local ffi, why = session_of(sess)
+  if not ffi then return nil, why end
+  local cert = ffi.C.SSL_SESSION_get0_peer(sess)
+  if cert == nil then return nil, "the server sent no certificate" end
+  if ffi.C.X509_check_ip_asc(cert, ip, 0) == 1 then return true end
+  return nil, "certificate does not match " .. ip
+end
+
+-- tls.min_version, which lua_ssl_protocols cannot set per connection: the
+-- protocol the handshake agreed on is checked before any request byte.
+local function protocol_at_least(sess, want, name)
+  local ffi, why = session_of(sess)
+  if not ffi then return nil, why end
+  local v = ffi.C.SSL_SESSION_get_protocol_version(sess)
+  if v >= want then return true end
+  return nil, string.format("the server agreed on protocol 0x%04x, below the TLS %s asked for (tls.min_version)",
+    v, name)
+end
+
 --- A new transport. @return transport (never nil: there is nothing to fail)
 function _M.new(opts)
   if opts == nil then opts = {} end
@@ -180,6 +243,9 @@ function _M.new(opts)
   end
   if tls.server_name ~= nil and type(tls.server_name) ~= "string" then
     misuse("new", "opts.tls.server_name", "string expected, " .. errors.got(tls.server_name))
+  end
+  if tls.min_version ~= nil and not TLS_VERSIONS[tls.min_version] then
+    misuse("new", "opts.tls.min_version", '"1.0", "1.1", "1.2" or "1.3" expected, ' .. errors.got(tls.min_version))
   end
   local proxy
   if opts.proxy ~= nil and opts.proxy ~= "" then
@@ -208,6 +274,7 @@ function _M.new(opts)
     pool_size = pool_size,
     verify = tls.verify ~= false and tls.insecure ~= true,
     server_name = tls.server_name,
+    min_version = tls.min_version,
     proxy = proxy,
     user_agent = opts.user_agent or USER_AGENT,
     idle = {}, -- pool name -> connections this transport left idle there
@@ -433,6 +500,7 @@ local function connect(self, x, u)
   if not arm(self, x) then return nil, timed_out(x) end
   local sni = self.server_name or (not is_ip(u.host) and u.host) or ""
   local pool = concat({ "objstore", self.id, u.scheme, u.host, u.port, sni, self.verify and "v" or "nv",
+    self.min_version or "",
     self.proxy and (self.proxy.host .. ":" .. self.proxy.port) or "" }, ":")
   x.pool = pool
   local chost, cport = u.host, u.port
@@ -468,6 +536,15 @@ local function connect(self, x, u)
       local cut = he == "closed" or he:find("reset", 1, true) ~= nil
       return nil, tr_error("TLSError", "TLS handshake with " .. u.host .. ": " .. he,
         cut and { retryable = true } or nil)
+    end
+    local passed, why = true, nil
+    if self.verify and sni == "" then passed, why = peer_matches_ip(sess, u.host) end
+    if passed and self.min_version then
+      passed, why = protocol_at_least(sess, TLS_VERSIONS[self.min_version], self.min_version)
+    end
+    if not passed then
+      sock:close()
+      return nil, tr_error("TLSError", "TLS handshake with " .. u.host .. ": " .. why)
     end
   end
   return true
