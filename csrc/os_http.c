@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* curl's receive buffer. Bigger than the 16 KiB default so that a writer
@@ -386,10 +387,30 @@ static int sink_pwrite(os_http_xfer *x, const char *p, size_t n) {
   return 0;
 }
 
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* max_speed on the response: curl's own receive limit lets whatever sits
+ * in the socket buffers through at once (a small body is never paced), so
+ * a piece that would put the body ahead of the rate is held back with
+ * CURL_WRITEFUNC_PAUSE and taken when os_http_run unpauses the transfer. */
+static int hold_back(os_http_xfer *x, size_t n) {
+  if (x->max_speed <= 0 || x->status >= 300) return 0;
+  int64_t due = x->paced_from_ms + (x->bytes + (int64_t)n) * 1000 / x->max_speed;
+  if (due <= now_ms()) return 0;
+  x->paused = 1;
+  x->resume_at_ms = due;
+  return 1;
+}
+
 static size_t on_write(char *p, size_t size, size_t nmemb, void *ud) {
   os_http_xfer *x = ud;
   size_t n = size * nmemb;
   if (n == 0) return 0;
+  if (x->err == OS_HTTP_OK && hold_back(x, n)) return CURL_WRITEFUNC_PAUSE;
   digests_update(x->digests, x->ndigests, p, n, x);
   x->bytes += (int64_t)n;
   if (x->err != OS_HTTP_OK) return 0;
@@ -665,10 +686,18 @@ static int xfer_start(os_http_session *s, os_http_xfer *x) {
 #endif
   SET(CURLOPT_TCP_KEEPALIVE, 1L);
   SET(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
-  SET(CURLOPT_BUFFERSIZE, (long)HTTP_RECV_BUFFER);
-  SET(CURLOPT_UPLOAD_BUFFERSIZE, (long)HTTP_SEND_BUFFER);
+  /* curl paces by waiting after a read or write: with large buffers a
+   * whole small body would move before the first wait, so a paced transfer
+   * uses 16 KiB ones. */
+  SET(CURLOPT_BUFFERSIZE, x->max_speed > 0 ? 16384L : (long)HTTP_RECV_BUFFER);
+  SET(CURLOPT_UPLOAD_BUFFERSIZE, x->max_speed > 0 ? 16384L : (long)HTTP_SEND_BUFFER);
   if (s->connect_timeout_ms > 0) SET(CURLOPT_CONNECTTIMEOUT_MS, s->connect_timeout_ms);
   SET(CURLOPT_TIMEOUT_MS, x->timeout_ms >= 0 ? x->timeout_ms : s->timeout_ms);
+  if (x->max_speed > 0) {
+    /* The response is paced by on_write (hold_back). */
+    SET(CURLOPT_MAX_SEND_SPEED_LARGE, (curl_off_t)x->max_speed);
+    x->paced_from_ms = now_ms();
+  }
   SET(CURLOPT_LOW_SPEED_LIMIT, s->low_speed_limit);
   SET(CURLOPT_LOW_SPEED_TIME, s->low_speed_time);
   if (s->user_agent != NULL) SET(CURLOPT_USERAGENT, s->user_agent);
@@ -968,8 +997,22 @@ int os_http_run(os_http_session *s, os_http_pull_fn pull, os_http_done_fn done, 
       done(ud, x);
       exhausted = 0; /* done may have queued more work */
     }
+    /* Paced transfers whose time has come go on; the others bound the wait. */
+    int wait_ms = 1000;
+    int64_t now = now_ms();
+    for (size_t i = 0; i < maxc; i++) {
+      os_http_xfer *x = running[i];
+      if (x == NULL || !x->paused) continue;
+      if (x->resume_at_ms <= now) {
+        x->paused = 0;
+        curl_easy_pause(x->easy, CURLPAUSE_CONT); /* may call on_write, which may pause again */
+        finished++;                               /* perform again before waiting */
+      } else if (x->resume_at_ms - now < wait_ms) {
+        wait_ms = (int)(x->resume_at_ms - now);
+      }
+    }
     if (finished == 0 && active > 0) {
-      mc = curl_multi_poll(s->multi, NULL, 0, 1000, NULL);
+      mc = curl_multi_poll(s->multi, NULL, 0, wait_ms, NULL);
       if (mc != CURLM_OK) break;
     }
   }

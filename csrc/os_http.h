@@ -148,7 +148,8 @@ typedef struct os_http_xfer {
   struct curl_slist *headers;
   int has_content_type, has_expect;
   int expect_100;
-  long timeout_ms; /* -1: the session's */
+  long timeout_ms;   /* -1: the session's */
+  int64_t max_speed; /* bytes/s, each direction; 0: no limit */
 
   os_http_body_kind body_kind;
   const char *body_mem;
@@ -177,10 +178,14 @@ typedef struct os_http_xfer {
   /* ---- running state ---- */
   CURL *easy;
   int started, done;
-  long status;      /* from the last status line seen */
-  os_buf hdrs;      /* "name\0value\0" pairs, names lower-cased */
-  os_buf body;      /* collected response body */
-  int64_t bytes;    /* response body bytes received */
+  long status;   /* from the last status line seen */
+  os_buf hdrs;   /* "name\0value\0" pairs, names lower-cased */
+  os_buf body;   /* collected response body */
+  int64_t bytes; /* response body bytes received */
+  /* max_speed pacing of the response body: the transfer's start and, while
+   * on_write holds a piece back, when it may take it (monotonic ms). */
+  int64_t paced_from_ms, resume_at_ms;
+  int paused;
   int64_t sink_pos; /* bytes written to the file sink */
 
   /* ---- result ---- */

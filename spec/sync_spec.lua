@@ -480,17 +480,36 @@ for k in ['h/../escape','h//abs','h/back\\slash','h/C:drive','h/ok.txt','h/Case'
         assert(ok, err)
       end)
 
-      it("honours bwlimit and a Content-Type override", function()
+      it("honours bwlimit byte by byte, up and down, and a Content-Type override", function()
+        local monotonic = require("objstore.core").time.monotonic
         local src = root .. "/bw"
-        write(src .. "/one.txt", string.rep("b", 300 * 1024))
-        write(src .. "/two.txt", string.rep("b", 300 * 1024))
-        local t0 = require("objstore.core").time.monotonic()
-        local res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "bw" }, { bwlimit = 300 * 1024,
-          content_type = "application/x-custom", concurrency = 1 }))
-        local dt = require("objstore.core").time.monotonic() - t0
+        -- Two files at once at 400 KiB/s in all: 200 KiB/s each, 3 s for
+        -- 1200 KiB (the start of each file alone used to be paced, so one
+        -- batch of files went out at full speed).
+        write(src .. "/one.txt", string.rep("b", 600 * 1024))
+        write(src .. "/two.txt", string.rep("c", 600 * 1024))
+        local t0 = monotonic()
+        local res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "bw" }, { bwlimit = 400 * 1024,
+          content_type = "application/x-custom", concurrency = 4 }))
+        local dt = monotonic() - t0
         assert.equals(2, res.transferred)
-        assert.is_true(dt >= 0.9, "took " .. dt)
+        assert.is_true(dt >= 2.2 and dt < 30, "upload took " .. dt)
         assert.equals("application/x-custom", assert(c:head_object(bucket, "bw/one.txt")).content_type)
+        local down = root .. "/bw-down"
+        t0 = monotonic()
+        res = assert(objstore.sync(c, { bucket = bucket, prefix = "bw" }, down, { bwlimit = 400 * 1024 }))
+        dt = monotonic() - t0
+        assert.equals(2, res.transferred)
+        assert.is_true(dt >= 2.2 and dt < 30, "download took " .. dt)
+        assert.equals(string.rep("c", 600 * 1024), servers.read_file(down .. "/two.txt"))
+        -- a large file (multipart, parts in parallel) shares it too
+        write(src .. "/big.bin", string.rep("d", 6 * 1024 * 1024))
+        t0 = monotonic()
+        res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "bw" }, { bwlimit = 2 * 1024 * 1024,
+          multipart_threshold = 5 * 1024 * 1024, part_size = 5 * 1024 * 1024 }))
+        dt = monotonic() - t0
+        assert.equals(1, res.transferred)
+        assert.is_true(dt >= 2.2 and dt < 30, "multipart upload took " .. dt)
       end)
     end)
   end

@@ -225,7 +225,7 @@ function _M.sign(client, req, member, now, keep)
   for k, v in pairs(added) do headers[k] = v end
   return { method = req.method, url = ep.scheme .. "://" .. hostport .. path .. (query ~= "" and ("?" .. query) or ""),
     headers = headers, body = req.body, body_length = req.body_length, sink = req.sink, hashes = req.hashes,
-    body_hashes = req.body_hashes, timeout = req.timeout }
+    body_hashes = req.body_hashes, timeout = req.timeout, max_speed = req.max_speed }
 end
 
 --- A presigned URL for `req` (its method, bucket, key, query and signed

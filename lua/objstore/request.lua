@@ -25,6 +25,7 @@
 --   hashes, body_hashes  digests of the response / request body
 --   payload_hash the signed payload hash (default UNSIGNED-PAYLOAD)
 --   timeout      seconds, for this request only
+--   max_speed    bytes per second its bodies move at most (transport contract)
 --   ok_status    { [status] = true }: statuses beyond 2xx that succeed
 --   parse        function(res, req) -> result | nil, err
 --   retry        a retry policy for this request (default: the client's)
@@ -137,6 +138,7 @@ local KIND = {
   op = "string", method = "string", bucket = "string", key = "string", query = "table", headers = "table",
   copy_source = "table", body = "any", body_length = "number", rewind = "function", sink = "any",
   sink_rewind = "function", hashes = "table", body_hashes = "table", payload_hash = "string", timeout = "number",
+  max_speed = "number",
   ok_status = "table", parse = "function", retry = "table", on_retry = "function", context = "any",
   sub_resources = "table",
 }
@@ -180,6 +182,10 @@ function _M.new(t)
   if t.hashes then check_digests("hashes", t.hashes) end
   if t.body_hashes then check_digests("body_hashes", t.body_hashes) end
   if t.timeout ~= nil then check_number("timeout", t.timeout, 0) end
+  if t.max_speed ~= nil then
+    check_number("max_speed", t.max_speed, 0)
+    if t.max_speed % 1 ~= 0 then bad("max_speed", "must be a whole number of bytes per second") end
+  end
   return setmetatable(t, Request)
 end
 

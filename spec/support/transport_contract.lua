@@ -395,6 +395,39 @@ function _M.contract(name, new_transport, env, opts)
       end)
     end)
 
+    describe("max_speed", function()
+      -- 600,000 bytes at 300,000 B/s: 2 s on average, less the first piece
+      -- a transport hands over before it measures (64 KiB here).
+      it("sends the body and reads the response no faster than max_speed", function()
+        local body = bytes(600000, 11)
+        local t0 = monotonic()
+        local res = put("b-paced", { body = body, max_speed = 300000 })
+        local up = monotonic() - t0
+        assert.equal(200, res.status)
+        assert.equal('"' .. md5hex(body) .. '"', res.headers.etag)
+        assert.is_true(up >= 1.4 and up < 20, "upload took " .. up .. " s")
+        t0 = monotonic()
+        local got = get("b-paced", { max_speed = 300000 })
+        local down = monotonic() - t0
+        assert.equal(body, got.body)
+        assert.is_true(down >= 1.4 and down < 20, "download took " .. down .. " s")
+        -- the same through a file sink, read back whole
+        local path = os.tmpname()
+        t0 = monotonic()
+        ok(t:request(sreq("GET", key_path("b-paced"), { max_speed = 300000, sink = { file = path } })))
+        local sunk = monotonic() - t0
+        assert.equal(body, read_file(path))
+        os.remove(path)
+        assert.is_true(sunk >= 1.4 and sunk < 20, "download to a file took " .. sunk .. " s")
+      end)
+
+      it("refuses a max_speed that is not a whole number >= 0", function()
+        for _, v in ipairs{ -1, 1.5, "fast" } do
+          assert.has_error(function() t:request(sreq("GET", key_path("b-paced"), { max_speed = v })) end)
+        end
+      end)
+    end)
+
     describe("response sinks", function()
       it("collects the body into res.body without a sink", function()
         local res = get("data")

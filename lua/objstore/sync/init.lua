@@ -264,6 +264,12 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
     plan(s, d, verdict, reason)
   end
 
+  -- bwlimit (bytes/s for the whole sync; 0: none): the whole-file
+  -- requests of a batch share it as many ways as can run at once, a large
+  -- file's parts have it to themselves (large files go one at a time).
+  local bwlimit = opts.bwlimit and opts.bwlimit >= 1 and math.floor(opts.bwlimit) or nil
+  local small_rate
+
   --- The request record of a queued item.
   local function request_of(item)
     local s, d = item.s, item.d
@@ -287,6 +293,9 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
     end
     req.context = req.context or {}
     req.context.item = item
+    -- bwlimit: each of the `concurrency` requests at once gets its share,
+    -- paced by the transport byte by byte (copies move no bytes here).
+    if kind ~= "copy" then req.max_speed = small_rate end
     item.started = monotonic()
     return req
   end
@@ -339,34 +348,24 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
     return true
   end
 
-  --- Runs what is queued through the one run loop; bwlimit holds new
-  -- requests back until the bytes started fit the rate.
-  local t0, started_bytes = monotonic(), 0
+  --- Runs what is queued through the one run loop.
   local function drain()
     while qhead <= qtail and not stop_err do
-      local held = false
-      local ok, err = run_client:run{ concurrency = opts.concurrency or 16,
+      local concurrency = opts.concurrency or 16
+      if bwlimit then
+        small_rate = math.max(1, math.floor(bwlimit / math.max(1, math.min(concurrency, qtail - qhead + 1))))
+      end
+      local ok, err = run_client:run{ concurrency = concurrency,
         next = function()
           if stop_err then return nil end
           local item = queue[qhead]
           if not item then return nil end
-          if opts.bwlimit and opts.bwlimit > 0 and not item.head then
-            if started_bytes > opts.bwlimit * (monotonic() - t0) then
-              held = true
-              return nil
-            end
-            started_bytes = started_bytes + item.s.size
-          end
           queue[qhead] = nil
           qhead = qhead + 1
           return request_of(item)
         end,
         done = done }
       if not ok and not stop_err then stop_err = err end
-      if held then
-        local wait = started_bytes / opts.bwlimit - (monotonic() - t0)
-        if wait > 0 then c.sleep(wait) end
-      end
     end
     queue, qhead, qtail = {}, 1, 0
   end
@@ -380,12 +379,14 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
         local o = execute.object_opts(opts, s, nil)
         o.part_size = opts.part_size
         o.concurrency = opts.concurrency and math.min(opts.concurrency, 8) or 8
+        o.bwlimit = bwlimit
         res, err = dst_client:upload_file(dst.bucket, dst_key(s.rel), s.path, o)
       elseif kind == "down" then
         local path = local_path(dst.root, s.rel)
         local ok, perr = execute.parent_dirs(path)
         if ok then
-          res, err = src.client:download_file(src.bucket, s.key, path, { part_size = opts.part_size })
+          res, err = src.client:download_file(src.bucket, s.key, path, { part_size = opts.part_size,
+            bwlimit = bwlimit })
           if res then
             local head = src.client:head_object(src.bucket, s.key)
             local mtime = head and names.parse_mtime(head.metadata.mtime) or s.mtime

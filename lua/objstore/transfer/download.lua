@@ -28,7 +28,7 @@ local os_rename, os_remove, io_open = os.rename, os.remove, io.open
 local tohex, b64 = core.hash.tohex, core.encode.base64_encode
 
 local DOWNLOAD_OPTS = { part_size = true, threshold = true, concurrency = true, checkpoint = true, progress = true,
-  version_id = true, verify = true, on_part = true, headers = true, sse_customer_key = true }
+  version_id = true, verify = true, on_part = true, headers = true, sse_customer_key = true, bwlimit = true }
 
 local function fail(code, message, bucket, key, extra)
   return errors.failure("DownloadFile", code, message, bucket, key, extra)
@@ -49,6 +49,7 @@ local function download_file(self, bucket, key, path, opts)
     common.misuse("download_file", 3, "path", "must be a string, " .. errors.got(path))
   end
   opts = common.opts("download_file", 4, opts, DOWNLOAD_OPTS)
+  common.max_speed("download_file", 4, opts, 1) -- a bad bwlimit raises before any I/O
   local verify = opts.verify ~= false
   local head, herr = self:head_object(bucket, key, { version_id = opts.version_id, headers = opts.headers,
     sse_customer_key = opts.sse_customer_key })
@@ -143,6 +144,8 @@ local function download_file(self, bucket, key, path, opts)
   local ranges_done = 0
   local whole = m:count() == 1 and not aligned
   local rok, rerr = true, nil
+  -- bwlimit: as many ways as ranges can be in flight at once
+  local rate = common.max_speed("download_file", 4, opts, math.min(opts.concurrency or 8, m:count()))
   if size > 0 then
     rok, rerr = self:run{
       concurrency = opts.concurrency or 8,
@@ -157,7 +160,7 @@ local function download_file(self, bucket, key, path, opts)
         return request.new{ op = "GetObject", method = "GET", bucket = bucket, key = key, headers = headers,
           query = opts.version_id and { versionId = opts.version_id } or nil,
           sink = { file = part_path, offset = offset },
-          hashes = hashes, context = r,
+          hashes = hashes, context = r, max_speed = rate,
           parse = function(res) return check_length(res, r) end }
       end,
       done = function(req, res, err)

@@ -29,7 +29,7 @@ local b64, unb64 = core.encode.base64_encode, core.encode.base64_decode
 
 local UPLOAD_OPTS = { part_size = true, threshold = true, concurrency = true, checkpoint = true, progress = true,
   leave_parts_on_error = true, on_part = true, verify = true, part_headers = true, checksum = true,
-  checksum_policy = true }
+  checksum_policy = true, bwlimit = true }
 for k in pairs(common.UPLOAD_OPTS) do UPLOAD_OPTS[k] = true end
 
 -- Uploads initiated up to this many seconds before the recorded intent
@@ -117,7 +117,15 @@ local function put_whole(c, bucket, key, path, size, opts, upload_opts, verify, 
     upload_opts.metadata = state_mod.with_crc(opts.metadata, nvme)
     crc = nvme
   end
-  local res, err = c:put_object(bucket, key, { path = path }, upload_opts)
+  local rate = common.max_speed("upload_file", 4, opts, 1)
+  local res, err
+  if rate then
+    local req = c:build_request("put_object", bucket, key, { path = path }, upload_opts)
+    req.max_speed = rate
+    res, err = c:send(req)
+  else
+    res, err = c:put_object(bucket, key, { path = path }, upload_opts)
+  end
   if not res then return nil, err end
   if ecma and res.crc64ecma and res.crc64ecma ~= checksum.to_decimal(ecma) then
     return nil, fail("BadDigest", "the server's CRC-64 " .. res.crc64ecma .. " is not the file's "
@@ -161,6 +169,7 @@ local function upload_file(c, bucket, key, path, opts)
   common.key("upload_file", 2, key)
   if type(path) ~= "string" then common.misuse("upload_file", 3, "path", "must be a string, " .. errors.got(path)) end
   opts = common.opts("upload_file", 4, opts, UPLOAD_OPTS)
+  common.max_speed("upload_file", 4, opts, 1) -- a bad bwlimit raises before any I/O
   local attr = lfs.attributes(path)
   if not attr or attr.mode ~= "file" then
     return nil, fail("LocalFileError", "cannot read " .. path, bucket, key)
@@ -296,6 +305,8 @@ local function upload_file(c, bucket, key, path, opts)
   progress = progress_mod.new(opts.progress, size, resumed_from)
   progress(0, true)
   local sent_parts = 0
+  -- as many ways as parts can be in flight at once
+  local rate = common.max_speed("upload_file", 4, opts, math.min(opts.concurrency or 8, m:count()))
   local function next_part()
     local n, offset, length = m:next()
     if not n then return nil end
@@ -305,11 +316,13 @@ local function upload_file(c, bucket, key, path, opts)
         .. tostring(ok_size) .. " < " .. size .. " bytes)", bucket, key), { part = n })
     end
     local md5 = verify and m:part(n).md5 or nil
-    return c:build_request("upload_part", bucket, key, upload_id, n,
+    local req = c:build_request("upload_part", bucket, key, upload_id, n,
       { path = path, offset = offset, length = length },
       { content_md5 = md5 and b64(md5) or false, headers = common.part_headers(opts, n),
         sse_customer_key = opts.sse_customer_key, checksum = alg, checksum_policy = opts.checksum_policy,
         context = { number = n, length = length } })
+    req.max_speed = rate
+    return req
   end
 
   local ok, err = c:run{ concurrency = opts.concurrency or 8, next = next_part,

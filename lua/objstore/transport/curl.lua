@@ -38,7 +38,8 @@
 --    never reach a sink: their body (up to 1 MiB) is in `res.body`;
 --  * `hashes`, `body_hashes`: names among md5, sha1, sha256, crc32, crc32c,
 --    crc64ecma, crc64nvme, computed in C over the response / request body;
---  * `expect_100`, `timeout` (s, overrides the session's).
+--  * `expect_100`, `timeout` (s, overrides the session's), `max_speed`
+--    (bytes/s each way: CURLOPT_MAX_SEND_SPEED_LARGE and _RECV_).
 --
 -- **Result**: `{ status, headers = { ["lower-case-name"] = value } (repeats
 -- joined with ", "), body, bytes, sent, total_time, connects (new connections

@@ -69,7 +69,10 @@
 --  * `hashes` / `body_hashes`: lists of names among md5, sha1, sha256,
 --    crc32, crc32c, crc64ecma, crc64nvme, computed over the response body /
 --    the request body as sent;
---  * `timeout` (seconds, the whole request; overrides the transport's).
+--  * `timeout` (seconds, the whole request; overrides the transport's);
+--  * `max_speed` (bytes per second, a whole number; 0 or nil: no limit): the
+--    request body is sent and the response body read no faster, on average
+--    over the request (the transport waits: nothing above it sleeps).
 --
 -- **Result**: `{ status, headers, body, bytes, sent, hashes, body_hashes }`:
 -- `headers` has lower-case names, repeated headers joined with ", "; `body`

@@ -62,7 +62,8 @@
 -- chunked), `sink` (nil: collected into
 -- `res.body`; `function(chunk) -> true | false | nil, err`; `{ file = path,
 -- offset = 0 }`, written at offset + position without truncating, created
--- when missing), `hashes`, `body_hashes`, `timeout`. Misuse raises, naming
+-- when missing), `hashes`, `body_hashes`, `timeout`, `max_speed` (the sum
+-- of body bytes sent and received paced to it). Misuse raises, naming
 -- the field. Error responses (status >= 300) never reach a sink: their body
 -- (up to 1 MiB) is in `res.body`.
 --
@@ -291,7 +292,7 @@ end
 
 local REQ_FIELDS = {
   method = true, url = true, headers = true, body = true, body_length = true, sink = true,
-  hashes = true, body_hashes = true, timeout = true,
+  hashes = true, body_hashes = true, timeout = true, max_speed = true,
 }
 local KNOWN_ALG = {}
 for _, a in ipairs(checksum.ALGORITHMS) do KNOWN_ALG[a] = true end
@@ -416,6 +417,7 @@ local function check_request(req)
     file = file, sink = sink, sink_file = sink_file,
     hashes = check_digests("hashes", req.hashes), body_hashes = check_digests("body_hashes", req.body_hashes),
     timeout = check_seconds("request", "req.timeout", req.timeout, nil),
+    max_speed = check_count("request", "req.max_speed", req.max_speed, 0),
   }
 end
 
@@ -561,6 +563,21 @@ local function send(self, x, data, what)
   return true
 end
 
+-- req.max_speed: after each body piece (sent or received), sleeps until
+-- the bytes moved so far fit the rate since the request began. Sleeping
+-- is the transport's to do (ngx.sleep yields); the request's timeout
+-- still counts.
+local function pace(x)
+  if x.max_speed == 0 then return true end
+  ngx.update_time()
+  local ahead = (x.sent + x.bytes) / x.max_speed - (ngx.now() - x.started)
+  if ahead > 0 then
+    if x.deadline and ngx.now() + ahead >= x.deadline then return false end
+    ngx.sleep(ahead)
+  end
+  return true
+end
+
 -- Calls a reader or sink under pcall: value or nil, err (an error value).
 local function call_back(who, f, arg)
   local ok, v, why = pcall(f, arg)
@@ -598,7 +615,7 @@ local function send_request(self, x, u, r)
   local bh = x.body_hashers
   if kind == "none" then
     return send(self, x, head, "sending the request")
-  elseif kind == "string" then
+  elseif kind == "string" and x.max_speed == 0 then
     feed(bh, r.body)
     local ok, e = send(self, x, { head, r.body }, "sending the request")
     if not ok then return nil, e end
@@ -607,6 +624,17 @@ local function send_request(self, x, u, r)
   end
   local ok, e = send(self, x, head, "sending the request")
   if not ok then return nil, e end
+  if kind == "string" then -- paced: in CHUNK pieces
+    local body = r.body
+    feed(bh, body)
+    for i = 1, #body, CHUNK do
+      ok, e = send(self, x, body:sub(i, i + CHUNK - 1), "sending the body")
+      if not ok then return nil, e end
+      x.sent = min(#body, i + CHUNK - 1)
+      if not pace(x) then return nil, timed_out(x) end
+    end
+    return true
+  end
   if kind == "file" then
     local f = x.body_file
     local left = x.file_length
@@ -620,6 +648,7 @@ local function send_request(self, x, u, r)
       ok, e = send(self, x, c, "sending the body")
       if not ok then return nil, e end
       x.sent = x.sent + #c
+      if not pace(x) then return nil, timed_out(x) end
     end
     return true
   end
@@ -646,6 +675,7 @@ local function send_request(self, x, u, r)
       end
       if not ok then return nil, e end
       x.sent = x.sent + #c
+      if not pace(x) then return nil, timed_out(x) end
     end
   end
   if chunked then return send(self, x, "0\r\n\r\n", "sending the body") end
@@ -726,6 +756,7 @@ local function deliver(x, c)
   local n = #c
   if n == 0 then return true end
   x.bytes = x.bytes + n
+  if not pace(x) then return nil, timed_out(x) end
   feed(x.hashers, c)
   if x.collect then
     if x.collected < ERROR_BODY_CAP or not x.error_status then
@@ -930,9 +961,11 @@ function Transport:request(req)
     ngx.update_time()
     deadline = ngx.now() + timeout
   end
+  if r.max_speed > 0 then ngx.update_time() end
   -- Stale pooled connections are dropped until a fresh one is used.
   for _ = 1, self.pool_size + 1 do
-    local x = { deadline = deadline, timeout = timeout, sent = 0, bytes = 0,
+    local x = { deadline = deadline, timeout = timeout, sent = 0, bytes = 0, max_speed = r.max_speed,
+      started = ngx.now(),
       hashers = hashers(r.hashes), body_hashers = hashers(r.body_hashes) }
     if r.kind == "file" then
       local ok, e = open_body_file(r, x)
