@@ -137,7 +137,16 @@ for _, srv in ipairs(servers.list()) do
         assert(c:put_object(bucket, "from-reader", reader, { length = #data }))
         pos = 0
         assert(c:put_object(bucket, "from-reader-unsized", reader))
-        for _, k in ipairs{ "from-path", "from-handle", "from-reader", "from-reader-unsized" } do
+        -- a handle that cannot seek (a pipe) is read once, like a reader
+        local pipe = assert(io.popen("cat " .. servers.q(path), "r"))
+        assert(c:put_object(bucket, "from-pipe", pipe))
+        pipe:close()
+        -- a write-only handle is a runtime error, not a raise
+        local wpipe = assert(io.popen("cat > /dev/null", "w"))
+        local _, werr = c:put_object(bucket, "from-write-pipe", wpipe)
+        wpipe:close()
+        assert.equals("ReaderError", werr and werr.code)
+        for _, k in ipairs{ "from-path", "from-handle", "from-reader", "from-reader-unsized", "from-pipe" } do
           assert.equals(data, assert(c:get_object(bucket, k)).body, k)
         end
         assert.equals("application/octet-stream", assert(c:head_object(bucket, "from-path")).content_type)

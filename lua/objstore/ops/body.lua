@@ -52,6 +52,15 @@ function _M.prepare(name, n, body, opts)
       end
       out.md5 = b64(md5)
     end
+  elseif io_type(body) == "file" and not body:seek("cur") then
+    -- Not seekable (a pipe, a terminal, a closed stream): read like a
+    -- reader of unknown length, once (so never retried).
+    local fh = body
+    return _M.prepare(name, n, function()
+      local chunk, err = fh:read(CHUNK)
+      if chunk == nil and err then return nil, "reading the file handle: " .. tostring(err) end
+      return chunk
+    end, opts)
   elseif io_type(body) == "file" then
     local start = body:seek("cur")
     local size = body:seek("end")
