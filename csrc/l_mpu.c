@@ -460,12 +460,17 @@ static void push_header(lua_State *L, const os_ckpt_header *h) {
 static const char *mismatch(const os_ckpt_header *a, const os_ckpt_header *b) {
   if (a->kind != b->kind) return "another kind of transfer";
   if (strcmp(a->bucket, b->bucket) != 0 || strcmp(a->key, b->key) != 0) return "another object";
+  /* A copy's "file" is its source object: size, last-modified, name and
+   * version (file_inode), ETag. */
+  int copy = a->kind == OS_CKPT_COPY;
   if (a->file_size != b->file_size || a->file_mtime != b->file_mtime ||
       a->file_inode != b->file_inode)
-    return "another file (or the file changed)";
+    return copy ? "another source object (or the source changed)"
+                : "another file (or the file changed)";
   if (a->part_size != b->part_size || a->object_size != b->object_size)
     return "another part layout";
-  if (strcmp(a->etag, b->etag) != 0) return "another object version";
+  if (strcmp(a->etag, b->etag) != 0)
+    return copy ? "another source object (or the source changed)" : "another object version";
   return NULL;
 }
 
@@ -495,9 +500,10 @@ static int load_part(void *arg, const os_ckpt_record *r) {
                         (r->flags & OS_PART_SUM_VERIFIED) != 0, err, sizeof err);
 }
 
-/* ck:load(m, expected_header) -> status, header|reason, torn
+/* ck:load(m, expected_header) -> status, header|reason, torn[, other_header]
  * status: "resume" (records applied to m), "empty", "other" (a checkpoint
- * of another transfer: reason), "foreign" (unreadable: reason). */
+ * of another transfer: reason, false, and its header, so the caller can
+ * abort the upload it names), "foreign" (unreadable: reason). */
 static int l_ckpt_load(lua_State *L) {
   const char *F = "core.mpu.load";
   l_ckpt *k = check_ckpt(L, F);
@@ -524,7 +530,9 @@ static int l_ckpt_load(lua_State *L) {
   if (why != NULL) {
     lua_pushliteral(L, "other");
     lua_pushstring(L, why);
-    return 2;
+    lua_pushboolean(L, 0);
+    push_header(L, got);
+    return 4;
   }
   load_arg a = {m, 0};
   rc = os_ckpt_load(&k->c, got, load_part, &a, &torn_again, err, sizeof err);

@@ -161,6 +161,9 @@ for _, srv in ipairs(servers.list()) do
         on_part = function() return false end })
       r = assert(c:upload_file(bucket, "stale/up", path, { part_size = P, checkpoint = true }))
       assert.matches("another file", r.notices[1])
+      -- whose upload no run will resume: aborted, not left behind
+      assert.matches("aborted upload", r.notices[2])
+      assert.equals(0, #assert(c:list_incomplete_uploads(bucket, "stale/")))
       -- a checkpoint of the old JSON format
       servers.write_file(path .. ".objstore-cp", '{"version":1,"kind":"upload","bucket":"x","key":"y","size":1,'
         .. '"mtime":1,"part_size":1,"upload_id":"u","parts":[]}')
@@ -270,6 +273,194 @@ for _, srv in ipairs(servers.list()) do
       assert.equals(md5, file_md5(dir .. "/crash.back"))
       print(("\n    crash test: %d kills, %d part requests for %d parts, %d re-sent"):format(kills, sends, nparts,
         resent))
+    end)
+  end)
+end
+
+for _, srv in ipairs(servers.list()) do
+  -- copy_large with a checkpoint: kill -9 in a child process (spec/support/
+  -- crash_upload.lua with COPY_SOURCE), a source changed between two runs,
+  -- a second use of a checkpoint while the first runs.
+  describe("copy_large checkpoints on " .. srv.name .. " #server", function()
+    local c, bucket, dir
+    local P = 5 * MiB
+    local checksum = require "objstore.checksum"
+
+    setup(function()
+      c = servers.client(srv)
+      bucket = servers.bucket_name("cpk15")
+      assert(c:create_bucket(bucket))
+      dir = tmpdir()
+    end)
+
+    teardown(function()
+      servers.cleanup(c, bucket)
+      servers.sh("rm -rf " .. servers.q(dir))
+    end)
+
+    local function unsupported()
+      if srv.skip.copy_if_match then
+        pending("Swift s3api answers 412 to x-amz-copy-source-if-match on a multipart source")
+        return true
+      end
+    end
+
+    --- Runs the child copying src to dst with checkpoint cp, logging to log;
+    -- env: extra variables (CRASH_AFTER=...). Returns whether it succeeded
+    -- and its output.
+    local function child(env, src, dst, cp, log)
+      local lua = arg and arg[-1] or "lua5.4"
+      return servers.sh(string.format("%sCOPY_SOURCE=%s CONCURRENCY=2 LUA_PATH=%s LUA_CPATH=%s %s "
+        .. "spec/support/crash_upload.lua %s %s %s %s %s %s %s", env and (env .. " ") or "", servers.q(src),
+        servers.q(package.path), servers.q(package.cpath), lua, servers.q(srv.endpoint), servers.q(srv.access_key),
+        servers.q(srv.secret_key), servers.q(bucket), servers.q(dst), servers.q(cp), servers.q(log)))
+    end
+    local function count(text, word)
+      local n = 0
+      for _ in text:gmatch(word) do n = n + 1 end
+      return n
+    end
+    local function object_md5(key)
+      return checksum.hex("md5", assert(c:get_object(bucket, key)).body)
+    end
+    local function uploads(key)
+      local n = 0
+      for _, u in ipairs(assert(c:list_incomplete_uploads(bucket, key))) do
+        if u.key == key then n = n + 1 end
+      end
+      return n
+    end
+
+    it("resumes a copy killed with kill -9 mid-way, copying at most concurrency + 1 parts again", function()
+      if unsupported() then return end
+      local path, md5 = make_file(dir, "kill-src", 5 * P)
+      assert(c:put_object(bucket, "src/kill", { path = path }))
+      local cp, log = dir .. "/kill.cp", dir .. "/kill.log"
+      -- killed as soon as the second part is copied, before it is recorded
+      local ok, out = child("CRASH_AFTER=part:2", "src/kill", "dst/kill", cp, log)
+      assert.is_false(ok, out)
+      assert.matches("crash after part:2", servers.read_file(log))
+      assert.is_truthy(lfs.attributes(cp))
+      assert.equals(1, uploads("dst/kill"))
+      ok, out = child(nil, "src/kill", "dst/kill", cp, log)
+      assert.is_true(ok, out)
+      local text = servers.read_file(log)
+      local resent = count(text, "send") - 5
+      assert.is_true(resent <= 2 + 1, ("copied %d parts again:\n%s"):format(resent, text))
+      -- both parts the server answered were kept (the second found by ListParts)
+      local resumed, sent = text:match("done %S+ (%d+) sent (%d+)")
+      assert.is_true(tonumber(resumed) >= 2 * P, text)
+      assert.equals(5 - tonumber(resumed) / P, tonumber(sent))
+      assert.equals(md5, object_md5("dst/kill"))
+      assert.equals(0, uploads("dst/kill"))
+      assert.is_nil(lfs.attributes(cp))
+      print(("\n    copy crash test: %d part copies for 5 parts, %d again, resumed from %d MiB"):format(
+        count(text, "send"), resent, resumed / MiB))
+    end)
+
+    it("adopts the upload a copy killed right after Create made, and leaves no orphan", function()
+      if unsupported() then return end
+      local path, md5 = make_file(dir, "create-src", 3 * P + 17)
+      assert(c:put_object(bucket, "src/create", { path = path }))
+      local cp, log = dir .. "/create.cp", dir .. "/create.log"
+      assert.is_false((child("CRASH_AFTER=CreateMultipartUpload", "src/create", "dst/create", cp, log)))
+      assert.equals(1, uploads("dst/create"))
+      local ok, out = child(nil, "src/create", "dst/create", cp, log)
+      assert.is_true(ok, out)
+      local text = servers.read_file(log)
+      assert.matches("adopted upload", text)
+      assert.equals(4, count(text, "send")) -- every part exactly once
+      assert.equals(0, uploads("dst/create"))
+      assert.equals(md5, object_md5("dst/create"))
+    end)
+
+    it("copies nothing again when the copy was killed right after Complete", function()
+      if unsupported() then return end
+      local path, md5 = make_file(dir, "complete-src", 3 * P)
+      assert(c:put_object(bucket, "src/complete", { path = path }))
+      local cp, log = dir .. "/complete.cp", dir .. "/complete.log"
+      assert.is_false((child("CRASH_AFTER=CompleteMultipartUpload", "src/complete", "dst/complete", cp, log)))
+      assert.is_truthy(lfs.attributes(cp))
+      local ok, out = child(nil, "src/complete", "dst/complete", cp, log)
+      assert.is_true(ok, out)
+      local text = servers.read_file(log)
+      assert.equals(3, count(text, "send"))
+      assert.matches("done %S+ " .. 3 * P .. " sent 0", text)
+      assert.is_nil(lfs.attributes(cp))
+      assert.equals(md5, object_md5("dst/complete"))
+    end)
+
+    it("starts clean, and says so, when the source changed since the checkpoint", function()
+      if unsupported() then return end
+      local size = 3 * P + 11
+      local path = make_file(dir, "changed-src", size)
+      assert(c:put_object(bucket, "src/changed", { path = path }))
+      local cp = dir .. "/changed.cp"
+      local opts = { part_size = P, threshold = 1, concurrency = 1, checkpoint = cp,
+        on_part = function(_, n) return n < 2 end }
+      local _, err = c:copy_large(bucket, "src/changed", bucket, "dst/changed", opts)
+      assert.equals("Aborted", err.code)
+      assert.is_truthy(lfs.attributes(cp))
+      assert.equals(1, uploads("dst/changed"))
+      -- overwritten with other bytes of the same size
+      local path2, md52 = make_file(dir, "changed-src2", size)
+      assert(c:put_object(bucket, "src/changed", { path = path2 }))
+      opts.on_part = nil
+      local r = assert(c:copy_large(bucket, "src/changed", bucket, "dst/changed", opts))
+      assert.matches("checkpoint is for another source object %(or the source changed%)", r.notices[1])
+      assert.equals(0, r.resumed_from)
+      assert.equals(4, r.sent)
+      assert.equals(md52, object_md5("dst/changed"))
+      -- the earlier copy's upload was aborted, not left behind
+      assert.equals(0, uploads("dst/changed"))
+      assert.is_nil(lfs.attributes(cp))
+    end)
+
+    it("resumes with the same source, sending only the missing parts", function()
+      if unsupported() then return end
+      local path, md5 = make_file(dir, "same-src", 3 * P + 11)
+      assert(c:put_object(bucket, "src/same", { path = path }))
+      local cp = dir .. "/same.cp"
+      local _, err = c:copy_large(bucket, "src/same", bucket, "dst/same", { part_size = P, threshold = 1,
+        concurrency = 1, checkpoint = cp, on_part = function(_, n) return n < 2 end })
+      assert.equals("Aborted", err.code)
+      local sent = {}
+      local r = assert(c:copy_large(bucket, "src/same", bucket, "dst/same", { part_size = P, threshold = 1,
+        concurrency = 2, checkpoint = cp, on_part = function(n) sent[#sent + 1] = n end }))
+      table.sort(sent)
+      assert.same({ 3, 4 }, sent)
+      assert.equals(2 * P, r.resumed_from)
+      assert.is_nil(r.notices)
+      assert.equals(md5, object_md5("dst/same"))
+      assert.equals(0, uploads("dst/same"))
+    end)
+
+    it("refuses a second use of a checkpoint while a copy runs with it", function()
+      if unsupported() then return end
+      local path, md5 = make_file(dir, "busy-src", 2 * P + 5)
+      assert(c:put_object(bucket, "src/busy", { path = path }))
+      local cp, log = dir .. "/busy.cp", dir .. "/busy.log"
+      local f = assert(io.open("/proc/self/stat"))
+      local pid = f:read("*n")
+      f:close()
+      local second
+      local r = assert(c:copy_large(bucket, "src/busy", bucket, "dst/busy", { part_size = P, threshold = 1,
+        concurrency = 1, checkpoint = cp, on_part = function(n)
+          -- another process, same checkpoint, while this copy holds it
+          if n == 1 then second = { child(nil, "src/busy", "dst/busy", cp, log) } end
+        end }))
+      assert.is_false(second[1])
+      assert.matches("CheckpointInUse", second[2])
+      assert.matches("in use by process " .. pid, second[2])
+      assert.equals(3, r.sent)
+      assert.equals(md5, object_md5("dst/busy"))
+      assert.equals(0, uploads("dst/busy"))
+      assert.is_nil(lfs.attributes(cp))
+    end)
+
+    it("refuses a checkpoint option that is neither a path nor true", function()
+      assert.has_error(function() c:copy_large(bucket, "a", bucket, "b", { checkpoint = 5 }) end,
+        "objstore.client.copy_large: argument #5 (opts.checkpoint): must be a path or true, got number")
     end)
   end)
 end

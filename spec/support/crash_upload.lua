@@ -2,6 +2,8 @@
 -- appends "part <n>" to a log for every part the server acknowledged, so
 -- the spec can count what was sent again after a kill -9.
 --   lua crash_upload.lua <endpoint> <ak> <sk> <bucket> <key> <file> <log>
+-- COPY_SOURCE=<key>: copy_large that object of the bucket to <key> instead,
+-- <file> being the checkpoint path. CONCURRENCY=<n>: parts at once (4).
 local objstore = require "objstore"
 local unpack_args = table.unpack or unpack -- luacheck: ignore 143
 local endpoint, ak, sk, bucket, key, file, log = unpack_args(arg)
@@ -20,9 +22,16 @@ transport.run = function(t, source, on_done, n)
   end, on_done, n)
 end
 -- CRASH_AFTER=<op>: kill -9 this process as soon as a request of that
--- operation (CreateMultipartUpload, CompleteMultipartUpload) has its answer.
+-- operation (CreateMultipartUpload, CompleteMultipartUpload) has its answer;
+-- CRASH_AFTER=part:<k>: as soon as the k-th part has its answer, before
+-- objstore can record it.
 local crash_after = os.getenv("CRASH_AFTER")
+local crash_part, answered = tonumber(crash_after and crash_after:match("^part:(%d+)$")), 0
 local function is_op(r)
+  if crash_part then
+    if r.method == "PUT" then answered = answered + 1 end
+    return answered == crash_part and r.method == "PUT"
+  end
   if r.method ~= "POST" then return false end
   local url = r.url or ""
   if crash_after == "CreateMultipartUpload" then return url:find("[?&]uploads") ~= nil end
@@ -43,13 +52,21 @@ if crash_after then
     end, n)
   end
 end
-local res, err = c:upload_file(bucket, key, file, { part_size = 5 * 1024 * 1024, concurrency = 4,
-  checkpoint = true, on_part = function(n) logf:write("part ", n, "\n") end })
+local copy_source = os.getenv("COPY_SOURCE")
+local topts = { part_size = 5 * 1024 * 1024, concurrency = tonumber(os.getenv("CONCURRENCY")) or 4,
+  checkpoint = true, on_part = function(n) logf:write("part ", n, "\n") end }
+local res, err
+if copy_source then
+  topts.checkpoint, topts.threshold = file, 1
+  res, err = c:copy_large(bucket, copy_source, bucket, key, topts)
+else
+  res, err = c:upload_file(bucket, key, file, topts)
+end
 if not res then
   io.stderr:write(tostring(err), "\n")
   os.exit(1)
 end
-logf:write("done ", res.etag, " ", res.resumed_from, " sent ", tostring(res.sent), "\n")
+logf:write("done ", tostring(res.etag), " ", res.resumed_from, " sent ", tostring(res.sent), "\n")
 for _, n in ipairs(res.notices or {}) do logf:write("notice ", n, "\n") end
 logf:close()
 print(res.etag)

@@ -4,6 +4,7 @@
 -- Lua decides what happens; C keeps the record.
 local core = require "objstore.core"
 local errors = require "objstore.errors"
+local clock = require "objstore.clock"
 
 local b64, unb64 = core.encode.base64_encode, core.encode.base64_decode
 local hash_ranges = core.hash.ranges_async
@@ -40,13 +41,14 @@ end
 
 --- Opens and loads the checkpoint at path for the transfer described by
 -- `header` (a table for core.mpu's load/reset). Returns ck, resumed_header
--- (nil for a clean start); notes to `notices` why a checkpoint was not used;
--- nil, err when it cannot be opened (CheckpointInUse when another process
--- runs it).
+-- (nil for a clean start), and for a checkpoint of another transfer its
+-- header (the upload it names will never be resumed); notes to `notices`
+-- why a checkpoint was not used; nil, err when it cannot be opened
+-- (CheckpointInUse when another process runs it).
 function _M.open_checkpoint(path, m, header, notices, op, bucket, key)
   local ck, err = core.mpu.checkpoint(path)
   if not ck then return nil, errors.locate(err, op, bucket, key) end
-  local status, h, torn = ck:load(m, header)
+  local status, h, torn, other = ck:load(m, header)
   if status == nil then
     ck:close()
     return nil, errors.locate(h, op, bucket, key)
@@ -57,7 +59,123 @@ function _M.open_checkpoint(path, m, header, notices, op, bucket, key)
     notices[#notices + 1] = "checkpoint is for " .. h .. ": starting a clean transfer"
   end
   if torn then notices[#notices + 1] = "a torn checkpoint record (a crash while writing it) was ignored" end
-  return ck, status == "resume" and h or nil
+  return ck, status == "resume" and h or nil, status == "other" and other or nil
+end
+
+-- Uploads initiated up to this many seconds before the recorded intent
+-- still count as its own (the server's clock and ours may differ a little).
+local INTENT_SLACK = 2
+
+--- After a crash between the intent and the first record: the uploads of
+-- this key the crashed run may have created. Returns the newest (to adopt)
+-- after aborting the others, or nil.
+function _M.adopt_orphan(c, bucket, key, intent_time)
+  local list = c:list_incomplete_uploads(bucket, key)
+  if not list then return nil end
+  local mine = {}
+  for _, u in ipairs(list) do
+    local t = clock.parse(u.initiated)
+    if u.key == key and t and t >= intent_time - INTENT_SLACK then mine[#mine + 1] = { id = u.upload_id, t = t } end
+  end
+  table.sort(mine, function(a, b) return a.t > b.t end)
+  for i = 2, #mine do c:abort_multipart_upload(bucket, key, mine[i].id) end
+  return mine[1] and mine[1].id or nil
+end
+
+--- Opens the checkpoint of a multipart transfer (upload_file, copy_large)
+-- and resumes what it records. `how` says what differs between them:
+--   op, bucket, key         the transfer (bucket and key of the upload)
+--   reconcile(m, upload_id) -> the part numbers newly accepted from
+--                              ListParts | nil, err (status 404: gone)
+--   complete(m)             -> the HEAD of the object when it is already
+--                              what the recorded parts make, or nil
+--   new_state()             -> a fresh core.mpu state
+-- A checkpoint of another transfer that names an upload has it aborted (no
+-- run will resume it). Returns ck, m, upload_id (nil: create one; then the
+-- caller records the intent with create_upload), head (the object is
+-- complete: finish, sending nothing); nil, err (ck closed).
+function _M.open_multipart(c, path, m, header, notices, how)
+  local op, bucket, key = how.op, how.bucket, how.key
+  local ck, resumed, other = _M.open_checkpoint(path, m, header, notices, op, bucket, key)
+  if not ck then return nil, resumed end
+  if other and other.upload_id then
+    if c:abort_multipart_upload(other.bucket, other.key, other.upload_id) then
+      notices[#notices + 1] = "aborted upload " .. other.upload_id .. " of that checkpoint"
+    end
+  end
+  if not resumed then return ck, m end
+  local function record(adopted)
+    for _, n in ipairs(adopted) do
+      local ok, err = ck:append(m, n)
+      if not ok then return nil, err end
+    end
+    return true
+  end
+  local function failed(err)
+    ck:close()
+    return nil, errors.locate(err, op, bucket, key)
+  end
+  if resumed.upload_id then
+    local adopted, rerr = how.reconcile(m, resumed.upload_id)
+    if adopted then
+      local ok, werr = record(adopted)
+      if not ok then return failed(werr) end
+      return ck, m, resumed.upload_id
+    end
+    if rerr.status ~= 404 then
+      ck:close()
+      return nil, rerr
+    end
+    local h = how.complete(m)
+    if h then return ck, m, resumed.upload_id, h end
+    notices[#notices + 1] = "upload " .. resumed.upload_id .. " no longer exists: starting a clean upload"
+    return ck, how.new_state()
+  end
+  -- An intent without an upload id: the crash came between the intent and
+  -- the record of the upload CreateMultipartUpload started.
+  local upload_id = _M.adopt_orphan(c, bucket, key, resumed.intent_time)
+  local adopted = upload_id and how.reconcile(m, upload_id)
+  if not adopted then
+    if upload_id then c:abort_multipart_upload(bucket, key, upload_id) end
+    return ck, m
+  end
+  notices[#notices + 1] = "adopted upload " .. upload_id .. " left by an interrupted run"
+  header.intent_time, header.upload_id = resumed.intent_time, upload_id
+  local ok, werr = ck:reset(header)
+  if ok then ok, werr = record(adopted) end
+  if not ok then return failed(werr) end
+  return ck, m, upload_id
+end
+
+--- Records the intent (header.intent_time, in ck when there is one), then
+-- creates the upload and records its id. The server's refusal removes the
+-- intent (no upload exists for a resume to adopt); an unanswered Create
+-- keeps it for the next run. Returns the CreateMultipartUpload result, or
+-- nil, err (ck closed or removed).
+function _M.create_upload(c, ck, header, bucket, key, create_opts, op)
+  local function failed(err)
+    if ck then ck:close() end
+    return nil, errors.locate(err, op, bucket, key)
+  end
+  header.intent_time = math.floor(c:now())
+  if ck then
+    local ok, werr = ck:reset(header)
+    if not ok then return failed(werr) end
+  end
+  local up, err = c:create_multipart_upload(bucket, key, create_opts)
+  if not up then
+    if ck and err.status ~= nil then
+      ck:remove()
+      ck = nil
+    end
+    return failed(err)
+  end
+  if ck then
+    header.upload_id = up.upload_id
+    local ok, werr = ck:reset(header)
+    if not ok then return failed(werr) end
+  end
+  return up
 end
 
 -- Parts per hashing job: the lanes of the C core's multi-buffer MD5, which

@@ -10,10 +10,11 @@ local common = require "objstore.ops.common"
 local sse = require "objstore.ops.sse"
 local flexsum = require "objstore.ops.flexsum"
 local clock = require "objstore.clock"
+local response = require "objstore.response"
 
 local core = require "objstore.core"
 
-local type, ipairs, pairs, tostring, io_type = type, ipairs, pairs, tostring, io.type
+local type, ipairs, pairs, tostring, tonumber, io_type = type, ipairs, pairs, tostring, tonumber, io.type
 local tremove = table.remove
 
 local STEP = 1024 * 1024 -- bytes a reader function gives between two GC steps
@@ -214,7 +215,7 @@ end
 
 local COPY_LARGE_OPTS = { part_size = true, concurrency = true, progress = true, metadata = true,
   content_type = true, acl = true, storage_class = true, threshold = true, leave_parts_on_error = true,
-  part_headers = true, copy_source_sse_customer_key = true }
+  part_headers = true, copy_source_sse_customer_key = true, checkpoint = true, on_part = true }
 for k in pairs(sse.OBJECT_OPTS) do COPY_LARGE_OPTS[k] = true end
 
 --- The encryption options of `opts` alone.
@@ -223,15 +224,117 @@ local function sse_opts(opts, into)
   return into
 end
 
+--- The checkpoint path of a copy: opts.checkpoint, or for `true` a file
+-- in the current directory named after the source and the destination.
+local function copy_checkpoint_path(opts, src_bucket, src_key, dst_bucket, dst_key)
+  local cp = opts.checkpoint
+  if cp == true then
+    local id = checksum.hex("md5", table.concat({ src_bucket, src_key, dst_bucket, dst_key }, "\0"))
+    return "objstore-copy-" .. id:sub(1, 16) .. ".objstore-cp"
+  end
+  if cp ~= nil and type(cp) ~= "string" then
+    common.misuse("copy_large", 5, "opts.checkpoint", "must be a path or true, " .. errors.got(cp))
+  end
+  return cp
+end
+
+--- The checkpoint header of a copy. Its "file" is the source object: size,
+-- last-modified (file_mtime), a 48-bit digest of its bucket, key and
+-- version id (file_inode) and ETag, so a source overwritten between two
+-- runs starts a clean copy.
+local function copy_header(head, src_bucket, src_key, dst_bucket, dst_key, size, psize)
+  local d = checksum.digest("md5", table.concat({ src_bucket, src_key, head.version_id or "" }, "\0"))
+  local name = 0
+  for i = 1, 6 do name = name * 256 + d:byte(i) end
+  local etag = head.etag or ""
+  if #etag >= 80 then etag = checksum.hex("md5", etag) end -- longer than the header keeps
+  return { kind = "copy", bucket = dst_bucket, key = dst_key, file_size = size,
+    file_mtime = clock.parse(head.last_modified or "") or 0, file_inode = name, etag = etag, part_size = psize,
+    object_size = size }
+end
+
+--- An ETag without quotes, in lower case (servers differ in both).
+local function bare_etag(etag)
+  return type(etag) == "string" and etag:gsub('"', ""):lower() or nil
+end
+
+--- The parts ListParts reports for upload_id, reconciled into m. A copied
+-- part has no local bytes to hash: one we did not record (the crash came
+-- between the server's answer and the record) is accepted when its size is
+-- the planned one, since every part of this upload was copied from the
+-- same range of the same source ETag (If-Match); a recorded part is kept
+-- when the listed ETag is the recorded one, copied again otherwise.
+-- Returns the part numbers newly accepted, or nil, err (err.status 404:
+-- the upload is gone).
+local function reconcile_copy(c, bucket, key, m, upload_id)
+  local listed, err = c:list_parts(bucket, key, upload_id)
+  if not listed then return nil, err end
+  local count = m:count()
+  local recorded, etags = {}, {}
+  for _, p in ipairs(listed.parts) do
+    local n = tonumber(p.part_number)
+    if n and n >= 1 and n <= count and n % 1 == 0 then
+      etags[n] = p.etag
+      local mine = m:part(n)
+      recorded[n] = mine.state == "done" and mine.etag or false
+    end
+  end
+  local adopted = {}
+  for _, n in ipairs(m:reconcile(listed.parts)) do
+    local ok = not recorded[n] or bare_etag(recorded[n]) == bare_etag(etags[n])
+    if ok and m:done(n, etags[n]) then adopted[#adopted + 1] = n else m:reset(n) end
+  end
+  return adopted
+end
+
+--- The ETag a multipart object assembled from m's parts has: the MD5 of
+-- the part ETags (binary) followed by "-<count>"; nil unless every part is
+-- done with an MD5-shaped ETag.
+local function parts_etag(m)
+  local etags = {}
+  for n = 1, (m:count()) do
+    local p = m:part(n)
+    local hex = p.state == "done" and p.etag:match('^"?(%x+)"?$')
+    if not hex or #hex ~= 32 then return nil end
+    etags[n] = hex
+  end
+  return checksum.multipart_etag(etags)
+end
+
+--- The destination's HEAD when it is already what the recorded parts make
+-- (the copy was completed, then the process died before it could remove
+-- its checkpoint): its size, and its ETag the one the part ETags imply;
+-- nil otherwise.
+local function copy_complete(c, bucket, key, m, size, opts)
+  local want = parts_etag(m)
+  if not want then return nil end
+  local h = c:head_object(bucket, key, { headers = common.customer_key_headers(common.part_headers(opts, 1), c,
+    opts) })
+  if not h or h.content_length ~= size or bare_etag(h.etag) ~= want then return nil end
+  return h
+end
+
 --- copy_large(src_bucket, src_key, dst_bucket, dst_key, opts): server-side
 -- copy of any size with UploadPartCopy (CopyObject stops at 5 GiB), parts
 -- in parallel, the source pinned by its ETag.
+-- opts.checkpoint (a path, or true: "objstore-copy-<id>.objstore-cp" in the
+-- current directory, id from the source and destination names) makes it
+-- resumable like upload_file: the intent is recorded before
+-- CreateMultipartUpload, every copied part (its ETag) as it finishes; a
+-- resume reconciles with ListParts and copies only what is missing, adopts
+-- the upload a run killed before recording it created, and finishes with
+-- nothing copied (res.sent = 0) when the destination is already complete.
+-- The checkpoint names the source's size, ETag, last-modified and version:
+-- a changed source starts a clean copy, said in res.notices. Checkpoints
+-- apply to multipart copies (above the threshold). opts.on_part(number,
+-- parts_copied_this_run) may return false to stop.
 local function copy_large(c, src_bucket, src_key, dst_bucket, dst_key, opts)
   common.bucket(c, "copy_large", 1, src_bucket, "src_bucket")
   common.key("copy_large", 2, src_key, "src_key")
   common.bucket(c, "copy_large", 3, dst_bucket, "dst_bucket")
   common.key("copy_large", 4, dst_key, "dst_key")
   opts = common.opts("copy_large", 5, opts, COPY_LARGE_OPTS)
+  local cp_path = copy_checkpoint_path(opts, src_bucket, src_key, dst_bucket, dst_key)
   local head, herr = c:head_object(src_bucket, src_key, { sse_customer_key = opts.copy_source_sse_customer_key })
   if not head then return nil, herr end
   local size = head.content_length or 0
@@ -242,19 +345,44 @@ local function copy_large(c, src_bucket, src_key, dst_bucket, dst_key, opts)
       storage_class = opts.storage_class, copy_source_sse_customer_key = opts.copy_source_sse_customer_key }))
     if not r then return nil, err end
     return { bucket = dst_bucket, key = dst_key, etag = r.etag, size = size, parts = 1, sse = r.sse,
-      kms_key_id = r.kms_key_id }
+      kms_key_id = r.kms_key_id, resumed_from = 0 }
   end
-  local up, uerr = c:create_multipart_upload(dst_bucket, dst_key, sse_opts(opts, {
-    content_type = opts.content_type or head.content_type,
-    metadata = opts.metadata or head.metadata, acl = opts.acl, storage_class = opts.storage_class }))
-  if not up then return nil, uerr end
-  local progress = progress_mod.new(opts.progress, size, 0)
-  local m = core.mpu.new{ size = size, part_size = psize }
+  local function new_state() return core.mpu.new{ size = size, part_size = psize } end
+  local m, merr = new_state()
+  if not m then return nil, errors.locate(merr, "CopyLarge", dst_bucket, dst_key) end
+  local header = copy_header(head, src_bucket, src_key, dst_bucket, dst_key, size, psize)
+  local notices = {}
+  local ck, upload_id
+  if cp_path then
+    local done_head
+    ck, m, upload_id, done_head = state_mod.open_multipart(c, cp_path, m, header, notices, { op = "CopyLarge",
+      bucket = dst_bucket, key = dst_key, new_state = new_state,
+      reconcile = function(mm, id) return reconcile_copy(c, dst_bucket, dst_key, mm, id) end,
+      complete = function(mm) return copy_complete(c, dst_bucket, dst_key, mm, size, opts) end })
+    if not ck then return nil, m end
+    if done_head then
+      ck:remove()
+      progress_mod.new(opts.progress, size, size)(0, true)
+      return { bucket = dst_bucket, key = dst_key, etag = done_head.etag, size = size, parts = (m:count()),
+        resumed_from = size, upload_id = upload_id, sent = 0, version_id = done_head.version_id,
+        sse = done_head.sse, kms_key_id = done_head.kms_key_id, notices = #notices > 0 and notices or nil }
+    end
+  end
+  if not upload_id then
+    local up, uerr = state_mod.create_upload(c, ck, header, dst_bucket, dst_key, sse_opts(opts, {
+      content_type = opts.content_type or head.content_type,
+      metadata = opts.metadata or head.metadata, acl = opts.acl, storage_class = opts.storage_class }), "CopyLarge")
+    if not up then return nil, uerr end
+    upload_id = up.upload_id
+  end
+  local resumed_from = m:bytes_done()
+  local progress = progress_mod.new(opts.progress, size, resumed_from)
+  local sent = 0
   local ok, err = c:run{ concurrency = opts.concurrency or 8,
     next = function()
       local n, offset, length = m:next()
       if not n then return nil end
-      return c:build_request("upload_part_copy", dst_bucket, dst_key, up.upload_id, n, src_bucket, src_key,
+      return c:build_request("upload_part_copy", dst_bucket, dst_key, upload_id, n, src_bucket, src_key,
         { range = { offset, offset + length - 1 }, if_match = head.etag,
           headers = common.part_headers(opts, n), context = { number = n, length = length },
           sse_customer_key = opts.sse_customer_key, copy_source_sse_customer_key = opts.copy_source_sse_customer_key })
@@ -268,20 +396,41 @@ local function copy_large(c, src_bucket, src_key, dst_bucket, dst_key, opts)
       if not res.etag then
         return false, fail("CopyLarge", "MalformedResponse", "no ETag for a copied part", dst_bucket, dst_key)
       end
-      local dok, derr = m:done(part.number, res.etag)
+      -- Quoted, as ListParts gives it (the CopyPartResult's is bare).
+      local dok, derr = m:done(part.number, response.quoted_etag(res.etag))
       if not dok then return false, errors.locate(derr, "CopyLarge", dst_bucket, dst_key) end
+      sent = sent + 1
+      if ck then
+        local sok, serr = ck:append(m, part.number)
+        if not sok then return false, errors.locate(serr, "CopyLarge", dst_bucket, dst_key) end
+      end
       progress(part.length)
+      if opts.on_part and opts.on_part(part.number, sent) == false then
+        return false, fail("CopyLarge", "Aborted", "stopped by on_part after part " .. part.number, dst_bucket,
+          dst_key)
+      end
       return true
     end }
   if not ok then
-    if not opts.leave_parts_on_error then c:abort_multipart_upload(dst_bucket, dst_key, up.upload_id) end
+    err.upload_id = upload_id
+    if ck then ck:close() end
+    if not cp_path and not opts.leave_parts_on_error then c:abort_multipart_upload(dst_bucket, dst_key, upload_id) end
     return nil, err
   end
-  local fin, cerr = complete.complete(c, "CopyLarge", dst_bucket, dst_key, up.upload_id, m)
-  if not fin then return nil, cerr end
+  -- The assembled object's ETag must be the one its part ETags imply (not
+  -- checked where ETags are not MD5s: SSE-KMS, SSE-C).
+  local fin, cerr = complete.complete(c, "CopyLarge", dst_bucket, dst_key, upload_id, m,
+    sse.etag_is_md5(c, opts) and parts_etag(m) or nil, common.customer_key_headers(common.part_headers(opts, 1), c,
+    opts))
+  if not fin then
+    if ck then ck:close() end
+    return nil, cerr
+  end
+  if ck then ck:remove() end
   progress(0, true)
   return { bucket = dst_bucket, key = dst_key, etag = fin.etag, size = size, parts = (m:count()), sse = fin.sse,
-    kms_key_id = fin.kms_key_id }
+    kms_key_id = fin.kms_key_id, version_id = fin.version_id, upload_id = upload_id, resumed_from = resumed_from,
+    sent = sent, notices = #notices > 0 and notices or nil }
 end
 
 --- list_incomplete_uploads(bucket, prefix) -> { {key, upload_id, initiated}, ... } (all pages)

@@ -9,7 +9,9 @@
 -- before CreateMultipartUpload, so a resume that finds no upload id adopts
 -- the upload the crashed process created (and aborts any others it left);
 -- a resume whose upload has vanished HEADs the object and, when it is what
--- the recorded parts imply, finishes without sending anything.
+-- the recorded parts imply, finishes without sending anything. That
+-- sequence lives in transfer/state.lua (open_multipart, create_upload),
+-- shared with copy_large; this file gives it the file's checks.
 local plan = require "objstore.transfer.plan"
 local state_mod = require "objstore.transfer.state"
 local progress_mod = require "objstore.transfer.progress"
@@ -19,7 +21,6 @@ local errors = require "objstore.errors"
 local common = require "objstore.ops.common"
 local sse = require "objstore.ops.sse"
 local flexsum = require "objstore.ops.flexsum"
-local clock = require "objstore.clock"
 local checksum = require "objstore.checksum"
 local core = require "objstore.core"
 local lfs = require "lfs"
@@ -31,10 +32,6 @@ local UPLOAD_OPTS = { part_size = true, threshold = true, concurrency = true, ch
   leave_parts_on_error = true, on_part = true, verify = true, part_headers = true, checksum = true,
   checksum_policy = true, bwlimit = true }
 for k in pairs(common.UPLOAD_OPTS) do UPLOAD_OPTS[k] = true end
-
--- Uploads initiated up to this many seconds before the recorded intent
--- still count as its own (the server's clock and ours may differ a little).
-local INTENT_SLACK = 2
 
 local function fail(code, message, bucket, key, extra)
   return errors.failure("UploadFile", code, message, bucket, key, extra)
@@ -63,22 +60,6 @@ local function reconcile(c, bucket, key, path, m, upload_id, kinds, etag_md5)
     if m:done(n, etags[n]) then adopted[#adopted + 1] = n else m:reset(n) end
   end
   return adopted
-end
-
---- After a crash between the intent and the first record: the uploads of
--- this key the crashed run may have created. Returns the newest (to adopt)
--- after aborting the others, or nil.
-local function adopt_orphan(c, bucket, key, intent_time)
-  local list = c:list_incomplete_uploads(bucket, key)
-  if not list then return nil end
-  local mine = {}
-  for _, u in ipairs(list) do
-    local t = clock.parse(u.initiated)
-    if u.key == key and t and t >= intent_time - INTENT_SLACK then mine[#mine + 1] = { id = u.upload_id, t = t } end
-  end
-  table.sort(mine, function(a, b) return a.t > b.t end)
-  for i = 2, #mine do c:abort_multipart_upload(bucket, key, mine[i].id) end
-  return mine[1] and mine[1].id or nil
 end
 
 --- Whether the object on the server is already what the recorded parts
@@ -202,56 +183,20 @@ local function upload_file(c, bucket, key, path, opts)
   local header = { kind = "upload", bucket = bucket, key = key, file_size = size, file_mtime = floor(mtime),
     file_inode = attr.ino or 0, part_size = part_size, object_size = size }
   local notices = {}
-  local ck, resumed, upload_id
+  local ck, upload_id
   if cp_path then
-    ck, resumed = state_mod.open_checkpoint(cp_path, m, header, notices, "UploadFile", bucket, key)
-    if not ck then return nil, resumed end
-    if resumed and resumed.upload_id then
-      local adopted, rerr = reconcile(c, bucket, key, path, m, resumed.upload_id, kinds, etag_md5)
-      if adopted then
-        upload_id = resumed.upload_id
-        for _, n in ipairs(adopted) do
-          local aok, aerr = ck:append(m, n)
-          if not aok then
-            ck:close()
-            return nil, errors.locate(aerr, "UploadFile", bucket, key)
-          end
-        end
-      elseif rerr.status == 404 then
-        local h = already_complete(c, bucket, key, m, size, opts, etag_md5)
-        if h then
-          ck:remove()
-          progress(0, true)
-          return { bucket = bucket, key = key, etag = h.etag, size = size, parts = nparts, resumed_from = size,
-            upload_id = resumed.upload_id, version_id = h.version_id, verified = verify, sent = 0,
-            sse = h.sse, kms_key_id = h.kms_key_id, notices = #notices > 0 and notices or nil }
-        end
-        notices[#notices + 1] = "upload " .. resumed.upload_id .. " no longer exists: starting a clean upload"
-        m = new_state()
-      else
-        ck:close()
-        return nil, rerr
-      end
-    elseif resumed then
-      -- An intent without an upload id: the crash came between the intent
-      -- and the record of the upload CreateMultipartUpload started.
-      upload_id = adopt_orphan(c, bucket, key, resumed.intent_time)
-      local adopted = upload_id and reconcile(c, bucket, key, path, m, upload_id, kinds, etag_md5)
-      if adopted then
-        notices[#notices + 1] = "adopted upload " .. upload_id .. " left by an interrupted run"
-        header.intent_time, header.upload_id = resumed.intent_time, upload_id
-        local ok, werr = ck:reset(header)
-        for _, n in ipairs(adopted) do
-          if ok then ok, werr = ck:append(m, n) end
-        end
-        if not ok then
-          ck:close()
-          return nil, errors.locate(werr, "UploadFile", bucket, key)
-        end
-      else
-        if upload_id then c:abort_multipart_upload(bucket, key, upload_id) end
-        upload_id = nil
-      end
+    local done_head
+    ck, m, upload_id, done_head = state_mod.open_multipart(c, cp_path, m, header, notices, { op = "UploadFile",
+      bucket = bucket, key = key, new_state = new_state,
+      reconcile = function(mm, id) return reconcile(c, bucket, key, path, mm, id, kinds, etag_md5) end,
+      complete = function(mm) return already_complete(c, bucket, key, mm, size, opts, etag_md5) end })
+    if not ck then return nil, m end
+    if done_head then
+      ck:remove()
+      progress(0, true)
+      return { bucket = bucket, key = key, etag = done_head.etag, size = size, parts = nparts, resumed_from = size,
+        upload_id = upload_id, version_id = done_head.version_id, verified = verify, sent = 0,
+        sse = done_head.sse, kms_key_id = done_head.kms_key_id, notices = #notices > 0 and notices or nil }
     end
   end
 
@@ -271,34 +216,12 @@ local function upload_file(c, bucket, key, path, opts)
   end
   local whole_crc = verify and m:crc("crc64nvme", true) or nil
 
-  local function checkpoint_fail(err)
-    if ck then ck:close() end
-    return nil, errors.locate(err, "UploadFile", bucket, key)
-  end
   if not upload_id then
-    header.intent_time = floor(c:now())
-    if ck then
-      local ok, werr = ck:reset(header)
-      if not ok then return checkpoint_fail(werr) end
-    end
     if whole_crc then upload_opts.metadata = state_mod.with_crc(opts.metadata, whole_crc) end
     upload_opts.checksum = alg
-    local up, err = c:create_multipart_upload(bucket, key, upload_opts)
-    if not up then
-      -- The server answered no: no upload exists for a resume to adopt, so
-      -- the intent goes too (an unanswered Create keeps it for the next run).
-      if ck and err.status ~= nil then
-        ck:remove()
-        ck = nil
-      end
-      return checkpoint_fail(err)
-    end
+    local up, err = state_mod.create_upload(c, ck, header, bucket, key, upload_opts, "UploadFile")
+    if not up then return nil, err end
     upload_id = up.upload_id
-    if ck then
-      header.upload_id = upload_id
-      local ok, werr = ck:reset(header)
-      if not ok then return checkpoint_fail(werr) end
-    end
   end
 
   local resumed_from = m:bytes_done()
