@@ -264,3 +264,67 @@ describe("presigned URLs equal ali-oss signatureUrl / signatureUrlV4", function(
     end)
   end
 end)
+
+describe("presign's short path (no server)", function()
+  local function client(o)
+    local opts = { endpoint = "http://127.0.0.1:7480", region = "us-east-1", access_key = AK, secret_key = SK,
+      addressing = "path", transport = { request = function() error("no request may be sent") end } }
+    for k, v in pairs(o or {}) do opts[k] = v end
+    return objstore.new(opts)
+  end
+
+  it("a plain URL after URLs with headers, query or a refused time is a fresh client's URL", function()
+    local c, fresh = client(), client()
+    local plain = assert(fresh:presign("GET", "bkt-h13", "a/b c.txt", { time = T, expires = 60 }))
+    assert.matches("X%-Amz%-SignedHeaders=host&", plain)
+    assert.is_nil(plain:find("response-content-type", 1, true))
+    assert.matches("^http://127%.0%.0%.1:7480/bkt%-h13/a/b%%20c%.txt%?", plain)
+    local put = assert(c:presign("PUT", "bkt-h13", "x", { time = T, content_type = "text/plain",
+      headers = { ["x-amz-meta-a"] = "1" }, response = { content_type = "text/plain" } }))
+    assert.matches("SignedHeaders=content%-type%%3Bhost%%3Bx%-amz%-meta%-a&", put)
+    assert.matches("response%-content%-type=text%%2Fplain", put)
+    assert.equals(plain, c:presign("GET", "bkt-h13", "a/b c.txt", { time = T, expires = 60 }))
+    assert.has_error(function() c:presign("GET", "bkt-h13", "k", { time = "soon" }) end,
+      "objstore.core.signer.presign: argument #1 (req.time): must be a number, got string")
+    assert.equals(plain, c:presign("GET", "bkt-h13", "a/b c.txt", { time = T, expires = 60 }))
+    -- no opts: the default expiry, the client's clock
+    assert.matches("X%-Amz%-Expires=3600&", c:presign("GET", "bkt-h13", "k"))
+    c:close()
+    fresh:close()
+  end)
+
+  it("checks every bucket as before: names found valid are remembered per client only", function()
+    local c = client()
+    for i = 1, 300 do assert(c:presign("GET", "bkt-" .. i, "k", { time = T })) end
+    assert.has_error(function() c:presign("GET", "a/b", "k") end,
+      "objstore.client.presign: argument #2 (bucket): 'a/b' is not a valid bucket name")
+    assert.has_error(function() c:presign("GET", "", "k") end,
+      "objstore.client.presign: argument #2 (bucket): must be a non-empty string, got ''")
+    -- valid for an S3 client, not for an OSS one
+    assert(c:presign("GET", "Upper_Case", "k", { time = T }))
+    local oss = client{ provider = "oss", endpoint = "https://oss-cn-hangzhou.aliyuncs.com", region = "cn-hangzhou",
+      addressing = "virtual" }
+    assert.has_error(function() oss:presign("GET", "Upper_Case", "k") end,
+      "objstore.client.presign: argument #2 (bucket): 'Upper_Case' is not a valid OSS bucket name")
+    c:close()
+    oss:close()
+  end)
+
+  it("follows the endpoint's addressing choice: virtual host, or path for a dotted bucket on https", function()
+    local c = client{ endpoint = "https://s3.eu-west-1.amazonaws.com", region = "eu-west-1", addressing = "virtual" }
+    assert.matches("^https://bkt%-h13%.s3%.eu%-west%-1%.amazonaws%.com/k%%2Bplus%?",
+      c:presign("GET", "bkt-h13", "k+plus", { time = T }))
+    assert.matches("^https://s3%.eu%-west%-1%.amazonaws%.com/my%.dotted%.bucket/d/k%?",
+      c:presign("GET", "my.dotted.bucket", "d/k", { time = T }))
+    c:close()
+  end)
+
+  it("checks caller headers and query with request.new's messages", function()
+    local c = client()
+    assert.has_error(function() c:presign("GET", "bkt-h13", "k", { headers = { X = {} } }) end,
+      "objstore.request.new: argument #1 (req.headers.X): must be a string, number or boolean, got table")
+    assert.has_error(function() c:presign("GET", "bkt-h13", "k", { query = { a = {} } }) end,
+      "objstore.request.new: argument #1 (req.query.a): must be a string, number or boolean, got table")
+    c:close()
+  end)
+end)

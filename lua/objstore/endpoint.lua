@@ -77,21 +77,30 @@ function _M.default_url(provider, region)
   return "https://s3." .. region .. ".amazonaws.com"
 end
 
+--- Host (with port) and addressing style ("virtual" or "path") of a
+-- request for `bucket`: the one choice of both, which `locate` (and a
+-- signer that builds the path from bucket and key itself) follows.
+function _M.host(ep, addressing, bucket)
+  if bucket and addressing == "virtual" and _M.dns_compatible(bucket, ep.scheme) then
+    return bucket .. "." .. ep.hostport, "virtual"
+  end
+  return ep.hostport, "path"
+end
+
 --- Host (with port) and encoded path for a request.
 -- Returns hostport, path, style.
 function _M.locate(ep, addressing, bucket, key)
+  local hostport, style = _M.host(ep, addressing, bucket)
   local path
-  if bucket and addressing == "virtual" and _M.dns_compatible(bucket, ep.scheme) then
+  if style == "virtual" then
     path = "/" .. (key and uri_encode(key, true) or "")
-    return bucket .. "." .. ep.hostport, path, "virtual"
-  end
-  if bucket then
+  elseif bucket then
     path = "/" .. uri_encode(bucket) .. "/" .. (key and uri_encode(key, true) or "")
     if not key then path = "/" .. uri_encode(bucket) end
   else
     path = "/"
   end
-  return ep.hostport, path, "path"
+  return hostport, path, style
 end
 
 return _M

@@ -64,9 +64,12 @@ end
 -- presigned URL, which objstore does not send itself): the first closed
 -- or cooled-down one, else the one whose cool-down ends first.
 function Set:healthiest()
-  local now, best = self.clock(), nil
+  local now, best
   for _, m in ipairs(self.members) do
-    if m.state ~= "open" or now - m.opened_at >= self.cooldown then return m end
+    if m.state ~= "open" then return m end
+    -- The clock only for an open member (not read at all in the common case).
+    now = now or self.clock()
+    if now - m.opened_at >= self.cooldown then return m end
     if not best or m.opened_at < best.opened_at then best = m end
   end
   return best

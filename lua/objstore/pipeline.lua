@@ -230,15 +230,36 @@ end
 
 --- A presigned URL for `req` (its method, bucket, key, query and signed
 -- headers) on the healthiest endpoint. Returns url or nil, err.
+-- Without query and headers (the common URL) the signer's input is one
+-- table per client, refilled (every field) for each URL: the C signer
+-- reads it and keeps nothing, and nothing between the filling and the
+-- signing can yield, so requests of other coroutines never see it
+-- half-filled. With either, the input is a table of its own: the client
+-- keeps no caller data (an SSE-C key header) past the call. The signer
+-- builds the path from bucket and key, as endpoint.locate would (the
+-- same encoding), in the style endpoint.host chose.
 function _M.presign(client, req, expires, now)
   now = now or client:now()
   local ok, cerr = credentials(client, now)
   if not ok then return nil, errors.locate(cerr, req.op, req.bucket, req.key) end
   local ep = client.endpoints:healthiest().ep
-  local hostport, path, query, region = locate(client, req, ep)
-  local url, err = client.signers[region]:presign{ method = req.method, scheme = ep.scheme, host = hostport,
-    path = path, query = query, headers = req.headers, time = now, expires = expires,
-    bucket = endpoint_bucket(ep, req.bucket), key = req.key }
+  local bucket = endpoint_bucket(ep, req.bucket)
+  local hostport, style = endpoint.host(ep, client.addressing, bucket)
+  local input
+  if req.query or req.headers then
+    input = {}
+  else
+    input = client.presign_input
+    if not input then
+      input = {}
+      client.presign_input = input
+    end
+  end
+  input.method, input.scheme, input.host, input.addressing = req.method, ep.scheme, hostport, style
+  input.query, input.headers, input.time, input.expires = req.query and encode_query(req.query), req.headers, now,
+    expires
+  input.bucket, input.key = bucket, req.key
+  local url, err = client.signers[ep.region or client.region]:presign(input)
   if not url then
     return nil, errors.new{ code = "SigningError", message = errors.is(err) and err.message or tostring(err),
       op = req.op, bucket = req.bucket, key = req.key, retryable = false }

@@ -14,7 +14,7 @@ local errors = require "objstore.errors"
 local common = require "objstore.ops.common"
 local sse = require "objstore.ops.sse"
 
-local type, pairs, tostring = type, pairs, tostring
+local type, pairs, next, tostring, setmetatable = type, pairs, next, tostring, setmetatable
 
 local _M = {}
 
@@ -45,20 +45,66 @@ function _M.expires(fname, n, v, name)
   return v
 end
 
+-- The methods as given most often (upper case): no :upper() and no check.
+local UPPER = { GET = "GET", PUT = "PUT", HEAD = "HEAD", DELETE = "DELETE" }
+
+-- Options that add neither query nor header: the common presign (the
+-- OpenResty example's) takes the short path, with nothing to build but
+-- the record.
+local PLAIN = { expires = true, time = true }
+
+-- Per client, the buckets already found valid (a bucket name's validity
+-- depends on it and the client's provider alone); emptied when it grows
+-- past BUCKETS_MAX names, so a caller making up names cannot grow it.
+local valid_buckets = setmetatable({}, { __mode = "k" })
+local BUCKETS_MAX = 256
+
+local function check_bucket(client, F, bucket)
+  local seen = valid_buckets[client]
+  if seen and seen.names[bucket] then return end
+  common.bucket(client, F, 2, bucket)
+  if not seen or seen.n >= BUCKETS_MAX then
+    seen = { names = {}, n = 0 }
+    valid_buckets[client] = seen
+  end
+  seen.names[bucket], seen.n = true, seen.n + 1
+end
+
 --- presign(client, method, bucket, key, opts) -> url | nil, err
 function _M.presign(client, method, bucket, key, opts)
   local F = "presign"
-  method = common.method(F, 1, method, METHODS, "GET, PUT, HEAD or DELETE")
-  common.bucket(client, F, 2, bucket)
+  method = UPPER[method] or common.method(F, 1, method, METHODS, "GET, PUT, HEAD or DELETE")
+  check_bucket(client, F, bucket)
   common.key(F, 3, key)
+  if opts == nil then
+    return pipeline.presign(client, request._prechecked{ op = "Presign", method = method, bucket = bucket,
+      key = key }, _M.DEFAULT_EXPIRES)
+  end
+  local plain = type(opts) == "table"
+  if plain then
+    for k in pairs(opts) do
+      if not PLAIN[k] then plain = false break end
+    end
+  end
+  if plain then
+    local expires = _M.expires(F, 4, opts.expires)
+    return pipeline.presign(client, request._prechecked{ op = "Presign", method = method, bucket = bucket,
+      key = key }, expires, opts.time)
+  end
   opts = common.opts(F, 4, opts, OPTS)
   local expires = _M.expires(F, 4, opts.expires)
-  local q = {}
-  if opts.query ~= nil and type(opts.query) ~= "table" then
-    common.misuse(F, 4, "opts.query", "must be a table, " .. errors.got(opts.query))
+  local q
+  if opts.query ~= nil then
+    if type(opts.query) ~= "table" then
+      common.misuse(F, 4, "opts.query", "must be a table, " .. errors.got(opts.query))
+    end
+    q = {}
+    for k, v in pairs(opts.query) do q[k] = v end
   end
-  for k, v in pairs(opts.query or {}) do q[k] = v end
-  if opts.version_id then q.versionId = opts.version_id end
+  if opts.version_id then
+    q = q or {}
+    q.versionId = opts.version_id
+  end
   if opts.response ~= nil then
     if type(opts.response) ~= "table" then
       common.misuse(F, 4, "opts.response", "must be a table, " .. errors.got(opts.response))
@@ -69,6 +115,7 @@ function _M.presign(client, method, bucket, key, opts)
         common.misuse(F, 4, "opts.response." .. tostring(k), "is not a response override (content_type, "
           .. "content_disposition, content_encoding, content_language, cache_control, expires)")
       end
+      q = q or {}
       q[name] = tostring(v)
     end
   end
@@ -76,6 +123,7 @@ function _M.presign(client, method, bucket, key, opts)
     if method ~= "PUT" then common.misuse(F, 1, "method", "must be PUT for an UploadPart URL") end
     common.upload_id(F, 4, opts.upload_id)
     common.part_number(F, 4, opts.part_number)
+    q = q or {}
     q.uploadId, q.partNumber = opts.upload_id, tostring(opts.part_number)
   end
   local headers = common.extra_headers(F, 4, opts.headers, {})
@@ -85,9 +133,13 @@ function _M.presign(client, method, bucket, key, opts)
   -- Encryption options become signed headers that whoever uses the URL
   -- must send: an SSE-C key never goes into a URL.
   sse.object_headers(client, F, 4, opts, headers)
-  sse.key_headers(client, F, 4, { copy_source_sse_customer_key = opts.copy_source_sse_customer_key }, headers)
-  local req = request.new{ op = "Presign", method = method, bucket = bucket, key = key, query = q,
-    headers = headers }
+  if opts.copy_source_sse_customer_key ~= nil then
+    sse.key_headers(client, F, 4, { copy_source_sse_customer_key = opts.copy_source_sse_customer_key }, headers)
+  end
+  -- Bucket and key checked above; the query and headers (caller data) are
+  -- checked by the constructor as request.new checks them.
+  local req = request._prechecked{ op = "Presign", method = method, bucket = bucket, key = key, query = q,
+    headers = next(headers) ~= nil and headers or nil }
   return pipeline.presign(client, req, expires, opts.time)
 end
 

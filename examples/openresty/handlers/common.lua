@@ -91,9 +91,21 @@ function _M.json(status, body)
   return ngx.exit(status)
 end
 
+--- The methods a handler accepts, upper-cased, for a lookup.
+_M.METHODS = { GET = "GET", PUT = "PUT", HEAD = "HEAD", DELETE = "DELETE" }
+
+-- "Bearer <token>", the header as most callers spell it: compared as it
+-- is before the pattern that takes every spelling.
+local bearer
+
 --- 401 unless `Authorization: Bearer <token>`.
 function _M.authenticate()
   local h = ngx.var.http_authorization
+  if bearer == nil then
+    local t = _M.config().token
+    bearer = t:find("^%S+$") and ("Bearer " .. t) or false -- a token with spaces never matches
+  end
+  if bearer and h == bearer then return end
   local token = h and h:match("^[Bb]earer%s+(%S+)%s*$")
   if token ~= _M.config().token then
     ngx.header["WWW-Authenticate"] = 'Bearer realm="objstore-demo"'
