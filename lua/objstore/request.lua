@@ -67,7 +67,7 @@ end
 function _M.key_problem(key)
   if type(key) ~= "string" or key == "" then return "must be a non-empty string, " .. errors.got(key) end
   if #key > 1024 then return "is longer than 1024 bytes" end
-  if key:find("%z") then return "contains a NUL byte" end
+  if key:find("\0", 1, true) then return "contains a NUL byte" end -- plain: no pattern on every key
   if not utf8_valid(key) then return "is not valid UTF-8" end
   return nil
 end

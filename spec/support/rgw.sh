@@ -13,7 +13,8 @@
 #
 # Environment: OBJSTORE_TEST_DIR (default /tmp/objstore-rgw), RGW_PORT (7480), RGW_STS_PORT (7481, the STS endpoint),
 #   RGW_MON_PORT (msgr2, 3300), RGW_MON_V1_PORT (6789), RGW_OSD_PORTS (6800-6899),
-#   RGW_BLOCK_SIZE (sparse bluestore file, 20G), RGW_START_TIMEOUT (120).
+#   RGW_BLOCK_SIZE (sparse bluestore file, 40G: rgw frees deleted data only after its GC
+#   wait, and the transfer benchmark keeps several 1 GiB objects), RGW_START_TIMEOUT (120).
 set -euo pipefail
 
 D=${OBJSTORE_TEST_DIR:-/tmp/objstore-rgw}
@@ -22,7 +23,7 @@ PORT=${RGW_PORT:-7480}
 MON_PORT=${RGW_MON_PORT:-3300}
 MON_V1_PORT=${RGW_MON_V1_PORT:-6789}
 OSD_PORTS=${RGW_OSD_PORTS:-6800-6899}
-BLOCK_SIZE=${RGW_BLOCK_SIZE:-20G}
+BLOCK_SIZE=${RGW_BLOCK_SIZE:-40G}
 TIMEOUT=${RGW_START_TIMEOUT:-120}
 DNS_NAME=s3.localhost
 REGION=us-east-1            # zonegroup api_name is set to this (see configure_zonegroup)
