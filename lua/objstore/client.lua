@@ -36,8 +36,6 @@ local core = require "objstore.core"
 local type, pairs, ipairs, tostring, setmetatable, select, rawget = type, pairs, ipairs, tostring, setmetatable,
   select, rawget
 local unpack = table.unpack or unpack
-local floor = math.floor
-local _G = _G
 local os_time, os_getenv = os.time, os.getenv
 local concat, sort = table.concat, table.sort
 
@@ -295,14 +293,10 @@ function Client.new(opts)
 end
 
 --- Seconds since the epoch as the server sees them (see clock skew).
--- Inside nginx from a live clock (ngx.update_time, ngx.now): the cached
--- request time can be minutes old in a long-running handler or timer.
+-- Always the system clock (time(2), a vDSO call), inside nginx too: nginx's
+-- cached time can be minutes old in a long-running handler or timer, and
+-- ngx.update_time() to refresh it costs more than the whole read.
 function Client:now()
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) == "table" and type(ngx.update_time) == "function" then
-    ngx.update_time()
-    return floor(ngx.now()) + self.clock_skew
-  end
   return os_time() + self.clock_skew
 end
 
