@@ -281,7 +281,7 @@ for _, srv in ipairs(servers.list()) do
   -- copy_large with a checkpoint: kill -9 in a child process (spec/support/
   -- crash_upload.lua with COPY_SOURCE), a source changed between two runs,
   -- a second use of a checkpoint while the first runs.
-  describe("copy_large checkpoints on " .. srv.name .. " #server", function()
+  describe("copy_large checkpoints (it survives kill -9: child processes) on " .. srv.name .. " #server", function()
     local c, bucket, dir
     local P = 5 * MiB
     local checksum = require "objstore.checksum"

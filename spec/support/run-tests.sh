@@ -32,8 +32,9 @@ case "${OBJSTORE_SANITIZE:-}" in
     # programs specs start (curl, python3, ...) run without them.
     run=(env "LD_PRELOAD=$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so) $PWD/${BUILD:-build}/asan-unpreload.so"
       ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
-    # Left out: the crash scenarios and the upload_stream RSS bound start a
-    # second lua5.4 on this build (spec/support/crash_upload.lua,
+    # Left out: the crash scenarios (uploads, downloads, copy_large's
+    # checkpoints: every name says "survives kill -9") and the upload_stream
+    # RSS bound start a second lua5.4 on this build (spec/support/crash_upload.lua,
     # stream_rss.lua), which has no runtime preloaded (and ASan's shadow
     # memory would void an RSS bound anyway).
     san_args=("--filter-out=survives kill %-9" "--filter-out=keeps RSS within") ;;
