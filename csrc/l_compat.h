@@ -98,5 +98,6 @@ int osl_open_http(lua_State *L);
 int osl_open_time(lua_State *L);
 int osl_open_buffer(lua_State *L);
 int osl_open_mpu(lua_State *L);
+int osl_open_fs(lua_State *L);
 
 #endif

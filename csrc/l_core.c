@@ -20,7 +20,8 @@ static const struct {
     {"encode", osl_open_encode}, {"signer", osl_open_signer},
     {"xml", osl_open_xml},       {"http", osl_open_http},
     {"time", osl_open_time},     {"buffer", osl_open_buffer},
-    {"mpu", osl_open_mpu},       {NULL, NULL},
+    {"mpu", osl_open_mpu},       {"fs", osl_open_fs},
+    {NULL, NULL},
 };
 
 int luaopen_objstore_core(lua_State *L);

@@ -6,7 +6,6 @@
  *                     etag_md5 = false (SSE-KMS/SSE-C: never compare ETags with MD5s) }
  *   ck = core.mpu.checkpoint(path)  -> ck | nil, err (CheckpointInUse)
  *   core.mpu.is(v) -> boolean
- *   core.mpu.durable_write(path, data) -> true | nil, err
  */
 #include <math.h>
 #include <stdlib.h>
@@ -596,19 +595,6 @@ static int l_mpu_is(lua_State *L) {
   return 1;
 }
 
-/* core.mpu.durable_write(path, data) -> true | nil, err */
-static int l_durable_write(lua_State *L) {
-  const char *F = "core.mpu.durable_write";
-  const char *path = osl_checklstring(L, 1, F, 1, "path", NULL);
-  size_t len;
-  const char *data = osl_checklstring(L, 2, F, 2, "data", &len);
-  char err[512];
-  if (os_durable_write(path, data, len, err, sizeof err) != 0)
-    return osl_push_error(L, "LocalFileError", err, 0);
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
 int osl_open_mpu(lua_State *L) {
   static const luaL_Reg mpu_methods[] = {{"info", l_mpu_info},
                                          {"add", l_mpu_add},
@@ -636,7 +622,6 @@ int osl_open_mpu(lua_State *L) {
   static const luaL_Reg fns[] = {{"new", l_mpu_new},
                                  {"is", l_mpu_is},
                                  {"checkpoint", l_ckpt_open},
-                                 {"durable_write", l_durable_write},
                                  {NULL, NULL}};
   osl_newclass(L, MPU_CLASS, mpu_methods);
   osl_newclass(L, CKPT_CLASS, ckpt_methods);

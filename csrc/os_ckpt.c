@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "os_crc.h"
+#include "os_fs.h"
 
 static const char MAGIC[12] = {'O', 'B', 'J', 'S', 'T', 'O', 'R', 'E', '-', 'C', 'P', '\n'};
 static const char PART_MAGIC[4] = {'P', 'A', 'R', 'T'};
@@ -190,41 +191,6 @@ static int sys_err(char *err, size_t errlen, const char *what, const char *path)
   return -1;
 }
 
-/* fsync of the directory holding path, so a create/rename/unlink lasts. */
-static int sync_dir(const char *path, char *err, size_t errlen) {
-  const char *slash = strrchr(path, '/');
-  char dir[4096];
-  if (slash == NULL) {
-    strcpy(dir, ".");
-  } else if ((size_t)(slash - path) >= sizeof dir) {
-    snprintf(err, errlen, "path too long");
-    return -1;
-  } else {
-    size_t n = slash == path ? 1 : (size_t)(slash - path);
-    memcpy(dir, path, n);
-    dir[n] = '\0';
-  }
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return sys_err(err, errlen, "cannot open directory", dir);
-  int rc = fsync(fd);
-  if (rc != 0 && errno == EINVAL) rc = 0; /* some filesystems cannot sync directories */
-  close(fd);
-  return rc == 0 ? 0 : sys_err(err, errlen, "cannot fsync directory", dir);
-}
-
-static int write_all(int fd, const void *p, size_t n, off_t at) {
-  const char *s = p;
-  while (n > 0) {
-    ssize_t w = pwrite(fd, s, n, at);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return -1;
-    s += w;
-    n -= (size_t)w;
-    at += w;
-  }
-  return 0;
-}
-
 /* The pid holding a flock on the file (dev, ino), from /proc/locks; 0 when
  * it cannot be told. */
 static long lock_holder(dev_t dev, ino_t ino) {
@@ -291,7 +257,7 @@ int os_ckpt_open(os_ckpt *c, const char *path, long *holder, char *err, size_t e
       close(fd);
       continue;
     }
-    if (created && sync_dir(path, err, errlen) != 0) {
+    if (created && os_fs_sync_dir(path, err, errlen) != 0) {
       close(fd);
       return OS_CKPT_FAIL;
     }
@@ -357,22 +323,22 @@ int os_ckpt_load(os_ckpt *c, os_ckpt_header *h, int (*part)(void *, const os_ckp
 int os_ckpt_reset(os_ckpt *c, const os_ckpt_header *h, char *err, size_t errlen) {
   unsigned char *img = malloc(PREAMBLE + MAX_HEADER + 4);
   size_t plen = strlen(c->path);
-  char *tmp = malloc(plen + 5);
+  size_t cap = plen + 6 + OS_FS_RANDOM_HEX + 1;
+  char *tmp = malloc(cap), *prefix = malloc(plen + 6);
   int fd = -1, rc = -1;
-  if (img == NULL || tmp == NULL) {
+  if (img == NULL || tmp == NULL || prefix == NULL) {
     snprintf(err, errlen, "out of memory");
     goto done;
   }
   size_t n = encode_header(h, img);
-  memcpy(tmp, c->path, plen);
-  memcpy(tmp + plen, ".new", 5);
-  fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    sys_err(err, errlen, "cannot create", tmp);
-    goto done;
-  }
+  memcpy(prefix, c->path, plen);
+  memcpy(prefix + plen, ".new-", 6);
+  /* Exclusive, under a random name: a file or link planted beside the
+   * checkpoint is never opened or truncated. */
+  fd = os_fs_create_temp(prefix, 0600, tmp, cap, err, errlen);
+  if (fd < 0) goto done;
   /* Locked before it takes the name, so the lock never lapses. */
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0 || write_all(fd, img, n, 0) != 0 || fsync(fd) != 0) {
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0 || os_fs_write_all(fd, img, n, 0) != 0 || fsync(fd) != 0) {
     sys_err(err, errlen, "cannot write", tmp);
     goto done;
   }
@@ -380,7 +346,7 @@ int os_ckpt_reset(os_ckpt *c, const os_ckpt_header *h, char *err, size_t errlen)
     sys_err(err, errlen, "cannot rename over", c->path);
     goto done;
   }
-  if (sync_dir(c->path, err, errlen) != 0) goto done;
+  if (os_fs_sync_dir(c->path, err, errlen) != 0) goto done;
   close(c->fd);
   c->fd = fd;
   fd = -1;
@@ -394,6 +360,7 @@ done:
   }
   free(img);
   free(tmp);
+  free(prefix);
   return rc;
 }
 
@@ -404,7 +371,7 @@ int os_ckpt_append(os_ckpt *c, const os_mpu *m, uint32_t n, char *err, size_t er
   }
   unsigned char r[OS_CKPT_RECORD_SIZE];
   encode_record(m, n, r);
-  if (write_all(c->fd, r, sizeof r, (off_t)c->end) != 0 || fdatasync(c->fd) != 0)
+  if (os_fs_write_all(c->fd, r, sizeof r, (off_t)c->end) != 0 || fdatasync(c->fd) != 0)
     return sys_err(err, errlen, "cannot append to", c->path);
   c->end += OS_CKPT_RECORD_SIZE;
   c->appended_bytes += OS_CKPT_RECORD_SIZE;
@@ -416,34 +383,9 @@ int os_ckpt_remove(os_ckpt *c, char *err, size_t errlen) {
   if (unlink(c->path) != 0 && errno != ENOENT) {
     rc = sys_err(err, errlen, "cannot remove", c->path);
   } else {
-    rc = sync_dir(c->path, err, errlen);
+    rc = os_fs_sync_dir(c->path, err, errlen);
   }
   os_ckpt_close(c);
   return rc;
 }
 
-int os_durable_write(const char *path, const void *data, size_t len, char *err, size_t errlen) {
-  size_t plen = strlen(path);
-  char *tmp = malloc(plen + 5);
-  if (tmp == NULL) {
-    snprintf(err, errlen, "out of memory");
-    return -1;
-  }
-  memcpy(tmp, path, plen);
-  memcpy(tmp + plen, ".tmp", 5);
-  int rc = -1;
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    sys_err(err, errlen, "cannot create", tmp);
-  } else if (write_all(fd, data, len, 0) != 0 || fsync(fd) != 0) {
-    sys_err(err, errlen, "cannot write", tmp);
-  } else if (rename(tmp, path) != 0) {
-    sys_err(err, errlen, "cannot rename over", path);
-  } else {
-    rc = sync_dir(path, err, errlen);
-  }
-  if (fd >= 0) close(fd);
-  if (rc != 0) unlink(tmp);
-  free(tmp);
-  return rc;
-}

@@ -108,8 +108,5 @@ int os_ckpt_remove(os_ckpt *c, char *err, size_t errlen);
 int os_ckpt_parse(const unsigned char *data, size_t len, os_ckpt_header *h,
                   int (*part)(void *, const os_ckpt_record *), void *arg, int *torn);
 
-/* Writes data to path durably: a temporary file, fsync, rename, fsync of the
- * directory (for small journals that are rewritten whole). */
-int os_durable_write(const char *path, const void *data, size_t len, char *err, size_t errlen);
 
 #endif

@@ -360,7 +360,7 @@ static int digests_finish(os_http_digest *set, int n, os_http_xfer *x) {
 
 static int sink_open(os_http_xfer *x) {
   /* No O_TRUNC: parallel ranged GETs write disjoint parts of one file. */
-  x->sink_fd = open(x->sink_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+  x->sink_fd = open(x->sink_path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0666);
   if (x->sink_fd < 0) {
     os_http_xfer_fail(x, OS_HTTP_E_FILE, -1, "cannot open sink file %s: %s", x->sink_path,
                       strerror(errno));

@@ -33,7 +33,7 @@ function _M.write(path, t)
   if not text then
     return nil, errors.new{ code = "LocalFileError", message = "cannot encode the journal", retryable = false }
   end
-  return core.mpu.durable_write(path, text)
+  return core.fs.write_atomic(path, text, 384) -- 0600
 end
 
 return _M
