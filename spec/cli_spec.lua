@@ -49,7 +49,7 @@ describe("objstore command line: usage", function()
       { "cat 's3://Bad_Bucket!/k'", "not a valid bucket name" },
       { "cat s3://ab/k", "not a valid bucket name" },
       { "cat s3://bucket-x", "needs a key" },
-      { "sync --concurrency lots . s3://bucket-x", "needs a number" },
+      { "sync --concurrency lots . s3://bucket-x", "needs a whole number" },
       { "sync --part-size huge . s3://bucket-x", "needs a size" },
       { "presign --method POST s3://bucket-x/k", "--method must be" },
       { "rm s3://bucket-x", "give a key, or -r" },

@@ -1,8 +1,11 @@
---- Command-line arguments: flags (with their kinds) and positional
--- arguments, and the locations they name: s3://bucket/key,
--- oss://bucket/key, a local path, or "-" (stdin/stdout). Usage errors are
--- raised as { usage = message } and become exit code 2.
-local error, tonumber, type = error, tonumber, type
+--- Command-line arguments: flags (with their kinds and ranges) and
+-- positional arguments, and the locations they name: s3://bucket/key,
+-- oss://bucket/key, a local path, or "-" (stdin/stdout). Each command
+-- accepts only the flags it honours (COMMANDS); a flag it does not is a
+-- usage error, never silently ignored. Usage errors are raised as
+-- { usage = message } and become exit code 2.
+local error, tonumber, type, tostring = error, tonumber, type, tostring
+local floor, huge = math.floor, math.huge
 
 local _M = {}
 
@@ -11,23 +14,108 @@ local function usage(msg)
 end
 _M.usage = usage
 
---- Flags every command takes; a command adds its own.
-_M.GLOBAL = { profile = "string", endpoint = "string", region = "string", json = "bool", q = "bool", quiet = "bool",
-  help = "bool", h = "bool", concurrency = "number", ["part-size"] = "size" }
+local MiB, GiB = 1024 * 1024, 1024 * 1024 * 1024
 
---- "8M", "64MiB", "1G", "512k", "1000" -> bytes.
-function _M.size(s)
-  local n, unit = tostring(s):match("^(%d+%.?%d*)%s*(%a*)$")
-  local mult = { [""] = 1, b = 1, k = 1024, kb = 1024, kib = 1024, m = 1024 ^ 2, mb = 1024 ^ 2, mib = 1024 ^ 2,
-    g = 1024 ^ 3, gb = 1024 ^ 3, gib = 1024 ^ 3 }
-  local m = n and mult[unit:lower()]
-  if not m then return nil end
-  return math.floor(tonumber(n) * m)
+--- Every flag: its kind, and for numbers the range it must lie in.
+-- int: a whole number; size: bytes, "8M", "64MiB", "1G"; seconds: a number.
+_M.FLAGS = {
+  profile = { "string" }, endpoint = { "string" }, region = { "string" }, json = { "bool" }, q = { "bool" },
+  quiet = { "bool" }, help = { "bool" }, h = { "bool" },
+  r = { "bool" }, recursive = { "bool" }, include = { "filter" }, exclude = { "filter" }, delete = { "bool" },
+  ["dry-run"] = { "bool" }, checksum = { "bool" }, ["size-only"] = { "bool" }, force = { "bool" },
+  backup = { "string" }, ["delete-excluded"] = { "bool" }, ["no-state"] = { "bool" }, ["state-file"] = { "string" },
+  ["follow-symlinks"] = { "bool" }, ["content-type"] = { "string" }, method = { "string" },
+  ["max-delete"] = { "int", 0, 1e9 },
+  concurrency = { "int", 1, 1024 },
+  expires = { "int", 1, 604800 },
+  ["modify-window"] = { "seconds", 0, 366 * 86400 },
+  ["part-size"] = { "size", 5 * MiB, 5 * GiB },
+  bwlimit = { "size", 0, 1e12 },
+}
+
+--- Flags every command takes (they may also come before the command).
+_M.GLOBAL = { profile = true, endpoint = true, region = true, json = true, q = true, quiet = true, help = true,
+  h = true }
+
+local function set(list)
+  local t = {}
+  for _, k in ipairs(list) do t[k] = true end
+  return t
 end
 
---- parse(argv, first, flags) -> opts, positional. Repeated list flags
+-- The flags of the directory/prefix walk: cp -r and mv -r take them, a
+-- single cp or mv does not.
+local WALK = { "include", "exclude", "checksum", "size-only", "modify-window", "no-state", "state-file",
+  "follow-symlinks" }
+local TRANSFER = { "r", "recursive", "dry-run", "concurrency", "part-size", "bwlimit", "content-type" }
+
+local function join(...)
+  local out = {}
+  for _, l in ipairs{ ... } do for _, k in ipairs(l) do out[#out + 1] = k end end
+  return set(out)
+end
+
+--- The flags each command honours, besides GLOBAL.
+_M.COMMANDS = {
+  ls = set{ "r", "recursive" },
+  cp = join(TRANSFER, WALK),
+  mv = join(TRANSFER, WALK),
+  rm = set{ "r", "recursive", "include", "exclude", "dry-run" },
+  sync = join(TRANSFER, WALK, { "delete", "max-delete", "force", "backup", "delete-excluded" }),
+  check = set{ "checksum", "size-only", "modify-window", "include", "exclude", "follow-symlinks" },
+  cat = {}, stat = {}, du = {},
+  mb = set{ "dry-run" },
+  rb = set{ "force", "dry-run" },
+  presign = set{ "expires", "method" },
+}
+
+--- Flags that only mean something with -r (cp, mv).
+_M.WALK_ONLY = set(WALK)
+
+--- "8M", "64MiB", "1G", "512k", "1000" -> bytes (whole), or nil.
+function _M.size(s)
+  local n, unit = tostring(s):match("^(%d+%.?%d*)%s*(%a*)$")
+  local mult = { [""] = 1, b = 1, k = 1024, kb = 1024, kib = 1024, m = MiB, mb = MiB, mib = MiB,
+    g = GiB, gb = GiB, gib = GiB, t = 1024 * GiB, tb = 1024 * GiB, tib = 1024 * GiB }
+  local m = n and mult[unit:lower()]
+  if not m then return nil end
+  return floor(tonumber(n) * m)
+end
+
+local function human_range(kind, lo, hi)
+  if kind == "size" and lo >= MiB then
+    return (lo / MiB) .. "M to " .. (hi >= GiB and (hi / GiB) .. "G" or (hi / MiB) .. "M")
+  end
+  return ("%d to %d"):format(lo, hi)
+end
+
+--- The value of a number flag, checked: kind and range, no NaN, no infinity.
+local function number(name, kind, lo, hi, value)
+  local n
+  if kind == "int" then
+    n = value:match("^%d+$") and tonumber(value)
+    if not n or n < lo or n > hi then
+      usage(("option --%s needs a whole number from %s, got '%s'"):format(name, human_range(kind, lo, hi), value))
+    end
+  elseif kind == "size" then
+    n = _M.size(value)
+    if not n or n < lo or n > hi then
+      usage(("option --%s needs a size from %s (like 8M), got '%s'"):format(name, human_range(kind, lo, hi), value))
+    end
+  else
+    n = value:match("^%d+%.?%d*$") and tonumber(value)
+    if not n or n ~= n or n == huge or n < lo or n > hi then
+      usage(("option --%s needs a number of seconds from %s, got '%s'"):format(name, human_range("int", lo, hi),
+        value))
+    end
+  end
+  return n
+end
+
+--- parse(argv, first, command) -> opts, positional. Repeated list flags
 -- (include/exclude) keep their order in opts.filters.
-function _M.parse(argv, first, flags)
+function _M.parse(argv, first, command)
+  local allowed = _M.COMMANDS[command] or {}
   local opts, pos = { filters = {} }, {}
   local i = first
   while i <= #argv do
@@ -38,8 +126,12 @@ function _M.parse(argv, first, flags)
     elseif a:sub(1, 1) == "-" and a ~= "-" then
       local name, value = a:match("^%-%-?([^=]+)=(.*)$")
       if not name then name = a:match("^%-%-?(.+)$") end
-      local kind = flags[name] or _M.GLOBAL[name]
-      if not kind then usage("unknown option '" .. a .. "'") end
+      local flag = _M.FLAGS[name]
+      if not flag then usage("unknown option '" .. a .. "'") end
+      if not (_M.GLOBAL[name] or allowed[name]) then
+        usage("option --" .. name .. " is not an option of " .. command)
+      end
+      local kind = flag[1]
       if kind == "bool" then
         if value then usage("option --" .. name .. " takes no value") end
         opts[name] = true
@@ -49,18 +141,13 @@ function _M.parse(argv, first, flags)
           value = argv[i]
           if value == nil then usage("option --" .. name .. " needs a value") end
         end
-        if kind == "number" then
-          local n = tonumber(value)
-          if not n or n < 0 then usage("option --" .. name .. " needs a number >= 0, got '" .. value .. "'") end
-          opts[name] = n
-        elseif kind == "size" then
-          local n = _M.size(value)
-          if not n then usage("option --" .. name .. " needs a size like 8M, got '" .. value .. "'") end
-          opts[name] = n
-        elseif kind == "filter" then
+        if kind == "filter" then
           opts.filters[#opts.filters + 1] = { name, value }
-        else
+          opts[name] = true
+        elseif kind == "string" then
           opts[name] = value
+        else
+          opts[name] = number(name, kind, flag[2], flag[3], value)
         end
       end
     else
@@ -70,6 +157,7 @@ function _M.parse(argv, first, flags)
   end
   if opts.q then opts.quiet = true end
   if opts.h then opts.help = true end
+  if opts.recursive then opts.r = true end
   return opts, pos
 end
 

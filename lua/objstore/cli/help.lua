@@ -25,11 +25,11 @@ Options for every command:
   --profile NAME      profile of ~/.aws/config and ~/.aws/credentials
   --endpoint URL      endpoint (default: AWS_ENDPOINT_URL / OSS_ENDPOINT, or the provider's)
   --region NAME       region (default: AWS_REGION / OSS_REGION, or the profile's)
-  --concurrency N     requests in flight (default 16)
-  --part-size SIZE    multipart part size (e.g. 8M)
   --json              one JSON object per line on stdout (progress and a summary)
   -q, --quiet         no progress, no summary
   -h, --help          this text; `objstore COMMAND --help` for a command
+Each command takes only the options its help lists: any other is a usage
+error (exit 2), never silently ignored.
 
 Credentials come from the library's default chain: AWS_ACCESS_KEY_ID /
 AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN (OSS_ACCESS_KEY_ID /
@@ -39,12 +39,11 @@ providers.
 Progress goes to stderr: one redrawn line on a terminal; a plain line every
 5 s otherwise (OBJSTORE_PROGRESS_INTERVAL); JSON stats with --json.
 
-Exit codes: 0 success; 1 some operations failed (each on stderr with its key);
-2 usage error; 3 --max-delete exceeded (nothing deleted); 130 interrupted
-(SIGINT: the transfer in flight stops, temporary download files are removed,
-a multipart upload in flight is left incomplete on the server; a bucket
-lifecycle rule for incomplete uploads removes it). A full disk stops the run
-at once (exit 1).
+Exit codes: 0 success; 1 some operations failed (each on stderr with its key),
+or a write to stdout failed; 2 usage error; 3 --max-delete exceeded (nothing
+deleted); 130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: the transfer in
+flight stops, temporary files are removed and a multipart upload in flight is
+aborted. A full disk stops the run at once (exit 1).
 ]==]
 
 _M.ls = [==[
@@ -55,53 +54,84 @@ Usage: objstore ls [s3://BUCKET[/PREFIX]] [-r]
 ]==]
 
 _M.cp = [==[
-Usage: objstore cp SRC DST [-r] [--include GLOB] [--exclude GLOB] [--dry-run]
+Usage: objstore cp SRC DST [options]
   SRC, DST: a local path, s3://bucket/key, oss://bucket/key, or "-":
     objstore cp file.txt s3://b/dir/       upload (key dir/file.txt)
-    objstore cp s3://b/key ./local          download (temp file, renamed when complete)
+    objstore cp s3://b/key ./local          download (temp file, renamed when complete
+                                            and verified; missing directories are made)
     objstore cp s3://b/a s3://b/b           server-side copy
     cat big.log | objstore cp - s3://b/k    stream stdin (unknown size, bounded memory)
     objstore cp s3://b/k -                  stream to stdout
-  -r copies a directory or prefix: what is missing or differs is copied, as
-  `sync` without --delete. The file mtime is stored in `mtime` metadata.
+  -r, --recursive      copy a directory or prefix: what is missing or differs is
+                       copied, as `sync` without --delete
+  --dry-run            print what would be copied, send no write, change no file
+  --concurrency N      requests in flight (1-1024; default 16, 8 parts per file)
+  --part-size SIZE     multipart part size (5M-5G, e.g. 8M)
+  --bwlimit SIZE       bytes per second between a file and the store (e.g. 10M)
+  --content-type TYPE  for uploads: instead of the type guessed from the extension
+  With -r only: --include, --exclude, --checksum, --size-only, --modify-window,
+  --no-state, --state-file, --follow-symlinks (see `objstore sync --help`).
+  The file mtime is stored in `mtime` metadata.
 ]==]
 
 _M.mv = [==[
-Usage: objstore mv SRC DST [-r]
-  cp, then remove the source (only when the copy succeeded).
+Usage: objstore mv SRC DST [options]
+  Copies, then removes the source: each source only after its own copy
+  succeeded and was verified (the server checked the MD5 of an upload; a
+  download's MD5 or CRC matched; a server-side copy has the source's ETag or
+  its parts were checked). A source that could not be verified is kept and
+  reported (exit 1). With -r a source the destination already has is removed
+  only when its content was compared equal; otherwise it is copied again.
+  A move onto itself (or into an overlapping prefix) is refused.
+  Options: those of cp.
 ]==]
 
 _M.rm = [==[
 Usage: objstore rm s3://BUCKET/KEY [-r] [--include GLOB] [--exclude GLOB] [--dry-run]
-  -r deletes every object under the prefix KEY/ (batches of 1000).
+  -r deletes every object under the prefix KEY/ (batches of 1000, as the
+  listing goes; only keys below the prefix, whatever the store answers). A
+  listing that fails stops the run (exit 1): nothing after it is deleted.
+  --dry-run prints each object that would be deleted and deletes nothing.
 ]==]
 
 _M.sync = [==[
 Usage: objstore sync SRC DST [options]
   Makes DST like SRC: local -> remote, remote -> local, remote -> remote
   (server-side on one endpoint). Compares size and mtime by default.
-  --checksum           compare content (MD5 / stored CRC-64) instead
+  A walk or listing that is incomplete on either side (an unreadable
+  directory, a failed page) deletes nothing and exits 1.
+  --checksum           compare content (MD5 / stored CRC-64 / the multipart
+                       ETag recomputed); what cannot be compared is counted as
+                       "not compared", never as the same
   --size-only          compare sizes only
   --delete             delete DST entries missing from SRC (after the transfers;
                        never when a transfer failed or the source is missing/empty)
   --max-delete N       more deletes than N: delete nothing, exit 3
-  --force              allow --delete with a missing or empty source
-  --backup PREFIX|DIR  move instead of delete
+  --force              allow --delete with an empty source
+  --backup PREFIX|URL|DIR  move deleted entries there instead (with --delete)
   --delete-excluded    delete excluded DST entries too
   --include GLOB, --exclude GLOB   ordered, first match wins (repeatable)
   --dry-run            print the plan (each action with its reason), send no write
-  --no-state           no sync-state file (default: DIR/.objstore-sync-<id>)
-  --state-file PATH    the sync-state file elsewhere
+  --no-state           no sync-state file
+  --state-file PATH    the sync-state file (default: under $XDG_STATE_HOME/objstore/,
+                       ~/.local/state/objstore/, never in the synced directory)
   --modify-window S    mtime slack in seconds
+  --concurrency N      requests in flight (1-1024, default 16)
+  --part-size SIZE     multipart part size (5M-5G)
   --bwlimit SIZE       bytes per second (e.g. 10M)
-  --follow-symlinks    follow symbolic links (loops are detected)
-  --content-type TYPE  instead of the type guessed from the extension
+  --follow-symlinks    follow symbolic links (loops are detected; nothing is
+                       written or deleted outside the tree)
+  --content-type TYPE  for uploads: instead of the type guessed from the extension
 ]==]
 
 _M.check = [==[
-Usage: objstore check SRC DST [--checksum] [--include GLOB] [--exclude GLOB]
-  Lists what differs, what is missing on DST and what DST has in addition;
-  exit 0 when they match, 1 otherwise. Nothing is written.
+Usage: objstore check SRC DST [--checksum | --size-only] [--modify-window S]
+                    [--include GLOB] [--exclude GLOB] [--follow-symlinks]
+  Lists what differs, what is missing on DST, what DST has in addition, and
+  (with --checksum) what could not be compared; exit 0 only when everything
+  was compared and matches, 1 otherwise. Nothing is written. Without
+  --checksum it compares size and modification time, not content: the
+  summary line on stderr says what was compared.
 ]==]
 
 _M.cat = [==[
@@ -115,12 +145,13 @@ Usage: objstore stat s3://BUCKET/KEY
 ]==]
 
 _M.mb = [==[
-Usage: objstore mb s3://BUCKET
+Usage: objstore mb s3://BUCKET [--dry-run]
 ]==]
 
 _M.rb = [==[
-Usage: objstore rb s3://BUCKET [--force]
-  --force deletes every object (and incomplete upload) first.
+Usage: objstore rb s3://BUCKET [--force] [--dry-run]
+  --force deletes every object and incomplete upload first; the bucket is
+  removed only when all of them were.
 ]==]
 
 _M.presign = [==[

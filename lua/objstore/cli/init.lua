@@ -20,6 +20,31 @@ _M.EXIT = { ok = EXIT_OK, failed = EXIT_FAILED, usage = EXIT_USAGE, max_delete =
 
 local usage = args.usage
 
+--- stdout whose every failed write (a full disk, /dev/full, a closed
+-- file) raises { output = message }: the command reports it and exits 1,
+-- never 0 with truncated output. try_write reports instead of raising, for
+-- sinks called from inside a transfer.
+local function checked_output(stream)
+  local w = {}
+  local function fail(e) error({ output = "cannot write to standard output: " .. tostring(e) }, 0) end
+  function w.write(self, ...)
+    local ok, e = stream:write(...)
+    if not ok then fail(e) end
+    return self
+  end
+  function w.flush(self)
+    local ok, e = stream:flush()
+    if not ok then fail(e) end
+    return self
+  end
+  function w.try_write(_, chunk)
+    local ok, e = stream:write(chunk)
+    if not ok then return nil, "cannot write to standard output: " .. tostring(e) end
+    return true
+  end
+  return w
+end
+
 --- The run's context: options, output, progress, failure count.
 local function context(opts, out, err)
   local mode = "plain"
@@ -30,7 +55,7 @@ local function context(opts, out, err)
   elseif progress_mod.is_tty(2) then
     mode = "tty"
   end
-  local ctx = { opts = opts, out = out, err = err, failures = 0, clients = {} }
+  local ctx = { opts = opts, out = out, err = err, failures = 0, clients = {}, dry = opts["dry-run"] or nil }
   ctx.progress = progress_mod.new{ mode = mode, out = out, err = err }
   function ctx.json(t)
     out:write(cjson.encode(t), "\n")
@@ -45,6 +70,14 @@ local function context(opts, out, err)
   end
   function ctx.say(line)
     if not opts.quiet and not opts.json then out:write(line, "\n") end
+  end
+  --- What a dry run would do: said, never done.
+  function ctx.would(line)
+    if opts.json then
+      ctx.json{ type = "dry_run", action = line }
+    elseif not opts.quiet then
+      out:write("(dry run) ", line, "\n")
+    end
   end
   return ctx
 end
@@ -109,18 +142,52 @@ function C.ls(ctx, pos)
   end
 end
 
-local SYNC_FLAGS = { r = "bool", recursive = "bool", include = "filter", exclude = "filter", delete = "bool",
-  ["dry-run"] = "bool", checksum = "bool", ["size-only"] = "bool", ["max-delete"] = "number", force = "bool",
-  backup = "string", ["delete-excluded"] = "bool", ["no-state"] = "bool", ["state-file"] = "string",
-  ["modify-window"] = "number",
-  bwlimit = "size", ["follow-symlinks"] = "bool", ["content-type"] = "string", expires = "number",
-  method = "string" }
+local function local_error(message)
+  return { code = "LocalFileError", message = message }
+end
+
+--- --backup: a directory for a local destination; for a remote one a
+-- prefix of the destination bucket or an s3:// / oss:// URL on its store.
+local function backup_of(value, d)
+  if not value then return nil end
+  if not value:find("^%a[%w+.-]*://") then return value end
+  local b = args.location(value)
+  if d.kind ~= "remote" or b.provider ~= d.provider then
+    usage("--backup " .. value .. ": a URL backup must be on the destination's store")
+  end
+  return { bucket = b.bucket, prefix = b.key }
+end
+
+--- Flags whose meaning depends on the direction or on another flag: given
+-- where they would do nothing, they are usage errors.
+local function check_sync_flags(o, s, d)
+  for _, f in ipairs{ "max-delete", "force", "backup", "delete-excluded" } do
+    if o[f] and not o.delete then usage("--" .. f .. " needs --delete") end
+  end
+  if o["content-type"] and s.kind ~= "local" then usage("--content-type applies to uploads only") end
+  if o.bwlimit and s.kind == "remote" and d.kind == "remote" then
+    usage("--bwlimit: a server-side copy moves no bytes through this machine")
+  end
+  if o.checksum and o["size-only"] then usage("--checksum and --size-only exclude each other") end
+end
 
 --- Runs objstore.sync (or check) with the command's options, printing as it goes.
-local function run_sync(ctx, src, dst, extra)
+local function run_sync(ctx, s, d, extra)
   local o = ctx.opts
-  local sopts = { delete = o.delete or nil, dry_run = o["dry-run"] or nil, max_delete = o["max-delete"],
-    force = o.force or nil, backup = o.backup, delete_excluded = o["delete-excluded"] or nil,
+  check_sync_flags(o, s, d)
+  if s.kind == "local" then
+    local mode = lfs.attributes(s.path, "mode")
+    if mode == nil then
+      ctx.fail(s.path, local_error("no such directory"))
+      return
+    elseif mode ~= "directory" then
+      usage(s.path .. " is not a directory")
+    end
+  end
+  local src, dst = sync_side(ctx, s), sync_side(ctx, d)
+  local c = (type(dst) == "table" and dst.client) or src.client
+  local sopts = { delete = o.delete or nil, dry_run = ctx.dry, max_delete = o["max-delete"],
+    force = o.force or nil, backup = backup_of(o.backup, d), delete_excluded = o["delete-excluded"] or nil,
     state = (o["no-state"] and false) or o["state-file"], modify_window = o["modify-window"], bwlimit = o.bwlimit,
     follow_symlinks = o["follow-symlinks"] or nil, content_type = o["content-type"], concurrency = o.concurrency,
     part_size = o["part-size"], filters = #o.filters > 0 and o.filters or nil, actions = false,
@@ -132,7 +199,8 @@ local function run_sync(ctx, src, dst, extra)
       ctx.fail(a.key, a.error)
     else
       if o.json then
-        ctx.json{ type = "action", action = a.action, key = a.key, reason = a.reason, size = a.size }
+        ctx.json{ type = "action", action = a.action, key = a.key, reason = a.reason, size = a.size,
+          dry_run = dry or nil }
       elseif dry and a.action ~= "skip" then
         ctx.out:write(format("(dry run) %s %s (%s)\n", a.action, a.key, tostring(a.reason)))
       end
@@ -142,25 +210,26 @@ local function run_sync(ctx, src, dst, extra)
   sopts.on_notice = function(msg)
     if not o.quiet then ctx.err:write("objstore: notice: ", msg, "\n") end
   end
-  local res, err = objstore.sync(ctx.sync_client, src, dst, sopts)
+  local res, err = objstore.sync(c, src, dst, sopts)
   local r = res or (err and err.result)
   ctx.progress.finish(r and (r.transferred + r.skipped + r.failed + r.deleted) or nil)
   if r then
     if o.json then
       ctx.json{ type = "summary", transferred = r.transferred, skipped = r.skipped, deleted = r.deleted,
-        failed = r.failed, bytes = r.bytes, dry_run = dry or nil }
+        failed = r.failed, bytes = r.bytes, unverified = r.unverified, kept = r.kept, dry_run = dry or nil }
     elseif not o.quiet then
-      ctx.err:write(format("%stransferred %d, skipped %d, deleted %d, failed %d, %s\n", dry and "(dry run) " or "",
-        r.transferred, r.skipped, r.deleted, r.failed, progress_mod.human(r.bytes)))
+      local extra_counts = ""
+      if (r.unverified or 0) > 0 then extra_counts = extra_counts .. format(", not compared %d", r.unverified) end
+      if (r.kept or 0) > 0 then extra_counts = extra_counts .. format(", sources kept %d", r.kept) end
+      ctx.err:write(format("%stransferred %d, skipped %d, deleted %d, failed %d%s, %s\n", dry and "(dry run) " or "",
+        r.transferred, r.skipped, r.deleted, r.failed, extra_counts, progress_mod.human(r.bytes)))
     end
   end
   if err and (err.code == "MaxDeleteExceeded" or err.code == "SourceMissing") then
     ctx.fail("delete", err)
     if err.code == "MaxDeleteExceeded" then ctx.exit = EXIT_MAX_DELETE end
-  elseif err and not r then
-    ctx.fail("sync", err)
-  elseif err and ctx.failures == 0 then
-    ctx.fail("sync", err)
+  elseif err and (not r or ctx.failures == 0) then
+    ctx.fail(err.code == "SyncFailed" and "sync" or (s.url or s.path or "sync"), err)
   end
   return res, r
 end
@@ -174,48 +243,81 @@ end
 
 function C.sync(ctx, pos)
   local s, d = sides(pos, "sync")
-  local src, dst = sync_side(ctx, s), sync_side(ctx, d)
-  ctx.sync_client = (type(dst) == "table" and dst.client) or src.client
-  if s.kind == "local" and lfs.attributes(s.path, "mode") == "file" then usage("sync: SRC must be a directory") end
-  run_sync(ctx, src, dst)
+  run_sync(ctx, s, d)
 end
 
---- cp of one file/object.
-local function copy_one(ctx, s, d)
+--- mkdir -p of the directory that will hold path; the user's own path in
+-- any error.
+local function make_parents(path)
+  local dir = path:match("^(.*)/[^/]*$")
+  if not dir or dir == "" or lfs.attributes(dir, "mode") == "directory" then return true end
+  local ok, e = make_parents(dir)
+  if not ok then return nil, e end
+  local made, merr = lfs.mkdir(dir)
+  if not made and lfs.attributes(dir, "mode") ~= "directory" then
+    return nil, "cannot create directory " .. dir .. ": " .. tostring(merr)
+  end
+  return true
+end
+
+--- cp (or mv) of one file/object. Returns the result and whether the copy
+-- was verified (the condition for removing a moved source).
+local function copy_one(ctx, s, d, verb)
   local o = ctx.opts
-  local topts = { part_size = o["part-size"], concurrency = o.concurrency }
+  for f in pairs(args.WALK_ONLY) do
+    if o[f] then usage("--" .. f .. " needs -r") end
+  end
+  if o["content-type"] and d.kind ~= "remote" or o["content-type"] and s.kind == "remote" then
+    usage("--content-type applies to uploads only")
+  end
+  if o.bwlimit and (s.kind ~= "local" and d.kind ~= "local") then
+    usage("--bwlimit applies to transfers between a file and the store")
+  end
+  local topts = { part_size = o["part-size"], concurrency = o.concurrency, bwlimit = o.bwlimit }
   local function on_progress(done, total) ctx.progress.bytes(done, total) end
   if (s.kind == "local" or s.kind == "std") and d.kind == "remote" then
     local c = client(ctx, d)
     local key = d.key
     if s.kind == "std" then
+      if verb == "move" then usage("mv: standard input cannot be moved") end
       if key == "" or key:sub(-1) == "/" then usage("cp -: the destination needs a key") end
+      if ctx.dry then return ctx.would("upload: - to " .. d.url) end
       topts.progress = on_progress
+      topts.content_type = o["content-type"]
       local res, err = c:upload_stream(d.bucket, key, io.stdin, topts)
       if not res then return ctx.fail(d.url, err) end
       ctx.progress.file(0)
       return res
     end
     local attr = lfs.attributes(s.path)
-    if not attr then return ctx.fail(s.path, { code = "LocalFileError", message = "no such file" }) end
-    if attr.mode == "directory" then usage("cp: '" .. s.path .. "' is a directory (use -r)") end
+    if not attr then return ctx.fail(s.path, local_error("no such file")) end
+    if attr.mode == "directory" then usage(verb .. ": '" .. s.path .. "' is a directory (use -r)") end
     if key == "" or key:sub(-1) == "/" then key = key .. basename(s.path) end
+    local target = format("%s://%s/%s", d.provider, d.bucket, key)
+    if ctx.dry then return ctx.would(format("%s: %s to %s", verb == "move" and "move" or "upload", s.path, target)) end
     topts.metadata = { mtime = tostring(math.floor(attr.modification)) }
     topts.progress = on_progress
     topts.content_type = o["content-type"]
     local res, err = c:upload_file(d.bucket, key, s.path, topts)
     if not res then return ctx.fail(s.path, err) end
     ctx.progress.file(attr.size)
-    ctx.say(format("upload: %s to s3://%s/%s", s.path, d.bucket, key))
-    return res
+    ctx.say(format("upload: %s to %s", s.path, target))
+    return res, res.verified == true
   elseif s.kind == "remote" and (d.kind == "local" or d.kind == "std") then
     local c = client(ctx, s)
-    if s.key == "" then usage("cp: the source needs a key (or -r)") end
-    if d.kind == "std" then return C.cat(ctx, { s.url }) end
+    if s.key == "" or s.key:sub(-1) == "/" then usage(verb .. ": the source needs a key (or -r)") end
+    if d.kind == "std" then
+      if verb == "move" then usage("mv: an object cannot be moved to standard output") end
+      if ctx.dry then return ctx.would("download: " .. s.url .. " to -") end
+      return C.cat(ctx, { s.url })
+    end
     local path = d.path
     if path:sub(-1) == "/" or lfs.attributes(path, "mode") == "directory" then
       path = path:gsub("/+$", "") .. "/" .. basename(s.key)
     end
+    if ctx.dry then return ctx.would(format("%s: %s to %s", verb == "move" and "move" or "download", s.url, path)) end
+    local ok, perr = make_parents(path)
+    if not ok then return ctx.fail(d.path, local_error(perr)) end
     topts.progress = on_progress
     local res, err = c:download_file(s.bucket, s.key, path, topts)
     if not res then return ctx.fail(s.url, err) end
@@ -224,87 +326,92 @@ local function copy_one(ctx, s, d)
     if mt then lfs.touch(path, math.floor(mt), math.floor(mt)) end
     ctx.progress.file(res.size)
     ctx.say(format("download: %s to %s", s.url, path))
-    return res
+    return res, res.verified == true
   elseif s.kind == "remote" and d.kind == "remote" then
-    if s.provider ~= d.provider then usage("cp: copying between s3:// and oss:// needs a local step") end
+    if s.provider ~= d.provider then usage(verb .. ": copying between s3:// and oss:// needs a local step") end
+    if s.key == "" or s.key:sub(-1) == "/" then usage(verb .. ": the source needs a key (or -r)") end
     local c = client(ctx, s)
     local key = d.key
     if key == "" or key:sub(-1) == "/" then key = key .. basename(s.key) end
-    local res, err = c:copy_large(s.bucket, s.key, d.bucket, key, { part_size = o["part-size"] })
+    if verb == "move" and s.bucket == d.bucket and s.key == key then
+      usage("mv: cannot move an object onto itself")
+    end
+    local target = format("%s://%s/%s", d.provider, d.bucket, key)
+    if ctx.dry then return ctx.would(format("%s: %s to %s", verb, s.url, target)) end
+    local res, err = c:copy_large(s.bucket, s.key, d.bucket, key, { part_size = o["part-size"],
+      concurrency = o.concurrency })
     if not res then return ctx.fail(s.url, err) end
     ctx.progress.file(0)
-    ctx.say(format("copy: %s to %s://%s/%s", s.url, d.provider, d.bucket, key))
-    return res
+    ctx.say(format("copy: %s to %s", s.url, target))
+    -- copy_large: verified when the copy's ETag is the source's, or the
+    -- assembled parts were checked.
+    return res, res.verified == true
   end
-  usage("cp: one side must be an s3:// or oss:// URL")
+  usage(verb .. ": one side must be an s3:// or oss:// URL")
 end
 
 function C.cp(ctx, pos)
   local s, d = sides(pos, "cp")
-  if ctx.opts.r or ctx.opts.recursive then
-    local src, dst = sync_side(ctx, s), sync_side(ctx, d)
-    ctx.sync_client = (type(dst) == "table" and dst.client) or src.client
-    return run_sync(ctx, src, dst)
-  end
-  local res = copy_one(ctx, s, d)
+  if ctx.opts.r then return run_sync(ctx, s, d) end
+  local res = copy_one(ctx, s, d, "copy")
   ctx.progress.finish(res and 1 or 0)
   return res
 end
 
+--- mv: the source goes only after its own copy succeeded and was verified.
 function C.mv(ctx, pos)
   local s, d = sides(pos, "mv")
-  if ctx.opts.r or ctx.opts.recursive then
-    local src, dst = sync_side(ctx, s), sync_side(ctx, d)
-    ctx.sync_client = (type(dst) == "table" and dst.client) or src.client
-    local res = run_sync(ctx, src, dst, { actions = true })
-    if not res then return end
-    for _, a in ipairs(res.actions) do
-      if s.kind == "local" then
-        os.remove(s.path .. "/" .. a.key)
-      else
-        local c = client(ctx, s)
-        local ok, err = c:delete_objects(s.bucket, { src.prefix .. a.key }, { quiet = true })
-        if not ok or #ok.errors > 0 then ctx.fail(a.key, err or ok.errors[1]) end
-      end
-    end
-    return
+  if ctx.opts.r then return run_sync(ctx, s, d, { move = true }) end
+  local res, verified = copy_one(ctx, s, d, "move")
+  if not res or ctx.dry then return end
+  local what = s.kind == "local" and s.path or s.url
+  if not verified then
+    return ctx.fail(what, { code = "NotVerified", message = "the copy could not be verified: the source was kept" })
   end
-  local res = copy_one(ctx, s, d)
-  if not res then return end
   if s.kind == "local" then
-    os.remove(s.path)
+    local ok, rerr = os.remove(s.path)
+    if not ok then ctx.fail(what, local_error("copied, but the source could not be removed: " .. tostring(rerr))) end
   else
     local ok, err = client(ctx, s):delete_object(s.bucket, s.key)
-    if not ok then ctx.fail(s.url, err) end
+    if not ok then ctx.fail(what, err) end
   end
 end
 
-function C.rm(ctx, pos)
-  args.want(pos, 1, 1, "rm needs one URL")
-  local loc = remote_arg(pos, 1, "rm needs one URL")
-  local c = client(ctx, loc)
-  if not (ctx.opts.r or ctx.opts.recursive) then
-    if loc.key == "" then usage("rm: give a key, or -r for a prefix") end
-    if ctx.opts["dry-run"] then return ctx.say("(dry run) delete " .. loc.url) end
-    local ok, err = c:delete_object(loc.bucket, loc.key)
-    if not ok then return ctx.fail(loc.url, err) end
-    return ctx.say("delete: " .. loc.url)
-  end
+--- rm -r: objects under the prefix, deleted in batches of 1000 as the
+-- listing goes; a listing that fails stops the run at once (exit 1) with
+-- what was listed before it deleted, nothing after it.
+local function remove_prefix(ctx, c, loc)
   local prefix = loc.key ~= "" and (loc.key:gsub("/*$", "/")) or ""
   local keep = require("objstore.sync.filter").new(ctx.opts.filters)
-  local batch = {}
+  local batch, removed = {}, 0
   local function flush()
-    if #batch == 0 then return end
-    local out = c:delete_objects(loc.bucket, batch, { quiet = true })
+    if #batch == 0 then return true end
+    local out, err = c:delete_objects(loc.bucket, batch, { quiet = true })
+    if not out then
+      for _, k in ipairs(batch) do ctx.fail(k, err) end
+      batch = {}
+      return false
+    end
     for _, e in ipairs(out.errors) do ctx.fail(e.key, e.error or e) end
+    removed = removed + #batch - #out.errors
     ctx.progress.state.files = ctx.progress.state.files + #batch - #out.errors
+    if ctx.opts.json then
+      local bad = {}
+      for _, e in ipairs(out.errors) do bad[e.key] = true end
+      for _, k in ipairs(batch) do if not bad[k] then ctx.json{ type = "action", action = "delete", key = k } end end
+    end
     batch = {}
+    return true
   end
   for o, err in c:list_objects_iter(loc.bucket, { prefix = prefix ~= "" and prefix or nil }) do
-    if not o then return ctx.fail(loc.url, err) end
-    if keep(o.key:sub(#prefix + 1)) then
-      if ctx.opts["dry-run"] then
-        ctx.say("(dry run) delete " .. o.key)
+    if not o then
+      flush()
+      return ctx.fail(loc.url, err)
+    end
+    -- Only what lies below the prefix, whatever the store answered.
+    if o.key:sub(1, #prefix) == prefix and keep(o.key:sub(#prefix + 1)) then
+      if ctx.dry then
+        ctx.would("delete " .. loc.provider .. "://" .. loc.bucket .. "/" .. o.key)
       else
         batch[#batch + 1] = o.key
         if #batch == 1000 then flush() end
@@ -312,6 +419,23 @@ function C.rm(ctx, pos)
     end
   end
   flush()
+  return removed
+end
+
+function C.rm(ctx, pos)
+  args.want(pos, 1, 1, "rm needs one URL")
+  local loc = remote_arg(pos, 1, "rm needs one URL")
+  local c = client(ctx, loc)
+  if not ctx.opts.r then
+    if ctx.opts.include or ctx.opts.exclude then usage("--include/--exclude need -r") end
+    if loc.key == "" then usage("rm: give a key, or -r for a prefix") end
+    if ctx.dry then return ctx.would("delete " .. loc.url) end
+    local ok, err = c:delete_object(loc.bucket, loc.key)
+    if not ok then return ctx.fail(loc.url, err) end
+    if ctx.opts.json then return ctx.json{ type = "action", action = "delete", key = loc.key } end
+    return ctx.say("delete: " .. loc.url)
+  end
+  remove_prefix(ctx, c, loc)
   ctx.progress.finish()
 end
 
@@ -321,9 +445,9 @@ function C.cat(ctx, pos)
   if loc.key == "" then usage("cat: the URL needs a key") end
   local c = client(ctx, loc)
   local out = ctx.out
-  local res, err = c:get_object(loc.bucket, loc.key, { sink = function(chunk) out:write(chunk) end })
-  out:flush()
+  local res, err = c:get_object(loc.bucket, loc.key, { sink = function(chunk) return out:try_write(chunk) end })
   if not res then return ctx.fail(loc.url, err) end
+  out:flush()
   return res
 end
 
@@ -348,21 +472,35 @@ end
 function C.mb(ctx, pos)
   args.want(pos, 1, 1, "mb needs one URL")
   local loc = remote_arg(pos, 1, "mb needs one URL")
+  if loc.key ~= "" then usage("mb: the URL names a bucket, not a key") end
+  if ctx.dry then return ctx.would("make_bucket: " .. loc.bucket) end
   local ok, err = client(ctx, loc):create_bucket(loc.bucket)
   if not ok then return ctx.fail(loc.url, err) end
   ctx.say("make_bucket: " .. loc.bucket)
 end
 
+--- rb: the bucket; --force empties it first (objects, then incomplete
+-- uploads), and removes the bucket only when that fully succeeded.
 function C.rb(ctx, pos)
   args.want(pos, 1, 1, "rb needs one URL")
   local loc = remote_arg(pos, 1, "rb needs one URL")
+  if loc.key ~= "" then usage("rb: the URL names a bucket, not a key") end
   local c = client(ctx, loc)
   if ctx.opts.force then
-    ctx.opts.r = true
-    C.rm(ctx, { loc.provider .. "://" .. loc.bucket })
-    local ups = c:list_multipart_uploads(loc.bucket)
-    for _, u in ipairs(ups and ups.uploads or {}) do c:abort_multipart_upload(loc.bucket, u.key, u.upload_id) end
+    remove_prefix(ctx, c, { provider = loc.provider, bucket = loc.bucket, key = "", url = loc.url })
+    if ctx.failures > 0 then return end
+    if ctx.dry then
+      local ups, err = c:list_incomplete_uploads(loc.bucket)
+      if not ups then return ctx.fail(loc.url, err) end
+      for _, u in ipairs(ups) do ctx.would("abort upload " .. u.upload_id .. " of " .. u.key) end
+    else
+      local res, err = c:abort_incomplete_uploads(loc.bucket)
+      if not res then return ctx.fail(loc.url, err) end
+      for _, e in ipairs(res.errors) do ctx.fail(loc.url, e) end
+      if ctx.failures > 0 then return end
+    end
   end
+  if ctx.dry then return ctx.would("remove_bucket: " .. loc.bucket) end
   local ok, err = c:delete_bucket(loc.bucket)
   if not ok then return ctx.fail(loc.url, err) end
   ctx.say("remove_bucket: " .. loc.bucket)
@@ -396,36 +534,48 @@ end
 
 function C.check(ctx, pos)
   local s, d = sides(pos, "check")
+  if ctx.opts.checksum and ctx.opts["size-only"] then usage("--checksum and --size-only exclude each other") end
+  if s.kind == "local" and lfs.attributes(s.path, "mode") ~= "directory" then
+    return ctx.fail(s.path, local_error("no such directory"))
+  end
   local src, dst = sync_side(ctx, s), sync_side(ctx, d)
   local c = (type(dst) == "table" and dst.client) or src.client
-  local report, err = objstore.check(c, src, dst, { compare = ctx.opts.checksum and "checksum" or nil,
+  local report, err = objstore.check(c, src, dst, {
+    compare = (ctx.opts.checksum and "checksum") or (ctx.opts["size-only"] and "size_only") or nil,
+    modify_window = ctx.opts["modify-window"], follow_symlinks = ctx.opts["follow-symlinks"] or nil,
     filters = #ctx.opts.filters > 0 and ctx.opts.filters or nil })
   if not report then return ctx.fail("check", err) end
   local function list(kind, keys)
-    for _, k in ipairs(keys) do
+    for _, k in ipairs(keys or {}) do
       if ctx.opts.json then ctx.json{ type = kind, key = k } else ctx.out:write(kind, " ", k, "\n") end
     end
   end
   list("differs", report.differ)
   list("missing", report.missing)
   list("extra", report.extra)
+  list("unverified", report.unverified)
   for _, e in ipairs(report.errors) do ctx.fail(e.key, e.error) end
+  local unverified = report.unverified and #report.unverified or 0
+  local compared = report.compared or (ctx.opts.checksum and "content" or ctx.opts["size-only"] and "size"
+    or "size and modification time")
   if ctx.opts.json then
-    ctx.json{ type = "summary", matched = report.matched, differ = #report.differ, missing = #report.missing,
-      extra = #report.extra, ok = report.ok }
+    ctx.json{ type = "summary", compared = compared, matched = report.matched, differ = #report.differ,
+      missing = #report.missing, extra = #report.extra, unverified = unverified, ok = report.ok }
+  elseif not ctx.opts.quiet then
+    ctx.err:write(format("compared %s: %d matched, %d differ, %d missing, %d extra, %d not compared\n", compared,
+      report.matched, #report.differ, #report.missing, #report.extra, unverified))
   end
   if not report.ok then ctx.failures = ctx.failures + (#report.errors == 0 and 1 or 0) end
 end
 
 --- main(argv, out, err) -> exit code
 function _M.main(argv, out, err)
-  out, err = out or io.stdout, err or io.stderr
+  out, err = checked_output(out or io.stdout), err or io.stderr
   -- Global options may come before the command: `objstore --endpoint URL ls`.
   local i = 1
   while argv[i] and argv[i]:sub(1, 1) == "-" and argv[i] ~= "-" and argv[i] ~= "--help" and argv[i] ~= "-h" do
-    local name = argv[i]:match("^%-%-?([^=]+)")
-    local kind = args.GLOBAL[name]
-    if kind and kind ~= "bool" and not argv[i]:find("=", 1, true) then i = i + 1 end
+    local flag = args.FLAGS[argv[i]:match("^%-%-?([^=]+)")]
+    if flag and flag[1] ~= "bool" and not argv[i]:find("=", 1, true) then i = i + 1 end
     i = i + 1
   end
   local cmd = argv[i]
@@ -437,20 +587,27 @@ function _M.main(argv, out, err)
   local ok, res = pcall(function()
     if cmd == nil or cmd == "--help" or cmd == "-h" or cmd == "help" then
       out:write(help.main)
+      out:flush()
       return cmd == nil and EXIT_USAGE or EXIT_OK
     end
     if not C[cmd] then usage("unknown command '" .. tostring(cmd) .. "' (objstore --help lists them)") end
-    local opts, pos = args.parse(argv, 2, SYNC_FLAGS)
+    local opts, pos = args.parse(argv, 2, cmd)
     if opts.help then
       out:write(help[cmd])
+      out:flush()
       return EXIT_OK
     end
     local ctx = context(opts, out, err)
     C[cmd](ctx, pos)
+    out:flush()
     if ctx.exit then return ctx.exit end
     return ctx.failures > 0 and EXIT_FAILED or EXIT_OK
   end)
   if ok then return res end
+  if type(res) == "table" and res.output then
+    err:write("objstore: ", res.output, "\n")
+    return EXIT_FAILED
+  end
   if args.is_usage(res) then
     err:write("objstore: ", res.usage, "\n")
     err:write("Try 'objstore ", (cmd and help[cmd]) and (cmd .. " ") or "", "--help'.\n")

@@ -90,15 +90,18 @@ end
 --   complete(m)             -> the HEAD of the object when it is already
 --                              what the recorded parts make, or nil
 --   new_state()             -> a fresh core.mpu state
--- A checkpoint of another transfer that names an upload has it aborted (no
--- run will resume it). Returns ck, m, upload_id (nil: create one; then the
+-- A checkpoint of another transfer of the same bucket and key that names
+-- an upload has it aborted (no run will resume it). Returns ck, m, upload_id (nil: create one; then the
 -- caller records the intent with create_upload), head (the object is
 -- complete: finish, sending nothing); nil, err (ck closed).
 function _M.open_multipart(c, path, m, header, notices, how)
   local op, bucket, key = how.op, how.bucket, how.key
   local ck, resumed, other = _M.open_checkpoint(path, m, header, notices, op, bucket, key)
   if not ck then return nil, resumed end
-  if other and other.upload_id then
+  -- Only an upload of this transfer's own bucket and key is ever aborted:
+  -- a checkpoint file found at the path may name anything (another
+  -- transfer's, or planted), and its upload is not ours to end.
+  if other and other.upload_id and other.bucket == bucket and other.key == key then
     if c:abort_multipart_upload(other.bucket, other.key, other.upload_id) then
       notices[#notices + 1] = "aborted upload " .. other.upload_id .. " of that checkpoint"
     end

@@ -344,8 +344,11 @@ local function copy_large(c, src_bucket, src_key, dst_bucket, dst_key, opts)
       metadata = opts.metadata, content_type = opts.content_type, acl = opts.acl,
       storage_class = opts.storage_class, copy_source_sse_customer_key = opts.copy_source_sse_customer_key }))
     if not r then return nil, err end
+    -- verified: the copy's ETag is the source's (the same bytes, where
+    -- ETags are MD5s); a multipart source's copy gets an ETag of its own.
     return { bucket = dst_bucket, key = dst_key, etag = r.etag, size = size, parts = 1, sse = r.sse,
-      kms_key_id = r.kms_key_id, resumed_from = 0 }
+      kms_key_id = r.kms_key_id, resumed_from = 0, verified = sse.etag_is_md5(c, opts) and head.etag ~= nil
+        and r.etag ~= nil and r.etag:gsub('"', ""):lower() == head.etag:gsub('"', ""):lower() }
   end
   local function new_state() return core.mpu.new{ size = size, part_size = psize } end
   local m, merr = new_state()
@@ -430,7 +433,7 @@ local function copy_large(c, src_bucket, src_key, dst_bucket, dst_key, opts)
   progress(0, true)
   return { bucket = dst_bucket, key = dst_key, etag = fin.etag, size = size, parts = (m:count()), sse = fin.sse,
     kms_key_id = fin.kms_key_id, version_id = fin.version_id, upload_id = upload_id, resumed_from = resumed_from,
-    sent = sent, notices = #notices > 0 and notices or nil }
+    sent = sent, notices = #notices > 0 and notices or nil, verified = sse.etag_is_md5(c, opts) == true }
 end
 
 --- list_incomplete_uploads(bucket, prefix) -> { {key, upload_id, initiated}, ... } (all pages)
