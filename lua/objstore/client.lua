@@ -321,6 +321,10 @@ function Client:run(spec)
   if type(spec) ~= "table" or type(spec.next) ~= "function" or type(spec.done) ~= "function" then
     errors.argument("client.run", 1, "spec", "must be a table with next() and done()")
   end
+  local n = spec.concurrency
+  if n ~= nil and (type(n) ~= "number" or n ~= n or n % 1 ~= 0 or n < 1 or n > 1024) then
+    errors.argument("client.run", 1, "spec.concurrency", "must be a whole number from 1 to 1024, " .. errors.got(n))
+  end
   return pipeline.run(self, spec)
 end
 

@@ -54,12 +54,23 @@ function _M.max_speed(name, n, opts, concurrency)
   return math.max(1, math.floor(v / concurrency))
 end
 
+-- Whole-number options shared by the transfer calls, with their ranges:
+-- checked wherever they are allowed, before any request (0, 2.5, -1, NaN
+-- or 1e6 in flight would spin, leave an upload behind or overflow).
+local WHOLE = { concurrency = { 1, 1024 }, part_size = { 1, 5 * 1024 ^ 3 }, threshold = { 0, 5 * 1024 ^ 4 },
+  multipart_threshold = { 0, 5 * 1024 ^ 4 }, max_parts = { 1, 10000 } }
+
 --- Checks an options table against the names allowed; returns it (or {}).
 function _M.opts(name, n, opts, allowed)
   if opts == nil then return {} end
   if type(opts) ~= "table" then _M.misuse(name, n, "opts", "must be a table, " .. errors.got(opts)) end
-  for k in pairs(opts) do
+  for k, v in pairs(opts) do
     if not allowed[k] then _M.misuse(name, n, "opts." .. tostring(k), "is not an option of " .. name) end
+    local range = WHOLE[k]
+    if range and (type(v) ~= "number" or v ~= v or v % 1 ~= 0 or v < range[1] or v > range[2]) then
+      _M.misuse(name, n, "opts." .. k, ("must be a whole number from %d to %d, "):format(range[1], range[2])
+        .. errors.got(v))
+    end
   end
   return opts
 end
