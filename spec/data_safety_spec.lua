@@ -1,0 +1,346 @@
+-- Data safety of everything that writes or deletes, stated as invariants
+-- and checked over tables, so that a new command, option or entry point is
+-- covered by adding a row:
+--
+--   1. A dry run sends no write (no PUT, POST or DELETE reaches the store:
+--      counted by the fault proxy in front of rgw) and changes no local
+--      byte (the trees are compared before and after: names, types, sizes,
+--      contents, modification times). Every command that writes, in every
+--      direction, crossed with every option that command accepts.
+--   2. A source is removed only after its own copy succeeded and was
+--      verified: moves whose copies fail (the store refuses the writes, the
+--      destination cannot be written), whose source cannot be removed, or
+--      that would move onto themselves keep every source and exit non-zero.
+--   3. An incomplete listing or walk, on either side, deletes nothing and
+--      exits non-zero.
+--   4. Any failure gives a non-zero exit code (writes to stdout included).
+--
+-- Everything runs `objstore` as a person does (a child process), against
+-- the real rgw through spec/support/faultproxy.sh.
+local servers = require "servers"
+local faults = require "faults"
+local args = require "objstore.cli.args"
+local core = require "objstore.core"
+local lfs = require "lfs"
+local cjson = require "cjson"
+
+local q = servers.q
+local LUA = jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
+local BIN = LUA .. " " .. q(lfs.currentdir() .. "/bin/objstore")
+
+--- run(cmd, env, stdout) -> rc, stdout, stderr (stdout: a path to send it to instead)
+local function run(cmd, env, stdout)
+  local dir = servers.tmpdir()
+  os.execute(string.format("%s %s >%s 2>%s/err </dev/null; echo $? >%s/rc", env or "", cmd,
+    stdout or q(dir .. "/out"), q(dir), q(dir)))
+  local rc = tonumber(servers.read_file(dir .. "/rc") or "")
+  local out, err = servers.read_file(dir .. "/out") or "", servers.read_file(dir .. "/err") or ""
+  servers.sh("rm -rf " .. q(dir))
+  return rc, out, err
+end
+
+--- Every entry below dir (links not followed): path, type, size, MD5, mtime.
+local function snapshot(dir)
+  local lines = {}
+  local function walk(d, rel)
+    local names = {}
+    for name in lfs.dir(d) do if name ~= "." and name ~= ".." then names[#names + 1] = name end end
+    table.sort(names)
+    for _, name in ipairs(names) do
+      local path, r = d .. "/" .. name, rel .. "/" .. name
+      local a = lfs.symlinkattributes(path)
+      local line = r .. " " .. a.mode .. " " .. a.size .. " " .. a.modification
+      if a.mode == "file" then
+        line = line .. " " .. core.hash.tohex(core.hash.file("md5", path, 0, a.size))
+      elseif a.mode == "link" then
+        line = line .. " -> " .. tostring(a.target)
+      end
+      lines[#lines + 1] = line
+      if a.mode == "directory" then walk(path, r) end
+    end
+  end
+  if lfs.attributes(dir, "mode") == "directory" then walk(dir, "") end
+  return table.concat(lines, "\n")
+end
+
+local function write(path, data)
+  local f = assert(io.open(path, "wb"))
+  assert(f:write(data))
+  assert(f:close())
+end
+
+--- The writes the proxy saw since its counters were zeroed.
+local function writes(fp)
+  local m = assert(fp:stats()).methods or {}
+  return (m.PUT or 0) + (m.POST or 0) + (m.DELETE or 0), m
+end
+
+for _, srv in ipairs(servers.list()) do
+  if srv.name == "rgw" then
+    describe("data safety invariants on rgw #server", function()
+      local fp, c, bucket, root, ENV, CMD
+
+      --- The remote state: every bucket of the user, and every key of ours with its ETag and size.
+      local function remote_snapshot()
+        local lines = {}
+        -- Only our buckets: other specs may create and remove theirs meanwhile.
+        local bl = assert(c:list_buckets())
+        for _, b in ipairs(bl.buckets) do
+          if b.name:sub(1, #bucket) == bucket then lines[#lines + 1] = "bucket " .. b.name end
+        end
+        table.sort(lines)
+        for o, err in c:list_objects_iter(bucket) do
+          assert(o, err)
+          lines[#lines + 1] = o.key .. " " .. tostring(o.size) .. " " .. tostring(o.etag)
+        end
+        local ups = assert(c:list_incomplete_uploads(bucket))
+        lines[#lines + 1] = "incomplete uploads " .. #ups
+        return table.concat(lines, "\n")
+      end
+
+      -- The fixture: a local tree, an empty local directory, objects under src/ and dst/.
+      local function fixture()
+        servers.sh("rm -rf " .. q(root) .. " && mkdir -p " .. q(root .. "/tree/sub") .. " " .. q(root .. "/empty")
+          .. " " .. q(root .. "/state"))
+        write(root .. "/tree/a.txt", "alpha\n")
+        write(root .. "/tree/sub/b.txt", "bravo bravo\n")
+        write(root .. "/tree/c.bin", string.rep("c", 3000))
+        for o in c:list_objects_iter(bucket) do if o then c:delete_object(bucket, o.key) end end
+        assert(c:put_object(bucket, "src/x.txt", "x-ray\n"))
+        assert(c:put_object(bucket, "src/deep/y.txt", "yankee\n"))
+        assert(c:put_object(bucket, "dst/old.txt", "only on the destination\n"))
+        assert(c:put_object(bucket, "dst/a.txt", "a different alpha\n"))
+      end
+
+      setup(function()
+        fp = assert(faults.start())
+        c = servers.client(srv)
+        bucket = servers.bucket_name("safety")
+        assert(c:create_bucket(bucket))
+        root = servers.tmpdir()
+        ENV = string.format("AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_REGION=%s AWS_CONFIG_FILE=/dev/null "
+          .. "AWS_SHARED_CREDENTIALS_FILE=/dev/null OBJSTORE_PROGRESS_INTERVAL=0 XDG_STATE_HOME=%s HOME=%s",
+          q(srv.access_key), q(srv.secret_key), q(srv.region), q(root .. "/state"), q(root .. "/state"))
+        CMD = BIN .. " --endpoint " .. q(fp.endpoint)
+        fixture()
+      end)
+
+      teardown(function()
+        if fp then fp:clear() end
+        servers.sh("chattr -R -i " .. q(root) .. " 2>/dev/null; rm -rf " .. q(root))
+        for o in c:list_objects_iter(bucket) do if o then c:delete_object(bucket, o.key) end end
+        c:abort_incomplete_uploads(bucket)
+        c:delete_bucket(bucket)
+      end)
+
+      local function expand(s)
+        return (s:gsub("%$(%u+)", { B = "s3://" .. bucket, L = q(root .. "/tree"), E = q(root .. "/empty"),
+          S = q(root .. "/state"), N = "s3://" .. bucket .. "-new" }))
+      end
+
+      -- Invariant 1: every command that writes, every direction.
+      local WRITERS = {
+        "cp $L/a.txt $B/new/a.txt", "cp -r $L $B/new/", "cp $B/src/x.txt $E/x.txt", "cp -r $B/src/ $E/down/",
+        "cp $B/src/x.txt $B/copy/x.txt", "cp -r $B/src/ $B/copy/",
+        "mv $L/a.txt $B/new/", "mv -r $L $B/new/", "mv $B/src/x.txt $E/", "mv -r $B/src/ $E/down/",
+        "mv $B/src/x.txt $B/moved/x.txt", "mv -r $B/src/ $B/moved/",
+        "rm $B/src/x.txt", "rm -r $B/src/",
+        "sync $L $B/dst/ --delete", "sync $B/dst/ $L --delete", "sync $B/src/ $B/dst/ --delete",
+        "mb $N", "rb --force $B",
+      }
+      -- A value for each option that takes one; $D is the destination's kind of backup.
+      local VALUES = { concurrency = "4", ["part-size"] = "5M", bwlimit = "10M", ["max-delete"] = "100",
+        ["modify-window"] = "2", expires = "60", ["content-type"] = "text/plain", ["state-file"] = "$S/state-file",
+        include = "'*.txt'", exclude = "'*.bin'", method = "GET" }
+      local SKIP = { help = true, h = true, ["dry-run"] = true, r = true, recursive = true, profile = true,
+        endpoint = true, region = true }
+
+      --- The variants of one row: plain, --json, -q, and each option its command accepts.
+      local function variants(row)
+        local cmd = row:match("^(%S+)")
+        local dst_local = row:match("%$L$") or row:match("%$L %-%-") or row:match("%$E/?%S*$")
+        local out = { "", "--json", "-q" }
+        local names = {}
+        for name in pairs(args.COMMANDS[cmd]) do if not SKIP[name] then names[#names + 1] = name end end
+        table.sort(names)
+        for _, name in ipairs(names) do
+          local kind = args.FLAGS[name][1]
+          local value = VALUES[name]
+          if name == "backup" then value = dst_local and "$E/backup" or "$B/backup/" end
+          if kind == "bool" then
+            out[#out + 1] = "--" .. name
+          elseif value then
+            out[#out + 1] = "--" .. name .. " " .. value
+          end
+        end
+        return out
+      end
+
+      it("a dry run sends no write and changes no local byte, for every writing command x option", function()
+        local n, usage_errors, problems = 0, 0, {}
+        for _, row in ipairs(WRITERS) do
+          for _, v in ipairs(variants(row)) do
+            local line = expand(row .. " --dry-run " .. v)
+            local before_local, before_remote = snapshot(root), remote_snapshot()
+            assert(fp:reset_stats())
+            local rc, out, err = run(CMD .. " " .. line, ENV)
+            local w, methods = writes(fp)
+            n = n + 1
+            if rc == 2 then usage_errors = usage_errors + 1 end
+            local why
+            if rc ~= 0 and rc ~= 2 then why = "exit " .. tostring(rc)
+            elseif w > 0 then why = w .. " write(s): " .. cjson.encode(methods)
+            elseif snapshot(root) ~= before_local then why = "a local byte changed"
+            elseif remote_snapshot() ~= before_remote then why = "the store changed"
+            elseif rc == 0 and v ~= "-q" and not (out .. err):find("dry", 1, true) then why = "no dry-run report"
+            end
+            if why then problems[#problems + 1] = line .. ": " .. why .. "\n" .. out .. err end
+          end
+        end
+        print(string.format("\n    dry-run table: %d command lines (%d writing commands), %d usage errors, "
+          .. "%d problems", n, #WRITERS, usage_errors, #problems))
+        assert.same({}, problems)
+        assert.is_true(n > 150)
+      end)
+
+      it("a plain --dry-run reports what it would do, for every writing command", function()
+        for _, row in ipairs(WRITERS) do
+          local rc, out = run(CMD .. " " .. expand(row .. " --dry-run"), ENV)
+          assert.equals(0, rc, row)
+          assert.matches("(dry run)", out, 1, true)
+        end
+      end)
+
+      -- Invariant 2: no source goes without its verified copy.
+      describe("moves", function()
+        before_each(function()
+          fixture()
+          fp:clear()
+        end)
+        after_each(function()
+          fp:clear()
+          servers.sh("chattr -R -i " .. q(root) .. " 2>/dev/null")
+        end)
+
+        it("keep every local source when the store refuses the uploads (single and -r)", function()
+          assert(fp:set{ internal = { rate = 1, methods = { "PUT", "POST" } } })
+          local before = snapshot(root .. "/tree")
+          local rc = run(CMD .. " " .. expand("mv $L/a.txt $B/new/"), ENV)
+          assert.equals(1, rc)
+          rc = run(CMD .. " " .. expand("mv -r $L $B/new/"), ENV)
+          assert.equals(1, rc)
+          assert.equals(before, snapshot(root .. "/tree"))
+        end)
+
+        it("keep the objects when the downloads cannot be written", function()
+          servers.sh("chattr +i " .. q(root .. "/empty"))
+          local before = remote_snapshot()
+          assert.equals(1, (run(CMD .. " " .. expand("mv $B/src/x.txt $E/"), ENV)))
+          assert.equals(1, (run(CMD .. " " .. expand("mv -r $B/src/ $E/"), ENV)))
+          assert.equals(before, remote_snapshot())
+        end)
+
+        it("keep the objects when the store refuses the copies", function()
+          assert(fp:set{ internal = { rate = 1, methods = { "PUT" } } })
+          local before = remote_snapshot()
+          assert.equals(1, (run(CMD .. " " .. expand("mv $B/src/x.txt $B/moved/x.txt"), ENV)))
+          assert.equals(1, (run(CMD .. " " .. expand("mv -r $B/src/ $B/moved/"), ENV)))
+          fp:clear()
+          assert.equals(before, remote_snapshot())
+        end)
+
+        it("say so and exit 1 when a local source cannot be removed", function()
+          servers.sh("chattr +i " .. q(root .. "/tree") .. " " .. q(root .. "/tree/sub"))
+          local rc, _, err = run(CMD .. " " .. expand("mv $L/a.txt $B/new/"), ENV)
+          assert.equals(1, rc)
+          assert.matches("a.txt", err, 1, true)
+          rc = run(CMD .. " " .. expand("mv -r $L $B/new2/"), ENV)
+          assert.equals(1, rc)
+          assert.truthy(lfs.attributes(root .. "/tree/a.txt"))
+        end)
+
+        it("refuse to move onto itself or into an overlapping prefix, deleting nothing", function()
+          local before = remote_snapshot()
+          for _, line in ipairs{ "mv $B/src/x.txt $B/src/x.txt", "mv -r $B/src/ $B/src/", "mv -r $B/src/ $B/src/deep/",
+            "mv -r $B/src/deep/ $B/src/" } do
+            assert(fp:reset_stats())
+            local rc = run(CMD .. " " .. expand(line), ENV)
+            assert.is_true(rc == 1 or rc == 2, line)
+            assert.equals(0, (writes(fp)), line)
+          end
+          assert.equals(before, remote_snapshot())
+        end)
+
+        it("keep a source that was skipped without a content comparison", function()
+          -- An object written by another tool after the file changed, of the
+          -- same size: size and mtime call it in sync, but only a content
+          -- comparison may let the move remove the file.
+          assert(c:put_object(bucket, "dst2/a.txt", "ALPHA\n"))
+          local rc = run(CMD .. " " .. expand("mv -r $L $B/dst2/"), ENV)
+          assert.equals(0, rc)
+          -- Copied again (not proven identical), then removed after its verified upload.
+          local got = assert(c:get_object(bucket, "dst2/a.txt"))
+          assert.equals("alpha\n", got.body)
+        end)
+      end)
+
+      -- Invariant 3: an incomplete listing or walk deletes nothing.
+      describe("incomplete listings", function()
+        before_each(function()
+          fixture()
+          fp:clear()
+        end)
+        after_each(function() fp:clear() end)
+
+        for _, line in ipairs{ "sync $L $B/dst/ --delete", "sync $B/dst/ $L --delete", "sync $B/src/ $B/dst/ --delete",
+          "mv -r $B/src/ $E/down/", "rm -r $B/src/", "rb --force $B" } do
+          it("delete nothing when a listing page fails: " .. line, function()
+            assert(fp:set{ internal = { rate = 1, methods = { "GET" }, match = "list%-type" } })
+            local before_local, before_remote = snapshot(root), remote_snapshot()
+            assert(fp:reset_stats())
+            local rc = run(CMD .. " " .. expand(line), ENV)
+            local _, methods = writes(fp)
+            fp:clear()
+            assert.equals(1, rc)
+            assert.is_nil(methods.DELETE)
+            assert.is_nil(methods.POST)
+            assert.equals(before_remote, remote_snapshot())
+            assert.equals(before_local, snapshot(root))
+          end)
+        end
+      end)
+
+      -- Invariant 4: every failure is a non-zero exit.
+      describe("exit codes", function()
+        before_each(fixture)
+
+        it("are 1 when a write to stdout fails", function()
+          for _, line in ipairs{ "ls $B", "ls -r $B", "cat $B/src/x.txt", "cp $B/src/x.txt -", "stat $B/src/x.txt",
+            "du $B", "presign $B/src/x.txt" } do
+            local rc, _, err = run(CMD .. " " .. expand(line), ENV, "/dev/full")
+            assert.equals(1, rc, line .. ": " .. err)
+          end
+        end)
+
+        it("are non-zero for a local source directory that does not exist", function()
+          for _, line in ipairs{ "sync $E/nothing $B/dst/", "cp -r $E/nothing $B/dst/", "mv -r $E/nothing $B/dst/",
+            "check $E/nothing $B/dst/" } do
+            local rc, _, err = run(CMD .. " " .. expand(line), ENV)
+            assert.is_true(rc == 1 or rc == 2, line)
+            assert.matches("nothing", err, 1, true)
+          end
+        end)
+
+        it("are 1 when the store refuses the writes", function()
+          assert(fp:set{ internal = { rate = 1, methods = { "PUT", "POST", "DELETE" } } })
+          for _, line in ipairs{ "cp $L/a.txt $B/new/", "cp -r $L $B/new/", "sync $L $B/new/", "rm $B/src/x.txt",
+            "rm -r $B/src/", "cp $B/src/x.txt $B/copy/x.txt" } do
+            local rc = run(CMD .. " " .. expand(line), ENV)
+            assert.equals(1, rc, line)
+          end
+          fp:clear()
+        end)
+      end)
+    end)
+  end
+end
