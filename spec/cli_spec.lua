@@ -63,6 +63,33 @@ describe("objstore command line: usage", function()
   end)
 end)
 
+describe("objstore command line: OSS signature version", function()
+  local ENV = "OSS_ACCESS_KEY_ID=ak OSS_ACCESS_KEY_SECRET=sk OSS_REGION=cn-hangzhou AWS_CONFIG_FILE=/dev/null "
+    .. "AWS_SHARED_CREDENTIALS_FILE=/dev/null"
+
+  it("signs OSS URLs with v4 by default, v1 with --signature v1 or OSS_SIGNATURE_VERSION=v1", function()
+    local rc, out = run(BIN .. " presign oss://bucket-x/k", ENV)
+    assert.equals(0, rc)
+    assert.matches("x-oss-signature-version=OSS4-HMAC-SHA256", out, 1, true)
+    for _, how in ipairs{ { BIN .. " presign --signature v1 oss://bucket-x/k", ENV },
+      { BIN .. " presign oss://bucket-x/k", ENV .. " OSS_SIGNATURE_VERSION=v1" } } do
+      rc, out = run(how[1], how[2])
+      assert.equals(0, rc)
+      assert.matches("^https://bucket%-x%.oss%-cn%-hangzhou%.aliyuncs%.com/k%?OSSAccessKeyId=ak&Expires=%d+&Signature=",
+        out)
+    end
+  end)
+
+  it("refuses a signature version other than v1/v4, and v1 for s3://", function()
+    local rc, _, err = run(BIN .. " presign --signature v2 oss://bucket-x/k", ENV)
+    assert.equals(2, rc)
+    assert.matches("must be v1 or v4", err, 1, true)
+    rc, _, err = run(BIN .. " presign --signature v1 s3://bucket-x/k", ENV)
+    assert.equals(2, rc)
+    assert.matches("v4 only", err, 1, true)
+  end)
+end)
+
 for _, srv in ipairs(servers.list()) do
   if srv.name == "rgw" then
     describe("objstore command line on " .. srv.name .. " #server", function()

@@ -25,6 +25,7 @@ _M.FLAGS = {
   ["dry-run"] = { "bool" }, checksum = { "bool" }, ["size-only"] = { "bool" }, force = { "bool" },
   backup = { "string" }, ["delete-excluded"] = { "bool" }, ["no-state"] = { "bool" }, ["state-file"] = { "string" },
   ["follow-symlinks"] = { "bool" }, ["content-type"] = { "string" }, method = { "string" },
+  signature = { "choice", v1 = true, v4 = true },
   ["max-delete"] = { "int", 0, 1e9 },
   concurrency = { "int", 1, 1024 },
   expires = { "int", 1, 604800 },
@@ -35,7 +36,7 @@ _M.FLAGS = {
 
 --- Flags every command takes (they may also come before the command).
 _M.GLOBAL = { profile = true, endpoint = true, region = true, json = true, q = true, quiet = true, help = true,
-  h = true }
+  h = true, signature = true }
 
 local function set(list)
   local t = {}
@@ -145,6 +146,14 @@ function _M.parse(argv, first, command)
           opts.filters[#opts.filters + 1] = { name, value }
           opts[name] = true
         elseif kind == "string" then
+          opts[name] = value
+        elseif kind == "choice" then
+          if not flag[value] then
+            local names = {}
+            for k in pairs(flag) do if k ~= 1 then names[#names + 1] = k end end
+            table.sort(names)
+            usage("option --" .. name .. " must be " .. table.concat(names, " or ") .. ", got '" .. value .. "'")
+          end
           opts[name] = value
         else
           opts[name] = number(name, kind, flag[2], flag[3], value)

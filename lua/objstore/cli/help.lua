@@ -25,6 +25,8 @@ Options for every command:
   --profile NAME      profile of ~/.aws/config and ~/.aws/credentials
   --endpoint URL      endpoint (default: AWS_ENDPOINT_URL / OSS_ENDPOINT, or the provider's)
   --region NAME       region (default: AWS_REGION / OSS_REGION, or the profile's)
+  --signature v4|v1   OSS signature version (default v4, or OSS_SIGNATURE_VERSION);
+                      s3:// is always v4
   --json              one JSON object per line on stdout (progress and a summary)
   -q, --quiet         no progress, no summary
   -h, --help          this text; `objstore COMMAND --help` for a command

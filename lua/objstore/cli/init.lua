@@ -87,9 +87,16 @@ local function client(ctx, loc)
   local c = ctx.clients[loc.provider]
   if c then return c end
   local o = ctx.opts
+  -- OSS signs with V4 unless asked for V1; S3 has only V4.
+  local signature = o.signature
+  if loc.provider == "oss" then
+    signature = signature or os.getenv("OSS_SIGNATURE_VERSION")
+  elseif signature and signature ~= "v4" then
+    usage("--signature " .. signature .. ": s3:// requests are signed with v4 only")
+  end
   local ok, res = pcall(objstore.new, { provider = loc.provider, profile = o.profile, endpoint = o.endpoint,
-    region = o.region })
-  if not ok then usage(tostring(res):gsub("^objstore%.client%.new: ", "")) end
+    region = o.region, signature = signature })
+  if not ok then usage((tostring(res):gsub("^.-objstore%.client%.new: ", ""))) end
   ctx.clients[loc.provider] = res
   return res
 end
