@@ -337,9 +337,11 @@ for _, srv in ipairs(servers.list()) do
         assert.is_nil(res)
         assert.equals("MaxDeleteExceeded", err.code)
         assert.is_true(c:object_exists(bucket, "del/x1"))
+        -- a missing local source is an error of its own, before any request
         res, err = objstore.sync(c, root .. "/nowhere", { bucket = bucket, prefix = "del" }, { delete = true })
         assert.is_nil(res)
-        assert.equals("SourceMissing", err.code)
+        assert.equals("LocalFileError", err.code)
+        assert.matches("source directory .*/nowhere does not exist", err.message)
         assert.is_true(c:object_exists(bucket, "del/keep.txt"))
         res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "del" }, { delete = true,
           backup = "trash" }))
@@ -514,3 +516,112 @@ for k in ['h/../escape','h//abs','h/back\\slash','h/C:drive','h/ok.txt','h/Case'
     end)
   end
 end
+
+-- Issue 17: data safety of sync, check and move.
+
+describe("sync option and argument checks (issue 17)", function()
+  local c = objstore.new{ endpoint = "http://127.0.0.1:9", access_key = "a", secret_key = "b", region = "us-east-1" }
+
+  it("refuses bad numbers before any request, in the one misuse format", function()
+    local bad = {
+      concurrency = { 0, -1, 2.5, 0 / 0, math.huge, 1025, 1e6, "8" },
+      max_delete = { -1, 2.5, 0 / 0, math.huge },
+      bwlimit = { -1, 0 / 0, math.huge, -math.huge },
+      modify_window = { -1, 0 / 0, math.huge },
+      part_size = { 1024, 5 * 1024 * 1024 - 1, 5 * 1024 * 1024 + 0.5, 6 * 1024 * 1024 * 1024, 0 / 0, math.huge },
+      multipart_threshold = { -1, 2.5, 0 / 0, math.huge, 6 * 1024 * 1024 * 1024 },
+    }
+    for _, fname in ipairs{ "sync", "check" } do
+      for k, values in pairs(bad) do
+        for _, v in ipairs(values) do
+          local ok, err = pcall(objstore[fname], c, "/tmp", { bucket = "b" }, { [k] = v })
+          assert.is_false(ok, fname .. " " .. k .. " = " .. tostring(v))
+          assert.is_string(err)
+          assert.is_truthy(err:find("objstore." .. fname .. ": argument #4 (opts." .. k .. "): must be ", 1, true),
+            err)
+        end
+      end
+    end
+    -- good values still pass the checks (the run then fails on the closed port, as a runtime error)
+    local res, err = objstore.sync(c, "/tmp", { bucket = "b" }, { concurrency = 1024, max_delete = 0, bwlimit = 0,
+      modify_window = 2.5, part_size = 5 * 1024 * 1024, multipart_threshold = 0, dry_run = true })
+    assert.is_nil(res)
+    assert.is_table(err)
+  end)
+
+  it("fails on a local source that does not exist or is not a directory, before any request", function()
+    local sent = 0
+    local c2 = objstore.new{ endpoint = "http://127.0.0.1:9", access_key = "a", secret_key = "b",
+      region = "us-east-1", hooks = { on_request = function() sent = sent + 1 end } }
+    local res, err = objstore.sync(c2, "/nonexistent-h17b/dir", { bucket = "b" })
+    assert.is_nil(res)
+    assert.equals("LocalFileError", err.code)
+    assert.matches("source directory /nonexistent%-h17b/dir does not exist", err.message)
+    local dir = servers.tmpdir()
+    servers.write_file(dir .. "/file", "x")
+    res, err = objstore.sync(c2, dir .. "/file", { bucket = "b" })
+    assert.is_nil(res)
+    assert.equals("LocalFileError", err.code)
+    assert.matches("not a directory", err.message)
+    assert.equals(0, sent)
+    sh("rm -rf " .. q(dir))
+  end)
+
+  it("fails a remote key that is not UTF-8 alone and goes on (remote -> local)", function()
+    local dir = servers.tmpdir()
+    local res, err = objstore.sync(c, { bucket = "b", prefix = "u" }, dir, { dry_run = true, state = false,
+      pages = function()
+        return { contents = {
+          { key = "u/a.txt", size = "1", etag = '"e"', last_modified = "2024-01-01T00:00:00.000Z" },
+          { key = "u/bad\255.txt", size = "1", etag = '"e"', last_modified = "2024-01-01T00:00:00.000Z" },
+          { key = "u/c.txt", size = "1", etag = '"e"', last_modified = "2024-01-01T00:00:00.000Z" } } }
+      end })
+    assert.is_nil(res)
+    local r = err.result
+    assert.equals(1, r.failed)
+    assert.equals("InvalidName", r.errors[1].error.code)
+    local planned = {}
+    for _, a in ipairs(r.actions) do planned[a.key] = a.action end
+    assert.equals("download", planned["a.txt"])
+    assert.equals("download", planned["c.txt"])
+    assert.equals("refuse_failed", planned["bad\255.txt"])
+    sh("rm -rf " .. q(dir))
+  end)
+
+  it("refuses a sync or a move of a remote tree onto itself before any request", function()
+    local sent = 0
+    local c2 = objstore.new{ endpoint = "http://127.0.0.1:9", access_key = "a", secret_key = "b",
+      region = "us-east-1", hooks = { on_request = function() sent = sent + 1 end } }
+    for _, pair in ipairs{ { "p", "p" }, { "p", "p/sub" }, { "p/sub", "p" }, { nil, "x" } } do
+      local res, err = objstore.sync(c2, { bucket = "b", prefix = pair[1] }, { bucket = "b", prefix = pair[2] },
+        { move = true, delete = true })
+      assert.is_nil(res)
+      assert.equals("SameSourceDestination", err.code)
+    end
+    assert.equals(0, sent)
+  end)
+
+  it("computes multipart ETags for several part sizes in one read", function()
+    local digest = require "objstore.sync.digest"
+    local dir = servers.tmpdir()
+    local data = string.rep("0123456789abcdef", 40000) -- 640000 bytes
+    servers.write_file(dir .. "/f", data)
+    local function etag(ps)
+      local core = require "objstore.core"
+      local parts = {}
+      for i = 1, #data, ps do
+        local h = core.hash.new("md5")
+        h:update(data:sub(i, i + ps - 1))
+        parts[#parts + 1] = h:digest()
+      end
+      local h = core.hash.new("md5")
+      h:update(table.concat(parts))
+      return core.hash.tohex(h:digest()) .. "-" .. #parts
+    end
+    local got = digest.multipart_etags(dir .. "/f", { 100000, 1024 * 1024, 333333 })
+    assert.equals(etag(100000), got[100000])
+    assert.equals(etag(1024 * 1024), got[1024 * 1024])
+    assert.equals(etag(333333), got[333333])
+    sh("rm -rf " .. q(dir))
+  end)
+end)
