@@ -149,6 +149,11 @@ local function disk_full(err)
   return m:find("No space left", 1, true) ~= nil or m:find("ENOSPC", 1, true) ~= nil
 end
 
+--- Two ETags equal once unquoted (a CopyObject answer may drop the quotes a listing has).
+local function same_etag(a, b)
+  return type(a) == "string" and type(b) == "string" and a:gsub('"', ""):lower() == b:gsub('"', ""):lower()
+end
+
 local function walk_error(e)
   return errors.new{ code = "LocalFileError", message = e.message, retryable = false, path = e.path }
 end
@@ -480,7 +485,7 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
     elseif kind == "up" then
       verified = res ~= nil -- a single PUT with Content-MD5: the server checked the bytes
     elseif res then
-      verified = res.etag ~= nil and res.etag == item.s.etag
+      verified = same_etag(res.etag, item.s.etag)
     end
     if not res then
       failed(item.a, err)
@@ -548,10 +553,10 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
         res, err = dst_client:copy_large(src.bucket, s.key, dst.bucket, dst_key(s.rel), { part_size = opts.part_size })
         -- One part: a CopyObject, its ETag must be the source's; more: the
         -- assembled ETag was checked against the parts' by copy_large.
-        verified = res and ((res.parts or 1) > 1 or res.etag == s.etag)
+        verified = res and ((res.parts or 1) > 1 or same_etag(res.etag, s.etag))
       else
         res, err = execute.copy_across(src, dst, s, dst_key(s.rel))
-        verified = res and res.etag ~= nil and res.etag == s.etag
+        verified = res and same_etag(res.etag, s.etag)
       end
       if res then transferred(l, res, verified) else
         failed(a, err)
