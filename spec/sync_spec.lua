@@ -727,6 +727,39 @@ for _, srv in ipairs(servers.list()) do
         for _, op in ipairs(out.ops) do assert.is_truthy(op ~= "DeleteObjects" and op ~= "DeleteObject", op) end
       end)
 
+      it("an unreadable destination directory fails the run and deletes nothing (run as nobody)", function()
+        if not sh("command -v setpriv") then
+          pending("setpriv (util-linux) is needed to read as another user")
+          return
+        end
+        local dst = root .. "/unread-dst"
+        write(dst .. "/extra.txt", "x")
+        write(dst .. "/locked/old.txt", "o")
+        sh("chmod -R a+rwX " .. q(dst) .. " && chmod 000 " .. q(dst .. "/locked"))
+        local out = child(root, [[
+  local res, err = objstore.sync(c, { bucket = "b", prefix = "u" }, arg[1], { delete = true, dry_run = true,
+    state = false, pages = function()
+      return { contents = { { key = "u/locked/new.txt", size = "1", etag = '"e"',
+        last_modified = "2024-01-01T00:00:00.000Z" }, { key = "u/z.txt", size = "1", etag = '"e"',
+        last_modified = "2024-01-01T00:00:00.000Z" } } }
+    end })
+  local r = res or err.result
+  local planned = {}
+  for _, a in ipairs(r.actions) do planned[a.key] = a.action end
+  local out = (function() ]] .. summary_code() .. [[ end)()
+  out.planned = planned
+  return out
+]], { nobody = true, args = { dst } })
+        sh("chmod 755 " .. q(dst .. "/locked"))
+        assert.is_nil(out.raised)
+        assert.is_false(out.ok)
+        assert.equals("SyncFailed", out.code)
+        assert.matches("cannot read directory", table.concat(out.errors, "\n"))
+        assert.is_nil(out.planned["extra.txt"]) -- no delete planned
+        assert.equals("skip", out.planned["locked/new.txt"]) -- not written where what is there is unknown
+        assert.equals("download", out.planned["z.txt"])
+      end)
+
       it("fails a local name that is not UTF-8 alone; the others are uploaded", function()
         local src = root .. "/utf"
         write(src .. "/good1.txt", "1")

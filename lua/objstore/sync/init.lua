@@ -209,18 +209,19 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
     old_state = state_mod.load(state_mod.legacy_path(local_side.root, rid), rid)
   end
   local new_state = {}
-  -- A state file inside an upload's tree (a `state` path or $XDG_STATE_HOME there) is never uploaded.
+  -- A state file inside the local tree (a `state` path or $XDG_STATE_HOME
+  -- there) is not a file of the sync: never uploaded, never deleted.
   local skip_path
-  if state_path and kind == "up" then
-    local root_abs, st_abs = state_mod.abs_path(src.root), state_mod.abs_path(state_path)
-    if st_abs:sub(1, #root_abs + 1) == root_abs .. "/" then skip_path = src.root .. st_abs:sub(#root_abs + 1) end
+  if state_path then
+    local root_abs, st_abs = state_mod.abs_path(local_side.root), state_mod.abs_path(state_path)
+    if st_abs:sub(1, #root_abs + 1) == root_abs .. "/" then skip_path = local_side.root .. st_abs:sub(#root_abs + 1) end
   end
 
   local keep = filter_mod.from_opts(opts)
   local stats = { src = {}, dst = {} }
   local src_iter, dst_iter, src_missing, local_list
   if dst.kind == "local" then
-    dst_iter, src_missing, local_list = open_side(dst, opts, notice, stats.dst)
+    dst_iter, src_missing, local_list = open_side(dst, opts, notice, stats.dst, nil, false, skip_path)
     if not dst_iter then return nil, src_missing end
     src_iter, src_missing = open_side(src, opts, notice, stats.src, local_list)
   else
