@@ -588,6 +588,15 @@ describe("sync option and argument checks (issue 17)", function()
     sh("rm -rf " .. q(dir))
   end)
 
+  it("checks move and backup", function()
+    assert.has_error(function() objstore.sync(c, "/tmp", { bucket = "b" }, { move = "yes" }) end,
+      "objstore.sync: argument #4 (opts.move): must be a boolean, got string")
+    assert.has_error(function() objstore.sync(c, "/tmp", { bucket = "b" }, { backup = { bucket = 1 } }) end,
+      "objstore.sync: argument #4 (opts.backup): must be a prefix, a directory or {bucket=, prefix=}, got table")
+    assert.has_error(function() objstore.sync(c, { bucket = "b" }, "/tmp", { backup = { bucket = "x" } }) end,
+      "objstore.sync: argument #4 (opts.backup): must be a directory when the destination is local")
+  end)
+
   it("refuses a sync or a move of a remote tree onto itself before any request", function()
     local sent = 0
     local c2 = objstore.new{ endpoint = "http://127.0.0.1:9", access_key = "a", secret_key = "b",

@@ -169,6 +169,9 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
     misuse(fname, 3, "dst", "one side must be remote ({bucket=, prefix=})")
   end
   local kind = src.kind == "local" and "up" or (dst.kind == "local" and "down" or "copy")
+  if dst.kind == "local" and type(opts.backup) == "table" then
+    misuse(fname, 4, "opts.backup", "must be a directory when the destination is local")
+  end
   if overlap(src, dst) then
     return nil, errors.new{ code = "SameSourceDestination", retryable = false, message = "s3://" .. src.bucket .. "/"
       .. src.prefix .. " and s3://" .. dst.bucket .. "/" .. dst.prefix .. " overlap: cannot " .. (opts.move and "move"
