@@ -588,6 +588,21 @@ describe("sync option and argument checks (issue 17)", function()
     sh("rm -rf " .. q(dir))
   end)
 
+  it("changes no local byte in a dry run, not even to probe for case folding", function()
+    local dir = servers.tmpdir()
+    lfs.touch(dir, 1600000000, 1600000000)
+    local res = assert(objstore.sync(c, { bucket = "b" }, dir, { dry_run = true, delete = true, state = false,
+      pages = function()
+        return { contents = { { key = "k", size = "1", etag = '"e"', last_modified = "2024-01-01T00:00:00.000Z" } } }
+      end }))
+    assert.equals("download", res.actions[1].action)
+    assert.equals(1600000000, lfs.attributes(dir, "modification"))
+    local n = 0
+    for name in lfs.dir(dir) do if name ~= "." and name ~= ".." then n = n + 1 end end
+    assert.equals(0, n)
+    sh("rm -rf " .. q(dir))
+  end)
+
   it("checks move and backup", function()
     assert.has_error(function() objstore.sync(c, "/tmp", { bucket = "b" }, { move = "yes" }) end,
       "objstore.sync: argument #4 (opts.move): must be a boolean, got string")

@@ -19,7 +19,7 @@ local core = require "objstore.core"
 local lfs = require "lfs"
 
 local ipairs, tostring, type = ipairs, tostring, type
-local io_open, os_remove = io.open, os.remove
+local os_remove, pcall = os.remove, pcall
 local realpath = core.fs.realpath
 
 local _M = {}
@@ -60,14 +60,28 @@ function _M.backup_target(backup, dst_bucket)
   return nil
 end
 
---- Whether a local directory's filesystem folds case (probed with a file).
-function _M.case_insensitive_dir(root)
+--- Whether a local directory's filesystem folds case. First without
+-- writing: an entry with letters looked up with its case swapped (the
+-- same inode: folded). With no such entry, a dry run says no (it changes
+-- no byte); a real run probes with an exclusive, link-refusing file under
+-- a random name, removed at once.
+function _M.case_insensitive_dir(root, dry)
   if lfs.attributes(root, "mode") ~= "directory" then return false end
-  local probe = root .. "/.objstore-sync-CaseProbe"
-  local f = io_open(probe, "wb")
-  if not f then return false end
-  f:close()
-  local folded = lfs.attributes(root .. "/.objstore-sync-caseprobe") ~= nil
+  local ok, iter, st = pcall(lfs.dir, root)
+  if ok then
+    for name in iter, st do
+      local swapped = name:gsub("%a", function(ch) return ch:lower() == ch and ch:upper() or ch:lower() end)
+      if swapped ~= name then
+        local a, b = lfs.symlinkattributes(root .. "/" .. name), lfs.symlinkattributes(root .. "/" .. swapped)
+        if a then return b ~= nil and b.ino == a.ino and b.dev == a.dev end
+      end
+    end
+  end
+  if dry then return false end
+  local probe = core.fs.temp(root .. "/.objstore-sync-CaseProbe-")
+  if not probe then return false end
+  local dir, base = probe:match("^(.*/)([^/]*)$")
+  local folded = lfs.attributes(dir .. base:lower()) ~= nil
   os_remove(probe)
   return folded
 end

@@ -262,7 +262,7 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
   end
 
   local case_fold = opts.case_insensitive
-  if case_fold == nil and kind == "down" then case_fold = delete_mod.case_insensitive_dir(dst.root) end
+  if case_fold == nil and kind == "down" then case_fold = delete_mod.case_insensitive_dir(dst.root, dry) end
   local folded = case_fold and {} or nil
   local ancestors = {} -- remote keys that are files locally: their "k/..." cannot be written
 
