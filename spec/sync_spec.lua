@@ -854,6 +854,21 @@ for _, srv in ipairs(servers.list()) do
         assert.equals(2, res.removed)
         assert.equals("v-mvd/y/z.txt", servers.read_file(dst .. "/y/z.txt"))
         assert.is_false(c:object_exists(bucket, "mvc/x.txt"))
+        -- A multipart ETag and no stored checksum: the download cannot be verified, the object stays.
+        local up = assert(c:create_multipart_upload(bucket, "mvu/m.txt"))
+        local p1 = assert(c:upload_part(bucket, "mvu/m.txt", up.upload_id, 1, "multi"))
+        assert(c:complete_multipart_upload(bucket, "mvu/m.txt", up.upload_id, { { part_number = 1, etag = p1.etag } }))
+        local err
+        res, err = objstore.sync(c, { bucket = bucket, prefix = "mvu" }, root .. "/mv-unver", { move = true,
+          state = false })
+        assert.is_nil(res)
+        assert.equals(1, err.result.transferred)
+        assert.equals(0, err.result.removed)
+        assert.equals("MoveNotVerified", err.result.errors[1].error.code)
+        assert.matches("not verified: source kept", err.result.errors[1].error.message)
+        assert.is_false(err.result.actions[1].verified)
+        assert.equals("multi", servers.read_file(root .. "/mv-unver/m.txt"))
+        assert.is_true(c:object_exists(bucket, "mvu/m.txt"))
       end)
 
       it("refuses a move onto itself with nothing sent and nothing deleted", function()
