@@ -8,9 +8,14 @@
  *       a regular file, not a link; resized to size when given
  *   core.fs.write_atomic(path, data [, mode]) -> true | nil, err
  *       temporary file, fsync, rename over path, fsync of the directory
+ *   core.fs.realpath(path) -> absolute path | nil, err
+ *       every link, "." and ".." resolved (realpath(3))
+ *   core.fs.mkdir(path [, mode]) -> true | nil, err
+ *       one directory, mode set exactly (0777 by default); an existing one is fine
  * mode defaults to 0666 (the umask applies), as a file a person saves.
  */
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -94,12 +99,34 @@ static int l_write_atomic(lua_State *L) {
   return 1;
 }
 
+static int l_realpath(lua_State *L) {
+  static const char F[] = "core.fs.realpath";
+  const char *path = osl_checklstring(L, 1, F, 1, "path", NULL);
+  char out[PATH_MAX];
+  char err[512];
+  if (os_fs_realpath(path, out, sizeof out, err, sizeof err) != 0) return push_fs_error(L, err, errno);
+  lua_pushstring(L, out);
+  return 1;
+}
+
+static int l_mkdir(lua_State *L) {
+  static const char F[] = "core.fs.mkdir";
+  const char *path = osl_checklstring(L, 1, F, 1, "path", NULL);
+  int mode = lua_isnoneornil(L, 2) ? 0777 : opt_mode(L, 2, F, 2);
+  char err[512];
+  if (os_fs_mkdir(path, mode, err, sizeof err) != 0) return push_fs_error(L, err, errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 int osl_open_fs(lua_State *L) {
   static const luaL_Reg funcs[] = {
       {"create", l_create},
       {"temp", l_temp},
       {"open_existing", l_open_existing},
       {"write_atomic", l_write_atomic},
+      {"realpath", l_realpath},
+      {"mkdir", l_mkdir},
       {NULL, NULL},
   };
   osl_newlib(L, funcs);

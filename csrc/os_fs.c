@@ -4,6 +4,7 @@
 #include "os_fs.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,4 +157,28 @@ done:
   free(tmp);
   free(prefix);
   return rc;
+}
+
+int os_fs_realpath(const char *path, char *out, size_t outlen, char *err, size_t errlen) {
+  char buf[PATH_MAX];
+  if (realpath(path, buf) == NULL) return sys_err(err, errlen, "cannot resolve", path);
+  size_t n = strlen(buf);
+  if (n + 1 > outlen) {
+    errno = ENAMETOOLONG;
+    return sys_err(err, errlen, "cannot resolve", path);
+  }
+  memcpy(out, buf, n + 1);
+  return 0;
+}
+
+int os_fs_mkdir(const char *path, int mode, char *err, size_t errlen) {
+  struct stat st;
+  if (mkdir(path, (mode_t)mode) != 0) {
+    int e = errno;
+    if (e == EEXIST && lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
+    errno = e;
+    return sys_err(err, errlen, "cannot create directory", path);
+  }
+  if (chmod(path, (mode_t)mode) != 0) return sys_err(err, errlen, "cannot set the mode of", path);
+  return 0;
 }

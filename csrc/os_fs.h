@@ -41,4 +41,14 @@ int os_fs_write_all(int fd, const void *p, size_t n, int64_t at);
  * file or the new one; the temporary file is removed on failure. */
 int os_fs_write_atomic(const char *path, const void *data, size_t len, int mode, char *err, size_t errlen);
 
+/* The absolute path of path with every link, "." and ".." resolved
+ * (realpath(3)); out must hold PATH_MAX bytes. Returns 0, or -1 with err
+ * filled and errno kept. */
+int os_fs_realpath(const char *path, char *out, size_t outlen, char *err, size_t errlen);
+
+/* Creates directory path with mode (before the umask, then set exactly, so
+ * a 0700 state directory is 0700 whatever the umask). An existing
+ * directory is not an error (its mode is left alone). Returns 0 or -1. */
+int os_fs_mkdir(const char *path, int mode, char *err, size_t errlen);
+
 #endif

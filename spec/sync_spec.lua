@@ -337,9 +337,11 @@ for _, srv in ipairs(servers.list()) do
         assert.is_nil(res)
         assert.equals("MaxDeleteExceeded", err.code)
         assert.is_true(c:object_exists(bucket, "del/x1"))
+        -- a missing local source is an error of its own, before any request
         res, err = objstore.sync(c, root .. "/nowhere", { bucket = bucket, prefix = "del" }, { delete = true })
         assert.is_nil(res)
-        assert.equals("SourceMissing", err.code)
+        assert.equals("LocalFileError", err.code)
+        assert.matches("source directory .*/nowhere does not exist", err.message)
         assert.is_true(c:object_exists(bucket, "del/keep.txt"))
         res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "del" }, { delete = true,
           backup = "trash" }))
@@ -510,6 +512,472 @@ for k in ['h/../escape','h//abs','h/back\\slash','h/C:drive','h/ok.txt','h/Case'
         dt = monotonic() - t0
         assert.equals(1, res.transferred)
         assert.is_true(dt >= 2.2 and dt < 30, "multipart upload took " .. dt)
+      end)
+    end)
+  end
+end
+
+-- Issue 17: data safety of sync, check and move.
+
+describe("sync option and argument checks (issue 17)", function()
+  local c = objstore.new{ endpoint = "http://127.0.0.1:9", access_key = "a", secret_key = "b", region = "us-east-1" }
+
+  it("refuses bad numbers before any request, in the one misuse format", function()
+    local bad = {
+      concurrency = { 0, -1, 2.5, 0 / 0, math.huge, 1025, 1e6, "8" },
+      max_delete = { -1, 2.5, 0 / 0, math.huge },
+      bwlimit = { -1, 0 / 0, math.huge, -math.huge },
+      modify_window = { -1, 0 / 0, math.huge },
+      part_size = { 1024, 5 * 1024 * 1024 - 1, 5 * 1024 * 1024 + 0.5, 6 * 1024 * 1024 * 1024, 0 / 0, math.huge },
+      multipart_threshold = { -1, 2.5, 0 / 0, math.huge, 6 * 1024 * 1024 * 1024 },
+    }
+    for _, fname in ipairs{ "sync", "check" } do
+      for k, values in pairs(bad) do
+        for _, v in ipairs(values) do
+          local ok, err = pcall(objstore[fname], c, "/tmp", { bucket = "b" }, { [k] = v })
+          assert.is_false(ok, fname .. " " .. k .. " = " .. tostring(v))
+          assert.is_string(err)
+          assert.is_truthy(err:find("objstore." .. fname .. ": argument #4 (opts." .. k .. "): must be ", 1, true),
+            err)
+        end
+      end
+    end
+    -- good values still pass the checks (the run then fails on the closed port, as a runtime error)
+    local res, err = objstore.sync(c, "/tmp", { bucket = "b" }, { concurrency = 1024, max_delete = 0, bwlimit = 0,
+      modify_window = 2.5, part_size = 5 * 1024 * 1024, multipart_threshold = 0, dry_run = true })
+    assert.is_nil(res)
+    assert.is_table(err)
+  end)
+
+  it("fails on a local source that does not exist or is not a directory, before any request", function()
+    local sent = 0
+    local c2 = objstore.new{ endpoint = "http://127.0.0.1:9", access_key = "a", secret_key = "b",
+      region = "us-east-1", hooks = { on_request = function() sent = sent + 1 end } }
+    local res, err = objstore.sync(c2, "/nonexistent-h17b/dir", { bucket = "b" })
+    assert.is_nil(res)
+    assert.equals("LocalFileError", err.code)
+    assert.matches("source directory /nonexistent%-h17b/dir does not exist", err.message)
+    local dir = servers.tmpdir()
+    servers.write_file(dir .. "/file", "x")
+    res, err = objstore.sync(c2, dir .. "/file", { bucket = "b" })
+    assert.is_nil(res)
+    assert.equals("LocalFileError", err.code)
+    assert.matches("not a directory", err.message)
+    assert.equals(0, sent)
+    sh("rm -rf " .. q(dir))
+  end)
+
+  it("fails a remote key that is not UTF-8 alone and goes on (remote -> local)", function()
+    local dir = servers.tmpdir()
+    local res, err = objstore.sync(c, { bucket = "b", prefix = "u" }, dir, { dry_run = true, state = false,
+      pages = function()
+        return { contents = {
+          { key = "u/a.txt", size = "1", etag = '"e"', last_modified = "2024-01-01T00:00:00.000Z" },
+          { key = "u/bad\255.txt", size = "1", etag = '"e"', last_modified = "2024-01-01T00:00:00.000Z" },
+          { key = "u/c.txt", size = "1", etag = '"e"', last_modified = "2024-01-01T00:00:00.000Z" } } }
+      end })
+    assert.is_nil(res)
+    local r = err.result
+    assert.equals(1, r.failed)
+    assert.equals("InvalidName", r.errors[1].error.code)
+    local planned = {}
+    for _, a in ipairs(r.actions) do planned[a.key] = a.action end
+    assert.equals("download", planned["a.txt"])
+    assert.equals("download", planned["c.txt"])
+    assert.equals("refuse_failed", planned["bad\255.txt"])
+    sh("rm -rf " .. q(dir))
+  end)
+
+  it("changes no local byte in a dry run, not even to probe for case folding", function()
+    local dir = servers.tmpdir()
+    lfs.touch(dir, 1600000000, 1600000000)
+    local res = assert(objstore.sync(c, { bucket = "b" }, dir, { dry_run = true, delete = true, state = false,
+      pages = function()
+        return { contents = { { key = "k", size = "1", etag = '"e"', last_modified = "2024-01-01T00:00:00.000Z" } } }
+      end }))
+    assert.equals("download", res.actions[1].action)
+    assert.equals(1600000000, lfs.attributes(dir, "modification"))
+    local n = 0
+    for name in lfs.dir(dir) do if name ~= "." and name ~= ".." then n = n + 1 end end
+    assert.equals(0, n)
+    sh("rm -rf " .. q(dir))
+  end)
+
+  it("checks move and backup", function()
+    assert.has_error(function() objstore.sync(c, "/tmp", { bucket = "b" }, { move = "yes" }) end,
+      "objstore.sync: argument #4 (opts.move): must be a boolean, got string")
+    assert.has_error(function() objstore.sync(c, "/tmp", { bucket = "b" }, { backup = { bucket = 1 } }) end,
+      "objstore.sync: argument #4 (opts.backup): must be a prefix, a directory or {bucket=, prefix=}, got table")
+    assert.has_error(function() objstore.sync(c, { bucket = "b" }, "/tmp", { backup = { bucket = "x" } }) end,
+      "objstore.sync: argument #4 (opts.backup): must be a directory when the destination is local")
+  end)
+
+  it("refuses a sync or a move of a remote tree onto itself before any request", function()
+    local sent = 0
+    local c2 = objstore.new{ endpoint = "http://127.0.0.1:9", access_key = "a", secret_key = "b",
+      region = "us-east-1", hooks = { on_request = function() sent = sent + 1 end } }
+    for _, pair in ipairs{ { "p", "p" }, { "p", "p/sub" }, { "p/sub", "p" }, { nil, "x" } } do
+      local res, err = objstore.sync(c2, { bucket = "b", prefix = pair[1] }, { bucket = "b", prefix = pair[2] },
+        { move = true, delete = true })
+      assert.is_nil(res)
+      assert.equals("SameSourceDestination", err.code)
+    end
+    assert.equals(0, sent)
+  end)
+
+  it("computes multipart ETags for several part sizes in one read", function()
+    local digest = require "objstore.sync.digest"
+    local dir = servers.tmpdir()
+    local data = string.rep("0123456789abcdef", 40000) -- 640000 bytes
+    servers.write_file(dir .. "/f", data)
+    local function etag(ps)
+      local core = require "objstore.core"
+      local parts = {}
+      for i = 1, #data, ps do
+        local h = core.hash.new("md5")
+        h:update(data:sub(i, i + ps - 1))
+        parts[#parts + 1] = h:digest()
+      end
+      local h = core.hash.new("md5")
+      h:update(table.concat(parts))
+      return core.hash.tohex(h:digest()) .. "-" .. #parts
+    end
+    local got = digest.multipart_etags(dir .. "/f", { 100000, 1024 * 1024, 333333 })
+    assert.equals(etag(100000), got[100000])
+    assert.equals(etag(1024 * 1024), got[1024 * 1024])
+    assert.equals(etag(333333), got[333333])
+    sh("rm -rf " .. q(dir))
+  end)
+end)
+
+--- The command that runs this Lua with this checkout's modules (for child processes).
+local function lua_command()
+  local cwd = lfs.currentdir()
+  local interp = jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
+  return "LUA_PATH=" .. q(cwd .. "/lua/?.lua;" .. cwd .. "/lua/?/init.lua;;") .. " LUA_CPATH="
+    .. q(cwd .. "/build/" .. interp .. "/?.so;;") .. " " .. interp
+end
+
+--- Runs `body` (Lua returning a table; `objstore`, `cjson`, `c` (a client
+-- for the test server) and `arg` in scope) in a child process, bounded by
+-- timeout, with `env` set and as user nobody when `nobody`; returns the table.
+local function child(dir, body, o)
+  local f = dir .. "/child-" .. tostring(math.random(1e9)) .. ".lua"
+  servers.write_file(f, [[
+local cjson = require "cjson"
+local objstore = require "objstore"
+local ops = {}
+local c = objstore.new{ endpoint = os.getenv("OBJSTORE_TEST_ENDPOINT"),
+  access_key = os.getenv("OBJSTORE_TEST_ACCESS_KEY"),
+  secret_key = os.getenv("OBJSTORE_TEST_SECRET_KEY"), region = os.getenv("OBJSTORE_TEST_REGION") or "us-east-1",
+  hooks = { on_request = function(e) ops[#ops + 1] = e.op end } }
+local function run(...)
+]] .. body .. [[
+
+end
+local ok, out = pcall(run, ...)
+io.write(cjson.encode(ok and out or { raised = tostring(out) }))
+]])
+  sh("chmod 644 " .. q(f))
+  local env = ""
+  for k, v in pairs(o.env or {}) do env = env .. k .. "=" .. q(v) .. " " end
+  local args = ""
+  for _, a in ipairs(o.args or {}) do args = args .. " " .. q(a) end
+  local as = o.nobody and " timeout 120 setpriv --reuid=nobody --regid=nogroup --clear-groups %1" or " timeout 120 %1"
+  local cmd = "env " .. env .. lua_command():gsub(" (%S+)$", as) .. " " .. q(f) .. args
+  local ok, out = sh(cmd)
+  os.remove(f)
+  assert(ok, out)
+  return require("cjson").decode(out:match("{.*}$") or out)
+end
+
+local function summary_code()
+  return [[
+  local r = res or (err and err.result) or {}
+  local msgs = {}
+  for _, e in ipairs(r.errors or {}) do
+    msgs[#msgs + 1] = tostring(e.key) .. ": " .. tostring(e.error and e.error.message)
+  end
+  return { ok = res ~= nil, code = err and err.code, message = err and err.message, failed = r.failed,
+    deleted = r.deleted, transferred = r.transferred, errors = msgs, ops = ops }
+]]
+end
+
+for _, srv in ipairs(servers.list()) do
+  if srv.name == "rgw" then
+    describe("sync data safety (issue 17) on " .. srv.name .. " #server", function()
+      local c, bucket, root
+      local log = {}
+
+      setup(function()
+        c = servers.client(srv, { hooks = { on_request = function(e) log[#log + 1] = e.op end } })
+        bucket = servers.bucket_name("h17-sync")
+        assert(c:create_bucket(bucket))
+        root = servers.tmpdir()
+        sh("chmod 755 " .. q(root))
+      end)
+
+      teardown(function()
+        servers.cleanup(c, bucket)
+        sh("chmod -R u+rwX " .. q(root) .. "; rm -rf " .. q(root))
+      end)
+
+      before_each(function()
+        for i = #log, 1, -1 do log[i] = nil end
+      end)
+
+      it("an unreadable source directory fails the run and deletes nothing (run as nobody)", function()
+        if not sh("command -v setpriv") then
+          pending("setpriv (util-linux) is needed to read as another user")
+          return
+        end
+        local src = root .. "/unread"
+        write(src .. "/a.txt", "a")
+        write(src .. "/sub/b.txt", "b")
+        write(src .. "/sub/c.txt", "c")
+        assert(objstore.sync(c, src, { bucket = bucket, prefix = "unread" }, { state = false }))
+        sh("chmod -R a+rX " .. q(src) .. " && chmod 000 " .. q(src .. "/sub"))
+        local out = child(root, [[
+  local res, err = objstore.sync(c, arg[1], { bucket = arg[2], prefix = "unread" }, { delete = true, state = false })
+]] .. summary_code(), { nobody = true, args = { src, bucket } })
+        sh("chmod 755 " .. q(src .. "/sub"))
+        assert.is_nil(out.raised)
+        assert.is_false(out.ok)
+        assert.equals("SyncFailed", out.code)
+        assert.equals(0, out.deleted)
+        assert.matches("cannot read directory", table.concat(out.errors, "\n"))
+        assert.is_true(c:object_exists(bucket, "unread/sub/b.txt"))
+        assert.is_true(c:object_exists(bucket, "unread/sub/c.txt"))
+        for _, op in ipairs(out.ops) do assert.is_truthy(op ~= "DeleteObjects" and op ~= "DeleteObject", op) end
+      end)
+
+      it("an unreadable destination directory fails the run and deletes nothing (run as nobody)", function()
+        if not sh("command -v setpriv") then
+          pending("setpriv (util-linux) is needed to read as another user")
+          return
+        end
+        local dst = root .. "/unread-dst"
+        write(dst .. "/extra.txt", "x")
+        write(dst .. "/locked/old.txt", "o")
+        sh("chmod -R a+rwX " .. q(dst) .. " && chmod 000 " .. q(dst .. "/locked"))
+        local out = child(root, [[
+  local res, err = objstore.sync(c, { bucket = "b", prefix = "u" }, arg[1], { delete = true, dry_run = true,
+    state = false, pages = function()
+      return { contents = { { key = "u/locked/new.txt", size = "1", etag = '"e"',
+        last_modified = "2024-01-01T00:00:00.000Z" }, { key = "u/z.txt", size = "1", etag = '"e"',
+        last_modified = "2024-01-01T00:00:00.000Z" } } }
+    end })
+  local r = res or err.result
+  local planned = {}
+  for _, a in ipairs(r.actions) do planned[a.key] = a.action end
+  local out = (function() ]] .. summary_code() .. [[ end)()
+  out.planned = planned
+  return out
+]], { nobody = true, args = { dst } })
+        sh("chmod 755 " .. q(dst .. "/locked"))
+        assert.is_nil(out.raised)
+        assert.is_false(out.ok)
+        assert.equals("SyncFailed", out.code)
+        assert.matches("cannot read directory", table.concat(out.errors, "\n"))
+        assert.is_nil(out.planned["extra.txt"]) -- no delete planned
+        assert.equals("skip", out.planned["locked/new.txt"]) -- not written where what is there is unknown
+        assert.equals("download", out.planned["z.txt"])
+      end)
+
+      it("fails a local name that is not UTF-8 alone; the others are uploaded", function()
+        local src = root .. "/utf"
+        write(src .. "/good1.txt", "1")
+        write(src .. "/bad\255.txt", "2")
+        write(src .. "/good2.txt", "3")
+        local ok, res, err = pcall(objstore.sync, c, src, { bucket = bucket, prefix = "utf" }, { state = false })
+        assert.is_true(ok, tostring(res))
+        assert.is_nil(res)
+        local r = err.result
+        assert.equals(2, r.transferred)
+        assert.equals(1, r.failed)
+        assert.equals("InvalidName", r.errors[1].error.code)
+        assert.is_true(c:object_exists(bucket, "utf/good1.txt"))
+        assert.is_true(c:object_exists(bucket, "utf/good2.txt"))
+      end)
+
+      it("moves a tree up, keeping a file skipped by mtime whose content could not be compared", function()
+        local src = root .. "/mv"
+        write(src .. "/a.txt", "alpha", 1600000000)
+        write(src .. "/d/b.txt", "beta", 1600000000)
+        write(src .. "/same.txt", "SAME!", 1600000000)
+        write(src .. "/kept.txt", "LOCAL", 1600000000)
+        assert(c:put_object(bucket, "mv/same.txt", "SAME!")) -- identical (plain MD5 ETag): proven, source removed
+        -- Another tool's object, same size, newer, one-part multipart (ETag "<md5>-1"), no checksum: not comparable.
+        local up = assert(c:create_multipart_upload(bucket, "mv/kept.txt"))
+        local p1 = assert(c:upload_part(bucket, "mv/kept.txt", up.upload_id, 1, "REMOT"))
+        assert(c:complete_multipart_upload(bucket, "mv/kept.txt", up.upload_id,
+          { { part_number = 1, etag = p1.etag } }))
+        -- A dry run first: no write, nothing removed.
+        for i = #log, 1, -1 do log[i] = nil end
+        local res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "mv" }, { move = true, dry_run = true,
+          state = false }))
+        assert.equals(0, res.removed)
+        for _, op in ipairs(log) do assert.is_truthy(op == "ListObjectsV2" or op == "HeadObject", op) end
+        for _, f in ipairs{ "a.txt", "d/b.txt", "same.txt", "kept.txt" } do
+          assert.is_truthy(lfs.attributes(src .. "/" .. f), f)
+        end
+        assert.is_false(c:object_exists(bucket, "mv/a.txt"))
+        res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "mv" }, { move = true, state = false }))
+        assert.equals(2, res.transferred)
+        assert.equals(3, res.removed)
+        assert.equals(1, res.kept)
+        local by = {}
+        for _, a in ipairs(res.actions) do by[a.key] = a end
+        assert.is_true(by["a.txt"].verified)
+        assert.is_true(by["a.txt"].removed)
+        assert.is_true(by["same.txt"].removed)
+        assert.is_nil(by["kept.txt"].removed)
+        assert.matches("kept.txt", table.concat(res.notices, "\n"))
+        assert.is_nil(lfs.attributes(src .. "/a.txt"))
+        assert.is_nil(lfs.attributes(src .. "/d/b.txt"))
+        assert.is_nil(lfs.attributes(src .. "/same.txt"))
+        assert.equals("LOCAL", servers.read_file(src .. "/kept.txt"))
+        assert.equals("REMOT", c:get_object(bucket, "mv/kept.txt").body)
+        assert.equals("alpha", c:get_object(bucket, "mv/a.txt").body)
+      end)
+
+      it("moves down and server-side, removing verified sources in one DeleteObjects", function()
+        for _, k in ipairs{ "mvd/x.txt", "mvd/y/z.txt" } do assert(c:put_object(bucket, k, "v-" .. k)) end
+        local res = assert(objstore.sync(c, { bucket = bucket, prefix = "mvd" }, { bucket = bucket, prefix = "mvc" },
+          { move = true }))
+        assert.equals(2, res.removed)
+        assert.equals(1, ops_of(log).DeleteObjects)
+        assert.is_false(c:object_exists(bucket, "mvd/x.txt"))
+        local dst = root .. "/mv-down"
+        res = assert(objstore.sync(c, { bucket = bucket, prefix = "mvc" }, dst, { move = true, state = false }))
+        assert.equals(2, res.transferred)
+        assert.equals(2, res.removed)
+        assert.equals("v-mvd/y/z.txt", servers.read_file(dst .. "/y/z.txt"))
+        assert.is_false(c:object_exists(bucket, "mvc/x.txt"))
+        -- A multipart ETag and no stored checksum: the download cannot be verified, the object stays.
+        local up = assert(c:create_multipart_upload(bucket, "mvu/m.txt"))
+        local p1 = assert(c:upload_part(bucket, "mvu/m.txt", up.upload_id, 1, "multi"))
+        assert(c:complete_multipart_upload(bucket, "mvu/m.txt", up.upload_id, { { part_number = 1, etag = p1.etag } }))
+        local err
+        res, err = objstore.sync(c, { bucket = bucket, prefix = "mvu" }, root .. "/mv-unver", { move = true,
+          state = false })
+        assert.is_nil(res)
+        assert.equals(1, err.result.transferred)
+        assert.equals(0, err.result.removed)
+        assert.equals("MoveNotVerified", err.result.errors[1].error.code)
+        assert.matches("not verified: source kept", err.result.errors[1].error.message)
+        assert.is_false(err.result.actions[1].verified)
+        assert.equals("multi", servers.read_file(root .. "/mv-unver/m.txt"))
+        assert.is_true(c:object_exists(bucket, "mvu/m.txt"))
+      end)
+
+      it("refuses a move onto itself with nothing sent and nothing deleted", function()
+        assert(c:put_object(bucket, "self/a", "a"))
+        for i = #log, 1, -1 do log[i] = nil end
+        local res, err = objstore.sync(c, { bucket = bucket, prefix = "self" }, { bucket = bucket,
+          prefix = "self/inner" }, { move = true, delete = true })
+        assert.is_nil(res)
+        assert.equals("SameSourceDestination", err.code)
+        assert.equals(0, #log)
+        assert.is_true(c:object_exists(bucket, "self/a"))
+      end)
+
+      it("check --checksum proves a multipart object by its recomputed ETag, else says unverified", function()
+        local env = "AWS_ACCESS_KEY_ID=" .. q(srv.access_key) .. " AWS_SECRET_ACCESS_KEY=" .. q(srv.secret_key)
+          .. " AWS_DEFAULT_REGION=" .. q(srv.region) .. " AWS_SHARED_CREDENTIALS_FILE=/dev/null"
+        local cfg = root .. "/aws7.cfg"
+        servers.write_file(cfg, "[default]\ns3 =\n  multipart_chunksize = 7MB\n")
+        local function aws(file, key, config)
+          local ok, out = sh("env " .. env .. " AWS_CONFIG_FILE=" .. q(config or "/dev/null")
+            .. " timeout 120 aws s3 cp --only-show-errors --endpoint-url " .. q(srv.endpoint) .. " " .. q(file) .. " "
+            .. q("s3://" .. bucket .. "/" .. key))
+          assert(ok, out)
+        end
+        sh("mkdir -p " .. q(root .. "/ck1") .. " " .. q(root .. "/ck2"))
+        assert(sh("head -c 20971520 /dev/urandom > " .. q(root .. "/ck1/big.bin")))
+        aws(root .. "/ck1/big.bin", "ck1/big.bin") -- 8 MiB parts: 3 parts
+        assert.matches("%-3\"?$", assert(c:head_object(bucket, "ck1/big.bin")).etag)
+        local rep = assert(objstore.check(c, root .. "/ck1", { bucket = bucket, prefix = "ck1" },
+          { compare = "checksum" }))
+        assert.is_true(rep.ok)
+        assert.equals(1, rep.matched)
+        local compared = rep.compared
+        -- Same size, other bytes, 7 MiB parts (3 parts too: no candidate reproduces the ETag).
+        assert(sh("head -c 20971520 /dev/urandom > " .. q(root .. "/ck2/big.bin")))
+        aws(root .. "/ck2/big.bin", "ck2/big.bin", cfg)
+        assert(sh("head -c 20971520 /dev/urandom > " .. q(root .. "/ck2/big.bin")))
+        lfs.touch(root .. "/ck2/big.bin", 1600000000, 1600000000) -- older than the object
+        rep = assert(objstore.check(c, root .. "/ck2", { bucket = bucket, prefix = "ck2" }, { compare = "checksum" }))
+        assert.is_false(rep.ok)
+        assert.same({ "big.bin" }, rep.unverified)
+        assert.equals(0, rep.matched)
+        local res = assert(objstore.sync(c, root .. "/ck2", { bucket = bucket, prefix = "ck2" },
+          { compare = "checksum", state = false, dry_run = true }))
+        assert.equals(1, res.unverified)
+        assert.matches("^not compared", res.actions[1].reason)
+        assert.equals("content (MD5/CRC)", compared)
+        assert.equals("size and modification time",
+          assert(objstore.check(c, root .. "/ck2", { bucket = bucket, prefix = "ck2" })).compared)
+      end)
+
+      it("keeps its state under XDG_STATE_HOME and its own files out of the upload at any depth", function()
+        local src = root .. "/st"
+        local xdg = root .. "/xdg"
+        write(src .. "/f.txt", "f")
+        write(src .. "/sub/g.txt", "g")
+        write(src .. "/sub/x.objstore-tmp-0123abcd", "t")
+        write(src .. "/sub/.objstore-sync-0badf00d", "s")
+        write(src .. "/sub/y.objstore-part-ab12", "p")
+        write(src .. "/sub/z.objstore-cp", "c")
+        local body = [[
+  local res, err = objstore.sync(c, arg[1], { bucket = arg[2], prefix = "st" })
+  local first = { transferred = res and res.transferred, state_path = res and res.state_path,
+    err = err and err.message }
+  for i = #ops, 1, -1 do ops[i] = nil end
+  local res2, err2 = objstore.sync(c, arg[1], { bucket = arg[2], prefix = "st" })
+  return { first = first, skipped = res2 and res2.skipped, err2 = err2 and err2.message, ops = ops }
+]]
+        local out = child(root, body, { env = { XDG_STATE_HOME = xdg }, args = { src, bucket } })
+        assert.is_nil(out.raised)
+        assert.equals(2, out.first.transferred, out.first.err)
+        assert.equals(2, out.skipped, out.err2)
+        for _, op in ipairs(out.ops) do assert.equals("ListObjectsV2", op) end -- a no-op re-run: no HEAD
+        local ok, found = sh("find " .. q(src) .. " -maxdepth 1 -name '.objstore-*'")
+        assert(ok)
+        assert.equals("", found)
+        assert.matches("^" .. xdg:gsub("%p", "%%%0") .. "/objstore/sync/%x+%.state$", out.first.state_path)
+        assert.is_truthy(lfs.attributes(out.first.state_path))
+        local _, mode = sh("stat -c %a " .. q(xdg .. "/objstore/sync"))
+        assert.equals("700", mode:match("%d+"))
+        for _, k in ipairs{ "sub/x.objstore-tmp-0123abcd", "sub/.objstore-sync-0badf00d", "sub/y.objstore-part-ab12",
+          "sub/z.objstore-cp" } do
+          assert.is_false(c:object_exists(bucket, "st/" .. k), k)
+        end
+      end)
+
+      it("never deletes through a followed directory link out of the destination", function()
+        local dst = root .. "/sl-dst"
+        write(root .. "/outside/victim.txt", "precious")
+        sh("mkdir -p " .. q(dst) .. " && ln -s ../outside " .. q(dst .. "/link"))
+        assert(c:put_object(bucket, "sl/keep.txt", "k"))
+        local res, err = objstore.sync(c, { bucket = bucket, prefix = "sl" }, dst, { delete = true,
+          follow_symlinks = true, state = false })
+        assert.is_nil(res)
+        assert.equals(0, err.result.deleted)
+        assert.matches("outside", tostring(err.result.errors[1].error.message))
+        assert.equals("precious", servers.read_file(root .. "/outside/victim.txt"))
+        assert.equals("k", servers.read_file(dst .. "/keep.txt"))
+      end)
+
+      it("moves deleted objects to a backup given as {bucket=, prefix=}", function()
+        local src = root .. "/bk"
+        write(src .. "/keep.txt", "k")
+        assert(c:put_object(bucket, "bk/extra.txt", "x"))
+        local res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "bk" }, { delete = true, state = false,
+          backup = { bucket = bucket, prefix = "bk-trash" } }))
+        assert.equals(1, res.deleted)
+        assert.is_false(c:object_exists(bucket, "bk/extra.txt"))
+        assert.equals("x", c:get_object(bucket, "bk-trash/extra.txt").body)
       end)
     end)
   end

@@ -16,8 +16,10 @@
 -- modify_window (seconds, default 0) is the slack for coarse filesystems.
 local digest = require "objstore.sync.digest"
 local names = require "objstore.sync.names"
+local plan = require "objstore.transfer.plan"
 
-local abs = math.abs
+local abs, ipairs, tostring = math.abs, ipairs, tostring
+local MiB = 1024 * 1024
 
 local _M = {}
 
@@ -31,40 +33,76 @@ local function local_digest(e)
   return e.digest
 end
 
+--- The part sizes a multipart object of `size` bytes and `parts` parts
+-- may have been uploaded with: objstore's own choice, the part_size
+-- option, and the common tool defaults (8 MiB: aws cli, boto3, rclone's
+-- older default; 5 MiB: s3cmd, rclone's minimum; 15 and 16 MiB: s3cmd's
+-- and rclone's; 64 MiB), those whose part count is `parts`.
+local function candidate_sizes(size, parts, opts, provider)
+  local seen, out = {}, {}
+  local function add(ps)
+    if ps and ps > 0 and not seen[ps] and math.max(1, math.ceil(size / ps)) == parts then
+      seen[ps] = true
+      out[#out + 1] = ps
+    end
+  end
+  add((plan.part_size(size, provider)))
+  if opts.part_size then
+    add(opts.part_size)
+    add((plan.part_size(size, provider, opts.part_size)))
+  end
+  for _, mib in ipairs{ 8, 5, 16, 15, 64 } do add(mib * MiB) end
+  return out
+end
+
 --- Checksum verdict between a local file and a remote entry: true (same),
--- false (differs), nil (the remote gives nothing to compare with yet).
-local function same_content(l, r)
+-- false (differs), nil (nothing to compare with: unverified), and how.
+local function same_content(l, r, opts, provider)
   local md5 = digest.etag_md5(r.etag)
   if md5 then
     local d = local_digest(l)
-    return d and d.md5_hex == md5
+    return d and d.md5_hex == md5, "MD5"
   end
   if r.meta_crc then
     local d = local_digest(l)
-    return d and d.crc64nvme == r.meta_crc
+    return d and d.crc64nvme == r.meta_crc, "stored CRC-64/NVME"
   end
   if r.crc64ecma then
     local d = local_digest(l)
-    return d and d.crc64ecma == r.crc64ecma
+    return d and d.crc64ecma == r.crc64ecma, "CRC-64"
   end
-  return nil
+  if not r.head then return nil end
+  local hex, parts = digest.etag_multipart(r.etag)
+  if hex and l.path then
+    local sizes = candidate_sizes(l.size, parts, opts, provider)
+    if #sizes > 0 then
+      local etags = digest.multipart_etags(l.path, sizes)
+      local want = hex .. "-" .. parts
+      for _, ps in ipairs(sizes) do
+        if etags and etags[ps] == want then return true, "multipart ETag (" .. ps .. "-byte parts)" end
+      end
+    end
+    return nil, "multipart ETag matches no known part size and no checksum is stored"
+  end
+  return nil, "ETag is not an MD5 and no checksum is stored"
 end
 
-local function compare_checksum(kind, s, d)
+--- -> verdict, reason, code ("same", "differ", "unverified", "head")
+local function compare_checksum(kind, s, d, opts, provider)
   if kind == "copy" then
-    if s.etag and s.etag == d.etag then return "skip", "same ETag" end
-    if not (s.head and d.head) then return "head", "ETags differ" end
+    if s.etag and s.etag == d.etag then return "skip", "same ETag", "same" end
+    if not (s.head and d.head) then return "head", "ETags differ", "head" end
     local a, b = s.meta_crc or s.crc64ecma, d.meta_crc or d.crc64ecma
-    if a and a == b then return "skip", "same stored checksum" end
-    return "transfer", a and b and "checksum differs" or "ETag differs"
+    if a and a == b then return "skip", "same stored checksum", "same" end
+    return "transfer", a and b and "checksum differs" or "ETag differs", "differ"
   end
   local l, r = s, d
   if kind == "down" then l, r = d, s end
-  local same = same_content(l, r)
-  if same == nil and not r.head then return "head", "multipart ETag: need the stored checksum" end
-  if same == nil then return nil end
-  if same then return "skip", "same checksum" end
-  return "transfer", "checksum differs"
+  local same, how = same_content(l, r, opts, provider)
+  if same == nil and not r.head then return "head", "multipart ETag: need the stored checksum", "head" end
+  if same == nil then return "skip", "not compared: " .. tostring(how), "unverified" end
+  if same then return "skip", "same checksum", "same", how end
+  return "transfer", "checksum differs", "differ"
 end
 
 local function compare_mtime(kind, s, d, st, win)
@@ -110,18 +148,30 @@ local function compare_mtime(kind, s, d, st, win)
   return "transfer", "ETag differs"
 end
 
---- decide(kind, s, d, st, opts) -> verdict, reason
-function _M.decide(kind, s, d, st, opts)
-  if not d then return "transfer", "missing on destination" end
-  if s.size ~= d.size then return "transfer", "size differs" end
+--- decide(kind, s, d, st, opts, provider) -> verdict, reason, code
+-- verdict: "transfer", "skip" or "head"; code says what the verdict rests
+-- on: "missing", "differ", "same" (the content was compared: identical),
+-- "matched" (size and mtime, or size: not the content), "unverified"
+-- (compare = "checksum" and nothing to compare the content with: never
+-- reported as the same), "head". With opts.move the content decides
+-- wherever it can be compared (a difference is transferred, sameness is
+-- "same"); elsewhere the mode's verdict stands, and the sync keeps the
+-- source of a "matched" skip (only "same" lets it be removed).
+function _M.decide(kind, s, d, st, opts, provider)
+  if not d then return "transfer", "missing on destination", "missing" end
+  if s.size ~= d.size then return "transfer", "size differs", "differ" end
   local mode = opts.compare or "size_mtime"
-  if mode == "size_only" then return "skip", "same size" end
-  if mode == "checksum" then
-    local v, why = compare_checksum(kind, s, d)
-    if v then return v, why end
-    -- Nothing stored to compare a multipart object with: size and mtime.
+  if opts.move then
+    -- The content decides where it can be compared; where it cannot,
+    -- the mode's own verdict (a skip then keeps the source).
+    local v, why, code = compare_checksum(kind, s, d, opts, provider)
+    if code ~= "unverified" then return v, why, code end
+    if mode == "checksum" then return "transfer", why .. " (move: transferred)", "differ" end
   end
-  return compare_mtime(kind, s, d, st, opts.modify_window or 0)
+  if mode == "size_only" then return "skip", "same size", "matched" end
+  if mode == "checksum" then return compare_checksum(kind, s, d, opts, provider) end
+  local v, why = compare_mtime(kind, s, d, st, opts.modify_window or 0)
+  return v, why, v == "skip" and "matched" or (v == "head" and "head" or "differ")
 end
 
 --- What a HEAD says about an object, merged into its entry.

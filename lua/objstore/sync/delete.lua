@@ -4,26 +4,84 @@
 -- incomplete, or the source root is missing or empty (unless `force`);
 -- more than `max_delete` candidates delete nothing and are an error of
 -- their own (MaxDeleteExceeded). With `backup` (a prefix in the
--- destination bucket, or a local directory) the entries are moved there
--- instead of deleted.
+-- destination bucket, { bucket =, prefix = } elsewhere, or a local
+-- directory) the entries are moved there instead of deleted.
+--
+-- A local file is removed (or moved away) only when its resolved location
+-- is inside the root (the realpath of its directory is the root's or
+-- below it) and, unless symbolic links are followed, no directory between
+-- the root and the file is a link: a delete never reaches through a link
+-- out of the destination.
 local errors = require "objstore.errors"
 local execute = require "objstore.sync.execute"
 local names = require "objstore.sync.names"
+local core = require "objstore.core"
 local lfs = require "lfs"
 
-local ipairs, tostring = ipairs, tostring
-local io_open, os_remove = io.open, os.remove
+local ipairs, tostring, type = ipairs, tostring, type
+local os_remove, pcall = os.remove, pcall
+local realpath = core.fs.realpath
 
 local _M = {}
 
---- Whether a local directory's filesystem folds case (probed with a file).
-function _M.case_insensitive_dir(root)
+local function local_error(message, key)
+  return errors.new{ code = "LocalFileError", message = message, key = key, retryable = false }
+end
+
+--- inside(root, rel, follow) -> path | nil, err: the path of rel below
+-- root when removing it cannot reach outside root (see above).
+function _M.inside(root, rel, follow)
+  local root_real, rerr = realpath(root)
+  if not root_real then return nil, rerr end
+  local path = root .. "/" .. rel
+  local dir_rel = rel:match("^(.*)/[^/]*$")
+  if dir_rel and not follow then
+    local p = root
+    for seg in dir_rel:gmatch("[^/]+") do
+      p = p .. "/" .. seg
+      if lfs.symlinkattributes(p, "mode") == "link" then
+        return nil, local_error(path .. ": not removed: " .. p .. " is a symbolic link (not followed)", rel)
+      end
+    end
+  end
+  local dir = dir_rel and (root .. "/" .. dir_rel) or root
+  local dir_real, derr = realpath(dir)
+  if not dir_real then return nil, derr end
+  if dir_real ~= root_real and dir_real:sub(1, #root_real + 1) ~= (root_real == "/" and "/" or root_real .. "/") then
+    return nil, local_error(path .. ": not removed: it resolves to " .. dir_real .. ", outside " .. root_real, rel)
+  end
+  return path
+end
+
+--- The backup of a remote destination: (bucket, prefix) | nil.
+function _M.backup_target(backup, dst_bucket)
+  if type(backup) == "string" then return dst_bucket, names.prefix(backup) end
+  if type(backup) == "table" then return backup.bucket or dst_bucket, names.prefix(backup.prefix) end
+  return nil
+end
+
+--- Whether a local directory's filesystem folds case. First without
+-- writing: an entry with letters looked up with its case swapped (the
+-- same inode: folded). With no such entry, a dry run says no (it changes
+-- no byte); a real run probes with an exclusive, link-refusing file under
+-- a random name, removed at once.
+function _M.case_insensitive_dir(root, dry)
   if lfs.attributes(root, "mode") ~= "directory" then return false end
-  local probe = root .. "/.objstore-sync-CaseProbe"
-  local f = io_open(probe, "wb")
-  if not f then return false end
-  f:close()
-  local folded = lfs.attributes(root .. "/.objstore-sync-caseprobe") ~= nil
+  local ok, iter, st = pcall(lfs.dir, root)
+  if ok then
+    for name in iter, st do
+      local swapped = name:gsub("%a", function(ch) return ch:lower() == ch and ch:upper() or ch:lower() end)
+      if swapped ~= name then
+        local a, b = lfs.symlinkattributes(root .. "/" .. name), lfs.symlinkattributes(root .. "/" .. swapped)
+        if a then return b ~= nil and b.ino == a.ino and b.dev == a.dev end
+      end
+    end
+  end
+  if dry then return false end
+  local probe = core.fs.temp(root .. "/.objstore-sync-CaseProbe-")
+  if not probe then return false end
+  local dir, base = probe:match("^(.*/)([^/]*)$")
+  local folded = lfs.attributes(dir .. base:lower()) ~= nil
   os_remove(probe)
   return folded
 end
@@ -38,7 +96,7 @@ end
 local function remote_deletes(ctx, list)
   local dst, opts, result = ctx.dst, ctx.opts, ctx.result
   local c = dst.client
-  local backup = opts.backup and names.prefix(opts.backup)
+  local backup_bucket, backup = _M.backup_target(opts.backup, dst.bucket)
   local keys = {}
   local by_key = {}
   for _, a in ipairs(list) do by_key[a.entry.key] = a end
@@ -51,7 +109,7 @@ local function remote_deletes(ctx, list)
         i = i + 1
         local a = list[i]
         if not a then return nil end
-        local req = c:build_request("copy_object", dst.bucket, a.entry.key, dst.bucket, backup .. a.key)
+        local req = c:build_request("copy_object", dst.bucket, a.entry.key, backup_bucket, backup .. a.key)
         req.context = a
         return req
       end,
@@ -81,11 +139,13 @@ end
 local function local_deletes(ctx, list)
   local dst, opts, result = ctx.dst, ctx.opts, ctx.result
   for _, a in ipairs(list) do
-    local ok, err
-    if opts.backup then
-      ok, err = execute.move_local(a.entry.path, opts.backup .. "/" .. a.key)
-    else
-      ok, err = execute.remove_local(a.entry.path or (dst.root .. "/" .. a.key))
+    local path, err = _M.inside(dst.root, a.entry.path and a.entry.path:sub(#dst.root + 2) or a.key,
+      opts.follow_symlinks)
+    local ok
+    if path and opts.backup then
+      ok, err = execute.move_local(path, opts.backup .. "/" .. a.key)
+    elseif path then
+      ok, err = execute.remove_local(path)
     end
     if ok then
       result.deleted = result.deleted + 1

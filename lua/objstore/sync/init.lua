@@ -23,6 +23,8 @@ local errors = require "objstore.errors"
 local core = require "objstore.core"
 
 local type, pairs, ipairs, tostring, pcall, error = type, pairs, ipairs, tostring, pcall, error
+local floor, huge = math.floor, math.huge
+local utf8_valid = core.encode.utf8_valid
 local monotonic = core.time.monotonic
 local os_remove = os.remove
 
@@ -32,7 +34,9 @@ local OPTS = { compare = true, delete = true, delete_excluded = true, max_delete
   include = true, exclude = true, filters = true, dry_run = true, concurrency = true, state = true,
   modify_window = true, follow_symlinks = true, content_type = true, metadata = true, storage_class = true,
   acl = true, bwlimit = true, part_size = true, multipart_threshold = true, case_insensitive = true,
-  on_action = true, on_notice = true, actions = true, progress = true, pages = true }
+  on_action = true, on_notice = true, actions = true, progress = true, pages = true, move = true }
+
+local MiB, GiB = 1024 * 1024, 1024 * 1024 * 1024
 
 local MODES = { size_mtime = true, checksum = true, size_only = true }
 
@@ -62,12 +66,49 @@ local function check_opts(fname, opts)
   if opts.compare ~= nil and not MODES[opts.compare] then
     misuse(fname, 4, "opts.compare", "must be 'size_mtime', 'checksum' or 'size_only'")
   end
-  for _, k in ipairs{ "concurrency", "max_delete", "bwlimit", "modify_window", "multipart_threshold" } do
-    if opts[k] ~= nil and (type(opts[k]) ~= "number" or opts[k] < 0) then
-      misuse(fname, 4, "opts." .. k, "must be a number >= 0")
+  -- Numbers: checked before any request (NaN, fractions, negatives, infinities refused).
+  local function got(v) return type(v) == "number" and "got " .. tostring(v) or errors.got(v) end
+  local function integer(v) return type(v) == "number" and v == v and v == floor(v) and v > -huge and v < huge end
+  local function number(v) return type(v) == "number" and v == v and v > -huge and v < huge end
+  local o = opts
+  if o.concurrency ~= nil and not (integer(o.concurrency) and o.concurrency >= 1 and o.concurrency <= 1024) then
+    misuse(fname, 4, "opts.concurrency", "must be an integer from 1 to 1024, " .. got(o.concurrency))
+  end
+  if o.max_delete ~= nil and not (integer(o.max_delete) and o.max_delete >= 0) then
+    misuse(fname, 4, "opts.max_delete", "must be an integer >= 0, " .. got(o.max_delete))
+  end
+  for _, k in ipairs{ "bwlimit", "modify_window" } do
+    if o[k] ~= nil and not (number(o[k]) and o[k] >= 0) then
+      misuse(fname, 4, "opts." .. k, "must be a finite number >= 0, " .. got(o[k]))
     end
   end
+  if o.part_size ~= nil and not (integer(o.part_size) and o.part_size >= 5 * MiB and o.part_size <= 5 * GiB) then
+    misuse(fname, 4, "opts.part_size", "must be an integer from 5 MiB to 5 GiB (5242880..5368709120), "
+      .. got(o.part_size))
+  end
+  if o.multipart_threshold ~= nil and not (integer(o.multipart_threshold) and o.multipart_threshold >= 0
+      and o.multipart_threshold <= 5 * GiB) then
+    misuse(fname, 4, "opts.multipart_threshold", "must be an integer from 0 to 5 GiB (5368709120), "
+      .. got(o.multipart_threshold))
+  end
+  if o.move ~= nil and type(o.move) ~= "boolean" then
+    misuse(fname, 4, "opts.move", "must be a boolean, " .. got(o.move))
+  end
+  local b = o.backup
+  if b ~= nil and type(b) ~= "string" and not (type(b) == "table" and (b.bucket == nil or
+      (type(b.bucket) == "string" and b.bucket ~= "")) and (b.prefix == nil or type(b.prefix) == "string")) then
+    misuse(fname, 4, "opts.backup", "must be a prefix, a directory or {bucket=, prefix=}, " .. errors.got(b))
+  end
   return opts
+end
+
+--- Whether two remote sides overlap: the same bucket on the same endpoint,
+-- one prefix a prefix of the other (a sync or move onto itself).
+local function overlap(a, b)
+  if a.kind ~= "remote" or b.kind ~= "remote" or a.bucket ~= b.bucket then return false end
+  if a.client ~= b.client and (a.client.endpoint or {}).url ~= (b.client.endpoint or {}).url then return false end
+  local p, q = a.prefix, b.prefix
+  return p:sub(1, #q) == q or q:sub(1, #p) == p
 end
 
 local function remote_id(s)
@@ -77,10 +118,16 @@ end
 --- The stream of one side: iterator of entries, plus `missing` for a local root that is not there.
 -- `other` is the local side's list when there is one: its every 1000th
 -- name cuts the remote listing into ranges read concurrently.
-local function open_side(s, opts, notice, stats, other)
+local function open_side(s, opts, notice, stats, other, is_src, skip)
   if s.kind == "local" then
-    local list, missing = walk.walk(s.root, { follow = opts.follow_symlinks, notice = notice })
+    local list, missing, errs = walk.walk(s.root, { follow = opts.follow_symlinks, notice = notice, skip = skip })
     if not list then return nil, errors.new{ code = "LocalFileError", message = missing, retryable = false } end
+    if missing and is_src then
+      -- A missing local source is an error, never an empty source.
+      return nil, errors.new{ code = "LocalFileError", message = "source directory " .. s.root .. " does not exist",
+        retryable = false, path = s.root }
+    end
+    stats.walk_errors = errs
     return walk.iter(list), missing, list
   end
   if opts.pages then return remote.stream(opts.pages, s.prefix, stats), false end
@@ -102,6 +149,15 @@ local function disk_full(err)
   return m:find("No space left", 1, true) ~= nil or m:find("ENOSPC", 1, true) ~= nil
 end
 
+--- Two ETags equal once unquoted (a CopyObject answer may drop the quotes a listing has).
+local function same_etag(a, b)
+  return type(a) == "string" and type(b) == "string" and a:gsub('"', ""):lower() == b:gsub('"', ""):lower()
+end
+
+local function walk_error(e)
+  return errors.new{ code = "LocalFileError", message = e.message, retryable = false, path = e.path }
+end
+
 local function run_sync(fname, c, src_arg, dst_arg, opts)
   if type(c) ~= "table" or type(c.run) ~= "function" then
     misuse(fname, 1, "client", "must be an objstore client, " .. errors.got(c))
@@ -113,10 +169,19 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
     misuse(fname, 3, "dst", "one side must be remote ({bucket=, prefix=})")
   end
   local kind = src.kind == "local" and "up" or (dst.kind == "local" and "down" or "copy")
+  if dst.kind == "local" and type(opts.backup) == "table" then
+    misuse(fname, 4, "opts.backup", "must be a directory when the destination is local")
+  end
+  if overlap(src, dst) then
+    return nil, errors.new{ code = "SameSourceDestination", retryable = false, message = "s3://" .. src.bucket .. "/"
+      .. src.prefix .. " and s3://" .. dst.bucket .. "/" .. dst.prefix .. " overlap: cannot " .. (opts.move and "move"
+      or "sync") .. " a tree onto itself" }
+  end
   local dry = opts.dry_run
+  local move = opts.move and true or false
   local keep_actions = opts.actions ~= false
   local result = { transferred = 0, deleted = 0, skipped = 0, failed = 0, bytes = 0, actions = {}, notices = {},
-    errors = {}, kind = kind, dry_run = dry or nil }
+    errors = {}, kind = kind, dry_run = dry or nil, unverified = 0, kept = 0, removed = 0, move = move or nil }
   local function notice(msg)
     result.notices[#result.notices + 1] = msg
     if opts.on_notice then opts.on_notice(msg) end
@@ -142,22 +207,47 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
     state_path = type(opts.state) == "string" and opts.state or state_mod.default_path(local_side.root, rid)
   end
   local old_state = state_path and state_mod.load(state_path, rid) or {}
+  if state_path and not next(old_state) and opts.state == nil then
+    -- The state of an older version, kept in the local root: read, never written.
+    old_state = state_mod.load(state_mod.legacy_path(local_side.root, rid), rid)
+  end
   local new_state = {}
+  -- A state file inside the local tree (a `state` path or $XDG_STATE_HOME
+  -- there) is not a file of the sync: never uploaded, never deleted.
+  local skip_path
+  if state_path then
+    local root_abs, st_abs = state_mod.abs_path(local_side.root), state_mod.abs_path(state_path)
+    if st_abs:sub(1, #root_abs + 1) == root_abs .. "/" then skip_path = local_side.root .. st_abs:sub(#root_abs + 1) end
+  end
 
   local keep = filter_mod.from_opts(opts)
   local stats = { src = {}, dst = {} }
   local src_iter, dst_iter, src_missing, local_list
   if dst.kind == "local" then
-    dst_iter, src_missing, local_list = open_side(dst, opts, notice, stats.dst)
+    dst_iter, src_missing, local_list = open_side(dst, opts, notice, stats.dst, nil, false, skip_path)
     if not dst_iter then return nil, src_missing end
     src_iter, src_missing = open_side(src, opts, notice, stats.src, local_list)
   else
-    src_iter, src_missing, local_list = open_side(src, opts, notice, stats.src)
+    src_iter, src_missing, local_list = open_side(src, opts, notice, stats.src, nil, true, skip_path)
     if not src_iter then return nil, src_missing end
     dst_iter = open_side(dst, opts, notice, stats.dst, kind == "up" and local_list or nil)
   end
   local listing_failed = false
   local src_count = 0
+  -- A directory of either local side that could not be read: the walk is
+  -- incomplete, as a failed listing (nothing deleted, the run fails), but
+  -- the names that were read still sync. Names below an unreadable
+  -- destination directory are not written (what is there is unknown).
+  local dst_unread, walk_failed = {}, false
+  for which, st in pairs(stats) do
+    for _, e in ipairs(st.walk_errors or {}) do
+      walk_failed = true
+      result.failed = result.failed + 1
+      result.errors[#result.errors + 1] = { key = e.rel ~= "" and e.rel or e.path, error = walk_error(e) }
+      notice((which == "src" and "source" or "destination") .. " walk incomplete: " .. e.message)
+      if which == "dst" then dst_unread[#dst_unread + 1] = e.rel end
+    end
+  end
 
   local function pull(iter, which)
     local e, err = iter()
@@ -172,7 +262,7 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
   end
 
   local case_fold = opts.case_insensitive
-  if case_fold == nil and kind == "down" then case_fold = delete_mod.case_insensitive_dir(dst.root) end
+  if case_fold == nil and kind == "down" then case_fold = delete_mod.case_insensitive_dir(dst.root, dry) end
   local folded = case_fold and {} or nil
   local ancestors = {} -- remote keys that are files locally: their "k/..." cannot be written
 
@@ -227,17 +317,57 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
     end
   end
 
+  --- Move: a source whose copy is in place is removed (local files now,
+  -- remote objects in batches of 1000 at the end).
+  local remote_removals = {}
+  local function remove_source(s, a)
+    if dry then return end
+    if kind == "up" then
+      local path, err = delete_mod.inside(src.root, s.path:sub(#src.root + 2), opts.follow_symlinks)
+      local ok
+      if path then ok, err = execute.remove_local(path) end
+      if ok then
+        a.removed = true
+        result.removed = result.removed + 1
+      else
+        result.failed = result.failed + 1
+        a.remove_error = err
+        result.errors[#result.errors + 1] = { key = a.key, error = err }
+        notice(s.path .. ": source not removed: " .. tostring(err and err.message or err))
+      end
+    else
+      remote_removals[#remote_removals + 1] = { s = s, a = a }
+    end
+  end
+
+  --- Move: a source that stays (not proven identical, or not verified).
+  local function keep_source(a, why, as_failure)
+    a.kept = true
+    if as_failure then
+      result.failed = result.failed + 1
+      result.errors[#result.errors + 1] = { key = a.key, error = errors.new{ code = "MoveNotVerified",
+        message = a.key .. ": " .. why, retryable = false } }
+    else
+      result.kept = result.kept + 1
+    end
+    notice(a.key .. ": " .. why)
+  end
+
   --- One name with its verdict: counted, queued, deferred or recorded.
-  local function plan(s, d, verdict, reason)
+  local function plan(s, d, verdict, reason, code)
     if verdict == "head" and kind == "copy" and not same_client then
       -- A HEAD on the other endpoint cannot join this endpoint's run loop.
-      verdict, reason = "transfer", reason .. " (not HEADed across endpoints)"
+      verdict, reason, code = "transfer", reason .. " (not HEADed across endpoints)", "differ"
     end
-    local a = { key = s.rel, reason = reason, size = s.size }
+    local a = { key = s.rel, reason = reason, size = s.size, verdict = code }
     if verdict == "skip" then
       a.action = "skip"
       result.skipped = result.skipped + 1
-      keep_state(s, d)
+      if code == "unverified" then result.unverified = result.unverified + 1 end
+      if code ~= "unverified" then keep_state(s, d) end
+      if move then
+        if code == "same" then remove_source(s, a) else keep_source(a, "skipped (" .. reason .. "): source kept") end
+      end
       record(a)
       return
     end
@@ -259,9 +389,10 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
     end
   end
 
+  local provider = (kind == "down" and src.client or dst_client).provider
   local function decide(s, d)
-    local verdict, reason = compare.decide(kind, s, d, old_state[s.rel], opts)
-    plan(s, d, verdict, reason)
+    local verdict, reason, code = compare.decide(kind, s, d, old_state[s.rel], opts, provider)
+    plan(s, d, verdict, reason, code)
   end
 
   -- bwlimit (bytes/s for the whole sync; 0: none): the whole-file
@@ -300,16 +431,33 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
     return req
   end
 
-  local function transferred(item, info)
+  local function transferred(item, info, verified)
     local s, a = item.s, item.a
     result.transferred = result.transferred + 1
     result.bytes = result.bytes + s.size
+    a.verified = verified and true or false
     if kind == "up" then
       state_record(s.rel, { etag = info.etag, size = s.size }, s.size, s.mtime)
     elseif kind == "down" then
       state_record(s.rel, { etag = info.etag or s.etag, size = s.size }, s.size, info.mtime)
     end
+    if move then
+      if verified then remove_source(s, a) else keep_source(a, "not verified: source kept", true) end
+    end
     record(a)
+  end
+
+  --- Whether a finished download's bytes were checked: MD5 against a
+  -- plain ETag (finish_get), or, with move, the stored CRC-64/NVME
+  -- against the file now in place.
+  local function download_verified(res, path, md5_checked)
+    if md5_checked then return true end
+    local crc = res and res.metadata and res.metadata[digest.CRC_META]
+    if move and crc then
+      local d = digest.file(path)
+      return d and d.crc64nvme == crc or false
+    end
+    return false
   end
 
   local stop_err
@@ -332,9 +480,16 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
       end
       return true
     end
+    local verified = false
     if kind == "down" then
       if ctx.tmp then temps[ctx.tmp] = nil end
+      local md5_checked = res and digest.etag_md5(item.s.etag) and res.hashes and res.hashes.md5 and true
       res, err = execute.finish_get(req, res, err, item.s)
+      verified = res and download_verified(res, ctx.path, md5_checked)
+    elseif kind == "up" then
+      verified = res ~= nil -- a single PUT with Content-MD5: the server checked the bytes
+    elseif res then
+      verified = same_etag(res.etag, item.s.etag)
     end
     if not res then
       failed(item.a, err)
@@ -344,7 +499,7 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
       end
       return true
     end
-    transferred(item, res)
+    transferred(item, res, verified)
     return true
   end
 
@@ -374,13 +529,14 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
     for _, l in ipairs(large) do
       if stop_err then break end
       local s, a = l.s, l.a
-      local res, err
+      local res, err, verified
       if kind == "up" then
         local o = execute.object_opts(opts, s, nil)
         o.part_size = opts.part_size
         o.concurrency = opts.concurrency and math.min(opts.concurrency, 8) or 8
         o.bwlimit = bwlimit
         res, err = dst_client:upload_file(dst.bucket, dst_key(s.rel), s.path, o)
+        verified = res and res.verified
       elseif kind == "down" then
         local path = local_path(dst.root, s.rel)
         local ok, perr = execute.parent_dirs(path)
@@ -392,16 +548,21 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
             local mtime = head and names.parse_mtime(head.metadata.mtime) or s.mtime
             execute.set_mtime(path, mtime)
             res.mtime = mtime
+            verified = res.verified or (move and head and download_verified(head, path, false))
           end
         else
           err = errors.new{ code = "LocalFileError", message = tostring(perr), retryable = false }
         end
       elseif same_client then
         res, err = dst_client:copy_large(src.bucket, s.key, dst.bucket, dst_key(s.rel), { part_size = opts.part_size })
+        -- One part: a CopyObject, its ETag must be the source's; more: the
+        -- assembled ETag was checked against the parts' by copy_large.
+        verified = res and ((res.parts or 1) > 1 or same_etag(res.etag, s.etag))
       else
         res, err = execute.copy_across(src, dst, s, dst_key(s.rel))
+        verified = res and same_etag(res.etag, s.etag)
       end
-      if res then transferred(l, res) else
+      if res then transferred(l, res, verified) else
         failed(a, err)
         if disk_full(err) then stop_err = err end
       end
@@ -413,6 +574,21 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
   -- (archived) or decided. True when it was decided.
   local function consider(s, d)
     src_count = src_count + 1
+    if not utf8_valid(s.rel) or (s.key and not utf8_valid(s.key)) then
+      -- No request can name it (S3 keys are UTF-8): this name fails, the run goes on.
+      failed({ key = s.rel, action = "refuse", reason = "name is not valid UTF-8", size = s.size },
+        errors.new{ code = "InvalidName", message = "'" .. (s.path or s.key) .. "' is not valid UTF-8: not synced",
+          retryable = false })
+      return false
+    end
+    for _, u in ipairs(dst_unread) do
+      if u == "" or s.rel:sub(1, #u + 1) == u .. "/" then
+        result.skipped = result.skipped + 1
+        record{ key = s.rel, action = "skip", reason = "destination directory could not be read", size = s.size,
+          verdict = "unverified" }
+        return false
+      end
+    end
     local why = kind == "down" and refused(s)
     if why then
       failed({ key = s.rel, action = "refuse", reason = why, size = s.size },
@@ -422,7 +598,10 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
     if names.ARCHIVED[s.storage_class or ""] then
       result.skipped = result.skipped + 1
       notice(s.key .. ": storage class " .. s.storage_class .. " needs a restore: skipped")
-      record{ key = s.rel, action = "skip", reason = "archived (" .. s.storage_class .. ")", size = s.size }
+      local a = { key = s.rel, action = "skip", reason = "archived (" .. s.storage_class .. ")", size = s.size,
+        verdict = "unverified" }
+      if move then keep_source(a, "archived: source kept") end
+      record(a)
       return false
     end
     if kind == "down" then ancestors[#ancestors + 1] = s.rel end
@@ -444,7 +623,15 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
         elseif d_e and (not s_e or d_e.rel < s_e.rel) then
           -- Only on the destination: a delete candidate.
           local kept = keep(d_e.rel)
-          if opts.delete and (kept or opts.delete_excluded) then deletes[#deletes + 1] = d_e end
+          if opts.delete and (kept or opts.delete_excluded) then
+            if d_e.key and not utf8_valid(d_e.key) then
+              failed({ key = d_e.rel, action = "delete", reason = "name is not valid UTF-8", size = d_e.size },
+                errors.new{ code = "InvalidName", message = "'" .. d_e.key .. "' is not valid UTF-8: not deleted",
+                  retryable = false })
+            else
+              deletes[#deletes + 1] = d_e
+            end
+          end
           d_e = pull(dst_iter, "destination")
         else
           if keep(s_e.rel) then
@@ -469,10 +656,38 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
     result.errors[#result.errors + 1] = { key = "run", error = stop_err }
   end
 
+  -- Move: the remote sources whose copies were verified (or proven
+  -- identical), deleted in DeleteObjects batches of 1000.
+  if #remote_removals > 0 then
+    local keys, by_key = {}, {}
+    for i, r in ipairs(remote_removals) do
+      keys[i] = r.s.key
+      by_key[r.s.key] = r.a
+    end
+    local out = src.client:delete_objects(src.bucket, keys, { quiet = true })
+    local bad = {}
+    for _, e in ipairs(out.errors) do
+      bad[e.key] = true
+      local a = by_key[e.key]
+      if a then
+        local err = e.error or errors.new{ code = e.code, message = e.message, key = e.key }
+        a.remove_error = err
+        result.failed = result.failed + 1
+        result.errors[#result.errors + 1] = { key = a.key, error = err }
+      end
+    end
+    for _, k in ipairs(keys) do
+      if not bad[k] then
+        by_key[k].removed = true
+        result.removed = result.removed + 1
+      end
+    end
+  end
+
   -- Deletes: only after every transfer succeeded and both listings completed.
   local del_err = delete_mod.run(c, { src = src, dst = dst, kind = kind, opts = opts, deletes = deletes,
-    result = result, record = record, notice = notice, listing_failed = listing_failed,
-    src_missing = src_missing, src_count = src_count, dry = dry })
+    result = result, record = record, notice = notice, listing_failed = listing_failed or walk_failed,
+    src_missing = src_missing, src_count = src_count, dry = dry, listing_incomplete = walk_failed })
 
   if state_path and not dry and not state_mod.same(new_state, old_state) then
     -- Names not seen this run drop out; a failed run keeps what it learnt.
@@ -500,29 +715,42 @@ function _M.sync(c, src, dst, opts)
 end
 
 --- objstore.check(client, src, dst, opts) -> report | nil, err: what a
--- sync would do, sending no write. report: { matched, differ = {keys},
--- missing = {keys on src only}, extra = {keys on dst only}, actions }.
+-- sync would do, sending no write. report: { ok, matched, differ = {keys},
+-- missing = {keys on src only}, extra = {keys on dst only}, unverified =
+-- {keys whose content could not be compared: compare = "checksum" with a
+-- multipart ETag, no stored checksum and no part size that reproduces the
+-- ETag}, compared = "size and modification time" | "size" |
+-- "content (MD5/CRC)", actions, errors }. ok is false when anything
+-- differs, is missing, extra or unverified, or an error occurred.
+local COMPARED = { size_mtime = "size and modification time", size_only = "size", checksum = "content (MD5/CRC)" }
+
 function _M.check(c, src, dst, opts)
+  check_opts("check", opts)
   local o = {}
   for k, v in pairs(opts or {}) do o[k] = v end
   o.dry_run, o.delete, o.state = true, true, o.state or false
-  o.max_delete = nil
+  o.max_delete, o.move = nil, nil
   local res, err = run_sync("check", c, src, dst, o)
   local r = res or (err and err.result)
   if not r then return nil, err end
-  local report = { matched = 0, differ = {}, missing = {}, extra = {}, actions = r.actions, errors = r.errors }
+  local report = { matched = 0, differ = {}, missing = {}, extra = {}, unverified = {}, actions = r.actions,
+    errors = r.errors, compared = COMPARED[o.compare or "size_mtime"] }
   for _, a in ipairs(r.actions) do
-    if a.action == "skip" then
+    if a.action == "skip" and a.verdict == "unverified" then
+      report.unverified[#report.unverified + 1] = a.key
+    elseif a.action == "skip" then
       report.matched = report.matched + 1
     elseif a.action == "delete" then
       report.extra[#report.extra + 1] = a.key
-    elseif a.reason == "missing on destination" then
+    elseif a.verdict == "missing" then
       report.missing[#report.missing + 1] = a.key
-    elseif a.action ~= "refuse" then
+    elseif a.action ~= "refuse" and a.action ~= "refuse_failed" and a.action ~= "head_failed"
+        and a.action ~= "delete_failed" then
       report.differ[#report.differ + 1] = a.key
     end
   end
-  report.ok = #report.differ == 0 and #report.missing == 0 and #report.extra == 0 and #r.errors == 0
+  report.ok = #report.differ == 0 and #report.missing == 0 and #report.extra == 0 and #report.unverified == 0
+    and #r.errors == 0
   if err and err.code ~= "MaxDeleteExceeded" then return nil, err end
   return report
 end

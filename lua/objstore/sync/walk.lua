@@ -6,27 +6,43 @@
 -- keeps the name on disk. Symbolic links are skipped unless `follow`;
 -- followed directory links that lead back into the walk are detected by
 -- device and inode. Sockets, FIFOs and devices are skipped with a notice.
+-- A directory that cannot be read (or an entry that cannot be examined)
+-- is not a notice: it is an error of the walk, returned beside the list,
+-- and the sync treats it as an incomplete listing (nothing deleted, the
+-- run fails). objstore's own files are left out at every depth.
 local names = require "objstore.sync.names"
 local lfs = require "lfs"
 
-local sort, ipairs = table.sort, ipairs
+local sort, ipairs, pcall, tostring = table.sort, ipairs, pcall, tostring
 
 local _M = {}
 
---- Names the sync itself keeps in a local root: never synced.
-function _M.own_file(rel)
-  return rel:find("^%.objstore%-sync%-") ~= nil or rel:find("%.objstore%-tmp%-%d+$") ~= nil
-    or rel:find("%.objstore%-part$") ~= nil or rel:find("%.objstore%-cp$") ~= nil
+--- Names objstore itself writes beside the user's files (temporary
+-- downloads, part files, checkpoints, sync state): never synced, at any
+-- depth. `name` is one path segment (or a relative name: its last one).
+function _M.own_file(name)
+  name = name:match("[^/]*$")
+  return name:find("^%.objstore%-sync%-") ~= nil or name:find("%.objstore%-tmp%-%x+$") ~= nil
+    or name:find("%.objstore%-part$") ~= nil or name:find("%.objstore%-part%-%x+$") ~= nil
+    or name:find("%.objstore%-cp$") ~= nil
 end
 
---- walk(root, { follow = bool, notice = function(msg) }) -> entries | nil, err
--- A missing root gives an empty list and `missing = true`.
+--- walk(root, { follow = bool, notice = function(msg), skip = path }) -> entries, missing, errors | nil, err
+-- A missing root gives an empty list and `missing = true`. `errors` is a
+-- list of { path, message } for the directories (or entries) that could
+-- not be read: the list is then incomplete. `skip`: a file path (as the
+-- walk spells it) left out, the sync state when it lies in the tree.
 function _M.walk(root, opts)
   opts = opts or {}
   local notice = opts.notice or function() end
-  local entries = {}
-  local attr = lfs.attributes(root)
-  if not attr then return entries, true end
+  local entries, errs = {}, {}
+  local attr, aerr = lfs.attributes(root)
+  if not attr then
+    if lfs.symlinkattributes(root) or not tostring(aerr):find("No such file", 1, true) then
+      return nil, "cannot read " .. root .. ": " .. tostring(aerr)
+    end
+    return entries, true, errs
+  end
   if attr.mode ~= "directory" then return nil, root .. " is not a directory" end
   local on_path = {}
   local function visit(dir, rel_dir, a)
@@ -38,37 +54,53 @@ function _M.walk(root, opts)
     on_path[id] = true
     local ok, iter, state = pcall(lfs.dir, dir)
     if not ok then
-      notice("cannot read directory " .. dir .. ": " .. tostring(iter))
+      errs[#errs + 1] = { path = dir, rel = rel_dir, message = "cannot read directory " .. dir .. ": "
+        .. tostring(iter) }
       on_path[id] = nil
       return
     end
-    for name in iter, state do
-      if name ~= "." and name ~= ".." then
-        local path = dir .. "/" .. name
-        local rel = rel_dir == "" and name or (rel_dir .. "/" .. name)
-        local la = lfs.symlinkattributes(path)
-        local fa = la
-        if la and la.mode == "link" then
-          if opts.follow then
-            fa = lfs.attributes(path)
-            if not fa then notice("dangling symlink " .. path .. ": skipped") end
-          else
-            notice("symlink " .. path .. ": skipped (not followed)")
-            fa = nil
-          end
-        end
-        if fa then
-          if fa.mode == "directory" then
-            visit(path, rel, fa)
-          elseif fa.mode == "file" then
-            if not (rel_dir == "" and _M.own_file(name)) and not name:find("%.objstore%-tmp%-%d+$") then
-              entries[#entries + 1] = { rel = names.nfc(rel), path = path, size = fa.size, mtime = fa.modification }
+    -- lfs.dir raises on a read error past the first entry: caught, an error.
+    local rok, rerr = pcall(function()
+      for name in iter, state do
+        if name ~= "." and name ~= ".." and not _M.own_file(name) then
+          local path = dir .. "/" .. name
+          local rel = rel_dir == "" and name or (rel_dir .. "/" .. name)
+          local la, lerr, errno = lfs.symlinkattributes(path)
+          if not la then
+            if errno == 2 then
+              notice(path .. ": gone during the walk")
+            else
+              errs[#errs + 1] = { path = path, rel = rel, message = "cannot examine " .. path .. ": "
+                .. tostring(lerr) }
             end
-          else
-            notice("special file " .. path .. " (" .. tostring(fa.mode) .. "): skipped")
+          end
+          local fa = la
+          if la and la.mode == "link" then
+            if opts.follow then
+              fa = lfs.attributes(path)
+              if not fa then notice("dangling symlink " .. path .. ": skipped") end
+            else
+              notice("symlink " .. path .. ": skipped (not followed)")
+              fa = nil
+            end
+          end
+          if fa then
+            if fa.mode == "directory" then
+              visit(path, rel, fa)
+            elseif fa.mode == "file" then
+              if path ~= opts.skip then
+                entries[#entries + 1] = { rel = names.nfc(rel), path = path, size = fa.size, mtime = fa.modification }
+              end
+            else
+              notice("special file " .. path .. " (" .. tostring(fa.mode) .. "): skipped")
+            end
           end
         end
       end
+    end)
+    if not rok then
+      errs[#errs + 1] = { path = dir, rel = rel_dir, message = "cannot read directory " .. dir .. ": "
+        .. tostring(rerr) }
     end
     on_path[id] = nil
   end
@@ -85,7 +117,7 @@ function _M.walk(root, opts)
       out[#out + 1] = e
     end
   end
-  return out, false
+  return out, false, errs
 end
 
 --- An iterator over entries (a list) in order.
