@@ -800,7 +800,7 @@ for _, srv in ipairs(servers.list()) do
         assert.is_true(c:object_exists(bucket, "utf/good2.txt"))
       end)
 
-      it("moves a tree up, keeping a file skipped by mtime whose content could not be compared", function()
+      it("moves a tree up, transferring again a file whose content could not be compared", function()
         local src = root .. "/mv"
         write(src .. "/a.txt", "alpha", 1600000000)
         write(src .. "/d/b.txt", "beta", 1600000000)
@@ -823,21 +823,24 @@ for _, srv in ipairs(servers.list()) do
         end
         assert.is_false(c:object_exists(bucket, "mv/a.txt"))
         res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "mv" }, { move = true, state = false }))
-        assert.equals(2, res.transferred)
-        assert.equals(3, res.removed)
-        assert.equals(1, res.kept)
+        -- kept.txt: size and mtime call it in sync, but only a content
+        -- comparison may stand in for a copy: it is uploaded again.
+        assert.equals(3, res.transferred)
+        assert.equals(4, res.removed)
+        assert.equals(0, res.kept)
         local by = {}
         for _, a in ipairs(res.actions) do by[a.key] = a end
         assert.is_true(by["a.txt"].verified)
         assert.is_true(by["a.txt"].removed)
         assert.is_true(by["same.txt"].removed)
-        assert.is_nil(by["kept.txt"].removed)
-        assert.matches("kept.txt", table.concat(res.notices, "\n"))
+        assert.equals("same", by["same.txt"].verdict)
+        assert.is_true(by["kept.txt"].verified)
+        assert.is_true(by["kept.txt"].removed)
         assert.is_nil(lfs.attributes(src .. "/a.txt"))
         assert.is_nil(lfs.attributes(src .. "/d/b.txt"))
         assert.is_nil(lfs.attributes(src .. "/same.txt"))
-        assert.equals("LOCAL", servers.read_file(src .. "/kept.txt"))
-        assert.equals("REMOT", c:get_object(bucket, "mv/kept.txt").body)
+        assert.is_nil(lfs.attributes(src .. "/kept.txt"))
+        assert.equals("LOCAL", c:get_object(bucket, "mv/kept.txt").body)
         assert.equals("alpha", c:get_object(bucket, "mv/a.txt").body)
       end)
 

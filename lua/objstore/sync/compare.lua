@@ -162,11 +162,13 @@ function _M.decide(kind, s, d, st, opts, provider)
   if s.size ~= d.size then return "transfer", "size differs", "differ" end
   local mode = opts.compare or "size_mtime"
   if opts.move then
-    -- The content decides where it can be compared; where it cannot,
-    -- the mode's own verdict (a skip then keeps the source).
+    -- The content decides where it can be compared; where it cannot, the
+    -- file is transferred again (as aws s3 mv does): a move may remove a
+    -- source only after its own verified copy or a proof of identity, and
+    -- leaving sources behind is not what a move is for.
     local v, why, code = compare_checksum(kind, s, d, opts, provider)
     if code ~= "unverified" then return v, why, code end
-    if mode == "checksum" then return "transfer", why .. " (move: transferred)", "differ" end
+    return "transfer", why .. " (move: transferred)", "differ"
   end
   if mode == "size_only" then return "skip", "same size", "matched" end
   if mode == "checksum" then return compare_checksum(kind, s, d, opts, provider) end
