@@ -142,3 +142,24 @@ for _, srv in ipairs(servers.list()) do
     end)
   end)
 end
+
+describe("get_object{file=} temporary names", function()
+  local ops = require "objstore.ops.object"
+
+  it("are created exclusively as <file>.objstore-tmp-<16 lowercase hex>, differing every time", function()
+    local dir = servers.tmpdir()
+    local seen = {}
+    for _ = 1, 3 do
+      local req = {}
+      local tmp = assert(ops.get_object.to_temp(req, dir .. "/f"))
+      assert.matches("^" .. (dir:gsub("%p", "%%%0")) .. "/f%.objstore%-tmp%-%x+$", tmp)
+      assert.equals(16, #tmp:match("%-(%x+)$"))
+      assert.is_nil(tmp:match("%-(%x+)$"):find("%u"))
+      assert.equals("file", lfs.symlinkattributes(tmp, "mode"))
+      assert.same({ file = tmp, offset = 0 }, req.sink)
+      assert.is_nil(seen[tmp])
+      seen[tmp] = true
+    end
+    servers.sh("rm -rf " .. servers.q(dir))
+  end)
+end)

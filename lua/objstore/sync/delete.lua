@@ -83,7 +83,7 @@ local function local_deletes(ctx, list)
   for _, a in ipairs(list) do
     local ok, err
     if opts.backup then
-      ok, err = execute.move_local(a.entry.path, opts.backup .. "/" .. a.key)
+      ok, err = execute.move_local(a.entry.path, opts.backup .. "/" .. a.key, opts.backup)
     else
       ok, err = execute.remove_local(a.entry.path or (dst.root .. "/" .. a.key))
     end
