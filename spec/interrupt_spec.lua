@@ -30,12 +30,12 @@ local function start_proxy(endpoint, dir)
   error("the slow proxy did not start: " .. (servers.read_file(log) or ""))
 end
 
---- Runs the command line in the background in dir, sends sig after `after`
--- seconds; a watchdog kills it after 60. Returns exit status, stderr.
-local function run_interrupted(env, args, dir, sig, after)
+--- Runs `cmd` (a shell command) in the background in dir, sends sig after
+-- `after` seconds; a watchdog kills it after 60. Returns exit status, stderr.
+local function interrupt(env, cmd, dir, sig, after)
   local script = string.format([[
 cd %s
-%s %s %s </dev/null >out 2>err &
+%s %s </dev/null >out 2>err &
 p=$!
 ( sleep 60; kill -9 $p ) </dev/null >/dev/null 2>&1 &
 w=$!
@@ -44,10 +44,37 @@ kill -%s $p
 wait $p
 echo $? >rc
 kill $w 2>/dev/null
-]], q(dir), env, BIN, args, tostring(after), sig)
+]], q(dir), env, cmd, tostring(after), sig)
   os.execute("sh -c " .. q(script))
   return tonumber(servers.read_file(dir .. "/rc")), servers.read_file(dir .. "/err") or ""
 end
+
+--- The command line with `args`, interrupted as `interrupt` does.
+local function run_interrupted(env, args, dir, sig, after)
+  return interrupt(env, BIN .. " " .. args, dir, sig, after)
+end
+
+-- A library call in a process of its own that traps the signals as the
+-- command line does: arg[1] endpoint, arg[2] "down" | "up", arg[3] bucket,
+-- arg[4] key, arg[5] local path; credentials from the environment. Exits 7
+-- with the error on stderr when the call raises, 1 when it fails, 0 done.
+local LIB_SCRIPT = [[
+local root, v = os.getenv("OBJSTORE_SRC"), jit and "luajit" or _VERSION:gsub("Lua ", "lua")
+package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
+package.cpath = root .. "/build/" .. v .. "/?.so;" .. package.cpath
+local objstore, core = require "objstore", require "objstore.core"
+assert(core.signal.trap())
+local c = objstore.new{ endpoint = arg[1], access_key = os.getenv("AWS_ACCESS_KEY_ID"),
+  secret_key = os.getenv("AWS_SECRET_ACCESS_KEY"), region = os.getenv("AWS_REGION") }
+local opts = { checkpoint = true, part_size = 5 * 1024 * 1024, concurrency = 2 }
+local ok, res, err = pcall(function()
+  if arg[2] == "down" then return c:download_file(arg[3], arg[4], arg[5], opts) end
+  return c:upload_file(arg[3], arg[4], arg[5], opts)
+end)
+if not ok then io.stderr:write(tostring(res), "\n") os.exit(7) end
+if not res then io.stderr:write(tostring(err and err.message), "\n") os.exit(1) end
+os.exit(0)
+]]
 
 --- Names in dir that objstore's transfers leave while they run.
 local function leftovers(dir)
@@ -118,6 +145,72 @@ for _, srv in ipairs(servers.list()) do
           assert.same({}, leftovers(dir))
         end)
       end
+
+      it("cp -r to a directory (a sync): SIGTERM exits 143 and leaves no temporary file", function()
+        local work = dir .. "/tree"
+        assert(lfs.mkdir(work))
+        assert(c:copy_object(bucket, "big", bucket, "tree/big"))
+        local rc, err = run_interrupted(ENV, ENDPOINT .. " cp -r " .. url("tree/") .. " " .. q(work .. "/dst"), work,
+          "TERM", 1)
+        assert.equals(143, rc, err)
+        assert.matches("interrupted", err, 1, true)
+        assert.is_nil(lfs.attributes(work .. "/dst/big"))
+        if lfs.attributes(work .. "/dst") then assert.same({}, leftovers(work .. "/dst")) end
+      end)
+
+      describe("a library call with a checkpoint", function()
+        local script
+
+        setup(function()
+          script = dir .. "/lib.lua"
+          servers.write_file(script, LIB_SCRIPT)
+        end)
+
+        -- After 2 s at 8 MiB/s a part or two of 5 MiB have arrived: something to resume.
+        local function lib(args, work, sig)
+          return interrupt(ENV .. " OBJSTORE_SRC=" .. q(lfs.currentdir()), LUA .. " " .. q(script) .. " " .. args,
+            work, sig, 2)
+        end
+
+        it("keeps the part file and the checkpoint of an interrupted download, and resumes", function()
+          local work = dir .. "/cpdown"
+          assert(lfs.mkdir(work))
+          local out = work .. "/back"
+          local rc, err = lib("http://127.0.0.1:" .. PROXY_PORT .. " down " .. bucket .. " big " .. q(out), work,
+            "TERM")
+          assert.equals(7, rc, err)
+          assert.matches("interrupted (SIGTERM)", err, 1, true)
+          assert.equals("file", lfs.symlinkattributes(out .. ".objstore-part", "mode"))
+          assert.equals("file", lfs.symlinkattributes(out .. ".objstore-cp", "mode"))
+          assert.is_nil(lfs.attributes(out))
+          local res = assert(c:download_file(bucket, "big", out, { checkpoint = true, part_size = 5 * MiB }))
+          assert.is_true(res.resumed_from > 0)
+          assert.is_true(res.verified)
+          assert.equals(40 * MiB, lfs.attributes(out, "size"))
+          assert.same({}, leftovers(work))
+        end)
+
+        it("keeps the multipart upload of an interrupted upload, says how to resume, and resumes", function()
+          local work = dir .. "/cpup"
+          assert(lfs.mkdir(work))
+          local src = work .. "/src"
+          assert(servers.sh("cp " .. q(big) .. " " .. q(src)))
+          local rc, err = lib("http://127.0.0.1:" .. PROXY_PORT .. " up " .. bucket .. " cpup " .. q(src), work,
+            "INT")
+          assert.equals(7, rc, err)
+          assert.matches("interrupted (SIGINT)", err, 1, true)
+          assert.matches("same checkpoint", err, 1, true)
+          local kept = 0
+          for _, u in ipairs(assert(c:list_multipart_uploads(bucket)).uploads) do
+            if u.key == "cpup" then kept = kept + 1 end
+          end
+          assert.equals(1, kept)
+          local res = assert(c:upload_file(bucket, "cpup", src, { checkpoint = true, part_size = 5 * MiB }))
+          assert.is_true(res.resumed_from > 0)
+          assert.equals(40 * MiB, assert(c:head_object(bucket, "cpup")).content_length)
+          assert.same({}, leftovers(work))
+        end)
+      end)
     end)
   end
 end

@@ -80,6 +80,23 @@ for _, srv in ipairs(servers.list()) do
         assert.equals("remote m/a.txt", servers.read_file(dst .. "/a.txt"))
         assert.equals("outside file", servers.read_file(outside))
       end)
+
+      it("never moves a deleted file into a backup through a link below the backup root", function()
+        local dst, bkp, outside = root .. "/dst3", root .. "/bkp3", root .. "/outside-bkp"
+        assert(lfs.mkdir(dst))
+        assert(lfs.mkdir(bkp))
+        assert(lfs.mkdir(outside))
+        assert(lfs.mkdir(dst .. "/stale"))
+        servers.write_file(dst .. "/stale/old.txt", "old")
+        assert(lfs.link(outside, bkp .. "/stale", true))
+        local res, err = objstore.sync(c, { bucket = bucket, prefix = "m" }, dst, { state = false, delete = true,
+          backup = bkp })
+        assert.is_nil(res)
+        assert.equals(1, err.result.failed)
+        assert.equals(0, err.result.deleted)
+        assert.same({}, listing(outside))
+        assert.equals("old", servers.read_file(dst .. "/stale/old.txt"))
+      end)
     end)
   end
 end
