@@ -99,5 +99,11 @@ int osl_open_time(lua_State *L);
 int osl_open_buffer(lua_State *L);
 int osl_open_mpu(lua_State *L);
 int osl_open_fs(lua_State *L);
+int osl_open_signal(lua_State *L);
+
+/* l_signal.c, for the run loops of l_http.c: the interrupt hook waits while
+ * the depth is above 0; raise_pending raises a signal not yet raised. */
+void osl_signal_defer(int delta);
+void osl_signal_raise_pending(lua_State *L);
 
 #endif

@@ -16,12 +16,10 @@ static const struct {
   const char *name;
   osl_opener open;
 } submodules[] = {
-    {"hash", osl_open_hash},     {"crc", osl_open_crc},
-    {"encode", osl_open_encode}, {"signer", osl_open_signer},
-    {"xml", osl_open_xml},       {"http", osl_open_http},
-    {"time", osl_open_time},     {"buffer", osl_open_buffer},
-    {"mpu", osl_open_mpu},       {"fs", osl_open_fs},
-    {NULL, NULL},
+    {"hash", osl_open_hash},     {"crc", osl_open_crc},       {"encode", osl_open_encode},
+    {"signer", osl_open_signer}, {"xml", osl_open_xml},       {"http", osl_open_http},
+    {"time", osl_open_time},     {"buffer", osl_open_buffer}, {"mpu", osl_open_mpu},
+    {"fs", osl_open_fs},         {"signal", osl_open_signal}, {NULL, NULL},
 };
 
 int luaopen_objstore_core(lua_State *L);

@@ -764,7 +764,9 @@ static int run(lua_State *L, const char *fname, l_session *ls, int list, int n, 
   struct perform_ctx ctx = {L, lua_gettop(L)};
   for (int i = 0; i < n; i++) lxs[i]->ctx = &ctx;
 
+  osl_signal_defer(1);
   os_http_perform(&ls->s, xs, (size_t)n, maxc);
+  osl_signal_defer(-1);
 
   http_getuv(L, 1);
   lua_pushlightuserdata(L, &anchors_key);
@@ -782,6 +784,7 @@ static int run(lua_State *L, const char *fname, l_session *ls, int list, int n, 
       push_result(L, x);
     }
     os_http_xfer_cleanup(x);
+    osl_signal_raise_pending(L); /* SIGINT/SIGTERM stopped it: say so */
     return failed ? 2 : 1;
   }
   lua_createtable(L, n, 0);
@@ -802,6 +805,7 @@ static int run(lua_State *L, const char *fname, l_session *ls, int list, int n, 
     /* Free bodies and descriptors now rather than at the next GC cycle. */
     os_http_xfer_cleanup(x);
   }
+  osl_signal_raise_pending(L);
   return 2;
 }
 
@@ -957,13 +961,16 @@ static int l_session_run(lua_State *L) {
   lua_pushcclosure(L, done_helper, 2);
   rc->donef = lua_gettop(L);
 
+  osl_signal_defer(1);
   int mrc = os_http_run(&ls->s, lx_pull, lx_done, rc, maxc);
+  osl_signal_defer(-1);
 
   http_getuv(L, 1);
   lua_pushlightuserdata(L, &anchors_key);
   lua_pushnil(L);
   lua_rawset(L, -3);
   lua_pop(L, 1);
+  osl_signal_raise_pending(L); /* SIGINT/SIGTERM stopped the run */
   /* Not misuse: the error a source or on_done raised, raised on here. */
   if (rc->failed) return luaL_error(L, "%s", rc->err);
   /* Each running transfer has already reported this through on_done. */

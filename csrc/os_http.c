@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE /* O_CLOEXEC, posix_fadvise on older glibc */
 #include "os_http.h"
+#include "os_signal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -920,6 +921,26 @@ static void fail_all(os_http_session *s, os_http_xfer **xs, size_t n, CURLMcode 
   }
 }
 
+/* How often the run loop looks at the signal flag once core.signal.trap
+ * has run: a SIGINT/SIGTERM stops the transfers within this. */
+#define INTERRUPT_POLL_MS 100
+
+/* A signal (os_signal.h) stops the run: every running transfer fails with
+ * Aborted "interrupted", is detached and handed to done; nothing more is
+ * pulled. The binding then raises the interrupt in Lua. */
+static void interrupt_all(os_http_session *s, os_http_xfer **running, size_t maxc,
+                          os_http_done_fn done, void *ud) {
+  for (size_t i = 0; i < maxc; i++) {
+    os_http_xfer *x = running[i];
+    if (x == NULL) continue;
+    running[i] = NULL;
+    os_http_xfer_fail(x, OS_HTTP_E_ABORTED, -1, "interrupted");
+    if (x->easy != NULL) xfer_finish(s, x, CURLE_OK);
+    x->done = 1;
+    done(ud, x);
+  }
+}
+
 /* os_http_perform is os_http_run pulling from an array. */
 struct array_source {
   os_http_xfer **xs;
@@ -938,7 +959,15 @@ static void array_done(void *ud, os_http_xfer *x) {
 
 int os_http_perform(os_http_session *s, os_http_xfer **xs, size_t n, size_t max_concurrent) {
   struct array_source a = {xs, n, 0};
-  if (os_http_run(s, array_pull, array_done, &a, max_concurrent) == 0) return 0;
+  if (os_http_run(s, array_pull, array_done, &a, max_concurrent) == 0) {
+    /* A signal stopped the run before these started. */
+    for (size_t i = 0; i < n; i++) {
+      if (xs[i]->done || xs[i]->err != OS_HTTP_OK) continue;
+      os_http_xfer_fail(xs[i], OS_HTTP_E_ABORTED, -1, "interrupted");
+      xs[i]->done = 1;
+    }
+    return 0;
+  }
   /* The multi handle failed: the transfers never started carry that too. */
   fail_all(s, xs, n, CURLM_INTERNAL_ERROR);
   return -1;
@@ -955,6 +984,10 @@ int os_http_run(os_http_session *s, os_http_pull_fn pull, os_http_done_fn done, 
   CURLMcode mc = CURLM_OK;
   s->busy = 1;
   for (;;) {
+    if (os_signal_undelivered() != 0) {
+      interrupt_all(s, running, maxc, done, ud);
+      break;
+    }
     while (!exhausted && active < maxc) {
       os_http_xfer *x = pull(ud);
       if (x == NULL) {
@@ -997,8 +1030,9 @@ int os_http_run(os_http_session *s, os_http_pull_fn pull, os_http_done_fn done, 
       done(ud, x);
       exhausted = 0; /* done may have queued more work */
     }
-    /* Paced transfers whose time has come go on; the others bound the wait. */
-    int wait_ms = 1000;
+    /* Paced transfers whose time has come go on; the others bound the wait,
+     * and so does a trapped signal (noticed within INTERRUPT_POLL_MS). */
+    int wait_ms = os_signal_trapped() ? INTERRUPT_POLL_MS : 1000;
     int64_t now = now_ms();
     for (size_t i = 0; i < maxc; i++) {
       os_http_xfer *x = running[i];

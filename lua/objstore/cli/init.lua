@@ -578,6 +578,16 @@ end
 --- main(argv, out, err) -> exit code
 function _M.main(argv, out, err)
   out, err = checked_output(out or io.stdout), err or io.stderr
+  -- SIGINT/SIGTERM raise "interrupted (SIGINT|SIGTERM)" where Lua runs next
+  -- (transfers stop within ~100 ms), so downloads remove their part files
+  -- and uploads abort their multipart uploads before the exit: 130 / 143,
+  -- as a shell reports a death by those signals.
+  local signal = require("objstore.core").signal
+  signal.trap()
+  local function interrupted()
+    err:write("objstore: interrupted\n")
+    return signal.pending() == "TERM" and 143 or EXIT_INTERRUPTED
+  end
   -- Global options may come before the command: `objstore --endpoint URL ls`.
   local i = 1
   while argv[i] and argv[i]:sub(1, 1) == "-" and argv[i] ~= "-" and argv[i] ~= "--help" and argv[i] ~= "-h" do
@@ -610,7 +620,11 @@ function _M.main(argv, out, err)
     if ctx.exit then return ctx.exit end
     return ctx.failures > 0 and EXIT_FAILED or EXIT_OK
   end)
-  if ok then return res end
+  if ok then
+    -- An interrupt reported as a failed file still ends the command as one.
+    if signal.pending() then return interrupted() end
+    return res
+  end
   if type(res) == "table" and res.output then
     err:write("objstore: ", res.output, "\n")
     return EXIT_FAILED
@@ -620,10 +634,7 @@ function _M.main(argv, out, err)
     err:write("Try 'objstore ", (cmd and help[cmd]) and (cmd .. " ") or "", "--help'.\n")
     return EXIT_USAGE
   end
-  if tostring(res):find("interrupted", 1, true) then
-    err:write("objstore: interrupted\n")
-    return EXIT_INTERRUPTED
-  end
+  if tostring(res):find("interrupted", 1, true) then return interrupted() end
   err:write("objstore: ", tostring(res), "\n")
   return EXIT_FAILED
 end

@@ -12,8 +12,10 @@ local checksum = require "objstore.checksum"
 local sse = require "objstore.ops.sse"
 local flexsum = require "objstore.ops.flexsum"
 
-local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
-local os_remove, os_rename, io_open, math_random = os.remove, os.rename, io.open, math.random
+local core = require "objstore.core"
+
+local type, pairs, ipairs, tostring, pcall, error = type, pairs, ipairs, tostring, pcall, error
+local os_remove, os_rename = os.remove, os.rename
 
 local ops = {}
 
@@ -80,7 +82,8 @@ end }
 --- get_object(bucket, key, opts) -> info with `body` (no sink) | nil, err
 -- opts.file: download to this path (via a temporary file renamed into place
 -- on success, removed on failure); opts.sink: function(chunk) called with
--- the body as it arrives.
+-- the body as it arrives. A built record (build_request) does no I/O, so it
+-- has no file sink: get_object.to_temp(req, file) gives it one.
 ops.get_object = {
   build = function(c, bucket, key, opts)
     common.bucket(c, "get_object", 1, bucket)
@@ -103,33 +106,42 @@ ops.get_object = {
       local v = opts["response_" .. name]
       if v then query["response-" .. name:gsub("_", "-")] = v end
     end
-    local sink = opts.sink
-    if opts.file then
-      -- Written to a temporary name; `call` renames it into place on success.
-      sink = { file = opts.file .. ".objstore-tmp-" .. tostring(math_random(1, 1e9)), offset = 0 }
-    end
     return request.new{ op = "GetObject", method = "GET", bucket = bucket, key = key, headers = headers,
-      query = query, hashes = opts.hashes, sink = sink, parse = function(res)
+      query = query, hashes = opts.hashes, sink = opts.sink, parse = function(res)
         local info = response.object_info(c.dialect, res)
         info.body, info.bytes, info.hashes = res.body, res.bytes, res.hashes
         return info
       end }
   end,
+  --- Points req's sink at a new temporary file beside `file`, created
+  -- exclusively (never a planted file or a link) as
+  -- "<file>.objstore-tmp-<16 random lowercase hex>", the name sync's walk
+  -- knows as objstore's own. Returns its name | nil, err (LocalFileError).
+  to_temp = function(req, file)
+    local tmp, err = core.fs.temp(file .. ".objstore-tmp-")
+    if not tmp then return nil, errors.locate(err, "GetObject", req.bucket, req.key) end
+    req.sink = { file = tmp, offset = 0 }
+    return tmp
+  end,
   call = function(c, bucket, key, opts)
     local req = ops.get_object.build(c, bucket, key, opts)
     local file = opts and opts.file
     if not file then return c:send(req) end
-    local tmp = req.sink.file
-    local f, ferr = io_open(tmp, "wb")
-    if not f then return nil, errors.failure("GetObject", "LocalFileError", tostring(ferr), bucket, key) end
-    f:close()
-    local res, err = c:send(req)
+    local tmp, terr = ops.get_object.to_temp(req, file)
+    if not tmp then return nil, terr end
+    -- The transport never hands an error body to a sink, so on failure the
+    -- temporary file holds nothing worth keeping; an interrupt raised out
+    -- of the send removes it too.
+    local pok, res, err = pcall(c.send, c, req)
+    if not pok then
+      os_remove(tmp)
+      error(res, 0)
+    end
     if not res then
-      -- The transport never hands an error body to a sink, so the
-      -- temporary file holds nothing worth keeping.
       os_remove(tmp)
       return nil, err
     end
+    -- A link at `file` is replaced, never written through.
     local ok, rerr = os_rename(tmp, file)
     if not ok then
       os_remove(tmp)

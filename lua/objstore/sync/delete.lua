@@ -143,7 +143,7 @@ local function local_deletes(ctx, list)
       opts.follow_symlinks)
     local ok
     if path and opts.backup then
-      ok, err = execute.move_local(path, opts.backup .. "/" .. a.key)
+      ok, err = execute.move_local(path, opts.backup .. "/" .. a.key, opts.backup)
     elseif path then
       ok, err = execute.remove_local(path)
     end

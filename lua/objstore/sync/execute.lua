@@ -3,19 +3,23 @@
 -- transfer calls for large files (multipart, from objstore.transfer).
 -- Single PUTs carry Content-MD5 (the server checks the bytes; its ETag is
 -- then the MD5, so no HEAD follows), `mtime` and the whole-object
--- CRC-64/NVME in metadata. Downloads go to "<file>.objstore-tmp-N" and are
--- renamed over the file only when complete and checked (MD5 against a
--- plain ETag), so a failed download never replaces a good file; the file
--- then gets the object's stored mtime (or its LastModified).
+-- CRC-64/NVME in metadata. Downloads go to "<file>.objstore-tmp-<hex>"
+-- (created exclusively, core.fs.temp) and are renamed over the file only
+-- when complete and checked (MD5 against a plain ETag), so a failed
+-- download never replaces a good file; the file then gets the object's
+-- stored mtime (or its LastModified). Nothing is written through a link
+-- below the destination root: a directory link on the way is refused, and
+-- a link in the file's place is replaced by the rename, never followed.
 local digest = require "objstore.sync.digest"
 local names = require "objstore.sync.names"
 local request = require "objstore.request"
+local object_ops = require "objstore.ops.object"
 local errors = require "objstore.errors"
 local core = require "objstore.core"
 local lfs = require "lfs"
 
-local pairs, tostring = pairs, tostring
-local io_open, os_remove, os_rename = io.open, os.remove, os.rename
+local pairs, tostring, pcall, error = pairs, tostring, pcall, error
+local os_remove, os_rename, os_getenv = os.remove, os.rename, os.getenv
 
 local _M = {}
 
@@ -26,14 +30,43 @@ local function local_error(message, key)
   return errors.new{ code = "LocalFileError", message = message, key = key, retryable = false }
 end
 
---- mkdir -p of the directory holding `path`.
-function _M.parent_dirs(path)
-  local dir = path:match("^(.*)/[^/]*$")
-  if not dir or dir == "" or lfs.attributes(dir, "mode") == "directory" then return true end
-  local ok, err = _M.parent_dirs(dir)
+--- mkdir -p of dir, following links: for the root the user named.
+local function mkdir_p(dir)
+  if dir == "" or lfs.attributes(dir, "mode") == "directory" then return true end
+  local ok, err = mkdir_p(dir:match("^(.*)/[^/]*$") or "")
   if not ok then return nil, err end
   local made, merr = lfs.mkdir(dir)
-  if not made and lfs.attributes(dir, "mode") ~= "directory" then return nil, merr end
+  if not made and lfs.attributes(dir, "mode") ~= "directory" then
+    return nil, "cannot make directory " .. dir .. ": " .. tostring(merr)
+  end
+  return true
+end
+
+--- mkdir -p of the directories between `root` and the file at `path`
+-- below it. The root is the user's (made if missing; a link there was
+-- asked for); below it a component that is a link (link -> /elsewhere,
+-- planted or not) or not a directory is refused, so a remote key "link/x"
+-- never writes outside. Returns true | nil, message.
+function _M.parent_dirs(path, root)
+  if path:sub(1, #root + 1) ~= root .. "/" then return nil, path .. " is not below " .. root end
+  local rok, rerr = mkdir_p(root)
+  if not rok then return nil, rerr end
+  local dir = root
+  for name in path:sub(#root + 2):gmatch("([^/]+)/") do
+    dir = dir .. "/" .. name
+    local mode = lfs.symlinkattributes(dir, "mode")
+    if mode == nil then
+      local ok, err = lfs.mkdir(dir)
+      -- another writer may have made it meanwhile: a directory is as good
+      if not ok and lfs.symlinkattributes(dir, "mode") ~= "directory" then
+        return nil, "cannot make directory " .. dir .. ": " .. tostring(err)
+      end
+    elseif mode == "link" then
+      return nil, dir .. " is a symbolic link: nothing is written through it"
+    elseif mode ~= "directory" then
+      return nil, dir .. " is a " .. mode .. ", not a directory"
+    end
+  end
   return true
 end
 
@@ -59,16 +92,14 @@ function _M.put_request(c, bucket, key, e, opts)
   return c:build_request("put_object", bucket, key, body, o)
 end
 
---- A GET of remote entry s into local path, via a temporary file.
--- Returns the record, with context.tmp, context.path.
-function _M.get_request(c, bucket, s, path)
-  local ok, err = _M.parent_dirs(path)
+--- A GET of remote entry s into local path (below root), via a temporary
+-- file. Returns the record, with context.tmp, context.path.
+function _M.get_request(c, bucket, s, path, root)
+  local ok, err = _M.parent_dirs(path, root)
   if not ok then return request.failed("GetObject", local_error(tostring(err), s.key)) end
-  local req = c:build_request("get_object", bucket, s.key, { file = path, hashes = { "md5" } })
-  local tmp = req.sink and req.sink.file
-  local f, ferr = io_open(tmp, "wb")
-  if not f then return request.failed("GetObject", local_error(tostring(ferr), s.key)) end
-  f:close()
+  local req = c:build_request("get_object", bucket, s.key, { hashes = { "md5" } })
+  local tmp, terr = object_ops.get_object.to_temp(req, path)
+  if not tmp then return request.failed("GetObject", errors.locate(terr, "GetObject", bucket, s.key)) end
   req.context = { tmp = tmp, path = path }
   return req
 end
@@ -116,28 +147,36 @@ function _M.remove_local(path)
   return true
 end
 
---- Moves path to backup_path (parent directories made).
-function _M.move_local(path, backup_path)
-  local ok, err = _M.parent_dirs(backup_path)
+--- Moves path to backup_path below backup_root (parent directories made,
+-- never through a link; a link at backup_path is replaced, not followed).
+function _M.move_local(path, backup_path, backup_root)
+  local ok, err = _M.parent_dirs(backup_path, backup_root)
   if not ok then return nil, local_error(tostring(err)) end
   local rok, rerr = os_rename(path, backup_path)
   if not rok then return nil, local_error(tostring(rerr)) end
   return true
 end
 
+--- Streams the object of s into tmp, then uploads tmp to dst.
+local function copy_through(src, dst, s, key, tmp)
+  local req = src.client:build_request("get_object", src.bucket, s.key)
+  req.sink = { file = tmp, offset = 0 }
+  local res, err = src.client:send(req)
+  if not res then return nil, err end
+  return dst.client:upload_file(dst.bucket, key, tmp, { metadata = res.metadata or {},
+    content_type = res.content_type })
+end
+
 --- A copy between two clients (endpoints): the object is streamed
--- through a temporary file (bounded memory), then uploaded with the
--- source's mtime and metadata.
+-- through a temporary file (bounded memory), created exclusively in
+-- $TMPDIR, then uploaded with the source's mtime and metadata. The file
+-- goes on every way out, an interrupt raised meanwhile included.
 function _M.copy_across(src, dst, s, key)
-  local tmp = os.tmpname()
-  local res, err = src.client:get_object(src.bucket, s.key, { file = tmp })
-  if not res then
-    os_remove(tmp)
-    return nil, err
-  end
-  local meta = res.metadata or {}
-  local up, uerr = dst.client:upload_file(dst.bucket, key, tmp, { metadata = meta, content_type = res.content_type })
+  local tmp, terr = core.fs.temp((os_getenv("TMPDIR") or "/tmp") .. "/objstore-copy.objstore-tmp-", 384)
+  if not tmp then return nil, errors.locate(terr, "CopyObject", dst.bucket, key) end
+  local pok, up, uerr = pcall(copy_through, src, dst, s, key, tmp)
   os_remove(tmp)
+  if not pok then error(up, 0) end
   if not up then return nil, uerr end
   return up
 end

@@ -417,7 +417,7 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
     if kind == "up" then
       req = execute.put_request(dst_client, dst.bucket, dst_key(s.rel), s, opts)
     elseif kind == "down" then
-      req = execute.get_request(src.client, src.bucket, s, local_path(dst.root, s.rel))
+      req = execute.get_request(src.client, src.bucket, s, local_path(dst.root, s.rel), dst.root)
       if req.context and req.context.tmp then temps[req.context.tmp] = true end
     else
       req = execute.copy_request(dst_client, src.bucket, s, dst.bucket, dst_key(s.rel), opts)
@@ -539,7 +539,7 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
         verified = res and res.verified
       elseif kind == "down" then
         local path = local_path(dst.root, s.rel)
-        local ok, perr = execute.parent_dirs(path)
+        local ok, perr = execute.parent_dirs(path, dst.root)
         if ok then
           res, err = src.client:download_file(src.bucket, s.key, path, { part_size = opts.part_size,
             bwlimit = bwlimit })

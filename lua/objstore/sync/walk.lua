@@ -24,7 +24,7 @@ function _M.own_file(name)
   name = name:match("[^/]*$")
   return name:find("^%.objstore%-sync%-") ~= nil or name:find("%.objstore%-tmp%-%x+$") ~= nil
     or name:find("%.objstore%-part$") ~= nil or name:find("%.objstore%-part%-%x+$") ~= nil
-    or name:find("%.objstore%-cp$") ~= nil
+    or name:find("%.objstore%-cp$") ~= nil or name:find("%.objstore%-cp%.new%-%x+$") ~= nil
 end
 
 --- walk(root, { follow = bool, notice = function(msg), skip = path }) -> entries, missing, errors | nil, err

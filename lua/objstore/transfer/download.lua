@@ -1,6 +1,8 @@
---- download_file: parallel ranged GETs written with pwrite into
--- "<path>.objstore-part", renamed into place only when complete and
--- verified; resumable from a checkpoint, every range guarded by If-Match so
+--- download_file: parallel ranged GETs written with pwrite into a part
+-- file beside the destination ("<path>.objstore-part-<random hex>", or
+-- "<path>.objstore-part" with a checkpoint so a later run finds it), set
+-- to exactly the object's size and renamed into place only when complete
+-- and verified; resumable from a checkpoint, every range guarded by If-Match so
 -- an object changed on the server is never stitched from two versions.
 --
 -- Verification: a single-part object's ETag is the MD5 of its bytes; a
@@ -15,7 +17,6 @@ local plan = require "objstore.transfer.plan"
 local state_mod = require "objstore.transfer.state"
 local progress_mod = require "objstore.transfer.progress"
 local request = require "objstore.request"
-local response = require "objstore.response"
 local errors = require "objstore.errors"
 local checksum = require "objstore.checksum"
 local common = require "objstore.ops.common"
@@ -24,7 +25,7 @@ local core = require "objstore.core"
 local lfs = require "lfs"
 
 local type, tostring, tonumber = type, tostring, tonumber
-local os_rename, os_remove, io_open = os.rename, os.remove, io.open
+local os_rename, os_remove, error, pcall = os.rename, os.remove, error, pcall
 local tohex, b64 = core.hash.tohex, core.encode.base64_encode
 
 local DOWNLOAD_OPTS = { part_size = true, threshold = true, concurrency = true, checkpoint = true, progress = true,
@@ -34,11 +35,52 @@ local function fail(code, message, bucket, key, extra)
   return errors.failure("DownloadFile", code, message, bucket, key, extra)
 end
 
-local function touch(path)
-  local f, err = io_open(path, "ab")
-  if not f then return nil, err end
-  f:close()
+--- The part file of a download without a checkpoint: created exclusively
+-- under a random name, so a stale part file or a link planted under a
+-- name objstore once used is never opened, and set to the object's size.
+local function fresh_part(path, size)
+  local part, err = core.fs.temp(path .. ".objstore-part-")
+  if not part then return nil, err end
+  local ok, serr = core.fs.open_existing(part, size)
+  if not ok then
+    os_remove(part)
+    return nil, serr
+  end
+  return part
+end
+
+--- The fixed part file a checkpoint resumes into. A clean start removes
+-- whatever has the name (os.remove unlinks a link itself, never its
+-- target) and creates it exclusively; a resume opens the existing one only
+-- if it is a regular file, never through a link. Either way it ends up
+-- exactly `size` bytes long.
+local function checkpoint_part(part, size, resume)
+  if not resume then
+    os_remove(part)
+    local ok, err = core.fs.create(part)
+    if not ok then return nil, err end
+  end
+  return core.fs.open_existing(part, size)
+end
+
+--- The finished part file is a regular file (not a link) of exactly the
+-- object's size: bytes a stale file had beyond it never become the file's.
+local function seal_part(part, size)
+  local ok, err = core.fs.open_existing(part, size)
+  if not ok then return nil, err end
+  local a = lfs.symlinkattributes(part)
+  if not a or a.mode ~= "file" or a.size ~= size then
+    return nil, part .. " is " .. (a and (a.mode .. " of " .. a.size .. " bytes") or "gone")
+      .. ", not a file of the object's " .. size .. " bytes"
+  end
   return true
+end
+
+--- A single-part ETag's MD5 in lowercase hex, quoted or not (OSS-compatible
+-- servers send it bare, some in uppercase), or nil.
+local function plain_etag_md5(etag)
+  local hex = type(etag) == "string" and etag:match('^"?(%x+)"?$')
+  return hex and #hex == 32 and hex:lower() or nil
 end
 
 --- download_file(bucket, key, path, opts) -> { bucket, key, path, size, etag, parts, resumed_from, verified }
@@ -57,7 +99,6 @@ local function download_file(self, bucket, key, path, opts)
   local size, etag = head.content_length or 0, head.etag
   local crc_whole = head.crc64ecma
   local mp_count = etag and tonumber(etag:match('%-(%d+)"?$'))
-  local part_path = path .. ".objstore-part"
   local cp_path = opts.checkpoint == true and (path .. ".objstore-cp") or opts.checkpoint
   local notices = {}
 
@@ -89,31 +130,36 @@ local function download_file(self, bucket, key, path, opts)
   if size > 0 and size <= threshold and not aligned then
     m = core.mpu.new{ size = size, part_size = size, etag_md5 = etag_md5 }
   end
-  local ck
+  local ck, part_path
   if cp_path then
     local header = { kind = "download", bucket = bucket, key = key, etag = etag or "", part_size = psize,
       object_size = size }
     local resumed
     ck, resumed = state_mod.open_checkpoint(cp_path, m, header, notices, "DownloadFile", bucket, key)
     if not ck then return nil, resumed end
-    if resumed and not lfs.attributes(part_path) then
-      notices[#notices + 1] = "the partial file is gone: starting over"
+    part_path = path .. ".objstore-part"
+    if resumed and not checkpoint_part(part_path, size, true) then
+      notices[#notices + 1] = "the partial file is gone or not a regular file: starting over"
       resumed = nil
       m = core.mpu.new{ size = size, part_size = m:part(1).length, etag_md5 = etag_md5 }
     end
     if not resumed then
-      os_remove(part_path)
       local ok, werr = ck:reset(header)
+      if ok then ok, werr = checkpoint_part(part_path, size, false) end
       if not ok then
         ck:close()
         return nil, errors.locate(werr, "DownloadFile", bucket, key)
       end
     end
+  else
+    local perr
+    part_path, perr = fresh_part(path, size)
+    if not part_path then return nil, errors.locate(perr, "DownloadFile", bucket, key) end
   end
-  local ok, terr = touch(part_path)
-  if not ok then
-    if ck then ck:close() end
-    return nil, fail("LocalFileError", tostring(terr), bucket, key)
+  -- Every way out below that does not rename the part file removes it,
+  -- unless a checkpoint keeps it for the next run.
+  local function drop_part()
+    if ck then ck:close() else os_remove(part_path) end
   end
 
   local resumed_from = m:bytes_done()
@@ -146,8 +192,8 @@ local function download_file(self, bucket, key, path, opts)
   local rok, rerr = true, nil
   -- bwlimit: as many ways as ranges can be in flight at once
   local rate = common.max_speed("download_file", 4, opts, math.min(opts.concurrency or 8, m:count()))
-  if size > 0 then
-    rok, rerr = self:run{
+  local function run_ranges()
+    return self:run{
       concurrency = opts.concurrency or 8,
       next = function()
         local n, offset, length = m:next()
@@ -189,10 +235,26 @@ local function download_file(self, bucket, key, path, opts)
       end,
     }
   end
+  if size > 0 then
+    -- An interrupt (core.signal) raises out of the run: the part file goes
+    -- (a checkpoint keeps it, to resume) and the same error goes on.
+    local pok
+    pok, rok, rerr = pcall(run_ranges)
+    if not pok then
+      drop_part()
+      error(rok, 0)
+    end
+  end
   if not rok then
     rerr.op, rerr.bucket, rerr.key = "DownloadFile", bucket, key
-    if ck then ck:close() else os_remove(part_path) end
+    drop_part()
     return nil, rerr
+  end
+  local sok, serr = seal_part(part_path, size)
+  if not sok then
+    drop_part()
+    return nil, type(serr) == "table" and errors.locate(serr, "DownloadFile", bucket, key)
+      or fail("LocalFileError", serr, bucket, key)
   end
 
   -- Verify before the file takes its name.
@@ -209,7 +271,7 @@ local function download_file(self, bucket, key, path, opts)
       local got = checksum.to_decimal(m:crc("crc64ecma"))
       if got ~= crc_whole then bad = "CRC-64 " .. got .. " is not the object's " .. crc_whole end
       verified = not bad
-    elseif etag_md5 and etag and not mp_count and etag:match('^"%x+"$') then
+    elseif etag_md5 and not mp_count and plain_etag_md5(etag) then
       local md5
       if size == 0 then
         md5 = checksum.md5("")
@@ -218,8 +280,8 @@ local function download_file(self, bucket, key, path, opts)
       else
         md5 = core.hash.file("md5", part_path, 0, size)
       end
-      if md5 and not response.etag_is_md5(etag, tohex(md5)) then
-        bad = "MD5 " .. tohex(md5) .. " does not match ETag " .. etag
+      if not md5 or tohex(md5) ~= plain_etag_md5(etag) then
+        bad = "MD5 " .. (md5 and tohex(md5) or "of the file unreadable") .. " does not match ETag " .. etag
       end
       verified = not bad
     elseif etag_md5 and mp_count and aligned then
@@ -234,13 +296,14 @@ local function download_file(self, bucket, key, path, opts)
     end
     if bad then
       os_remove(part_path)
-      if ck then ck:remove() end
+      if ck then ck:remove() end -- the bytes are wrong: nothing to resume
       return nil, fail("BadDigest", bad, bucket, key)
     end
   end
+  -- A link at `path` is replaced, never written through.
   local rn, rnerr = os_rename(part_path, path)
   if not rn then
-    if ck then ck:close() end
+    drop_part()
     return nil, fail("LocalFileError", tostring(rnerr), bucket, key)
   end
   if ck then ck:remove() end

@@ -141,7 +141,7 @@ local function upload_stream(c, bucket, key, reader, opts)
   local m = core.mpu.new{ part_size = base, max_parts = max_parts, etag_md5 = etag_md5 }
   local total, all_verified = 0, alg ~= nil
   local next_buf, read_err, too_many = first, nil, false
-  local ok, err = c:run{ concurrency = concurrency,
+  local ok, err = state_mod.run_parts(c, { concurrency = concurrency,
     next = function()
       if read_err or too_many then return nil end
       local buf = next_buf
@@ -191,7 +191,7 @@ local function upload_stream(c, bucket, key, reader, opts)
       all_verified = all_verified and res.checksum and res.checksum.verified
       progress(part.size)
       return true
-    end }
+    end }, { bucket = bucket, key = key, upload_id = upload_id, leave = opts.leave_parts_on_error })
   src.close()
   if ok and read_err then ok, err = nil, fail("UploadStream", "ReaderError", read_err, bucket, key) end
   if ok and too_many then
@@ -381,7 +381,7 @@ local function copy_large(c, src_bucket, src_key, dst_bucket, dst_key, opts)
   local resumed_from = m:bytes_done()
   local progress = progress_mod.new(opts.progress, size, resumed_from)
   local sent = 0
-  local ok, err = c:run{ concurrency = opts.concurrency or 8,
+  local ok, err = state_mod.run_parts(c, { concurrency = opts.concurrency or 8,
     next = function()
       local n, offset, length = m:next()
       if not n then return nil end
@@ -413,7 +413,8 @@ local function copy_large(c, src_bucket, src_key, dst_bucket, dst_key, opts)
           dst_key)
       end
       return true
-    end }
+    end }, { bucket = dst_bucket, key = dst_key, upload_id = upload_id, ck = ck, checkpoint = cp_path,
+      leave = opts.leave_parts_on_error })
   if not ok then
     err.upload_id = upload_id
     if ck then ck:close() end

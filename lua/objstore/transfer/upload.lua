@@ -248,7 +248,7 @@ local function upload_file(c, bucket, key, path, opts)
     return req
   end
 
-  local ok, err = c:run{ concurrency = opts.concurrency or 8, next = next_part,
+  local ok, err = state_mod.run_parts(c, { concurrency = opts.concurrency or 8, next = next_part,
     done = function(req, res, perr2)
       local part = req.context
       if not res then
@@ -271,7 +271,8 @@ local function upload_file(c, bucket, key, path, opts)
         return false, fail("Aborted", "stopped by on_part after part " .. part.number, bucket, key)
       end
       return true
-    end }
+    end }, { bucket = bucket, key = key, upload_id = upload_id, ck = ck, checkpoint = cp_path,
+      leave = opts.leave_parts_on_error })
   if not ok then
     err.op, err.bucket, err.key = "UploadFile", bucket, key
     err.upload_id = upload_id

@@ -1,0 +1,54 @@
+/*
+ * SIGINT / SIGTERM noticed through flags: see os_signal.h.
+ */
+#include "os_signal.h"
+
+#include <signal.h>
+#include <string.h>
+
+static volatile sig_atomic_t pending;     /* first signal, sticky */
+static volatile sig_atomic_t undelivered; /* not yet raised as an error */
+static volatile sig_atomic_t trapped;
+static void (*notify_fn)(int);
+
+static void on_signal(int signo) {
+  if (pending != 0) {
+    /* A second one: whatever the cleanup is doing, stop now. */
+    signal(signo, SIG_DFL);
+    raise(signo);
+    return;
+  }
+  pending = signo;
+  undelivered = signo;
+  if (notify_fn != NULL) notify_fn(signo);
+}
+
+int os_signal_trap(void (*notify)(int signo)) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART; /* reads and writes go on; poll returns EINTR anyway */
+  notify_fn = notify;
+  if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0) return -1;
+  trapped = 1;
+  return 0;
+}
+
+int os_signal_trapped(void) {
+  return trapped;
+}
+
+int os_signal_pending(void) {
+  return pending;
+}
+
+int os_signal_undelivered(void) {
+  return undelivered;
+}
+
+int os_signal_take(void) {
+  int s = undelivered;
+  undelivered = 0;
+  return s;
+}

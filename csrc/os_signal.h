@@ -1,0 +1,31 @@
+/*
+ * SIGINT and SIGTERM for the command line: noticed, not acted on at once.
+ * The handler records the signal (and calls the hook the binding gave it,
+ * which only arms a Lua hook), so the code running when it arrives ends
+ * its transfers, removes its temporary files and aborts its multipart
+ * uploads itself. A second signal while one is pending takes the default
+ * action (ends the process) for a cleanup that hangs.
+ * Never installed inside OpenResty: nginx owns the signals there.
+ */
+#ifndef OBJSTORE_OS_SIGNAL_H
+#define OBJSTORE_OS_SIGNAL_H
+
+/* Installs the handlers for SIGINT and SIGTERM; notify(signo) is called
+ * from the handler (it must be async-signal-safe). 0 | -1 with errno. */
+int os_signal_trap(void (*notify)(int signo));
+
+/* Whether os_signal_trap has run. */
+int os_signal_trapped(void);
+
+/* The first signal received (SIGINT or SIGTERM), or 0; it stays. */
+int os_signal_pending(void);
+
+/* The signal not yet turned into an error (see os_signal_take), or 0: the
+ * run loop stops its transfers while this is set. */
+int os_signal_undelivered(void);
+
+/* Returns os_signal_undelivered() and clears it: the caller raises the
+ * error now, and requests made while cleaning up run normally. */
+int os_signal_take(void);
+
+#endif
