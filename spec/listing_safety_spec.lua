@@ -152,13 +152,13 @@ describe("listing safety against a hostile server", function()
     it("ignore_prefix: nothing outside the prefix is yielded (V2, v1, with a delimiter)", function()
       srv:mode("ignore_prefix")
       local items, err = drain(c:list_objects_iter(BUCKET, { prefix = "p/" }))
-      assert.is_nil(err)
+      assert.is_nil(err, tostring(err))
       assert.same(UNDER_P, items)
       items, err = drain(c:list_objects_iter(BUCKET, { prefix = "p/", v1 = true }))
-      assert.is_nil(err)
+      assert.is_nil(err, tostring(err))
       assert.same(UNDER_P, items)
       items, err = drain(c:list_objects_iter(BUCKET, { prefix = "p/", delimiter = "/" }))
-      assert.is_nil(err)
+      assert.is_nil(err, tostring(err))
       assert.same({ "p/a", "p/b", "p/c", "p/d", "p/e", "p/sub/" }, sorted(items))
       -- The server did send what was dropped.
       srv:mode("ignore_prefix")
@@ -181,15 +181,15 @@ describe("listing safety against a hostile server", function()
           assert.is_true(set[k], ("%q missing"):format(k))
         end
         items, err = drain(c:list_objects_iter(BUCKET, { prefix = "../" }))
-        assert.is_nil(err)
+        assert.is_nil(err, tostring(err))
         assert.same({ "../escape" }, items)
       end)
   end)
 
   describe("sync", function()
     --- local -> remote with delete, the remote (destination) listing hostile.
-    local function up(mode, files)
-      srv:mode(mode)
+    local function up(mode, files, budget)
+      srv:mode(mode, 2, budget)
       local d = local_dir(files or { a = "p/a", c = "p/c" })
       local res, err = objstore.sync(c, d, { bucket = BUCKET, prefix = "p" }, { delete = true, state = false })
       return res, err
@@ -261,6 +261,17 @@ describe("listing safety against a hostile server", function()
         no_deletes()
       end)
 
+    it("local -> remote over 1000 local files (ranged listing), ignore_prefix: deletes only under the prefix",
+      function()
+        local files = {}
+        for i = 1, 1001 do files[("n%04d"):format(i)] = "x" end
+        local res, err = up("ignore_prefix", files, 3000) -- 1001 PUTs
+        assert.is_nil(err, tostring(err))
+        local deleted = sorted(srv:deleted())
+        assert.same(UNDER_P, deleted)
+        assert.equals(6, res.deleted)
+      end)
+
     it("remote -> local, truncated_no_token source: no local file removed, fails", function()
       local res, err = down("truncated_no_token")
       assert.is_nil(res, "the sync succeeded on an incomplete listing")
@@ -288,7 +299,7 @@ describe("listing safety against a hostile server", function()
 
     it("remote -> local, ignore_prefix source: only the prefix is synced", function()
       local res, err = down("ignore_prefix", 2, "zzz")
-      assert.is_nil(err)
+      assert.is_nil(err, tostring(err))
       assert.equals(1, res.deleted) -- zzz, which the source does not have
     end)
 
@@ -327,7 +338,7 @@ describe("listing safety against a hostile server", function()
 
     it("local -> remote with delete, quiet DeleteObjects answered with an empty body: the deletes succeed", function()
       local res, err = up("quiet_empty")
-      assert.is_nil(err)
+      assert.is_nil(err, tostring(err))
       assert.equals(4, res.deleted) -- p/b, p/d, p/e, p/sub/f
       assert.equals(1, srv:count("DeleteObjects"))
     end)
