@@ -2,10 +2,11 @@
 -- pages transparently. Listings ask for EncodingType=url and decode it, as
 -- boto3 does, so keys with characters XML cannot carry come back intact.
 local common = require "objstore.ops.common"
+local errors = require "objstore.errors"
 local request = require "objstore.request"
 local response = require "objstore.response"
 
-local ipairs, pairs = ipairs, pairs
+local ipairs, pairs, type = ipairs, pairs, type
 
 local ops = {}
 
@@ -49,11 +50,19 @@ ops.list_objects_v1 = { build = function(c, bucket, opts)
   return listing(c, "ListObjects", bucket, q, opts, function(t)
     t.contents = t.contents or {}
     -- Without a delimiter v1 omits NextMarker: the last key is the marker.
-    if t.is_truncated and not t.next_marker and #t.contents > 0 then
+    -- With one, a truncated page must name it (its last entry may be a
+    -- common prefix past the last key): none is left unset.
+    if t.is_truncated and not t.next_marker and #t.contents > 0 and (opts.delimiter or "") == "" then
       t.next_marker = t.contents[#t.contents].key
     end
   end)
 end }
+
+--- The error of a listing that cannot go on safely: not retryable (the
+-- same request would get the same answer).
+local function listing_error(op, bucket, code, message)
+  return errors.new{ code = code, message = message, op = op, bucket = bucket, retryable = false }
+end
 
 --- list_objects_iter(bucket, opts) -> iterator over objects (and, with a
 -- delimiter, common prefixes as { prefix = ..., is_prefix = true }).
@@ -62,6 +71,15 @@ end }
 --     if not obj then error(err) end
 --   end
 -- opts.v1 = true pages with ListObjects v1 (servers without v2).
+-- A server's answers are checked as they come: a continuation token (v1:
+-- marker) that this listing already sent is a PaginationLoop error, and a
+-- page that says it is truncated but gives no way on (no
+-- NextContinuationToken; v1: no NextMarker and no last key to go on from)
+-- is a TruncatedListing error, never a silent end. With opts.prefix, an
+-- object or common prefix outside the prefix (a store or proxy ignoring
+-- prefix=) is dropped, never yielded. A listed key that no request can
+-- name (empty, over 1024 bytes, a NUL, not UTF-8) is a MalformedResponse
+-- error.
 ops.list_objects_iter = { call = function(c, bucket, opts)
   common.bucket(c, "list_objects_iter", 1, bucket)
   local allowed = { v1 = true }
@@ -69,25 +87,51 @@ ops.list_objects_iter = { call = function(c, bucket, opts)
   allowed.marker = true
   opts = common.opts("list_objects_iter", 2, opts, allowed)
   local v1 = opts.v1
+  local op = v1 and "ListObjects" or "ListObjectsV2"
   local page_opts = {}
   for k, v in pairs(opts) do if k ~= "v1" then page_opts[k] = v end end
+  local prefix = opts.prefix or ""
+  local plen = #prefix
+  -- The tokens (v1: markers) sent so far: one string a page.
+  local seen = {}
+  local first = v1 and page_opts.marker or page_opts.continuation_token
+  if first then seen[first] = true end
   local buffer, i, done, failed = {}, 1, false, false
   local function fetch()
     local page, err = c:send(ops[v1 and "list_objects_v1" or "list_objects"].build(c, bucket, page_opts))
     if not page then return nil, err end
     buffer, i = {}, 1
-    for _, o in ipairs(page.contents) do buffer[#buffer + 1] = o end
-    for _, p in ipairs(page.common_prefixes) do buffer[#buffer + 1] = { prefix = p.prefix, is_prefix = true } end
-    if page.is_truncated then
-      if v1 then
-        page_opts.marker = page.next_marker
-      else
-        page_opts.continuation_token = page.next_continuation_token
+    for _, o in ipairs(page.contents) do
+      local problem = request.key_problem(o.key)
+      if problem then
+        -- A key no request of objstore could name: whatever comes next
+        -- (a delete, a download) could not act on it.
+        return nil, listing_error(op, bucket, "MalformedResponse", "the listing holds a key objstore cannot "
+          .. "address (" .. problem .. "): " .. string.format("%q", tostring(o.key):sub(1, 200)))
       end
-      done = not (page.next_marker or page.next_continuation_token)
-    else
-      done = true
+      if o.key:sub(1, plen) == prefix then buffer[#buffer + 1] = o end
     end
+    for _, p in ipairs(page.common_prefixes) do
+      if type(p.prefix) == "string" and p.prefix:sub(1, plen) == prefix then
+        buffer[#buffer + 1] = { prefix = p.prefix, is_prefix = true }
+      end
+    end
+    if not page.is_truncated then
+      done = true
+      return true
+    end
+    local token = v1 and page.next_marker or page.next_continuation_token
+    if token == nil or token == "" then
+      return nil, listing_error(op, bucket, "TruncatedListing", "the listing page says IsTruncated=true but gives no "
+        .. (v1 and "NextMarker" or "NextContinuationToken") .. ": the listing cannot go on and is incomplete")
+    end
+    if seen[token] then
+      return nil, listing_error(op, bucket, "PaginationLoop", "The same next token was received twice: "
+        .. (v1 and "marker " or "continuation token ") .. string.format("%q", token:sub(1, 200))
+        .. " was already used in this listing")
+    end
+    seen[token] = true
+    if v1 then page_opts.marker = token else page_opts.continuation_token = token end
     return true
   end
   return function()

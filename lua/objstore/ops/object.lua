@@ -217,7 +217,13 @@ local function delete_batch(c, bucket, objects, first, quiet)
   return request.new{ op = "DeleteObjects", method = "POST", bucket = bucket, query = { delete = true },
     headers = { ["Content-MD5"] = checksum.md5_base64(body), ["Content-Type"] = "application/xml" },
     body = body, body_length = #body, context = { first = first, last = last },
-    parse = function(res, req) return response.xml(res, req) end }
+    parse = function(res, req)
+      -- Quiet mode lists only the keys that failed: with none, Alibaba OSS
+      -- answers 200 with an empty body (documented), which says every
+      -- key was deleted.
+      if quiet and not (res.body or ""):find("%S") then return { deleted = {}, error = {} } end
+      return response.xml(res, req)
+    end }
 end
 
 --- delete_objects(bucket, keys, {quiet=}) -> { deleted = {...}, errors = {...} }
@@ -225,7 +231,9 @@ end
 -- with the Content-MD5 S3 requires. Every batch is sent: a batch that
 -- fails as a whole reports each of its keys in `errors` (with the batch's
 -- error as `error`), and the others still run, so `deleted` always holds
--- every key the server deleted.
+-- every key the server deleted. With quiet = true the server lists only
+-- failures, so a key not in `errors` was deleted; an empty 2xx body
+-- (Alibaba OSS sends one when nothing failed) is no failure at all.
 --- The checked arguments of delete_objects: objects, opts.
 local function delete_args(c, bucket, keys, opts)
   common.bucket(c, "delete_objects", 1, bucket)

@@ -3,9 +3,11 @@
 -- as entries { rel, key, size, etag, last_modified, storage_class } in the
 -- store's byte order. Directory markers (keys ending in "/") are counted
 -- and left out: they are not files.
+local errors = require "objstore.errors"
 local names = require "objstore.sync.names"
+local request = require "objstore.request"
 
-local tonumber, ipairs = tonumber, ipairs
+local tonumber, ipairs, type, format = tonumber, ipairs, type, string.format
 
 local _M = {}
 
@@ -13,6 +15,58 @@ local _M = {}
 local function entry(o, plen)
   return { rel = o.key:sub(plen + 1), key = o.key, size = tonumber(o.size) or 0, etag = o.etag,
     last_modified = o.last_modified, mtime = names.parse_time(o.last_modified), storage_class = o.storage_class }
+end
+
+--- The listing's own errors: not retryable (the same request would get
+-- the same answer), and never a silent end of the listing.
+local function fail(code, message)
+  return errors.new{ code = code, message = message, op = "ListObjectsV2", retryable = false }
+end
+
+--- A checker of the page sequence: check(page) -> token | nil when the
+-- listing ends | false, err. A truncated page without a token, and a
+-- token this listing already sent, are errors (TruncatedListing,
+-- PaginationLoop): one token string is kept a page.
+local function tokens(first)
+  local seen = {}
+  if first then seen[first] = true end
+  return function(p)
+    if not p.is_truncated then return nil end
+    local token = p.next_continuation_token
+    if type(token) ~= "string" or token == "" then
+      return false, fail("TruncatedListing", "the listing page says IsTruncated=true but gives no "
+        .. "NextContinuationToken: the listing cannot go on and is incomplete")
+    end
+    if seen[token] then
+      return false, fail("PaginationLoop", "The same next token was received twice: continuation token "
+        .. format("%q", token:sub(1, 200)) .. " was already used in this listing")
+    end
+    seen[token] = true
+    return token
+  end
+end
+
+--- A checker of each key: the sync's join needs the store's byte order,
+-- strictly increasing; a key at or before the last one (a page served
+-- again, an unsorted store) is an error, not a wrong plan; so is a key
+-- objstore cannot address.
+local function order()
+  local last
+  return function(key)
+    local problem = request.key_problem(key)
+    if problem then
+      -- A key no request can name: neither transferred nor deleted, and
+      -- not silently left out (that would make a delete candidate).
+      return fail("MalformedResponse", "the listing holds a key objstore cannot address (" .. problem .. "): "
+        .. format("%q", tostring(key):sub(1, 200)))
+    end
+    if last and key <= last then
+      return fail("UnsortedListing", "the listing is not in increasing key order: "
+        .. format("%q", key:sub(1, 200)) .. " came after " .. format("%q", last:sub(1, 200)))
+    end
+    last = key
+    return nil
+  end
 end
 
 --- The pages of a bucket's listing under prefix: function(token) -> page | nil, err.
@@ -30,6 +84,7 @@ end
 function _M.stream(pages, prefix, stats)
   local plen = #prefix
   local page, i, n, token, done, failed = nil, 1, 0, nil, false, false
+  local next_token, in_order = tokens(), order()
   return function()
     while true do
       if failed then return nil end
@@ -38,6 +93,11 @@ function _M.stream(pages, prefix, stats)
         page.contents[i] = nil -- read once: the page shrinks as it is consumed
         i = i + 1
         local key = o.key
+        local oerr = in_order(key)
+        if oerr then
+          failed = true
+          return false, oerr
+        end
         if key:sub(-1) == "/" then
           stats.markers = (stats.markers or 0) + 1
         elseif key:sub(1, plen) == prefix then
@@ -54,8 +114,14 @@ function _M.stream(pages, prefix, stats)
         page, i = p, 1
         page.contents = page.contents or {}
         n = #page.contents
-        token = p.next_continuation_token
-        done = not (p.is_truncated and token)
+        local terr
+        token, terr = next_token(p)
+        if token == false then
+          -- The page's entries would be a part of an incomplete listing.
+          failed = true
+          return false, terr
+        end
+        done = token == nil
       end
     end
   end
@@ -97,6 +163,8 @@ function _M.ranged(c, bucket, prefix, bounds, stats, window)
     if not ok then fetched[first] = { failed = err } end
   end
   local ri, page, pi, pn, failed, finished = 0, nil, 1, 0, false, false
+  local next_token, in_order
+  local last_yielded = order()
   local function next_range()
     ri = ri + 1
     if not ranges[ri] then return false end
@@ -118,6 +186,15 @@ function _M.ranged(c, bucket, prefix, bounds, stats, window)
           return false, page.failed
         end
         stats.pages = (stats.pages or 0) + 1
+        -- Each range is its own sequence of pages and keys; a page's
+        -- token is checked as it comes, before its entries are taken.
+        next_token, in_order = tokens(), order()
+        local terr
+        page.token, terr = next_token(page)
+        if page.token == false then
+          failed = true
+          return false, terr
+        end
       end
       local upto = ranges[ri].upto
       if pi <= pn then
@@ -125,6 +202,11 @@ function _M.ranged(c, bucket, prefix, bounds, stats, window)
         page.contents[pi] = nil
         pi = pi + 1
         local key = o.key
+        local oerr = in_order(key)
+        if oerr then
+          failed = true
+          return false, oerr
+        end
         if upto and key >= upto then
           -- The range's upper bound (or past it: the next range's page
           -- starts there): this range is complete.
@@ -132,23 +214,37 @@ function _M.ranged(c, bucket, prefix, bounds, stats, window)
         end
         if upto and key > upto then -- luacheck: ignore 542
           -- Not this range's: listed again by the next range.
-        elseif key:sub(-1) == "/" then
-          stats.markers = (stats.markers or 0) + 1
-        elseif key:sub(1, plen) == prefix then
-          return entry(o, plen)
+        else
+          -- Across ranges too, what is taken must keep increasing.
+          oerr = last_yielded(key)
+          if oerr then
+            failed = true
+            return false, oerr
+          end
+          if key:sub(-1) == "/" then
+            stats.markers = (stats.markers or 0) + 1
+          elseif key:sub(1, plen) == prefix then
+            return entry(o, plen)
+          end
         end
-      elseif not (page.is_truncated and page.next_continuation_token) then
+      elseif page.token == nil then
         -- The listing ends here: no later range has anything.
         finished = true
         return nil
       else
         -- This range has more than one page: continue it.
-        local p, err = c:send(list_req(nil, page.next_continuation_token))
+        local p, err = c:send(list_req(nil, page.token))
         if not p then
           failed = true
           return false, err
         end
         stats.pages = stats.pages + 1
+        local terr
+        p.token, terr = next_token(p)
+        if p.token == false then
+          failed = true
+          return false, terr
+        end
         page, pi, pn = p, 1, #(p.contents or {})
       end
     end
