@@ -388,7 +388,7 @@ end
 -- listing goes; a listing that fails stops the run at once (exit 1) with
 -- what was listed before it deleted, nothing after it.
 local function remove_prefix(ctx, c, loc)
-  local prefix = loc.key ~= "" and (loc.key:gsub("/*$", "/")) or ""
+  local prefix = loc.key ~= "" and (loc.key:gsub("/+$", "") .. "/") or ""
   local keep = require("objstore.sync.filter").new(ctx.opts.filters)
   local batch, removed = {}, 0
   local function flush()

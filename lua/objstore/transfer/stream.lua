@@ -440,14 +440,30 @@ end
 --- list_incomplete_uploads(bucket, prefix) -> { {key, upload_id, initiated}, ... } (all pages)
 local function list_incomplete_uploads(c, bucket, prefix)
   common.bucket(c, "list_incomplete_uploads", 1, bucket)
-  local out, key_marker, id_marker = {}, nil, nil
+  local out, key_marker, id_marker, seen = {}, nil, nil, {}
   repeat
     local page, err = c:list_multipart_uploads(bucket, { prefix = prefix, key_marker = key_marker,
       upload_id_marker = id_marker })
     if not page then return nil, err end
-    for _, u in ipairs(page.uploads) do out[#out + 1] = u end
+    -- Only uploads below the prefix, whatever the store answered: the
+    -- caller may abort every one of them.
+    for _, u in ipairs(page.uploads) do
+      if not prefix or (type(u.key) == "string" and u.key:sub(1, #prefix) == prefix) then out[#out + 1] = u end
+    end
     key_marker, id_marker = page.next_key_marker, page.next_upload_id_marker
-  until not page.is_truncated or not key_marker or key_marker == ""
+    if page.is_truncated then
+      if not key_marker or key_marker == "" then
+        return nil, errors.failure("ListMultipartUploads", "TruncatedListing",
+          "the listing is truncated but gives no NextKeyMarker", bucket, nil, { retryable = false })
+      end
+      local mark = key_marker .. "\0" .. tostring(id_marker)
+      if seen[mark] then
+        return nil, errors.failure("ListMultipartUploads", "PaginationLoop",
+          "The same next marker was received twice: " .. key_marker, bucket, nil, { retryable = false })
+      end
+      seen[mark] = true
+    end
+  until not page.is_truncated
   return out
 end
 
