@@ -310,6 +310,59 @@ for _, srv in ipairs(servers.list()) do
         end
       end)
 
+      describe("command line details", function()
+        before_each(fixture)
+
+        it("cp into directories that do not exist makes them, naming the user's path on failure", function()
+          local rc, _, err = run(CMD .. " " .. expand("cp $B/src/x.txt $E/new/deeper/x.txt"), ENV)
+          assert.equals(0, rc, err)
+          assert.equals("x-ray\n", servers.read_file(root .. "/empty/new/deeper/x.txt"))
+          write(root .. "/empty/plain", "a file")
+          rc, _, err = run(CMD .. " " .. expand("cp $B/src/x.txt $E/plain/x.txt"), ENV)
+          assert.equals(1, rc)
+          assert.matches("empty/plain", err, 1, true)
+          assert.is_nil(err:find("objstore%-tmp"))
+          assert.is_nil(err:find("objstore%-part"))
+        end)
+
+        it("--backup s3://bucket/prefix/ moves into that prefix, never into keys named s3://", function()
+          local rc, _, err = run(CMD .. " " .. expand("sync $L $B/dst/ --delete --backup $B/bak/"), ENV)
+          assert.equals(0, rc, err)
+          assert.equals("only on the destination\n", assert(c:get_object(bucket, "bak/old.txt")).body)
+          for o in c:list_objects_iter(bucket) do
+            assert.is_nil(o.key:find("s3:", 1, true), o.key)
+          end
+          assert.is_false(c:object_exists(bucket, "dst/old.txt"))
+        end)
+      end)
+
+      describe("library", function()
+        it("a checkpoint planted beside a file never aborts another bucket's upload", function()
+          local other = servers.bucket_name("safety-other")
+          assert(c:create_bucket(other))
+          local path = root .. "/big.bin"
+          write(path, string.rep("p", 6 * 1024 * 1024))
+          -- A real checkpoint of an upload into `other`, stopped after its first part.
+          local res, err = c:upload_file(other, "victim", path, { part_size = 5 * 1024 * 1024, checkpoint = true,
+            on_part = function() return false end })
+          assert.is_nil(res)
+          assert.truthy(err)
+          local before = assert(c:list_incomplete_uploads(other))
+          assert.equals(1, #before)
+          -- The same checkpoint file, now beside a transfer into this bucket.
+          local planted = path .. ".objstore-cp"
+          local mine = root .. "/mine.bin"
+          write(mine, string.rep("m", 6 * 1024 * 1024))
+          assert(os.rename(planted, mine .. ".objstore-cp"))
+          assert(c:upload_file(bucket, "mine.bin", mine, { part_size = 5 * 1024 * 1024, checkpoint = true }))
+          local after = assert(c:list_incomplete_uploads(other))
+          assert.equals(1, #after)
+          assert.equals(before[1].upload_id, after[1].upload_id)
+          c:abort_incomplete_uploads(other)
+          c:delete_bucket(other)
+        end)
+      end)
+
       -- Invariant 4: every failure is a non-zero exit.
       describe("exit codes", function()
         before_each(fixture)

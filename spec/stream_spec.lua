@@ -101,7 +101,7 @@ for _, srv in ipairs(servers.list()) do
         assert.equals(3, ok.parts)
         assert.equals(15 * MiB, ok.size)
         local perr = select(2, pcall(c.upload_stream, c, bucket, "k", reader, { max_parts = 10001 }))
-        assert.matches("opts.max_parts%): must be an integer from 1 to 10000", perr)
+        assert.matches("opts.max_parts%): must be a whole number from 1 to 10000", perr)
       end)
     end)
   end

@@ -385,8 +385,8 @@ function C.mv(ctx, pos)
 end
 
 --- rm -r: objects under the prefix, deleted in batches of 1000 as the
--- listing goes; a listing that fails stops the run at once (exit 1) with
--- what was listed before it deleted, nothing after it.
+-- listing goes; a listing that fails stops the run at once (exit 1):
+-- batches sent before it stay deleted, nothing more is.
 local function remove_prefix(ctx, c, loc)
   local prefix = loc.key ~= "" and (loc.key:gsub("/+$", "") .. "/") or ""
   local keep = require("objstore.sync.filter").new(ctx.opts.filters)
@@ -412,7 +412,8 @@ local function remove_prefix(ctx, c, loc)
   end
   for o, err in c:list_objects_iter(loc.bucket, { prefix = prefix ~= "" and prefix or nil }) do
     if not o then
-      flush()
+      -- The batch not yet sent stays: nothing more is deleted once the
+      -- listing is known to be incomplete.
       return ctx.fail(loc.url, err)
     end
     -- Only what lies below the prefix, whatever the store answered.

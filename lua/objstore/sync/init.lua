@@ -20,6 +20,7 @@ local execute = require "objstore.sync.execute"
 local delete_mod = require "objstore.sync.delete"
 local digest = require "objstore.sync.digest"
 local errors = require "objstore.errors"
+local request = require "objstore.request"
 local core = require "objstore.core"
 
 local type, pairs, ipairs, tostring, pcall, error = type, pairs, ipairs, tostring, pcall, error
@@ -137,6 +138,14 @@ local function open_side(s, opts, notice, stats, other, is_src, skip)
     return remote.ranged(s.client, s.bucket, s.prefix, bounds, stats), false
   end
   return remote.stream(remote.pager(s.client, s.bucket, s.prefix), s.prefix, stats), false
+end
+
+--- Why no request could name entry e, or nil: a local name must be UTF-8;
+-- a remote key also non-empty, without NUL and at most 1024 bytes.
+local function name_problem(e)
+  if not utf8_valid(e.rel) then return "is not valid UTF-8" end
+  if e.key then return request.key_problem(e.key) end
+  return nil
 end
 
 local function fail_code(err)
@@ -574,10 +583,11 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
   -- (archived) or decided. True when it was decided.
   local function consider(s, d)
     src_count = src_count + 1
-    if not utf8_valid(s.rel) or (s.key and not utf8_valid(s.key)) then
+    local bad = name_problem(s)
+    if bad then
       -- No request can name it (S3 keys are UTF-8): this name fails, the run goes on.
-      failed({ key = s.rel, action = "refuse", reason = "name is not valid UTF-8", size = s.size },
-        errors.new{ code = "InvalidName", message = "'" .. (s.path or s.key) .. "' is not valid UTF-8: not synced",
+      failed({ key = s.rel, action = "refuse", reason = "name " .. bad, size = s.size },
+        errors.new{ code = "InvalidName", message = "'" .. (s.path or s.key) .. "' " .. bad .. ": not synced",
           retryable = false })
       return false
     end
@@ -624,10 +634,11 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
           -- Only on the destination: a delete candidate.
           local kept = keep(d_e.rel)
           if opts.delete and (kept or opts.delete_excluded) then
-            if d_e.key and not utf8_valid(d_e.key) then
-              failed({ key = d_e.rel, action = "delete", reason = "name is not valid UTF-8", size = d_e.size },
-                errors.new{ code = "InvalidName", message = "'" .. d_e.key .. "' is not valid UTF-8: not deleted",
-                  retryable = false })
+            local bad = name_problem(d_e)
+            if bad then
+              failed({ key = d_e.rel, action = "delete", reason = "name " .. bad, size = d_e.size },
+                errors.new{ code = "InvalidName", message = "'" .. (d_e.path or d_e.key) .. "' " .. bad
+                  .. ": not deleted", retryable = false })
             else
               deletes[#deletes + 1] = d_e
             end

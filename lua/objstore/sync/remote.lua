@@ -5,7 +5,6 @@
 -- and left out: they are not files.
 local errors = require "objstore.errors"
 local names = require "objstore.sync.names"
-local request = require "objstore.request"
 
 local tonumber, ipairs, type, format = tonumber, ipairs, type, string.format
 
@@ -48,18 +47,17 @@ end
 
 --- A checker of each key: the sync's join needs the store's byte order,
 -- strictly increasing; a key at or before the last one (a page served
--- again, an unsorted store) is an error, not a wrong plan; so is a key
--- objstore cannot address.
+-- again, an unsorted store) is an error, not a wrong plan.
 local function order()
   local last
   return function(key)
-    local problem = request.key_problem(key)
-    if problem then
-      -- A key no request can name: neither transferred nor deleted, and
-      -- not silently left out (that would make a delete candidate).
-      return fail("MalformedResponse", "the listing holds a key objstore cannot address (" .. problem .. "): "
-        .. format("%q", tostring(key):sub(1, 200)))
+    if type(key) ~= "string" then
+      return fail("MalformedResponse", "the listing holds an entry without a key")
     end
+    -- A key no request can name (not UTF-8, a NUL, too long) goes on to
+    -- the sync, which fails that one name (InvalidName) and holds back
+    -- every delete: never silently left out (that would make a delete
+    -- candidate), never the end of the whole run.
     if last and key <= last then
       return fail("UnsortedListing", "the listing is not in increasing key order: "
         .. format("%q", key:sub(1, 200)) .. " came after " .. format("%q", last:sub(1, 200)))
