@@ -109,7 +109,7 @@ ops.get_object = {
       sink = { file = opts.file .. ".objstore-tmp-" .. tostring(math_random(1, 1e9)), offset = 0 }
     end
     return request.new{ op = "GetObject", method = "GET", bucket = bucket, key = key, headers = headers,
-      query = query, hashes = opts.hashes, sink = sink, parse = function(res)
+      query = query, hashes = opts.hashes, sink = sink, max_body = 0, parse = function(res)
         local info = response.object_info(c.dialect, res)
         info.body, info.bytes, info.hashes = res.body, res.bytes, res.hashes
         return info
