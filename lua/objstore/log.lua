@@ -90,6 +90,13 @@ end
 -- than 8 bytes are left out (they would mangle ordinary text). The values
 -- live only in the function's upvalues.
 function _M.value_redactor(values, base64_values)
+  if values ~= nil and type(values) ~= "table" then
+    errors.argument("log.value_redactor", 1, "values", "must be a list of strings or nil, " .. errors.got(values))
+  end
+  if base64_values ~= nil and type(base64_values) ~= "table" then
+    errors.argument("log.value_redactor", 2, "base64_values", "must be a list of strings or nil, "
+      .. errors.got(base64_values))
+  end
   local forms, seen = {}, {}
   local function add(v)
     if type(v) == "string" and #v >= 8 and not seen[v] then
@@ -128,6 +135,9 @@ end
 --- Applies `redactor` (value_redactor) to every string of an error value:
 -- its fields and, one level down, tables of server fields (err.server).
 function _M.scrub_error(err, redactor)
+  if redactor ~= nil and type(redactor) ~= "function" then
+    errors.argument("log.scrub_error", 2, "redactor", "must be a function or nil, " .. errors.got(redactor))
+  end
   if type(err) ~= "table" or not redactor then return err end
   local function walk(t, depth)
     for k, v in pairs(t) do
