@@ -430,9 +430,9 @@ static int lx_write(void *ud, os_http_xfer *x, const char *data, size_t len) {
   return call_helper(lx, CB_WRITE);
 }
 
-static const char *const req_fields[] = {"method",      "url",     "headers",   "body",
-                                         "body_length", "sink",    "hashes",    "body_hashes",
-                                         "expect_100",  "timeout", "max_speed", NULL};
+static const char *const req_fields[] = {
+    "method",      "url",        "headers", "body",      "body_length", "sink", "hashes",
+    "body_hashes", "expect_100", "timeout", "max_speed", "max_body",    NULL};
 
 static void add_header(lua_State *L, const argctx *a, l_xfer *lx, int name_idx, int value_idx) {
   size_t nlen, vlen;
@@ -642,7 +642,9 @@ static l_xfer *parse_req(lua_State *L, const argctx *a, int req) {
   lx->x.timeout_ms = opt_seconds(L, -1, a, "timeout", -1);
   lua_getfield(L, req, "max_speed");
   lx->x.max_speed = opt_count(L, -1, a, "max_speed", 0);
-  lua_pop(L, 5);
+  lua_getfield(L, req, "max_body");
+  lx->x.max_body = opt_count(L, -1, a, "max_body", 0);
+  lua_pop(L, 6);
 
   lua_getfield(L, req, "headers");
   parse_headers(L, a, lx, lua_gettop(L));

@@ -23,6 +23,10 @@
  * a userdata with __gc that sits on the stack while the tree is built, so a
  * memory error while building Lua tables cannot leak them.
  *
+ * Documents with more attributes than OS_XML_MAX_ATTRS_PER_ELEMENT in an
+ * element or OS_XML_MAX_ATTRS in all are refused before parsing (libxml2's
+ * duplicate-attribute check is quadratic; see os_xml.h).
+ *
  * Documents with a DOCTYPE are refused outright: S3 and OSS never send one,
  * and refusing it at the first SAX event is the simplest complete defence
  * against external entities (XXE) and entity expansion ("billion laughs").
@@ -243,6 +247,19 @@ static int l_parse(lua_State *L) {
     return fail(L, msg, 0);
   }
   if (n == 0) return fail(L, "xml: empty document", 1);
+
+  {
+    size_t per_element, total;
+    if (os_xml_attr_scan(s, n, OS_XML_MAX_ATTRS_PER_ELEMENT, OS_XML_MAX_ATTRS, &per_element,
+                         &total) != 0) {
+      char msg[160];
+      snprintf(msg, sizeof msg,
+               "xml: too many attributes (over %d in an element or %d in the document): "
+               "not an S3/OSS answer",
+               OS_XML_MAX_ATTRS_PER_ELEMENT, OS_XML_MAX_ATTRS);
+      return fail(L, msg, 0);
+    }
+  }
 
   src = s;
   src_len = n;

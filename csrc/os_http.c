@@ -415,15 +415,24 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud) {
   digests_update(x->digests, x->ndigests, p, n, x);
   x->bytes += (int64_t)n;
   if (x->err != OS_HTTP_OK) return 0;
-  if (x->status >= 300 && x->sink_kind != OS_HTTP_SINK_BUFFER) {
+  if (x->status >= 300) {
     /* An error document must not land in the caller's file at the object's
-     * offset nor be fed to a writer expecting object bytes: keep it (capped)
-     * for the caller to parse. */
+     * offset nor be fed to a writer expecting object bytes: keep it (capped,
+     * for a collected body too: a server may send an endless one) for the
+     * caller to parse. */
     if (x->body.len < OS_HTTP_ERROR_BODY_MAX) {
       size_t room = OS_HTTP_ERROR_BODY_MAX - x->body.len;
       os_buf_add(&x->body, p, n < room ? n : room);
     }
   } else if (x->sink_kind == OS_HTTP_SINK_BUFFER) {
+    if (x->max_body > 0 && (int64_t)x->body.len + (int64_t)n > x->max_body) {
+      /* Checked before keeping the bytes: an endless body costs at most
+       * max_body of memory. */
+      os_http_xfer_fail(x, OS_HTTP_E_TOO_LARGE, -1,
+                        "response body over the limit of %lld bytes for this request",
+                        (long long)x->max_body);
+      return 0;
+    }
     os_buf_add(&x->body, p, n);
   } else if (x->sink_kind == OS_HTTP_SINK_FILE) {
     if (sink_pwrite(x, p, n) != 0) return 0;
@@ -821,6 +830,12 @@ static void map_curl_error(os_http_xfer *x, CURLcode rc, long os_errno) {
       e = is_reset(os_errno, msg) ? OS_HTTP_E_RESET : OS_HTTP_E_SEND;
       break;
     case CURLE_RECV_ERROR:
+      /* curl's chunked decoder refuses a chunk-size line that is too long or
+       * not hex: the server broke the framing, the network did not. */
+      if (strstr(msg, "hexadecimal") != NULL || strstr(msg, "chunk") != NULL) {
+        e = OS_HTTP_E_PROTOCOL;
+        break;
+      }
       e = is_reset(os_errno, msg) ? OS_HTTP_E_RESET : OS_HTTP_E_RECV;
       break;
     case CURLE_SEND_FAIL_REWIND:
@@ -839,6 +854,13 @@ static void map_curl_error(os_http_xfer *x, CURLcode rc, long os_errno) {
       e = OS_HTTP_E_URL;
       break;
     case CURLE_OUT_OF_MEMORY:
+      if (x->bytes == 0 && x->err == OS_HTTP_OK) {
+        /* Before any body byte this is curl refusing a response header line
+         * over its CURL_MAX_HTTP_HEADER (100 KiB): a line that never ends. */
+        os_http_xfer_fail(x, OS_HTTP_E_PROTOCOL, -1,
+                          "a response header line over curl's limit of 100 KiB (%s)", msg);
+        return;
+      }
       e = OS_HTTP_E_NOMEM;
       break;
     case CURLE_WEIRD_SERVER_REPLY:

@@ -46,7 +46,8 @@
   X(OS_HTTP_E_FILE, "LocalFileError", 0)       \
   X(OS_HTTP_E_URL, "InvalidURL", 0)            \
   X(OS_HTTP_E_NOMEM, "OutOfMemory", 0)         \
-  X(OS_HTTP_E_TRANSPORT, "TransportError", 0)
+  X(OS_HTTP_E_TRANSPORT, "TransportError", 0)  \
+  X(OS_HTTP_E_TOO_LARGE, "ResponseTooLarge", 0)
 
 typedef enum {
 #define OS_HTTP_ENUM_(e, name, retry) e,
@@ -134,8 +135,8 @@ typedef struct {
 } os_http_digest;
 
 #define OS_HTTP_MAX_DIGESTS 8
-/* Error documents are collected instead of going to a file or writer sink,
- * up to this size (the rest is counted in bytes but dropped). */
+/* Error documents (status >= 300) are collected, whatever the sink, up to
+ * this size (the rest is counted in bytes but dropped). */
 #define OS_HTTP_ERROR_BODY_MAX (1024 * 1024)
 /* Cap on the total size of one response's header block. */
 #define OS_HTTP_HEADERS_MAX (1024 * 1024)
@@ -150,6 +151,11 @@ typedef struct os_http_xfer {
   int expect_100;
   long timeout_ms;   /* -1: the session's */
   int64_t max_speed; /* bytes/s, each direction; 0: no limit */
+  /* Cap on a collected (OS_HTTP_SINK_BUFFER) 2xx response body: the transfer
+   * is aborted with OS_HTTP_E_TOO_LARGE as soon as the body would exceed it,
+   * before the bytes are kept. 0: no cap. Error bodies (status >= 300) are
+   * always kept up to OS_HTTP_ERROR_BODY_MAX, the rest counted and dropped. */
+  int64_t max_body;
 
   os_http_body_kind body_kind;
   const char *body_mem;

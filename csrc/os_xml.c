@@ -213,3 +213,59 @@ size_t os_xml_escape(const char *s, size_t n, char *out, size_t *bad_off) {
   }
   return o;
 }
+
+/* Offset just past the first occurrence of lit in s[from..n), or n. */
+static size_t skip_past(const char *s, size_t n, size_t from, const char *lit) {
+  size_t ll = strlen(lit);
+  for (size_t i = from; i + ll <= n; i++) {
+    if (s[i] == lit[0] && memcmp(s + i, lit, ll) == 0) return i + ll;
+  }
+  return n;
+}
+
+int os_xml_attr_scan(const char *s, size_t n, size_t max_per_element, size_t max_total,
+                     size_t *per_element, size_t *total) {
+  size_t i = 0, count = 0, in_elem = 0;
+  *per_element = 0;
+  *total = 0;
+  while (i < n) {
+    if (s[i] != '<') {
+      i++;
+      continue;
+    }
+    if (starts_with(s + i, n - i, "<!--")) {
+      i = skip_past(s, n, i + 4, "-->");
+      continue;
+    }
+    if (starts_with(s + i, n - i, "<![CDATA[")) {
+      i = skip_past(s, n, i + 9, "]]>");
+      continue;
+    }
+    if (i + 1 < n && (s[i + 1] == '?' || s[i + 1] == '!' || s[i + 1] == '/')) {
+      /* PI, DOCTYPE (refused later anyway) or end tag: no attributes. */
+      i = skip_past(s, n, i + 2, s[i + 1] == '?' ? "?>" : ">");
+      continue;
+    }
+    /* A start tag: '=' outside quoted values up to its '>'. */
+    in_elem = 0;
+    i++;
+    while (i < n && s[i] != '>') {
+      char c = s[i];
+      if (c == '"' || c == '\'') {
+        const char *q = memchr(s + i + 1, c, n - i - 1);
+        i = q ? (size_t)(q - s) + 1 : n;
+        continue;
+      }
+      if (c == '=') {
+        in_elem++;
+        count++;
+        if (in_elem > *per_element) *per_element = in_elem;
+        *total = count;
+        if (in_elem > max_per_element || count > max_total) return 1;
+      }
+      i++;
+    }
+    i++;
+  }
+  return 0;
+}

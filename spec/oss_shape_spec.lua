@@ -230,6 +230,8 @@ add{ name = "get_bucket_acl", op = "get_bucket_acl", bucket = BUCKET }
 add{ name = "put_bucket_acl", op = "put_bucket_acl", bucket = BUCKET, opts = { acl = "public-read-write" } }
 add{ name = "list_buckets", op = "list_buckets" }
 add{ name = "get_bucket_location", op = "get_bucket_location", bucket = BUCKET }
+-- OSS has no HeadBucket: bucket_exists asks GetBucketInfo, as ali-oss does
+add{ name = "bucket_exists (GetBucketInfo)", op = "bucket_exists", bucket = BUCKET }
 add{ name = "get_bucket_versioning", op = "get_bucket_versioning", bucket = BUCKET }
 add{ name = "put_bucket_versioning", op = "put_bucket_versioning", bucket = BUCKET, opts = { status = "Enabled" } }
 add{ name = "get_bucket_policy", op = "get_bucket_policy", bucket = BUCKET }
@@ -339,6 +341,7 @@ local PREPARE = {
   end,
   list_object_versions = function(_, k) return "list_object_versions", k.bucket, k.opts end,
   get_bucket_location = function(_, k) return "get_bucket_location", k.bucket end,
+  bucket_exists = function(_, k) return "bucket_exists", k.bucket end,
   get_bucket_versioning = function(_, k) return "get_bucket_versioning", k.bucket end,
   put_bucket_versioning = function(_, k) return "put_bucket_versioning", k.bucket, k.opts.status end,
   get_bucket_policy = function(_, k) return "get_bucket_policy", k.bucket end,

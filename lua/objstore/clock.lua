@@ -39,12 +39,22 @@ end
 -- 5 minutes on keeps a margin while ignoring ordinary drift and latency.
 _M.SKEW_THRESHOLD = 300
 
+--- The largest offset ever adopted: a server whose Date is further off
+-- than a day from the local clock is broken or hostile, not skewed.
+_M.MAX_SKEW = 86400
+
+--- The error codes by which a server refuses a request for its time: the
+-- only answers the client corrects its clock from.
+_M.SKEW_CODES = { RequestTimeTooSkewed = true, RequestExpired = true, RequestTimeExpired = true }
+
 --- The offset (server - local, seconds) to adopt given a server Date header,
--- or nil when the local clock is close enough.
+-- or nil when the local clock is close enough (`always`: any offset) or the
+-- Date is unreadable or more than MAX_SKEW away.
 function _M.skew_from(date_header, local_now, always)
   local server = _M.parse(date_header)
   if not server then return nil end
   local off = server - local_now
+  if off ~= off or off > _M.MAX_SKEW or off < -_M.MAX_SKEW then return nil end
   if always or off > _M.SKEW_THRESHOLD or off < -_M.SKEW_THRESHOLD then return off end
   return nil
 end

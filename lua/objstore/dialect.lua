@@ -19,6 +19,8 @@ _M.s3 = {
   crc64 = nil,
   sse_kms_key_id = "x-amz-server-side-encryption-aws-kms-key-id",
   -- CopySource is "/bucket/key" (key encoded) in both; S3 also takes ?versionId.
+  -- bucket_exists asks with HeadBucket (HEAD /bucket).
+  bucket_probe = nil,
 }
 
 _M.oss = {
@@ -37,6 +39,9 @@ _M.oss = {
   delete_marker = "x-oss-delete-marker",
   crc64 = "x-oss-hash-crc64ecma",
   sse_kms_key_id = "x-oss-server-side-encryption-key-id",
+  -- bucket_exists asks with what OSS documents and Alibaba's SDKs use,
+  -- GetBucketInfo (GET /?bucketInfo); HEAD on a bucket is not in OSS's API.
+  bucket_probe = { op = "GetBucketInfo", method = "GET", query = { bucketInfo = true } },
 }
 
 return _M

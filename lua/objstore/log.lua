@@ -7,8 +7,9 @@
 -- operation, method, bucket/key, status, request id, latency), "debug"
 -- (every attempt sent; on SignatureDoesNotMatch the canonical request and
 -- string to sign objstore used next to the server's). `message` is one
--- line (a debug dump spans several) starting "objstore: "; `fields` is a
--- flat table of the same facts. The pipeline (objstore.pipeline) logs from
+-- line (a debug dump spans several) starting "objstore: ", its control
+-- characters escaped (`escape_control`: a server's message cannot forge a
+-- line); `fields` is a flat table of the same facts, values as they are. The pipeline (objstore.pipeline) logs from
 -- the one place it raises its events.
 --
 -- Nothing logged carries a secret key, a session token, an SSE-C key or a
@@ -20,8 +21,8 @@
 local errors = require "objstore.errors"
 local core = require "objstore.core"
 
-local type, pairs, tostring, tonumber, pcall, rawget, select, setmetatable =
-  type, pairs, tostring, tonumber, pcall, rawget, select, setmetatable
+local type, pairs, ipairs, tostring, tonumber, pcall, rawget, select, setmetatable =
+  type, pairs, ipairs, tostring, tonumber, pcall, rawget, select, setmetatable
 local string_format, string_char, concat = string.format, string.char, table.concat
 local _G = _G
 
@@ -72,6 +73,106 @@ function _M.redact(s)
   end
   return s
 end
+
+local function pattern_escape(v)
+  return (v:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"))
+end
+
+local function percent(v, fmt)
+  return (v:gsub("[^%w%-%._~]", function(c) return string_format(fmt, c:byte()) end))
+end
+
+--- A function(s) -> s that replaces, in text a server sent back, each of
+-- `values` (secret keys, session tokens, SSE-C keys: the client knows what
+-- it sent) by "<redacted>", in the forms a server may echo them: as they
+-- are, percent-encoded (either case), JSON-escaped ("\/"), base64-encoded,
+-- and for an SSE-C key header value (base64) the raw key too. Values shorter
+-- than 8 bytes are left out (they would mangle ordinary text). The values
+-- live only in the function's upvalues.
+function _M.value_redactor(values, base64_values)
+  if values ~= nil and type(values) ~= "table" then
+    errors.argument("log.value_redactor", 1, "values", "must be a list of strings or nil, " .. errors.got(values))
+  end
+  if base64_values ~= nil and type(base64_values) ~= "table" then
+    errors.argument("log.value_redactor", 2, "base64_values", "must be a list of strings or nil, "
+      .. errors.got(base64_values))
+  end
+  local forms, seen = {}, {}
+  local function add(v)
+    if type(v) == "string" and #v >= 8 and not seen[v] then
+      seen[v] = true
+      forms[#forms + 1] = v
+    end
+  end
+  local function each(v)
+    if type(v) ~= "string" or #v < 8 then return end
+    add(v)
+    add(percent(v, "%%%02X"))
+    add(percent(v, "%%%02x"))
+    add((v:gsub("/", "\\/")))
+    add(core.encode.base64_encode(v))
+  end
+  for _, v in pairs(values or {}) do each(v) end
+  for _, v in pairs(base64_values or {}) do
+    each(v)
+    if type(v) == "string" then
+      local ok, raw = pcall(core.encode.base64_decode, v)
+      if ok and type(raw) == "string" then each(raw) end
+    end
+  end
+  table.sort(forms, function(a, b) return #a > #b end)
+  local pats = {}
+  for i, f in ipairs(forms) do pats[i] = pattern_escape(f) end
+  return function(text)
+    if type(text) ~= "string" then return text end
+    for i = 1, #pats do
+      if text:find(forms[i], 1, true) then text = text:gsub(pats[i], REDACTED) end
+    end
+    return text
+  end
+end
+
+--- Applies `redactor` (value_redactor) to every string of an error value:
+-- its fields and, one level down, tables of server fields (err.server).
+function _M.scrub_error(err, redactor)
+  if redactor ~= nil and type(redactor) ~= "function" then
+    errors.argument("log.scrub_error", 2, "redactor", "must be a function or nil, " .. errors.got(redactor))
+  end
+  if type(err) ~= "table" or not redactor then return err end
+  local function walk(t, depth)
+    for k, v in pairs(t) do
+      if type(v) == "string" then
+        t[k] = redactor(v)
+      elseif type(v) == "table" and depth < 3 and k ~= "error" then
+        walk(v, depth + 1)
+      end
+    end
+  end
+  walk(err, 1)
+  return err
+end
+
+local CONTROL_NAMES = { ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
+local function control_escape(c)
+  return CONTROL_NAMES[c] or string_format("\\x%02x", c:byte())
+end
+local function c1_escape(c)
+  return string_format("\\xc2\\x%02x", c:byte(2))
+end
+
+--- `s` with every control character written out, so that text a server
+-- chose (an error message, a key) cannot forge a log line or drive a
+-- terminal: C0 controls and DEL become `\n`, `\r`, `\t` or `\xHH` (ESC is
+-- `\x1b`), and the UTF-8 C1 controls U+0080..U+009F `\xc2\xHH`. Other
+-- bytes, backslashes included, are kept. `keep_newlines` leaves "\n" as it
+-- is (multi-line debug dumps). Anything that is not a string is returned as
+-- it is.
+function _M.escape_control(s, keep_newlines)
+  if type(s) ~= "string" then return s end
+  s = s:gsub(keep_newlines and "[%z\1-\9\11-\31\127]" or "[%z\1-\31\127]", control_escape)
+  return (s:gsub("\194[\128-\159]", c1_escape))
+end
+local escape_control = _M.escape_control
 
 local function field(v)
   if v == nil then return nil end
@@ -167,9 +268,12 @@ end
 
 --- Calls the user's function under pcall (a logger that raises never
 -- breaks a request); the message is redacted once more on its way out.
-function Logger:write(level, message, fields)
+-- Control characters in it are escaped (escape_control): one event is one
+-- line, whatever a server put in its message; `multiline` keeps the line
+-- breaks of a debug dump. `fields` keep their values exactly.
+function Logger:write(level, message, fields, multiline)
   if LEVELS[level] > self.level then return end
-  pcall(self.fn, level, _M.redact(message), fields or {})
+  pcall(self.fn, level, escape_control(_M.redact(message), multiline), fields or {})
 end
 
 --- Logs an event of the pipeline (`name` as in client.hooks).
@@ -230,7 +334,7 @@ function Logger:signature_mismatch(e, details)
     "server's string to sign:", theirs_sts or not_given,
   }
   self:write("debug", concat(lines, "\n"), fields_of(e, { event = "signature_mismatch", canonical_request = ours_cr,
-    string_to_sign = ours_sts, server_canonical_request = theirs_cr, server_string_to_sign = theirs_sts }))
+    string_to_sign = ours_sts, server_canonical_request = theirs_cr, server_string_to_sign = theirs_sts }), true)
 end
 
 --- A log function for OpenResty: levels mapped to ngx.ERR, ngx.WARN,

@@ -14,6 +14,12 @@
 --   objstore_throttles_total{operation}
 --   objstore_failovers_total{from, to}
 --   objstore_errors_total{operation, code}       failures that reached the caller
+--
+-- Label values a server chooses are bounded: `code` and `reason` keep the
+-- error codes of KNOWN_CODES (S3's and OSS's documented codes, objstore's
+-- own and the transport's) and fold anything else into "other"; `status` keeps
+-- HTTP statuses 100..599 and folds other numbers into "other". A server
+-- inventing a code per answer cannot grow the registry without bound.
 --   objstore_inflight_requests                   gauge
 --   objstore_circuit_state{endpoint}             gauge: 0 closed, 1 half-open, 2 open
 --
@@ -52,6 +58,58 @@ local FAMILIES = {
   { "objstore_inflight_requests", "gauge", "Requests sent and not yet answered" },
   { "objstore_circuit_state", "gauge", "Circuit breaker per endpoint: 0 closed, 1 half-open, 2 open" },
 }
+
+-- Error codes kept as label values (anything else is "other").
+local KNOWN_CODES = {}
+for code in ([[
+AccessDenied AccessForbidden AccountProblem AllAccessDisabled AmbiguousGrantByEmailAddress
+AuthorizationHeaderMalformed AuthorizationQueryParametersError BadDigest BadRequest BadGateway
+BucketAlreadyExists BucketAlreadyOwnedByYou BucketNotEmpty ConditionalRequestConflict Conflict
+CredentialsNotSupported CrossLocationLoggingProhibited EntityTooLarge EntityTooSmall ExpiredToken
+ExpiredTokenException FieldItemTooLong FilePartInterity FilePartNotExist FilePartStale Forbidden
+GatewayTimeout IllegalLocationConstraintException IllegalVersioningConfigurationException IncompleteBody
+IncorrectNumberOfFilesInPostRequest IncorrectNumberOfFilesInPOSTRequest InlineDataTooLarge InternalError
+InvalidAccessKeyId InvalidAddressingHeader InvalidArgument InvalidBucketName InvalidBucketState InvalidDigest
+InvalidEncryptionAlgorithmError InvalidLocationConstraint InvalidObjectName InvalidObjectState InvalidPart
+InvalidPartOrder InvalidPayer InvalidPolicyDocument InvalidRange InvalidRegion InvalidRequest InvalidResponse
+InvalidSecurity InvalidSecurityToken InvalidSOAPRequest InvalidStorageClass InvalidTag
+InvalidTargetBucketForLogging InvalidToken InvalidURI KeyTooLongError MalformedACLError MalformedPOSTRequest
+MalformedXML MaxMessageLengthExceeded MaxPostPreDataLengthExceededError MaxPOSTPreDataLengthExceededError
+MetadataTooLarge MethodNotAllowed MissingArgument MissingAttachment MissingContentLength
+MissingRequestBodyError MissingSecurityElement MissingSecurityHeader NoLoggingStatusForKey NoSuchBucket
+NoSuchBucketPolicy NoSuchCORSConfiguration NoSuchKey NoSuchLifecycle NoSuchLifecycleConfiguration
+NoSuchObjectLockConfiguration NoSuchTagSet NoSuchUpload NoSuchVersion NoSuchWebsiteConfiguration NotFound
+NotImplemented NotModified NotSignedUp ObjectLockConfigurationNotFoundError ObjectNotAppendable
+OperationAborted PermanentRedirect PositionNotEqualToLength PreconditionFailed Redirect RequestExpired
+RequestIsNotMultiPartContent RequestLimitExceeded RequestTimeout RequestTimeTooSkewed RequestTorrentOfBucketError
+RestoreAlreadyInProgress SecurityTokenExpired ServerSideEncryptionConfigurationNotFoundError
+ServiceUnavailable SignatureDoesNotMatch SlowDown SymlinkTargetNotExist TemporaryRedirect Throttling
+ThrottlingException TokenRefreshRequired TooManyBuckets TooManyRequests UnexpectedContent
+UnresolvableGrantByEmailAddress UserKeyMustBeSpecified XAmzContentSHA256Mismatch
+Aborted BadDigest BodyNotStreamable BodyReadError ChecksumNotVerified CorruptJournal CredentialsError
+LocalFileError MalformedResponse NoCredentials NotVerified QuorumNotReached ReaderError ResponseTooLarge
+SSENotApplied SigningError SyncFailed TooManyParts TransportError UnsafeKey unknown
+]]):gmatch("%S+") do KNOWN_CODES[code] = true end
+for code in pairs(require("objstore.transport").CODES) do KNOWN_CODES[code] = true end
+_M.KNOWN_CODES = KNOWN_CODES
+
+--- The label value of an error code: the code when known, else "other".
+local function code_label(code)
+  if code == nil then return "unknown" end
+  return KNOWN_CODES[code] and code or "other"
+end
+_M.code_label = code_label
+
+--- The label value of an HTTP status (a number 100..599) or, without one,
+-- of a transport error code.
+local function status_label(status, code)
+  if status ~= nil then
+    local n = tonumber(status)
+    if n and n >= 100 and n <= 599 and n % 1 == 0 then return string_format("%d", n) end
+    return "other"
+  end
+  return code_label(code)
+end
 
 --- new{ buckets = {...} } -> registry
 function _M.new(opts)
@@ -167,18 +225,18 @@ function Registry:hooks(endpoint_set)
     on_response = function(e)
       reg.inflight = reg.inflight - 1
       local op = e.op or "unknown"
-      reg:inc("objstore_requests_total", { operation = op, status = e.status or e.code or "unknown" })
+      reg:inc("objstore_requests_total", { operation = op, status = status_label(e.status, e.code) })
       reg:observe("objstore_request_duration_seconds", { operation = op }, e.latency or 0)
       reg:inc("objstore_request_bytes_total", { operation = op, direction = "in" }, e.bytes_in or 0)
       reg:inc("objstore_request_bytes_total", { operation = op, direction = "out" }, e.bytes_out or 0)
       if e.error and retry.is_throttle(e.error) then reg:inc("objstore_throttles_total", { operation = op }) end
     end,
     on_retry = function(e)
-      reg:inc("objstore_retries_total", { operation = e.op or "unknown", reason = e.reason or "unknown" })
+      reg:inc("objstore_retries_total", { operation = e.op or "unknown", reason = code_label(e.reason) })
     end,
     on_failover = function(e) reg:inc("objstore_failovers_total", { from = e.from, to = e.to }) end,
     on_error = function(e)
-      reg:inc("objstore_errors_total", { operation = e.op or "unknown", code = e.error and e.error.code or "unknown" })
+      reg:inc("objstore_errors_total", { operation = e.op or "unknown", code = code_label(e.error and e.error.code) })
     end,
   }
 end

@@ -26,6 +26,7 @@ local response = require "objstore.response"
 local clock = require "objstore.clock"
 local adapt = require "objstore.adapt"
 local core = require "objstore.core"
+local log = require "objstore.log"
 
 local type, pairs, ipairs, tostring, tonumber, pcall = type, pairs, ipairs, tostring, tonumber, pcall
 local os_time = os.time
@@ -179,6 +180,9 @@ local function credentials(client, now)
     end
   end
   client.creds = { expiration = got.expiration, access_key = got.access_key }
+  -- What a server echoes of the secrets is replaced by value (classify):
+  -- the values live only in this function's upvalues.
+  client.redact_secrets = log.value_redactor{ got.secret_key, got.session_token }
   client.creds_rejected = nil
   return true
 end
@@ -225,7 +229,8 @@ function _M.sign(client, req, member, now, keep)
   for k, v in pairs(added) do headers[k] = v end
   return { method = req.method, url = ep.scheme .. "://" .. hostport .. path .. (query ~= "" and ("?" .. query) or ""),
     headers = headers, body = req.body, body_length = req.body_length, sink = req.sink, hashes = req.hashes,
-    body_hashes = req.body_hashes, timeout = req.timeout, max_speed = req.max_speed }
+    body_hashes = req.body_hashes, timeout = req.timeout, max_speed = req.max_speed,
+    max_body = req.max_body or (req.sink == nil and request.DEFAULT_MAX_BODY or nil) }
 end
 
 --- A presigned URL for `req` (its method, bucket, key, query and signed
@@ -304,8 +309,29 @@ end
 local REGION_ERRORS = { PermanentRedirect = true, AuthorizationHeaderMalformed = true,
   IllegalLocationConstraintException = true, InvalidRegion = true }
 
---- Reads a transport outcome into the request's result or an error value.
-local function classify(client, req, res, terr, member)
+-- The SSE-C keys a request sent (header values, base64).
+local function customer_keys(req)
+  local keys
+  for k, v in pairs(req.headers or {}) do
+    if type(k) == "string" and k:lower():find("server%-side%-encryption%-customer%-key$") then
+      keys = keys or {}
+      keys[#keys + 1] = tostring(v)
+    end
+  end
+  return keys
+end
+
+--- Server-derived text of an error with the secrets this client sent
+-- (secret key, session token, the request's SSE-C keys) replaced by value,
+-- in whatever form the server echoed them.
+local function scrub(client, req, err)
+  if client.redact_secrets then log.scrub_error(err, client.redact_secrets) end
+  local keys = customer_keys(req)
+  if keys then log.scrub_error(err, log.value_redactor(nil, keys)) end
+  return err
+end
+
+local function classify_raw(client, req, res, terr, member)
   if not res then
     local e = type(terr) == "table" and terr or { code = "TransportError", message = tostring(terr) }
     if not errors.is(e) then e = errors.new{ code = e.code or "TransportError", message = e.message,
@@ -327,6 +353,13 @@ local function classify(client, req, res, terr, member)
     err.retryable = false
   end
   return nil, err
+end
+
+--- Reads a transport outcome into the request's result or an error value.
+local function classify(client, req, res, terr, member)
+  local result, err = classify_raw(client, req, res, terr, member)
+  if err ~= nil and result == nil then scrub(client, req, err) end
+  return result, err
 end
 
 --- Seconds a Retry-After header asks for (delta-seconds or an HTTP date,
@@ -360,8 +393,12 @@ local function decide(client, job, res, terr)
   elseif res then
     client.endpoints:success(member)
   end
-  if res and res.headers and res.headers["date"] then
-    local off = clock.skew_from(res.headers["date"], os_time(), err and err.code == "RequestTimeTooSkewed")
+  -- The clock is corrected only when the endpoint this request was signed
+  -- for refused it for its time (RequestTimeTooSkewed, RequestExpired...),
+  -- from that answer's Date, and by at most clock.MAX_SKEW: a Date header
+  -- alone (1969, 9999) never moves the clock of later requests or URLs.
+  if err and clock.SKEW_CODES[err.code] and res and res.headers and res.headers["date"] then
+    local off = clock.skew_from(res.headers["date"], os_time(), true)
     if off then client.clock_skew = off end
   end
   if observed(client) then

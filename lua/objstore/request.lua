@@ -26,6 +26,11 @@
 --   payload_hash the signed payload hash (default UNSIGNED-PAYLOAD)
 --   timeout      seconds, for this request only
 --   max_speed    bytes per second its bodies move at most (transport contract)
+--   max_body     bytes a collected (sink nil) 2xx response body may reach: past
+--                it the request fails with ResponseTooLarge, the bytes never
+--                kept. nil: request.DEFAULT_MAX_BODY (32 MiB, the XML parser's
+--                limit) when the body is collected; 0: no cap (GetObject into
+--                a string: the caller asked for the object in memory)
 --   ok_status    { [status] = true }: statuses beyond 2xx that succeed
 --   parse        function(res, req) -> result | nil, err
 --   retry        a retry policy for this request (default: the client's)
@@ -44,6 +49,11 @@ local utf8_valid = core.encode.utf8_valid
 local is_buffer = core.buffer.is
 
 local _M = {}
+
+--- The cap on a collected response body when the request names none: the
+-- XML parser's own limit (core.xml.default_max_size, 32 MiB). Checked by
+-- the transport as the bytes arrive, not after they were all buffered.
+_M.DEFAULT_MAX_BODY = core.xml and core.xml.default_max_size or 32 * 1024 * 1024
 
 local Request = {}
 Request.__index = Request
@@ -138,7 +148,7 @@ local KIND = {
   op = "string", method = "string", bucket = "string", key = "string", query = "table", headers = "table",
   copy_source = "table", body = "any", body_length = "number", rewind = "function", sink = "any",
   sink_rewind = "function", hashes = "table", body_hashes = "table", payload_hash = "string", timeout = "number",
-  max_speed = "number",
+  max_speed = "number", max_body = "number",
   ok_status = "table", parse = "function", retry = "table", on_retry = "function", context = "any",
   sub_resources = "table",
 }
@@ -185,6 +195,10 @@ function _M.new(t)
   if t.max_speed ~= nil then
     check_number("max_speed", t.max_speed, 0)
     if t.max_speed % 1 ~= 0 then bad("max_speed", "must be a whole number of bytes per second") end
+  end
+  if t.max_body ~= nil then
+    check_number("max_body", t.max_body, 0)
+    if t.max_body % 1 ~= 0 then bad("max_body", "must be a whole number of bytes") end
   end
   return setmetatable(t, Request)
 end

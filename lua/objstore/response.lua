@@ -51,6 +51,25 @@ local function redact(parsed)
   return parsed
 end
 
+-- The server's <Error> fields that become fields of the error value under
+-- their own names (README: Code -> code, Message -> message, RequestId ->
+-- request_id, HostId -> host_id, Region, Resource, OSS's EC and the
+-- signature debugging fields). Every field the server sent, these included,
+-- is also in err.server; none of them can set objstore's own fields (status,
+-- retryable, op, bucket, key, attempts, endpoint...).
+local TOP_LEVEL = { code = true, message = true, request_id = true, host_id = true, region = true,
+  resource = true, ec = true, canonical_request = true, canonical_request_bytes = true, string_to_sign = true,
+  string_to_sign_bytes = true, signature_provided = true }
+-- Bounds on what a server's text may put in an error: codes are short
+-- names, messages a few lines.
+local MAX_CODE, MAX_TEXT = 128, 4096
+
+local function server_string(v, max)
+  if type(v) ~= "string" then return nil end
+  if #v > max then return v:sub(1, max) .. "...(" .. (#v - max) .. " more bytes)" end
+  return v
+end
+
 --- The error value of a response that failed (status or an <Error> body).
 function _M.error(dialect, req, res)
   local h = res.headers or {}
@@ -61,21 +80,23 @@ function _M.error(dialect, req, res)
     local parsed = xml.error(body)
     if parsed then
       redact(parsed)
-      for k, v in pairs(parsed) do
-        if e[k] == nil then e[k] = v end
+      e.server = parsed
+      for k in pairs(TOP_LEVEL) do
+        local v = server_string(parsed[k], (k == "code" or k == "request_id" or k == "host_id"
+          or k == "region" or k == "ec") and MAX_CODE or MAX_TEXT)
+        if v ~= nil then e[k] = v end
       end
-      e.code, e.message = parsed.code, parsed.message
-      e.request_id = parsed.request_id or e.request_id
-      e.host_id = parsed.host_id or e.host_id
+      e.request_id = e.request_id or h[dialect.request_id]
     end
   end
   if not e.code and type(body) == "string" and body:find("^%s*{") then
     -- Alibaba Cloud's RPC APIs (STS) answer errors in JSON.
     local ok, j = pcall(cjson.decode, body)
     if ok and type(j) == "table" and type(j.Code) == "string" then
-      e.code, e.message = j.Code, log.redact(tostring(j.Message or ""))
-      e.request_id = type(j.RequestId) == "string" and j.RequestId or e.request_id
-      e.host_id = type(j.HostId) == "string" and j.HostId or e.host_id
+      e.code = server_string(j.Code, MAX_CODE)
+      e.message = server_string(log.redact(tostring(j.Message or "")), MAX_TEXT)
+      e.request_id = type(j.RequestId) == "string" and server_string(j.RequestId, MAX_CODE) or e.request_id
+      e.host_id = type(j.HostId) == "string" and server_string(j.HostId, MAX_CODE) or e.host_id
     end
   end
   if not e.code then

@@ -297,6 +297,9 @@ const OPS = {
   async get_bucket_location(client, c) {
     await client.getBucketLocation(c.bucket);
   },
+  async bucket_exists(client, c) {
+    await client.getBucketInfo(c.bucket);
+  },
   async get_bucket_versioning(client, c) {
     await client.getBucketVersioning(c.bucket);
   },

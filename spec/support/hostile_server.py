@@ -4,9 +4,10 @@ that answers every request with one kind of hostile answer, chosen by the
 first path segment (the bucket, path-style addressing). No S3 behind it:
 what it answers is exactly what a broken or malicious server could.
 
-Usage: hostile_server.py PORT [LIFETIME_SECONDS]
+Usage: hostile_server.py PORT [LIFETIME_SECONDS [SECRET]]
 Listens on 127.0.0.1:PORT only and exits by itself after LIFETIME seconds
-(default 300). Modes (the bucket name):
+(default 300). SECRET is what the server knows of the account's secret
+key (a real S3 does): echo-secrets sends it back in its JSON excerpt. Modes (the bucket name):
   malformed-xml   200, XML cut off in the middle of an element
   not-xml         200, application/xml that is not XML at all
   error-200       200 whose body is an S3 <Error> document
@@ -20,7 +21,31 @@ Listens on 127.0.0.1:PORT only and exits by itself after LIFETIME seconds
   bad-status      status line "HTTP/1.1 20x OK"
   nul-header      a header value with a NUL byte
   empty           the connection closed without a byte
+  endless-chunked     200 application/xml, chunked, a ListBucketResult that never ends
+  endless-error       500 application/xml, chunked, an <Error> body that never ends
+  endless-header-line 200 and a header line that never ends (no LF, ever)
+  endless-chunk-size  200 chunked, a chunk-size line that never ends
+  many-attributes     200, a ListBucketResult with 80,000 attributes (0.9 MB)
+  date-1969           RequestTimeTooSkewed (403) with Date: ... 1969
+  date-9999           RequestTimeTooSkewed (403) with Date: ... 9999
+  date-1969-ok        200 (empty listing) with Date: ... 1969
+  date-9999-ok        200 (empty listing) with Date: ... 9999
+  echo-secrets        400 whose <Error> echoes every request header (Authorization,
+                      X-Amz-Security-Token, SSE-C key) in the Message, the
+                      token as token=..., url-encoded and base64, and a JSON body
+                      excerpt with them
+  error-fields        403 <Error> with <Retryable>false</Retryable>, <Status>,
+                      <Op>, <Attempts>, <Endpoint> and <Retry_after> fields
+  log-injection       403 <Error> whose Message holds CR LF, a forged log line and ESC
+  random-codes        400 <Error> with a code never seen before on every answer
+The endless modes send until the client goes away (or LIFETIME ends).
+A PORT of 0 listens on a free port; the first line printed is
+"listening PORT".
 """
+import base64
+import json
+import random
+import urllib.parse
 import socket
 import sys
 import threading
@@ -36,7 +61,8 @@ BODY = {
 
 
 def read_request(conn):
-    """Reads one request head and its body (Content-Length only); None at EOF."""
+    """Reads one request head and its body (Content-Length only); None at EOF.
+    Returns (method, mode, headers) with headers a list of (name, value)."""
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = conn.recv(65536)
@@ -59,11 +85,119 @@ def read_request(conn):
             return None
         rest += chunk
     mode = target.split(b"?")[0].lstrip(b"/").split(b"/")[0].decode("latin-1")
-    return method.decode("latin-1"), mode
+    headers = []
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        headers.append((name.strip().decode("latin-1"), value.strip().decode("latin-1")))
+    return method.decode("latin-1"), mode, headers
 
 
-def answer(conn, method, mode):
+ENDLESS_RATE = 64 << 20  # bytes/s: fast enough to pass any cap in a second, slow enough for a shared box
+
+
+def endless(conn, head, piece):
+    """Sends head, then piece forever (until the peer goes away, at most
+    120 s), at ENDLESS_RATE at most."""
+    conn.sendall(head)
+    start = time.monotonic()
+    sent = 0
+    while time.monotonic() - start < 120:
+        conn.sendall(piece)
+        sent += len(piece)
+        ahead = sent / ENDLESS_RATE - (time.monotonic() - start)
+        if ahead > 0:
+            time.sleep(ahead)
+    return False
+
+
+def xml_answer(conn, method, status, body, date=None, extra=b""):
+    date = date or time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())
+    head = b"HTTP/1.1 " + status + b"\r\nDate: " + date.encode() + b"\r\nx-amz-request-id: hostile-1\r\n"
+    head += b"Content-Type: application/xml\r\n" + extra + b"Content-Length: %d\r\n\r\n" % len(body)
+    conn.sendall(head + (b"" if method == "HEAD" else body))
+    return True
+
+
+def error_doc(code, message, more=b""):
+    return (XML_HEAD + b"<Error><Code>" + code + b"</Code><Message>" + message + b"</Message>" + more
+            + b"<RequestId>hostile-1</RequestId></Error>")
+
+
+def xml_text(s):
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").encode("utf-8", "replace")
+
+
+EMPTY_LIST = (XML_HEAD + b'<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>x</Name>'
+              b"<Prefix></Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys>"
+              b"<IsTruncated>false</IsTruncated></ListBucketResult>")
+
+
+def answer_more(conn, method, mode, headers):
+    """The modes added for issue 18; None when mode is not one of them."""
+    chunked = b"HTTP/1.1 %s\r\nContent-Type: application/xml\r\nTransfer-Encoding: chunked\r\n\r\n"
+    if mode == "endless-chunked":
+        entry = b"<Contents><Key>k</Key><Size>1</Size></Contents>" * 300
+        first = XML_HEAD + b"<ListBucketResult><Name>x</Name>"
+        return endless(conn, chunked % b"200 OK" + b"%x\r\n" % len(first) + first + b"\r\n",
+                       b"%x\r\n" % len(entry) + entry + b"\r\n")
+    if mode == "endless-error":
+        entry = b"<Message>again</Message>" * 600
+        first = XML_HEAD + b"<Error><Code>InternalError</Code>"
+        return endless(conn, chunked % b"500 Internal Server Error" + b"%x\r\n" % len(first) + first + b"\r\n",
+                       b"%x\r\n" % len(entry) + entry + b"\r\n")
+    if mode == "endless-header-line":
+        return endless(conn, b"HTTP/1.1 200 OK\r\nX-Endless: ", b"a" * 65536)
+    if mode == "endless-chunk-size":
+        return endless(conn, chunked % b"200 OK" + b"1", b"0" * 65536)
+    if mode == "many-attributes":
+        attrs = b" ".join(b'a%d=""' % i for i in range(80000))
+        return xml_answer(conn, method, b"200 OK", XML_HEAD + b"<ListBucketResult " + attrs
+                          + b"><Name>x</Name></ListBucketResult>")
+    if mode.startswith("date-"):
+        year = "1969" if "1969" in mode else "9999"
+        date = "Wed, 31 Dec %s 23:59:59 GMT" % year if year == "1969" else "Fri, 31 Dec 9999 23:59:59 GMT"
+        if mode.endswith("-ok"):
+            return xml_answer(conn, method, b"200 OK", EMPTY_LIST, date)
+        return xml_answer(conn, method, b"403 Forbidden", error_doc(
+            b"RequestTimeTooSkewed", b"The difference between the request time and the current time is too large."),
+            date)
+    if mode == "echo-secrets":
+        echoed = "; ".join("%s: %s" % (n, v) for n, v in headers)
+        values = {n.lower(): v for n, v in headers}
+        token = values.get("x-amz-security-token", values.get("x-oss-security-token", ""))
+        auth = values.get("authorization", "")
+        key = values.get("x-amz-server-side-encryption-customer-key", "")
+        raw_key = base64.b64decode(key) if key else b""
+        forms = "token=%s&quoted=%s&b64=%s&key=%s&rawkey=%s" % (
+            token, urllib.parse.quote(token, safe=""), base64.b64encode(token.encode()).decode(), key,
+            raw_key.hex())
+        as_json = json.dumps({"headers": values, "token": token, "authorization": auth,
+                              "secret": SECRET, "secret_b64": base64.b64encode(SECRET.encode()).decode()})
+        body = error_doc(b"InvalidArgument", xml_text("you sent " + echoed + " | " + forms),
+                         b"<Body>" + xml_text(as_json) + b"</Body><Echo>" + xml_text(echoed) + b"</Echo>")
+        return xml_answer(conn, method, b"400 Bad Request", body,
+                          extra=b"X-Echo-Token: " + token.encode("latin-1", "replace") + b"\r\n")
+    if mode == "error-fields":
+        body = error_doc(b"AccessDenied", b"Access Denied",
+                         b"<Retryable>false</Retryable><Status>200</Status><Op>Forged</Op><Attempts>99</Attempts>"
+                         b"<Endpoint>http://evil.example</Endpoint><Bucket>other</Bucket><Key>forged</Key>"
+                         b"<RetryAfter>0</RetryAfter><Error>x</Error>")
+        return xml_answer(conn, method, b"403 Forbidden", body)
+    if mode == "log-injection":
+        body = error_doc(b"AccessDenied", b"denied\r\nobjstore: PutObject PUT b/k: 200 in 0.001 s (attempt 1)"
+                         b"\n\x1b[2J\x1b]0;owned\x07 &#x1b;[31m red")
+        return xml_answer(conn, method, b"403 Forbidden", body)
+    if mode == "random-codes":
+        code = ("Invented%08d" % random.randrange(10 ** 8)).encode()
+        return xml_answer(conn, method, b"400 Bad Request", error_doc(code, b"a code never seen before"))
+    return None
+
+
+def answer(conn, method, mode, headers=()):
     """Sends the mode's answer; returns whether the connection stays open."""
+    more = answer_more(conn, method, mode, headers)
+    if more is not None:
+        return more
     common = b"Date: " + time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()).encode() + b"\r\n"
     common += b"x-amz-request-id: hostile-1\r\n"
     if mode in BODY:
@@ -119,8 +253,13 @@ def serve(conn):
         conn.close()
 
 
+SECRET = ""
+
+
 def main():
+    global SECRET
     port = int(sys.argv[1])
+    SECRET = sys.argv[3] if len(sys.argv) > 3 else ""
     lifetime = float(sys.argv[2]) if len(sys.argv) > 2 else 300.0
     srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -128,7 +267,7 @@ def main():
     srv.listen(64)
     srv.settimeout(0.5)
     deadline = time.monotonic() + lifetime
-    print("listening", flush=True)
+    print("listening %d" % srv.getsockname()[1], flush=True)
     while time.monotonic() < deadline:
         try:
             conn, _ = srv.accept()

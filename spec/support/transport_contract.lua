@@ -19,7 +19,9 @@
 -- to Swift's s3api (OBJSTORE_SWIFT_*, spec/support/swift.sh env) and is
 -- pending without it. Connection refused, a stalled answer and repeated
 -- headers use 127.0.0.1 sockets of a small python3 helper that exits by
--- itself and is killed (by its pid) at the end.
+-- itself and is killed (by its pid) at the end; hostile answers (endless
+-- bodies and lines) come from spec/support/hostile_server.py, on
+-- OBJSTORE_TEST_HOSTILE_PORT or a free port.
 local core = require "objstore.core"
 local checksum = require "objstore.checksum"
 local signer = require "objstore.signer"
@@ -135,6 +137,37 @@ end
 
 local function stop_helper(h)
   if h and h.pid then os.execute("kill " .. h.pid .. " 2>/dev/null") end
+end
+
+-- spec/support/hostile_server.py, next to this file: started on
+-- OBJSTORE_TEST_HOSTILE_PORT (default: a free port), killed by its pid.
+local function start_hostile()
+  local src = debug.getinfo(1, "S").source:gsub("^@", "")
+  local script = (src:match("^(.*)/[^/]*$") or ".") .. "/hostile_server.py"
+  local out = os.tmpname()
+  local port = tonumber(getenv("OBJSTORE_TEST_HOSTILE_PORT") or "0") or 0
+  local p = assert(io.popen("python3 " .. script .. " " .. port .. " 300 >" .. out .. " 2>&1 & echo $!"))
+  local pid = tonumber(p:read("*l"))
+  p:close()
+  local deadline = monotonic() + 10
+  local got
+  repeat
+    got = (read_file(out) or ""):match("^listening (%d+)")
+    if not got then core.time.sleep(0.02) end
+  until got or monotonic() > deadline
+  local log = read_file(out) or ""
+  os.remove(out)
+  if not got then
+    if pid then os.execute("kill " .. pid .. " 2>/dev/null") end
+    error("hostile_server.py did not start: " .. log)
+  end
+  return { pid = pid, url = "http://127.0.0.1:" .. got }
+end
+
+-- Resident memory of this process (kB), or nil without /proc.
+local function rss_kb()
+  local s = read_file("/proc/self/status")
+  return s and tonumber(s:match("VmRSS:%s*(%d+)")) or nil
 end
 
 -- The busted environment of the function that called contract().
@@ -675,6 +708,66 @@ function _M.contract(name, new_transport, env, opts)
         local codes = {}
         for _, e in ipairs(seen) do codes[e.code] = true end
         assert.is_true(codes.ConnectFailed and codes.Timeout and codes.Aborted and true or false)
+      end)
+    end)
+
+    -- Answers of a broken or hostile server (spec/support/hostile_server.py):
+    -- whatever it sends, the transport's memory stays bounded and it
+    -- answers with an error within seconds.
+    describe("hostile servers", function()
+      local hostile
+      setup(function() hostile = start_hostile() end)
+      teardown(function() if hostile and hostile.pid then os.execute("kill " .. hostile.pid .. " 2>/dev/null") end end)
+
+      local MB = 1024 -- kB
+      local function bounded(label, f, grow_kb, seconds)
+        collectgarbage()
+        local before = rss_kb()
+        local t0 = monotonic()
+        local res, err = f()
+        local dt = monotonic() - t0
+        collectgarbage()
+        local after = rss_kb()
+        assert.is_nil(res, label .. ": a result")
+        check_err(err)
+        assert.is_true(dt < seconds, label .. ": took " .. dt .. " s")
+        if before and after then
+          assert.is_true(after - before < grow_kb, label .. ": memory grew by " .. (after - before) .. " kB")
+        end
+        return err
+      end
+
+      it("stops an endless chunked 2xx body at max_body: ResponseTooLarge, not retryable", function()
+        local err = bounded("endless-chunked", function()
+          return t:request { url = hostile.url .. "/endless-chunked/k", max_body = 2 * 1024 * 1024, timeout = 30 }
+        end, 48 * MB, 15)
+        assert.equal("ResponseTooLarge", err.code, tostring(err))
+        assert.is_false(err.retryable)
+        -- a body within the cap is whole
+        local res = ok(t:request { url = hostile.url .. "/error-200/k", max_body = 4096, timeout = 10 })
+        assert.equal(200, res.status)
+        assert.matches("<Code>InternalError</Code>", res.body, 1, true)
+      end)
+
+      it("keeps at most 1 MiB of an endless error body, until its timeout", function()
+        local err = bounded("endless-error", function()
+          return t:request { url = hostile.url .. "/endless-error/k", max_body = 1024, timeout = 2 }
+        end, 48 * MB, 10)
+        assert.equal("Timeout", err.code, tostring(err))
+      end)
+
+      it("refuses a header line that never ends, memory bounded", function()
+        local err = bounded("endless-header-line", function()
+          return t:request { url = hostile.url .. "/endless-header-line/k", timeout = 30 }
+        end, 48 * MB, 15)
+        assert.is_true(err.code == "ProtocolError" or err.code == "TransportError", tostring(err))
+      end)
+
+      it("refuses a chunk-size line that never ends, memory bounded", function()
+        local err = bounded("endless-chunk-size", function()
+          return t:request { url = hostile.url .. "/endless-chunk-size/k", timeout = 30 }
+        end, 48 * MB, 15)
+        assert.is_true(err.code == "ProtocolError" or err.code == "TransportError", tostring(err))
       end)
     end)
 

@@ -18,7 +18,7 @@ local util = require "objstore.credentials.util"
 local fetch = require "objstore.credentials.fetch"
 local refreshing = require "objstore.credentials.refreshing"
 
-local tostring, tonumber = tostring, tonumber
+local tostring, tonumber, type, ipairs = tostring, tonumber, type, ipairs
 
 local _M = {}
 
@@ -39,12 +39,39 @@ local function status_error(source, url, res)
 end
 
 -- Hosts the container endpoint may be reached on over plain http (as in
--- the AWS SDKs): loopback and the ECS/EKS agent addresses.
-local function allowed_http_host(url)
-  local host = url:match("^http://%[([^%]]+)%]") or url:match("^http://([^/:?#]+)")
-  if not host then return true end -- https
-  return host == "localhost" or host:match("^127%.") ~= nil or host == "::1" or host == "169.254.170.2"
-    or host == "169.254.170.23" or host:lower() == "fd00:ec2::23"
+-- the AWS SDKs): loopback (127.0.0.0/8, ::1, localhost) and the ECS/EKS
+-- agent addresses. https is allowed to any host.
+local AGENT_HOSTS = { ["169.254.170.2"] = true, ["169.254.170.23"] = true, ["fd00:ec2::23"] = true,
+  ["localhost"] = true, ["::1"] = true }
+
+local function ipv4_loopback(host)
+  local a, b, c, d = host:match("^(%d%d?%d?)%.(%d%d?%d?)%.(%d%d?%d?)%.(%d%d?%d?)$")
+  if not a then return false end
+  for _, o in ipairs{ a, b, c, d } do
+    if tonumber(o) > 255 or (#o > 1 and o:sub(1, 1) == "0") then return false end
+  end
+  return a == "127"
+end
+
+--- Whether the container credentials URL may be used: the scheme read
+-- case-insensitively; https to any host; http only when the host is exactly
+-- a loopback address or an ECS/EKS agent address (no user info, a numeric
+-- port if any). Returns true or false, why.
+function _M.container_url_allowed(url)
+  if type(url) ~= "string" then return false, "not a URL" end
+  local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
+  if not scheme then return false, "not an absolute http(s) URL" end
+  scheme = scheme:lower()
+  if scheme == "https" then return true end
+  if scheme ~= "http" then return false, "scheme " .. scheme .. " is neither http nor https" end
+  local authority = rest:match("^[^/?#]*")
+  if authority:find("@", 1, true) then return false, "user information in the URL" end
+  local host, port = authority:match("^%[([^%]]+)%](.*)$")
+  if not host then host, port = authority:match("^([^:]*)(.*)$") end
+  if port ~= "" and not port:match("^:%d+$") then return false, "malformed port" end
+  host = host:lower()
+  if AGENT_HOSTS[host] or ipv4_loopback(host) then return true end
+  return false, "plain http is only allowed to loopback or the ECS/EKS agent"
 end
 
 --- ECS/EKS container credentials.
@@ -58,8 +85,12 @@ function _M.container(opts)
     if rel then url = "http://169.254.170.2" .. rel end
     if not url then return nil, util.fail(source, "AWS_CONTAINER_CREDENTIALS_FULL_URI/RELATIVE_URI are not set",
       "NoCredentials") end
-    if not rel and not allowed_http_host(url) then
-      return nil, util.fail(source, "plain http is only allowed to loopback or the ECS/EKS agent, not " .. url)
+    if not rel then
+      local allowed, why = _M.container_url_allowed(url)
+      if not allowed then
+        return nil, util.fail(source, "plain http is only allowed to loopback or the ECS/EKS agent (" .. why
+          .. "), not " .. url)
+      end
     end
     local headers
     local token_file = util.getenv(env, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")

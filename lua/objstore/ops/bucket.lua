@@ -79,10 +79,19 @@ end }
 
 --- bucket_exists(bucket) -> true | false | nil, err (403 counts as existing:
 -- the name is taken, by someone).
+-- The request is the dialect's `bucket_probe` (OSS: GetBucketInfo), else
+-- HeadBucket.
 ops.bucket_exists = {
-  build = function(c, bucket) return ops.head_bucket.build(c, bucket) end,
+  build = function(c, bucket)
+    local probe = c.dialect.bucket_probe
+    if not probe then return ops.head_bucket.build(c, bucket) end
+    common.bucket(c, "bucket_exists", 1, bucket)
+    local query = {}
+    for k, v in pairs(probe.query) do query[k] = v end
+    return bucket_request(c, { op = probe.op, method = probe.method, bucket = bucket, query = query })
+  end,
   call = function(c, bucket)
-    local res, err = c:send(ops.head_bucket.build(c, bucket))
+    local res, err = c:send(ops.bucket_exists.build(c, bucket))
     if res then return true end
     if err.status == 404 then return false end
     if err.status == 403 then return true end

@@ -107,7 +107,7 @@ ops.get_object = {
       if v then query["response-" .. name:gsub("_", "-")] = v end
     end
     return request.new{ op = "GetObject", method = "GET", bucket = bucket, key = key, headers = headers,
-      query = query, hashes = opts.hashes, sink = opts.sink, parse = function(res)
+      query = query, hashes = opts.hashes, sink = opts.sink, max_body = 0, parse = function(res)
         local info = response.object_info(c.dialect, res)
         info.body, info.bytes, info.hashes = res.body, res.bytes, res.hashes
         return info

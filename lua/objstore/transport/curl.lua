@@ -39,7 +39,9 @@
 --  * `hashes`, `body_hashes`: names among md5, sha1, sha256, crc32, crc32c,
 --    crc64ecma, crc64nvme, computed in C over the response / request body;
 --  * `expect_100`, `timeout` (s, overrides the session's), `max_speed`
---    (bytes/s each way: CURLOPT_MAX_SEND_SPEED_LARGE and _RECV_).
+--    (bytes/s each way: CURLOPT_MAX_SEND_SPEED_LARGE and _RECV_), `max_body`
+--    (bytes: a collected 2xx body over it aborts with ResponseTooLarge before
+--    the bytes are kept; 0 or nil: no cap).
 --
 -- **Result**: `{ status, headers = { ["lower-case-name"] = value } (repeats
 -- joined with ", "), body, bytes, sent, total_time, connects (new connections
@@ -57,7 +59,7 @@
 -- cap or an invalid Content-Length), and Aborted (a reader or sink asked to stop),
 -- CallbackError (a reader or sink raised; the message is its error),
 -- BodyLengthMismatch, LocalFileError, InvalidURL, OutOfMemory,
--- TransportError. An HTTP error status is not an error here: it is a result.
+-- TransportError, ResponseTooLarge. An HTTP error status is not an error here: it is a result.
 --
 -- It meets the transport contract of `objstore.transport` with every
 -- capability (`t.capabilities`: hashes, body_hashes, file_body, file_sink,

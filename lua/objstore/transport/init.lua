@@ -72,7 +72,18 @@
 --  * `timeout` (seconds, the whole request; overrides the transport's);
 --  * `max_speed` (bytes per second, a whole number; 0 or nil: no limit): the
 --    request body is sent and the response body read no faster, on average
---    over the request (the transport waits: nothing above it sleeps).
+--    over the request (the transport waits: nothing above it sleeps);
+--  * `max_body` (bytes, a whole number; 0 or nil: no cap): a collected
+--    (`sink` nil) response body with status < 300 that would grow past it
+--    ends the request with ResponseTooLarge (not retryable: the server would
+--    send the same again) as soon as it does, so an endless body costs at
+--    most `max_body` of memory.
+--
+-- **Bounds on what a server sends** (every transport): the status line and
+-- headers at most 1 MiB in all, each line read with that bound (a line that
+-- never ends is a ProtocolError once over it, never an unbounded buffer);
+-- a chunk-size line at most 64 KiB; an error body (status >= 300) kept up to
+-- 1 MiB, the rest read and dropped.
 --
 -- **Result**: `{ status, headers, body, bytes, sent, hashes, body_hashes }`:
 -- `headers` has lower-case names, repeated headers joined with ", "; `body`
@@ -109,6 +120,7 @@ do
       ConnectionReset = true, BodyTruncated = true, SendFailed = true, RecvFailed = true,
       ProtocolError = true, Aborted = false, CallbackError = false, BodyLengthMismatch = false,
       LocalFileError = false, InvalidURL = false, OutOfMemory = false, TransportError = false,
+      ResponseTooLarge = false,
     }
   end
   for k, v in pairs(c) do

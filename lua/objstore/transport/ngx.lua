@@ -63,9 +63,13 @@
 -- `res.body`; `function(chunk) -> true | false | nil, err`; `{ file = path,
 -- offset = 0 }`, written at offset + position without truncating, created
 -- when missing), `hashes`, `body_hashes`, `timeout`, `max_speed` (the sum
--- of body bytes sent and received paced to it). Misuse raises, naming
--- the field. Error responses (status >= 300) never reach a sink: their body
--- (up to 1 MiB) is in `res.body`.
+-- of body bytes sent and received paced to it), `max_body` (a collected
+-- 2xx body past it ends with ResponseTooLarge before the bytes are kept).
+-- Misuse raises, naming the field. Error responses (status >= 300) never
+-- reach a sink: their body (up to 1 MiB) is in `res.body`. Every line of
+-- an answer (status, headers, chunk sizes, trailers) is read with a bound
+-- (1 MiB for the head, 64 KiB for a chunked framing line), never with an
+-- unbounded receive("*l").
 --
 -- **Result**: `{ status, headers, body, bytes, sent, hashes, body_hashes,
 -- connects }` (`connects`: 1 when this request opened a new connection, 0
@@ -91,7 +95,7 @@ local type, pairs, ipairs, tostring, tonumber, pcall, setmetatable, error =
   type, pairs, ipairs, tostring, tonumber, pcall, setmetatable, error
 local concat, remove = table.concat, table.remove
 local floor, min, huge = math.floor, math.min, math.huge
-local format, lower = string.format, string.lower
+local format, lower, byte, sub = string.format, string.lower, string.byte, string.sub
 local io_open = io.open
 
 local tr_error = transport.error
@@ -101,6 +105,8 @@ local _M = { _VERSION = core._VERSION }
 local CHUNK = 64 * 1024            -- file reads, response receives
 local ERROR_BODY_CAP = 1024 * 1024 -- what of an error response is kept
 local HEADER_CAP = 1024 * 1024     -- status line and headers together
+local LINE_CAP = 64 * 1024         -- a chunk-size, chunk-end or trailer line
+local LINE_PIECE = 8192            -- what one bounded line read asks for at most
 local USER_AGENT = "objstore/" .. tostring(core._VERSION)
 
 local Transport = {}
@@ -292,7 +298,7 @@ end
 
 local REQ_FIELDS = {
   method = true, url = true, headers = true, body = true, body_length = true, sink = true,
-  hashes = true, body_hashes = true, timeout = true, max_speed = true,
+  hashes = true, body_hashes = true, timeout = true, max_speed = true, max_body = true,
 }
 local KNOWN_ALG = {}
 for _, a in ipairs(checksum.ALGORITHMS) do KNOWN_ALG[a] = true end
@@ -418,6 +424,7 @@ local function check_request(req)
     hashes = check_digests("hashes", req.hashes), body_hashes = check_digests("body_hashes", req.body_hashes),
     timeout = check_seconds("request", "req.timeout", req.timeout, nil),
     max_speed = check_count("request", "req.max_speed", req.max_speed, 0),
+    max_body = check_count("request", "req.max_body", req.max_body, 0),
   }
 end
 
@@ -495,6 +502,41 @@ local function connect_error(e, host, port)
   return tr_error("ConnectFailed", "connect to " .. where .. ": " .. e)
 end
 
+-- Reads one line (up to LF; a CR before it is dropped, as receive("*l")
+-- does) of at most `cap` bytes, through a receiveuntil iterator asked for at
+-- most LINE_PIECE bytes a call: a line that never ends costs `cap` bytes of
+-- memory, never more (receive("*l") buffers without a limit). Returns the
+-- line, or nil, "too long", or nil, err, partial as receive does.
+local function recv_line(self, x, cap)
+  local reader = x.line_reader
+  if not reader then
+    local e
+    reader, e = x.sock:receiveuntil("\n")
+    if not reader then return nil, e end
+    x.line_reader = reader
+  end
+  local first, parts, n = nil, nil, 0
+  while true do
+    if not arm(self, x) then return nil, "timeout" end
+    local data, e, partial = reader(LINE_PIECE)
+    if not data then
+      if e then return nil, e, partial end
+      break -- the LF
+    end
+    n = n + #data
+    if n > cap then return nil, "too long" end
+    if first == nil then
+      first = data
+    else
+      parts = parts or { first }
+      parts[#parts + 1] = data
+    end
+  end
+  local line = parts and concat(parts) or first or ""
+  if byte(line, -1) == 13 then line = sub(line, 1, -2) end
+  return line
+end
+
 -- Connects (or reuses a pooled connection): sets x.sock, x.reused.
 local function connect(self, x, u)
   local sock = ngx.socket.tcp()
@@ -522,14 +564,18 @@ local function connect(self, x, u)
       local target = (u.host:find(":", 1, true) and "[" .. u.host .. "]" or u.host) .. ":" .. u.port
       local sent, se = sock:send("CONNECT " .. target .. " HTTP/1.1\r\nHost: " .. target .. "\r\n\r\n")
       if not sent then return nil, (sock_error(se, "proxy CONNECT")) or tr_error("SendFailed", se) end
-      local line, re = sock:receive("*l")
+      local line, re = recv_line(self, x, LINE_CAP)
       if not line then return nil, (sock_error(re, "proxy CONNECT")) or tr_error("RecvFailed", re) end
       local st = tonumber(line:match("^HTTP/%d%.%d (%d%d%d)"))
-      if st ~= 200 then return nil, tr_error("ConnectFailed", "proxy CONNECT answered: " .. line) end
+      if st ~= 200 then return nil, tr_error("ConnectFailed", "proxy CONNECT answered: " .. line:sub(1, 100)) end
+      local total = #line
       repeat
-        line, re = sock:receive("*l")
+        line, re = recv_line(self, x, LINE_CAP)
         if not line then return nil, (sock_error(re, "proxy CONNECT")) or tr_error("RecvFailed", re) end
+        total = total + #line
+        if total > HEADER_CAP then return nil, tr_error("ProtocolError", "proxy CONNECT headers exceed 1 MiB") end
       until line == ""
+      x.line_reader = nil -- the TLS layer reads from here on
     end
     local sess, he = sock:sslhandshake(nil, sni ~= "" and sni or nil, self.verify)
     if not sess then
@@ -703,20 +749,27 @@ local function recv_error(e, what, truncated)
   return tr_error("RecvFailed", what .. ": " .. tostring(e))
 end
 
--- Reads the status line and headers (skipping 1xx answers).
+local HEAD_TOO_LONG = "response headers exceed 1 MiB"
+
+-- Reads the status line and headers (skipping 1xx answers), every line
+-- bounded by what is left of HEADER_CAP.
 local function read_head(self, x)
   local total = 0
   local blank_ok = true -- one empty line before a status line is tolerated
   while true do
-    local line, e = recv(self, x, "*l")
+    local line, e = recv_line(self, x, HEADER_CAP - total)
     if not line then
+      if e == "too long" then return nil, tr_error("ProtocolError", "status line: " .. HEAD_TOO_LONG) end
       x.nothing_received = true
       return nil, recv_error(e, "reading the status line")
     end
     if line == "" and blank_ok then
       blank_ok = false
-      line, e = recv(self, x, "*l")
-      if not line then return nil, recv_error(e, "reading the status line") end
+      line, e = recv_line(self, x, HEADER_CAP - total)
+      if not line then
+        if e == "too long" then return nil, tr_error("ProtocolError", "status line: " .. HEAD_TOO_LONG) end
+        return nil, recv_error(e, "reading the status line")
+      end
     end
     total = total + #line
     local major, minor, status = line:match("^HTTP/(%d)%.(%d) (%d%d%d)")
@@ -728,10 +781,13 @@ local function read_head(self, x)
     local last
     while true do
       local h
-      h, e = recv(self, x, "*l")
-      if not h then return nil, recv_error(e, "reading the headers") end
+      h, e = recv_line(self, x, HEADER_CAP - total)
+      if not h then
+        if e == "too long" then return nil, tr_error("ProtocolError", HEAD_TOO_LONG) end
+        return nil, recv_error(e, "reading the headers")
+      end
       total = total + #h
-      if total > HEADER_CAP then return nil, tr_error("ProtocolError", "response headers exceed 1 MiB") end
+      if total > HEADER_CAP then return nil, tr_error("ProtocolError", HEAD_TOO_LONG) end
       if h == "" then break end
       if h:find("^[ \t]") and last then
         headers[last] = headers[last] .. " " .. h:gsub("^[ \t]+", "")
@@ -759,6 +815,11 @@ local function deliver(x, c)
   if not pace(x) then return nil, timed_out(x) end
   feed(x.hashers, c)
   if x.collect then
+    if x.max_body > 0 and not x.error_status and x.collected + n > x.max_body then
+      -- Before the bytes are kept: an endless body costs max_body at most.
+      return nil, tr_error("ResponseTooLarge", "response body over the limit of " .. x.max_body
+        .. " bytes for this request")
+    end
     if x.collected < ERROR_BODY_CAP or not x.error_status then
       local keep = c
       if x.error_status and x.collected + n > ERROR_BODY_CAP then keep = c:sub(1, ERROR_BODY_CAP - x.collected) end
@@ -797,30 +858,35 @@ local function read_exact(self, x, n, what)
   return true
 end
 
+-- A line of the chunked framing (LINE_CAP at most) or nil, err.
+local function chunk_line(self, x, what)
+  local line, e = recv_line(self, x, LINE_CAP)
+  if line then return line end
+  if e == "too long" then return nil, tr_error("ProtocolError", what .. ": a line over 64 KiB") end
+  return nil, recv_error(e, what, true)
+end
+
 local function read_chunked(self, x)
+  local trailers = 0
   while true do
-    local line, e = recv(self, x, "*l")
-    if not line then
-      return nil, recv_error(e, "reading a chunk size", true)
-    end
+    local line, e = chunk_line(self, x, "reading a chunk size")
+    if not line then return nil, e end
     local hex = line:match("^%s*(%x+)")
     if not hex or #hex > 15 then return nil, tr_error("ProtocolError", "malformed chunk size: " .. line:sub(1, 40)) end
     local size = tonumber(hex, 16)
     if size == 0 then
-      repeat -- trailers
-        line, e = recv(self, x, "*l")
-        if not line then
-              return nil, recv_error(e, "reading the trailers", true)
-        end
+      repeat -- trailers, bounded as headers are
+        line, e = chunk_line(self, x, "reading the trailers")
+        if not line then return nil, e end
+        trailers = trailers + #line
+        if trailers > HEADER_CAP then return nil, tr_error("ProtocolError", "trailers exceed 1 MiB") end
       until line == ""
       return true
     end
     local ok, re = read_exact(self, x, size, "reading a chunk")
     if not ok then return nil, re end
-    line, e = recv(self, x, "*l")
-    if not line then
-      return nil, recv_error(e, "reading a chunk end", true)
-    end
+    line, e = chunk_line(self, x, "reading a chunk end")
+    if not line then return nil, e end
     if line ~= "" then return nil, tr_error("ProtocolError", "chunk not followed by CRLF") end
   end
 end
@@ -965,6 +1031,7 @@ function Transport:request(req)
   -- Stale pooled connections are dropped until a fresh one is used.
   for _ = 1, self.pool_size + 1 do
     local x = { deadline = deadline, timeout = timeout, sent = 0, bytes = 0, max_speed = r.max_speed,
+      max_body = r.max_body,
       started = ngx.now(),
       hashers = hashers(r.hashes), body_hashers = hashers(r.body_hashes) }
     if r.kind == "file" then

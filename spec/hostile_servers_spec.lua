@@ -1,0 +1,349 @@
+-- Hostile or broken servers (issue 18): what a server sends is bounded
+-- before objstore keeps it, and nothing it says changes objstore's own
+-- state, fields, logs or metrics beyond what it is entitled to. The answers
+-- come from spec/support/hostile_server.py (mode = the bucket name), on
+-- OBJSTORE_TEST_HOSTILE_PORT or a free port; the cases marked #server also
+-- talk to radosgw (eval "$(bash spec/support/rgw.sh env)"). The transport
+-- level (both transports, curl and cosockets inside nginx) is in
+-- spec/support/transport_contract.lua ("hostile servers").
+local objstore = require "objstore"
+local errors = require "objstore.errors"
+local servers = require "servers"
+local core = require "objstore.core"
+local log = require "objstore.log"
+local metrics = require "objstore.metrics"
+local metadata = require "objstore.credentials.metadata"
+
+local monotonic = core.time.monotonic
+
+-- Marker secrets: long enough to be redacted by value, distinct enough to
+-- be found in any output.
+local SECRET = "hostileSecretKey/0123456789+ABCDEFxyz"
+local TOKEN = "FwoGZXIvYXdzEHostileSessionToken/+=0123456789abcdefQQQ=="
+local SSEC_KEY = "0123456789abcdefHOSTILE-SSEC-KEY" -- 32 raw bytes
+local SSEC_B64 = core.encode.base64_encode(SSEC_KEY)
+
+local function rss_kb()
+  local s = servers.read_file("/proc/self/status")
+  return s and tonumber(s:match("VmRSS:%s*(%d+)")) or nil
+end
+
+local function percent(v)
+  return (v:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
+end
+
+-- Every form of every secret that must not appear anywhere.
+local NEEDLES = {
+  { "secret key", SECRET }, { "secret key, url-encoded", percent(SECRET) },
+  { "secret key, JSON-escaped", (SECRET:gsub("/", "\\/")) },
+  { "secret key, base64", core.encode.base64_encode(SECRET) },
+  { "session token", TOKEN }, { "session token, url-encoded", percent(TOKEN) },
+  { "session token, JSON-escaped", (TOKEN:gsub("/", "\\/")) },
+  { "session token, base64", core.encode.base64_encode(TOKEN) },
+  { "SSE-C key (base64)", SSEC_B64 }, { "SSE-C key (raw)", SSEC_KEY },
+}
+
+local function dump(v, out, seen)
+  out, seen = out or {}, seen or {}
+  local t = type(v)
+  if t == "string" or t == "number" or t == "boolean" then
+    out[#out + 1] = tostring(v)
+  elseif t == "table" and not seen[v] then
+    seen[v] = true
+    local mt = getmetatable(v)
+    if type(mt) == "table" and mt.__tostring then out[#out + 1] = tostring(v) end
+    for k, x in pairs(v) do
+      dump(k, out, seen)
+      dump(x, out, seen)
+    end
+  end
+  return out
+end
+
+local function no_secret(label, v)
+  local s = type(v) == "string" and v or table.concat(dump(v), "\n")
+  for _, n in ipairs(NEEDLES) do
+    local at = s:find(n[2], 1, true)
+    assert(not at, label .. " leaks the " .. n[1] .. ": ..." .. s:sub(math.max(1, (at or 1) - 60), (at or 1) + 80))
+  end
+end
+
+describe("hostile servers", function()
+  local hostile, pid
+
+  setup(function()
+    local out = os.tmpname()
+    local port = tonumber(os.getenv("OBJSTORE_TEST_HOSTILE_PORT") or "") or 0
+    local ok, o = servers.sh("(/usr/bin/python3 spec/support/hostile_server.py " .. port .. " 300 "
+      .. servers.q(SECRET) .. " >" .. servers.q(out) .. " 2>&1 & echo $!)")
+    pid = assert(ok and o:match("(%d+)"), o)
+    local got
+    for _ = 1, 100 do
+      got = (servers.read_file(out) or ""):match("listening (%d+)")
+      if got then break end
+      servers.sh("sleep 0.1")
+    end
+    os.remove(out)
+    assert(got, "hostile_server.py did not start")
+    hostile = "http://127.0.0.1:" .. got
+  end)
+
+  teardown(function()
+    if pid then servers.sh("kill " .. pid .. " 2>/dev/null") end
+  end)
+
+  local function client(extra)
+    local o = { endpoint = hostile, access_key = "AKIDHOSTILE", secret_key = SECRET, session_token = TOKEN,
+      region = "us-east-1", timeout = 20, retry = { max_attempts = 1 } }
+    for k, v in pairs(extra or {}) do o[k] = v end
+    return objstore.new(o)
+  end
+
+  describe("unbounded memory", function()
+    it("stops an endless chunked ListObjects body at the XML cap: ResponseTooLarge within seconds", function()
+      local c = client{ timeout = 5 }
+      collectgarbage()
+      local before = rss_kb()
+      local t0 = monotonic()
+      local r, err = c:list_objects("endless-chunked")
+      local dt = monotonic() - t0
+      collectgarbage()
+      local grew = before and (rss_kb() - before) or 0
+      c:close()
+      assert.is_nil(r)
+      assert.is_true(errors.is(err))
+      assert.equal("ResponseTooLarge", err.code, tostring(err))
+      assert.is_false(err.retryable)
+      assert.is_true(dt < 10, "took " .. dt .. " s")
+      -- the cap is 32 MiB: what was kept never went much beyond it
+      assert.is_true(grew < 160 * 1024, "memory grew by " .. grew .. " kB")
+    end)
+
+    it("refuses a header line that never ends within seconds", function()
+      local c = client{ timeout = 5 }
+      local t0 = monotonic()
+      local r, err = c:list_objects("endless-header-line")
+      c:close()
+      assert.is_nil(r)
+      assert.equal("ProtocolError", err.code, tostring(err))
+      assert.is_true(monotonic() - t0 < 10)
+    end)
+
+    it("keeps the 2xx body of a GetObject into a string whole (no cap there)", function()
+      local c = client()
+      local r = assert(c:get_object("error-200", "k"))
+      c:close()
+      assert.matches("<Code>InternalError</Code>", r.body, 1, true)
+    end)
+  end)
+
+  describe("quadratic XML", function()
+    it("refuses 80,000 attributes (0.9 MB) in well under a second of CPU", function()
+      local c = client()
+      local cpu = os.clock()
+      local r, err = c:list_objects("many-attributes")
+      cpu = os.clock() - cpu
+      c:close()
+      assert.is_nil(r)
+      assert.equal("MalformedResponse", err.code, tostring(err))
+      assert.matches("attributes", err.message, 1, true)
+      assert.is_true(cpu < 1, "took " .. cpu .. " s of CPU")
+    end)
+
+    it("still reads an ACL's attributes (namespaces, xsi:type)", function()
+      local xml = require "objstore.xml"
+      local t = assert(xml.parse('<AccessControlPolicy xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        .. '<AccessControlList><Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        .. 'xsi:type="CanonicalUser"><ID>a=b</ID></Grantee><Permission>READ</Permission></Grant>'
+        .. '</AccessControlList></AccessControlPolicy>'))
+      assert.equal("CanonicalUser", t.access_control_list.grant[1].grantee.type)
+      local many = {}
+      for i = 1, 65 do many[i] = ('a%d="x"'):format(i) end
+      local _, err = xml.parse("<R " .. table.concat(many, " ") .. "/>")
+      assert.equal("MalformedResponse", err.code)
+      assert.is_false(err.retryable)
+      -- '=' inside values, comments and CDATA is no attribute
+      assert(xml.parse('<R a="=====" b=\'==\'><!-- = = = --><![CDATA[= = =]]><K>x=y</K></R>'))
+    end)
+  end)
+
+  describe("clock", function()
+    local presign_date = function(c)
+      local url = assert(c:presign("GET", "b", "k", { expires = 60 }))
+      local y, mo, d, h, mi, s = url:match("X%-Amz%-Date=(%d%d%d%d)(%d%d)(%d%d)T(%d%d)(%d%d)(%d%d)Z")
+      return require("objstore.clock").epoch(tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi),
+        tonumber(s))
+    end
+
+    it("adopts no Date of 1969 or 9999, from an error or a success", function()
+      local c = client()
+      for _, mode in ipairs{ "date-1969", "date-9999", "date-1969-ok", "date-9999-ok" } do
+        c:list_objects(mode)
+        assert.equal(0, c.clock_skew, mode)
+        assert.is_true(math.abs(presign_date(c) - os.time()) < 120, "presign after " .. mode)
+      end
+      c:close()
+    end)
+
+    it("adopts a bounded skew only from a time-skew error", function()
+      local clock = require "objstore.clock"
+      local now = 1700000000
+      local date = function(t) return os.date("!%a, %d %b %Y %H:%M:%S GMT", t) end
+      assert.is_nil(clock.skew_from(date(now - 86400 * 400), now, true))
+      assert.is_nil(clock.skew_from(date(now + 86400 * 2), now, true))
+      assert.equal(-3600, clock.skew_from(date(now - 3600), now, true))
+      assert.is_true(clock.SKEW_CODES.RequestTimeTooSkewed)
+      assert.is_nil(clock.SKEW_CODES.AccessDenied)
+    end)
+
+    it("#server keeps working against radosgw after 1969 and 9999 answers", function()
+      local srv = servers.list()[1]
+      assert(srv and srv.endpoint, "no rgw configured: eval \"$(bash spec/support/rgw.sh env)\"")
+      -- One client: requests for the date-* buckets go to the hostile server,
+      -- everything else to radosgw.
+      local curl = require("objstore.transport.curl").new{}
+      local route = { request = function(_, req)
+        local mode = req.url:match("^https?://[^/]+/(date%-[%w%-]+)")
+        if mode then
+          req.url = hostile .. "/" .. mode .. "?list-type=2"
+          req.headers = { Host = hostile:match("//(.*)$") }
+        end
+        return curl:request(req)
+      end, close = function() curl:close() end }
+      local c = servers.client(srv, { transport = route, addressing = "path", retry = { max_attempts = 2 } })
+      for _, mode in ipairs{ "date-1969-ok", "date-1969", "date-9999-ok", "date-9999" } do
+        c:list_objects(mode)
+        assert(c:list_buckets(), "a request to radosgw after " .. mode)
+        assert.is_true(math.abs(presign_date(c) - os.time()) < 120, "presign after " .. mode)
+      end
+      c:close()
+    end)
+  end)
+
+  describe("secrets echoed in another form", function()
+    it("reach neither tostring(err), the log nor the on_error event", function()
+      local lines, events = {}, {}
+      local c = client{ log_level = "debug", log = function(level, msg, fields)
+        lines[#lines + 1] = level .. " " .. msg
+        lines[#lines + 1] = table.concat(dump(fields), "\n")
+      end, hooks = { on_error = function(e) events[#events + 1] = e end,
+        on_response = function(e) events[#events + 1] = e end } }
+      local r, err = c:get_object("echo-secrets", "k", { sse_customer_key = SSEC_KEY })
+      assert.is_nil(r)
+      assert.equal("InvalidArgument", err.code)
+      -- the server did echo them: the redaction is what keeps them out
+      assert.matches("you sent", err.message, 1, true)
+      assert.matches("<redacted>", err.message, 1, true)
+      no_secret("tostring(err)", tostring(err))
+      no_secret("the error's fields", err)
+      no_secret("the log", table.concat(lines, "\n"))
+      assert.is_true(#events >= 2)
+      no_secret("the events", events)
+      -- ListObjects too (no SSE-C), through the default log
+      lines = {}
+      local _, e2 = c:list_objects("echo-secrets")
+      no_secret("tostring(err) of a listing", tostring(e2))
+      no_secret("the log of a listing", table.concat(lines, "\n"))
+      c:close()
+    end)
+
+    it("value_redactor replaces each form, and leaves short values alone", function()
+      local red = log.value_redactor({ SECRET, "short" }, { SSEC_B64 })
+      local s = red("a " .. SECRET .. " b " .. percent(SECRET) .. " c " .. core.encode.base64_encode(SECRET)
+        .. " d " .. SSEC_KEY .. " e " .. SSEC_B64 .. " short")
+      no_secret("value_redactor", s)
+      assert.matches("short$", s)
+    end)
+  end)
+
+  describe("container credentials URL", function()
+    it("allows http only to loopback and the ECS/EKS agent, parsed properly", function()
+      local cases = {
+        { "http://127.0.0.1:8080/creds", true }, { "http://127.1.2.3/creds", true },
+        { "HTTP://127.0.0.1/creds", true }, { "http://localhost/x", true }, { "http://LOCALHOST:80/x", true },
+        { "http://[::1]:9000/x", true }, { "http://169.254.170.2/v2", true }, { "http://169.254.170.23/v1", true },
+        { "http://[fd00:ec2::23]/v1", true }, { "https://creds.example.com/x", true },
+        { "HTTPS://creds.example.com/x", true },
+        { "http://127.0.0.1.evil.example/creds", false }, { "HTTP://127.0.0.1.evil.example/creds", false },
+        { "http://127.0.0.1@evil.example/creds", false }, { "http://evil.example#@127.0.0.1/", false },
+        { "http://localhost.evil.example/", false }, { "http://127.0.0.256/", false },
+        { "http://0127.0.0.1/", false }, { "http://198.51.100.7/creds", false }, { "http://[::2]/", false },
+        { "http://127.0.0.1:80x/", false }, { "ftp://127.0.0.1/", false }, { "127.0.0.1/creds", false },
+        { "file:///etc/passwd", false },
+      }
+      for _, c in ipairs(cases) do
+        local ok = metadata.container_url_allowed(c[1])
+        assert.equal(c[2], ok, c[1])
+      end
+      -- and the provider refuses before any request
+      local creds = require "objstore.credentials"
+      for _, u in ipairs{ "HTTP://127.0.0.1.evil.example/creds", "http://127.0.0.1.evil.example/creds" } do
+        local r, err = creds.container{ env = { AWS_CONTAINER_CREDENTIALS_FULL_URI = u } }()
+        assert.is_nil(r)
+        assert.matches("plain http is only allowed", err.message, 1, true)
+      end
+    end)
+  end)
+
+  describe("log and terminal injection", function()
+    it("escapes control characters in log lines; the error keeps the server's text", function()
+      local lines = {}
+      local c = client{ log_level = "info", log = function(_, msg) lines[#lines + 1] = msg end }
+      local _, err = c:get_object("log-injection", "k")
+      c:close()
+      assert.matches("\n", err.message, 1, true)
+      assert.is_true(#lines >= 2)
+      for _, l in ipairs(lines) do
+        assert.is_nil(l:find("[%z\1-\31\127]"), "a control character in: " .. l)
+      end
+      assert.matches("\\x1b[2J", table.concat(lines, "\n"), 1, true)
+      assert.matches("denied\\nobjstore: PutObject", table.concat(lines, "\n"), 1, true)
+    end)
+
+    it("escape_control writes every control character out", function()
+      assert.equal("a\\nb\\r\\t\\x1b[31m\\x00\\x7f\\xc2\\x9bz é",
+        log.escape_control("a\nb\r\t\27[31m\0\127\194\155z é"))
+      assert.equal("a\nb\\r", log.escape_control("a\nb\r", true))
+      assert.equal(5, log.escape_control(5))
+    end)
+  end)
+
+  describe("metric labels", function()
+    it("fold server-chosen error codes into 'other'", function()
+      local reg = metrics.new()
+      local c = client{ metrics = reg }
+      for _ = 1, 40 do c:list_objects("random-codes") end
+      c:close()
+      local text = reg:prometheus()
+      local codes = {}
+      for code in text:gmatch('objstore_errors_total{[^}]*code="([^"]*)"') do codes[code] = true end
+      assert.same({ other = true }, codes)
+      assert.is_nil(text:find("Invented", 1, true))
+      assert.equal("NoSuchKey", metrics.code_label("NoSuchKey"))
+      assert.equal("Timeout", metrics.code_label("Timeout"))
+      assert.equal("other", metrics.code_label("Invented123"))
+    end)
+  end)
+
+  describe("server <Error> fields", function()
+    it("never overwrite objstore's own fields; they are kept under err.server", function()
+      local c = client()
+      local r, err = c:list_objects("error-fields")
+      c:close()
+      assert.is_nil(r)
+      assert.equal("AccessDenied", err.code)
+      assert.equal("Access Denied", err.message)
+      assert.equal("hostile-1", err.request_id)
+      assert.equal(403, err.status)
+      assert.is_false(err.retryable)
+      assert.equal("error-fields", err.bucket)
+      assert.is_nil(err.key)
+      assert.equal(1, err.attempts)
+      assert.not_equal("http://evil.example", err.endpoint)
+      assert.is_nil(err.retry_after)
+      assert.matches("^ListObjects", err.op)
+      assert.equal("false", err.server.retryable)
+      assert.equal("Forged", err.server.op)
+    end)
+  end)
+end)
