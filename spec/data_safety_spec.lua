@@ -325,6 +325,26 @@ for _, srv in ipairs(servers.list()) do
           assert.is_nil(err:find("objstore%-part"))
         end)
 
+        it("prints names with control characters escaped on a terminal, exact with --json", function()
+          local key = "src/esc\27[2J\27]0;title\7line\nforged"
+          assert(c:put_object(bucket, key, "x"))
+          local rc, out = run(CMD .. " " .. expand("ls -r $B/src/"), ENV)
+          assert.equals(0, rc)
+          assert.is_nil(out:find("\27", 1, true))
+          assert.is_nil(out:find("\7", 1, true))
+          assert.matches("esc\\x1b[2J", out, 1, true)
+          assert.is_nil(out:find("\nforged", 1, true))
+          rc, out = run(CMD .. " " .. expand("ls -r --json $B/src/"), ENV)
+          assert.equals(0, rc)
+          local found
+          for line in out:gmatch("[^\n]+") do
+            local t = cjson.decode(line)
+            if t.key == key then found = true end
+          end
+          assert.is_true(found)
+          assert(c:delete_object(bucket, key))
+        end)
+
         it("--backup s3://bucket/prefix/ moves into that prefix, never into keys named s3://", function()
           local rc, _, err = run(CMD .. " " .. expand("sync $L $B/dst/ --delete --backup $B/bak/"), ENV)
           assert.equals(0, rc, err)

@@ -8,9 +8,14 @@ local help = require "objstore.cli.help"
 local progress_mod = require "objstore.cli.progress"
 local cjson = require "cjson"
 local lfs = require "lfs"
+local log = require "objstore.log"
 
 local ipairs, pairs, tostring, type, pcall = ipairs, pairs, tostring, type, pcall
 local format = string.format
+
+--- Text for a terminal: names and server messages may hold control
+-- characters (a forged line, escape sequences); --json output stays exact.
+local function safe(v) return log.escape_control(tostring(v)) end
 
 local _M = {}
 
@@ -65,18 +70,18 @@ local function context(opts, out, err)
     ctx.failures = ctx.failures + 1
     local code = type(e) == "table" and e.code or "Error"
     local msg = type(e) == "table" and e.message or tostring(e)
-    err:write(format("objstore: %s: %s: %s\n", what, tostring(code), tostring(msg)))
+    err:write(format("objstore: %s: %s: %s\n", safe(what), safe(code), safe(msg)))
     if opts.json then ctx.json{ type = "error", key = what, code = code, message = msg } end
   end
   function ctx.say(line)
-    if not opts.quiet and not opts.json then out:write(line, "\n") end
+    if not opts.quiet and not opts.json then out:write(safe(line), "\n") end
   end
   --- What a dry run would do: said, never done.
   function ctx.would(line)
     if opts.json then
       ctx.json{ type = "dry_run", action = line }
     elseif not opts.quiet then
-      out:write("(dry run) ", line, "\n")
+      out:write("(dry run) ", safe(line), "\n")
     end
   end
   return ctx
@@ -127,7 +132,7 @@ function C.ls(ctx, pos)
     if not res then return ctx.fail("ListBuckets", err) end
     for _, b in ipairs(res.buckets) do
       if ctx.opts.json then ctx.json{ bucket = b.name, creation_date = b.creation_date } else
-        ctx.out:write(format("%s  %s\n", tostring(b.creation_date), b.name))
+        ctx.out:write(format("%s  %s\n", safe(b.creation_date), safe(b.name)))
       end
     end
     return
@@ -142,9 +147,9 @@ function C.ls(ctx, pos)
       ctx.json(o.is_prefix and { prefix = o.prefix } or { key = o.key, size = tonumber(o.size), etag = o.etag,
         last_modified = o.last_modified, storage_class = o.storage_class })
     elseif o.is_prefix then
-      ctx.out:write(format("%31s PRE %s\n", "", o.prefix))
+      ctx.out:write(format("%31s PRE %s\n", "", safe(o.prefix)))
     else
-      ctx.out:write(format("%s %10s %s\n", tostring(o.last_modified), tostring(o.size), o.key))
+      ctx.out:write(format("%s %10s %s\n", safe(o.last_modified), safe(o.size), safe(o.key)))
     end
   end
 end
@@ -209,13 +214,13 @@ local function run_sync(ctx, s, d, extra)
         ctx.json{ type = "action", action = a.action, key = a.key, reason = a.reason, size = a.size,
           dry_run = dry or nil }
       elseif dry and a.action ~= "skip" then
-        ctx.out:write(format("(dry run) %s %s (%s)\n", a.action, a.key, tostring(a.reason)))
+        ctx.out:write(format("(dry run) %s %s (%s)\n", a.action, safe(a.key), safe(a.reason)))
       end
       if a.action ~= "skip" or not dry then ctx.progress.file(a.action ~= "skip" and not dry and a.size or 0) end
     end
   end
   sopts.on_notice = function(msg)
-    if not o.quiet then ctx.err:write("objstore: notice: ", msg, "\n") end
+    if not o.quiet then ctx.err:write("objstore: notice: ", safe(msg), "\n") end
   end
   local res, err = objstore.sync(c, src, dst, sopts)
   local r = res or (err and err.result)
@@ -469,12 +474,12 @@ function C.stat(ctx, pos)
     content_type = h.content_type, storage_class = h.storage_class, version_id = h.version_id, metadata = h.metadata }
   if ctx.opts.json then return ctx.json(t) end
   for _, k in ipairs{ "key", "size", "etag", "last_modified", "content_type", "storage_class", "version_id" } do
-    if t[k] ~= nil then ctx.out:write(format("%-14s %s\n", k, tostring(t[k]))) end
+    if t[k] ~= nil then ctx.out:write(format("%-14s %s\n", k, safe(t[k]))) end
   end
   local names = {}
   for k in pairs(h.metadata or {}) do names[#names + 1] = k end
   table.sort(names)
-  for _, k in ipairs(names) do ctx.out:write(format("%-14s %s\n", "meta:" .. k, h.metadata[k])) end
+  for _, k in ipairs(names) do ctx.out:write(format("%-14s %s\n", "meta:" .. safe(k), safe(h.metadata[k]))) end
 end
 
 function C.mb(ctx, pos)
@@ -555,7 +560,7 @@ function C.check(ctx, pos)
   if not report then return ctx.fail("check", err) end
   local function list(kind, keys)
     for _, k in ipairs(keys or {}) do
-      if ctx.opts.json then ctx.json{ type = kind, key = k } else ctx.out:write(kind, " ", k, "\n") end
+      if ctx.opts.json then ctx.json{ type = kind, key = k } else ctx.out:write(kind, " ", safe(k), "\n") end
     end
   end
   list("differs", report.differ)
@@ -636,7 +641,7 @@ function _M.main(argv, out, err)
     return EXIT_USAGE
   end
   if tostring(res):find("interrupted", 1, true) then return interrupted() end
-  err:write("objstore: ", tostring(res), "\n")
+  err:write("objstore: ", safe(res), "\n")
   return EXIT_FAILED
 end
 
