@@ -8,15 +8,20 @@
 -- (spec/support/prom_parse.py), and a store that is down, stalls or cuts
 -- a download short (spec/support/faultproxy.sh in front of rgw).
 -- Tagged #server (eval "$(bash spec/support/rgw.sh env)").
--- Ports: 18096 (HTTP/1.1) and 18097 (HTTP/2) the example, 18095 the
--- credentials endpoint, 18098 a second instance for faults and missing
--- credentials, 18099 the fault proxy.
+-- Ports: from OBJSTORE_SPEC_NGX_PORT (default 18095) up: that one the
+-- credentials endpoint, +1 (HTTP/1.1) and +2 (HTTP/2) the example, +3 a
+-- second instance for faults and missing credentials, +4 the fault proxy,
+-- +5 short-lived instances of the configuration checks. Files under
+-- OBJSTORE_SPEC_NGX_DIR (default /tmp/objstore-openresty-spec) and names
+-- made from it: two runs at once need both set apart.
 local objstore = require "objstore"
 
-local PORT, H2PORT, CREDS_PORT, BAD_PORT, PROXY_PORT = 18096, 18097, 18095, 18098, 18099
-local BUCKET = "h13b-ngx-demo"
+local BASE_PORT = tonumber(os.getenv("OBJSTORE_SPEC_NGX_PORT") or "18095")
+local CREDS_PORT, PORT, H2PORT, BAD_PORT, PROXY_PORT = BASE_PORT, BASE_PORT + 1, BASE_PORT + 2, BASE_PORT + 3,
+  BASE_PORT + 4
+local BUCKET = os.getenv("OBJSTORE_SPEC_NGX_BUCKET") or "h13b-ngx-demo"
 local TOKEN = "spec-token-" .. tostring(os.time())
-local DIR = "/tmp/objstore-openresty-spec"
+local DIR = os.getenv("OBJSTORE_SPEC_NGX_DIR") or "/tmp/objstore-openresty-spec"
 
 local function sh(cmd)
   local p = assert(io.popen(cmd .. " 2>&1"))
@@ -283,6 +288,44 @@ describe("OpenResty example #server", function()
     assert.equal(404, (curl(auth() .. url("/gateway/no-such-key"))))
   end)
 
+  it("forwards only signed headers on /gateway/: none smuggled past 100 padding headers", function()
+    local c = rgw()
+    local other = BUCKET .. "-other"
+    local made, cerr = c:create_bucket(other)
+    assert(made or (cerr and cerr.code == "BucketAlreadyOwnedByYou"), tostring(cerr))
+    assert(c:put_object(other, "secret.txt", "another bucket's secret"))
+    local body_file = tmp .. "/smuggle"
+    local f = assert(io.open(body_file, "wb"))
+    f:write("caller body")
+    f:close()
+    local smuggled = "-H " .. q("x-amz-copy-source: /" .. other .. "/secret.txt") .. " -H 'x-amz-acl: public-read' "
+      .. "-H 'x-amz-meta-evil: 1' -H 'X-Amz-Metadata-Directive: REPLACE' "
+    local function padding(n)
+      local t = {}
+      for i = 1, n do t[#t + 1] = "-H 'X-Pad-" .. i .. ": p'" end
+      return table.concat(t, " ") .. " "
+    end
+    local function is_public(key)
+      local res = assert(c:send(require("objstore.request").new{ op = "GetObjectAcl", method = "GET",
+        bucket = BUCKET, key = key, query = { acl = true } }))
+      return res.body:find("AllUsers", 1, true) ~= nil
+    end
+    -- Past the header limit: refused whole, nothing reaches the store.
+    local st, body = curl(auth() .. padding(100) .. smuggled .. "-T " .. body_file .. " " .. url("/gateway/smuggle/a"))
+    assert.equal(431, st, body)
+    local _, err = c:head_object(BUCKET, "smuggle/a")
+    assert.equal(404, err and err.status)
+    -- Within it: stored as the caller's body, private, without the metadata.
+    st, body = curl(auth() .. padding(40) .. smuggled .. "-T " .. body_file .. " " .. url("/gateway/smuggle/b"))
+    assert.equal(200, st, body)
+    local got = assert(c:get_object(BUCKET, "smuggle/b"))
+    assert.equal("caller body", got.body)
+    local h = assert(c:head_object(BUCKET, "smuggle/b"))
+    assert.is_nil(h.metadata.evil)
+    assert.is_false(is_public("smuggle/b"))
+    c:close()
+  end)
+
   it("reports the requests of both workers together on /metrics", function()
     local cjson = require "cjson"
     local function count(text, op)
@@ -318,7 +361,7 @@ describe("OpenResty example #server", function()
   end)
 
   describe("with the store down, stalling or cutting a download short", function()
-    local FP = "FAULTPROXY_DIR=/tmp/objstore-h13b-faultproxy FAULTPROXY_PORT=" .. PROXY_PORT
+    local FP = "FAULTPROXY_DIR=" .. DIR .. "-faultproxy FAULTPROXY_PORT=" .. PROXY_PORT
       .. " FAULTPROXY_UPSTREAM=" .. os.getenv("OBJSTORE_TEST_ENDPOINT")
     local BAD_DIR = DIR .. "-faults"
     local control = "http://127.0.0.1:" .. PROXY_PORT .. "/__faults"
