@@ -20,6 +20,10 @@ Listens on 127.0.0.1:PORT only and exits by itself after LIFETIME seconds
   bad-status      status line "HTTP/1.1 20x OK"
   nul-header      a header value with a NUL byte
   empty           the connection closed without a byte
+  stall           nothing at all: the request is read, the connection held
+                  (30 s, then closed)
+  trickle         200 with Content-Length 1000000, then 1 byte per second
+  slow-down       503 SlowDown with Retry-After: 5
 """
 import socket
 import sys
@@ -103,6 +107,22 @@ def answer(conn, method, mode):
     if mode == "nul-header":
         conn.sendall(b"HTTP/1.1 200 OK\r\n" + common + b"X-Nul: a\x00b\r\nContent-Length: 0\r\n\r\n")
         return False
+    if mode == "stall":
+        while True:  # until the client goes (recv sees EOF) or the server's lifetime ends
+            if not conn.recv(65536):
+                return False
+    if mode == "trickle":
+        conn.sendall(b"HTTP/1.1 200 OK\r\n" + common + b"Content-Length: 1000000\r\n\r\n")
+        if method == "HEAD":
+            return False
+        while True:
+            time.sleep(1)
+            conn.sendall(b"x")
+    if mode == "slow-down":
+        body = XML_HEAD + b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+        conn.sendall(b"HTTP/1.1 503 Slow Down\r\n" + common + b"Retry-After: 5\r\nContent-Type: application/xml\r\n"
+                     + b"Content-Length: %d\r\n\r\n" % len(body) + (b"" if method == "HEAD" else body))
+        return True
     return False  # "empty" and anything unknown: closed without a byte
 
 
