@@ -11,7 +11,7 @@
 -- Ports: from OBJSTORE_SPEC_NGX_PORT (default 18095) up: that one the
 -- credentials endpoint, +1 (HTTP/1.1) and +2 (HTTP/2) the example, +3 a
 -- second instance for faults and missing credentials, +4 the fault proxy,
--- +5 short-lived instances of the configuration checks. Files under
+-- +5 an instance without a token and with a metrics token. Files under
 -- OBJSTORE_SPEC_NGX_DIR (default /tmp/objstore-openresty-spec) and names
 -- made from it: two runs at once need both set apart.
 local objstore = require "objstore"
@@ -19,6 +19,7 @@ local objstore = require "objstore"
 local BASE_PORT = tonumber(os.getenv("OBJSTORE_SPEC_NGX_PORT") or "18095")
 local CREDS_PORT, PORT, H2PORT, BAD_PORT, PROXY_PORT = BASE_PORT, BASE_PORT + 1, BASE_PORT + 2, BASE_PORT + 3,
   BASE_PORT + 4
+local CHECK_PORT = BASE_PORT + 5
 local BUCKET = os.getenv("OBJSTORE_SPEC_NGX_BUCKET") or "h13b-ngx-demo"
 local TOKEN = "spec-token-" .. tostring(os.time())
 local DIR = os.getenv("OBJSTORE_SPEC_NGX_DIR") or "/tmp/objstore-openresty-spec"
@@ -50,12 +51,13 @@ end
 local function auth(token) return "-H " .. q("Authorization: Bearer " .. (token or TOKEN)) .. " " end
 local function url(path, port) return q("http://127.0.0.1:" .. (port or PORT) .. path) end
 
-local function start(env, port, dir, workers, h2)
+-- token: the example's OBJSTORE_DEMO_TOKEN (default TOKEN; "" sets it empty).
+local function start(env, port, dir, workers, h2, token)
   local cmd = string.format("%s OPENRESTY_DEMO_PORT=%d OPENRESTY_DEMO_H2_PORT=%d OPENRESTY_DEMO_DIR=%s "
     .. "OPENRESTY_DEMO_WORKERS=%d OBJSTORE_DEMO_TOKEN=%s OBJSTORE_DEMO_BUCKET=%s "
     .. "OBJSTORE_DEMO_THRESHOLD=6000000 OBJSTORE_DEMO_PART_SIZE=5242880 "
     .. "timeout 60 bash examples/openresty/run.sh start",
-    env, port, h2 or 0, dir, workers, TOKEN, BUCKET)
+    env, port, h2 or 0, dir, workers, q(token or TOKEN), BUCKET)
   local ok, out = sh(cmd)
   assert(ok, "cannot start the example: " .. out)
 end
@@ -294,6 +296,7 @@ describe("OpenResty example #server", function()
     local made, cerr = c:create_bucket(other)
     assert(made or (cerr and cerr.code == "BucketAlreadyOwnedByYou"), tostring(cerr))
     assert(c:put_object(other, "secret.txt", "another bucket's secret"))
+    for _, k in ipairs{ "smuggle/a", "smuggle/b" } do c:delete_object(BUCKET, k) end
     local body_file = tmp .. "/smuggle"
     local f = assert(io.open(body_file, "wb"))
     f:write("caller body")
@@ -324,6 +327,29 @@ describe("OpenResty example #server", function()
     assert.is_nil(h.metadata.evil)
     assert.is_false(is_public("smuggle/b"))
     c:close()
+  end)
+
+  it("takes the key from the decoded path after checking the prefix", function()
+    local c = rgw()
+    for _, k in ipairs{ "zz.bin", "s/zz.bin", "a//b/./c" } do c:delete_object(BUCKET, k) end
+    local st, body = curl(auth() .. "-X PUT --data-binary decoded " .. url("/%66iles/zz.bin"))
+    assert.equal(200, st, body)
+    assert.equal("decoded", assert(c:get_object(BUCKET, "zz.bin")).body)
+    local _, err = c:head_object(BUCKET, "s/zz.bin")
+    assert.equal(404, err and err.status)
+    -- A key keeps what nginx's normalised $uri would change.
+    st, body = curl(auth() .. "--path-as-is -X PUT --data-binary slashes " .. url("/files/a//b/./c"))
+    assert.equal(200, st, body)
+    assert.equal("slashes", assert(c:get_object(BUCKET, "a//b/./c")).body)
+    c:close()
+  end)
+
+  it("does not log a missing key at error level", function()
+    assert.equal(404, (curl(auth() .. url("/files/no/such/key-" .. os.time()))))
+    assert.equal(404, (curl(auth() .. "-I " .. url("/files/no/such/key-" .. os.time()))))
+    sh("sleep 0.5")
+    local log = error_log(DIR)
+    assert.is_nil(log:match("[^\n]*%[error%][^\n]*no/such/key[^\n]*"))
   end)
 
   it("reports the requests of both workers together on /metrics", function()
@@ -360,6 +386,32 @@ describe("OpenResty example #server", function()
     no_crash(DIR)
   end)
 
+  describe("configured without a token, with a metrics token", function()
+    local CHECK_DIR = DIR .. "-check"
+    setup(function()
+      start("OBJSTORE_DEMO_METRICS_TOKEN=metrics-secret", CHECK_PORT, CHECK_DIR, 1, nil, "")
+    end)
+    teardown(function() stop(CHECK_DIR) end)
+
+    it("refuses to serve (503, an error log line), never with a built-in token", function()
+      for _, p in ipairs{ "/presign?key=a", "/files/a", "/list", "/gateway/a" } do
+        for _, token in ipairs{ "demo-token", "", TOKEN } do
+          local st, body = curl(auth(token) .. url(p, CHECK_PORT))
+          assert.equal(503, st, p .. " " .. token .. ": " .. body)
+        end
+        assert.equal(503, (curl(url(p, CHECK_PORT))))
+      end
+      assert.matches("%[error%][^\n]*OBJSTORE_DEMO_TOKEN is not set", error_log(CHECK_DIR))
+    end)
+
+    it("wants the metrics token on /metrics", function()
+      assert.equal(401, (curl(url("/metrics", CHECK_PORT))))
+      assert.equal(401, (curl(auth("wrong") .. url("/metrics", CHECK_PORT))))
+      assert.equal(200, (curl(auth("metrics-secret") .. url("/metrics", CHECK_PORT))))
+      no_crash(CHECK_DIR)
+    end)
+  end)
+
   describe("with the store down, stalling or cutting a download short", function()
     local FP = "FAULTPROXY_DIR=" .. DIR .. "-faultproxy FAULTPROXY_PORT=" .. PROXY_PORT
       .. " FAULTPROXY_UPSTREAM=" .. os.getenv("OBJSTORE_TEST_ENDPOINT")
@@ -367,7 +419,7 @@ describe("OpenResty example #server", function()
     local control = "http://127.0.0.1:" .. PROXY_PORT .. "/__faults"
     setup(function()
       assert(sh(FP .. " timeout 30 bash spec/support/faultproxy.sh start"))
-      start("AWS_ENDPOINT_URL=http://127.0.0.1:" .. PROXY_PORT, BAD_PORT, BAD_DIR, 1)
+      start("OBJSTORE_DEMO_DEADLINE=3 AWS_ENDPOINT_URL=http://127.0.0.1:" .. PROXY_PORT, BAD_PORT, BAD_DIR, 1)
       local c = rgw()
       assert(c:put_object(BUCKET, "fault/big.bin", ("x"):rep(8 * 1024 * 1024)))
       c:close()
@@ -389,6 +441,14 @@ describe("OpenResty example #server", function()
       st = curl(auth() .. url("/files/fault/big.bin", BAD_PORT))
       assert.is_true(st == 502 or st == 504, tostring(st))
       assert.is_true(os.time() - t0 < 30, "a stalled store hung the request")
+      -- A store that holds every request: the call's deadline (3 s, every
+      -- attempt included) answers 504, not the 3 x 60 s of read timeouts.
+      sh("curl -s -X POST --data '{\"stall\":1,\"stall_seconds\":100}' " .. control)
+      t0 = os.time()
+      st, body = curl(auth() .. url("/list?max=1", BAD_PORT))
+      assert.equal(504, st, body)
+      assert.matches("DeadlineExceeded", body)
+      assert.is_true(os.time() - t0 <= 5, "took " .. (os.time() - t0) .. " s")
       -- The connection is cut mid-download: the client sees a short body.
       sh("curl -s -X POST --data '{\"reset_mid\":{\"rate\":1,\"methods\":[\"GET\"]}}' " .. control)
       local _, _, code = curl(auth() .. url("/files/fault/big.bin", BAD_PORT))
