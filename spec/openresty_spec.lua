@@ -458,6 +458,39 @@ describe("OpenResty example #server", function()
       no_crash(BAD_DIR)
     end)
 
+    it("aborts the multipart upload of a client gone while its parts are held (lua_check_client_abort on)",
+      function()
+      local big = file_of(30 * 1000 * 1000, tmp .. "/held")
+      local c = rgw()
+      for _, u in ipairs(assert(c:list_incomplete_uploads(BUCKET, "held.bin"))) do
+        c:abort_multipart_upload(BUCKET, u.key, u.upload_id)
+      end
+      sh("curl -s -X DELETE " .. control .. "/stats") -- "max" counts from here
+      -- A chunked body: nginx spools it (fast), then the handler uploads
+      -- the file; the first two parts are held 4 s by the store, and the
+      -- client gives up meanwhile. nginx sees it at once (the body is read)
+      -- and, with lua_check_client_abort on, would end the request there.
+      sh("curl -s -X POST --data '{\"stall\":{\"rate\":1,\"match\":\"partNumber=[12]&\",\"max\":2},"
+        .. "\"stall_seconds\":4}' " .. control)
+      local _, _, code = curl(auth() .. "--max-time 2 -T - " .. url("/files/held.bin", BAD_PORT) .. " < " .. big)
+      assert.equal(28, code)
+      local gone = false
+      for _ = 1, 75 do
+        local ups = assert(c:list_incomplete_uploads(BUCKET, "held.bin"))
+        if #ups == 0 then
+          gone = true
+          break
+        end
+        sh("sleep 0.2")
+      end
+      sh("curl -s -X DELETE " .. control)
+      assert.is_true(gone, "a multipart upload of held.bin was left")
+      local _, err = c:head_object(BUCKET, "held.bin")
+      assert.equal(404, err and err.status)
+      c:close()
+      no_crash(BAD_DIR)
+    end)
+
     it("answers 502 when nothing listens where the store should be", function()
       assert(sh(FP .. " timeout 30 bash spec/support/faultproxy.sh stop"))
       local st, body = curl(auth() .. url("/list", BAD_PORT))
