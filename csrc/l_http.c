@@ -18,6 +18,10 @@
  *
  * See lua/objstore/transport/curl.lua for the request and result fields.
  *
+ * A session used after fork() in the child renews itself first (new multi
+ * and share handles; the inherited ones, the parent's, are never touched,
+ * not even by close or __gc): see renew_after_fork.
+ *
  * Lua values that C points into while transfers run (URL, method and body
  * strings, reader and sink functions, the reader's current chunk) are
  * anchored in a per-perform table stored in the session's user value and on
@@ -30,6 +34,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include "l_compat.h"
 #include "os_http.h"
@@ -41,6 +47,7 @@
 typedef struct {
   os_http_session s;
   int open;
+  pid_t pid; /* the process whose handles s holds (see renew_after_fork) */
 } l_session;
 
 /* Slots of a transfer's anchor entry. */
@@ -202,9 +209,46 @@ static void check_keys(lua_State *L, int idx, const argctx *a, const char *const
 
 /* ---- session ----------------------------------------------------------------- */
 
+/* A session used in a child of the process that made it (nginx forks its
+ * workers after init_by_lua): the inherited multi and share handles hold
+ * the parent's pooled connections, whose sockets the parent and every
+ * other child share, so reading an answer there may take someone else's.
+ * They are never touched again (left allocated, their sockets open: no
+ * cleanup, no close, nothing sent); the session goes on with new handles
+ * of its own, made with the same settings. Raises only when out of memory. */
+static void renew_after_fork(lua_State *L, l_session *ls) {
+  pid_t now = getpid();
+  /* Busy: forked from inside one of its callbacks; check_idle refuses it. */
+  if (ls->pid == now || ls->s.busy) return;
+  os_http_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.connect_timeout_ms = ls->s.connect_timeout_ms;
+  cfg.timeout_ms = ls->s.timeout_ms;
+  cfg.low_speed_limit = ls->s.low_speed_limit;
+  cfg.low_speed_time = ls->s.low_speed_time;
+  cfg.max_connections = ls->s.max_connections;
+  cfg.tls_min_version = ls->s.tls_min_version;
+  cfg.ca_file = ls->s.ca_file;
+  cfg.ca_path = ls->s.ca_path;
+  cfg.proxy = ls->s.proxy;
+  cfg.user_agent = ls->s.user_agent;
+  cfg.insecure = ls->s.insecure;
+  cfg.verbose = ls->s.verbose;
+  os_http_session fresh;
+  memset(&fresh, 0, sizeof fresh);
+  char err[256];
+  if (os_http_session_init(&fresh, &cfg, err, sizeof err) != 0) {
+    os_http_session_cleanup(&fresh);
+    luaL_error(L, "core.http: cannot renew the session after fork: %s", err);
+  }
+  ls->s = fresh; /* the inherited handles and strings are left as they are */
+  ls->pid = now;
+}
+
 static l_session *check_session(lua_State *L, const char *fname) {
   l_session *ls = (l_session *)osl_checkself(L, SESSION_CLASS, fname);
   if (!ls->open) osl_misuse(L, fname, 0, "self", "the session is closed");
+  renew_after_fork(L, ls);
   return ls;
 }
 
@@ -301,6 +345,7 @@ static int l_http_session(lua_State *L) {
     return 2;
   }
   ls->open = 1;
+  ls->pid = getpid();
   return 1;
 }
 
@@ -311,7 +356,8 @@ static int l_session_close(lua_State *L) {
   if (ls->s.busy)
     return osl_misuse(L, F, 0, "self", "cannot close a session from inside one of its callbacks");
   ls->open = 0;
-  os_http_session_cleanup(&ls->s);
+  /* Handles inherited across fork() are the parent's: left alone. */
+  if (ls->pid == getpid()) os_http_session_cleanup(&ls->s);
   lua_newtable(L); /* drop anything still anchored */
   http_setuv(L, 1);
   return 0;

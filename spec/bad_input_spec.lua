@@ -181,7 +181,7 @@ describe("bad-input matrix", function()
     local option_names = { "provider", "endpoint", "region", "access_key", "secret_key", "session_token",
       "credentials", "addressing", "signature", "timeout", "connect_timeout", "tls", "transport", "proxy",
       "user_agent", "profile", "env", "max_connections", "retry", "endpoints", "failover", "hooks", "metrics",
-      "log", "log_level" }
+      "log", "log_level", "deadline", "read_timeout", "send_timeout" }
     for _, opt in ipairs(option_names) do
       for _, v in ipairs(VALUES) do
         check(("objstore.new opts.%s = %s"):format(opt, v[1]), function()

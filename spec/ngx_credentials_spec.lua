@@ -2,8 +2,12 @@
 -- client's cosocket transport (objstore.transport.ngx), and the provider,
 -- kept per worker, serves the next request without another AssumeRole.
 -- nginx is spec/support/ngx_contract.sh's, started here on ports of our
--- own (18611-18614) and its own directory, so it does not meet another run;
--- GET /credentials runs spec/support/ngx_credentials_runner.lua there.
+-- own (OBJSTORE_SPEC_NGX_CREDS_PORT, default 18611, and the next three)
+-- and its own directory, so it does not meet another run; GET /credentials*
+-- run spec/support/ngx_credentials_runner.lua there. Also: every provider
+-- shape wrapped by ngx_credentials.cached, and what cached() and an
+-- explicit cosocket transport give in init_worker and log (values, never a
+-- raise).
 local cjson = require "cjson"
 local curl = require "objstore.transport.curl"
 local servers = require "spec.support.servers"
@@ -15,7 +19,8 @@ describe("credentials.assume_role in OpenResty #server", function()
   end
   local bucket = servers.bucket_name("h9-ngx")
   local dir = servers.tmpdir()
-  local env = "NGX_CONTRACT_PORT=18611 NGX_CONTRACT_DIR=" .. servers.q(dir .. "/ngx") .. " "
+  local port = tonumber(os.getenv("OBJSTORE_SPEC_NGX_CREDS_PORT") or "18611")
+  local env = "NGX_CONTRACT_PORT=" .. port .. " NGX_CONTRACT_DIR=" .. servers.q(dir .. "/ngx") .. " "
 
   setup(function()
     assert(servers.sh("bash spec/support/rgw.sh sts-setup"))
@@ -35,7 +40,7 @@ describe("credentials.assume_role in OpenResty #server", function()
   it("assumes the role through cosockets, once per worker", function()
     local t = curl.new{ timeout = 60 }
     local function get()
-      local res = assert(t:request{ url = "http://127.0.0.1:18611/credentials?bucket=" .. bucket })
+      local res = assert(t:request{ url = "http://127.0.0.1:" .. port .. "/credentials?bucket=" .. bucket })
       assert.are.equal(200, res.status, res.body)
       return cjson.decode(res.body)
     end
@@ -49,5 +54,41 @@ describe("credentials.assume_role in OpenResty #server", function()
     assert.is_true(second.ok, tostring(second.error))
     assert.are.equal(1, second.refreshes)
     assert.is_false(second.sts_through_cosockets)
+  end)
+
+  local function get_json(path)
+    local t = curl.new{ timeout = 60 }
+    local res = assert(t:request{ url = "http://127.0.0.1:" .. port .. path })
+    t:close()
+    assert.are.equal(200, res.status, res.body)
+    return cjson.decode(res.body)
+  end
+
+  it("cached() takes every provider shape: a function, a table, an object with :get, assume_role{}", function()
+    local out = get_json("/credentials/shapes?bucket=" .. bucket)
+    assert.same({ ["function"] = "ok", ["static table"] = "ok", ["object with :get"] = "ok",
+      ["credentials.assume_role{}"] = "ok" }, out)
+  end)
+
+  it("gives error values in init_worker and log, never a raise", function()
+    assert.are.equal("ok\n", (select(2, servers.sh("curl -s --max-time 10 http://127.0.0.1:" .. port
+      .. "/credentials/log"))))
+    servers.sh("sleep 1.5")
+    local r = get_json("/credentials/phases")
+    for _, name in ipairs{ "init_worker transport.ngx request", "init_worker transport.ngx run",
+      "log transport.ngx request", "log transport.ngx run" } do
+      assert.is_table(r[name], name)
+      assert.is_nil(r[name].raised, name)
+      assert.are.equal("TransportError", r[name].code, name)
+      assert.matches("objstore.ngx.defer", r[name].message, 1, true)
+    end
+    assert.same({ ok = true }, r["init_worker cached static table"])
+    for _, name in ipairs{ "init_worker cached cosocket provider", "log cached cosocket provider",
+      "log cached refresh under way", "log cached shared, being refreshed elsewhere" } do
+      assert.is_table(r[name], name)
+      assert.is_nil(r[name].raised, name)
+      assert.are.equal("CredentialsError", r[name].code, name)
+      assert.matches("objstore.ngx.defer", r[name].message, 1, true)
+    end
   end)
 end)

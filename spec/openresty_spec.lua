@@ -8,15 +8,21 @@
 -- (spec/support/prom_parse.py), and a store that is down, stalls or cuts
 -- a download short (spec/support/faultproxy.sh in front of rgw).
 -- Tagged #server (eval "$(bash spec/support/rgw.sh env)").
--- Ports: 18096 (HTTP/1.1) and 18097 (HTTP/2) the example, 18095 the
--- credentials endpoint, 18098 a second instance for faults and missing
--- credentials, 18099 the fault proxy.
+-- Ports: from OBJSTORE_SPEC_NGX_PORT (default 18095) up: that one the
+-- credentials endpoint, +1 (HTTP/1.1) and +2 (HTTP/2) the example, +3 a
+-- second instance for faults and missing credentials, +4 the fault proxy,
+-- +5 an instance without a token and with a metrics token. Files under
+-- OBJSTORE_SPEC_NGX_DIR (default /tmp/objstore-openresty-spec) and names
+-- made from it: two runs at once need both set apart.
 local objstore = require "objstore"
 
-local PORT, H2PORT, CREDS_PORT, BAD_PORT, PROXY_PORT = 18096, 18097, 18095, 18098, 18099
-local BUCKET = "h13b-ngx-demo"
+local BASE_PORT = tonumber(os.getenv("OBJSTORE_SPEC_NGX_PORT") or "18095")
+local CREDS_PORT, PORT, H2PORT, BAD_PORT, PROXY_PORT = BASE_PORT, BASE_PORT + 1, BASE_PORT + 2, BASE_PORT + 3,
+  BASE_PORT + 4
+local CHECK_PORT = BASE_PORT + 5
+local BUCKET = os.getenv("OBJSTORE_SPEC_NGX_BUCKET") or "h13b-ngx-demo"
 local TOKEN = "spec-token-" .. tostring(os.time())
-local DIR = "/tmp/objstore-openresty-spec"
+local DIR = os.getenv("OBJSTORE_SPEC_NGX_DIR") or "/tmp/objstore-openresty-spec"
 
 local function sh(cmd)
   local p = assert(io.popen(cmd .. " 2>&1"))
@@ -45,12 +51,13 @@ end
 local function auth(token) return "-H " .. q("Authorization: Bearer " .. (token or TOKEN)) .. " " end
 local function url(path, port) return q("http://127.0.0.1:" .. (port or PORT) .. path) end
 
-local function start(env, port, dir, workers, h2)
+-- token: the example's OBJSTORE_DEMO_TOKEN (default TOKEN; "" sets it empty).
+local function start(env, port, dir, workers, h2, token)
   local cmd = string.format("%s OPENRESTY_DEMO_PORT=%d OPENRESTY_DEMO_H2_PORT=%d OPENRESTY_DEMO_DIR=%s "
     .. "OPENRESTY_DEMO_WORKERS=%d OBJSTORE_DEMO_TOKEN=%s OBJSTORE_DEMO_BUCKET=%s "
     .. "OBJSTORE_DEMO_THRESHOLD=6000000 OBJSTORE_DEMO_PART_SIZE=5242880 "
     .. "timeout 60 bash examples/openresty/run.sh start",
-    env, port, h2 or 0, dir, workers, TOKEN, BUCKET)
+    env, port, h2 or 0, dir, workers, q(token or TOKEN), BUCKET)
   local ok, out = sh(cmd)
   assert(ok, "cannot start the example: " .. out)
 end
@@ -283,6 +290,68 @@ describe("OpenResty example #server", function()
     assert.equal(404, (curl(auth() .. url("/gateway/no-such-key"))))
   end)
 
+  it("forwards only signed headers on /gateway/: none smuggled past 100 padding headers", function()
+    local c = rgw()
+    local other = BUCKET .. "-other"
+    local made, cerr = c:create_bucket(other)
+    assert(made or (cerr and cerr.code == "BucketAlreadyOwnedByYou"), tostring(cerr))
+    assert(c:put_object(other, "secret.txt", "another bucket's secret"))
+    for _, k in ipairs{ "smuggle/a", "smuggle/b" } do c:delete_object(BUCKET, k) end
+    local body_file = tmp .. "/smuggle"
+    local f = assert(io.open(body_file, "wb"))
+    f:write("caller body")
+    f:close()
+    local smuggled = "-H " .. q("x-amz-copy-source: /" .. other .. "/secret.txt") .. " -H 'x-amz-acl: public-read' "
+      .. "-H 'x-amz-meta-evil: 1' -H 'X-Amz-Metadata-Directive: REPLACE' "
+    local function padding(n)
+      local t = {}
+      for i = 1, n do t[#t + 1] = "-H 'X-Pad-" .. i .. ": p'" end
+      return table.concat(t, " ") .. " "
+    end
+    local function is_public(key)
+      local res = assert(c:send(require("objstore.request").new{ op = "GetObjectAcl", method = "GET",
+        bucket = BUCKET, key = key, query = { acl = true } }))
+      return res.body:find("AllUsers", 1, true) ~= nil
+    end
+    -- Past the header limit: refused whole, nothing reaches the store.
+    local st, body = curl(auth() .. padding(100) .. smuggled .. "-T " .. body_file .. " " .. url("/gateway/smuggle/a"))
+    assert.equal(431, st, body)
+    local _, err = c:head_object(BUCKET, "smuggle/a")
+    assert.equal(404, err and err.status)
+    -- Within it: stored as the caller's body, private, without the metadata.
+    st, body = curl(auth() .. padding(40) .. smuggled .. "-T " .. body_file .. " " .. url("/gateway/smuggle/b"))
+    assert.equal(200, st, body)
+    local got = assert(c:get_object(BUCKET, "smuggle/b"))
+    assert.equal("caller body", got.body)
+    local h = assert(c:head_object(BUCKET, "smuggle/b"))
+    assert.is_nil(h.metadata.evil)
+    assert.is_false(is_public("smuggle/b"))
+    c:close()
+  end)
+
+  it("takes the key from the decoded path after checking the prefix", function()
+    local c = rgw()
+    for _, k in ipairs{ "zz.bin", "s/zz.bin", "a//b/./c" } do c:delete_object(BUCKET, k) end
+    local st, body = curl(auth() .. "-X PUT --data-binary decoded " .. url("/%66iles/zz.bin"))
+    assert.equal(200, st, body)
+    assert.equal("decoded", assert(c:get_object(BUCKET, "zz.bin")).body)
+    local _, err = c:head_object(BUCKET, "s/zz.bin")
+    assert.equal(404, err and err.status)
+    -- A key keeps what nginx's normalised $uri would change.
+    st, body = curl(auth() .. "--path-as-is -X PUT --data-binary slashes " .. url("/files/a//b/./c"))
+    assert.equal(200, st, body)
+    assert.equal("slashes", assert(c:get_object(BUCKET, "a//b/./c")).body)
+    c:close()
+  end)
+
+  it("does not log a missing key at error level", function()
+    assert.equal(404, (curl(auth() .. url("/files/no/such/key-" .. os.time()))))
+    assert.equal(404, (curl(auth() .. "-I " .. url("/files/no/such/key-" .. os.time()))))
+    sh("sleep 0.5")
+    local log = error_log(DIR)
+    assert.is_nil(log:match("[^\n]*%[error%][^\n]*no/such/key[^\n]*"))
+  end)
+
   it("reports the requests of both workers together on /metrics", function()
     local cjson = require "cjson"
     local function count(text, op)
@@ -317,14 +386,40 @@ describe("OpenResty example #server", function()
     no_crash(DIR)
   end)
 
+  describe("configured without a token, with a metrics token", function()
+    local CHECK_DIR = DIR .. "-check"
+    setup(function()
+      start("OBJSTORE_DEMO_METRICS_TOKEN=metrics-secret", CHECK_PORT, CHECK_DIR, 1, nil, "")
+    end)
+    teardown(function() stop(CHECK_DIR) end)
+
+    it("refuses to serve (503, an error log line), never with a built-in token", function()
+      for _, p in ipairs{ "/presign?key=a", "/files/a", "/list", "/gateway/a" } do
+        for _, token in ipairs{ "demo-token", "", TOKEN } do
+          local st, body = curl(auth(token) .. url(p, CHECK_PORT))
+          assert.equal(503, st, p .. " " .. token .. ": " .. body)
+        end
+        assert.equal(503, (curl(url(p, CHECK_PORT))))
+      end
+      assert.matches("%[error%][^\n]*OBJSTORE_DEMO_TOKEN is not set", error_log(CHECK_DIR))
+    end)
+
+    it("wants the metrics token on /metrics", function()
+      assert.equal(401, (curl(url("/metrics", CHECK_PORT))))
+      assert.equal(401, (curl(auth("wrong") .. url("/metrics", CHECK_PORT))))
+      assert.equal(200, (curl(auth("metrics-secret") .. url("/metrics", CHECK_PORT))))
+      no_crash(CHECK_DIR)
+    end)
+  end)
+
   describe("with the store down, stalling or cutting a download short", function()
-    local FP = "FAULTPROXY_DIR=/tmp/objstore-h13b-faultproxy FAULTPROXY_PORT=" .. PROXY_PORT
+    local FP = "FAULTPROXY_DIR=" .. DIR .. "-faultproxy FAULTPROXY_PORT=" .. PROXY_PORT
       .. " FAULTPROXY_UPSTREAM=" .. os.getenv("OBJSTORE_TEST_ENDPOINT")
     local BAD_DIR = DIR .. "-faults"
     local control = "http://127.0.0.1:" .. PROXY_PORT .. "/__faults"
     setup(function()
       assert(sh(FP .. " timeout 30 bash spec/support/faultproxy.sh start"))
-      start("AWS_ENDPOINT_URL=http://127.0.0.1:" .. PROXY_PORT, BAD_PORT, BAD_DIR, 1)
+      start("OBJSTORE_DEMO_DEADLINE=3 AWS_ENDPOINT_URL=http://127.0.0.1:" .. PROXY_PORT, BAD_PORT, BAD_DIR, 1)
       local c = rgw()
       assert(c:put_object(BUCKET, "fault/big.bin", ("x"):rep(8 * 1024 * 1024)))
       c:close()
@@ -346,12 +441,53 @@ describe("OpenResty example #server", function()
       st = curl(auth() .. url("/files/fault/big.bin", BAD_PORT))
       assert.is_true(st == 502 or st == 504, tostring(st))
       assert.is_true(os.time() - t0 < 30, "a stalled store hung the request")
+      -- A store that holds every request: the call's deadline (3 s, every
+      -- attempt included) answers 504, not the 3 x 60 s of read timeouts.
+      sh("curl -s -X POST --data '{\"stall\":1,\"stall_seconds\":100}' " .. control)
+      t0 = os.time()
+      st, body = curl(auth() .. url("/list?max=1", BAD_PORT))
+      assert.equal(504, st, body)
+      assert.matches("DeadlineExceeded", body)
+      assert.is_true(os.time() - t0 <= 5, "took " .. (os.time() - t0) .. " s")
       -- The connection is cut mid-download: the client sees a short body.
       sh("curl -s -X POST --data '{\"reset_mid\":{\"rate\":1,\"methods\":[\"GET\"]}}' " .. control)
       local _, _, code = curl(auth() .. url("/files/fault/big.bin", BAD_PORT))
       assert.is_true(code == 18 or code == 52 or code == 56, "curl exit " .. tostring(code))
       sh("curl -s -X DELETE " .. control)
       assert.equal(206, (curl(auth() .. "-r 0-9 " .. url("/files/fault/big.bin", BAD_PORT))))
+      no_crash(BAD_DIR)
+    end)
+
+    it("aborts the multipart upload of a client gone while its parts are held (lua_check_client_abort on)",
+      function()
+      local big = file_of(30 * 1000 * 1000, tmp .. "/held")
+      local c = rgw()
+      for _, u in ipairs(assert(c:list_incomplete_uploads(BUCKET, "held.bin"))) do
+        c:abort_multipart_upload(BUCKET, u.key, u.upload_id)
+      end
+      sh("curl -s -X DELETE " .. control .. "/stats") -- "max" counts from here
+      -- A chunked body: nginx spools it (fast), then the handler uploads
+      -- the file; the first two parts are held 4 s by the store, and the
+      -- client gives up meanwhile. nginx sees it at once (the body is read)
+      -- and, with lua_check_client_abort on, would end the request there.
+      sh("curl -s -X POST --data '{\"stall\":{\"rate\":1,\"match\":\"partNumber=[12]&\",\"max\":2},"
+        .. "\"stall_seconds\":4}' " .. control)
+      local _, _, code = curl(auth() .. "--max-time 2 -T - " .. url("/files/held.bin", BAD_PORT) .. " < " .. big)
+      assert.equal(28, code)
+      local gone = false
+      for _ = 1, 75 do
+        local ups = assert(c:list_incomplete_uploads(BUCKET, "held.bin"))
+        if #ups == 0 then
+          gone = true
+          break
+        end
+        sh("sleep 0.2")
+      end
+      sh("curl -s -X DELETE " .. control)
+      assert.is_true(gone, "a multipart upload of held.bin was left")
+      local _, err = c:head_object(BUCKET, "held.bin")
+      assert.equal(404, err and err.status)
+      c:close()
       no_crash(BAD_DIR)
     end)
 

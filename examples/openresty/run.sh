@@ -11,8 +11,9 @@
 # Environment: OPENRESTY_DEMO_PORT (8088), OPENRESTY_DEMO_H2_PORT (HTTP/2
 #   cleartext, prior knowledge, on that port; default 0: none), OPENRESTY_DEMO_WORKERS
 #   (auto), OPENRESTY_DEMO_DIR (/tmp/objstore-openresty-demo),
-#   OBJSTORE_DEMO_TOKEN (demo-token), OBJSTORE_DEMO_BUCKET
-#   (objstore-demo), OBJSTORE_DEMO_THRESHOLD, OBJSTORE_DEMO_PART_SIZE,
+#   OBJSTORE_DEMO_TOKEN (a random one when unset; empty: the example
+#   refuses to serve), OBJSTORE_DEMO_METRICS_TOKEN (none), OBJSTORE_DEMO_BUCKET
+#   (objstore-demo), OBJSTORE_DEMO_THRESHOLD, OBJSTORE_DEMO_PART_SIZE, OBJSTORE_DEMO_DEADLINE,
 #   AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -39,7 +40,12 @@ store_env() {
     export AWS_SECRET_ACCESS_KEY=$OBJSTORE_TEST_SECRET_KEY
   fi
   export AWS_ENDPOINT_URL=${AWS_ENDPOINT_URL:-http://127.0.0.1:7480} AWS_REGION=${AWS_REGION:-us-east-1}
-  export OBJSTORE_DEMO_TOKEN=${OBJSTORE_DEMO_TOKEN:-demo-token}
+  # A token of its own for this demo when none is given (printed below);
+  # set but empty is left empty: the example then refuses to serve.
+  if [ -z "${OBJSTORE_DEMO_TOKEN+set}" ]; then
+    OBJSTORE_DEMO_TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+  fi
+  export OBJSTORE_DEMO_TOKEN
   export OBJSTORE_DEMO_BUCKET=${OBJSTORE_DEMO_BUCKET:-objstore-demo}
 }
 

@@ -39,6 +39,8 @@ local unpack = table.unpack or unpack
 local os_time, os_getenv = os.time, os.getenv
 local concat, sort = table.concat, table.sort
 
+local monotonic = core.time.monotonic
+
 local Client = { _VERSION = core._VERSION }
 Client.__index = Client
 
@@ -48,6 +50,7 @@ local OPTIONS = {
   timeout = "number", connect_timeout = "number", tls = "table", transport = "any", proxy = "string",
   user_agent = "string", profile = "string", env = "table", max_connections = "number", retry = "any",
   endpoints = "table", failover = "table", hooks = "table", metrics = "table", log = "function", log_level = "string",
+  deadline = "number", read_timeout = "number", send_timeout = "number",
 }
 
 -- TLS for the curl transport (an ngx transport takes its own tls options).
@@ -95,6 +98,13 @@ local function check_options(opts)
   end
   local k, problem = hooks_problem(opts.hooks)
   if k then misuse("hooks." .. k, problem) end
+  if opts.deadline ~= nil and not (opts.deadline > 0 and opts.deadline < math.huge) then
+    misuse("deadline", "must be a positive number of seconds")
+  end
+  for _, name in ipairs{ "read_timeout", "send_timeout" } do
+    local v = opts[name]
+    if v ~= nil and not (v >= 0 and v < math.huge) then misuse(name, "must be a number of seconds, 0 or more") end
+  end
 end
 
 --- The hooks of the metrics registry and the caller's, each event to both.
@@ -154,9 +164,15 @@ end
 
 local function curl_options(opts)
   local tls = opts.tls or {}
+  -- libcurl has no per-read timeout: read_timeout and send_timeout become
+  -- its low-speed limit, no byte either way for that many (whole) seconds.
+  local idle = opts.read_timeout
+  if opts.send_timeout and (not idle or opts.send_timeout < idle) then idle = opts.send_timeout end
+  if idle == 0 then idle = nil end
   return { timeout = opts.timeout, connect_timeout = opts.connect_timeout, proxy = opts.proxy,
     ca_file = tls.ca_file, ca_path = tls.ca_path, insecure = tls.insecure, tls_min_version = tls.min_version,
-    user_agent = opts.user_agent, max_connections = opts.max_connections }
+    user_agent = opts.user_agent, max_connections = opts.max_connections,
+    low_speed_limit = idle and 1 or nil, low_speed_time = idle and math.max(1, math.ceil(idle)) or nil }
 end
 
 -- The cosocket transport's options from the client's (its TLS trust is
@@ -164,6 +180,7 @@ end
 local function ngx_options(opts)
   local tls = opts.tls or {}
   return { timeout = opts.timeout, connect_timeout = opts.connect_timeout, proxy = opts.proxy,
+    read_timeout = opts.read_timeout, send_timeout = opts.send_timeout,
     tls = { insecure = tls.insecure, server_name = tls.server_name, min_version = tls.min_version },
     user_agent = opts.user_agent,
     pool_size = opts.max_connections }
@@ -200,7 +217,8 @@ function Client.new(opts)
     misuse("provider", "must be 's3' or 'oss', got '" .. tostring(provider) .. "'")
   end
   local self = setmetatable({ provider = provider, dialect = dialects[provider], clock_skew = 0, signers = {},
-    refresh_margin = credentials.REFRESH_MARGIN, hooks = opts.hooks }, Client)
+    refresh_margin = credentials.REFRESH_MARGIN, hooks = opts.hooks, deadline = opts.deadline,
+    timeout = opts.timeout }, Client)
 
   local shared_settings = {}
   if provider == "s3" and not (opts.region and (opts.endpoint or opts.endpoints)) then
@@ -372,32 +390,50 @@ Client.__tostring = function(self)
   return "objstore.client(" .. self.provider .. ", " .. self.endpoint.url .. ")"
 end
 
---- Per-call hooks: `opts.hooks` in the last argument of any operation. The
--- operation runs on a view of the client whose events go to these hooks as
--- well as to the client's (objstore.pipeline `notify`); every other field
--- is read from and written to the client itself (credentials, clock skew,
--- endpoint health stay shared), so the view is safe for concurrent calls
--- on one client, each with its own hooks. Returns the view and the
--- arguments with `hooks` taken out of a copy of opts; or self and the
+--- Per-call hooks and deadline: `opts.hooks` and `opts.deadline` in the
+-- last argument of any operation. The operation runs on a view of the
+-- client whose events go to these hooks as well as to the client's
+-- (objstore.pipeline `notify`) and whose requests share one deadline
+-- (opts.deadline, else the client's `deadline`, counted from now; an
+-- enclosing call's earlier one wins); every other field is read from and
+-- written to the client itself (credentials, clock skew, endpoint health
+-- stay shared), so the view is safe for concurrent calls on one client,
+-- each with its own hooks. Returns the view and the arguments with
+-- `hooks` and `deadline` taken out of a copy of opts; or self and the
 -- arguments unchanged.
 local function with_call_hooks(self, name, n, ...)
-  if n == 0 then return self, ... end
-  local opts = (select(n, ...))
-  if type(opts) ~= "table" or opts.hooks == nil or request.is(opts) then return self, ... end
+  local opts = n > 0 and (select(n, ...)) or nil
+  if type(opts) ~= "table" or request.is(opts) then opts = nil end
+  local hooks, deadline = opts and opts.hooks, opts and opts.deadline
+  local parent = rawget(self, "call")
+  local inherited = parent and parent.deadline_at
+  if hooks == nil and deadline == nil and (inherited or not self.deadline) then return self, ... end
   local args = { ... }
-  local hooks = opts.hooks
-  if type(hooks) ~= "table" then
-    errors.argument("client." .. name, n, "opts.hooks", "must be a table, " .. errors.got(hooks))
+  if hooks ~= nil then
+    if type(hooks) ~= "table" then
+      errors.argument("client." .. name, n, "opts.hooks", "must be a table, " .. errors.got(hooks))
+    end
+    local k, problem = hooks_problem(hooks)
+    if k then errors.argument("client." .. name, n, "opts.hooks." .. k, problem) end
   end
-  local k, problem = hooks_problem(hooks)
-  if k then errors.argument("client." .. name, n, "opts.hooks." .. k, problem) end
-  local rest = {}
-  for key, v in pairs(opts) do
-    if key ~= "hooks" then rest[key] = v end
+  if deadline ~= nil and (type(deadline) ~= "number" or not (deadline > 0 and deadline < math.huge)) then
+    errors.argument("client." .. name, n, "opts.deadline", "must be a positive number of seconds, "
+      .. errors.got(deadline))
   end
-  args[n] = rest
-  local view = setmetatable({ call = { hooks = hooks, parent = rawget(self, "call") } },
-    { __index = self, __newindex = self, __tostring = Client.__tostring })
+  if opts and (hooks ~= nil or deadline ~= nil) then
+    local rest = {}
+    for key, v in pairs(opts) do
+      if key ~= "hooks" and key ~= "deadline" then rest[key] = v end
+    end
+    args[n] = rest
+  end
+  local call = { hooks = hooks, parent = parent, deadline_at = inherited, deadline = parent and parent.deadline }
+  local d = deadline or (not inherited and self.deadline) or nil
+  if d then
+    local at = monotonic() + d
+    if not inherited or at < inherited then call.deadline_at, call.deadline = at, d end
+  end
+  local view = setmetatable({ call = call }, { __index = self, __newindex = self, __tostring = Client.__tostring })
   return view, unpack(args, 1, n)
 end
 

@@ -3,15 +3,20 @@
 --
 --   local p = assert(c:sign_for_proxy("GET", "bucket", key, { headers = ngx.req.get_headers() }))
 --   -- p.url: where to proxy_pass; p.headers: the complete set of headers
---   -- the store must get (Host and the signature included); p.clear: the
---   -- caller's headers that must not be forwarded (Authorization, x-amz-*,
---   -- x-oss-*).
+--   -- the store must get (Host and the signature included); p.clear: every
+--   -- other header of the caller, to be removed before forwarding.
 --
--- Only the caller's headers that mean the same to the store and are safe
--- to sign are passed through (range, conditionals and the entity headers
--- of an upload); a caller's Authorization, x-amz-* or x-oss-* header
--- would break the signature or smuggle options (an ACL, a copy source,
--- server-side encryption), so it is dropped before signing. The request is
+-- An allow-list: only the caller's headers that mean the same to the
+-- store and are safe to sign are passed through (range, conditionals and
+-- the entity headers of an upload), signed; every other header the caller
+-- sent is in `clear` — an Authorization, x-amz-* or x-oss-* header would
+-- break the signature or smuggle options (an ACL, a copy source,
+-- server-side encryption), anything else is not the store's business.
+-- Only Host and the message framing nginx rewrites itself (Content-Length,
+-- Transfer-Encoding, Expect, Connection) are left alone. `opts.headers` must
+-- be the caller's complete set: a handler that read it with a limit
+-- (ngx.req.get_headers(n)) refuses the request when the read was truncated,
+-- since a header past the limit would be neither signed nor cleared. The request is
 -- a request record signed by the pipeline's one signing step, for the
 -- healthiest endpoint, with an UNSIGNED-PAYLOAD body: nginx streams it.
 local request = require "objstore.request"
@@ -37,11 +42,12 @@ local PASSED = {
   ["cache-control"] = "Cache-Control", ["expires"] = "Expires",
 }
 
---- True for a header the store would read as authentication or as an
--- option of the request: never forwarded from a caller.
-local function store_header(lname)
-  return lname == "authorization" or lname:sub(1, 6) == "x-amz-" or lname:sub(1, 6) == "x-oss-"
-end
+-- Host and the framing of the message, which nginx's proxy module sets
+-- itself for the request it forwards (the caller's are never copied): not
+-- cleared, since clearing them from the incoming request would change how
+-- nginx reads its body.
+local FRAMING = { host = true, ["content-length"] = true, ["transfer-encoding"] = true, expect = true,
+  connection = true }
 
 local OPTS = { headers = true, extra_headers = true, version_id = true, time = true }
 
@@ -59,6 +65,7 @@ function _M.sign_for_proxy(client, method, bucket, key, opts)
   local headers, clear = {}, {}
   local incoming = opts.headers or {}
   if type(incoming) ~= "table" then common.misuse(F, 4, "opts.headers", "must be a table, " .. errors.got(incoming)) end
+  local others = {}
   for name, value in pairs(incoming) do
     if type(name) == "string" then
       local lname = name:lower()
@@ -66,12 +73,11 @@ function _M.sign_for_proxy(client, method, bucket, key, opts)
       local canonical = PASSED[lname]
       if canonical and type(value) == "string" and not value:find("[%z\r\n]") then
         headers[canonical] = value
-      elseif store_header(lname) then
-        clear[#clear + 1] = name
+      elseif not FRAMING[lname] then
+        others[#others + 1] = name
       end
     end
   end
-  sort(clear)
   common.extra_headers(F, 4, opts.extra_headers, headers)
   local req = request.new{ op = "SignForProxy", method = method, bucket = bucket, key = key,
     query = opts.version_id and { versionId = opts.version_id } or nil, headers = headers,
@@ -81,6 +87,10 @@ function _M.sign_for_proxy(client, method, bucket, key, opts)
   if not signed then return nil, err end
   local out = signed.headers
   out.Host = signed.url:match("^%a+://([^/?#]+)")
+  -- Every header of the caller not passed through is cleared (a name the
+  -- signature uses too, Authorization say, is then set to the signed value).
+  for i = 1, #others do clear[i] = others[i] end
+  sort(clear)
   return { url = signed.url, headers = out, clear = clear }
 end
 

@@ -28,7 +28,11 @@
 --   bytes (default 16 MiB), a multipart upload above it (`upload_stream`,
 --   memory about concurrency x part_size), an aborted multipart upload when
 --   the client disconnects or the store fails - no partial object and no
---   upload left behind; chunked and HTTP/2 bodies are spooled first
+--   upload left behind (with `lua_check_client_abort on` too: it registers
+--   an ngx.on_abort handler, so that nginx does not kill the upload
+--   midway, and stops at the next read; a caller that registered its own
+--   keeps it, and must not end the request there); chunked and HTTP/2
+--   bodies are spooled first
 --   (spooled_request_body). Other opts (part_size, concurrency,
 --   content_type, ...) go to put_object/upload_stream/upload_file.
 --   Returns the result (with `spooled = true` when spooled) or nil, err.
@@ -129,6 +133,24 @@ function _M.spooled_request_body()
   return { path = file }, size
 end
 
+--- With `lua_check_client_abort on`, nginx ends a request whose client
+-- closed the connection at once - every light thread of it killed where it
+-- stands, a multipart upload left behind - unless the request registered
+-- an ngx.on_abort handler. put_request_body registers one that only takes
+-- note: the upload then stops at its next read of the body and aborts
+-- itself. Off (or a handler already registered by the caller, who then
+-- decides): nothing to watch; a disconnect shows as a failed read.
+local function watch_abort(ngx)
+  local state = { aborted = false }
+  pcall(ngx.on_abort, function() state.aborted = true end)
+  return state
+end
+
+local function client_gone()
+  return errors.new{ code = "ClientAborted", retryable = false,
+    message = "the client closed the connection before its request body was read" }
+end
+
 local PUT_ONLY = { threshold = true, part_size = true, concurrency = true, leave_parts_on_error = true,
   part_headers = true, progress = true }
 
@@ -144,19 +166,37 @@ function _M.put_request_body(c, bucket, key, opts)
     if k ~= "threshold" then stream_opts[k] = v end
     if not PUT_ONLY[k] then put_opts[k] = v end
   end
+  local ngx = rawget(_G, "ngx")
+  local gone = watch_abort(ngx)
   local reader, length = _M.request_body_reader()
   if not reader then
     if length.code ~= "BodyNotStreamable" then return nil, length end
     local body, size = _M.spooled_request_body()
     if not body then return nil, size end
+    if gone.aborted then return nil, client_gone() end
     local r, err
     if type(body) == "table" and size > threshold then
+      -- The body is all in the file, but a client gone meanwhile stops the
+      -- upload after its current parts (and upload_file aborts it).
+      local on_part = stream_opts.on_part
+      stream_opts.on_part = function(...)
+        if gone.aborted then return false end
+        if on_part then return on_part(...) end
+      end
       r, err = c:upload_file(bucket, key, body.path, stream_opts)
+      if not r and gone.aborted then err = client_gone() end
     else
       r, err = c:put_object(bucket, key, body, put_opts)
     end
     if r then r.spooled = true end
     return r, err
+  end
+  local inner = reader
+  reader = function()
+    -- Asked for more after the client went: the upload stops here and is
+    -- aborted (a multipart one by upload_stream), nothing is left.
+    if gone.aborted then return nil, client_gone() end
+    return inner()
   end
   if length <= threshold then
     put_opts.length = length

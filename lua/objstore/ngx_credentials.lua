@@ -10,8 +10,14 @@
 --
 -- `my_provider` is any provider of objstore.credentials: a function
 -- returning `{ access_key, secret_key, session_token?, expiration? }` (epoch
--- seconds) or nil, err; it may do cosocket I/O (it runs in a request phase
--- or a timer). Whatever the client passes a provider (`client, reason`)
+-- seconds) or nil, err, an object with :get() or :resolve() (the
+-- refreshing providers, credentials.assume_role{...} among them), or a
+-- table of static credentials; it may do cosocket I/O (it runs in a request
+-- phase or a timer). In a phase that cannot yield (init_worker, log,
+-- header_filter, ...) valid cached credentials are returned as anywhere;
+-- a provider that needs cosockets there, or a refresh another light thread
+-- or worker is doing, gives nil, err (CredentialsError naming
+-- objstore.ngx.defer), never a raise. Whatever the client passes a provider (`client, reason`)
 -- is passed on; `reason == "rejected"` (the server refused the
 -- credentials) drops this worker's copy and the shared one first.
 --
@@ -41,6 +47,8 @@
 -- handler) to keep them across requests.
 -- @module objstore.ngx_credentials
 local errors = require "objstore.errors"
+local credentials = require "objstore.credentials"
+local auto = require "objstore.transport.auto"
 
 local type, rawget, pairs, tostring, pcall = type, rawget, pairs, tostring, pcall
 local _G = _G
@@ -77,9 +85,24 @@ local function copy(c, now, ahead)
   return out
 end
 
+-- Whether the running phase may yield (cosockets, ngx.sleep, a semaphore
+-- wait): not init, init_worker, log, header_filter, body_filter, ...
+local function can_yield(ngx)
+  return auto.COSOCKET_PHASES[ngx.get_phase()] == true
+end
+
+local function cannot_wait(ngx, what)
+  return errors.new{ code = "CredentialsError", retryable = true, message = what .. " and the "
+    .. tostring(ngx.get_phase()) .. " phase cannot wait for it: defer the call with objstore.ngx.defer "
+    .. "(ngx.timer.at(0, ...))" }
+end
+
 function _M.cached(provider, opts)
-  if type(provider) ~= "function" then
-    errors.argument("ngx_credentials.cached", 1, "provider", "function expected, " .. errors.got(provider))
+  local given = provider
+  provider = credentials.provider(provider)
+  if not provider then
+    errors.argument("ngx_credentials.cached", 1, "provider", "must be a function, an object with :get() or "
+      .. ":resolve() (credentials.assume_role{...}) or a table of static credentials, " .. errors.got(given))
   end
   opts = opts or {}
   if type(opts) ~= "table" then
@@ -104,8 +127,13 @@ function _M.cached(provider, opts)
   local function call_provider(ngx, client, reason)
     local ok, c, err = pcall(provider, client, reason)
     if not ok then
-      return nil, errors.new{ code = "CredentialsError", message = "credentials provider failed: " .. tostring(c),
-        retryable = false }
+      local where = ""
+      if ngx and not can_yield(ngx) then
+        where = " in the " .. tostring(ngx.get_phase()) .. " phase (no cosockets there: defer the call with "
+          .. "objstore.ngx.defer, ngx.timer.at(0, ...))"
+      end
+      return nil, errors.new{ code = "CredentialsError", message = "credentials provider failed" .. where .. ": "
+        .. tostring(c), retryable = false }
     end
     if type(c) ~= "table" or type(c.access_key) ~= "string" or type(c.secret_key) ~= "string" then
       return nil, errors.is(err) and err or errors.new{ code = "NoCredentials", retryable = false,
@@ -144,6 +172,7 @@ function _M.cached(provider, opts)
         return nil, errors.new{ code = "CredentialsError", retryable = true,
           message = "no credentials from the worker refreshing them within " .. wait .. " s" }
       end
+      if not can_yield(ngx) then return nil, cannot_wait(ngx, "another worker is refreshing the credentials") end
       ngx.sleep(0.02)
     end
   end
@@ -200,6 +229,7 @@ function _M.cached(provider, opts)
       return creds
     end
     if refreshing then
+      if not can_yield(ngx) then return nil, cannot_wait(ngx, "a refresh of the credentials is under way") end
       sema = sema or require("ngx.semaphore").new(0)
       local ok = sema:wait(wait)
       if ok and valid(creds, live_now(ngx)) then return creds end

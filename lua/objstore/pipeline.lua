@@ -380,6 +380,40 @@ local function expired_credentials(client, err)
     or (err.code == "InvalidAccessKeyId" and client.creds and client.creds.expiration ~= nil)
 end
 
+--- The deadline of a call (objstore.new{deadline} or an operation's
+-- opts.deadline, seconds): covers every attempt and every wait between
+-- them. The earliest of the calls this run belongs to (client.call, set
+-- by the client when the operation was entered), else the client's own
+-- counted from now (client:send and client:run called directly); nil for
+-- none.
+local function deadline_of(client)
+  local at
+  local call = client.call
+  while call do
+    if call.deadline_at and (not at or call.deadline_at < at) then at = call.deadline_at end
+    call = call.parent
+  end
+  if not at and client.deadline then at = monotonic() + client.deadline end
+  return at
+end
+_M.deadline_of = deadline_of
+
+--- DeadlineExceeded (not retryable) for `job`, naming the last failure.
+local function deadline_error(job, last)
+  local req = job.req
+  local msg = "the deadline of " .. tostring(job.deadline) .. " s passed after " .. tostring(job.attempt)
+    .. " attempt" .. (job.attempt == 1 and "" or "s")
+  if last then msg = msg .. " (last: " .. tostring(last.code) .. (last.message and (" - " .. tostring(last.message))
+    or "") .. ")" end
+  return errors.new{ code = "DeadlineExceeded", message = msg, retryable = false, op = req.op, bucket = req.bucket,
+    key = req.key, attempts = job.attempt, status = last and last.status, request_id = last and last.request_id }
+end
+
+--- What is left of a job's deadline (seconds), or nil when it has none.
+local function time_left(job)
+  return job.deadline_at and (job.deadline_at - monotonic()) or nil
+end
+
 --- The decision after an attempt: "done", result, err | "retry", delay.
 local function decide(client, job, res, terr)
   local req, member = job.req, job.member
@@ -431,6 +465,13 @@ local function decide(client, job, res, terr)
     -- Another endpoint may work: fail over at once rather than give up.
     delay, spent = 0, 0
   end
+  local left = time_left(job)
+  if left and ((delay and delay >= left) or (not delay and err.code == "Timeout" and left <= 0.05)) then
+    -- The deadline is reached, or would be while waiting for the retry (a
+    -- final answer that came in time, a 404 say, is returned as it is).
+    err = deadline_error(job, err)
+    delay = nil
+  end
   if not delay then
     if observed(client) then notify(client, "on_error", event(client, job, res, err, { error = err })) end
     return "done", nil, err
@@ -440,7 +481,7 @@ local function decide(client, job, res, terr)
     notify(client, "on_retry", event(client, job, res, err, { delay = delay, reason = err.code, error = err }))
   end
   if req.on_retry then req.on_retry(err, job.attempt, delay) end
-  return "retry", delay
+  return "retry", delay, err
 end
 
 --- Runs many requests concurrently, each retried on its own:
@@ -457,6 +498,21 @@ function _M.run(client, spec)
   local waiting = {} -- jobs not to be sent before job.not_before
   local inflight, n_inflight = {}, 0 -- transport request -> job
   local stop_err
+  -- One deadline for every request of the run (a transfer's parts too).
+  local deadline_at = deadline_of(client)
+  local deadline
+  if deadline_at then
+    local call = client.call
+    while call and not deadline do
+      deadline = call.deadline
+      call = call.parent
+    end
+    deadline = deadline or client.deadline
+  end
+  -- The per-attempt timeout the client's transport has, if any: an attempt
+  -- gets the smaller of it and what is left of the deadline.
+  local base_timeout = client.timeout
+  if not base_timeout or base_timeout <= 0 then base_timeout = math_huge end
 
   local function finish(job, result, err)
     local ok, e = spec.done(job.req, result, err)
@@ -476,7 +532,8 @@ function _M.run(client, spec)
     local req = spec.next()
     if req == nil then return nil end
     if not request.is(req) then req = request.new(req) end
-    return { req = req, attempt = 0, cost = 0, policy = req.retry or client.retry, not_before = 0 }
+    return { req = req, attempt = 0, cost = 0, policy = req.retry or client.retry, not_before = 0,
+      deadline_at = deadline_at, deadline = deadline_at and deadline }
   end
 
   local function source()
@@ -487,9 +544,14 @@ function _M.run(client, spec)
       if req.error then
         if client.logger then client.logger:failure(req.error) end
         finish(job, nil, req.error)
+      elseif job.deadline_at and monotonic() >= job.deadline_at then
+        finish(job, nil, deadline_error(job, job.last_err))
       else
         local wait = job.admitted and 0 or job.policy:before_attempt()
-        if wait > 0 then
+        local left = time_left(job)
+        if left and wait >= left then
+          finish(job, nil, deadline_error(job, job.last_err))
+        elseif wait > 0 then
           -- The adaptive limiter holds this attempt back (it is admitted,
           -- and goes first when its time comes); nothing more starts now.
           job.admitted, job.not_before = true, monotonic() + wait
@@ -514,6 +576,12 @@ function _M.run(client, spec)
           local logger = client.logger
           local treq, err = _M.sign(client, req, job.member, client:now(), logger and logger.debug and job or nil)
           if treq then
+            local tleft = time_left(job)
+            if tleft then
+              -- At least 10 ms: a timeout that rounds to 0 means none.
+              local t = treq.timeout or base_timeout
+              if tleft < t then treq.timeout = math_max(tleft, 0.01) end
+            end
             job.creds = client.creds
             job.adapted = adapt.request(client.capabilities, treq)
             inflight[treq], n_inflight = job, n_inflight + 1
@@ -535,6 +603,7 @@ function _M.run(client, spec)
     if job.adapted then job.adapted(res) end
     local verdict, a, b = decide(client, job, res, terr)
     if verdict == "retry" then
+      job.last_err = b
       job.not_before = monotonic() + a
       waiting[#waiting + 1] = job
     else

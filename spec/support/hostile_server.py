@@ -38,6 +38,10 @@ key (a real S3 does): echo-secrets sends it back in its JSON excerpt. Modes (the
                       <Op>, <Attempts>, <Endpoint> and <Retry_after> fields
   log-injection       403 <Error> whose Message holds CR LF, a forged log line and ESC
   random-codes        400 <Error> with a code never seen before on every answer
+  stall           nothing at all: the request is read, the connection held
+                  (30 s, then closed)
+  trickle         200 with Content-Length 1000000, then 1 byte per second
+  slow-down       503 SlowDown with Retry-After: 5
 The endless modes send until the client goes away (or LIFETIME ends).
 A PORT of 0 listens on a free port; the first line printed is
 "listening PORT".
@@ -237,6 +241,22 @@ def answer(conn, method, mode, headers=()):
     if mode == "nul-header":
         conn.sendall(b"HTTP/1.1 200 OK\r\n" + common + b"X-Nul: a\x00b\r\nContent-Length: 0\r\n\r\n")
         return False
+    if mode == "stall":
+        while True:  # until the client goes (recv sees EOF) or the server's lifetime ends
+            if not conn.recv(65536):
+                return False
+    if mode == "trickle":
+        conn.sendall(b"HTTP/1.1 200 OK\r\n" + common + b"Content-Length: 1000000\r\n\r\n")
+        if method == "HEAD":
+            return False
+        while True:
+            time.sleep(1)
+            conn.sendall(b"x")
+    if mode == "slow-down":
+        body = XML_HEAD + b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+        conn.sendall(b"HTTP/1.1 503 Slow Down\r\n" + common + b"Retry-After: 5\r\nContent-Type: application/xml\r\n"
+                     + b"Content-Length: %d\r\n\r\n" % len(body) + (b"" if method == "HEAD" else body))
+        return True
     return False  # "empty" and anything unknown: closed without a byte
 
 

@@ -105,6 +105,7 @@ http {
   init_worker_by_lua_block {
     math.randomseed(ngx.now() * 1000 + ngx.worker.pid())
     require("ngx_phases").init_worker()
+    require("ngx_credentials_runner").init_worker()
   }
   lua_shared_dict ngx_phases 1m;
   access_log off;
@@ -129,6 +130,12 @@ http {
     location = /raw { content_by_lua_block { require("ngx_contract_runner").raw() } }
     # spec/ngx_credentials_spec.lua: an assume_role provider on cosockets
     location = /credentials { content_by_lua_block { require("ngx_credentials_runner").run() } }
+    location = /credentials/shapes { content_by_lua_block { require("ngx_credentials_runner").shapes() } }
+    location = /credentials/phases { content_by_lua_block { require("ngx_credentials_runner").phases() } }
+    location = /credentials/log {
+      content_by_lua_block { require("ngx_credentials_runner").log_content() }
+      log_by_lua_block { require("ngx_credentials_runner").log() }
+    }
     # for spec/ngx_phases_spec.lua (spec/support/ngx_phases.lua)
     location = /phases { content_by_lua_block { require("ngx_phases").run() } }
     location = /phases/slow { content_by_lua_block { ngx.sleep(0.3) ngx.print("slow") } }

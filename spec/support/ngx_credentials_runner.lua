@@ -50,4 +50,113 @@ function _M.run()
   ngx.say(cjson.encode(out))
 end
 
+-- spec/ngx_credentials_spec.lua's other cases: every provider shape the
+-- README documents wrapped by ngx_credentials.cached (GET
+-- /credentials/shapes?bucket=B), and what cached() and an explicit
+-- cosocket transport give in phases without cosockets (init_worker and log:
+-- recorded per worker, read back by GET /credentials/phases).
+local results = {} -- per worker: name -> { raised | ok, code, message }
+
+local function probe(name, fn)
+  local ok, r, err = pcall(fn)
+  results[name] = { raised = not ok and tostring(r) or nil, ok = ok and r ~= nil and r ~= false,
+    code = ok and type(err) == "table" and err.code or nil,
+    message = ok and type(err) == "table" and err.message or nil }
+end
+
+local function cosocket_provider()
+  local sock = ngx.socket.tcp()
+  sock:settimeout(1000)
+  sock:connect("127.0.0.1", 9)
+  return { access_key = "AK", secret_key = "SK" }
+end
+
+local function request_ngx()
+  return require("objstore.transport.ngx").new{}:request{ url = "http://127.0.0.1:9/" }
+end
+
+local function run_ngx()
+  local sent = false
+  local errs = {}
+  local ok, err = require("objstore.transport.ngx").new{}:run(function()
+    if sent then return nil end
+    sent = true
+    return { url = "http://127.0.0.1:9/" }
+  end, function(_, _, e) errs[#errs + 1] = e end)
+  if ok then return ok end
+  return nil, errs[1] and errs[1].code == err.code and err or { code = "mismatch" }
+end
+
+function _M.init_worker()
+  local cached = require("objstore.ngx_credentials").cached
+  probe("init_worker transport.ngx request", request_ngx)
+  probe("init_worker transport.ngx run", run_ngx)
+  probe("init_worker cached static table", function()
+    local c, err = cached({ access_key = "AK", secret_key = "SK" }, { key = "static" })()
+    return c and c.access_key == "AK", err
+  end)
+  probe("init_worker cached cosocket provider", function() return cached(cosocket_provider, { key = "i" })() end)
+end
+
+-- Refreshed by a timer the content phase of /credentials/log starts: its
+-- log phase finds a refresh under way.
+local slow
+
+function _M.log_content()
+  local cached = require("objstore.ngx_credentials").cached
+  slow = slow or cached(function()
+    ngx.sleep(1)
+    return { access_key = "AK", secret_key = "SK" }
+  end, { key = "slow" })
+  ngx.timer.at(0, function() slow() end)
+  ngx.sleep(0.1)
+  ngx.say("ok")
+end
+
+function _M.log()
+  local cached = require("objstore.ngx_credentials").cached
+  probe("log transport.ngx request", request_ngx)
+  probe("log transport.ngx run", run_ngx)
+  probe("log cached cosocket provider", function() return cached(cosocket_provider, { key = "l" })() end)
+  probe("log cached refresh under way", function() return slow() end)
+  probe("log cached shared, being refreshed elsewhere", function()
+    ngx.shared.ngx_phases:set("held:lock", 1, 5)
+    return cached(cosocket_provider, { key = "held", dict = "ngx_phases" })()
+  end)
+end
+
+function _M.phases()
+  ngx.say(cjson.encode(results))
+end
+
+function _M.shapes()
+  local objstore = require "objstore"
+  local credentials = require "objstore.credentials"
+  local cached = require("objstore.ngx_credentials").cached
+  local endpoint = getenv("OBJSTORE_TEST_ENDPOINT")
+  local sts_endpoint = getenv("OBJSTORE_TEST_STS_ENDPOINT") or endpoint
+  local ak, sk = getenv("OBJSTORE_TEST_ACCESS_KEY"), getenv("OBJSTORE_TEST_SECRET_KEY")
+  local shapes = {
+    ["function"] = function() return { access_key = ak, secret_key = sk } end,
+    ["static table"] = { access_key = ak, secret_key = sk },
+    ["object with :get"] = { get = function() return { access_key = ak, secret_key = sk } end },
+    ["credentials.assume_role{}"] = credentials.assume_role{ endpoint = sts_endpoint,
+      region = getenv("OBJSTORE_TEST_REGION"), access_key = ak, secret_key = sk,
+      role_arn = getenv("OBJSTORE_TEST_STS_ROLE_ARN") or "arn:aws:iam:::role/objstore-sts-test",
+      session_name = "ngx-cached", duration = 900 },
+  }
+  local out = {}
+  for name, p in pairs(shapes) do
+    local ok, r = pcall(function()
+      local c = objstore.new{ endpoint = name == "credentials.assume_role{}" and sts_endpoint or endpoint,
+        region = getenv("OBJSTORE_TEST_REGION"), addressing = "path",
+        credentials = cached(p, { key = "shape " .. name }) }
+      local put, err = c:put_object(ngx.var.arg_bucket, "ngx/shape", name)
+      return put and "ok" or tostring(err)
+    end)
+    out[name] = ok and r or ("raised: " .. tostring(r))
+  end
+  ngx.say(cjson.encode(out))
+end
+
 return _M

@@ -3,10 +3,14 @@
 -- mapping of objstore errors to short HTTP answers.
 --
 -- Configuration from the environment (named by `env` lines in nginx.conf):
--- OBJSTORE_DEMO_TOKEN (the Bearer token callers send; "demo-token" when
--- unset), OBJSTORE_DEMO_BUCKET (default "objstore-demo"),
+-- OBJSTORE_DEMO_TOKEN (the Bearer token callers send; required: unset or
+-- empty, every authenticated location answers 503 and the error log says
+-- why), OBJSTORE_DEMO_METRICS_TOKEN (when set, /metrics wants it as a
+-- Bearer token too), OBJSTORE_DEMO_BUCKET (default "objstore-demo"),
 -- OBJSTORE_DEMO_THRESHOLD (bytes above which PUT /files/ goes multipart,
--- default 16 MiB), OBJSTORE_DEMO_PART_SIZE (default 8 MiB); the store from
+-- default 16 MiB), OBJSTORE_DEMO_PART_SIZE (default 8 MiB),
+-- OBJSTORE_DEMO_DEADLINE (seconds a listing or a HEAD may take, retries
+-- included, default 30; streamed bodies have none); the store from
 -- AWS_ENDPOINT_URL, AWS_REGION, and AWS_ACCESS_KEY_ID /
 -- AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN (objstore's default chain,
 -- or OBJSTORE_DEMO_CREDENTIALS_URL; cached per worker and across workers
@@ -32,10 +36,12 @@ local client, registry, config
 function _M.config()
   if not config then
     config = {
-      token = env("OBJSTORE_DEMO_TOKEN", "demo-token"),
+      token = env("OBJSTORE_DEMO_TOKEN"),
+      metrics_token = env("OBJSTORE_DEMO_METRICS_TOKEN"),
       bucket = env("OBJSTORE_DEMO_BUCKET", "objstore-demo"),
       threshold = tonumber(env("OBJSTORE_DEMO_THRESHOLD", "")) or 16 * 1024 * 1024,
       part_size = tonumber(env("OBJSTORE_DEMO_PART_SIZE", "")) or 8 * 1024 * 1024,
+      deadline = tonumber(env("OBJSTORE_DEMO_DEADLINE", "")) or 30,
     }
   end
   return config
@@ -65,6 +71,16 @@ local function endpoint_provider(url)
   end
 end
 
+-- objstore's log lines into nginx's error log: an answer the example
+-- passes on to its caller as it is (a missing key, a failed precondition)
+-- is not a server error, so it is logged at info, not error.
+local ngx_log = require("objstore.log").ngx()
+local EXPECTED = { [304] = true, [404] = true, [412] = true, [416] = true }
+function _M.log(level, message, fields)
+  if level == "error" and fields and EXPECTED[fields.status] then level = "info" end
+  return ngx_log(level, message)
+end
+
 function _M.client()
   if not client then
     local url = env("OBJSTORE_DEMO_CREDENTIALS_URL")
@@ -75,7 +91,7 @@ function _M.client()
       addressing = "path",
       credentials = cached(provider, { dict = "objstore_creds", key = "demo" }),
       metrics = _M.registry(),
-      log = require("objstore.log").ngx(), log_level = "warn",
+      log = _M.log, log_level = "warn",
       timeout = 600, connect_timeout = 5,
       retry = { max_attempts = 3 },
     }
@@ -94,31 +110,51 @@ end
 --- The methods a handler accepts, upper-cased, for a lookup.
 _M.METHODS = { GET = "GET", PUT = "PUT", HEAD = "HEAD", DELETE = "DELETE" }
 
--- "Bearer <token>", the header as most callers spell it: compared as it
--- is before the pattern that takes every spelling.
-local bearer
+-- "Bearer <token>" per token, the header as most callers spell it:
+-- compared as it is before the pattern that takes every spelling.
+local bearers = {}
 
---- 401 unless `Authorization: Bearer <token>`.
-function _M.authenticate()
+--- 401 unless `Authorization: Bearer <token>` (the token of `which`:
+-- "token", the default, or "metrics_token"). No token configured: 503, and
+-- an error log line (once per worker) — never a built-in token.
+local refused_logged = false
+function _M.authenticate(which)
+  which = which or "token"
+  local t = _M.config()[which]
+  if not t then
+    if not refused_logged then
+      refused_logged = true
+      ngx.log(ngx.ERR, "objstore-demo: OBJSTORE_DEMO_TOKEN is not set (or empty): refusing every request ",
+        "until it is (and named by an env line of nginx.conf)")
+    end
+    return _M.json(503, { error = "NotConfigured", message = "the server has no access token configured" })
+  end
   local h = ngx.var.http_authorization
+  local bearer = bearers[which]
   if bearer == nil then
-    local t = _M.config().token
     bearer = t:find("^%S+$") and ("Bearer " .. t) or false -- a token with spaces never matches
+    bearers[which] = bearer
   end
   if bearer and h == bearer then return end
   local token = h and h:match("^[Bb]earer%s+(%S+)%s*$")
-  if token ~= _M.config().token then
+  if token ~= t then
     ngx.header["WWW-Authenticate"] = 'Bearer realm="objstore-demo"'
     return _M.json(401, { error = "Unauthorized", message = "send Authorization: Bearer <token>" })
   end
 end
 
---- The key after `prefix` in the raw request URI, percent-decoded; 400 for
--- an empty key, a NUL byte, invalid UTF-8 or more than 1024 bytes.
+--- The key after `prefix` in the request's path, percent-decoded first
+-- (the raw path, not nginx's normalised $uri, so a key keeps its "//" and
+-- "./"), then checked to start with `prefix`: "/%66iles/k" is "/files/k",
+-- key "k". 400 for a path that does not start with it (nginx matched the
+-- location on its normalised form), an empty key, a NUL byte, invalid
+-- UTF-8 or more than 1024 bytes.
 function _M.key_from_uri(prefix)
-  local raw = ngx.var.request_uri:match("^[^?]*")
-  local key = ngx.unescape_uri(raw:sub(#prefix + 1))
-  return _M.check_key(key)
+  local path = ngx.unescape_uri(ngx.var.request_uri:match("^[^?]*"))
+  if path:sub(1, #prefix) ~= prefix then
+    return _M.json(400, { error = "InvalidKey", message = "the path must start with " .. prefix })
+  end
+  return _M.check_key(path:sub(#prefix + 1))
 end
 
 function _M.check_key(key)
@@ -137,7 +173,7 @@ function _M.fail(err)
   local status = err and err.status
   if status and PASS[status] then -- luacheck: ignore 542
   elseif code == "NoCredentials" or code == "CredentialsError" then status = 503
-  elseif code == "Timeout" then status = 504
+  elseif code == "Timeout" or code == "DeadlineExceeded" then status = 504
   else status = 502 end
   if status == 502 or status == 503 or status == 504 then
     ngx.log(ngx.WARN, "objstore-demo: ", code, ": ", tostring(err and err.message))

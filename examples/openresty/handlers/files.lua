@@ -34,7 +34,7 @@ local function parse_range(h, size)
 end
 
 if method == "GET" or method == "HEAD" then
-  local info, err = c:head_object(cfg.bucket, key)
+  local info, err = c:head_object(cfg.bucket, key, { deadline = cfg.deadline })
   if not info then return common.fail(err) end
   local size = info.content_length or 0
   local first, last = parse_range(ngx.var.http_range, size)

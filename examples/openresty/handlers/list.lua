@@ -18,7 +18,8 @@ if max ~= nil then
 end
 local c = common.client()
 local res, err = c:list_objects(common.config().bucket, { prefix = prefix ~= "" and prefix or nil,
-  max_keys = max or 100, continuation_token = type(token) == "string" and token or nil })
+  max_keys = max or 100, continuation_token = type(token) == "string" and token or nil,
+  deadline = common.config().deadline })
 if not res then return common.fail(err) end
 local keys = {}
 for _, o in ipairs(res.contents or {}) do

@@ -61,6 +61,12 @@
 -- BodyLengthMismatch, LocalFileError, InvalidURL, OutOfMemory,
 -- TransportError, ResponseTooLarge. An HTTP error status is not an error here: it is a result.
 --
+-- **fork()**: a transport used in a child of the process that made it (nginx
+-- workers inherit what init_by_lua made) leaves the inherited libcurl
+-- handles and their pooled connections untouched — they are the parent's
+-- and its other children's — and goes on with new ones (the C session
+-- notices the changed pid), so no two processes ever read one socket.
+--
 -- It meets the transport contract of `objstore.transport` with every
 -- capability (`t.capabilities`: hashes, body_hashes, file_body, file_sink,
 -- run, buffer_body), `t:sleep(s)` blocks the process (core.time.sleep, a nanosleep), and

@@ -81,7 +81,9 @@
 -- `t.retryable_exceptions`), ConnectionReset, BodyTruncated, SendFailed,
 -- RecvFailed, ProtocolError (a malformed status line, header or chunk),
 -- Aborted, CallbackError (a reader or sink raised), BodyLengthMismatch,
--- LocalFileError, InvalidURL. A stale pooled connection (closed by the
+-- LocalFileError, InvalidURL, TransportError (called in a phase without
+-- cosockets - init, init_worker, log, header_filter, ... -: the message
+-- names objstore.ngx.defer). A stale pooled connection (closed by the
 -- server while idle) is replaced by a new one without an error when the
 -- body can be sent again (not a reader).
 -- @module objstore.transport.ngx
@@ -1015,10 +1017,23 @@ local function cleanup(x)
   if x.body_file then x.body_file:close() x.body_file = nil end
 end
 
+-- Phases with cosockets (objstore.transport.auto's list); elsewhere
+-- (init, init_worker, log, header_filter, ...) a request is an error value.
+local COSOCKET_PHASES = require("objstore.transport.auto").COSOCKET_PHASES
+
+local function no_cosockets()
+  local phase = ngx.get_phase()
+  if COSOCKET_PHASES[phase] then return nil end
+  return tr_error("TransportError", "no cosockets in the " .. tostring(phase)
+    .. " phase: defer the call with objstore.ngx.defer (ngx.timer.at(0, ...))")
+end
+
 --- One request. @return res, or nil, err
 function Transport:request(req)
   if self.closed then errors.argument("transport.ngx.request", nil, "self", "the transport is closed") end
   local r = check_request(req)
+  local perr = no_cosockets()
+  if perr then return nil, perr end
   local u, why = parse_url(r.url)
   if not u then return nil, tr_error("InvalidURL", r.url:sub(1, 200) .. ": " .. why) end
   local timeout = r.timeout or self.timeout
@@ -1064,6 +1079,15 @@ function Transport:run(source, on_done, n)
   end
   n = check_count("run", "n", n, self.pool_size)
   if n < 1 then n = 1 end
+  local perr = no_cosockets()
+  if perr then
+    -- Every request the source has gets the error, as a failed transport's would.
+    while true do
+      local req = source()
+      if req == nil then return nil, perr end
+      on_done(req, nil, perr)
+    end
+  end
   local spawn, kill = ngx.thread.spawn, ngx.thread.kill
   local sema = require("ngx.semaphore").new(0)
   local slots, running, finished, serial = {}, 0, {}, 0 -- slots: id -> { thread, req }
