@@ -24,9 +24,15 @@
 
 static int push_fs_error(lua_State *L, const char *msg, int e) {
   osl_push_error(L, "LocalFileError", msg, 0);
-  const char *name = e == EEXIST ? "EEXIST" : e == ELOOP ? "ELOOP" : e == ENOENT ? "ENOENT"
-                   : e == EACCES ? "EACCES" : e == ENOSPC ? "ENOSPC" : e == ENOTDIR ? "ENOTDIR"
-                   : e == EISDIR ? "EISDIR" : e == EROFS ? "EROFS" : NULL;
+  const char *name = e == EEXIST    ? "EEXIST"
+                     : e == ELOOP   ? "ELOOP"
+                     : e == ENOENT  ? "ENOENT"
+                     : e == EACCES  ? "EACCES"
+                     : e == ENOSPC  ? "ENOSPC"
+                     : e == ENOTDIR ? "ENOTDIR"
+                     : e == EISDIR  ? "EISDIR"
+                     : e == EROFS   ? "EROFS"
+                                    : NULL;
   if (name != NULL) {
     lua_pushstring(L, name);
     lua_setfield(L, -2, "errno");
@@ -94,7 +100,8 @@ static int l_write_atomic(lua_State *L) {
   const char *data = osl_checklstring(L, 2, F, 2, "data", &len);
   int mode = opt_mode(L, 3, F, 3);
   char err[512];
-  if (os_fs_write_atomic(path, data, len, mode, err, sizeof err) != 0) return push_fs_error(L, err, errno);
+  if (os_fs_write_atomic(path, data, len, mode, err, sizeof err) != 0)
+    return push_fs_error(L, err, errno);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -104,7 +111,8 @@ static int l_realpath(lua_State *L) {
   const char *path = osl_checklstring(L, 1, F, 1, "path", NULL);
   char out[PATH_MAX];
   char err[512];
-  if (os_fs_realpath(path, out, sizeof out, err, sizeof err) != 0) return push_fs_error(L, err, errno);
+  if (os_fs_realpath(path, out, sizeof out, err, sizeof err) != 0)
+    return push_fs_error(L, err, errno);
   lua_pushstring(L, out);
   return 1;
 }

@@ -619,10 +619,8 @@ int osl_open_mpu(lua_State *L) {
       {"append", l_ckpt_append}, {"remove", l_ckpt_remove},
       {"close", l_ckpt_close},   {"bytes_written", l_ckpt_bytes},
       {"__gc", l_ckpt_gc},       {NULL, NULL}};
-  static const luaL_Reg fns[] = {{"new", l_mpu_new},
-                                 {"is", l_mpu_is},
-                                 {"checkpoint", l_ckpt_open},
-                                 {NULL, NULL}};
+  static const luaL_Reg fns[] = {
+      {"new", l_mpu_new}, {"is", l_mpu_is}, {"checkpoint", l_ckpt_open}, {NULL, NULL}};
   osl_newclass(L, MPU_CLASS, mpu_methods);
   osl_newclass(L, CKPT_CLASS, ckpt_methods);
   osl_newlib(L, fns);

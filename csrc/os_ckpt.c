@@ -388,4 +388,3 @@ int os_ckpt_remove(os_ckpt *c, char *err, size_t errlen) {
   os_ckpt_close(c);
   return rc;
 }
-

@@ -108,5 +108,4 @@ int os_ckpt_remove(os_ckpt *c, char *err, size_t errlen);
 int os_ckpt_parse(const unsigned char *data, size_t len, os_ckpt_header *h,
                   int (*part)(void *, const os_ckpt_record *), void *arg, int *torn);
 
-
 #endif

@@ -4,8 +4,8 @@
 #include "os_fs.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +48,8 @@ static int random_hex(char *out, size_t n) {
   return 0;
 }
 
-int os_fs_create_temp(const char *prefix, int mode, char *out, size_t outlen, char *err, size_t errlen) {
+int os_fs_create_temp(const char *prefix, int mode, char *out, size_t outlen, char *err,
+                      size_t errlen) {
   size_t plen = strlen(prefix);
   if (outlen < plen + OS_FS_RANDOM_HEX + 1) {
     snprintf(err, errlen, "temporary name too long");
@@ -57,7 +58,8 @@ int os_fs_create_temp(const char *prefix, int mode, char *out, size_t outlen, ch
   }
   memcpy(out, prefix, plen);
   for (int tries = 0; tries < 32; tries++) {
-    if (random_hex(out + plen, OS_FS_RANDOM_HEX) != 0) return sys_err(err, errlen, "no random bytes for", prefix);
+    if (random_hex(out + plen, OS_FS_RANDOM_HEX) != 0)
+      return sys_err(err, errlen, "no random bytes for", prefix);
     out[plen + OS_FS_RANDOM_HEX] = '\0';
     int fd = os_fs_create(out, mode, err, errlen);
     if (fd >= 0 || errno != EEXIST) return fd;
@@ -130,7 +132,8 @@ int os_fs_write_all(int fd, const void *p, size_t n, int64_t at) {
   return 0;
 }
 
-int os_fs_write_atomic(const char *path, const void *data, size_t len, int mode, char *err, size_t errlen) {
+int os_fs_write_atomic(const char *path, const void *data, size_t len, int mode, char *err,
+                       size_t errlen) {
   size_t plen = strlen(path);
   size_t cap = plen + 6 + OS_FS_RANDOM_HEX + 1;
   char *tmp = malloc(cap);

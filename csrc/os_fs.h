@@ -23,7 +23,8 @@ int os_fs_create(const char *path, int mode, char *err, size_t errlen);
 /* Creates "<prefix><16 random hex digits>" exclusively, as os_fs_create,
  * trying new names while one exists. out (outlen >= strlen(prefix) + 17)
  * receives the name. Returns the descriptor or -1 with err filled. */
-int os_fs_create_temp(const char *prefix, int mode, char *out, size_t outlen, char *err, size_t errlen);
+int os_fs_create_temp(const char *prefix, int mode, char *out, size_t outlen, char *err,
+                      size_t errlen);
 
 /* Opens an existing regular file for writing without following a link in
  * its last component; with size >= 0 truncates or extends it to size.
@@ -39,7 +40,8 @@ int os_fs_write_all(int fd, const void *p, size_t n, int64_t at);
 /* Replaces path with data durably: an exclusive temporary file beside it,
  * fsync, rename over path, fsync of the directory. A crash leaves the old
  * file or the new one; the temporary file is removed on failure. */
-int os_fs_write_atomic(const char *path, const void *data, size_t len, int mode, char *err, size_t errlen);
+int os_fs_write_atomic(const char *path, const void *data, size_t len, int mode, char *err,
+                       size_t errlen);
 
 /* The absolute path of path with every link, "." and ".." resolved
  * (realpath(3)); out must hold PATH_MAX bytes. Returns 0, or -1 with err
