@@ -384,48 +384,43 @@ function C.mv(ctx, pos)
   end
 end
 
---- rm -r: objects under the prefix, deleted in batches of 1000 as the
--- listing goes; a listing that fails stops the run at once (exit 1) with
--- what was listed before it deleted, nothing after it.
+--- rm -r: objects under the prefix. The whole listing is read first and
+-- only a complete one deletes anything: a listing that fails (a failing
+-- page, a repeated continuation token, a truncated page without a way
+-- on) stops the run (exit 1) with nothing deleted. Then deletes in
+-- batches of 1000. The prefix is the user's, a "/" added when it does not
+-- end in one ("p" is "p/", never "pp"; "p//" stays "p//").
 local function remove_prefix(ctx, c, loc)
-  local prefix = loc.key ~= "" and (loc.key:gsub("/+$", "") .. "/") or ""
+  local prefix = require("objstore.sync.names").prefix(loc.key)
   local keep = require("objstore.sync.filter").new(ctx.opts.filters)
-  local batch, removed = {}, 0
-  local function flush()
-    if #batch == 0 then return true end
+  local keys = {}
+  for o, err in c:list_objects_iter(loc.bucket, { prefix = prefix ~= "" and prefix or nil }) do
+    if not o then return ctx.fail(loc.url, err) end
+    -- Only what lies below the prefix, whatever the store answered.
+    if o.key:sub(1, #prefix) == prefix and keep(o.key:sub(#prefix + 1)) then keys[#keys + 1] = o.key end
+  end
+  if ctx.dry then
+    for _, k in ipairs(keys) do ctx.would("delete " .. loc.provider .. "://" .. loc.bucket .. "/" .. k) end
+    return 0
+  end
+  local removed = 0
+  for first = 1, #keys, 1000 do
+    local batch = {}
+    for i = first, math.min(first + 999, #keys) do batch[#batch + 1] = keys[i] end
     local out, err = c:delete_objects(loc.bucket, batch, { quiet = true })
     if not out then
       for _, k in ipairs(batch) do ctx.fail(k, err) end
-      batch = {}
-      return false
-    end
-    for _, e in ipairs(out.errors) do ctx.fail(e.key, e.error or e) end
-    removed = removed + #batch - #out.errors
-    ctx.progress.state.files = ctx.progress.state.files + #batch - #out.errors
-    if ctx.opts.json then
-      local bad = {}
-      for _, e in ipairs(out.errors) do bad[e.key] = true end
-      for _, k in ipairs(batch) do if not bad[k] then ctx.json{ type = "action", action = "delete", key = k } end end
-    end
-    batch = {}
-    return true
-  end
-  for o, err in c:list_objects_iter(loc.bucket, { prefix = prefix ~= "" and prefix or nil }) do
-    if not o then
-      flush()
-      return ctx.fail(loc.url, err)
-    end
-    -- Only what lies below the prefix, whatever the store answered.
-    if o.key:sub(1, #prefix) == prefix and keep(o.key:sub(#prefix + 1)) then
-      if ctx.dry then
-        ctx.would("delete " .. loc.provider .. "://" .. loc.bucket .. "/" .. o.key)
-      else
-        batch[#batch + 1] = o.key
-        if #batch == 1000 then flush() end
+    else
+      for _, e in ipairs(out.errors) do ctx.fail(e.key, e.error or e) end
+      removed = removed + #batch - #out.errors
+      ctx.progress.state.files = ctx.progress.state.files + #batch - #out.errors
+      if ctx.opts.json then
+        local bad = {}
+        for _, e in ipairs(out.errors) do bad[e.key] = true end
+        for _, k in ipairs(batch) do if not bad[k] then ctx.json{ type = "action", action = "delete", key = k } end end
       end
     end
   end
-  flush()
   return removed
 end
 
