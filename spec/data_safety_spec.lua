@@ -259,6 +259,22 @@ for _, srv in ipairs(servers.list()) do
           assert.truthy(lfs.attributes(root .. "/tree/a.txt"))
         end)
 
+        -- A file appended to while it is uploaded: the object holds the
+        -- bytes read, the file has more; removing it would lose them.
+        for _, row in ipairs{ { "mv --bwlimit 1M $L/big.bin $B/grown/", "big.bin" },
+          { "mv -r --bwlimit 1M $L $B/grown-r/", "big.bin" } } do
+          it("keep a local source written to during its upload: " .. row[1], function()
+            local path = root .. "/tree/" .. row[2]
+            write(path, string.rep("z", 3 * 1000 * 1000))
+            servers.sh("(sleep 1; printf appended >> " .. q(path) .. ") >/dev/null 2>&1 &")
+            local rc, _, err = run(CMD .. " " .. expand(row[1]), ENV)
+            servers.sh("sleep 1")
+            assert.equals(1, rc, err)
+            assert.equals(3 * 1000 * 1000 + 8, lfs.attributes(path, "size"))
+            assert.matches("changed", err)
+          end)
+        end
+
         it("refuse to move onto itself or into an overlapping prefix, deleting nothing", function()
           local before = remote_snapshot()
           for _, line in ipairs{ "mv $B/src/x.txt $B/src/x.txt", "mv -r $B/src/ $B/src/", "mv -r $B/src/ $B/src/deep/",

@@ -267,6 +267,15 @@ local function make_parents(path)
   return true
 end
 
+--- Whether the file at path is still the one `before` (lfs attributes)
+-- described: same inode, size, modification and change times. A file
+-- written to during its upload is not removed by a move.
+local function unchanged(path, before)
+  local a = lfs.attributes(path)
+  return a ~= nil and a.mode == "file" and a.ino == before.ino and a.dev == before.dev and a.size == before.size
+    and a.modification == before.modification and a.change == before.change
+end
+
 --- cp (or mv) of one file/object. Returns the result and whether the copy
 -- was verified (the condition for removing a moved source).
 local function copy_one(ctx, s, d, verb)
@@ -309,6 +318,11 @@ local function copy_one(ctx, s, d, verb)
     if not res then return ctx.fail(s.path, err) end
     ctx.progress.file(attr.size)
     ctx.say(format("upload: %s to %s", s.path, target))
+    if verb == "move" and not unchanged(s.path, attr) then
+      -- Written to while it was read: what was uploaded is not the file.
+      ctx.fail(s.path, local_error("changed while it was uploaded: the source was kept"))
+      return nil
+    end
     return res, res.verified == true
   elseif s.kind == "remote" and (d.kind == "local" or d.kind == "std") then
     local c = client(ctx, s)

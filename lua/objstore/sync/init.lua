@@ -21,6 +21,7 @@ local delete_mod = require "objstore.sync.delete"
 local digest = require "objstore.sync.digest"
 local errors = require "objstore.errors"
 local core = require "objstore.core"
+local lfs = require "lfs"
 
 local type, pairs, ipairs, tostring, pcall, error = type, pairs, ipairs, tostring, pcall, error
 local floor, huge = math.floor, math.huge
@@ -325,6 +326,16 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
     if kind == "up" then
       local path, err = delete_mod.inside(src.root, s.path:sub(#src.root + 2), opts.follow_symlinks)
       local ok
+      if path then
+        -- The file the walk saw (inode, size, times), or it was written to
+        -- since: what was copied is then not the file, which stays.
+        local now = (opts.follow_symlinks and lfs.attributes or lfs.symlinkattributes)(path)
+        if now and not (now.mode == "file" and now.size == s.size and now.modification == s.mtime
+            and (s.ctime == nil or now.change == s.ctime) and (s.ino == nil or now.ino == s.ino)) then
+          path, err = nil, errors.new{ code = "SourceChanged", retryable = false, message = s.path
+            .. " changed while it was being moved: kept" }
+        end
+      end
       if path then ok, err = execute.remove_local(path) end
       if ok then
         a.removed = true

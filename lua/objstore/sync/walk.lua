@@ -89,7 +89,8 @@ function _M.walk(root, opts)
               visit(path, rel, fa)
             elseif fa.mode == "file" then
               if path ~= opts.skip then
-                entries[#entries + 1] = { rel = names.nfc(rel), path = path, size = fa.size, mtime = fa.modification }
+                entries[#entries + 1] = { rel = names.nfc(rel), path = path, size = fa.size, mtime = fa.modification,
+                  ctime = fa.change, ino = fa.ino, dev = fa.dev }
               end
             else
               notice("special file " .. path .. " (" .. tostring(fa.mode) .. "): skipped")
