@@ -83,6 +83,9 @@ local function check_opts(fname, opts)
       misuse(fname, 4, "opts." .. k, "must be a finite number >= 0, " .. got(o[k]))
     end
   end
+  if o.bwlimit ~= nil and o.bwlimit > 1e12 then
+    misuse(fname, 4, "opts.bwlimit", "must be at most 1e12 bytes per second, " .. got(o.bwlimit))
+  end
   if o.part_size ~= nil and not (integer(o.part_size) and o.part_size >= 5 * MiB and o.part_size <= 5 * GiB) then
     misuse(fname, 4, "opts.part_size", "must be an integer from 5 MiB to 5 GiB (5242880..5368709120), "
       .. got(o.part_size))
