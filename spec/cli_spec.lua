@@ -283,3 +283,22 @@ for _, srv in ipairs(servers.list()) do
     end)
   end
 end
+
+describe("objstore command line: progress counts", function()
+  it("counts a finished file's bytes once, whether or not its transfer reported progress", function()
+    local progress = require "objstore.cli.progress"
+    local lines = {}
+    local sink = { write = function(_, ...) lines[#lines + 1] = table.concat({ ... }) end, flush = function() end }
+    local p = progress.new{ mode = "plain", out = sink, err = sink }
+    p.bytes(1000, 3000)
+    p.bytes(3000, 3000)
+    p.file(3000) -- the same file, finished: 3000 bytes in all, not 6000
+    assert.equals(3000, p.state.bytes)
+    p.bytes(500, 2000) -- the next file
+    assert.equals(3500, p.state.bytes)
+    assert.equals(5000, p.state.total_bytes)
+    p.file(2000)
+    p.file(100) -- a file without progress reports
+    assert.equals(5100, p.state.bytes)
+  end)
+end)
