@@ -275,6 +275,23 @@ for _, srv in ipairs(servers.list()) do
           end)
         end
 
+        it("keep a remote source another writer replaced after it was copied (mv -r down)", function()
+          for i = 1, 5 do assert(c:put_object(bucket, "slow/f" .. i, string.rep("v", 200 * 1000))) end
+          -- f1 is downloaded first (1 s at 200K/s, one at a time), then replaced while f2.. follow.
+          local lua = LUA .. " -e " .. q("package.path='lua/?.lua;lua/?/init.lua;'..package.path "
+            .. "package.cpath='build/" .. (jit and "luajit" or LUA) .. "/?.so;'..package.cpath "
+            .. "local o=require'objstore' local c=o.new{endpoint=os.getenv'E',region=os.getenv'R',"
+            .. "credentials={access_key=os.getenv'A',secret_key=os.getenv'S'}} "
+            .. "assert(c:put_object(os.getenv'B','slow/f1','the new version'))")
+          servers.sh(string.format("(sleep 2; E=%s R=%s A=%s S=%s B=%s %s) >/dev/null 2>&1 &", q(srv.endpoint),
+            q(srv.region), q(srv.access_key), q(srv.secret_key), q(bucket), lua))
+          local rc, _, err = run(CMD .. " " .. expand("mv -r --bwlimit 200K --concurrency 1 $B/slow/ $E/slow/"), ENV)
+          assert.equals(1, rc, err)
+          assert.matches("SourceChanged", err)
+          assert.equals("the new version", assert(c:get_object(bucket, "slow/f1")).body)
+          assert.is_nil(c:head_object(bucket, "slow/f2"))
+        end)
+
         it("refuse to move onto itself or into an overlapping prefix, deleting nothing", function()
           local before = remote_snapshot()
           for _, line in ipairs{ "mv $B/src/x.txt $B/src/x.txt", "mv -r $B/src/ $B/src/", "mv -r $B/src/ $B/src/deep/",

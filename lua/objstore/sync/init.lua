@@ -672,13 +672,52 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
 
   -- Move: the remote sources whose copies were verified (or proven
   -- identical), deleted in DeleteObjects batches of 1000.
+  -- Each is HEADed again first: a source another writer replaced since it
+  -- was listed (its ETag is no longer the one copied) is kept, the run
+  -- fails (SourceChanged); one already gone counts as removed.
   if #remote_removals > 0 then
+    local i = 0
+    src.client:run{ concurrency = opts.concurrency or 16,
+      next = function()
+        i = i + 1
+        local r = remote_removals[i]
+        if not r then return nil end
+        local req = src.client:build_request("head_object", src.bucket, r.s.key)
+        req.context = r
+        return req
+      end,
+      done = function(req, res, err)
+        local r = req.context
+        if res and same_etag(res.etag, r.s.etag) then
+          r.current = true
+        elseif not res and err and err.status == 404 then
+          r.gone = true
+        else
+          r.why = res and ("changed since it was copied (ETag now " .. tostring(res.etag) .. ", was "
+            .. tostring(r.s.etag) .. "): source kept") or ("could not be checked before its removal ("
+            .. tostring(err and (err.code or err.message)) .. "): source kept")
+        end
+        return true
+      end }
     local keys, by_key = {}, {}
-    for i, r in ipairs(remote_removals) do
-      keys[i] = r.s.key
-      by_key[r.s.key] = r.a
+    for _, r in ipairs(remote_removals) do
+      if r.current then
+        keys[#keys + 1] = r.s.key
+        by_key[r.s.key] = r.a
+      elseif r.gone then
+        r.a.removed = true
+        result.removed = result.removed + 1
+      else
+        r.a.kept = true
+        local err = errors.new{ code = "SourceChanged", message = r.s.key .. ": " .. tostring(r.why),
+          retryable = false }
+        r.a.remove_error = err
+        result.failed = result.failed + 1
+        result.errors[#result.errors + 1] = { key = r.a.key, error = err }
+        notice(r.s.key .. ": " .. tostring(r.why))
+      end
     end
-    local out = src.client:delete_objects(src.bucket, keys, { quiet = true })
+    local out = #keys > 0 and src.client:delete_objects(src.bucket, keys, { quiet = true }) or { errors = {} }
     local bad = {}
     for _, e in ipairs(out.errors) do
       bad[e.key] = true
