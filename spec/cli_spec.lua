@@ -51,6 +51,11 @@ describe("objstore command line: usage", function()
       { "cat s3://bucket-x", "needs a key" },
       { "sync --concurrency lots . s3://bucket-x", "needs a whole number" },
       { "sync --part-size huge . s3://bucket-x", "needs a size" },
+      -- 0 reached upload_file/download_file, which raised; a fraction of a byte was floored.
+      { "cp --bwlimit 0 /etc/hostname s3://bucket-x/k", "needs a size from 1" },
+      { "cp --bwlimit 0 s3://bucket-x/k /tmp/h17f-never", "needs a size from 1" },
+      { "sync --bwlimit 2.5 . s3://bucket-x", "needs a size" },
+      { "sync --bwlimit 8MiBx . s3://bucket-x", "needs a size" },
       { "presign --method POST s3://bucket-x/k", "--method must be" },
       { "rm s3://bucket-x", "give a key, or -r" },
       { "cp - ./here", "one side must be" },
