@@ -355,6 +355,18 @@ for _, srv in ipairs(servers.list()) do
           end
         end)
 
+        it("are 1 with the reason when stdout fails inside a transfer (--json actions), temporary files gone",
+          function()
+            for _, line in ipairs{ "sync --json $B/src/ $E/json/", "cp -r --json $L $B/json/",
+              "mv -r --json $B/src/ $E/json2/" } do
+              local rc, _, err = run(CMD .. " " .. expand(line), ENV, "/dev/full")
+              assert.equals(1, rc, line .. ": " .. err)
+              assert.matches("cannot write to standard output", err, 1, true)
+              assert.is_nil(err:find("error object is not a string", 1, true), err)
+            end
+            assert.is_nil(snapshot(root .. "/empty"):find("objstore-", 1, true))
+          end)
+
         it("are non-zero for a local source directory that does not exist", function()
           for _, line in ipairs{ "sync $E/nothing $B/dst/", "cp -r $E/nothing $B/dst/", "mv -r $E/nothing $B/dst/",
             "check $E/nothing $B/dst/" } do

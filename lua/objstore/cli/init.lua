@@ -20,13 +20,17 @@ _M.EXIT = { ok = EXIT_OK, failed = EXIT_FAILED, usage = EXIT_USAGE, max_delete =
 
 local usage = args.usage
 
+local OUTPUT_ERROR = "cannot write to standard output: "
+
 --- stdout whose every failed write (a full disk, /dev/full, a closed
 -- file) raises { output = message }: the command reports it and exits 1,
 -- never 0 with truncated output. try_write reports instead of raising, for
 -- sinks called from inside a transfer.
 local function checked_output(stream)
   local w = {}
-  local function fail(e) error({ output = "cannot write to standard output: " .. tostring(e) }, 0) end
+  -- Raised as a string: a table raised inside a transfer's callbacks
+  -- reaches main as "on_done: error object is not a string".
+  local function fail(e) error(OUTPUT_ERROR .. tostring(e), 0) end
   function w.write(self, ...)
     local ok, e = stream:write(...)
     if not ok then fail(e) end
@@ -634,8 +638,9 @@ function _M.main(argv, out, err)
     if signal.pending() then return interrupted() end
     return res
   end
-  if type(res) == "table" and res.output then
-    err:write("objstore: ", res.output, "\n")
+  local out_err = type(res) == "string" and res:find(OUTPUT_ERROR, 1, true)
+  if out_err then
+    err:write("objstore: ", res:sub(out_err), "\n")
     return EXIT_FAILED
   end
   if args.is_usage(res) then
