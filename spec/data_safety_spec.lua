@@ -292,6 +292,44 @@ for _, srv in ipairs(servers.list()) do
           assert.is_nil(c:head_object(bucket, "slow/f2"))
         end)
 
+        -- mv of one object: another writer replaces it right after its copy
+        -- (in process: the client's copy call is wrapped to do so).
+        for _, row in ipairs{ "mv $B/src/x.txt $E/x-moved.txt", "mv $B/src/x.txt $B/moved-one/x.txt" } do
+          it("keep a remote source replaced between its copy and its removal: " .. row, function()
+            local objstore = require "objstore"
+            local cli = require "objstore.cli"
+            local real_new = objstore.new
+            objstore.new = function(o)
+              o.access_key, o.secret_key, o.region = srv.access_key, srv.secret_key, srv.region
+              o.profile = nil
+              local cl = real_new(o)
+              for _, m in ipairs{ "download_file", "copy_large" } do
+                local real = cl[m]
+                cl[m] = function(self, ...)
+                  local res, err = real(self, ...)
+                  assert(c:put_object(bucket, "src/x.txt", "replaced meanwhile\n"))
+                  return res, err
+                end
+              end
+              return cl
+            end
+            local argv = {}
+            for w in expand(row):gsub("'", ""):gmatch("%S+") do argv[#argv + 1] = w end
+            table.insert(argv, 2, "--endpoint")
+            table.insert(argv, 3, srv.endpoint)
+            table.insert(argv, 4, "-q")
+            local errs = {}
+            local sink = { write = function(_, ...) errs[#errs + 1] = table.concat({ ... }) return true end,
+              flush = function() return true end }
+            local ok, rc = pcall(cli.main, argv, sink, sink)
+            objstore.new = real_new
+            assert.is_true(ok, tostring(rc))
+            assert.equals(1, rc, table.concat(errs))
+            assert.matches("SourceChanged", table.concat(errs))
+            assert.equals("replaced meanwhile\n", assert(c:get_object(bucket, "src/x.txt")).body)
+          end)
+        end
+
         it("refuse to move onto itself or into an overlapping prefix, deleting nothing", function()
           local before = remote_snapshot()
           for _, line in ipairs{ "mv $B/src/x.txt $B/src/x.txt", "mv -r $B/src/ $B/src/", "mv -r $B/src/ $B/src/deep/",

@@ -397,7 +397,21 @@ function C.mv(ctx, pos)
     local ok, rerr = os.remove(s.path)
     if not ok then ctx.fail(what, local_error("copied, but the source could not be removed: " .. tostring(rerr))) end
   else
-    local ok, err = client(ctx, s):delete_object(s.bucket, s.key)
+    -- The object copied, still: one another writer replaced meanwhile (its
+    -- ETag is no longer the one copied) is kept.
+    local sc = client(ctx, s)
+    local copied = res.source_etag or res.etag
+    local h, herr = sc:head_object(s.bucket, s.key)
+    if not h then
+      if herr and herr.status == 404 then return end -- already gone
+      return ctx.fail(what, herr)
+    end
+    local function bare(e) return tostring(e):gsub('"', ""):lower() end
+    if not copied or bare(h.etag) ~= bare(copied) then
+      return ctx.fail(what, { code = "SourceChanged", message = "changed since it was copied (ETag now "
+        .. tostring(h.etag) .. ", was " .. tostring(copied) .. "): the source was kept" })
+    end
+    local ok, err = sc:delete_object(s.bucket, s.key)
     if not ok then ctx.fail(what, err) end
   end
 end
