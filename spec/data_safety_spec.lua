@@ -355,6 +355,30 @@ for _, srv in ipairs(servers.list()) do
         end)
       end)
 
+      -- A backup inside the destination (or a remote source) is listed as a
+      -- part of it: re-moved into itself on every run, or a backed-up key
+      -- written over a destination key. Refused, nothing sent or changed.
+      describe("backups overlapping a side", function()
+        before_each(function()
+          fixture()
+          fp:clear()
+        end)
+        for _, line in ipairs{ "sync $L $B/dst/ --delete --backup $B/dst/bk/", "sync $L $B/dst/ --delete --backup $B/",
+          "sync $B/src/ $B/dst/ --delete --backup $B/src/bk/", "sync $B/dst/ $L --delete --backup $L/bk",
+          "sync $B/dst/ $L --delete --backup $L/.." } do
+          it("are refused: " .. line, function()
+            local before_local, before_remote = snapshot(root), remote_snapshot()
+            assert(fp:reset_stats())
+            local rc, _, err = run(CMD .. " " .. expand(line), ENV)
+            assert.equals(1, rc, err)
+            assert.matches("overlaps", err)
+            assert.equals(0, (writes(fp)))
+            assert.equals(before_remote, remote_snapshot())
+            assert.equals(before_local, snapshot(root))
+          end)
+        end
+      end)
+
       -- Invariant 3: an incomplete listing or walk deletes nothing.
       describe("incomplete listings", function()
         before_each(function()

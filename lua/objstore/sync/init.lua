@@ -181,6 +181,30 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
       .. src.prefix .. " and s3://" .. dst.bucket .. "/" .. dst.prefix .. " overlap: cannot " .. (opts.move and "move"
       or "sync") .. " a tree onto itself" }
   end
+  -- A backup overlapping the destination (or a remote source) would be
+  -- listed as part of it: moved again into itself on every run, or a
+  -- backed-up key landing on a key of the destination ("bk/" backing up
+  -- "bk/x/" writes stale "bk/x/x/a" over "bk/x/a"). Refused before any
+  -- request, as rclone does.
+  if opts.delete and opts.backup ~= nil then
+    local bad
+    if dst.kind == "remote" then
+      local bb, bp = delete_mod.backup_target(opts.backup, dst.bucket)
+      local b = { kind = "remote", bucket = bb, prefix = bp, client = dst.client }
+      if overlap(b, dst) then bad = "the destination" elseif overlap(b, src) then bad = "the source" end
+    elseif type(opts.backup) == "string" then
+      local b, r = state_mod.abs_path(opts.backup), state_mod.abs_path(dst.root)
+      if b == r or b:sub(1, #r + 1) == r .. "/" or r:sub(1, #b + 1) == b .. "/" or b == "/" then
+        bad = "the destination"
+      end
+    end
+    if bad then
+      return nil, errors.new{ code = "BackupOverlap", retryable = false, message = "the backup "
+        .. tostring(type(opts.backup) == "table" and ((opts.backup.bucket or dst.bucket) .. "/"
+        .. tostring(opts.backup.prefix or "")) or opts.backup) .. " overlaps " .. bad
+        .. ": nothing done (give a backup outside it)" }
+    end
+  end
   local dry = opts.dry_run
   local move = opts.move and true or false
   local keep_actions = opts.actions ~= false
