@@ -429,6 +429,23 @@ for _, srv in ipairs(servers.list()) do
             assert.is_nil(snapshot(root .. "/empty"):find("objstore-", 1, true))
           end)
 
+        it("are 1 when stdout or stdin is closed (>&-, <&-): their descriptors are not reused", function()
+          -- Closed, fd 1 became the first socket opened: ls said 0, sync
+          -- --json wrote its lines into an HTTP connection.
+          for _, line in ipairs{ "ls $B", "ls -r --json $B", "sync --json $B/src/ $E/closed/", "cat $B/src/x.txt" } do
+            local rc, _, err = run(CMD .. " " .. expand(line), ENV, "&-")
+            assert.equals(1, rc, line .. ": " .. err)
+            assert.matches("cannot write to standard output", err, 1, true)
+          end
+          local dir = servers.tmpdir()
+          os.execute(string.format("%s %s %s <&- >/dev/null 2>%s/err; echo $? >%s/rc", ENV, CMD,
+            expand("cp - $B/stdin-closed"), q(dir), q(dir)))
+          assert.equals("1", (servers.read_file(dir .. "/rc") or ""):match("%d+"))
+          assert.matches("standard input is closed", servers.read_file(dir .. "/err") or "", 1, true)
+          servers.sh("rm -rf " .. q(dir))
+          assert.is_nil(c:head_object(bucket, "stdin-closed"))
+        end)
+
         it("are non-zero for a local source directory that does not exist", function()
           for _, line in ipairs{ "sync $E/nothing $B/dst/", "cp -r $E/nothing $B/dst/", "mv -r $E/nothing $B/dst/",
             "check $E/nothing $B/dst/" } do

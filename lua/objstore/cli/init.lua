@@ -2,6 +2,32 @@
 -- a function over the library (objstore.new, the client's operations and
 -- transfers, objstore.sync / objstore.check); output and progress go
 -- through objstore.cli.progress. See objstore.cli.help for the commands.
+-- Standard streams closed by the caller (`objstore ... >&-`): their
+-- descriptors would be reused by the first file or socket opened (a
+-- download's temporary file, an HTTP connection), and stdout's bytes would
+-- land there. Each closed one is taken by /dev/null before anything else
+-- is opened, and remembered: a write to a closed stdout fails (exit 1),
+-- a closed stdin is no input.
+local closed_std, std_holders = {}, {}
+do
+  local EBADF = 9
+  local function closed(f)
+    local ok, _, code = f:seek("cur")
+    return not ok and code == EBADF
+  end
+  for _ = 1, 3 do
+    local any = false
+    for name, f in pairs{ stdin = io.stdin, stdout = io.stdout, stderr = io.stderr } do
+      if closed(f) then
+        closed_std[name] = true
+        any = true
+      end
+    end
+    if not any then break end
+    std_holders[#std_holders + 1] = io.open("/dev/null", "r+")
+  end
+end
+
 local objstore = require "objstore"
 local args = require "objstore.cli.args"
 local help = require "objstore.cli.help"
@@ -13,6 +39,8 @@ local ipairs, pairs, tostring, type, pcall = ipairs, pairs, tostring, type, pcal
 local format = string.format
 
 local _M = {}
+-- Held for the life of the process (a collected handle would free its descriptor).
+_M.std_holders = std_holders
 
 local EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MAX_DELETE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 _M.EXIT = { ok = EXIT_OK, failed = EXIT_FAILED, usage = EXIT_USAGE, max_delete = EXIT_MAX_DELETE,
@@ -28,6 +56,10 @@ local OUTPUT_ERROR = "cannot write to standard output: "
 -- sinks called from inside a transfer.
 local function checked_output(stream)
   local w = {}
+  if stream == io.stdout and closed_std.stdout then
+    -- Closed by the caller: every write is one that failed.
+    stream = { write = function() return nil, "Bad file descriptor" end, flush = function() return true end }
+  end
   -- Raised as a string: a table raised inside a transfer's callbacks
   -- reaches main as "on_done: error object is not a string".
   local function fail(e) error(OUTPUT_ERROR .. tostring(e), 0) end
@@ -302,6 +334,7 @@ local function copy_one(ctx, s, d, verb)
       if verb == "move" then usage("mv: standard input cannot be moved") end
       if key == "" or key:sub(-1) == "/" then usage("cp -: the destination needs a key") end
       if ctx.dry then return ctx.would("upload: - to " .. d.url) end
+      if closed_std.stdin then return ctx.fail(d.url, local_error("standard input is closed: nothing uploaded")) end
       topts.progress = on_progress
       topts.content_type = o["content-type"]
       local res, err = c:upload_stream(d.bucket, key, io.stdin, topts)
