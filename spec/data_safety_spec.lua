@@ -355,6 +355,23 @@ for _, srv in ipairs(servers.list()) do
         end)
       end)
 
+      it("never syncs the state directory when it lies in the local tree (other pairs' states included)", function()
+        fixture()
+        local env = ENV .. " XDG_STATE_HOME=" .. q(root .. "/tree/.st")
+        for _, line in ipairs{ "sync $L $B/stA/", "sync $L $B/stB/", "sync --no-state $L $B/stC/",
+          "sync --delete $B/stA/ $L" } do
+          local rc, _, err = run(CMD .. " " .. expand(line), env)
+          assert.equals(0, rc, line .. ": " .. err)
+        end
+        for o in c:list_objects_iter(bucket) do
+          assert(o)
+          assert.is_nil(o.key:find(".st/", 1, true), o.key)
+        end
+        local ok, found = servers.sh("find " .. q(root .. "/tree/.st") .. " -name '*.state' | wc -l")
+        assert(ok)
+        assert.equals("3", found:match("%d+")) -- stA, stB, and stA's download pair: none deleted
+      end)
+
       -- A backup inside the destination (or a remote source) is listed as a
       -- part of it: re-moved into itself on every run, or a backed-up key
       -- written over a destination key. Refused, nothing sent or changed.

@@ -242,10 +242,17 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
   local new_state = {}
   -- A state file inside the local tree (a `state` path or $XDG_STATE_HOME
   -- there) is not a file of the sync: never uploaded, never deleted.
+  -- The same for the whole state directory (every pair's state, their
+  -- temporary files), whether or not this run keeps a state, and for a
+  -- `state` file's temporary files (<file>.tmp-<hex>).
   local skip_path
-  if state_path then
-    local root_abs, st_abs = state_mod.abs_path(local_side.root), state_mod.abs_path(state_path)
-    if st_abs:sub(1, #root_abs + 1) == root_abs .. "/" then skip_path = local_side.root .. st_abs:sub(#root_abs + 1) end
+  if local_side then
+    local root_abs = state_mod.abs_path(local_side.root)
+    local function inside(p)
+      local a = p and state_mod.abs_path(p)
+      if a and a:sub(1, #root_abs + 1) == root_abs .. "/" then return local_side.root .. a:sub(#root_abs + 1) end
+    end
+    skip_path = { file = inside(state_path), dir = inside(state_mod.state_dir()) }
   end
 
   local keep = filter_mod.from_opts(opts)
