@@ -56,6 +56,16 @@ describe("objstore command line: usage", function()
       { "cp --bwlimit 0 s3://bucket-x/k /tmp/h17f-never", "needs a size from 1" },
       { "sync --bwlimit 2.5 . s3://bucket-x", "needs a size" },
       { "sync --bwlimit 8MiBx . s3://bucket-x", "needs a size" },
+      -- accepted and ignored before: no walk and no state between two remote trees, no mtime
+      -- window for content or size, a move compares content
+      { "sync --no-state s3://bucket-x/a/ s3://bucket-x/b/", "--no-state applies when" },
+      { "sync --state-file /tmp/s s3://bucket-x/a/ s3://bucket-x/b/", "--state-file applies when" },
+      { "cp -r --follow-symlinks s3://bucket-x/a/ s3://bucket-x/b/", "--follow-symlinks applies when" },
+      { "check --follow-symlinks s3://bucket-x/a/ s3://bucket-x/b/", "--follow-symlinks applies when" },
+      { "sync --checksum --modify-window 2 . s3://bucket-x", "--modify-window applies to" },
+      { "check --size-only --modify-window 2 . s3://bucket-x", "--modify-window applies to" },
+      { "mv -r --size-only . s3://bucket-x", "a move compares content" },
+      { "mv -r --modify-window 2 . s3://bucket-x", "a move compares content" },
       { "presign --method POST s3://bucket-x/k", "--method must be" },
       { "rm s3://bucket-x", "give a key, or -r" },
       { "cp - ./here", "one side must be" },

@@ -211,6 +211,14 @@ for _, srv in ipairs(servers.list()) do
         end
       end)
 
+      it("a --dry-run -q prints nothing on stdout, for every writing command", function()
+        for _, row in ipairs(WRITERS) do
+          local rc, out = run(CMD .. " " .. expand(row .. " --dry-run -q"), ENV)
+          assert.equals(0, rc, row)
+          assert.equals("", out, row)
+        end
+      end)
+
       -- Invariant 2: no source goes without its verified copy.
       describe("moves", function()
         before_each(function()

@@ -201,9 +201,29 @@ local function backup_of(value, d)
   return { bucket = b.bucket, prefix = b.key }
 end
 
+--- The flags of the comparison and of the local walk, where they would do
+-- nothing: between two remote trees there is no walk and no sync state; a
+-- modification window means nothing to --checksum or --size-only; a move
+-- compares content wherever it can (--size-only, --modify-window unused).
+local function check_compare_flags(o, s, d, move)
+  if s.kind == "remote" and d.kind == "remote" then
+    for _, f in ipairs{ "state-file", "no-state", "follow-symlinks" } do
+      if o[f] then usage("--" .. f .. " applies when one side is a local directory") end
+    end
+  end
+  if o["modify-window"] and (o.checksum or o["size-only"]) then
+    usage("--modify-window applies to the size and modification time comparison (not with --checksum or --size-only)")
+  end
+  if move then
+    for _, f in ipairs{ "size-only", "modify-window" } do
+      if o[f] then usage("--" .. f .. ": a move compares content wherever it can, never size or times alone") end
+    end
+  end
+end
+
 --- Flags whose meaning depends on the direction or on another flag: given
 -- where they would do nothing, they are usage errors.
-local function check_sync_flags(o, s, d)
+local function check_sync_flags(o, s, d, move)
   for _, f in ipairs{ "max-delete", "force", "backup", "delete-excluded" } do
     if o[f] and not o.delete then usage("--" .. f .. " needs --delete") end
   end
@@ -212,12 +232,13 @@ local function check_sync_flags(o, s, d)
     usage("--bwlimit: a server-side copy moves no bytes through this machine")
   end
   if o.checksum and o["size-only"] then usage("--checksum and --size-only exclude each other") end
+  check_compare_flags(o, s, d, move)
 end
 
 --- Runs objstore.sync (or check) with the command's options, printing as it goes.
 local function run_sync(ctx, s, d, extra)
   local o = ctx.opts
-  check_sync_flags(o, s, d)
+  check_sync_flags(o, s, d, extra and extra.move)
   if s.kind == "local" then
     local mode = lfs.attributes(s.path, "mode")
     if mode == nil then
@@ -244,7 +265,7 @@ local function run_sync(ctx, s, d, extra)
       if o.json then
         ctx.json{ type = "action", action = a.action, key = a.key, reason = a.reason, size = a.size,
           dry_run = dry or nil }
-      elseif dry and a.action ~= "skip" then
+      elseif dry and a.action ~= "skip" and not o.quiet then
         ctx.out:write(format("(dry run) %s %s (%s)\n", a.action, a.key, tostring(a.reason)))
       end
       if a.action ~= "skip" or not dry then ctx.progress.file(a.action ~= "skip" and not dry and a.size or 0) end
@@ -602,6 +623,7 @@ end
 function C.check(ctx, pos)
   local s, d = sides(pos, "check")
   if ctx.opts.checksum and ctx.opts["size-only"] then usage("--checksum and --size-only exclude each other") end
+  check_compare_flags(ctx.opts, s, d, false)
   if s.kind == "local" and lfs.attributes(s.path, "mode") ~= "directory" then
     return ctx.fail(s.path, local_error("no such directory"))
   end
