@@ -380,6 +380,19 @@ for _, srv in ipairs(servers.list()) do
         assert.equals("3", found:match("%d+")) -- stA, stB, and stA's download pair: none deleted
       end)
 
+      it("leaves remote keys with objstore's own temporary names alone both ways (never deleted, never downloaded)",
+        function()
+          fixture()
+          local own = { "dst/db.objstore-cp", "dst/sub/x.objstore-part", "dst/y.objstore-tmp-0123456789abcdef" }
+          for _, k in ipairs(own) do assert(c:put_object(bucket, k, "not objstore's: " .. k)) end
+          local rc, _, err = run(CMD .. " " .. expand("sync --delete $L $B/dst/"), ENV)
+          assert.equals(0, rc, err)
+          for _, k in ipairs(own) do assert.is_truthy(c:head_object(bucket, k), k) end
+          rc, _, err = run(CMD .. " " .. expand("sync $B/dst/ $E/own/"), ENV)
+          assert.equals(0, rc, err)
+          assert.is_nil(snapshot(root .. "/empty"):find("objstore-", 1, true))
+        end)
+
       -- A backup inside the destination (or a remote source) is listed as a
       -- part of it: re-moved into itself on every run, or a backed-up key
       -- written over a destination key. Refused, nothing sent or changed.

@@ -284,8 +284,16 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
     end
   end
 
+  -- A remote key with one of objstore's own names (<x>.objstore-part,
+  -- .objstore-tmp-<hex>, .objstore-cp, ...) is left out as the walk leaves
+  -- such files out: never downloaded (the local side would never see it
+  -- again) and never deleted (a file of that name is never uploaded).
   local function pull(iter, which)
     local e, err = iter()
+    while e and e.key and walk.own_file(e.rel) do
+      notice(e.key .. ": an objstore temporary name: left out")
+      e, err = iter()
+    end
     if e == false then
       listing_failed = true
       result.failed = result.failed + 1
