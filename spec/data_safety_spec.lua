@@ -484,6 +484,30 @@ for _, srv in ipairs(servers.list()) do
           assert.is_nil(c:head_object(bucket, "stdin-closed"))
         end)
 
+        it("are non-zero, with no temporary file left, when stdout is a pipe closed early (SIGPIPE ignored)",
+          function()
+            for i = 1, 20 do assert(c:put_object(bucket, "piped/f" .. i, string.rep("p", 100 * 1000))) end
+            local dir = servers.tmpdir()
+            -- `true` reads nothing and exits: the first JSON line meets a closed pipe.
+            os.execute(string.format("bash -c %s", q(string.format("%s %s %s | true; echo ${PIPESTATUS[0]} >%s/rc",
+              ENV, CMD, expand("sync --json --concurrency 8 $B/piped/ $E/piped/") .. " 2>/dev/null", q(dir)))))
+            local rc = tonumber((servers.read_file(dir .. "/rc") or ""):match("%d+"))
+            servers.sh("rm -rf " .. q(dir))
+            assert.is_true(rc == 1, "exit " .. tostring(rc))
+            assert.is_nil(snapshot(root .. "/empty"):find("objstore-", 1, true))
+          end)
+
+        it("are 129 on SIGHUP (a closed terminal), with no part file left", function()
+          assert(c:put_object(bucket, "hup/big", string.rep("h", 3 * 1000 * 1000)))
+          local dir = servers.tmpdir()
+          os.execute(string.format("%s %s %s >/dev/null 2>&1 </dev/null & pid=$!; sleep 1; kill -HUP $pid; wait $pid; "
+            .. "echo $? >%s/rc", ENV, CMD, expand("cp --concurrency 1 --bwlimit 1M $B/hup/big $E/hup/"), q(dir)))
+          local rc = tonumber((servers.read_file(dir .. "/rc") or ""):match("%d+"))
+          servers.sh("rm -rf " .. q(dir))
+          assert.equals(129, rc)
+          assert.is_nil(snapshot(root .. "/empty"):find("objstore-", 1, true))
+        end)
+
         it("are non-zero for a local source directory that does not exist", function()
           for _, line in ipairs{ "sync $E/nothing $B/dst/", "cp -r $E/nothing $B/dst/", "mv -r $E/nothing $B/dst/",
             "check $E/nothing $B/dst/" } do

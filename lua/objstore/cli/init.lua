@@ -660,15 +660,16 @@ end
 --- main(argv, out, err) -> exit code
 function _M.main(argv, out, err)
   out, err = checked_output(out or io.stdout), err or io.stderr
-  -- SIGINT/SIGTERM raise "interrupted (SIGINT|SIGTERM)" where Lua runs next
+  -- SIGINT/SIGTERM/SIGHUP raise "interrupted (SIGINT|SIGTERM|SIGHUP)" where Lua runs next
   -- (transfers stop within ~100 ms), so downloads remove their part files
-  -- and uploads abort their multipart uploads before the exit: 130 / 143,
+  -- and uploads abort their multipart uploads before the exit: 130 / 143 / 129,
   -- as a shell reports a death by those signals.
   local signal = require("objstore.core").signal
   signal.trap()
   local function interrupted()
     err:write("objstore: interrupted\n")
-    return signal.pending() == "TERM" and 143 or EXIT_INTERRUPTED
+    local sig = signal.pending()
+    return sig == "TERM" and 143 or sig == "HUP" and 129 or EXIT_INTERRUPTED
   end
   -- Global options may come before the command: `objstore --endpoint URL ls`.
   local i = 1
