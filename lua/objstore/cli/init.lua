@@ -329,6 +329,7 @@ end
 -- written to during its upload is not removed by a move.
 local function unchanged(path, before)
   local a = lfs.attributes(path)
+  if a == nil and lfs.symlinkattributes(path) == nil then return true end -- gone: nothing left to lose
   return a ~= nil and a.mode == "file" and a.ino == before.ino and a.dev == before.dev and a.size == before.size
     and a.modification == before.modification and a.change == before.change
 end
@@ -449,7 +450,9 @@ function C.mv(ctx, pos)
   end
   if s.kind == "local" then
     local ok, rerr = os.remove(s.path)
-    if not ok then ctx.fail(what, local_error("copied, but the source could not be removed: " .. tostring(rerr))) end
+    if not ok and lfs.symlinkattributes(s.path) then
+      ctx.fail(what, local_error("copied, but the source could not be removed: " .. tostring(rerr)))
+    end
   else
     -- The object copied, still: one another writer replaced meanwhile (its
     -- ETag is no longer the one copied) is kept.
