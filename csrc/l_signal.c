@@ -21,7 +21,9 @@ static lua_State *main_L; /* where the hook goes: the thread lua.c runs */
 static int defer_depth;   /* inside a C run loop: the error waits for its end */
 
 static int raise_interrupt(lua_State *L, int sig) {
-  lua_pushstring(L, sig == SIGTERM ? "interrupted (SIGTERM)" : "interrupted (SIGINT)");
+  lua_pushstring(L, sig == SIGTERM  ? "interrupted (SIGTERM)"
+                   : sig == SIGHUP ? "interrupted (SIGHUP)"
+                                   : "interrupted (SIGINT)");
   return lua_error(L);
 }
 
@@ -76,7 +78,7 @@ static int l_pending(lua_State *L) {
   if (sig == 0) {
     lua_pushnil(L);
   } else {
-    lua_pushstring(L, sig == SIGTERM ? "TERM" : "INT");
+    lua_pushstring(L, sig == SIGTERM ? "TERM" : sig == SIGHUP ? "HUP" : "INT");
   }
   return 1;
 }

@@ -1,5 +1,5 @@
 /*
- * SIGINT / SIGTERM noticed through flags: see os_signal.h.
+ * SIGINT / SIGTERM / SIGHUP noticed through flags: see os_signal.h.
  */
 #include "os_signal.h"
 
@@ -30,7 +30,13 @@ int os_signal_trap(void (*notify)(int signo)) {
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = SA_RESTART; /* reads and writes go on; poll returns EINTR anyway */
   notify_fn = notify;
-  if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0) return -1;
+  if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0 ||
+      sigaction(SIGHUP, &sa, NULL) != 0)
+    return -1;
+  /* A closed pipe on stdout (`objstore sync --json ... | head`) is a write
+   * that fails with EPIPE, reported and cleaned up after like any other,
+   * not a death that leaves temporary files behind. */
+  signal(SIGPIPE, SIG_IGN);
   trapped = 1;
   return 0;
 }

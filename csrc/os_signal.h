@@ -1,5 +1,7 @@
 /*
- * SIGINT and SIGTERM for the command line: noticed, not acted on at once.
+ * SIGINT, SIGTERM and SIGHUP (a closed terminal) for the command line:
+ * noticed, not acted on at once; SIGPIPE is ignored (a write to a closed
+ * pipe fails with EPIPE instead).
  * The handler records the signal (and calls the hook the binding gave it,
  * which only arms a Lua hook), so the code running when it arrives ends
  * its transfers, removes its temporary files and aborts its multipart
@@ -10,14 +12,14 @@
 #ifndef OBJSTORE_OS_SIGNAL_H
 #define OBJSTORE_OS_SIGNAL_H
 
-/* Installs the handlers for SIGINT and SIGTERM; notify(signo) is called
+/* Installs the handlers for SIGINT, SIGTERM and SIGHUP, ignores SIGPIPE; notify(signo) is called
  * from the handler (it must be async-signal-safe). 0 | -1 with errno. */
 int os_signal_trap(void (*notify)(int signo));
 
 /* Whether os_signal_trap has run. */
 int os_signal_trapped(void);
 
-/* The first signal received (SIGINT or SIGTERM), or 0; it stays. */
+/* The first signal received (SIGINT, SIGTERM or SIGHUP), or 0; it stays. */
 int os_signal_pending(void);
 
 /* The signal not yet turned into an error (see os_signal_take), or 0: the

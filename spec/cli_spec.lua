@@ -51,6 +51,21 @@ describe("objstore command line: usage", function()
       { "cat s3://bucket-x", "needs a key" },
       { "sync --concurrency lots . s3://bucket-x", "needs a whole number" },
       { "sync --part-size huge . s3://bucket-x", "needs a size" },
+      -- 0 reached upload_file/download_file, which raised; a fraction of a byte was floored.
+      { "cp --bwlimit 0 /etc/hostname s3://bucket-x/k", "needs a size from 1" },
+      { "cp --bwlimit 0 s3://bucket-x/k /tmp/h17f-never", "needs a size from 1" },
+      { "sync --bwlimit 2.5 . s3://bucket-x", "needs a size" },
+      { "sync --bwlimit 8MiBx . s3://bucket-x", "needs a size" },
+      -- accepted and ignored before: no walk and no state between two remote trees, no mtime
+      -- window for content or size, a move compares content
+      { "sync --no-state s3://bucket-x/a/ s3://bucket-x/b/", "--no-state applies when" },
+      { "sync --state-file /tmp/s s3://bucket-x/a/ s3://bucket-x/b/", "--state-file applies when" },
+      { "cp -r --follow-symlinks s3://bucket-x/a/ s3://bucket-x/b/", "--follow-symlinks applies when" },
+      { "check --follow-symlinks s3://bucket-x/a/ s3://bucket-x/b/", "--follow-symlinks applies when" },
+      { "sync --checksum --modify-window 2 . s3://bucket-x", "--modify-window applies to" },
+      { "check --size-only --modify-window 2 . s3://bucket-x", "--modify-window applies to" },
+      { "mv -r --size-only . s3://bucket-x", "a move compares content" },
+      { "mv -r --modify-window 2 . s3://bucket-x", "a move compares content" },
       { "presign --method POST s3://bucket-x/k", "--method must be" },
       { "rm s3://bucket-x", "give a key, or -r" },
       { "cp - ./here", "one side must be" },
@@ -283,3 +298,22 @@ for _, srv in ipairs(servers.list()) do
     end)
   end
 end
+
+describe("objstore command line: progress counts", function()
+  it("counts a finished file's bytes once, whether or not its transfer reported progress", function()
+    local progress = require "objstore.cli.progress"
+    local lines = {}
+    local sink = { write = function(_, ...) lines[#lines + 1] = table.concat({ ... }) end, flush = function() end }
+    local p = progress.new{ mode = "plain", out = sink, err = sink }
+    p.bytes(1000, 3000)
+    p.bytes(3000, 3000)
+    p.file(3000) -- the same file, finished: 3000 bytes in all, not 6000
+    assert.equals(3000, p.state.bytes)
+    p.bytes(500, 2000) -- the next file
+    assert.equals(3500, p.state.bytes)
+    assert.equals(5000, p.state.total_bytes)
+    p.file(2000)
+    p.file(100) -- a file without progress reports
+    assert.equals(5100, p.state.bytes)
+  end)
+end)

@@ -211,6 +211,14 @@ for _, srv in ipairs(servers.list()) do
         end
       end)
 
+      it("a --dry-run -q prints nothing on stdout, for every writing command", function()
+        for _, row in ipairs(WRITERS) do
+          local rc, out = run(CMD .. " " .. expand(row .. " --dry-run -q"), ENV)
+          assert.equals(0, rc, row)
+          assert.equals("", out, row)
+        end
+      end)
+
       -- Invariant 2: no source goes without its verified copy.
       describe("moves", function()
         before_each(function()
@@ -259,6 +267,77 @@ for _, srv in ipairs(servers.list()) do
           assert.truthy(lfs.attributes(root .. "/tree/a.txt"))
         end)
 
+        -- A file appended to while it is uploaded: the object holds the
+        -- bytes read, the file has more; removing it would lose them.
+        for _, row in ipairs{ { "mv --bwlimit 1M $L/big.bin $B/grown/", "big.bin" },
+          { "mv -r --bwlimit 1M $L $B/grown-r/", "big.bin" } } do
+          it("keep a local source written to during its upload: " .. row[1], function()
+            local path = root .. "/tree/" .. row[2]
+            write(path, string.rep("z", 3 * 1000 * 1000))
+            servers.sh("(sleep 1; printf appended >> " .. q(path) .. ") >/dev/null 2>&1 &")
+            local rc, _, err = run(CMD .. " " .. expand(row[1]), ENV)
+            servers.sh("sleep 1")
+            assert.equals(1, rc, err)
+            assert.equals(3 * 1000 * 1000 + 8, lfs.attributes(path, "size"))
+            assert.matches("changed", err)
+          end)
+        end
+
+        it("keep a remote source another writer replaced after it was copied (mv -r down)", function()
+          for i = 1, 5 do assert(c:put_object(bucket, "slow/f" .. i, string.rep("v", 200 * 1000))) end
+          -- f1 is downloaded first (1 s at 200K/s, one at a time), then replaced while f2.. follow.
+          local lua = LUA .. " -e " .. q("package.path='lua/?.lua;lua/?/init.lua;'..package.path "
+            .. "package.cpath='build/" .. (jit and "luajit" or LUA) .. "/?.so;'..package.cpath "
+            .. "local o=require'objstore' local c=o.new{endpoint=os.getenv'E',region=os.getenv'R',"
+            .. "credentials={access_key=os.getenv'A',secret_key=os.getenv'S'}} "
+            .. "assert(c:put_object(os.getenv'B','slow/f1','the new version'))")
+          servers.sh(string.format("(sleep 2; E=%s R=%s A=%s S=%s B=%s %s) >/dev/null 2>&1 &", q(srv.endpoint),
+            q(srv.region), q(srv.access_key), q(srv.secret_key), q(bucket), lua))
+          local rc, _, err = run(CMD .. " " .. expand("mv -r --bwlimit 200K --concurrency 1 $B/slow/ $E/slow/"), ENV)
+          assert.equals(1, rc, err)
+          assert.matches("SourceChanged", err)
+          assert.equals("the new version", assert(c:get_object(bucket, "slow/f1")).body)
+          assert.is_nil(c:head_object(bucket, "slow/f2"))
+        end)
+
+        -- mv of one object: another writer replaces it right after its copy
+        -- (in process: the client's copy call is wrapped to do so).
+        for _, row in ipairs{ "mv $B/src/x.txt $E/x-moved.txt", "mv $B/src/x.txt $B/moved-one/x.txt" } do
+          it("keep a remote source replaced between its copy and its removal: " .. row, function()
+            local objstore = require "objstore"
+            local cli = require "objstore.cli"
+            local real_new = objstore.new
+            objstore.new = function(o)
+              o.access_key, o.secret_key, o.region = srv.access_key, srv.secret_key, srv.region
+              o.profile = nil
+              local cl = real_new(o)
+              for _, m in ipairs{ "download_file", "copy_large" } do
+                local real = cl[m]
+                cl[m] = function(self, ...)
+                  local res, err = real(self, ...)
+                  assert(c:put_object(bucket, "src/x.txt", "replaced meanwhile\n"))
+                  return res, err
+                end
+              end
+              return cl
+            end
+            local argv = {}
+            for w in expand(row):gsub("'", ""):gmatch("%S+") do argv[#argv + 1] = w end
+            table.insert(argv, 2, "--endpoint")
+            table.insert(argv, 3, srv.endpoint)
+            table.insert(argv, 4, "-q")
+            local errs = {}
+            local sink = { write = function(_, ...) errs[#errs + 1] = table.concat({ ... }) return true end,
+              flush = function() return true end }
+            local ok, rc = pcall(cli.main, argv, sink, sink)
+            objstore.new = real_new
+            assert.is_true(ok, tostring(rc))
+            assert.equals(1, rc, table.concat(errs))
+            assert.matches("SourceChanged", table.concat(errs))
+            assert.equals("replaced meanwhile\n", assert(c:get_object(bucket, "src/x.txt")).body)
+          end)
+        end
+
         it("refuse to move onto itself or into an overlapping prefix, deleting nothing", function()
           local before = remote_snapshot()
           for _, line in ipairs{ "mv $B/src/x.txt $B/src/x.txt", "mv -r $B/src/ $B/src/", "mv -r $B/src/ $B/src/deep/",
@@ -282,6 +361,60 @@ for _, srv in ipairs(servers.list()) do
           local got = assert(c:get_object(bucket, "dst2/a.txt"))
           assert.equals("alpha\n", got.body)
         end)
+      end)
+
+      it("never syncs the state directory when it lies in the local tree (other pairs' states included)", function()
+        fixture()
+        local env = ENV .. " XDG_STATE_HOME=" .. q(root .. "/tree/.st")
+        for _, line in ipairs{ "sync $L $B/stA/", "sync $L $B/stB/", "sync --no-state $L $B/stC/",
+          "sync --delete $B/stA/ $L" } do
+          local rc, _, err = run(CMD .. " " .. expand(line), env)
+          assert.equals(0, rc, line .. ": " .. err)
+        end
+        for o in c:list_objects_iter(bucket) do
+          assert(o)
+          assert.is_nil(o.key:find(".st/", 1, true), o.key)
+        end
+        local ok, found = servers.sh("find " .. q(root .. "/tree/.st") .. " -name '*.state' | wc -l")
+        assert(ok)
+        assert.equals("3", found:match("%d+")) -- stA, stB, and stA's download pair: none deleted
+      end)
+
+      it("leaves remote keys with objstore's own temporary names alone both ways (never deleted, never downloaded)",
+        function()
+          fixture()
+          local own = { "dst/db.objstore-cp", "dst/sub/x.objstore-part", "dst/y.objstore-tmp-0123456789abcdef" }
+          for _, k in ipairs(own) do assert(c:put_object(bucket, k, "not objstore's: " .. k)) end
+          local rc, _, err = run(CMD .. " " .. expand("sync --delete $L $B/dst/"), ENV)
+          assert.equals(0, rc, err)
+          for _, k in ipairs(own) do assert.is_truthy(c:head_object(bucket, k), k) end
+          rc, _, err = run(CMD .. " " .. expand("sync $B/dst/ $E/own/"), ENV)
+          assert.equals(0, rc, err)
+          assert.is_nil(snapshot(root .. "/empty"):find("objstore-", 1, true))
+        end)
+
+      -- A backup inside the destination (or a remote source) is listed as a
+      -- part of it: re-moved into itself on every run, or a backed-up key
+      -- written over a destination key. Refused, nothing sent or changed.
+      describe("backups overlapping a side", function()
+        before_each(function()
+          fixture()
+          fp:clear()
+        end)
+        for _, line in ipairs{ "sync $L $B/dst/ --delete --backup $B/dst/bk/", "sync $L $B/dst/ --delete --backup $B/",
+          "sync $B/src/ $B/dst/ --delete --backup $B/src/bk/", "sync $B/dst/ $L --delete --backup $L/bk",
+          "sync $B/dst/ $L --delete --backup $L/.." } do
+          it("are refused: " .. line, function()
+            local before_local, before_remote = snapshot(root), remote_snapshot()
+            assert(fp:reset_stats())
+            local rc, _, err = run(CMD .. " " .. expand(line), ENV)
+            assert.equals(1, rc, err)
+            assert.matches("overlaps", err)
+            assert.equals(0, (writes(fp)))
+            assert.equals(before_remote, remote_snapshot())
+            assert.equals(before_local, snapshot(root))
+          end)
+        end
       end)
 
       -- Invariant 3: an incomplete listing or walk deletes nothing.
@@ -393,6 +526,59 @@ for _, srv in ipairs(servers.list()) do
             local rc, _, err = run(CMD .. " " .. expand(line), ENV, "/dev/full")
             assert.equals(1, rc, line .. ": " .. err)
           end
+        end)
+
+        it("are 1 with the reason when stdout fails inside a transfer (--json actions), temporary files gone",
+          function()
+            for _, line in ipairs{ "sync --json $B/src/ $E/json/", "cp -r --json $L $B/json/",
+              "mv -r --json $B/src/ $E/json2/" } do
+              local rc, _, err = run(CMD .. " " .. expand(line), ENV, "/dev/full")
+              assert.equals(1, rc, line .. ": " .. err)
+              assert.matches("cannot write to standard output", err, 1, true)
+              assert.is_nil(err:find("error object is not a string", 1, true), err)
+            end
+            assert.is_nil(snapshot(root .. "/empty"):find("objstore-", 1, true))
+          end)
+
+        it("are 1 when stdout or stdin is closed (>&-, <&-): their descriptors are not reused", function()
+          -- Closed, fd 1 became the first socket opened: ls said 0, sync
+          -- --json wrote its lines into an HTTP connection.
+          for _, line in ipairs{ "ls $B", "ls -r --json $B", "sync --json $B/src/ $E/closed/", "cat $B/src/x.txt" } do
+            local rc, _, err = run(CMD .. " " .. expand(line), ENV, "&-")
+            assert.equals(1, rc, line .. ": " .. err)
+            assert.matches("cannot write to standard output", err, 1, true)
+          end
+          local dir = servers.tmpdir()
+          os.execute(string.format("%s %s %s <&- >/dev/null 2>%s/err; echo $? >%s/rc", ENV, CMD,
+            expand("cp - $B/stdin-closed"), q(dir), q(dir)))
+          assert.equals("1", (servers.read_file(dir .. "/rc") or ""):match("%d+"))
+          assert.matches("standard input is closed", servers.read_file(dir .. "/err") or "", 1, true)
+          servers.sh("rm -rf " .. q(dir))
+          assert.is_nil(c:head_object(bucket, "stdin-closed"))
+        end)
+
+        it("are non-zero, with no temporary file left, when stdout is a pipe closed early (SIGPIPE ignored)",
+          function()
+            for i = 1, 20 do assert(c:put_object(bucket, "piped/f" .. i, string.rep("p", 100 * 1000))) end
+            local dir = servers.tmpdir()
+            -- `true` reads nothing and exits: the first JSON line meets a closed pipe.
+            os.execute(string.format("bash -c %s", q(string.format("%s %s %s | true; echo ${PIPESTATUS[0]} >%s/rc",
+              ENV, CMD, expand("sync --json --concurrency 8 $B/piped/ $E/piped/") .. " 2>/dev/null", q(dir)))))
+            local rc = tonumber((servers.read_file(dir .. "/rc") or ""):match("%d+"))
+            servers.sh("rm -rf " .. q(dir))
+            assert.is_true(rc == 1, "exit " .. tostring(rc))
+            assert.is_nil(snapshot(root .. "/empty"):find("objstore-", 1, true))
+          end)
+
+        it("are 129 on SIGHUP (a closed terminal), with no part file left", function()
+          assert(c:put_object(bucket, "hup/big", string.rep("h", 3 * 1000 * 1000)))
+          local dir = servers.tmpdir()
+          os.execute(string.format("%s %s %s >/dev/null 2>&1 </dev/null & pid=$!; sleep 1; kill -HUP $pid; wait $pid; "
+            .. "echo $? >%s/rc", ENV, CMD, expand("cp --concurrency 1 --bwlimit 1M $B/hup/big $E/hup/"), q(dir)))
+          local rc = tonumber((servers.read_file(dir .. "/rc") or ""):match("%d+"))
+          servers.sh("rm -rf " .. q(dir))
+          assert.equals(129, rc)
+          assert.is_nil(snapshot(root .. "/empty"):find("objstore-", 1, true))
         end)
 
         it("are non-zero for a local source directory that does not exist", function()

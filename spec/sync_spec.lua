@@ -526,7 +526,7 @@ describe("sync option and argument checks (issue 17)", function()
     local bad = {
       concurrency = { 0, -1, 2.5, 0 / 0, math.huge, 1025, 1e6, "8" },
       max_delete = { -1, 2.5, 0 / 0, math.huge },
-      bwlimit = { -1, 0 / 0, math.huge, -math.huge },
+      bwlimit = { -1, 0 / 0, math.huge, -math.huge, 2 ^ 53, 1e300 },
       modify_window = { -1, 0 / 0, math.huge },
       part_size = { 1024, 5 * 1024 * 1024 - 1, 5 * 1024 * 1024 + 0.5, 6 * 1024 * 1024 * 1024, 0 / 0, math.huge },
       multipart_threshold = { -1, 2.5, 0 / 0, math.huge, 6 * 1024 * 1024 * 1024 },
@@ -547,6 +547,22 @@ describe("sync option and argument checks (issue 17)", function()
       modify_window = 2.5, part_size = 5 * 1024 * 1024, multipart_threshold = 0, dry_run = true })
     assert.is_nil(res)
     assert.is_table(err)
+  end)
+
+  it("refuses a bwlimit the transport cannot hold (2^53, 1e300) in upload_file and download_file, before any "
+    .. "request", function()
+    local sent = 0
+    local c2 = objstore.new{ endpoint = "http://127.0.0.1:9", access_key = "a", secret_key = "b",
+      region = "us-east-1", hooks = { on_request = function() sent = sent + 1 end } }
+    for _, v in ipairs{ 2 ^ 53, 2 ^ 60, 1e300 } do
+      local ok, err = pcall(c2.upload_file, c2, "b", "k", "/etc/hostname", { bwlimit = v })
+      assert.is_false(ok)
+      assert.matches("argument #4 (opts.bwlimit)", err, 1, true)
+      ok, err = pcall(c2.download_file, c2, "b", "k", "/tmp/never-written-h17f", { bwlimit = v })
+      assert.is_false(ok)
+      assert.matches("argument #4 (opts.bwlimit)", err, 1, true)
+    end
+    assert.equals(0, sent)
   end)
 
   it("fails on a local source that does not exist or is not a directory, before any request", function()

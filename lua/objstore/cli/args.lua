@@ -31,7 +31,7 @@ _M.FLAGS = {
   expires = { "int", 1, 604800 },
   ["modify-window"] = { "seconds", 0, 366 * 86400 },
   ["part-size"] = { "size", 5 * MiB, 5 * GiB },
-  bwlimit = { "size", 0, 1e12 },
+  bwlimit = { "size", 1, 1e12 },
 }
 
 --- Flags every command takes (they may also come before the command).
@@ -80,6 +80,8 @@ function _M.size(s)
     g = GiB, gb = GiB, gib = GiB, t = 1024 * GiB, tb = 1024 * GiB, tib = 1024 * GiB }
   local m = n and mult[unit:lower()]
   if not m then return nil end
+  -- A byte count is whole: "2.5" (bytes) is refused, "2.5M" is not.
+  if m == 1 and n:find(".", 1, true) and tonumber(n) % 1 ~= 0 then return nil end
   return floor(tonumber(n) * m)
 end
 

@@ -2,6 +2,32 @@
 -- a function over the library (objstore.new, the client's operations and
 -- transfers, objstore.sync / objstore.check); output and progress go
 -- through objstore.cli.progress. See objstore.cli.help for the commands.
+-- Standard streams closed by the caller (`objstore ... >&-`): their
+-- descriptors would be reused by the first file or socket opened (a
+-- download's temporary file, an HTTP connection), and stdout's bytes would
+-- land there. Each closed one is taken by /dev/null before anything else
+-- is opened, and remembered: a write to a closed stdout fails (exit 1),
+-- a closed stdin is no input.
+local closed_std, std_holders = {}, {}
+do
+  local EBADF = 9
+  local function closed(f)
+    local ok, _, code = f:seek("cur")
+    return not ok and code == EBADF
+  end
+  for _ = 1, 3 do
+    local any = false
+    for name, f in pairs{ stdin = io.stdin, stdout = io.stdout, stderr = io.stderr } do
+      if closed(f) then
+        closed_std[name] = true
+        any = true
+      end
+    end
+    if not any then break end
+    std_holders[#std_holders + 1] = io.open("/dev/null", "r+")
+  end
+end
+
 local objstore = require "objstore"
 local args = require "objstore.cli.args"
 local help = require "objstore.cli.help"
@@ -18,6 +44,8 @@ local format = string.format
 local function safe(v) return log.escape_control(tostring(v)) end
 
 local _M = {}
+-- Held for the life of the process (a collected handle would free its descriptor).
+_M.std_holders = std_holders
 
 local EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MAX_DELETE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 _M.EXIT = { ok = EXIT_OK, failed = EXIT_FAILED, usage = EXIT_USAGE, max_delete = EXIT_MAX_DELETE,
@@ -25,13 +53,21 @@ _M.EXIT = { ok = EXIT_OK, failed = EXIT_FAILED, usage = EXIT_USAGE, max_delete =
 
 local usage = args.usage
 
+local OUTPUT_ERROR = "cannot write to standard output: "
+
 --- stdout whose every failed write (a full disk, /dev/full, a closed
 -- file) raises { output = message }: the command reports it and exits 1,
 -- never 0 with truncated output. try_write reports instead of raising, for
 -- sinks called from inside a transfer.
 local function checked_output(stream)
   local w = {}
-  local function fail(e) error({ output = "cannot write to standard output: " .. tostring(e) }, 0) end
+  if stream == io.stdout and closed_std.stdout then
+    -- Closed by the caller: every write is one that failed.
+    stream = { write = function() return nil, "Bad file descriptor" end, flush = function() return true end }
+  end
+  -- Raised as a string: a table raised inside a transfer's callbacks
+  -- reaches main as "on_done: error object is not a string".
+  local function fail(e) error(OUTPUT_ERROR .. tostring(e), 0) end
   function w.write(self, ...)
     local ok, e = stream:write(...)
     if not ok then fail(e) end
@@ -170,9 +206,29 @@ local function backup_of(value, d)
   return { bucket = b.bucket, prefix = b.key }
 end
 
+--- The flags of the comparison and of the local walk, where they would do
+-- nothing: between two remote trees there is no walk and no sync state; a
+-- modification window means nothing to --checksum or --size-only; a move
+-- compares content wherever it can (--size-only, --modify-window unused).
+local function check_compare_flags(o, s, d, move)
+  if s.kind == "remote" and d.kind == "remote" then
+    for _, f in ipairs{ "state-file", "no-state", "follow-symlinks" } do
+      if o[f] then usage("--" .. f .. " applies when one side is a local directory") end
+    end
+  end
+  if o["modify-window"] and (o.checksum or o["size-only"]) then
+    usage("--modify-window applies to the size and modification time comparison (not with --checksum or --size-only)")
+  end
+  if move then
+    for _, f in ipairs{ "size-only", "modify-window" } do
+      if o[f] then usage("--" .. f .. ": a move compares content wherever it can, never size or times alone") end
+    end
+  end
+end
+
 --- Flags whose meaning depends on the direction or on another flag: given
 -- where they would do nothing, they are usage errors.
-local function check_sync_flags(o, s, d)
+local function check_sync_flags(o, s, d, move)
   for _, f in ipairs{ "max-delete", "force", "backup", "delete-excluded" } do
     if o[f] and not o.delete then usage("--" .. f .. " needs --delete") end
   end
@@ -181,12 +237,13 @@ local function check_sync_flags(o, s, d)
     usage("--bwlimit: a server-side copy moves no bytes through this machine")
   end
   if o.checksum and o["size-only"] then usage("--checksum and --size-only exclude each other") end
+  check_compare_flags(o, s, d, move)
 end
 
 --- Runs objstore.sync (or check) with the command's options, printing as it goes.
 local function run_sync(ctx, s, d, extra)
   local o = ctx.opts
-  check_sync_flags(o, s, d)
+  check_sync_flags(o, s, d, extra and extra.move)
   if s.kind == "local" then
     local mode = lfs.attributes(s.path, "mode")
     if mode == nil then
@@ -213,7 +270,7 @@ local function run_sync(ctx, s, d, extra)
       if o.json then
         ctx.json{ type = "action", action = a.action, key = a.key, reason = a.reason, size = a.size,
           dry_run = dry or nil }
-      elseif dry and a.action ~= "skip" then
+      elseif dry and a.action ~= "skip" and not o.quiet then
         ctx.out:write(format("(dry run) %s %s (%s)\n", a.action, safe(a.key), safe(a.reason)))
       end
       if a.action ~= "skip" or not dry then ctx.progress.file(a.action ~= "skip" and not dry and a.size or 0) end
@@ -272,6 +329,16 @@ local function make_parents(path)
   return true
 end
 
+--- Whether the file at path is still the one `before` (lfs attributes)
+-- described: same inode, size, modification and change times. A file
+-- written to during its upload is not removed by a move.
+local function unchanged(path, before)
+  local a = lfs.attributes(path)
+  if a == nil and lfs.symlinkattributes(path) == nil then return true end -- gone: nothing left to lose
+  return a ~= nil and a.mode == "file" and a.ino == before.ino and a.dev == before.dev and a.size == before.size
+    and a.modification == before.modification and a.change == before.change
+end
+
 --- cp (or mv) of one file/object. Returns the result and whether the copy
 -- was verified (the condition for removing a moved source).
 local function copy_one(ctx, s, d, verb)
@@ -294,6 +361,7 @@ local function copy_one(ctx, s, d, verb)
       if verb == "move" then usage("mv: standard input cannot be moved") end
       if key == "" or key:sub(-1) == "/" then usage("cp -: the destination needs a key") end
       if ctx.dry then return ctx.would("upload: - to " .. d.url) end
+      if closed_std.stdin then return ctx.fail(d.url, local_error("standard input is closed: nothing uploaded")) end
       topts.progress = on_progress
       topts.content_type = o["content-type"]
       local res, err = c:upload_stream(d.bucket, key, io.stdin, topts)
@@ -314,6 +382,11 @@ local function copy_one(ctx, s, d, verb)
     if not res then return ctx.fail(s.path, err) end
     ctx.progress.file(attr.size)
     ctx.say(format("upload: %s to %s", s.path, target))
+    if verb == "move" and not unchanged(s.path, attr) then
+      -- Written to while it was read: what was uploaded is not the file.
+      ctx.fail(s.path, local_error("changed while it was uploaded: the source was kept"))
+      return nil
+    end
     return res, res.verified == true
   elseif s.kind == "remote" and (d.kind == "local" or d.kind == "std") then
     local c = client(ctx, s)
@@ -382,56 +455,66 @@ function C.mv(ctx, pos)
   end
   if s.kind == "local" then
     local ok, rerr = os.remove(s.path)
-    if not ok then ctx.fail(what, local_error("copied, but the source could not be removed: " .. tostring(rerr))) end
+    if not ok and lfs.symlinkattributes(s.path) then
+      ctx.fail(what, local_error("copied, but the source could not be removed: " .. tostring(rerr)))
+    end
   else
-    local ok, err = client(ctx, s):delete_object(s.bucket, s.key)
+    -- The object copied, still: one another writer replaced meanwhile (its
+    -- ETag is no longer the one copied) is kept.
+    local sc = client(ctx, s)
+    local copied = res.source_etag or res.etag
+    local h, herr = sc:head_object(s.bucket, s.key)
+    if not h then
+      if herr and herr.status == 404 then return end -- already gone
+      return ctx.fail(what, herr)
+    end
+    local function bare(e) return tostring(e):gsub('"', ""):lower() end
+    if not copied or bare(h.etag) ~= bare(copied) then
+      return ctx.fail(what, { code = "SourceChanged", message = "changed since it was copied (ETag now "
+        .. tostring(h.etag) .. ", was " .. tostring(copied) .. "): the source was kept" })
+    end
+    local ok, err = sc:delete_object(s.bucket, s.key)
     if not ok then ctx.fail(what, err) end
   end
 end
 
---- rm -r: objects under the prefix, deleted in batches of 1000 as the
--- listing goes; a listing that fails stops the run at once (exit 1):
--- batches sent before it stay deleted, nothing more is.
+--- rm -r: objects under the prefix. The whole listing is read first and
+-- only a complete one deletes anything: a listing that fails (a failing
+-- page, a repeated continuation token, a truncated page without a way
+-- on) stops the run (exit 1) with nothing deleted. Then deletes in
+-- batches of 1000. The prefix is the user's, a "/" added when it does not
+-- end in one ("p" is "p/", never "pp"; "p//" stays "p//").
 local function remove_prefix(ctx, c, loc)
-  local prefix = loc.key ~= "" and (loc.key:gsub("/+$", "") .. "/") or ""
+  local prefix = require("objstore.sync.names").prefix(loc.key)
   local keep = require("objstore.sync.filter").new(ctx.opts.filters)
-  local batch, removed = {}, 0
-  local function flush()
-    if #batch == 0 then return true end
+  local keys = {}
+  for o, err in c:list_objects_iter(loc.bucket, { prefix = prefix ~= "" and prefix or nil }) do
+    if not o then return ctx.fail(loc.url, err) end
+    -- Only what lies below the prefix, whatever the store answered.
+    if o.key:sub(1, #prefix) == prefix and keep(o.key:sub(#prefix + 1)) then keys[#keys + 1] = o.key end
+  end
+  if ctx.dry then
+    for _, k in ipairs(keys) do ctx.would("delete " .. loc.provider .. "://" .. loc.bucket .. "/" .. k) end
+    return 0
+  end
+  local removed = 0
+  for first = 1, #keys, 1000 do
+    local batch = {}
+    for i = first, math.min(first + 999, #keys) do batch[#batch + 1] = keys[i] end
     local out, err = c:delete_objects(loc.bucket, batch, { quiet = true })
     if not out then
       for _, k in ipairs(batch) do ctx.fail(k, err) end
-      batch = {}
-      return false
-    end
-    for _, e in ipairs(out.errors) do ctx.fail(e.key, e.error or e) end
-    removed = removed + #batch - #out.errors
-    ctx.progress.state.files = ctx.progress.state.files + #batch - #out.errors
-    if ctx.opts.json then
-      local bad = {}
-      for _, e in ipairs(out.errors) do bad[e.key] = true end
-      for _, k in ipairs(batch) do if not bad[k] then ctx.json{ type = "action", action = "delete", key = k } end end
-    end
-    batch = {}
-    return true
-  end
-  for o, err in c:list_objects_iter(loc.bucket, { prefix = prefix ~= "" and prefix or nil }) do
-    if not o then
-      -- The batch not yet sent stays: nothing more is deleted once the
-      -- listing is known to be incomplete.
-      return ctx.fail(loc.url, err)
-    end
-    -- Only what lies below the prefix, whatever the store answered.
-    if o.key:sub(1, #prefix) == prefix and keep(o.key:sub(#prefix + 1)) then
-      if ctx.dry then
-        ctx.would("delete " .. loc.provider .. "://" .. loc.bucket .. "/" .. o.key)
-      else
-        batch[#batch + 1] = o.key
-        if #batch == 1000 then flush() end
+    else
+      for _, e in ipairs(out.errors) do ctx.fail(e.key, e.error or e) end
+      removed = removed + #batch - #out.errors
+      ctx.progress.state.files = ctx.progress.state.files + #batch - #out.errors
+      if ctx.opts.json then
+        local bad = {}
+        for _, e in ipairs(out.errors) do bad[e.key] = true end
+        for _, k in ipairs(batch) do if not bad[k] then ctx.json{ type = "action", action = "delete", key = k } end end
       end
     end
   end
-  flush()
   return removed
 end
 
@@ -548,6 +631,7 @@ end
 function C.check(ctx, pos)
   local s, d = sides(pos, "check")
   if ctx.opts.checksum and ctx.opts["size-only"] then usage("--checksum and --size-only exclude each other") end
+  check_compare_flags(ctx.opts, s, d, false)
   if s.kind == "local" and lfs.attributes(s.path, "mode") ~= "directory" then
     return ctx.fail(s.path, local_error("no such directory"))
   end
@@ -584,15 +668,16 @@ end
 --- main(argv, out, err) -> exit code
 function _M.main(argv, out, err)
   out, err = checked_output(out or io.stdout), err or io.stderr
-  -- SIGINT/SIGTERM raise "interrupted (SIGINT|SIGTERM)" where Lua runs next
+  -- SIGINT/SIGTERM/SIGHUP raise "interrupted (SIGINT|SIGTERM|SIGHUP)" where Lua runs next
   -- (transfers stop within ~100 ms), so downloads remove their part files
-  -- and uploads abort their multipart uploads before the exit: 130 / 143,
+  -- and uploads abort their multipart uploads before the exit: 130 / 143 / 129,
   -- as a shell reports a death by those signals.
   local signal = require("objstore.core").signal
   signal.trap()
   local function interrupted()
     err:write("objstore: interrupted\n")
-    return signal.pending() == "TERM" and 143 or EXIT_INTERRUPTED
+    local sig = signal.pending()
+    return sig == "TERM" and 143 or sig == "HUP" and 129 or EXIT_INTERRUPTED
   end
   -- Global options may come before the command: `objstore --endpoint URL ls`.
   local i = 1
@@ -631,8 +716,9 @@ function _M.main(argv, out, err)
     if signal.pending() then return interrupted() end
     return res
   end
-  if type(res) == "table" and res.output then
-    err:write("objstore: ", res.output, "\n")
+  local out_err = type(res) == "string" and res:find(OUTPUT_ERROR, 1, true)
+  if out_err then
+    err:write("objstore: ", res:sub(out_err), "\n")
     return EXIT_FAILED
   end
   if args.is_usage(res) then

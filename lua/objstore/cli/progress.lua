@@ -64,17 +64,23 @@ function _M.new(o)
     end
   end
 
+  -- self.bytes = done (bytes of finished files) + the current file's
+  -- bytes so far: a finished file counts once, whether or not its
+  -- transfer reported progress first.
+  self.done = 0
+
   --- A file finished (bytes of it).
   function P.file(bytes)
     self.files = self.files + 1
-    self.bytes = self.bytes + (bytes or 0)
+    self.done = self.done + (bytes or 0)
+    self.bytes = self.done
     P.show(false)
   end
 
   --- Bytes of a transfer in progress (absolute for the current file).
   function P.bytes(done_bytes, total)
-    self.bytes = done_bytes
-    self.total_bytes = total
+    self.bytes = self.done + done_bytes
+    self.total_bytes = total and self.done + total or nil
     P.show(false)
   end
 

@@ -41,14 +41,20 @@ function _M.method(name, n, method, allowed, names)
   return m
 end
 
+_M.MAX_BWLIMIT = 1e12
+
 --- opts.bwlimit of a transfer (bytes per second for all of it, a whole
 -- number >= 1; nil: none) as the max_speed of each of `concurrency`
 -- requests at once: their sum never exceeds it. Raises for a bad value.
 function _M.max_speed(name, n, opts, concurrency)
   local v = opts.bwlimit
   if v == nil then return nil end
-  if type(v) ~= "number" or v ~= v or v < 1 or v % 1 ~= 0 or v == math.huge then
-    _M.misuse(name, n, "opts.bwlimit", "must be a whole number of bytes per second >= 1, " .. errors.got(v))
+  -- At most MAX_BWLIMIT (1e12 B/s, as the command line): a larger value
+  -- would reach the transport as a rate it cannot hold (> 2^53) and raise
+  -- mid-transfer, after the HEAD and the part file.
+  if type(v) ~= "number" or v ~= v or v < 1 or v % 1 ~= 0 or v > _M.MAX_BWLIMIT then
+    _M.misuse(name, n, "opts.bwlimit", "must be a whole number of bytes per second from 1 to 1e12, "
+      .. errors.got(v))
   end
   if type(concurrency) ~= "number" or concurrency < 1 then concurrency = 1 end
   return math.max(1, math.floor(v / concurrency))

@@ -22,6 +22,7 @@ local digest = require "objstore.sync.digest"
 local errors = require "objstore.errors"
 local request = require "objstore.request"
 local core = require "objstore.core"
+local lfs = require "lfs"
 
 local type, pairs, ipairs, tostring, pcall, error = type, pairs, ipairs, tostring, pcall, error
 local floor, huge = math.floor, math.huge
@@ -82,6 +83,9 @@ local function check_opts(fname, opts)
     if o[k] ~= nil and not (number(o[k]) and o[k] >= 0) then
       misuse(fname, 4, "opts." .. k, "must be a finite number >= 0, " .. got(o[k]))
     end
+  end
+  if o.bwlimit ~= nil and o.bwlimit > 1e12 then
+    misuse(fname, 4, "opts.bwlimit", "must be at most 1e12 bytes per second, " .. got(o.bwlimit))
   end
   if o.part_size ~= nil and not (integer(o.part_size) and o.part_size >= 5 * MiB and o.part_size <= 5 * GiB) then
     misuse(fname, 4, "opts.part_size", "must be an integer from 5 MiB to 5 GiB (5242880..5368709120), "
@@ -186,6 +190,30 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
       .. src.prefix .. " and s3://" .. dst.bucket .. "/" .. dst.prefix .. " overlap: cannot " .. (opts.move and "move"
       or "sync") .. " a tree onto itself" }
   end
+  -- A backup overlapping the destination (or a remote source) would be
+  -- listed as part of it: moved again into itself on every run, or a
+  -- backed-up key landing on a key of the destination ("bk/" backing up
+  -- "bk/x/" writes stale "bk/x/x/a" over "bk/x/a"). Refused before any
+  -- request, as rclone does.
+  if opts.delete and opts.backup ~= nil then
+    local bad
+    if dst.kind == "remote" then
+      local bb, bp = delete_mod.backup_target(opts.backup, dst.bucket)
+      local b = { kind = "remote", bucket = bb, prefix = bp, client = dst.client }
+      if overlap(b, dst) then bad = "the destination" elseif overlap(b, src) then bad = "the source" end
+    elseif type(opts.backup) == "string" then
+      local b, r = state_mod.abs_path(opts.backup), state_mod.abs_path(dst.root)
+      if b == r or b:sub(1, #r + 1) == r .. "/" or r:sub(1, #b + 1) == b .. "/" or b == "/" then
+        bad = "the destination"
+      end
+    end
+    if bad then
+      return nil, errors.new{ code = "BackupOverlap", retryable = false, message = "the backup "
+        .. tostring(type(opts.backup) == "table" and ((opts.backup.bucket or dst.bucket) .. "/"
+        .. tostring(opts.backup.prefix or "")) or opts.backup) .. " overlaps " .. bad
+        .. ": nothing done (give a backup outside it)" }
+    end
+  end
   local dry = opts.dry_run
   local move = opts.move and true or false
   local keep_actions = opts.actions ~= false
@@ -223,10 +251,17 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
   local new_state = {}
   -- A state file inside the local tree (a `state` path or $XDG_STATE_HOME
   -- there) is not a file of the sync: never uploaded, never deleted.
+  -- The same for the whole state directory (every pair's state, their
+  -- temporary files), whether or not this run keeps a state, and for a
+  -- `state` file's temporary files (<file>.tmp-<hex>).
   local skip_path
-  if state_path then
-    local root_abs, st_abs = state_mod.abs_path(local_side.root), state_mod.abs_path(state_path)
-    if st_abs:sub(1, #root_abs + 1) == root_abs .. "/" then skip_path = local_side.root .. st_abs:sub(#root_abs + 1) end
+  if local_side then
+    local root_abs = state_mod.abs_path(local_side.root)
+    local function inside(p)
+      local a = p and state_mod.abs_path(p)
+      if a and a:sub(1, #root_abs + 1) == root_abs .. "/" then return local_side.root .. a:sub(#root_abs + 1) end
+    end
+    skip_path = { file = inside(state_path), dir = inside(state_mod.state_dir()) }
   end
 
   local keep = filter_mod.from_opts(opts)
@@ -258,8 +293,16 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
     end
   end
 
+  -- A remote key with one of objstore's own names (<x>.objstore-part,
+  -- .objstore-tmp-<hex>, .objstore-cp, ...) is left out as the walk leaves
+  -- such files out: never downloaded (the local side would never see it
+  -- again) and never deleted (a file of that name is never uploaded).
   local function pull(iter, which)
     local e, err = iter()
+    while e and e.key and walk.own_file(e.rel) do
+      notice(e.key .. ": an objstore temporary name: left out")
+      e, err = iter()
+    end
     if e == false then
       listing_failed = true
       result.failed = result.failed + 1
@@ -334,6 +377,16 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
     if kind == "up" then
       local path, err = delete_mod.inside(src.root, s.path:sub(#src.root + 2), opts.follow_symlinks)
       local ok
+      if path then
+        -- The file the walk saw (inode, size, times), or it was written to
+        -- since: what was copied is then not the file, which stays.
+        local now = (opts.follow_symlinks and lfs.attributes or lfs.symlinkattributes)(path)
+        if now and not (now.mode == "file" and now.size == s.size and now.modification == s.mtime
+            and (s.ctime == nil or now.change == s.ctime) and (s.ino == nil or now.ino == s.ino)) then
+          path, err = nil, errors.new{ code = "SourceChanged", retryable = false, message = s.path
+            .. " changed while it was being moved: kept" }
+        end
+      end
       if path then ok, err = execute.remove_local(path) end
       if ok then
         a.removed = true
@@ -669,13 +722,52 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
 
   -- Move: the remote sources whose copies were verified (or proven
   -- identical), deleted in DeleteObjects batches of 1000.
+  -- Each is HEADed again first: a source another writer replaced since it
+  -- was listed (its ETag is no longer the one copied) is kept, the run
+  -- fails (SourceChanged); one already gone counts as removed.
   if #remote_removals > 0 then
+    local i = 0
+    src.client:run{ concurrency = opts.concurrency or 16,
+      next = function()
+        i = i + 1
+        local r = remote_removals[i]
+        if not r then return nil end
+        local req = src.client:build_request("head_object", src.bucket, r.s.key)
+        req.context = r
+        return req
+      end,
+      done = function(req, res, err)
+        local r = req.context
+        if res and same_etag(res.etag, r.s.etag) then
+          r.current = true
+        elseif not res and err and err.status == 404 then
+          r.gone = true
+        else
+          r.why = res and ("changed since it was copied (ETag now " .. tostring(res.etag) .. ", was "
+            .. tostring(r.s.etag) .. "): source kept") or ("could not be checked before its removal ("
+            .. tostring(err and (err.code or err.message)) .. "): source kept")
+        end
+        return true
+      end }
     local keys, by_key = {}, {}
-    for i, r in ipairs(remote_removals) do
-      keys[i] = r.s.key
-      by_key[r.s.key] = r.a
+    for _, r in ipairs(remote_removals) do
+      if r.current then
+        keys[#keys + 1] = r.s.key
+        by_key[r.s.key] = r.a
+      elseif r.gone then
+        r.a.removed = true
+        result.removed = result.removed + 1
+      else
+        r.a.kept = true
+        local err = errors.new{ code = "SourceChanged", message = r.s.key .. ": " .. tostring(r.why),
+          retryable = false }
+        r.a.remove_error = err
+        result.failed = result.failed + 1
+        result.errors[#result.errors + 1] = { key = r.a.key, error = err }
+        notice(r.s.key .. ": " .. tostring(r.why))
+      end
     end
-    local out = src.client:delete_objects(src.bucket, keys, { quiet = true })
+    local out = #keys > 0 and src.client:delete_objects(src.bucket, keys, { quiet = true }) or { errors = {} }
     local bad = {}
     for _, e in ipairs(out.errors) do
       bad[e.key] = true

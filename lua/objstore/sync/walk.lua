@@ -27,14 +27,18 @@ function _M.own_file(name)
     or name:find("%.objstore%-cp$") ~= nil or name:find("%.objstore%-cp%.new%-%x+$") ~= nil
 end
 
---- walk(root, { follow = bool, notice = function(msg), skip = path }) -> entries, missing, errors | nil, err
+--- walk(root, { follow = bool, notice = function(msg), skip = { file =, dir = } })
+--   -> entries, missing, errors | nil, err
 -- A missing root gives an empty list and `missing = true`. `errors` is a
 -- list of { path, message } for the directories (or entries) that could
--- not be read: the list is then incomplete. `skip`: a file path (as the
--- walk spells it) left out, the sync state when it lies in the tree.
+-- not be read: the list is then incomplete. `skip` (paths as the walk
+-- spells them): a file left out with its temporary files
+-- (<file>.tmp-<hex>), and a directory not entered: the sync state file
+-- and the state directory when they lie in the tree.
 function _M.walk(root, opts)
   opts = opts or {}
   local notice = opts.notice or function() end
+  local skip = opts.skip or {}
   local entries, errs = {}, {}
   local attr, aerr = lfs.attributes(root)
   if not attr then
@@ -86,10 +90,11 @@ function _M.walk(root, opts)
           end
           if fa then
             if fa.mode == "directory" then
-              visit(path, rel, fa)
+              if path ~= skip.dir then visit(path, rel, fa) end
             elseif fa.mode == "file" then
-              if path ~= opts.skip then
-                entries[#entries + 1] = { rel = names.nfc(rel), path = path, size = fa.size, mtime = fa.modification }
+              if path ~= skip.file and not (skip.file and path:sub(1, #skip.file + 5) == skip.file .. ".tmp-") then
+                entries[#entries + 1] = { rel = names.nfc(rel), path = path, size = fa.size, mtime = fa.modification,
+                  ctime = fa.change, ino = fa.ino, dev = fa.dev }
               end
             else
               notice("special file " .. path .. " (" .. tostring(fa.mode) .. "): skipped")

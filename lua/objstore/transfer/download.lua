@@ -84,7 +84,7 @@ local function plain_etag_md5(etag)
 end
 
 --- download_file(bucket, key, path, opts) -> { bucket, key, path, size, etag, parts, resumed_from, verified }
-local function download_file(self, bucket, key, path, opts)
+local function download_file(self, bucket, key, path, opts, track)
   common.bucket(self, "download_file", 1, bucket)
   common.key("download_file", 2, key)
   if type(path) ~= "string" then
@@ -155,10 +155,12 @@ local function download_file(self, bucket, key, path, opts)
     local perr
     part_path, perr = fresh_part(path, size)
     if not part_path then return nil, errors.locate(perr, "DownloadFile", bucket, key) end
+    track.part = part_path
   end
   -- Every way out below that does not rename the part file removes it,
   -- unless a checkpoint keeps it for the next run.
   local function drop_part()
+    track.part = nil
     if ck then ck:close() else os_remove(part_path) end
   end
 
@@ -302,6 +304,7 @@ local function download_file(self, bucket, key, path, opts)
   end
   -- A link at `path` is replaced, never written through.
   local rn, rnerr = os_rename(part_path, path)
+  if rn then track.part = nil end
   if not rn then
     drop_part()
     return nil, fail("LocalFileError", tostring(rnerr), bucket, key)
@@ -312,4 +315,15 @@ local function download_file(self, bucket, key, path, opts)
     resumed_from = resumed_from, verified = verified, notices = #notices > 0 and notices or nil }
 end
 
-return { download_file = { call = download_file } }
+--- An error raised on the way (an interrupt: core.signal raises wherever
+-- Lua runs next, e.g. right after the MD5 of the whole file) removes the
+-- part file too, unless a checkpoint keeps it; then the error goes on.
+local function download_file_guarded(self, bucket, key, path, opts)
+  local track = {}
+  local ok, res, err = pcall(download_file, self, bucket, key, path, opts, track)
+  if ok then return res, err end
+  if track.part then os_remove(track.part) end
+  error(res, 0)
+end
+
+return { download_file = { call = download_file_guarded } }

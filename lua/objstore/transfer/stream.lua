@@ -347,7 +347,8 @@ local function copy_large(c, src_bucket, src_key, dst_bucket, dst_key, opts)
     -- verified: the copy's ETag is the source's (the same bytes, where
     -- ETags are MD5s); a multipart source's copy gets an ETag of its own.
     return { bucket = dst_bucket, key = dst_key, etag = r.etag, size = size, parts = 1, sse = r.sse,
-      kms_key_id = r.kms_key_id, resumed_from = 0, verified = sse.etag_is_md5(c, opts) and head.etag ~= nil
+      source_etag = head.etag, kms_key_id = r.kms_key_id, resumed_from = 0,
+      verified = sse.etag_is_md5(c, opts) and head.etag ~= nil
         and r.etag ~= nil and r.etag:gsub('"', ""):lower() == head.etag:gsub('"', ""):lower() }
   end
   local function new_state() return core.mpu.new{ size = size, part_size = psize } end
@@ -367,7 +368,8 @@ local function copy_large(c, src_bucket, src_key, dst_bucket, dst_key, opts)
       ck:remove()
       progress_mod.new(opts.progress, size, size)(0, true)
       return { bucket = dst_bucket, key = dst_key, etag = done_head.etag, size = size, parts = (m:count()),
-        resumed_from = size, upload_id = upload_id, sent = 0, version_id = done_head.version_id,
+        source_etag = head.etag, resumed_from = size, upload_id = upload_id, sent = 0,
+        version_id = done_head.version_id,
         sse = done_head.sse, kms_key_id = done_head.kms_key_id, notices = #notices > 0 and notices or nil }
     end
   end
@@ -433,7 +435,8 @@ local function copy_large(c, src_bucket, src_key, dst_bucket, dst_key, opts)
   if ck then ck:remove() end
   progress(0, true)
   return { bucket = dst_bucket, key = dst_key, etag = fin.etag, size = size, parts = (m:count()), sse = fin.sse,
-    kms_key_id = fin.kms_key_id, version_id = fin.version_id, upload_id = upload_id, resumed_from = resumed_from,
+    source_etag = head.etag, kms_key_id = fin.kms_key_id, version_id = fin.version_id, upload_id = upload_id,
+    resumed_from = resumed_from,
     sent = sent, notices = #notices > 0 and notices or nil, verified = sse.etag_is_md5(c, opts) == true }
 end
 
