@@ -505,7 +505,8 @@ describe("OpenResty example #server", function()
         .. url("/files/fault/served.bin", BAD_PORT))
       assert.equal(304, st)
       assert.equal("", body)
-      st = curl(auth() .. "-H 'If-Match: \"0123456789abcdef0123456789abcdef\"' " .. url("/files/fault/served.bin", BAD_PORT))
+      st = curl(auth() .. "-H 'If-Match: \"0123456789abcdef0123456789abcdef\"' "
+        .. url("/files/fault/served.bin", BAD_PORT))
       assert.equal(412, st)
       -- The store closes mid-body: the client's transfer fails (18: short
       -- of the Content-Length sent, 56: reset), never a short body that

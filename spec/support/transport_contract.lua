@@ -580,7 +580,7 @@ function _M.contract(name, new_transport, env, opts)
         for _, f in ipairs{ {}, caps.file_sink and { sink = { file = tmpname() } } or {}, { method = "HEAD" } } do
           local method = f.method or "GET"
           f.method = nil
-          events, heads, fields = watch(f)
+          _, heads, fields = watch(f)
           res = ok(t:request(sreq(method, key_path("data"), fields)))
           assert.equal(200, res.status)
           assert.equal(1, #heads, method)
