@@ -493,6 +493,13 @@ describe("OpenResty example #server", function()
       local s = stats()
       assert.equal(1, s.methods.GET, cjson.encode(s))
       assert.is_nil(s.methods.HEAD, "a HEAD went to the store first: " .. cjson.encode(s))
+      -- HEAD: the same head, no body.
+      st, body, code = curl(auth() .. "-I -D " .. hdr .. " " .. url("/files/fault/served.bin", BAD_PORT))
+      assert.equal(0, code)
+      assert.equal(200, st)
+      h = "\n" .. io.open(hdr):read("*a")
+      assert.equal(tostring(#data), header(h, "Content-Length"))
+      assert.equal(put.etag, header(h, "ETag"))
       -- A range: 206 with the store's Content-Range.
       st, body = curl(auth() .. "-D " .. hdr .. " -r 1000-1999 " .. url("/files/fault/served.bin", BAD_PORT))
       assert.equal(206, st)
