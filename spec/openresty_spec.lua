@@ -494,7 +494,7 @@ describe("OpenResty example #server", function()
       assert.equal(1, s.methods.GET, cjson.encode(s))
       assert.is_nil(s.methods.HEAD, "a HEAD went to the store first: " .. cjson.encode(s))
       -- HEAD: the same head, no body.
-      st, body, code = curl(auth() .. "-I -D " .. hdr .. " " .. url("/files/fault/served.bin", BAD_PORT))
+      st, _, code = curl(auth() .. "-I -D " .. hdr .. " " .. url("/files/fault/served.bin", BAD_PORT))
       assert.equal(0, code)
       assert.equal(200, st)
       h = "\n" .. io.open(hdr):read("*a")
