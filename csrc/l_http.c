@@ -61,10 +61,11 @@ enum {
   A_SINK_PATH,
   A_CHUNK,
   A_XFER,
-  A_N = A_XFER
+  A_ONHEAD,
+  A_N = A_ONHEAD
 };
 
-enum { CB_READ = 1, CB_WRITE };
+enum { CB_READ = 1, CB_WRITE, CB_HEAD };
 
 struct perform_ctx {
   lua_State *L; /* the thread that called perform: callbacks run on it */
@@ -390,6 +391,27 @@ static const char *err_text(lua_State *L, int idx) {
 #endif
 }
 
+/* Pushes x's response headers as { ["lower-case-name"] = value }, repeats
+ * joined with ", ". May raise (allocates): only inside a protected call or
+ * in perform's own frame. */
+static void push_headers(lua_State *L, os_http_xfer *x) {
+  lua_newtable(L);
+  size_t cursor = 0;
+  const char *name, *value;
+  while (os_http_xfer_next_header(x, &cursor, &name, &value)) {
+    lua_getfield(L, -1, name);
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      lua_pushstring(L, value);
+    } else {
+      lua_pushliteral(L, ", ");
+      lua_pushstring(L, value);
+      lua_concat(L, 3);
+    }
+    lua_setfield(L, -2, name);
+  }
+}
+
 /* Runs under lua_pcall with the l_xfer as light userdata; upvalue 1 is the
  * anchors table. Everything that can raise (calling the user's function,
  * making the chunk string) happens here, never in a curl frame directly. */
@@ -421,14 +443,22 @@ static int cb_helper(lua_State *L) {
     }
     return 0;
   }
-  lua_rawgeti(L, 2, A_SINK);
-  lua_pushlstring(L, lx->cb_data, lx->cb_len);
-  lua_call(L, 1, 2);
+  if (lx->cb_kind == CB_HEAD) {
+    lua_rawgeti(L, 2, A_ONHEAD);
+    lua_pushinteger(L, (lua_Integer)lx->x.status);
+    push_headers(L, &lx->x);
+    lua_call(L, 2, 2);
+  } else {
+    lua_rawgeti(L, 2, A_SINK);
+    lua_pushlstring(L, lx->cb_data, lx->cb_len);
+    lua_call(L, 1, 2);
+  }
   /* LTN12 style: false, or nil plus an error, stops; anything else goes on
    * (so a sink that returns nothing keeps receiving). */
   int t = lua_type(L, -2);
   if ((t == LUA_TBOOLEAN && !lua_toboolean(L, -2)) || (t == LUA_TNIL && !lua_isnil(L, -1))) {
-    os_http_xfer_fail(&lx->x, OS_HTTP_E_ABORTED, -1, "sink: %s",
+    os_http_xfer_fail(&lx->x, OS_HTTP_E_ABORTED, -1, "%s: %s",
+                      lx->cb_kind == CB_HEAD ? "on_head" : "sink",
                       lua_isnil(L, -1) ? "returned false" : err_text(L, -1));
     lx->cb_abort = 1;
   }
@@ -447,7 +477,7 @@ static int call_helper(l_xfer *lx, int kind) {
   lua_pushlightuserdata(L, lx);
   int rc = lua_pcall(L, 1, 0, 0);
   if (rc != 0) {
-    const char *who = kind == CB_READ ? "reader" : "sink";
+    const char *who = kind == CB_READ ? "reader" : kind == CB_HEAD ? "on_head" : "sink";
     if (lua_type(L, -1) == LUA_TSTRING) {
       os_http_xfer_fail(&lx->x, OS_HTTP_E_CALLBACK, -1, "%s: %s", who, lua_tostring(L, -1));
     } else {
@@ -476,9 +506,14 @@ static int lx_write(void *ud, os_http_xfer *x, const char *data, size_t len) {
   return call_helper(lx, CB_WRITE);
 }
 
+static int lx_head(void *ud, os_http_xfer *x) {
+  (void)x;
+  return call_helper((l_xfer *)ud, CB_HEAD);
+}
+
 static const char *const req_fields[] = {
-    "method",      "url",        "headers", "body",      "body_length", "sink", "hashes",
-    "body_hashes", "expect_100", "timeout", "max_speed", "max_body",    NULL};
+    "method",      "url",        "headers", "body",      "body_length", "sink",    "hashes",
+    "body_hashes", "expect_100", "timeout", "max_speed", "max_body",    "on_head", NULL};
 
 static void add_header(lua_State *L, const argctx *a, l_xfer *lx, int name_idx, int value_idx) {
   size_t nlen, vlen;
@@ -702,6 +737,15 @@ static l_xfer *parse_req(lua_State *L, const argctx *a, int req) {
   parse_digests(L, a, lx, lua_gettop(L), "body_hashes", 1);
   lua_pop(L, 1);
   parse_sink(L, a, lx, req, entry);
+  lua_getfield(L, req, "on_head");
+  if (lua_type(L, -1) == LUA_TFUNCTION) {
+    lua_rawseti(L, entry, A_ONHEAD);
+    os_http_xfer_set_head_callback(&lx->x, lx_head, lx);
+  } else if (!lua_isnil(L, -1)) {
+    arg_error(L, a, "on_head", "function expected, got %s", luaL_typename(L, -1));
+  } else {
+    lua_pop(L, 1);
+  }
   /* Last: it may open a file, which is better not opened for a request that
    * a later check would reject (the descriptor would wait for __gc). */
   parse_body(L, a, lx, req, entry);
@@ -742,21 +786,7 @@ static void push_error(lua_State *L, const os_http_xfer *x) {
 static void push_result(lua_State *L, os_http_xfer *x) {
   lua_createtable(L, 0, 10);
   set_int(L, "status", x->http_status);
-  lua_newtable(L);
-  size_t cursor = 0;
-  const char *name, *value;
-  while (os_http_xfer_next_header(x, &cursor, &name, &value)) {
-    lua_getfield(L, -1, name);
-    if (lua_isnil(L, -1)) {
-      lua_pop(L, 1);
-      lua_pushstring(L, value);
-    } else {
-      lua_pushliteral(L, ", ");
-      lua_pushstring(L, value);
-      lua_concat(L, 3);
-    }
-    lua_setfield(L, -2, name);
-  }
+  push_headers(L, x);
   lua_setfield(L, -2, "headers");
   if (x->sink_kind == OS_HTTP_SINK_BUFFER || x->http_status >= 300) {
     lua_pushlstring(L, x->body.data != NULL ? x->body.data : "", x->body.len);

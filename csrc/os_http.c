@@ -307,6 +307,11 @@ void os_http_xfer_set_sink_file(os_http_xfer *x, const char *path, int64_t offse
   x->sink_offset = offset;
 }
 
+void os_http_xfer_set_head_callback(os_http_xfer *x, os_http_head_fn fn, void *ud) {
+  x->on_head = fn;
+  x->head_ud = ud;
+}
+
 void os_http_xfer_set_sink_writer(os_http_xfer *x, os_http_write_fn fn, void *ud) {
   x->sink_kind = OS_HTTP_SINK_WRITER;
   x->writer = fn;
@@ -588,7 +593,18 @@ int os_http_xfer_header_line(os_http_xfer *x, const char *p, size_t n) {
       curl_easy_setopt(x->easy, CURLOPT_FORBID_REUSE, 1L);
     return 1;
   }
-  if (len == 0) return 1;
+  if (len == 0) {
+    /* The end of a head: the final one (not 1xx) goes to the head callback,
+     * once (a blank line after trailers is not a head). */
+    if (x->status >= 200 && !x->head_done && x->on_head != NULL) {
+      x->head_done = 1;
+      if (x->on_head(x->head_ud, x) != 0) {
+        if (x->err == OS_HTTP_OK) os_http_xfer_fail(x, OS_HTTP_E_ABORTED, -1, "aborted by on_head");
+        return 0;
+      }
+    }
+    return 1;
+  }
 
   if (p[0] == ' ' || p[0] == '\t') {
     /* Obsolete line folding: continue the previous value. */

@@ -121,6 +121,11 @@ typedef int (*os_http_read_fn)(void *ud, struct os_http_xfer *x, const char **da
 /* Writer: consumes len > 0 bytes of the response body. Returns 0, or -1 to
  * abort the transfer (after os_http_xfer_fail). */
 typedef int (*os_http_write_fn)(void *ud, struct os_http_xfer *x, const char *data, size_t len);
+/* Head callback: the final response's status line and headers are complete
+ * (x->status, x->hdrs), no body byte has reached the sink yet. Called once
+ * per transfer. Returns 0, or -1 to abort the transfer (after
+ * os_http_xfer_fail). */
+typedef int (*os_http_head_fn)(void *ud, struct os_http_xfer *x);
 
 /* A running hash or CRC over one body. */
 typedef struct {
@@ -175,6 +180,9 @@ typedef struct os_http_xfer {
   int64_t sink_offset;
   os_http_write_fn writer;
   void *writer_ud;
+  os_http_head_fn on_head; /* NULL: none */
+  void *head_ud;
+  int head_done;
 
   os_http_digest digests[OS_HTTP_MAX_DIGESTS]; /* over the response body */
   int ndigests;
@@ -241,6 +249,9 @@ void os_http_xfer_set_body_reader(os_http_xfer *x, os_http_read_fn fn, void *ud,
  * response ends with an empty body; error responses never touch it. */
 void os_http_xfer_set_sink_file(os_http_xfer *x, const char *path, int64_t offset);
 void os_http_xfer_set_sink_writer(os_http_xfer *x, os_http_write_fn fn, void *ud);
+/* fn is called once, when the head of the final (non-1xx) response has
+ * been read, before its first body byte is handed to the sink. */
+void os_http_xfer_set_head_callback(os_http_xfer *x, os_http_head_fn fn, void *ud);
 
 /* Runs the transfers in xs[0..n) on the session's multi handle, at most
  * max_concurrent at a time (0: the session's max_connections), and returns

@@ -346,4 +346,64 @@ describe("hostile servers", function()
       assert.equal("Forged", err.server.op)
     end)
   end)
+  describe("download_file against a server that lies in its answers", function()
+    local dir
+    setup(function()
+      dir = os.tmpname()
+      os.remove(dir)
+      assert(servers.sh("mkdir -p " .. servers.q(dir)))
+    end)
+    teardown(function()
+      if dir then servers.sh("rm -rf " .. servers.q(dir)) end
+    end)
+    local function leftovers()
+      local ok, out = servers.sh("ls -A " .. servers.q(dir))
+      assert(ok, out)
+      return out
+    end
+
+    it("refuses a range answered with another Content-Range, or with the whole object: BadRange, nothing written",
+      function()
+      for _, mode in ipairs{ "range-shifted", "range-whole" } do
+        for _, verify in ipairs{ true, false } do
+          local c = client{ retry = { max_attempts = 3 } }
+          local path = dir .. "/" .. mode .. ".bin"
+          local r, err = c:download_file(mode, "obj", path, { part_size = 5 * 1024 * 1024, concurrency = 2,
+            verify = verify })
+          c:close()
+          assert.is_nil(r, mode .. ": a download with a wrong range succeeded")
+          assert.equal("BadRange", err.code, mode .. ": " .. tostring(err))
+          assert.is_false(err.retryable)
+          assert.matches(mode == "range-whole" and "status 200" or "Content%-Range bytes", err.message)
+          assert.matches("nothing of it was written", err.message, 1, true)
+          assert.equal(1, err.attempts or 1)
+          assert.is_nil(io.open(path, "rb"), mode .. ": the destination exists")
+          assert.equal("", leftovers(), mode .. ": files were left behind")
+        end
+      end
+    end)
+
+    it("verifies a single-part MD5 given as an unquoted uppercase ETag, and refuses a wrong one (BadDigest)",
+      function()
+      local want = {}
+      for i = 0, 999 do want[#want + 1] = string.char((i * 7 + 3) % 256) end
+      want = table.concat(want)
+      local c = client()
+      local path = dir .. "/upper.bin"
+      local r, err = c:download_file("etag-upper", "obj", path)
+      assert.is_table(r, tostring(err))
+      assert.is_true(r.verified)
+      assert.equal(1000, r.size)
+      local f = assert(io.open(path, "rb"))
+      assert.is_true(f:read("*a") == want, "the file differs from the object")
+      f:close()
+      os.remove(path)
+      r, err = c:download_file("etag-upper-bad", "obj", path)
+      c:close()
+      assert.is_nil(r)
+      assert.equal("BadDigest", err.code, tostring(err))
+      assert.is_nil(io.open(path, "rb"), "a file that failed its check was left")
+      assert.equal("", leftovers())
+    end)
+  end)
 end)

@@ -11,14 +11,15 @@
 -- Ports: from OBJSTORE_SPEC_NGX_PORT (default 18095) up: that one the
 -- credentials endpoint, +1 (HTTP/1.1) and +2 (HTTP/2) the example, +3 a
 -- second instance for faults and missing credentials, +4 the fault proxy,
--- +5 an instance without a token and with a metrics token. Files under
+-- +5 an instance without a token and with a metrics token (FAULTPROXY_PORT
+-- and FAULTPROXY_DIR, when set, place the fault proxy). Files under
 -- OBJSTORE_SPEC_NGX_DIR (default /tmp/objstore-openresty-spec) and names
 -- made from it: two runs at once need both set apart.
 local objstore = require "objstore"
 
 local BASE_PORT = tonumber(os.getenv("OBJSTORE_SPEC_NGX_PORT") or "18095")
 local CREDS_PORT, PORT, H2PORT, BAD_PORT, PROXY_PORT = BASE_PORT, BASE_PORT + 1, BASE_PORT + 2, BASE_PORT + 3,
-  BASE_PORT + 4
+  tonumber(os.getenv("FAULTPROXY_PORT") or "") or BASE_PORT + 4
 local CHECK_PORT = BASE_PORT + 5
 local BUCKET = os.getenv("OBJSTORE_SPEC_NGX_BUCKET") or "h13b-ngx-demo"
 local TOKEN = "spec-token-" .. tostring(os.time())
@@ -413,7 +414,8 @@ describe("OpenResty example #server", function()
   end)
 
   describe("with the store down, stalling or cutting a download short", function()
-    local FP = "FAULTPROXY_DIR=" .. DIR .. "-faultproxy FAULTPROXY_PORT=" .. PROXY_PORT
+    local FP = "FAULTPROXY_DIR=" .. (os.getenv("FAULTPROXY_DIR") or (DIR .. "-faultproxy")) .. " FAULTPROXY_PORT="
+      .. PROXY_PORT
       .. " FAULTPROXY_UPSTREAM=" .. os.getenv("OBJSTORE_TEST_ENDPOINT")
     local BAD_DIR = DIR .. "-faults"
     local control = "http://127.0.0.1:" .. PROXY_PORT .. "/__faults"
@@ -455,6 +457,77 @@ describe("OpenResty example #server", function()
       assert.is_true(code == 18 or code == 52 or code == 56, "curl exit " .. tostring(code))
       sh("curl -s -X DELETE " .. control)
       assert.equal(206, (curl(auth() .. "-r 0-9 " .. url("/files/fault/big.bin", BAD_PORT))))
+      no_crash(BAD_DIR)
+    end)
+
+    it("serves GET /files/ from one store GET: its status and headers, Range, 304, a reset mid-body", function()
+      local cjson = require "cjson"
+      local c = rgw()
+      local data = {}
+      for i = 1, 4 * 1024 * 1024 / 64 do data[i] = string.format("%063d\n", i) end
+      data = table.concat(data)
+      local put = assert(c:put_object(BUCKET, "fault/served.bin", data, { content_type = "text/x-h18h" }))
+      local info = assert(c:head_object(BUCKET, "fault/served.bin"))
+      c:close()
+      local function stats()
+        local _, body = curl("http://127.0.0.1:" .. PROXY_PORT .. "/__faults/stats")
+        return cjson.decode(body)
+      end
+      local function header(h, name)
+        return h:match("\n" .. name:gsub("%-", "%%-") .. ": ([^\r\n]*)")
+      end
+      local hdr = tmp .. "/served-h"
+      sh("curl -s -X DELETE " .. control)
+      sh("curl -s -X DELETE " .. control .. "/stats")
+      -- The whole object: the store's head and the exact bytes, from one GET.
+      local st, body, code = curl(auth() .. "-D " .. hdr .. " " .. url("/files/fault/served.bin", BAD_PORT))
+      assert.equal(0, code)
+      assert.equal(200, st)
+      assert.is_true(body == data, "the body differs from the object")
+      local h = "\n" .. io.open(hdr):read("*a")
+      assert.equal(tostring(#data), header(h, "Content-Length"))
+      assert.equal(put.etag, header(h, "ETag"))
+      assert.equal("text/x-h18h", header(h, "Content-Type"))
+      assert.equal(info.last_modified, header(h, "Last-Modified"))
+      assert.equal("bytes", header(h, "Accept-Ranges"))
+      local s = stats()
+      assert.equal(1, s.methods.GET, cjson.encode(s))
+      assert.is_nil(s.methods.HEAD, "a HEAD went to the store first: " .. cjson.encode(s))
+      -- HEAD: the same head, no body.
+      local hst, _, hcode = curl(auth() .. "-I -D " .. hdr .. " " .. url("/files/fault/served.bin", BAD_PORT))
+      assert.equal(0, hcode)
+      assert.equal(200, hst)
+      h = "\n" .. io.open(hdr):read("*a")
+      assert.equal(tostring(#data), header(h, "Content-Length"))
+      assert.equal(put.etag, header(h, "ETag"))
+      -- A range: 206 with the store's Content-Range.
+      st, body = curl(auth() .. "-D " .. hdr .. " -r 1000-1999 " .. url("/files/fault/served.bin", BAD_PORT))
+      assert.equal(206, st)
+      assert.is_true(body == data:sub(1001, 2000), "the range's bytes differ")
+      h = "\n" .. io.open(hdr):read("*a")
+      assert.equal("bytes 1000-1999/" .. #data, header(h, "Content-Range"))
+      assert.equal("1000", header(h, "Content-Length"))
+      -- The client's conditions reach the store: 304 and 412 as it answers.
+      st, body = curl(auth() .. "-D " .. hdr .. " -H " .. q("If-None-Match: " .. put.etag) .. " "
+        .. url("/files/fault/served.bin", BAD_PORT))
+      assert.equal(304, st)
+      assert.equal("", body)
+      st = curl(auth() .. "-H 'If-Match: \"0123456789abcdef0123456789abcdef\"' "
+        .. url("/files/fault/served.bin", BAD_PORT))
+      assert.equal(412, st)
+      -- The store closes mid-body: the client's transfer fails (18: short
+      -- of the Content-Length sent, 56: reset), never a short body that
+      -- looks whole; the error log says why.
+      sh("curl -s -X POST --data '{\"reset_mid\":{\"rate\":1,\"methods\":[\"GET\"]}}' " .. control)
+      for _ = 1, 3 do
+        st, body, code = curl(auth() .. "-D " .. hdr .. " " .. url("/files/fault/served.bin", BAD_PORT))
+        assert.is_true(code == 18 or code == 56, "curl exit " .. tostring(code) .. " with " .. #body .. " bytes")
+        assert.is_true(#body < #data)
+        assert.equal(200, st)
+        assert.equal(tostring(#data), header("\n" .. io.open(hdr):read("*a"), "Content-Length"))
+      end
+      sh("curl -s -X DELETE " .. control)
+      assert.matches("fault/served.bin failed after the response head was sent", error_log(BAD_DIR), 1, true)
       no_crash(BAD_DIR)
     end)
 

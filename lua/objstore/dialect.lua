@@ -35,6 +35,9 @@ _M.oss = {
   metadata_directive = "x-oss-metadata-directive",
   request_id = "x-oss-request-id",
   host_id = nil,
+  -- OSS's fine-grained error code, also in an <Error>'s <EC>: the header is
+  -- all a HEAD's error answer has.
+  ec = "x-oss-ec",
   version_id = "x-oss-version-id",
   delete_marker = "x-oss-delete-marker",
   crc64 = "x-oss-hash-crc64ecma",

@@ -3,7 +3,7 @@
 --    local onx = require "objstore.ngx"
 --    onx.defer(function() c:put_object("logs", key, line) end)  -- from log_by_lua
 --    local r, err = onx.put_request_body(c, "bucket", "key", { threshold = 16 * 1024 * 1024 })
---    c:get_object("bucket", "key", { sink = onx.response_sink() })
+--    local r, err = onx.serve_object(c, "bucket", "key")   -- GET/HEAD /files/<key>
 --
 -- * `defer(fn, ...)`: runs `fn(...)` in an `ngx.timer.at(0, ...)` timer,
 --   a phase with cosockets, for the phases without them (log,
@@ -36,6 +36,26 @@
 --   (spooled_request_body). Other opts (part_size, concurrency,
 --   content_type, ...) go to put_object/upload_stream/upload_file.
 --   Returns the result (with `spooled = true` when spooled) or nil, err.
+-- * `serve_object(c, bucket, key, opts)`: answers the current GET or HEAD
+--   with the object, in one request to the store (no HEAD first): the
+--   client's Range, If-Match, If-None-Match, If-Modified-Since and
+--   If-Unmodified-Since go to the store as they are, and its answer's
+--   status (200, 206, 304) and Content-Length, Content-Type, ETag,
+--   Last-Modified, Content-Range, Accept-Ranges (and Cache-Control,
+--   Content-Disposition, Content-Encoding, Content-Language, Expires) are
+--   sent on from its head (the transport's `on_head`) before the body,
+--   which streams through `response_sink`. Returns the object's info
+--   (`status` the one sent) once the body is out; nil, err when the store
+--   refused (404, 412, 416, ...) or failed before the head was sent -
+--   nothing is sent then, the caller answers. A failure after the head
+--   went out (the store closes mid-body, a timeout, the client gone) is
+--   logged (ngx.ERR, or ngx.INFO for a client gone) and ends the request
+--   with ngx.exit(ngx.ERROR): nginx resets the connection, so the client
+--   sees a failed transfer, never a short body as a complete one.
+--   `opts.flush_every` goes to response_sink, `opts.log_prefix` starts the
+--   log line; other opts (version_id, sse_customer_key, timeout of the
+--   client...) go to get_object / head_object. Not retried once a byte of
+--   the head could have gone out (the store's answer is passed on as is).
 -- * `response_sink(flush_every)`: a sink that sends each chunk to the
 --   client as it arrives (`ngx.print`) and, every `flush_every` bytes
 --   (1 MiB), waits until the client took them (`ngx.flush(true)`, which
@@ -48,7 +68,8 @@
 local errors = require "objstore.errors"
 local core = require "objstore.core"
 
-local type, rawget, tostring, tonumber, pcall, select, pairs = type, rawget, tostring, tonumber, pcall, select, pairs
+local type, rawget, tostring, tonumber, pcall, select, pairs, ipairs =
+  type, rawget, tostring, tonumber, pcall, select, pairs, ipairs
 local min = math.min
 local unpack = rawget(_G, "unpack") or table.unpack
 local _G = _G
@@ -204,6 +225,83 @@ function _M.put_request_body(c, bucket, key, opts)
     return c:put_object(bucket, key, reader, put_opts)
   end
   return c:upload_stream(bucket, key, reader, stream_opts)
+end
+
+-- The store's response headers sent on to the client, by their lower-case
+-- name and the name nginx gets.
+local PASSED = {
+  { "content-length", "Content-Length" }, { "content-type", "Content-Type" }, { "etag", "ETag" },
+  { "last-modified", "Last-Modified" }, { "content-range", "Content-Range" },
+  { "accept-ranges", "Accept-Ranges" }, { "cache-control", "Cache-Control" },
+  { "content-disposition", "Content-Disposition" }, { "content-encoding", "Content-Encoding" },
+  { "content-language", "Content-Language" }, { "expires", "Expires" },
+}
+-- The client's request headers forwarded to the store, as get_object options.
+local FORWARDED = { range = "http_range", if_match = "http_if_match", if_none_match = "http_if_none_match",
+  if_modified_since = "http_if_modified_since", if_unmodified_since = "http_if_unmodified_since" }
+-- Statuses whose head (and body) serve_object sends on.
+local SERVED = { [200] = true, [206] = true, [304] = true }
+
+function _M.serve_object(c, bucket, key, opts)
+  local ngx = ngx_api("serve_object")
+  if opts ~= nil and type(opts) ~= "table" then
+    errors.argument("ngx.serve_object", 4, "opts", "table expected, " .. errors.got(opts))
+  end
+  local method = ngx.req.get_method()
+  if method ~= "GET" and method ~= "HEAD" then
+    errors.argument("ngx.serve_object", nil, nil, "serves GET and HEAD requests, not " .. tostring(method))
+  end
+  local gopts, flush_every, prefix = {}, nil, "objstore.ngx.serve_object: "
+  for k, v in pairs(opts or {}) do
+    if k == "flush_every" then flush_every = v
+    elseif k == "log_prefix" then prefix = tostring(v)
+    else gopts[k] = v end
+  end
+  local var = ngx.var
+  for opt, name in pairs(FORWARDED) do
+    local v = var[name]
+    if v ~= nil and v ~= "" and gopts[opt] == nil then gopts[opt] = v end
+  end
+  local sent, status = false, nil
+  gopts.on_head = function(st, headers)
+    if not SERVED[st] then return true end -- an error: the caller answers
+    status = st
+    ngx.status = st
+    for _, p in ipairs(PASSED) do
+      local v = headers[p[1]]
+      if v ~= nil then ngx.header[p[2]] = v end
+    end
+    if st == 304 then ngx.header["Content-Length"] = nil end
+    sent = true
+    local ok, err = ngx.send_headers()
+    if not ok then return nil, "the client is gone: " .. tostring(err) end
+    return true
+  end
+  local res, err
+  if method == "HEAD" then
+    gopts.range = nil -- HeadObject answers the whole object's head
+    res, err = c:head_object(bucket, key, gopts)
+  else
+    local inner = _M.response_sink(flush_every)
+    gopts.sink = inner
+    res, err = c:get_object(bucket, key, gopts)
+  end
+  if res then
+    res.status = status
+    return res
+  end
+  if sent and status == 304 and err and err.status == 304 then
+    -- Not modified: the head (without a body) is the whole answer.
+    return { status = 304, etag = ngx.header["ETag"] }
+  end
+  if not sent then return nil, err end
+  -- The head is out: only a reset connection tells the client the body is
+  -- incomplete (a clean end would pass a short body off as the object).
+  local gone = err and type(err.message) == "string" and err.message:find("the client is gone", 1, true)
+  ngx.log(gone and ngx.INFO or ngx.ERR, prefix, "GET ", tostring(bucket), "/", tostring(key), " failed after ",
+    "the response head was sent (", tostring(status), "): ", tostring(err and err.code), ": ",
+    tostring(err and err.message), "; the connection is reset")
+  return ngx.exit(ngx.ERROR)
 end
 
 function _M.response_sink(flush_every)

@@ -22,6 +22,8 @@
 --   rewind       function() that rewinds a reader, so it can be retried
 --   sink         nil (collect) | function(chunk) | { file = path, offset = n }
 --   sink_rewind  function() after which a function sink may be fed again
+--   on_head      function(status, headers) called with each attempt's response
+--                head before its body (the transport contract's on_head)
 --   hashes, body_hashes  digests of the response / request body
 --   payload_hash the signed payload hash (default UNSIGNED-PAYLOAD)
 --   timeout      seconds, for this request only
@@ -148,7 +150,7 @@ local KIND = {
   op = "string", method = "string", bucket = "string", key = "string", query = "table", headers = "table",
   copy_source = "table", body = "any", body_length = "number", rewind = "function", sink = "any",
   sink_rewind = "function", hashes = "table", body_hashes = "table", payload_hash = "string", timeout = "number",
-  max_speed = "number", max_body = "number",
+  max_speed = "number", max_body = "number", on_head = "function",
   ok_status = "table", parse = "function", retry = "table", on_retry = "function", context = "any",
   sub_resources = "table",
 }

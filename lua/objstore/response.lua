@@ -107,6 +107,7 @@ function _M.error(dialect, req, res)
     e.message = e.message or ("HTTP status " .. tostring(st))
   end
   e.region = e.region or h["x-amz-bucket-region"]
+  if dialect.ec and e.ec == nil then e.ec = server_string(h[dialect.ec], MAX_CODE) end
   return errors.new(e)
 end
 

@@ -42,11 +42,22 @@ key (a real S3 does): echo-secrets sends it back in its JSON excerpt. Modes (the
                   (30 s, then closed)
   trickle         200 with Content-Length 1000000, then 1 byte per second
   slow-down       503 SlowDown with Retry-After: 5
+  Objects for download_file (HEAD: 200 with a fixed Content-Length and
+  ETag; GET: the bytes, Range honoured unless the mode says otherwise):
+  range-shifted   an 11 MiB object (ETag its quoted MD5); a ranged GET for
+                  bytes=a-b is answered 206 with the bytes and Content-Range
+                  of a-1..b-1 (a+1..b+1 for a = 0): as long as asked, shifted
+  range-whole     the same object; a ranged GET is answered 200 with the
+                  whole object (the Range ignored)
+  etag-upper      a 1000-byte object whose ETag is its MD5 in uppercase hex,
+                  unquoted (OSS-compatible servers send such ETags)
+  etag-upper-bad  the same, with the uppercase hex of another MD5
 The endless modes send until the client goes away (or LIFETIME ends).
 A PORT of 0 listens on a free port; the first line printed is
 "listening PORT".
 """
 import base64
+import hashlib
 import json
 import random
 import urllib.parse
@@ -136,8 +147,50 @@ EMPTY_LIST = (XML_HEAD + b'<ListBucketResult xmlns="http://s3.amazonaws.com/doc/
               b"<IsTruncated>false</IsTruncated></ListBucketResult>")
 
 
+OBJECT_BIG = (bytes(range(256)) * 4096 * 11)[: 11 * 1024 * 1024 + 12345]
+OBJECT_SMALL = bytes((i * 7 + 3) % 256 for i in range(1000))
+
+
+def object_answer(conn, method, mode, headers):
+    """The download_file modes (see the module's doc); None for other modes."""
+    if mode in ("range-shifted", "range-whole"):
+        data = OBJECT_BIG
+        etag = b'"' + hashlib.md5(data).hexdigest().encode() + b'"'
+    elif mode in ("etag-upper", "etag-upper-bad"):
+        data = OBJECT_SMALL
+        digest = hashlib.md5(data if mode == "etag-upper" else data + b"x").hexdigest()
+        etag = digest.upper().encode()
+    else:
+        return None
+    common = b"Date: " + time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()).encode() + b"\r\n"
+    common += b"x-amz-request-id: hostile-1\r\nETag: " + etag + b"\r\nAccept-Ranges: bytes\r\n"
+    common += b"Last-Modified: Mon, 07 Dec 2026 04:00:00 GMT\r\nContent-Type: application/octet-stream\r\n"
+    rng = None
+    for name, value in headers:
+        if name.lower() == "range":
+            rng = value
+    size = len(data)
+    if method == "HEAD" or rng is None or mode == "range-whole":
+        head = b"HTTP/1.1 200 OK\r\n" + common + b"Content-Length: %d\r\n\r\n" % size
+        conn.sendall(head + (b"" if method == "HEAD" else data))
+        return True
+    first, _, last = rng.partition("=")[2].partition("-")
+    first, last = int(first), min(int(last), size - 1)
+    shift = -1 if first > 0 else 1
+    a, b = first + shift, last + shift
+    if b >= size:
+        a, b = a - 1, size - 1
+    body = data[a: b + 1]
+    head = b"HTTP/1.1 206 Partial Content\r\n" + common + b"Content-Range: bytes %d-%d/%d\r\n" % (a, b, size)
+    conn.sendall(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    return True
+
+
 def answer_more(conn, method, mode, headers):
     """The modes added for issue 18; None when mode is not one of them."""
+    served = object_answer(conn, method, mode, headers)
+    if served is not None:
+        return served
     chunked = b"HTTP/1.1 %s\r\nContent-Type: application/xml\r\nTransfer-Encoding: chunked\r\n\r\n"
     if mode == "endless-chunked":
         entry = b"<Contents><Key>k</Key><Size>1</Size></Contents>" * 300

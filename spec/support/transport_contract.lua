@@ -542,6 +542,75 @@ function _M.contract(name, new_transport, env, opts)
         check_err(err, "CallbackError")
         assert.matches("sink blew up", err.message, 1, true)
       end)
+
+      it("calls on_head once with the final status and headers, before any body byte", function()
+        local function watch(fields)
+          local events, heads = {}, {}
+          fields.on_head = function(status, headers)
+            events[#events + 1] = "head"
+            heads[#heads + 1] = { status = status, headers = headers }
+          end
+          if fields.sink == true then
+            fields.sink = function(chunk) events[#events + 1] = #chunk end
+          end
+          return events, heads, fields
+        end
+        -- A function sink: the head comes first, then the body.
+        local events, heads, fields = watch{ sink = true }
+        local res = get("data", fields)
+        assert.equal(200, res.status)
+        assert.equal(1, #heads)
+        assert.equal("head", events[1])
+        assert.is_true(#events >= 2)
+        for i = 2, #events do assert.is_number(events[i]) end
+        assert.equal(200, heads[1].status)
+        assert.equal(tostring(#DATA), heads[1].headers["content-length"])
+        assert.equal('"' .. md5hex(DATA) .. '"', heads[1].headers["etag"])
+        for k, v in pairs(heads[1].headers) do assert.equal(res.headers[k], v, k) end
+        -- A range: the 206 head with its Content-Range.
+        events, heads, fields = watch{ sink = true, headers = { Range = "bytes=10-19" } }
+        res = get("data", fields)
+        assert.equal(206, res.status)
+        assert.equal(1, #heads)
+        assert.equal(206, heads[1].status)
+        assert.equal("bytes 10-19/" .. #DATA, heads[1].headers["content-range"])
+        assert.equal("10", heads[1].headers["content-length"])
+        assert.equal("head", events[1])
+        -- Collected, a file sink, a HEAD (no body at all): once each.
+        for _, f in ipairs{ {}, caps.file_sink and { sink = { file = tmpname() } } or {}, { method = "HEAD" } } do
+          local method = f.method or "GET"
+          f.method = nil
+          _, heads, fields = watch(f)
+          res = ok(t:request(sreq(method, key_path("data"), fields)))
+          assert.equal(200, res.status)
+          assert.equal(1, #heads, method)
+          assert.equal(200, heads[1].status)
+          assert.equal(tostring(#DATA), heads[1].headers["content-length"])
+        end
+        -- An error status too (its body is not fed to the sink).
+        events, heads, fields = watch{ sink = true }
+        res = get("no-such-key", fields)
+        assert.equal(404, res.status)
+        assert.same({ "head" }, events)
+        assert.equal(404, heads[1].status)
+      end)
+
+      it("stops with Aborted when on_head returns false or nil, err, CallbackError when it raises", function()
+        for _, ret in ipairs{ { false }, { nil, "not this one" } } do
+          local fed = false
+          local res, err = t:request(sreq("GET", key_path("large"), { sink = function() fed = true end,
+            on_head = function() return ret[1], ret[2] end }))
+          assert.is_nil(res)
+          check_err(err, "Aborted")
+          assert.is_false(fed, "a body byte reached the sink after on_head refused")
+          if ret[2] then assert.matches("not this one", err.message, 1, true) end
+        end
+        local res, err = t:request(sreq("GET", key_path("data"), { on_head = function() error("head blew up") end }))
+        assert.is_nil(res)
+        check_err(err, "CallbackError")
+        assert.matches("head blew up", err.message, 1, true)
+        assert.has_error(function() t:request(sreq("GET", key_path("data"), { on_head = "yes" })) end)
+      end)
     end)
 
     describe("error responses", function()

@@ -27,7 +27,7 @@ local GET_OPTS = { sink = true, file = true, range = true, if_match = true, if_n
   if_modified_since = true, if_unmodified_since = true, version_id = true, part_number = true,
   response_content_type = true, response_content_disposition = true, response_content_encoding = true,
   response_content_language = true, response_cache_control = true, response_expires = true, headers = true,
-  hashes = true, sse_customer_key = true }
+  hashes = true, sse_customer_key = true, on_head = true }
 
 local function range_header(r)
   if r == nil then return nil end
@@ -82,7 +82,8 @@ end }
 --- get_object(bucket, key, opts) -> info with `body` (no sink) | nil, err
 -- opts.file: download to this path (via a temporary file renamed into place
 -- on success, removed on failure); opts.sink: function(chunk) called with
--- the body as it arrives. A built record (build_request) does no I/O, so it
+-- the body as it arrives; opts.on_head: function(status, headers) called
+-- with the store's response head before any body byte (per attempt). A built record (build_request) does no I/O, so it
 -- has no file sink: get_object.to_temp(req, file) gives it one.
 ops.get_object = {
   build = function(c, bucket, key, opts)
@@ -107,7 +108,8 @@ ops.get_object = {
       if v then query["response-" .. name:gsub("_", "-")] = v end
     end
     return request.new{ op = "GetObject", method = "GET", bucket = bucket, key = key, headers = headers,
-      query = query, hashes = opts.hashes, sink = opts.sink, max_body = 0, parse = function(res)
+      query = query, hashes = opts.hashes, sink = opts.sink, on_head = opts.on_head, max_body = 0,
+      parse = function(res)
         local info = response.object_info(c.dialect, res)
         info.body, info.bytes, info.hashes = res.body, res.bytes, res.hashes
         return info
@@ -158,11 +160,12 @@ ops.head_object = { build = function(c, bucket, key, opts)
   common.key("head_object", 2, key)
   opts = common.opts("head_object", 3, opts, { version_id = true, if_match = true, if_none_match = true,
     if_modified_since = true, if_unmodified_since = true, part_number = true, headers = true,
-    sse_customer_key = true })
+    sse_customer_key = true, on_head = true })
   local headers = common.extra_headers("head_object", 3, opts.headers, sse.key_headers(c, "head_object", 3, opts))
   common.conditional_headers(opts, headers)
   return request.new{ op = "HeadObject", method = "HEAD", bucket = bucket, key = key, headers = headers,
-    query = version_query(opts), parse = function(res) return response.object_info(c.dialect, res) end }
+    query = version_query(opts), on_head = opts.on_head,
+    parse = function(res) return response.object_info(c.dialect, res) end }
 end }
 
 --- object_exists(bucket, key, opts) -> true | false | nil, err

@@ -13,6 +13,13 @@
 -- with x-oss-hash-crc64ecma. Objects whose layout cannot be learnt are
 -- checked by one MD5 pass over the finished file (single-part ETags) or
 -- reported as unverified (multipart ETags without partNumber support).
+--
+-- Every answer's head is checked before a byte of it is written (the
+-- transport's on_head): a range must come back 206 with Content-Range
+-- exactly "bytes a-b/size" as asked (a 200 - the whole object - to a
+-- ranged request, or another range, is BadRange: the server misbehaved,
+-- not retried, nothing written); the single GET of a one-range download
+-- must be a 200 or 206 of the whole object.
 local plan = require "objstore.transfer.plan"
 local state_mod = require "objstore.transfer.state"
 local progress_mod = require "objstore.transfer.progress"
@@ -191,6 +198,25 @@ local function download_file(self, bucket, key, path, opts, track)
   end
   local ranges_done = 0
   local whole = m:count() == 1 and not aligned
+  -- The head of a range's answer, before its body reaches the part file:
+  -- a problem (a message) is kept in the range and the transfer stopped.
+  local function check_head(r, status, headers)
+    if status >= 300 then return true end -- an error answer: never written
+    local cr = headers["content-range"]
+    local want = "bytes " .. r.offset .. "-" .. (r.offset + r.length - 1) .. "/" .. size
+    local bad
+    if whole then
+      if status == 206 and cr ~= want then bad = "a 206 with Content-Range " .. tostring(cr) end
+    elseif status ~= 206 then
+      bad = "status " .. status .. " (" .. (cr and ("Content-Range " .. cr) or "the whole object") .. ")"
+    elseif cr ~= want then
+      bad = "Content-Range " .. tostring(cr)
+    end
+    if not bad then return true end
+    r.bad_range = "range " .. r.number .. " (Range: bytes=" .. r.offset .. "-" .. (r.offset + r.length - 1)
+      .. ") was answered with " .. bad .. ", not '" .. want .. "': nothing of it was written"
+    return nil, r.bad_range
+  end
   local rok, rerr = true, nil
   -- bwlimit: as many ways as ranges can be in flight at once
   local rate = common.max_speed("download_file", 4, opts, math.min(opts.concurrency or 8, m:count()))
@@ -208,11 +234,15 @@ local function download_file(self, bucket, key, path, opts, track)
         return request.new{ op = "GetObject", method = "GET", bucket = bucket, key = key, headers = headers,
           query = opts.version_id and { versionId = opts.version_id } or nil,
           sink = { file = part_path, offset = offset },
+          on_head = function(status, h) return check_head(r, status, h) end,
           hashes = hashes, context = r, max_speed = rate,
           parse = function(res) return check_length(res, r) end }
       end,
       done = function(req, res, err)
         local r = req.context
+        if not res and r.bad_range then
+          err = fail("BadRange", r.bad_range, bucket, key, { retryable = false })
+        end
         if not res then
           m:failed(r.number)
           if err.status == 412 then

@@ -36,6 +36,9 @@
 --    pwrite at offset + position, the file opened without truncation so that
 --    ranged downloads can share one file. Error responses (status >= 300)
 --    never reach a sink: their body (up to 1 MiB) is in `res.body`;
+--  * `on_head`: `function(status, headers)` called once when the final
+--    response's head is read, before any body byte reaches the sink (the
+--    contract in objstore.transport: false or nil, err aborts);
 --  * `hashes`, `body_hashes`: names among md5, sha1, sha256, crc32, crc32c,
 --    crc64ecma, crc64nvme, computed in C over the response / request body;
 --  * `expect_100`, `timeout` (s, overrides the session's), `max_speed`

@@ -66,6 +66,17 @@
 --    missing and never truncated, so ranges of one object can share one
 --    file). A response with status >= 300 never reaches a sink: its body is
 --    in `res.body`;
+--  * `on_head`: nil or `function(status, headers) -> true | false | nil, err`,
+--    called exactly once per request with the final response's status (a
+--    number, never 1xx) and its headers (lower-case names, repeats joined
+--    with ", ", the table `res.headers` will be), when the head has been
+--    read and before the first body byte reaches the sink (or is
+--    collected) - for every status, error statuses included. false or
+--    nil, err ends the request with Aborted (nothing of the body is read);
+--    an error it raises ends it with CallbackError; returning nothing goes
+--    on. A request that fails before a whole head arrives never calls it.
+--    What it is for: a proxy that must send the store's status and headers
+--    on before the body (objstore.ngx.serve_object);
 --  * `hashes` / `body_hashes`: lists of names among md5, sha1, sha256,
 --    crc32, crc32c, crc64ecma, crc64nvme, computed over the response body /
 --    the request body as sent;

@@ -62,7 +62,8 @@
 -- chunked), `sink` (nil: collected into
 -- `res.body`; `function(chunk) -> true | false | nil, err`; `{ file = path,
 -- offset = 0 }`, written at offset + position without truncating, created
--- when missing), `hashes`, `body_hashes`, `timeout`, `max_speed` (the sum
+-- when missing), `on_head` (`function(status, headers)`, called once when the
+-- head is read, before the body: see objstore.transport), `hashes`, `body_hashes`, `timeout`, `max_speed` (the sum
 -- of body bytes sent and received paced to it), `max_body` (a collected
 -- 2xx body past it ends with ResponseTooLarge before the bytes are kept).
 -- Misuse raises, naming the field. Error responses (status >= 300) never
@@ -300,7 +301,7 @@ end
 
 local REQ_FIELDS = {
   method = true, url = true, headers = true, body = true, body_length = true, sink = true,
-  hashes = true, body_hashes = true, timeout = true, max_speed = true, max_body = true,
+  hashes = true, body_hashes = true, timeout = true, max_speed = true, max_body = true, on_head = true,
 }
 local KNOWN_ALG = {}
 for _, a in ipairs(checksum.ALGORITHMS) do KNOWN_ALG[a] = true end
@@ -420,9 +421,12 @@ local function check_request(req)
   elseif sink ~= nil and type(sink) ~= "function" then
     misuse("request", "req.sink", "function or table expected, " .. errors.got(sink))
   end
+  if req.on_head ~= nil and type(req.on_head) ~= "function" then
+    misuse("request", "req.on_head", "function expected, " .. errors.got(req.on_head))
+  end
   return {
     method = method, url = url, headers = headers, kind = kind, body = body, body_length = body_length,
-    file = file, sink = sink, sink_file = sink_file,
+    file = file, sink = sink, sink_file = sink_file, on_head = req.on_head,
     hashes = check_digests("hashes", req.hashes), body_hashes = check_digests("body_hashes", req.body_hashes),
     timeout = check_seconds("request", "req.timeout", req.timeout, nil),
     max_speed = check_count("request", "req.max_speed", req.max_speed, 0),
@@ -957,6 +961,14 @@ local function attempt(self, r, u, x)
   if not status then
     local fresh = x.reused and x.nothing_received and headers.code == "ConnectionReset" and r.kind ~= "reader"
     return nil, headers, fresh
+  end
+  if r.on_head then
+    -- The head is complete, no body byte has been read: the caller's turn.
+    local cok, v, why = pcall(r.on_head, status, headers)
+    if not cok then return nil, tr_error("CallbackError", "on_head raised: " .. tostring(v)) end
+    if v == false or (v == nil and why ~= nil) then
+      return nil, tr_error("Aborted", "on_head: " .. tostring(why or "returned false"))
+    end
   end
   local res = { status = status, headers = headers, sent = x.sent }
   x.error_status = status >= 300
