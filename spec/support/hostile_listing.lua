@@ -84,8 +84,9 @@ end
 function _M.start(opts)
   opts = opts or {}
   local logfile = os.tmpname()
-  local cmd = ("python3 spec/support/hostile_listing.py --ports " .. (os.getenv("HOSTILE_PORTS") or "19300-19399") .. " --mode %s --page-size %d"
-    .. " --lifetime %d"):format(opts.mode or "normal", opts.page_size or 2, opts.lifetime or 600)
+  local ports = os.getenv("HOSTILE_PORTS") or "19300-19399"
+  local cmd = ("python3 spec/support/hostile_listing.py --ports %s --mode %s --page-size %d --lifetime %d"):format(
+    ports, opts.mode or "normal", opts.page_size or 2, opts.lifetime or 600)
   local ok, out = sh("(" .. cmd .. " >" .. logfile .. " 2>&1 & echo $!)")
   local pid = assert(ok and out:match("(%d+)"), out)
   local port
