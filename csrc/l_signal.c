@@ -22,8 +22,8 @@ static int defer_depth;   /* inside a C run loop: the error waits for its end */
 
 static int raise_interrupt(lua_State *L, int sig) {
   lua_pushstring(L, sig == SIGTERM  ? "interrupted (SIGTERM)"
-                   : sig == SIGHUP ? "interrupted (SIGHUP)"
-                                   : "interrupted (SIGINT)");
+                    : sig == SIGHUP ? "interrupted (SIGHUP)"
+                                    : "interrupted (SIGINT)");
   return lua_error(L);
 }
 
