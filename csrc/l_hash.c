@@ -9,6 +9,9 @@
  *   core.hash.md5(s) / sha1(s) / sha256(s) -> raw bytes
  *   core.hash.hmac(alg, key, s) -> raw bytes
  *   core.hash.tohex(s), core.hash.tobase64(s) -> text form of any bytes
+ *   core.hash.file(alg, path, offset, length) -> raw digest (blocks)
+ *   core.hash.file_async(...), core.hash.ranges_async(...) -> job on a thread:
+ *     job:done() -> boolean (never blocks), job:wait() -> results (joins)
  *
  * The first digest call finishes the object: its OpenSSL context is freed at
  * once and the digest is kept, so digest/hexdigest/base64digest can all be
@@ -335,6 +338,15 @@ static int l_job_wait(lua_State *L) {
   return 3;
 }
 
+/* job:done() -> boolean, without blocking: true when the thread has
+ * finished, so wait() returns at once. A caller that must not block (an
+ * nginx request) polls it between yields, then calls wait(). */
+static int l_job_done(lua_State *L) {
+  os_hash_job *j = (os_hash_job *)osl_checkself(L, HASH_JOB_CLASS, "core.hash.done");
+  lua_pushboolean(L, os_hash_job_done(j));
+  return 1;
+}
+
 /* core.hash.file_async(alg, path, offset, length, crcs) -> job: the digest
  * of a file range computed on a thread; job:wait() gives it, then the raw
  * CRC-64/NVME and CRC-64/ECMA when crcs (a list of those names) asks for
@@ -485,7 +497,8 @@ static const luaL_Reg hash_functions[] = {
 };
 
 int osl_open_hash(lua_State *L) {
-  static const luaL_Reg job_methods[] = {{"wait", l_job_wait}, {"__gc", l_job_gc}, {NULL, NULL}};
+  static const luaL_Reg job_methods[] = {
+      {"wait", l_job_wait}, {"done", l_job_done}, {"__gc", l_job_gc}, {NULL, NULL}};
   osl_newclass(L, HASH_CLASS, hash_methods);
   osl_newclass(L, HASH_JOB_CLASS, job_methods);
   osl_newlib(L, hash_functions);

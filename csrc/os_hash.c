@@ -290,10 +290,12 @@ static void *hash_job_main(void *arg) {
   if (j->ranges != NULL) {
     j->rc = os_hash_ranges(j->alg, j->path, j->ranges, j->nranges, j->crcs, j->single, j->err,
                            sizeof j->err);
-    return NULL;
+  } else {
+    j->rc = os_hash_file_crc(j->alg, j->path, j->offset, j->length, j->crcs, j->out, &j->outlen,
+                             j->crc, j->err, sizeof j->err);
   }
-  j->rc = os_hash_file_crc(j->alg, j->path, j->offset, j->length, j->crcs, j->out, &j->outlen,
-                           j->crc, j->err, sizeof j->err);
+  /* Everything above is published before the flag (release; done acquires). */
+  __atomic_store_n(&j->finished, 1, __ATOMIC_RELEASE);
   return NULL;
 }
 
@@ -324,6 +326,11 @@ int os_hash_job_start(os_hash_job *j, os_hash_alg alg, const char *path, long lo
   }
   j->started = 1;
   return 0;
+}
+
+int os_hash_job_done(const os_hash_job *j) {
+  if (!j->started || j->joined) return 1;
+  return __atomic_load_n(&j->finished, __ATOMIC_ACQUIRE) != 0;
 }
 
 int os_hash_job_wait(os_hash_job *j) {
