@@ -102,7 +102,7 @@ int os_hash_ranges(os_hash_alg alg, const char *path, os_hash_range *r, size_t n
  * start took (waiting first if needed). */
 typedef struct {
   int started, joined;
-  int finished; /* set last by the thread (release), read with acquire */
+  int finished; /* OS_HASH_JOB_*: set last by the thread, atomically */
   os_hash_alg alg;
   char *path;
   long long offset, length;
@@ -125,6 +125,15 @@ int os_hash_job_start(os_hash_job *j, os_hash_alg alg, const char *path, long lo
  * when it fails to start. Set j->crcs and j->single first. */
 int os_hash_job_start_ranges(os_hash_job *j, os_hash_alg alg, const char *path, os_hash_range *r,
                              size_t n);
+enum { OS_HASH_JOB_RUNNING = 0, OS_HASH_JOB_FINISHED = 1, OS_HASH_JOB_ABANDONED = 2 };
+
+/* A zeroed job on the heap (NULL: out of memory), for
+ * os_hash_job_release. */
+os_hash_job *os_hash_job_new(void);
+/* Frees a job of os_hash_job_new without ever blocking: a job whose thread
+ * still runs is abandoned to it (detached; the thread frees the job when it
+ * ends), any other is freed at once. j is not to be used afterwards. */
+void os_hash_job_release(os_hash_job *j);
 /* 1 when the thread has finished (or was joined, or never started): wait
  * then returns at once. Never blocks. */
 int os_hash_job_done(const os_hash_job *j);

@@ -634,6 +634,31 @@ describe("hashing job state without blocking (job:done, objstore.hashjob)", func
     assert.has_error(function() hash.ranges_async("md5", path, { { 0, 1 } }).done(nil) end)
   end)
 
+  it("a job collected while its thread runs is left to the thread: the collection does not wait", function()
+    local job = assert(hash.ranges_async("md5", path, RANGES, { "crc64nvme", "crc64ecma" }))
+    assert.is_false(job:done())
+    local t0 = core.time.monotonic()
+    job = nil -- luacheck: ignore 311
+    collectgarbage()
+    collectgarbage()
+    local gc = core.time.monotonic() - t0
+    -- a join would wait for the whole job (the test above: > 1 poll of 1 ms)
+    local again = assert(hash.ranges_async("md5", path, RANGES, { "crc64nvme", "crc64ecma" }))
+    t0 = core.time.monotonic()
+    local md5s = again:wait()
+    local whole = core.time.monotonic() - t0
+    assert.equals(64, #md5s)
+    assert.is_true(gc < whole / 2, string.format("collecting a running job took %.1f ms (a job: %.1f ms)",
+      gc * 1000, whole * 1000))
+    -- a released job raises on use (only reachable through the metatable)
+    getmetatable(again).__gc(again)
+    local ok, err = pcall(again.done, again)
+    assert.is_false(ok)
+    assert.matches("hash%.done: %(self%): the hashing job is released", err)
+    assert.has_error(function() again:wait() end)
+    getmetatable(again).__gc(again) -- idempotent
+  end)
+
   it("hashjob.wait yields with ngx.sleep (1 ms doubling to 10 ms) in a request phase, joins elsewhere", function()
     rawset(_G, "ngx", fake_ngx("content"))
     local polls = {}
