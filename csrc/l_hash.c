@@ -9,6 +9,9 @@
  *   core.hash.md5(s) / sha1(s) / sha256(s) -> raw bytes
  *   core.hash.hmac(alg, key, s) -> raw bytes
  *   core.hash.tohex(s), core.hash.tobase64(s) -> text form of any bytes
+ *   core.hash.file(alg, path, offset, length) -> raw digest (blocks)
+ *   core.hash.file_async(...), core.hash.ranges_async(...) -> job on a thread:
+ *     job:done() -> boolean (never blocks), job:wait() -> results (joins)
  *
  * The first digest call finishes the object: its OpenSSL context is freed at
  * once and the digest is kept, so digest/hexdigest/base64digest can all be
@@ -287,9 +290,24 @@ static int l_hash_file(lua_State *L) {
 
 #define HASH_JOB_CLASS "objstore.hash.job"
 
+/* The userdata holds the job by pointer: a job collected while its thread
+ * still runs is left to that thread (os_hash_job_release), so a collection
+ * never waits for a hash (inside nginx, a request's light thread killed
+ * mid-wait leaves its jobs to the collector). */
+typedef struct {
+  os_hash_job *j;
+} l_job;
+
+static os_hash_job *check_job(lua_State *L, const char *fname) {
+  l_job *b = (l_job *)osl_checkself(L, HASH_JOB_CLASS, fname);
+  if (b->j == NULL) osl_misuse(L, fname, 0, "self", "the hashing job is released");
+  return b->j;
+}
+
 static int l_job_gc(lua_State *L) {
-  os_hash_job *j = (os_hash_job *)osl_checkself(L, HASH_JOB_CLASS, "core.hash.__gc");
-  os_hash_job_free(j);
+  l_job *b = (l_job *)osl_checkself(L, HASH_JOB_CLASS, "core.hash.__gc");
+  os_hash_job_release(b->j);
+  b->j = NULL;
   return 0;
 }
 
@@ -319,7 +337,7 @@ static int push_ranges(lua_State *L, const os_hash_job *j) {
 
 /* job:wait() -> raw digest | nil, err (blocks until the thread is done). */
 static int l_job_wait(lua_State *L) {
-  os_hash_job *j = (os_hash_job *)osl_checkself(L, HASH_JOB_CLASS, "core.hash.wait");
+  os_hash_job *j = check_job(L, "core.hash.wait");
   if (os_hash_job_wait(j) != 0) return osl_push_error(L, "LocalFileError", j->err, 0);
   if (j->ranges != NULL) return push_ranges(L, j);
   lua_pushlstring(L, (const char *)j->out, j->outlen);
@@ -333,6 +351,15 @@ static int l_job_wait(lua_State *L) {
     }
   }
   return 3;
+}
+
+/* job:done() -> boolean, without blocking: true when the thread has
+ * finished, so wait() returns at once. A caller that must not block (an
+ * nginx request) polls it between yields, then calls wait(). */
+static int l_job_done(lua_State *L) {
+  os_hash_job *j = check_job(L, "core.hash.done");
+  lua_pushboolean(L, os_hash_job_done(j));
+  return 1;
 }
 
 /* core.hash.file_async(alg, path, offset, length, crcs) -> job: the digest
@@ -358,13 +385,16 @@ static unsigned check_crcs(lua_State *L, int idx, const char *fname) {
   return crcs;
 }
 
-/* A zeroed job userdata with its __gc set: whatever start allocates is freed. */
+/* A job userdata with its __gc set, then the zeroed job it owns (NULL when
+ * out of memory: the caller returns nil, err); whatever start allocates is
+ * freed by __gc. */
 static os_hash_job *new_job(lua_State *L) {
-  os_hash_job *j = (os_hash_job *)osl_newuserdata(L, sizeof *j);
-  memset(j, 0, sizeof *j);
+  l_job *b = (l_job *)osl_newuserdata(L, sizeof *b);
+  b->j = NULL;
   luaL_getmetatable(L, HASH_JOB_CLASS);
   lua_setmetatable(L, -2);
-  return j;
+  b->j = os_hash_job_new();
+  return b->j;
 }
 
 /* A job that did not start: no memory, or no thread (EAGAIN: a limit that may pass). */
@@ -378,6 +408,7 @@ static int l_hash_file_async(lua_State *L) {
   check_file_args(L, "core.hash.file_async", &a);
   unsigned crcs = check_crcs(L, 5, "core.hash.file_async");
   os_hash_job *j = new_job(L);
+  if (j == NULL) return osl_push_error(L, "OutOfMemory", "out of memory", 0);
   j->crcs = crcs;
   if (os_hash_job_start(j, a.alg, a.path, a.offset, a.length) != 0) return push_start_failure(L, j);
   return 1;
@@ -403,6 +434,7 @@ static int l_hash_ranges_async(lua_State *L) {
   size_t n = osl_rawlen(L, 3);
   if (n == 0 || n > 100000) osl_misuse(L, F, 3, "ranges", "must hold 1 to 100000 ranges");
   os_hash_job *j = new_job(L);
+  if (j == NULL) return osl_push_error(L, "OutOfMemory", "out of memory", 0);
   j->crcs = crcs;
   j->single = single;
   /* Owned by the job from here, so a raise below frees it in __gc. */
@@ -485,7 +517,8 @@ static const luaL_Reg hash_functions[] = {
 };
 
 int osl_open_hash(lua_State *L) {
-  static const luaL_Reg job_methods[] = {{"wait", l_job_wait}, {"__gc", l_job_gc}, {NULL, NULL}};
+  static const luaL_Reg job_methods[] = {
+      {"wait", l_job_wait}, {"done", l_job_done}, {"__gc", l_job_gc}, {NULL, NULL}};
   osl_newclass(L, HASH_CLASS, hash_methods);
   osl_newclass(L, HASH_JOB_CLASS, job_methods);
   osl_newlib(L, hash_functions);

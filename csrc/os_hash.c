@@ -290,10 +290,21 @@ static void *hash_job_main(void *arg) {
   if (j->ranges != NULL) {
     j->rc = os_hash_ranges(j->alg, j->path, j->ranges, j->nranges, j->crcs, j->single, j->err,
                            sizeof j->err);
-    return NULL;
+  } else {
+    j->rc = os_hash_file_crc(j->alg, j->path, j->offset, j->length, j->crcs, j->out, &j->outlen,
+                             j->crc, j->err, sizeof j->err);
   }
-  j->rc = os_hash_file_crc(j->alg, j->path, j->offset, j->length, j->crcs, j->out, &j->outlen,
-                           j->crc, j->err, sizeof j->err);
+  /* Everything above is published with the flag (release; done acquires).
+   * A job its owner abandoned (os_hash_job_release while running) is
+   * nobody's but this thread's now: it frees it. */
+  int running = OS_HASH_JOB_RUNNING;
+  if (!__atomic_compare_exchange_n(&j->finished, &running, OS_HASH_JOB_FINISHED, 0,
+                                   __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    free(j->path);
+    free(j->thread);
+    free(j->ranges);
+    free(j);
+  }
   return NULL;
 }
 
@@ -324,6 +335,31 @@ int os_hash_job_start(os_hash_job *j, os_hash_alg alg, const char *path, long lo
   }
   j->started = 1;
   return 0;
+}
+
+int os_hash_job_done(const os_hash_job *j) {
+  if (!j->started || j->joined) return 1;
+  return __atomic_load_n(&j->finished, __ATOMIC_ACQUIRE) != OS_HASH_JOB_RUNNING;
+}
+
+os_hash_job *os_hash_job_new(void) {
+  return calloc(1, sizeof(os_hash_job));
+}
+
+void os_hash_job_release(os_hash_job *j) {
+  if (j == NULL) return;
+  if (j->started && !j->joined) {
+    /* Read before the exchange: once abandoned, j may be freed at once. */
+    pthread_t t = *(pthread_t *)j->thread;
+    int running = OS_HASH_JOB_RUNNING;
+    if (__atomic_compare_exchange_n(&j->finished, &running, OS_HASH_JOB_ABANDONED, 0,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+      pthread_detach(t);
+      return;
+    }
+  }
+  os_hash_job_free(j); /* finished (or never started): the join returns at once */
+  free(j);
 }
 
 int os_hash_job_wait(os_hash_job *j) {

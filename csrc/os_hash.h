@@ -96,10 +96,13 @@ int os_hash_ranges(os_hash_alg alg, const char *path, os_hash_range *r, size_t n
 
 /* os_hash_file on a thread of its own, so a digest of the next part can be
  * computed while the current parts are on the wire. Zero-initialise, then
- * start; wait joins the thread (and may be called once); free releases what
+ * start; done says, without blocking, whether the thread has finished (so
+ * a caller that must not block, an nginx worker, can poll it and wait only
+ * then); wait joins the thread (and may be called once); free releases what
  * start took (waiting first if needed). */
 typedef struct {
   int started, joined;
+  int finished; /* OS_HASH_JOB_*: set last by the thread, atomically */
   os_hash_alg alg;
   char *path;
   long long offset, length;
@@ -122,7 +125,18 @@ int os_hash_job_start(os_hash_job *j, os_hash_alg alg, const char *path, long lo
  * when it fails to start. Set j->crcs and j->single first. */
 int os_hash_job_start_ranges(os_hash_job *j, os_hash_alg alg, const char *path, os_hash_range *r,
                              size_t n);
-/* Same, with CRCs computed in the same pass (set j->crcs, then start). */
+enum { OS_HASH_JOB_RUNNING = 0, OS_HASH_JOB_FINISHED = 1, OS_HASH_JOB_ABANDONED = 2 };
+
+/* A zeroed job on the heap (NULL: out of memory), for
+ * os_hash_job_release. */
+os_hash_job *os_hash_job_new(void);
+/* Frees a job of os_hash_job_new without ever blocking: a job whose thread
+ * still runs is abandoned to it (detached; the thread frees the job when it
+ * ends), any other is freed at once. j is not to be used afterwards. */
+void os_hash_job_release(os_hash_job *j);
+/* 1 when the thread has finished (or was joined, or never started): wait
+ * then returns at once. Never blocks. */
+int os_hash_job_done(const os_hash_job *j);
 int os_hash_job_wait(os_hash_job *j);
 void os_hash_job_free(os_hash_job *j);
 

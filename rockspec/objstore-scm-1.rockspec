@@ -86,6 +86,7 @@ build = {
     ["objstore.errors"] = "lua/objstore/errors.lua",
     ["objstore.failover"] = "lua/objstore/failover.lua",
     ["objstore.gateway"] = "lua/objstore/gateway.lua",
+    ["objstore.hashjob"] = "lua/objstore/hashjob.lua",
     ["objstore"] = "lua/objstore/init.lua",
     ["objstore.journal"] = "lua/objstore/journal.lua",
     ["objstore.log"] = "lua/objstore/log.lua",

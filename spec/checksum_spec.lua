@@ -568,3 +568,134 @@ describe("digests of many ranges (core.hash.ranges_async, the multi-buffer MD5)"
     raises("ranges_async: argument #5 %(single%)", hash.ranges_async, "md5", path, { { 0, 1 } }, nil, "yes")
   end)
 end)
+
+-- Issue 18: an nginx worker must never wait in pthread_join. job:done()
+-- tells, without blocking, whether the hashing thread has finished;
+-- objstore.hashjob polls it between ngx.sleeps where nginx can yield.
+describe("hashing job state without blocking (job:done, objstore.hashjob)", function()
+  local hash, hashjob = core.hash, require "objstore.hashjob"
+  local path, size
+  -- Enough hashing (64 x 1 MiB ranges, twice over: MD5 and two CRCs) that
+  -- the thread is still running right after the start.
+  local RANGES = {}
+  setup(function()
+    path = os.tmpname()
+    local block = {}
+    for i = 1, 4096 do block[i] = string.char((i * 7919) % 256) end
+    block = table.concat(block):rep(256) -- 1 MiB
+    local f = assert(io.open(path, "wb"))
+    for _ = 1, 4 do f:write(block) end
+    f:close()
+    size = 4 * #block
+    for i = 1, 64 do RANGES[i] = { (i % 4) * 65536, size - 4 * 65536 } end
+  end)
+  teardown(function()
+    os.remove(path)
+    rawset(_G, "ngx", nil)
+  end)
+
+  local function fake_ngx(phase)
+    local t = { sleeps = {} }
+    t.get_phase = function() return phase end
+    t.sleep = function(s)
+      t.sleeps[#t.sleeps + 1] = s
+      core.time.sleep(s)
+    end
+    return t
+  end
+
+  it("done() is false while the thread runs and true once it has finished; wait() then does not block", function()
+    local job = assert(hash.ranges_async("md5", path, RANGES, { "crc64nvme", "crc64ecma" }))
+    assert.is_false(job:done())
+    local polls, t0 = 0, core.time.monotonic()
+    while not job:done() do
+      polls = polls + 1
+      core.time.sleep(0.001)
+      assert.is_true(core.time.monotonic() - t0 < 30, "the job never finished")
+    end
+    assert.is_true(polls > 0)
+    t0 = core.time.monotonic()
+    local md5s, nvmes = job:wait()
+    assert.is_true(core.time.monotonic() - t0 < 0.05, "wait blocked after done()")
+    assert.equals(64, #md5s)
+    assert.equals(64, #nvmes)
+    assert.equals(hash.file("md5", path, RANGES[1][1], RANGES[1][2]), md5s[1])
+    assert.is_true(job:done()) -- and stays so after the join
+    -- a job that fails finishes too, with the error from wait
+    job = hash.file_async("md5", path .. ".missing", 0, 1)
+    t0 = core.time.monotonic()
+    while not job:done() do
+      core.time.sleep(0.001)
+      assert.is_true(core.time.monotonic() - t0 < 10)
+    end
+    local d, err = job:wait()
+    assert.is_nil(d)
+    assert.equals("LocalFileError", err.code)
+    assert.has_error(function() hash.ranges_async("md5", path, { { 0, 1 } }).done(nil) end)
+  end)
+
+  it("a job collected while its thread runs is left to the thread: the collection does not wait", function()
+    local job = assert(hash.ranges_async("md5", path, RANGES, { "crc64nvme", "crc64ecma" }))
+    assert.is_false(job:done())
+    local t0 = core.time.monotonic()
+    job = nil -- luacheck: ignore 311
+    collectgarbage()
+    collectgarbage()
+    local gc = core.time.monotonic() - t0
+    -- a join would wait for the whole job (the test above: > 1 poll of 1 ms)
+    local again = assert(hash.ranges_async("md5", path, RANGES, { "crc64nvme", "crc64ecma" }))
+    t0 = core.time.monotonic()
+    local md5s = again:wait()
+    local whole = core.time.monotonic() - t0
+    assert.equals(64, #md5s)
+    assert.is_true(gc < whole / 2, string.format("collecting a running job took %.1f ms (a job: %.1f ms)",
+      gc * 1000, whole * 1000))
+    -- a released job raises on use (only reachable through the metatable)
+    getmetatable(again).__gc(again)
+    local ok, err = pcall(again.done, again)
+    assert.is_false(ok)
+    assert.matches("hash%.done: %(self%): the hashing job is released", err)
+    assert.has_error(function() again:wait() end)
+    getmetatable(again).__gc(again) -- idempotent
+  end)
+
+  it("hashjob.wait yields with ngx.sleep (1 ms doubling to 10 ms) in a request phase, joins elsewhere", function()
+    rawset(_G, "ngx", fake_ngx("content"))
+    local polls = {}
+    local md5s = hashjob.wait(assert(hash.ranges_async("md5", path, RANGES, { "crc64nvme" })), polls)
+    local sleeps = _G.ngx.sleeps
+    assert.equals(64, #md5s)
+    assert.is_true(#sleeps > 0 and polls.n == #sleeps, "no polls")
+    assert.equals(0.001, sleeps[1])
+    for i, s in ipairs(sleeps) do
+      assert.is_true(s <= 0.01 and (i == 1 or s >= sleeps[i - 1]), "sleep " .. i .. ": " .. s)
+    end
+    for _, phase in ipairs{ "init_worker", "log", "header_filter" } do
+      rawset(_G, "ngx", fake_ngx(phase))
+      polls = {}
+      assert.equals(64, #hashjob.wait(hash.ranges_async("md5", path, RANGES), polls))
+      assert.equals(0, #_G.ngx.sleeps, phase)
+      assert.is_nil(polls.n)
+    end
+    rawset(_G, "ngx", nil)
+    polls = {}
+    assert.equals(64, #hashjob.wait(hash.ranges_async("md5", path, RANGES), polls))
+    assert.is_nil(polls.n)
+  end)
+
+  it("hashjob.file gives core.hash.file's digest and errors, on a thread polled in a request phase", function()
+    local want = hash.file("sha256", path, 5, size - 5)
+    rawset(_G, "ngx", fake_ngx("timer"))
+    assert.equals(want, hashjob.file("sha256", path, 5, size - 5))
+    assert.is_true(#_G.ngx.sleeps > 0)
+    local d, err = hashjob.file("md5", path, size - 1, 2)
+    assert.is_nil(d)
+    assert.equals("LocalFileError", err.code)
+    assert.matches("shorter", err.message)
+    rawset(_G, "ngx", nil)
+    assert.equals(want, hashjob.file("sha256", path, 5, size - 5))
+    d, err = hashjob.file("md5", path .. ".missing", 0, 1)
+    assert.is_nil(d)
+    assert.equals("LocalFileError", err.code)
+  end)
+end)

@@ -4,6 +4,7 @@
 local checksum = require "objstore.checksum"
 local errors = require "objstore.errors"
 local core = require "objstore.core"
+local hashjob = require "objstore.hashjob"
 local lfs = require "lfs"
 
 local type, io_type = type, io.type
@@ -45,7 +46,7 @@ function _M.prepare(name, n, body, opts)
     end
     out = { body = { file = body.path, offset = offset, length = length }, length = length, path = body.path }
     if want_md5 == true then
-      local md5, err = core.hash.file("md5", body.path, offset, length)
+      local md5, err = hashjob.file("md5", body.path, offset, length)
       if not md5 then
         return nil, errors.is(err) and err or errors.new{ code = "LocalFileError", message = tostring(err),
           retryable = false }

@@ -12,6 +12,7 @@
 local checksum = require "objstore.checksum"
 local errors = require "objstore.errors"
 local core = require "objstore.core"
+local hashjob = require "objstore.hashjob"
 
 local type, tostring, io_open, math_min = type, tostring, io.open, math.min
 local b64 = core.encode.base64_encode
@@ -57,7 +58,7 @@ function _M.of_body(alg, body)
   if core.buffer.is(body) then return b64(body:digest(alg)) end
   if type(body) == "table" and body.file then
     if not checksum.is_crc(alg) then
-      local d, err = core.hash.file(alg, body.file, body.offset or 0, body.length)
+      local d, err = hashjob.file(alg, body.file, body.offset or 0, body.length)
       if not d then return nil, err end
       return b64(d)
     end

@@ -29,6 +29,7 @@ local checksum = require "objstore.checksum"
 local common = require "objstore.ops.common"
 local sse = require "objstore.ops.sse"
 local core = require "objstore.core"
+local hashjob = require "objstore.hashjob"
 local lfs = require "lfs"
 
 local type, tostring, tonumber = type, tostring, tonumber
@@ -310,7 +311,7 @@ local function download_file(self, bucket, key, path, opts, track)
       elseif m:count() == 1 and m:part(1).md5 then
         md5 = m:part(1).md5
       else
-        md5 = core.hash.file("md5", part_path, 0, size)
+        md5 = hashjob.file("md5", part_path, 0, size)
       end
       if not md5 or tohex(md5) ~= plain_etag_md5(etag) then
         bad = "MD5 " .. (md5 and tohex(md5) or "of the file unreadable") .. " does not match ETag " .. etag

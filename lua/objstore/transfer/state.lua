@@ -7,9 +7,11 @@ local errors = require "objstore.errors"
 
 local pcall, error, tostring = pcall, error, tostring
 local clock = require "objstore.clock"
+local hashjob = require "objstore.hashjob"
 
 local b64, unb64 = core.encode.base64_encode, core.encode.base64_decode
 local hash_ranges = core.hash.ranges_async
+local wait_job = hashjob.wait
 
 local _M = {}
 
@@ -189,13 +191,15 @@ end
 local BATCH = 8
 
 --- Computes the MD5 and CRCs of parts of a file on hashing threads, BATCH
--- parts a job and up to `width` jobs at a time, recording them in m.
+-- parts a job and up to `width` jobs at a time, recording them in m. Inside
+-- nginx's request phases the jobs are waited for by yielding
+-- (objstore.hashjob), never by blocking the worker.
 -- `numbers`: the parts to hash. Returns true or nil, err (the file shrank
 -- or vanished).
 function _M.hash_parts(m, path, numbers, kinds, width)
   local jobs, head, tail = {}, 1, 0
   local function finish(j)
-    local md5s, nvmes, ecmas = j.job:wait()
+    local md5s, nvmes, ecmas = wait_job(j.job)
     if not md5s then
       local e = errors.is(nvmes) and nvmes or errors.new{ code = "LocalFileError", message = tostring(nvmes) }
       e.code, e.retryable = "LocalFileError", false
@@ -213,7 +217,7 @@ function _M.hash_parts(m, path, numbers, kinds, width)
     end
     local job, jerr = hash_ranges("md5", path, ranges, kinds)
     if not job then
-      for i = head, tail do jobs[i].job:wait() end
+      for i = head, tail do wait_job(jobs[i].job) end
       return nil, jerr
     end
     tail = tail + 1
@@ -228,7 +232,7 @@ function _M.hash_parts(m, path, numbers, kinds, width)
   for i = head, tail do
     local ok, err = finish(jobs[i])
     if not ok then
-      for k = i + 1, tail do jobs[k].job:wait() end
+      for k = i + 1, tail do wait_job(jobs[k].job) end
       return nil, err
     end
   end

@@ -23,6 +23,7 @@ local sse = require "objstore.ops.sse"
 local flexsum = require "objstore.ops.flexsum"
 local checksum = require "objstore.checksum"
 local core = require "objstore.core"
+local hashjob = require "objstore.hashjob"
 local lfs = require "lfs"
 
 local type, pairs, ipairs, tostring, tonumber, floor = type, pairs, ipairs, tostring, tonumber, math.floor
@@ -92,7 +93,7 @@ local function put_whole(c, bucket, key, path, size, opts, upload_opts, verify, 
     local job, jerr = core.hash.file_async("md5", path, 0, size, state_mod.crc_kinds(c))
     if not job then return nil, jerr end
     local md5, nvme
-    md5, nvme, ecma = job:wait()
+    md5, nvme, ecma = hashjob.wait(job)
     if not md5 then return nil, errors.locate(nvme, "UploadFile", bucket, key) end
     upload_opts.content_md5 = b64(md5)
     upload_opts.metadata = state_mod.with_crc(opts.metadata, nvme)
