@@ -63,6 +63,53 @@ describe("objstore command line: usage", function()
   end)
 end)
 
+describe("objstore command line: first contact", function()
+  it("runs from a checkout whatever `lua` is, with the Lua that was built; says what to run otherwise", function()
+    -- A checkout with one build only, and a `lua` on the PATH that is another
+    -- interpreter (Debian's alternatives after `make test`).
+    local tree = servers.tmpdir()
+    assert(servers.sh("cp -r bin lua " .. q(tree) .. " && mkdir -p " .. q(tree .. "/build") .. " && cp -r "
+      .. q(os.getenv("BUILD") or "build") .. "/" .. LUA .. " " .. q(tree .. "/build/")))
+    local other = LUA == "lua5.2" and "lua5.3" or "lua5.2"
+    assert(servers.sh("mkdir -p " .. q(tree .. "/path") .. " && ln -s $(command -v " .. other .. ") "
+      .. q(tree .. "/path/lua")))
+    local env = "PATH=" .. q(tree .. "/path") .. ":$PATH"
+    local rc, out, err = run(q(tree .. "/bin/objstore") .. " --help", env)
+    assert.equals(0, rc, err)
+    assert.matches("Usage: objstore COMMAND", out, 1, true)
+    rc, out, err = run("cd / && " .. q(tree .. "/bin/objstore") .. " --version", env)
+    assert.equals(0, rc, err)
+    assert.matches("^objstore %d+%.%d+%.%d+\n", out)
+    -- Run by hand with an interpreter that has no build: one line saying what to run.
+    rc, out, err = run(other .. " " .. q(tree .. "/bin/objstore") .. " --help")
+    assert.equals(127, rc)
+    assert.equals("", out)
+    assert.matches("^objstore: no objstore core for " .. other .. ": run `make build LUA=" .. other
+      .. "`[^\n]*\n$", err)
+    assert.is_nil(err:find("traceback", 1, true))
+    servers.sh("rm -rf " .. q(tree))
+  end)
+
+  it("prints its version and the Lua, libcurl and OpenSSL in use", function()
+    local core = require "objstore.core"
+    for _, how in ipairs{ " --version", " version" } do
+      local rc, out = run(BIN .. how)
+      assert.equals(0, rc)
+      assert.matches("objstore " .. require("objstore")._VERSION .. "\n", out, 1, true)
+      assert.matches((jit and jit.version or _VERSION), out, 1, true)
+      assert.matches("libcurl  " .. core.http.curl_version:match("^libcurl/(%S+)"), out, 1, true)
+      assert.matches(core.openssl_version, out, 1, true)
+    end
+    local rc, out = run(BIN .. " --json --version")
+    assert.equals(0, rc)
+    local v = cjson.decode(out)
+    assert.equals(require("objstore")._VERSION, v.objstore)
+    assert.equals(core.openssl_version, v.openssl)
+    assert.truthy(v.libcurl and v.lua)
+    assert.equals(2, (run(BIN .. " version extra")))
+  end)
+end)
+
 describe("objstore command line: OSS signature version", function()
   local ENV = "OSS_ACCESS_KEY_ID=ak OSS_ACCESS_KEY_SECRET=sk OSS_REGION=cn-hangzhou AWS_CONFIG_FILE=/dev/null "
     .. "AWS_SHARED_CREDENTIALS_FILE=/dev/null"
@@ -208,6 +255,21 @@ for _, srv in ipairs(servers.list()) do
         assert.is_nil(out:find("f3.txt", 1, true))
       end)
 
+      it("--profile wins over AWS_* keys in the environment; a missing profile is named", function()
+        local creds = dir .. "/credentials"
+        servers.write_file(creds, "[h19]\naws_access_key_id = " .. srv.access_key .. "\naws_secret_access_key = "
+          .. srv.secret_key .. "\n")
+        local env = string.format("AWS_ACCESS_KEY_ID=bogus AWS_SECRET_ACCESS_KEY=bogus AWS_REGION=%s "
+          .. "AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=%s", q(srv.region), q(creds))
+        local rc, _, err = run(CMD .. " ls s3://" .. bucket .. " --profile h19", env)
+        assert.equals(0, rc, err)
+        rc, _, err = run(CMD .. " --profile h19-nope ls s3://" .. bucket, env)
+        assert.equals(1, rc)
+        assert.matches("ProfileNotFound", err, 1, true)
+        assert.matches("profile 'h19-nope' not found", err, 1, true)
+        assert.matches(creds, err, 1, true)
+      end)
+
       it("exits 1 with the key on stderr when an operation fails", function()
         local rc, _, err = run(CMD .. " cat s3://" .. bucket .. "/no/such/key", ENV)
         assert.equals(1, rc)
@@ -273,6 +335,9 @@ for _, srv in ipairs(servers.list()) do
         local rc, out = run(bin .. " --help", env)
         assert.equals(0, rc)
         assert.matches("Usage: objstore COMMAND", out, 1, true)
+        rc, out = run(bin .. " --version", env)
+        assert.equals(0, rc)
+        assert.matches("^objstore %S+\nlua ", out)
         servers.write_file(rock .. "/r.txt", "from the rock")
         assert.equals(0, (run(bin .. " cp " .. q(rock .. "/r.txt") .. " s3://" .. bucket .. "/rock.txt", env)))
         local rc2, out2 = run(bin .. " cat s3://" .. bucket .. "/rock.txt", env)

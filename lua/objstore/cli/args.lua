@@ -68,6 +68,7 @@ _M.COMMANDS = {
   mb = set{ "dry-run" },
   rb = set{ "force", "dry-run" },
   presign = set{ "expires", "method" },
+  version = {},
 }
 
 --- Flags that only mean something with -r (cp, mv).

@@ -20,9 +20,11 @@ Commands:
   rb URL              remove a bucket (--force empties it first)
   presign URL         print a presigned URL
   du URL              total size and count under a prefix
+  version             objstore's version, and the Lua, libcurl and OpenSSL in use
 
 Options for every command:
-  --profile NAME      profile of ~/.aws/config and ~/.aws/credentials
+  --profile NAME      profile of ~/.aws/config and ~/.aws/credentials; it wins
+                      over AWS_* keys in the environment (a missing one is an error)
   --endpoint URL      endpoint (default: AWS_ENDPOINT_URL / OSS_ENDPOINT, or the provider's)
   --region NAME       region (default: AWS_REGION / OSS_REGION, or the profile's)
   --signature v4|v1   OSS signature version (default v4, or OSS_SIGNATURE_VERSION);
@@ -30,6 +32,7 @@ Options for every command:
   --json              one JSON object per line on stdout (progress and a summary)
   -q, --quiet         no progress, no summary
   -h, --help          this text; `objstore COMMAND --help` for a command
+  --version           as `objstore version`
 Each command takes only the options its help lists: any other is a usage
 error (exit 2), never silently ignored.
 
@@ -46,6 +49,12 @@ or a write to stdout failed; 2 usage error; 3 --max-delete exceeded (nothing
 deleted); 130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: the transfer in
 flight stops, temporary files are removed and a multipart upload in flight is
 aborted. A full disk stops the run at once (exit 1).
+]==]
+
+_M.version = [==[
+Usage: objstore version (or objstore --version)
+  objstore's version and the Lua, libcurl and OpenSSL it runs with;
+  --json: {"objstore":...,"lua":...,"libcurl":...,"openssl":...}.
 ]==]
 
 _M.ls = [==[

@@ -581,6 +581,19 @@ function C.check(ctx, pos)
   if not report.ok then ctx.failures = ctx.failures + (#report.errors == 0 and 1 or 0) end
 end
 
+--- version: objstore's, and the Lua, libcurl and OpenSSL in use.
+function C.version(ctx, pos)
+  args.want(pos, 0, 0, "version takes no arguments")
+  local core = require "objstore.core"
+  local curl = core.http.curl_version:match("^libcurl/(%S+)") or core.http.curl_version
+  local lua = jit and jit.version or _VERSION
+  if ctx.opts.json then
+    return ctx.json{ objstore = objstore._VERSION, lua = lua, libcurl = curl, openssl = core.openssl_version }
+  end
+  ctx.out:write(format("objstore %s\n%-8s %s\n%-8s %s (%s)\n%-8s %s\n", objstore._VERSION, "lua", lua, "libcurl",
+    curl, core.http.curl_version:match("^%S+%s+(.*)$") or "?", "openssl", core.openssl_version))
+end
+
 --- main(argv, out, err) -> exit code
 function _M.main(argv, out, err)
   out, err = checked_output(out or io.stdout), err or io.stderr
@@ -596,12 +609,16 @@ function _M.main(argv, out, err)
   end
   -- Global options may come before the command: `objstore --endpoint URL ls`.
   local i = 1
-  while argv[i] and argv[i]:sub(1, 1) == "-" and argv[i] ~= "-" and argv[i] ~= "--help" and argv[i] ~= "-h" do
+  while argv[i] and argv[i]:sub(1, 1) == "-" and argv[i] ~= "-" and argv[i] ~= "--help" and argv[i] ~= "-h"
+    and argv[i] ~= "--version" do
     local flag = args.FLAGS[argv[i]:match("^%-%-?([^=]+)")]
     if flag and flag[1] ~= "bool" and not argv[i]:find("=", 1, true) then i = i + 1 end
     i = i + 1
   end
   local cmd = argv[i]
+  if cmd == "--version" then
+    cmd, argv[i] = "version", "version"
+  end
   if i > 1 and cmd then
     local reordered = { cmd }
     for j = 1, #argv do if j ~= i then reordered[#reordered + 1] = argv[j] end end
