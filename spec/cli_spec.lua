@@ -270,6 +270,97 @@ for _, srv in ipairs(servers.list()) do
         assert.matches(creds, err, 1, true)
       end)
 
+      --- The progress line's numbers: done and total in bytes, percentage, ETA.
+      local UNITS = { B = 1, KiB = 1024, MiB = 1024 ^ 2, GiB = 1024 ^ 3 }
+      local function bytes_of(n, u) return tonumber(n) * UNITS[u] end
+
+      it("shows progress that can be trusted in a 40-column terminal (tmux)", function()
+        local big = dir .. "/big12.bin"
+        servers.sh("head -c 12582912 /dev/urandom > " .. q(big))
+        local sock = "h19j-spec-" .. tostring(os.time())
+        local script = dir .. "/tmux.sh"
+        servers.write_file(script, ENV:gsub("OBJSTORE_PROGRESS_INTERVAL=0", "") .. " " .. CMD .. " cp " .. q(big)
+          .. " s3://" .. bucket .. "/big12.bin --part-size 5M --bwlimit 2M --concurrency 1; echo rc=$?; sleep 60\n")
+        assert(servers.sh("tmux -L " .. sock .. " new-session -d -x 40 -y 12 'sh " .. script .. "'"))
+        local screens, finished = {}, nil
+        for _ = 1, 120 do
+          os.execute("sleep 0.25")
+          local okc, pane = servers.sh("tmux -L " .. sock .. " capture-pane -p")
+          if okc then screens[#screens + 1] = pane end
+          if okc and pane:find("rc=%d") then
+            finished = pane
+            break
+          end
+        end
+        servers.sh("tmux -L " .. sock .. " kill-server")
+        assert.truthy(finished, "the copy did not end")
+        assert.matches("rc=0", finished, 1, true)
+        local seen_partial = false
+        for _, pane in ipairs(screens) do
+          local progress_lines = 0
+          for line in pane:gmatch("[^\n]+") do
+            assert.is_true(#line <= 40, line)
+            if line:find("ETA", 1, true) then
+              progress_lines = progress_lines + 1
+              local dn, du, tn, tu, pct, eta = line:match("^([%d.]+) (%a+)/([%d.]+) (%a+) (%d+)%% .- ETA (%S+)")
+              assert.truthy(dn, "not the compact form at 40 columns: " .. line)
+              assert.is_true(bytes_of(dn, du) <= bytes_of(tn, tu), line)
+              assert.equals(12582912, bytes_of(tn, tu))
+              assert.is_true(tonumber(pct) <= 100, line)
+              assert.is_nil(eta:find("-", 1, true), line)
+              if tonumber(pct) > 0 and tonumber(pct) < 100 then seen_partial = true end
+            end
+          end
+          assert.is_true(progress_lines <= 1, pane) -- no stale lines piling up
+        end
+        assert.is_true(seen_partial, "no progress inside the file")
+        -- The upload line starts a line of its own (the progress line was cleared first).
+        assert.matches("\nupload: ", "\n" .. finished)
+        assert.matches("12.0 MiB/12.0 MiB 100%", finished, 1, true)
+      end)
+
+      it("gives totals as soon as the walk knows them, one action object per file with --json", function()
+        local tree = dir .. "/jtree"
+        servers.sh("mkdir -p " .. q(tree))
+        for i = 1, 5 do servers.write_file(tree .. "/f" .. i, string.rep("j", 1000 * i)) end
+        local out = ok("cp -r " .. q(tree) .. " s3://" .. bucket .. "/jtree --json")
+        local actions, progress = 0, {}
+        for line in out:gmatch("[^\n]+") do
+          local t = cjson.decode(line)
+          if t.type == "action" then actions = actions + 1 end
+          if t.type == "progress" then progress[#progress + 1] = t end
+        end
+        assert.equals(5, actions)
+        assert.is_true(#progress > 0)
+        for _, p in ipairs(progress) do
+          assert.equals(15000, p.total_bytes)
+          assert.equals(5, p.total_files)
+          assert.is_true(p.bytes <= p.total_bytes and p.files <= p.total_files)
+        end
+        -- -v: one line per file; a dry run shows no progress line.
+        local vout = ok("sync " .. q(tree) .. " s3://" .. bucket .. "/jtree-v -v")
+        local n = 0
+        for _ in vout:gmatch("upload: [^\n]+ to s3://[^\n]+/jtree%-v/f%d\n") do n = n + 1 end
+        assert.equals(5, n)
+        local _, derr = ok("sync " .. q(tree) .. " s3://" .. bucket .. "/jtree-d --dry-run")
+        assert.is_nil(derr:find("files %d"), derr)
+        -- Single commands report their action in --json too.
+        local singles = { "cp " .. q(tree .. "/f1") .. " s3://" .. bucket .. "/one", "rm s3://" .. bucket .. "/one" }
+        for _, c in ipairs(singles) do
+          local o1 = ok(c .. " --json")
+          local found
+          for line in o1:gmatch("[^\n]+") do
+            local t = cjson.decode(line)
+            if t.type == "action" then found = t end
+          end
+          assert.truthy(found, c)
+        end
+        local rout = ok("rm -r s3://" .. bucket .. "/jtree-v -v")
+        n = 0
+        for _ in rout:gmatch("delete: s3://[^\n]+/jtree%-v/f%d\n") do n = n + 1 end
+        assert.equals(5, n)
+      end)
+
       it("exits 1 with the key on stderr when an operation fails", function()
         local rc, _, err = run(CMD .. " cat s3://" .. bucket .. "/no/such/key", ENV)
         assert.equals(1, rc)
@@ -292,7 +383,8 @@ for _, srv in ipairs(servers.list()) do
         local err = read(pipe_err)
         assert.equals(0, rc)
         assert.is_nil(err:find("\r", 1, true))
-        assert.matches("files %d+/%?\n", err)
+        -- The walk ended before the first transfer: totals from the first line.
+        assert.matches("^0 B of 6%.7 KiB %(0%%%), [^\n]*, files 0/10\n", err)
         assert.matches("files 10/10\n", err)
         local _, qout, qerr = run(CMD .. " -q sync " .. q(tree) .. " s3://" .. bucket .. "/quiet", ENV)
         assert.equals("", qout .. qerr)

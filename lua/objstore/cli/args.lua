@@ -20,7 +20,7 @@ local MiB, GiB = 1024 * 1024, 1024 * 1024 * 1024
 -- int: a whole number; size: bytes, "8M", "64MiB", "1G"; seconds: a number.
 _M.FLAGS = {
   profile = { "string" }, endpoint = { "string" }, region = { "string" }, json = { "bool" }, q = { "bool" },
-  quiet = { "bool" }, help = { "bool" }, h = { "bool" },
+  quiet = { "bool" }, help = { "bool" }, h = { "bool" }, v = { "bool" }, verbose = { "bool" },
   r = { "bool" }, recursive = { "bool" }, include = { "filter" }, exclude = { "filter" }, delete = { "bool" },
   ["dry-run"] = { "bool" }, checksum = { "bool" }, ["size-only"] = { "bool" }, force = { "bool" },
   backup = { "string" }, ["delete-excluded"] = { "bool" }, ["no-state"] = { "bool" }, ["state-file"] = { "string" },
@@ -48,7 +48,7 @@ end
 -- single cp or mv does not.
 local WALK = { "include", "exclude", "checksum", "size-only", "modify-window", "no-state", "state-file",
   "follow-symlinks" }
-local TRANSFER = { "r", "recursive", "dry-run", "concurrency", "part-size", "bwlimit", "content-type" }
+local TRANSFER = { "r", "recursive", "v", "verbose", "dry-run", "concurrency", "part-size", "bwlimit", "content-type" }
 
 local function join(...)
   local out = {}
@@ -61,7 +61,7 @@ _M.COMMANDS = {
   ls = set{ "r", "recursive" },
   cp = join(TRANSFER, WALK),
   mv = join(TRANSFER, WALK),
-  rm = set{ "r", "recursive", "include", "exclude", "dry-run" },
+  rm = set{ "r", "recursive", "v", "verbose", "include", "exclude", "dry-run" },
   sync = join(TRANSFER, WALK, { "delete", "max-delete", "force", "backup", "delete-excluded" }),
   check = set{ "checksum", "size-only", "modify-window", "include", "exclude", "follow-symlinks" },
   cat = {}, stat = {}, du = {},
@@ -167,6 +167,7 @@ function _M.parse(argv, first, command)
   end
   if opts.q then opts.quiet = true end
   if opts.h then opts.help = true end
+  if opts.v then opts.verbose = true end
   if opts.recursive then opts.r = true end
   return opts, pos
 end

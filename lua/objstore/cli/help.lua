@@ -29,7 +29,8 @@ Options for every command:
   --region NAME       region (default: AWS_REGION / OSS_REGION, or the profile's)
   --signature v4|v1   OSS signature version (default v4, or OSS_SIGNATURE_VERSION);
                       s3:// is always v4
-  --json              one JSON object per line on stdout (progress and a summary)
+  --json              one JSON object per line on stdout (one per action, progress
+                      with total_bytes/total_files, a summary)
   -q, --quiet         no progress, no summary
   -h, --help          this text; `objstore COMMAND --help` for a command
   --version           as `objstore version`
@@ -41,8 +42,10 @@ AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN (OSS_ACCESS_KEY_ID /
 OSS_ACCESS_KEY_SECRET for oss://), ~/.aws files, and the instance/container
 providers.
 
-Progress goes to stderr: one redrawn line on a terminal; a plain line every
-5 s otherwise (OBJSTORE_PROGRESS_INTERVAL); JSON stats with --json.
+Progress goes to stderr: one redrawn line on a terminal (bytes of the total,
+percentage, rate, ETA, files done/total; cleared before other output, cut to
+the width: COLUMNS or the terminal's); a plain line every 5 s otherwise
+(OBJSTORE_PROGRESS_INTERVAL); JSON stats with --json; none in a dry run.
 
 Exit codes: 0 success; 1 some operations failed (each on stderr with its key),
 or a write to stdout failed; 2 usage error; 3 --max-delete exceeded (nothing
@@ -76,6 +79,7 @@ Usage: objstore cp SRC DST [options]
   -r, --recursive      copy a directory or prefix: what is missing or differs is
                        copied, as `sync` without --delete
   --dry-run            print what would be copied, send no write, change no file
+  -v, --verbose        with -r: a line per file copied ("upload: SRC to DST")
   --concurrency N      requests in flight (1-1024; default 16, 8 parts per file)
   --part-size SIZE     multipart part size (5M-5G, e.g. 8M)
   --bwlimit SIZE       bytes per second between a file and the store (e.g. 10M)
@@ -98,11 +102,12 @@ Usage: objstore mv SRC DST [options]
 ]==]
 
 _M.rm = [==[
-Usage: objstore rm s3://BUCKET/KEY [-r] [--include GLOB] [--exclude GLOB] [--dry-run]
+Usage: objstore rm s3://BUCKET/KEY [-r] [-v] [--include GLOB] [--exclude GLOB] [--dry-run]
   -r deletes every object under the prefix KEY/ (batches of 1000, as the
   listing goes; only keys below the prefix, whatever the store answers). A
   listing that fails stops the run (exit 1): nothing after it is deleted.
   --dry-run prints each object that would be deleted and deletes nothing.
+  -v, --verbose: a line per object deleted ("delete: s3://b/k").
 ]==]
 
 _M.sync = [==[
@@ -123,6 +128,7 @@ Usage: objstore sync SRC DST [options]
   --delete-excluded    delete excluded DST entries too
   --include GLOB, --exclude GLOB   ordered, first match wins (repeatable)
   --dry-run            print the plan (each action with its reason), send no write
+  -v, --verbose        a line per file acted on ("upload: SRC to DST", "delete: DST")
   --no-state           no sync-state file
   --state-file PATH    the sync-state file (default: under $XDG_STATE_HOME/objstore/,
                        ~/.local/state/objstore/, never in the synced directory)

@@ -61,7 +61,9 @@ local function context(opts, out, err)
     mode = "tty"
   end
   local ctx = { opts = opts, out = out, err = err, failures = 0, clients = {}, dry = opts["dry-run"] or nil }
-  ctx.progress = progress_mod.new{ mode = mode, out = out, err = err }
+  -- A dry run moves no byte: its plan is the output, no progress.
+  ctx.progress = progress_mod.new{ mode = (ctx.dry and mode ~= "json") and "quiet" or mode, out = out, err = err }
+  local clear = ctx.progress.clear
   function ctx.json(t)
     out:write(cjson.encode(t), "\n")
     out:flush()
@@ -70,17 +72,38 @@ local function context(opts, out, err)
     ctx.failures = ctx.failures + 1
     local code = type(e) == "table" and e.code or "Error"
     local msg = type(e) == "table" and e.message or tostring(e)
+    clear()
     err:write(format("objstore: %s: %s: %s\n", safe(what), safe(code), safe(msg)))
     if opts.json then ctx.json{ type = "error", key = what, code = code, message = msg } end
   end
   function ctx.say(line)
-    if not opts.quiet and not opts.json then out:write(safe(line), "\n") end
+    if not opts.quiet and not opts.json then
+      clear()
+      out:write(safe(line), "\n")
+    end
+  end
+  --- One line per file acted on: with -v as text, with --json always.
+  function ctx.acted(t, line)
+    if opts.json then
+      t.type = "action"
+      ctx.json(t)
+    elseif opts.verbose and line then
+      ctx.say(line)
+    end
+  end
+  --- A notice on stderr (not with -q).
+  function ctx.notice(msg)
+    if not opts.quiet then
+      clear()
+      err:write("objstore: notice: ", safe(msg), "\n")
+    end
   end
   --- What a dry run would do: said, never done.
   function ctx.would(line)
     if opts.json then
       ctx.json{ type = "dry_run", action = line }
     elseif not opts.quiet then
+      clear()
       out:write("(dry run) ", safe(line), "\n")
     end
   end
@@ -206,30 +229,54 @@ local function run_sync(ctx, s, d, extra)
     compare = (o.checksum and "checksum") or (o["size-only"] and "size_only") or nil }
   for k, v in pairs(extra or {}) do sopts[k] = v end
   local dry = sopts.dry_run
+  local P = ctx.progress
+  local TRANSFER = { upload = true, download = true, copy = true }
+  -- Names as the user gave them, for -v: SRC/key to DST/key.
+  local function under(loc, key)
+    local base = loc.kind == "local" and loc.path or loc.url
+    if key == "" then return base end
+    return (base:gsub("/+$", "")) .. "/" .. key
+  end
+  sopts.on_plan = function(a)
+    if a then P.plan(1, a.size) else P.planned() end
+  end
+  sopts.progress = function(key, done) P.moving(key, done) end
   sopts.on_action = function(a)
-    if a.action:find("_failed$") then
+    local base = a.action:match("^(.-)_failed$")
+    if base then
+      if TRANSFER[base] then P.file(a.key, 0) end
       ctx.fail(a.key, a.error)
     else
+      if TRANSFER[a.action] and not dry then P.file(a.key, a.size) end
       if o.json then
         ctx.json{ type = "action", action = a.action, key = a.key, reason = a.reason, size = a.size,
           dry_run = dry or nil }
       elseif dry and a.action ~= "skip" then
+        ctx.progress.clear()
         ctx.out:write(format("(dry run) %s %s (%s)\n", a.action, safe(a.key), safe(a.reason)))
+      elseif o.verbose and a.action ~= "skip" then
+        local verb = (a.action == "upload" or a.action == "download" or a.action == "copy") and sopts.move
+          and "move" or a.action
+        if a.action == "delete" then
+          ctx.say(format("delete: %s", under(d, a.key)))
+        elseif TRANSFER[a.action] then
+          ctx.say(format("%s: %s to %s", verb, under(s, a.key), under(d, a.key)))
+        else
+          ctx.say(format("%s: %s", a.action, under(d, a.key)))
+        end
       end
-      if a.action ~= "skip" or not dry then ctx.progress.file(a.action ~= "skip" and not dry and a.size or 0) end
     end
   end
-  sopts.on_notice = function(msg)
-    if not o.quiet then ctx.err:write("objstore: notice: ", safe(msg), "\n") end
-  end
+  sopts.on_notice = ctx.notice
   local res, err = objstore.sync(c, src, dst, sopts)
   local r = res or (err and err.result)
-  ctx.progress.finish(r and (r.transferred + r.skipped + r.failed + r.deleted) or nil)
+  P.finish()
   if r then
     if o.json then
       ctx.json{ type = "summary", transferred = r.transferred, skipped = r.skipped, deleted = r.deleted,
         failed = r.failed, bytes = r.bytes, unverified = r.unverified, kept = r.kept, dry_run = dry or nil }
     elseif not o.quiet then
+      P.clear()
       local extra_counts = ""
       if (r.unverified or 0) > 0 then extra_counts = extra_counts .. format(", not compared %d", r.unverified) end
       if (r.kept or 0) > 0 then extra_counts = extra_counts .. format(", sources kept %d", r.kept) end
@@ -286,7 +333,18 @@ local function copy_one(ctx, s, d, verb)
     usage("--bwlimit applies to transfers between a file and the store")
   end
   local topts = { part_size = o["part-size"], concurrency = o.concurrency, bwlimit = o.bwlimit }
-  local function on_progress(done, total) ctx.progress.bytes(done, total) end
+  local P = ctx.progress
+  -- The one file: its size is the total as soon as it is known.
+  local function planned(size)
+    if size and not P.state.final then
+      P.plan(1, size)
+      P.planned()
+    end
+  end
+  local function on_progress(done, total)
+    planned(total)
+    P.moving(1, done)
+  end
   if (s.kind == "local" or s.kind == "std") and d.kind == "remote" then
     local c = client(ctx, d)
     local key = d.key
@@ -298,7 +356,8 @@ local function copy_one(ctx, s, d, verb)
       topts.content_type = o["content-type"]
       local res, err = c:upload_stream(d.bucket, key, io.stdin, topts)
       if not res then return ctx.fail(d.url, err) end
-      ctx.progress.file(0)
+      P.file(1, res.size)
+      ctx.acted({ action = "upload", src = "-", dst = d.url, key = key, size = res.size }, "upload: - to " .. d.url)
       return res
     end
     local attr = lfs.attributes(s.path)
@@ -310,10 +369,13 @@ local function copy_one(ctx, s, d, verb)
     topts.metadata = { mtime = tostring(math.floor(attr.modification)) }
     topts.progress = on_progress
     topts.content_type = o["content-type"]
+    planned(attr.size)
     local res, err = c:upload_file(d.bucket, key, s.path, topts)
     if not res then return ctx.fail(s.path, err) end
-    ctx.progress.file(attr.size)
-    ctx.say(format("upload: %s to %s", s.path, target))
+    P.file(1, attr.size)
+    ctx.acted({ action = verb == "move" and "move" or "upload", src = s.path, dst = target, key = key,
+      size = attr.size }, nil)
+    if not o.json then ctx.say(format("upload: %s to %s", s.path, target)) end
     return res, res.verified == true
   elseif s.kind == "remote" and (d.kind == "local" or d.kind == "std") then
     local c = client(ctx, s)
@@ -336,8 +398,10 @@ local function copy_one(ctx, s, d, verb)
     local head = c:head_object(s.bucket, s.key)
     local mt = head and tonumber(head.metadata.mtime)
     if mt then lfs.touch(path, math.floor(mt), math.floor(mt)) end
-    ctx.progress.file(res.size)
-    ctx.say(format("download: %s to %s", s.url, path))
+    P.file(1, res.size)
+    ctx.acted({ action = verb == "move" and "move" or "download", src = s.url, dst = path, key = s.key,
+      size = res.size }, nil)
+    if not o.json then ctx.say(format("download: %s to %s", s.url, path)) end
     return res, res.verified == true
   elseif s.kind == "remote" and d.kind == "remote" then
     if s.provider ~= d.provider then usage(verb .. ": copying between s3:// and oss:// needs a local step") end
@@ -351,10 +415,12 @@ local function copy_one(ctx, s, d, verb)
     local target = format("%s://%s/%s", d.provider, d.bucket, key)
     if ctx.dry then return ctx.would(format("%s: %s to %s", verb, s.url, target)) end
     local res, err = c:copy_large(s.bucket, s.key, d.bucket, key, { part_size = o["part-size"],
-      concurrency = o.concurrency })
+      concurrency = o.concurrency, progress = on_progress })
     if not res then return ctx.fail(s.url, err) end
-    ctx.progress.file(0)
-    ctx.say(format("copy: %s to %s", s.url, target))
+    planned(res.size)
+    P.file(1, res.size)
+    ctx.acted({ action = verb, src = s.url, dst = target, key = key, size = res.size }, nil)
+    if not o.json then ctx.say(format("copy: %s to %s", s.url, target)) end
     -- copy_large: verified when the copy's ETag is the source's, or the
     -- assembled parts were checked.
     return res, res.verified == true
@@ -366,7 +432,7 @@ function C.cp(ctx, pos)
   local s, d = sides(pos, "cp")
   if ctx.opts.r then return run_sync(ctx, s, d) end
   local res = copy_one(ctx, s, d, "copy")
-  ctx.progress.finish(res and 1 or 0)
+  ctx.progress.finish()
   return res
 end
 
@@ -407,10 +473,14 @@ local function remove_prefix(ctx, c, loc)
     for _, e in ipairs(out.errors) do ctx.fail(e.key, e.error or e) end
     removed = removed + #batch - #out.errors
     ctx.progress.state.files = ctx.progress.state.files + #batch - #out.errors
-    if ctx.opts.json then
+    if ctx.opts.json or ctx.opts.verbose then
       local bad = {}
       for _, e in ipairs(out.errors) do bad[e.key] = true end
-      for _, k in ipairs(batch) do if not bad[k] then ctx.json{ type = "action", action = "delete", key = k } end end
+      for _, k in ipairs(batch) do
+        if not bad[k] then
+          ctx.acted({ action = "delete", key = k }, "delete: " .. loc.provider .. "://" .. loc.bucket .. "/" .. k)
+        end
+      end
     end
     batch = {}
     return true
@@ -489,6 +559,7 @@ function C.mb(ctx, pos)
   if ctx.dry then return ctx.would("make_bucket: " .. loc.bucket) end
   local ok, err = client(ctx, loc):create_bucket(loc.bucket)
   if not ok then return ctx.fail(loc.url, err) end
+  ctx.acted({ action = "make_bucket", bucket = loc.bucket }, nil)
   ctx.say("make_bucket: " .. loc.bucket)
 end
 
@@ -516,6 +587,7 @@ function C.rb(ctx, pos)
   if ctx.dry then return ctx.would("remove_bucket: " .. loc.bucket) end
   local ok, err = c:delete_bucket(loc.bucket)
   if not ok then return ctx.fail(loc.url, err) end
+  ctx.acted({ action = "remove_bucket", bucket = loc.bucket }, nil)
   ctx.say("remove_bucket: " .. loc.bucket)
 end
 
