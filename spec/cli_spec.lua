@@ -361,6 +361,95 @@ for _, srv in ipairs(servers.list()) do
         assert.equals(5, n)
       end)
 
+      it("stores what the upload options ask for (content type, caching, metadata, class, ACL, SSE)", function()
+        local f = dir .. "/opts.txt"
+        servers.write_file(f, "options")
+        local url = "s3://" .. bucket .. "/opts/o.txt"
+        ok("cp " .. q(f) .. " " .. url .. " --content-type text/x-h19 --cache-control max-age=60"
+          .. " --content-disposition attachment --metadata color=blue --metadata Size=L --storage-class STANDARD"
+          .. " --acl public-read")
+        local st = cjson.decode((ok("stat " .. url .. " --json")))
+        assert.equals("text/x-h19", st.content_type)
+        assert.equals("max-age=60", st.cache_control)
+        assert.equals("attachment", st.content_disposition)
+        assert.equals("blue", st.metadata.color)
+        assert.equals("L", st.metadata.size)
+        assert.truthy(st.metadata.mtime) -- still kept beside the user's metadata
+        local _, code = servers.sh("curl -s -o /dev/null -w '%{http_code}' " .. q(srv.endpoint .. "/" .. bucket
+          .. "/opts/o.txt"))
+        assert.equals("200", code) -- public-read: no signature needed
+        ok("cp " .. q(f) .. " s3://" .. bucket .. "/opts/private.txt")
+        _, code = servers.sh("curl -s -o /dev/null -w '%{http_code}' " .. q(srv.endpoint .. "/" .. bucket
+          .. "/opts/private.txt"))
+        assert.equals("403", code)
+        -- stdin takes the content type too.
+        ok("cp - s3://" .. bucket .. "/opts/stdin.txt --content-type application/x-h19", f)
+        assert.equals("application/x-h19", cjson.decode((ok("stat s3://" .. bucket .. "/opts/stdin.txt --json")))
+          .content_type)
+        -- SSE-KMS (rgw's testing backend) and SSE-C with the key from a file.
+        ok("cp " .. q(f) .. " s3://" .. bucket .. "/opts/kms.txt --sse aws:kms --sse-kms-key-id testkey-1")
+        assert.equals("aws:kms", cjson.decode((ok("stat s3://" .. bucket .. "/opts/kms.txt --json"))).sse)
+        local keyfile = dir .. "/ssec.key"
+        servers.write_file(keyfile, string.rep("c", 32))
+        ok("cp " .. q(f) .. " s3://" .. bucket .. "/opts/ssec.txt --sse-c-key file:" .. q(keyfile))
+        assert.equals(1, (run(CMD .. " cat s3://" .. bucket .. "/opts/ssec.txt", ENV)))
+        assert.equals("options", (ok("cat s3://" .. bucket .. "/opts/ssec.txt --sse-c-key file:" .. q(keyfile))))
+        ok("cp s3://" .. bucket .. "/opts/ssec.txt " .. q(dir .. "/ssec-back.txt") .. " --sse-c-key file:"
+          .. q(keyfile))
+        assert.equals("options", servers.read_file(dir .. "/ssec-back.txt"))
+        -- sync passes them on.
+        local tree = dir .. "/otree"
+        servers.sh("mkdir -p " .. q(tree))
+        servers.write_file(tree .. "/a.txt", "a")
+        ok("sync " .. q(tree) .. " s3://" .. bucket .. "/otree --metadata team=h19 --cache-control no-cache")
+        st = cjson.decode((ok("stat s3://" .. bucket .. "/otree/a.txt --json")))
+        assert.equals("h19", st.metadata.team)
+        assert.equals("no-cache", st.cache_control)
+        -- Usage errors: the key itself, where an option does nothing, bad values.
+        for _, bad in ipairs{ "cp " .. q(f) .. " " .. url .. " --sse-c-key " .. string.rep("c", 32),
+          "cp " .. url .. " " .. q(dir .. "/x") .. " --acl private", "cp " .. q(f) .. " " .. url .. " --metadata nokv",
+          "cp " .. q(f) .. " " .. url .. " --acl everyone", "cp " .. q(f) .. " " .. url .. " --sse-kms-key-id k",
+          "sync s3://" .. bucket .. "/otree " .. q(dir .. "/o2") .. " --storage-class STANDARD" } do
+          assert.equals(2, (run(CMD .. " " .. bad, ENV)), bad)
+        end
+      end)
+
+      it("honours --retries / AWS_MAX_ATTEMPTS (a notice per retry), --timeout, --ca-bundle, --no-verify-ssl",
+        function()
+        local port = tonumber(os.getenv("OBJSTORE_SPEC_STUB_PORT") or "19961")
+        local function stub(mode)
+          local _, pid = servers.sh("python3 spec/support/stub_server.py " .. port .. " " .. mode
+            .. " >/dev/null 2>&1 & echo $!")
+          os.execute("sleep 0.5")
+          return pid:match("%d+")
+        end
+        local stub_cmd = BIN .. " --endpoint http://127.0.0.1:" .. port
+        local pid = stub("503")
+        local rc, _, err = run(stub_cmd .. " ls s3://" .. bucket .. " --retries 2", ENV)
+        assert.equals(1, rc)
+        local n = 0
+        for _ in err:gmatch("objstore: notice: [^\n]*retrying in") do n = n + 1 end
+        assert.equals(2, n, err)
+        rc, _, err = run(stub_cmd .. " ls s3://" .. bucket, ENV .. " AWS_MAX_ATTEMPTS=1")
+        assert.equals(1, rc)
+        assert.is_nil(err:find("retrying", 1, true))
+        rc, _, err = run(stub_cmd .. " -q ls s3://" .. bucket .. " --retries 1", ENV)
+        assert.equals(1, rc)
+        assert.is_nil(err:find("notice", 1, true)) -- -q: no notices
+        servers.sh("kill " .. pid)
+        pid = stub("hang")
+        local t0 = os.time()
+        rc = run(stub_cmd .. " ls s3://" .. bucket .. " --timeout 1 --retries 0", ENV)
+        assert.equals(1, rc)
+        assert.is_true(os.time() - t0 <= 10)
+        servers.sh("kill " .. pid)
+        assert.equals(2, (run(CMD .. " ls s3://" .. bucket .. " --ca-bundle /nonexistent", ENV)))
+        assert.equals(2, (run(CMD .. " ls s3://" .. bucket .. " --connect-timeout 0", ENV)))
+        assert.equals(2, (run(CMD .. " ls s3://" .. bucket, ENV .. " AWS_MAX_ATTEMPTS=many")))
+        ok("ls s3://" .. bucket .. " --no-verify-ssl --ca-bundle /etc/ssl/certs/ca-certificates.crt"
+          .. " --connect-timeout 5")
+      end)
+
       it("exits 1 with the key on stderr when an operation fails", function()
         local rc, _, err = run(CMD .. " cat s3://" .. bucket .. "/no/such/key", ENV)
         assert.equals(1, rc)

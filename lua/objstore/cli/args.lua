@@ -32,11 +32,27 @@ _M.FLAGS = {
   ["modify-window"] = { "seconds", 0, 366 * 86400 },
   ["part-size"] = { "size", 5 * MiB, 5 * GiB },
   bwlimit = { "size", 0, 1e12 },
+  -- What an upload stores with the object.
+  ["cache-control"] = { "string" }, ["content-disposition"] = { "string" }, metadata = { "kv" },
+  ["storage-class"] = { "word" },
+  acl = { "choice", private = true, ["public-read"] = true, ["public-read-write"] = true,
+    ["authenticated-read"] = true, ["bucket-owner-read"] = true, ["bucket-owner-full-control"] = true,
+    ["aws-exec-read"] = true, default = true },
+  sse = { "choice", AES256 = true, ["aws:kms"] = true, KMS = true, SM4 = true },
+  ["sse-kms-key-id"] = { "string" },
+  ["sse-c-key"] = { "string" },
+  -- The network.
+  timeout = { "seconds", 1, 86400 },
+  ["connect-timeout"] = { "seconds", 1, 3600 },
+  retries = { "int", 0, 100 },
+  ["ca-bundle"] = { "string" },
+  ["no-verify-ssl"] = { "bool" },
 }
 
 --- Flags every command takes (they may also come before the command).
 _M.GLOBAL = { profile = true, endpoint = true, region = true, json = true, q = true, quiet = true, help = true,
-  h = true, signature = true }
+  h = true, signature = true, timeout = true, ["connect-timeout"] = true, retries = true, ["ca-bundle"] = true,
+  ["no-verify-ssl"] = true }
 
 local function set(list)
   local t = {}
@@ -48,7 +64,11 @@ end
 -- single cp or mv does not.
 local WALK = { "include", "exclude", "checksum", "size-only", "modify-window", "no-state", "state-file",
   "follow-symlinks" }
-local TRANSFER = { "r", "recursive", "v", "verbose", "dry-run", "concurrency", "part-size", "bwlimit", "content-type" }
+local TRANSFER = { "r", "recursive", "v", "verbose", "dry-run", "concurrency", "part-size", "bwlimit" }
+-- What an upload stores with the object (cp, mv, sync to a remote).
+local UPLOAD = { "content-type", "cache-control", "content-disposition", "metadata", "storage-class", "acl", "sse",
+  "sse-kms-key-id", "sse-c-key" }
+_M.UPLOAD = UPLOAD
 
 local function join(...)
   local out = {}
@@ -59,12 +79,12 @@ end
 --- The flags each command honours, besides GLOBAL.
 _M.COMMANDS = {
   ls = set{ "r", "recursive" },
-  cp = join(TRANSFER, WALK),
-  mv = join(TRANSFER, WALK),
+  cp = join(TRANSFER, WALK, UPLOAD),
+  mv = join(TRANSFER, WALK, UPLOAD),
   rm = set{ "r", "recursive", "v", "verbose", "include", "exclude", "dry-run" },
-  sync = join(TRANSFER, WALK, { "delete", "max-delete", "force", "backup", "delete-excluded" }),
+  sync = join(TRANSFER, WALK, UPLOAD, { "delete", "max-delete", "force", "backup", "delete-excluded" }),
   check = set{ "checksum", "size-only", "modify-window", "include", "exclude", "follow-symlinks" },
-  cat = {}, stat = {}, du = {},
+  cat = set{ "sse-c-key" }, stat = set{ "sse-c-key" }, du = {},
   mb = set{ "dry-run" },
   rb = set{ "force", "dry-run" },
   presign = set{ "expires", "method" },
@@ -146,6 +166,18 @@ function _M.parse(argv, first, command)
         if kind == "filter" then
           opts.filters[#opts.filters + 1] = { name, value }
           opts[name] = true
+        elseif kind == "kv" then
+          local k, v = value:match("^([%w][%w%-_.]*)=(.*)$")
+          if not k then usage("option --" .. name .. " needs KEY=VALUE (KEY: letters, digits, - _ .), got '"
+            .. value .. "'") end
+          if v:find("[%c]") then usage("option --" .. name .. ": a value with control characters is not allowed") end
+          opts[name] = opts[name] or {}
+          opts[name][k:lower()] = v
+        elseif kind == "word" then
+          if not value:find("^[%u%d_]+$") then
+            usage("option --" .. name .. " needs a name in capitals (like STANDARD_IA), got '" .. value .. "'")
+          end
+          opts[name] = value
         elseif kind == "string" then
           opts[name] = value
         elseif kind == "choice" then

@@ -34,6 +34,12 @@ Options for every command:
   -q, --quiet         no progress, no summary
   -h, --help          this text; `objstore COMMAND --help` for a command
   --version           as `objstore version`
+  --timeout S         seconds for a whole request (1-86400)
+  --connect-timeout S seconds to connect (1-3600)
+  --retries N         retries of a failed request (0-100; default 2, or
+                      AWS_MAX_ATTEMPTS - 1); each retry is a notice on stderr
+  --ca-bundle FILE    CA certificates (default AWS_CA_BUNDLE, or the system's)
+  --no-verify-ssl     do not verify the server's certificate (tests only)
 Each command takes only the options its help lists: any other is a usage
 error (exit 2), never silently ignored.
 
@@ -83,7 +89,15 @@ Usage: objstore cp SRC DST [options]
   --concurrency N      requests in flight (1-1024; default 16, 8 parts per file)
   --part-size SIZE     multipart part size (5M-5G, e.g. 8M)
   --bwlimit SIZE       bytes per second between a file and the store (e.g. 10M)
-  --content-type TYPE  for uploads: instead of the type guessed from the extension
+  For uploads (and server-side copies, but --sse-c-key):
+  --content-type TYPE  instead of the type guessed from the extension (stdin too)
+  --cache-control V, --content-disposition V   stored with the object
+  --metadata K=V       user metadata (repeatable; beside objstore's mtime)
+  --storage-class C    STANDARD, STANDARD_IA, ... (as the store names them)
+  --acl ACL            private, public-read, bucket-owner-full-control, ...
+  --sse AES256|aws:kms (KMS, SM4 on oss://), --sse-kms-key-id ID
+  --sse-c-key file:PATH|env:NAME   SSE-C key (32 bytes, raw or base64), also to
+                       read it back; never the key itself on the command line
   With -r only: --include, --exclude, --checksum, --size-only, --modify-window,
   --no-state, --state-file, --follow-symlinks (see `objstore sync --help`).
   The file mtime is stored in `mtime` metadata.
@@ -138,7 +152,15 @@ Usage: objstore sync SRC DST [options]
   --bwlimit SIZE       bytes per second (e.g. 10M)
   --follow-symlinks    follow symbolic links (loops are detected; nothing is
                        written or deleted outside the tree)
-  --content-type TYPE  for uploads: instead of the type guessed from the extension
+  For uploads:
+  --content-type TYPE  instead of the type guessed from the extension (stdin too)
+  --cache-control V, --content-disposition V   stored with the object
+  --metadata K=V       user metadata (repeatable; beside objstore's mtime)
+  --storage-class C    STANDARD, STANDARD_IA, ... (as the store names them)
+  --acl ACL            private, public-read, bucket-owner-full-control, ...
+  --sse AES256|aws:kms (KMS, SM4 on oss://), --sse-kms-key-id ID
+  --sse-c-key file:PATH|env:NAME   SSE-C key (32 bytes, raw or base64), also to
+                       read it back; never the key itself on the command line
 ]==]
 
 _M.check = [==[
@@ -152,13 +174,14 @@ Usage: objstore check SRC DST [--checksum | --size-only] [--modify-window S]
 ]==]
 
 _M.cat = [==[
-Usage: objstore cat s3://BUCKET/KEY
-  Streams the object to stdout.
+Usage: objstore cat s3://BUCKET/KEY [--sse-c-key file:PATH|env:NAME]
+  Streams the object to stdout (--sse-c-key: an SSE-C object's key).
 ]==]
 
 _M.stat = [==[
-Usage: objstore stat s3://BUCKET/KEY
-  Size, ETag, Last-Modified, Content-Type, storage class and user metadata.
+Usage: objstore stat s3://BUCKET/KEY [--sse-c-key file:PATH|env:NAME]
+  Size, ETag, Last-Modified, Content-Type, Cache-Control, Content-Disposition,
+  storage class, encryption and user metadata.
 ]==]
 
 _M.mb = [==[

@@ -122,8 +122,29 @@ local function client(ctx, loc)
   elseif signature and signature ~= "v4" then
     usage("--signature " .. signature .. ": s3:// requests are signed with v4 only")
   end
+  -- The network: --retries (or AWS_MAX_ATTEMPTS, which counts the first
+  -- attempt too), --ca-bundle (or AWS_CA_BUNDLE), --no-verify-ssl; a retry
+  -- is a notice on stderr.
+  local attempts = o.retries and o.retries + 1
+  if not attempts and os.getenv("AWS_MAX_ATTEMPTS") then
+    attempts = tonumber(os.getenv("AWS_MAX_ATTEMPTS"))
+    if not attempts or attempts % 1 ~= 0 or attempts < 1 or attempts > 101 then
+      usage("AWS_MAX_ATTEMPTS must be a whole number from 1 to 101, got '" .. os.getenv("AWS_MAX_ATTEMPTS") .. "'")
+    end
+  end
+  local ca = o["ca-bundle"] or os.getenv("AWS_CA_BUNDLE")
+  if ca == "" then ca = nil end
+  if o["ca-bundle"] and not io.open(ca, "r") then usage("--ca-bundle " .. ca .. ": no such readable file") end
+  local tls
+  if ca or o["no-verify-ssl"] then tls = { ca_file = ca, insecure = o["no-verify-ssl"] or nil } end
+  local hooks = { on_retry = function(e)
+    local where = e.bucket and (" " .. tostring(e.bucket) .. (e.key and ("/" .. tostring(e.key)) or "")) or ""
+    ctx.notice(format("%s%s: %s; retrying in %.1f s (attempt %s failed)", tostring(e.op), where,
+      tostring(e.reason), tonumber(e.delay) or 0, tostring(e.attempt)))
+  end }
   local ok, res = pcall(objstore.new, { provider = loc.provider, profile = o.profile, endpoint = o.endpoint,
-    region = o.region, signature = signature })
+    region = o.region, signature = signature, timeout = o.timeout, connect_timeout = o["connect-timeout"],
+    retry = attempts and { max_attempts = attempts } or nil, tls = tls, hooks = hooks })
   if not ok then usage((tostring(res):gsub("^.-objstore%.client%.new: ", ""))) end
   ctx.clients[loc.provider] = res
   return res
@@ -193,13 +214,58 @@ local function backup_of(value, d)
   return { bucket = b.bucket, prefix = b.key }
 end
 
+--- The SSE-C key of --sse-c-key file:PATH or env:NAME (32 bytes, raw or
+-- base64): never the key itself on the command line, where `ps` shows it.
+local function sse_c_key(value)
+  if not value then return nil end
+  local how, what = value:match("^(%a+):(.+)$")
+  local text
+  if how == "file" then
+    local f = io.open(what, "rb")
+    if not f then usage("--sse-c-key file:" .. what .. ": cannot read the file") end
+    text = f:read("*a")
+    f:close()
+  elseif how == "env" then
+    text = os.getenv(what)
+    if not text then usage("--sse-c-key env:" .. what .. ": the variable is not set") end
+  else
+    usage("--sse-c-key needs file:PATH or env:NAME (never the key itself on the command line)")
+  end
+  if #text == 32 then return text end
+  local trimmed = text:gsub("%s+$", "")
+  if #trimmed == 44 then
+    local ok, raw = pcall(require("objstore.core").encode.base64_decode, trimmed)
+    if ok and raw and #raw == 32 then return raw end
+  end
+  usage("--sse-c-key: the key must be 32 bytes, raw or in base64")
+end
+
+--- What an upload stores with the object, as the client's options.
+local function stored_opts(o)
+  if o["sse-kms-key-id"] and o.sse ~= "aws:kms" and o.sse ~= "KMS" then
+    usage("--sse-kms-key-id needs --sse aws:kms (KMS for oss://)")
+  end
+  if o.sse and o["sse-c-key"] then usage("--sse and --sse-c-key exclude each other") end
+  return { content_type = o["content-type"], cache_control = o["cache-control"],
+    content_disposition = o["content-disposition"], metadata = o.metadata, storage_class = o["storage-class"],
+    acl = o.acl, sse = o.sse, sse_kms_key_id = o["sse-kms-key-id"], sse_customer_key = sse_c_key(o["sse-c-key"]) }
+end
+
+--- The upload options given (names), for the checks of where they apply.
+local function upload_flags(o, but)
+  local given = {}
+  for _, f in ipairs(args.UPLOAD) do if o[f] and f ~= but then given[#given + 1] = f end end
+  return given
+end
+
 --- Flags whose meaning depends on the direction or on another flag: given
 -- where they would do nothing, they are usage errors.
 local function check_sync_flags(o, s, d)
   for _, f in ipairs{ "max-delete", "force", "backup", "delete-excluded" } do
     if o[f] and not o.delete then usage("--" .. f .. " needs --delete") end
   end
-  if o["content-type"] and s.kind ~= "local" then usage("--content-type applies to uploads only") end
+  local up = upload_flags(o)
+  if up[1] and s.kind ~= "local" then usage("--" .. up[1] .. " applies to uploads only") end
   if o.bwlimit and s.kind == "remote" and d.kind == "remote" then
     usage("--bwlimit: a server-side copy moves no bytes through this machine")
   end
@@ -224,9 +290,10 @@ local function run_sync(ctx, s, d, extra)
   local sopts = { delete = o.delete or nil, dry_run = ctx.dry, max_delete = o["max-delete"],
     force = o.force or nil, backup = backup_of(o.backup, d), delete_excluded = o["delete-excluded"] or nil,
     state = (o["no-state"] and false) or o["state-file"], modify_window = o["modify-window"], bwlimit = o.bwlimit,
-    follow_symlinks = o["follow-symlinks"] or nil, content_type = o["content-type"], concurrency = o.concurrency,
+    follow_symlinks = o["follow-symlinks"] or nil, concurrency = o.concurrency,
     part_size = o["part-size"], filters = #o.filters > 0 and o.filters or nil, actions = false,
     compare = (o.checksum and "checksum") or (o["size-only"] and "size_only") or nil }
+  for k, v in pairs(stored_opts(o)) do sopts[k] = v end
   for k, v in pairs(extra or {}) do sopts[k] = v end
   local dry = sopts.dry_run
   local P = ctx.progress
@@ -326,9 +393,12 @@ local function copy_one(ctx, s, d, verb)
   for f in pairs(args.WALK_ONLY) do
     if o[f] then usage("--" .. f .. " needs -r") end
   end
-  if o["content-type"] and d.kind ~= "remote" or o["content-type"] and s.kind == "remote" then
-    usage("--content-type applies to uploads only")
+  local up = upload_flags(o, "sse-c-key")
+  if up[1] and d.kind ~= "remote" then usage("--" .. up[1] .. " applies to uploads and copies only") end
+  if o["sse-c-key"] and s.kind == "remote" and d.kind == "remote" then
+    usage("--sse-c-key: not for server-side copies")
   end
+  local stored = stored_opts(o)
   if o.bwlimit and (s.kind ~= "local" and d.kind ~= "local") then
     usage("--bwlimit applies to transfers between a file and the store")
   end
@@ -353,7 +423,7 @@ local function copy_one(ctx, s, d, verb)
       if key == "" or key:sub(-1) == "/" then usage("cp -: the destination needs a key") end
       if ctx.dry then return ctx.would("upload: - to " .. d.url) end
       topts.progress = on_progress
-      topts.content_type = o["content-type"]
+      for k, v in pairs(stored) do topts[k] = v end
       local res, err = c:upload_stream(d.bucket, key, io.stdin, topts)
       if not res then return ctx.fail(d.url, err) end
       P.file(1, res.size)
@@ -366,9 +436,10 @@ local function copy_one(ctx, s, d, verb)
     if key == "" or key:sub(-1) == "/" then key = key .. basename(s.path) end
     local target = format("%s://%s/%s", d.provider, d.bucket, key)
     if ctx.dry then return ctx.would(format("%s: %s to %s", verb == "move" and "move" or "upload", s.path, target)) end
+    for k, v in pairs(stored) do topts[k] = v end
     topts.metadata = { mtime = tostring(math.floor(attr.modification)) }
+    for k, v in pairs(o.metadata or {}) do topts.metadata[k] = v end
     topts.progress = on_progress
-    topts.content_type = o["content-type"]
     planned(attr.size)
     local res, err = c:upload_file(d.bucket, key, s.path, topts)
     if not res then return ctx.fail(s.path, err) end
@@ -393,9 +464,10 @@ local function copy_one(ctx, s, d, verb)
     local ok, perr = make_parents(path)
     if not ok then return ctx.fail(d.path, local_error(perr)) end
     topts.progress = on_progress
+    topts.sse_customer_key = stored.sse_customer_key
     local res, err = c:download_file(s.bucket, s.key, path, topts)
     if not res then return ctx.fail(s.url, err) end
-    local head = c:head_object(s.bucket, s.key)
+    local head = c:head_object(s.bucket, s.key, { sse_customer_key = stored.sse_customer_key })
     local mt = head and tonumber(head.metadata.mtime)
     if mt then lfs.touch(path, math.floor(mt), math.floor(mt)) end
     P.file(1, res.size)
@@ -414,8 +486,9 @@ local function copy_one(ctx, s, d, verb)
     end
     local target = format("%s://%s/%s", d.provider, d.bucket, key)
     if ctx.dry then return ctx.would(format("%s: %s to %s", verb, s.url, target)) end
-    local res, err = c:copy_large(s.bucket, s.key, d.bucket, key, { part_size = o["part-size"],
-      concurrency = o.concurrency, progress = on_progress })
+    local copts = { part_size = o["part-size"], concurrency = o.concurrency, progress = on_progress }
+    for k, v in pairs(stored) do copts[k] = v end
+    local res, err = c:copy_large(s.bucket, s.key, d.bucket, key, copts)
     if not res then return ctx.fail(s.url, err) end
     planned(res.size)
     P.file(1, res.size)
@@ -528,7 +601,8 @@ function C.cat(ctx, pos)
   if loc.key == "" then usage("cat: the URL needs a key") end
   local c = client(ctx, loc)
   local out = ctx.out
-  local res, err = c:get_object(loc.bucket, loc.key, { sink = function(chunk) return out:try_write(chunk) end })
+  local res, err = c:get_object(loc.bucket, loc.key, { sink = function(chunk) return out:try_write(chunk) end,
+    sse_customer_key = sse_c_key(ctx.opts["sse-c-key"]) })
   if not res then return ctx.fail(loc.url, err) end
   out:flush()
   return res
@@ -538,12 +612,15 @@ function C.stat(ctx, pos)
   args.want(pos, 1, 1, "stat needs one URL")
   local loc = remote_arg(pos, 1, "stat needs one URL")
   if loc.key == "" then usage("stat: the URL needs a key") end
-  local h, err = client(ctx, loc):head_object(loc.bucket, loc.key)
+  local h, err = client(ctx, loc):head_object(loc.bucket, loc.key,
+    { sse_customer_key = sse_c_key(ctx.opts["sse-c-key"]) })
   if not h then return ctx.fail(loc.url, err) end
   local t = { key = loc.key, size = h.content_length, etag = h.etag, last_modified = h.last_modified,
-    content_type = h.content_type, storage_class = h.storage_class, version_id = h.version_id, metadata = h.metadata }
+    content_type = h.content_type, storage_class = h.storage_class, version_id = h.version_id, metadata = h.metadata,
+    cache_control = h.cache_control, content_disposition = h.content_disposition, sse = h.server_side_encryption }
   if ctx.opts.json then return ctx.json(t) end
-  for _, k in ipairs{ "key", "size", "etag", "last_modified", "content_type", "storage_class", "version_id" } do
+  for _, k in ipairs{ "key", "size", "etag", "last_modified", "content_type", "cache_control", "content_disposition",
+    "storage_class", "sse", "version_id" } do
     if t[k] ~= nil then ctx.out:write(format("%-14s %s\n", k, safe(t[k]))) end
   end
   local names = {}

@@ -56,7 +56,7 @@ end
 function _M.new(o)
   local self = { mode = o.mode, out = o.out or io.stdout, err = o.err or io.stderr, bytes = 0, files = 0,
     moving = {}, total_files = nil, total_bytes = nil, planned_files = 0, planned_bytes = 0, final = false,
-    t0 = monotonic(), last = -math.huge, drawn = false,
+    t0 = monotonic(), last = o.mode == "tty" and -math.huge or monotonic(), drawn = false,
     interval = tonumber(os.getenv("OBJSTORE_PROGRESS_INTERVAL") or "") or (o.mode == "tty" and 0.2 or 5) }
   if self.mode == "tty" then self.width = o.width or _M.width() end
   local P = {}

@@ -35,7 +35,8 @@ local OPTS = { compare = true, delete = true, delete_excluded = true, max_delete
   include = true, exclude = true, filters = true, dry_run = true, concurrency = true, state = true,
   modify_window = true, follow_symlinks = true, content_type = true, metadata = true, storage_class = true,
   acl = true, bwlimit = true, part_size = true, multipart_threshold = true, case_insensitive = true,
-  on_action = true, on_notice = true, actions = true, progress = true, pages = true, move = true, on_plan = true }
+  on_action = true, on_notice = true, actions = true, progress = true, pages = true, move = true, on_plan = true,
+  cache_control = true, content_disposition = true, sse = true, sse_kms_key_id = true, sse_customer_key = true }
 -- Hooks for a progress display: on_plan(a) for each transfer as it is
 -- planned (a.key, a.action, a.size; dry runs too), then on_plan(nil) once
 -- both listings are complete (the totals are known; not called when a
@@ -424,7 +425,9 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
       local side_e, sd, which = s, src, "s"
       if kind == "up" or (kind == "copy" and s.head) then side_e, sd, which = d, dst, "d" end
       item.which = which
-      local req = sd.client:build_request("head_object", sd.bucket, side_e.key)
+      -- An upload's SSE-C key opens the destination's objects for a HEAD too.
+      local req = sd.client:build_request("head_object", sd.bucket, side_e.key,
+        which == "d" and kind == "up" and opts.sse_customer_key and { sse_customer_key = opts.sse_customer_key } or nil)
       req.context = item
       return req
     end
