@@ -22,7 +22,8 @@ local function run(cmd, env)
   return rc, out, err
 end
 
-local COMMANDS = { "ls", "cp", "mv", "rm", "sync", "check", "cat", "stat", "mb", "rb", "presign", "du" }
+local COMMANDS = { "ls", "cp", "mv", "rm", "sync", "check", "cat", "stat", "mb", "rb", "presign", "du", "uploads",
+  "version" }
 
 describe("objstore command line: usage", function()
   it("documents every command", function()
@@ -448,6 +449,57 @@ for _, srv in ipairs(servers.list()) do
         assert.equals(2, (run(CMD .. " ls s3://" .. bucket, ENV .. " AWS_MAX_ATTEMPTS=many")))
         ok("ls s3://" .. bucket .. " --no-verify-ssl --ca-bundle /etc/ssl/certs/ca-certificates.crt"
           .. " --connect-timeout 5")
+      end)
+
+      it("resumes an interrupted cp from a checkpoint under XDG_STATE_HOME (Ctrl-C, kill -9); uploads --abort",
+        function()
+        local state = dir .. "/state"
+        local env = ENV .. " XDG_STATE_HOME=" .. q(state)
+        local src = dir .. "/resume-src"
+        servers.sh("mkdir -p " .. q(src) .. " && head -c 12582912 /dev/urandom > " .. q(src .. "/big.bin"))
+        local url = "s3://" .. bucket .. "/resume/big.bin"
+        local slow = CMD .. " cp " .. q(src .. "/big.bin") .. " " .. url
+          .. " --part-size 5M --bwlimit 2M --concurrency 1"
+        local function checkpoints()
+          local n = 0
+          if lfs.attributes(state .. "/objstore/transfers", "mode") then
+            for name in lfs.dir(state .. "/objstore/transfers") do if name:find("%.cp$") then n = n + 1 end end
+          end
+          return n
+        end
+        local function uploads()
+          local out = ok("uploads s3://" .. bucket .. "/resume/ --json")
+          local n = 0
+          for _ in out:gmatch('"upload_id"') do n = n + 1 end
+          return n
+        end
+        for _, how in ipairs{ { "INT", 130 }, { "KILL", 137 } } do
+          local rc, _, err = run("timeout --foreground --preserve-status -s " .. how[1] .. " 4 " .. slow, env)
+          assert.equals(how[2], rc, err)
+          if how[1] == "INT" then assert.matches("run the same command again to resume", err, 1, true) end
+          assert.equals(1, checkpoints())
+          assert.equals(1, uploads()) -- kept to resume
+          for name in lfs.dir(src) do assert.is_nil(name:find("objstore", 1, true), name) end -- nothing beside it
+          local rc2, _, err2 = run(CMD .. " cp " .. q(src .. "/big.bin") .. " " .. url .. " --part-size 5M", env)
+          assert.equals(0, rc2, err2)
+          assert.matches("resumed: %d+%.%d MiB of 12%.0 MiB were already uploaded", err2)
+          assert.equals(0, checkpoints())
+          assert.equals(0, uploads())
+          assert.is_true(servers.sh(ENV .. " " .. CMD .. " cat " .. url .. " | cmp - " .. q(src .. "/big.bin")))
+        end
+        -- --no-resume starts over, leaving the interrupted upload to `uploads --abort`.
+        assert.equals(130, (run("timeout --foreground --preserve-status -s INT 4 " .. slow, env)))
+        local rc, _, err = run(CMD .. " cp " .. q(src .. "/big.bin") .. " " .. url .. " --part-size 5M --no-resume",
+          env)
+        assert.equals(0, rc, err)
+        assert.is_nil(err:find("resumed", 1, true))
+        assert.equals(1, uploads())
+        local out = ok("uploads s3://" .. bucket .. "/resume/ --abort --dry-run")
+        assert.matches("(dry run) abort upload ", out, 1, true)
+        assert.equals(1, uploads())
+        ok("uploads s3://" .. bucket .. "/resume/ --abort")
+        assert.equals(0, uploads())
+        assert.equals(2, (run(CMD .. " cp -r " .. q(src) .. " s3://" .. bucket .. "/r2 --no-resume", env)))
       end)
 
       it("exits 1 with the key on stderr when an operation fails", function()

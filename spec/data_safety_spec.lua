@@ -148,7 +148,7 @@ for _, srv in ipairs(servers.list()) do
         "mv $B/src/x.txt $B/moved/x.txt", "mv -r $B/src/ $B/moved/",
         "rm $B/src/x.txt", "rm -r $B/src/",
         "sync $L $B/dst/ --delete", "sync $B/dst/ $L --delete", "sync $B/src/ $B/dst/ --delete",
-        "mb $N", "rb --force $B",
+        "mb $N", "rb --force $B", "uploads $B --abort",
       }
       -- A value for each option that takes one; $D is the destination's kind of backup.
       local VALUES = { concurrency = "4", ["part-size"] = "5M", bwlimit = "10M", ["max-delete"] = "100",

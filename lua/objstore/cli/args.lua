@@ -47,6 +47,7 @@ _M.FLAGS = {
   retries = { "int", 0, 100 },
   ["ca-bundle"] = { "string" },
   ["no-verify-ssl"] = { "bool" },
+  ["no-resume"] = { "bool" }, abort = { "bool" },
 }
 
 --- Flags every command takes (they may also come before the command).
@@ -79,8 +80,8 @@ end
 --- The flags each command honours, besides GLOBAL.
 _M.COMMANDS = {
   ls = set{ "r", "recursive" },
-  cp = join(TRANSFER, WALK, UPLOAD),
-  mv = join(TRANSFER, WALK, UPLOAD),
+  cp = join(TRANSFER, WALK, UPLOAD, { "no-resume" }),
+  mv = join(TRANSFER, WALK, UPLOAD, { "no-resume" }),
   rm = set{ "r", "recursive", "v", "verbose", "include", "exclude", "dry-run" },
   sync = join(TRANSFER, WALK, UPLOAD, { "delete", "max-delete", "force", "backup", "delete-excluded" }),
   check = set{ "checksum", "size-only", "modify-window", "include", "exclude", "follow-symlinks" },
@@ -89,6 +90,7 @@ _M.COMMANDS = {
   rb = set{ "force", "dry-run" },
   presign = set{ "expires", "method" },
   version = {},
+  uploads = set{ "abort", "dry-run" },
 }
 
 --- Flags that only mean something with -r (cp, mv).

@@ -20,6 +20,7 @@ Commands:
   rb URL              remove a bucket (--force empties it first)
   presign URL         print a presigned URL
   du URL              total size and count under a prefix
+  uploads URL         incomplete multipart uploads under a prefix (--abort removes them)
   version             objstore's version, and the Lua, libcurl and OpenSSL in use
 
 Options for every command:
@@ -60,6 +61,15 @@ flight stops, temporary files are removed and a multipart upload in flight is
 aborted. A full disk stops the run at once (exit 1).
 ]==]
 
+_M.uploads = [==[
+Usage: objstore uploads s3://BUCKET[/PREFIX] [--abort [--dry-run]]
+  Lists the incomplete multipart uploads under PREFIX (initiated, upload id,
+  key); --json: {"type":"upload","key":...,"upload_id":...,"initiated":...}.
+  --abort removes them (their parts are billed until then); with --dry-run
+  it lists what it would abort. An interrupted `cp` keeps its upload to
+  resume it: abort it only if you will not run that cp again.
+]==]
+
 _M.version = [==[
 Usage: objstore version (or objstore --version)
   objstore's version and the Lua, libcurl and OpenSSL it runs with;
@@ -98,6 +108,9 @@ Usage: objstore cp SRC DST [options]
   --sse AES256|aws:kms (KMS, SM4 on oss://), --sse-kms-key-id ID
   --sse-c-key file:PATH|env:NAME   SSE-C key (32 bytes, raw or base64), also to
                        read it back; never the key itself on the command line
+  --no-resume          a single cp or mv of a large file keeps a checkpoint under
+                       $XDG_STATE_HOME/objstore/transfers/ and resumes after Ctrl-C
+                       or kill -9 when run again; --no-resume starts over
   With -r only: --include, --exclude, --checksum, --size-only, --modify-window,
   --no-state, --state-file, --follow-symlinks (see `objstore sync --help`).
   The file mtime is stored in `mtime` metadata.

@@ -261,6 +261,7 @@ end
 --- Flags whose meaning depends on the direction or on another flag: given
 -- where they would do nothing, they are usage errors.
 local function check_sync_flags(o, s, d)
+  if o["no-resume"] then usage("--no-resume: only a single cp or mv resumes (with -r a file is sent again whole)") end
   for _, f in ipairs{ "max-delete", "force", "backup", "delete-excluded" } do
     if o[f] and not o.delete then usage("--" .. f .. " needs --delete") end
   end
@@ -386,6 +387,31 @@ local function make_parents(path)
   return true
 end
 
+--- The checkpoint of a resumable transfer between a file and an object:
+-- under $XDG_STATE_HOME/objstore/transfers/ (~/.local/state/...; mode
+-- 0700), never beside the file; nil with --no-resume or without a HOME.
+local function checkpoint_of(ctx, kind, path, url)
+  if ctx.opts["no-resume"] then return nil end
+  local state = require "objstore.sync.state"
+  local dir = state.state_dir()
+  if not dir then return nil end
+  dir = dir:gsub("/sync$", "") .. "/transfers"
+  local core = require "objstore.core"
+  -- Each missing directory made with mode 0700, as the sync state's.
+  local missing, d = {}, dir
+  while d and d ~= "" and lfs.attributes(d, "mode") ~= "directory" do
+    missing[#missing + 1] = d
+    d = d:match("^(.*)/[^/]*$")
+  end
+  for i = #missing, 1, -1 do core.fs.mkdir(missing[i], 448) end
+  if lfs.attributes(dir, "mode") ~= "directory" then return nil end
+  local h = core.hash.new("sha256")
+  h:update(kind .. "\0" .. state.abs_path(path) .. "\0" .. url)
+  local name = core.hash.tohex(h:digest())
+  h:close()
+  return dir .. "/" .. name .. ".cp"
+end
+
 --- cp (or mv) of one file/object. Returns the result and whether the copy
 -- was verified (the condition for removing a moved source).
 local function copy_one(ctx, s, d, verb)
@@ -441,8 +467,15 @@ local function copy_one(ctx, s, d, verb)
     for k, v in pairs(o.metadata or {}) do topts.metadata[k] = v end
     topts.progress = on_progress
     planned(attr.size)
+    topts.checkpoint = checkpoint_of(ctx, "upload", s.path, target)
+    _M.resume_hint = topts.checkpoint and "run the same command again to resume the upload (--no-resume: start over)"
     local res, err = c:upload_file(d.bucket, key, s.path, topts)
+    _M.resume_hint = nil
     if not res then return ctx.fail(s.path, err) end
+    if (res.resumed_from or 0) > 0 then
+      ctx.notice(format("resumed: %s of %s were already uploaded", progress_mod.human(res.resumed_from),
+        progress_mod.human(attr.size)))
+    end
     P.file(1, attr.size)
     ctx.acted({ action = verb == "move" and "move" or "upload", src = s.path, dst = target, key = key,
       size = attr.size }, nil)
@@ -465,8 +498,15 @@ local function copy_one(ctx, s, d, verb)
     if not ok then return ctx.fail(d.path, local_error(perr)) end
     topts.progress = on_progress
     topts.sse_customer_key = stored.sse_customer_key
+    topts.checkpoint = checkpoint_of(ctx, "download", path, s.url)
+    _M.resume_hint = topts.checkpoint and "run the same command again to resume the download (--no-resume: start over)"
     local res, err = c:download_file(s.bucket, s.key, path, topts)
+    _M.resume_hint = nil
     if not res then return ctx.fail(s.url, err) end
+    if (res.resumed_from or 0) > 0 then
+      ctx.notice(format("resumed: %s of %s were already downloaded", progress_mod.human(res.resumed_from),
+        progress_mod.human(res.size or 0)))
+    end
     local head = c:head_object(s.bucket, s.key, { sse_customer_key = stored.sse_customer_key })
     local mt = head and tonumber(head.metadata.mtime)
     if mt then lfs.touch(path, math.floor(mt), math.floor(mt)) end
@@ -730,6 +770,40 @@ function C.check(ctx, pos)
   if not report.ok then ctx.failures = ctx.failures + (#report.errors == 0 and 1 or 0) end
 end
 
+--- uploads: the incomplete multipart uploads under a prefix; --abort
+-- removes them (their parts stop being billed).
+function C.uploads(ctx, pos)
+  args.want(pos, 1, 1, "uploads needs one URL")
+  local loc = remote_arg(pos, 1, "uploads needs one URL")
+  local c = client(ctx, loc)
+  local prefix = loc.key ~= "" and loc.key or nil
+  local ups, err = c:list_incomplete_uploads(loc.bucket, prefix)
+  if not ups then return ctx.fail(loc.url, err) end
+  local function url(u) return loc.provider .. "://" .. loc.bucket .. "/" .. tostring(u.key) end
+  if not ctx.opts.abort then
+    for _, u in ipairs(ups) do
+      if ctx.opts.json then
+        ctx.json{ type = "upload", key = u.key, upload_id = u.upload_id, initiated = u.initiated }
+      else
+        ctx.out:write(format("%s  %s  %s\n", safe(u.initiated), safe(u.upload_id), safe(url(u))))
+      end
+    end
+    return
+  end
+  if ctx.dry then
+    for _, u in ipairs(ups) do ctx.would("abort upload " .. tostring(u.upload_id) .. " of " .. url(u)) end
+    return ctx.would(format("abort %d incomplete upload(s) under %s", #ups, loc.url))
+  end
+  local res, aerr = c:abort_incomplete_uploads(loc.bucket, { prefix = prefix })
+  if not res then return ctx.fail(loc.url, aerr) end
+  for _, e in ipairs(res.errors) do ctx.fail(loc.url, e) end
+  if ctx.opts.json then
+    ctx.json{ type = "action", action = "abort_uploads", bucket = loc.bucket, prefix = prefix, aborted = res.aborted }
+  else
+    ctx.say(format("aborted %d incomplete upload(s) under %s", res.aborted, loc.url))
+  end
+end
+
 --- version: objstore's, and the Lua, libcurl and OpenSSL in use.
 function C.version(ctx, pos)
   args.want(pos, 0, 0, "version takes no arguments")
@@ -752,8 +826,9 @@ function _M.main(argv, out, err)
   -- as a shell reports a death by those signals.
   local signal = require("objstore.core").signal
   signal.trap()
+  _M.resume_hint = nil
   local function interrupted()
-    err:write("objstore: interrupted\n")
+    err:write("objstore: interrupted", _M.resume_hint and ("; " .. _M.resume_hint) or "", "\n")
     return signal.pending() == "TERM" and 143 or EXIT_INTERRUPTED
   end
   -- Global options may come before the command: `objstore --endpoint URL ls`.
