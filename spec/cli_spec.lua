@@ -502,6 +502,47 @@ for _, srv in ipairs(servers.list()) do
         assert.equals(2, (run(CMD .. " cp -r " .. q(src) .. " s3://" .. bucket .. "/r2 --no-resume", env)))
       end)
 
+      it("ls -h, --summarize and --versions; --version-id on cp, cat, stat and rm", function()
+        local vb = servers.bucket_name("h19j-ver")
+        ok("mb s3://" .. vb)
+        assert(servers.client(srv):put_bucket_versioning(vb, "Enabled"))
+        local f = dir .. "/v.txt"
+        servers.write_file(f, "first")
+        ok("cp " .. q(f) .. " s3://" .. vb .. "/v.txt")
+        servers.write_file(f, string.rep("second!", 300))
+        ok("cp " .. q(f) .. " s3://" .. vb .. "/v.txt")
+        local versions = {}
+        for line in ok("ls --versions s3://" .. vb .. " --json"):gmatch("[^\n]+") do
+          versions[#versions + 1] = cjson.decode(line)
+        end
+        assert.equals(2, #versions)
+        local old = versions[1].is_latest and versions[2] or versions[1]
+        assert.is_false(old.is_latest)
+        assert.equals(5, old.size)
+        local text = ok("ls --versions s3://" .. vb)
+        assert.matches("(latest)", text, 1, true)
+        assert.matches(old.version_id, text, 1, true)
+        assert.equals("first", (ok("cat s3://" .. vb .. "/v.txt --version-id " .. q(old.version_id))))
+        assert.equals(5, cjson.decode((ok("stat s3://" .. vb .. "/v.txt --json --version-id " .. q(old.version_id))))
+          .size)
+        ok("cp s3://" .. vb .. "/v.txt " .. q(dir .. "/v-old.txt") .. " --version-id " .. q(old.version_id))
+        assert.equals("first", servers.read_file(dir .. "/v-old.txt"))
+        local hs = ok("ls -h --summarize s3://" .. vb)
+        assert.matches("2.1 KiB v.txt", hs, 1, true)
+        assert.matches("Total Objects: 1\n   Total Size: 2.1 KiB\n", hs, 1, true)
+        ok("rm s3://" .. vb .. "/v.txt --version-id " .. q(old.version_id))
+        assert.equals(1, (run(CMD .. " cat s3://" .. vb .. "/v.txt --version-id " .. q(old.version_id), ENV)))
+        assert.equals(string.rep("second!", 300), (ok("cat s3://" .. vb .. "/v.txt")))
+        assert.equals(2, (run(CMD .. " rm -r s3://" .. vb .. "/ --version-id x", ENV)))
+        assert.equals(2, (run(CMD .. " cp " .. q(f) .. " s3://" .. vb .. "/x --version-id x", ENV)))
+        -- Every version goes before the bucket can.
+        local c = servers.client(srv)
+        local page = assert(c:list_object_versions(vb, {}))
+        for _, v in ipairs(page.versions) do c:delete_object(vb, v.key, { version_id = v.version_id }) end
+        for _, m in ipairs(page.delete_markers) do c:delete_object(vb, m.key, { version_id = m.version_id }) end
+        ok("rb s3://" .. vb)
+      end)
+
       it("exits 1 with the key on stderr when an operation fails", function()
         local rc, _, err = run(CMD .. " cat s3://" .. bucket .. "/no/such/key", ENV)
         assert.equals(1, rc)

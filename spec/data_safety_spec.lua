@@ -155,7 +155,8 @@ for _, srv in ipairs(servers.list()) do
         ["modify-window"] = "2", expires = "60", ["content-type"] = "text/plain", ["state-file"] = "$S/state-file",
         include = "'*.txt'", exclude = "'*.bin'", method = "GET", ["cache-control"] = "no-cache",
         ["content-disposition"] = "attachment", metadata = "k=v", ["storage-class"] = "STANDARD", acl = "private",
-        sse = "AES256", ["sse-kms-key-id"] = "testkey-1", ["sse-c-key"] = "env:OBJSTORE_SPEC_SSE_C_KEY" }
+        sse = "AES256", ["sse-kms-key-id"] = "testkey-1", ["sse-c-key"] = "env:OBJSTORE_SPEC_SSE_C_KEY",
+        ["version-id"] = "null" }
       local SKIP = { help = true, h = true, ["dry-run"] = true, r = true, recursive = true, profile = true,
         endpoint = true, region = true }
 

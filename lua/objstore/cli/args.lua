@@ -48,6 +48,7 @@ _M.FLAGS = {
   ["ca-bundle"] = { "string" },
   ["no-verify-ssl"] = { "bool" },
   ["no-resume"] = { "bool" }, abort = { "bool" },
+  ["human-readable"] = { "bool" }, summarize = { "bool" }, versions = { "bool" }, ["version-id"] = { "string" },
 }
 
 --- Flags every command takes (they may also come before the command).
@@ -79,13 +80,13 @@ end
 
 --- The flags each command honours, besides GLOBAL.
 _M.COMMANDS = {
-  ls = set{ "r", "recursive" },
-  cp = join(TRANSFER, WALK, UPLOAD, { "no-resume" }),
+  ls = set{ "r", "recursive", "human-readable", "summarize", "versions" },
+  cp = join(TRANSFER, WALK, UPLOAD, { "no-resume", "version-id" }),
   mv = join(TRANSFER, WALK, UPLOAD, { "no-resume" }),
-  rm = set{ "r", "recursive", "v", "verbose", "include", "exclude", "dry-run" },
+  rm = set{ "r", "recursive", "v", "verbose", "include", "exclude", "dry-run", "version-id" },
   sync = join(TRANSFER, WALK, UPLOAD, { "delete", "max-delete", "force", "backup", "delete-excluded" }),
   check = set{ "checksum", "size-only", "modify-window", "include", "exclude", "follow-symlinks" },
-  cat = set{ "sse-c-key" }, stat = set{ "sse-c-key" }, du = {},
+  cat = set{ "sse-c-key", "version-id" }, stat = set{ "sse-c-key", "version-id" }, du = {},
   mb = set{ "dry-run" },
   rb = set{ "force", "dry-run" },
   presign = set{ "expires", "method" },
@@ -150,6 +151,8 @@ function _M.parse(argv, first, command)
     elseif a:sub(1, 1) == "-" and a ~= "-" then
       local name, value = a:match("^%-%-?([^=]+)=(.*)$")
       if not name then name = a:match("^%-%-?(.+)$") end
+      -- ls -h is --human-readable, as in ls(1) and du(1); --help stays help.
+      if command == "ls" and a == "-h" then name = "human-readable" end
       local flag = _M.FLAGS[name]
       if not flag then usage("unknown option '" .. a .. "'") end
       if not (_M.GLOBAL[name] or allowed[name]) then

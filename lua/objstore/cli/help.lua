@@ -77,9 +77,13 @@ Usage: objstore version (or objstore --version)
 ]==]
 
 _M.ls = [==[
-Usage: objstore ls [s3://BUCKET[/PREFIX]] [-r]
+Usage: objstore ls [s3://BUCKET[/PREFIX]] [-r] [-h] [--summarize] [--versions]
   Without a URL: the buckets. With one: objects and common prefixes under
   PREFIX ("PRE name/" lines); -r lists every object below it.
+  -h, --human-readable  sizes as 1.5 MiB (here -h is not --help)
+  --summarize           the number of objects and their total size at the end
+  --versions            every version and delete marker below PREFIX (version
+                        id, "(latest)"); --json: version_id, is_latest, delete_marker
   --json: {"key":...,"size":...,"etag":...,"last_modified":...} per line.
 ]==]
 
@@ -108,6 +112,7 @@ Usage: objstore cp SRC DST [options]
   --sse AES256|aws:kms (KMS, SM4 on oss://), --sse-kms-key-id ID
   --sse-c-key file:PATH|env:NAME   SSE-C key (32 bytes, raw or base64), also to
                        read it back; never the key itself on the command line
+  --version-id ID      a download of that version of the object
   --no-resume          a single cp or mv of a large file keeps a checkpoint under
                        $XDG_STATE_HOME/objstore/transfers/ and resumes after Ctrl-C
                        or kill -9 when run again; --no-resume starts over
@@ -135,6 +140,7 @@ Usage: objstore rm s3://BUCKET/KEY [-r] [-v] [--include GLOB] [--exclude GLOB] [
   listing that fails stops the run (exit 1): nothing after it is deleted.
   --dry-run prints each object that would be deleted and deletes nothing.
   -v, --verbose: a line per object deleted ("delete: s3://b/k").
+  --version-id ID (without -r): that version of the key, for good.
 ]==]
 
 _M.sync = [==[
@@ -187,12 +193,13 @@ Usage: objstore check SRC DST [--checksum | --size-only] [--modify-window S]
 ]==]
 
 _M.cat = [==[
-Usage: objstore cat s3://BUCKET/KEY [--sse-c-key file:PATH|env:NAME]
-  Streams the object to stdout (--sse-c-key: an SSE-C object's key).
+Usage: objstore cat s3://BUCKET/KEY [--version-id ID] [--sse-c-key file:PATH|env:NAME]
+  Streams the object (or that version of it) to stdout (--sse-c-key: an
+  SSE-C object's key).
 ]==]
 
 _M.stat = [==[
-Usage: objstore stat s3://BUCKET/KEY [--sse-c-key file:PATH|env:NAME]
+Usage: objstore stat s3://BUCKET/KEY [--version-id ID] [--sse-c-key file:PATH|env:NAME]
   Size, ETag, Last-Modified, Content-Type, Cache-Control, Content-Disposition,
   storage class, encryption and user metadata.
 ]==]

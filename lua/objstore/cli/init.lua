@@ -183,19 +183,70 @@ function C.ls(ctx, pos)
   end
   local loc = remote_arg(pos, 1, "ls needs a URL")
   local c = client(ctx, loc)
+  local o_ = ctx.opts
+  local n, bytes = 0, 0
+  local function size_text(v)
+    if o_["human-readable"] and tonumber(v) then return progress_mod.human(tonumber(v)) end
+    return tostring(v)
+  end
+  local function summarize()
+    if not o_.summarize then return end
+    if o_.json then return ctx.json{ type = "summary", objects = n, bytes = bytes } end
+    ctx.out:write(format("\nTotal Objects: %d\n   Total Size: %s\n", n,
+      o_["human-readable"] and progress_mod.human(bytes) or tostring(bytes)))
+  end
+  if o_.versions then
+    -- Every version and delete marker, page by page (key order; per key as the store gives them).
+    local key_marker, vid_marker
+    repeat
+      local page, err = c:list_object_versions(loc.bucket, { prefix = loc.key ~= "" and loc.key or nil,
+        key_marker = key_marker, version_id_marker = vid_marker })
+      if not page then return ctx.fail(loc.url, err) end
+      local all = {}
+      for _, v in ipairs(page.versions) do all[#all + 1] = v end
+      for _, m in ipairs(page.delete_markers) do
+        m.delete_marker = true
+        all[#all + 1] = m
+      end
+      table.sort(all, function(a, b)
+        if a.key ~= b.key then return a.key < b.key end
+        return tostring(a.last_modified) > tostring(b.last_modified)
+      end)
+      for _, v in ipairs(all) do
+        if not v.delete_marker then n, bytes = n + 1, bytes + (tonumber(v.size) or 0) end
+        if o_.json then
+          ctx.json{ key = v.key, version_id = v.version_id, is_latest = v.is_latest and true or false,
+            delete_marker = v.delete_marker or nil, size = tonumber(v.size), etag = v.etag,
+            last_modified = v.last_modified }
+        else
+          ctx.out:write(format("%s %10s %s  %s%s%s\n", safe(v.last_modified),
+            v.delete_marker and "-" or size_text(v.size), safe(v.key), safe(v.version_id),
+            v.is_latest and "  (latest)" or "", v.delete_marker and "  (delete marker)" or ""))
+        end
+      end
+      key_marker, vid_marker = page.next_key_marker, page.next_version_id_marker
+      if page.is_truncated and not key_marker then
+        return ctx.fail(loc.url, { code = "TruncatedListing",
+          message = "the listing is truncated but gives no marker" })
+      end
+    until not page.is_truncated
+    return summarize()
+  end
   local it = c:list_objects_iter(loc.bucket, { prefix = loc.key ~= "" and loc.key or nil,
-    delimiter = not ctx.opts.r and "/" or nil })
+    delimiter = not o_.r and "/" or nil })
   for o, err in it do
     if not o then return ctx.fail(loc.url, err) end
-    if ctx.opts.json then
+    if not o.is_prefix then n, bytes = n + 1, bytes + (tonumber(o.size) or 0) end
+    if o_.json then
       ctx.json(o.is_prefix and { prefix = o.prefix } or { key = o.key, size = tonumber(o.size), etag = o.etag,
         last_modified = o.last_modified, storage_class = o.storage_class })
     elseif o.is_prefix then
       ctx.out:write(format("%31s PRE %s\n", "", safe(o.prefix)))
     else
-      ctx.out:write(format("%s %10s %s\n", safe(o.last_modified), safe(o.size), safe(o.key)))
+      ctx.out:write(format("%s %10s %s\n", safe(o.last_modified), size_text(o.size), safe(o.key)))
     end
   end
+  summarize()
 end
 
 local function local_error(message)
@@ -498,6 +549,7 @@ local function copy_one(ctx, s, d, verb)
     if not ok then return ctx.fail(d.path, local_error(perr)) end
     topts.progress = on_progress
     topts.sse_customer_key = stored.sse_customer_key
+    topts.version_id = o["version-id"]
     topts.checkpoint = checkpoint_of(ctx, "download", path, s.url)
     _M.resume_hint = topts.checkpoint and "run the same command again to resume the download (--no-resume: start over)"
     local res, err = c:download_file(s.bucket, s.key, path, topts)
@@ -507,7 +559,8 @@ local function copy_one(ctx, s, d, verb)
       ctx.notice(format("resumed: %s of %s were already downloaded", progress_mod.human(res.resumed_from),
         progress_mod.human(res.size or 0)))
     end
-    local head = c:head_object(s.bucket, s.key, { sse_customer_key = stored.sse_customer_key })
+    local head = c:head_object(s.bucket, s.key, { sse_customer_key = stored.sse_customer_key,
+      version_id = o["version-id"] })
     local mt = head and tonumber(head.metadata.mtime)
     if mt then lfs.touch(path, math.floor(mt), math.floor(mt)) end
     P.file(1, res.size)
@@ -543,7 +596,13 @@ end
 
 function C.cp(ctx, pos)
   local s, d = sides(pos, "cp")
-  if ctx.opts.r then return run_sync(ctx, s, d) end
+  if ctx.opts.r then
+    if ctx.opts["version-id"] then usage("--version-id names one object: not with -r") end
+    return run_sync(ctx, s, d)
+  end
+  if ctx.opts["version-id"] and not (s.kind == "remote" and d.kind ~= "remote") then
+    usage("--version-id applies to downloads (and cat, stat, rm)")
+  end
   local res = copy_one(ctx, s, d, "copy")
   ctx.progress.finish()
   return res
@@ -622,14 +681,17 @@ function C.rm(ctx, pos)
   args.want(pos, 1, 1, "rm needs one URL")
   local loc = remote_arg(pos, 1, "rm needs one URL")
   local c = client(ctx, loc)
+  if ctx.opts.r and ctx.opts["version-id"] then usage("--version-id names one object: not with -r") end
   if not ctx.opts.r then
     if ctx.opts.include or ctx.opts.exclude then usage("--include/--exclude need -r") end
     if loc.key == "" then usage("rm: give a key, or -r for a prefix") end
-    if ctx.dry then return ctx.would("delete " .. loc.url) end
-    local ok, err = c:delete_object(loc.bucket, loc.key)
+    local vid = ctx.opts["version-id"]
+    local what = loc.url .. (vid and (" (version " .. vid .. ")") or "")
+    if ctx.dry then return ctx.would("delete " .. what) end
+    local ok, err = c:delete_object(loc.bucket, loc.key, { version_id = vid })
     if not ok then return ctx.fail(loc.url, err) end
-    if ctx.opts.json then return ctx.json{ type = "action", action = "delete", key = loc.key } end
-    return ctx.say("delete: " .. loc.url)
+    if ctx.opts.json then return ctx.json{ type = "action", action = "delete", key = loc.key, version_id = vid } end
+    return ctx.say("delete: " .. what)
   end
   remove_prefix(ctx, c, loc)
   ctx.progress.finish()
@@ -642,7 +704,7 @@ function C.cat(ctx, pos)
   local c = client(ctx, loc)
   local out = ctx.out
   local res, err = c:get_object(loc.bucket, loc.key, { sink = function(chunk) return out:try_write(chunk) end,
-    sse_customer_key = sse_c_key(ctx.opts["sse-c-key"]) })
+    sse_customer_key = sse_c_key(ctx.opts["sse-c-key"]), version_id = ctx.opts["version-id"] })
   if not res then return ctx.fail(loc.url, err) end
   out:flush()
   return res
@@ -653,7 +715,7 @@ function C.stat(ctx, pos)
   local loc = remote_arg(pos, 1, "stat needs one URL")
   if loc.key == "" then usage("stat: the URL needs a key") end
   local h, err = client(ctx, loc):head_object(loc.bucket, loc.key,
-    { sse_customer_key = sse_c_key(ctx.opts["sse-c-key"]) })
+    { sse_customer_key = sse_c_key(ctx.opts["sse-c-key"]), version_id = ctx.opts["version-id"] })
   if not h then return ctx.fail(loc.url, err) end
   local t = { key = loc.key, size = h.content_length, etag = h.etag, last_modified = h.last_modified,
     content_type = h.content_type, storage_class = h.storage_class, version_id = h.version_id, metadata = h.metadata,
