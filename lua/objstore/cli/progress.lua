@@ -79,21 +79,26 @@ function _M.new(o)
     return b, rate, eta, el
   end
 
-  --- The line, in the longest of its forms that fits `width` columns
-  -- (then cut): full, compact, compact without the files.
+  --- The line, in the first of its forms that fits `width` columns (then
+  -- cut): full; compact; compact without the rate, then without the files
+  -- (bytes of the total and the ETA go last).
   function P.line(width)
     local b, rate, eta = P.numbers()
     local tb = self.total_bytes
     local pct = tb and (tb > 0 and floor(100 * b / tb) or 100)
-    local e = eta and (eta .. "s") or "?"
+    local e = "ETA " .. (eta and (eta .. "s") or "?")
     local files = self.files .. "/" .. (self.total_files and tostring(self.total_files) or "?")
-    local full = format("%s%s, %s/s, ETA %s, files %s", human(b),
+    local full = format("%s%s, %s/s, %s, files %s", human(b),
       tb and format(" of %s (%d%%)", human(tb), pct) or "", human(rate), e, files)
     if not width or #full <= width then return full end
-    local short = format("%s%s %s/s ETA %s", human(b), tb and format("/%s %d%%", human(tb), pct) or "",
-      human(rate), e)
-    if #short + #files + 1 <= width then return short .. " " .. files end
-    return short:sub(1, width)
+    local bt = human(b) .. (tb and format("/%s %d%%", human(tb), pct) or "")
+    local r = human(rate) .. "/s"
+    local forms = { { bt, r, e, files }, { bt, e, files }, { bt, r, e }, { bt, e } }
+    for _, f in ipairs(forms) do
+      local line = table.concat(f, " ")
+      if #line <= width then return line end
+    end
+    return (bt .. " " .. e):sub(1, width)
   end
 
   --- Clears the terminal's progress line (before any other output).
