@@ -10,3 +10,6 @@ files["spec/support/ngx_credentials_runner.lua"] = { std = "ngx_lua" }
 files["spec/support/ngx_phases.lua"] = { std = "ngx_lua" }
 -- The OpenResty example's handlers run inside nginx.
 files["examples/openresty/"] = { std = "ngx_lua" }
+-- bin/objstore is a shell and Lua script at once: its shell part is the Lua
+-- string assigned to `_` (then cleared).
+files["bin/objstore"] = { globals = { "_" } }

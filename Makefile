@@ -4,6 +4,8 @@
 #   make test          deps + build + specs + vectors (Lua 5.4)
 #   make matrix        specs + vectors on Lua 5.1, 5.2, 5.3, 5.4 and LuaJIT
 #   make vectors VECTORS=<dir>
+#   make install       the rock (library + the `objstore` command) with luarocks for
+#                      INSTALL_LUA (5.4) into /usr/local (ROCKTREE=<dir> for another tree)
 #   make demo          deps + build + quickstart
 #   make bench-sign    signing throughput next to boto3
 #   make bench-transfer 1 GiB up/down next to awscli, rclone and curl
@@ -39,7 +41,7 @@ HEADERS   := $(wildcard csrc/*.h)
 BUILD     ?= build
 SO        = $(BUILD)/$(1)/objstore/core.so
 
-.PHONY: build build-all test matrix vectors demo deps deps-test bench-sign lint format clean rockspec bench-transfer \
+.PHONY: install build build-all test matrix vectors demo deps deps-test bench-sign lint format clean rockspec bench-transfer \
         openresty-demo bench-openresty bench-sync \
         fuzz fuzz-build asan valgrind
 
@@ -55,6 +57,17 @@ $(call SO,$(1)): $(CORE_SRC) $(BIND_SRC) $(HEADERS)
 	$(CC) $(ALL_CFLAGS) -I$(lua_inc_$(1)) -shared -o $$@ $(CORE_SRC) $(BIND_SRC) $(DEP_LIBS)
 endef
 $(foreach l,$(LUAS),$(eval $(call so_rule,$(l))))
+
+# The rock into luarocks' tree for INSTALL_LUA: /usr/local by default (as root;
+# `objstore` lands in /usr/local/bin), ROCKTREE=<dir> for another. Runtime
+# dependencies (lua-cjson, luafilesystem) are the system's (Debian's
+# lua-cjson and lua-filesystem packages, or luarocks install): --deps-mode=none.
+# luarocks make compiles in the source directory: what it leaves is removed.
+INSTALL_LUA ?= 5.4
+ROCKTREE    ?=
+install:
+	luarocks --lua-version=$(INSTALL_LUA) $(if $(ROCKTREE),--tree $(ROCKTREE)) make --deps-mode=none \
+	  rockspec/objstore-scm-1.rockspec; rc=$$?; rm -f csrc/*.o objstore/core.so; rmdir objstore 2>/dev/null; exit $$rc
 
 deps:
 	@bash spec/support/install-deps.sh build
@@ -151,7 +164,8 @@ rockspec:
 
 # Lua scripts in bin/ (a .lua name or a lua shebang), once there are any:
 # luacheck skips extension-less files in a directory, so they are named.
-LINT_BIN = $(sort $(wildcard bin/*.lua) $(shell grep -lsE '^\#!.*lua' $(wildcard bin/*) /dev/null))
+# bin/objstore is a shell and Lua script at once (#!/bin/sh): named too.
+LINT_BIN = $(sort $(wildcard bin/*.lua) bin/objstore $(shell grep -lsE '^\#!.*lua' $(wildcard bin/*) /dev/null))
 
 lint:
 	luacheck lua spec bench examples $(LINT_BIN)

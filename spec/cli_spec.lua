@@ -22,7 +22,8 @@ local function run(cmd, env)
   return rc, out, err
 end
 
-local COMMANDS = { "ls", "cp", "mv", "rm", "sync", "check", "cat", "stat", "mb", "rb", "presign", "du" }
+local COMMANDS = { "ls", "cp", "mv", "rm", "sync", "check", "cat", "stat", "mb", "rb", "presign", "du", "uploads",
+  "version" }
 
 describe("objstore command line: usage", function()
   it("documents every command", function()
@@ -75,6 +76,53 @@ describe("objstore command line: usage", function()
       assert.equals(2, rc, case[1])
       assert.matches(case[2], out .. err, 1, true)
     end
+  end)
+end)
+
+describe("objstore command line: first contact", function()
+  it("runs from a checkout whatever `lua` is, with the Lua that was built; says what to run otherwise", function()
+    -- A checkout with one build only, and a `lua` on the PATH that is another
+    -- interpreter (Debian's alternatives after `make test`).
+    local tree = servers.tmpdir()
+    assert(servers.sh("cp -r bin lua " .. q(tree) .. " && mkdir -p " .. q(tree .. "/build") .. " && cp -r "
+      .. q(os.getenv("BUILD") or "build") .. "/" .. LUA .. " " .. q(tree .. "/build/")))
+    local other = LUA == "lua5.2" and "lua5.3" or "lua5.2"
+    assert(servers.sh("mkdir -p " .. q(tree .. "/path") .. " && ln -s $(command -v " .. other .. ") "
+      .. q(tree .. "/path/lua")))
+    local env = "PATH=" .. q(tree .. "/path") .. ":$PATH"
+    local rc, out, err = run(q(tree .. "/bin/objstore") .. " --help", env)
+    assert.equals(0, rc, err)
+    assert.matches("Usage: objstore COMMAND", out, 1, true)
+    rc, out, err = run("cd / && " .. q(tree .. "/bin/objstore") .. " --version", env)
+    assert.equals(0, rc, err)
+    assert.matches("^objstore %d+%.%d+%.%d+\n", out)
+    -- Run by hand with an interpreter that has no build: one line saying what to run.
+    rc, out, err = run(other .. " " .. q(tree .. "/bin/objstore") .. " --help")
+    assert.equals(127, rc)
+    assert.equals("", out)
+    assert.matches("^objstore: no objstore core for " .. other .. ": run `make build LUA=" .. other
+      .. "`[^\n]*\n$", err)
+    assert.is_nil(err:find("traceback", 1, true))
+    servers.sh("rm -rf " .. q(tree))
+  end)
+
+  it("prints its version and the Lua, libcurl and OpenSSL in use", function()
+    local core = require "objstore.core"
+    for _, how in ipairs{ " --version", " version" } do
+      local rc, out = run(BIN .. how)
+      assert.equals(0, rc)
+      assert.matches("objstore " .. require("objstore")._VERSION .. "\n", out, 1, true)
+      assert.matches((jit and jit.version or _VERSION), out, 1, true)
+      assert.matches("libcurl  " .. core.http.curl_version:match("^libcurl/(%S+)"), out, 1, true)
+      assert.matches(core.openssl_version, out, 1, true)
+    end
+    local rc, out = run(BIN .. " --json --version")
+    assert.equals(0, rc)
+    local v = cjson.decode(out)
+    assert.equals(require("objstore")._VERSION, v.objstore)
+    assert.equals(core.openssl_version, v.openssl)
+    assert.truthy(v.libcurl and v.lua)
+    assert.equals(2, (run(BIN .. " version extra")))
   end)
 end)
 
@@ -223,6 +271,297 @@ for _, srv in ipairs(servers.list()) do
         assert.is_nil(out:find("f3.txt", 1, true))
       end)
 
+      it("--profile wins over AWS_* keys in the environment; a missing profile is named", function()
+        local creds = dir .. "/credentials"
+        servers.write_file(creds, "[h19]\naws_access_key_id = " .. srv.access_key .. "\naws_secret_access_key = "
+          .. srv.secret_key .. "\n")
+        local env = string.format("AWS_ACCESS_KEY_ID=bogus AWS_SECRET_ACCESS_KEY=bogus AWS_REGION=%s "
+          .. "AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=%s", q(srv.region), q(creds))
+        local rc, _, err = run(CMD .. " ls s3://" .. bucket .. " --profile h19", env)
+        assert.equals(0, rc, err)
+        rc, _, err = run(CMD .. " --profile h19-nope ls s3://" .. bucket, env)
+        assert.equals(1, rc)
+        assert.matches("ProfileNotFound", err, 1, true)
+        assert.matches("profile 'h19-nope' not found", err, 1, true)
+        assert.matches(creds, err, 1, true)
+      end)
+
+      --- The progress line's numbers: done and total in bytes, percentage, ETA.
+      local UNITS = { B = 1, KiB = 1024, MiB = 1024 ^ 2, GiB = 1024 ^ 3 }
+      local function bytes_of(n, u) return tonumber(n) * UNITS[u] end
+
+      it("shows progress that can be trusted in a 40-column terminal (tmux)", function()
+        local big = dir .. "/big12.bin"
+        servers.sh("head -c 12582912 /dev/urandom > " .. q(big))
+        local sock = "h19j-spec-" .. tostring(os.time())
+        local script = dir .. "/tmux.sh"
+        servers.write_file(script, ENV:gsub("OBJSTORE_PROGRESS_INTERVAL=0", "") .. " " .. CMD .. " cp " .. q(big)
+          .. " s3://" .. bucket .. "/big12.bin --part-size 5M --bwlimit 2M --concurrency 1; echo rc=$?; sleep 60\n")
+        assert(servers.sh("tmux -L " .. sock .. " new-session -d -x 40 -y 12 'sh " .. script .. "'"))
+        local screens, finished = {}, nil
+        for _ = 1, 120 do
+          os.execute("sleep 0.25")
+          local okc, pane = servers.sh("tmux -L " .. sock .. " capture-pane -p")
+          if okc then screens[#screens + 1] = pane end
+          if okc and pane:find("rc=%d") then
+            finished = pane
+            break
+          end
+        end
+        servers.sh("tmux -L " .. sock .. " kill-server")
+        assert.truthy(finished, "the copy did not end")
+        assert.matches("rc=0", finished, 1, true)
+        local seen_partial = false
+        for _, pane in ipairs(screens) do
+          local progress_lines = 0
+          for line in pane:gmatch("[^\n]+") do
+            assert.is_true(#line <= 40, line)
+            if line:find("ETA", 1, true) then
+              progress_lines = progress_lines + 1
+              -- "5.0 MiB/12.0 MiB 41% ..." (the compact form) or "5.0 MiB of 12.0 MiB ...".
+              local dn, du, tn, tu = line:match("^([%d.]+) (%a+)/([%d.]+) (%a+)")
+              if not dn then dn, du, tn, tu = line:match("^([%d.]+) (%a+) of ([%d.]+) (%a+)") end
+              assert.truthy(dn, "no bytes of a total: " .. line)
+              local done, total = bytes_of(dn, du), bytes_of(tn, tu)
+              assert.is_true(done <= total, line)
+              assert.equals(12582912, total)
+              local pct = tonumber(line:match(" (%d+)%%"))
+              assert.is_true(pct == nil or pct <= 100, line)
+              assert.is_nil((line:match("ETA (%S*)") or ""):find("-", 1, true), line)
+              if done > 0 and done < total then seen_partial = true end
+            end
+          end
+          assert.is_true(progress_lines <= 1, pane) -- no stale lines piling up
+        end
+        assert.is_true(seen_partial, "no progress inside the file")
+        -- The upload line starts a line of its own (the progress line was cleared first).
+        assert.matches("\nupload: ", "\n" .. finished)
+        assert.matches("12.0 MiB/12.0 MiB 100%", finished, 1, true)
+      end)
+
+      it("gives totals as soon as the walk knows them, one action object per file with --json", function()
+        local tree = dir .. "/jtree"
+        servers.sh("mkdir -p " .. q(tree))
+        for i = 1, 5 do servers.write_file(tree .. "/f" .. i, string.rep("j", 1000 * i)) end
+        local out = ok("cp -r " .. q(tree) .. " s3://" .. bucket .. "/jtree --json")
+        local actions, progress = 0, {}
+        for line in out:gmatch("[^\n]+") do
+          local t = cjson.decode(line)
+          if t.type == "action" then actions = actions + 1 end
+          if t.type == "progress" then progress[#progress + 1] = t end
+        end
+        assert.equals(5, actions)
+        assert.is_true(#progress > 0)
+        for _, p in ipairs(progress) do
+          assert.equals(15000, p.total_bytes)
+          assert.equals(5, p.total_files)
+          assert.is_true(p.bytes <= p.total_bytes and p.files <= p.total_files)
+        end
+        -- -v: one line per file; a dry run shows no progress line.
+        local vout = ok("sync " .. q(tree) .. " s3://" .. bucket .. "/jtree-v -v")
+        local n = 0
+        for _ in vout:gmatch("upload: [^\n]+ to s3://[^\n]+/jtree%-v/f%d\n") do n = n + 1 end
+        assert.equals(5, n)
+        local _, derr = ok("sync " .. q(tree) .. " s3://" .. bucket .. "/jtree-d --dry-run")
+        assert.is_nil(derr:find("files %d"), derr)
+        -- Single commands report their action in --json too.
+        local singles = { "cp " .. q(tree .. "/f1") .. " s3://" .. bucket .. "/one", "rm s3://" .. bucket .. "/one" }
+        for _, c in ipairs(singles) do
+          local o1 = ok(c .. " --json")
+          local found
+          for line in o1:gmatch("[^\n]+") do
+            local t = cjson.decode(line)
+            if t.type == "action" then found = t end
+          end
+          assert.truthy(found, c)
+        end
+        local rout = ok("rm -r s3://" .. bucket .. "/jtree-v -v")
+        n = 0
+        for _ in rout:gmatch("delete: s3://[^\n]+/jtree%-v/f%d\n") do n = n + 1 end
+        assert.equals(5, n)
+      end)
+
+      it("stores what the upload options ask for (content type, caching, metadata, class, ACL, SSE)", function()
+        local f = dir .. "/opts.txt"
+        servers.write_file(f, "options")
+        local url = "s3://" .. bucket .. "/opts/o.txt"
+        ok("cp " .. q(f) .. " " .. url .. " --content-type text/x-h19 --cache-control max-age=60"
+          .. " --content-disposition attachment --metadata color=blue --metadata Size=L --storage-class STANDARD"
+          .. " --acl public-read")
+        local st = cjson.decode((ok("stat " .. url .. " --json")))
+        assert.equals("text/x-h19", st.content_type)
+        assert.equals("max-age=60", st.cache_control)
+        assert.equals("attachment", st.content_disposition)
+        assert.equals("blue", st.metadata.color)
+        assert.equals("L", st.metadata.size)
+        assert.truthy(st.metadata.mtime) -- still kept beside the user's metadata
+        local _, code = servers.sh("curl -s -o /dev/null -w '%{http_code}' " .. q(srv.endpoint .. "/" .. bucket
+          .. "/opts/o.txt"))
+        assert.equals("200", code) -- public-read: no signature needed
+        ok("cp " .. q(f) .. " s3://" .. bucket .. "/opts/private.txt")
+        _, code = servers.sh("curl -s -o /dev/null -w '%{http_code}' " .. q(srv.endpoint .. "/" .. bucket
+          .. "/opts/private.txt"))
+        assert.equals("403", code)
+        -- stdin takes the content type too.
+        ok("cp - s3://" .. bucket .. "/opts/stdin.txt --content-type application/x-h19", f)
+        assert.equals("application/x-h19", cjson.decode((ok("stat s3://" .. bucket .. "/opts/stdin.txt --json")))
+          .content_type)
+        -- SSE-KMS (rgw's testing backend) and SSE-C with the key from a file.
+        ok("cp " .. q(f) .. " s3://" .. bucket .. "/opts/kms.txt --sse aws:kms --sse-kms-key-id testkey-1")
+        assert.equals("aws:kms", cjson.decode((ok("stat s3://" .. bucket .. "/opts/kms.txt --json"))).sse)
+        local keyfile = dir .. "/ssec.key"
+        servers.write_file(keyfile, string.rep("c", 32))
+        ok("cp " .. q(f) .. " s3://" .. bucket .. "/opts/ssec.txt --sse-c-key file:" .. q(keyfile))
+        assert.equals(1, (run(CMD .. " cat s3://" .. bucket .. "/opts/ssec.txt", ENV)))
+        assert.equals("options", (ok("cat s3://" .. bucket .. "/opts/ssec.txt --sse-c-key file:" .. q(keyfile))))
+        ok("cp s3://" .. bucket .. "/opts/ssec.txt " .. q(dir .. "/ssec-back.txt") .. " --sse-c-key file:"
+          .. q(keyfile))
+        assert.equals("options", servers.read_file(dir .. "/ssec-back.txt"))
+        -- sync passes them on.
+        local tree = dir .. "/otree"
+        servers.sh("mkdir -p " .. q(tree))
+        servers.write_file(tree .. "/a.txt", "a")
+        ok("sync " .. q(tree) .. " s3://" .. bucket .. "/otree --metadata team=h19 --cache-control no-cache")
+        st = cjson.decode((ok("stat s3://" .. bucket .. "/otree/a.txt --json")))
+        assert.equals("h19", st.metadata.team)
+        assert.equals("no-cache", st.cache_control)
+        -- Usage errors: the key itself, where an option does nothing, bad values.
+        for _, bad in ipairs{ "cp " .. q(f) .. " " .. url .. " --sse-c-key " .. string.rep("c", 32),
+          "cp " .. url .. " " .. q(dir .. "/x") .. " --acl private", "cp " .. q(f) .. " " .. url .. " --metadata nokv",
+          "cp " .. q(f) .. " " .. url .. " --acl everyone", "cp " .. q(f) .. " " .. url .. " --sse-kms-key-id k",
+          "sync s3://" .. bucket .. "/otree " .. q(dir .. "/o2") .. " --storage-class STANDARD" } do
+          assert.equals(2, (run(CMD .. " " .. bad, ENV)), bad)
+        end
+      end)
+
+      it("honours --retries / AWS_MAX_ATTEMPTS (a notice per retry), --timeout, --ca-bundle, --no-verify-ssl",
+        function()
+        local port = tonumber(os.getenv("OBJSTORE_SPEC_STUB_PORT") or "19961")
+        local function stub(mode)
+          local _, pid = servers.sh("python3 spec/support/stub_server.py " .. port .. " " .. mode
+            .. " >/dev/null 2>&1 & echo $!")
+          os.execute("sleep 0.5")
+          return pid:match("%d+")
+        end
+        local stub_cmd = BIN .. " --endpoint http://127.0.0.1:" .. port
+        local pid = stub("503")
+        local rc, _, err = run(stub_cmd .. " ls s3://" .. bucket .. " --retries 2", ENV)
+        assert.equals(1, rc)
+        local n = 0
+        for _ in err:gmatch("objstore: notice: [^\n]*retrying in") do n = n + 1 end
+        assert.equals(2, n, err)
+        rc, _, err = run(stub_cmd .. " ls s3://" .. bucket, ENV .. " AWS_MAX_ATTEMPTS=1")
+        assert.equals(1, rc)
+        assert.is_nil(err:find("retrying", 1, true))
+        rc, _, err = run(stub_cmd .. " -q ls s3://" .. bucket .. " --retries 1", ENV)
+        assert.equals(1, rc)
+        assert.is_nil(err:find("notice", 1, true)) -- -q: no notices
+        servers.sh("kill " .. pid)
+        pid = stub("hang")
+        local t0 = os.time()
+        rc = run(stub_cmd .. " ls s3://" .. bucket .. " --timeout 1 --retries 0", ENV)
+        assert.equals(1, rc)
+        assert.is_true(os.time() - t0 <= 10)
+        servers.sh("kill " .. pid)
+        assert.equals(2, (run(CMD .. " ls s3://" .. bucket .. " --ca-bundle /nonexistent", ENV)))
+        assert.equals(2, (run(CMD .. " ls s3://" .. bucket .. " --connect-timeout 0", ENV)))
+        assert.equals(2, (run(CMD .. " ls s3://" .. bucket, ENV .. " AWS_MAX_ATTEMPTS=many")))
+        ok("ls s3://" .. bucket .. " --no-verify-ssl --ca-bundle /etc/ssl/certs/ca-certificates.crt"
+          .. " --connect-timeout 5")
+      end)
+
+      it("resumes an interrupted cp from a checkpoint under XDG_STATE_HOME (Ctrl-C, kill -9); uploads --abort",
+        function()
+        local state = dir .. "/state"
+        local env = ENV .. " XDG_STATE_HOME=" .. q(state)
+        local src = dir .. "/resume-src"
+        servers.sh("mkdir -p " .. q(src) .. " && head -c 12582912 /dev/urandom > " .. q(src .. "/big.bin"))
+        local url = "s3://" .. bucket .. "/resume/big.bin"
+        local slow = CMD .. " cp " .. q(src .. "/big.bin") .. " " .. url
+          .. " --part-size 5M --bwlimit 2M --concurrency 1"
+        local function checkpoints()
+          local n = 0
+          if lfs.attributes(state .. "/objstore/transfers", "mode") then
+            for name in lfs.dir(state .. "/objstore/transfers") do if name:find("%.cp$") then n = n + 1 end end
+          end
+          return n
+        end
+        local function uploads()
+          local out = ok("uploads s3://" .. bucket .. "/resume/ --json")
+          local n = 0
+          for _ in out:gmatch('"upload_id"') do n = n + 1 end
+          return n
+        end
+        for _, how in ipairs{ { "INT", 130 }, { "KILL", 137 } } do
+          local rc, _, err = run("timeout --foreground --preserve-status -s " .. how[1] .. " 4 " .. slow, env)
+          assert.equals(how[2], rc, err)
+          if how[1] == "INT" then assert.matches("run the same command again to resume", err, 1, true) end
+          assert.equals(1, checkpoints())
+          assert.equals(1, uploads()) -- kept to resume
+          for name in lfs.dir(src) do assert.is_nil(name:find("objstore", 1, true), name) end -- nothing beside it
+          local rc2, _, err2 = run(CMD .. " cp " .. q(src .. "/big.bin") .. " " .. url .. " --part-size 5M", env)
+          assert.equals(0, rc2, err2)
+          assert.matches("resumed: %d+%.%d MiB of 12%.0 MiB were already uploaded", err2)
+          assert.equals(0, checkpoints())
+          assert.equals(0, uploads())
+          assert.is_true(servers.sh(ENV .. " " .. CMD .. " cat " .. url .. " | cmp - " .. q(src .. "/big.bin")))
+        end
+        -- --no-resume starts over, leaving the interrupted upload to `uploads --abort`.
+        assert.equals(130, (run("timeout --foreground --preserve-status -s INT 4 " .. slow, env)))
+        local rc, _, err = run(CMD .. " cp " .. q(src .. "/big.bin") .. " " .. url .. " --part-size 5M --no-resume",
+          env)
+        assert.equals(0, rc, err)
+        assert.is_nil(err:find("resumed", 1, true))
+        assert.equals(1, uploads())
+        local out = ok("uploads s3://" .. bucket .. "/resume/ --abort --dry-run")
+        assert.matches("(dry run) abort upload ", out, 1, true)
+        assert.equals(1, uploads())
+        ok("uploads s3://" .. bucket .. "/resume/ --abort")
+        assert.equals(0, uploads())
+        assert.equals(2, (run(CMD .. " cp -r " .. q(src) .. " s3://" .. bucket .. "/r2 --no-resume", env)))
+      end)
+
+      it("ls -h, --summarize and --versions; --version-id on cp, cat, stat and rm", function()
+        local vb = servers.bucket_name("h19j-ver")
+        ok("mb s3://" .. vb)
+        assert(servers.client(srv):put_bucket_versioning(vb, "Enabled"))
+        local f = dir .. "/v.txt"
+        servers.write_file(f, "first")
+        ok("cp " .. q(f) .. " s3://" .. vb .. "/v.txt")
+        servers.write_file(f, string.rep("second!", 300))
+        ok("cp " .. q(f) .. " s3://" .. vb .. "/v.txt")
+        local versions = {}
+        for line in ok("ls --versions s3://" .. vb .. " --json"):gmatch("[^\n]+") do
+          versions[#versions + 1] = cjson.decode(line)
+        end
+        assert.equals(2, #versions)
+        local old = versions[1].is_latest and versions[2] or versions[1]
+        assert.is_false(old.is_latest)
+        assert.equals(5, old.size)
+        local text = ok("ls --versions s3://" .. vb)
+        assert.matches("(latest)", text, 1, true)
+        assert.matches(old.version_id, text, 1, true)
+        assert.equals("first", (ok("cat s3://" .. vb .. "/v.txt --version-id " .. q(old.version_id))))
+        assert.equals(5, cjson.decode((ok("stat s3://" .. vb .. "/v.txt --json --version-id " .. q(old.version_id))))
+          .size)
+        ok("cp s3://" .. vb .. "/v.txt " .. q(dir .. "/v-old.txt") .. " --version-id " .. q(old.version_id))
+        assert.equals("first", servers.read_file(dir .. "/v-old.txt"))
+        local hs = ok("ls -h --summarize s3://" .. vb)
+        assert.matches("2.1 KiB v.txt", hs, 1, true)
+        assert.matches("Total Objects: 1\n   Total Size: 2.1 KiB\n", hs, 1, true)
+        ok("rm s3://" .. vb .. "/v.txt --version-id " .. q(old.version_id))
+        assert.equals(1, (run(CMD .. " cat s3://" .. vb .. "/v.txt --version-id " .. q(old.version_id), ENV)))
+        assert.equals(string.rep("second!", 300), (ok("cat s3://" .. vb .. "/v.txt")))
+        assert.equals(2, (run(CMD .. " rm -r s3://" .. vb .. "/ --version-id x", ENV)))
+        assert.equals(2, (run(CMD .. " cp " .. q(f) .. " s3://" .. vb .. "/x --version-id x", ENV)))
+        -- Every version goes before the bucket can.
+        local c = servers.client(srv)
+        local page = assert(c:list_object_versions(vb, {}))
+        for _, v in ipairs(page.versions) do c:delete_object(vb, v.key, { version_id = v.version_id }) end
+        for _, m in ipairs(page.delete_markers) do c:delete_object(vb, m.key, { version_id = m.version_id }) end
+        ok("rb s3://" .. vb)
+      end)
+
       it("exits 1 with the key on stderr when an operation fails", function()
         local rc, _, err = run(CMD .. " cat s3://" .. bucket .. "/no/such/key", ENV)
         assert.equals(1, rc)
@@ -245,7 +584,8 @@ for _, srv in ipairs(servers.list()) do
         local err = read(pipe_err)
         assert.equals(0, rc)
         assert.is_nil(err:find("\r", 1, true))
-        assert.matches("files %d+/%?\n", err)
+        -- The walk ended before the first transfer: totals from the first line.
+        assert.matches("^0 B of 6%.7 KiB %(0%%%), [^\n]*, files 0/10\n", err)
         assert.matches("files 10/10\n", err)
         local _, qout, qerr = run(CMD .. " -q sync " .. q(tree) .. " s3://" .. bucket .. "/quiet", ENV)
         assert.equals("", qout .. qerr)
@@ -288,6 +628,9 @@ for _, srv in ipairs(servers.list()) do
         local rc, out = run(bin .. " --help", env)
         assert.equals(0, rc)
         assert.matches("Usage: objstore COMMAND", out, 1, true)
+        rc, out = run(bin .. " --version", env)
+        assert.equals(0, rc)
+        assert.matches("^objstore %S+\nlua ", out)
         servers.write_file(rock .. "/r.txt", "from the rock")
         assert.equals(0, (run(bin .. " cp " .. q(rock .. "/r.txt") .. " s3://" .. bucket .. "/rock.txt", env)))
         local rc2, out2 = run(bin .. " cat s3://" .. bucket .. "/rock.txt", env)

@@ -119,8 +119,10 @@ for _, srv in ipairs(servers.list()) do
         assert(c:create_bucket(bucket))
         root = servers.tmpdir()
         ENV = string.format("AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_REGION=%s AWS_CONFIG_FILE=/dev/null "
-          .. "AWS_SHARED_CREDENTIALS_FILE=/dev/null OBJSTORE_PROGRESS_INTERVAL=0 XDG_STATE_HOME=%s HOME=%s",
-          q(srv.access_key), q(srv.secret_key), q(srv.region), q(root .. "/state"), q(root .. "/state"))
+          .. "AWS_SHARED_CREDENTIALS_FILE=/dev/null OBJSTORE_PROGRESS_INTERVAL=0 XDG_STATE_HOME=%s HOME=%s "
+          .. "OBJSTORE_SPEC_SSE_C_KEY=%s",
+          q(srv.access_key), q(srv.secret_key), q(srv.region), q(root .. "/state"), q(root .. "/state"),
+          string.rep("k", 32))
         CMD = BIN .. " --endpoint " .. q(fp.endpoint)
         fixture()
       end)
@@ -146,12 +148,15 @@ for _, srv in ipairs(servers.list()) do
         "mv $B/src/x.txt $B/moved/x.txt", "mv -r $B/src/ $B/moved/",
         "rm $B/src/x.txt", "rm -r $B/src/",
         "sync $L $B/dst/ --delete", "sync $B/dst/ $L --delete", "sync $B/src/ $B/dst/ --delete",
-        "mb $N", "rb --force $B",
+        "mb $N", "rb --force $B", "uploads $B --abort",
       }
       -- A value for each option that takes one; $D is the destination's kind of backup.
       local VALUES = { concurrency = "4", ["part-size"] = "5M", bwlimit = "10M", ["max-delete"] = "100",
         ["modify-window"] = "2", expires = "60", ["content-type"] = "text/plain", ["state-file"] = "$S/state-file",
-        include = "'*.txt'", exclude = "'*.bin'", method = "GET" }
+        include = "'*.txt'", exclude = "'*.bin'", method = "GET", ["cache-control"] = "no-cache",
+        ["content-disposition"] = "attachment", metadata = "k=v", ["storage-class"] = "STANDARD", acl = "private",
+        sse = "AES256", ["sse-kms-key-id"] = "testkey-1", ["sse-c-key"] = "env:OBJSTORE_SPEC_SSE_C_KEY",
+        ["version-id"] = "null" }
       local SKIP = { help = true, h = true, ["dry-run"] = true, r = true, recursive = true, profile = true,
         endpoint = true, region = true }
 

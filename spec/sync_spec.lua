@@ -513,6 +513,43 @@ for k in ['h/../escape','h//abs','h/back\\slash','h/C:drive','h/ok.txt','h/Case'
         assert.equals(1, res.transferred)
         assert.is_true(dt >= 2.2 and dt < 30, "multipart upload took " .. dt)
       end)
+
+      it("tells a progress display the plan's totals before the transfers, and a multipart file's bytes", function()
+        local src = root .. "/plan"
+        write(src .. "/a.txt", "aaaa")
+        write(src .. "/b.txt", "bb")
+        write(src .. "/big.bin", string.rep("p", 11 * 1024 * 1024))
+        local events, planned, last = {}, { files = 0, bytes = 0 }, nil
+        local opts = { multipart_threshold = 5 * 1024 * 1024, part_size = 5 * 1024 * 1024,
+          on_plan = function(a)
+            if a then
+              planned.files, planned.bytes = planned.files + 1, planned.bytes + a.size
+              events[#events + 1] = "plan"
+            else
+              events[#events + 1] = "planned"
+            end
+          end,
+          progress = function(key, done, total)
+            assert.equals("big.bin", key)
+            assert.is_true(done <= total)
+            last = { done, total }
+            events[#events + 1] = "bytes"
+          end,
+          on_action = function(a) if a.action == "upload" then events[#events + 1] = "done" end end }
+        local res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "plan" }, opts))
+        assert.equals(3, res.transferred)
+        assert.same({ files = 3, bytes = 6 + 11 * 1024 * 1024 }, planned)
+        assert.same({ "plan", "plan", "plan", "planned" }, { events[1], events[2], events[3], events[4] })
+        local bytes = 0
+        for _, e in ipairs(events) do if e == "bytes" then bytes = bytes + 1 end end
+        assert.is_true(bytes >= 2, "multipart progress reports: " .. bytes) -- at most 4 a second, and the last
+        assert.same({ 11 * 1024 * 1024, 11 * 1024 * 1024 }, last)
+        -- A dry run plans too; a no-op run plans nothing but still says the plan is complete.
+        events = {}
+        planned = { files = 0, bytes = 0 }
+        assert(objstore.sync(c, src, { bucket = bucket, prefix = "plan" }, opts))
+        assert.same({ "planned" }, events)
+      end)
     end)
   end
 end

@@ -4,7 +4,9 @@
 -- expiration? (epoch seconds) } | nil, err`; the client calls it again
 -- before `expiration` (reason "rejected" after the server refused them).
 --
--- The default chains (nothing is read or fetched before the first request):
+-- The default chains (nothing is read or fetched before the first request;
+-- a profile named by opts.profile replaces the whole chain, see
+-- named_profile):
 --   S3 (the order of the AWS SDKs for Java v2 and Go): environment
 --     (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), web
 --     identity (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN), the shared
@@ -145,11 +147,30 @@ end
 
 local function set(env, name) return function() return getenv(env, name) ~= nil end end
 
+--- A profile asked for by name (the client's `profile` option, the
+-- command line's --profile): it alone is asked, ahead of AWS_*/OSS_* keys
+-- in the environment (as botocore does); a profile that is not there is a
+-- ProfileNotFound error that names it.
+function _M.named_profile(provider, name, env)
+  local p = provider == "oss" and _M.alibaba_profile{ profile = name, env = env }
+    or _M.profile{ profile = name, env = env }
+  return function(client, reason)
+    local c, err = p(client, reason)
+    if c or err then return c, err end
+    local files = provider == "oss" and "~/.aliyun/config.json or ~/.alibabacloud/credentials"
+      or ((getenv(env, "AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials") .. " or "
+        .. (getenv(env, "AWS_CONFIG_FILE") or "~/.aws/config"))
+    return nil, errors.new{ code = "ProfileNotFound", retryable = false, source = "profile " .. name,
+      message = "profile '" .. name .. "' not found (or without credentials) in " .. files }
+  end
+end
+
 --- The default chain for a provider ("s3" or "oss"), see the module notes.
 function _M.default_chain(provider, opts)
   opts = opts or {}
   local env = opts.env
   if provider == "oss" then
+    if opts.profile then return _M.named_profile(provider, opts.profile, env) end
     return _M.chain({
       { name = "environment", provider = _M.env{ provider = "oss", env = env } },
       { name = "OIDC", provider = _M.oidc{ env = env }, when = set(env, "ALIBABA_CLOUD_OIDC_TOKEN_FILE") },
@@ -158,6 +179,7 @@ function _M.default_chain(provider, opts)
         when = function() return not util.flag(env, "ALIBABA_CLOUD_ECS_METADATA_DISABLED") end },
     }, "set OSS_ACCESS_KEY_ID/OSS_ACCESS_KEY_SECRET (or ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET) or a profile")
   end
+  if opts.profile then return _M.named_profile(provider, opts.profile, env) end
   return _M.chain({
     { name = "environment", provider = _M.env{ provider = "s3", env = env } },
     { name = "web identity", provider = _M.web_identity{ env = env }, when = set(env, "AWS_WEB_IDENTITY_TOKEN_FILE") },

@@ -20,7 +20,7 @@ local MiB, GiB = 1024 * 1024, 1024 * 1024 * 1024
 -- int: a whole number; size: bytes, "8M", "64MiB", "1G"; seconds: a number.
 _M.FLAGS = {
   profile = { "string" }, endpoint = { "string" }, region = { "string" }, json = { "bool" }, q = { "bool" },
-  quiet = { "bool" }, help = { "bool" }, h = { "bool" },
+  quiet = { "bool" }, help = { "bool" }, h = { "bool" }, v = { "bool" }, verbose = { "bool" },
   r = { "bool" }, recursive = { "bool" }, include = { "filter" }, exclude = { "filter" }, delete = { "bool" },
   ["dry-run"] = { "bool" }, checksum = { "bool" }, ["size-only"] = { "bool" }, force = { "bool" },
   backup = { "string" }, ["delete-excluded"] = { "bool" }, ["no-state"] = { "bool" }, ["state-file"] = { "string" },
@@ -32,11 +32,29 @@ _M.FLAGS = {
   ["modify-window"] = { "seconds", 0, 366 * 86400 },
   ["part-size"] = { "size", 5 * MiB, 5 * GiB },
   bwlimit = { "size", 1, 1e12 },
+  -- What an upload stores with the object.
+  ["cache-control"] = { "string" }, ["content-disposition"] = { "string" }, metadata = { "kv" },
+  ["storage-class"] = { "word" },
+  acl = { "choice", private = true, ["public-read"] = true, ["public-read-write"] = true,
+    ["authenticated-read"] = true, ["bucket-owner-read"] = true, ["bucket-owner-full-control"] = true,
+    ["aws-exec-read"] = true, default = true },
+  sse = { "choice", AES256 = true, ["aws:kms"] = true, KMS = true, SM4 = true },
+  ["sse-kms-key-id"] = { "string" },
+  ["sse-c-key"] = { "string" },
+  -- The network.
+  timeout = { "seconds", 1, 86400 },
+  ["connect-timeout"] = { "seconds", 1, 3600 },
+  retries = { "int", 0, 100 },
+  ["ca-bundle"] = { "string" },
+  ["no-verify-ssl"] = { "bool" },
+  ["no-resume"] = { "bool" }, abort = { "bool" },
+  ["human-readable"] = { "bool" }, summarize = { "bool" }, versions = { "bool" }, ["version-id"] = { "string" },
 }
 
 --- Flags every command takes (they may also come before the command).
 _M.GLOBAL = { profile = true, endpoint = true, region = true, json = true, q = true, quiet = true, help = true,
-  h = true, signature = true }
+  h = true, signature = true, timeout = true, ["connect-timeout"] = true, retries = true, ["ca-bundle"] = true,
+  ["no-verify-ssl"] = true }
 
 local function set(list)
   local t = {}
@@ -48,7 +66,11 @@ end
 -- single cp or mv does not.
 local WALK = { "include", "exclude", "checksum", "size-only", "modify-window", "no-state", "state-file",
   "follow-symlinks" }
-local TRANSFER = { "r", "recursive", "dry-run", "concurrency", "part-size", "bwlimit", "content-type" }
+local TRANSFER = { "r", "recursive", "v", "verbose", "dry-run", "concurrency", "part-size", "bwlimit" }
+-- What an upload stores with the object (cp, mv, sync to a remote).
+local UPLOAD = { "content-type", "cache-control", "content-disposition", "metadata", "storage-class", "acl", "sse",
+  "sse-kms-key-id", "sse-c-key" }
+_M.UPLOAD = UPLOAD
 
 local function join(...)
   local out = {}
@@ -58,16 +80,18 @@ end
 
 --- The flags each command honours, besides GLOBAL.
 _M.COMMANDS = {
-  ls = set{ "r", "recursive" },
-  cp = join(TRANSFER, WALK),
-  mv = join(TRANSFER, WALK),
-  rm = set{ "r", "recursive", "include", "exclude", "dry-run" },
-  sync = join(TRANSFER, WALK, { "delete", "max-delete", "force", "backup", "delete-excluded" }),
+  ls = set{ "r", "recursive", "human-readable", "summarize", "versions" },
+  cp = join(TRANSFER, WALK, UPLOAD, { "no-resume", "version-id" }),
+  mv = join(TRANSFER, WALK, UPLOAD, { "no-resume" }),
+  rm = set{ "r", "recursive", "v", "verbose", "include", "exclude", "dry-run", "version-id" },
+  sync = join(TRANSFER, WALK, UPLOAD, { "delete", "max-delete", "force", "backup", "delete-excluded" }),
   check = set{ "checksum", "size-only", "modify-window", "include", "exclude", "follow-symlinks" },
-  cat = {}, stat = {}, du = {},
+  cat = set{ "sse-c-key", "version-id" }, stat = set{ "sse-c-key", "version-id" }, du = {},
   mb = set{ "dry-run" },
   rb = set{ "force", "dry-run" },
   presign = set{ "expires", "method" },
+  version = {},
+  uploads = set{ "abort", "dry-run" },
 }
 
 --- Flags that only mean something with -r (cp, mv).
@@ -129,6 +153,8 @@ function _M.parse(argv, first, command)
     elseif a:sub(1, 1) == "-" and a ~= "-" then
       local name, value = a:match("^%-%-?([^=]+)=(.*)$")
       if not name then name = a:match("^%-%-?(.+)$") end
+      -- ls -h is --human-readable, as in ls(1) and du(1); --help stays help.
+      if command == "ls" and a == "-h" then name = "human-readable" end
       local flag = _M.FLAGS[name]
       if not flag then usage("unknown option '" .. a .. "'") end
       if not (_M.GLOBAL[name] or allowed[name]) then
@@ -147,6 +173,18 @@ function _M.parse(argv, first, command)
         if kind == "filter" then
           opts.filters[#opts.filters + 1] = { name, value }
           opts[name] = true
+        elseif kind == "kv" then
+          local k, v = value:match("^([%w][%w%-_.]*)=(.*)$")
+          if not k then usage("option --" .. name .. " needs KEY=VALUE (KEY: letters, digits, - _ .), got '"
+            .. value .. "'") end
+          if v:find("[%c]") then usage("option --" .. name .. ": a value with control characters is not allowed") end
+          opts[name] = opts[name] or {}
+          opts[name][k:lower()] = v
+        elseif kind == "word" then
+          if not value:find("^[%u%d_]+$") then
+            usage("option --" .. name .. " needs a name in capitals (like STANDARD_IA), got '" .. value .. "'")
+          end
+          opts[name] = value
         elseif kind == "string" then
           opts[name] = value
         elseif kind == "choice" then
@@ -168,6 +206,7 @@ function _M.parse(argv, first, command)
   end
   if opts.q then opts.quiet = true end
   if opts.h then opts.help = true end
+  if opts.v then opts.verbose = true end
   if opts.recursive then opts.r = true end
   return opts, pos
 end

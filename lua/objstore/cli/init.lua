@@ -97,7 +97,9 @@ local function context(opts, out, err)
     mode = "tty"
   end
   local ctx = { opts = opts, out = out, err = err, failures = 0, clients = {}, dry = opts["dry-run"] or nil }
-  ctx.progress = progress_mod.new{ mode = mode, out = out, err = err }
+  -- A dry run moves no byte: its plan is the output, no progress.
+  ctx.progress = progress_mod.new{ mode = (ctx.dry and mode ~= "json") and "quiet" or mode, out = out, err = err }
+  local clear = ctx.progress.clear
   function ctx.json(t)
     out:write(cjson.encode(t), "\n")
     out:flush()
@@ -106,17 +108,38 @@ local function context(opts, out, err)
     ctx.failures = ctx.failures + 1
     local code = type(e) == "table" and e.code or "Error"
     local msg = type(e) == "table" and e.message or tostring(e)
+    clear()
     err:write(format("objstore: %s: %s: %s\n", safe(what), safe(code), safe(msg)))
     if opts.json then ctx.json{ type = "error", key = what, code = code, message = msg } end
   end
   function ctx.say(line)
-    if not opts.quiet and not opts.json then out:write(safe(line), "\n") end
+    if not opts.quiet and not opts.json then
+      clear()
+      out:write(safe(line), "\n")
+    end
+  end
+  --- One line per file acted on: with -v as text, with --json always.
+  function ctx.acted(t, line)
+    if opts.json then
+      t.type = "action"
+      ctx.json(t)
+    elseif opts.verbose and line then
+      ctx.say(line)
+    end
+  end
+  --- A notice on stderr (not with -q).
+  function ctx.notice(msg)
+    if not opts.quiet then
+      clear()
+      err:write("objstore: notice: ", safe(msg), "\n")
+    end
   end
   --- What a dry run would do: said, never done.
   function ctx.would(line)
     if opts.json then
       ctx.json{ type = "dry_run", action = line }
     elseif not opts.quiet then
+      clear()
       out:write("(dry run) ", safe(line), "\n")
     end
   end
@@ -135,8 +158,29 @@ local function client(ctx, loc)
   elseif signature and signature ~= "v4" then
     usage("--signature " .. signature .. ": s3:// requests are signed with v4 only")
   end
+  -- The network: --retries (or AWS_MAX_ATTEMPTS, which counts the first
+  -- attempt too), --ca-bundle (or AWS_CA_BUNDLE), --no-verify-ssl; a retry
+  -- is a notice on stderr.
+  local attempts = o.retries and o.retries + 1
+  if not attempts and os.getenv("AWS_MAX_ATTEMPTS") then
+    attempts = tonumber(os.getenv("AWS_MAX_ATTEMPTS"))
+    if not attempts or attempts % 1 ~= 0 or attempts < 1 or attempts > 101 then
+      usage("AWS_MAX_ATTEMPTS must be a whole number from 1 to 101, got '" .. os.getenv("AWS_MAX_ATTEMPTS") .. "'")
+    end
+  end
+  local ca = o["ca-bundle"] or os.getenv("AWS_CA_BUNDLE")
+  if ca == "" then ca = nil end
+  if o["ca-bundle"] and not io.open(ca, "r") then usage("--ca-bundle " .. ca .. ": no such readable file") end
+  local tls
+  if ca or o["no-verify-ssl"] then tls = { ca_file = ca, insecure = o["no-verify-ssl"] or nil } end
+  local hooks = { on_retry = function(e)
+    local where = e.bucket and (" " .. tostring(e.bucket) .. (e.key and ("/" .. tostring(e.key)) or "")) or ""
+    ctx.notice(format("%s%s: %s; retrying in %.1f s (attempt %s failed)", tostring(e.op), where,
+      tostring(e.reason), tonumber(e.delay) or 0, tostring(e.attempt)))
+  end }
   local ok, res = pcall(objstore.new, { provider = loc.provider, profile = o.profile, endpoint = o.endpoint,
-    region = o.region, signature = signature })
+    region = o.region, signature = signature, timeout = o.timeout, connect_timeout = o["connect-timeout"],
+    retry = attempts and { max_attempts = attempts } or nil, tls = tls, hooks = hooks })
   if not ok then usage((tostring(res):gsub("^.-objstore%.client%.new: ", ""))) end
   ctx.clients[loc.provider] = res
   return res
@@ -175,19 +219,70 @@ function C.ls(ctx, pos)
   end
   local loc = remote_arg(pos, 1, "ls needs a URL")
   local c = client(ctx, loc)
+  local o_ = ctx.opts
+  local n, bytes = 0, 0
+  local function size_text(v)
+    if o_["human-readable"] and tonumber(v) then return progress_mod.human(tonumber(v)) end
+    return tostring(v)
+  end
+  local function summarize()
+    if not o_.summarize then return end
+    if o_.json then return ctx.json{ type = "summary", objects = n, bytes = bytes } end
+    ctx.out:write(format("\nTotal Objects: %d\n   Total Size: %s\n", n,
+      o_["human-readable"] and progress_mod.human(bytes) or tostring(bytes)))
+  end
+  if o_.versions then
+    -- Every version and delete marker, page by page (key order; per key as the store gives them).
+    local key_marker, vid_marker
+    repeat
+      local page, err = c:list_object_versions(loc.bucket, { prefix = loc.key ~= "" and loc.key or nil,
+        key_marker = key_marker, version_id_marker = vid_marker })
+      if not page then return ctx.fail(loc.url, err) end
+      local all = {}
+      for _, v in ipairs(page.versions) do all[#all + 1] = v end
+      for _, m in ipairs(page.delete_markers) do
+        m.delete_marker = true
+        all[#all + 1] = m
+      end
+      table.sort(all, function(a, b)
+        if a.key ~= b.key then return a.key < b.key end
+        return tostring(a.last_modified) > tostring(b.last_modified)
+      end)
+      for _, v in ipairs(all) do
+        if not v.delete_marker then n, bytes = n + 1, bytes + (tonumber(v.size) or 0) end
+        if o_.json then
+          ctx.json{ key = v.key, version_id = v.version_id, is_latest = v.is_latest and true or false,
+            delete_marker = v.delete_marker or nil, size = tonumber(v.size), etag = v.etag,
+            last_modified = v.last_modified }
+        else
+          ctx.out:write(format("%s %10s %s  %s%s%s\n", safe(v.last_modified),
+            v.delete_marker and "-" or size_text(v.size), safe(v.key), safe(v.version_id),
+            v.is_latest and "  (latest)" or "", v.delete_marker and "  (delete marker)" or ""))
+        end
+      end
+      key_marker, vid_marker = page.next_key_marker, page.next_version_id_marker
+      if page.is_truncated and not key_marker then
+        return ctx.fail(loc.url, { code = "TruncatedListing",
+          message = "the listing is truncated but gives no marker" })
+      end
+    until not page.is_truncated
+    return summarize()
+  end
   local it = c:list_objects_iter(loc.bucket, { prefix = loc.key ~= "" and loc.key or nil,
-    delimiter = not ctx.opts.r and "/" or nil })
+    delimiter = not o_.r and "/" or nil })
   for o, err in it do
     if not o then return ctx.fail(loc.url, err) end
-    if ctx.opts.json then
+    if not o.is_prefix then n, bytes = n + 1, bytes + (tonumber(o.size) or 0) end
+    if o_.json then
       ctx.json(o.is_prefix and { prefix = o.prefix } or { key = o.key, size = tonumber(o.size), etag = o.etag,
         last_modified = o.last_modified, storage_class = o.storage_class })
     elseif o.is_prefix then
       ctx.out:write(format("%31s PRE %s\n", "", safe(o.prefix)))
     else
-      ctx.out:write(format("%s %10s %s\n", safe(o.last_modified), safe(o.size), safe(o.key)))
+      ctx.out:write(format("%s %10s %s\n", safe(o.last_modified), size_text(o.size), safe(o.key)))
     end
   end
+  summarize()
 end
 
 local function local_error(message)
@@ -226,13 +321,59 @@ local function check_compare_flags(o, s, d, move)
   end
 end
 
+--- The SSE-C key of --sse-c-key file:PATH or env:NAME (32 bytes, raw or
+-- base64): never the key itself on the command line, where `ps` shows it.
+local function sse_c_key(value)
+  if not value then return nil end
+  local how, what = value:match("^(%a+):(.+)$")
+  local text
+  if how == "file" then
+    local f = io.open(what, "rb")
+    if not f then usage("--sse-c-key file:" .. what .. ": cannot read the file") end
+    text = f:read("*a")
+    f:close()
+  elseif how == "env" then
+    text = os.getenv(what)
+    if not text then usage("--sse-c-key env:" .. what .. ": the variable is not set") end
+  else
+    usage("--sse-c-key needs file:PATH or env:NAME (never the key itself on the command line)")
+  end
+  if #text == 32 then return text end
+  local trimmed = text:gsub("%s+$", "")
+  if #trimmed == 44 then
+    local ok, raw = pcall(require("objstore.core").encode.base64_decode, trimmed)
+    if ok and raw and #raw == 32 then return raw end
+  end
+  usage("--sse-c-key: the key must be 32 bytes, raw or in base64")
+end
+
+--- What an upload stores with the object, as the client's options.
+local function stored_opts(o)
+  if o["sse-kms-key-id"] and o.sse ~= "aws:kms" and o.sse ~= "KMS" then
+    usage("--sse-kms-key-id needs --sse aws:kms (KMS for oss://)")
+  end
+  if o.sse and o["sse-c-key"] then usage("--sse and --sse-c-key exclude each other") end
+  return { content_type = o["content-type"], cache_control = o["cache-control"],
+    content_disposition = o["content-disposition"], metadata = o.metadata, storage_class = o["storage-class"],
+    acl = o.acl, sse = o.sse, sse_kms_key_id = o["sse-kms-key-id"], sse_customer_key = sse_c_key(o["sse-c-key"]) }
+end
+
+--- The upload options given (names), for the checks of where they apply.
+local function upload_flags(o, but)
+  local given = {}
+  for _, f in ipairs(args.UPLOAD) do if o[f] and f ~= but then given[#given + 1] = f end end
+  return given
+end
+
 --- Flags whose meaning depends on the direction or on another flag: given
 -- where they would do nothing, they are usage errors.
 local function check_sync_flags(o, s, d, move)
+  if o["no-resume"] then usage("--no-resume: only a single cp or mv resumes (with -r a file is sent again whole)") end
   for _, f in ipairs{ "max-delete", "force", "backup", "delete-excluded" } do
     if o[f] and not o.delete then usage("--" .. f .. " needs --delete") end
   end
-  if o["content-type"] and s.kind ~= "local" then usage("--content-type applies to uploads only") end
+  local up = upload_flags(o)
+  if up[1] and s.kind ~= "local" then usage("--" .. up[1] .. " applies to uploads only") end
   if o.bwlimit and s.kind == "remote" and d.kind == "remote" then
     usage("--bwlimit: a server-side copy moves no bytes through this machine")
   end
@@ -258,35 +399,60 @@ local function run_sync(ctx, s, d, extra)
   local sopts = { delete = o.delete or nil, dry_run = ctx.dry, max_delete = o["max-delete"],
     force = o.force or nil, backup = backup_of(o.backup, d), delete_excluded = o["delete-excluded"] or nil,
     state = (o["no-state"] and false) or o["state-file"], modify_window = o["modify-window"], bwlimit = o.bwlimit,
-    follow_symlinks = o["follow-symlinks"] or nil, content_type = o["content-type"], concurrency = o.concurrency,
+    follow_symlinks = o["follow-symlinks"] or nil, concurrency = o.concurrency,
     part_size = o["part-size"], filters = #o.filters > 0 and o.filters or nil, actions = false,
     compare = (o.checksum and "checksum") or (o["size-only"] and "size_only") or nil }
+  for k, v in pairs(stored_opts(o)) do sopts[k] = v end
   for k, v in pairs(extra or {}) do sopts[k] = v end
   local dry = sopts.dry_run
+  local P = ctx.progress
+  local TRANSFER = { upload = true, download = true, copy = true }
+  -- Names as the user gave them, for -v: SRC/key to DST/key.
+  local function under(loc, key)
+    local base = loc.kind == "local" and loc.path or loc.url
+    if key == "" then return base end
+    return (base:gsub("/+$", "")) .. "/" .. key
+  end
+  sopts.on_plan = function(a)
+    if a then P.plan(1, a.size) else P.planned() end
+  end
+  sopts.progress = function(key, done) P.moving(key, done) end
   sopts.on_action = function(a)
-    if a.action:find("_failed$") then
+    local base = a.action:match("^(.-)_failed$")
+    if base then
+      if TRANSFER[base] then P.file(a.key, 0) end
       ctx.fail(a.key, a.error)
     else
+      if TRANSFER[a.action] and not dry then P.file(a.key, a.size) end
       if o.json then
         ctx.json{ type = "action", action = a.action, key = a.key, reason = a.reason, size = a.size,
           dry_run = dry or nil }
       elseif dry and a.action ~= "skip" and not o.quiet then
+        ctx.progress.clear()
         ctx.out:write(format("(dry run) %s %s (%s)\n", a.action, safe(a.key), safe(a.reason)))
+      elseif o.verbose and a.action ~= "skip" then
+        local verb = (a.action == "upload" or a.action == "download" or a.action == "copy") and sopts.move
+          and "move" or a.action
+        if a.action == "delete" then
+          ctx.say(format("delete: %s", under(d, a.key)))
+        elseif TRANSFER[a.action] then
+          ctx.say(format("%s: %s to %s", verb, under(s, a.key), under(d, a.key)))
+        else
+          ctx.say(format("%s: %s", a.action, under(d, a.key)))
+        end
       end
-      if a.action ~= "skip" or not dry then ctx.progress.file(a.action ~= "skip" and not dry and a.size or 0) end
     end
   end
-  sopts.on_notice = function(msg)
-    if not o.quiet then ctx.err:write("objstore: notice: ", safe(msg), "\n") end
-  end
+  sopts.on_notice = ctx.notice
   local res, err = objstore.sync(c, src, dst, sopts)
   local r = res or (err and err.result)
-  ctx.progress.finish(r and (r.transferred + r.skipped + r.failed + r.deleted) or nil)
+  P.finish()
   if r then
     if o.json then
       ctx.json{ type = "summary", transferred = r.transferred, skipped = r.skipped, deleted = r.deleted,
         failed = r.failed, bytes = r.bytes, unverified = r.unverified, kept = r.kept, dry_run = dry or nil }
     elseif not o.quiet then
+      P.clear()
       local extra_counts = ""
       if (r.unverified or 0) > 0 then extra_counts = extra_counts .. format(", not compared %d", r.unverified) end
       if (r.kept or 0) > 0 then extra_counts = extra_counts .. format(", sources kept %d", r.kept) end
@@ -339,6 +505,31 @@ local function unchanged(path, before)
     and a.modification == before.modification and a.change == before.change
 end
 
+--- The checkpoint of a resumable transfer between a file and an object:
+-- under $XDG_STATE_HOME/objstore/transfers/ (~/.local/state/...; mode
+-- 0700), never beside the file; nil with --no-resume or without a HOME.
+local function checkpoint_of(ctx, kind, path, url)
+  if ctx.opts["no-resume"] then return nil end
+  local state = require "objstore.sync.state"
+  local dir = state.state_dir()
+  if not dir then return nil end
+  dir = dir:gsub("/sync$", "") .. "/transfers"
+  local core = require "objstore.core"
+  -- Each missing directory made with mode 0700, as the sync state's.
+  local missing, d = {}, dir
+  while d and d ~= "" and lfs.attributes(d, "mode") ~= "directory" do
+    missing[#missing + 1] = d
+    d = d:match("^(.*)/[^/]*$")
+  end
+  for i = #missing, 1, -1 do core.fs.mkdir(missing[i], 448) end
+  if lfs.attributes(dir, "mode") ~= "directory" then return nil end
+  local h = core.hash.new("sha256")
+  h:update(kind .. "\0" .. state.abs_path(path) .. "\0" .. url)
+  local name = core.hash.tohex(h:digest())
+  h:close()
+  return dir .. "/" .. name .. ".cp"
+end
+
 --- cp (or mv) of one file/object. Returns the result and whether the copy
 -- was verified (the condition for removing a moved source).
 local function copy_one(ctx, s, d, verb)
@@ -346,14 +537,28 @@ local function copy_one(ctx, s, d, verb)
   for f in pairs(args.WALK_ONLY) do
     if o[f] then usage("--" .. f .. " needs -r") end
   end
-  if o["content-type"] and d.kind ~= "remote" or o["content-type"] and s.kind == "remote" then
-    usage("--content-type applies to uploads only")
+  local up = upload_flags(o, "sse-c-key")
+  if up[1] and d.kind ~= "remote" then usage("--" .. up[1] .. " applies to uploads and copies only") end
+  if o["sse-c-key"] and s.kind == "remote" and d.kind == "remote" then
+    usage("--sse-c-key: not for server-side copies")
   end
+  local stored = stored_opts(o)
   if o.bwlimit and (s.kind ~= "local" and d.kind ~= "local") then
     usage("--bwlimit applies to transfers between a file and the store")
   end
   local topts = { part_size = o["part-size"], concurrency = o.concurrency, bwlimit = o.bwlimit }
-  local function on_progress(done, total) ctx.progress.bytes(done, total) end
+  local P = ctx.progress
+  -- The one file: its size is the total as soon as it is known.
+  local function planned(size)
+    if size and not P.state.final then
+      P.plan(1, size)
+      P.planned()
+    end
+  end
+  local function on_progress(done, total)
+    planned(total)
+    P.moving(1, done)
+  end
   if (s.kind == "local" or s.kind == "std") and d.kind == "remote" then
     local c = client(ctx, d)
     local key = d.key
@@ -363,10 +568,11 @@ local function copy_one(ctx, s, d, verb)
       if ctx.dry then return ctx.would("upload: - to " .. d.url) end
       if closed_std.stdin then return ctx.fail(d.url, local_error("standard input is closed: nothing uploaded")) end
       topts.progress = on_progress
-      topts.content_type = o["content-type"]
+      for k, v in pairs(stored) do topts[k] = v end
       local res, err = c:upload_stream(d.bucket, key, io.stdin, topts)
       if not res then return ctx.fail(d.url, err) end
-      ctx.progress.file(0)
+      P.file(1, res.size)
+      ctx.acted({ action = "upload", src = "-", dst = d.url, key = key, size = res.size }, "upload: - to " .. d.url)
       return res
     end
     local attr = lfs.attributes(s.path)
@@ -375,13 +581,24 @@ local function copy_one(ctx, s, d, verb)
     if key == "" or key:sub(-1) == "/" then key = key .. basename(s.path) end
     local target = format("%s://%s/%s", d.provider, d.bucket, key)
     if ctx.dry then return ctx.would(format("%s: %s to %s", verb == "move" and "move" or "upload", s.path, target)) end
+    for k, v in pairs(stored) do topts[k] = v end
     topts.metadata = { mtime = tostring(math.floor(attr.modification)) }
+    for k, v in pairs(o.metadata or {}) do topts.metadata[k] = v end
     topts.progress = on_progress
-    topts.content_type = o["content-type"]
+    planned(attr.size)
+    topts.checkpoint = checkpoint_of(ctx, "upload", s.path, target)
+    _M.resume_hint = topts.checkpoint and "run the same command again to resume the upload (--no-resume: start over)"
     local res, err = c:upload_file(d.bucket, key, s.path, topts)
+    _M.resume_hint = nil
     if not res then return ctx.fail(s.path, err) end
-    ctx.progress.file(attr.size)
-    ctx.say(format("upload: %s to %s", s.path, target))
+    if (res.resumed_from or 0) > 0 then
+      ctx.notice(format("resumed: %s of %s were already uploaded", progress_mod.human(res.resumed_from),
+        progress_mod.human(attr.size)))
+    end
+    P.file(1, attr.size)
+    ctx.acted({ action = verb == "move" and "move" or "upload", src = s.path, dst = target, key = key,
+      size = attr.size }, nil)
+    if not o.json then ctx.say(format("upload: %s to %s", s.path, target)) end
     if verb == "move" and not unchanged(s.path, attr) then
       -- Written to while it was read: what was uploaded is not the file.
       ctx.fail(s.path, local_error("changed while it was uploaded: the source was kept"))
@@ -404,13 +621,25 @@ local function copy_one(ctx, s, d, verb)
     local ok, perr = make_parents(path)
     if not ok then return ctx.fail(d.path, local_error(perr)) end
     topts.progress = on_progress
+    topts.sse_customer_key = stored.sse_customer_key
+    topts.version_id = o["version-id"]
+    topts.checkpoint = checkpoint_of(ctx, "download", path, s.url)
+    _M.resume_hint = topts.checkpoint and "run the same command again to resume the download (--no-resume: start over)"
     local res, err = c:download_file(s.bucket, s.key, path, topts)
+    _M.resume_hint = nil
     if not res then return ctx.fail(s.url, err) end
-    local head = c:head_object(s.bucket, s.key)
+    if (res.resumed_from or 0) > 0 then
+      ctx.notice(format("resumed: %s of %s were already downloaded", progress_mod.human(res.resumed_from),
+        progress_mod.human(res.size or 0)))
+    end
+    local head = c:head_object(s.bucket, s.key, { sse_customer_key = stored.sse_customer_key,
+      version_id = o["version-id"] })
     local mt = head and tonumber(head.metadata.mtime)
     if mt then lfs.touch(path, math.floor(mt), math.floor(mt)) end
-    ctx.progress.file(res.size)
-    ctx.say(format("download: %s to %s", s.url, path))
+    P.file(1, res.size)
+    ctx.acted({ action = verb == "move" and "move" or "download", src = s.url, dst = path, key = s.key,
+      size = res.size }, nil)
+    if not o.json then ctx.say(format("download: %s to %s", s.url, path)) end
     return res, res.verified == true
   elseif s.kind == "remote" and d.kind == "remote" then
     if s.provider ~= d.provider then usage(verb .. ": copying between s3:// and oss:// needs a local step") end
@@ -423,11 +652,14 @@ local function copy_one(ctx, s, d, verb)
     end
     local target = format("%s://%s/%s", d.provider, d.bucket, key)
     if ctx.dry then return ctx.would(format("%s: %s to %s", verb, s.url, target)) end
-    local res, err = c:copy_large(s.bucket, s.key, d.bucket, key, { part_size = o["part-size"],
-      concurrency = o.concurrency })
+    local copts = { part_size = o["part-size"], concurrency = o.concurrency, progress = on_progress }
+    for k, v in pairs(stored) do copts[k] = v end
+    local res, err = c:copy_large(s.bucket, s.key, d.bucket, key, copts)
     if not res then return ctx.fail(s.url, err) end
-    ctx.progress.file(0)
-    ctx.say(format("copy: %s to %s", s.url, target))
+    planned(res.size)
+    P.file(1, res.size)
+    ctx.acted({ action = verb, src = s.url, dst = target, key = key, size = res.size }, nil)
+    if not o.json then ctx.say(format("copy: %s to %s", s.url, target)) end
     -- copy_large: verified when the copy's ETag is the source's, or the
     -- assembled parts were checked.
     return res, res.verified == true
@@ -437,9 +669,15 @@ end
 
 function C.cp(ctx, pos)
   local s, d = sides(pos, "cp")
-  if ctx.opts.r then return run_sync(ctx, s, d) end
+  if ctx.opts.r then
+    if ctx.opts["version-id"] then usage("--version-id names one object: not with -r") end
+    return run_sync(ctx, s, d)
+  end
+  if ctx.opts["version-id"] and not (s.kind == "remote" and d.kind ~= "remote") then
+    usage("--version-id applies to downloads (and cat, stat, rm)")
+  end
   local res = copy_one(ctx, s, d, "copy")
-  ctx.progress.finish(res and 1 or 0)
+  ctx.progress.finish()
   return res
 end
 
@@ -508,10 +746,14 @@ local function remove_prefix(ctx, c, loc)
       for _, e in ipairs(out.errors) do ctx.fail(e.key, e.error or e) end
       removed = removed + #batch - #out.errors
       ctx.progress.state.files = ctx.progress.state.files + #batch - #out.errors
-      if ctx.opts.json then
+      if ctx.opts.json or ctx.opts.verbose then
         local bad = {}
         for _, e in ipairs(out.errors) do bad[e.key] = true end
-        for _, k in ipairs(batch) do if not bad[k] then ctx.json{ type = "action", action = "delete", key = k } end end
+        for _, k in ipairs(batch) do
+          if not bad[k] then
+            ctx.acted({ action = "delete", key = k }, "delete: " .. loc.provider .. "://" .. loc.bucket .. "/" .. k)
+          end
+        end
       end
     end
   end
@@ -522,14 +764,17 @@ function C.rm(ctx, pos)
   args.want(pos, 1, 1, "rm needs one URL")
   local loc = remote_arg(pos, 1, "rm needs one URL")
   local c = client(ctx, loc)
+  if ctx.opts.r and ctx.opts["version-id"] then usage("--version-id names one object: not with -r") end
   if not ctx.opts.r then
     if ctx.opts.include or ctx.opts.exclude then usage("--include/--exclude need -r") end
     if loc.key == "" then usage("rm: give a key, or -r for a prefix") end
-    if ctx.dry then return ctx.would("delete " .. loc.url) end
-    local ok, err = c:delete_object(loc.bucket, loc.key)
+    local vid = ctx.opts["version-id"]
+    local what = loc.url .. (vid and (" (version " .. vid .. ")") or "")
+    if ctx.dry then return ctx.would("delete " .. what) end
+    local ok, err = c:delete_object(loc.bucket, loc.key, { version_id = vid })
     if not ok then return ctx.fail(loc.url, err) end
-    if ctx.opts.json then return ctx.json{ type = "action", action = "delete", key = loc.key } end
-    return ctx.say("delete: " .. loc.url)
+    if ctx.opts.json then return ctx.json{ type = "action", action = "delete", key = loc.key, version_id = vid } end
+    return ctx.say("delete: " .. what)
   end
   remove_prefix(ctx, c, loc)
   ctx.progress.finish()
@@ -541,7 +786,8 @@ function C.cat(ctx, pos)
   if loc.key == "" then usage("cat: the URL needs a key") end
   local c = client(ctx, loc)
   local out = ctx.out
-  local res, err = c:get_object(loc.bucket, loc.key, { sink = function(chunk) return out:try_write(chunk) end })
+  local res, err = c:get_object(loc.bucket, loc.key, { sink = function(chunk) return out:try_write(chunk) end,
+    sse_customer_key = sse_c_key(ctx.opts["sse-c-key"]), version_id = ctx.opts["version-id"] })
   if not res then return ctx.fail(loc.url, err) end
   out:flush()
   return res
@@ -551,12 +797,15 @@ function C.stat(ctx, pos)
   args.want(pos, 1, 1, "stat needs one URL")
   local loc = remote_arg(pos, 1, "stat needs one URL")
   if loc.key == "" then usage("stat: the URL needs a key") end
-  local h, err = client(ctx, loc):head_object(loc.bucket, loc.key)
+  local h, err = client(ctx, loc):head_object(loc.bucket, loc.key,
+    { sse_customer_key = sse_c_key(ctx.opts["sse-c-key"]), version_id = ctx.opts["version-id"] })
   if not h then return ctx.fail(loc.url, err) end
   local t = { key = loc.key, size = h.content_length, etag = h.etag, last_modified = h.last_modified,
-    content_type = h.content_type, storage_class = h.storage_class, version_id = h.version_id, metadata = h.metadata }
+    content_type = h.content_type, storage_class = h.storage_class, version_id = h.version_id, metadata = h.metadata,
+    cache_control = h.cache_control, content_disposition = h.content_disposition, sse = h.server_side_encryption }
   if ctx.opts.json then return ctx.json(t) end
-  for _, k in ipairs{ "key", "size", "etag", "last_modified", "content_type", "storage_class", "version_id" } do
+  for _, k in ipairs{ "key", "size", "etag", "last_modified", "content_type", "cache_control", "content_disposition",
+    "storage_class", "sse", "version_id" } do
     if t[k] ~= nil then ctx.out:write(format("%-14s %s\n", k, safe(t[k]))) end
   end
   local names = {}
@@ -572,6 +821,7 @@ function C.mb(ctx, pos)
   if ctx.dry then return ctx.would("make_bucket: " .. loc.bucket) end
   local ok, err = client(ctx, loc):create_bucket(loc.bucket)
   if not ok then return ctx.fail(loc.url, err) end
+  ctx.acted({ action = "make_bucket", bucket = loc.bucket }, nil)
   ctx.say("make_bucket: " .. loc.bucket)
 end
 
@@ -599,6 +849,7 @@ function C.rb(ctx, pos)
   if ctx.dry then return ctx.would("remove_bucket: " .. loc.bucket) end
   local ok, err = c:delete_bucket(loc.bucket)
   if not ok then return ctx.fail(loc.url, err) end
+  ctx.acted({ action = "remove_bucket", bucket = loc.bucket }, nil)
   ctx.say("remove_bucket: " .. loc.bucket)
 end
 
@@ -665,6 +916,53 @@ function C.check(ctx, pos)
   if not report.ok then ctx.failures = ctx.failures + (#report.errors == 0 and 1 or 0) end
 end
 
+--- uploads: the incomplete multipart uploads under a prefix; --abort
+-- removes them (their parts stop being billed).
+function C.uploads(ctx, pos)
+  args.want(pos, 1, 1, "uploads needs one URL")
+  local loc = remote_arg(pos, 1, "uploads needs one URL")
+  local c = client(ctx, loc)
+  local prefix = loc.key ~= "" and loc.key or nil
+  local ups, err = c:list_incomplete_uploads(loc.bucket, prefix)
+  if not ups then return ctx.fail(loc.url, err) end
+  local function url(u) return loc.provider .. "://" .. loc.bucket .. "/" .. tostring(u.key) end
+  if not ctx.opts.abort then
+    for _, u in ipairs(ups) do
+      if ctx.opts.json then
+        ctx.json{ type = "upload", key = u.key, upload_id = u.upload_id, initiated = u.initiated }
+      else
+        ctx.out:write(format("%s  %s  %s\n", safe(u.initiated), safe(u.upload_id), safe(url(u))))
+      end
+    end
+    return
+  end
+  if ctx.dry then
+    for _, u in ipairs(ups) do ctx.would("abort upload " .. tostring(u.upload_id) .. " of " .. url(u)) end
+    return ctx.would(format("abort %d incomplete upload(s) under %s", #ups, loc.url))
+  end
+  local res, aerr = c:abort_incomplete_uploads(loc.bucket, { prefix = prefix })
+  if not res then return ctx.fail(loc.url, aerr) end
+  for _, e in ipairs(res.errors) do ctx.fail(loc.url, e) end
+  if ctx.opts.json then
+    ctx.json{ type = "action", action = "abort_uploads", bucket = loc.bucket, prefix = prefix, aborted = res.aborted }
+  else
+    ctx.say(format("aborted %d incomplete upload(s) under %s", res.aborted, loc.url))
+  end
+end
+
+--- version: objstore's, and the Lua, libcurl and OpenSSL in use.
+function C.version(ctx, pos)
+  args.want(pos, 0, 0, "version takes no arguments")
+  local core = require "objstore.core"
+  local curl = core.http.curl_version:match("^libcurl/(%S+)") or core.http.curl_version
+  local lua = jit and jit.version or _VERSION
+  if ctx.opts.json then
+    return ctx.json{ objstore = objstore._VERSION, lua = lua, libcurl = curl, openssl = core.openssl_version }
+  end
+  ctx.out:write(format("objstore %s\n%-8s %s\n%-8s %s (%s)\n%-8s %s\n", objstore._VERSION, "lua", lua, "libcurl",
+    curl, core.http.curl_version:match("^%S+%s+(.*)$") or "?", "openssl", core.openssl_version))
+end
+
 --- main(argv, out, err) -> exit code
 function _M.main(argv, out, err)
   out, err = checked_output(out or io.stdout), err or io.stderr
@@ -674,19 +972,24 @@ function _M.main(argv, out, err)
   -- as a shell reports a death by those signals.
   local signal = require("objstore.core").signal
   signal.trap()
+  _M.resume_hint = nil
   local function interrupted()
-    err:write("objstore: interrupted\n")
+    err:write("objstore: interrupted", _M.resume_hint and ("; " .. _M.resume_hint) or "", "\n")
     local sig = signal.pending()
     return sig == "TERM" and 143 or sig == "HUP" and 129 or EXIT_INTERRUPTED
   end
   -- Global options may come before the command: `objstore --endpoint URL ls`.
   local i = 1
-  while argv[i] and argv[i]:sub(1, 1) == "-" and argv[i] ~= "-" and argv[i] ~= "--help" and argv[i] ~= "-h" do
+  while argv[i] and argv[i]:sub(1, 1) == "-" and argv[i] ~= "-" and argv[i] ~= "--help" and argv[i] ~= "-h"
+    and argv[i] ~= "--version" do
     local flag = args.FLAGS[argv[i]:match("^%-%-?([^=]+)")]
     if flag and flag[1] ~= "bool" and not argv[i]:find("=", 1, true) then i = i + 1 end
     i = i + 1
   end
   local cmd = argv[i]
+  if cmd == "--version" then
+    cmd, argv[i] = "version", "version"
+  end
   if i > 1 and cmd then
     local reordered = { cmd }
     for j = 1, #argv do if j ~= i then reordered[#reordered + 1] = argv[j] end end

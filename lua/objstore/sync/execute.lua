@@ -71,12 +71,19 @@ function _M.parent_dirs(path, root)
 end
 
 --- The upload options every sync PUT/multipart upload shares.
+--- The sync options an upload stores with each object, as they are named
+-- in the client's upload options.
+_M.STORED = { "content_type", "storage_class", "acl", "cache_control", "content_disposition", "sse", "sse_kms_key_id",
+  "sse_customer_key" }
+
 function _M.object_opts(opts, e, crc)
   local meta = {}
   for k, v in pairs(opts.metadata or {}) do meta[k] = v end
   if e.mtime then meta.mtime = names.mtime_string(e.mtime) end
   if crc then meta[digest.CRC_META] = crc end
-  return { metadata = meta, content_type = opts.content_type, storage_class = opts.storage_class, acl = opts.acl }
+  local o = { metadata = meta }
+  for _, k in ipairs(_M.STORED) do o[k] = opts[k] end
+  return o
 end
 
 --- A single PUT of local entry e to bucket/key.

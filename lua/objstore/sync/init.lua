@@ -36,7 +36,13 @@ local OPTS = { compare = true, delete = true, delete_excluded = true, max_delete
   include = true, exclude = true, filters = true, dry_run = true, concurrency = true, state = true,
   modify_window = true, follow_symlinks = true, content_type = true, metadata = true, storage_class = true,
   acl = true, bwlimit = true, part_size = true, multipart_threshold = true, case_insensitive = true,
-  on_action = true, on_notice = true, actions = true, progress = true, pages = true, move = true }
+  on_action = true, on_notice = true, actions = true, progress = true, pages = true, move = true, on_plan = true,
+  cache_control = true, content_disposition = true, sse = true, sse_kms_key_id = true, sse_customer_key = true }
+-- Hooks for a progress display: on_plan(a) for each transfer as it is
+-- planned (a.key, a.action, a.size; dry runs too), then on_plan(nil) once
+-- both listings are complete (the totals are known; not called when a
+-- listing failed); progress(key, done, total) with the bytes done so far
+-- of a multipart transfer (whole-file ones end with their on_action).
 
 local MiB, GiB = 1024 * 1024, 1024 * 1024 * 1024
 
@@ -439,6 +445,7 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
       return
     end
     a.action = kind == "up" and "upload" or (kind == "down" and "download" or "copy")
+    if opts.on_plan then opts.on_plan(a) end
     if dry then
       record(a)
       return
@@ -471,7 +478,9 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
       local side_e, sd, which = s, src, "s"
       if kind == "up" or (kind == "copy" and s.head) then side_e, sd, which = d, dst, "d" end
       item.which = which
-      local req = sd.client:build_request("head_object", sd.bucket, side_e.key)
+      -- An upload's SSE-C key opens the destination's objects for a HEAD too.
+      local req = sd.client:build_request("head_object", sd.bucket, side_e.key,
+        which == "d" and kind == "up" and opts.sse_customer_key and { sse_customer_key = opts.sse_customer_key } or nil)
       req.context = item
       return req
     end
@@ -592,11 +601,13 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
       if stop_err then break end
       local s, a = l.s, l.a
       local res, err, verified
+      local on_bytes = type(opts.progress) == "function" and function(n, total) opts.progress(s.rel, n, total) end
       if kind == "up" then
         local o = execute.object_opts(opts, s, nil)
         o.part_size = opts.part_size
         o.concurrency = opts.concurrency and math.min(opts.concurrency, 8) or 8
         o.bwlimit = bwlimit
+        o.progress = on_bytes
         res, err = dst_client:upload_file(dst.bucket, dst_key(s.rel), s.path, o)
         verified = res and res.verified
       elseif kind == "down" then
@@ -604,7 +615,7 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
         local ok, perr = execute.parent_dirs(path, dst.root)
         if ok then
           res, err = src.client:download_file(src.bucket, s.key, path, { part_size = opts.part_size,
-            bwlimit = bwlimit })
+            bwlimit = bwlimit, progress = on_bytes })
           if res then
             local head = src.client:head_object(src.bucket, s.key)
             local mtime = head and names.parse_mtime(head.metadata.mtime) or s.mtime
@@ -616,7 +627,8 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
           err = errors.new{ code = "LocalFileError", message = tostring(perr), retryable = false }
         end
       elseif same_client then
-        res, err = dst_client:copy_large(src.bucket, s.key, dst.bucket, dst_key(s.rel), { part_size = opts.part_size })
+        res, err = dst_client:copy_large(src.bucket, s.key, dst.bucket, dst_key(s.rel), { part_size = opts.part_size,
+          progress = on_bytes })
         -- One part: a CopyObject, its ETag must be the source's; more: the
         -- assembled ETag was checked against the parts' by copy_large.
         verified = res and ((res.parts or 1) > 1 or same_etag(res.etag, s.etag))
@@ -706,6 +718,7 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
           s_e, d_e = pull(src_iter, "source"), pull(dst_iter, "destination")
         end
       end
+      if not (s_e or d_e) and not listing_failed and opts.on_plan then opts.on_plan(nil) end
       drain()
       run_large()
     end
