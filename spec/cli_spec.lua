@@ -470,7 +470,7 @@ for _, srv in ipairs(servers.list()) do
           .. " --connect-timeout 5")
       end)
 
-      it("resumes an interrupted cp from a checkpoint under XDG_STATE_HOME (Ctrl-C, kill -9); uploads --abort",
+      it("resumes an interrupted cp --resume from a checkpoint under XDG_STATE_HOME (Ctrl-C, kill -9); uploads --abort",
         function()
         local state = dir .. "/state"
         local env = ENV .. " XDG_STATE_HOME=" .. q(state)
@@ -478,7 +478,7 @@ for _, srv in ipairs(servers.list()) do
         servers.sh("mkdir -p " .. q(src) .. " && head -c 12582912 /dev/urandom > " .. q(src .. "/big.bin"))
         local url = "s3://" .. bucket .. "/resume/big.bin"
         local slow = CMD .. " cp " .. q(src .. "/big.bin") .. " " .. url
-          .. " --part-size 5M --bwlimit 2M --concurrency 1"
+          .. " --part-size 5M --bwlimit 2M --concurrency 1 --resume"
         local function checkpoints()
           local n = 0
           if lfs.attributes(state .. "/objstore/transfers", "mode") then
@@ -495,30 +495,34 @@ for _, srv in ipairs(servers.list()) do
         for _, how in ipairs{ { "INT", 130 }, { "KILL", 137 } } do
           local rc, _, err = run("timeout --foreground --preserve-status -s " .. how[1] .. " 4 " .. slow, env)
           assert.equals(how[2], rc, err)
-          if how[1] == "INT" then assert.matches("run the same command again to resume", err, 1, true) end
+          if how[1] == "INT" then assert.matches("run the same command again (with --resume) to resume", err, 1, true) end
           assert.equals(1, checkpoints())
           assert.equals(1, uploads()) -- kept to resume
           for name in lfs.dir(src) do assert.is_nil(name:find("objstore", 1, true), name) end -- nothing beside it
-          local rc2, _, err2 = run(CMD .. " cp " .. q(src .. "/big.bin") .. " " .. url .. " --part-size 5M", env)
+          local rc2, _, err2 = run(CMD .. " cp " .. q(src .. "/big.bin") .. " " .. url .. " --part-size 5M --resume",
+            env)
           assert.equals(0, rc2, err2)
           assert.matches("resumed: %d+%.%d MiB of 12%.0 MiB were already uploaded", err2)
           assert.equals(0, checkpoints())
           assert.equals(0, uploads())
           assert.is_true(servers.sh(ENV .. " " .. CMD .. " cat " .. url .. " | cmp - " .. q(src .. "/big.bin")))
         end
-        -- --no-resume starts over, leaving the interrupted upload to `uploads --abort`.
+        -- An interrupted --resume run leaves its upload for `uploads --abort`.
         assert.equals(130, (run("timeout --foreground --preserve-status -s INT 4 " .. slow, env)))
-        local rc, _, err = run(CMD .. " cp " .. q(src .. "/big.bin") .. " " .. url .. " --part-size 5M --no-resume",
-          env)
-        assert.equals(0, rc, err)
-        assert.is_nil(err:find("resumed", 1, true))
         assert.equals(1, uploads())
         local out = ok("uploads s3://" .. bucket .. "/resume/ --abort --dry-run")
         assert.matches("(dry run) abort upload ", out, 1, true)
         assert.equals(1, uploads())
         ok("uploads s3://" .. bucket .. "/resume/ --abort")
         assert.equals(0, uploads())
-        assert.equals(2, (run(CMD .. " cp -r " .. q(src) .. " s3://" .. bucket .. "/r2 --no-resume", env)))
+        -- Without --resume an interrupt leaves nothing: no checkpoint, no upload.
+        local plain = slow:gsub(" %-%-resume$", "")
+        assert.equals(130, (run("timeout --foreground --preserve-status -s INT 4 " .. plain, env)))
+        assert.equals(0, uploads())
+        local rc, _, err = run(CMD .. " cp " .. q(src .. "/big.bin") .. " " .. url .. " --part-size 5M", env)
+        assert.equals(0, rc, err)
+        assert.is_nil(err:find("resumed", 1, true))
+        assert.equals(2, (run(CMD .. " cp -r " .. q(src) .. " s3://" .. bucket .. "/r2 --resume", env)))
       end)
 
       it("ls -h, --summarize and --versions; --version-id on cp, cat, stat and rm", function()
@@ -648,15 +652,19 @@ describe("objstore command line: progress counts", function()
     local lines = {}
     local sink = { write = function(_, ...) lines[#lines + 1] = table.concat({ ... }) end, flush = function() end }
     local p = progress.new{ mode = "plain", out = sink, err = sink }
-    p.bytes(1000, 3000)
-    p.bytes(3000, 3000)
-    p.file(3000) -- the same file, finished: 3000 bytes in all, not 6000
-    assert.equals(3000, p.state.bytes)
-    p.bytes(500, 2000) -- the next file
-    assert.equals(3500, p.state.bytes)
+    p.plan(1, 3000)
+    p.plan(1, 2000)
+    p.planned()
+    p.moving(1, 1000)
+    p.moving(1, 3000)
+    p.file(1, 3000) -- the same file, finished: 3000 bytes in all, not 6000
+    assert.equals(3000, (p.numbers()))
+    p.moving(2, 500) -- the next file
+    assert.equals(3500, (p.numbers()))
     assert.equals(5000, p.state.total_bytes)
-    p.file(2000)
-    p.file(100) -- a file without progress reports
+    p.file(2, 2000)
+    p.file(3, 100) -- a file without progress reports: never shown above the total
+    assert.equals(5000, (p.numbers()))
     assert.equals(5100, p.state.bytes)
   end)
 end)

@@ -47,7 +47,7 @@ _M.FLAGS = {
   retries = { "int", 0, 100 },
   ["ca-bundle"] = { "string" },
   ["no-verify-ssl"] = { "bool" },
-  ["no-resume"] = { "bool" }, abort = { "bool" },
+  resume = { "bool" }, abort = { "bool" },
   ["human-readable"] = { "bool" }, summarize = { "bool" }, versions = { "bool" }, ["version-id"] = { "string" },
 }
 
@@ -81,8 +81,8 @@ end
 --- The flags each command honours, besides GLOBAL.
 _M.COMMANDS = {
   ls = set{ "r", "recursive", "human-readable", "summarize", "versions" },
-  cp = join(TRANSFER, WALK, UPLOAD, { "no-resume", "version-id" }),
-  mv = join(TRANSFER, WALK, UPLOAD, { "no-resume" }),
+  cp = join(TRANSFER, WALK, UPLOAD, { "resume", "version-id" }),
+  mv = join(TRANSFER, WALK, UPLOAD, { "resume" }),
   rm = set{ "r", "recursive", "v", "verbose", "include", "exclude", "dry-run", "version-id" },
   sync = join(TRANSFER, WALK, UPLOAD, { "delete", "max-delete", "force", "backup", "delete-excluded" }),
   check = set{ "checksum", "size-only", "modify-window", "include", "exclude", "follow-symlinks" },

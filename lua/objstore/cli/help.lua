@@ -113,9 +113,10 @@ Usage: objstore cp SRC DST [options]
   --sse-c-key file:PATH|env:NAME   SSE-C key (32 bytes, raw or base64), also to
                        read it back; never the key itself on the command line
   --version-id ID      a download of that version of the object
-  --no-resume          a single cp or mv of a large file keeps a checkpoint under
-                       $XDG_STATE_HOME/objstore/transfers/ and resumes after Ctrl-C
-                       or kill -9 when run again; --no-resume starts over
+  --resume             keep a checkpoint under $XDG_STATE_HOME/objstore/transfers/
+                       (a single cp or mv), so that after Ctrl-C or kill -9 the same
+                       command with --resume goes on where it stopped; without it an
+                       interrupt removes the part file and aborts the upload
   With -r only: --include, --exclude, --checksum, --size-only, --modify-window,
   --no-state, --state-file, --follow-symlinks (see `objstore sync --help`).
   The file mtime is stored in `mtime` metadata.

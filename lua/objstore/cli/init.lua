@@ -368,7 +368,7 @@ end
 --- Flags whose meaning depends on the direction or on another flag: given
 -- where they would do nothing, they are usage errors.
 local function check_sync_flags(o, s, d, move)
-  if o["no-resume"] then usage("--no-resume: only a single cp or mv resumes (with -r a file is sent again whole)") end
+  if o.resume then usage("--resume: only a single cp or mv resumes (with -r a file is sent again whole)") end
   for _, f in ipairs{ "max-delete", "force", "backup", "delete-excluded" } do
     if o[f] and not o.delete then usage("--" .. f .. " needs --delete") end
   end
@@ -507,9 +507,11 @@ end
 
 --- The checkpoint of a resumable transfer between a file and an object:
 -- under $XDG_STATE_HOME/objstore/transfers/ (~/.local/state/...; mode
--- 0700), never beside the file; nil with --no-resume or without a HOME.
+-- 0700), never beside the file; nil without --resume or without a HOME.
+-- Opt-in: an interrupted transfer otherwise leaves nothing behind (its
+-- part file removed, its multipart upload aborted).
 local function checkpoint_of(ctx, kind, path, url)
-  if ctx.opts["no-resume"] then return nil end
+  if not ctx.opts.resume then return nil end
   local state = require "objstore.sync.state"
   local dir = state.state_dir()
   if not dir then return nil end
@@ -587,7 +589,7 @@ local function copy_one(ctx, s, d, verb)
     topts.progress = on_progress
     planned(attr.size)
     topts.checkpoint = checkpoint_of(ctx, "upload", s.path, target)
-    _M.resume_hint = topts.checkpoint and "run the same command again to resume the upload (--no-resume: start over)"
+    _M.resume_hint = topts.checkpoint and "run the same command again (with --resume) to resume the upload"
     local res, err = c:upload_file(d.bucket, key, s.path, topts)
     _M.resume_hint = nil
     if not res then return ctx.fail(s.path, err) end
@@ -624,7 +626,7 @@ local function copy_one(ctx, s, d, verb)
     topts.sse_customer_key = stored.sse_customer_key
     topts.version_id = o["version-id"]
     topts.checkpoint = checkpoint_of(ctx, "download", path, s.url)
-    _M.resume_hint = topts.checkpoint and "run the same command again to resume the download (--no-resume: start over)"
+    _M.resume_hint = topts.checkpoint and "run the same command again (with --resume) to resume the download"
     local res, err = c:download_file(s.bucket, s.key, path, topts)
     _M.resume_hint = nil
     if not res then return ctx.fail(s.url, err) end
