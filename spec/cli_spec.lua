@@ -495,7 +495,9 @@ for _, srv in ipairs(servers.list()) do
         for _, how in ipairs{ { "INT", 130 }, { "KILL", 137 } } do
           local rc, _, err = run("timeout --foreground --preserve-status -s " .. how[1] .. " 4 " .. slow, env)
           assert.equals(how[2], rc, err)
-          if how[1] == "INT" then assert.matches("run the same command again (with --resume) to resume", err, 1, true) end
+          if how[1] == "INT" then
+            assert.matches("run the same command again (with --resume) to resume", err, 1, true)
+          end
           assert.equals(1, checkpoints())
           assert.equals(1, uploads()) -- kept to resume
           for name in lfs.dir(src) do assert.is_nil(name:find("objstore", 1, true), name) end -- nothing beside it
