@@ -67,6 +67,19 @@ local function order()
   end
 end
 
+--- The entry of listed object o below prefix (of length plen), or nil
+-- for a directory marker (counted in stats.markers: not a file) or a key
+-- outside the prefix (a store that ignored prefix=).
+local function take(o, prefix, plen, stats)
+  local key = o.key
+  if key:sub(-1) == "/" then
+    stats.markers = (stats.markers or 0) + 1
+  elseif key:sub(1, plen) == prefix then
+    return entry(o, plen)
+  end
+  return nil
+end
+
 --- The pages of a bucket's listing under prefix: function(token) -> page | nil, err.
 function _M.pager(c, bucket, prefix)
   return function(token)
@@ -96,11 +109,8 @@ function _M.stream(pages, prefix, stats)
           failed = true
           return false, oerr
         end
-        if key:sub(-1) == "/" then
-          stats.markers = (stats.markers or 0) + 1
-        elseif key:sub(1, plen) == prefix then
-          return entry(o, plen)
-        end
+        local e = take(o, prefix, plen, stats)
+        if e then return e end
       else
         if done then return nil end
         local p, err = pages(token)
@@ -219,11 +229,8 @@ function _M.ranged(c, bucket, prefix, bounds, stats, window)
             failed = true
             return false, oerr
           end
-          if key:sub(-1) == "/" then
-            stats.markers = (stats.markers or 0) + 1
-          elseif key:sub(1, plen) == prefix then
-            return entry(o, plen)
-          end
+          local e = take(o, prefix, plen, stats)
+          if e then return e end
         end
       elseif page.token == nil then
         -- The listing ends here: no later range has anything.
