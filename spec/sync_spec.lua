@@ -111,8 +111,12 @@ describe("sync memory", function()
     assert.equals(total, seen)
     assert.equals(0, res.transferred) -- a dry run transfers nothing
     assert.equals(1000, res.listing_pages)
-    -- The growth from 100,000 to 1,000,000 entries: well under a page's worth.
-    assert.is_true(mem[2] - mem[1] < 512, string.format("%.0f KiB -> %.0f KiB", mem[1], mem[2]))
+    -- The growth from 100,000 to 1,000,000 entries: an entry kept costs over
+    -- 100 bytes (900,000 of them over 85 MiB); what may grow is per page
+    -- (the continuation tokens seen, remembered to refuse a repeated one)
+    -- and the interpreter's own tables, which Lua 5.2 under the whole
+    -- suite once grew by 1 MiB: 2 MiB at most.
+    assert.is_true(mem[2] - mem[1] < 2048, string.format("%.0f KiB -> %.0f KiB", mem[1], mem[2]))
     sh("rm -rf " .. q(dir))
   end)
 
