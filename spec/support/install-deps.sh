@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages objstore needs to build, test and demo.
+# (tmux: the command line's progress as a terminal shows it; e2fsprogs:
+# chattr for immutable directories; util-linux: setpriv to run as nobody.)
 # Idempotent: only missing packages are installed, so a prepared machine pays ~1 s.
 # Usage: install-deps.sh [build|demo|test|servers|peers|fuzz|all]   (default: test)
 #   build: compile and run; test: build + test tools + the S3 servers; peers: benchmark peers;
@@ -9,7 +11,8 @@ set -euo pipefail
 build_pkgs=(gcc make pkg-config libcurl4-openssl-dev libssl-dev libxml2-dev
   lua5.1 lua5.2 lua5.3 lua5.4 liblua5.1-0-dev liblua5.2-dev liblua5.3-dev liblua5.4-dev
   luajit2 libluajit2-5.1-dev lua-cjson lua-filesystem luarocks)
-test_pkgs=(lua-busted lua-check clang-format python3-boto3 python3-prometheus-client awscli curl valgrind)
+test_pkgs=(lua-busted lua-check clang-format python3-boto3 python3-prometheus-client awscli curl valgrind
+  tmux e2fsprogs util-linux)
 rgw_pkgs=(radosgw ceph-mon ceph-osd ceph-common uuid-runtime curl)
 # nginx + its Lua module (which pulls lua-resty-core): the fault proxy and the
 # ngx transport's contract run (spec/support/ngx_contract.sh, whose TLS cases
