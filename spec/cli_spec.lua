@@ -555,6 +555,37 @@ for _, srv in ipairs(servers.list()) do
         local hs = ok("ls -h --summarize s3://" .. vb)
         assert.matches("2.1 KiB v.txt", hs, 1, true)
         assert.matches("Total Objects: 1\n   Total Size: 2.1 KiB\n", hs, 1, true)
+        local vdst = servers.bucket_name("cli19-vdst")
+        ok("mb s3://" .. vdst)
+        -- A server-side copy of the older version: CopyObject, then UploadPartCopy (6 MiB in 5 MiB parts)
+        -- of a version a newer one hides.
+        ok("cp s3://" .. vb .. "/v.txt s3://" .. vdst .. "/vcopy.txt --version-id " .. q(old.version_id))
+        assert.equals("first", (ok("cat s3://" .. vdst .. "/vcopy.txt")))
+        local big = dir .. "/vbig.bin"
+        servers.sh("head -c 6291456 /dev/urandom > " .. q(big))
+        ok("cp " .. q(big) .. " s3://" .. vb .. "/big.bin")
+        ok("cp " .. q(f) .. " s3://" .. vb .. "/big.bin")
+        local bigv
+        for line in ok("ls --versions s3://" .. vb .. "/big.bin --json"):gmatch("[^\n]+") do
+          local v = cjson.decode(line)
+          if v.size == 6291456 then bigv = v.version_id end
+        end
+        assert.truthy(bigv)
+        local function same_as_big(url)
+          return servers.sh(ENV .. " " .. CMD .. " cat " .. url .. " | cmp - " .. q(big))
+        end
+        ok("cp s3://" .. vb .. "/big.bin s3://" .. vdst .. "/vbig.bin --part-size 5M --version-id " .. q(bigv))
+        assert.is_true(same_as_big("s3://" .. vdst .. "/vbig.bin"))
+        -- mv of a version: copied, then that version alone removed; the latest stays.
+        ok("mv s3://" .. vb .. "/big.bin s3://" .. vdst .. "/vbig2.bin --part-size 5M --version-id " .. q(bigv))
+        assert.is_true(same_as_big("s3://" .. vdst .. "/vbig2.bin"))
+        assert.equals(1, (run(CMD .. " stat s3://" .. vb .. "/big.bin --version-id " .. q(bigv), ENV)))
+        assert.equals(string.rep("second!", 300), (ok("cat s3://" .. vb .. "/big.bin")))
+        local left = 0
+        for _ in ok("ls --versions s3://" .. vb .. "/big.bin --json"):gmatch('"version_id"') do left = left + 1 end
+        assert.equals(1, left)
+        assert.equals(2, (run(CMD .. " mv -r s3://" .. vb .. "/ s3://" .. vdst .. "/mvr/ --version-id x", ENV)))
+        assert.equals(2, (run(CMD .. " mv " .. q(f) .. " s3://" .. vb .. "/x --version-id x", ENV)))
         ok("rm s3://" .. vb .. "/v.txt --version-id " .. q(old.version_id))
         assert.equals(1, (run(CMD .. " cat s3://" .. vb .. "/v.txt --version-id " .. q(old.version_id), ENV)))
         assert.equals(string.rep("second!", 300), (ok("cat s3://" .. vb .. "/v.txt")))
@@ -566,6 +597,7 @@ for _, srv in ipairs(servers.list()) do
         for _, v in ipairs(page.versions) do c:delete_object(vb, v.key, { version_id = v.version_id }) end
         for _, m in ipairs(page.delete_markers) do c:delete_object(vb, m.key, { version_id = m.version_id }) end
         ok("rb s3://" .. vb)
+        ok("rb --force s3://" .. vdst)
       end)
 
       it("exits 1 with the key on stderr when an operation fails", function()

@@ -82,7 +82,7 @@ end
 _M.COMMANDS = {
   ls = set{ "r", "recursive", "human-readable", "summarize", "versions" },
   cp = join(TRANSFER, WALK, UPLOAD, { "resume", "version-id" }),
-  mv = join(TRANSFER, WALK, UPLOAD, { "resume" }),
+  mv = join(TRANSFER, WALK, UPLOAD, { "resume", "version-id" }),
   rm = set{ "r", "recursive", "v", "verbose", "include", "exclude", "dry-run", "version-id" },
   sync = join(TRANSFER, WALK, UPLOAD, { "delete", "max-delete", "force", "backup", "delete-excluded" }),
   check = set{ "checksum", "size-only", "modify-window", "include", "exclude", "follow-symlinks" },

@@ -112,7 +112,8 @@ Usage: objstore cp SRC DST [options]
   --sse AES256|aws:kms (KMS, SM4 on oss://), --sse-kms-key-id ID
   --sse-c-key file:PATH|env:NAME   SSE-C key (32 bytes, raw or base64), also to
                        read it back; never the key itself on the command line
-  --version-id ID      a download of that version of the object
+  --version-id ID      that version of the source object (a download, or a
+                       server-side copy: CopyObject or UploadPartCopy)
   --resume             keep a checkpoint under $XDG_STATE_HOME/objstore/transfers/
                        (a single cp or mv), so that after Ctrl-C or kill -9 the same
                        command with --resume goes on where it stopped; without it an
@@ -131,6 +132,9 @@ Usage: objstore mv SRC DST [options]
   reported (exit 1). With -r a source the destination already has is removed
   only when its content was compared equal; otherwise it is copied again.
   A move onto itself (or into an overlapping prefix) is refused.
+  --version-id ID (without -r): copies that version of the source object,
+  then deletes that version alone, for good (other versions stay; if it was
+  the latest, the one before it becomes current). aws s3 mv has no such option.
   Options: those of cp.
 ]==]
 

@@ -654,7 +654,8 @@ local function copy_one(ctx, s, d, verb)
     end
     local target = format("%s://%s/%s", d.provider, d.bucket, key)
     if ctx.dry then return ctx.would(format("%s: %s to %s", verb, s.url, target)) end
-    local copts = { part_size = o["part-size"], concurrency = o.concurrency, progress = on_progress }
+    local copts = { part_size = o["part-size"], concurrency = o.concurrency, progress = on_progress,
+      source_version_id = o["version-id"] }
     for k, v in pairs(stored) do copts[k] = v end
     local res, err = c:copy_large(s.bucket, s.key, d.bucket, key, copts)
     if not res then return ctx.fail(s.url, err) end
@@ -675,8 +676,8 @@ function C.cp(ctx, pos)
     if ctx.opts["version-id"] then usage("--version-id names one object: not with -r") end
     return run_sync(ctx, s, d)
   end
-  if ctx.opts["version-id"] and not (s.kind == "remote" and d.kind ~= "remote") then
-    usage("--version-id applies to downloads (and cat, stat, rm)")
+  if ctx.opts["version-id"] and s.kind ~= "remote" then
+    usage("--version-id names a version of the source object: the source must be an s3:// or oss:// URL")
   end
   local res = copy_one(ctx, s, d, "copy")
   ctx.progress.finish()
@@ -686,7 +687,14 @@ end
 --- mv: the source goes only after its own copy succeeded and was verified.
 function C.mv(ctx, pos)
   local s, d = sides(pos, "mv")
-  if ctx.opts.r then return run_sync(ctx, s, d, { move = true }) end
+  local vid = ctx.opts["version-id"]
+  if ctx.opts.r then
+    if vid then usage("--version-id names one object: not with -r") end
+    return run_sync(ctx, s, d, { move = true })
+  end
+  if vid and s.kind ~= "remote" then
+    usage("--version-id names a version of the source object: the source must be an s3:// or oss:// URL")
+  end
   local res, verified = copy_one(ctx, s, d, "move")
   if not res or ctx.dry then return end
   local what = s.kind == "local" and s.path or s.url
@@ -703,7 +711,10 @@ function C.mv(ctx, pos)
     -- ETag is no longer the one copied) is kept.
     local sc = client(ctx, s)
     local copied = res.source_etag or res.etag
-    local h, herr = sc:head_object(s.bucket, s.key)
+    -- With --version-id: that version (a version never changes), removed
+    -- for good; the other versions stay, and if it was the latest the one
+    -- before it becomes current.
+    local h, herr = sc:head_object(s.bucket, s.key, { version_id = vid })
     if not h then
       if herr and herr.status == 404 then return end -- already gone
       return ctx.fail(what, herr)
@@ -713,7 +724,7 @@ function C.mv(ctx, pos)
       return ctx.fail(what, { code = "SourceChanged", message = "changed since it was copied (ETag now "
         .. tostring(h.etag) .. ", was " .. tostring(copied) .. "): the source was kept" })
     end
-    local ok, err = sc:delete_object(s.bucket, s.key)
+    local ok, err = sc:delete_object(s.bucket, s.key, { version_id = vid })
     if not ok then ctx.fail(what, err) end
   end
 end

@@ -215,7 +215,8 @@ end
 
 local COPY_LARGE_OPTS = { part_size = true, concurrency = true, progress = true, metadata = true,
   content_type = true, acl = true, storage_class = true, threshold = true, leave_parts_on_error = true,
-  part_headers = true, copy_source_sse_customer_key = true, checkpoint = true, on_part = true }
+  part_headers = true, copy_source_sse_customer_key = true, checkpoint = true, on_part = true,
+  source_version_id = true }
 for k in pairs(sse.OBJECT_OPTS) do COPY_LARGE_OPTS[k] = true end
 
 --- The encryption options of `opts` alone.
@@ -327,7 +328,9 @@ end
 -- The checkpoint names the source's size, ETag, last-modified and version:
 -- a changed source starts a clean copy, said in res.notices. Checkpoints
 -- apply to multipart copies (above the threshold). opts.on_part(number,
--- parts_copied_this_run) may return false to stop.
+-- parts_copied_this_run) may return false to stop. opts.source_version_id
+-- copies that version of the source (HEAD, CopyObject and every
+-- UploadPartCopy name it: a newer version written meanwhile changes nothing).
 local function copy_large(c, src_bucket, src_key, dst_bucket, dst_key, opts)
   common.bucket(c, "copy_large", 1, src_bucket, "src_bucket")
   common.key("copy_large", 2, src_key, "src_key")
@@ -335,14 +338,20 @@ local function copy_large(c, src_bucket, src_key, dst_bucket, dst_key, opts)
   common.key("copy_large", 4, dst_key, "dst_key")
   opts = common.opts("copy_large", 5, opts, COPY_LARGE_OPTS)
   local cp_path = copy_checkpoint_path(opts, src_bucket, src_key, dst_bucket, dst_key)
-  local head, herr = c:head_object(src_bucket, src_key, { sse_customer_key = opts.copy_source_sse_customer_key })
+  local svid = opts.source_version_id
+  if svid ~= nil and (type(svid) ~= "string" or svid == "") then
+    common.misuse("copy_large", 5, "opts.source_version_id", "must be a non-empty string, " .. errors.got(svid))
+  end
+  local head, herr = c:head_object(src_bucket, src_key, { sse_customer_key = opts.copy_source_sse_customer_key,
+    version_id = svid })
   if not head then return nil, herr end
   local size = head.content_length or 0
   local psize = plan.part_size(size, c.provider, opts.part_size or 64 * 1024 * 1024)
   if size <= (opts.threshold or psize) then
     local r, err = c:copy_object(src_bucket, src_key, dst_bucket, dst_key, sse_opts(opts, { if_match = head.etag,
       metadata = opts.metadata, content_type = opts.content_type, acl = opts.acl,
-      storage_class = opts.storage_class, copy_source_sse_customer_key = opts.copy_source_sse_customer_key }))
+      storage_class = opts.storage_class, copy_source_sse_customer_key = opts.copy_source_sse_customer_key,
+      source_version_id = svid }))
     if not r then return nil, err end
     -- verified: the copy's ETag is the source's (the same bytes, where
     -- ETags are MD5s); a multipart source's copy gets an ETag of its own.
@@ -388,7 +397,7 @@ local function copy_large(c, src_bucket, src_key, dst_bucket, dst_key, opts)
       local n, offset, length = m:next()
       if not n then return nil end
       return c:build_request("upload_part_copy", dst_bucket, dst_key, upload_id, n, src_bucket, src_key,
-        { range = { offset, offset + length - 1 }, if_match = head.etag,
+        { range = { offset, offset + length - 1 }, if_match = head.etag, source_version_id = svid,
           headers = common.part_headers(opts, n), context = { number = n, length = length },
           sse_customer_key = opts.sse_customer_key, copy_source_sse_customer_key = opts.copy_source_sse_customer_key })
     end,
