@@ -63,9 +63,12 @@ $(foreach l,$(LUAS),$(eval $(call so_rule,$(l))))
 # dependencies (lua-cjson, luafilesystem) are the system's (Debian's
 # lua-cjson and lua-filesystem packages, or luarocks install): --deps-mode=none.
 # luarocks make compiles in the source directory: what it leaves is removed.
+# On Debian/Ubuntu the packages it needs (compiler, headers, luarocks, the
+# Lua, lua-cjson, lua-filesystem) are installed first when missing (apt).
 INSTALL_LUA ?= 5.4
 ROCKTREE    ?=
 install:
+	@if command -v apt-get >/dev/null 2>&1; then INSTALL_LUA=$(INSTALL_LUA) bash spec/support/install-deps.sh install; fi
 	luarocks --lua-version=$(INSTALL_LUA) $(if $(ROCKTREE),--tree $(ROCKTREE)) make --deps-mode=none \
 	  rockspec/objstore-scm-1.rockspec; rc=$$?; rm -f csrc/*.o objstore/core.so; rmdir objstore 2>/dev/null; exit $$rc
 

@@ -3,7 +3,8 @@
 # (tmux: the command line's progress as a terminal shows it; e2fsprogs:
 # chattr for immutable directories; util-linux: setpriv to run as nobody.)
 # Idempotent: only missing packages are installed, so a prepared machine pays ~1 s.
-# Usage: install-deps.sh [build|demo|test|servers|peers|fuzz|all]   (default: test)
+# Usage: install-deps.sh [install|build|demo|test|servers|peers|fuzz|all]   (default: test)
+#   install: what `make install` needs for INSTALL_LUA (5.4 by default: 5.1, 5.2, 5.3, 5.4 or luajit);
 #   build: compile and run; test: build + test tools + the S3 servers; peers: benchmark peers;
 #   fuzz: build + clang with libFuzzer and the sanitizer runtimes (make fuzz)
 set -euo pipefail
@@ -26,8 +27,19 @@ peer_pkgs=(awscli rclone hyperfine time wrk bc)
 # copy of libFuzzer for other compilers, is not needed).
 fuzz_pkgs=(clang clang-14 libclang-rt-14-dev)
 
+# make install: a compiler, the headers, luarocks, one Lua and the runtime rocks.
+case "${INSTALL_LUA:-5.4}" in
+  5.1) lua_pkgs=(lua5.1 liblua5.1-0-dev) ;;
+  luajit) lua_pkgs=(luajit2 libluajit2-5.1-dev) ;;
+  5.2 | 5.3 | 5.4) lua_pkgs=("lua$INSTALL_LUA" "liblua$INSTALL_LUA-dev") ;;
+  *) echo "install-deps: INSTALL_LUA must be 5.1, 5.2, 5.3, 5.4 or luajit" >&2; exit 2 ;;
+esac
+install_pkgs=(gcc make pkg-config libc6-dev libcurl4-openssl-dev libssl-dev libxml2-dev "${lua_pkgs[@]}"
+  lua-cjson lua-filesystem luarocks)
+
 want=()
 case "${1:-test}" in
+  install) want=("${install_pkgs[@]}") ;;
   build) want=("${build_pkgs[@]}") ;;
   demo) want=("${build_pkgs[@]}" "${rgw_pkgs[@]}") ;;
   test) want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${server_pkgs[@]}") ;;
@@ -35,7 +47,7 @@ case "${1:-test}" in
   peers) want=("${peer_pkgs[@]}") ;;
   fuzz) want=("${build_pkgs[@]}" "${fuzz_pkgs[@]}") ;;
   all) want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${server_pkgs[@]}" "${peer_pkgs[@]}") ;;
-  *) echo "usage: $0 [build|demo|test|servers|peers|fuzz|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [install|build|demo|test|servers|peers|fuzz|all]" >&2; exit 2 ;;
 esac
 
 missing=()
