@@ -444,10 +444,14 @@ for _, srv in ipairs(servers.list()) do
       it("honours --retries / AWS_MAX_ATTEMPTS (a notice per retry), --timeout, --ca-bundle, --no-verify-ssl"
         .. " #options", function()
         local port = tonumber(os.getenv("OBJSTORE_SPEC_STUB_PORT") or "19961")
+        local started = {}
+        -- A failing assertion leaves no stub behind on the port.
+        finally(function() for _, p in ipairs(started) do servers.sh("kill " .. p .. " 2>/dev/null") end end)
         local function stub(mode)
           local _, pid = servers.sh("python3 spec/support/stub_server.py " .. port .. " " .. mode
             .. " >/dev/null 2>&1 & echo $!")
           os.execute("sleep 0.5")
+          started[#started + 1] = pid:match("%d+")
           return pid:match("%d+")
         end
         local stub_cmd = BIN .. " --endpoint http://127.0.0.1:" .. port
@@ -479,6 +483,10 @@ for _, srv in ipairs(servers.list()) do
 
       it("ACL as get-object-acl reads it, SSE AES256 refused honestly, SSE-C key from env:, --bwlimit, TLS options,"
         .. " --connect-timeout #options", function()
+        -- busted keeps one finally per case: every cleanup goes through it, so that
+        -- a failing assertion leaves no server behind.
+        local cleanups = {}
+        finally(function() for i = #cleanups, 1, -1 do cleanups[i]() end end)
         local f = dir .. "/o2.txt"
         servers.write_file(f, "options 2")
         -- --acl: the grants as the store keeps them (aws s3api get-object-acl).
@@ -525,6 +533,7 @@ for _, srv in ipairs(servers.list()) do
         local tls_dir = servers.tmpdir()
         local front = "TLS_FRONT_DIR=" .. q(tls_dir) .. " TLS_FRONT_PORT="
           .. (os.getenv("OBJSTORE_SPEC_TLS_PORT") or "19620") .. " bash spec/support/tls_front.sh"
+        cleanups[#cleanups + 1] = function() servers.sh(front .. " stop; rm -rf " .. q(tls_dir)) end
         local started, log = servers.sh(front .. " start")
         assert(started, log)
         local ok_env, tenv = servers.sh(front .. " env")
@@ -537,8 +546,6 @@ for _, srv in ipairs(servers.list()) do
         local rc4, out4, err4 = run(tls .. " --no-verify-ssl", env_noca)
         local rc5, out5, err5 = run(tls .. " --ca-bundle " .. q(ca), env_noca)
         local rc6, out6 = run(tls, env_noca .. " AWS_CA_BUNDLE=" .. q(ca))
-        servers.sh(front .. " stop")
-        servers.sh("rm -rf " .. q(tls_dir))
         assert.equals(1, rc3, err3)
         assert.equals(0, rc4, err4)
         assert.matches("acl.txt", out4, 1, true)
@@ -550,6 +557,7 @@ for _, srv in ipairs(servers.list()) do
         local port = tonumber(os.getenv("OBJSTORE_SPEC_STUB_PORT") or "19961")
         local _, pid = servers.sh("python3 spec/support/stub_server.py " .. port
           .. " noaccept >/dev/null 2>&1 & echo $!")
+        cleanups[#cleanups + 1] = function() servers.sh("kill " .. pid:match("%d+") .. " 2>/dev/null") end
         os.execute("sleep 1")
         local t0 = os.time()
         local rc7, _, err7 = run(BIN .. " --endpoint http://127.0.0.1:" .. port .. " ls s3://" .. bucket
