@@ -19,6 +19,9 @@
 --   seconds, so a failing STS is not asked once per request.
 -- Nothing is fetched before the first request.
 local errors = require "objstore.errors"
+local util = require "objstore.credentials.util"
+local pipeline = require "objstore.pipeline"
+local log = require "objstore.log"
 
 local type, tostring, setmetatable, pcall = type, tostring, setmetatable, pcall
 local os_time = os.time
@@ -38,7 +41,7 @@ function _M.new(opts)
     errors.argument("credentials.refreshing", 1, "opts.fetch", "must be a function")
   end
   local margin = opts.margin
-  if margin == nil then margin = require("objstore.credentials").REFRESH_MARGIN end
+  if margin == nil then margin = util.REFRESH_MARGIN end
   if type(margin) ~= "number" or margin < 0 then
     errors.argument("credentials.refreshing", 1, "opts.margin", "must be a number of seconds >= 0")
   end
@@ -65,7 +68,7 @@ function Refreshing:report(client, err)
   if self.on_error then
     pcall(self.on_error, err)
   elseif client and (client.hooks or client.logger) then
-    require("objstore.pipeline").notify(client, "on_error", { op = "RefreshCredentials", source = self.name,
+    pipeline.notify(client, "on_error", { op = "RefreshCredentials", source = self.name,
       error = err })
   end
 end
@@ -77,7 +80,7 @@ function Refreshing:refresh(client)
   self.inflight = false
   if not ok then
     err = errors.new{ code = "CredentialsError", retryable = false,
-      message = self.name .. ": " .. require("objstore.log").redact(tostring(c)) }
+      message = self.name .. ": " .. log.redact(tostring(c)) }
     c = nil
   elseif type(c) ~= "table" or type(c.access_key) ~= "string" or type(c.secret_key) ~= "string" then
     err = errors.is(err) and err or errors.new{ code = "CredentialsError", retryable = false,
