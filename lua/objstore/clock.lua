@@ -1,6 +1,6 @@
 --- Time helpers: HTTP dates to epoch seconds without the local time zone,
 -- and the clock-skew rule the client applies to server Date headers.
-local tonumber = tonumber
+local type, tonumber = type, tonumber
 local floor = math.floor
 
 local _M = {}
@@ -32,6 +32,21 @@ function _M.parse(s)
     return _M.epoch(tonumber(Y), tonumber(M), tonumber(D), tonumber(h), tonumber(m2), tonumber(sec))
   end
   return nil
+end
+
+--- Epoch seconds of an ISO 8601 time with an optional UTC offset
+-- ("2024-01-15T08:30:00Z", "2024-01-15T10:30:00+02:00"): credentials
+-- endpoints' Expiration fields; nil for anything else.
+function _M.parse_iso8601(s)
+  if type(s) ~= "string" then return nil end
+  local t = _M.parse(s)
+  if not t then return nil end
+  local sign, hh, mm = s:match("([+-])(%d%d):?(%d%d)$")
+  if sign and s:find("T%d%d:%d%d:%d%d") then
+    local off = tonumber(hh) * 3600 + tonumber(mm) * 60
+    t = sign == "+" and (t - off) or (t + off)
+  end
+  return t
 end
 
 --- Skew beyond which the client corrects its clock from a server Date

@@ -9,11 +9,18 @@
 -- objstore.request (request records), objstore.signer (request signing),
 -- objstore.checksum (hashes and CRCs), objstore.xml (response parsing),
 -- objstore.credentials, objstore.errors, objstore.transport (the contract
--- every transport meets).
+-- every transport meets). Reachable from here: objstore.credentials,
+-- objstore.sts, objstore.metrics (modules), objstore.sync/check/replicated
+-- (functions).
 local core = require "objstore.core"
 local Client = require "objstore.client"
+local replicated = require "objstore.replicated"
+local sync = require "objstore.sync"
+local credentials = require "objstore.credentials"
+local sts = require "objstore.sts"
+local metrics = require "objstore.metrics"
 
-local _M = { _VERSION = core._VERSION, Client = Client }
+local _M = { _VERSION = core._VERSION, Client = Client, credentials = credentials, sts = sts, metrics = metrics }
 
 --- Creates a client; see objstore.client for the options.
 function _M.new(opts)
@@ -22,17 +29,17 @@ end
 
 --- Several clients as one replicated store; see objstore.replicated.
 function _M.replicated(opts)
-  return require("objstore.replicated").new(opts)
+  return replicated.new(opts)
 end
 
 --- Directory sync; see objstore.sync.
 function _M.sync(client, src, dst, opts)
-  return require("objstore.sync").sync(client, src, dst, opts)
+  return sync.sync(client, src, dst, opts)
 end
 
 --- What a sync would change, without changing it; see objstore.sync.
 function _M.check(client, src, dst, opts)
-  return require("objstore.sync").check(client, src, dst, opts)
+  return sync.check(client, src, dst, opts)
 end
 
 return _M

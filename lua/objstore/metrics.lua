@@ -33,6 +33,7 @@
 -- last `flush_interval` of events may be missing. Gauges: in-flight
 -- requests summed over the workers, circuit state the worst a worker saw.
 local retry = require "objstore.retry"
+local transport = require "objstore.transport"
 local errors = require "objstore.errors"
 
 local type, pairs, ipairs, tostring, tonumber, next, setmetatable, string_format, rawget, pcall =
@@ -90,7 +91,7 @@ Aborted BadDigest BodyNotStreamable BodyReadError ChecksumNotVerified CorruptJou
 LocalFileError MalformedResponse NoCredentials NotVerified QuorumNotReached ReaderError ResponseTooLarge
 SSENotApplied SigningError SyncFailed TooManyParts TransportError UnsafeKey unknown
 ]]):gmatch("%S+") do KNOWN_CODES[code] = true end
-for code in pairs(require("objstore.transport").CODES) do KNOWN_CODES[code] = true end
+for code in pairs(transport.CODES) do KNOWN_CODES[code] = true end
 _M.KNOWN_CODES = KNOWN_CODES
 
 --- The label value of an error code: the code when known, else "other".

@@ -6,13 +6,20 @@
 -- objstore.client generates a method per entry: `call` when there is one,
 -- else sending what `build` describes; `client:prepare(name, ...)` signs
 -- what `build` describes without sending it.
-local pairs, error = pairs, error
+local bucket = require "objstore.ops.bucket"
+local object = require "objstore.ops.object"
+local list = require "objstore.ops.list"
+local multipart = require "objstore.ops.multipart"
+local upload = require "objstore.transfer.upload"
+local download = require "objstore.transfer.download"
+local stream = require "objstore.transfer.stream"
+
+local pairs, ipairs, error = pairs, ipairs, error
 
 local registry = {}
 
-for _, mod in pairs{ "objstore.ops.bucket", "objstore.ops.object", "objstore.ops.list", "objstore.ops.multipart",
-  "objstore.transfer.upload", "objstore.transfer.download", "objstore.transfer.stream" } do
-  for name, entry in pairs(require(mod)) do
+for _, mod in ipairs{ bucket, object, list, multipart, upload, download, stream } do
+  for name, entry in pairs(mod) do
     if registry[name] then error("objstore.operations: '" .. name .. "' is defined twice") end
     registry[name] = entry
   end

@@ -20,17 +20,16 @@
 -- session_token or credentials (any objstore credentials provider),
 -- transport, timeout, retry, log, log_level, hooks.
 -- Failures return nil, err with the shared error table; misuse raises.
-local Client = require "objstore.client"
+local Engine = require "objstore.engine"
 local signer_mod = require "objstore.signer"
 local request = require "objstore.request"
-local pipeline = require "objstore.pipeline"
 local errors = require "objstore.errors"
 local clock = require "objstore.clock"
 local xml = require "objstore.xml"
 local core = require "objstore.core"
 local cjson = require "cjson.safe"
 
-local type, pairs, ipairs, tostring, tonumber, setmetatable = type, pairs, ipairs, tostring, tonumber, setmetatable
+local type, pairs, ipairs, tostring, setmetatable = type, pairs, ipairs, tostring, setmetatable
 local concat, sort = table.concat, table.sort
 local os_date = os.date
 local uri_encode = core.encode.uri_encode
@@ -191,27 +190,23 @@ function _M.new(opts, fname)
   for k in pairs(opts) do
     if not OPTS[k] and not _M.PARAMS[k] then misuse(fname, k, "is not an option of objstore.sts") end
   end
-  local c = Client.new(copts)
   local nonce = opts.nonce
   if nonce ~= nil and type(nonce) ~= "function" then
     local fixed = tostring(nonce)
     nonce = function() return fixed end
   end
-  c.new_signer = function(region, ak, sk, token)
+  local c = Engine.new(copts, nil, function(region, ak, sk, token)
     if provider == "oss" then return rpc_signer(ak, sk, token, nonce) end
     if anonymous then return setmetatable({}, Anonymous) end
     return signer_mod.new{ algorithm = "aws4", service = "sts", access_key = ak, secret_key = sk,
       session_token = token, region = region }
-  end
+  end)
   return setmetatable({ client = c, provider = provider, own_transport = opts.transport == nil,
     anonymous = anonymous }, Sts)
 end
 
 function Sts:close()
-  local c = self.client
-  for _, s in pairs(c.signers) do s:close() end
-  c.signers, c.creds = {}, nil
-  if self.own_transport and c.transport.close then c.transport:close() end
+  self.client:reset(self.own_transport)
 end
 
 -- ---------------------------------------------------------------------------
@@ -222,18 +217,9 @@ local function malformed(op, what, res)
     message = "STS " .. op .. ": " .. what }
 end
 
---- Epoch seconds of an ISO 8601 time with an optional offset.
-function _M.parse_time(s)
-  if type(s) ~= "string" then return nil end
-  local t = clock.parse(s)
-  if not t then return nil end
-  local sign, hh, mm = s:match("([+-])(%d%d):?(%d%d)$")
-  if sign and s:find("T%d%d:%d%d:%d%d") then
-    local off = tonumber(hh) * 3600 + tonumber(mm) * 60
-    t = sign == "+" and (t - off) or (t + off)
-  end
-  return t
-end
+--- Epoch seconds of an ISO 8601 time with an optional offset
+-- (objstore.clock.parse_iso8601).
+_M.parse_time = clock.parse_iso8601
 
 local function credentials_of(op, res, ak, sk, token, exp, extra)
   if type(ak) ~= "string" or type(sk) ~= "string" or type(token) ~= "string" or ak == "" or sk == "" then
@@ -397,8 +383,7 @@ end
 -- { method, url, headers, body }, signed; for comparisons with the SDKs.
 function Sts:prepare(action, params, time)
   local req = self:build_request(action, params or {}, "prepare")
-  local c = self.client
-  return pipeline.sign(c, req, c.endpoints.members[1], time or c:now())
+  return self.client:sign_at(req, time, true)
 end
 
 --- Sends `action`: its result, or nil, err.

@@ -35,6 +35,10 @@ local progress_mod = require "objstore.cli.progress"
 local cjson = require "cjson"
 local lfs = require "lfs"
 local log = require "objstore.log"
+local core = require "objstore.core"
+local sync_state = require "objstore.sync.state"
+local sync_names = require "objstore.sync.names"
+local sync_filter = require "objstore.sync.filter"
 
 local ipairs, pairs, tostring, type, pcall = ipairs, pairs, tostring, type, pcall
 local format = string.format
@@ -341,7 +345,7 @@ local function sse_c_key(value)
   if #text == 32 then return text end
   local trimmed = text:gsub("%s+$", "")
   if #trimmed == 44 then
-    local ok, raw = pcall(require("objstore.core").encode.base64_decode, trimmed)
+    local ok, raw = pcall(core.encode.base64_decode, trimmed)
     if ok and raw and #raw == 32 then return raw end
   end
   usage("--sse-c-key: the key must be 32 bytes, raw or in base64")
@@ -512,11 +516,9 @@ end
 -- part file removed, its multipart upload aborted).
 local function checkpoint_of(ctx, kind, path, url)
   if not ctx.opts.resume then return nil end
-  local state = require "objstore.sync.state"
-  local dir = state.state_dir()
+  local dir = sync_state.state_dir()
   if not dir then return nil end
   dir = dir:gsub("/sync$", "") .. "/transfers"
-  local core = require "objstore.core"
   -- Each missing directory made with mode 0700, as the sync state's.
   local missing, d = {}, dir
   while d and d ~= "" and lfs.attributes(d, "mode") ~= "directory" do
@@ -526,7 +528,7 @@ local function checkpoint_of(ctx, kind, path, url)
   for i = #missing, 1, -1 do core.fs.mkdir(missing[i], 448) end
   if lfs.attributes(dir, "mode") ~= "directory" then return nil end
   local h = core.hash.new("sha256")
-  h:update(kind .. "\0" .. state.abs_path(path) .. "\0" .. url)
+  h:update(kind .. "\0" .. sync_state.abs_path(path) .. "\0" .. url)
   local name = core.hash.tohex(h:digest())
   h:close()
   return dir .. "/" .. name .. ".cp"
@@ -736,8 +738,8 @@ end
 -- batches of 1000. The prefix is the user's, a "/" added when it does not
 -- end in one ("p" is "p/", never "pp"; "p//" stays "p//").
 local function remove_prefix(ctx, c, loc)
-  local prefix = require("objstore.sync.names").prefix(loc.key)
-  local keep = require("objstore.sync.filter").new(ctx.opts.filters)
+  local prefix = sync_names.prefix(loc.key)
+  local keep = sync_filter.new(ctx.opts.filters)
   local keys = {}
   for o, err in c:list_objects_iter(loc.bucket, { prefix = prefix ~= "" and prefix or nil }) do
     if not o then return ctx.fail(loc.url, err) end
@@ -966,7 +968,6 @@ end
 --- version: objstore's, and the Lua, libcurl and OpenSSL in use.
 function C.version(ctx, pos)
   args.want(pos, 0, 0, "version takes no arguments")
-  local core = require "objstore.core"
   local curl = core.http.curl_version:match("^libcurl/(%S+)") or core.http.curl_version
   local lua = jit and jit.version or _VERSION
   if ctx.opts.json then
@@ -983,7 +984,7 @@ function _M.main(argv, out, err)
   -- (transfers stop within ~100 ms), so downloads remove their part files
   -- and uploads abort their multipart uploads before the exit: 130 / 143 / 129,
   -- as a shell reports a death by those signals.
-  local signal = require("objstore.core").signal
+  local signal = core.signal
   signal.trap()
   _M.resume_hint = nil
   local function interrupted()

@@ -3,6 +3,9 @@
 -- through the pipeline of a small client of their own (objstore.sts's,
 -- with an unsigned signer for metadata endpoints).
 local errors = require "objstore.errors"
+local sts = require "objstore.sts"
+local request = require "objstore.request"
+local curl = require "objstore.transport.curl"
 local core = require "objstore.core"
 
 local pairs = pairs
@@ -15,8 +18,8 @@ local _M = {}
 -- session is busy while it runs): then nil, and the fetcher has a curl
 -- transport of its own.
 function _M.transport_for(client)
-  local t = client and client.transport
-  if t == nil or require("objstore.transport.curl").is(t) then return nil end
+  local t = client and client.get_transport and client:get_transport()
+  if t == nil or curl.is(t) then return nil end
   return t
 end
 
@@ -30,7 +33,7 @@ function _M.sts(holder, slot, client, opts)
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
   o.transport = t
-  local s = require("objstore.sts").new(o, "new")
+  local s = sts.new(o, "new")
   holder[slot] = { sts = s, transport = t }
   return s
 end
@@ -75,7 +78,6 @@ function _M.http(holder, client, url, opts)
   local s = _M.sts(holder, "http " .. base, client, { endpoint = base, addressing = "path",
     timeout = opts.timeout or METADATA.timeout, connect_timeout = opts.connect_timeout or METADATA.connect_timeout,
     retry = METADATA.retry })
-  local request = require "objstore.request"
   fields.op, fields.method, fields.headers = opts.op or "Fetch", opts.method or "GET", opts.headers
   local ok_status = {}
   for st = 300, 599 do ok_status[st] = true end

@@ -16,6 +16,12 @@
 -- from resolve); one that is there but unusable is an error naming the
 -- file and profile, never a secret.
 local util = require "objstore.credentials.util"
+local env_source = require "objstore.credentials.env"
+local shared_files = require "objstore.credentials.shared_files"
+local assume_role_mod = require "objstore.credentials.assume_role"
+local metadata = require "objstore.credentials.metadata"
+local process = require "objstore.credentials.process"
+local web_identity = require "objstore.credentials.web_identity"
 local cjson = require "cjson.safe"
 
 local type, pairs, tostring, tonumber = type, pairs, tostring, tonumber
@@ -27,15 +33,13 @@ local function static(ak, sk, token, source)
   return function() return c end
 end
 
-local function assume_role(o)
-  return require("objstore.credentials").assume_role(o)
-end
+local assume_role = assume_role_mod.new
 
 -- ---------------------------------------------------------------------------
 -- AWS
 
 local function aws_settings(profile, env)
-  return select(2, require("objstore.credentials").from_shared_files(profile, env))
+  return select(2, shared_files.from_shared_files(profile, env))
 end
 
 local function sts_endpoint(env, settings)
@@ -44,10 +48,10 @@ end
 
 local SOURCES = {
   Environment = function(env)
-    return function() return require("objstore.credentials").from_env("s3", env) end
+    return function() return env_source.from_env("s3", env) end
   end,
-  Ec2InstanceMetadata = function(env) return require("objstore.credentials.metadata").imds{ env = env } end,
-  EcsContainer = function(env) return require("objstore.credentials.metadata").container{ env = env } end,
+  Ec2InstanceMetadata = function(env) return metadata.imds{ env = env } end,
+  EcsContainer = function(env) return metadata.container{ env = env } end,
 }
 
 --- The provider of AWS profile `name`: provider | nil, nil (no such
@@ -79,7 +83,7 @@ local function aws_resolve(name, env, visiting)
       end
       source = make(env)
     elseif settings.web_identity_token_file then
-      return require("objstore.credentials.web_identity").aws{ env = env, role_arn = settings.role_arn,
+      return web_identity.aws{ env = env, role_arn = settings.role_arn,
         token_file = settings.web_identity_token_file, session_name = settings.role_session_name,
         endpoint = sts_endpoint(env, settings), region = settings.region }
     else
@@ -96,7 +100,7 @@ local function aws_resolve(name, env, visiting)
     return nil, util.fail(where, "has only one of aws_access_key_id and aws_secret_access_key")
   end
   if settings.credential_process then
-    return require("objstore.credentials.process").provider(settings.credential_process)
+    return process.provider(settings.credential_process)
   end
   return nil, nil
 end
@@ -154,7 +158,7 @@ local function cli_profile(env, by_name, name, where, visiting)
     return ali_role(env, where, ak, sk, nil, p.ram_role_arn, p.ram_session_name,
       tonumber(p.expired_seconds), nil)
   elseif mode == "EcsRamRole" then
-    return require("objstore.credentials.metadata").ecs_ram_role{ env = env, role_name = p.ram_role_name }
+    return metadata.ecs_ram_role{ env = env, role_name = p.ram_role_name }
   elseif mode == "ChainableRamRoleArn" then
     local src, err = cli_profile(env, by_name, tostring(p.source_profile), "profile " .. tostring(p.source_profile)
       .. " of " .. where, visiting)
@@ -185,7 +189,7 @@ local function from_credentials_file(env, profile)
   local path = util.getenv(env, "ALIBABA_CLOUD_CREDENTIALS_FILE") or util.expand(env, "~/.alibabacloud/credentials")
   local text = util.read_file(path)
   if not text then return nil, nil end
-  local s = require("objstore.credentials").parse_ini(text)[profile or "default"]
+  local s = shared_files.parse_ini(text)[profile or "default"]
   if not s then return nil, nil end
   local where = path .. " [" .. (profile or "default") .. "]"
   local kind = s.type or "access_key"
@@ -199,7 +203,7 @@ local function from_credentials_file(env, profile)
     return ali_role(env, where, ak, sk, s.security_token, s.role_arn, s.role_session_name,
       tonumber(s.role_session_expiration), s.policy)
   elseif kind == "ecs_ram_role" then
-    return require("objstore.credentials.metadata").ecs_ram_role{ env = env, role_name = s.role_name }
+    return metadata.ecs_ram_role{ env = env, role_name = s.role_name }
   end
   return nil, util.fail(where, "type '" .. kind .. "' is not supported")
 end

@@ -19,6 +19,8 @@
 --   seconds, so a failing STS is not asked once per request.
 -- Nothing is fetched before the first request.
 local errors = require "objstore.errors"
+local util = require "objstore.credentials.util"
+local log = require "objstore.log"
 
 local type, tostring, setmetatable, pcall = type, tostring, setmetatable, pcall
 local os_time = os.time
@@ -38,7 +40,7 @@ function _M.new(opts)
     errors.argument("credentials.refreshing", 1, "opts.fetch", "must be a function")
   end
   local margin = opts.margin
-  if margin == nil then margin = require("objstore.credentials").REFRESH_MARGIN end
+  if margin == nil then margin = util.REFRESH_MARGIN end
   if type(margin) ~= "number" or margin < 0 then
     errors.argument("credentials.refreshing", 1, "opts.margin", "must be a number of seconds >= 0")
   end
@@ -64,9 +66,8 @@ function Refreshing:report(client, err)
   self.failures = self.failures + 1
   if self.on_error then
     pcall(self.on_error, err)
-  elseif client and (client.hooks or client.logger) then
-    require("objstore.pipeline").notify(client, "on_error", { op = "RefreshCredentials", source = self.name,
-      error = err })
+  elseif client and client.notify then
+    client:notify("on_error", { op = "RefreshCredentials", source = self.name, error = err })
   end
 end
 
@@ -77,7 +78,7 @@ function Refreshing:refresh(client)
   self.inflight = false
   if not ok then
     err = errors.new{ code = "CredentialsError", retryable = false,
-      message = self.name .. ": " .. require("objstore.log").redact(tostring(c)) }
+      message = self.name .. ": " .. log.redact(tostring(c)) }
     c = nil
   elseif type(c) ~= "table" or type(c.access_key) ~= "string" or type(c.secret_key) ~= "string" then
     err = errors.is(err) and err or errors.new{ code = "CredentialsError", retryable = false,
@@ -116,10 +117,10 @@ function Refreshing:get(client, reason)
   if self.inflight then
     if valid(c, now) and reason ~= "rejected" then return self:current() end
     -- No usable credentials: wait for the renewal under way.
-    local sleep = client and client.sleep
+    local can_wait = client and client.pause
     local waited = 0
-    while self.inflight and sleep and waited < WAIT_LIMIT do
-      sleep(WAIT_STEP)
+    while self.inflight and can_wait and waited < WAIT_LIMIT do
+      client:pause(WAIT_STEP)
       waited = waited + WAIT_STEP
     end
     if self.creds and valid(self.creds, self:now(client)) then return self:current() end

@@ -1,11 +1,16 @@
 --- Small pieces the credential providers share: the environment (or the
 -- table standing in for it), files, JSON answers, errors naming a source.
 local errors = require "objstore.errors"
+local clock = require "objstore.clock"
 local cjson = require "cjson.safe"
 
 local os_getenv, io_open, type, tostring = os.getenv, io.open, type, tostring
 
 local _M = {}
+
+-- Seconds before expiration at which credentials are refreshed, so a
+-- request signed now is not rejected in flight.
+_M.REFRESH_MARGIN = 300
 
 --- A variable from `env` (a table standing in for os.getenv, for tests),
 -- else the process environment; "" counts as unset.
@@ -55,7 +60,7 @@ function _M.from_json(source, t, need_expiration)
   if token ~= nil and type(token) ~= "string" then token = nil end
   local exp
   if t.Expiration ~= nil then
-    exp = require("objstore.sts").parse_time(t.Expiration)
+    exp = clock.parse_iso8601(t.Expiration)
     if not exp then
       return nil, _M.fail(source, "Expiration '" .. tostring(t.Expiration) .. "' is not an ISO 8601 time",
         "MalformedResponse")
@@ -70,6 +75,23 @@ end
 function _M.flag(env, name)
   local v = _M.getenv(env, name)
   return v ~= nil and v:lower() == "true"
+end
+
+--- A provider from whatever the caller gave: a function, an object with
+-- :get() (or :resolve()), or a plain table of static credentials; nil for
+-- anything else.
+function _M.provider(v)
+  if type(v) == "function" then return v end
+  if type(v) == "table" then
+    if type(v.get) == "function" then return function(client, reason) return v:get(client, reason) end end
+    if type(v.resolve) == "function" then return function(client, reason) return v:resolve(client, reason) end end
+    if v.access_key then
+      local c = { access_key = v.access_key, secret_key = v.secret_key, session_token = v.session_token,
+        expiration = v.expiration }
+      return function() return c end
+    end
+  end
+  return nil
 end
 
 return _M

@@ -22,6 +22,8 @@
 -- @module objstore.transport.auto
 local errors = require "objstore.errors"
 local transport = require "objstore.transport"
+local curl_transport = require "objstore.transport.curl"
+local ngx_transport = require "objstore.transport.ngx"
 local core = require "objstore.core"
 
 local type, rawget, pairs, tostring, setmetatable = type, rawget, pairs, tostring, setmetatable
@@ -30,8 +32,7 @@ local _G = _G
 local _M = { _VERSION = core._VERSION }
 
 --- Phases where cosockets work.
-_M.COSOCKET_PHASES = { rewrite = true, access = true, content = true, timer = true, ssl_cert = true,
-  ssl_session_fetch = true, ssl_client_hello = true, preread = true, server_rewrite = true }
+_M.COSOCKET_PHASES = transport.COSOCKET_PHASES
 --- Phases where no I/O may be done (nor blocking libcurl): defer it.
 _M.NO_IO_PHASES = { log = true, header_filter = true, body_filter = true, balancer = true, set = true,
   exit_worker = true, ssl_session_store = true }
@@ -81,7 +82,7 @@ function Auto:_curl()
   local t = self.curl_t
   if not t then
     local err
-    t, err = require("objstore.transport.curl").new(self.curl_opts)
+    t, err = curl_transport.new(self.curl_opts)
     if not t then return nil, err end
     self.curl_t = t
   end
@@ -112,7 +113,7 @@ function Auto:pick()
   if which == "curl" then return self:_curl() end
   local t = self.ngx_t
   if not t then
-    t = require("objstore.transport.ngx").new(self.ngx_opts)
+    t = ngx_transport.new(self.ngx_opts)
     self.ngx_t = t
   end
   return t

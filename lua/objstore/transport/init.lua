@@ -245,4 +245,10 @@ function _M.runner(t)
   end
 end
 
+--- The nginx phases where cosockets work (objstore.transport.auto picks
+-- the cosocket transport in these, and the cosocket transport refuses
+-- the others).
+_M.COSOCKET_PHASES = { rewrite = true, access = true, content = true, timer = true, ssl_cert = true,
+  ssl_session_fetch = true, ssl_client_hello = true, preread = true, server_rewrite = true }
+
 return _M

@@ -1031,7 +1031,7 @@ end
 
 -- Phases with cosockets (objstore.transport.auto's list); elsewhere
 -- (init, init_worker, log, header_filter, ...) a request is an error value.
-local COSOCKET_PHASES = require("objstore.transport.auto").COSOCKET_PHASES
+local COSOCKET_PHASES = transport.COSOCKET_PHASES
 
 local function no_cosockets()
   local phase = ngx.get_phase()
