@@ -220,7 +220,7 @@ local function download_file(self, bucket, key, path, opts, track)
   end
   local rok, rerr = true, nil
   -- bwlimit: as many ways as ranges can be in flight at once
-  local rate = common.max_speed("download_file", 4, opts, math.min(opts.concurrency or 8, m:count()))
+  local rate = common.max_speed("download_file", 4, opts, state_mod.parts_in_flight(opts.concurrency or 8, m))
   local function run_ranges()
     return self:run{
       concurrency = opts.concurrency or 8,

@@ -22,6 +22,16 @@ _M.CRC_META = "objstore-crc64nvme"
 
 --- The metadata table of an upload with its CRC added (a copy: the
 -- caller's table is not changed).
+--- How many parts of `m` can be in flight at once: the concurrency, or
+-- fewer when fewer parts are left (a transfer's bwlimit is split that
+-- many ways). m:count() returns the parts and the done ones: as the last
+-- argument of math.min both counted, and the done count (0 at the start)
+-- made the whole bwlimit each part's.
+function _M.parts_in_flight(concurrency, m)
+  local count, done = m:count()
+  return math.max(1, math.min(concurrency, count - done))
+end
+
 function _M.with_crc(metadata, crc)
   local out = {}
   for k, v in pairs(metadata or {}) do out[k] = v end

@@ -230,7 +230,7 @@ local function upload_file(c, bucket, key, path, opts)
   progress(0, true)
   local sent_parts = 0
   -- as many ways as parts can be in flight at once
-  local rate = common.max_speed("upload_file", 4, opts, math.min(opts.concurrency or 8, m:count()))
+  local rate = common.max_speed("upload_file", 4, opts, state_mod.parts_in_flight(opts.concurrency or 8, m))
   local function next_part()
     local n, offset, length = m:next()
     if not n then return nil end
