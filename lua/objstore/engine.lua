@@ -46,6 +46,9 @@ local OPTIONS = {
   deadline = "number", read_timeout = "number", send_timeout = "number",
 }
 
+--- The client options, by type (documented at objstore.new).
+Engine.OPTIONS = OPTIONS
+
 -- TLS for the curl transport (an ngx transport takes its own tls options).
 local TLS_OPTIONS = { ca_file = "string", ca_path = "string", insecure = "boolean", min_version = "string" }
 local TLS_VERSIONS = { ["1.0"] = true, ["1.1"] = true, ["1.2"] = true, ["1.3"] = true }
@@ -353,6 +356,9 @@ end
 --- The hooks table's first bad entry: (name, problem), or nil.
 Engine.hooks_problem = hooks_problem
 
+--- close()
+-- Closes the transport (its connections) and the signers and forgets the
+-- credentials; the client must not be used afterwards.
 function Engine:close()
   if self.transport and self.transport.close then self.transport:close() end
   for _, s in pairs(self.signers) do s:close() end
