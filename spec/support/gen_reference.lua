@@ -236,6 +236,18 @@ function M.option_tables()
       out[name] = captured
     end
   end
+  -- The request API's functions with option tables of their own.
+  for name, args in pairs{ presign = { "GET", "docs20-probe", "k" }, presigned_post = { "docs20-probe", "k" },
+    sign_for_proxy = { "GET", "docs20-probe", "k" } } do
+    captured = nil
+    args[#args + 1] = PROBE
+    local ok, err = pcall(c[name], c, unpack(args))
+    if ok or err ~= STOP or not captured then
+      common.opts = real
+      error("gen_reference: the option table of " .. name .. " was not reached: " .. tostring(err))
+    end
+    out[name] = captured
+  end
   common.opts = real
   c:close()
   return out
@@ -291,7 +303,7 @@ local function emit_desc(out, desc)
 end
 
 --- One entry: heading, syntax, returns, description, options, result, errors.
-local function entry(out, heading, syntax, b, options, gloss)
+local function entry(out, heading, syntax, b, options, gloss, per_call)
   out[#out + 1] = "### " .. heading
   out[#out + 1] = ""
   out[#out + 1] = "`syntax: " .. syntax .. "`"
@@ -303,10 +315,11 @@ local function entry(out, heading, syntax, b, options, gloss)
   end
   if b then emit_desc(out, b.desc) end
   if options then
+    local besides = per_call and " (besides `hooks` and `deadline`, which every operation takes)" or ""
     if #options == 0 then
-      out[#out + 1] = "Options: none (besides `hooks` and `deadline`, which every operation takes)."
+      out[#out + 1] = "Options: none" .. besides .. "."
     else
-      out[#out + 1] = "Options (besides `hooks` and `deadline`, which every operation takes):"
+      out[#out + 1] = "Options" .. besides .. ":"
       out[#out + 1] = ""
       for _, k in ipairs(options) do
         local text = b and b.opts[k] or gloss[k]
@@ -463,7 +476,7 @@ function M.generate()
       local opts = tables[e.name] and sorted_keys(tables[e.name]) or nil
       if opts == nil and #e.b.opt_order > 0 then opts = {} end
       entry(out, "client:" .. e.name, lhs(e.b.returns) .. "client:" .. e.name .. "(" .. table.concat(ps, ", ") .. ")",
-        e.b, opts, gloss)
+        e.b, opts, gloss, true)
     end
   end
   -- The other modules
@@ -485,8 +498,9 @@ function M.generate()
         local ps = params(fn, method and 1 or 0)
         if b then split_head(b, name) end
         local recv = (sec.method and not method) and sec.dot_prefix or sec.prefix
+        local opts = sec.prefix == "client:" and tables[name] and sorted_keys(tables[name]) or nil
         entry(out, recv .. name, lhs(b and b.returns) .. recv .. name .. "(" .. table.concat(ps, ", ") .. ")",
-          b or { desc = { "UNDOCUMENTED" }, opts = {}, opt_order = {}, result = {} }, nil, gloss)
+          b or { desc = { "UNDOCUMENTED" }, opts = {}, opt_order = {}, result = {} }, opts, gloss)
       end
     end
   end
