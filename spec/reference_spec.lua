@@ -62,6 +62,11 @@ local function public()
   for _, k in ipairs(functions(sts)) do add("sts." .. k, "objstore.sts." .. k) end
   for _, k in ipairs(functions(metrics)) do add("metrics." .. k, "objstore.metrics." .. k) end
   for _, k in ipairs(functions(getmetatable(metrics.new()).__index)) do add("registry:" .. k, "registry:" .. k) end
+  local s = sts.new{ provider = "s3", region = "us-east-1", endpoint = "http://127.0.0.1:19880",
+    access_key = "AKIDPROBE", secret_key = "probe" }
+  s:close()
+  for _, k in ipairs(functions(getmetatable(s).__index)) do add("sts:" .. k, "sts:" .. k) end
+  for _, k in ipairs(functions(require("objstore.replicated").Replicated)) do add("store:" .. k, "store:" .. k) end
   for _, k in ipairs(functions(onx)) do add("objstore.ngx." .. k, "objstore.ngx." .. k) end
   for _, k in ipairs(functions(ngx_credentials)) do
     add("objstore.ngx_credentials." .. k, "objstore.ngx_credentials." .. k)

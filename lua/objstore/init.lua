@@ -76,10 +76,15 @@ function _M.new(opts)
   return Client.new(opts)
 end
 
---- replicated(opts) -> store
+--- replicated(opts) -> store | nil, err
 -- Several clients as one replicated store (put/delete to all, get/head
--- from the first that answers, a journal of what to repair); see
--- objstore.replicated and docs/architecture.md.
+-- from the first that answers, a journal of what to repair): its methods
+-- are under "replicated store" below; docs/client.md tells the
+-- consistency it gives.
+-- opts.clients: the replicas, a list of objstore clients (required).
+-- opts.write_quorum: how many must acknowledge a write (default all).
+-- opts.journal: the repair journal's file path (required: it must survive
+--   restarts).
 function _M.replicated(opts)
   return replicated.new(opts)
 end

@@ -37,7 +37,7 @@ local function ngx_api(fname)
 end
 
 --- defer(fn, ...) -> true | nil, err
--- runs `fn(...)` in an `ngx.timer.at(0, ...)` timer, a phase with cosockets,
+-- Runs `fn(...)` in an `ngx.timer.at(0, ...)` timer, a phase with cosockets,
 -- for the phases without them (log, header_filter, body_filter). An error
 -- raised by `fn` is logged (ngx.ERR), never lost silently. Returns true or
 -- nil, err.
@@ -58,7 +58,7 @@ local function not_streamable(why)
 end
 
 --- request_body_reader(chunk) -> reader, length | nil, err
--- the client's request body as a reader `function() -> chunk | nil | nil,
+-- The client's request body as a reader `function() -> chunk | nil | nil,
 -- err` over `ngx.req.socket()`, read in pieces of `chunk` bytes (64 KiB) as
 -- they are asked for, never whole; and its length (Content-Length). A body
 -- nginx cannot hand out as a socket - chunked (no Content-Length) or HTTP/2
@@ -98,7 +98,7 @@ function _M.request_body_reader(chunk)
 end
 
 --- spooled_request_body() -> body, length | nil, err
--- the fallback for those bodies: nginx reads the whole body itself
+-- The fallback for those bodies: nginx reads the whole body itself
 -- (`ngx.req.read_body`, non-blocking) into its client_body temporary file -
 -- bounded by `client_max_body_size` (413 beyond it) - or memory when it fits
 -- `client_body_buffer_size`; returns a body for put_object/upload ({ path =
@@ -141,7 +141,7 @@ local PUT_ONLY = { threshold = true, part_size = true, concurrency = true, leave
   part_headers = true, progress = true }
 
 --- put_request_body(c, bucket, key, opts) -> result | nil, err
--- the request body into the store: one PutObject streamed from the socket up
+-- The request body into the store: one PutObject streamed from the socket up
 -- to `opts.threshold` bytes (default 16 MiB), a multipart upload above it
 -- (`upload_stream`, memory about concurrency x part_size), an aborted
 -- multipart upload when the client disconnects or the store fails - no
@@ -221,7 +221,7 @@ local FORWARDED = { range = "http_range", if_match = "http_if_match", if_none_ma
 local SERVED = { [200] = true, [206] = true, [304] = true }
 
 --- serve_object(c, bucket, key, opts) -> info | nil, err
--- answers the current GET or HEAD with the object, in one request to the
+-- Answers the current GET or HEAD with the object, in one request to the
 -- store (no HEAD first): the client's Range, If-Match, If-None-Match,
 -- If-Modified-Since and If-Unmodified-Since go to the store as they are, and
 -- its answer's status (200, 206, 304) and Content-Length, Content-Type,
@@ -303,7 +303,7 @@ function _M.serve_object(c, bucket, key, opts)
 end
 
 --- response_sink(flush_every) -> sink
--- a sink that sends each chunk to the client as it arrives (`ngx.print`)
+-- A sink that sends each chunk to the client as it arrives (`ngx.print`)
 -- and, every `flush_every` bytes (1 MiB), waits until the client took them
 -- (`ngx.flush(true)`, which yields: the worker serves others meanwhile), so
 -- a slow client holds about that much memory; it stops the download when the

@@ -220,6 +220,8 @@ function _M.new(opts, fname)
     anonymous = anonymous }, Sts)
 end
 
+--- close()
+-- Closes the STS client's engine.
 function Sts:close()
   local c = self.client
   for _, s in pairs(c.signers) do s:close() end
@@ -358,7 +360,9 @@ local PARSERS = {
   oss = { AssumeRole = ali_credentials, GetCallerIdentity = ali_identity, AssumeRoleWithOIDC = ali_credentials },
 }
 
---- The request record of `action` with the caller's parameters.
+--- build_request(action, params) -> record
+-- The request record of `action` ("AssumeRole", ...) with the caller's
+-- parameters.
 function Sts:build_request(action, params, fname)
   local p = {}
   local list = (self.provider == "oss" and ALI_ACTIONS or AWS_ACTIONS)[action]
@@ -406,7 +410,9 @@ function Sts:prepare(action, params, time)
   return pipeline.sign(c, req, c.endpoints.members[1], time or c:now())
 end
 
---- Sends `action`: its result, or nil, err.
+--- call(action, params) -> result | nil, err
+-- Sends `action` with `params` (the parameters of assume_role and the
+-- others).
 function Sts:call(action, params, fname)
   local req = self:build_request(action, params or {}, fname or "call")
   return self.client:send(req)

@@ -365,6 +365,9 @@ function M.sections()
   local Client = require "objstore.client"
   local Engine = require "objstore.engine"
   local metrics = require "objstore.metrics"
+  local sts_client = require("objstore.sts").new{ provider = "s3", region = "us-east-1",
+    endpoint = "http://127.0.0.1:19880", access_key = "AKIDPROBE", secret_key = "probe" }
+  sts_client:close()
   return {
     { title = "objstore", prefix = "objstore.", mod = objstore, files = { "lua/objstore/init.lua" },
       intro = "The module: `local objstore = require \"objstore\"`. It also holds `objstore.Client`, "
@@ -387,6 +390,13 @@ function M.sections()
     { title = "objstore.sts", prefix = "objstore.sts.", mod = require "objstore.sts",
       files = { "lua/objstore/sts.lua" },
       intro = "A client of AWS STS and Alibaba Cloud STS, built on the engine." },
+    { title = "sts client", prefix = "sts:", mod = getmetatable(sts_client).__index, method = true,
+      files = { "lua/objstore/sts.lua" },
+      intro = "The object `objstore.sts.new(opts)` returns." },
+    { title = "replicated store", prefix = "store:", mod = require("objstore.replicated").Replicated, method = true,
+      files = { "lua/objstore/replicated.lua" },
+      intro = "The object `objstore.replicated(opts)` returns: writes to every replica with a quorum and a "
+        .. "durable repair journal, reads from the first replica that answers." },
     { title = "objstore.metrics", prefix = "objstore.metrics.", mod = metrics, files = { "lua/objstore/metrics.lua" },
       intro = "Counters and histograms fed by a client's hooks; see docs/events-and-metrics.md." },
     { title = "metrics registry", prefix = "registry:", mod = getmetatable(metrics.new()).__index, method = true,

@@ -37,19 +37,23 @@ local _M = {}
 -- request signed now is not rejected in flight.
 _M.REFRESH_MARGIN = util.REFRESH_MARGIN
 
---- Credentials from the environment (`env` is an optional table standing in
--- for os.getenv, for tests). Returns a table or nil. OSS reads OSS_* first,
+--- from_env(provider, env) -> { access_key, secret_key, session_token? } | nil
+-- Credentials from the environment (`env` is an optional table standing in
+-- for os.getenv, for tests). OSS reads OSS_* first,
 -- then Alibaba Cloud's ALIBABA_CLOUD_* names.
 _M.from_env = env_source.from_env
 
---- The environment as a provider ("s3" or "oss"): nil, nil when unset.
+--- env(opts) -> provider
+-- The environment as a provider: opts.provider "s3" or "oss"; the
+-- provider answers nil, nil when the variables are unset.
 _M.env = env_source.provider
 
---- Parses an INI file as the AWS CLI writes them.
+--- parse_ini(text) -> { section = { key = value } }
+-- Parses an INI file as the AWS CLI writes them.
 _M.parse_ini = shared_files.parse_ini
 
---- Profile settings merged from the shared credentials and config files:
--- (credentials or nil, settings table).
+--- from_shared_files(profile, env) -> credentials | nil, settings
+-- Profile settings merged from the shared credentials and config files.
 _M.from_shared_files = shared_files.from_shared_files
 
 --- profile(opts) -> provider
@@ -125,11 +129,16 @@ _M.named_profile = chain.named_profile
 -- opts.env: a table standing in for os.getenv (tests).
 _M.default_chain = chain.default_chain
 
---- A refreshing provider of temporary credentials from STS AssumeRole
--- (objstore.credentials.assume_role).
+--- assume_role(opts) -> provider
+-- A refreshing provider of temporary credentials from STS AssumeRole
+-- (objstore.credentials.assume_role): opts as objstore.sts.assume_role,
+-- plus `margin` (seconds before expiry to renew, default 300) and
+-- `on_error` (called when a renewal fails; the credentials held are kept
+-- until they expire).
 _M.assume_role = assume_role.new
 
---- A provider from whatever the caller gave: a function, an object with
+--- provider(v) -> provider | nil
+-- A provider from whatever the caller gave: a function, an object with
 -- :get() (or :resolve()), or a plain table of static credentials.
 _M.provider = util.provider
 
