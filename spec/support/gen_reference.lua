@@ -265,6 +265,7 @@ local function lhs(returns)
   if returns:find("^iterator") then return "iter = " end
   if returns:find("true | false", 1, true) then return "ok, err = " end
   if returns:find("nil, err", 1, true) then return "res, err = " end
+  if returns:match("^[%a_]+$") then return returns .. " = " end -- a provider, a registry, ...
   return "res = "
 end
 
