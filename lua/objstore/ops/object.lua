@@ -109,7 +109,7 @@ ops.put_object = { build = function(c, bucket, key, body, opts)
     end }
 end }
 
---- get_object(bucket, key, opts) -> { body, size, etag, last_modified, content_type, metadata, ... } | nil, err
+--- get_object(bucket, key, opts) -> { body, etag, content_length, content_type, metadata, ... } | nil, err
 -- Downloads an object: into `body` (a string) unless opts.sink or
 -- opts.file takes the bytes. A built record (build_request) does no I/O,
 -- so it has no file sink: get_object.to_temp(req, file) gives it one.
@@ -122,7 +122,7 @@ end }
 --   { "md5", "crc64nvme" }: they come back in res.hashes.
 -- result.body: the bytes (without sink or file); res.bytes counts them.
 -- result.metadata: the user metadata (x-amz-meta-*/x-oss-meta-*), names
---   lower-case.
+--   lower-case; the standard headers as for head_object.
 -- result.file: the path written, with opts.file.
 -- errors: NoSuchKey (404), NotModified (304) and PreconditionFailed (412)
 --   for the conditions, InvalidRange (416), LocalFileError.
@@ -195,9 +195,12 @@ ops.get_object = {
   end,
 }
 
---- head_object(bucket, key, opts) -> { size, etag, last_modified, content_type, metadata, ... } | nil, err
+--- head_object(bucket, key, opts) -> { etag, content_length, content_type, metadata, ... } | nil, err
 -- The object's metadata, without its body.
--- result.size: the Content-Length, a number.
+-- result.content_length: the Content-Length, a number. The other standard
+--   headers come under snake_case names (last_modified, content_type,
+--   cache_control, version_id, storage_class, delete_marker, ...), all of
+--   them in `headers`.
 -- result.metadata: the user metadata, names lower-case.
 -- errors: a 404 error (HEAD answers have no body: `code` may be the status
 --   text), 304/412 for the conditions.

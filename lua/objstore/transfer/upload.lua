@@ -165,7 +165,7 @@ end
 -- object's metadata. With a checkpoint it resumes after a crash.
 -- opts.headers: extra headers of the request that creates the upload (or
 --   of the single PUT).
--- result.parts: the number of parts (0 for a single PUT).
+-- result.parts: the number of parts (1 for a single PUT).
 -- result.resumed_from: bytes already uploaded by an earlier run.
 -- result.verified: whether the stored object was checked against the file.
 -- errors: LocalFileError (unreadable, or the file changed size), BadDigest
