@@ -482,7 +482,7 @@ end
 -- opts.older_than: only uploads begun at least this many seconds ago.
 -- opts.prefix: only uploads of keys under this prefix.
 -- result.aborted: how many were aborted.
--- result.errors: the aborts that failed, { { key, upload_id, error }, ... }.
+-- result.errors: the errors of the aborts that failed (each names its key).
 local function abort_incomplete_uploads(c, bucket, opts)
   common.bucket(c, "abort_incomplete_uploads", 1, bucket)
   opts = common.opts("abort_incomplete_uploads", 2, opts, { older_than = true, prefix = true })
