@@ -99,6 +99,15 @@ local function problems(text, option_tables)
       end
     end
   end
+  local sync_opts = require("objstore.sync").OPTS
+  for _, fn in ipairs{ "objstore.sync", "objstore.check" } do
+    for opt in pairs(sync_opts) do
+      local meaning = (e[fn] or ""):match("\n%- `" .. opt .. "`: ([^\n]*)")
+      if not meaning or not meaning:find("%w") or meaning == "UNDOCUMENTED" then
+        out[#out + 1] = fn .. ": option " .. opt .. " is not documented"
+      end
+    end
+  end
   local new = e["objstore.new"] or ""
   for opt in pairs(Engine.OPTIONS) do
     local meaning = new:match("\n%- `" .. opt .. "`: ([^\n]*)")

@@ -90,15 +90,29 @@ function _M.replicated(opts)
 end
 
 --- sync(client, src, dst, opts) -> result | nil, err
--- Makes dst like src: a local directory and a "bucket/prefix" (either
--- way) or two bucket prefixes; see docs/sync.md for the options
--- (delete, dry_run, checksum, filters, backup_dir, max_delete, ...).
+-- Makes dst like src: a local directory path and a remote side
+-- { bucket =, prefix =, client = (default `client`) }, either way, or two
+-- remote sides (server-side copies on one endpoint, streamed across
+-- two). A no-op run sends only LIST requests. See docs/sync.md.
+-- result.transferred: files transferred (also deleted, skipped, failed,
+--   bytes, unverified, kept, removed).
+-- result.actions: { { action, key, reason, size, verdict, verified,
+--   removed }, ... }.
+-- result.errors: { { key, error }, ... }; notices: messages.
+-- errors: on any failure nil, err with the counts in err.result:
+--   MaxDeleteExceeded, SourceMissing, SameSourceDestination,
+--   BackupOverlap, LocalFileError, SyncFailed, ...
 function _M.sync(client, src, dst, opts)
   return sync.sync(client, src, dst, opts)
 end
 
---- check(client, src, dst, opts) -> result | nil, err
--- What a sync would change, without changing anything (docs/sync.md).
+--- check(client, src, dst, opts) -> report | nil, err
+-- What a sync would change, without changing anything (a dry run with
+-- delete); takes the options of sync.
+-- result.ok: true when nothing differs and everything was compared.
+-- result.differ: keys whose content differs (also missing, extra,
+--   unverified, matched).
+-- result.compared: what was compared ("size and modification time", ...).
 function _M.check(client, src, dst, opts)
   return sync.check(client, src, dst, opts)
 end

@@ -150,9 +150,9 @@ local function fn_block(path, name)
 end
 
 --- Option meanings from comment blocks that are not an operation's.
-local function glossary(op_names)
+local function glossary(op_names, files)
   local g = {}
-  for _, path in ipairs(GLOSSARY_FILES) do
+  for _, path in ipairs(files or GLOSSARY_FILES) do
     local lines = lines_of(path)
     local i = 1
     while i <= #lines do
@@ -174,6 +174,11 @@ local function glossary(op_names)
     end
   end
   return g
+end
+
+--- The option meanings of one file's option-table comments.
+local function file_glossary(path)
+  return glossary({}, { path })
 end
 
 --- Parameter names of a Lua function, `...` for a vararg one.
@@ -371,6 +376,9 @@ function M.sections()
   sts_client:close()
   return {
     { title = "objstore", prefix = "objstore.", mod = objstore, files = { "lua/objstore/init.lua" },
+      -- sync and check take the options of objstore.sync, documented next to its table
+      option_tables = { sync = require("objstore.sync").OPTS, check = require("objstore.sync").OPTS },
+      option_docs = "lua/objstore/sync/init.lua",
       intro = "The module: `local objstore = require \"objstore\"`. It also holds `objstore.Client`, "
         .. "`objstore.credentials`, `objstore.sts` and `objstore.metrics`." },
     { title = "The client's request API", prefix = "client:", mod = Client, method = true,
@@ -510,8 +518,12 @@ function M.generate()
         if b then split_head(b, name) end
         local recv = (sec.method and not method) and sec.dot_prefix or sec.prefix
         local opts = sec.prefix == "client:" and tables[name] and sorted_keys(tables[name]) or nil
+        local gl = gloss
+        if sec.option_tables and sec.option_tables[name] then
+          opts, gl = sorted_keys(sec.option_tables[name]), file_glossary(sec.option_docs)
+        end
         entry(out, recv .. name, lhs(b and b.returns) .. recv .. name .. "(" .. table.concat(ps, ", ") .. ")",
-          b or { desc = { "UNDOCUMENTED" }, opts = {}, opt_order = {}, result = {} }, opts, gloss)
+          b or { desc = { "UNDOCUMENTED" }, opts = {}, opt_order = {}, result = {} }, opts, gl)
       end
     end
   end
