@@ -56,7 +56,9 @@ local function public()
   local function add(name, ...) want[#want + 1] = { name = name, headings = { ... } } end
   for name in pairs(operations) do add("client:" .. name, "client:" .. name) end
   for _, k in ipairs(functions(Client)) do add("Client." .. k, "client:" .. k, "objstore.Client." .. k) end
-  for _, k in ipairs(functions(Engine)) do add("Engine." .. k, "client:" .. k, "objstore.engine." .. k) end
+  for _, k in ipairs(functions(Engine)) do
+    add("Engine." .. k, "client:" .. k, "engine:" .. k, "objstore.engine." .. k)
+  end
   for _, k in ipairs(functions(objstore)) do add("objstore." .. k, "objstore." .. k) end
   for _, k in ipairs(functions(credentials)) do add("credentials." .. k, "objstore.credentials." .. k) end
   for _, k in ipairs(functions(sts)) do add("sts." .. k, "objstore.sts." .. k) end

@@ -51,6 +51,37 @@ describe("the require graph", function()
     assert.is_nil(g.edges["objstore.engine"]["objstore.client"])
   end)
 
+  -- The engine's state (credentials cache, clock skew, signers, endpoint
+  -- health, transport, observers) is read and written by objstore.engine
+  -- and the attempt step (objstore.pipeline) only; other modules ask the
+  -- engine's methods (notify, pause, get_transport, sign_at, reset, ...).
+  local ENGINE_FIELDS = { "creds", "creds_rejected", "creds_provider", "clock_skew", "signers", "new_signer",
+    "presign_input", "endpoints", "transport", "capabilities", "drive", "sleep", "logger", "hooks", "algorithm",
+    "refresh_margin", "regions", "retry", "call" }
+  local HOLDERS = { "c", "client", "cl", "engine", "src_client", "dst_client", "self%.client", "ctx%.client" }
+
+  it("keeps the engine's state to the engine: no other module reads its fields", function()
+    local found = {}
+    for m, path in pairs(g.modules) do
+      if m ~= "objstore.engine" and m ~= "objstore.pipeline" then
+        local n = 0
+        for line in io.lines(path) do
+          n = n + 1
+          local code = line:gsub("%-%-.*$", "")
+          for _, holder in ipairs(HOLDERS) do
+            for _, field in ipairs(ENGINE_FIELDS) do
+              if code:find("%f[%w_.]" .. holder .. "%." .. field .. "%f[^%w_]") then
+                found[#found + 1] = ("%s:%d reads %s.%s"):format(m, n, holder:gsub("%%", ""), field)
+              end
+            end
+          end
+        end
+      end
+    end
+    table.sort(found)
+    assert.are.same({}, found)
+  end)
+
   it("loads every module first, on its own, in a fresh interpreter", function()
     local lua = arg and arg[-1] or "lua5.4"
     local names = {}

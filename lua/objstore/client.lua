@@ -20,18 +20,13 @@
 local Engine = require "objstore.engine"
 local errors = require "objstore.errors"
 local credentials = require "objstore.credentials"
-local request = require "objstore.request"
 local gateway = require "objstore.gateway"
 local presign = require "objstore.presign"
 local post_policy = require "objstore.post_policy"
 local operations = require "objstore.operations"
 local core = require "objstore.core"
 
-local type, pairs, setmetatable, select, rawget = type, pairs, setmetatable, select, rawget
-local unpack = table.unpack or unpack
-
-local monotonic = core.time.monotonic
-local hooks_problem = Engine.hooks_problem
+local pairs, setmetatable, select = pairs, setmetatable, select
 
 local Client = setmetatable({ _VERSION = core._VERSION }, { __index = Engine })
 Client.__index = Client
@@ -144,53 +139,6 @@ Client.__tostring = function(self)
   return "objstore.client(" .. self.provider .. ", " .. self.endpoint.url .. ")"
 end
 
---- Per-call hooks and deadline: `opts.hooks` and `opts.deadline` in the
--- last argument of any operation. The operation runs on a view of the
--- client whose events go to these hooks as well as to the client's
--- (objstore.pipeline `notify`) and whose requests share one deadline
--- (opts.deadline, else the client's `deadline`, counted from now; an
--- enclosing call's earlier one wins); every other field is read from and
--- written to the client itself (credentials, clock skew, endpoint health
--- stay shared), so the view is safe for concurrent calls on one client,
--- each with its own hooks. Returns the view and the arguments with
--- `hooks` and `deadline` taken out of a copy of opts; or self and the
--- arguments unchanged.
-local function with_call_hooks(self, name, n, ...)
-  local opts = n > 0 and (select(n, ...)) or nil
-  if type(opts) ~= "table" or request.is(opts) then opts = nil end
-  local hooks, deadline = opts and opts.hooks, opts and opts.deadline
-  local parent = rawget(self, "call")
-  local inherited = parent and parent.deadline_at
-  if hooks == nil and deadline == nil and (inherited or not self.deadline) then return self, ... end
-  local args = { ... }
-  if hooks ~= nil then
-    if type(hooks) ~= "table" then
-      errors.argument("client." .. name, n, "opts.hooks", "must be a table, " .. errors.got(hooks))
-    end
-    local k, problem = hooks_problem(hooks)
-    if k then errors.argument("client." .. name, n, "opts.hooks." .. k, problem) end
-  end
-  if deadline ~= nil and (type(deadline) ~= "number" or not (deadline > 0 and deadline < math.huge)) then
-    errors.argument("client." .. name, n, "opts.deadline", "must be a positive number of seconds, "
-      .. errors.got(deadline))
-  end
-  if opts and (hooks ~= nil or deadline ~= nil) then
-    local rest = {}
-    for key, v in pairs(opts) do
-      if key ~= "hooks" and key ~= "deadline" then rest[key] = v end
-    end
-    args[n] = rest
-  end
-  local call = { hooks = hooks, parent = parent, deadline_at = inherited, deadline = parent and parent.deadline }
-  local d = deadline or (not inherited and self.deadline) or nil
-  if d then
-    local at = monotonic() + d
-    if not inherited or at < inherited then call.deadline_at, call.deadline = at, d end
-  end
-  local view = setmetatable({ call = call }, { __index = self, __newindex = self, __tostring = Client.__tostring })
-  return view, unpack(args, 1, n)
-end
-
 -- One method per operation.
 for name, entry in pairs(operations) do
   local call = entry.call
@@ -201,7 +149,7 @@ for name, entry in pairs(operations) do
     end
   end
   Client[name] = function(self, ...)
-    return call(with_call_hooks(self, name, select("#", ...), ...))
+    return call(self:call_view(name, select("#", ...), ...))
   end
 end
 

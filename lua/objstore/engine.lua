@@ -27,7 +27,10 @@ local curl_transport = require "objstore.transport.curl"
 local ngx_transport = require "objstore.transport.ngx"
 local core = require "objstore.core"
 
-local type, pairs, ipairs, tostring, setmetatable = type, pairs, ipairs, tostring, setmetatable
+local type, pairs, ipairs, tostring, setmetatable, getmetatable, select, rawget = type, pairs, ipairs, tostring,
+  setmetatable, getmetatable, select, rawget
+local unpack = table.unpack or unpack
+local monotonic = core.time.monotonic
 local os_time, os_getenv = os.time, os.getenv
 local concat, sort = table.concat, table.sort
 
@@ -360,7 +363,46 @@ end
 -- The signed transport request for a record at the engine's current
 -- time, for the first endpoint (not sent).
 function Engine:sign(req)
-  return pipeline.sign(self, req, self.endpoints.members[1], self:now())
+  return self:sign_at(req, nil, true)
+end
+
+--- Sends an event to the observers (hooks, the call's hooks, the
+-- logger) when anyone listens; see objstore.pipeline's notify.
+function Engine:notify(name, event)
+  if pipeline.observed(self) then pipeline.notify(self, name, event) end
+end
+
+--- Waits `seconds` the transport's way (ngx.sleep in nginx, a blocking
+-- sleep elsewhere, the retry policy's own sleep when it has one).
+function Engine:pause(seconds)
+  return self.sleep(seconds)
+end
+
+--- The transport requests go through (a credentials fetcher decides from
+-- it whether it may re-enter it).
+function Engine:get_transport()
+  return self.transport
+end
+
+--- The signature algorithm: "aws4", "oss4" or "oss1".
+function Engine:signature_algorithm()
+  return self.algorithm
+end
+
+--- The signed transport request for a record at `time` (default: the
+-- engine's now), for the healthiest endpoint, or with `first`, the first
+-- one (what comparisons with the SDKs expect).
+function Engine:sign_at(req, time, first)
+  local member = first and self.endpoints.members[1] or self.endpoints:healthiest()
+  return pipeline.sign(self, req, member, time or self:now())
+end
+
+--- Drops the signers and the credentials held, and closes the transport
+-- when `close_transport` is not false.
+function Engine:reset(close_transport)
+  for _, s in pairs(self.signers) do s:close() end
+  self.signers, self.creds = {}, nil
+  if close_transport ~= false and self.transport and self.transport.close then self.transport:close() end
 end
 
 --- The hooks table's first bad entry: (name, problem), or nil.
@@ -370,14 +412,59 @@ Engine.hooks_problem = hooks_problem
 -- Closes the transport (its connections) and the signers and forgets the
 -- credentials; the client must not be used afterwards.
 function Engine:close()
-  if self.transport and self.transport.close then self.transport:close() end
-  for _, s in pairs(self.signers) do s:close() end
-  self.signers = {}
-  self.creds = nil
+  self:reset(true)
 end
 
 Engine.__tostring = function(self)
   return "objstore.engine(" .. self.provider .. ", " .. self.endpoint.url .. ")"
+end
+
+--- Per-call hooks and deadline: `opts.hooks` and `opts.deadline` in the
+-- last argument of any operation. The operation runs on a view of the
+-- client whose events go to these hooks as well as to the client's
+-- (objstore.pipeline `notify`) and whose requests share one deadline
+-- (opts.deadline, else the client's `deadline`, counted from now; an
+-- enclosing call's earlier one wins); every other field is read from and
+-- written to the client itself (credentials, clock skew, endpoint health
+-- stay shared), so the view is safe for concurrent calls on one client,
+-- each with its own hooks. Returns the view and the arguments with
+-- `hooks` and `deadline` taken out of a copy of opts; or self and the
+-- arguments unchanged.
+function Engine:call_view(name, n, ...)
+  local opts = n > 0 and (select(n, ...)) or nil
+  if type(opts) ~= "table" or request.is(opts) then opts = nil end
+  local hooks, deadline = opts and opts.hooks, opts and opts.deadline
+  local parent = rawget(self, "call")
+  local inherited = parent and parent.deadline_at
+  if hooks == nil and deadline == nil and (inherited or not self.deadline) then return self, ... end
+  local args = { ... }
+  if hooks ~= nil then
+    if type(hooks) ~= "table" then
+      errors.argument("client." .. name, n, "opts.hooks", "must be a table, " .. errors.got(hooks))
+    end
+    local k, problem = hooks_problem(hooks)
+    if k then errors.argument("client." .. name, n, "opts.hooks." .. k, problem) end
+  end
+  if deadline ~= nil and (type(deadline) ~= "number" or not (deadline > 0 and deadline < math.huge)) then
+    errors.argument("client." .. name, n, "opts.deadline", "must be a positive number of seconds, "
+      .. errors.got(deadline))
+  end
+  if opts and (hooks ~= nil or deadline ~= nil) then
+    local rest = {}
+    for key, v in pairs(opts) do
+      if key ~= "hooks" and key ~= "deadline" then rest[key] = v end
+    end
+    args[n] = rest
+  end
+  local call = { hooks = hooks, parent = parent, deadline_at = inherited, deadline = parent and parent.deadline }
+  local d = deadline or (not inherited and self.deadline) or nil
+  if d then
+    local at = monotonic() + d
+    if not inherited or at < inherited then call.deadline_at, call.deadline = at, d end
+  end
+  local view = setmetatable({ call = call }, { __index = self, __newindex = self,
+    __tostring = getmetatable(self).__tostring })
+  return view, unpack(args, 1, n)
 end
 
 --- A bare engine (no operations): Engine.new(opts, default_provider, new_signer).

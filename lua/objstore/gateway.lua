@@ -20,7 +20,6 @@
 -- a request record signed by the pipeline's one signing step, for the
 -- healthiest endpoint, with an UNSIGNED-PAYLOAD body: nginx streams it.
 local request = require "objstore.request"
-local pipeline = require "objstore.pipeline"
 local errors = require "objstore.errors"
 local common = require "objstore.ops.common"
 
@@ -82,8 +81,7 @@ function _M.sign_for_proxy(client, method, bucket, key, opts)
   local req = request.new{ op = "SignForProxy", method = method, bucket = bucket, key = key,
     query = opts.version_id and { versionId = opts.version_id } or nil, headers = headers,
     payload_hash = "UNSIGNED-PAYLOAD" }
-  local member = client.endpoints:healthiest()
-  local signed, err = pipeline.sign(client, req, member, opts.time or client:now())
+  local signed, err = client:sign_at(req, opts.time)
   if not signed then return nil, err end
   local out = signed.headers
   out.Host = signed.url:match("^%a+://([^/?#]+)")

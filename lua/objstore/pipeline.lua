@@ -72,6 +72,7 @@ _M.notify = notify
 local function observed(client)
   return client.hooks or client.logger or client.call
 end
+_M.observed = observed
 
 --- Debug mode, on SignatureDoesNotMatch: logs the canonical request and
 -- string to sign of the signer on the very input the attempt was signed

@@ -170,7 +170,7 @@ function _M.presigned_post(c, bucket, key, opts)
       conds[#conds + 1] = { key = key }
     end
     fields.key = key
-    local alg = c.algorithm
+    local alg = c:signature_algorithm()
     if alg == "oss1" then
       fields.OSSAccessKeyId = scope.OSSAccessKeyId
       if scope["security-token"] then fields["x-oss-security-token"] = scope["security-token"] end

@@ -23,7 +23,6 @@
 local Engine = require "objstore.engine"
 local signer_mod = require "objstore.signer"
 local request = require "objstore.request"
-local pipeline = require "objstore.pipeline"
 local errors = require "objstore.errors"
 local clock = require "objstore.clock"
 local xml = require "objstore.xml"
@@ -223,10 +222,7 @@ end
 --- close()
 -- Closes the STS client's engine.
 function Sts:close()
-  local c = self.client
-  for _, s in pairs(c.signers) do s:close() end
-  c.signers, c.creds = {}, nil
-  if self.own_transport and c.transport.close then c.transport:close() end
+  self.client:reset(self.own_transport)
 end
 
 -- ---------------------------------------------------------------------------
@@ -406,8 +402,7 @@ end
 -- { method, url, headers, body }, signed; for comparisons with the SDKs.
 function Sts:prepare(action, params, time)
   local req = self:build_request(action, params or {}, "prepare")
-  local c = self.client
-  return pipeline.sign(c, req, c.endpoints.members[1], time or c:now())
+  return self.client:sign_at(req, time, true)
 end
 
 --- call(action, params) -> result | nil, err

@@ -137,16 +137,20 @@ end
 local function fn_block(path, name)
   local lines = lines_of(path)
   local n = esc(name)
+  local colon -- how the first declaration found was made
   for i, l in ipairs(lines) do
     if l:match("^function [%w_]+[%.:]" .. n .. "%(") or l:match("^[%w_]+%." .. n .. "%s*=") then
       local raw = block_above(lines, i)
-      if raw then return parse_block(raw) end
+      local c = l:match("^function [%w_]+:") ~= nil
+      if raw then return parse_block(raw), c end
+      if colon == nil then colon = c end
     end
   end
-  -- functions made in a loop: a block headed `--- name(` anywhere
+  -- functions made in a loop or aliased: a block headed `--- name(` anywhere
   for i, l in ipairs(lines) do
-    if l:match("^%-%-%- " .. n .. "%(") then return parse_block(block_from(lines, i)) end
+    if l:match("^%-%-%- " .. n .. "%(") then return parse_block(block_from(lines, i)), colon end
   end
+  return nil, colon
 end
 
 --- Option meanings from comment blocks that are not an operation's.
@@ -388,10 +392,12 @@ function M.sections()
       intro = "Beyond the operations, a client (made by `objstore.new`) has the request API every operation, "
         .. "transfer and sync is built on." },
     { title = "objstore.engine", prefix = "objstore.engine.", mod = Engine, files = { "lua/objstore/engine.lua" },
+      method_prefix = "engine:",
       methods_elsewhere = { send = true, run = true, now = true, sign = true, close = true },
       intro = "The engine under every client and STS client (endpoints, transport, signers, credentials cache, "
         .. "retry, clock, observers). Its methods `send`, `run`, `now`, `sign` and `close` are the client's "
-        .. "(see above); these are the functions of the module." },
+        .. "(see above); the other methods below are for the layers built on an engine (STS, credentials "
+        .. "fetchers, presign, gateway): a client has them too." },
     { title = "objstore.credentials", prefix = "objstore.credentials.", mod = require "objstore.credentials",
       files = { "lua/objstore/credentials/init.lua" },
       intro = "Credential sources and providers. A provider is a function `provider(client, reason) -> "
@@ -507,16 +513,19 @@ function M.generate()
     for _, name in ipairs(M.functions(sec)) do
       local mod = sec.mod[name] and sec.mod or sec.extra_mod
       local fn = mod[name]
-      local b
+      local b, colon
       for _, f in ipairs(sec.files) do
-        b = fn_block(f, name)
-        if b then break end
+        b, colon = fn_block(f, name)
+        if b or colon ~= nil then break end
       end
-      local method = sec.method and debug.getlocal(fn, 1) == "self"
+      -- a method: declared with ':', or made in a loop with a first parameter self
+      local method = colon or (colon == nil and debug.getlocal(fn, 1) == "self")
       if not (sec.methods_elsewhere and sec.methods_elsewhere[name]) then
         local ps = params(fn, method and 1 or 0)
         if b then split_head(b, name) end
-        local recv = (sec.method and not method) and sec.dot_prefix or sec.prefix
+        local recv = sec.prefix
+        if method and sec.method_prefix then recv = sec.method_prefix end
+        if not method and sec.dot_prefix then recv = sec.dot_prefix end
         local opts = sec.prefix == "client:" and tables[name] and sorted_keys(tables[name]) or nil
         local gl = gloss
         if sec.option_tables and sec.option_tables[name] then

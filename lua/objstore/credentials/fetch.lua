@@ -18,7 +18,7 @@ local _M = {}
 -- session is busy while it runs): then nil, and the fetcher has a curl
 -- transport of its own.
 function _M.transport_for(client)
-  local t = client and client.transport
+  local t = client and client.get_transport and client:get_transport()
   if t == nil or curl.is(t) then return nil end
   return t
 end

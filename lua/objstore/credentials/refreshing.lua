@@ -20,7 +20,6 @@
 -- Nothing is fetched before the first request.
 local errors = require "objstore.errors"
 local util = require "objstore.credentials.util"
-local pipeline = require "objstore.pipeline"
 local log = require "objstore.log"
 
 local type, tostring, setmetatable, pcall = type, tostring, setmetatable, pcall
@@ -67,9 +66,8 @@ function Refreshing:report(client, err)
   self.failures = self.failures + 1
   if self.on_error then
     pcall(self.on_error, err)
-  elseif client and (client.hooks or client.logger) then
-    pipeline.notify(client, "on_error", { op = "RefreshCredentials", source = self.name,
-      error = err })
+  elseif client and client.notify then
+    client:notify("on_error", { op = "RefreshCredentials", source = self.name, error = err })
   end
 end
 
@@ -119,10 +117,10 @@ function Refreshing:get(client, reason)
   if self.inflight then
     if valid(c, now) and reason ~= "rejected" then return self:current() end
     -- No usable credentials: wait for the renewal under way.
-    local sleep = client and client.sleep
+    local can_wait = client and client.pause
     local waited = 0
-    while self.inflight and sleep and waited < WAIT_LIMIT do
-      sleep(WAIT_STEP)
+    while self.inflight and can_wait and waited < WAIT_LIMIT do
+      client:pause(WAIT_STEP)
       waited = waited + WAIT_STEP
     end
     if self.creds and valid(self.creds, self:now(client)) then return self:current() end
