@@ -13,6 +13,7 @@
 #                      next to rclone sync and aws s3 sync (requests counted by a proxy)
 #   make asan          specs + vectors (Lua 5.4) on an ASan+UBSan build in build/asan/
 #   make valgrind      the C-heavy specs under valgrind memcheck (build/valgrind/)
+#   make docs          docs/reference.md from the sources (spec/support/gen_reference.lua)
 #   make fuzz          libFuzzer targets (csrc/fuzz/) into build/fuzz/, each run
 #                      FUZZ_SECONDS (default 60) on a copy of spec/fuzz/<target>/
 
@@ -41,7 +42,7 @@ HEADERS   := $(wildcard csrc/*.h)
 BUILD     ?= build
 SO        = $(BUILD)/$(1)/objstore/core.so
 
-.PHONY: install build build-all test matrix vectors demo deps deps-test bench-sign lint format clean rockspec bench-transfer \
+.PHONY: docs install build build-all test matrix vectors demo deps deps-test bench-sign lint format clean rockspec bench-transfer \
         openresty-demo bench-openresty bench-sync \
         fuzz fuzz-build asan valgrind
 
@@ -71,6 +72,11 @@ install:
 	@if command -v apt-get >/dev/null 2>&1; then INSTALL_LUA=$(INSTALL_LUA) bash spec/support/install-deps.sh install; fi
 	luarocks --lua-version=$(INSTALL_LUA) $(if $(ROCKTREE),--tree $(ROCKTREE)) make --deps-mode=none \
 	  rockspec/objstore-scm-1.rockspec; rc=$$?; rm -f csrc/*.o objstore/core.so; rmdir objstore 2>/dev/null; exit $$rc
+
+# The reference manual, generated from the declarations and their `---`
+# comments; spec/reference_spec.lua fails when it is stale.
+docs: build
+	LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/$(LUA)/?.so;;" $(LUA) spec/support/gen_reference.lua docs/reference.md
 
 deps:
 	@bash spec/support/install-deps.sh build

@@ -49,6 +49,9 @@ local OPTIONS = {
   deadline = "number", read_timeout = "number", send_timeout = "number",
 }
 
+--- The client options, by type (documented at objstore.new).
+Engine.OPTIONS = OPTIONS
+
 -- TLS for the curl transport (an ngx transport takes its own tls options).
 local TLS_OPTIONS = { ca_file = "string", ca_path = "string", insecure = "boolean", min_version = "string" }
 local TLS_VERSIONS = { ["1.0"] = true, ["1.1"] = true, ["1.2"] = true, ["1.3"] = true }
@@ -320,7 +323,8 @@ function Engine.init(self, opts, default_provider, new_signer)
   return self
 end
 
---- Seconds since the epoch as the server sees them (see clock skew).
+--- now() -> seconds
+-- Seconds since the epoch as the server sees them (see clock skew).
 -- Always the system clock (time(2), a vDSO call), inside nginx too: nginx's
 -- cached time can be minutes old in a long-running handler or timer, and
 -- ngx.update_time() to refresh it costs more than the whole read.
@@ -328,14 +332,22 @@ function Engine:now()
   return os_time() + self.clock_skew
 end
 
---- Sends one request record through the pipeline: result | nil, err.
+--- send(req) -> result | nil, err
+-- Sends one request record (from build_request, or a table given to
+-- objstore.request.new) through the pipeline: signed, sent, retried,
+-- observed like any operation.
 function Engine:send(req)
   if not request.is(req) then req = request.new(req) end
   if req.error then return nil, req.error end
   return pipeline.call(self, req)
 end
 
---- Sends many request records concurrently; see objstore.pipeline.run.
+--- run(spec) -> true | nil, err
+-- Sends many request records concurrently, each retried on its own:
+-- spec = { concurrency = n (1-1024, default 8), next = function() ->
+-- record | nil (nil: none ready, asked again after each completion),
+-- done = function(req, res, err) -> true | false, err (false stops the
+-- run) }; see objstore.pipeline.run.
 function Engine:run(spec)
   if type(spec) ~= "table" or type(spec.next) ~= "function" or type(spec.done) ~= "function" then
     errors.argument("client.run", 1, "spec", "must be a table with next() and done()")
@@ -347,7 +359,8 @@ function Engine:run(spec)
   return pipeline.run(self, spec)
 end
 
---- The signed transport request for a record at the engine's current
+--- sign(req) -> { method, url, headers, body, ... }
+-- The signed transport request for a record at the engine's current
 -- time, for the first endpoint (not sent).
 function Engine:sign(req)
   return self:sign_at(req, nil, true)
@@ -395,6 +408,9 @@ end
 --- The hooks table's first bad entry: (name, problem), or nil.
 Engine.hooks_problem = hooks_problem
 
+--- close()
+-- Closes the transport (its connections) and the signers and forgets the
+-- credentials; the client must not be used afterwards.
 function Engine:close()
   self:reset(true)
 end

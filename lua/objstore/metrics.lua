@@ -94,7 +94,8 @@ SSENotApplied SigningError SyncFailed TooManyParts TransportError UnsafeKey unkn
 for code in pairs(transport.CODES) do KNOWN_CODES[code] = true end
 _M.KNOWN_CODES = KNOWN_CODES
 
---- The label value of an error code: the code when known, else "other".
+--- code_label(code) -> label
+-- The label value of an error code: the code when known, else "other".
 local function code_label(code)
   if code == nil then return "unknown" end
   return KNOWN_CODES[code] and code or "other"
@@ -112,7 +113,14 @@ local function status_label(status, code)
   return code_label(code)
 end
 
---- new{ buckets = {...} } -> registry
+--- new(opts) -> registry
+-- A registry; give it to clients as their `metrics` option.
+-- opts.buckets: the histogram buckets in seconds (default DEFAULT_BUCKETS,
+--   5 ms to 60 s).
+-- opts.shared: a lua_shared_dict name: the registry sums every nginx
+--   worker (OpenResty).
+-- opts.flush_interval: seconds between a worker's flushes to the dict
+--   (default 1).
 function _M.new(opts)
   opts = opts or {}
   if type(opts) ~= "table" then errors.argument("metrics.new", 1, "opts", "must be a table, " .. errors.got(opts)) end
@@ -192,6 +200,8 @@ local function start_flusher(self)
   self.flusher = ok or nil
 end
 
+--- inc(name, labels, by)
+-- Adds `by` (default 1) to the counter `name` with these labels.
 function Registry:inc(name, labels, by)
   check_sample("inc", name, labels, by, "by")
   start_flusher(self)
@@ -199,6 +209,8 @@ function Registry:inc(name, labels, by)
   s.value = s.value + (by or 1)
 end
 
+--- observe(name, labels, v)
+-- Records `v` (seconds) in the histogram `name` with these labels.
 function Registry:observe(name, labels, v)
   check_sample("observe", name, labels, v, "v")
   if v == nil then errors.argument("metrics.observe", 3, "v", "must be a number, got nil") end

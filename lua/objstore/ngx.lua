@@ -5,62 +5,8 @@
 --    local r, err = onx.put_request_body(c, "bucket", "key", { threshold = 16 * 1024 * 1024 })
 --    local r, err = onx.serve_object(c, "bucket", "key")   -- GET/HEAD /files/<key>
 --
--- * `defer(fn, ...)`: runs `fn(...)` in an `ngx.timer.at(0, ...)` timer,
---   a phase with cosockets, for the phases without them (log,
---   header_filter, body_filter). An error raised by `fn` is logged
---   (ngx.ERR), never lost silently. Returns true or nil, err.
--- * `request_body_reader(chunk)`: the client's request body as a reader
---   `function() -> chunk | nil | nil, err` over `ngx.req.socket()`, read in
---   pieces of `chunk` bytes (64 KiB) as they are asked for, never whole;
---   and its length (Content-Length). A body nginx cannot hand out as a
---   socket - chunked (no Content-Length) or HTTP/2 - gives nil,
---   err{code = "BodyNotStreamable"}; a client that goes away while its
---   body is read makes the reader return nil, err (the upload above it
---   then fails and aborts: see put_request_body).
--- * `spooled_request_body()`: the fallback for those bodies: nginx reads
---   the whole body itself (`ngx.req.read_body`, non-blocking) into its
---   client_body temporary file - bounded by `client_max_body_size` (413
---   beyond it) - or memory when it fits `client_body_buffer_size`; returns
---   a body for put_object/upload ({ path = file } or a string) and its
---   length.
--- * `put_request_body(c, bucket, key, opts)`: the request body into the
---   store: one PutObject streamed from the socket up to `opts.threshold`
---   bytes (default 16 MiB), a multipart upload above it (`upload_stream`,
---   memory about concurrency x part_size), an aborted multipart upload when
---   the client disconnects or the store fails - no partial object and no
---   upload left behind (with `lua_check_client_abort on` too: it registers
---   an ngx.on_abort handler, so that nginx does not kill the upload
---   midway, and stops at the next read; a caller that registered its own
---   keeps it, and must not end the request there); chunked and HTTP/2
---   bodies are spooled first
---   (spooled_request_body). Other opts (part_size, concurrency,
---   content_type, ...) go to put_object/upload_stream/upload_file.
---   Returns the result (with `spooled = true` when spooled) or nil, err.
--- * `serve_object(c, bucket, key, opts)`: answers the current GET or HEAD
---   with the object, in one request to the store (no HEAD first): the
---   client's Range, If-Match, If-None-Match, If-Modified-Since and
---   If-Unmodified-Since go to the store as they are, and its answer's
---   status (200, 206, 304) and Content-Length, Content-Type, ETag,
---   Last-Modified, Content-Range, Accept-Ranges (and Cache-Control,
---   Content-Disposition, Content-Encoding, Content-Language, Expires) are
---   sent on from its head (the transport's `on_head`) before the body,
---   which streams through `response_sink`. Returns the object's info
---   (`status` the one sent) once the body is out; nil, err when the store
---   refused (404, 412, 416, ...) or failed before the head was sent -
---   nothing is sent then, the caller answers. A failure after the head
---   went out (the store closes mid-body, a timeout, the client gone) is
---   logged (ngx.ERR, or ngx.INFO for a client gone) and ends the request
---   with ngx.exit(ngx.ERROR): nginx resets the connection, so the client
---   sees a failed transfer, never a short body as a complete one.
---   `opts.flush_every` goes to response_sink, `opts.log_prefix` starts the
---   log line; other opts (version_id, sse_customer_key, timeout of the
---   client...) go to get_object / head_object. Not retried once a byte of
---   the head could have gone out (the store's answer is passed on as is).
--- * `response_sink(flush_every)`: a sink that sends each chunk to the
---   client as it arrives (`ngx.print`) and, every `flush_every` bytes
---   (1 MiB), waits until the client took them (`ngx.flush(true)`, which
---   yields: the worker serves others meanwhile), so a slow client holds
---   about that much memory; it stops the download when the client is gone.
+-- Each function's comment below says what it does (docs/reference.md
+-- gathers them).
 --
 -- Nothing here runs at `require`; every function needs a request context
 -- (defer: any phase where timers may be created).
@@ -90,6 +36,11 @@ local function ngx_api(fname)
   return ngx
 end
 
+--- defer(fn, ...) -> true | nil, err
+-- Runs `fn(...)` in an `ngx.timer.at(0, ...)` timer, a phase with cosockets,
+-- for the phases without them (log, header_filter, body_filter). An error
+-- raised by `fn` is logged (ngx.ERR), never lost silently. Returns true or
+-- nil, err.
 function _M.defer(fn, ...)
   local ngx = ngx_api("defer")
   if type(fn) ~= "function" then errors.argument("ngx.defer", 1, "fn", "function expected, " .. errors.got(fn)) end
@@ -106,6 +57,14 @@ local function not_streamable(why)
     message = "the request body cannot be streamed from the socket: " .. tostring(why) }
 end
 
+--- request_body_reader(chunk) -> reader, length | nil, err
+-- The client's request body as a reader `function() -> chunk | nil | nil,
+-- err` over `ngx.req.socket()`, read in pieces of `chunk` bytes (64 KiB) as
+-- they are asked for, never whole; and its length (Content-Length). A body
+-- nginx cannot hand out as a socket - chunked (no Content-Length) or HTTP/2
+-- - gives nil, err{code = "BodyNotStreamable"}; a client that goes away
+-- while its body is read makes the reader return nil, err (the upload above
+-- it then fails and aborts: see put_request_body).
 function _M.request_body_reader(chunk)
   local ngx = ngx_api("request_body_reader")
   chunk = chunk or CHUNK
@@ -138,6 +97,12 @@ function _M.request_body_reader(chunk)
   end, length
 end
 
+--- spooled_request_body() -> body, length | nil, err
+-- The fallback for those bodies: nginx reads the whole body itself
+-- (`ngx.req.read_body`, non-blocking) into its client_body temporary file -
+-- bounded by `client_max_body_size` (413 beyond it) - or memory when it fits
+-- `client_body_buffer_size`; returns a body for put_object/upload ({ path =
+-- file } or a string) and its length.
 function _M.spooled_request_body()
   local ngx = ngx_api("spooled_request_body")
   local ok, err = pcall(ngx.req.read_body)
@@ -175,6 +140,19 @@ end
 local PUT_ONLY = { threshold = true, part_size = true, concurrency = true, leave_parts_on_error = true,
   part_headers = true, progress = true }
 
+--- put_request_body(c, bucket, key, opts) -> result | nil, err
+-- The request body into the store: one PutObject streamed from the socket up
+-- to `opts.threshold` bytes (default 16 MiB), a multipart upload above it
+-- (`upload_stream`, memory about concurrency x part_size), an aborted
+-- multipart upload when the client disconnects or the store fails - no
+-- partial object and no upload left behind (with `lua_check_client_abort on`
+-- too: it registers an ngx.on_abort handler, so that nginx does not kill the
+-- upload midway, and stops at the next read; a caller that registered its
+-- own keeps it, and must not end the request there); chunked and HTTP/2
+-- bodies are spooled first (spooled_request_body). Other opts (part_size,
+-- concurrency, content_type, ...) go to
+-- put_object/upload_stream/upload_file. Returns the result (with `spooled =
+-- true` when spooled) or nil, err.
 function _M.put_request_body(c, bucket, key, opts)
   ngx_api("put_request_body")
   opts = opts or {}
@@ -242,6 +220,26 @@ local FORWARDED = { range = "http_range", if_match = "http_if_match", if_none_ma
 -- Statuses whose head (and body) serve_object sends on.
 local SERVED = { [200] = true, [206] = true, [304] = true }
 
+--- serve_object(c, bucket, key, opts) -> info | nil, err
+-- Answers the current GET or HEAD with the object, in one request to the
+-- store (no HEAD first): the client's Range, If-Match, If-None-Match,
+-- If-Modified-Since and If-Unmodified-Since go to the store as they are, and
+-- its answer's status (200, 206, 304) and Content-Length, Content-Type,
+-- ETag, Last-Modified, Content-Range, Accept-Ranges (and Cache-Control,
+-- Content-Disposition, Content-Encoding, Content-Language, Expires) are sent
+-- on from its head (the transport's `on_head`) before the body, which
+-- streams through `response_sink`. Returns the object's info (`status` the
+-- one sent) once the body is out; nil, err when the store refused (404, 412,
+-- 416, ...) or failed before the head was sent - nothing is sent then, the
+-- caller answers. A failure after the head went out (the store closes
+-- mid-body, a timeout, the client gone) is logged (ngx.ERR, or ngx.INFO for
+-- a client gone) and ends the request with ngx.exit(ngx.ERROR): nginx resets
+-- the connection, so the client sees a failed transfer, never a short body
+-- as a complete one. `opts.flush_every` goes to response_sink,
+-- `opts.log_prefix` starts the log line; other opts (version_id,
+-- sse_customer_key, timeout of the client...) go to get_object /
+-- head_object. Not retried once a byte of the head could have gone out (the
+-- store's answer is passed on as is).
 function _M.serve_object(c, bucket, key, opts)
   local ngx = ngx_api("serve_object")
   if opts ~= nil and type(opts) ~= "table" then
@@ -304,6 +302,12 @@ function _M.serve_object(c, bucket, key, opts)
   return ngx.exit(ngx.ERROR)
 end
 
+--- response_sink(flush_every) -> sink
+-- A sink that sends each chunk to the client as it arrives (`ngx.print`)
+-- and, every `flush_every` bytes (1 MiB), waits until the client took them
+-- (`ngx.flush(true)`, which yields: the worker serves others meanwhile), so
+-- a slow client holds about that much memory; it stops the download when the
+-- client is gone.
 function _M.response_sink(flush_every)
   local ngx = ngx_api("response_sink")
   flush_every = flush_every or FLUSH_EVERY

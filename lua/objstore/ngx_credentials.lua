@@ -97,6 +97,18 @@ local function cannot_wait(ngx, what)
     .. "(ngx.timer.at(0, ...))" }
 end
 
+--- cached(provider, opts) -> provider
+-- `provider` wrapped for nginx workers (see the module notes): each worker
+-- keeps what it returned and refreshes it ahead of expiry with one light
+-- thread; with opts.dict one worker of all calls the provider per refresh.
+-- opts.dict: a lua_shared_dict name (without it each worker calls the
+--   provider itself).
+-- opts.key: the entry in the dict (default "default").
+-- opts.ahead: seconds before expiration at which a refresh starts
+--   (default 600).
+-- opts.lock_timeout: seconds the cross-worker sentinel lives (default 10).
+-- opts.wait: seconds a request waits for a refresh in progress (default 10).
+-- errors: CredentialsError (in a phase that cannot wait for a refresh).
 function _M.cached(provider, opts)
   local given = provider
   provider = credentials.provider(provider)

@@ -26,6 +26,8 @@ local type, ipairs, pairs, tostring, setmetatable, os_time = type, ipairs, pairs
 local _M = {}
 local Replicated = {}
 Replicated.__index = Replicated
+-- The store's methods (for the reference manual and its spec).
+_M.Replicated = Replicated
 
 --- Loads the journal; a missing file is an empty journal, an unreadable one
 -- is an error (it is never silently replaced).
@@ -38,6 +40,13 @@ local function load_journal(path)
   return j or { kind = "journal", entries = {} }
 end
 
+--- new(opts) -> store | nil, err
+-- One store over several clients (objstore.replicated(opts) is this).
+-- opts.clients: the replicas, a list of objstore clients (required).
+-- opts.write_quorum: how many must acknowledge a write (default all).
+-- opts.journal: the repair journal's file path (required: it must survive
+--   restarts).
+-- errors: the journal file cannot be read (it is never silently replaced).
 function _M.new(opts)
   if type(opts) ~= "table" then
     errors.argument("replicated.new", 1, "opts", "must be a table, " .. errors.got(opts))
@@ -124,8 +133,12 @@ local function write_all(self, op, bucket, key, fn)
   return result
 end
 
---- put_object(bucket, key, body, opts): body must be re-readable (a string
--- or {path=}): every replica gets the same bytes.
+--- put_object(bucket, key, body, opts) -> result | nil, err
+-- client:put_object on every replica: body must be re-readable (a string
+-- or {path=}): every replica gets the same bytes. Succeeds when
+-- write_quorum replicas acknowledge; the others go into the journal.
+-- errors: QuorumNotReached (the replicas reached keep it, the journal
+--   records the others).
 function Replicated:put_object(bucket, key, body, opts)
   if type(body) ~= "string" and not (type(body) == "table" and type(body.path) == "string") then
     errors.argument("replicated.put_object", 3, "body", "must be a string or {path=...} to go to every replica")
@@ -133,6 +146,9 @@ function Replicated:put_object(bucket, key, body, opts)
   return write_all(self, "put", bucket, key, function(c) return c:put_object(bucket, key, body, opts) end)
 end
 
+--- delete_object(bucket, key, opts) -> result | nil, err
+-- client:delete_object on every replica, with the same quorum and journal
+-- as put_object.
 function Replicated:delete_object(bucket, key, opts)
   return write_all(self, "delete", bucket, key, function(c) return c:delete_object(bucket, key, opts) end)
 end
@@ -152,18 +168,27 @@ local function read_first(self, method, bucket, key, opts)
   return nil, first_err
 end
 
+--- get_object(bucket, key, opts) -> result | nil, err
+-- client:get_object from the first replica that answers (a failure, a 404
+-- included, falls back to the next); result.replica says which.
 function Replicated:get_object(bucket, key, opts)
   return read_first(self, "get_object", bucket, key, opts)
 end
 
+--- head_object(bucket, key, opts) -> result | nil, err
+-- client:head_object from the first replica that answers.
 function Replicated:head_object(bucket, key, opts)
   return read_first(self, "head_object", bucket, key, opts)
 end
 
---- Replays the journal: copies each missed put from a replica that has the
+--- repair() -> { repaired, remaining, errors } | nil, err
+-- Replays the journal: copies each missed put from a replica that has the
 -- object (a GET into memory, then a PUT; files larger than memory belong in
 -- a transfer-based repair) and re-sends each missed delete. Entries that
--- still fail stay in the journal. Returns { repaired, remaining, errors }.
+-- still fail stay in the journal.
+-- result.repaired: entries brought up to date.
+-- result.remaining: entries left in the journal.
+-- result.errors: the failures of this run.
 function Replicated:repair()
   local entries = self.journal.entries
   local keep, repaired, errs = {}, 0, {}
@@ -201,6 +226,8 @@ function Replicated:repair()
   return { repaired = repaired, remaining = #keep, errors = errs }
 end
 
+--- pending() -> n
+-- The number of journal entries waiting for repair().
 function Replicated:pending()
   return #self.journal.entries
 end

@@ -45,7 +45,8 @@ local function misuse(fname, name, problem)
   errors.argument("sts." .. fname, 1, "opts" .. (name and ("." .. name) or ""), problem)
 end
 
---- The default endpoint of a provider's STS in `region`.
+--- default_endpoint(provider, region) -> URL
+-- The default endpoint of a provider's STS in `region`.
 function _M.default_endpoint(provider, region)
   if provider == "oss" then
     return region and ("https://sts." .. region .. ".aliyuncs.com") or "https://sts.aliyuncs.com"
@@ -80,7 +81,8 @@ local function split_query(q)
   return list
 end
 
---- The canonical query, string to sign and signature of an RPC request
+--- rpc_signature(method, params, secret) -> { query, string_to_sign, signature }
+-- The canonical query, string to sign and signature of an RPC request
 -- whose (encoded) parameters are `params` ({ {name, value}, ... }).
 function _M.rpc_signature(method, params, secret)
   local sorted = {}
@@ -168,7 +170,19 @@ local OPTS = { provider = true, endpoint = true, region = true, access_key = tru
   session_token = true, credentials = true, transport = true, timeout = true, connect_timeout = true,
   retry = true, log = true, log_level = true, hooks = true, nonce = true, addressing = true }
 
---- An STS client for `opts` (see the module notes). Raises on misuse.
+--- new(opts) -> sts client
+-- An STS client: its methods assume_role, get_session_token,
+-- get_caller_identity, assume_role_with_web_identity and
+-- assume_role_with_oidc take the parameters, `call(action, params)` any
+-- action, `close()` frees it. Raises on misuse.
+-- opts.provider: "s3" (default) or "oss".
+-- opts.endpoint: default https://sts.<region>.amazonaws.com or
+--   https://sts.<region>.aliyuncs.com.
+-- opts.region: the region of the endpoint and the signature.
+-- opts.access_key: with secret_key and session_token, or opts.credentials
+--   (any provider): the caller's credentials.
+-- opts.transport: as objstore.new (also timeout, retry, log, log_level,
+--   hooks).
 function _M.new(opts, fname)
   fname = fname or "new"
   if type(opts) ~= "table" then misuse(fname, nil, "must be a table, " .. errors.got(opts)) end
@@ -205,6 +219,8 @@ function _M.new(opts, fname)
     anonymous = anonymous }, Sts)
 end
 
+--- close()
+-- Closes the STS client's engine.
 function Sts:close()
   self.client:reset(self.own_transport)
 end
@@ -217,7 +233,8 @@ local function malformed(op, what, res)
     message = "STS " .. op .. ": " .. what }
 end
 
---- Epoch seconds of an ISO 8601 time with an optional offset
+--- parse_time(text) -> epoch seconds | nil
+-- Epoch seconds of an ISO 8601 time with an optional offset
 -- (objstore.clock.parse_iso8601).
 _M.parse_time = clock.parse_iso8601
 
@@ -339,7 +356,9 @@ local PARSERS = {
   oss = { AssumeRole = ali_credentials, GetCallerIdentity = ali_identity, AssumeRoleWithOIDC = ali_credentials },
 }
 
---- The request record of `action` with the caller's parameters.
+--- build_request(action, params) -> record
+-- The request record of `action` ("AssumeRole", ...) with the caller's
+-- parameters.
 function Sts:build_request(action, params, fname)
   local p = {}
   local list = (self.provider == "oss" and ALI_ACTIONS or AWS_ACTIONS)[action]
@@ -386,12 +405,46 @@ function Sts:prepare(action, params, time)
   return self.client:sign_at(req, time, true)
 end
 
---- Sends `action`: its result, or nil, err.
+--- call(action, params) -> result | nil, err
+-- Sends `action` with `params` (the parameters of assume_role and the
+-- others).
 function Sts:call(action, params, fname)
   local req = self:build_request(action, params or {}, fname or "call")
   return self.client:send(req)
 end
 
+--- assume_role(opts) -> { access_key, secret_key, session_token, expiration, arn, ... } | nil, err
+-- AssumeRole (AWS and Alibaba Cloud), with a client of its own closed
+-- afterwards. opts: those of sts.new and the parameters below; also a
+-- method of sts.new(opts): s:assume_role(params).
+-- opts.role_arn: the role to assume (required).
+-- opts.session_name: the role session name (required).
+-- opts.duration: seconds the credentials last.
+-- opts.policy: a session policy, JSON text or a table.
+-- opts.policy_arns: managed policy ARNs (AWS).
+-- opts.external_id: the external id the role's trust policy asks for.
+-- opts.serial_number: the MFA device (AWS), with token_code.
+-- opts.token_code: the MFA code (AWS).
+-- opts.source_identity: the source identity (AWS).
+-- result.expiration: epoch seconds.
+-- errors: AccessDenied, MalformedResponse (no credentials or Expiration in
+--   the answer), and those of any request.
+
+--- get_session_token(opts) -> { access_key, secret_key, session_token, expiration } | nil, err
+-- GetSessionToken (AWS): opts.duration, opts.serial_number, opts.token_code.
+
+--- get_caller_identity(opts) -> { account, arn, user_id, request_id } | nil, err
+-- GetCallerIdentity (AWS and Alibaba Cloud): who the credentials are.
+
+--- assume_role_with_web_identity(opts) -> { access_key, secret_key, session_token, expiration, ... } | nil, err
+-- AssumeRoleWithWebIdentity (AWS), unsigned: opts.role_arn,
+-- opts.session_name, opts.web_identity_token (required), provider_id,
+-- policy, policy_arns, duration.
+
+--- assume_role_with_oidc(opts) -> { access_key, secret_key, session_token, expiration, ... } | nil, err
+-- AssumeRoleWithOIDC (Alibaba Cloud), unsigned: opts.oidc_provider_arn,
+-- opts.role_arn, opts.oidc_token (required), session_name, policy,
+-- duration.
 local METHODS = {
   assume_role = "AssumeRole", get_session_token = "GetSessionToken", get_caller_identity = "GetCallerIdentity",
   assume_role_with_web_identity = "AssumeRoleWithWebIdentity", assume_role_with_oidc = "AssumeRoleWithOIDC",

@@ -5,7 +5,7 @@
 # Makes a minimal Debian 12 with debootstrap in ROOT (default
 # /tmp/objstore-fresh-root; kept for a re-run, remove it to start over),
 # copies a clean `git archive` of HEAD into ROOT/root/objstore, runs the
-# install line of the README's "Command line" section there (as found in the
+# install line of the README's "Install" section there (as found in the
 # README, exactly), then `objstore --version` and `objstore ls` against the
 # S3 server of `spec/support/rgw.sh env` (the chroot shares the network).
 # Needs root (debootstrap, chroot, mount) and apt access to the mirror of
@@ -36,11 +36,11 @@ rm -rf "$ROOT/root/objstore"
 mkdir -p "$ROOT/root/objstore"
 git archive HEAD | tar -x -C "$ROOT/root/objstore"
 
-# The line of the README's command-line section that installs (the first
-# with `make install` in its first sh block), its comment dropped.
-line=$(awk '/^## Command line/{s=1} s&&/^```sh/{b=1;next} b&&/^```/{exit} b&&/make install/{print;exit}' README.md |
+# The line of the README's Install section that installs (the first
+# with `make install` in its sh blocks), its comment dropped.
+line=$(awk '/^## Install/{s=1} s&&/^## /&&!/^## Install/{exit} s&&/^```sh/{b=1;next} b&&/^```/{b=0;next} b&&/make install/{print;exit}' README.md |
   sed 's/[[:space:]]*#.*$//')
-[ -n "$line" ] || { echo "fresh-install: no install line in README.md's command-line section" >&2; exit 1; }
+[ -n "$line" ] || { echo "fresh-install: no install line in README.md's Install section" >&2; exit 1; }
 
 # What any Debian 12 server has and minbase lacks: sudo (the README's line
 # uses it) and the package lists.

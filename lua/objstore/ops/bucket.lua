@@ -36,7 +36,15 @@ local function bucket_request(c, fields, parse, xml_body)
   return request.new(t)
 end
 
---- create_bucket(bucket, {region=, acl=, storage_class=}) -> { location, request_id } | nil, err
+--- create_bucket(bucket, opts) -> { location, request_id } | nil, err
+-- Creates a bucket. On S3 a region other than us-east-1 is sent as the
+-- LocationConstraint (with an amazonaws.com endpoint the client's region
+-- when opts.region is not given).
+-- opts.region: the bucket's region (S3; default: none, or the client's
+--   region on amazonaws.com).
+-- opts.acl: a canned ACL for the bucket ("private", "public-read", ...).
+-- opts.storage_class: the bucket's default storage class (OSS only).
+-- errors: BucketAlreadyExists, BucketAlreadyOwnedByYou, InvalidBucketName.
 ops.create_bucket = { build = function(c, bucket, opts)
   common.bucket(c, "create_bucket", 1, bucket)
   opts = common.opts("create_bucket", 2, opts, { region = true, acl = true, storage_class = true })
@@ -58,18 +66,29 @@ ops.create_bucket = { build = function(c, bucket, opts)
   return bucket_request(c, fields, function(res) return { location = res.headers["location"] } end)
 end }
 
+--- delete_bucket(bucket) -> { request_id } | nil, err
+-- Deletes an empty bucket.
+-- errors: NoSuchBucket, BucketNotEmpty.
 ops.delete_bucket = { build = function(c, bucket)
   common.bucket(c, "delete_bucket", 1, bucket)
   return bucket_request(c, { op = "DeleteBucket", method = "DELETE", bucket = bucket })
 end }
 
---- list_buckets() -> { buckets = {{name=, creation_date=}, ...}, owner = {...} }
+--- list_buckets() -> { buckets, owner, request_id } | nil, err
+-- The buckets the credentials own.
+-- result.buckets: { { name =, creation_date = }, ... }.
+-- result.owner: { id =, display_name = } as the server sent it.
 ops.list_buckets = { build = function(c)
   return bucket_request(c, { op = "ListBuckets", method = "GET" }, function(t)
     return { buckets = t.buckets and t.buckets.bucket or {}, owner = t.owner }
   end, true)
 end }
 
+--- head_bucket(bucket) -> { region, request_id } | nil, err
+-- HeadBucket: whether the bucket exists and may be accessed.
+-- result.region: the x-amz-bucket-region the server sent, if any.
+-- errors: a 404 (NoSuchBucket) or 403 error with its status; HEAD answers
+--   have no body, so `code` may be the status text only.
 ops.head_bucket = { build = function(c, bucket)
   common.bucket(c, "head_bucket", 1, bucket)
   return bucket_request(c, { op = "HeadBucket", method = "HEAD", bucket = bucket }, function(res)
@@ -77,9 +96,10 @@ ops.head_bucket = { build = function(c, bucket)
   end)
 end }
 
---- bucket_exists(bucket) -> true | false | nil, err (403 counts as existing:
--- the name is taken, by someone).
--- The request is the dialect's `bucket_probe` (OSS: GetBucketInfo), else
+--- bucket_exists(bucket) -> true | false | nil, err
+-- true when the bucket exists, also when it belongs to someone else (403:
+-- the name is taken); false for a 404. The request is the dialect's
+-- `bucket_probe` (OSS: GetBucketInfo, as its API documents), else
 -- HeadBucket.
 ops.bucket_exists = {
   build = function(c, bucket)
@@ -99,6 +119,9 @@ ops.bucket_exists = {
   end,
 }
 
+--- get_bucket_acl(bucket) -> { owner, grants, request_id } | nil, err
+-- result.owner: the bucket owner.
+-- result.grants: the AccessControlList's grants, as parsed from the XML.
 ops.get_bucket_acl = { build = function(c, bucket)
   common.bucket(c, "get_bucket_acl", 1, bucket)
   return bucket_request(c, { op = "GetBucketAcl", method = "GET", bucket = bucket, query = { acl = true } },
@@ -107,7 +130,8 @@ ops.get_bucket_acl = { build = function(c, bucket)
     end, true)
 end }
 
---- put_bucket_acl(bucket, canned) with a canned ACL ("private", "public-read", ...).
+--- put_bucket_acl(bucket, canned) -> { request_id } | nil, err
+-- Sets a canned ACL ("private", "public-read", "public-read-write", ...).
 ops.put_bucket_acl = { build = function(c, bucket, canned)
   common.bucket(c, "put_bucket_acl", 1, bucket)
   if type(canned) ~= "string" then
@@ -117,14 +141,19 @@ ops.put_bucket_acl = { build = function(c, bucket, canned)
     headers = { [c.dialect.bucket_acl] = canned } })
 end }
 
---- get_bucket_policy(bucket) -> { policy = <JSON text> }
+--- get_bucket_policy(bucket) -> { policy, request_id } | nil, err
+-- result.policy: the policy document, JSON text as the server stores it.
+-- errors: NoSuchBucketPolicy.
 ops.get_bucket_policy = { build = function(c, bucket)
   common.bucket(c, "get_bucket_policy", 1, bucket)
   return bucket_request(c, { op = "GetBucketPolicy", method = "GET", bucket = bucket, query = { policy = true } },
     function(res) return { policy = res.body } end)
 end }
 
---- put_bucket_policy(bucket, policy) where policy is JSON text or a table.
+--- put_bucket_policy(bucket, policy) -> { request_id } | nil, err
+-- Sets the bucket policy: `policy` is JSON text or a table (encoded as
+-- JSON).
+-- errors: MalformedPolicy.
 ops.put_bucket_policy = { build = function(c, bucket, policy)
   common.bucket(c, "put_bucket_policy", 1, bucket)
   if type(policy) == "table" then policy = cjson.encode(policy) end
@@ -135,26 +164,32 @@ ops.put_bucket_policy = { build = function(c, bucket, policy)
     headers = { ["Content-Type"] = "application/json" }, body = policy })
 end }
 
+--- delete_bucket_policy(bucket) -> { request_id } | nil, err
+-- Removes the bucket policy.
 ops.delete_bucket_policy = { build = function(c, bucket)
   common.bucket(c, "delete_bucket_policy", 1, bucket)
   return bucket_request(c, { op = "DeleteBucketPolicy", method = "DELETE", bucket = bucket,
     query = { policy = true } })
 end }
 
---- get_bucket_location(bucket) -> { location = "eu-west-1" | "" }
+--- get_bucket_location(bucket) -> { location, request_id } | nil, err
+-- result.location: the region ("eu-west-1"), "" for us-east-1.
 ops.get_bucket_location = { build = function(c, bucket)
   common.bucket(c, "get_bucket_location", 1, bucket)
   return bucket_request(c, { op = "GetBucketLocation", method = "GET", bucket = bucket,
     query = { location = true } }, function(t) return { location = t.text or "" } end, true)
 end }
 
---- get_bucket_versioning(bucket) -> { status = "Enabled" | "Suspended" | nil, mfa_delete }
+--- get_bucket_versioning(bucket) -> { status, mfa_delete, request_id } | nil, err
+-- result.status: "Enabled", "Suspended" or nil (never enabled).
 ops.get_bucket_versioning = { build = function(c, bucket)
   common.bucket(c, "get_bucket_versioning", 1, bucket)
   return bucket_request(c, { op = "GetBucketVersioning", method = "GET", bucket = bucket,
     query = { versioning = true } }, function(t) return { status = t.status, mfa_delete = t.mfa_delete } end, true)
 end }
 
+--- put_bucket_versioning(bucket, status) -> { request_id } | nil, err
+-- Turns versioning on ("Enabled") or off ("Suspended").
 ops.put_bucket_versioning = { build = function(c, bucket, status)
   common.bucket(c, "put_bucket_versioning", 1, bucket)
   if status ~= "Enabled" and status ~= "Suspended" then
@@ -216,7 +251,12 @@ local function cors_rule(c, i, r)
   return { "CORSRule", out }
 end
 
---- put_bucket_cors(bucket, rules [, { response_vary = bool }]) (response_vary: OSS only)
+--- put_bucket_cors(bucket, rules, opts) -> { request_id } | nil, err
+-- Sets the CORS rules (browser uploads need one, see docs/transfers.md).
+-- A rule: { allowed_origins = {...}, allowed_methods = {"GET", "PUT",
+-- "POST", "DELETE", "HEAD"}, allowed_headers = {...}, expose_headers =
+-- {...}, max_age_seconds = n, id = "..." (S3 only) }.
+-- opts.response_vary: true to answer with Vary: Origin (OSS only).
 ops.put_bucket_cors = { build = function(c, bucket, rules, opts)
   common.bucket(c, "put_bucket_cors", 1, bucket)
   if type(rules) ~= "table" or #rules == 0 then
@@ -234,7 +274,10 @@ ops.put_bucket_cors = { build = function(c, bucket, rules, opts)
     body = xml.build("CORSConfiguration", tree, common.namespace(c)) })
 end }
 
---- get_bucket_cors(bucket) -> { rules = { rule, ... }, response_vary = bool | nil } (rules as put)
+--- get_bucket_cors(bucket) -> { rules, response_vary, request_id } | nil, err
+-- result.rules: the rules, in the shape put_bucket_cors takes.
+-- result.response_vary: OSS's ResponseVary (true/false), nil elsewhere.
+-- errors: NoSuchCORSConfiguration.
 ops.get_bucket_cors = { build = function(c, bucket)
   common.bucket(c, "get_bucket_cors", 1, bucket)
   return bucket_request(c, { op = "GetBucketCors", method = "GET", bucket = bucket, query = { cors = true } },
@@ -250,6 +293,8 @@ ops.get_bucket_cors = { build = function(c, bucket)
     end, true)
 end }
 
+--- delete_bucket_cors(bucket) -> { request_id } | nil, err
+-- Removes the CORS rules.
 ops.delete_bucket_cors = { build = function(c, bucket)
   common.bucket(c, "delete_bucket_cors", 1, bucket)
   return bucket_request(c, { op = "DeleteBucketCors", method = "DELETE", bucket = bucket, query = { cors = true } })

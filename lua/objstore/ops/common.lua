@@ -61,6 +61,15 @@ function _M.max_speed(name, n, opts, concurrency)
 end
 
 -- Whole-number options shared by the transfer calls, with their ranges:
+-- opts.concurrency: requests in flight at once (1-1024; default 4, 8 for
+--   downloads).
+-- opts.part_size: bytes a part (default 8 MiB; grown so the parts stay
+--   within 10,000).
+-- opts.threshold: size up to which one request is used instead of parts
+--   (default: the part size).
+-- opts.max_parts: at most this many parts (default the provider's 10,000).
+-- opts.bwlimit: bytes per second for the whole transfer (1 to 1e12; nil:
+--   no limit).
 -- checked wherever they are allowed, before any request (0, 2.5, -1, NaN
 -- or 1e6 in flight would spin, leave an upload behind or overflow).
 local WHOLE = { concurrency = { 1, 1024 }, part_size = { 1, 5 * 1024 ^ 3 }, threshold = { 0, 5 * 1024 ^ 4 },
@@ -103,6 +112,20 @@ function _M.set_header(headers, name, value)
 end
 
 --- The options that become object headers on PUT, Copy and CreateMultipartUpload.
+-- opts.content_type: the Content-Type (default: guessed from the file or
+--   key's extension, else application/octet-stream).
+-- opts.metadata: user metadata, { name = value }: names of letters,
+--   digits, -, _ and . (sent as x-amz-meta-*/x-oss-meta-*).
+-- opts.acl: a canned ACL for the object ("private", "public-read", ...).
+-- opts.storage_class: the storage class ("STANDARD", "STANDARD_IA", OSS
+--   "IA", "Archive", ...).
+-- opts.headers: extra request headers, { name = value }, over the ones
+--   objstore sets.
+-- opts.cache_control: the Cache-Control stored with the object.
+-- opts.content_disposition: the Content-Disposition stored with the object.
+-- opts.content_encoding: the Content-Encoding stored with the object.
+-- opts.content_language: the Content-Language stored with the object.
+-- opts.expires: the Expires header stored with the object (HTTP date text).
 _M.UPLOAD_OPTS = { content_type = true, metadata = true, acl = true, storage_class = true, headers = true,
   cache_control = true, content_disposition = true, content_encoding = true, content_language = true,
   expires = true }
@@ -148,6 +171,8 @@ function _M.upload_opts(opts)
   return o
 end
 
+-- opts.part_headers: headers every part request carries, a table or
+--   function(part_number) -> table (e.g. SSE-C keys).
 --- Headers a transfer part carries beyond its own: opts.part_headers, a
 -- table or function(part_number) -> table (e.g. SSE-C keys, which every
 -- part needs).
@@ -174,6 +199,12 @@ function _M.customer_key_headers(headers, c, opts)
   return out
 end
 
+--- Conditional request headers:
+-- opts.if_match: only if the object's ETag is this (If-Match).
+-- opts.if_none_match: only if the ETag is not this ("*": only if the object
+--   does not exist) (If-None-Match).
+-- opts.if_modified_since: only if changed since this HTTP date.
+-- opts.if_unmodified_since: only if unchanged since this HTTP date.
 function _M.conditional_headers(opts, h)
   if opts.if_match then _M.set_header(h, "If-Match", opts.if_match) end
   if opts.if_none_match then _M.set_header(h, "If-None-Match", opts.if_none_match) end

@@ -21,6 +21,11 @@ local _M = {}
 
 --- The algorithms S3 takes, with their names in headers and XML.
 _M.ALGORITHMS = { crc32 = "CRC32", crc32c = "CRC32C", crc64nvme = "CRC64NVME", sha1 = "SHA1", sha256 = "SHA256" }
+-- opts.checksum: a flexible checksum to send, "crc32" | "crc32c" |
+--   "crc64nvme" | "sha1" | "sha256" (x-amz-checksum-<alg>); the server must
+--   echo it (else ChecksumNotVerified).
+-- opts.checksum_policy: "send" to send the checksum without requiring the
+--   server to verify it (the result then says verified = false).
 _M.OPTS = { checksum = true, checksum_policy = true }
 
 local CHUNK = 1024 * 1024

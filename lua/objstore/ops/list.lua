@@ -25,12 +25,30 @@ local function listing(c, op, bucket, q, opts, shape)
   end }
 end
 
+-- Listing options:
+-- opts.prefix: only keys that start with this.
+-- opts.delimiter: group keys by this ("/"): the groups come back in
+--   common_prefixes.
+-- opts.start_after: start after this key (v2).
+-- opts.continuation_token: the next_continuation_token of the page before
+--   (v2).
+-- opts.marker: start after this key (v1).
+-- opts.max_keys: at most this many entries a page (the server caps it at 1000).
+-- opts.fetch_owner: true to list each object's owner (v2).
+-- opts.encoding_type: "url" (default: keys come url-encoded and are
+--   decoded), or false to ask for raw keys.
+-- opts.key_marker: start after this key (versions, uploads).
+-- opts.version_id_marker: with key_marker, start after this version.
 local LIST_OPTS = { prefix = true, delimiter = true, start_after = true, continuation_token = true,
   max_keys = true, fetch_owner = true, encoding_type = true }
 
---- list_objects(bucket, opts) -> ListObjectsV2 result | nil, err
--- result: contents = {{key, size, etag, last_modified, storage_class}, ...},
--- common_prefixes = {{prefix=}, ...}, is_truncated, next_continuation_token, ...
+--- list_objects(bucket, opts) -> { contents, common_prefixes, is_truncated, next_continuation_token, ... } | nil, err
+-- One page of ListObjectsV2 (list_objects_v1 for ListObjects v1). The
+-- result is the response's XML as a table with snake_case names.
+-- result.contents: { { key, size, etag, last_modified, storage_class }, ... }.
+-- result.common_prefixes: { { prefix = }, ... } (with a delimiter).
+-- result.next_continuation_token: give it as opts.continuation_token for
+--   the next page while is_truncated.
 ops.list_objects = { build = function(c, bucket, opts)
   common.bucket(c, "list_objects", 1, bucket)
   opts = common.opts("list_objects", 2, opts, LIST_OPTS)
@@ -40,8 +58,10 @@ ops.list_objects = { build = function(c, bucket, opts)
   return listing(c, "ListObjectsV2", bucket, q, opts, function(t) t.contents = t.contents or {} end)
 end }
 
---- list_objects_v1(bucket, opts) -> ListObjects (v1) result, for servers without v2.
--- opts: prefix, delimiter, marker, max_keys.
+--- list_objects_v1(bucket, opts) -> { contents, common_prefixes, is_truncated, next_marker, ... } | nil, err
+-- One page of ListObjects (v1), for servers without v2.
+-- result.next_marker: the marker of the next page (the last key when the
+--   server sends none and there is no delimiter).
 ops.list_objects_v1 = { build = function(c, bucket, opts)
   common.bucket(c, "list_objects_v1", 1, bucket)
   opts = common.opts("list_objects_v1", 2, opts, { prefix = true, delimiter = true, marker = true,
@@ -64,22 +84,23 @@ local function listing_error(op, bucket, code, message)
   return errors.new{ code = code, message = message, op = op, bucket = bucket, retryable = false }
 end
 
---- list_objects_iter(bucket, opts) -> iterator over objects (and, with a
--- delimiter, common prefixes as { prefix = ..., is_prefix = true }).
--- On a failure the iterator yields `false, err` once, then stops:
---   for obj, err in client:list_objects_iter("b", {prefix = "logs/"}) do
+--- list_objects_iter(bucket, opts) -> iterator
+-- An iterator over every object (and, with a delimiter, common prefixes as
+-- { prefix = ..., is_prefix = true }), paging transparently. On a failure
+-- it yields `false, err` once, then stops:
+--   for obj, err in client:list_objects_iter("b", { prefix = "logs/" }) do
 --     if not obj then error(err) end
 --   end
--- opts.v1 = true pages with ListObjects v1 (servers without v2).
 -- A server's answers are checked as they come: a continuation token (v1:
 -- marker) that this listing already sent is a PaginationLoop error, and a
--- page that says it is truncated but gives no way on (no
--- NextContinuationToken; v1: no NextMarker and no last key to go on from)
--- is a TruncatedListing error, never a silent end. With opts.prefix, an
--- object or common prefix outside the prefix (a store or proxy ignoring
--- prefix=) is dropped, never yielded. A listed key that no request can
--- name (empty, over 1024 bytes, a NUL, not UTF-8) is a MalformedResponse
--- error.
+-- page that says it is truncated but gives no way on is a
+-- TruncatedListing error, never a silent end. With opts.prefix, an object
+-- or common prefix outside the prefix is dropped, never yielded. A listed
+-- key that no request can name (empty, over 1024 bytes, a NUL, not UTF-8)
+-- is a MalformedResponse error.
+-- opts.v1: true pages with ListObjects v1 (servers without v2).
+-- errors: PaginationLoop, TruncatedListing, MalformedResponse, and those of
+--   a listing request.
 ops.list_objects_iter = { call = function(c, bucket, opts)
   common.bucket(c, "list_objects_iter", 1, bucket)
   local allowed = { v1 = true }
@@ -150,7 +171,12 @@ ops.list_objects_iter = { call = function(c, bucket, opts)
   end
 end }
 
---- list_object_versions(bucket, opts) -> { versions, delete_markers, common_prefixes, ... }
+--- list_object_versions(bucket, opts) -> { versions, delete_markers, common_prefixes, is_truncated, ... } | nil, err
+-- One page of ListObjectVersions.
+-- result.versions: { { key, version_id, is_latest, size, etag, last_modified }, ... }.
+-- result.delete_markers: { { key, version_id, is_latest, last_modified }, ... }.
+-- result.next_key_marker: with next_version_id_marker, where the next page
+--   starts.
 ops.list_object_versions = { build = function(c, bucket, opts)
   common.bucket(c, "list_object_versions", 1, bucket)
   opts = common.opts("list_object_versions", 2, opts, { prefix = true, delimiter = true, key_marker = true,

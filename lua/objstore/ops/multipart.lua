@@ -22,8 +22,12 @@ local ops = {}
 local CREATE_OPTS = { checksum = true }
 for k in pairs(common.UPLOAD_OPTS) do CREATE_OPTS[k] = true end
 
---- create_multipart_upload(bucket, key, opts) -> { upload_id, bucket, key } | nil, err
+--- create_multipart_upload(bucket, key, opts) -> { upload_id, bucket, key, request_id } | nil, err
+-- Starts a multipart upload. An attempt that got no answer may have
+-- created an upload: those begun during this call are aborted.
 -- opts.checksum: the flexible checksum every part will carry.
+-- errors: MalformedResponse (no UploadId), SSENotApplied (the upload is
+--   aborted).
 ops.create_multipart_upload = {
   build = function(c, bucket, key, opts)
     common.bucket(c, "create_multipart_upload", 1, bucket)
@@ -73,10 +77,17 @@ ops.create_multipart_upload = {
   end,
 }
 
---- upload_part(bucket, key, upload_id, part_number, body, opts) -> { etag, part_number, size, md5, ... }
--- body as for put_object; opts.content_md5 (true by default, or the base64
--- MD5 already known), opts.length, opts.headers (e.g. SSE-C for this part),
--- opts.body_hashes, opts.timeout.
+--- upload_part(bucket, key, upload_id, part_number, body, opts) -> { etag, part_number, size, md5, ... } | nil, err
+-- Uploads part `part_number` (1-10000). body: as for put_object, or a
+-- core.buffer.
+-- opts.content_md5: true (default) computes the part's MD5, false never, a
+--   string is the base64 MD5 already known.
+-- opts.length: the body's length in bytes.
+-- opts.headers: extra request headers (e.g. SSE-C for this part).
+-- opts.body_hashes: digests to compute over the body as it is sent, e.g.
+--   { "md5" }: they come back in res.body_hashes.
+-- opts.timeout: seconds for this request only.
+-- opts.context: any value, handed back with the record (client:run's done).
 ops.upload_part = { build = function(c, bucket, key, upload_id, part_number, body, opts)
   common.bucket(c, "upload_part", 1, bucket)
   common.key("upload_part", 2, key)
@@ -112,9 +123,16 @@ ops.upload_part = { build = function(c, bucket, key, upload_id, part_number, bod
     end }
 end }
 
---- upload_part_copy(bucket, key, upload_id, part_number, src_bucket, src_key, opts)
--- opts.range = {first, last} (inclusive byte offsets of the source),
--- opts.source_version_id, opts.if_match (on the source), opts.headers.
+--- upload_part_copy(bucket, key, upload_id, part_number, src_bucket, src_key, opts) -> { etag, ... } | nil, err
+-- result.etag: the part's ETag, for complete_multipart_upload (also
+--   part_number, last_modified, request_id).
+-- Copies a range of another object as part `part_number` of an upload
+-- (destination first, unlike copy_object).
+-- opts.range: { first, last }, inclusive byte offsets of the source.
+-- opts.source_version_id: the version of the source to copy.
+-- opts.if_match: copy only if the source's ETag is this.
+-- opts.headers: extra request headers.
+-- opts.context: any value, handed back with the record.
 ops.upload_part_copy = { build = function(c, bucket, key, upload_id, part_number, src_bucket, src_key, opts)
   common.bucket(c, "upload_part_copy", 1, bucket)
   common.key("upload_part_copy", 2, key)
@@ -176,8 +194,14 @@ local function complete_body(c, parts, alg)
   return xml.build("CompleteMultipartUpload", tree, common.namespace(c))
 end
 
---- complete_multipart_upload(bucket, key, upload_id, parts, opts) -> { etag, location, version_id }
--- parts: { { part_number = n, etag = "..." }, ... } in any order; opts.headers.
+--- complete_multipart_upload(bucket, key, upload_id, parts, opts) -> { etag, location, version_id, ... } | nil, err
+-- Completes an upload. parts: { { part_number = n, etag = "...",
+-- checksum = b64 (with opts.checksum) }, ... } in any order, or a core.mpu
+-- state with every part done.
+-- opts.headers: extra request headers.
+-- opts.checksum: send every part's checksum of this algorithm in the body.
+-- errors: InvalidPart, InvalidPartOrder, NoSuchUpload, an error after a
+--   200 status line (read from the body).
 ops.complete_multipart_upload = { build = function(c, bucket, key, upload_id, parts, opts)
   common.bucket(c, "complete_multipart_upload", 1, bucket)
   common.key("complete_multipart_upload", 2, key)
@@ -202,6 +226,9 @@ ops.complete_multipart_upload = { build = function(c, bucket, key, upload_id, pa
     end }
 end }
 
+--- abort_multipart_upload(bucket, key, upload_id) -> { request_id } | nil, err
+-- Aborts an upload: its parts are deleted.
+-- errors: NoSuchUpload.
 ops.abort_multipart_upload = { build = function(c, bucket, key, upload_id)
   common.bucket(c, "abort_multipart_upload", 1, bucket)
   common.key("abort_multipart_upload", 2, key)
@@ -225,8 +252,12 @@ local function check_list_parts(c, bucket, key, upload_id, opts)
   return common.opts("list_parts", 4, opts, { max_parts = true, part_number_marker = true })
 end
 
---- list_parts(bucket, key, upload_id, opts) -> { parts = {{part_number, etag, size, last_modified}}, ... }
--- Pages through every part unless opts.max_parts / opts.part_number_marker are given.
+--- list_parts(bucket, key, upload_id, opts) -> { parts, ... } | nil, err
+-- The parts of an upload; pages through all of them unless opts.max_parts
+-- or opts.part_number_marker is given.
+-- opts.max_parts: one page of at most this many parts.
+-- opts.part_number_marker: start after this part number.
+-- result.parts: { { part_number, etag, size, last_modified }, ... }.
 ops.list_parts = {
   build = function(c, bucket, key, upload_id, opts)
     opts = check_list_parts(c, bucket, key, upload_id, opts)
@@ -249,7 +280,11 @@ ops.list_parts = {
   end,
 }
 
---- list_multipart_uploads(bucket, opts) -> { uploads = {{key, upload_id, initiated}}, ... }
+--- list_multipart_uploads(bucket, opts) -> { uploads, common_prefixes, is_truncated, ... } | nil, err
+-- One page of the uploads begun and not completed or aborted.
+-- opts.upload_id_marker: with key_marker, start after this upload.
+-- opts.max_uploads: at most this many a page.
+-- result.uploads: { { key, upload_id, initiated }, ... }.
 ops.list_multipart_uploads = { build = function(c, bucket, opts)
   common.bucket(c, "list_multipart_uploads", 1, bucket)
   opts = common.opts("list_multipart_uploads", 2, opts, { prefix = true, delimiter = true, key_marker = true,

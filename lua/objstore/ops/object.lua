@@ -23,6 +23,22 @@ local PUT_OPTS = { content_md5 = true, length = true, if_none_match = true, if_m
   checksum_policy = true }
 for k in pairs(common.UPLOAD_OPTS) do PUT_OPTS[k] = true end
 
+-- Options of reads (GET_OPTS; head_object takes the conditions, version and part):
+-- opts.version_id: the version to read (versioned buckets).
+-- opts.part_number: read only this part of a multipart object (1-based).
+-- opts.on_head: function(status, headers) called with the response head
+--   before any body byte (per attempt).
+-- opts.range: bytes to read: "bytes=a-b", "a-b" or { first, last }
+--   (inclusive offsets; last may be nil for "to the end").
+-- opts.response_content_type: the Content-Type the server answers with
+--   (response-content-type; the other response_* options likewise set
+--   Content-Disposition, Content-Encoding, Content-Language, Cache-Control
+--   and Expires).
+-- opts.response_content_disposition: the answer's Content-Disposition.
+-- opts.response_content_encoding: the answer's Content-Encoding.
+-- opts.response_content_language: the answer's Content-Language.
+-- opts.response_cache_control: the answer's Cache-Control.
+-- opts.response_expires: the answer's Expires.
 local GET_OPTS = { sink = true, file = true, range = true, if_match = true, if_none_match = true,
   if_modified_since = true, if_unmodified_since = true, version_id = true, part_number = true,
   response_content_type = true, response_content_disposition = true, response_content_encoding = true,
@@ -46,9 +62,23 @@ local function version_query(opts)
   return query
 end
 
---- put_object(bucket, key, body, opts) -> { etag, version_id, request_id, crc64ecma, size } | nil, err
--- body: string, {path=, offset=, length=}, file handle, or reader function
--- (give opts.length to stream it; otherwise it is gathered first).
+--- put_object(bucket, key, body, opts) -> { etag, version_id, size, crc64ecma, request_id, ... } | nil, err
+-- Uploads an object in one request. body: a string, { path =, offset =,
+-- length = } (a file range, read in C), a file handle, or a reader function
+-- (give opts.length to stream it; otherwise it is gathered first), or nil
+-- (empty). Content-Type is guessed from the path or key when not given;
+-- Content-MD5 is sent by default.
+-- opts.content_md5: true (default) computes the MD5 when the body can be
+--   read twice, false never sends it, a string is sent as the base64 MD5.
+-- opts.length: the body's length in bytes (required to stream a reader).
+-- opts.if_match: write only if the object's ETag is this (If-Match).
+-- opts.if_none_match: "*": write only if the key does not exist.
+-- result.etag: the ETag, quoted as the server sent it.
+-- result.sse: the encryption applied (with kms_key_id,
+--   sse_customer_algorithm, sse_customer_key_md5), when asked for.
+-- result.checksum: { algorithm, value, verified } with opts.checksum.
+-- errors: PreconditionFailed (412), BadDigest, LocalFileError (a body file
+--   that cannot be read), SSENotApplied, ChecksumNotVerified.
 ops.put_object = { build = function(c, bucket, key, body, opts)
   common.bucket(c, "put_object", 1, bucket)
   common.key("put_object", 2, key)
@@ -79,12 +109,23 @@ ops.put_object = { build = function(c, bucket, key, body, opts)
     end }
 end }
 
---- get_object(bucket, key, opts) -> info with `body` (no sink) | nil, err
--- opts.file: download to this path (via a temporary file renamed into place
--- on success, removed on failure); opts.sink: function(chunk) called with
--- the body as it arrives; opts.on_head: function(status, headers) called
--- with the store's response head before any body byte (per attempt). A built record (build_request) does no I/O, so it
--- has no file sink: get_object.to_temp(req, file) gives it one.
+--- get_object(bucket, key, opts) -> { body, etag, content_length, content_type, metadata, ... } | nil, err
+-- Downloads an object: into `body` (a string) unless opts.sink or
+-- opts.file takes the bytes. A built record (build_request) does no I/O,
+-- so it has no file sink: get_object.to_temp(req, file) gives it one.
+-- opts.file: download to this path, through a temporary file renamed into
+--   place on success and removed on failure.
+-- opts.sink: function(chunk) called with the body as it arrives.
+-- opts.on_head: function(status, headers) called with the store's
+--   response head before any body byte (per attempt).
+-- opts.hashes: digests to compute over the body as it streams, e.g.
+--   { "md5", "crc64nvme" }: they come back in res.hashes.
+-- result.body: the bytes (without sink or file); res.bytes counts them.
+-- result.metadata: the user metadata (x-amz-meta-*/x-oss-meta-*), names
+--   lower-case; the standard headers as for head_object.
+-- result.file: the path written, with opts.file.
+-- errors: NoSuchKey (404), NotModified (304) and PreconditionFailed (412)
+--   for the conditions, InvalidRange (416), LocalFileError.
 ops.get_object = {
   build = function(c, bucket, key, opts)
     common.bucket(c, "get_object", 1, bucket)
@@ -154,7 +195,15 @@ ops.get_object = {
   end,
 }
 
---- head_object(bucket, key, opts) -> info | nil, err
+--- head_object(bucket, key, opts) -> { etag, content_length, content_type, metadata, ... } | nil, err
+-- The object's metadata, without its body.
+-- result.content_length: the Content-Length, a number. The other standard
+--   headers come under snake_case names (last_modified, content_type,
+--   cache_control, version_id, storage_class, delete_marker, ...), all of
+--   them in `headers`.
+-- result.metadata: the user metadata, names lower-case.
+-- errors: a 404 error (HEAD answers have no body: `code` may be the status
+--   text), 304/412 for the conditions.
 ops.head_object = { build = function(c, bucket, key, opts)
   common.bucket(c, "head_object", 1, bucket)
   common.key("head_object", 2, key)
@@ -169,6 +218,8 @@ ops.head_object = { build = function(c, bucket, key, opts)
 end }
 
 --- object_exists(bucket, key, opts) -> true | false | nil, err
+-- A HEAD: true when it succeeds, false on 404, nil, err otherwise (403
+-- included: it says nothing of the object).
 ops.object_exists = {
   build = function(c, bucket, key, opts) return ops.head_object.build(c, bucket, key, opts) end,
   call = function(c, bucket, key, opts)
@@ -179,7 +230,11 @@ ops.object_exists = {
   end,
 }
 
---- delete_object(bucket, key, {version_id=}) -> { delete_marker, version_id } | nil, err
+--- delete_object(bucket, key, opts) -> { delete_marker, version_id, request_id } | nil, err
+-- Deletes an object (or one version of it). Deleting a key that does not
+-- exist succeeds, as S3 does.
+-- opts.version_id: the version to delete (versioned buckets).
+-- result.delete_marker: true when the delete made a delete marker.
 ops.delete_object = { build = function(c, bucket, key, opts)
   common.bucket(c, "delete_object", 1, bucket)
   common.key("delete_object", 2, key)
@@ -229,15 +284,17 @@ local function delete_batch(c, bucket, objects, first, quiet)
     end }
 end
 
---- delete_objects(bucket, keys, {quiet=}) -> { deleted = {...}, errors = {...} }
+--- delete_objects(bucket, keys, opts) -> { deleted, errors } | nil, err
 -- keys: strings or { key =, version_id = }; sent in batches of 1000, each
 -- with the Content-MD5 S3 requires. Every batch is sent: a batch that
 -- fails as a whole reports each of its keys in `errors` (with the batch's
 -- error as `error`), and the others still run, so `deleted` always holds
--- every key the server deleted. With quiet = true the server lists only
--- failures, so a key not in `errors` was deleted; an empty 2xx body
--- (Alibaba OSS sends one when nothing failed) is no failure at all.
---- The checked arguments of delete_objects: objects, opts.
+-- every key the server deleted. Look at `errors` to know whether all went.
+-- opts.quiet: true asks the server to list only failures: a key not in
+--   `errors` was deleted; an empty 2xx body (Alibaba OSS sends one when
+--   nothing failed) is no failure at all.
+-- result.deleted: { { key =, version_id =, ... }, ... }.
+-- result.errors: { { key =, version_id =, code =, message =, error = }, ... }.
 local function delete_args(c, bucket, keys, opts)
   common.bucket(c, "delete_objects", 1, bucket)
   local objects = delete_list(keys)
@@ -275,10 +332,19 @@ local COPY_OPTS = { metadata_directive = true, source_version_id = true, if_matc
   copy_source_sse_customer_key = true }
 for k in pairs(common.UPLOAD_OPTS) do COPY_OPTS[k] = true end
 
---- copy_object(src_bucket, src_key, dst_bucket, dst_key, opts)
--- opts: metadata_directive ("COPY" default, or "REPLACE" with metadata,
--- content_type, ...), source_version_id, acl, storage_class, if_match
--- (on the source), headers.
+--- copy_object(src_bucket, src_key, dst_bucket, dst_key, opts) -> { etag, last_modified, version_id } | nil, err
+-- Server-side copy of one object (up to 5 GiB; copy_large goes beyond).
+-- The source comes first (issue 20 plans destination first before 1.0).
+-- The metadata is copied unless metadata or content_type is given (then
+-- it is replaced).
+-- opts.metadata_directive: "COPY" (default) or "REPLACE" (with metadata,
+--   content_type, ...).
+-- opts.source_version_id: the version of the source to copy.
+-- opts.if_match: copy only if the source's ETag is this.
+-- opts.if_none_match: copy only if the source's ETag is not this.
+-- opts.headers: extra request headers.
+-- errors: NoSuchKey (the source), PreconditionFailed, an error sent after
+--   a 200 status line (read from the body), SSENotApplied.
 ops.copy_object = { build = function(c, src_bucket, src_key, dst_bucket, dst_key, opts)
   common.bucket(c, "copy_object", 1, src_bucket, "src_bucket")
   common.key("copy_object", 2, src_key, "src_key")

@@ -21,6 +21,15 @@ local b64 = core.encode.base64_encode
 local _M = {}
 
 --- Options that set how a new object is encrypted (PUT, Copy, Create).
+-- opts.sse: server-side encryption: "AES256" | "aws:kms" (S3) or "AES256"
+--   | "KMS" | "SM4" (OSS). The answer must confirm it (else SSENotApplied).
+-- opts.sse_kms_key_id: the KMS key id (with aws:kms / KMS).
+-- opts.sse_kms_context: the KMS encryption context, a table (S3 aws:kms;
+--   JSON, base64 on the wire).
+-- opts.sse_data_encryption: the data's cipher with OSS KMS ("SM4").
+-- opts.sse_customer_key: an SSE-C key, 32 raw bytes (S3 only): needed again
+--   to read the object. Never logged or put in errors.
+-- opts.copy_source_sse_customer_key: the SSE-C key of a copy's source.
 _M.OBJECT_OPTS = { sse = true, sse_kms_key_id = true, sse_kms_context = true, sse_data_encryption = true,
   sse_customer_key = true }
 

@@ -32,6 +32,59 @@ local os_remove = os.remove
 
 local _M = {}
 
+--- The options of sync and check (documented at objstore.sync):
+-- opts.compare: "size_mtime" (default: size and the mtime kept in `mtime`
+--   metadata), "checksum" (content: MD5 ETag, stored CRC-64/NVME or a
+--   recomputed multipart ETag; else unverified, never "same") or
+--   "size_only".
+-- opts.modify_window: seconds two mtimes may differ and still match.
+-- opts.delete: delete destination entries the source does not have, after
+--   the transfers, and nothing when anything failed or a listing was
+--   incomplete.
+-- opts.max_delete: more deletes than this deletes nothing
+--   (MaxDeleteExceeded).
+-- opts.force: allow deleting when the source is empty (else SourceMissing).
+-- opts.delete_excluded: delete excluded destination entries too.
+-- opts.backup: move what would be deleted or replaced there instead: a
+--   directory, or { bucket =, prefix = } (refused when it overlaps).
+-- opts.move: remove each source once its transfer is verified or its
+--   content proven the same (mv -r).
+-- opts.include: globs of names to take ("only these"), tried before exclude.
+-- opts.exclude: globs of names to leave out ("*" stops at "/", "**" does
+--   not).
+-- opts.filters: ordered { {"include"|"exclude", glob}, ... }: the first
+--   match wins.
+-- opts.dry_run: plan only: every action with its reason, no write.
+-- opts.concurrency: files at once (1-1024, default 16).
+-- opts.bwlimit: bytes per second for the whole sync.
+-- opts.part_size: part size of multipart transfers (5 MiB to 5 GiB).
+-- opts.multipart_threshold: files from this size use multipart transfers
+--   (default 64 MiB).
+-- opts.state: the state file path, or false for none (default under
+--   $XDG_STATE_HOME/objstore/sync/).
+-- opts.follow_symlinks: follow symbolic links in the local tree.
+-- opts.case_insensitive: treat the local target as case-insensitive
+--   (default: probed).
+-- opts.content_type: the Content-Type of uploads (default: from the
+--   extension).
+-- opts.metadata: user metadata of uploads.
+-- opts.storage_class: the storage class of uploads.
+-- opts.acl: a canned ACL for uploads.
+-- opts.cache_control: the Cache-Control of uploads.
+-- opts.content_disposition: the Content-Disposition of uploads.
+-- opts.sse: server-side encryption of uploads (as put_object).
+-- opts.sse_kms_key_id: the KMS key of uploads.
+-- opts.sse_customer_key: an SSE-C key (32 raw bytes) for the uploaded
+--   objects (and the HEADs of them).
+-- opts.on_action: function(action) for each action as it is done.
+-- opts.on_notice: function(message) for each notice.
+-- opts.on_plan: function(action) for each transfer planned, then
+--   on_plan(nil) once both listings are complete.
+-- opts.progress: function(key, done, total) with the bytes of a multipart
+--   transfer.
+-- opts.actions: false keeps no list of actions in the result (long runs).
+-- opts.pages: an iterator of listing pages standing in for the remote
+--   listing (tests).
 local OPTS = { compare = true, delete = true, delete_excluded = true, max_delete = true, force = true, backup = true,
   include = true, exclude = true, filters = true, dry_run = true, concurrency = true, state = true,
   modify_window = true, follow_symlinks = true, content_type = true, metadata = true, storage_class = true,
@@ -45,6 +98,8 @@ local OPTS = { compare = true, delete = true, delete_excluded = true, max_delete
 -- of a multipart transfer (whole-file ones end with their on_action).
 
 local MiB, GiB = 1024 * 1024, 1024 * 1024 * 1024
+
+_M.OPTS = OPTS
 
 local MODES = { size_mtime = true, checksum = true, size_only = true }
 

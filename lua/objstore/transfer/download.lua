@@ -91,7 +91,22 @@ local function plain_etag_md5(etag)
   return hex and #hex == 32 and hex:lower() or nil
 end
 
---- download_file(bucket, key, path, opts) -> { bucket, key, path, size, etag, parts, resumed_from, verified }
+--- download_file(bucket, key, path, opts) -> { path, size, etag, parts, resumed_from, verified, ... } | nil, err
+-- Downloads an object to `path` with parallel ranged GETs written into a
+-- part file beside it (created exclusively), every range guarded by
+-- If-Match; renamed into place only when complete and verified (the ETag's
+-- MD5, the part layout's MD5s, or OSS's CRC-64). On failure the part file
+-- is removed unless a checkpoint keeps it.
+-- opts.version_id: the version to download.
+-- opts.headers: extra headers of every request (HEAD and GETs).
+-- opts.checkpoint: resume after a crash: true for "<path>.objstore-cp", or
+--   a path; the part file is then "<path>.objstore-part".
+-- result.verified: true when the bytes were checked against the store's
+--   ETag or checksum; false (with a notice) when nothing could check them.
+-- result.notices: messages for the user, e.g. why the file is unverified.
+-- errors: BadRange (the server answered another range), BodyTruncated,
+--   PreconditionFailed (the object changed during the download), BadDigest
+--   (the bytes do not match the ETag or checksum), LocalFileError, Aborted.
 local function download_file(self, bucket, key, path, opts, track)
   common.bucket(self, "download_file", 1, bucket)
   common.key("download_file", 2, key)

@@ -85,13 +85,17 @@ local function part_source(reader)
   return src
 end
 
---- upload_stream(bucket, key, reader, opts) -> result | nil, err
--- reader: function() -> chunk | nil | nil, err, or a file handle (stdin).
--- Memory stays within concurrency x part_size (parts are read into that
--- many reusable buffers and sent while the next is read); the part size
--- grows with the count so the part limit holds the largest object, and a
--- stream longer than max_parts parts (opts.max_parts, default the
--- provider's 10,000) fails with TooManyParts, never a silent truncation.
+--- upload_stream(bucket, key, reader, opts) -> { bucket, key, etag, size, parts, upload_id, ... } | nil, err
+-- Uploads a stream of unknown size. reader: function() -> chunk | nil |
+-- nil, err, or a file handle (io.stdin). Memory stays within concurrency x
+-- part_size (parts are read into that many reusable C buffers and sent
+-- while the next is read); the part size grows with the count so the part
+-- limit holds the largest object.
+-- opts.max_parts: at most this many parts (default the provider's 10,000):
+--   a longer stream fails with TooManyParts, never a silent truncation.
+-- opts.headers: extra headers of the request that creates the upload.
+-- errors: TooManyParts, ReaderError (the reader failed), and those of the
+--   requests; the upload is aborted unless leave_parts_on_error.
 local function upload_stream(c, bucket, key, reader, opts)
   common.bucket(c, "upload_stream", 1, bucket)
   common.key("upload_stream", 2, key)
@@ -315,22 +319,23 @@ local function copy_complete(c, bucket, key, m, size, opts)
   return h
 end
 
---- copy_large(src_bucket, src_key, dst_bucket, dst_key, opts): server-side
--- copy of any size with UploadPartCopy (CopyObject stops at 5 GiB), parts
--- in parallel, the source pinned by its ETag.
--- opts.checkpoint (a path, or true: "objstore-copy-<id>.objstore-cp" in the
--- current directory, id from the source and destination names) makes it
--- resumable like upload_file: the intent is recorded before
--- CreateMultipartUpload, every copied part (its ETag) as it finishes; a
--- resume reconciles with ListParts and copies only what is missing, adopts
--- the upload a run killed before recording it created, and finishes with
--- nothing copied (res.sent = 0) when the destination is already complete.
--- The checkpoint names the source's size, ETag, last-modified and version:
--- a changed source starts a clean copy, said in res.notices. Checkpoints
--- apply to multipart copies (above the threshold). opts.on_part(number,
--- parts_copied_this_run) may return false to stop. opts.source_version_id
--- copies that version of the source (HEAD, CopyObject and every
--- UploadPartCopy name it: a newer version written meanwhile changes nothing).
+--- copy_large(src_bucket, src_key, dst_bucket, dst_key, opts) -> { etag, size, parts, sent, verified, ... } | nil, err
+-- Server-side copy of any size with UploadPartCopy (CopyObject stops at
+-- 5 GiB), parts in parallel, the source pinned by its ETag. Up to the
+-- threshold it is one CopyObject.
+-- opts.checkpoint: makes it resumable like upload_file: a path, or true
+--   for "objstore-copy-<id>.objstore-cp" in the current directory. A
+--   resume copies only what is missing; a changed source starts a clean
+--   copy, said in res.notices.
+-- opts.metadata: the destination's metadata (default: the source's).
+-- opts.content_type: the destination's Content-Type (default: the source's).
+-- opts.source_version_id: copies that version of the source (HEAD,
+--   CopyObject and every UploadPartCopy name it: a newer version written
+--   meanwhile changes nothing).
+-- result.sent: parts copied by this run (0 when the destination was
+--   already complete).
+-- errors: PreconditionFailed (the source changed), Aborted, and those of
+--   the requests.
 local function copy_large(c, src_bucket, src_key, dst_bucket, dst_key, opts)
   common.bucket(c, "copy_large", 1, src_bucket, "src_bucket")
   common.key("copy_large", 2, src_key, "src_key")
@@ -449,7 +454,10 @@ local function copy_large(c, src_bucket, src_key, dst_bucket, dst_key, opts)
     sent = sent, notices = #notices > 0 and notices or nil, verified = sse.etag_is_md5(c, opts) == true }
 end
 
---- list_incomplete_uploads(bucket, prefix) -> { {key, upload_id, initiated}, ... } (all pages)
+--- list_incomplete_uploads(bucket, prefix) -> { { key, upload_id, initiated }, ... } | nil, err
+-- Every upload begun and not finished (all pages), only those under
+-- `prefix` (nil: all), whatever the store answered.
+-- errors: TruncatedListing, PaginationLoop, and those of the listing.
 local function list_incomplete_uploads(c, bucket, prefix)
   common.bucket(c, "list_incomplete_uploads", 1, bucket)
   local out, key_marker, id_marker, seen = {}, nil, nil, {}
@@ -479,7 +487,12 @@ local function list_incomplete_uploads(c, bucket, prefix)
   return out
 end
 
---- abort_incomplete_uploads(bucket, {older_than = seconds, prefix = ...}) -> { aborted = n, errors = {...} }
+--- abort_incomplete_uploads(bucket, opts) -> { aborted, errors } | nil, err
+-- Aborts the uploads begun and not finished.
+-- opts.older_than: only uploads begun at least this many seconds ago.
+-- opts.prefix: only uploads of keys under this prefix.
+-- result.aborted: how many were aborted.
+-- result.errors: the errors of the aborts that failed (each names its key).
 local function abort_incomplete_uploads(c, bucket, opts)
   common.bucket(c, "abort_incomplete_uploads", 1, bucket)
   opts = common.opts("abort_incomplete_uploads", 2, opts, { older_than = true, prefix = true })

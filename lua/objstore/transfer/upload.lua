@@ -29,6 +29,18 @@ local lfs = require "lfs"
 local type, pairs, ipairs, tostring, tonumber, floor = type, pairs, ipairs, tostring, tonumber, math.floor
 local b64, unb64 = core.encode.base64_encode, core.encode.base64_decode
 
+-- Options of the transfers (upload_file, download_file, upload_stream,
+-- copy_large):
+-- opts.checkpoint: resume after a crash: true for "<path>.objstore-cp"
+--   beside the file, or a path. Without it an interrupted transfer leaves
+--   nothing behind (its upload is aborted, its part file removed).
+-- opts.progress: function(done, total, rate) called at most 4 times a
+--   second and at the end (bytes done, total bytes or nil, bytes/s).
+-- opts.on_part: function(part_number, parts_done_this_run) after each part;
+--   returning false stops the transfer (error Aborted).
+-- opts.verify: false turns off the whole-object checks (default true).
+-- opts.leave_parts_on_error: true keeps the upload and its parts when the
+--   transfer fails (default: aborted unless a checkpoint keeps it).
 local UPLOAD_OPTS = { part_size = true, threshold = true, concurrency = true, checkpoint = true, progress = true,
   leave_parts_on_error = true, on_part = true, verify = true, part_headers = true, checksum = true,
   checksum_policy = true, bwlimit = true }
@@ -145,7 +157,21 @@ local function part_checksums(m, alg, path)
   return alg, all
 end
 
---- upload_file(bucket, key, path, opts) -> { bucket, key, etag, size, parts, resumed_from, upload_id } | nil, err
+--- upload_file(bucket, key, path, opts) -> { etag, size, parts, resumed_from, verified, ... } | nil, err
+-- Uploads a file: one PUT up to the threshold, else a multipart upload
+-- whose parts run concurrently (read in C with pread), each retried on its
+-- own and sent with its Content-MD5; the final ETag is checked against the
+-- MD5 of the part MD5s and the whole file's CRC-64/NVME is stored in the
+-- object's metadata. With a checkpoint it resumes after a crash.
+-- opts.headers: extra headers of the request that creates the upload (or
+--   of the single PUT).
+-- result.parts: the number of parts (1 for a single PUT).
+-- result.resumed_from: bytes already uploaded by an earlier run.
+-- result.verified: whether the stored object was checked against the file.
+-- errors: LocalFileError (unreadable, or the file changed size), BadDigest
+--   (a part or the whole object does not match the file), Aborted (on_part
+--   stopped it), and those of the requests. An interrupt (core.signal)
+--   raises; the upload is kept only with a checkpoint.
 local function upload_file(c, bucket, key, path, opts)
   common.bucket(c, "upload_file", 1, bucket)
   common.key("upload_file", 2, key)
