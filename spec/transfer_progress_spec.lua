@@ -94,6 +94,32 @@ for _, srv in ipairs(servers.list()) do
         check(calls, SIZE, 8 * MiB)
       end)
 
+      it("counts the bytes of a whole-file sync upload and download as they move", function()
+        local objstore = require "objstore"
+        local tree = dir .. "/tree"
+        assert(servers.sh("mkdir -p " .. servers.q(tree) .. " && cp " .. servers.q(path) .. " "
+          .. servers.q(tree .. "/f.bin")))
+        for _, way in ipairs{ "up", "down" } do
+          local calls = {}
+          local src, dst = tree, { bucket = bucket, prefix = "synced/" }
+          if way == "down" then src, dst = dst, dir .. "/back" end
+          local res = assert(objstore.sync(c, src, dst, { state = false, bwlimit = 8 * MiB,
+            progress = function(key, done, total)
+              assert.equals("f.bin", key)
+              calls[#calls + 1] = { done = done, total = total }
+            end }))
+          assert.equals(1, res.transferred)
+          local inside = 0
+          for i, k in ipairs(calls) do
+            assert.equals(SIZE, k.total)
+            assert.is_true(k.done <= SIZE, show(calls))
+            if i > 1 then assert.is_true(k.done >= calls[i - 1].done, "went back: " .. show(calls)) end
+            if k.done > 0 and k.done < SIZE then inside = inside + 1 end
+          end
+          assert.is_true(inside >= 2, way .. ": no count inside the file: " .. show(calls))
+        end
+      end)
+
       -- A retried request starts again from 0: the count drops back by
       -- what the failed attempt had sent, and it never passes the size.
       local function check_retried(calls, size)
