@@ -113,7 +113,7 @@ function curl.new(opts)
   return setmetatable({
     session = session,
     capabilities = { hashes = true, body_hashes = true, file_body = true, file_sink = true, run = true,
-      buffer_body = true },
+      buffer_body = true, progress = true },
     retryable_exceptions = RETRYABLE_EXCEPTIONS,
   }, Transport)
 end

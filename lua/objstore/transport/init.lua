@@ -34,7 +34,9 @@
 --  * `t:close()`: releases the connections; idempotent. A closed transport
 --    raises when asked to `request` or `run`.
 --  * `t.capabilities`: `{ hashes, body_hashes, file_body, file_sink, run,
---    buffer_body }`, all booleans. A transport that lacks an optional capability says so
+--    buffer_body, progress }`, all booleans (progress: it takes
+--    `on_progress`; without it the layer above leaves the field out and
+--    counts a request's bytes when it ends). A transport that lacks an optional capability says so
 --    (false), and the layer above does that part itself: hashes the bytes,
 --    turns a file range or a buffer into a reader, writes a function sink
 --    into the file.
@@ -151,7 +153,7 @@ end
 _M.CODES = CODES
 
 --- The names of the optional capabilities.
-_M.CAPABILITIES = { "hashes", "body_hashes", "file_body", "file_sink", "run", "buffer_body" }
+_M.CAPABILITIES = { "hashes", "body_hashes", "file_body", "file_sink", "run", "buffer_body", "progress" }
 
 --- A transport error with `code`'s retryable default, for transports written
 -- in Lua: `{ code, message, retryable, ... }` with the shared metatable.

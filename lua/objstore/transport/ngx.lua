@@ -294,7 +294,7 @@ function _M.new(opts)
     retryable_exceptions = RETRYABLE_EXCEPTIONS,
     -- buffer_body: no; objstore.adapt turns a core.buffer into a reader.
     capabilities = { hashes = true, body_hashes = true, file_body = true, file_sink = true, run = true,
-      buffer_body = false },
+      buffer_body = false, progress = true },
   }, Transport)
 end
 
