@@ -62,10 +62,11 @@ enum {
   A_CHUNK,
   A_XFER,
   A_ONHEAD,
-  A_N = A_ONHEAD
+  A_ONPROGRESS,
+  A_N = A_ONPROGRESS
 };
 
-enum { CB_READ = 1, CB_WRITE, CB_HEAD };
+enum { CB_READ = 1, CB_WRITE, CB_HEAD, CB_PROGRESS };
 
 struct perform_ctx {
   lua_State *L; /* the thread that called perform: callbacks run on it */
@@ -80,6 +81,7 @@ typedef struct {
   int cb_kind;
   const char *cb_data;
   size_t cb_len;
+  int64_t cb_sent, cb_recv;
   int cb_abort;
 } l_xfer;
 
@@ -448,6 +450,16 @@ static int cb_helper(lua_State *L) {
     lua_pushinteger(L, (lua_Integer)lx->x.status);
     push_headers(L, &lx->x);
     lua_call(L, 2, 2);
+  } else if (lx->cb_kind == CB_PROGRESS) {
+    lua_rawgeti(L, 2, A_ONPROGRESS);
+#if LUA_VERSION_NUM >= 503
+    lua_pushinteger(L, (lua_Integer)lx->cb_sent);
+    lua_pushinteger(L, (lua_Integer)lx->cb_recv);
+#else
+    lua_pushnumber(L, (lua_Number)lx->cb_sent);
+    lua_pushnumber(L, (lua_Number)lx->cb_recv);
+#endif
+    lua_call(L, 2, 2);
   } else {
     lua_rawgeti(L, 2, A_SINK);
     lua_pushlstring(L, lx->cb_data, lx->cb_len);
@@ -458,7 +470,9 @@ static int cb_helper(lua_State *L) {
   int t = lua_type(L, -2);
   if ((t == LUA_TBOOLEAN && !lua_toboolean(L, -2)) || (t == LUA_TNIL && !lua_isnil(L, -1))) {
     os_http_xfer_fail(&lx->x, OS_HTTP_E_ABORTED, -1, "%s: %s",
-                      lx->cb_kind == CB_HEAD ? "on_head" : "sink",
+                      lx->cb_kind == CB_HEAD       ? "on_head"
+                      : lx->cb_kind == CB_PROGRESS ? "on_progress"
+                                                   : "sink",
                       lua_isnil(L, -1) ? "returned false" : err_text(L, -1));
     lx->cb_abort = 1;
   }
@@ -477,7 +491,10 @@ static int call_helper(l_xfer *lx, int kind) {
   lua_pushlightuserdata(L, lx);
   int rc = lua_pcall(L, 1, 0, 0);
   if (rc != 0) {
-    const char *who = kind == CB_READ ? "reader" : kind == CB_HEAD ? "on_head" : "sink";
+    const char *who = kind == CB_READ       ? "reader"
+                      : kind == CB_HEAD     ? "on_head"
+                      : kind == CB_PROGRESS ? "on_progress"
+                                            : "sink";
     if (lua_type(L, -1) == LUA_TSTRING) {
       os_http_xfer_fail(&lx->x, OS_HTTP_E_CALLBACK, -1, "%s: %s", who, lua_tostring(L, -1));
     } else {
@@ -511,9 +528,18 @@ static int lx_head(void *ud, os_http_xfer *x) {
   return call_helper((l_xfer *)ud, CB_HEAD);
 }
 
-static const char *const req_fields[] = {
-    "method",      "url",        "headers", "body",      "body_length", "sink",    "hashes",
-    "body_hashes", "expect_100", "timeout", "max_speed", "max_body",    "on_head", NULL};
+static int lx_progress(void *ud, os_http_xfer *x, int64_t sent, int64_t received) {
+  (void)x;
+  l_xfer *lx = ud;
+  lx->cb_sent = sent;
+  lx->cb_recv = received;
+  return call_helper(lx, CB_PROGRESS);
+}
+
+static const char *const req_fields[] = {"method",      "url",         "headers",   "body",
+                                         "body_length", "sink",        "hashes",    "body_hashes",
+                                         "expect_100",  "timeout",     "max_speed", "max_body",
+                                         "on_head",     "on_progress", NULL};
 
 static void add_header(lua_State *L, const argctx *a, l_xfer *lx, int name_idx, int value_idx) {
   size_t nlen, vlen;
@@ -743,6 +769,15 @@ static l_xfer *parse_req(lua_State *L, const argctx *a, int req) {
     os_http_xfer_set_head_callback(&lx->x, lx_head, lx);
   } else if (!lua_isnil(L, -1)) {
     arg_error(L, a, "on_head", "function expected, got %s", luaL_typename(L, -1));
+  } else {
+    lua_pop(L, 1);
+  }
+  lua_getfield(L, req, "on_progress");
+  if (lua_type(L, -1) == LUA_TFUNCTION) {
+    lua_rawseti(L, entry, A_ONPROGRESS);
+    os_http_xfer_set_progress_callback(&lx->x, lx_progress, lx);
+  } else if (!lua_isnil(L, -1)) {
+    arg_error(L, a, "on_progress", "function expected, got %s", luaL_typename(L, -1));
   } else {
     lua_pop(L, 1);
   }

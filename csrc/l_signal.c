@@ -73,6 +73,16 @@ static int l_trap(lua_State *L) {
   return 1;
 }
 
+/* signal.columns([fd = 2]) -> the width of the terminal on fd, or nil
+ * when fd is not a terminal (or reports no size). */
+static int l_columns(lua_State *L) {
+  int fd = (int)luaL_optinteger(L, 1, 2);
+  int n = os_term_columns(fd);
+  if (n <= 0) return 0;
+  lua_pushinteger(L, n);
+  return 1;
+}
+
 static int l_pending(lua_State *L) {
   int sig = os_signal_pending();
   if (sig == 0) {
@@ -86,6 +96,7 @@ static int l_pending(lua_State *L) {
 int osl_open_signal(lua_State *L) {
   static const luaL_Reg funcs[] = {
       {"trap", l_trap},
+      {"columns", l_columns},
       {"pending", l_pending},
       {NULL, NULL},
   };

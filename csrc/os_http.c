@@ -312,6 +312,11 @@ void os_http_xfer_set_head_callback(os_http_xfer *x, os_http_head_fn fn, void *u
   x->head_ud = ud;
 }
 
+void os_http_xfer_set_progress_callback(os_http_xfer *x, os_http_progress_fn fn, void *ud) {
+  x->on_progress = fn;
+  x->progress_ud = ud;
+}
+
 void os_http_xfer_set_sink_writer(os_http_xfer *x, os_http_write_fn fn, void *ud) {
   x->sink_kind = OS_HTTP_SINK_WRITER;
   x->writer = fn;
@@ -660,6 +665,20 @@ nomem:
   return 0;
 }
 
+/* curl's progress meter: only records the upload count for os_http_run's
+ * loop (the callback to the caller runs there, outside curl's frames); a
+ * transfer that failed meanwhile (its progress callback asked to stop) is
+ * aborted. */
+static int on_xferinfo(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow) {
+  os_http_xfer *x = ud;
+  (void)dltotal;
+  (void)dlnow;
+  (void)ultotal;
+  x->up_now = (int64_t)ulnow;
+  return x->err != OS_HTTP_OK;
+}
+
 static size_t on_header(char *p, size_t size, size_t nmemb, void *ud) {
   size_t n = size * nmemb;
   return os_http_xfer_header_line(ud, p, n) ? n : 0;
@@ -740,6 +759,11 @@ static int xfer_start(os_http_session *s, os_http_xfer *x) {
   SET(CURLOPT_HEADERDATA, (void *)x);
   SET(CURLOPT_WRITEFUNCTION, on_write);
   SET(CURLOPT_WRITEDATA, (void *)x);
+  if (x->on_progress != NULL) {
+    SET(CURLOPT_XFERINFOFUNCTION, on_xferinfo);
+    SET(CURLOPT_XFERINFODATA, (void *)x);
+    SET(CURLOPT_NOPROGRESS, 0L);
+  }
 
   /* The method is chosen in one place, each branch setting only its own
    * options: CURLOPT_POST or CURLOPT_NOBODY set after CURLOPT_UPLOAD would
@@ -979,6 +1003,35 @@ static void interrupt_all(os_http_session *s, os_http_xfer **running, size_t max
   }
 }
 
+/* Reports the byte counts of the running transfers that asked for them,
+ * at most every OS_HTTP_PROGRESS_MS each and only when a count moved.
+ * Returns how long the loop may wait before the next report is due (ms),
+ * or -1 when no running transfer wants progress. */
+static int report_progress(os_http_xfer **running, size_t maxc) {
+  int64_t now = now_ms();
+  int wait = -1;
+  for (size_t i = 0; i < maxc; i++) {
+    os_http_xfer *x = running[i];
+    if (x == NULL || x->on_progress == NULL || x->err != OS_HTTP_OK) continue;
+    /* curl's count includes a chunked body's framing and may run ahead of
+     * the body after a rewind: what was read from the body bounds it. */
+    int64_t sent = x->up_now < x->body_pos ? x->up_now : x->body_pos;
+    int64_t recv = x->status >= 200 && x->status < 300 ? x->bytes : 0;
+    if (sent < 0) sent = 0;
+    if (now >= x->progress_at_ms && (sent != x->reported_sent || recv != x->reported_recv)) {
+      x->reported_sent = sent;
+      x->reported_recv = recv;
+      x->progress_at_ms = now + OS_HTTP_PROGRESS_MS;
+      if (x->on_progress(x->progress_ud, x, sent, recv) != 0 && x->err == OS_HTTP_OK) {
+        os_http_xfer_fail(x, OS_HTTP_E_ABORTED, -1, "aborted by on_progress");
+      }
+    }
+    int left = x->progress_at_ms > now ? (int)(x->progress_at_ms - now) : OS_HTTP_PROGRESS_MS;
+    if (wait < 0 || left < wait) wait = left;
+  }
+  return wait;
+}
+
 /* os_http_perform is os_http_run pulling from an array. */
 struct array_source {
   os_http_xfer **xs;
@@ -1071,6 +1124,8 @@ int os_http_run(os_http_session *s, os_http_pull_fn pull, os_http_done_fn done, 
     /* Paced transfers whose time has come go on; the others bound the wait,
      * and so does a trapped signal (noticed within INTERRUPT_POLL_MS). */
     int wait_ms = os_signal_trapped() ? INTERRUPT_POLL_MS : 1000;
+    int progress_wait = report_progress(running, maxc);
+    if (progress_wait >= 0 && progress_wait < wait_ms) wait_ms = progress_wait;
     int64_t now = now_ms();
     for (size_t i = 0; i < maxc; i++) {
       os_http_xfer *x = running[i];

@@ -126,6 +126,17 @@ typedef int (*os_http_write_fn)(void *ud, struct os_http_xfer *x, const char *da
  * per transfer. Returns 0, or -1 to abort the transfer (after
  * os_http_xfer_fail). */
 typedef int (*os_http_head_fn)(void *ud, struct os_http_xfer *x);
+/* Progress callback: the request body bytes sent so far (written to the
+ * connection, as curl's progress reports them, never above what was read
+ * from the body) and the 2xx response body bytes received so far, both
+ * absolute and for this transfer only (a new transfer for a retry starts at
+ * 0 again). Called by os_http_run's loop, never from inside a curl frame,
+ * at most every OS_HTTP_PROGRESS_MS per transfer and only when a count
+ * changed. Returns 0, or -1 to abort the transfer (after
+ * os_http_xfer_fail). */
+typedef int (*os_http_progress_fn)(void *ud, struct os_http_xfer *x, int64_t sent,
+                                   int64_t received);
+#define OS_HTTP_PROGRESS_MS 100
 
 /* A running hash or CRC over one body. */
 typedef struct {
@@ -183,6 +194,8 @@ typedef struct os_http_xfer {
   os_http_head_fn on_head; /* NULL: none */
   void *head_ud;
   int head_done;
+  os_http_progress_fn on_progress; /* NULL: none */
+  void *progress_ud;
 
   os_http_digest digests[OS_HTTP_MAX_DIGESTS]; /* over the response body */
   int ndigests;
@@ -201,6 +214,9 @@ typedef struct os_http_xfer {
   int64_t paced_from_ms, resume_at_ms;
   int paused;
   int64_t sink_pos; /* bytes written to the file sink */
+  /* Progress: curl's upload count (CURLOPT_XFERINFOFUNCTION), what was last
+   * reported, and when the next report may be made (monotonic ms). */
+  int64_t up_now, reported_sent, reported_recv, progress_at_ms;
 
   /* ---- result ---- */
   os_http_error err;
@@ -252,6 +268,8 @@ void os_http_xfer_set_sink_writer(os_http_xfer *x, os_http_write_fn fn, void *ud
 /* fn is called once, when the head of the final (non-1xx) response has
  * been read, before its first body byte is handed to the sink. */
 void os_http_xfer_set_head_callback(os_http_xfer *x, os_http_head_fn fn, void *ud);
+/* fn gets the byte counts while the transfer runs (see os_http_progress_fn). */
+void os_http_xfer_set_progress_callback(os_http_xfer *x, os_http_progress_fn fn, void *ud);
 
 /* Runs the transfers in xs[0..n) on the session's multi handle, at most
  * max_concurrent at a time (0: the session's max_connections), and returns

@@ -5,6 +5,7 @@
 
 #include <signal.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 static volatile sig_atomic_t pending;     /* first signal, sticky */
 static volatile sig_atomic_t undelivered; /* not yet raised as an error */
@@ -57,4 +58,11 @@ int os_signal_take(void) {
   int s = undelivered;
   undelivered = 0;
   return s;
+}
+
+int os_term_columns(int fd) {
+  struct winsize ws;
+  memset(&ws, 0, sizeof ws);
+  if (ioctl(fd, TIOCGWINSZ, &ws) != 0) return 0;
+  return (int)ws.ws_col;
 }

@@ -30,4 +30,10 @@ int os_signal_undelivered(void);
  * error now, and requests made while cleaning up run normally. */
 int os_signal_take(void);
 
+/* The width in columns of the terminal on fd (ioctl TIOCGWINSZ), or 0 when
+ * fd is not a terminal or does not know its size. Cheap enough to ask on
+ * every redraw of a progress line, so a resized window (SIGWINCH) is
+ * followed without trapping the signal. */
+int os_term_columns(int fd);
+
 #endif

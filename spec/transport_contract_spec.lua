@@ -104,10 +104,10 @@ describe("objstore.transport", function()
   describe("capabilities", function()
     it("gives every capability as a boolean, false when not said", function()
       assert.same({ hashes = false, body_hashes = false, file_body = false, file_sink = false, run = false,
-        buffer_body = false },
+        buffer_body = false, progress = false },
         transport.capabilities { request = function() end })
       assert.same({ hashes = true, body_hashes = false, file_body = false, file_sink = false, run = true,
-        buffer_body = false },
+        buffer_body = false, progress = false },
         transport.capabilities { request = function() end, run = function() end, capabilities = { hashes = true } })
     end)
   end)
@@ -131,6 +131,32 @@ describe("objstore.transport", function()
       assert.equal("function", seen[1].kind)
       assert.equal(#data, seen[1].length)
       assert.is_true(seen[1].data == data)
+    end)
+  end)
+
+  describe("a transport without progress", function()
+    it("never gets on_progress: a transfer's bytes count when its request ends", function()
+      local fields = {}
+      local t = { request = function(_, req)
+        fields[#fields + 1] = req.on_progress == nil
+        if type(req.body) == "function" then
+          for _ in req.body do end -- luacheck: ignore 512
+        end
+        return { status = 200, headers = { etag = '"x"' }, body = "" }
+      end }
+      local c = require("objstore").new{ endpoint = "http://127.0.0.1:9", access_key = "a", secret_key = "s",
+        transport = t }
+      local path = os.tmpname()
+      local f = assert(io.open(path, "wb"))
+      f:write(("p"):rep(1000))
+      f:close()
+      local seen = {}
+      local res, err = c:upload_file("b", "k", path, { verify = false,
+        progress = function(done) seen[#seen + 1] = done end })
+      os.remove(path)
+      assert.is_table(res, tostring(err))
+      assert.same({ true }, fields)
+      assert.equal(1000, seen[#seen])
     end)
   end)
 

@@ -103,6 +103,8 @@ end
 -- that was asked, else a function(res) to call with the result (it fills
 -- res.hashes / res.body_hashes and closes what was opened).
 function _M.request(caps, treq)
+  -- Without byte progress a request's bytes count when it ends.
+  if not caps.progress then treq.on_progress = nil end
   if caps.file_body and caps.file_sink and caps.hashes and caps.body_hashes and caps.buffer_body then return nil end
   local closers = {}
   if not caps.buffer_body and is_buffer(treq.body) then

@@ -231,6 +231,7 @@ function _M.sign(client, req, member, now, keep)
   return { method = req.method, url = ep.scheme .. "://" .. hostport .. path .. (query ~= "" and ("?" .. query) or ""),
     headers = headers, body = req.body, body_length = req.body_length, sink = req.sink, hashes = req.hashes,
     body_hashes = req.body_hashes, timeout = req.timeout, max_speed = req.max_speed, on_head = req.on_head,
+    on_progress = req.on_progress,
     max_body = req.max_body or (req.sink == nil and request.DEFAULT_MAX_BODY or nil) }
 end
 

@@ -24,6 +24,8 @@
 --   sink_rewind  function() after which a function sink may be fed again
 --   on_head      function(status, headers) called with each attempt's response
 --                head before its body (the transport contract's on_head)
+--   on_progress  function(sent, received): each attempt's body bytes so far
+--                (the transport contract's on_progress; a retry starts at 0)
 --   hashes, body_hashes  digests of the response / request body
 --   payload_hash the signed payload hash (default UNSIGNED-PAYLOAD)
 --   timeout      seconds, for this request only
@@ -150,7 +152,7 @@ local KIND = {
   op = "string", method = "string", bucket = "string", key = "string", query = "table", headers = "table",
   copy_source = "table", body = "any", body_length = "number", rewind = "function", sink = "any",
   sink_rewind = "function", hashes = "table", body_hashes = "table", payload_hash = "string", timeout = "number",
-  max_speed = "number", max_body = "number", on_head = "function",
+  max_speed = "number", max_body = "number", on_head = "function", on_progress = "function",
   ok_status = "table", parse = "function", retry = "table", on_retry = "function", context = "any",
   sub_resources = "table",
 }

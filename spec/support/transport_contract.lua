@@ -461,6 +461,97 @@ function _M.contract(name, new_transport, env, opts)
       end)
     end)
 
+    describe("on_progress", function()
+      -- Records every call: { t, sent, received }.
+      local function recorder()
+        local calls = {}
+        return calls, function(sent, received)
+          calls[#calls + 1] = { t = monotonic(), sent = sent, received = received }
+        end
+      end
+      -- Counts only grow (within one attempt), stay within total, move
+      -- while the body is under way (a call strictly between 0 and total),
+      -- and the calls come at most every ~100 ms.
+      local function check_calls(calls, field, other, total, what)
+        assert.is_true(#calls >= 4, #calls .. " calls for " .. what)
+        local prev, mid = -1, false
+        for i, c in ipairs(calls) do
+          assert.is_number(c.sent)
+          assert.is_number(c.received)
+          assert.equal(0, c[other], other .. " of call " .. i)
+          assert.is_true(c[field] >= prev, field .. " went back at call " .. i)
+          assert.is_true(c[field] <= total, field .. " " .. c[field] .. " over " .. total)
+          if c[field] > 0 and c[field] < total then mid = true end
+          if i > 1 then
+            assert.is_true(c.t - calls[i - 1].t >= 0.06, "two calls " .. (c.t - calls[i - 1].t) .. " s apart")
+          end
+          prev = c[field]
+        end
+        assert.is_true(mid, "no call while the body was moving")
+      end
+
+      it("reports the request body bytes sent as they go (string, file range, reader)", function()
+        if not need("progress") then return end
+        local body = bytes(600000, 13)
+        local path = tmpname()
+        write_file(path, body)
+        -- The reader gives 64 KiB chunks: a transport may count a chunk at once.
+        local kinds = { { body = body }, { body = function()
+          local at = 1
+          return function()
+            if at > #body then return nil end
+            at = at + 65536
+            return body:sub(at - 65536, at - 1)
+          end
+        end, body_length = #body } }
+        if caps.file_body then kinds[#kinds + 1] = { body = { file = path } } end
+        for i, f in ipairs(kinds) do
+          local calls, fn = recorder()
+          local fields = { body = f.body, body_length = f.body_length, max_speed = 300000, on_progress = fn }
+          if type(f.body) == "function" then fields.body = f.body() end
+          local res = put("p-up-" .. i, fields)
+          assert.equal(200, res.status)
+          assert.equal('"' .. md5hex(body) .. '"', res.headers.etag)
+          check_calls(calls, "sent", "received", #body, "body kind " .. i)
+        end
+      end)
+
+      it("reports the response body bytes received as they come (collected, sink, file)", function()
+        if not need("progress") then return end
+        local sinks = { {}, { sink = function() end } }
+        if caps.file_sink then sinks[#sinks + 1] = { sink = { file = tmpname() } } end
+        for i, f in ipairs(sinks) do
+          local calls, fn = recorder()
+          local res = get("large", { sink = f.sink, max_speed = 2 * 1024 * 1024, on_progress = fn })
+          assert.equal(200, res.status)
+          assert.equal(LARGE_N, res.bytes)
+          check_calls(calls, "received", "sent", LARGE_N, "sink " .. i)
+        end
+        -- An error document is no progress of the body asked for.
+        local calls, fn = recorder()
+        local res = get("no-such-key", { on_progress = fn })
+        assert.equal(404, res.status)
+        for _, c in ipairs(calls) do assert.equal(0, c.received) end
+      end)
+
+      it("stops with Aborted when on_progress returns false or nil, err, CallbackError when it raises", function()
+        if not need("progress") then return end
+        for _, ret in ipairs{ { false }, { nil, "enough" } } do
+          local res, err = t:request(sreq("GET", key_path("large"), { max_speed = 2 * 1024 * 1024,
+            sink = function() end, on_progress = function() return ret[1], ret[2] end }))
+          assert.is_nil(res)
+          check_err(err, "Aborted")
+          if ret[2] then assert.matches("enough", err.message, 1, true) end
+        end
+        local res, err = t:request(sreq("GET", key_path("large"), { max_speed = 2 * 1024 * 1024,
+          sink = function() end, on_progress = function() error("progress blew up") end }))
+        assert.is_nil(res)
+        check_err(err, "CallbackError")
+        assert.matches("progress blew up", err.message, 1, true)
+        assert.has_error(function() t:request(sreq("GET", key_path("data"), { on_progress = 1 })) end)
+      end)
+    end)
+
     describe("response sinks", function()
       it("collects the body into res.body without a sink", function()
         local res = get("data")

@@ -1,7 +1,8 @@
 --- Progress of a command, on stderr: on a terminal one line redrawn in
 -- place (bytes of total, percentage, rate, ETA, files done/total; "?" for
 -- what is not known yet, while a listing still streams or for stdin),
--- cleared before any other output and cut to the terminal's width;
+-- cleared before any other output and cut to the terminal's width (read
+-- again on every redraw, so a resized window never makes it wrap);
 -- otherwise a plain line every `interval` seconds
 -- (OBJSTORE_PROGRESS_INTERVAL, default 5); with --json a progress object
 -- per interval (on stdout, one JSON object per line); nothing with -q.
@@ -37,10 +38,22 @@ function _M.is_tty(fd)
   return ok == true or ok == 0
 end
 
---- The terminal's width: COLUMNS, else `stty size` on stderr (asked once,
--- when the progress starts), else 80.
+--- The width of the terminal on `fd` (default 2) as it is now (ioctl
+-- TIOCGWINSZ through core.signal.columns: cheap, asked on every redraw so
+-- a resized window is followed), or nil when it does not say.
+function _M.columns(fd)
+  local f = core.signal and core.signal.columns
+  local n = f and f(fd or 2)
+  if n and n >= 1 then return n end
+  return nil
+end
+
+--- The terminal's width: the terminal's own, else COLUMNS, else `stty
+-- size` on stderr (asked once, when the progress starts), else 80.
 function _M.width()
-  local n = tonumber(os.getenv("COLUMNS") or "")
+  local n = _M.columns(2)
+  if n then return n end
+  n = tonumber(os.getenv("COLUMNS") or "")
   if n and n >= 1 then return floor(n) end
   local p = io.popen("stty size <&2 2>/dev/null")
   if p then
@@ -58,7 +71,11 @@ function _M.new(o)
     moving = {}, total_files = nil, total_bytes = nil, planned_files = 0, planned_bytes = 0, final = false,
     t0 = monotonic(), last = o.mode == "tty" and -math.huge or monotonic(), drawn = false,
     interval = tonumber(os.getenv("OBJSTORE_PROGRESS_INTERVAL") or "") or (o.mode == "tty" and 0.2 or 5) }
-  if self.mode == "tty" then self.width = o.width or _M.width() end
+  if self.mode == "tty" then
+    self.width = o.width or _M.width()
+    -- Followed as the window is resized, unless a width was given.
+    self.live = o.width == nil
+  end
   local P = {}
 
   --- Bytes done: the finished files' and those in flight, never above the total.
@@ -102,11 +119,32 @@ function _M.new(o)
   end
 
   --- Clears the terminal's progress line (before any other output).
+  -- What erases the line drawn last: "\r\27[K", and when the terminal
+  -- has become narrower than that line (a terminal that reflows, as tmux,
+  -- VTE, kitty or iTerm2 do, has wrapped it onto more rows, the cursor on
+  -- the last) the rows above it too.
+  local function erase()
+    local rows = 1
+    if self.drawn_len and self.width > 0 and self.drawn_len > self.width then
+      rows = ceil(self.drawn_len / self.width)
+    end
+    return "\r\27[K" .. string.rep("\27[A\27[K", rows - 1)
+  end
+
+  --- Re-reads the width (a resize, SIGWINCH, since the last redraw).
+  local function follow_width()
+    if not self.live then return end
+    local n = _M.columns(2)
+    if n then self.width = n end
+  end
+
   function P.clear()
     if self.drawn then
-      self.err:write("\r\27[K")
+      follow_width()
+      self.err:write(erase())
       self.err:flush()
       self.drawn = false
+      self.drawn_len = nil
     end
   end
 
@@ -116,11 +154,13 @@ function _M.new(o)
     if not final and now - self.last < self.interval then return end
     self.last = now
     if self.mode == "tty" then
+      follow_width()
       -- One column short of the width: a line that fills it would wrap.
       local line = P.line(max(1, self.width - 1))
-      self.err:write("\r\27[K", line, final and "\n" or "")
+      self.err:write(self.drawn and erase() or "\r\27[K", line, final and "\n" or "")
       self.err:flush()
       self.drawn = not final
+      self.drawn_len = not final and #line or nil
     elseif self.mode == "plain" then
       self.err:write(P.line(), "\n")
       self.err:flush()

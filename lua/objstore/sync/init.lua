@@ -95,7 +95,8 @@ local OPTS = { compare = true, delete = true, delete_excluded = true, max_delete
 -- planned (a.key, a.action, a.size; dry runs too), then on_plan(nil) once
 -- both listings are complete (the totals are known; not called when a
 -- listing failed); progress(key, done, total) with the bytes done so far
--- of a multipart transfer (whole-file ones end with their on_action).
+-- of a file in flight, whole-file or multipart, as they move (a finished
+-- file ends with its on_action).
 
 local MiB, GiB = 1024 * 1024, 1024 * 1024 * 1024
 
@@ -553,6 +554,12 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
     -- bwlimit: each of the `concurrency` requests at once gets its share,
     -- paced by the transport byte by byte (copies move no bytes here).
     if kind ~= "copy" then req.max_speed = small_rate end
+    -- The bytes of the file in flight, as the transport moves them (each
+    -- attempt from 0: a retry never counts them twice).
+    if kind ~= "copy" and type(opts.progress) == "function" then
+      local rel, size, up = s.rel, s.size, kind == "up"
+      req.on_progress = function(sent, received) opts.progress(rel, up and sent or received, size) end
+    end
     item.started = monotonic()
     return req
   end

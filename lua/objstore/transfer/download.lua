@@ -188,7 +188,7 @@ local function download_file(self, bucket, key, path, opts, track)
   end
 
   local resumed_from = m:bytes_done()
-  local progress = progress_mod.new(opts.progress, size, resumed_from)
+  local progress, moving = progress_mod.new(opts.progress, size, resumed_from)
   -- Hash only what the check below will use: the CRC-64/NVME objstore
   -- stored at upload (any range layout), the CRC-64/ECMA on OSS, the range
   -- MD5s when they add up to the ETag (one range of a single-part object,
@@ -251,7 +251,7 @@ local function download_file(self, bucket, key, path, opts, track)
           query = opts.version_id and { versionId = opts.version_id } or nil,
           sink = { file = part_path, offset = offset },
           on_head = function(status, h) return check_head(r, status, h) end,
-          hashes = hashes, context = r, max_speed = rate,
+          hashes = hashes, context = r, max_speed = rate, on_progress = progress_mod.on_progress(moving, n, "down"),
           parse = function(res) return check_length(res, r) end }
       end,
       done = function(req, res, err)
@@ -261,6 +261,7 @@ local function download_file(self, bucket, key, path, opts, track)
         end
         if not res then
           m:failed(r.number)
+          moving(r.number, nil) -- its bytes count again when it is fetched again
           if err.status == 412 then
             err.message = "the object changed on the server during the download (ETag no longer " .. tostring(etag)
               .. ")"
@@ -274,7 +275,7 @@ local function download_file(self, bucket, key, path, opts, track)
           local sok, serr = ck:append(m, r.number)
           if not sok then return false, errors.locate(serr, "DownloadFile", bucket, key) end
         end
-        progress(r.length)
+        progress(r.length, false, r.number)
         ranges_done = ranges_done + 1
         if opts.on_part and opts.on_part(r.number, ranges_done) == false then
           return false, fail("Aborted", "stopped by on_part after range " .. r.number, bucket, key)

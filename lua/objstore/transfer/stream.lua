@@ -110,7 +110,7 @@ local function upload_stream(c, bucket, key, reader, opts)
   end
   local base = math.max(opts.part_size or plan.DEFAULT_PART_SIZE, lim.min_part)
   local concurrency = opts.concurrency or 4
-  local progress = progress_mod.new(opts.progress, nil, 0)
+  local progress, moving = progress_mod.new(opts.progress, nil, 0)
   local upload_opts = common.upload_opts(opts)
   local alg = flexsum.option(c, "upload_stream", 4, opts)
   upload_opts.checksum = alg
@@ -174,16 +174,19 @@ local function upload_stream(c, bucket, key, reader, opts)
       m:digests(number, md5)
       m:start(number)
       total = total + buf:len()
-      return c:build_request("upload_part", bucket, key, upload_id, number, buf,
+      local req = c:build_request("upload_part", bucket, key, upload_id, number, buf,
         { content_md5 = checksum.tobase64(md5), headers = common.part_headers(opts, number),
           sse_customer_key = opts.sse_customer_key, checksum = alg, checksum_policy = opts.checksum_policy,
           context = { number = number, size = buf:len(), buf = buf } })
+      req.on_progress = progress_mod.on_progress(moving, number, "up")
+      return req
     end,
     done = function(req, res, perr)
       local part = req.context
       src.put(part.buf)
       if not res then
         m:failed(part.number)
+        moving(part.number, nil)
         return false, perr
       end
       -- C checks the part's ETag against its MD5 (not with SSE-KMS/SSE-C).
@@ -193,7 +196,7 @@ local function upload_stream(c, bucket, key, reader, opts)
         m:checksum(part.number, alg, core.encode.base64_decode(res.checksum.value), res.checksum.verified)
       end
       all_verified = all_verified and res.checksum and res.checksum.verified
-      progress(part.size)
+      progress(part.size, false, part.number)
       return true
     end }, { bucket = bucket, key = key, upload_id = upload_id, leave = opts.leave_parts_on_error })
   src.close()

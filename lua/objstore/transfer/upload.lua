@@ -95,7 +95,7 @@ local function already_complete(c, bucket, key, m, size, opts, etag_md5)
 end
 
 --- Single PUT: MD5 and CRC in one pass, the CRC stored as metadata.
-local function put_whole(c, bucket, key, path, size, opts, upload_opts, verify, progress, alg)
+local function put_whole(c, bucket, key, path, size, opts, upload_opts, verify, progress, moving, alg)
   upload_opts.checksum, upload_opts.checksum_policy = alg, opts.checksum_policy
   upload_opts.headers = common.extra_headers("upload_file", 4, common.part_headers(opts, 1),
     common.extra_headers("upload_file", 4, opts.headers, {}))
@@ -112,20 +112,25 @@ local function put_whole(c, bucket, key, path, size, opts, upload_opts, verify, 
     crc = nvme
   end
   local rate = common.max_speed("upload_file", 4, opts, 1)
+  local on_progress = progress_mod.on_progress(moving, 1, "up")
   local res, err
-  if rate then
+  if rate or on_progress then
     local req = c:build_request("put_object", bucket, key, { path = path }, upload_opts)
     req.max_speed = rate
+    req.on_progress = on_progress
     res, err = c:send(req)
   else
     res, err = c:put_object(bucket, key, { path = path }, upload_opts)
   end
-  if not res then return nil, err end
+  if not res then
+    moving(1, nil)
+    return nil, err
+  end
   if ecma and res.crc64ecma and res.crc64ecma ~= checksum.to_decimal(ecma) then
     return nil, fail("BadDigest", "the server's CRC-64 " .. res.crc64ecma .. " is not the file's "
       .. checksum.to_decimal(ecma), bucket, key)
   end
-  progress(size, true)
+  progress(size, true, 1)
   return { bucket = bucket, key = key, etag = res.etag, size = size, parts = 1, resumed_from = 0,
     version_id = res.version_id, verified = verify, crc64nvme = crc and b64(crc) or nil, sse = res.sse,
     kms_key_id = res.kms_key_id, checksum = res.checksum }
@@ -187,10 +192,12 @@ local function upload_file(c, bucket, key, path, opts)
   if not part_size then return nil, fail("InvalidArgument", perr, bucket, key) end
   local threshold = opts.threshold or part_size
   local verify = opts.verify ~= false
-  local progress = progress_mod.new(opts.progress, size, 0)
+  local progress, moving = progress_mod.new(opts.progress, size, 0)
   local upload_opts = common.upload_opts(opts)
   local alg = flexsum.option(c, "upload_file", 4, opts)
-  if size < threshold then return put_whole(c, bucket, key, path, size, opts, upload_opts, verify, progress, alg) end
+  if size < threshold then
+    return put_whole(c, bucket, key, path, size, opts, upload_opts, verify, progress, moving, alg)
+  end
   -- SSE-KMS and SSE-C ETags are not MD5s: the server's Content-MD5 check
   -- and the stored CRC are then the proof.
   local etag_md5 = sse.etag_is_md5(c, opts)
@@ -252,7 +259,7 @@ local function upload_file(c, bucket, key, path, opts)
   end
 
   local resumed_from = m:bytes_done()
-  progress = progress_mod.new(opts.progress, size, resumed_from)
+  progress, moving = progress_mod.new(opts.progress, size, resumed_from)
   progress(0, true)
   local sent_parts = 0
   -- as many ways as parts can be in flight at once
@@ -272,6 +279,7 @@ local function upload_file(c, bucket, key, path, opts)
         sse_customer_key = opts.sse_customer_key, checksum = alg, checksum_policy = opts.checksum_policy,
         context = { number = n, length = length } })
     req.max_speed = rate
+    req.on_progress = progress_mod.on_progress(moving, n, "up")
     return req
   end
 
@@ -279,7 +287,10 @@ local function upload_file(c, bucket, key, path, opts)
     done = function(req, res, perr2)
       local part = req.context
       if not res then
-        if part and part.number then m:failed(part.number) end
+        if part and part.number then
+          m:failed(part.number)
+          moving(part.number, nil) -- its bytes count again when it is sent again
+        end
         return false, perr2
       end
       -- The server's ETag of a part is the MD5 of what it stored: C checks
@@ -292,7 +303,7 @@ local function upload_file(c, bucket, key, path, opts)
         local sok, serr = ck:append(m, part.number)
         if not sok then return false, errors.locate(serr, "UploadFile", bucket, key) end
       end
-      progress(part.length)
+      progress(part.length, false, part.number)
       -- on_part(number, parts_sent_this_run) may return false to stop.
       if opts.on_part and opts.on_part(part.number, sent_parts) == false then
         return false, fail("Aborted", "stopped by on_part after part " .. part.number, bucket, key)

@@ -75,7 +75,8 @@ function _M.new(opts)
   end
   return setmetatable({ ngx_opts = opts.ngx or {}, curl_opts = opts.curl or {}, force = opts.force,
     closed = false,
-    capabilities = { hashes = true, body_hashes = true, file_body = true, file_sink = true, run = true } }, Auto)
+    capabilities = { hashes = true, body_hashes = true, file_body = true, file_sink = true, run = true,
+      progress = true } }, Auto)
 end
 
 function Auto:_curl()

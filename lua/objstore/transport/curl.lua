@@ -39,6 +39,10 @@
 --  * `on_head`: `function(status, headers)` called once when the final
 --    response's head is read, before any body byte reaches the sink (the
 --    contract in objstore.transport: false or nil, err aborts);
+--  * `on_progress`: `function(sent, received)`, the body bytes so far (see
+--    objstore.transport), from curl's progress meter
+--    (CURLOPT_XFERINFOFUNCTION), called by the C run loop outside curl's
+--    frames at most every 100 ms;
 --  * `hashes`, `body_hashes`: names among md5, sha1, sha256, crc32, crc32c,
 --    crc64ecma, crc64nvme, computed in C over the response / request body;
 --  * `expect_100`, `timeout` (s, overrides the session's), `max_speed`
@@ -109,7 +113,7 @@ function curl.new(opts)
   return setmetatable({
     session = session,
     capabilities = { hashes = true, body_hashes = true, file_body = true, file_sink = true, run = true,
-      buffer_body = true },
+      buffer_body = true, progress = true },
     retryable_exceptions = RETRYABLE_EXCEPTIONS,
   }, Transport)
 end

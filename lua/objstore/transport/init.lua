@@ -34,7 +34,9 @@
 --  * `t:close()`: releases the connections; idempotent. A closed transport
 --    raises when asked to `request` or `run`.
 --  * `t.capabilities`: `{ hashes, body_hashes, file_body, file_sink, run,
---    buffer_body }`, all booleans. A transport that lacks an optional capability says so
+--    buffer_body, progress }`, all booleans (progress: it takes
+--    `on_progress`; without it the layer above leaves the field out and
+--    counts a request's bytes when it ends). A transport that lacks an optional capability says so
 --    (false), and the layer above does that part itself: hashes the bytes,
 --    turns a file range or a buffer into a reader, writes a function sink
 --    into the file.
@@ -77,6 +79,16 @@
 --    on. A request that fails before a whole head arrives never calls it.
 --    What it is for: a proxy that must send the store's status and headers
 --    on before the body (objstore.ngx.serve_object);
+--  * `on_progress`: nil or `function(sent, received) -> true | false | nil,
+--    err`, called while the request runs, at most about every 100 ms (curl)
+--    or once per body piece moved (ngx), and only when a count changed,
+--    with the request body bytes sent and the response body bytes received
+--    so far - absolute counts for this request, a body that is resent (a
+--    stale pooled connection) starting again from 0; an error body (status
+--    >= 300) counts as 0 received. What a transfer shows as moving comes
+--    from it, so a retry (a new request) never counts bytes twice. false or
+--    nil, err ends the request with Aborted, an error it raises with
+--    CallbackError;
 --  * `hashes` / `body_hashes`: lists of names among md5, sha1, sha256,
 --    crc32, crc32c, crc64ecma, crc64nvme, computed over the response body /
 --    the request body as sent;
@@ -141,7 +153,7 @@ end
 _M.CODES = CODES
 
 --- The names of the optional capabilities.
-_M.CAPABILITIES = { "hashes", "body_hashes", "file_body", "file_sink", "run", "buffer_body" }
+_M.CAPABILITIES = { "hashes", "body_hashes", "file_body", "file_sink", "run", "buffer_body", "progress" }
 
 --- A transport error with `code`'s retryable default, for transports written
 -- in Lua: `{ code, message, retryable, ... }` with the shared metatable.

@@ -63,7 +63,9 @@
 -- `res.body`; `function(chunk) -> true | false | nil, err`; `{ file = path,
 -- offset = 0 }`, written at offset + position without truncating, created
 -- when missing), `on_head` (`function(status, headers)`, called once when the
--- head is read, before the body: see objstore.transport), `hashes`, `body_hashes`, `timeout`, `max_speed` (the sum
+-- head is read, before the body: see objstore.transport), `on_progress`
+-- (`function(sent, received)` after a body piece moved, at most every
+-- 100 ms), `hashes`, `body_hashes`, `timeout`, `max_speed` (the sum
 -- of body bytes sent and received paced to it), `max_body` (a collected
 -- 2xx body past it ends with ResponseTooLarge before the bytes are kept).
 -- Misuse raises, naming the field. Error responses (status >= 300) never
@@ -292,7 +294,7 @@ function _M.new(opts)
     retryable_exceptions = RETRYABLE_EXCEPTIONS,
     -- buffer_body: no; objstore.adapt turns a core.buffer into a reader.
     capabilities = { hashes = true, body_hashes = true, file_body = true, file_sink = true, run = true,
-      buffer_body = false },
+      buffer_body = false, progress = true },
   }, Transport)
 end
 
@@ -302,6 +304,7 @@ end
 local REQ_FIELDS = {
   method = true, url = true, headers = true, body = true, body_length = true, sink = true,
   hashes = true, body_hashes = true, timeout = true, max_speed = true, max_body = true, on_head = true,
+  on_progress = true,
 }
 local KNOWN_ALG = {}
 for _, a in ipairs(checksum.ALGORITHMS) do KNOWN_ALG[a] = true end
@@ -421,12 +424,15 @@ local function check_request(req)
   elseif sink ~= nil and type(sink) ~= "function" then
     misuse("request", "req.sink", "function or table expected, " .. errors.got(sink))
   end
+  if req.on_progress ~= nil and type(req.on_progress) ~= "function" then
+    misuse("request", "req.on_progress", "function expected, " .. errors.got(req.on_progress))
+  end
   if req.on_head ~= nil and type(req.on_head) ~= "function" then
     misuse("request", "req.on_head", "function expected, " .. errors.got(req.on_head))
   end
   return {
     method = method, url = url, headers = headers, kind = kind, body = body, body_length = body_length,
-    file = file, sink = sink, sink_file = sink_file, on_head = req.on_head,
+    file = file, sink = sink, sink_file = sink_file, on_head = req.on_head, on_progress = req.on_progress,
     hashes = check_digests("hashes", req.hashes), body_hashes = check_digests("body_hashes", req.body_hashes),
     timeout = check_seconds("request", "req.timeout", req.timeout, nil),
     max_speed = check_count("request", "req.max_speed", req.max_speed, 0),
@@ -630,6 +636,28 @@ local function pace(x)
   return true
 end
 
+-- req.on_progress: the body bytes sent and the 2xx body bytes received so
+-- far by this attempt (absolute), at most every PROGRESS_S and only when a
+-- count moved. true, or nil, err when it raised (CallbackError) or asked
+-- to stop (Aborted).
+local PROGRESS_S = 0.1
+local function progress(x)
+  local f = x.on_progress
+  if not f then return true end
+  local recv = x.error_status and 0 or x.bytes
+  if x.sent == x.reported_sent and recv == x.reported_recv then return true end
+  local now = ngx.now()
+  if now < x.progress_at then return true end
+  x.progress_at = now + PROGRESS_S
+  x.reported_sent, x.reported_recv = x.sent, recv
+  local ok, v, why = pcall(f, x.sent, recv)
+  if not ok then return nil, tr_error("CallbackError", "on_progress raised: " .. tostring(v)) end
+  if v == false or (v == nil and why ~= nil) then
+    return nil, tr_error("Aborted", "on_progress: " .. tostring(why or "returned false"))
+  end
+  return true
+end
+
 -- Calls a reader or sink under pcall: value or nil, err (an error value).
 local function call_back(who, f, arg)
   local ok, v, why = pcall(f, arg)
@@ -672,7 +700,7 @@ local function send_request(self, x, u, r)
     local ok, e = send(self, x, { head, r.body }, "sending the request")
     if not ok then return nil, e end
     x.sent = #r.body
-    return true
+    return progress(x)
   end
   local ok, e = send(self, x, head, "sending the request")
   if not ok then return nil, e end
@@ -684,6 +712,8 @@ local function send_request(self, x, u, r)
       if not ok then return nil, e end
       x.sent = min(#body, i + CHUNK - 1)
       if not pace(x) then return nil, timed_out(x) end
+      ok, e = progress(x)
+      if not ok then return nil, e end
     end
     return true
   end
@@ -701,6 +731,8 @@ local function send_request(self, x, u, r)
       if not ok then return nil, e end
       x.sent = x.sent + #c
       if not pace(x) then return nil, timed_out(x) end
+      ok, e = progress(x)
+      if not ok then return nil, e end
     end
     return true
   end
@@ -728,6 +760,8 @@ local function send_request(self, x, u, r)
       if not ok then return nil, e end
       x.sent = x.sent + #c
       if not pace(x) then return nil, timed_out(x) end
+      ok, e = progress(x)
+      if not ok then return nil, e end
     end
   end
   if chunked then return send(self, x, "0\r\n\r\n", "sending the body") end
@@ -819,6 +853,10 @@ local function deliver(x, c)
   if n == 0 then return true end
   x.bytes = x.bytes + n
   if not pace(x) then return nil, timed_out(x) end
+  if x.on_progress and not x.error_status then
+    local ok, e = progress(x)
+    if not ok then return nil, e end
+  end
   feed(x.hashers, c)
   if x.collect then
     if x.max_body > 0 and not x.error_status and x.collected + n > x.max_body then
@@ -1059,7 +1097,7 @@ function Transport:request(req)
   for _ = 1, self.pool_size + 1 do
     local x = { deadline = deadline, timeout = timeout, sent = 0, bytes = 0, max_speed = r.max_speed,
       max_body = r.max_body,
-      started = ngx.now(),
+      started = ngx.now(), on_progress = r.on_progress, reported_sent = 0, reported_recv = 0, progress_at = 0,
       hashers = hashers(r.hashes), body_hashers = hashers(r.body_hashes) }
     if r.kind == "file" then
       local ok, e = open_body_file(r, x)
