@@ -3,6 +3,7 @@
 -- more piece of the handler, so the difference of their per-request times
 -- is that piece's cost. Step 5 is examples/openresty/handlers/presign.lua
 -- without its error branches; step 6 is step 0 with an answer as long.
+local ngx = ngx -- luacheck: ignore 113
 local common = require "common"
 local cjson_encode = require("cjson.safe").encode
 

@@ -328,7 +328,6 @@ describe("presign's short path (no server)", function()
       client{ provider = "oss", endpoint = "https://oss-cn-hangzhou.aliyuncs.com", region = "cn-hangzhou",
         addressing = "virtual", session_token = "t\"\\" },
     }
-    local cjson = require "cjson"
     for i, c in ipairs(cases) do
       local bucket = i == 3 and "bkt-h13" or "b\"k\\t<"
       for _, opts in ipairs{ false, { time = T }, { query = { ["a\""] = "\\\"" }, response = { content_type = "\"" } },
