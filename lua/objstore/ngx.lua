@@ -54,8 +54,10 @@
 --   sees a failed transfer, never a short body as a complete one.
 --   `opts.flush_every` goes to response_sink, `opts.log_prefix` starts the
 --   log line; other opts (version_id, sse_customer_key, timeout of the
---   client...) go to get_object / head_object. Not retried once a byte of
---   the head could have gone out (the store's answer is passed on as is).
+--   client...) go to get_object / head_object. A failure before the head
+--   went out (connection refused, a 503, a timeout before the head) is
+--   retried by the client's retry policy like any request; once the head
+--   went out, never (the store's answer is passed on as is).
 -- * `response_sink(flush_every)`: a sink that sends each chunk to the
 --   client as it arrives (`ngx.print`) and, every `flush_every` bytes
 --   (1 MiB), waits until the client took them (`ngx.flush(true)`, which
@@ -277,9 +279,11 @@ function _M.serve_object(c, bucket, key, opts)
     if not ok then return nil, "the client is gone: " .. tostring(err) end
     return true
   end
+  -- Retried (the pipeline's one loop) while nothing went to the client.
+  gopts.sink_retryable = function() return not sent end
   local res, err
   if method == "HEAD" then
-    gopts.range = nil -- HeadObject answers the whole object's head
+    gopts.range, gopts.sink_retryable = nil, nil -- HeadObject answers the whole object's head
     res, err = c:head_object(bucket, key, gopts)
   else
     local inner = _M.response_sink(flush_every)
