@@ -11,8 +11,10 @@
 --   (ngx.ERR), never lost silently. Returns true or nil, err.
 -- * `request_body_reader(chunk)`: the client's request body as a reader
 --   `function() -> chunk | nil | nil, err` over `ngx.req.socket()`, read in
---   pieces of `chunk` bytes (64 KiB) as they are asked for, never whole;
---   and its length (Content-Length). A body nginx cannot hand out as a
+--   pieces of `chunk` bytes (64 KiB) as they are asked for, never whole,
+--   letting the worker's other requests in every 10 ms (a fast client's
+--   data is always there: its receives never wait); and its length
+--   (Content-Length). A body nginx cannot hand out as a
 --   socket - chunked (no Content-Length) or HTTP/2 - gives nil,
 --   err{code = "BodyNotStreamable"}; a client that goes away while its
 --   body is read makes the reader return nil, err (the upload above it
@@ -83,6 +85,9 @@ _M.DEFAULT_THRESHOLD = 16 * 1024 * 1024
 -- response_sink waits for the client every this many bytes: nginx holds
 -- at most about this much of a download for a slow client.
 local FLUSH_EVERY = 1024 * 1024
+-- request_body_reader lets the worker's other requests in every this
+-- many seconds of reading.
+local BUSY = 0.01
 
 local function ngx_api(fname)
   local ngx = rawget(_G, "ngx")
@@ -128,8 +133,20 @@ function _M.request_body_reader(chunk)
   local sock, serr = ngx.req.socket()
   if not sock then return nil, not_streamable(serr) end
   local left = length
+  local monotonic = core.time.monotonic
+  local busy_since = monotonic()
   return function()
     if left <= 0 then return nil end
+    -- A receive yields only when the socket has no data: from a fast
+    -- client it never does, and the whole body (and a part's copying and
+    -- hashing above) would be read in one go, the worker serving no one
+    -- else. Every BUSY seconds the other requests get a turn: a 1 ms
+    -- sleep (ngx.sleep(0) needs OpenResty's delayed-events patch to reach
+    -- the event loop; Debian's nginx has none).
+    if monotonic() - busy_since >= BUSY then
+      ngx.sleep(0.001)
+      busy_since = monotonic()
+    end
     local data, err, partial = sock:receive(min(chunk, left))
     if not data then
       return nil, "the client's request body ended after " .. (length - left + #(partial or ""))
