@@ -531,6 +531,50 @@ describe("OpenResty example #server", function()
       no_crash(BAD_DIR)
     end)
 
+    it("retries GET /files/ when the store fails before the head (503, a reset), then fails cleanly", function()
+      local cjson = require "cjson"
+      local c = rgw()
+      local data = ("0123456789abcdef"):rep(64 * 1024 + 7)
+      assert(c:put_object(BUCKET, "fault/retried.bin", data))
+      c:close()
+      local function faults(doc)
+        sh("curl -s -X DELETE " .. control .. "/stats")
+        sh("curl -s -X POST --data " .. q(cjson.encode(doc)) .. " " .. control)
+      end
+      local function gets()
+        local _, body = curl("http://127.0.0.1:" .. PROXY_PORT .. "/__faults/stats")
+        return cjson.decode(body).methods.GET
+      end
+      local only = { rate = 1, methods = { "GET" }, match = "retried%.bin" }
+      -- One 503 SlowDown (the store never saw it), then the object: whole,
+      -- byte for byte, from the second GET.
+      faults{ slowdown = { rate = 1, methods = only.methods, match = only.match, max = 1 } }
+      local t0 = os.time()
+      local st, body, code = curl(auth() .. url("/files/fault/retried.bin", BAD_PORT))
+      assert.equal(0, code)
+      assert.equal(200, st, body:sub(1, 200))
+      assert.is_true(body == data, "the body differs from the object (" .. #body .. " bytes)")
+      assert.equal(2, gets())
+      -- A connection closed before any answer: the same.
+      faults{ reset = { rate = 1, methods = only.methods, match = only.match, max = 1 } }
+      st, body, code = curl(auth() .. url("/files/fault/retried.bin", BAD_PORT))
+      assert.equal(0, code)
+      assert.equal(200, st)
+      assert.is_true(body == data, "the body differs from the object after a reset")
+      assert.equal(2, gets())
+      -- Every GET refused: the client's 3 attempts, then a clean answer
+      -- (nothing of a head was sent: a JSON error, curl exit 0).
+      faults{ slowdown = only }
+      st, body, code = curl(auth() .. url("/files/fault/retried.bin", BAD_PORT))
+      assert.equal(0, code)
+      assert.equal(502, st, body)
+      assert.equal("SlowDown", cjson.decode(body).error)
+      assert.equal(3, gets())
+      assert.is_true(os.time() - t0 < 30, "took " .. (os.time() - t0) .. " s")
+      sh("curl -s -X DELETE " .. control)
+      no_crash(BAD_DIR)
+    end)
+
     it("aborts the multipart upload of a client gone while its parts are held (lua_check_client_abort on)",
       function()
       local big = file_of(30 * 1000 * 1000, tmp .. "/held")

@@ -319,6 +319,27 @@ describe("presign's short path (no server)", function()
     c:close()
   end)
 
+  it("URLs are printable ASCII without quotes, backslashes, angle brackets or spaces (JSON-safe as they are)",
+    function()
+    local awkward = "k\"\\\1\127\195\169<>{}|^` '&?#%/\t"
+    local cases = {
+      client{ session_token = "to\"k\\en<>" },
+      client{ endpoint = "https://s3.amazonaws.com", addressing = "virtual", session_token = "t\"" },
+      client{ provider = "oss", endpoint = "https://oss-cn-hangzhou.aliyuncs.com", region = "cn-hangzhou",
+        addressing = "virtual", session_token = "t\"\\" },
+    }
+    for i, c in ipairs(cases) do
+      local bucket = i == 3 and "bkt-h13" or "b\"k\\t<"
+      for _, opts in ipairs{ false, { time = T }, { query = { ["a\""] = "\\\"" }, response = { content_type = "\"" } },
+        { headers = { ["x-amz-meta-q"] = "\"" } } } do
+        local url = assert(c:presign("GET", bucket, awkward, opts or nil))
+        assert.matches("^[!#-;=?-Z%[%]^-~]+$", url)
+        assert.equals(url, cjson.decode('{"url":"' .. url .. '"}').url)
+      end
+      c:close()
+    end
+  end)
+
   it("checks caller headers and query with request.new's messages", function()
     local c = client()
     assert.has_error(function() c:presign("GET", "bkt-h13", "k", { headers = { X = {} } }) end,

@@ -27,6 +27,9 @@ _M.DEFAULT_THRESHOLD = 16 * 1024 * 1024
 -- response_sink waits for the client every this many bytes: nginx holds
 -- at most about this much of a download for a slow client.
 local FLUSH_EVERY = 1024 * 1024
+-- request_body_reader lets the worker's other requests in every this
+-- many seconds of reading.
+local BUSY = 0.01
 
 local function ngx_api(fname)
   local ngx = rawget(_G, "ngx")
@@ -60,7 +63,9 @@ end
 --- request_body_reader(chunk) -> reader, length | nil, err
 -- The client's request body as a reader `function() -> chunk | nil | nil,
 -- err` over `ngx.req.socket()`, read in pieces of `chunk` bytes (64 KiB) as
--- they are asked for, never whole; and its length (Content-Length). A body
+-- they are asked for, never whole, letting the worker's other requests in
+-- every 10 ms (a fast client's data is always there: its receives never
+-- wait); and its length (Content-Length). A body
 -- nginx cannot hand out as a socket - chunked (no Content-Length) or HTTP/2
 -- - gives nil, err{code = "BodyNotStreamable"}; a client that goes away
 -- while its body is read makes the reader return nil, err (the upload above
@@ -85,8 +90,20 @@ function _M.request_body_reader(chunk)
   local sock, serr = ngx.req.socket()
   if not sock then return nil, not_streamable(serr) end
   local left = length
+  local monotonic = core.time.monotonic
+  local busy_since = monotonic()
   return function()
     if left <= 0 then return nil end
+    -- A receive yields only when the socket has no data: from a fast
+    -- client it never does, and the whole body (and a part's copying and
+    -- hashing above) would be read in one go, the worker serving no one
+    -- else. Every BUSY seconds the other requests get a turn: a 1 ms
+    -- sleep (ngx.sleep(0) needs OpenResty's delayed-events patch to reach
+    -- the event loop; Debian's nginx has none).
+    if monotonic() - busy_since >= BUSY then
+      ngx.sleep(0.001)
+      busy_since = monotonic()
+    end
     local data, err, partial = sock:receive(min(chunk, left))
     if not data then
       return nil, "the client's request body ended after " .. (length - left + #(partial or ""))
@@ -238,8 +255,10 @@ local SERVED = { [200] = true, [206] = true, [304] = true }
 -- as a complete one. `opts.flush_every` goes to response_sink,
 -- `opts.log_prefix` starts the log line; other opts (version_id,
 -- sse_customer_key, timeout of the client...) go to get_object /
--- head_object. Not retried once a byte of the head could have gone out (the
--- store's answer is passed on as is).
+-- head_object. A failure before the head went out (connection refused, a
+-- 503, a timeout before the head) is retried by the client's retry policy
+-- like any request; once the head went out, never (the store's answer is
+-- passed on as is).
 function _M.serve_object(c, bucket, key, opts)
   local ngx = ngx_api("serve_object")
   if opts ~= nil and type(opts) ~= "table" then
@@ -275,9 +294,11 @@ function _M.serve_object(c, bucket, key, opts)
     if not ok then return nil, "the client is gone: " .. tostring(err) end
     return true
   end
+  -- Retried (the pipeline's one loop) while nothing went to the client.
+  gopts.sink_retryable = function() return not sent end
   local res, err
   if method == "HEAD" then
-    gopts.range = nil -- HeadObject answers the whole object's head
+    gopts.range, gopts.sink_retryable = nil, nil -- HeadObject answers the whole object's head
     res, err = c:head_object(bucket, key, gopts)
   else
     local inner = _M.response_sink(flush_every)

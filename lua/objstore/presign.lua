@@ -5,6 +5,12 @@
 --   c:presign("PUT", b, k, { content_type = "image/png", content_md5 = md5b64 })
 --   c:presign("PUT", b, k, { upload_id = id, part_number = 3 })   -- UploadPart
 --
+-- A URL is printable ASCII without '"', '\', '<', '>' or spaces: every byte
+-- of bucket, key, query and session token is percent-encoded and the host
+-- is checked when the client is made, so it goes into JSON or an HTML
+-- attribute as it is (the OpenResty example's /presign writes
+-- '{"url":"' .. url .. '"}').
+--
 -- The expiry is checked here, so a wrong one raises (misuse) rather than
 -- coming back as a SigningError: a whole number of seconds from 1 to
 -- 604800 (7 days, the longest S3 and OSS accept), 3600 by default.

@@ -22,6 +22,11 @@
 --   rewind       function() that rewinds a reader, so it can be retried
 --   sink         nil (collect) | function(chunk) | { file = path, offset = n }
 --   sink_rewind  function() after which a function sink may be fed again
+--   sink_retryable  function() -> whether a function sink is still as new
+--                (nothing it took has gone where it cannot be taken back):
+--                the request may be retried while it says so (no rewind
+--                needed), not once it says no (objstore.ngx.serve_object:
+--                until the response head went to the client)
 --   on_head      function(status, headers) called with each attempt's response
 --                head before its body (the transport contract's on_head)
 --   on_progress  function(sent, received): each attempt's body bytes so far
@@ -151,8 +156,9 @@ end
 local KIND = {
   op = "string", method = "string", bucket = "string", key = "string", query = "table", headers = "table",
   copy_source = "table", body = "any", body_length = "number", rewind = "function", sink = "any",
-  sink_rewind = "function", hashes = "table", body_hashes = "table", payload_hash = "string", timeout = "number",
-  max_speed = "number", max_body = "number", on_head = "function", on_progress = "function",
+  sink_rewind = "function", sink_retryable = "function", hashes = "table", body_hashes = "table",
+  payload_hash = "string", timeout = "number", max_speed = "number", max_body = "number", on_head = "function",
+  on_progress = "function",
   ok_status = "table", parse = "function", retry = "table", on_retry = "function", context = "any",
   sub_resources = "table",
 }
@@ -237,10 +243,14 @@ end
 
 --- Can this request be sent again? Strings and file ranges can; a reader
 -- only with `rewind`; a function sink that may have been fed only with
--- `sink_rewind`.
+-- `sink_rewind`, or while its `sink_retryable()` says it is still as new.
 function Request:rewindable()
   if type(self.body) == "function" and not self.rewind then return false end
-  if type(self.sink) == "function" and not self.sink_rewind then return false end
+  if type(self.sink) == "function" then
+    local fresh = self.sink_retryable
+    if fresh then return fresh() == true end
+    if not self.sink_rewind then return false end
+  end
   return true
 end
 

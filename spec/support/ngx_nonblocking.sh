@@ -14,6 +14,9 @@
 # them with a Content-Length to /gateway/ (nginx's proxy_pass carries them
 # to the store: the store's share of the load, no Lua, no hashing). With no transfers at all
 # (0 0) it is the control run: PROBES (100) probes of an idle worker.
+# NB_LIMIT_RATE (curl's --limit-rate, e.g. 64M) paces every upload: a
+# client no faster than that, so the worker is not busy copying all the
+# time and what the probe shows is the longest step it takes.
 # Usage: ngx_nonblocking.sh BASE TOKEN KEY FILE DOWNLOADS UPLOADS [MODE [GAP [PROBES]]]
 set -u
 BASE=$1 TOKEN=$2 KEY=$3 FILE=$4 DOWNLOADS=$5 UPLOADS=$6 MODE=${7:-plain} GAP=${8:-0.02} PROBES=${9:-100}
@@ -27,6 +30,7 @@ URL=$BASE/files/nonblocking-up-
 # the same bodies with a Content-Length through /gateway/: proxy_pass
 # streams them to the store, no Lua and no hashing in the worker
 [ "$MODE" = gateway ] && URL="$BASE/gateway/nonblocking-gw-"
+[ -n "${NB_LIMIT_RATE:-}" ] && extra+=(--limit-rate "$NB_LIMIT_RATE")
 if [ "$DOWNLOADS" -eq 0 ] && [ "$UPLOADS" -eq 0 ]; then
   python3 "$(dirname "$0")/ngx_probe.py" "$BASE/ok" "$GAP" "$PROBES" 300
   exit 0

@@ -43,7 +43,7 @@ local GET_OPTS = { sink = true, file = true, range = true, if_match = true, if_n
   if_modified_since = true, if_unmodified_since = true, version_id = true, part_number = true,
   response_content_type = true, response_content_disposition = true, response_content_encoding = true,
   response_content_language = true, response_cache_control = true, response_expires = true, headers = true,
-  hashes = true, sse_customer_key = true, on_head = true }
+  hashes = true, sse_customer_key = true, on_head = true, sink_retryable = true }
 
 local function range_header(r)
   if r == nil then return nil end
@@ -118,6 +118,9 @@ end }
 -- opts.sink: function(chunk) called with the body as it arrives.
 -- opts.on_head: function(status, headers) called with the store's
 --   response head before any body byte (per attempt).
+-- opts.sink_retryable: function() -> true while a failed attempt may be
+--   retried although opts.sink is given (nothing of the attempt reached
+--   the sink's destination); without it a sink is never retried.
 -- opts.hashes: digests to compute over the body as it streams, e.g.
 --   { "md5", "crc64nvme" }: they come back in res.hashes.
 -- result.body: the bytes (without sink or file); res.bytes counts them.
@@ -150,6 +153,7 @@ ops.get_object = {
     end
     return request.new{ op = "GetObject", method = "GET", bucket = bucket, key = key, headers = headers,
       query = query, hashes = opts.hashes, sink = opts.sink, on_head = opts.on_head, max_body = 0,
+      sink_retryable = opts.sink_retryable,
       parse = function(res)
         local info = response.object_info(c.dialect, res)
         info.body, info.bytes, info.hashes = res.body, res.bytes, res.hashes

@@ -28,10 +28,15 @@ for k in pairs(common.UPLOAD_OPTS) do STREAM_OPTS[k] = true end
 --- A source of parts: reads the stream into reusable core.buffer objects
 -- (a file handle straight from its FILE*, a reader function's chunks
 -- copied in), so memory stays at the buffers in flight, with no part ever
--- a Lua string left to the collector.
+-- a Lua string left to the collector. A reader function's chunks are
+-- MD5-hashed as they are copied in (src.md5(buf): the part's MD5), so no
+-- step hashes more than one chunk: in OpenResty, where the chunks come
+-- from the request socket (objstore.ngx.put_request_body), an 8 MiB part
+-- hashed in one go held the worker ~15 ms, a 64 MiB one ~100 ms.
 local function part_source(reader)
   local fh = io_type(reader) == "file" and reader or nil
   local pool, pending, eof, since_step = {}, nil, false, 0
+  local md5s = {} -- buffer -> the MD5 of its bytes, hashed while read
   local src = {}
   --- A buffer holding the next n bytes of the stream (fewer at its end),
   -- or nil, message.
@@ -47,12 +52,14 @@ local function part_source(reader)
       eof = at_end
       return buf
     end
+    local h = core.hash.new("md5")
     while buf:len() < n do
       local chunk, rerr = pending, nil
       pending = nil
       if not chunk then chunk, rerr = reader() end
       if chunk == nil then
         if rerr then
+          h:close()
           src.put(buf)
           return nil, tostring(rerr)
         end
@@ -60,7 +67,12 @@ local function part_source(reader)
         break
       end
       local used = buf:append(chunk, n)
-      if used < #chunk then pending = chunk:sub(used + 1) end
+      if used < #chunk then
+        pending = chunk:sub(used + 1)
+        h:update(chunk:sub(1, used))
+      else
+        h:update(chunk)
+      end
       -- The reader's chunks are garbage once copied: collect about as much
       -- as was read, or the collector (LuaJIT's above all) lets a part's
       -- worth of dead strings pile up before its next cycle.
@@ -70,10 +82,23 @@ local function part_source(reader)
         since_step = 0
       end
     end
+    local md5, herr = h:digest()
+    h:close()
+    if not md5 then
+      src.put(buf)
+      return nil, tostring(herr)
+    end
+    md5s[buf] = md5
     return buf
+  end
+  --- The MD5 of a buffer's bytes: hashed while they were read from a
+  -- reader function, else (a file handle's fill) now.
+  function src.md5(buf)
+    return md5s[buf] or buf:digest("md5")
   end
   --- Gives a buffer back for the next part (after its request is done).
   function src.put(buf)
+    md5s[buf] = nil
     buf:clear()
     pool[#pool + 1] = buf
   end
@@ -170,7 +195,7 @@ local function upload_stream(c, bucket, key, reader, opts)
         too_many = true
         return nil
       end
-      local md5 = buf:digest("md5")
+      local md5 = src.md5(buf)
       m:digests(number, md5)
       m:start(number)
       total = total + buf:len()
