@@ -159,9 +159,10 @@ function _M.info(d, h, into)
   into = into or {}
   into.sse = h[d.prefix .. "server-side-encryption"]
   into.kms_key_id = h[d.sse_kms_key_id]
-  into.sse_data_encryption = h["x-oss-server-side-data-encryption"]
-  into.sse_customer_algorithm = h["x-amz-server-side-encryption-customer-algorithm"]
-  into.sse_customer_key_md5 = h["x-amz-server-side-encryption-customer-key-md5"]
+  into.sse_data_encryption = d.sse_data_encryption and h[d.sse_data_encryption] or nil
+  local cp = d.sse_customer_prefix
+  into.sse_customer_algorithm = cp and h[cp .. "server-side-encryption-customer-algorithm"] or nil
+  into.sse_customer_key_md5 = cp and h[cp .. "server-side-encryption-customer-key-md5"] or nil
   return into
 end
 
