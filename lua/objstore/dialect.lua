@@ -116,6 +116,15 @@ define{
   post_tagging = true,
   post_callbacks = false,
   post_expiration_suffix = "Z",
+  -- The form fields of each signature (by signer algorithm): the
+  -- signature's field, the signing scope's fields as { form field,
+  -- presigned URL parameter it is read from }, and whether each scope
+  -- field is also a policy condition.
+  post_forms = {
+    aws4 = { signature = "x-amz-signature", scope_conditions = true,
+      scope = { { "x-amz-algorithm", "X-Amz-Algorithm" }, { "x-amz-credential", "X-Amz-Credential" },
+        { "x-amz-date", "X-Amz-Date" }, { "x-amz-security-token", "X-Amz-Security-Token" } } },
+  },
 
   -- STS: the protocol (objstore.sts), its default region and endpoint.
   sts = "aws",
@@ -209,6 +218,14 @@ define{
   post_callbacks = true,
   -- OSS documents its expiration with milliseconds.
   post_expiration_suffix = ".000Z",
+  post_forms = {
+    oss4 = { signature = "x-oss-signature", scope_conditions = true,
+      scope = { { "x-oss-signature-version", "x-oss-signature-version" }, { "x-oss-credential", "x-oss-credential" },
+        { "x-oss-date", "x-oss-date" }, { "x-oss-security-token", "x-oss-security-token" } } },
+    -- V1: the access key id and token as fields, not policy conditions.
+    oss1 = { signature = "Signature", scope_conditions = false,
+      scope = { { "OSSAccessKeyId", "OSSAccessKeyId" }, { "x-oss-security-token", "security-token" } } },
+  },
 
   sts = "aliyun",
   sts_region = "cn-hangzhou",

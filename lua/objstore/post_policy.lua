@@ -134,14 +134,6 @@ local function caller_conditions(c, cond, conds, fields)
   end
 end
 
--- The signing scope as form fields, per algorithm: { form field, presigned URL parameter }.
-local SCOPE = {
-  aws4 = { { "x-amz-algorithm", "X-Amz-Algorithm" }, { "x-amz-credential", "X-Amz-Credential" },
-    { "x-amz-date", "X-Amz-Date" }, { "x-amz-security-token", "X-Amz-Security-Token" } },
-  oss4 = { { "x-oss-signature-version", "x-oss-signature-version" }, { "x-oss-credential", "x-oss-credential" },
-    { "x-oss-date", "x-oss-date" }, { "x-oss-security-token", "x-oss-security-token" } },
-}
-
 --- presigned_post(client, bucket, key_or_prefix, opts) -> { url, fields } | nil, err
 function _M.presigned_post(c, bucket, key, opts)
   common.bucket(c, F, 1, bucket)
@@ -170,17 +162,13 @@ function _M.presigned_post(c, bucket, key, opts)
       conds[#conds + 1] = { key = key }
     end
     fields.key = key
-    local alg = c:signature_algorithm()
-    if alg == "oss1" then
-      fields.OSSAccessKeyId = scope.OSSAccessKeyId
-      if scope["security-token"] then fields["x-oss-security-token"] = scope["security-token"] end
-    else
-      for _, f in ipairs(SCOPE[alg]) do
-        local v = scope[f[2]]
-        if v then
-          conds[#conds + 1] = { [f[1]] = v }
-          fields[f[1]] = v
-        end
+    -- The signing scope as form fields (the dialect's post_forms).
+    local form = c.dialect.post_forms[c:signature_algorithm()]
+    for _, f in ipairs(form.scope) do
+      local v = scope[f[2]]
+      if v then
+        if form.scope_conditions then conds[#conds + 1] = { [f[1]] = v } end
+        fields[f[1]] = v
       end
     end
     if c.dialect.post_callbacks then callback_fields(opts.callback, opts.callback_vars, fields) end
