@@ -12,11 +12,42 @@ local GiB = 1024 * MiB
 --- The provider names, in the order they are defined ("s3", "oss").
 _M.names = {}
 
-local function define(t)
+--- The facts every provider's table has, and their types (the others
+-- may be nil: host_id, ec, crc64, bucket_probe, xmlns, default_region
+-- with region_misuse, virtual_hosts, the SSE headers a provider lacks,
+-- signature_env).
+_M.REQUIRED = {
+  name = "string", title = "string", prefix = "string", meta = "string", object_acl = "string",
+  bucket_acl = "string", storage_class = "string", copy_source = "string", copy_source_range = "string",
+  metadata_directive = "string", request_id = "string", version_id = "string", delete_marker = "string",
+  sse_kms_key_id = "string", signatures = "table", default_signature = "string", signature_misuse = "string",
+  region_env = "table", endpoint_env = "table", shared_config = "boolean", endpoint_url = "function",
+  path_style = "boolean", limits = "table", flexible_checksums = "boolean", crc_kinds = "table",
+  sse_modes = "table", sse_kms = "string", kms_etag_is_md5 = "boolean", bucket_config = "function",
+  cors_rule_id = "boolean", cors_response_vary = "boolean", post_acl_field = "string", post_tagging = "boolean",
+  post_callbacks = "boolean", post_expiration_suffix = "string", post_forms = "table", sts = "string",
+  sts_region = "string", sts_endpoint = "function", credentials = "string", env_credentials = "table",
+}
+
+--- define(t) -> t
+-- Adds provider t.name (a new name; raises when a fact of REQUIRED is
+-- missing or of another type, or when neither default_region nor
+-- region_misuse is set).
+function _M.define(t)
+  for fact, ty in pairs(_M.REQUIRED) do
+    if type(t[fact]) ~= ty then
+      error("objstore.dialect.define: " .. tostring(t.name) .. "." .. fact .. " must be a " .. ty, 2)
+    end
+  end
+  if _M[t.name] ~= nil then error("objstore.dialect.define: '" .. t.name .. "' is taken", 2) end
+  if t.default_region == nil and type(t.region_misuse) ~= "string" then
+    error("objstore.dialect.define: " .. t.name .. " needs default_region or region_misuse", 2)
+  end
   _M[t.name] = t
   _M.names[#_M.names + 1] = t.name
   return t
 end
+local define = _M.define
 
 --- The dialect of a provider name, or nil for a name that is none.
 function _M.get(name)
