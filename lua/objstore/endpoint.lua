@@ -5,11 +5,18 @@
 -- IP addresses, localhost and other hosts default to path style, which every
 -- self-hosted S3 server accepts without DNS set-up.
 local core = require "objstore.core"
+local dialects = require "objstore.dialect"
 
 local uri_encode = core.encode.uri_encode
-local type, tonumber = type, tonumber
+local type, tonumber, ipairs = type, tonumber, ipairs
 
 local _M = {}
+
+-- A provider's dialect from its name (unknown names: S3's) or the dialect itself.
+local function dialect_of(provider)
+  if type(provider) == "table" then return provider end
+  return dialects.get(provider) or dialects.s3
+end
 
 --- Parses "scheme://host[:port][/]" into a table, or returns nil, msg.
 function _M.parse(url)
@@ -56,9 +63,15 @@ function _M.parse(url)
     url = scheme .. "://" .. hp }
 end
 
+--- The default addressing of an endpoint for a provider (a name or its
+-- dialect): "virtual" where the provider serves no path-style requests
+-- or the host is one of its `virtual_hosts`, else "path".
 function _M.default_addressing(ep, provider)
-  if provider == "oss" then return "virtual" end
-  if ep.host:match("%.amazonaws%.com$") or ep.host:match("%.amazonaws%.com%.cn$") then return "virtual" end
+  local d = dialect_of(provider)
+  if not d.path_style then return "virtual" end
+  for _, pattern in ipairs(d.virtual_hosts or {}) do
+    if ep.host:match(pattern) then return "virtual" end
+  end
   return "path"
 end
 
@@ -71,10 +84,9 @@ function _M.dns_compatible(bucket, scheme)
   return true
 end
 
---- Default endpoint URL for a provider and region.
+--- Default endpoint URL for a provider (a name or its dialect) and region.
 function _M.default_url(provider, region)
-  if provider == "oss" then return "https://oss-" .. region .. ".aliyuncs.com" end
-  return "https://s3." .. region .. ".amazonaws.com"
+  return dialect_of(provider).endpoint_url(region)
 end
 
 --- Host (with port) and addressing style ("virtual" or "path") of a

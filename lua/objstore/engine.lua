@@ -129,6 +129,15 @@ local function env(opts, name)
   return v
 end
 
+-- The first of the environment variables `names` (a dialect's list) that is set.
+local function first_env(opts, names)
+  for _, name in ipairs(names or {}) do
+    local v = env(opts, name)
+    if v then return v end
+  end
+  return nil
+end
+
 --- Endpoints: URLs, or { url =, region =, bucket = } where region is the
 -- one requests to it are signed for and bucket the name (or a map of
 -- names) a bucket has there.
@@ -212,8 +221,8 @@ function Engine.check(opts)
   if type(opts) ~= "table" then misuse(nil, "must be a table, " .. errors.got(opts)) end
   check_options(opts)
   local provider = opts.provider or "s3"
-  if provider ~= "s3" and provider ~= "oss" then
-    misuse("provider", "must be 's3' or 'oss', got '" .. tostring(provider) .. "'")
+  if not dialects.get(provider) then
+    misuse("provider", "must be " .. dialects.choices() .. ", got '" .. tostring(provider) .. "'")
   end
   return opts
 end
@@ -228,29 +237,25 @@ end
 -- when region/endpoint are not given.
 function Engine.init(self, opts, default_provider, new_signer)
   local provider = opts.provider or "s3"
-  self.provider, self.dialect, self.clock_skew, self.signers = provider, dialects[provider], 0, {}
+  local d = dialects.get(provider)
+  self.provider, self.dialect, self.clock_skew, self.signers = provider, d, 0, {}
   self.refresh_margin, self.hooks, self.deadline, self.timeout = REFRESH_MARGIN, opts.hooks, opts.deadline,
     opts.timeout
 
   local shared_settings = {}
-  if provider == "s3" and not (opts.region and (opts.endpoint or opts.endpoints)) then
+  if d.shared_config and not (opts.region and (opts.endpoint or opts.endpoints)) then
     local _, settings = shared_files.from_shared_files(opts.profile, opts.env)
     shared_settings = settings or {}
   end
-  local region = opts.region
-    or (provider == "oss" and env(opts, "OSS_REGION"))
-    or (provider == "s3" and (env(opts, "AWS_REGION") or env(opts, "AWS_DEFAULT_REGION") or shared_settings.region))
-  local ep_url = opts.endpoint
-    or (provider == "oss" and env(opts, "OSS_ENDPOINT"))
-    or (provider == "s3" and (env(opts, "AWS_ENDPOINT_URL_S3") or env(opts, "AWS_ENDPOINT_URL")
-      or shared_settings.endpoint_url))
-  if provider == "oss" and region then region = region:gsub("^oss%-", "") end
+  local region = opts.region or first_env(opts, d.region_env) or shared_settings.region
+  local ep_url = opts.endpoint or first_env(opts, d.endpoint_env) or shared_settings.endpoint_url
+  if d.region_prefix and region then region = region:gsub(d.region_prefix, "") end
   if not region then
-    if provider == "oss" then misuse("region", "is required for OSS (e.g. 'cn-hangzhou')") end
-    region = "us-east-1"
+    if not d.default_region then misuse("region", d.region_misuse) end
+    region = d.default_region
   end
   self.region = region
-  local eps = parse_endpoints(opts, ep_url or endpoint.default_url(provider, region), region)
+  local eps = parse_endpoints(opts, ep_url or endpoint.default_url(d, region), region)
   local fo = opts.failover or {}
   for k, v in pairs(fo) do
     if (k ~= "threshold" and k ~= "cooldown") or type(v) ~= "number" or v <= 0 then
@@ -272,23 +277,17 @@ function Engine.init(self, opts, default_provider, new_signer)
   self.regions = regions
   self.endpoint = eps[1]
 
-  local addressing = opts.addressing or endpoint.default_addressing(eps[1], provider)
+  local addressing = opts.addressing or endpoint.default_addressing(eps[1], d)
   if addressing ~= "virtual" and addressing ~= "path" then
     misuse("addressing", "must be 'virtual' or 'path', got '" .. addressing .. "'")
   end
-  if provider == "oss" and addressing == "path" then
-    misuse("addressing", "OSS does not accept path-style addressing")
+  if addressing == "path" and not d.path_style then
+    misuse("addressing", d.title .. " does not accept path-style addressing")
   end
   self.addressing = addressing
 
-  local algorithm = "aws4"
-  if provider == "oss" then
-    local sig = opts.signature or "v4"
-    if sig ~= "v4" and sig ~= "v1" then misuse("signature", "must be 'v4' or 'v1' for OSS") end
-    algorithm = sig == "v4" and "oss4" or "oss1"
-  elseif opts.signature and opts.signature ~= "v4" then
-    misuse("signature", "S3 supports only signature 'v4'")
-  end
+  local algorithm = d.signatures[opts.signature or d.default_signature]
+  if not algorithm then misuse("signature", d.signature_misuse) end
   self.algorithm = algorithm
   self.new_signer = new_signer or function(r, ak, sk, token)
     return signer_mod.new{ algorithm = algorithm, access_key = ak, secret_key = sk, session_token = token, region = r }

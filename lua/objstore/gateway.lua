@@ -22,11 +22,23 @@
 local request = require "objstore.request"
 local errors = require "objstore.errors"
 local common = require "objstore.ops.common"
+local dialects = require "objstore.dialect"
 
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
 local concat, sort = table.concat, table.sort
 
 local _M = {}
+
+-- The providers' header prefixes (x-amz-, x-oss-): the store's own headers.
+local STORE_PREFIXES = {}
+for i, name in ipairs(dialects.names) do STORE_PREFIXES[i] = dialects[name].prefix end
+
+local function store_header(lname)
+  for _, p in ipairs(STORE_PREFIXES) do
+    if lname:sub(1, #p) == p then return true end
+  end
+  return false
+end
 
 local METHODS = { GET = true, HEAD = true, PUT = true }
 
@@ -112,7 +124,7 @@ function _M.hidden_response_headers(headers, keep)
   local out = {}
   for name in pairs(headers) do
     local lname = type(name) == "string" and name:lower()
-    if lname and (lname:sub(1, 6) == "x-amz-" or lname:sub(1, 6) == "x-oss-") and not exact[lname] then
+    if lname and store_header(lname) and not exact[lname] then
       local kept = false
       for _, p in ipairs(prefixes) do
         if lname:sub(1, #p) == p then kept = true end

@@ -303,8 +303,7 @@ function _M.presign_post(client, req, now, build)
   local fields, policy = build(scope, bucket)
   local sig, perr = s:policy_signature(policy, now)
   if not sig then return failed(perr) end
-  fields[client.algorithm == "aws4" and "x-amz-signature" or (client.algorithm == "oss4" and "x-oss-signature"
-    or "Signature")] = sig
+  fields[client.dialect.post_forms[client.algorithm].signature] = sig
   return { url = ep.scheme .. "://" .. hostport .. path, fields = fields }
 end
 

@@ -115,7 +115,7 @@ local function caller_conditions(c, cond, conds, fields)
       if name ~= "key" and fields[name] == nil then fields[name] = prefix end
     end
   end
-  if cond.acl ~= nil then eq(c.provider == "oss" and d.object_acl or "acl", tostring(cond.acl)) end
+  if cond.acl ~= nil then eq(d.post_acl_field, tostring(cond.acl)) end
   if cond.content_type ~= nil then eq("Content-Type", tostring(cond.content_type)) end
   if cond.metadata ~= nil then
     if type(cond.metadata) ~= "table" then bad("opts.conditions.metadata", "must be a table") end
@@ -129,18 +129,10 @@ local function caller_conditions(c, cond, conds, fields)
   if cond.success_action_status ~= nil then eq("success_action_status", tostring(cond.success_action_status)) end
   if cond.success_action_redirect ~= nil then eq("success_action_redirect", tostring(cond.success_action_redirect)) end
   if cond.tagging ~= nil then
-    if c.provider == "oss" then bad("opts.conditions.tagging", "OSS PostObject takes no tagging field") end
+    if not d.post_tagging then bad("opts.conditions.tagging", d.title .. " PostObject takes no tagging field") end
     eq("tagging", tagging_xml(cond.tagging))
   end
 end
-
--- The signing scope as form fields, per algorithm: { form field, presigned URL parameter }.
-local SCOPE = {
-  aws4 = { { "x-amz-algorithm", "X-Amz-Algorithm" }, { "x-amz-credential", "X-Amz-Credential" },
-    { "x-amz-date", "X-Amz-Date" }, { "x-amz-security-token", "X-Amz-Security-Token" } },
-  oss4 = { { "x-oss-signature-version", "x-oss-signature-version" }, { "x-oss-credential", "x-oss-credential" },
-    { "x-oss-date", "x-oss-date" }, { "x-oss-security-token", "x-oss-security-token" } },
-}
 
 --- presigned_post(client, bucket, key_or_prefix, opts) -> { url, fields } | nil, err
 function _M.presigned_post(c, bucket, key, opts)
@@ -154,7 +146,7 @@ function _M.presigned_post(c, bucket, key, opts)
   for k in pairs(cond) do
     if not CONDITIONS[k] then bad("opts.conditions." .. tostring(k), "is not a condition of presigned_post") end
   end
-  if (opts.callback or opts.callback_vars) and c.provider ~= "oss" then
+  if (opts.callback or opts.callback_vars) and not c.dialect.post_callbacks then
     bad(opts.callback and "opts.callback" or "opts.callback_vars", "upload callbacks are an OSS feature")
   end
   local now = opts.time or c:now()
@@ -170,22 +162,18 @@ function _M.presigned_post(c, bucket, key, opts)
       conds[#conds + 1] = { key = key }
     end
     fields.key = key
-    local alg = c:signature_algorithm()
-    if alg == "oss1" then
-      fields.OSSAccessKeyId = scope.OSSAccessKeyId
-      if scope["security-token"] then fields["x-oss-security-token"] = scope["security-token"] end
-    else
-      for _, f in ipairs(SCOPE[alg]) do
-        local v = scope[f[2]]
-        if v then
-          conds[#conds + 1] = { [f[1]] = v }
-          fields[f[1]] = v
-        end
+    -- The signing scope as form fields (the dialect's post_forms).
+    local form = c.dialect.post_forms[c:signature_algorithm()]
+    for _, f in ipairs(form.scope) do
+      local v = scope[f[2]]
+      if v then
+        if form.scope_conditions then conds[#conds + 1] = { [f[1]] = v } end
+        fields[f[1]] = v
       end
     end
-    if c.provider == "oss" then callback_fields(opts.callback, opts.callback_vars, fields) end
+    if c.dialect.post_callbacks then callback_fields(opts.callback, opts.callback_vars, fields) end
     -- OSS documents its expiration with milliseconds; S3 (and boto3) without.
-    local expiration = os_date("!%Y-%m-%dT%H:%M:%S", now + expires) .. (c.provider == "oss" and ".000Z" or "Z")
+    local expiration = os_date("!%Y-%m-%dT%H:%M:%S", now + expires) .. c.dialect.post_expiration_suffix
     -- Two members in a fixed order, each written by cjson: a Lua table
     -- would give them in hash order.
     local doc = concat{ '{"expiration":', json(expiration), ',"conditions":', json(conds), "}" }

@@ -111,6 +111,18 @@ function _M.error(dialect, req, res)
   return errors.new(e)
 end
 
+-- The dialect whose request-id header `headers` carry (the provider that
+-- answered), S3's when none does: the dialects are tried from the last
+-- defined, S3 (the fallback) last.
+local function guess_dialect(headers)
+  local names = dialects.names
+  for i = #names, 1, -1 do
+    local d = dialects[names[i]]
+    if headers[d.request_id] then return d end
+  end
+  return dialects.s3
+end
+
 --- Parses an XML body into a table (see objstore.xml), decoding
 -- EncodingType=url fields. Returns t, root or nil, err. An <Error>
 -- document is an error whatever the status line said: S3 sends one after
@@ -128,7 +140,7 @@ function _M.xml(res, req, dialect)
   end
   if root == "Error" then
     local h = res.headers or {}
-    dialect = dialect or (h[dialects.oss.request_id] and dialects.oss or dialects.s3)
+    dialect = dialect or guess_dialect(h)
     return nil, _M.error(dialect, req, res)
   end
   if t.encoding_type == "url" then xml.decode_url_fields(t) end

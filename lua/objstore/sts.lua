@@ -21,6 +21,7 @@
 -- transport, timeout, retry, log, log_level, hooks.
 -- Failures return nil, err with the shared error table; misuse raises.
 local Engine = require "objstore.engine"
+local dialects = require "objstore.dialect"
 local signer_mod = require "objstore.signer"
 local request = require "objstore.request"
 local errors = require "objstore.errors"
@@ -46,13 +47,10 @@ local function misuse(fname, name, problem)
 end
 
 --- default_endpoint(provider, region) -> URL
--- The default endpoint of a provider's STS in `region`.
+-- The default endpoint of a provider's STS in `region` (the dialect's
+-- sts_endpoint; unknown providers: S3's).
 function _M.default_endpoint(provider, region)
-  if provider == "oss" then
-    return region and ("https://sts." .. region .. ".aliyuncs.com") or "https://sts.aliyuncs.com"
-  end
-  region = region or "us-east-1"
-  return "https://sts." .. region .. ".amazonaws.com" .. (region:find("^cn%-") and ".cn" or "")
+  return (dialects.get(provider) or dialects.s3).sts_endpoint(region)
 end
 
 -- ---------------------------------------------------------------------------
@@ -166,6 +164,18 @@ local ANONYMOUS_CREDS = { access_key = "", secret_key = "" }
 local Sts = {}
 Sts.__index = Sts
 
+-- The STS protocols, by a dialect's `sts` name (objstore.dialect): the
+-- actions' parameters, their answers' parsers, the request builder and the
+-- signer. Filled below, once their functions are defined.
+local PROTOCOLS = {
+  aws = { signer = function(region, ak, sk, token, _, anonymous)
+    if anonymous then return setmetatable({}, Anonymous) end
+    return signer_mod.new{ algorithm = "aws4", service = "sts", access_key = ak, secret_key = sk,
+      session_token = token, region = region }
+  end },
+  aliyun = { signer = function(_, ak, sk, token, nonce) return rpc_signer(ak, sk, token, nonce) end },
+}
+
 local OPTS = { provider = true, endpoint = true, region = true, access_key = true, secret_key = true,
   session_token = true, credentials = true, transport = true, timeout = true, connect_timeout = true,
   retry = true, log = true, log_level = true, hooks = true, nonce = true, addressing = true }
@@ -187,12 +197,14 @@ function _M.new(opts, fname)
   fname = fname or "new"
   if type(opts) ~= "table" then misuse(fname, nil, "must be a table, " .. errors.got(opts)) end
   local provider = opts.provider or "s3"
-  if provider ~= "s3" and provider ~= "oss" then misuse(fname, "provider", "must be 's3' or 'oss'") end
+  local d = dialects.get(provider)
+  if not d then misuse(fname, "provider", "must be " .. dialects.choices()) end
+  local protocol = PROTOCOLS[d.sts]
   local copts = { provider = "s3", transport = opts.transport, timeout = opts.timeout,
     connect_timeout = opts.connect_timeout, retry = opts.retry, log = opts.log, log_level = opts.log_level,
     hooks = opts.hooks, addressing = opts.addressing,
-    region = opts.region or (provider == "oss" and "cn-hangzhou" or "us-east-1"),
-    endpoint = opts.endpoint or _M.default_endpoint(provider, opts.region) }
+    region = opts.region or d.sts_region,
+    endpoint = opts.endpoint or d.sts_endpoint(opts.region) }
   local anonymous = not (opts.access_key or opts.secret_key or opts.credentials)
   if opts.access_key or opts.secret_key then
     copts.access_key, copts.secret_key, copts.session_token = opts.access_key, opts.secret_key, opts.session_token
@@ -210,12 +222,10 @@ function _M.new(opts, fname)
     nonce = function() return fixed end
   end
   local c = Engine.new(copts, nil, function(region, ak, sk, token)
-    if provider == "oss" then return rpc_signer(ak, sk, token, nonce) end
-    if anonymous then return setmetatable({}, Anonymous) end
-    return signer_mod.new{ algorithm = "aws4", service = "sts", access_key = ak, secret_key = sk,
-      session_token = token, region = region }
+    return protocol.signer(region, ak, sk, token, nonce, anonymous)
   end)
-  return setmetatable({ client = c, provider = provider, own_transport = opts.transport == nil,
+  return setmetatable({ client = c, provider = provider, protocol = protocol,
+    own_transport = opts.transport == nil,
     anonymous = anonymous }, Sts)
 end
 
@@ -351,9 +361,9 @@ local function ali_identity(op)
 end
 
 local PARSERS = {
-  s3 = { AssumeRole = aws_credentials, GetSessionToken = aws_credentials, GetCallerIdentity = identity,
+  aws = { AssumeRole = aws_credentials, GetSessionToken = aws_credentials, GetCallerIdentity = identity,
     AssumeRoleWithWebIdentity = aws_credentials },
-  oss = { AssumeRole = ali_credentials, GetCallerIdentity = ali_identity, AssumeRoleWithOIDC = ali_credentials },
+  aliyun = { AssumeRole = ali_credentials, GetCallerIdentity = ali_identity, AssumeRoleWithOIDC = ali_credentials },
 }
 
 --- build_request(action, params) -> record
@@ -361,7 +371,8 @@ local PARSERS = {
 -- parameters.
 function Sts:build_request(action, params, fname)
   local p = {}
-  local list = (self.provider == "oss" and ALI_ACTIONS or AWS_ACTIONS)[action]
+  local protocol = self.protocol
+  local list = protocol.actions[action]
   if not list then misuse(fname, nil, action .. " is not an action of " .. self.provider .. " STS") end
   for _, spec in ipairs(list) do
     local wire, field, required = spec[1], spec[2], spec[3]
@@ -378,16 +389,20 @@ function Sts:build_request(action, params, fname)
       end
     end
   end
-  local parse = PARSERS[self.provider][action](action)
-  if self.provider == "oss" then
-    -- RPC: everything in the query, Action and Version first (the signer
-    -- sorts the canonical form); x-acs-* name the action as the SDKs do.
-    local q = { { "Action", action }, { "Version", ALIYUN_VERSION } }
-    for _, kv in ipairs(p) do q[#q + 1] = kv end
-    return request.new{ op = action, method = "GET", query = q, parse = parse,
-      headers = { ["x-acs-action"] = action, ["x-acs-version"] = ALIYUN_VERSION } }
-  end
-  -- The query API: a form body, signed with its SHA-256 (service sts).
+  return protocol.build(action, p, protocol.parsers[action](action))
+end
+
+-- RPC: everything in the query, Action and Version first (the signer
+-- sorts the canonical form); x-acs-* name the action as the SDKs do.
+local function aliyun_request(action, p, parse)
+  local q = { { "Action", action }, { "Version", ALIYUN_VERSION } }
+  for _, kv in ipairs(p) do q[#q + 1] = kv end
+  return request.new{ op = action, method = "GET", query = q, parse = parse,
+    headers = { ["x-acs-action"] = action, ["x-acs-version"] = ALIYUN_VERSION } }
+end
+
+-- The query API: a form body, signed with its SHA-256 (service sts).
+local function aws_request(action, p, parse)
   local parts = { "Action=" .. action, "Version=" .. AWS_VERSION }
   -- Spaces as '+', as application/x-www-form-urlencoded and botocore write them.
   local function form(v) return (uri_encode(v):gsub("%%20", "+")) end
@@ -397,6 +412,10 @@ function Sts:build_request(action, params, fname)
     payload_hash = tohex(sha256(body)), parse = parse,
     headers = { ["Content-Type"] = "application/x-www-form-urlencoded; charset=utf-8" } }
 end
+
+PROTOCOLS.aws.actions, PROTOCOLS.aws.parsers, PROTOCOLS.aws.build = AWS_ACTIONS, PARSERS.aws, aws_request
+PROTOCOLS.aliyun.actions, PROTOCOLS.aliyun.parsers, PROTOCOLS.aliyun.build = ALI_ACTIONS, PARSERS.aliyun,
+  aliyun_request
 
 --- The transport request `action` would send at time `time` (default now):
 -- { method, url, headers, body }, signed; for comparisons with the SDKs.

@@ -36,6 +36,7 @@ local cjson = require "cjson"
 local lfs = require "lfs"
 local log = require "objstore.log"
 local core = require "objstore.core"
+local dialects = require "objstore.dialect"
 local sync_state = require "objstore.sync.state"
 local sync_names = require "objstore.sync.names"
 local sync_filter = require "objstore.sync.filter"
@@ -155,11 +156,13 @@ local function client(ctx, loc)
   local c = ctx.clients[loc.provider]
   if c then return c end
   local o = ctx.opts
-  -- OSS signs with V4 unless asked for V1; S3 has only V4.
+  -- OSS signs with V4 unless asked for V1 (its dialect's signature_env
+  -- names the variable that also asks); S3 has only V4.
   local signature = o.signature
-  if loc.provider == "oss" then
-    signature = signature or os.getenv("OSS_SIGNATURE_VERSION")
-  elseif signature and signature ~= "v4" then
+  local d = dialects.get(loc.provider)
+  if d.signature_env then
+    signature = signature or os.getenv(d.signature_env)
+  elseif signature and not d.signatures[signature] then
     usage("--signature " .. signature .. ": s3:// requests are signed with v4 only")
   end
   -- The network: --retries (or AWS_MAX_ATTEMPTS, which counts the first

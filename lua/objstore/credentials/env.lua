@@ -1,8 +1,10 @@
 --- Credentials from the environment: AWS_* for S3; OSS_*, then Alibaba
 -- Cloud's ALIBABA_CLOUD_* names, for OSS.
 local util = require "objstore.credentials.util"
+local dialects = require "objstore.dialect"
 
 local getenv = util.getenv
+local ipairs = ipairs
 
 local _M = {}
 
@@ -12,17 +14,21 @@ local function env_creds(ak, sk, token, source)
 end
 
 --- Credentials from the environment (`env` is an optional table standing in
--- for os.getenv, for tests). Returns a table or nil. OSS reads OSS_* first,
--- then Alibaba Cloud's ALIBABA_CLOUD_* names.
+-- for os.getenv, for tests). Returns a table or nil. The names are the
+-- dialect's env_credentials, pairs in order: OSS reads OSS_* first, then
+-- Alibaba Cloud's ALIBABA_CLOUD_* names; S3 AWS_* (the token also as
+-- AWS_SECURITY_TOKEN). Unknown providers read S3's.
 function _M.from_env(provider, env)
-  if provider == "oss" then
-    return env_creds(getenv(env, "OSS_ACCESS_KEY_ID"), getenv(env, "OSS_ACCESS_KEY_SECRET"),
-      getenv(env, "OSS_SESSION_TOKEN"), "env")
-      or env_creds(getenv(env, "ALIBABA_CLOUD_ACCESS_KEY_ID"), getenv(env, "ALIBABA_CLOUD_ACCESS_KEY_SECRET"),
-        getenv(env, "ALIBABA_CLOUD_SECURITY_TOKEN"), "env")
+  local d = dialects.get(provider) or dialects.s3
+  for _, names in ipairs(d.env_credentials) do
+    local token
+    for i = 3, #names do
+      token = token or getenv(env, names[i])
+    end
+    local c = env_creds(getenv(env, names[1]), getenv(env, names[2]), token, "env")
+    if c then return c end
   end
-  return env_creds(getenv(env, "AWS_ACCESS_KEY_ID"), getenv(env, "AWS_SECRET_ACCESS_KEY"),
-    getenv(env, "AWS_SESSION_TOKEN") or getenv(env, "AWS_SECURITY_TOKEN"), "env")
+  return nil
 end
 
 --- The environment as a provider ("s3" or "oss"): nil, nil when unset.

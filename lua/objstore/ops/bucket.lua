@@ -48,15 +48,8 @@ end
 ops.create_bucket = { build = function(c, bucket, opts)
   common.bucket(c, "create_bucket", 1, bucket)
   opts = common.opts("create_bucket", 2, opts, { region = true, acl = true, storage_class = true })
-  local config
-  if c.provider == "oss" then
-    if opts.storage_class then config = { { "StorageClass", opts.storage_class } } end
-  else
-    -- us-east-1 is the one region that takes no LocationConstraint.
-    local region = opts.region
-    if region == nil and c.endpoint.host:match("amazonaws%.com") then region = c.region end
-    if region and region ~= "us-east-1" then config = { { "LocationConstraint", region } } end
-  end
+  -- The dialect's configuration: S3's LocationConstraint, OSS's StorageClass.
+  local config = c.dialect.bucket_config(opts, c.endpoint.host, c.region)
   local fields = { op = "CreateBucket", method = "PUT", bucket = bucket, headers = {} }
   if opts.acl then fields.headers[c.dialect.bucket_acl] = opts.acl end
   if config then
@@ -219,7 +212,9 @@ local function cors_rule(c, i, r)
   end
   local out = {}
   if r.id ~= nil then
-    if c.provider == "oss" then common.misuse("put_bucket_cors", 2, where .. ".id", "OSS CORS rules have no id") end
+    if not c.dialect.cors_rule_id then
+      common.misuse("put_bucket_cors", 2, where .. ".id", c.dialect.title .. " CORS rules have no id")
+    end
     out[#out + 1] = { "ID", tostring(r.id) }
   end
   for _, l in ipairs(CORS_LISTS) do
@@ -266,7 +261,9 @@ ops.put_bucket_cors = { build = function(c, bucket, rules, opts)
   local tree = {}
   for i, r in ipairs(rules) do tree[i] = cors_rule(c, i, r) end
   if opts.response_vary ~= nil then
-    if c.provider ~= "oss" then common.misuse("put_bucket_cors", 3, "opts.response_vary", "is an OSS option") end
+    if not c.dialect.cors_response_vary then
+      common.misuse("put_bucket_cors", 3, "opts.response_vary", "is an OSS option")
+    end
     tree[#tree + 1] = { "ResponseVary", opts.response_vary and true or false }
   end
   return bucket_request(c, { op = "PutBucketCors", method = "PUT", bucket = bucket, query = { cors = true },

@@ -21,9 +21,10 @@ end
 
 function _M.bucket(c, name, n, bucket, argname)
   local p = request.bucket_problem(bucket)
-  if not p and c.provider == "oss" and not endpoint.dns_compatible(bucket, "http") then
-    -- OSS serves buckets only as host names: a name that cannot be one is misuse.
-    p = "'" .. bucket .. "' is not a valid OSS bucket name"
+  if not p and not c.dialect.path_style and not endpoint.dns_compatible(bucket, "http") then
+    -- A provider without path-style requests (OSS) serves buckets only as
+    -- host names: a name that cannot be one is misuse.
+    p = "'" .. bucket .. "' is not a valid " .. c.dialect.title .. " bucket name"
   end
   if p then _M.misuse(name, n, argname or "bucket", p) end
 end
@@ -212,9 +213,9 @@ function _M.conditional_headers(opts, h)
   if opts.if_unmodified_since then _M.set_header(h, "If-Unmodified-Since", opts.if_unmodified_since) end
 end
 
---- The S3 XML namespace for request bodies (OSS takes none).
+--- The XML namespace for request bodies (the dialect's: S3's; OSS takes none).
 function _M.namespace(c)
-  return c.provider == "s3" and "http://s3.amazonaws.com/doc/2006-03-01/" or nil
+  return c.dialect.xmlns
 end
 
 return _M

@@ -48,7 +48,7 @@ function _M.option(c, name, n, opts)
   if policy ~= nil and policy ~= "require" and policy ~= "send" then
     errors.argument("client." .. name, n, "opts.checksum_policy", "must be 'require' (default) or 'send'")
   end
-  if c.provider ~= "s3" then
+  if not c.dialect.flexible_checksums then
     errors.argument("client." .. name, n, "opts.checksum", "flexible checksums are an S3 feature "
       .. "(OSS checks its own x-oss-hash-crc64ecma)")
   end

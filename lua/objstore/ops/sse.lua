@@ -33,11 +33,9 @@ local _M = {}
 _M.OBJECT_OPTS = { sse = true, sse_kms_key_id = true, sse_kms_context = true, sse_data_encryption = true,
   sse_customer_key = true }
 
-local MODES = {
-  s3 = { AES256 = "AES256", ["aws:kms"] = "aws:kms" },
-  oss = { AES256 = "AES256", KMS = "KMS", SM4 = "SM4" },
-}
-local KMS = { ["aws:kms"] = true, KMS = true }
+-- The modes of `sse`, the KMS mode's name, the SSE-C header prefixes and
+-- the KMS context and data cipher headers are the dialect's
+-- (objstore.dialect: sse_modes, sse_kms, sse_customer_prefix, ...).
 
 local function misuse(name, n, opt, problem)
   errors.argument("client." .. name, n, "opts." .. opt, problem)
@@ -63,16 +61,17 @@ end
 function _M.key_headers(c, name, n, opts, headers)
   headers = headers or {}
   if opts.sse_customer_key == nil and opts.copy_source_sse_customer_key == nil then return headers end
-  if c.provider ~= "s3" then
+  local d = c.dialect
+  if not d.sse_customer_prefix then
     misuse(name, n, opts.sse_customer_key ~= nil and "sse_customer_key" or "copy_source_sse_customer_key",
       "customer-provided keys (SSE-C) are an S3 feature; OSS encrypts with sse = 'AES256', 'KMS' or 'SM4'")
   end
   if opts.sse_customer_key ~= nil then
-    customer_headers(name, n, "sse_customer_key", opts.sse_customer_key, "x-amz-", headers)
+    customer_headers(name, n, "sse_customer_key", opts.sse_customer_key, d.sse_customer_prefix, headers)
   end
   if opts.copy_source_sse_customer_key ~= nil then
     customer_headers(name, n, "copy_source_sse_customer_key", opts.copy_source_sse_customer_key,
-      "x-amz-copy-source-", headers)
+      d.sse_customer_copy_prefix, headers)
   end
   return headers
 end
@@ -82,7 +81,7 @@ end
 function _M.object_headers(c, name, n, opts, headers)
   local d, mode = c.dialect, opts.sse
   if mode ~= nil then
-    local modes = MODES[c.provider] or MODES.s3
+    local modes = d.sse_modes
     if not modes[mode] then
       local list = {}
       for k in pairs(modes) do list[#list + 1] = "'" .. k .. "'" end
@@ -95,15 +94,14 @@ function _M.object_headers(c, name, n, opts, headers)
     headers[d.prefix .. "server-side-encryption"] = mode
   end
   if opts.sse_kms_key_id ~= nil then
-    if not KMS[mode] or type(opts.sse_kms_key_id) ~= "string" or opts.sse_kms_key_id == "" then
-      misuse(name, n, "sse_kms_key_id", "must be a non-empty string, with sse = '"
-        .. (c.provider == "oss" and "KMS" or "aws:kms") .. "'")
+    if mode == nil or mode ~= d.sse_kms or type(opts.sse_kms_key_id) ~= "string" or opts.sse_kms_key_id == "" then
+      misuse(name, n, "sse_kms_key_id", "must be a non-empty string, with sse = '" .. d.sse_kms .. "'")
     end
     headers[d.sse_kms_key_id] = opts.sse_kms_key_id
   end
   local ctx = opts.sse_kms_context
   if ctx ~= nil then
-    if c.provider ~= "s3" or mode ~= "aws:kms" then
+    if not d.sse_kms_context or mode ~= d.sse_kms then
       misuse(name, n, "sse_kms_context", "is an S3 option, with sse = 'aws:kms'")
     end
     if type(ctx) == "table" then
@@ -116,13 +114,13 @@ function _M.object_headers(c, name, n, opts, headers)
     elseif type(ctx) ~= "string" then
       misuse(name, n, "sse_kms_context", "must be a table of strings or a JSON string, " .. errors.got(ctx))
     end
-    headers["x-amz-server-side-encryption-context"] = b64(ctx)
+    headers[d.sse_kms_context] = b64(ctx)
   end
   if opts.sse_data_encryption ~= nil then
-    if c.provider ~= "oss" or mode ~= "KMS" or opts.sse_data_encryption ~= "SM4" then
+    if not d.sse_data_encryption or mode ~= d.sse_kms or opts.sse_data_encryption ~= "SM4" then
       misuse(name, n, "sse_data_encryption", "is an OSS option: 'SM4', with sse = 'KMS'")
     end
-    headers["x-oss-server-side-data-encryption"] = "SM4"
+    headers[d.sse_data_encryption] = "SM4"
   end
   return _M.key_headers(c, name, n, { sse_customer_key = opts.sse_customer_key }, headers)
 end
@@ -132,7 +130,7 @@ end
 -- still check every Content-MD5 they are sent).
 function _M.etag_is_md5(c, opts)
   if opts.sse_customer_key ~= nil then return false end
-  return not (c.provider == "s3" and KMS[opts.sse])
+  return not (opts.sse ~= nil and opts.sse == c.dialect.sse_kms and not c.dialect.kms_etag_is_md5)
 end
 
 --- Whether the server's answer to a write confirms the encryption asked
@@ -161,9 +159,10 @@ function _M.info(d, h, into)
   into = into or {}
   into.sse = h[d.prefix .. "server-side-encryption"]
   into.kms_key_id = h[d.sse_kms_key_id]
-  into.sse_data_encryption = h["x-oss-server-side-data-encryption"]
-  into.sse_customer_algorithm = h["x-amz-server-side-encryption-customer-algorithm"]
-  into.sse_customer_key_md5 = h["x-amz-server-side-encryption-customer-key-md5"]
+  into.sse_data_encryption = d.sse_data_encryption and h[d.sse_data_encryption] or nil
+  local cp = d.sse_customer_prefix
+  into.sse_customer_algorithm = cp and h[cp .. "server-side-encryption-customer-algorithm"] or nil
+  into.sse_customer_key_md5 = cp and h[cp .. "server-side-encryption-customer-key-md5"] or nil
   return into
 end
 

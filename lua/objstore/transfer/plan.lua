@@ -2,15 +2,17 @@
 -- tested alone. Parts never exceed the provider's count limit, never fall
 -- below its minimum size (the last part excepted), and are whole MiB when
 -- grown, like aws-c-s3's part-size calculation.
+local dialects = require "objstore.dialect"
+
+local ipairs = ipairs
+
 local _M = {}
 
 local MiB = 1024 * 1024
-local GiB = 1024 * MiB
 
-_M.LIMITS = {
-  s3 = { min_part = 5 * MiB, max_part = 5 * GiB, max_parts = 10000, max_object = 5 * 1024 * GiB },
-  oss = { min_part = 100 * 1024, max_part = 5 * GiB, max_parts = 10000, max_object = 48800 * GiB },
-}
+--- The part limits of each provider (the dialects' `limits`, by name).
+_M.LIMITS = {}
+for _, name in ipairs(dialects.names) do _M.LIMITS[name] = dialects[name].limits end
 _M.DEFAULT_PART_SIZE = 8 * MiB
 
 --- part_size(total, provider, wanted) -> size | nil, err

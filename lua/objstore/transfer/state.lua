@@ -47,10 +47,12 @@ function _M.stored_crc(head)
   return nil
 end
 
---- The CRCs to compute alongside MD5s: CRC-64/NVME always, and CRC-64/ECMA
--- where the server reports one to compare with (OSS).
+--- The CRCs to compute alongside MD5s (the dialect's crc_kinds): CRC-64/NVME
+-- always, and CRC-64/ECMA where the server reports one to compare with (OSS).
 function _M.crc_kinds(c)
-  return c.provider == "oss" and { "crc64nvme", "crc64ecma" } or { "crc64nvme" }
+  local kinds = {}
+  for i, k in ipairs(c.dialect.crc_kinds) do kinds[i] = k end
+  return kinds
 end
 
 --- Opens and loads the checkpoint at path for the transfer described by

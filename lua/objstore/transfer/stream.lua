@@ -128,7 +128,7 @@ local function upload_stream(c, bucket, key, reader, opts)
   if io_type(reader) ~= "file" and type(reader) ~= "function" then
     common.misuse("upload_stream", 3, "reader", "must be a function or a file handle, " .. errors.got(reader))
   end
-  local lim = plan.LIMITS[c.provider]
+  local lim = c.dialect.limits
   local max_parts = opts.max_parts or lim.max_parts
   if type(max_parts) ~= "number" or max_parts < 1 or max_parts > lim.max_parts or max_parts % 1 ~= 0 then
     common.misuse("upload_stream", 4, "opts.max_parts", "must be an integer from 1 to " .. lim.max_parts)

@@ -208,7 +208,7 @@ local function upload_file(c, bucket, key, path, opts)
   end
   local kinds = state_mod.crc_kinds(c)
   local function new_state()
-    return core.mpu.new{ size = size, part_size = part_size, max_parts = plan.LIMITS[c.provider].max_parts,
+    return core.mpu.new{ size = size, part_size = part_size, max_parts = c.dialect.limits.max_parts,
       etag_md5 = etag_md5 }
   end
   local m, merr = new_state()
@@ -327,7 +327,7 @@ local function upload_file(c, bucket, key, path, opts)
   local fin, ferr = complete.complete(c, "UploadFile", bucket, key, upload_id, m,
     verify and etag_md5 and m:etag() or nil, common.customer_key_headers(common.part_headers(opts, 1), c, opts),
     body_alg)
-  if fin and verify and c.provider == "oss" and fin.crc64ecma then
+  if fin and verify and c.dialect.crc64 and fin.crc64ecma then
     local want = checksum.to_decimal(m:crc("crc64ecma", true))
     if want ~= fin.crc64ecma then
       ferr = fail("BadDigest", "the server's CRC-64 " .. fin.crc64ecma .. " is not the parts' " .. want, bucket, key)
