@@ -28,7 +28,8 @@ peer_pkgs=(awscli rclone hyperfine time wrk bc)
 fuzz_pkgs=(clang clang-14 libclang-rt-14-dev)
 
 # make install: a compiler, the headers, luarocks, one Lua and the runtime rocks.
-case "${INSTALL_LUA:-5.4}" in
+INSTALL_LUA=${INSTALL_LUA:-5.4}
+case "$INSTALL_LUA" in
   5.1) lua_pkgs=(lua5.1 liblua5.1-0-dev) ;;
   luajit) lua_pkgs=(luajit2 libluajit2-5.1-dev) ;;
   5.2 | 5.3 | 5.4) lua_pkgs=("lua$INSTALL_LUA" "liblua$INSTALL_LUA-dev") ;;
