@@ -156,21 +156,25 @@ end
 -- ranges at a time through the client's run loop. A store may end a page
 -- before max-keys (rgw does, at about 700 keys): a range whose page stops
 -- short of its upper bound gets its next page in the same run (at most
--- CHAIN pages a range ahead), later ones one page after another. When the
--- store is in sync this sends as many LISTs as a sequential listing, all
--- in flight together; memory stays at `window` * CHAIN pages.
+-- CHAIN pages a range ahead), later ones one page after another. With
+-- `per_range` (the number of local names in each range but the last),
+-- that next page asks for max-keys = the names the range still lacks (and
+-- a few more), not for a whole page of which most would be the next
+-- range's and thrown away. When the store is in sync this sends about as
+-- many LISTs as a sequential listing, all in flight together; memory
+-- stays at `window` * CHAIN pages.
 -- Returns the same iterator as stream().
-local CHAIN = 2
-function _M.ranged(c, bucket, prefix, bounds, stats, window)
+local CHAIN, SLACK = 2, 8
+function _M.ranged(c, bucket, prefix, bounds, stats, window, per_range)
   window = window or 8
   local plen = #prefix
   local ranges = { { after = nil, upto = bounds[1] } }
   for i, b in ipairs(bounds) do ranges[#ranges + 1] = { after = b, upto = bounds[i + 1] } end
   -- range index -> { page, next page, ... } as fetched ahead ({ failed = err } for a failure)
   local fetched = {}
-  local function list_req(after, token)
+  local function list_req(after, token, max_keys)
     return c:build_request("list_objects", bucket, { prefix = prefix ~= "" and prefix or nil, start_after = after,
-      continuation_token = token })
+      continuation_token = token, max_keys = max_keys })
   end
   local function prefetch(first)
     local i = first - 1
@@ -187,7 +191,7 @@ function _M.ranged(c, bucket, prefix, bounds, stats, window)
         if i >= first + window or not ranges[i] then return nil end
         fetched[i] = {}
         local req = list_req(ranges[i].after)
-        req.context = { range = i, n = 1 }
+        req.context = { range = i, n = 1, taken = 0 }
         return req
       end,
       done = function(req, page, perr)
@@ -195,8 +199,14 @@ function _M.ranged(c, bucket, prefix, bounds, stats, window)
         fetched[ctx.range][ctx.n] = page or { failed = perr }
         local token = page and ctx.n < CHAIN and continues(page, ranges[ctx.range].upto)
         if token then
-          local nreq = list_req(nil, token)
-          nreq.context = { range = ctx.range, n = ctx.n + 1 }
+          -- What the range still lacks, when it is known and positive;
+          -- otherwise a full page.
+          local taken, want = ctx.taken + #(page.contents or {}), nil
+          if per_range and ranges[ctx.range].upto and taken < per_range then
+            want = per_range - taken + SLACK
+          end
+          local nreq = list_req(nil, token, want)
+          nreq.context = { range = ctx.range, n = ctx.n + 1, taken = taken }
           queue[#queue + 1] = nreq
         end
         return true
