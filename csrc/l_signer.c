@@ -87,7 +87,7 @@ static void grow(lua_State *L, void **p, size_t *cap, size_t need, size_t elem) 
   *cap = n;
 }
 
-/* One header name or value (what) at idx, from the list shown as argument
+/* One header name or value (what: "name" or "value") at idx, from the list shown as argument
  * #arg (list) of fname: "req.headers" or "trailers". */
 static os_str check_header_part(lua_State *L, int idx, const char *fname, int arg, const char *list,
                                 const char *what) {
@@ -97,7 +97,7 @@ static os_str check_header_part(lua_State *L, int idx, const char *fname, int ar
     osl_misuse(L, fname, arg, list, "%s must be a string, got %s", what, luaL_typename(L, idx));
   r.p = lua_tolstring(L, idx, &r.n);
   if (memchr(r.p, '\r', r.n) || memchr(r.p, '\0', r.n) ||
-      (strcmp(what, "name") == 0 && (memchr(r.p, '\n', r.n) || memchr(r.p, ':', r.n))))
+      (what[0] == 'n' && (memchr(r.p, '\n', r.n) || memchr(r.p, ':', r.n))))
     osl_misuse(L, fname, arg, list, "%s contains CR, LF, ':' or NUL", what);
   return r;
 }
@@ -709,6 +709,21 @@ int osl_open_signer(lua_State *L) {
   };
   static const luaL_Reg funcs[] = {{"new", signer_new}, {NULL, NULL}};
   osl_newclass(L, SIGNER_CLASS, methods);
+  /* The names of the headers sign() returns, kept alive in the class's
+   * metatable: each call then finds them interned instead of allocating
+   * them again after every garbage collection. */
+  luaL_getmetatable(L, SIGNER_CLASS);
+  static const char *const added[] = {
+      "Authorization",        "X-Amz-Date",           "x-amz-content-sha256",
+      "X-Amz-Security-Token", "x-oss-date",           "Date",
+      "x-oss-content-sha256", "x-oss-security-token", "UNSIGNED-PAYLOAD"};
+  lua_createtable(L, (int)(sizeof added / sizeof added[0]), 0);
+  for (int i = 0; i < (int)(sizeof added / sizeof added[0]); i++) {
+    lua_pushstring(L, added[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, "__header_names");
+  lua_pop(L, 1);
   osl_newlib(L, funcs);
   static const struct {
     const char *name;

@@ -71,7 +71,16 @@ static void wipe_buf(os_buf *b) {
 
 /* "YYYYMMDDTHHMMSSZ" of t, cached per signer. */
 static int sign_datetime(os_signer *s, int64_t t, char out[17]) {
-  /* Consecutive signatures mostly share their second: format it once. */
+  /* Consecutive signatures mostly share their second: format it once; and
+   * their day: then only the time of day is written. */
+  if (t != s->datetime_of && s->datetime_of >= 0 && t >= 0 && t / 86400 == s->datetime_of / 86400) {
+    int sec = (int)(t % 86400), f[3] = {sec / 3600, sec / 60 % 60, sec % 60};
+    for (int i = 0; i < 3; i++) {
+      s->datetime[9 + 2 * i] = (char)('0' + f[i] / 10);
+      s->datetime[10 + 2 * i] = (char)('0' + f[i] % 10);
+    }
+    s->datetime_of = t;
+  }
   if (t != s->datetime_of) {
     if (!os_iso8601_basic(s->datetime, t)) {
       s->datetime_of = -1;

@@ -439,4 +439,65 @@ describe("listing safety against a hostile server", function()
       assert.same({}, srv:deleted())
     end)
   end)
+
+  describe("sync's ranged listing (objstore.sync.remote.ranged) with short pages", function()
+    local remote = require "objstore.sync.remote"
+    --- The keys of a ranged listing of p/ cut at bounds, the error that
+    -- ended it, and how many LISTs the iterator sent one by one (c:send)
+    -- rather than in its concurrent run.
+    local function ranged(bounds, per_range)
+      local cl = client()
+      local sends, send = 0, cl.send
+      cl.send = function(self, req)
+        sends = sends + 1
+        return send(self, req)
+      end
+      local keys, stats = {}, {}
+      for e, err in remote.ranged(cl, BUCKET, "p/", bounds, stats, nil, per_range) do
+        if not e then return keys, err, sends end
+        keys[#keys + 1] = e.key
+      end
+      return keys, nil, sends
+    end
+
+    it("a range's next page is fetched in the same run as the first pages, not one by one", function()
+      srv:mode("normal", 2)
+      -- (nil, p/d]: [p/a p/b] then [p/c p/d]; (p/d, end): [p/e p/sub/f]
+      local keys, err, sends = ranged({ "p/d" })
+      assert.is_nil(err, tostring(err))
+      assert.same(UNDER_P, keys)
+      assert.equals(0, sends)
+      assert.equals(3, srv:count("ListObjectsV2"))
+    end)
+
+    it("a range's next page asks for what the range still lacks (max-keys), not a whole page", function()
+      srv:mode("normal", 2)
+      -- 4 local names in (nil, p/d]: 2 on the first page, so 2 more (and 8 of slack)
+      local keys, err = ranged({ "p/d" }, 4)
+      assert.is_nil(err, tostring(err))
+      assert.same(UNDER_P, keys)
+      local asked = {}
+      for _, r in ipairs(srv:log()) do
+        if r.op == "ListObjectsV2" then asked[#asked + 1] = r.query["max-keys"] or "-" end
+      end
+      table.sort(asked)
+      assert.same({ "-", "-", "10" }, asked)
+    end)
+
+    it("pages past the ones fetched ahead are read one after another, none left out", function()
+      srv:mode("normal", 2)
+      local keys, err, sends = ranged({})
+      assert.is_nil(err, tostring(err))
+      assert.same(UNDER_P, keys)
+      assert.equals(1, sends)
+      assert.equals(3, srv:count("ListObjectsV2"))
+    end)
+
+    it("a page fetched ahead that failed ends the listing with its error, never silently", function()
+      srv:mode("fail_halfway", 2)
+      local keys, err = ranged({ "p/d" })
+      assert.same({ "p/a", "p/b" }, keys)
+      assert.equals("InternalError", err and err.code)
+    end)
+  end)
 end)

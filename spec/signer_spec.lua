@@ -173,6 +173,23 @@ describe("signer:sign", function()
   end)
 end)
 
+describe("signer: the date of each signature", function()
+  it("is the request's time whatever the times signed before (same second, same day, other days)", function()
+    local s = new()
+    -- in order: the second cached, the same day's other seconds, the day
+    -- before and after, midnight, the last second of a day, back again
+    local times = { T, T, T + 1, T + 59, T + 3600 * 11 + 3599, T - 45360, T - 45361, T + 41039, T + 41040,
+      T - 86400, T + 86400 * 400 + 7, T, 0, 59, 86399, 86400, 253402300799, T + 1 }
+    for _, t in ipairs(times) do
+      local d = assert(s:details({ method = "GET", url = "https://b.s3.amazonaws.com/k", time = t }))
+      local want = os.date("!%Y%m%dT%H%M%SZ", t)
+      assert.equals(want, d.string_to_sign:match("\n(%d+T%d+Z)\n"), "time " .. t)
+      assert.equals(want, d.headers["X-Amz-Date"], "time " .. t)
+      assert.equals(want:sub(1, 8), d.authorization:match("Credential=[^/]+/(%d+)/"), "time " .. t)
+    end
+  end)
+end)
+
 describe("signer:presign", function()
   it("limits expiry to 7 days", function()
     local s = new()

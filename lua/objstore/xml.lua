@@ -145,12 +145,17 @@ convert = function(node)
     return typed(name, node.text)
   end
   local lists = LIST_ELEMENTS[name]
-  local out, count = {}, {}
+  local out, promoted = {}, nil -- promoted: the keys made lists here (made only when needed)
   for i = 1, n do
     local c = node[i]
     local cname = c.name
-    local k = snake(cname)
-    local v = convert(c)
+    local k = snake_cache[cname] or snake(cname)
+    local v
+    if c[1] == nil and not LIST_ELEMENTS[cname] then
+      v = typed(cname, c.text) -- a leaf (convert's first case, without the call)
+    else
+      v = convert(c)
+    end
     if lists and lists[cname] then
       local arr = out[k]
       if arr == nil then
@@ -158,15 +163,18 @@ convert = function(node)
         out[k] = arr
       end
       arr[#arr + 1] = v
-    elseif count[k] == nil then
-      out[k] = v
-      count[k] = 1
     else
-      -- Repeated siblings the table does not know about: promote to a list.
-      if count[k] == 1 then out[k] = { out[k] } end
-      count[k] = count[k] + 1
-      local arr = out[k]
-      arr[#arr + 1] = v
+      local prev = out[k]
+      if prev == nil then
+        out[k] = v
+      elseif promoted and promoted[k] then
+        prev[#prev + 1] = v
+      else
+        -- Repeated siblings the table does not know about: promote to a list.
+        promoted = promoted or {}
+        promoted[k] = true
+        out[k] = { prev, v }
+      end
     end
   end
   if lists then

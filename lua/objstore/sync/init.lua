@@ -201,7 +201,7 @@ local function open_side(s, opts, notice, stats, other, is_src, skip)
   if other and #other >= 1000 then
     local bounds = {}
     for i = 1000, #other, 1000 do bounds[#bounds + 1] = s.prefix .. other[i].rel end
-    return remote.ranged(s.client, s.bucket, s.prefix, bounds, stats), false
+    return remote.ranged(s.client, s.bucket, s.prefix, bounds, stats, nil, 1000), false
   end
   return remote.stream(remote.pager(s.client, s.bucket, s.prefix), s.prefix, stats), false
 end

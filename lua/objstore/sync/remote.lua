@@ -135,49 +135,98 @@ function _M.stream(pages, prefix, stats)
   end
 end
 
+--- The continuation token of a page that a range (upper bound upto) must
+-- follow, or nil: the page is truncated with a token, and its last key is
+-- before upto. The consumer checks the page sequence itself (tokens()):
+-- this only decides what to fetch ahead.
+local function continues(page, upto)
+  if not page.is_truncated then return nil end
+  local token = page.next_continuation_token
+  if type(token) ~= "string" or token == "" then return nil end
+  local contents = page.contents
+  local last = contents and contents[#contents]
+  if upto and last and (type(last.key) ~= "string" or last.key >= upto) then return nil end
+  return token
+end
+
 --- A listing read in ranges at once: `bounds` are keys cutting the key
 -- space (every 1000th name of the local side, which a store in sync has
 -- too), and each range (bounds[i], bounds[i+1]] is listed from
 -- start-after = bounds[i] concurrently with its neighbours, `window`
--- ranges at a time through the client's run loop. A range whose page
--- stops short of its upper bound is continued one page after another.
--- When the store is in sync this sends as many LISTs as a sequential
--- listing, all in flight together; memory stays at `window` pages.
+-- ranges at a time through the client's run loop. A store may end a page
+-- before max-keys (rgw does, at about 700 keys): a range whose page stops
+-- short of its upper bound gets its next page in the same run (at most
+-- CHAIN pages a range ahead), later ones one page after another. With
+-- `per_range` (the number of local names in each range but the last),
+-- that next page asks for max-keys = the names the range still lacks (and
+-- a few more), not for a whole page of which most would be the next
+-- range's and thrown away. When the store is in sync this sends about as
+-- many LISTs as a sequential listing, all in flight together; memory
+-- stays at `window` * CHAIN pages.
 -- Returns the same iterator as stream().
-function _M.ranged(c, bucket, prefix, bounds, stats, window)
+local CHAIN, SLACK = 2, 8
+function _M.ranged(c, bucket, prefix, bounds, stats, window, per_range)
   window = window or 8
   local plen = #prefix
   local ranges = { { after = nil, upto = bounds[1] } }
   for i, b in ipairs(bounds) do ranges[#ranges + 1] = { after = b, upto = bounds[i + 1] } end
-  local fetched = {} -- range index -> page | false, err
-  local function list_req(after, token)
+  -- range index -> { page, next page, ... } as fetched ahead ({ failed = err } for a failure)
+  local fetched = {}
+  local function list_req(after, token, max_keys)
     return c:build_request("list_objects", bucket, { prefix = prefix ~= "" and prefix or nil, start_after = after,
-      continuation_token = token })
+      continuation_token = token, max_keys = max_keys })
   end
   local function prefetch(first)
     local i = first - 1
+    local queue = {} -- continuations to send in this run
     local ok, err = c:run{ concurrency = window,
       next = function()
+        local n = #queue
+        if n > 0 then
+          local req = queue[n]
+          queue[n] = nil
+          return req
+        end
         i = i + 1
         if i >= first + window or not ranges[i] then return nil end
+        fetched[i] = {}
         local req = list_req(ranges[i].after)
-        req.context = i
+        req.context = { range = i, n = 1, taken = 0 }
         return req
       end,
       done = function(req, page, perr)
-        fetched[req.context] = page or { failed = perr }
+        local ctx = req.context
+        fetched[ctx.range][ctx.n] = page or { failed = perr }
+        local token = page and ctx.n < CHAIN and continues(page, ranges[ctx.range].upto)
+        if token then
+          -- What the range still lacks, when it is known and positive;
+          -- otherwise a full page.
+          local taken, want = ctx.taken + #(page.contents or {}), nil
+          if per_range and ranges[ctx.range].upto and taken < per_range then
+            want = per_range - taken + SLACK
+          end
+          local nreq = list_req(nil, token, want)
+          nreq.context = { range = ctx.range, n = ctx.n + 1, taken = taken }
+          queue[#queue + 1] = nreq
+        end
         return true
       end }
-    if not ok then fetched[first] = { failed = err } end
+    if not ok then
+      -- The run itself failed: what it did not fetch is fetched again when reached.
+      for j = first, first + window - 1 do fetched[j] = nil end
+      fetched[first] = { { failed = err } }
+    end
   end
   local ri, page, pi, pn, failed, finished = 0, nil, 1, 0, false, false
+  local ahead, ahead_i -- the current range's pages fetched ahead, and the index of the one read
   local next_token, in_order
   local last_yielded = order()
   local function next_range()
     ri = ri + 1
     if not ranges[ri] then return false end
     if fetched[ri] == nil then prefetch(ri) end
-    page, fetched[ri] = fetched[ri], nil
+    ahead, ahead_i, fetched[ri] = fetched[ri], 1, nil
+    page = ahead[1]
     pi, pn = 1, page.contents and #page.contents or 0
     return true
   end
@@ -237,8 +286,16 @@ function _M.ranged(c, bucket, prefix, bounds, stats, window)
         finished = true
         return nil
       else
-        -- This range has more than one page: continue it.
-        local p, err = c:send(list_req(nil, page.token))
+        -- This range has more than one page: continue it, with the page
+        -- fetched ahead (asked for with this very token) if there is one.
+        ahead_i = ahead_i + 1
+        local p, err = ahead[ahead_i], nil
+        if p then
+          ahead[ahead_i] = nil
+          if p.failed then p, err = nil, p.failed end
+        else
+          p, err = c:send(list_req(nil, page.token))
+        end
         if not p then
           failed = true
           return false, err

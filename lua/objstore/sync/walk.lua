@@ -21,6 +21,8 @@ local _M = {}
 -- downloads, part files, checkpoints, sync state): never synced, at any
 -- depth. `name` is one path segment (or a relative name: its last one).
 function _M.own_file(name)
+  -- Every such name holds ".objstore-": one plain search rules out the rest.
+  if not name:find(".objstore-", 1, true) then return false end
   name = name:match("[^/]*$")
   return name:find("^%.objstore%-sync%-") ~= nil or name:find("%.objstore%-tmp%-%x+$") ~= nil
     or name:find("%.objstore%-part$") ~= nil or name:find("%.objstore%-part%-%x+$") ~= nil
@@ -110,18 +112,22 @@ function _M.walk(root, opts)
     on_path[id] = nil
   end
   visit(root, "", attr)
-  sort(entries, function(x, y) return x.rel < y.rel end)
-  -- Two names on disk that compose to one (NFC and NFD spellings side by
-  -- side): the second is skipped, reported.
-  local out = {}
+  -- Sorted as strings (the C comparison, no Lua call per comparison), then
+  -- mapped back. Two names on disk that compose to one (NFC and NFD
+  -- spellings side by side): the second met is skipped, reported.
+  local rels, by_rel = {}, {}
   for _, e in ipairs(entries) do
-    local prev = out[#out]
-    if prev and prev.rel == e.rel then
+    local prev = by_rel[e.rel]
+    if prev then
       notice(e.path .. ": same name as " .. prev.path .. " after Unicode composition: skipped")
     else
-      out[#out + 1] = e
+      by_rel[e.rel] = e
+      rels[#rels + 1] = e.rel
     end
   end
+  sort(rels)
+  local out = {}
+  for i, rel in ipairs(rels) do out[i] = by_rel[rel] end
   return out, false, errs
 end
 
