@@ -32,7 +32,6 @@ local type, pairs, ipairs, tostring, setmetatable, getmetatable, select, rawget 
 local unpack = table.unpack or unpack
 local monotonic = core.time.monotonic
 local os_time, os_getenv = os.time, os.getenv
-local concat, sort = table.concat, table.sort
 
 local provider_of = credentials_util.provider
 local REFRESH_MARGIN = credentials_util.REFRESH_MARGIN
@@ -74,26 +73,10 @@ local function misuse(name, problem)
 end
 
 local function check_options(opts)
-  local unknown = {}
-  for k, v in pairs(opts) do
-    local want = OPTIONS[k]
-    if not want then
-      unknown[#unknown + 1] = tostring(k)
-    elseif want ~= "any" and type(v) ~= want then
-      misuse(k, "must be a " .. want .. ", " .. errors.got(v))
-    end
-  end
-  if #unknown > 0 then
-    sort(unknown)
-    misuse(nil, "unknown option(s): " .. concat(unknown, ", "))
-  end
-  for k, v in pairs(opts.tls or {}) do
-    local want = TLS_OPTIONS[k]
-    if not want then misuse("tls." .. tostring(k), "is not a TLS option (ca_file, ca_path, insecure, min_version)") end
-    if type(v) ~= want then misuse("tls." .. k, "must be a " .. want .. ", " .. errors.got(v)) end
-    if k == "min_version" and not TLS_VERSIONS[v] then
-      misuse("tls.min_version", 'must be "1.0", "1.1", "1.2" or "1.3"')
-    end
+  errors.options("client.new", 1, opts, OPTIONS)
+  local tls = errors.options("client.new", 1, opts.tls, TLS_OPTIONS, "opts.tls")
+  if tls.min_version ~= nil and not TLS_VERSIONS[tls.min_version] then
+    misuse("tls.min_version", 'must be "1.0", "1.1", "1.2" or "1.3"')
   end
   local k, problem = hooks_problem(opts.hooks)
   if k then misuse("hooks." .. k, problem) end
@@ -209,7 +192,6 @@ end
 -- for nil).
 function Engine.check(opts)
   opts = opts or {}
-  if type(opts) ~= "table" then misuse(nil, "must be a table, " .. errors.got(opts)) end
   check_options(opts)
   local provider = opts.provider or "s3"
   if provider ~= "s3" and provider ~= "oss" then

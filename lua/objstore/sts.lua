@@ -186,6 +186,10 @@ local OPTS = { provider = true, endpoint = true, region = true, access_key = tru
 function _M.new(opts, fname)
   fname = fname or "new"
   if type(opts) ~= "table" then misuse(fname, nil, "must be a table, " .. errors.got(opts)) end
+  local allowed = {}
+  for k in pairs(OPTS) do allowed[k] = true end
+  for k in pairs(_M.PARAMS) do allowed[k] = true end
+  errors.options("sts." .. fname, 1, opts, allowed)
   local provider = opts.provider or "s3"
   if provider ~= "s3" and provider ~= "oss" then misuse(fname, "provider", "must be 's3' or 'oss'") end
   local copts = { provider = "s3", transport = opts.transport, timeout = opts.timeout,
@@ -200,9 +204,6 @@ function _M.new(opts, fname)
     copts.credentials = opts.credentials
   else
     copts.credentials = ANONYMOUS_CREDS
-  end
-  for k in pairs(opts) do
-    if not OPTS[k] and not _M.PARAMS[k] then misuse(fname, k, "is not an option of objstore.sts") end
   end
   local nonce = opts.nonce
   if nonce ~= nil and type(nonce) ~= "function" then

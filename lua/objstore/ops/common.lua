@@ -78,9 +78,8 @@ local WHOLE = { concurrency = { 1, 1024 }, part_size = { 1, 5 * 1024 ^ 3 }, thre
 --- Checks an options table against the names allowed; returns it (or {}).
 function _M.opts(name, n, opts, allowed)
   if opts == nil then return {} end
-  if type(opts) ~= "table" then _M.misuse(name, n, "opts", "must be a table, " .. errors.got(opts)) end
+  errors.options(fname(name), n, opts, allowed)
   for k, v in pairs(opts) do
-    if not allowed[k] then _M.misuse(name, n, "opts." .. tostring(k), "is not an option of " .. name) end
     local range = WHOLE[k]
     if range and (type(v) ~= "number" or v ~= v or v % 1 ~= 0 or v < range[1] or v > range[2]) then
       _M.misuse(name, n, "opts." .. k, ("must be a whole number from %d to %d, "):format(range[1], range[2])

@@ -240,17 +240,8 @@ end
 
 --- A new transport. @return transport (never nil: there is nothing to fail)
 function _M.new(opts)
-  if opts == nil then opts = {} end
-  if type(opts) ~= "table" then misuse("new", "opts", "table expected, " .. errors.got(opts)) end
-  for k in pairs(opts) do
-    if not OPTIONS[k] then misuse("new", "opts." .. tostring(k), "unknown option") end
-  end
-  local tls = opts.tls
-  if tls == nil then tls = {} end
-  if type(tls) ~= "table" then misuse("new", "opts.tls", "table expected, " .. errors.got(tls)) end
-  for k in pairs(tls) do
-    if not TLS_OPTIONS[k] then misuse("new", "opts.tls." .. tostring(k), "unknown option") end
-  end
+  opts = errors.options("transport.ngx.new", 1, opts, OPTIONS)
+  local tls = errors.options("transport.ngx.new", 1, opts.tls, TLS_OPTIONS, "opts.tls")
   if tls.server_name ~= nil and type(tls.server_name) ~= "string" then
     misuse("new", "opts.tls.server_name", "string expected, " .. errors.got(tls.server_name))
   end
