@@ -27,6 +27,7 @@ local errors = require "objstore.errors"
 local clock = require "objstore.clock"
 local xml = require "objstore.xml"
 local core = require "objstore.core"
+local url_mod = require "objstore.url"
 local cjson = require "cjson.safe"
 
 local type, pairs, ipairs, tostring, setmetatable = type, pairs, ipairs, tostring, setmetatable
@@ -70,15 +71,6 @@ local nonce_counter = 0
 local function make_nonce()
   nonce_counter = nonce_counter + 1
   return tohex(sha1(tostring(nonce_counter) .. ":" .. tostring(monotonic()) .. ":" .. tostring({}))):sub(1, 32)
-end
-
-local function split_query(q)
-  local list = {}
-  for pair in (q or ""):gmatch("[^&]+") do
-    local k, v = pair:match("^([^=]*)=?(.*)$")
-    list[#list + 1] = { k, v }
-  end
-  return list
 end
 
 --- rpc_signature(method, params, secret) -> { query, string_to_sign, signature }
@@ -127,7 +119,7 @@ function RpcSigner:sign(input)
   if not self.secret then
     return nil, errors.new{ code = "SigningError", message = "signer closed", retryable = false }
   end
-  local params = split_query(input.query)
+  local params = url_mod.decode_query(input.query, true) -- kept encoded: signed as sent
   local function add(k, v) params[#params + 1] = { uri_encode(k), uri_encode(v) } end
   add("Format", "JSON")
   add("Timestamp", os_date("!%Y-%m-%dT%H:%M:%SZ", math.floor(input.time)))
@@ -389,11 +381,9 @@ function Sts:build_request(action, params, fname)
       headers = { ["x-acs-action"] = action, ["x-acs-version"] = ALIYUN_VERSION } }
   end
   -- The query API: a form body, signed with its SHA-256 (service sts).
-  local parts = { "Action=" .. action, "Version=" .. AWS_VERSION }
-  -- Spaces as '+', as application/x-www-form-urlencoded and botocore write them.
-  local function form(v) return (uri_encode(v):gsub("%%20", "+")) end
-  for _, kv in ipairs(p) do parts[#parts + 1] = form(kv[1]) .. "=" .. form(kv[2]) end
-  local body = concat(parts, "&")
+  local form = { { "Action", action }, { "Version", AWS_VERSION } }
+  for _, kv in ipairs(p) do form[#form + 1] = kv end
+  local body = url_mod.encode_form(form)
   return request.new{ op = action, method = "POST", body = body, body_length = #body,
     payload_hash = tohex(sha256(body)), parse = parse,
     headers = { ["Content-Type"] = "application/x-www-form-urlencoded; charset=utf-8" } }
