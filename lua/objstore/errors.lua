@@ -96,7 +96,9 @@ local function outside_level()
     local info = getinfo(l, "S")
     if not info then return 1 end
     local src = info.source
-    if info.what ~= "C" and not src:find("objstore/[%w_/]+%.lua$") then return l - 1 end
+    -- Lua 5.1 shows a tail call as a frame of its own, with no line to
+    -- blame: the blame goes to the frame below it.
+    if info.what ~= "C" and info.what ~= "tail" and not src:find("objstore/[%w_/]+%.lua$") then return l - 1 end
     l = l + 1
   end
 end
