@@ -10,6 +10,7 @@ local sts = require "objstore.sts"
 local auto = require "objstore.transport.auto"
 local replicated = require "objstore.replicated"
 local sync = require "objstore.sync"
+local metrics = require "objstore.metrics"
 
 local DEAD = "http://127.0.0.1:9" -- nothing is sent: every case raises first
 
@@ -43,6 +44,7 @@ describe("one option checker", function()
       { "transport.auto.new", 1, function() auto.new{ bogus = 1 } end },
       { "replicated.new", 1, function() replicated.new{ clients = { c }, journal = "/nonexistent", bogus = 1 } end },
       { "sync", 4, function() sync.sync(c, "/tmp", { bucket = "b" }, { bogus = 1 }) end },
+      { "metrics.new", 1, function() metrics.new{ bogus = 1 } end },
     }
     for _, case in ipairs(cases) do
       local fname, n, f = case[1], case[2], case[3]
