@@ -31,7 +31,7 @@ local FLUSH_EVERY = 1024 * 1024
 local function ngx_api(fname)
   local ngx = rawget(_G, "ngx")
   if type(ngx) ~= "table" or type(ngx.get_phase) ~= "function" then
-    errors.argument("ngx." .. fname, nil, nil, "needs OpenResty's ngx (call it inside nginx)", 3)
+    errors.argument("ngx." .. fname, nil, nil, "needs OpenResty's ngx (call it inside nginx)")
   end
   return ngx
 end
