@@ -142,7 +142,9 @@ function _M.upload_headers(c, name, n, opts, headers)
   if opts.acl then headers[d.object_acl] = opts.acl end
   if opts.storage_class then headers[d.storage_class] = opts.storage_class end
   if opts.metadata then
-    if type(opts.metadata) ~= "table" then _M.misuse(name, n, "opts.metadata", "must be a table") end
+    if type(opts.metadata) ~= "table" then
+      _M.misuse(name, n, "opts.metadata", "must be a table, " .. errors.got(opts.metadata))
+    end
     for k, v in pairs(opts.metadata) do
       if type(k) ~= "string" or not k:match("^[%w%-_.]+$") then
         _M.misuse(name, n, "opts.metadata", "name '" .. tostring(k) .. "' must be letters, digits, -, _ or .")
