@@ -127,7 +127,7 @@ describe("sign_for_proxy on " .. (srv and srv.name or "no server") .. " #server"
     assert.has_error(function() c:sign_for_proxy("DELETE", bucket, "k") end,
       "objstore.client.sign_for_proxy: argument #1 (method): must be GET, HEAD or PUT, got DELETE")
     assert.has_error(function() c:sign_for_proxy("GET", bucket, "k", { header = {} }) end,
-      "objstore.client.sign_for_proxy: argument #4 (opts.header): is not an option of sign_for_proxy")
+      "objstore.client.sign_for_proxy: argument #4 (opts.header): is not an option of client.sign_for_proxy")
     assert.has_error(function() c:sign_for_proxy("GET", bucket, "a\0b") end,
       "objstore.client.sign_for_proxy: argument #3 (key): contains a NUL byte")
   end)

@@ -53,26 +53,25 @@ local ALL_LIST = "md5, sha1, sha256, crc32, crc32c, crc64ecma, crc64nvme"
 local CRC_LIST = "crc32, crc32c, crc64ecma, crc64nvme"
 
 -- Raises "objstore.checksum.<fname>: argument #<n> (<name>): <problem>".
--- level 3 blames the caller of the public function that called argerror;
--- the check_* helpers below sit one frame deeper and pass 4.
-local function argerror(fname, n, name, problem, level)
-  errors.argument("checksum." .. fname, n, name, problem, level or 3)
+-- blamed on the first caller outside objstore (errors.argument).
+local function argerror(fname, n, name, problem)
+  errors.argument("checksum." .. fname, n, name, problem)
 end
 
 local function check_string(fname, n, name, v)
-  if type(v) ~= "string" then argerror(fname, n, name, "string expected, got " .. type(v), 4) end
+  if type(v) ~= "string" then argerror(fname, n, name, "string expected, got " .. type(v)) end
   return v
 end
 
 local function check_alg(fname, n, alg, set, list)
-  if type(alg) ~= "string" then argerror(fname, n, "alg", "string expected, got " .. type(alg), 4) end
-  if not set[alg] then argerror(fname, n, "alg", format("unknown algorithm '%s' (expected %s)", alg, list), 4) end
+  if type(alg) ~= "string" then argerror(fname, n, "alg", "string expected, got " .. type(alg)) end
+  if not set[alg] then argerror(fname, n, "alg", format("unknown algorithm '%s' (expected %s)", alg, list)) end
   return alg
 end
 
 local function check_list(fname, n, name, v)
-  if type(v) ~= "table" then argerror(fname, n, name, "table expected, got " .. type(v), 4) end
-  if #v == 0 then argerror(fname, n, name, "at least one entry expected", 4) end
+  if type(v) ~= "table" then argerror(fname, n, name, "table expected, got " .. type(v)) end
+  if #v == 0 then argerror(fname, n, name, "at least one entry expected") end
   return v
 end
 
@@ -259,7 +258,7 @@ local function raw_digest(fname, argn, argname, i, alg, d, allow_hex, allow_b64)
   local forms = (allow_hex and ", hex or quoted hex" or "") .. (allow_b64 and " or base64" or "")
   local got = type(d) == "string" and (#d .. " bytes") or type(d)
   argerror(fname, argn, format("%s[%d]", argname, i),
-    format("%s digest expected (%d raw bytes%s), got %s", alg, size, forms, got), 4)
+    format("%s digest expected (%d raw bytes%s), got %s", alg, size, forms, got))
 end
 
 --- S3 multipart ETag: hex(MD5(MD5(part1) || ... || MD5(partN))) .. "-" .. N.

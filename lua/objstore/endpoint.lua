@@ -6,9 +6,10 @@
 -- self-hosted S3 server accepts without DNS set-up.
 local core = require "objstore.core"
 local dialects = require "objstore.dialect"
+local url_mod = require "objstore.url"
 
 local uri_encode = core.encode.uri_encode
-local type, tonumber, ipairs = type, tonumber, ipairs
+local type, ipairs = type, ipairs
 
 local _M = {}
 
@@ -19,48 +20,37 @@ local function dialect_of(provider)
 end
 
 --- Parses "scheme://host[:port][/]" into a table, or returns nil, msg.
-function _M.parse(url)
-  if type(url) ~= "string" then return nil, "endpoint must be a string URL" end
-  local scheme, rest = url:match("^(%a[%w+.-]*)://(.+)$")
-  if not scheme then
+function _M.parse(u)
+  if type(u) ~= "string" then return nil, "endpoint must be a string URL" end
+  local given = u
+  if not u:match("^%a[%w+.-]*://.") then
     -- A bare host means https, as in the SDKs' endpoint settings.
-    if url:match("^[%w.-]+[:%d]*/?$") and url ~= "" then
-      scheme, rest = "https", url
+    if u:match("^[%w.-]+[:%d]*/?$") and u ~= "" then
+      u = "https://" .. u
     else
-      return nil, "endpoint '" .. url .. "' is not a URL (scheme://host[:port])"
+      return nil, "endpoint '" .. given .. "' is not a URL (scheme://host[:port])"
     end
   end
-  scheme = scheme:lower()
+  local scheme = u:match("^(%a[%w+.-]*)://"):lower()
   if scheme ~= "http" and scheme ~= "https" then
-    return nil, "endpoint '" .. url .. "': scheme must be http or https"
+    return nil, "endpoint '" .. given .. "': scheme must be http or https"
   end
-  local hostport, path = rest:match("^([^/?#]*)(.*)$")
-  if path ~= "" and path ~= "/" then
-    return nil, "endpoint '" .. url .. "' must not have a path, query or fragment"
+  if not u:match("^%a[%w+.-]*://[^/?#]*/?$") then
+    return nil, "endpoint '" .. given .. "' must not have a path, query or fragment"
   end
-  local host, port
-  if hostport:sub(1, 1) == "[" then
-    host, port = hostport:match("^(%[[%x:.]+%])(.*)$")
-  else
-    host, port = hostport:match("^([^:]*)(.*)$")
+  local p, why = url_mod.parse(u)
+  if not p and (why == "malformed port" or why == "port out of range") then
+    return nil, "endpoint '" .. given .. "' has an invalid port"
   end
-  if not host or host == "" or not host:match("^[%w.%-%[%]:]+$") then
-    return nil, "endpoint '" .. url .. "' has no valid host"
+  if not p or p.userinfo or not (p.ipv6 or p.host:match("^[%w.%-]+$")) then
+    return nil, "endpoint '" .. given .. "' has no valid host"
   end
-  if port ~= "" then
-    port = port:match("^:(%d+)$")
-    if not port or tonumber(port) < 1 or tonumber(port) > 65535 then
-      return nil, "endpoint '" .. url .. "' has an invalid port"
-    end
-  else
-    port = nil
-  end
-  host = host:lower()
-  local default_port = (scheme == "https") and "443" or "80"
+  local host = p.host:lower()
+  if p.ipv6 then host = "[" .. host .. "]" end
+  local default_port = (scheme == "https") and 443 or 80
   local hp = host
-  if port and port ~= default_port then hp = host .. ":" .. port end
-  return { scheme = scheme, host = host, port = port and tonumber(port) or tonumber(default_port), hostport = hp,
-    url = scheme .. "://" .. hp }
+  if p.port and p.port ~= default_port then hp = host .. ":" .. p.port end
+  return { scheme = scheme, host = host, port = p.port or default_port, hostport = hp, url = scheme .. "://" .. hp }
 end
 
 --- The default addressing of an endpoint for a provider (a name or its

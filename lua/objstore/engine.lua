@@ -32,7 +32,6 @@ local type, pairs, ipairs, tostring, setmetatable, getmetatable, select, rawget 
 local unpack = table.unpack or unpack
 local monotonic = core.time.monotonic
 local os_time, os_getenv = os.time, os.getenv
-local concat, sort = table.concat, table.sort
 
 local provider_of = credentials_util.provider
 local REFRESH_MARGIN = credentials_util.REFRESH_MARGIN
@@ -56,16 +55,16 @@ Engine.OPTIONS = OPTIONS
 local TLS_OPTIONS = { ca_file = "string", ca_path = "string", insecure = "boolean", min_version = "string" }
 local TLS_VERSIONS = { ["1.0"] = true, ["1.1"] = true, ["1.2"] = true, ["1.3"] = true }
 
-local HOOKS = { on_request = true, on_response = true, on_retry = true, on_failover = true, on_error = true,
-  on_hook_error = true }
+local HOOKS = { on_request = "function", on_response = "function", on_retry = "function", on_failover = "function",
+  on_error = "function", on_hook_error = "function" }
 
 --- The first bad entry of a hooks table: (name, problem), or nil.
 local function hooks_problem(hooks)
   for k, v in pairs(hooks or {}) do
-    if not HOOKS[k] or type(v) ~= "function" then
-      return tostring(k), "must be one of on_request, on_response, on_retry, on_failover, on_error, "
-        .. "on_hook_error, a function"
+    if not HOOKS[k] then
+      return tostring(k), "is not a hook (on_request, on_response, on_retry, on_failover, on_error, on_hook_error)"
     end
+    if type(v) ~= "function" then return tostring(k), "must be a function, " .. errors.got(v) end
   end
 end
 
@@ -74,29 +73,12 @@ local function misuse(name, problem)
 end
 
 local function check_options(opts)
-  local unknown = {}
-  for k, v in pairs(opts) do
-    local want = OPTIONS[k]
-    if not want then
-      unknown[#unknown + 1] = tostring(k)
-    elseif want ~= "any" and type(v) ~= want then
-      misuse(k, "must be a " .. want .. ", " .. errors.got(v))
-    end
+  errors.options("client.new", 1, opts, OPTIONS)
+  local tls = errors.options("client.new", 1, opts.tls, TLS_OPTIONS, "opts.tls")
+  if tls.min_version ~= nil and not TLS_VERSIONS[tls.min_version] then
+    misuse("tls.min_version", 'must be "1.0", "1.1", "1.2" or "1.3"')
   end
-  if #unknown > 0 then
-    sort(unknown)
-    misuse(nil, "unknown option(s): " .. concat(unknown, ", "))
-  end
-  for k, v in pairs(opts.tls or {}) do
-    local want = TLS_OPTIONS[k]
-    if not want then misuse("tls." .. tostring(k), "is not a TLS option (ca_file, ca_path, insecure, min_version)") end
-    if type(v) ~= want then misuse("tls." .. k, "must be a " .. want .. ", " .. errors.got(v)) end
-    if k == "min_version" and not TLS_VERSIONS[v] then
-      misuse("tls.min_version", 'must be "1.0", "1.1", "1.2" or "1.3"')
-    end
-  end
-  local k, problem = hooks_problem(opts.hooks)
-  if k then misuse("hooks." .. k, problem) end
+  errors.options("client.new", 1, opts.hooks, HOOKS, "opts.hooks")
   if opts.deadline ~= nil and not (opts.deadline > 0 and opts.deadline < math.huge) then
     misuse("deadline", "must be a positive number of seconds")
   end
@@ -218,7 +200,6 @@ end
 -- for nil).
 function Engine.check(opts)
   opts = opts or {}
-  if type(opts) ~= "table" then misuse(nil, "must be a table, " .. errors.got(opts)) end
   check_options(opts)
   local provider = opts.provider or "s3"
   if not dialects.get(provider) then
@@ -437,13 +418,7 @@ function Engine:call_view(name, n, ...)
   local inherited = parent and parent.deadline_at
   if hooks == nil and deadline == nil and (inherited or not self.deadline) then return self, ... end
   local args = { ... }
-  if hooks ~= nil then
-    if type(hooks) ~= "table" then
-      errors.argument("client." .. name, n, "opts.hooks", "must be a table, " .. errors.got(hooks))
-    end
-    local k, problem = hooks_problem(hooks)
-    if k then errors.argument("client." .. name, n, "opts.hooks." .. k, problem) end
-  end
+  errors.options("client." .. name, n, hooks, HOOKS, "opts.hooks")
   if deadline ~= nil and (type(deadline) ~= "number" or not (deadline > 0 and deadline < math.huge)) then
     errors.argument("client." .. name, n, "opts.deadline", "must be a positive number of seconds, "
       .. errors.got(deadline))

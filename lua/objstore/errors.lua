@@ -11,9 +11,9 @@
 --   objstore.<module>.<function>: argument #<n> (<name>): <problem>
 local core = require "objstore.core"
 
-local type, tostring, setmetatable, getmetatable, error, pairs =
-  type, tostring, setmetatable, getmetatable, error, pairs
-local concat = table.concat
+local type, tostring, setmetatable, getmetatable, error, pairs, ipairs =
+  type, tostring, setmetatable, getmetatable, error, pairs, ipairs
+local concat, sort = table.concat, table.sort
 
 local _M = {}
 
@@ -96,7 +96,9 @@ local function outside_level()
     local info = getinfo(l, "S")
     if not info then return 1 end
     local src = info.source
-    if info.what ~= "C" and not src:find("objstore/[%w_/]+%.lua$") then return l - 1 end
+    -- Lua 5.1 shows a tail call as a frame of its own, with no line to
+    -- blame: the blame goes to the frame below it.
+    if info.what ~= "C" and info.what ~= "tail" and not src:find("objstore/[%w_/]+%.lua$") then return l - 1 end
     l = l + 1
   end
 end
@@ -115,6 +117,53 @@ function _M.argument(fname, n, name, problem, level)
   local where = n and ("argument #" .. tostring(n) .. " (" .. tostring(name) .. "): ")
     or (name and ("(" .. tostring(name) .. "): ") or "")
   error("objstore." .. fname .. ": " .. where .. tostring(problem), level and (level + 1) or outside_level())
+end
+
+--- Checks an options table, in the one wording of every objstore function;
+-- returns it ({} for nil). `allowed` maps each option name to true (any
+-- value; "any" too) or the Lua type its value must have ("string", "number",
+-- "boolean", "function", "table"). `where` names the table in messages
+-- (default "opts"; "opts.tls" for a nested one). Raises:
+--   objstore.<fname>: argument #<n> (opts): must be a table, got number
+--   objstore.<fname>: argument #<n> (opts.foo): is not an option of <fname>
+--   objstore.<fname>: argument #<n> (opts.foo): must be a string, got number
+-- blamed on the first caller outside objstore. Of several bad names the
+-- first in sorted order is named, so the message does not depend on pairs().
+local function option_problem(allowed, k, v)
+  local want = allowed[k]
+  if not want then return "unknown" end
+  if want ~= true and want ~= "any" and type(v) ~= want then return want end
+end
+
+local function by_name(a, b) return tostring(a) < tostring(b) end
+
+function _M.options(fname, n, opts, allowed, where)
+  if type(fname) ~= "string" then _M.argument("errors.options", 1, "fname", "must be a string, " .. _M.got(fname)) end
+  if type(allowed) ~= "table" then
+    _M.argument("errors.options", 4, "allowed", "must be a table, " .. _M.got(allowed))
+  end
+  if where ~= nil and type(where) ~= "string" then
+    _M.argument("errors.options", 5, "where", "must be a string, " .. _M.got(where))
+  end
+  where = where or "opts"
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then _M.argument(fname, n, where, "must be a table, " .. _M.got(opts)) end
+  local found = false
+  for k, v in pairs(opts) do
+    if option_problem(allowed, k, v) then found = true; break end
+  end
+  if not found then return opts end
+  local names = {}
+  for k in pairs(opts) do names[#names + 1] = k end
+  sort(names, by_name)
+  for _, k in ipairs(names) do    -- unknown names first, then wrong types
+    if not allowed[k] then _M.argument(fname, n, where .. "." .. tostring(k), "is not an option of " .. fname) end
+  end
+  for _, k in ipairs(names) do
+    local want = option_problem(allowed, k, opts[k])
+    if want then _M.argument(fname, n, where .. "." .. tostring(k), "must be a " .. want .. ", " .. _M.got(opts[k])) end
+  end
+  return opts
 end
 
 --- The type name used in misuse messages ("got nil", "got table").

@@ -23,6 +23,7 @@ local request = require "objstore.request"
 local errors = require "objstore.errors"
 local common = require "objstore.ops.common"
 local dialects = require "objstore.dialect"
+local url_mod = require "objstore.url"
 
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
 local concat, sort = table.concat, table.sort
@@ -96,7 +97,7 @@ function _M.sign_for_proxy(client, method, bucket, key, opts)
   local signed, err = client:sign_at(req, opts.time)
   if not signed then return nil, err end
   local out = signed.headers
-  out.Host = signed.url:match("^%a+://([^/?#]+)")
+  out.Host = url_mod.parse(signed.url).authority
   -- Every header of the caller not passed through is cleared (a name the
   -- signature uses too, Authorization say, is then set to the signed value).
   for i = 1, #others do clear[i] = others[i] end

@@ -343,7 +343,7 @@ end
 function _M.ngx()
   local ngx = rawget(_G, "ngx")
   if type(ngx) ~= "table" or type(ngx.log) ~= "function" then
-    errors.argument("log.ngx", nil, nil, "needs OpenResty's ngx (call it inside nginx)", 2)
+    errors.argument("log.ngx", nil, nil, "needs OpenResty's ngx (call it inside nginx)")
   end
   local map = { error = ngx.ERR, warn = ngx.WARN, info = ngx.INFO, debug = ngx.DEBUG }
   local ngx_log = ngx.log

@@ -122,8 +122,7 @@ end
 -- opts.flush_interval: seconds between a worker's flushes to the dict
 --   (default 1).
 function _M.new(opts)
-  opts = opts or {}
-  if type(opts) ~= "table" then errors.argument("metrics.new", 1, "opts", "must be a table, " .. errors.got(opts)) end
+  opts = errors.options("metrics.new", 1, opts, { buckets = "table", shared = true, flush_interval = true })
   local buckets = opts.buckets or _M.DEFAULT_BUCKETS
   for i, b in ipairs(buckets) do
     if type(b) ~= "number" or (i > 1 and b <= buckets[i - 1]) then

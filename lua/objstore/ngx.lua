@@ -34,7 +34,7 @@ local BUSY = 0.01
 local function ngx_api(fname)
   local ngx = rawget(_G, "ngx")
   if type(ngx) ~= "table" or type(ngx.get_phase) ~= "function" then
-    errors.argument("ngx." .. fname, nil, nil, "needs OpenResty's ngx (call it inside nginx)", 3)
+    errors.argument("ngx." .. fname, nil, nil, "needs OpenResty's ngx (call it inside nginx)")
   end
   return ngx
 end
@@ -174,7 +174,7 @@ function _M.put_request_body(c, bucket, key, opts)
   ngx_api("put_request_body")
   opts = opts or {}
   if type(opts) ~= "table" then
-    errors.argument("ngx.put_request_body", 4, "opts", "table expected, " .. errors.got(opts))
+    errors.argument("ngx.put_request_body", 4, "opts", "must be a table, " .. errors.got(opts))
   end
   local threshold = opts.threshold or _M.DEFAULT_THRESHOLD
   local put_opts, stream_opts = {}, {}
@@ -262,7 +262,7 @@ local SERVED = { [200] = true, [206] = true, [304] = true }
 function _M.serve_object(c, bucket, key, opts)
   local ngx = ngx_api("serve_object")
   if opts ~= nil and type(opts) ~= "table" then
-    errors.argument("ngx.serve_object", 4, "opts", "table expected, " .. errors.got(opts))
+    errors.argument("ngx.serve_object", 4, "opts", "must be a table, " .. errors.got(opts))
   end
   local method = ngx.req.get_method()
   if method ~= "GET" and method ~= "HEAD" then

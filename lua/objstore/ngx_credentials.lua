@@ -50,7 +50,7 @@ local errors = require "objstore.errors"
 local credentials = require "objstore.credentials"
 local auto = require "objstore.transport.auto"
 
-local type, rawget, pairs, tostring, pcall = type, rawget, pairs, tostring, pcall
+local type, rawget, tostring, pcall = type, rawget, tostring, pcall
 local _G = _G
 
 local _M = {}
@@ -116,16 +116,7 @@ function _M.cached(provider, opts)
     errors.argument("ngx_credentials.cached", 1, "provider", "must be a function, an object with :get() or "
       .. ":resolve() (credentials.assume_role{...}) or a table of static credentials, " .. errors.got(given))
   end
-  opts = opts or {}
-  if type(opts) ~= "table" then
-    errors.argument("ngx_credentials.cached", 2, "opts", "table expected, " .. errors.got(opts))
-  end
-  for k, v in pairs(opts) do
-    if not OPTIONS[k] then errors.argument("ngx_credentials.cached", 2, "opts." .. tostring(k), "unknown option") end
-    if type(v) ~= OPTIONS[k] then
-      errors.argument("ngx_credentials.cached", 2, "opts." .. k, OPTIONS[k] .. " expected, " .. errors.got(v))
-    end
-  end
+  opts = errors.options("ngx_credentials.cached", 2, opts, OPTIONS)
   local ahead = opts.ahead or _M.DEFAULTS.ahead
   local lock_timeout = opts.lock_timeout or _M.DEFAULTS.lock_timeout
   local wait = opts.wait or _M.DEFAULTS.wait

@@ -26,11 +26,12 @@ local response = require "objstore.response"
 local clock = require "objstore.clock"
 local adapt = require "objstore.adapt"
 local core = require "objstore.core"
+local url_mod = require "objstore.url"
 local log = require "objstore.log"
 
 local type, pairs, ipairs, tostring, tonumber, pcall = type, pairs, ipairs, tostring, tonumber, pcall
 local os_time = os.time
-local concat, sort, table_remove = table.concat, table.sort, table.remove
+local table_remove = table.remove
 local math_huge, math_max = math.huge, math.max
 local monotonic = core.time.monotonic
 local uri_encode = core.encode.uri_encode
@@ -101,24 +102,8 @@ local function event(client, job, res, err, extra)
   return e
 end
 
---- Encodes a query table: { name = value | true } or an array of
--- { name, value } pairs; `true` (or a missing value) makes a value-less
--- sub-resource like "?uploads". Sorted, so one request gets one URL.
-local function encode_query(q)
-  if not q then return "" end
-  local parts = {}
-  local function add(k, v)
-    if v == false then return end
-    parts[#parts + 1] = (v == true or v == nil) and uri_encode(k) or (uri_encode(k) .. "=" .. uri_encode(tostring(v)))
-  end
-  if q[1] ~= nil then
-    for _, kv in ipairs(q) do add(kv[1], kv[2]) end
-  else
-    for k, v in pairs(q) do add(k, v) end
-  end
-  sort(parts)
-  return concat(parts, "&")
-end
+-- Query tables are encoded by objstore.url (sorted: one request, one URL).
+local encode_query = url_mod.encode_query
 
 --- The bucket a request for `bucket` uses on endpoint `ep`: a replica in
 -- another region usually has another name (ep.bucket: a name, or a map).
@@ -297,8 +282,8 @@ function _M.presign_post(client, req, now, build)
     time = now, expires = 1, bucket = bucket }
   if not scope_url then return failed(serr) end
   local scope = {}
-  for k, v in (scope_url:match("%?(.*)$") or ""):gmatch("([^&=]+)=([^&]*)") do
-    scope[core.encode.uri_decode(k)] = core.encode.uri_decode(v)
+  for _, kv in ipairs(url_mod.decode_query(scope_url:match("%?(.*)$"))) do
+    if kv[2] ~= true then scope[kv[1]] = kv[2] end
   end
   local fields, policy = build(scope, bucket)
   local sig, perr = s:policy_signature(policy, now)

@@ -118,7 +118,9 @@ local function caller_conditions(c, cond, conds, fields)
   if cond.acl ~= nil then eq(d.post_acl_field, tostring(cond.acl)) end
   if cond.content_type ~= nil then eq("Content-Type", tostring(cond.content_type)) end
   if cond.metadata ~= nil then
-    if type(cond.metadata) ~= "table" then bad("opts.conditions.metadata", "must be a table") end
+    if type(cond.metadata) ~= "table" then
+      bad("opts.conditions.metadata", "must be a table, " .. errors.got(cond.metadata))
+    end
     for _, k in ipairs(sorted_keys(cond.metadata)) do
       if type(k) ~= "string" or not k:match("^[%w%-_.]+$") then
         bad("opts.conditions.metadata", "name '" .. tostring(k) .. "' must be letters, digits, -, _ or .")

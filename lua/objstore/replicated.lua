@@ -21,7 +21,7 @@
 local journal_file = require "objstore.journal"
 local errors = require "objstore.errors"
 
-local type, ipairs, pairs, tostring, setmetatable, os_time = type, ipairs, pairs, tostring, setmetatable, os.time
+local type, ipairs, tostring, setmetatable, os_time = type, ipairs, tostring, setmetatable, os.time
 
 local _M = {}
 local Replicated = {}
@@ -40,6 +40,8 @@ local function load_journal(path)
   return j or { kind = "journal", entries = {} }
 end
 
+local OPTIONS = { clients = true, write_quorum = true, journal = true }
+
 --- new(opts) -> store | nil, err
 -- One store over several clients (objstore.replicated(opts) is this).
 -- opts.clients: the replicas, a list of objstore clients (required).
@@ -51,11 +53,7 @@ function _M.new(opts)
   if type(opts) ~= "table" then
     errors.argument("replicated.new", 1, "opts", "must be a table, " .. errors.got(opts))
   end
-  for k in pairs(opts) do
-    if k ~= "clients" and k ~= "write_quorum" and k ~= "journal" then
-      errors.argument("replicated.new", 1, "opts." .. tostring(k), "is not an option")
-    end
-  end
+  errors.options("replicated.new", 1, opts, OPTIONS)
   local clients = opts.clients
   if type(clients) ~= "table" or #clients < 1 then
     errors.argument("replicated.new", 1, "opts.clients", "must be a list of objstore clients")

@@ -69,7 +69,7 @@ Request.__index = Request
 _M.Request = Request
 
 local function bad(name, problem)
-  errors.argument("request.new", 1, "req." .. name, problem, 3)
+  errors.argument("request.new", 1, "req." .. name, problem)
 end
 
 --- Checks a bucket name as every S3-compatible service takes it; returns the
@@ -166,7 +166,7 @@ local KIND = {
 --- Makes a request record from a table of fields (the table becomes the
 -- record). Raises naming the first bad field.
 function _M.new(t)
-  if type(t) ~= "table" then errors.argument("request.new", 1, "req", "must be a table, " .. errors.got(t), 2) end
+  if type(t) ~= "table" then errors.argument("request.new", 1, "req", "must be a table, " .. errors.got(t)) end
   if getmetatable(t) == Request then return t end
   for k, v in pairs(t) do
     local want = KIND[k]
@@ -230,8 +230,8 @@ end
 --- A completed request whose outcome is `err` (a local failure): the
 -- pipeline hands it to done() without sending anything.
 function _M.failed(op, err, context)
-  if type(op) ~= "string" then errors.argument("request.failed", 1, "op", "must be a string, " .. errors.got(op), 2) end
-  if not errors.is(err) then errors.argument("request.failed", 2, "err", "must be an objstore error", 2) end
+  if type(op) ~= "string" then errors.argument("request.failed", 1, "op", "must be a string, " .. errors.got(op)) end
+  if not errors.is(err) then errors.argument("request.failed", 2, "err", "must be an objstore error") end
   err.op = err.op or op
   return setmetatable({ op = op, error = err, context = context }, Request)
 end

@@ -89,23 +89,21 @@ Policy.__index = Policy
 local DEFAULTS = { mode = "standard", max_attempts = 3, base_delay = 0.1, max_delay = 20, quota = true }
 
 -- Raises "objstore.retry.policy: argument #1 (opts.<name>): <problem>"
--- (name nil: the options table). `level` as errors.argument takes it (1 is
--- bad itself): 4 from check (bad, check, policy, policy's caller).
-local function bad(name, problem, level)
-  errors.argument("retry.policy", 1, name and ("opts." .. name) or "opts", problem, level or 4)
+-- (name nil: the options table), blamed on the first caller outside objstore.
+local function bad(name, problem)
+  errors.argument("retry.policy", 1, name and ("opts." .. name) or "opts", problem)
 end
 
+local OPTIONS = { mode = true, max_attempts = true, base_delay = true, max_delay = true, should_retry = "function",
+  sleep = "function", random = "function", quota = true }
+
 local function check(opts)
-  local allowed = { mode = true, max_attempts = true, base_delay = true, max_delay = true, should_retry = true,
-    sleep = true, random = true, quota = true }
-  for k in pairs(opts) do
-    if not allowed[k] then bad(nil, "unknown option '" .. tostring(k) .. "'") end
-  end
+  errors.options("retry.policy", 1, opts, OPTIONS)
   local function num(name, min)
     local v = opts[name]
     if v == nil then return end
     if type(v) ~= "number" or v ~= v or v < min or v == math.huge then
-      bad(name, "must be a number >= " .. min .. ", got " .. tostring(v), 5)
+      bad(name, "must be a number >= " .. min .. ", got " .. tostring(v))
     end
   end
   num("max_attempts", 1)
@@ -116,11 +114,6 @@ local function check(opts)
   end
   if opts.mode ~= nil and opts.mode ~= "standard" and opts.mode ~= "adaptive" then
     bad("mode", "must be 'standard' or 'adaptive', got " .. tostring(opts.mode))
-  end
-  for _, f in pairs{ "should_retry", "sleep", "random" } do
-    if opts[f] ~= nil and type(opts[f]) ~= "function" then
-      bad(f, "must be a function, " .. errors.got(opts[f]))
-    end
   end
   if opts.base_delay and opts.max_delay and opts.base_delay > opts.max_delay then
     bad("base_delay", "must not exceed max_delay (" .. tostring(opts.base_delay) .. " > "
@@ -133,7 +126,6 @@ end
 function _M.policy(opts)
   if getmetatable(opts) == Policy then return opts end
   opts = opts or {}
-  if type(opts) ~= "table" then bad(nil, "must be a table, " .. errors.got(opts), 3) end
   check(opts)
   local p = setmetatable({}, Policy)
   for k, v in pairs(DEFAULTS) do p[k] = v end

@@ -21,8 +21,7 @@ local core = require "objstore.core"
 local errors = require "objstore.errors"
 
 local csigner = core.signer
-local type, pairs, tostring = type, pairs, tostring
-local concat, sort = table.concat, table.sort
+local type, pairs = type, pairs
 
 local _M = { _VERSION = core._VERSION }
 
@@ -41,22 +40,26 @@ local STRING_OPTIONS = {
   region = true, service = true,
 }
 
+-- Every option name (types are checked one by one below).
+local OPTIONS = { add_date_header = true }
+for k in pairs(STRING_OPTIONS) do OPTIONS[k] = true end
+for k in pairs(FLAG_OPTIONS) do OPTIONS[k] = true end
+
 -- Raises "objstore.signer.new: argument #1 (opts.<name>): <problem>" (name
--- nil: the options table itself). `level` is errors.argument's, as seen
--- from the caller of option_error: 3 from new itself, 4 from a helper of new.
-local function option_error(name, problem, level)
-  errors.argument("signer.new", 1, name and ("opts." .. name) or "opts", problem, level or 3)
+-- nil: the options table itself), blamed on the first caller outside objstore.
+local function option_error(name, problem)
+  errors.argument("signer.new", 1, name and ("opts." .. name) or "opts", problem)
 end
 
 local function check_string(opts, name, required)
   local v = opts[name]
   if v == nil then
-    if required then option_error(name, "is required", 4) end
+    if required then option_error(name, "is required") end
     return nil
   end
-  if type(v) ~= "string" then option_error(name, "must be a string, " .. errors.got(v), 4) end
-  if required and v == "" then option_error(name, "must not be empty", 4) end
-  if v:find("[%z\r\n]") then option_error(name, "contains NUL, CR or LF", 4) end
+  if type(v) ~= "string" then option_error(name, "must be a string, " .. errors.got(v)) end
+  if required and v == "" then option_error(name, "must not be empty") end
+  if v:find("[%z\r\n]") then option_error(name, "contains NUL, CR or LF") end
   return v
 end
 
@@ -74,17 +77,8 @@ end
 -- signer, or nil, err when the C core cannot make one (OpenSSL without
 -- SHA-256 or HMAC, out of memory: code SigningError).
 function _M.new(opts)
-  if type(opts) ~= "table" then option_error(nil, "options table expected, " .. errors.got(opts)) end
-  local unknown = {}
-  for k in pairs(opts) do
-    if not STRING_OPTIONS[k] and FLAG_OPTIONS[k] == nil and k ~= "add_date_header" then
-      unknown[#unknown + 1] = tostring(k)
-    end
-  end
-  if #unknown > 0 then
-    sort(unknown)
-    option_error(nil, "unknown option(s): " .. concat(unknown, ", "))
-  end
+  if type(opts) ~= "table" then option_error(nil, "must be a table, " .. errors.got(opts)) end
+  errors.options("signer.new", 1, opts, OPTIONS)
   local algorithm = check_string(opts, "algorithm") or "aws4"
   if not ALGORITHMS[algorithm] then
     option_error("algorithm", "unknown algorithm '" .. algorithm .. "' (aws4, oss1 or oss4)")

@@ -28,6 +28,7 @@ local errors = require "objstore.errors"
 local clock = require "objstore.clock"
 local xml = require "objstore.xml"
 local core = require "objstore.core"
+local url_mod = require "objstore.url"
 local cjson = require "cjson.safe"
 
 local type, pairs, ipairs, tostring, setmetatable = type, pairs, ipairs, tostring, setmetatable
@@ -68,15 +69,6 @@ local nonce_counter = 0
 local function make_nonce()
   nonce_counter = nonce_counter + 1
   return tohex(sha1(tostring(nonce_counter) .. ":" .. tostring(monotonic()) .. ":" .. tostring({}))):sub(1, 32)
-end
-
-local function split_query(q)
-  local list = {}
-  for pair in (q or ""):gmatch("[^&]+") do
-    local k, v = pair:match("^([^=]*)=?(.*)$")
-    list[#list + 1] = { k, v }
-  end
-  return list
 end
 
 --- rpc_signature(method, params, secret) -> { query, string_to_sign, signature }
@@ -125,7 +117,7 @@ function RpcSigner:sign(input)
   if not self.secret then
     return nil, errors.new{ code = "SigningError", message = "signer closed", retryable = false }
   end
-  local params = split_query(input.query)
+  local params = url_mod.decode_query(input.query, true) -- kept encoded: signed as sent
   local function add(k, v) params[#params + 1] = { uri_encode(k), uri_encode(v) } end
   add("Format", "JSON")
   add("Timestamp", os_date("!%Y-%m-%dT%H:%M:%SZ", math.floor(input.time)))
@@ -196,6 +188,10 @@ local OPTS = { provider = true, endpoint = true, region = true, access_key = tru
 function _M.new(opts, fname)
   fname = fname or "new"
   if type(opts) ~= "table" then misuse(fname, nil, "must be a table, " .. errors.got(opts)) end
+  local allowed = {}
+  for k in pairs(OPTS) do allowed[k] = true end
+  for k in pairs(_M.PARAMS) do allowed[k] = true end
+  errors.options("sts." .. fname, 1, opts, allowed)
   local provider = opts.provider or "s3"
   local d = dialects.get(provider)
   if not d then misuse(fname, "provider", "must be " .. dialects.choices()) end
@@ -212,9 +208,6 @@ function _M.new(opts, fname)
     copts.credentials = opts.credentials
   else
     copts.credentials = ANONYMOUS_CREDS
-  end
-  for k in pairs(opts) do
-    if not OPTS[k] and not _M.PARAMS[k] then misuse(fname, k, "is not an option of objstore.sts") end
   end
   local nonce = opts.nonce
   if nonce ~= nil and type(nonce) ~= "function" then
@@ -403,11 +396,9 @@ end
 
 -- The query API: a form body, signed with its SHA-256 (service sts).
 local function aws_request(action, p, parse)
-  local parts = { "Action=" .. action, "Version=" .. AWS_VERSION }
-  -- Spaces as '+', as application/x-www-form-urlencoded and botocore write them.
-  local function form(v) return (uri_encode(v):gsub("%%20", "+")) end
-  for _, kv in ipairs(p) do parts[#parts + 1] = form(kv[1]) .. "=" .. form(kv[2]) end
-  local body = concat(parts, "&")
+  local form = { { "Action", action }, { "Version", AWS_VERSION } }
+  for _, kv in ipairs(p) do form[#form + 1] = kv end
+  local body = url_mod.encode_form(form)
   return request.new{ op = action, method = "POST", body = body, body_length = #body,
     payload_hash = tohex(sha256(body)), parse = parse,
     headers = { ["Content-Type"] = "application/x-www-form-urlencoded; charset=utf-8" } }

@@ -192,14 +192,14 @@ convert = function(node)
   return out
 end
 
--- Misuse checks of parse, parse_tree and error(s [, opts]); the level
--- blames the caller of the public function (check_doc, it, its caller).
+-- Misuse checks of parse, parse_tree and error(s [, opts]), blamed on the
+-- first caller outside objstore.
 local function check_doc(fname, s, opts)
   if type(s) ~= "string" then
-    errors.argument("xml." .. fname, 1, "s", "must be a string, " .. errors.got(s), 3)
+    errors.argument("xml." .. fname, 1, "s", "must be a string, " .. errors.got(s))
   end
   if opts ~= nil and type(opts) ~= "table" then
-    errors.argument("xml." .. fname, 2, "opts", "must be a table or nil, " .. errors.got(opts), 3)
+    errors.argument("xml." .. fname, 2, "opts", "must be a table or nil, " .. errors.got(opts))
   end
 end
 

@@ -17,7 +17,9 @@ local REFRESH_OPTS = { margin = true, retry_after = true, now = true, on_error =
 -- (default objstore.credentials.REFRESH_MARGIN) before expiry; see objstore.credentials.refreshing.
 -- Nothing is sent before the first request that needs the credentials.
 function _M.new(opts)
-  if type(opts) ~= "table" then errors.argument("credentials.assume_role", 1, "opts", "must be a table") end
+  if type(opts) ~= "table" then
+    errors.argument("credentials.assume_role", 1, "opts", "must be a table, " .. errors.got(opts))
+  end
   if type(opts.role_arn) ~= "string" or opts.role_arn == "" then
     errors.argument("credentials.assume_role", 1, "opts.role_arn", "is required, " .. errors.got(opts.role_arn))
   end

@@ -7,6 +7,7 @@ local sts = require "objstore.sts"
 local request = require "objstore.request"
 local curl = require "objstore.transport.curl"
 local core = require "objstore.core"
+local url_mod = require "objstore.url"
 
 local pairs = pairs
 local uri_decode = core.encode.uri_decode
@@ -40,26 +41,19 @@ end
 
 --- Splits "scheme://host[:port]/path?query" into the endpoint and the
 -- request record fields (path as bucket/key, query pairs).
-function _M.split_url(url)
-  local base, path, query = url:match("^(%a[%w+.-]*://[^/?#]+)([^?#]*)%??([^#]*)")
-  if not base then return nil end
+function _M.split_url(u)
+  local p = url_mod.parse(u)
+  if not p then return nil end
   local fields = {}
-  path = uri_decode(path)
+  local path = uri_decode(p.path)
   local bucket, key = path:match("^/([^/]+)/(.+)$")
   if bucket then
     fields.bucket, fields.key = bucket, key
   else
     fields.bucket = path:match("^/([^/]+)/?$")
   end
-  if query ~= "" then
-    local q = {}
-    for pair in query:gmatch("[^&]+") do
-      local k, v = pair:match("^([^=]*)=?(.*)$")
-      q[#q + 1] = { uri_decode(k), v ~= "" and uri_decode(v) or true }
-    end
-    fields.query = q
-  end
-  return base, fields
+  if p.query and p.query ~= "" then fields.query = url_mod.decode_query(p.query) end
+  return p.scheme .. "://" .. p.authority, fields
 end
 
 -- Metadata endpoints answer at once or not at all: short timeouts, one

@@ -15,6 +15,7 @@
 -- opts: env (table standing in for the environment), endpoint, role_name,
 -- margin, on_error. Nothing is read before the first request.
 local util = require "objstore.credentials.util"
+local url_mod = require "objstore.url"
 local fetch = require "objstore.credentials.fetch"
 local refreshing = require "objstore.credentials.refreshing"
 
@@ -57,19 +58,17 @@ end
 -- case-insensitively; https to any host; http only when the host is exactly
 -- a loopback address or an ECS/EKS agent address (no user info, a numeric
 -- port if any). Returns true or false, why.
-function _M.container_url_allowed(url)
-  if type(url) ~= "string" then return false, "not a URL" end
-  local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
+function _M.container_url_allowed(u)
+  if type(u) ~= "string" then return false, "not a URL" end
+  local scheme = u:match("^(%a[%w+.-]*)://")
   if not scheme then return false, "not an absolute http(s) URL" end
   scheme = scheme:lower()
   if scheme == "https" then return true end
   if scheme ~= "http" then return false, "scheme " .. scheme .. " is neither http nor https" end
-  local authority = rest:match("^[^/?#]*")
-  if authority:find("@", 1, true) then return false, "user information in the URL" end
-  local host, port = authority:match("^%[([^%]]+)%](.*)$")
-  if not host then host, port = authority:match("^([^:]*)(.*)$") end
-  if port ~= "" and not port:match("^:%d+$") then return false, "malformed port" end
-  host = host:lower()
+  local p, why = url_mod.parse(u)
+  if not p then return false, why end
+  if p.userinfo then return false, "user information in the URL" end
+  local host = p.host:lower()
   if AGENT_HOSTS[host] or ipv4_loopback(host) then return true end
   return false, "plain http is only allowed to loopback or the ECS/EKS agent"
 end

@@ -79,9 +79,8 @@ local WHOLE = { concurrency = { 1, 1024 }, part_size = { 1, 5 * 1024 ^ 3 }, thre
 --- Checks an options table against the names allowed; returns it (or {}).
 function _M.opts(name, n, opts, allowed)
   if opts == nil then return {} end
-  if type(opts) ~= "table" then _M.misuse(name, n, "opts", "must be a table, " .. errors.got(opts)) end
+  errors.options(fname(name), n, opts, allowed)
   for k, v in pairs(opts) do
-    if not allowed[k] then _M.misuse(name, n, "opts." .. tostring(k), "is not an option of " .. name) end
     local range = WHOLE[k]
     if range and (type(v) ~= "number" or v ~= v or v % 1 ~= 0 or v < range[1] or v > range[2]) then
       _M.misuse(name, n, "opts." .. k, ("must be a whole number from %d to %d, "):format(range[1], range[2])
@@ -144,7 +143,9 @@ function _M.upload_headers(c, name, n, opts, headers)
   if opts.acl then headers[d.object_acl] = opts.acl end
   if opts.storage_class then headers[d.storage_class] = opts.storage_class end
   if opts.metadata then
-    if type(opts.metadata) ~= "table" then _M.misuse(name, n, "opts.metadata", "must be a table") end
+    if type(opts.metadata) ~= "table" then
+      _M.misuse(name, n, "opts.metadata", "must be a table, " .. errors.got(opts.metadata))
+    end
     for k, v in pairs(opts.metadata) do
       if type(k) ~= "string" or not k:match("^[%w%-_.]+$") then
         _M.misuse(name, n, "opts.metadata", "name '" .. tostring(k) .. "' must be letters, digits, -, _ or .")

@@ -123,10 +123,7 @@ end
 
 local function check_opts(fname, opts)
   if opts == nil then return {} end
-  if type(opts) ~= "table" then misuse(fname, 4, "opts", "must be a table, " .. errors.got(opts)) end
-  for k in pairs(opts) do
-    if not OPTS[k] then misuse(fname, 4, "opts." .. tostring(k), "is not an option of " .. fname) end
-  end
+  errors.options(fname, 4, opts, OPTS)
   if opts.compare ~= nil and not MODES[opts.compare] then
     misuse(fname, 4, "opts.compare", "must be 'size_mtime', 'checksum' or 'size_only'")
   end

@@ -26,7 +26,7 @@ local curl_transport = require "objstore.transport.curl"
 local ngx_transport = require "objstore.transport.ngx"
 local core = require "objstore.core"
 
-local type, rawget, pairs, tostring, setmetatable = type, rawget, pairs, tostring, setmetatable
+local type, rawget, setmetatable = type, rawget, setmetatable
 local _G = _G
 
 local _M = { _VERSION = core._VERSION }
@@ -61,15 +61,7 @@ local Auto = {}
 Auto.__index = Auto
 
 function _M.new(opts)
-  opts = opts or {}
-  if type(opts) ~= "table" then
-    errors.argument("transport.auto.new", 1, "opts", "table expected, " .. errors.got(opts))
-  end
-  for k in pairs(opts) do
-    if k ~= "ngx" and k ~= "curl" and k ~= "force" then
-      errors.argument("transport.auto.new", 1, "opts." .. tostring(k), "unknown option")
-    end
-  end
+  opts = errors.options("transport.auto.new", 1, opts, { ngx = true, curl = true, force = true })
   if opts.force ~= nil and opts.force ~= "curl" then
     errors.argument("transport.auto.new", 1, "opts.force", "only 'curl' can be forced")
   end

@@ -174,7 +174,7 @@ function _M.error(code, message, extra)
 end
 
 local function misuse(problem)
-  errors.argument("transport.check", 1, "transport", problem, 3)
+  errors.argument("transport.check", 1, "transport", problem)
 end
 
 --- Raises unless `t` has the shape of a transport: a `request` method;

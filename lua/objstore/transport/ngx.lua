@@ -95,6 +95,7 @@ local core = require "objstore.core"
 local errors = require "objstore.errors"
 local checksum = require "objstore.checksum"
 local transport = require "objstore.transport"
+local url_mod = require "objstore.url"
 
 local type, pairs, ipairs, tostring, tonumber, pcall, setmetatable, error =
   type, pairs, ipairs, tostring, tonumber, pcall, setmetatable, error
@@ -157,26 +158,17 @@ local TLS_OPTIONS = { verify = true, insecure = true, server_name = true, min_ve
 -- tls.min_version -> the protocol number OpenSSL reports (SSL3_VERSION + n).
 local TLS_VERSIONS = { ["1.0"] = 0x0301, ["1.1"] = 0x0302, ["1.2"] = 0x0303, ["1.3"] = 0x0304 }
 
--- Splits an http(s) URL: scheme, host (without brackets), port, target.
-local function parse_url(url)
-  local scheme, rest = url:match("^([%a][%w+.-]*)://(.*)$")
-  if not scheme then return nil, "not an absolute http(s) URL" end
-  scheme = lower(scheme)
-  if scheme ~= "http" and scheme ~= "https" then return nil, "unsupported scheme " .. scheme end
-  local authority, target = rest:match("^([^/?#]*)(.*)$")
-  if authority:find("@", 1, true) then return nil, "user information in URLs is not supported" end
-  local host, port
-  if authority:sub(1, 1) == "[" then
-    host, port = authority:match("^%[([%x:.]+)%]:?(%d*)$")
-  else
-    host, port = authority:match("^([^:]+):?(%d*)$")
-  end
-  if not host or host == "" then return nil, "no host" end
-  port = port ~= "" and tonumber(port) or (scheme == "https" and 443 or 80)
-  if port < 1 or port > 65535 then return nil, "port out of range" end
-  target = target:gsub("#.*$", "")
-  if target == "" then target = "/" elseif target:sub(1, 1) == "?" then target = "/" .. target end
-  return { scheme = scheme, host = host, port = port, target = target, authority = authority }
+-- Splits an http(s) URL (objstore.url): scheme, host (without brackets),
+-- port, target (path and query), authority (for the Host header).
+local function parse_url(u)
+  local p, why = url_mod.parse(u)
+  if not p then return nil, why end
+  if p.scheme ~= "http" and p.scheme ~= "https" then return nil, "unsupported scheme " .. p.scheme end
+  if p.userinfo then return nil, "user information in URLs is not supported" end
+  local target = p.path ~= "" and p.path or "/"
+  if p.query then target = target .. "?" .. p.query end
+  return { scheme = p.scheme, host = p.host, port = p.port or (p.scheme == "https" and 443 or 80), target = target,
+    authority = p.authority }
 end
 
 local function is_ip(host)
@@ -243,17 +235,8 @@ end
 
 --- A new transport. @return transport (never nil: there is nothing to fail)
 function _M.new(opts)
-  if opts == nil then opts = {} end
-  if type(opts) ~= "table" then misuse("new", "opts", "table expected, " .. errors.got(opts)) end
-  for k in pairs(opts) do
-    if not OPTIONS[k] then misuse("new", "opts." .. tostring(k), "unknown option") end
-  end
-  local tls = opts.tls
-  if tls == nil then tls = {} end
-  if type(tls) ~= "table" then misuse("new", "opts.tls", "table expected, " .. errors.got(tls)) end
-  for k in pairs(tls) do
-    if not TLS_OPTIONS[k] then misuse("new", "opts.tls." .. tostring(k), "unknown option") end
-  end
+  opts = errors.options("transport.ngx.new", 1, opts, OPTIONS)
+  local tls = errors.options("transport.ngx.new", 1, opts.tls, TLS_OPTIONS, "opts.tls")
   if tls.server_name ~= nil and type(tls.server_name) ~= "string" then
     misuse("new", "opts.tls.server_name", "string expected, " .. errors.got(tls.server_name))
   end
