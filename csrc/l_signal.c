@@ -76,7 +76,14 @@ static int l_trap(lua_State *L) {
 /* signal.columns([fd = 2]) -> the width of the terminal on fd, or nil
  * when fd is not a terminal (or reports no size). */
 static int l_columns(lua_State *L) {
-  int fd = (int)luaL_optinteger(L, 1, 2);
+  int fd = 2;
+  if (!lua_isnoneornil(L, 1)) {
+    lua_Number v = osl_checknumber(L, 1, "core.signal.columns", 1, "fd");
+    if (v != v || v < 0 || v > 65535 || v != (lua_Number)(int)v)
+      return osl_misuse(L, "core.signal.columns", 1, "fd",
+                        "must be a file descriptor (0 to 65535)");
+    fd = (int)v;
+  }
   int n = os_term_columns(fd);
   if (n <= 0) return 0;
   lua_pushinteger(L, n);
