@@ -150,6 +150,30 @@ describe("hostile servers", function()
       assert.is_true(cpu < 1, "took " .. cpu .. " s of CPU")
     end)
 
+    it("refuses 2,000,000 elements (8 MB) before building them: no 300 MB tree, no seconds of CPU", function()
+      local c = client()
+      collectgarbage()
+      local before = rss_kb()
+      local cpu = os.clock()
+      local r, err = c:list_objects("many-elements")
+      cpu = os.clock() - cpu
+      collectgarbage()
+      local grew = before and (rss_kb() - before) or 0
+      c:close()
+      assert(r == nil, "the document was parsed") -- not is_nil: printing 2,000,000 entries takes minutes
+      assert.equal("MalformedResponse", err.code, tostring(err))
+      assert.matches("elements", err.message, 1, true)
+      assert.is_true(cpu < 0.5, "took " .. cpu .. " s of CPU")
+      assert.is_true(grew < 64 * 1024, "memory grew by " .. grew .. " kB")
+      -- the cap can be raised by a caller that expects more, and a real
+      -- answer's 15,000 elements are far below it
+      local xml = require "objstore.xml"
+      local doc = "<R>" .. ("<a/>"):rep(20) .. "</R>"
+      assert.equal("MalformedResponse", select(2, xml.parse(doc, { max_elements = 20 })).code)
+      assert(xml.parse(doc, { max_elements = 21 }))
+      assert(xml.parse("<R>" .. ("<V><K>k</K><E>e</E><S>1</S></V>"):rep(15000) .. "</R>"))
+    end)
+
     it("still reads an ACL's attributes (namespaces, xsi:type)", function()
       local xml = require "objstore.xml"
       local t = assert(xml.parse('<AccessControlPolicy xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'

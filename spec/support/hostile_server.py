@@ -26,6 +26,7 @@ key (a real S3 does): echo-secrets sends it back in its JSON excerpt. Modes (the
   endless-header-line 200 and a header line that never ends (no LF, ever)
   endless-chunk-size  200 chunked, a chunk-size line that never ends
   many-attributes     200, a ListBucketResult with 80,000 attributes (0.9 MB)
+  many-elements       200, a ListBucketResult with 2,000,000 empty elements (8 MB)
   date-1969           RequestTimeTooSkewed (403) with Date: ... 1969
   date-9999           RequestTimeTooSkewed (403) with Date: ... 9999
   date-1969-ok        200 (empty listing) with Date: ... 1969
@@ -210,6 +211,9 @@ def answer_more(conn, method, mode, headers):
         attrs = b" ".join(b'a%d=""' % i for i in range(80000))
         return xml_answer(conn, method, b"200 OK", XML_HEAD + b"<ListBucketResult " + attrs
                           + b"><Name>x</Name></ListBucketResult>")
+    if mode == "many-elements":
+        return xml_answer(conn, method, b"200 OK", XML_HEAD + b"<ListBucketResult><Name>x</Name>"
+                          + b"<a/>" * 2000000 + b"</ListBucketResult>")
     if mode.startswith("date-"):
         year = "1969" if "1969" in mode else "9999"
         date = "Wed, 31 Dec %s 23:59:59 GMT" % year if year == "1969" else "Fri, 31 Dec 9999 23:59:59 GMT"
