@@ -278,6 +278,30 @@ describe("hostile servers", function()
       no_secret("value_redactor", s)
       assert.matches("short$", s)
     end)
+
+    it("value_redactor also replaces base64 inside longer base64 text, unpadded, base64url, and hex", function()
+      local red = log.value_redactor({ SECRET, TOKEN }, { SSEC_B64 })
+      local b64 = core.encode.base64_encode
+      local function hex(v) return (v:gsub(".", function(ch) return ("%02x"):format(ch:byte()) end)) end
+      for _, v in ipairs{ SECRET, TOKEN, SSEC_KEY } do
+        local forms = {
+          ["Basic base64(ak:secret)"] = b64("AKIDHOSTILE:" .. v), -- 12 bytes before: aligned
+          ["base64 after 1 byte"] = b64("x" .. v), ["base64 after 2 bytes"] = b64("xy" .. v),
+          ["base64 after 4 bytes, then more"] = b64("AKID:" .. v .. ":trailing"),
+          ["unpadded base64"] = (b64(v):gsub("=+$", "")),
+          ["base64url"] = (b64("xy" .. v):gsub("[+/=]", { ["+"] = "-", ["/"] = "_", ["="] = "" })),
+          ["hex"] = hex(v), ["HEX"] = hex(v):upper(),
+        }
+        for name, form in pairs(forms) do
+          local out = red("the server said: " .. form .. " (end)")
+          -- what remains of the encoded value: at most 2 bytes at either end
+          local b64_core = b64(v:sub(3, #v - (#v - 2) % 3))
+          assert(not out:find(b64_core:sub(5, -5), 1, true) and not out:find(hex(v):sub(5, -5), 1, true),
+            name .. " of " .. v:sub(1, 12) .. "... leaks: " .. out)
+          assert.matches("<redacted>", out, 1, true)
+        end
+      end
+    end)
   end)
 
   describe("container credentials URL", function()
