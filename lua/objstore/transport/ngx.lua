@@ -97,7 +97,7 @@ local transport = require "objstore.transport"
 local type, pairs, ipairs, tostring, tonumber, pcall, setmetatable, error =
   type, pairs, ipairs, tostring, tonumber, pcall, setmetatable, error
 local concat, remove = table.concat, table.remove
-local floor, min, huge = math.floor, math.min, math.huge
+local floor, min, max, huge = math.floor, math.min, math.max, math.huge
 local format, lower, byte, sub = string.format, string.lower, string.byte, string.sub
 local io_open = io.open
 
@@ -1023,6 +1023,38 @@ local function attempt(self, r, u, x)
   return res
 end
 
+-- attempt() with the request's deadline enforced from outside: the
+-- cosocket timeouts are idle timeouts (nginx re-arms them whenever a byte
+-- arrives or leaves), so a server that trickles its head or body a byte a
+-- second, or reads an upload that slowly, would hold the request far past
+-- its timeout. The attempt runs on a light thread; the caller waits on a
+-- semaphore until the deadline (and a little more, so that an ordinary
+-- timeout answers first) and kills the thread then: its cosocket is closed
+-- by nginx, cleanup() closes the files, the answer is Timeout.
+local ATTEMPT_GRACE = 0.1
+local function new_semaphore(n) return require("ngx.semaphore").new(n) end
+local function attempt_within(self, r, u, x)
+  if not x.deadline then return attempt(self, r, u, x) end
+  local sema = new_semaphore(0)
+  local out
+  local okspawn, th = pcall(ngx.thread.spawn, function()
+    out = { pcall(attempt, self, r, u, x) }
+    sema:post(1)
+  end)
+  if not okspawn then return attempt(self, r, u, x) end -- a phase without light threads
+  if not out then
+    ngx.update_time()
+    local ok = sema:wait(max(x.deadline - ngx.now(), 0) + ATTEMPT_GRACE)
+    if not ok and not out then
+      ngx.thread.kill(th)
+      return nil, timed_out(x)
+    end
+  end
+  ngx.thread.wait(th) -- ended: collected now rather than kept until the request ends
+  if not out[1] then error(out[2], 0) end
+  return out[2], out[3], out[4]
+end
+
 local function cleanup(x)
   if x.sock then x.sock:close() x.sock = nil end
   if x.out_file then x.out_file:close() x.out_file = nil end
@@ -1065,7 +1097,7 @@ function Transport:request(req)
       local ok, e = open_body_file(r, x)
       if not ok then return nil, e end
     end
-    local res, err, fresh = attempt(self, r, u, x)
+    local res, err, fresh = attempt_within(self, r, u, x)
     cleanup(x)
     if res then return res end
     if not fresh then return nil, err end
