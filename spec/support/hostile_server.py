@@ -27,6 +27,8 @@ key (a real S3 does): echo-secrets sends it back in its JSON excerpt. Modes (the
   endless-chunk-size  200 chunked, a chunk-size line that never ends
   many-attributes     200, a ListBucketResult with 80,000 attributes (0.9 MB)
   many-elements       200, a ListBucketResult with 2,000,000 empty elements (8 MB)
+  bad-utf8-listing    200, a ListObjectsV2 page (EncodingType url) whose keys decode
+                      to invalid UTF-8 (a%FFb, an overlong %C0%AF, a NUL) next to "good"
   date-1969           RequestTimeTooSkewed (403) with Date: ... 1969
   date-9999           RequestTimeTooSkewed (403) with Date: ... 9999
   date-1969-ok        200 (empty listing) with Date: ... 1969
@@ -213,6 +215,13 @@ def answer_more(conn, method, mode, headers):
         attrs = b" ".join(b'a%d=""' % i for i in range(80000))
         return xml_answer(conn, method, b"200 OK", XML_HEAD + b"<ListBucketResult " + attrs
                           + b"><Name>x</Name></ListBucketResult>")
+    if mode == "bad-utf8-listing":
+        contents = b"".join(b"<Contents><Key>%s</Key><Size>1</Size><ETag>&quot;e&quot;</ETag>"
+                            b"<LastModified>2026-01-01T00:00:00.000Z</LastModified></Contents>" % k
+                            for k in (b"good", b"a%FFb", b"%C0%AF", b"nul%00x"))
+        return xml_answer(conn, method, b"200 OK", XML_HEAD + b"<ListBucketResult><Name>bad-utf8-listing</Name>"
+                          b"<EncodingType>url</EncodingType><KeyCount>4</KeyCount><MaxKeys>1000</MaxKeys>"
+                          b"<IsTruncated>false</IsTruncated>" + contents + b"</ListBucketResult>")
     if mode == "many-elements":
         return xml_answer(conn, method, b"200 OK", XML_HEAD + b"<ListBucketResult><Name>x</Name>"
                           + b"<a/>" * 2000000 + b"</ListBucketResult>")
