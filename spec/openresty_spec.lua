@@ -443,8 +443,9 @@ describe("OpenResty example #server", function()
         .. " 120 >/dev/null 2>&1 & echo $!")
       hostile_job = p:read("*l")
       p:close()
-      sh("for i in $(seq 50); do (echo > /dev/tcp/127.0.0.1/" .. HOSTILE_PORT
-        .. ") 2>/dev/null && break; sleep 0.1; done")
+      -- curl exit 7: nothing listens yet
+      sh("for i in $(seq 50); do curl -s -o /dev/null -m 1 http://127.0.0.1:" .. HOSTILE_PORT
+        .. "/ping; [ $? -ne 7 ] && break; sleep 0.1; done")
       start("OBJSTORE_DEMO_BUCKET=bad-utf8-listing AWS_ENDPOINT_URL=http://127.0.0.1:" .. HOSTILE_PORT
         .. " AWS_ACCESS_KEY_ID=AK AWS_SECRET_ACCESS_KEY=SK", LIST_PORT, LIST_DIR, 1)
     end)
