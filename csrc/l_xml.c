@@ -8,7 +8,8 @@
  *                 text = <text> (leaf elements only),
  *                 [1..n] = child elements in document order }
  *     opts.max_size (bytes, default core.xml.default_max_size),
- *     opts.max_depth (elements, default core.xml.default_max_depth, at most 256).
+ *     opts.max_depth (elements, default core.xml.default_max_depth, at most 256),
+ *     opts.max_elements (elements in all, default core.xml.default_max_elements).
  *   core.xml.escape(s) -> escaped text (see os_xml.h for the rules)
  *
  * Misuse raises (osl_misuse). A document that cannot be accepted returns
@@ -25,7 +26,9 @@
  *
  * Documents with more attributes than OS_XML_MAX_ATTRS_PER_ELEMENT in an
  * element or OS_XML_MAX_ATTRS in all are refused before parsing (libxml2's
- * duplicate-attribute check is quadratic; see os_xml.h).
+ * duplicate-attribute check is quadratic; see os_xml.h), and so are those
+ * with more elements than opts.max_elements (each costs memory and time
+ * out of proportion to its bytes: "<a/>" is 4).
  *
  * Documents with a DOCTYPE are refused outright: S3 and OSS never send one,
  * and refusing it at the first SAX event is the simplest complete defence
@@ -217,7 +220,7 @@ static size_t opt_size(lua_State *L, int idx, const char *field, const char *nam
 }
 
 static int l_parse(lua_State *L) {
-  size_t n, max_size, src_len;
+  size_t n, max_size, max_elements, src_len;
   const char *s, *src;
   walk_opts wo;
   xml_doc *d;
@@ -231,6 +234,7 @@ static int l_parse(lua_State *L) {
   }
   s = lua_tolstring(L, 1, &n);
   max_size = XML_DEFAULT_MAX_SIZE;
+  max_elements = OS_XML_MAX_ELEMENTS;
   wo.max_depth = XML_DEFAULT_MAX_DEPTH;
   if (!lua_isnoneornil(L, 2)) {
     osl_checktype(L, 2, LUA_TTABLE, "core.xml.parse", 2, "opts");
@@ -238,6 +242,8 @@ static int l_parse(lua_State *L) {
     max_size = opt_size(L, 2, "max_size", "opts.max_size", max_size, INT_MAX / 4);
     wo.max_depth = (int)opt_size(L, 2, "max_depth", "opts.max_depth", (size_t)wo.max_depth,
                                  XML_LIMIT_MAX_DEPTH);
+    max_elements =
+        opt_size(L, 2, "max_elements", "opts.max_elements", max_elements, (size_t)INT_MAX);
   }
   lua_settop(L, 1);
 
@@ -249,9 +255,16 @@ static int l_parse(lua_State *L) {
   if (n == 0) return fail(L, "xml: empty document", 1);
 
   {
-    size_t per_element, total;
-    if (os_xml_attr_scan(s, n, OS_XML_MAX_ATTRS_PER_ELEMENT, OS_XML_MAX_ATTRS, &per_element,
-                         &total) != 0) {
+    size_t per_element, total, elements;
+    int over = os_xml_attr_scan(s, n, OS_XML_MAX_ATTRS_PER_ELEMENT, OS_XML_MAX_ATTRS, max_elements,
+                                &per_element, &total, &elements);
+    if (over == 2) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "xml: more than %zu elements in the document: not an S3/OSS answer",
+               max_elements);
+      return fail(L, msg, 0);
+    }
+    if (over != 0) {
       char msg[160];
       snprintf(msg, sizeof msg,
                "xml: too many attributes (over %d in an element or %d in the document): "
@@ -369,6 +382,8 @@ int osl_open_xml(lua_State *L) {
   lua_setfield(L, -2, "default_max_size");
   lua_pushinteger(L, XML_DEFAULT_MAX_DEPTH);
   lua_setfield(L, -2, "default_max_depth");
+  lua_pushinteger(L, OS_XML_MAX_ELEMENTS);
+  lua_setfield(L, -2, "default_max_elements");
   lua_pushstring(L, xmlParserVersion);
   lua_setfield(L, -2, "libxml2_version");
   return 1;

@@ -224,10 +224,11 @@ static size_t skip_past(const char *s, size_t n, size_t from, const char *lit) {
 }
 
 int os_xml_attr_scan(const char *s, size_t n, size_t max_per_element, size_t max_total,
-                     size_t *per_element, size_t *total) {
+                     size_t max_elements, size_t *per_element, size_t *total, size_t *elements) {
   size_t i = 0, count = 0, in_elem = 0;
   *per_element = 0;
   *total = 0;
+  *elements = 0;
   while (i < n) {
     if (s[i] != '<') {
       i++;
@@ -247,6 +248,7 @@ int os_xml_attr_scan(const char *s, size_t n, size_t max_per_element, size_t max
       continue;
     }
     /* A start tag: '=' outside quoted values up to its '>'. */
+    if (++*elements > max_elements) return 2;
     in_elem = 0;
     i++;
     while (i < n && s[i] != '>') {

@@ -150,6 +150,30 @@ describe("hostile servers", function()
       assert.is_true(cpu < 1, "took " .. cpu .. " s of CPU")
     end)
 
+    it("refuses 2,000,000 elements (8 MB) before building them: no 300 MB tree, no seconds of CPU", function()
+      local c = client()
+      collectgarbage()
+      local before = rss_kb()
+      local cpu = os.clock()
+      local r, err = c:list_objects("many-elements")
+      cpu = os.clock() - cpu
+      collectgarbage()
+      local grew = before and (rss_kb() - before) or 0
+      c:close()
+      assert(r == nil, "the document was parsed") -- not is_nil: printing 2,000,000 entries takes minutes
+      assert.equal("MalformedResponse", err.code, tostring(err))
+      assert.matches("elements", err.message, 1, true)
+      assert.is_true(cpu < 0.5, "took " .. cpu .. " s of CPU")
+      assert.is_true(grew < 64 * 1024, "memory grew by " .. grew .. " kB")
+      -- the cap can be raised by a caller that expects more, and a real
+      -- answer's 15,000 elements are far below it
+      local xml = require "objstore.xml"
+      local doc = "<R>" .. ("<a/>"):rep(20) .. "</R>"
+      assert.equal("MalformedResponse", select(2, xml.parse(doc, { max_elements = 20 })).code)
+      assert(xml.parse(doc, { max_elements = 21 }))
+      assert(xml.parse("<R>" .. ("<V><K>k</K><E>e</E><S>1</S></V>"):rep(15000) .. "</R>"))
+    end)
+
     it("still reads an ACL's attributes (namespaces, xsi:type)", function()
       local xml = require "objstore.xml"
       local t = assert(xml.parse('<AccessControlPolicy xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
@@ -253,6 +277,30 @@ describe("hostile servers", function()
         .. " d " .. SSEC_KEY .. " e " .. SSEC_B64 .. " short")
       no_secret("value_redactor", s)
       assert.matches("short$", s)
+    end)
+
+    it("value_redactor also replaces base64 inside longer base64 text, unpadded, base64url, and hex", function()
+      local red = log.value_redactor({ SECRET, TOKEN }, { SSEC_B64 })
+      local b64 = core.encode.base64_encode
+      local function hex(v) return (v:gsub(".", function(ch) return ("%02x"):format(ch:byte()) end)) end
+      for _, v in ipairs{ SECRET, TOKEN, SSEC_KEY } do
+        local forms = {
+          ["Basic base64(ak:secret)"] = b64("AKIDHOSTILE:" .. v), -- 12 bytes before: aligned
+          ["base64 after 1 byte"] = b64("x" .. v), ["base64 after 2 bytes"] = b64("xy" .. v),
+          ["base64 after 4 bytes, then more"] = b64("AKID:" .. v .. ":trailing"),
+          ["unpadded base64"] = (b64(v):gsub("=+$", "")),
+          ["base64url"] = (b64("xy" .. v):gsub("[+/=]", { ["+"] = "-", ["/"] = "_", ["="] = "" })),
+          ["hex"] = hex(v), ["HEX"] = hex(v):upper(),
+        }
+        for name, form in pairs(forms) do
+          local out = red("the server said: " .. form .. " (end)")
+          -- what remains of the encoded value: at most 2 bytes at either end
+          local b64_core = b64(v:sub(3, #v - (#v - 2) % 3))
+          assert(not out:find(b64_core:sub(5, -5), 1, true) and not out:find(hex(v):sub(5, -5), 1, true),
+            name .. " of " .. v:sub(1, 12) .. "... leaks: " .. out)
+          assert.matches("<redacted>", out, 1, true)
+        end
+      end
     end)
   end)
 

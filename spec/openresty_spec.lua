@@ -54,11 +54,12 @@ local function url(path, port) return q("http://127.0.0.1:" .. (port or PORT) ..
 
 -- token: the example's OBJSTORE_DEMO_TOKEN (default TOKEN; "" sets it empty).
 local function start(env, port, dir, workers, h2, token)
-  local cmd = string.format("%s OPENRESTY_DEMO_PORT=%d OPENRESTY_DEMO_H2_PORT=%d OPENRESTY_DEMO_DIR=%s "
+  -- `env` last: it may name another bucket
+  local cmd = string.format("OPENRESTY_DEMO_PORT=%d OPENRESTY_DEMO_H2_PORT=%d OPENRESTY_DEMO_DIR=%s "
     .. "OPENRESTY_DEMO_WORKERS=%d OBJSTORE_DEMO_TOKEN=%s OBJSTORE_DEMO_BUCKET=%s "
-    .. "OBJSTORE_DEMO_THRESHOLD=6000000 OBJSTORE_DEMO_PART_SIZE=5242880 "
+    .. "OBJSTORE_DEMO_THRESHOLD=6000000 OBJSTORE_DEMO_PART_SIZE=5242880 %s "
     .. "timeout 60 bash examples/openresty/run.sh start",
-    env, port, h2 or 0, dir, workers, q(token or TOKEN), BUCKET)
+    port, h2 or 0, dir, workers, q(token or TOKEN), BUCKET, env)
   local ok, out = sh(cmd)
   assert(ok, "cannot start the example: " .. out)
 end
@@ -345,6 +346,26 @@ describe("OpenResty example #server", function()
     c:close()
   end)
 
+  it("reads a '+' in the path as a plus (only %XX is decoded): PUT /files/a+b is not the key 'a b'", function()
+    local c = rgw()
+    for _, k in ipairs{ "plus/a+b", "plus/a b" } do c:delete_object(BUCKET, k) end
+    local st, body = curl(auth() .. "-X PUT --data-binary plus " .. url("/files/plus/a+b"))
+    assert.equal(200, st, body)
+    assert.equal("plus", assert(c:get_object(BUCKET, "plus/a+b")).body)
+    local _, err = c:head_object(BUCKET, "plus/a b")
+    assert.equal(404, err and err.status)
+    -- and the same key back through GET and /gateway/
+    st, body = curl(auth() .. url("/files/plus/a+b"))
+    assert.equal(200, st, body)
+    assert.equal("plus", body)
+    st, body = curl(auth() .. url("/gateway/plus/a%2Bb"))
+    assert.equal(200, st, body)
+    assert.equal("plus", body)
+    st = curl(auth() .. url("/files/plus/a%20b"))
+    assert.equal(404, st)
+    c:close()
+  end)
+
   it("does not log a missing key at error level", function()
     assert.equal(404, (curl(auth() .. url("/files/no/such/key-" .. os.time()))))
     assert.equal(404, (curl(auth() .. "-I " .. url("/files/no/such/key-" .. os.time()))))
@@ -410,6 +431,39 @@ describe("OpenResty example #server", function()
       assert.equal(401, (curl(auth("wrong") .. url("/metrics", CHECK_PORT))))
       assert.equal(200, (curl(auth("metrics-secret") .. url("/metrics", CHECK_PORT))))
       no_crash(CHECK_DIR)
+    end)
+  end)
+
+  describe("with a store that lists keys that are not UTF-8", function()
+    local HOSTILE_PORT, LIST_PORT = BASE_PORT + 8, BASE_PORT + 7
+    local LIST_DIR = DIR .. "-badlist"
+    local hostile_job
+    setup(function()
+      local p = io.popen("/usr/bin/python3 spec/support/hostile_server.py " .. HOSTILE_PORT
+        .. " 120 >/dev/null 2>&1 & echo $!")
+      hostile_job = p:read("*l")
+      p:close()
+      -- curl exit 7: nothing listens yet
+      sh("for i in $(seq 50); do curl -s -o /dev/null -m 1 http://127.0.0.1:" .. HOSTILE_PORT
+        .. "/ping; [ $? -ne 7 ] && break; sleep 0.1; done")
+      start("OBJSTORE_DEMO_BUCKET=bad-utf8-listing AWS_ENDPOINT_URL=http://127.0.0.1:" .. HOSTILE_PORT
+        .. " AWS_ACCESS_KEY_ID=AK AWS_SECRET_ACCESS_KEY=SK", LIST_PORT, LIST_DIR, 1)
+    end)
+    teardown(function()
+      stop(LIST_DIR)
+      if hostile_job then sh("kill " .. hostile_job) end
+    end)
+
+    it("answers /list with valid UTF-8 JSON: such keys are left out and counted, not sent raw", function()
+      local st, body = curl(auth() .. url("/list", LIST_PORT))
+      assert.equal(200, st, body)
+      local request = require "objstore.request"
+      assert.is_nil(request.key_problem(body), "the JSON is not valid UTF-8: " .. body:sub(1, 300))
+      local doc = require("cjson").decode(body)
+      assert.equal(1, doc.count)
+      assert.equal("good", doc.keys[1].key)
+      assert.equal(3, doc.skipped)
+      no_crash(LIST_DIR)
     end)
   end)
 

@@ -85,7 +85,8 @@ end
 --- A function(s) -> s that replaces, in text a server sent back, each of
 -- `values` (secret keys, session tokens, SSE-C keys: the client knows what
 -- it sent) by "<redacted>", in the forms a server may echo them: as they
--- are, percent-encoded (either case), JSON-escaped ("\/"), base64-encoded,
+-- are, percent-encoded (either case), JSON-escaped ("\/"), hex (either
+-- case), base64-encoded (also inside longer base64 text, unpadded, base64url),
 -- and for an SSE-C key header value (base64) the raw key too. Values shorter
 -- than 8 bytes are left out (they would mangle ordinary text). The values
 -- live only in the function's upvalues.
@@ -104,13 +105,31 @@ function _M.value_redactor(values, base64_values)
       forms[#forms + 1] = v
     end
   end
+  local b64 = core.encode.base64_encode
   local function each(v)
     if type(v) ~= "string" or #v < 8 then return end
     add(v)
     add(percent(v, "%%%02X"))
     add(percent(v, "%%%02x"))
     add((v:gsub("/", "\\/")))
-    add(core.encode.base64_encode(v))
+    add(b64(v))
+    -- Inside a longer base64 text ("Basic " .. b64(ak .. ":" .. secret)),
+    -- without its padding, or base64url: the characters that come from
+    -- whole 3-byte groups of `v` alone, for each of the 3 alignments `v`
+    -- can have there (at most 2 bytes at either end stay visible).
+    for skip = 0, 2 do
+      local body = v:sub(skip + 1)
+      body = body:sub(1, #body - #body % 3)
+      if #body >= 6 then
+        local e = b64(body)
+        add(e)
+        add((e:gsub("[+/]", { ["+"] = "-", ["/"] = "_" })))
+      end
+    end
+    -- hex, either case
+    local hex = v:gsub(".", function(c) return string_format("%02x", c:byte()) end)
+    add(hex)
+    add(hex:upper())
   end
   for _, v in pairs(values or {}) do each(v) end
   for _, v in pairs(base64_values or {}) do

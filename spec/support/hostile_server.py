@@ -26,6 +26,9 @@ key (a real S3 does): echo-secrets sends it back in its JSON excerpt. Modes (the
   endless-header-line 200 and a header line that never ends (no LF, ever)
   endless-chunk-size  200 chunked, a chunk-size line that never ends
   many-attributes     200, a ListBucketResult with 80,000 attributes (0.9 MB)
+  many-elements       200, a ListBucketResult with 2,000,000 empty elements (8 MB)
+  bad-utf8-listing    200, a ListObjectsV2 page (EncodingType url) whose keys decode
+                      to invalid UTF-8 (a%FFb, an overlong %C0%AF, a NUL) next to "good"
   date-1969           RequestTimeTooSkewed (403) with Date: ... 1969
   date-9999           RequestTimeTooSkewed (403) with Date: ... 9999
   date-1969-ok        200 (empty listing) with Date: ... 1969
@@ -41,6 +44,8 @@ key (a real S3 does): echo-secrets sends it back in its JSON excerpt. Modes (the
   stall           nothing at all: the request is read, the connection held
                   (30 s, then closed)
   trickle         200 with Content-Length 1000000, then 1 byte per second
+  trickle-head    200, then a header line 1 byte per second (the head never ends)
+  trickle-chunked 200 chunked, then one 1-byte chunk per second
   slow-down       503 SlowDown with Retry-After: 5
   Objects for download_file (HEAD: 200 with a fixed Content-Length and
   ETag; GET: the bytes, Range honoured unless the mode says otherwise):
@@ -210,6 +215,16 @@ def answer_more(conn, method, mode, headers):
         attrs = b" ".join(b'a%d=""' % i for i in range(80000))
         return xml_answer(conn, method, b"200 OK", XML_HEAD + b"<ListBucketResult " + attrs
                           + b"><Name>x</Name></ListBucketResult>")
+    if mode == "bad-utf8-listing":
+        contents = b"".join(b"<Contents><Key>%s</Key><Size>1</Size><ETag>&quot;e&quot;</ETag>"
+                            b"<LastModified>2026-01-01T00:00:00.000Z</LastModified></Contents>" % k
+                            for k in (b"good", b"a%FFb", b"%C0%AF", b"nul%00x"))
+        return xml_answer(conn, method, b"200 OK", XML_HEAD + b"<ListBucketResult><Name>bad-utf8-listing</Name>"
+                          b"<EncodingType>url</EncodingType><KeyCount>4</KeyCount><MaxKeys>1000</MaxKeys>"
+                          b"<IsTruncated>false</IsTruncated>" + contents + b"</ListBucketResult>")
+    if mode == "many-elements":
+        return xml_answer(conn, method, b"200 OK", XML_HEAD + b"<ListBucketResult><Name>x</Name>"
+                          + b"<a/>" * 2000000 + b"</ListBucketResult>")
     if mode.startswith("date-"):
         year = "1969" if "1969" in mode else "9999"
         date = "Wed, 31 Dec %s 23:59:59 GMT" % year if year == "1969" else "Fri, 31 Dec 9999 23:59:59 GMT"
@@ -305,6 +320,16 @@ def answer(conn, method, mode, headers=()):
         while True:
             time.sleep(1)
             conn.sendall(b"x")
+    if mode == "trickle-head":
+        conn.sendall(b"HTTP/1.1 200 OK\r\n" + common + b"X-Slow: ")
+        while True:
+            time.sleep(1)
+            conn.sendall(b"x")
+    if mode == "trickle-chunked":
+        conn.sendall(b"HTTP/1.1 200 OK\r\n" + common + b"Transfer-Encoding: chunked\r\n\r\n")
+        while True:
+            time.sleep(1)
+            conn.sendall(b"1\r\nx\r\n")
     if mode == "slow-down":
         body = XML_HEAD + b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
         conn.sendall(b"HTTP/1.1 503 Slow Down\r\n" + common + b"Retry-After: 5\r\nContent-Type: application/xml\r\n"

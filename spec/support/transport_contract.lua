@@ -923,6 +923,19 @@ function _M.contract(name, new_transport, env, opts)
         assert.is_true(err.code == "ProtocolError" or err.code == "TransportError", tostring(err))
       end)
 
+      it("ends a request at its timeout when the server trickles a byte a second (head or body)", function()
+        for _, mode in ipairs{ "trickle-head", "trickle", "trickle-chunked" } do
+          local got
+          local err = bounded(mode, function()
+            return t:request { url = hostile.url .. "/" .. mode .. "/k", timeout = 2, sink = function(c)
+              got = (got or 0) + #c
+              return true
+            end }
+          end, 48 * MB, 5)
+          assert.equal("Timeout", err.code, mode .. ": " .. tostring(err))
+        end
+      end)
+
       it("refuses a chunk-size line that never ends, memory bounded", function()
         local err = bounded("endless-chunk-size", function()
           return t:request { url = hostile.url .. "/endless-chunk-size/k", timeout = 30 }

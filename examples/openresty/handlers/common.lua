@@ -146,11 +146,13 @@ end
 --- The key after `prefix` in the request's path, percent-decoded first
 -- (the raw path, not nginx's normalised $uri, so a key keeps its "//" and
 -- "./"), then checked to start with `prefix`: "/%66iles/k" is "/files/k",
--- key "k". 400 for a path that does not start with it (nginx matched the
+-- key "k". Only %XX is decoded: a "+" in a path is a plus (ngx.unescape_uri
+-- alone would make "/files/a+b" the key "a b", as in a query string).
+-- 400 for a path that does not start with it (nginx matched the
 -- location on its normalised form), an empty key, a NUL byte, invalid
 -- UTF-8 or more than 1024 bytes.
 function _M.key_from_uri(prefix)
-  local path = ngx.unescape_uri(ngx.var.request_uri:match("^[^?]*"))
+  local path = ngx.unescape_uri((ngx.var.request_uri:match("^[^?]*"):gsub("%+", "%%2B")))
   if path:sub(1, #prefix) ~= prefix then
     return _M.json(400, { error = "InvalidKey", message = "the path must start with " .. prefix })
   end

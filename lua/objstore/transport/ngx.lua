@@ -100,7 +100,7 @@ local url_mod = require "objstore.url"
 local type, pairs, ipairs, tostring, tonumber, pcall, setmetatable, error =
   type, pairs, ipairs, tostring, tonumber, pcall, setmetatable, error
 local concat, remove = table.concat, table.remove
-local floor, min, huge = math.floor, math.min, math.huge
+local floor, min, max, huge = math.floor, math.min, math.max, math.huge
 local monotonic = core.time.monotonic
 local format, lower, byte, sub = string.format, string.lower, string.byte, string.sub
 local io_open = io.open
@@ -853,6 +853,38 @@ local function read_head(self, x)
   end
 end
 
+-- read_head with the request's deadline enforced from outside: cosocket
+-- timeouts are idle timeouts (nginx re-arms them whenever a byte arrives),
+-- so a server that trickles its head a byte a second would hold the request
+-- far past its timeout (a line is read in LINE_PIECE pieces). The head is
+-- read on a light thread (no callback runs there); the caller waits on a
+-- semaphore until the deadline, and a little more so that an ordinary
+-- timeout answers first, and kills the thread then: nginx closes its
+-- cosocket, the answer is Timeout.
+local HEAD_GRACE = 0.1
+local function new_semaphore(n) return require("ngx.semaphore").new(n) end
+local function read_head_within(self, x)
+  if not x.deadline then return read_head(self, x) end
+  local sema = new_semaphore(0)
+  local out
+  local okspawn, th = pcall(ngx.thread.spawn, function()
+    out = { pcall(read_head, self, x) }
+    sema:post(1)
+  end)
+  if not okspawn then return read_head(self, x) end -- a phase without light threads
+  if not out then
+    ngx.update_time()
+    local ok = sema:wait(max(x.deadline - ngx.now(), 0) + HEAD_GRACE)
+    if not ok and not out then
+      ngx.thread.kill(th)
+      return nil, timed_out(x)
+    end
+  end
+  ngx.thread.wait(th) -- ended: collected now rather than kept until the request ends
+  if not out[1] then error(out[2], 0) end
+  return out[2], out[3], out[4]
+end
+
 -- Delivers a piece of the response body.
 local function deliver(x, c)
   local n = #c
@@ -891,9 +923,19 @@ local function deliver(x, c)
   return true
 end
 
+-- Up to n bytes of the body. Under a deadline, whatever has arrived
+-- (receiveany), so that the deadline is checked between pieces: receive(n)
+-- waits for all n bytes, its idle timeout re-armed by every byte of a
+-- server that trickles them.
+local function recv_body(self, x, n)
+  if not x.deadline then return recv(self, x, n) end
+  if not arm(self, x) then return nil, "timeout" end
+  return x.sock:receiveany(n)
+end
+
 local function read_exact(self, x, n, what)
   while n > 0 do
-    local c, e, partial = recv(self, x, min(CHUNK, n))
+    local c, e, partial = recv_body(self, x, min(CHUNK, n))
     if not c then
       if partial and partial ~= "" then
         local ok, de = deliver(x, partial)
@@ -1001,7 +1043,7 @@ local function attempt(self, r, u, x)
     local fresh = x.reused and e.code == "ConnectionReset" and r.kind ~= "reader"
     return nil, e, fresh
   end
-  local status, headers, version = read_head(self, x)
+  local status, headers, version = read_head_within(self, x)
   if not status then
     local fresh = x.reused and x.nothing_received and headers.code == "ConnectionReset" and r.kind ~= "reader"
     return nil, headers, fresh
