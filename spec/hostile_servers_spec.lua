@@ -353,6 +353,10 @@ describe("hostile servers", function()
         log.escape_control("a\nb\r\t\27[31m\0\127\194\155z é"))
       assert.equal("a\nb\\r", log.escape_control("a\nb\r", true))
       assert.equal(5, log.escape_control(5))
+      -- Bidirectional controls reorder what follows them on the line
+      -- ("\u{202E}fdp.exe" shows as "exe.pdf"); other UTF-8 stays as it is.
+      assert.equal("\\xe2\\x80\\xaefdp.exe \\xe2\\x81\\xa6x\\xe2\\x81\\xa9 \\xd8\\x9c é – €",
+        log.escape_control("\226\128\174fdp.exe \226\129\166x\226\129\169 \216\156 é – €"))
     end)
   end)
 

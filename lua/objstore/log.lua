@@ -178,18 +178,37 @@ end
 local function c1_escape(c)
   return string_format("\\xc2\\x%02x", c:byte(2))
 end
+-- The bidirectional controls (U+061C, U+200E/U+200F, U+202A..U+202E,
+-- U+2066..U+2069): invisible, and they reorder what follows them on the
+-- line, so a key named "\u{202E}fdp.exe" shows as "exe.pdf".
+local BIDI = { ["\226\128\142"] = true, ["\226\128\143"] = true,
+  ["\226\128\170"] = true, ["\226\128\171"] = true, ["\226\128\172"] = true, ["\226\128\173"] = true,
+  ["\226\128\174"] = true, ["\226\129\166"] = true, ["\226\129\167"] = true, ["\226\129\168"] = true,
+  ["\226\129\169"] = true }
+local function bidi_escape(c)
+  if not BIDI[c] then return c end
+  local out = {}
+  for i = 1, #c do out[i] = string_format("\\x%02x", c:byte(i)) end
+  return table.concat(out)
+end
 
 --- `s` with every control character written out, so that text a server
 -- chose (an error message, a key) cannot forge a log line or drive a
 -- terminal: C0 controls and DEL become `\n`, `\r`, `\t` or `\xHH` (ESC is
--- `\x1b`), and the UTF-8 C1 controls U+0080..U+009F `\xc2\xHH`. Other
+-- `\x1b`), the UTF-8 C1 controls U+0080..U+009F `\xc2\xHH`, and the
+-- bidirectional controls (U+202E and the like) their bytes as `\xHH`. Other
 -- bytes, backslashes included, are kept. `keep_newlines` leaves "\n" as it
 -- is (multi-line debug dumps). Anything that is not a string is returned as
 -- it is.
 function _M.escape_control(s, keep_newlines)
   if type(s) ~= "string" then return s end
   s = s:gsub(keep_newlines and "[%z\1-\9\11-\31\127]" or "[%z\1-\31\127]", control_escape)
-  return (s:gsub("\194[\128-\159]", c1_escape))
+  s = s:gsub("\194[\128-\159]", c1_escape)
+  if s:find("[\216\226]") then
+    s = s:gsub("\216\156", "\\xd8\\x9c")
+    s = s:gsub("\226[\128\129][\128-\191]", bidi_escape)
+  end
+  return s
 end
 local escape_control = _M.escape_control
 
