@@ -178,6 +178,13 @@ function _M.parse(argv, first, command)
           if not k then usage("option --" .. name .. " needs KEY=VALUE (KEY: letters, digits, - _ .), got '"
             .. value .. "'") end
           if v:find("[%c]") then usage("option --" .. name .. ": a value with control characters is not allowed") end
+          -- objstore's own names: the file's modification time (what sync
+          -- compares) and its checksums; sync stored its own over the
+          -- user's, a single cp the user's over its own.
+          if k:lower() == "mtime" or k:lower():find("^objstore%-") then
+            usage("option --" .. name .. ": '" .. k .. "' is objstore's own metadata (the file's modification "
+              .. "time and checksums), not one to set")
+          end
           opts[name] = opts[name] or {}
           opts[name][k:lower()] = v
         elseif kind == "word" then

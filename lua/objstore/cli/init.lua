@@ -636,8 +636,8 @@ local function copy_one(ctx, s, d, verb)
     end
     local head = c:head_object(s.bucket, s.key, { sse_customer_key = stored.sse_customer_key,
       version_id = o["version-id"] })
-    local mt = head and tonumber(head.metadata.mtime)
-    if mt then lfs.touch(path, math.floor(mt), math.floor(mt)) end
+    local mt = head and require("objstore.sync.names").parse_mtime(head.metadata.mtime)
+    if mt then lfs.touch(path, mt, mt) end
     P.file(1, res.size)
     ctx.acted({ action = verb == "move" and "move" or "download", src = s.url, dst = path, key = s.key,
       size = res.size }, nil)

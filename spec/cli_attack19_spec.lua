@@ -1,0 +1,76 @@
+-- The command line attacked as a user and as a hostile store or
+-- neighbour would (issue 19's options and issue 17's rules): each case is
+-- a defect found by that review, run as a child process against rgw.
+local servers = require "servers"
+local lfs = require "lfs"
+
+local q = servers.q
+
+local LUA = jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
+local BIN = LUA .. " " .. q(lfs.currentdir() .. "/bin/objstore")
+
+local function read(path) return servers.read_file(path) or "" end
+
+--- run(cmd, env) -> rc, stdout, stderr; bounded by timeout(1).
+local function run(cmd, env)
+  local dir = servers.tmpdir()
+  local line = string.format("%s timeout -s KILL 120 %s >%s/out 2>%s/err; echo $? >%s/rc", env or "", cmd, q(dir),
+    q(dir), q(dir))
+  os.execute(line)
+  local rc, out, err = tonumber(read(dir .. "/rc")), read(dir .. "/out"), read(dir .. "/err")
+  servers.sh("rm -rf " .. q(dir))
+  return rc, out, err
+end
+
+describe("objstore command line under attack (issue 19): usage", function()
+  it("refuses --metadata that would overwrite objstore's own mtime or checksum metadata", function()
+    -- cp stored the user's mtime over the file's (sync the other way round):
+    -- a later sync then compared against a time the file never had.
+    for _, m in ipairs{ "mtime=5", "MTime=99999999999", "objstore-crc64nvme=AAAAAAAAAAA=" } do
+      local rc, out, err = run(BIN .. " cp --metadata " .. q(m) .. " /etc/hostname s3://bucket-x/k </dev/null")
+      assert.equals(2, rc, m)
+      assert.equals("", out)
+      assert.matches("objstore's own metadata", err, 1, true)
+    end
+  end)
+end)
+
+for _, srv in ipairs(servers.list()) do
+  if srv.name == "rgw" then
+    describe("objstore command line under attack (issue 19) on " .. srv.name .. " #server", function()
+      local bucket, dir, ENV, CMD, c
+
+      setup(function()
+        bucket = servers.bucket_name("attack19")
+        dir = servers.tmpdir()
+        ENV = string.format("AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_REGION=%s AWS_CONFIG_FILE=/dev/null "
+          .. "AWS_SHARED_CREDENTIALS_FILE=/dev/null OBJSTORE_PROGRESS_INTERVAL=0 XDG_STATE_HOME=%s", q(srv.access_key),
+          q(srv.secret_key), q(srv.region), q(dir .. "/state"))
+        CMD = "env " .. ENV .. " " .. BIN .. " --endpoint " .. q(srv.endpoint)
+        c = servers.client(srv)
+        assert(c:create_bucket(bucket))
+      end)
+
+      teardown(function()
+        servers.cleanup(c, bucket)
+        servers.sh("rm -rf " .. q(dir))
+      end)
+
+      it("an object whose mtime metadata is no time (1e300, nan, inf) downloads: cp and sync, exit 0", function()
+        for i, v in ipairs{ "1e300", "nan", "-inf", "0x7fffffffffffffff" } do
+          assert(c:put_object(bucket, "hm/" .. i, "data " .. i, { metadata = { mtime = v } }))
+        end
+        assert(c:put_object(bucket, "hm/ok", "fine", { metadata = { mtime = "1600000000" } }))
+        local rc, _, err = run(CMD .. " cp -q s3://" .. bucket .. "/hm/1 " .. q(dir .. "/one"))
+        assert.equals(0, rc, err)
+        assert.equals("data 1", read(dir .. "/one"))
+        assert.equals("", err)
+        rc, _, err = run(CMD .. " sync -q s3://" .. bucket .. "/hm/ " .. q(dir .. "/hm/"))
+        assert.equals(0, rc, err)
+        assert.equals("", err)
+        for i = 1, 4 do assert.equals("data " .. i, read(dir .. "/hm/" .. i)) end
+        assert.equals(1600000000, lfs.attributes(dir .. "/hm/ok", "modification"))
+      end)
+    end)
+  end
+end
