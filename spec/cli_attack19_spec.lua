@@ -71,6 +71,41 @@ for _, srv in ipairs(servers.list()) do
         for i = 1, 4 do assert.equals("data " .. i, read(dir .. "/hm/" .. i)) end
         assert.equals(1600000000, lfs.attributes(dir .. "/hm/ok", "modification"))
       end)
+
+      it("cp s3 -> s3 honours --cache-control and --content-disposition, keeping the source's other headers", function()
+        -- Raised "copy_large: opts.cache_control is not an option" (exit 1, a Lua error);
+        -- a single-request copy with --metadata lost the source's Content-Type.
+        assert(c:put_object(bucket, "cc/src", "some bytes", { content_type = "text/x-src",
+          cache_control = "max-age=5", metadata = { a = "1" } }))
+        local rc, _, err = run(CMD .. " cp -q s3://" .. bucket .. "/cc/src s3://" .. bucket
+          .. "/cc/d1 --cache-control no-store --content-disposition inline")
+        assert.equals(0, rc, err)
+        assert.equals("", err)
+        local h = assert(c:head_object(bucket, "cc/d1"))
+        assert.equals("no-store", h.cache_control)
+        assert.equals("inline", h.content_disposition)
+        assert.equals("text/x-src", h.content_type)
+        assert.equals("1", h.metadata.a)
+        rc, _, err = run(CMD .. " cp -q s3://" .. bucket .. "/cc/src s3://" .. bucket .. "/cc/d2 --metadata z=2")
+        assert.equals(0, rc, err)
+        h = assert(c:head_object(bucket, "cc/d2"))
+        assert.equals("text/x-src", h.content_type)
+        assert.equals("max-age=5", h.cache_control)
+        assert.equals("2", h.metadata.z)
+        assert.is_nil(h.metadata.a)
+        -- A multipart copy (UploadPartCopy) the same way.
+        local big = dir .. "/big"
+        servers.write_file(big, string.rep("0123456789abcdef", 12 * 65536))
+        assert(c:upload_file(bucket, "cc/big", big, { cache_control = "max-age=1", content_type = "text/big" }))
+        rc, _, err = run(CMD .. " cp -q s3://" .. bucket .. "/cc/big s3://" .. bucket
+          .. "/cc/big2 --part-size 5M --content-disposition inline")
+        assert.equals(0, rc, err)
+        h = assert(c:head_object(bucket, "cc/big2"))
+        assert.matches("%-3\"?$", h.etag)
+        assert.equals("inline", h.content_disposition)
+        assert.equals("max-age=1", h.cache_control)
+        assert.equals("text/big", h.content_type)
+      end)
     end)
   end
 end
