@@ -106,6 +106,49 @@ for _, srv in ipairs(servers.list()) do
         assert.equals("max-age=1", h.cache_control)
         assert.equals("text/big", h.content_type)
       end)
+
+      it("cp --resume after the file changed in place (same size, same mtime) uploads the file, not a mix", function()
+        -- The checkpoint matched on size, whole-second mtime and inode, and the
+        -- parts it recorded were trusted: the object became old parts + new
+        -- parts, reported verified, exit 0.
+        local path = dir .. "/resume.bin"
+        servers.write_file(path, string.rep("A", 20 * 1024 * 1024))
+        local t = lfs.attributes(path, "modification")
+        local url = "s3://" .. bucket .. "/resume/obj"
+        local bg = dir .. "/bg"
+        servers.sh("mkdir -p " .. q(bg))
+        -- pid: timeout(1)'s, which passes a SIGINT on to objstore.
+        local line = string.format("echo $$ >%s/pid; exec timeout -s KILL 60 %s cp -q --resume --part-size 5M "
+          .. "--concurrency 1 --bwlimit 8M %s %s", q(bg), CMD, q(path), url)
+        os.execute(string.format("(sh -c %s >%s/out 2>%s/err; echo $? >%s/rc) &", q(line), q(bg), q(bg), q(bg)))
+        -- Interrupted (Ctrl-C) once the store holds a part.
+        local id
+        for _ = 1, 200 do
+          local ups = c:list_incomplete_uploads(bucket, "resume/obj")
+          id = ups and ups[1] and ups[1].upload_id
+          local parts = id and c:list_parts(bucket, "resume/obj", id)
+          if parts and #parts.parts >= 1 then break end
+          id = nil
+          servers.sh("sleep 0.05")
+        end
+        assert.truthy(id, "no part was uploaded")
+        servers.sh("kill -INT $(cat " .. q(bg .. "/pid") .. "); for i in $(seq 100); do [ -s " .. q(bg .. "/rc")
+          .. " ] && break; sleep 0.1; done")
+        assert.equals("130", (read(bg .. "/rc"):gsub("%s+$", "")))
+        assert.matches("resume", read(bg .. "/err"))
+        -- Rewritten in place: the first KiB differs, size and mtime are the same.
+        local f = assert(io.open(path, "r+b"))
+        f:write(string.rep("B", 1024))
+        f:close()
+        lfs.touch(path, t, t)
+        local rc, _, err = run(CMD .. " cp -q --resume --part-size 5M " .. q(path) .. " " .. url)
+        assert.equals(0, rc, err)
+        local got = assert(c:get_object(bucket, "resume/obj"))
+        assert.equals(#read(path), #got.body)
+        assert.is_true(got.body == read(path), "the object is not the file")
+        local ups = assert(c:list_incomplete_uploads(bucket, "resume/obj"))
+        assert.equals(0, #ups)
+      end)
     end)
   end
 end
