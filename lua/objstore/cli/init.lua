@@ -593,6 +593,7 @@ local function copy_one(ctx, s, d, verb)
     local res, err = c:upload_file(d.bucket, key, s.path, topts)
     _M.resume_hint = nil
     if not res then return ctx.fail(s.path, err) end
+    for _, n in ipairs(res.notices or {}) do ctx.notice(n) end
     if (res.resumed_from or 0) > 0 then
       ctx.notice(format("resumed: %s of %s were already uploaded", progress_mod.human(res.resumed_from),
         progress_mod.human(attr.size)))
@@ -630,6 +631,7 @@ local function copy_one(ctx, s, d, verb)
     local res, err = c:download_file(s.bucket, s.key, path, topts)
     _M.resume_hint = nil
     if not res then return ctx.fail(s.url, err) end
+    for _, n in ipairs(res.notices or {}) do ctx.notice(n) end
     if (res.resumed_from or 0) > 0 then
       ctx.notice(format("resumed: %s of %s were already downloaded", progress_mod.human(res.resumed_from),
         progress_mod.human(res.size or 0)))
