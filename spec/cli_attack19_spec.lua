@@ -152,6 +152,32 @@ for _, srv in ipairs(servers.list()) do
         local ups = assert(c:list_incomplete_uploads(bucket, "resume/obj"))
         assert.equals(0, #ups)
       end)
+
+      it("rm -r, mv -r and sync --delete remove keys with control characters (DeleteObjects cannot)", function()
+        -- One such key made rgw refuse the whole DeleteObjects batch (400):
+        -- rm -r deleted nothing, mv -r kept every source, exit 1.
+        local odd = "ctl/c\27[31mRED"
+        for _, k in ipairs{ odd, "ctl/ok", "ctl/sub/b" } do assert(c:put_object(bucket, k, "x")) end
+        local rc, _, err = run(CMD .. " mv -r -q s3://" .. bucket .. "/ctl/ s3://" .. bucket .. "/ctl2/")
+        assert.equals(0, rc, err)
+        local function keys(prefix)
+          local out = {}
+          for o in c:list_objects_iter(bucket, { prefix = prefix }) do out[#out + 1] = o.key end
+          table.sort(out)
+          return out
+        end
+        assert.same({}, keys("ctl/"))
+        assert.same({ "ctl2/c\27[31mRED", "ctl2/ok", "ctl2/sub/b" }, keys("ctl2/"))
+        servers.sh("mkdir -p " .. q(dir .. "/empty-side"))
+        servers.write_file(dir .. "/empty-side/ok", "x")
+        rc, _, err = run(CMD .. " sync -q --delete " .. q(dir .. "/empty-side") .. " s3://" .. bucket .. "/ctl2/")
+        assert.equals(0, rc, err)
+        assert.same({ "ctl2/ok" }, keys("ctl2/"))
+        assert(c:put_object(bucket, "ctl2/\1x", "x"))
+        rc, _, err = run(CMD .. " rm -r -q s3://" .. bucket .. "/ctl2/")
+        assert.equals(0, rc, err)
+        assert.same({}, keys("ctl2/"))
+      end)
     end)
   end
 end
