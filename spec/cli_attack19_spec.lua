@@ -35,6 +35,21 @@ describe("objstore command line under attack (issue 19): usage", function()
   end)
 end)
 
+describe("objstore command line under attack (issue 19): terminal output", function()
+  it("escapes control characters of names in usage errors", function()
+    local d = servers.tmpdir()
+    local name = d .. "/d\27[2J\27]0;pwned\7"
+    assert(lfs.mkdir(name))
+    local rc, out, err = run(BIN .. " cp " .. q(name) .. " s3://bucket-x/ </dev/null")
+    servers.sh("rm -rf " .. q(d))
+    assert.equals(2, rc)
+    assert.equals("", out)
+    assert.matches("is a directory", err, 1, true)
+    assert.is_nil(err:find("\27", 1, true))
+    assert.matches("d\\x1b[2J", err, 1, true)
+  end)
+end)
+
 for _, srv in ipairs(servers.list()) do
   if srv.name == "rgw" then
     describe("objstore command line under attack (issue 19) on " .. srv.name .. " #server", function()

@@ -1029,7 +1029,8 @@ function _M.main(argv, out, err)
     return EXIT_FAILED
   end
   if args.is_usage(res) then
-    err:write("objstore: ", res.usage, "\n")
+    -- Names the user gave (a file name found by a script) may hold escape sequences.
+    err:write("objstore: ", safe(res.usage), "\n")
     err:write("Try 'objstore ", (cmd and help[cmd]) and (cmd .. " ") or "", "--help'.\n")
     return EXIT_USAGE
   end
