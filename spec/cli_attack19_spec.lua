@@ -35,6 +35,20 @@ describe("objstore command line under attack (issue 19): usage", function()
   end)
 end)
 
+describe("objstore command line under attack (issue 19): empty values", function()
+  it("refuses an empty value for a string option (an unset variable), before any request", function()
+    -- rm --version-id "" deleted the current object (a plain DELETE) and said "(version )".
+    for _, line in ipairs{ "rm s3://bucket-x/k --version-id ''", "cat s3://bucket-x/k --version-id ''",
+      "stat --version-id= s3://bucket-x/k", "ls s3://bucket-x --profile ''", "cp /etc/hostname s3://bucket-x/k "
+      .. "--content-type ''", "ls s3://bucket-x --endpoint ''" } do
+      local rc, out, err = run(BIN .. " " .. line .. " </dev/null")
+      assert.equals(2, rc, line)
+      assert.equals("", out)
+      assert.matches("needs a value, got an empty one", err, 1, true)
+    end
+  end)
+end)
+
 describe("objstore command line under attack (issue 19): terminal output", function()
   it("escapes control characters of names in usage errors", function()
     local d = servers.tmpdir()

@@ -193,6 +193,9 @@ function _M.parse(argv, first, command)
           end
           opts[name] = value
         elseif kind == "string" then
+          -- An empty value is a variable that was not set (`--version-id "$V"`):
+          -- rm then deleted the current object, reported as "(version )".
+          if value == "" then usage("option --" .. name .. " needs a value, got an empty one") end
           opts[name] = value
         elseif kind == "choice" then
           if not flag[value] then
