@@ -1,8 +1,10 @@
 /*
  * SIGINT / SIGTERM / SIGHUP noticed through flags: see os_signal.h.
  */
+#define _GNU_SOURCE /* dladdr, RTLD_NODELETE */
 #include "os_signal.h"
 
+#include <dlfcn.h>
 #include <signal.h>
 #include <string.h>
 
@@ -10,6 +12,8 @@ static volatile sig_atomic_t pending;     /* first signal, sticky */
 static volatile sig_atomic_t undelivered; /* not yet raised as an error */
 static volatile sig_atomic_t trapped;
 static void (*notify_fn)(int);
+
+static void keep_loaded(void);
 
 static void on_signal(int signo) {
   if (pending != 0) {
@@ -37,8 +41,33 @@ int os_signal_trap(void (*notify)(int signo)) {
    * that fails with EPIPE, reported and cleaned up after like any other,
    * not a death that leaves temporary files behind. */
   signal(SIGPIPE, SIG_IGN);
+  keep_loaded();
   trapped = 1;
   return 0;
+}
+
+/* The handler's code must outlive the Lua state that loaded it: lua_close
+ * unloads this module (dlclose), and a signal arriving after that (a
+ * second Ctrl-C while the command exits; `timeout` sends its signal to the
+ * process group as well) jumped into unmapped memory: SIGSEGV, exit 139.
+ * Once trapped, the module stays loaded until the process ends. */
+static void keep_loaded(void) {
+#ifdef RTLD_NODELETE
+  Dl_info info;
+  if (dladdr((void *)on_signal, &info) != 0 && info.dli_fname != NULL) {
+    void *self = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+    (void)self; /* never closed: that is the point */
+  }
+#endif
+}
+
+void os_signal_untrap(void) {
+  if (!trapped) return;
+  notify_fn = NULL;
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
+  signal(SIGHUP, SIG_DFL);
+  trapped = 0;
 }
 
 int os_signal_trapped(void) {

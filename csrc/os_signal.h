@@ -16,6 +16,9 @@
  * from the handler (it must be async-signal-safe). 0 | -1 with errno. */
 int os_signal_trap(void (*notify)(int signo));
 
+/* Gives SIGINT, SIGTERM and SIGHUP their default actions again (no notify
+ * after it returns); the Lua state that trapped them is closing. */
+void os_signal_untrap(void);
 /* Whether os_signal_trap has run. */
 int os_signal_trapped(void);
 

@@ -35,6 +35,36 @@ describe("objstore command line under attack (issue 19): usage", function()
   end)
 end)
 
+describe("objstore command line under attack (issue 19): signals", function()
+  it("a Ctrl-C while the modules load is an interrupt (130), not a traceback and exit 1", function()
+    -- lua.c's own handler raises "interrupted!" until objstore traps the signals.
+    local d = servers.tmpdir()
+    servers.sh("mkdir -p " .. q(d .. "/objstore"))
+    servers.write_file(d .. "/objstore/cli.lua", "error('interrupted!')\n")
+    local env = "LUA_PATH=" .. q(d .. "/?.lua;;") .. " LUA_PATH_5_2=" .. q(d .. "/?.lua;;") .. " LUA_PATH_5_3="
+      .. q(d .. "/?.lua;;") .. " LUA_PATH_5_4=" .. q(d .. "/?.lua;;")
+    local rc, out, err = run(BIN .. " version", env)
+    servers.sh("rm -rf " .. q(d))
+    assert.equals(130, rc, err)
+    assert.equals("", out)
+    assert.equals("objstore: interrupted\n", err)
+  end)
+
+  it("no signal handler is left pointing into the core once the Lua state that trapped is closed", function()
+    -- lua_close unloaded the core while its SIGINT/SIGTERM/SIGHUP handlers
+    -- stayed installed: a second Ctrl-C (or timeout(1)'s signal to the
+    -- process group) during the exit was a SIGSEGV, exit 139.
+    local build = (os.getenv("BUILD") or "build") .. "/luajit"
+    if not (servers.sh("command -v luajit >/dev/null") and lfs.attributes(build .. "/objstore/core.so")) then
+      pending("needs luajit and " .. build)
+      return
+    end
+    local rc, out, err = run("luajit spec/support/signal_close.lua " .. q(build .. "/?.so"))
+    assert.equals(0, rc, err)
+    assert.equals("hup_caught=false core_mapped=true\n", out)
+  end)
+end)
+
 describe("objstore command line under attack (issue 19): empty values", function()
   it("refuses an empty value for a string option (an unset variable), before any request", function()
     -- rm --version-id "" deleted the current object (a plain DELETE) and said "(version )".
