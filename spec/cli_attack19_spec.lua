@@ -35,6 +35,18 @@ describe("objstore command line under attack (issue 19): usage", function()
   end)
 end)
 
+describe("objstore command line under attack (issue 19): options that would do nothing", function()
+  it("refuses --resume where nothing can be resumed (stdin, stdout, server-side copies)", function()
+    for _, line in ipairs{ "cp --resume - s3://bucket-x/k", "cp --resume s3://bucket-x/k -",
+      "cp --resume s3://bucket-x/k s3://bucket-x/k2", "mv --resume s3://bucket-x/k s3://bucket-x/k2" } do
+      local rc, out, err = run(BIN .. " " .. line .. " </dev/null")
+      assert.equals(2, rc, line)
+      assert.equals("", out)
+      assert.matches("--resume applies to transfers between a file and the store", err, 1, true)
+    end
+  end)
+end)
+
 describe("objstore command line under attack (issue 19): signals", function()
   it("a Ctrl-C while the modules load is an interrupt (130), not a traceback and exit 1", function()
     -- lua.c's own handler raises "interrupted!" until objstore traps the signals.

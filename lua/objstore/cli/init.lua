@@ -548,6 +548,12 @@ local function copy_one(ctx, s, d, verb)
   if o.bwlimit and (s.kind ~= "local" and d.kind ~= "local") then
     usage("--bwlimit applies to transfers between a file and the store")
   end
+  -- Accepted and ignored before: a stream has no checkpoint, and a
+  -- server-side copy here keeps none.
+  if o.resume and (s.kind ~= "local" and d.kind ~= "local") then
+    usage("--resume applies to transfers between a file and the store (not standard input or output, not "
+      .. "server-side copies)")
+  end
   local topts = { part_size = o["part-size"], concurrency = o.concurrency, bwlimit = o.bwlimit }
   local P = ctx.progress
   -- The one file: its size is the total as soon as it is known.
