@@ -47,6 +47,24 @@ describe("objstore command line under attack (issue 19): options that would do n
   end)
 end)
 
+describe("objstore command line under attack (issue 19): --resume without a state directory", function()
+  it("says so before sending anything (it was silently not resumable, its upload aborted on Ctrl-C)", function()
+    local env = "AWS_ACCESS_KEY_ID=ak AWS_SECRET_ACCESS_KEY=sk AWS_REGION=us-east-1 AWS_CONFIG_FILE=/dev/null "
+      .. "AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_ENDPOINT_URL=http://127.0.0.1:9"
+    local rc, out, err = run("env -u HOME -u XDG_STATE_HOME " .. env .. " " .. BIN
+      .. " cp --resume /etc/hostname s3://bucket-x/k </dev/null")
+    assert.equals(2, rc, err)
+    assert.equals("", out)
+    assert.matches("--resume needs a place for its checkpoint", err, 1, true)
+    rc, out, err = run("env XDG_STATE_HOME=/proc/self/none " .. env .. " " .. BIN
+      .. " cp -q --resume s3://bucket-x/k /tmp/attack19-never </dev/null")
+    assert.equals(1, rc, err)
+    assert.equals("", out)
+    assert.matches("cannot create the checkpoint directory /proc/self/none/objstore/transfers", err, 1, true)
+    assert.is_nil(lfs.attributes("/tmp/attack19-never"))
+  end)
+end)
+
 describe("objstore command line under attack (issue 19): signals", function()
   it("a Ctrl-C while the modules load is an interrupt (130), not a traceback and exit 1", function()
     -- lua.c's own handler raises "interrupted!" until objstore traps the signals.

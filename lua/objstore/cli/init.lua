@@ -507,14 +507,17 @@ end
 
 --- The checkpoint of a resumable transfer between a file and an object:
 -- under $XDG_STATE_HOME/objstore/transfers/ (~/.local/state/...; mode
--- 0700), never beside the file; nil without --resume or without a HOME.
+-- 0700), never beside the file; nil without --resume; nil, message when the
+-- directory cannot be made (a usage error without HOME or XDG_STATE_HOME).
 -- Opt-in: an interrupted transfer otherwise leaves nothing behind (its
 -- part file removed, its multipart upload aborted).
 local function checkpoint_of(ctx, kind, path, url)
   if not ctx.opts.resume then return nil end
   local state = require "objstore.sync.state"
   local dir = state.state_dir()
-  if not dir then return nil end
+  -- Asked to be resumable and it cannot be: said before anything is sent
+  -- (it was silently not resumable, its upload aborted on Ctrl-C).
+  if not dir then usage("--resume needs a place for its checkpoint: set HOME or XDG_STATE_HOME") end
   dir = dir:gsub("/sync$", "") .. "/transfers"
   local core = require "objstore.core"
   -- Each missing directory made with mode 0700, as the sync state's.
@@ -524,7 +527,9 @@ local function checkpoint_of(ctx, kind, path, url)
     d = d:match("^(.*)/[^/]*$")
   end
   for i = #missing, 1, -1 do core.fs.mkdir(missing[i], 448) end
-  if lfs.attributes(dir, "mode") ~= "directory" then return nil end
+  if lfs.attributes(dir, "mode") ~= "directory" then
+    return nil, "--resume: cannot create the checkpoint directory " .. dir
+  end
   local h = core.hash.new("sha256")
   h:update(kind .. "\0" .. state.abs_path(path) .. "\0" .. url)
   local name = core.hash.tohex(h:digest())
@@ -594,7 +599,9 @@ local function copy_one(ctx, s, d, verb)
     for k, v in pairs(o.metadata or {}) do topts.metadata[k] = v end
     topts.progress = on_progress
     planned(attr.size)
-    topts.checkpoint = checkpoint_of(ctx, "upload", s.path, target)
+    local cerr
+    topts.checkpoint, cerr = checkpoint_of(ctx, "upload", s.path, target)
+    if cerr then return ctx.fail(s.path, local_error(cerr)) end
     _M.resume_hint = topts.checkpoint and "run the same command again (with --resume) to resume the upload"
     local res, err = c:upload_file(d.bucket, key, s.path, topts)
     _M.resume_hint = nil
@@ -632,7 +639,9 @@ local function copy_one(ctx, s, d, verb)
     topts.progress = on_progress
     topts.sse_customer_key = stored.sse_customer_key
     topts.version_id = o["version-id"]
-    topts.checkpoint = checkpoint_of(ctx, "download", path, s.url)
+    local cerr
+    topts.checkpoint, cerr = checkpoint_of(ctx, "download", path, s.url)
+    if cerr then return ctx.fail(s.url, local_error(cerr)) end
     _M.resume_hint = topts.checkpoint and "run the same command again (with --resume) to resume the download"
     local res, err = c:download_file(s.bucket, s.key, path, topts)
     _M.resume_hint = nil
