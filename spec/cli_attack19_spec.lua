@@ -65,6 +65,19 @@ describe("objstore command line under attack (issue 19): --resume without a stat
   end)
 end)
 
+describe("objstore command line under attack (issue 19): special files", function()
+  it("cp of a pipe or a device says to use - (it said 'cannot read', after '0 B of 0 B (100%)')", function()
+    local env = "AWS_ACCESS_KEY_ID=ak AWS_SECRET_ACCESS_KEY=sk AWS_REGION=us-east-1 AWS_CONFIG_FILE=/dev/null "
+      .. "AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_ENDPOINT_URL=http://127.0.0.1:9 OBJSTORE_PROGRESS_INTERVAL=0"
+    local rc, out, err = run("env " .. env .. " " .. BIN .. " cp /dev/zero s3://bucket-x/k </dev/null")
+    assert.equals(1, rc, err)
+    assert.equals("", out)
+    assert.matches("/dev/zero: LocalFileError: not a regular file (char device): to upload a stream, use -", err, 1,
+      true)
+    assert.is_nil(err:find("100%", 1, true))
+  end)
+end)
+
 describe("objstore command line under attack (issue 19): signals", function()
   it("a Ctrl-C while the modules load is an interrupt (130), not a traceback and exit 1", function()
     -- lua.c's own handler raises "interrupted!" until objstore traps the signals.
@@ -206,9 +219,9 @@ for _, srv in ipairs(servers.list()) do
         local url = "s3://" .. bucket .. "/resume/obj"
         local bg = dir .. "/bg"
         servers.sh("mkdir -p " .. q(bg))
-        -- pid: timeout(1)'s, which passes a SIGINT on to objstore.
-        local line = string.format("echo $$ >%s/pid; exec timeout -s KILL 60 %s cp -q --resume --part-size 5M "
-          .. "--concurrency 1 --bwlimit 8M %s %s", q(bg), CMD, q(path), url)
+        -- pid: timeout(1)'s, which passes a SIGINT on to objstore (once: --foreground, not to the group too).
+        local line = string.format("echo $$ >%s/pid; exec timeout --foreground -s KILL 60 %s cp -q --resume "
+          .. "--part-size 5M --concurrency 1 --bwlimit 8M %s %s", q(bg), CMD, q(path), url)
         os.execute(string.format("(sh -c %s >%s/out 2>%s/err; echo $? >%s/rc) &", q(line), q(bg), q(bg), q(bg)))
         -- Interrupted (Ctrl-C) once the store holds a part.
         local id

@@ -591,6 +591,11 @@ local function copy_one(ctx, s, d, verb)
     local attr = lfs.attributes(s.path)
     if not attr then return ctx.fail(s.path, local_error("no such file")) end
     if attr.mode == "directory" then usage(verb .. ": '" .. s.path .. "' is a directory (use -r)") end
+    if attr.mode ~= "file" then
+      -- A pipe (`cp <(cmd) URL`), a device: no size to plan parts with.
+      return ctx.fail(s.path, local_error("not a regular file (" .. attr.mode .. "): to upload a stream, use - "
+        .. "(command | objstore cp - " .. d.url .. ")"))
+    end
     if key == "" or key:sub(-1) == "/" then key = key .. basename(s.path) end
     local target = format("%s://%s/%s", d.provider, d.bucket, key)
     if ctx.dry then return ctx.would(format("%s: %s to %s", verb == "move" and "move" or "upload", s.path, target)) end
