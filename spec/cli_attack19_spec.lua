@@ -78,6 +78,23 @@ describe("objstore command line under attack (issue 19): special files", functio
   end)
 end)
 
+describe("objstore command line under attack (issue 19): header values", function()
+  it("refuses CR/LF in options that become headers or names (a Lua error from the signer before)", function()
+    for _, line in ipairs{ "cp /etc/hostname s3://bucket-x/k --cache-control 'max-age=1\r\nx-amz-meta-evil: 1'",
+      "cp /etc/hostname s3://bucket-x/k --content-type 'text/plain\nx: y'",
+      "cp /etc/hostname s3://bucket-x/k --content-disposition 'inline\r'",
+      "cp /etc/hostname s3://bucket-x/k --sse aws:kms --sse-kms-key-id 'k\n1'",
+      "ls s3://bucket-x --region 'us-east-1\r\nX: y'" } do
+      local rc, out, err = run(BIN .. " " .. line:gsub("'([^']*)'", function(v)
+        return "\"$(printf '" .. v .. "')\""
+      end) .. " </dev/null")
+      assert.equals(2, rc, line)
+      assert.equals("", out)
+      assert.matches("a value with control characters", err, 1, true)
+    end
+  end)
+end)
+
 describe("objstore command line under attack (issue 19): signals", function()
   it("a Ctrl-C while the modules load is an interrupt (130), not a traceback and exit 1", function()
     -- lua.c's own handler raises "interrupted!" until objstore traps the signals.
