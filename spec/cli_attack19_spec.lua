@@ -95,6 +95,20 @@ describe("objstore command line under attack (issue 19): header values", functio
   end)
 end)
 
+describe("objstore command line under attack (issue 19): key and CA files", function()
+  it("--sse-c-key file: a directory or an endless device is a usage error; --ca-bundle a directory too", function()
+    -- file:DIR was a Lua error ("attempt to get length of a nil value"); file:/dev/zero read forever.
+    for _, line in ipairs{ "cp /etc/hostname s3://bucket-x/k --sse-c-key file:/tmp",
+      "cat s3://bucket-x/k --sse-c-key file:/tmp", "stat s3://bucket-x/k --sse-c-key file:/dev/zero",
+      "ls s3://bucket-x --ca-bundle /tmp" } do
+      local rc, out, err = run(BIN .. " " .. line .. " </dev/null")
+      assert.equals(2, rc, line .. ": " .. err)
+      assert.equals("", out)
+      assert.matches("^objstore: %-%-", err)
+    end
+  end)
+end)
+
 describe("objstore command line under attack (issue 19): signals", function()
   it("a Ctrl-C while the modules load is an interrupt (130), not a traceback and exit 1", function()
     -- lua.c's own handler raises "interrupted!" until objstore traps the signals.

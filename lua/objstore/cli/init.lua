@@ -170,7 +170,11 @@ local function client(ctx, loc)
   end
   local ca = o["ca-bundle"] or os.getenv("AWS_CA_BUNDLE")
   if ca == "" then ca = nil end
-  if o["ca-bundle"] and not io.open(ca, "r") then usage("--ca-bundle " .. ca .. ": no such readable file") end
+  if o["ca-bundle"] then
+    local f = lfs.attributes(ca, "mode") == "file" and io.open(ca, "r")
+    if not f then usage("--ca-bundle " .. ca .. ": no such readable file") end
+    f:close()
+  end
   local tls
   if ca or o["no-verify-ssl"] then tls = { ca_file = ca, insecure = o["no-verify-ssl"] or nil } end
   local hooks = { on_retry = function(e)
@@ -330,8 +334,11 @@ local function sse_c_key(value)
   if how == "file" then
     local f = io.open(what, "rb")
     if not f then usage("--sse-c-key file:" .. what .. ": cannot read the file") end
-    text = f:read("*a")
+    -- Bounded (a key is 32 or 44 bytes; file:/dev/zero read forever), and a
+    -- directory opens but reads nil (a Lua error before).
+    text = f:read(1024)
     f:close()
+    if not text then usage("--sse-c-key file:" .. what .. ": cannot read the file") end
   elseif how == "env" then
     text = os.getenv(what)
     if not text then usage("--sse-c-key env:" .. what .. ": the variable is not set") end
