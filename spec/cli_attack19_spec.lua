@@ -311,6 +311,18 @@ for _, srv in ipairs(servers.list()) do
         assert.equals(0, rc, err)
         assert.same({}, keys("ctl2/"))
       end)
+
+      it("cp of a key ending in '/..' into a directory says the key names no file", function()
+        -- The rename onto DIR/.. failed with "Device or resource busy".
+        assert(c:put_object(bucket, "dots/..", "dotdot"))
+        servers.sh("mkdir -p " .. q(dir .. "/dd"))
+        local rc, _, err = run(CMD .. " cp -q s3://" .. bucket .. "/dots/.. " .. q(dir .. "/dd/"))
+        assert.equals(1, rc, err)
+        assert.matches("the key ends in '..', which is no file name", err, 1, true)
+        rc, _, err = run(CMD .. " cp -q s3://" .. bucket .. "/dots/.. " .. q(dir .. "/dd/named"))
+        assert.equals(0, rc, err)
+        assert.equals("dotdot", read(dir .. "/dd/named"))
+      end)
     end)
   end
 end

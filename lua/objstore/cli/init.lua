@@ -643,7 +643,14 @@ local function copy_one(ctx, s, d, verb)
     end
     local path = d.path
     if path:sub(-1) == "/" or lfs.attributes(path, "mode") == "directory" then
-      path = path:gsub("/+$", "") .. "/" .. basename(s.key)
+      local name = basename(s.key)
+      -- A key ending in "/.." or "/." names no file in a directory (the
+      -- rename onto it failed with "Device or resource busy").
+      if name == "." or name == ".." then
+        return ctx.fail(s.url, local_error("the key ends in '" .. name .. "', which is no file name: give the "
+          .. "destination file's name"))
+      end
+      path = path:gsub("/+$", "") .. "/" .. name
     end
     if ctx.dry then return ctx.would(format("%s: %s to %s", verb == "move" and "move" or "download", s.url, path)) end
     local ok, perr = make_parents(path)
