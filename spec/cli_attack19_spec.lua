@@ -323,6 +323,23 @@ for _, srv in ipairs(servers.list()) do
         assert.equals(0, rc, err)
         assert.equals("dotdot", read(dir .. "/dd/named"))
       end)
+
+      it("mv of an SSE-C object to a file with --sse-c-key removes the source (it kept it: HEAD without the key)", function()
+        local key = string.rep("k", 32)
+        local env = "OBJSTORE_A19_KEY=" .. key
+        servers.write_file(dir .. "/ssec.txt", "secret bytes")
+        local rc, _, err = run(CMD .. " cp -q --sse-c-key env:OBJSTORE_A19_KEY " .. q(dir .. "/ssec.txt")
+          .. " s3://" .. bucket .. "/ssec/obj", env)
+        assert.equals(0, rc, err)
+        rc, _, err = run(CMD .. " mv -q --sse-c-key env:OBJSTORE_A19_KEY s3://" .. bucket .. "/ssec/obj "
+          .. q(dir .. "/ssec.back"), env)
+        assert.equals(0, rc, err)
+        assert.equals("", err)
+        assert.equals("secret bytes", read(dir .. "/ssec.back"))
+        local h, herr = c:head_object(bucket, "ssec/obj", { sse_customer_key = key })
+        assert.is_nil(h)
+        assert.equals(404, herr.status)
+      end)
     end)
   end
 end

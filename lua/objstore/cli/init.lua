@@ -739,7 +739,9 @@ function C.mv(ctx, pos)
     -- ETag is no longer the one copied) is kept.
     local sc = client(ctx, s)
     local copied = res.source_etag or res.etag
-    local h, herr = sc:head_object(s.bucket, s.key)
+    -- An SSE-C object answers a HEAD without its key with a bare 400: the
+    -- move downloaded it, then kept the source and exited 1.
+    local h, herr = sc:head_object(s.bucket, s.key, { sse_customer_key = sse_c_key(ctx.opts["sse-c-key"]) })
     if not h then
       if herr and herr.status == 404 then return end -- already gone
       return ctx.fail(what, herr)
