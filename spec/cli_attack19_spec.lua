@@ -324,7 +324,7 @@ for _, srv in ipairs(servers.list()) do
         assert.equals("dotdot", read(dir .. "/dd/named"))
       end)
 
-      it("mv of an SSE-C object to a file with --sse-c-key removes the source (it kept it: HEAD without the key)", function()
+      it("mv of an SSE-C object to a file with --sse-c-key removes the source (HEAD without the key: kept)", function()
         local key = string.rep("k", 32)
         local env = "OBJSTORE_A19_KEY=" .. key
         servers.write_file(dir .. "/ssec.txt", "secret bytes")
