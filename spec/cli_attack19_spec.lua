@@ -340,6 +340,27 @@ for _, srv in ipairs(servers.list()) do
         assert.is_nil(h)
         assert.equals(404, herr.status)
       end)
+
+      it("--json lines are UTF-8 even for a file name that is not (each such byte as \\xFF)", function()
+        local tree = dir .. "/badname"
+        servers.sh("mkdir -p " .. q(tree))
+        servers.write_file(tree .. "/d\255", "d")
+        servers.write_file(tree .. "/ok", "ok")
+        local rc, out = run(CMD .. " cp -r --json " .. q(tree) .. " s3://" .. bucket .. "/badname/")
+        assert.equals(1, rc)
+        local utf8_valid = require("objstore.core").encode.utf8_valid
+        local cjson = require "cjson"
+        local seen = false
+        for line in out:gmatch("[^\n]+") do
+          assert.is_true(utf8_valid(line), line)
+          local t = cjson.decode(line)
+          if t.type == "error" then
+            assert.equals("d\\xFF", t.key)
+            seen = true
+          end
+        end
+        assert.is_true(seen)
+      end)
     end)
   end
 end

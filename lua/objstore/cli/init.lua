@@ -86,6 +86,37 @@ local function checked_output(stream)
   return w
 end
 
+--- Text JSON can carry: JSON is UTF-8, and a name that is not (a local
+-- file name, a server's message) made a line no JSON parser reads. Each
+-- byte that is not part of a valid sequence becomes the text \xFF (as the
+-- terminal output shows it); valid text is unchanged.
+local utf8_valid = require("objstore.core").encode.utf8_valid
+local function json_text(v)
+  if utf8_valid(v) then return v end
+  local out, i, n = {}, 1, #v
+  while i <= n do
+    local b = v:byte(i)
+    local len = (b < 0x80 and 1) or (b >= 0xC2 and b <= 0xDF and 2) or (b >= 0xE0 and b <= 0xEF and 3)
+      or (b >= 0xF0 and b <= 0xF4 and 4) or 0
+    if len > 0 and i + len - 1 <= n and utf8_valid(v:sub(i, i + len - 1)) then
+      out[#out + 1] = v:sub(i, i + len - 1)
+      i = i + len
+    else
+      out[#out + 1] = format("\\x%02X", b)
+      i = i + 1
+    end
+  end
+  return table.concat(out)
+end
+
+local function json_clean(t, depth)
+  if type(t) == "string" then return json_text(t) end
+  if type(t) ~= "table" or depth > 8 then return t end
+  local c = {}
+  for k, v in pairs(t) do c[json_clean(k, depth + 1)] = json_clean(v, depth + 1) end
+  return c
+end
+
 --- The run's context: options, output, progress, failure count.
 local function context(opts, out, err)
   local mode = "plain"
@@ -101,7 +132,7 @@ local function context(opts, out, err)
   ctx.progress = progress_mod.new{ mode = (ctx.dry and mode ~= "json") and "quiet" or mode, out = out, err = err }
   local clear = ctx.progress.clear
   function ctx.json(t)
-    out:write(cjson.encode(t), "\n")
+    out:write(cjson.encode(json_clean(t, 0)), "\n")
     out:flush()
   end
   function ctx.fail(what, e)
