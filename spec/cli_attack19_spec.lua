@@ -361,6 +361,21 @@ for _, srv in ipairs(servers.list()) do
         end
         assert.is_true(seen)
       end)
+
+      it("ls --versions lists one level unless -r, like ls (it listed every level; -r did nothing)", function()
+        assert(c:put_object(bucket, "lv/a", "a"))
+        assert(c:put_object(bucket, "lv/sub/b", "b"))
+        local rc, out, err = run(CMD .. " ls --versions s3://" .. bucket .. "/lv/")
+        assert.equals(0, rc, err)
+        assert.matches("PRE lv/sub/\n", out, 1, true)
+        assert.matches(" lv/a ", out, 1, true)
+        assert.is_nil(out:find("lv/sub/b", 1, true))
+        rc, out, err = run(CMD .. " ls --versions -r s3://" .. bucket .. "/lv/")
+        assert.equals(0, rc, err)
+        assert.matches(" lv/a ", out, 1, true)
+        assert.matches(" lv/sub/b ", out, 1, true)
+        assert.is_nil(out:find("PRE", 1, true))
+      end)
     end)
   end
 end

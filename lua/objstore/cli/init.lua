@@ -268,16 +268,29 @@ function C.ls(ctx, pos)
   end
   if o_.versions then
     -- Every version and delete marker, page by page (key order; per key as the store gives them).
+    -- As ls: one level unless -r (it was always every level, -r accepted
+    -- and meaningless), and only what lies below the prefix, whatever the
+    -- store answered.
     local key_marker, vid_marker
+    local prefix = loc.key
     repeat
-      local page, err = c:list_object_versions(loc.bucket, { prefix = loc.key ~= "" and loc.key or nil,
-        key_marker = key_marker, version_id_marker = vid_marker })
+      local page, err = c:list_object_versions(loc.bucket, { prefix = prefix ~= "" and prefix or nil,
+        delimiter = not o_.r and "/" or nil, key_marker = key_marker, version_id_marker = vid_marker })
       if not page then return ctx.fail(loc.url, err) end
+      for _, p in ipairs(page.common_prefixes or {}) do
+        local pre = type(p) == "table" and p.prefix or p
+        if type(pre) == "string" and pre:sub(1, #prefix) == prefix then
+          if o_.json then ctx.json{ prefix = pre } else ctx.out:write(format("%31s PRE %s\n", "", safe(pre))) end
+        end
+      end
       local all = {}
-      for _, v in ipairs(page.versions) do all[#all + 1] = v end
+      local function below(v) return type(v.key) == "string" and v.key:sub(1, #prefix) == prefix end
+      for _, v in ipairs(page.versions) do if below(v) then all[#all + 1] = v end end
       for _, m in ipairs(page.delete_markers) do
-        m.delete_marker = true
-        all[#all + 1] = m
+        if below(m) then
+          m.delete_marker = true
+          all[#all + 1] = m
+        end
       end
       table.sort(all, function(a, b)
         if a.key ~= b.key then return a.key < b.key end
