@@ -7,6 +7,7 @@
 #include <dlfcn.h>
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 
 static volatile sig_atomic_t pending;     /* first signal, sticky */
 static volatile sig_atomic_t undelivered; /* not yet raised as an error */
@@ -15,13 +16,31 @@ static void (*notify_fn)(int);
 
 static void keep_loaded(void);
 
+static struct timespec first_at; /* when `pending` was set */
+
+/* Milliseconds since first_at (clock_gettime is async-signal-safe). */
+static long since_first_ms(void) {
+  struct timespec now;
+  if (clock_gettime(CLOCK_MONOTONIC, &now) != 0) return 1000000;
+  return (long)(now.tv_sec - first_at.tv_sec) * 1000 + (now.tv_nsec - first_at.tv_nsec) / 1000000;
+}
+
+/* A repeat within this many ms is the same interrupt delivered twice, not
+ * a user insisting: timeout(1) signals the command, then its whole process
+ * group (the command again), so a cron job's `timeout 1h objstore sync`
+ * was sometimes killed in the middle of its cleanup (temporary files and
+ * the multipart upload left behind, no message). */
+#define REPEAT_MS 500
+
 static void on_signal(int signo) {
   if (pending != 0) {
+    if (since_first_ms() < REPEAT_MS) return;
     /* A second one: whatever the cleanup is doing, stop now. */
     signal(signo, SIG_DFL);
     raise(signo);
     return;
   }
+  clock_gettime(CLOCK_MONOTONIC, &first_at);
   pending = signo;
   undelivered = signo;
   if (notify_fn != NULL) notify_fn(signo);

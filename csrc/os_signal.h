@@ -6,7 +6,9 @@
  * which only arms a Lua hook), so the code running when it arrives ends
  * its transfers, removes its temporary files and aborts its multipart
  * uploads itself. A second signal while one is pending takes the default
- * action (ends the process) for a cleanup that hangs.
+ * action (ends the process) for a cleanup that hangs; one within 500 ms of
+ * the first is taken as the same interrupt delivered twice (timeout(1)
+ * signals the command and then its process group) and ignored.
  * Never installed inside OpenResty: nginx owns the signals there.
  */
 #ifndef OBJSTORE_OS_SIGNAL_H

@@ -376,6 +376,30 @@ for _, srv in ipairs(servers.list()) do
         assert.matches(" lv/sub/b ", out, 1, true)
         assert.is_nil(out:find("PRE", 1, true))
       end)
+
+      it("two SIGINTs a few ms apart (timeout(1) signals the command and its group) are one interrupt", function()
+        -- The second forced a quit in the middle of the cleanup (aborting the
+        -- multipart upload): no message, exit by the signal.
+        local path = dir .. "/dbl.bin"
+        servers.write_file(path, string.rep("z", 20 * 1024 * 1024))
+        local bg = dir .. "/dbl"
+        servers.sh("mkdir -p " .. q(bg))
+        for round = 1, 3 do
+          servers.sh("rm -f " .. q(bg) .. "/*")
+          local line = string.format("echo $$ >%s/pid; exec timeout --foreground -s KILL 60 %s cp -q --part-size 5M "
+            .. "--concurrency 1 --bwlimit 8M %s s3://%s/dbl/obj", q(bg), CMD, q(path), bucket)
+          os.execute(string.format("(sh -c %s >%s/out 2>%s/err; echo $? >%s/rc) &", q(line), q(bg), q(bg), q(bg)))
+          -- Mid-upload, two signals 2 ms apart, to objstore (timeout's child).
+          servers.sh("sleep 1; P=$(pgrep -P $(cat " .. q(bg .. "/pid") .. ")); kill -INT $P; sleep 0.002; "
+            .. "kill -INT $P 2>/dev/null; for i in $(seq 100); do [ -s " .. q(bg .. "/rc") .. " ] && break; "
+            .. "sleep 0.1; done")
+          assert.equals("130", (read(bg .. "/rc"):gsub("%s+$", "")), "round " .. round)
+          assert.matches("objstore: interrupted", read(bg .. "/err"), 1, true)
+        end
+        local ups = assert(c:list_incomplete_uploads(bucket, "dbl/"))
+        assert.equals(0, #ups)
+      end)
+
     end)
   end
 end
