@@ -58,6 +58,18 @@ void osl_signal_raise_pending(lua_State *L) {
   if (sig != 0) raise_interrupt(L, sig);
 }
 
+/* __gc of the registry's guard: the state that trapped is closing (or the
+ * guard is collected). From here a signal takes its default action: the
+ * hook's state is gone, nothing is left to clean up. */
+static int l_release(lua_State *L) {
+  (void)L;
+  os_signal_untrap();
+  main_L = NULL;
+  return 0;
+}
+
+#define GUARD "objstore.signal.guard"
+
 static int l_trap(lua_State *L) {
 #if LUA_VERSION_NUM >= 502
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
@@ -69,6 +81,16 @@ static int l_trap(lua_State *L) {
   if (os_signal_trap(notify) != 0) {
     return osl_push_error(L, "SignalError", strerror(errno), 0);
   }
+  lua_getfield(L, LUA_REGISTRYINDEX, GUARD);
+  if (lua_isnil(L, -1)) {
+    osl_newuserdata(L, 1);
+    lua_newtable(L);
+    lua_pushcfunction(L, l_release);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, GUARD);
+  }
+  lua_pop(L, 1);
   lua_pushboolean(L, 1);
   return 1;
 }

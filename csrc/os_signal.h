@@ -6,7 +6,9 @@
  * which only arms a Lua hook), so the code running when it arrives ends
  * its transfers, removes its temporary files and aborts its multipart
  * uploads itself. A second signal while one is pending takes the default
- * action (ends the process) for a cleanup that hangs.
+ * action (ends the process) for a cleanup that hangs; one within 500 ms of
+ * the first is taken as the same interrupt delivered twice (timeout(1)
+ * signals the command and then its process group) and ignored.
  * Never installed inside OpenResty: nginx owns the signals there.
  */
 #ifndef OBJSTORE_OS_SIGNAL_H
@@ -16,6 +18,9 @@
  * from the handler (it must be async-signal-safe). 0 | -1 with errno. */
 int os_signal_trap(void (*notify)(int signo));
 
+/* Gives SIGINT, SIGTERM and SIGHUP their default actions again (no notify
+ * after it returns); the Lua state that trapped them is closing. */
+void os_signal_untrap(void);
 /* Whether os_signal_trap has run. */
 int os_signal_trapped(void);
 

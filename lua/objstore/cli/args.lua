@@ -51,6 +51,9 @@ _M.FLAGS = {
   ["human-readable"] = { "bool" }, summarize = { "bool" }, versions = { "bool" }, ["version-id"] = { "string" },
 }
 
+--- String flags that name local files (any byte a file name may hold).
+local LOCAL_PATHS = { ["state-file"] = true, backup = true, ["ca-bundle"] = true, ["sse-c-key"] = true }
+
 --- Flags every command takes (they may also come before the command).
 _M.GLOBAL = { profile = true, endpoint = true, region = true, json = true, q = true, quiet = true, help = true,
   h = true, signature = true, timeout = true, ["connect-timeout"] = true, retries = true, ["ca-bundle"] = true,
@@ -178,6 +181,13 @@ function _M.parse(argv, first, command)
           if not k then usage("option --" .. name .. " needs KEY=VALUE (KEY: letters, digits, - _ .), got '"
             .. value .. "'") end
           if v:find("[%c]") then usage("option --" .. name .. ": a value with control characters is not allowed") end
+          -- objstore's own names: the file's modification time (what sync
+          -- compares) and its checksums; sync stored its own over the
+          -- user's, a single cp the user's over its own.
+          if k:lower() == "mtime" or k:lower():find("^objstore%-") then
+            usage("option --" .. name .. ": '" .. k .. "' is objstore's own metadata (the file's modification "
+              .. "time and checksums), not one to set")
+          end
           opts[name] = opts[name] or {}
           opts[name][k:lower()] = v
         elseif kind == "word" then
@@ -186,6 +196,14 @@ function _M.parse(argv, first, command)
           end
           opts[name] = value
         elseif kind == "string" then
+          -- An empty value is a variable that was not set (`--version-id "$V"`):
+          -- rm then deleted the current object, reported as "(version )".
+          if value == "" then usage("option --" .. name .. " needs a value, got an empty one") end
+          -- Header values, names, a region: CR or LF reached the signer, which
+          -- raised (a Lua error naming internal files, exit 1).
+          if not LOCAL_PATHS[name] and value:find("%c") then
+            usage("option --" .. name .. ": a value with control characters (CR, LF, ...) is not allowed")
+          end
           opts[name] = value
         elseif kind == "choice" then
           if not flag[value] then

@@ -82,8 +82,9 @@ Usage: objstore ls [s3://BUCKET[/PREFIX]] [-r] [-h] [--summarize] [--versions]
   PREFIX ("PRE name/" lines); -r lists every object below it.
   -h, --human-readable  sizes as 1.5 MiB (here -h is not --help)
   --summarize           the number of objects and their total size at the end
-  --versions            every version and delete marker below PREFIX (version
-                        id, "(latest)"); --json: version_id, is_latest, delete_marker
+  --versions            every version and delete marker under PREFIX, one level
+                        unless -r (version id, "(latest)"); --json: version_id,
+                        is_latest, delete_marker
   --json: {"key":...,"size":...,"etag":...,"last_modified":...} per line.
 ]==]
 
@@ -106,7 +107,7 @@ Usage: objstore cp SRC DST [options]
   For uploads (and server-side copies, but --sse-c-key):
   --content-type TYPE  instead of the type guessed from the extension (stdin too)
   --cache-control V, --content-disposition V   stored with the object
-  --metadata K=V       user metadata (repeatable; beside objstore's mtime)
+  --metadata K=V       user metadata (repeatable; not mtime or objstore-*)
   --storage-class C    STANDARD, STANDARD_IA, ... (as the store names them)
   --acl ACL            private, public-read, bucket-owner-full-control, ...
   --sse AES256|aws:kms (KMS, SM4 on oss://), --sse-kms-key-id ID
@@ -115,9 +116,11 @@ Usage: objstore cp SRC DST [options]
   --version-id ID      that version of the source object (a download, or a
                        server-side copy: CopyObject or UploadPartCopy)
   --resume             keep a checkpoint under $XDG_STATE_HOME/objstore/transfers/
-                       (a single cp or mv), so that after Ctrl-C or kill -9 the same
-                       command with --resume goes on where it stopped; without it an
-                       interrupt removes the part file and aborts the upload
+                       (a single cp or mv between a file and the store), so that
+                       after Ctrl-C or kill -9 the same command with --resume goes
+                       on where it stopped (a file changed since is sent again
+                       whole); without it an interrupt removes the part file and
+                       aborts the upload
   With -r only: --include, --exclude, --checksum, --size-only, --modify-window,
   --no-state, --state-file, --follow-symlinks (see `objstore sync --help`).
   The file mtime is stored in `mtime` metadata.
@@ -179,7 +182,7 @@ Usage: objstore sync SRC DST [options]
   For uploads:
   --content-type TYPE  instead of the type guessed from the extension (stdin too)
   --cache-control V, --content-disposition V   stored with the object
-  --metadata K=V       user metadata (repeatable; beside objstore's mtime)
+  --metadata K=V       user metadata (repeatable; not mtime or objstore-*)
   --storage-class C    STANDARD, STANDARD_IA, ... (as the store names them)
   --acl ACL            private, public-read, bucket-owner-full-control, ...
   --sse AES256|aws:kms (KMS, SM4 on oss://), --sse-kms-key-id ID

@@ -91,6 +91,37 @@ local function checked_output(stream)
   return w
 end
 
+--- Text JSON can carry: JSON is UTF-8, and a name that is not (a local
+-- file name, a server's message) made a line no JSON parser reads. Each
+-- byte that is not part of a valid sequence becomes the text \xFF (as the
+-- terminal output shows it); valid text is unchanged.
+local utf8_valid = require("objstore.core").encode.utf8_valid
+local function json_text(v)
+  if utf8_valid(v) then return v end
+  local out, i, n = {}, 1, #v
+  while i <= n do
+    local b = v:byte(i)
+    local len = (b < 0x80 and 1) or (b >= 0xC2 and b <= 0xDF and 2) or (b >= 0xE0 and b <= 0xEF and 3)
+      or (b >= 0xF0 and b <= 0xF4 and 4) or 0
+    if len > 0 and i + len - 1 <= n and utf8_valid(v:sub(i, i + len - 1)) then
+      out[#out + 1] = v:sub(i, i + len - 1)
+      i = i + len
+    else
+      out[#out + 1] = format("\\x%02X", b)
+      i = i + 1
+    end
+  end
+  return table.concat(out)
+end
+
+local function json_clean(t, depth)
+  if type(t) == "string" then return json_text(t) end
+  if type(t) ~= "table" or depth > 8 then return t end
+  local c = {}
+  for k, v in pairs(t) do c[json_clean(k, depth + 1)] = json_clean(v, depth + 1) end
+  return c
+end
+
 --- The run's context: options, output, progress, failure count.
 local function context(opts, out, err)
   local mode = "plain"
@@ -106,7 +137,7 @@ local function context(opts, out, err)
   ctx.progress = progress_mod.new{ mode = (ctx.dry and mode ~= "json") and "quiet" or mode, out = out, err = err }
   local clear = ctx.progress.clear
   function ctx.json(t)
-    out:write(cjson.encode(t), "\n")
+    out:write(cjson.encode(json_clean(t, 0)), "\n")
     out:flush()
   end
   function ctx.fail(what, e)
@@ -177,7 +208,11 @@ local function client(ctx, loc)
   end
   local ca = o["ca-bundle"] or os.getenv("AWS_CA_BUNDLE")
   if ca == "" then ca = nil end
-  if o["ca-bundle"] and not io.open(ca, "r") then usage("--ca-bundle " .. ca .. ": no such readable file") end
+  if o["ca-bundle"] then
+    local f = lfs.attributes(ca, "mode") == "file" and io.open(ca, "r")
+    if not f then usage("--ca-bundle " .. ca .. ": no such readable file") end
+    f:close()
+  end
   local tls
   if ca or o["no-verify-ssl"] then tls = { ca_file = ca, insecure = o["no-verify-ssl"] or nil } end
   local hooks = { on_retry = function(e)
@@ -240,16 +275,29 @@ function C.ls(ctx, pos)
   end
   if o_.versions then
     -- Every version and delete marker, page by page (key order; per key as the store gives them).
+    -- As ls: one level unless -r (it was always every level, -r accepted
+    -- and meaningless), and only what lies below the prefix, whatever the
+    -- store answered.
     local key_marker, vid_marker
+    local prefix = loc.key
     repeat
-      local page, err = c:list_object_versions(loc.bucket, { prefix = loc.key ~= "" and loc.key or nil,
-        key_marker = key_marker, version_id_marker = vid_marker })
+      local page, err = c:list_object_versions(loc.bucket, { prefix = prefix ~= "" and prefix or nil,
+        delimiter = not o_.r and "/" or nil, key_marker = key_marker, version_id_marker = vid_marker })
       if not page then return ctx.fail(loc.url, err) end
+      for _, p in ipairs(page.common_prefixes or {}) do
+        local pre = type(p) == "table" and p.prefix or p
+        if type(pre) == "string" and pre:sub(1, #prefix) == prefix then
+          if o_.json then ctx.json{ prefix = pre } else ctx.out:write(format("%31s PRE %s\n", "", safe(pre))) end
+        end
+      end
       local all = {}
-      for _, v in ipairs(page.versions) do all[#all + 1] = v end
+      local function below(v) return type(v.key) == "string" and v.key:sub(1, #prefix) == prefix end
+      for _, v in ipairs(page.versions) do if below(v) then all[#all + 1] = v end end
       for _, m in ipairs(page.delete_markers) do
-        m.delete_marker = true
-        all[#all + 1] = m
+        if below(m) then
+          m.delete_marker = true
+          all[#all + 1] = m
+        end
       end
       table.sort(all, function(a, b)
         if a.key ~= b.key then return a.key < b.key end
@@ -337,8 +385,11 @@ local function sse_c_key(value)
   if how == "file" then
     local f = io.open(what, "rb")
     if not f then usage("--sse-c-key file:" .. what .. ": cannot read the file") end
-    text = f:read("*a")
+    -- Bounded (a key is 32 or 44 bytes; file:/dev/zero read forever), and a
+    -- directory opens but reads nil (a Lua error before).
+    text = f:read(1024)
     f:close()
+    if not text then usage("--sse-c-key file:" .. what .. ": cannot read the file") end
   elseif how == "env" then
     text = os.getenv(what)
     if not text then usage("--sse-c-key env:" .. what .. ": the variable is not set") end
@@ -514,13 +565,16 @@ end
 
 --- The checkpoint of a resumable transfer between a file and an object:
 -- under $XDG_STATE_HOME/objstore/transfers/ (~/.local/state/...; mode
--- 0700), never beside the file; nil without --resume or without a HOME.
+-- 0700), never beside the file; nil without --resume; nil, message when the
+-- directory cannot be made (a usage error without HOME or XDG_STATE_HOME).
 -- Opt-in: an interrupted transfer otherwise leaves nothing behind (its
 -- part file removed, its multipart upload aborted).
 local function checkpoint_of(ctx, kind, path, url)
   if not ctx.opts.resume then return nil end
   local dir = sync_state.state_dir()
-  if not dir then return nil end
+  -- Asked to be resumable and it cannot be: said before anything is sent
+  -- (it was silently not resumable, its upload aborted on Ctrl-C).
+  if not dir then usage("--resume needs a place for its checkpoint: set HOME or XDG_STATE_HOME") end
   dir = dir:gsub("/sync$", "") .. "/transfers"
   -- Each missing directory made with mode 0700, as the sync state's.
   local missing, d = {}, dir
@@ -529,7 +583,9 @@ local function checkpoint_of(ctx, kind, path, url)
     d = d:match("^(.*)/[^/]*$")
   end
   for i = #missing, 1, -1 do core.fs.mkdir(missing[i], 448) end
-  if lfs.attributes(dir, "mode") ~= "directory" then return nil end
+  if lfs.attributes(dir, "mode") ~= "directory" then
+    return nil, "--resume: cannot create the checkpoint directory " .. dir
+  end
   local h = core.hash.new("sha256")
   h:update(kind .. "\0" .. sync_state.abs_path(path) .. "\0" .. url)
   local name = core.hash.tohex(h:digest())
@@ -552,6 +608,12 @@ local function copy_one(ctx, s, d, verb)
   local stored = stored_opts(o)
   if o.bwlimit and (s.kind ~= "local" and d.kind ~= "local") then
     usage("--bwlimit applies to transfers between a file and the store")
+  end
+  -- Accepted and ignored before: a stream has no checkpoint, and a
+  -- server-side copy here keeps none.
+  if o.resume and (s.kind ~= "local" and d.kind ~= "local") then
+    usage("--resume applies to transfers between a file and the store (not standard input or output, not "
+      .. "server-side copies)")
   end
   local topts = { part_size = o["part-size"], concurrency = o.concurrency, bwlimit = o.bwlimit }
   local P = ctx.progress
@@ -585,6 +647,11 @@ local function copy_one(ctx, s, d, verb)
     local attr = lfs.attributes(s.path)
     if not attr then return ctx.fail(s.path, local_error("no such file")) end
     if attr.mode == "directory" then usage(verb .. ": '" .. s.path .. "' is a directory (use -r)") end
+    if attr.mode ~= "file" then
+      -- A pipe (`cp <(cmd) URL`), a device: no size to plan parts with.
+      return ctx.fail(s.path, local_error("not a regular file (" .. attr.mode .. "): to upload a stream, use - "
+        .. "(command | objstore cp - " .. d.url .. ")"))
+    end
     if key == "" or key:sub(-1) == "/" then key = key .. basename(s.path) end
     local target = format("%s://%s/%s", d.provider, d.bucket, key)
     if ctx.dry then return ctx.would(format("%s: %s to %s", verb == "move" and "move" or "upload", s.path, target)) end
@@ -593,11 +660,14 @@ local function copy_one(ctx, s, d, verb)
     for k, v in pairs(o.metadata or {}) do topts.metadata[k] = v end
     topts.progress = on_progress
     planned(attr.size)
-    topts.checkpoint = checkpoint_of(ctx, "upload", s.path, target)
+    local cerr
+    topts.checkpoint, cerr = checkpoint_of(ctx, "upload", s.path, target)
+    if cerr then return ctx.fail(s.path, local_error(cerr)) end
     _M.resume_hint = topts.checkpoint and "run the same command again (with --resume) to resume the upload"
     local res, err = c:upload_file(d.bucket, key, s.path, topts)
     _M.resume_hint = nil
     if not res then return ctx.fail(s.path, err) end
+    for _, n in ipairs(res.notices or {}) do ctx.notice(n) end
     if (res.resumed_from or 0) > 0 then
       ctx.notice(format("resumed: %s of %s were already uploaded", progress_mod.human(res.resumed_from),
         progress_mod.human(attr.size)))
@@ -622,7 +692,14 @@ local function copy_one(ctx, s, d, verb)
     end
     local path = d.path
     if path:sub(-1) == "/" or lfs.attributes(path, "mode") == "directory" then
-      path = path:gsub("/+$", "") .. "/" .. basename(s.key)
+      local name = basename(s.key)
+      -- A key ending in "/.." or "/." names no file in a directory (the
+      -- rename onto it failed with "Device or resource busy").
+      if name == "." or name == ".." then
+        return ctx.fail(s.url, local_error("the key ends in '" .. name .. "', which is no file name: give the "
+          .. "destination file's name"))
+      end
+      path = path:gsub("/+$", "") .. "/" .. name
     end
     if ctx.dry then return ctx.would(format("%s: %s to %s", verb == "move" and "move" or "download", s.url, path)) end
     local ok, perr = make_parents(path)
@@ -630,19 +707,22 @@ local function copy_one(ctx, s, d, verb)
     topts.progress = on_progress
     topts.sse_customer_key = stored.sse_customer_key
     topts.version_id = o["version-id"]
-    topts.checkpoint = checkpoint_of(ctx, "download", path, s.url)
+    local cerr
+    topts.checkpoint, cerr = checkpoint_of(ctx, "download", path, s.url)
+    if cerr then return ctx.fail(s.url, local_error(cerr)) end
     _M.resume_hint = topts.checkpoint and "run the same command again (with --resume) to resume the download"
     local res, err = c:download_file(s.bucket, s.key, path, topts)
     _M.resume_hint = nil
     if not res then return ctx.fail(s.url, err) end
+    for _, n in ipairs(res.notices or {}) do ctx.notice(n) end
     if (res.resumed_from or 0) > 0 then
       ctx.notice(format("resumed: %s of %s were already downloaded", progress_mod.human(res.resumed_from),
         progress_mod.human(res.size or 0)))
     end
     local head = c:head_object(s.bucket, s.key, { sse_customer_key = stored.sse_customer_key,
       version_id = o["version-id"] })
-    local mt = head and tonumber(head.metadata.mtime)
-    if mt then lfs.touch(path, math.floor(mt), math.floor(mt)) end
+    local mt = head and sync_names.parse_mtime(head.metadata.mtime)
+    if mt then lfs.touch(path, mt, mt) end
     P.file(1, res.size)
     ctx.acted({ action = verb == "move" and "move" or "download", src = s.url, dst = path, key = s.key,
       size = res.size }, nil)
@@ -718,8 +798,11 @@ function C.mv(ctx, pos)
     local copied = res.source_etag or res.etag
     -- With --version-id: that version (a version never changes), removed
     -- for good; the other versions stay, and if it was the latest the one
-    -- before it becomes current.
-    local h, herr = sc:head_object(s.bucket, s.key, { version_id = vid })
+    -- before it becomes current. An SSE-C object answers a HEAD without
+    -- its key with a bare 400 (the move downloaded it, then kept the source
+    -- and exited 1).
+    local h, herr = sc:head_object(s.bucket, s.key, { version_id = vid,
+      sse_customer_key = sse_c_key(ctx.opts["sse-c-key"]) })
     if not h then
       if herr and herr.status == 404 then return end -- already gone
       return ctx.fail(what, herr)
@@ -1042,7 +1125,8 @@ function _M.main(argv, out, err)
     return EXIT_FAILED
   end
   if args.is_usage(res) then
-    err:write("objstore: ", res.usage, "\n")
+    -- Names the user gave (a file name found by a script) may hold escape sequences.
+    err:write("objstore: ", safe(res.usage), "\n")
     err:write("Try 'objstore ", (cmd and help[cmd]) and (cmd .. " ") or "", "--help'.\n")
     return EXIT_USAGE
   end

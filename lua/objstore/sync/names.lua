@@ -64,9 +64,16 @@ function _M.mtime_string(t)
   return tostring(floor(t))
 end
 
+-- Anything else (written by another tool or by hand: "1e300", "nan",
+-- "inf", "0x10", a time past the year 5000) is no mtime: a file's times
+-- can only be set to a whole number a time_t holds.
+local MTIME_MAX = 1e11
+
 function _M.parse_mtime(v)
-  local n = type(v) == "string" and tonumber(v) or nil
-  return n and floor(n) or nil
+  if type(v) ~= "string" or not v:find("^%-?%d+%.?%d*$") then return nil end
+  local n = tonumber(v)
+  if not n or n ~= n or n > MTIME_MAX or n < -MTIME_MAX then return nil end
+  return floor(n)
 end
 
 --- Seconds since the epoch of an ISO 8601 UTC time as listings give it

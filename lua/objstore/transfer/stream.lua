@@ -246,7 +246,8 @@ local function upload_stream(c, bucket, key, reader, opts)
 end
 
 local COPY_LARGE_OPTS = { part_size = true, concurrency = true, progress = true, metadata = true,
-  content_type = true, acl = true, storage_class = true, threshold = true, leave_parts_on_error = true,
+  content_type = true, cache_control = true, content_disposition = true, acl = true, storage_class = true,
+  threshold = true, leave_parts_on_error = true,
   part_headers = true, copy_source_sse_customer_key = true, checkpoint = true, on_part = true,
   source_version_id = true }
 for k in pairs(sse.OBJECT_OPTS) do COPY_LARGE_OPTS[k] = true end
@@ -380,11 +381,22 @@ local function copy_large(c, src_bucket, src_key, dst_bucket, dst_key, opts)
   if not head then return nil, herr end
   local size = head.content_length or 0
   local psize = plan.part_size(size, c.provider, opts.part_size or 64 * 1024 * 1024)
+  -- The object's headers: each one given replaces the source's, the others
+  -- are the source's (as a multipart copy, which starts a new object, always
+  -- does). A single CopyObject keeps the source's unless told REPLACE, and
+  -- then keeps nothing: so the source's are sent along.
+  local replace = opts.metadata or opts.content_type or opts.cache_control or opts.content_disposition
+  local stored = { content_type = opts.content_type or head.content_type,
+    metadata = opts.metadata or head.metadata, cache_control = opts.cache_control or head.cache_control,
+    content_disposition = opts.content_disposition or head.content_disposition }
   if size <= (opts.threshold or psize) then
-    local r, err = c:copy_object(src_bucket, src_key, dst_bucket, dst_key, sse_opts(opts, { if_match = head.etag,
-      metadata = opts.metadata, content_type = opts.content_type, acl = opts.acl,
-      storage_class = opts.storage_class, copy_source_sse_customer_key = opts.copy_source_sse_customer_key,
-      source_version_id = svid }))
+    local copts = { if_match = head.etag, acl = opts.acl, storage_class = opts.storage_class,
+      copy_source_sse_customer_key = opts.copy_source_sse_customer_key, source_version_id = svid }
+    if replace then
+      copts.metadata_directive = "REPLACE"
+      for k, v in pairs(stored) do copts[k] = v end
+    end
+    local r, err = c:copy_object(src_bucket, src_key, dst_bucket, dst_key, sse_opts(opts, copts))
     if not r then return nil, err end
     -- verified: the copy's ETag is the source's (the same bytes, where
     -- ETags are MD5s); a multipart source's copy gets an ETag of its own.
@@ -417,8 +429,9 @@ local function copy_large(c, src_bucket, src_key, dst_bucket, dst_key, opts)
   end
   if not upload_id then
     local up, uerr = state_mod.create_upload(c, ck, header, dst_bucket, dst_key, sse_opts(opts, {
-      content_type = opts.content_type or head.content_type,
-      metadata = opts.metadata or head.metadata, acl = opts.acl, storage_class = opts.storage_class }), "CopyLarge")
+      content_type = stored.content_type, metadata = stored.metadata, cache_control = stored.cache_control,
+      content_disposition = stored.content_disposition, acl = opts.acl, storage_class = opts.storage_class }),
+      "CopyLarge")
     if not up then return nil, uerr end
     upload_id = up.upload_id
   end

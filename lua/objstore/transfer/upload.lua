@@ -162,6 +162,34 @@ local function part_checksums(m, alg, path)
   return alg, all
 end
 
+--- Whether the parts a resumed upload recorded as sent are still the
+-- file's bytes: their recorded MD5 (or CRC) against the file's now. Size,
+-- mtime (whole seconds) and inode match, yet a file rewritten in place in
+-- the same second, or whose mtime was set back, would otherwise become an
+-- object of old and new parts, verified against its own records. Returns
+-- true, false (changed, or nothing recorded to compare), or nil, err.
+local function recorded_parts_unchanged(m, path, new_state, kinds)
+  local numbers = {}
+  for n = 1, m:count() do
+    if m:part(n).state == "done" then numbers[#numbers + 1] = n end
+  end
+  if #numbers == 0 then return true end
+  local fresh = new_state()
+  local ok, err = state_mod.hash_parts(fresh, path, numbers, kinds, 2)
+  if not ok then return nil, err end
+  for _, n in ipairs(numbers) do
+    local was, now = m:part(n), fresh:part(n)
+    if was.md5 then
+      if was.md5 ~= now.md5 then return false end
+    elseif was.crc64nvme then
+      if was.crc64nvme ~= now.crc64nvme then return false end
+    else
+      return false
+    end
+  end
+  return true
+end
+
 --- upload_file(bucket, key, path, opts) -> { etag, size, parts, resumed_from, verified, ... } | nil, err
 -- Uploads a file: one PUT up to the threshold, else a multipart upload
 -- whose parts run concurrently (read in C with pread), each retried on its
@@ -225,6 +253,18 @@ local function upload_file(c, bucket, key, path, opts)
       reconcile = function(mm, id) return reconcile(c, bucket, key, path, mm, id, kinds, etag_md5) end,
       complete = function(mm) return already_complete(c, bucket, key, mm, size, opts, etag_md5) end })
     if not ck then return nil, m end
+    if upload_id then
+      local same, herr = recorded_parts_unchanged(m, path, new_state, kinds)
+      if same == nil then
+        ck:close()
+        return nil, errors.locate(herr, "UploadFile", bucket, key)
+      end
+      if not same then
+        notices[#notices + 1] = path .. " changed since the interrupted upload: starting a clean upload"
+        if not done_head then c:abort_multipart_upload(bucket, key, upload_id) end
+        m, upload_id, done_head = new_state(), nil, nil
+      end
+    end
     if done_head then
       ck:remove()
       progress(0, true)
