@@ -114,9 +114,11 @@ describe("sync memory", function()
     -- The growth from 100,000 to 1,000,000 entries: an entry kept costs over
     -- 100 bytes (900,000 of them over 85 MiB); what may grow is per page
     -- (the continuation tokens seen, remembered to refuse a repeated one)
-    -- and the interpreter's own tables, which Lua 5.2 under the whole
-    -- suite once grew by 1 MiB: 2 MiB at most.
-    assert.is_true(mem[2] - mem[1] < 2048, string.format("%.0f KiB -> %.0f KiB", mem[1], mem[2]))
+    -- and the interpreter's own tables (its string table's buckets grow
+    -- with the keys made and shrink only when a collection finds them a
+    -- quarter used), which under the whole suite grew by 1 to 2.1 MiB
+    -- (Lua 5.2, 5.4): 8 MiB at most, a tenth of one entry kept per entry.
+    assert.is_true(mem[2] - mem[1] < 8192, string.format("%.0f KiB -> %.0f KiB", mem[1], mem[2]))
     sh("rm -rf " .. q(dir))
   end)
 
