@@ -174,7 +174,9 @@ cmd_env() {
   echo "export TLS_FRONT_ENDPOINT=https://127.0.0.1:$PORT"
   echo "export TLS_FRONT_WRONG_NAME=https://127.0.0.1:$((PORT + 1))"
   echo "export TLS_FRONT_TLS12=https://127.0.0.1:$((PORT + 2))"
-  grep -q "/ngx/ping" "$CONF" 2>/dev/null && echo "export TLS_FRONT_NGX=http://127.0.0.1:$((PORT + 3))"
+  # The cosocket location is there only when it was started with one: no
+  # line (and still success) otherwise.
+  if grep -q "/ngx/ping" "$CONF" 2>/dev/null; then echo "export TLS_FRONT_NGX=http://127.0.0.1:$((PORT + 3))"; fi
 }
 
 case "${1:-}" in
