@@ -114,7 +114,7 @@ describe("TLS (curl transport) #server", function()
       { { insecure = "yes" }, "opts%.tls%.insecure%): must be a boolean, got string" },
       { { min_version = "1.4" }, 'opts%.tls%.min_version%): must be "1%.0", "1%.1", "1%.2" or "1%.3"' },
       { { min_version = 1.3 }, "opts%.tls%.min_version%): must be a string, got number" },
-      { { verify = false }, "opts%.tls%.verify%): is not a TLS option" },
+      { { verify = false }, "opts%.tls%.verify%): is not an option of client%.new" },
     }
     for _, case in ipairs(cases) do
       local ok, err = pcall(client, front.TLS_FRONT_ENDPOINT, case[1])
