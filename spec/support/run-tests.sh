@@ -40,9 +40,11 @@ case "${OBJSTORE_SANITIZE:-}" in
     # The command line's first-contact case copies this build's core into a
     # fresh checkout and runs it with a plain interpreter: left out too, as
     # is the installed command's run of the #options cases (a busted of its
-    # own, on this build's core, without the runtimes preloaded).
+    # own, on this build's core, without the runtimes preloaded) and the
+    # require graph's load of every module in a fresh interpreter (the same).
     san_args=("--filter-out=survives kill %-9" "--filter-out=keeps RSS within"
-      "--filter-out=runs from a checkout whatever" "--filter-out=through the installed command") ;;
+      "--filter-out=runs from a checkout whatever" "--filter-out=through the installed command"
+      "--filter-out=in a fresh interpreter") ;;
   valgrind)
     run=(valgrind -q --tool=memcheck --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=1
       --show-leak-kinds=definite --num-callers=30 --suppressions=spec/support/valgrind.supp) ;;
