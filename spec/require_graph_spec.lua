@@ -64,10 +64,7 @@ describe("the require graph", function()
     local found = {}
     for m, path in pairs(g.modules) do
       if m ~= "objstore.engine" and m ~= "objstore.pipeline" then
-        local n = 0
-        for line in io.lines(path) do
-          n = n + 1
-          local code = line:gsub("%-%-.*$", "")
+        for n, code in graph.code_lines(path) do
           for _, holder in ipairs(HOLDERS) do
             for _, field in ipairs(ENGINE_FIELDS) do
               if code:find("%f[%w_.]" .. holder .. "%." .. field .. "%f[^%w_]") then

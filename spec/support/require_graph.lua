@@ -16,11 +16,21 @@ local function module_name(rel)
   return (rel:gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", "."))
 end
 
--- A require of an objstore module on a line: its name, or nil. Comments
--- are left out; dynamic requires (require(name)) are reported as nested
--- by the caller, since their target cannot be read.
-local function requires_on(line)
-  local code = line:gsub("%-%-.*$", "")
+--- The lines of a source file as (number, code without its comment, line).
+function _M.code_lines(path)
+  local n, lines = 0, io.lines(path)
+  return function()
+    local line = lines()
+    if line == nil then return nil end
+    n = n + 1
+    return n, (line:gsub("%-%-.*$", "")), line
+  end
+end
+
+-- The requires of objstore modules in a line's code. Dynamic requires
+-- (require(name)) are reported as nested by the caller, since their
+-- target cannot be read.
+local function requires_on(code)
   local out = {}
   for dep in code:gmatch('require%s*%(?%s*["\']([%w_%.]+)["\']') do
     if dep == "objstore" or dep:match("^objstore%.") then out[#out + 1] = dep end
@@ -42,10 +52,8 @@ function _M.read(root)
           local m = module_name(r)
           g.modules[m] = path
           g.edges[m] = g.edges[m] or {}
-          local n = 0
-          for line in io.lines(path) do
-            n = n + 1
-            for _, dep in ipairs(requires_on(line)) do
+          for n, code, line in _M.code_lines(path) do
+            for _, dep in ipairs(requires_on(code)) do
               if dep ~= "?dynamic" then g.edges[m][dep] = g.edges[m][dep] or n end
               -- At the top: a line of its own at column 0 binding a local.
               if not line:match("^local [%w_, ]+= require") then
