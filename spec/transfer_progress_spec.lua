@@ -169,3 +169,19 @@ for _, srv in ipairs(servers.list()) do
     end)
   end
 end
+
+describe("transfer progress counter", function()
+  local progress_mod = require "objstore.transfer.progress"
+
+  it("reports a count that went back (a retry from 0) at once, not at the next tick", function()
+    local seen = {}
+    -- 1 report a second: only the first and the drop may come out here.
+    local _, moving = progress_mod.new(function(done) seen[#seen + 1] = done end, 1000, 0, 1)
+    moving(1, 100)
+    moving(1, 400)
+    moving(1, 700)
+    moving(1, 30) -- the retry's first bytes
+    moving(1, 200)
+    assert.same({ 100, 30 }, seen)
+  end)
+end)

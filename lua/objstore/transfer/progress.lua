@@ -44,9 +44,14 @@ function _M.new(fn, total, start_done, hz)
     done = done + (delta or 0)
     emit(final)
   end
+  -- A request whose count went back (its retry started again from 0, or
+  -- it failed: n nil) is reported at once, not at the next tick: a count
+  -- that only ever rose until the retry overtook the failed attempt would
+  -- hide that bytes were sent again.
   local function moving(id, n)
+    local before = inflight[id]
     inflight[id] = n
-    emit(false)
+    emit(before ~= nil and (n or 0) < before)
   end
   return report, moving
 end
