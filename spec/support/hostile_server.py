@@ -46,6 +46,8 @@ key (a real S3 does): echo-secrets sends it back in its JSON excerpt. Modes (the
   trickle         200 with Content-Length 1000000, then 1 byte per second
   trickle-head    200, then a header line 1 byte per second (the head never ends)
   trickle-chunked 200 chunked, then one 1-byte chunk per second
+  trickle-chunk-size 200 chunked, one chunk, then a size line of zeros
+                  1 byte per second (the line never ends)
   slow-down       503 SlowDown with Retry-After: 5
   Objects for download_file (HEAD: 200 with a fixed Content-Length and
   ETag; GET: the bytes, Range honoured unless the mode says otherwise):
@@ -330,6 +332,11 @@ def answer(conn, method, mode, headers=()):
         while True:
             time.sleep(1)
             conn.sendall(b"1\r\nx\r\n")
+    if mode == "trickle-chunk-size":
+        conn.sendall(b"HTTP/1.1 200 OK\r\n" + common + b"Transfer-Encoding: chunked\r\n\r\n1\r\nx\r\n")
+        while True:  # a chunk-size line of zeros that never ends
+            time.sleep(1)
+            conn.sendall(b"0")
     if mode == "slow-down":
         body = XML_HEAD + b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
         conn.sendall(b"HTTP/1.1 503 Slow Down\r\n" + common + b"Retry-After: 5\r\nContent-Type: application/xml\r\n"

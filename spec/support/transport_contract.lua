@@ -924,7 +924,7 @@ function _M.contract(name, new_transport, env, opts)
       end)
 
       it("ends a request at its timeout when the server trickles a byte a second (head or body)", function()
-        for _, mode in ipairs{ "trickle-head", "trickle", "trickle-chunked" } do
+        for _, mode in ipairs{ "trickle-head", "trickle", "trickle-chunked", "trickle-chunk-size" } do
           local got
           local err = bounded(mode, function()
             return t:request { url = hostile.url .. "/" .. mode .. "/k", timeout = 2, sink = function(c)

@@ -500,10 +500,13 @@ end
 
 -- Reads one line (up to LF; a CR before it is dropped, as receive("*l")
 -- does) of at most `cap` bytes, through a receiveuntil iterator asked for at
--- most LINE_PIECE bytes a call: a line that never ends costs `cap` bytes of
--- memory, never more (receive("*l") buffers without a limit). Returns the
+-- most `piece` (default LINE_PIECE) bytes a call: a line that never ends
+-- costs `cap` bytes of memory, never more (receive("*l") buffers without a
+-- limit). The deadline is checked between calls, and a call lasts until its
+-- `piece` bytes have come, its idle timeout re-armed by each: a caller that
+-- must keep to a deadline without a light thread asks for 1. Returns the
 -- line, or nil, "too long", or nil, err, partial as receive does.
-local function recv_line(self, x, cap)
+local function recv_line(self, x, cap, piece)
   local reader = x.line_reader
   if not reader then
     local e
@@ -514,7 +517,7 @@ local function recv_line(self, x, cap)
   local first, parts, n = nil, nil, 0
   while true do
     if not arm(self, x) then return nil, "timeout" end
-    local data, e, partial = reader(LINE_PIECE)
+    local data, e, partial = reader(piece or LINE_PIECE)
     if not data then
       if e then return nil, e, partial end
       break -- the LF
@@ -950,9 +953,13 @@ local function read_exact(self, x, n, what)
   return true
 end
 
--- A line of the chunked framing (LINE_CAP at most) or nil, err.
+-- A line of the chunked framing (LINE_CAP at most) or nil, err. Under a
+-- deadline it is read a byte a call, so that a server trickling a line that
+-- never ends is stopped at the deadline (8 KiB pieces, re-armed by every
+-- byte, would let it run 8192 idle timeouts). The lines are short (a size,
+-- an empty line): a few calls a chunk.
 local function chunk_line(self, x, what)
-  local line, e = recv_line(self, x, LINE_CAP)
+  local line, e = recv_line(self, x, LINE_CAP, x.deadline and 1 or nil)
   if line then return line end
   if e == "too long" then return nil, tr_error("ProtocolError", what .. ": a line over 64 KiB") end
   return nil, recv_error(e, what, true)
