@@ -32,13 +32,7 @@ steps="$steps\\n"'    location = /step/loop { content_by_lua_block { require("op
 steps="$steps\\n"'    location = /step/timed { content_by_lua_block { require("openresty_steps").timed() } }'
 steps="$steps\\n"'    location = /step/stats { content_by_lua_block { require("openresty_steps").stats() } }'
 sed -i -e "s|^\(  lua_package_path \"\)|\1$ROOT/bench/?.lua;|" -e "/location = \/ok /i\\$steps" "$conf"
-if curl -sf -o /dev/null "$BASE/step/stats"
-rps "/step/timed?key=bench/object.bin&method=GET" >/dev/null
-echo "the pieces of step 5 timed inside each request of a ${DURATION}s wrk run (wall time, mean):"
-curl -sf --max-time 10 "$BASE/step/stats"
-echo "the same pieces in a loop inside the worker (CPU time, best of 5 x 20000):"
-curl -sf --max-time 120 -H "Authorization: Bearer $TOKEN" "$BASE/step/loop?key=bench/object.bin"
-[ "${JITV:-0}" = 1 ]; then
+if [ "${JITV:-0}" = 1 ]; then
   sed -i "/^  init_by_lua_block/a\\  init_worker_by_lua_block { require(\"jit.v\").start(\"$DIR/jit.log\") }" "$conf"
 fi
 nginx -t -q -p "$DIR" -c "$conf"
