@@ -3,8 +3,6 @@
  *
  *   core.http.session([opts]) -> session | nil, err
  *   session:request(req) -> res | nil, err
- *   session:perform(reqs [, max_concurrent]) -> results, errs
- *       results[i] = res, or false with errs[i] = err (errs is sparse)
  *   session:run(source, on_done [, max_concurrent]) -> true | nil, err
  *   session:close()              (also __gc and, on 5.4, __close)
  *   core.http.curl_version       libcurl's version string
@@ -836,35 +834,22 @@ static void push_result(lua_State *L, os_http_xfer *x) {
   push_digests(L, x->body_digests, x->nbody_digests, "body_hashes");
 }
 
-/* ---- perform ---------------------------------------------------------------- */
+/* ---- request ---------------------------------------------------------------- */
 
-/* Runs the requests (at list[1..n], or the single one at `list` when single)
- * and pushes the outcome: res | nil, err when single, else results, errs. */
-static int run(lua_State *L, const char *fname, l_session *ls, int list, int n, int single,
-               size_t maxc) {
+/* Runs the one request at `req` and pushes res | nil, err. (The pull model
+ * below, session:run, is how several go at once.) */
+static int run_one(lua_State *L, const char *fname, l_session *ls, int req) {
   check_idle(L, ls, fname);
-  lua_createtable(L, n, 0);
+  lua_createtable(L, 1, 0);
   int anchors = lua_gettop(L);
-  os_http_xfer **xs = (os_http_xfer **)lua_newuserdata(L, (size_t)(n > 0 ? n : 1) * sizeof *xs);
-  l_xfer **lxs = (l_xfer **)lua_newuserdata(L, (size_t)(n > 0 ? n : 1) * sizeof *lxs);
-  for (int i = 1; i <= n; i++) {
-    argctx a = {fname, 1, "req"};
-    if (!single) snprintf(a.what, sizeof a.what, "reqs[%d]", i);
-    int req = list;
-    if (!single) {
-      lua_rawgeti(L, list, i);
-      req = lua_gettop(L);
-    }
-    l_xfer *lx = parse_req(L, &a, req);
-    lx->index = i;
-    lua_rawseti(L, anchors, i); /* the entry */
-    if (!single) lua_pop(L, 1);
-    xs[i - 1] = &lx->x;
-    lxs[i - 1] = lx;
-  }
+  argctx a = {fname, 1, "req"};
+  l_xfer *lx = parse_req(L, &a, req);
+  lx->index = 1;
+  lua_rawseti(L, anchors, 1); /* the entry */
+  os_http_xfer *xs[1] = {&lx->x};
 
   /* Callbacks push at most a few values over the helper, inside lua_pcall. */
-  luaL_checkstack(L, 16, "http perform");
+  luaL_checkstack(L, 16, "http request");
   /* From here until perform returns nothing may raise: curl frames come and
    * go in between, and the helper is the only way into Lua. */
   http_getuv(L, 1);
@@ -875,10 +860,10 @@ static int run(lua_State *L, const char *fname, l_session *ls, int list, int n, 
   lua_pushvalue(L, anchors);
   lua_pushcclosure(L, cb_helper, 1);
   struct perform_ctx ctx = {L, lua_gettop(L)};
-  for (int i = 0; i < n; i++) lxs[i]->ctx = &ctx;
+  lx->ctx = &ctx;
 
   osl_signal_defer(1);
-  os_http_perform(&ls->s, xs, (size_t)n, maxc);
+  os_http_perform(&ls->s, xs, 1, 1);
   osl_signal_defer(-1);
 
   http_getuv(L, 1);
@@ -887,39 +872,17 @@ static int run(lua_State *L, const char *fname, l_session *ls, int list, int n, 
   lua_rawset(L, -3);
   lua_pop(L, 2); /* user value, helper */
 
-  if (single) {
-    os_http_xfer *x = xs[0];
-    int failed = x->err != OS_HTTP_OK;
-    if (failed) {
-      lua_pushnil(L);
-      push_error(L, x);
-    } else {
-      push_result(L, x);
-    }
-    os_http_xfer_cleanup(x);
-    osl_signal_raise_pending(L); /* SIGINT/SIGTERM stopped it: say so */
-    return failed ? 2 : 1;
+  os_http_xfer *x = xs[0];
+  int failed = x->err != OS_HTTP_OK;
+  if (failed) {
+    lua_pushnil(L);
+    push_error(L, x);
+  } else {
+    push_result(L, x);
   }
-  lua_createtable(L, n, 0);
-  int results = lua_gettop(L);
-  lua_newtable(L);
-  int errs = lua_gettop(L);
-  for (int i = 0; i < n; i++) {
-    os_http_xfer *x = xs[i];
-    if (x->err != OS_HTTP_OK) {
-      lua_pushboolean(L, 0);
-      lua_rawseti(L, results, i + 1);
-      push_error(L, x);
-      lua_rawseti(L, errs, i + 1);
-    } else {
-      push_result(L, x);
-      lua_rawseti(L, results, i + 1);
-    }
-    /* Free bodies and descriptors now rather than at the next GC cycle. */
-    os_http_xfer_cleanup(x);
-  }
-  osl_signal_raise_pending(L);
-  return 2;
+  os_http_xfer_cleanup(x);
+  osl_signal_raise_pending(L); /* SIGINT/SIGTERM stopped it: say so */
+  return failed ? 2 : 1;
 }
 
 /* The optional max_concurrent at idx (a method's argument #idx-1). */
@@ -938,17 +901,7 @@ static int l_session_request(lua_State *L) {
   l_session *ls = check_session(L, F);
   osl_checktype(L, 2, LUA_TTABLE, F, 1, "req");
   lua_settop(L, 2);
-  return run(L, F, ls, 2, 1, 1, 1);
-}
-
-static int l_session_perform(lua_State *L) {
-  static const char F[] = "core.http.perform";
-  l_session *ls = check_session(L, F);
-  osl_checktype(L, 2, LUA_TTABLE, F, 1, "reqs");
-  size_t maxc = opt_max_concurrent(L, 3, F);
-  lua_settop(L, 2);
-  int n = (int)osl_rawlen(L, 2);
-  return run(L, F, ls, 2, n, 0, maxc);
+  return run_one(L, F, ls, 2);
 }
 
 /* ---- run (pull model) ------------------------------------------------------ */
@@ -1098,7 +1051,6 @@ static int l_session_run(lua_State *L) {
 int osl_open_http(lua_State *L) {
   static const luaL_Reg session_methods[] = {
     {"request", l_session_request},
-    {"perform", l_session_perform},
     {"run", l_session_run},
     {"close", l_session_close},
     {"__gc", l_session_close},

@@ -283,6 +283,21 @@ local function session(opts)
   return http.session(opts)
 end
 
+-- A list of requests through session:run, at most maxc at a time: results
+-- in list order (false where it failed, with errs[i] the error).
+local function perform(s, reqs, maxc)
+  local results, errs, at, index = {}, {}, 0, {}
+  for i, r in ipairs(reqs) do index[r] = i end
+  assert(s:run(function()
+    at = at + 1
+    return reqs[at]
+  end, function(req, res, err)
+    local i = index[req]
+    results[i], errs[i] = res or false, err
+  end, maxc))
+  return results, errs
+end
+
 local function hex(s)
   return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))
 end
@@ -424,9 +439,10 @@ describe("core.http", function()
       local ok, err = pcall(s.request, s, { url = "http://127.0.0.1:1/" })
       assert.is_false(ok)
       assert.matches("^objstore%.core%.http%.request: %(self%): the session is closed$", err)
-      ok, err = pcall(s.perform, s, {})
+      ok, err = pcall(s.run, s, function() end, function() end)
       assert.is_false(ok)
-      assert.matches("^objstore%.core%.http%.perform: %(self%): the session is closed$", err)
+      assert.matches("^objstore%.core%.http%.run: %(self%): the session is closed$", err)
+      assert.is_nil(s.perform) -- removed before 1.0: run is the one way to go several at once
       ok, err = pcall(s.request, {}, {})
       assert.is_false(ok)
       assert.matches("^objstore%.core%.http%.request: %(self%): objstore%.http%.session expected, got table", err)
@@ -496,13 +512,10 @@ describe("core.http", function()
       raises("GET", "%(req%): table expected, got string")
     end)
 
-    it("names the request in a list", function()
-      local ok, err = pcall(s.perform, s, { { url = "http://x/" }, { url = 5 } })
+    it("checks the arguments of run", function()
+      local ok, err = pcall(s.run, s, function() end, function() end, -1)
       assert.is_false(ok)
-      assert.matches("^objstore%.core%.http%.perform: argument #1 %(reqs%[2%]%.url%): string expected", err)
-      ok, err = pcall(s.perform, s, { { url = "http://x/" } }, -1)
-      assert.is_false(ok)
-      assert.matches("^objstore%.core%.http%.perform: argument #2 %(max_concurrent%): integer between", err)
+      assert.matches("^objstore%.core%.http%.run: argument #3 %(max_concurrent%): integer between", err)
       ok, err = pcall(s.run, s, function() end, "done")
       assert.is_false(ok)
       assert.matches("^objstore%.core%.http%.run: argument #2 %(on_done%): function expected, got string", err)
@@ -737,7 +750,7 @@ describe("core.http", function()
           hashes = { "md5" },
         }
       end
-      local results, errs = s:perform(reqs)
+      local results, errs = perform(s, reqs)
       assert.is_nil(next(errs))
       for i = 1, 4 do
         assert.equal(206, results[i].status)
@@ -878,33 +891,33 @@ describe("core.http", function()
       local reqs = {}
       for i = 1, 8 do reqs[i] = { url = base .. "/slow?delay=0.4&id=" .. i } end
       local t0 = now()
-      local results, errs = s:perform(reqs)
+      local results, errs = perform(s, reqs)
       local took = now() - t0
       assert.is_nil(next(errs))
       assert.is_true(took < 1.6, "8 x 0.4 s took " .. took .. " s")
       for i = 1, 8 do assert.equal(200, results[i].status) end
       -- order: ids echoed back
       for i = 1, 8 do reqs[i] = { url = base .. "/echo?id=" .. i } end
-      results = s:perform(reqs)
+      results = perform(s, reqs)
       for i = 1, 8 do assert.equal("/echo?id=" .. i, results[i].headers["x-path"]) end
       -- max_concurrent bounds the parallelism
       for i = 1, 4 do reqs[i] = { url = base .. "/slow?delay=0.3" } end
       for i = 5, 8 do reqs[i] = nil end
       t0 = now()
-      s:perform(reqs, 2)
+      perform(s, reqs, 2)
       took = now() - t0
       assert.is_true(took >= 0.55, "4 x 0.3 s two at a time took " .. took .. " s")
     end)
 
     it("reports a failure in one transfer without disturbing the others", function()
       local got = {}
-      local results, errs = s:perform {
+      local results, errs = perform(s, {
         { url = base .. "/bytes?n=200000", sink = function(c) got[1] = (got[1] or "") .. c end },
         { url = base .. "/bytes?n=200000", sink = function() error("sink boom") end },
         { url = "http://127.0.0.1:" .. closed_port() .. "/" },
         { method = "PUT", url = base .. "/echo", body = { file = dir .. "/missing" } },
         { url = base .. "/bytes?n=1000" },
-      }
+      })
       assert.equal(200, results[1].status)
       assert.equal(pattern(200000), got[1])
       assert.is_false(results[2])
@@ -953,7 +966,7 @@ describe("core.http", function()
       local reqs = make_reqs()
       local list = {}
       for i = 1, 6 do list[i] = reqs[i] end
-      local results, errs = s:perform(list, 3)
+      local results, errs = perform(s, list, 3)
       assert.is_nil(next(errs))
       for i = 1, 6 do
         assert.equal(reqs["want" .. i], table.concat(reqs["got" .. i]))
@@ -965,15 +978,15 @@ describe("core.http", function()
       assert.is_nil(next(weak), "the session still anchors callback values after perform")
     end)
 
-    it("keeps body strings alive when the request table drops them mid-perform", function()
+    it("keeps body strings alive when the request table drops them mid-run", function()
       local list, wants = {}, {}
       for i = 1, 5 do
         wants[i] = (("%d-"):format(i)):rep(40000)
         -- an equal but distinct string, referenced only by the request
         list[i] = { method = "PUT", url = base .. "/echo", body = (("%d-"):format(i)):rep(40000) }
       end
-      -- The first transfer's sink runs before the others start (one at a
-      -- time): it drops every body and collects.
+      -- All five are pulled before any transfer starts; the first one's sink
+      -- drops every other body and collects while they are in flight.
       list[1] = {
         url = base .. "/bytes?n=100",
         sink = function()
@@ -982,7 +995,7 @@ describe("core.http", function()
           collectgarbage("collect")
         end,
       }
-      local results, errs = s:perform(list, 1)
+      local results, errs = perform(s, list, 5)
       assert.is_nil(next(errs))
       for i = 2, 5 do assert.equal(hex(core.hash.md5(wants[i])), results[i].headers["x-body-md5"]) end
     end)
@@ -1032,14 +1045,21 @@ describe("core.http", function()
         assert.equal(core._VERSION, m._VERSION)
       end)
 
-      it("requests, requests many and closes", function()
+      it("requests, runs several and closes", function()
         local t = assert(curl.new { connect_timeout = 5, proxy = "" })
         local res = assert(t:request { url = base .. "/bytes?n=10" })
         assert.equal(pattern(10), res.body)
-        local results, errs = t:request_many({
-          { url = base .. "/bytes?n=20" },
-          { url = "http://127.0.0.1:" .. closed_port() .. "/" },
-        }, 2)
+        local reqs = { { url = base .. "/bytes?n=20" }, { url = "http://127.0.0.1:" .. closed_port() .. "/" } }
+        local results, errs, i = {}, {}, 0
+        assert(t:run(function()
+          i = i + 1
+          return reqs[i]
+        end, function(req, r, e)
+          local k = req == reqs[1] and 1 or 2
+          results[k], errs[k] = r or false, e
+        end, 2))
+        assert.is_nil(t.request_many) -- removed before 1.0
+        assert.is_nil(curl.error_mt)
         assert.equal(pattern(20), results[1].body)
         assert.is_false(results[2])
         assert.equal("ConnectFailed", errs[2].code)

@@ -3,7 +3,7 @@
 --    local curl = require "objstore.transport.curl"
 --    local t = assert(curl.new{ connect_timeout = 5, max_connections = 16 })
 --    local res, err = t:request{ method = "GET", url = url, sink = { file = path } }
---    local results, errs = t:request_many(reqs, 8)
+--    t:run(source, on_done, 8)   -- several at once, pulled as slots free
 --    t:close()
 --
 -- **Options** of `new` (all optional; an unknown name raises):
@@ -17,7 +17,7 @@
 -- not retried; default curl's, TLS 1.2),
 -- `proxy` ("" ignores the *_proxy environment variables), `user_agent`
 -- (default "objstore/<version>"), `max_connections` (per host, default 16;
--- also the default concurrency of `request_many`), `verbose`.
+-- also the default concurrency of `run`), `verbose`.
 --
 -- **Request** (misuse, e.g. an unknown field, raises naming the field):
 --
@@ -90,10 +90,6 @@ local sleep = core.time.sleep
 
 local curl = { _VERSION = core._VERSION, curl_version = http.curl_version }
 
--- The C core gives every error it returns the shared metatable itself;
--- this alias is kept for code that compared against it.
-curl.error_mt = core.error_mt
-
 local Transport = {}
 Transport.__index = Transport
 
@@ -128,13 +124,6 @@ end
 --- One request. @return res, or nil, err
 function Transport:request(req)
   return self.session:request(req)
-end
-
---- Many requests at once, at most `concurrency` at a time (default the
--- session's max_connections). @return results, errs: results[i] is the
--- result, or false with errs[i] the error (errs is sparse).
-function Transport:request_many(reqs, concurrency)
-  return self.session:perform(reqs, concurrency)
 end
 
 --- Pull-model concurrency: `source()` returns the next request (or nil

@@ -132,23 +132,11 @@ local type, pairs, tostring, pcall = type, pairs, tostring, pcall
 local _M = { _VERSION = core._VERSION }
 
 --- Every transport error code, with whether it is worth another attempt by
--- default: the C table (`core.http.errors`, from the X-macro in
--- csrc/os_http.h) when the core exports it, else the same values here.
+-- default: the C core's table (`core.http.errors`, from the X-macro in
+-- csrc/os_http.h), the one list of them; Lua transports use the same codes.
 local CODES = {}
-do
-  local c = core.http and core.http.errors
-  if type(c) ~= "table" then
-    c = {
-      ConnectFailed = true, ResolveFailed = true, Timeout = true, TLSError = false,
-      ConnectionReset = true, BodyTruncated = true, SendFailed = true, RecvFailed = true,
-      ProtocolError = true, Aborted = false, CallbackError = false, BodyLengthMismatch = false,
-      LocalFileError = false, InvalidURL = false, OutOfMemory = false, TransportError = false,
-      ResponseTooLarge = false,
-    }
-  end
-  for k, v in pairs(c) do
-    if k ~= "OK" then CODES[k] = v and true or false end
-  end
+for k, v in pairs(core.http.errors) do
+  if k ~= "OK" then CODES[k] = v and true or false end
 end
 _M.CODES = CODES
 
