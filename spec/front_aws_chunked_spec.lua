@@ -228,7 +228,8 @@ describe("front.aws_chunked trailer variants", function()
     parts[#parts + 1] = "0;chunk-signature=" .. final .. "\r\n"
     local tsig = s:trailer_signature(NOW, final, { { "x-amz-checksum-crc32c", trailer_value } })
     if tamper_sig then tsig = tsig:sub(1, -2) .. (tsig:sub(-1) == "0" and "1" or "0") end
-    parts[#parts + 1] = "x-amz-checksum-crc32c:" .. trailer_value .. "\r\nx-amz-trailer-signature:" .. tsig .. "\r\n\r\n"
+    parts[#parts + 1] = "x-amz-checksum-crc32c:" .. trailer_value .. "\r\n"
+      .. "x-amz-trailer-signature:" .. tsig .. "\r\n\r\n"
     return table.concat(parts)
   end
 
@@ -261,6 +262,7 @@ describe("front.aws_chunked trailer variants", function()
   it("STREAMING-UNSIGNED-PAYLOAD-TRAILER: the trailer checksum decides", function()
     local auth = auth_for("STREAMING-UNSIGNED-PAYLOAD-TRAILER", "x-amz-checksum-crc32c", #payload)
     local got, err, res = feed_all(aws_chunked.new(auth), unsigned_body("x-amz-checksum-crc32c:" .. crc .. "\r\n"), 3)
+    local _
     assert.is_nil(err, tostring(err))
     assert.is_true(got == payload)
     assert.equals(crc, res.trailers["x-amz-checksum-crc32c"])

@@ -330,7 +330,8 @@ describe("front.sigv4 rules", function()
     assert.equals("20130524T000000Z", e.request_time)
     assert.equals("20130524T010000Z", e.server_time)
     -- a tighter configured limit
-    refused("RequestTimeTooSkewed", sigv4.verify(with(req, { now = T + 61 }), lookup, options_of(PUT, { max_skew = 60 })))
+    refused("RequestTimeTooSkewed", sigv4.verify(with(req, { now = T + 61 }), lookup,
+      options_of(PUT, { max_skew = 60 })))
   end)
 
   it("refuses unsigned x-amz-* headers and an unsigned host", function()
@@ -345,7 +346,8 @@ describe("front.sigv4 rules", function()
 
   it("refuses a missing or malformed x-amz-content-sha256", function()
     refused("InvalidArgument", sigv4.verify(with_header("x-amz-content-sha256", "abc"), lookup, opts))
-    refused("InvalidArgument", sigv4.verify(with_header("x-amz-content-sha256", "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD"),
+    refused("InvalidArgument", sigv4.verify(with_header("x-amz-content-sha256",
+      "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD"),
       lookup, opts))
     local h = {}
     for _, p in ipairs(req.headers) do
@@ -355,7 +357,8 @@ describe("front.sigv4 rules", function()
   end)
 
   it("refuses SigV2 and unknown schemes with S3's errors; anonymous is the caller's decision", function()
-    local e = refused("InvalidRequest", sigv4.verify(with_header("authorization", "AWS AKIAIOSFODNN7EXAMPLE:frJIUN8DYpKDtOLCwo//yllqDzg="),
+    local e = refused("InvalidRequest", sigv4.verify(with_header("authorization",
+      "AWS AKIAIOSFODNN7EXAMPLE:frJIUN8DYpKDtOLCwo//yllqDzg="),
       lookup, opts))
     assert.equals(400, e.status)
     assert.matches("AWS4%-HMAC%-SHA256", e.message)
@@ -380,7 +383,8 @@ describe("front.sigv4 rules", function()
   it("accepts several configured regions and passes lookup errors through", function()
     assert.is_table(sigv4.verify(req, lookup, options_of(PUT, { region = { "eu-west-1", "us-east-1" } })))
     assert.is_table(sigv4.verify(req, lookup, options_of(PUT, { region = nil })))
-    local e = refused("AuthorizationHeaderMalformed", sigv4.verify(req, lookup, options_of(PUT, { region = { "eu-west-1" } })))
+    local e = refused("AuthorizationHeaderMalformed", sigv4.verify(req, lookup,
+      options_of(PUT, { region = { "eu-west-1" } })))
     assert.equals("eu-west-1", e.region)
     local mine = errors.new{ code = "InternalError", status = 500, message = "key store down" }
     local _, got = sigv4.verify(req, function() return nil, mine end, opts)
@@ -421,5 +425,38 @@ describe("front.sigv4 presigned rules", function()
     refused("AuthorizationQueryParametersError", sigv4.verify(with(req, {
       query = req.query .. "&X-Amz-Date=20130524T000000Z" }), lookup, opts))
     refused("AccessDenied", sigv4.verify(with(req, { now = req.now - 3600 }), lookup, opts))
+  end)
+end)
+
+describe("front.sigv4 with any signed-header set", function()
+  local signer = require "objstore.signer"
+  local AK, SK, NOW = "AKIDUA", "ua/secret", 1700000000
+  local s = assert(signer.new{ access_key = AK, secret_key = SK, region = "us-east-1" })
+
+  -- Some clients (AWS SDK for Java v1) sign user-agent; expect can be
+  -- signed too. The C signer leaves those out unless sign_all_headers.
+  it("verifies a request whose SignedHeaders include user-agent and expect", function()
+    local headers = { { "Host", "bkt.example" }, { "User-Agent", "aws-sdk-java/1.12  Linux" },
+      { "Expect", "100-continue" }, { "x-amz-content-sha256", "UNSIGNED-PAYLOAD" } }
+    local add = assert(s:sign{ method = "PUT", path = "/bkt/k", host = "bkt.example", headers = headers,
+      time = NOW, payload_hash = "UNSIGNED-PAYLOAD", sign_all_headers = true })
+    assert.matches("SignedHeaders=expect;host;user%-agent;x%-amz%-content%-sha256;x%-amz%-date,", add.Authorization)
+    for k, v in pairs(add) do headers[#headers + 1] = { k, v } end
+    local req = { method = "PUT", path = "/bkt/k", query = "", headers = headers, now = NOW }
+    local lookup = function(ak) return ak == AK and SK or nil end
+    local res = assert(sigv4.verify(req, lookup))
+    assert.same({ "expect", "host", "user-agent", "x-amz-content-sha256", "x-amz-date" }, res.signed_headers)
+    assert.equals("UNSIGNED-PAYLOAD", res.payload)
+    local bad = with(req, {})
+    set_header(bad.headers, "user-agent", "aws-sdk-java/1.13 Linux")
+    refused("SignatureDoesNotMatch", sigv4.verify(bad, lookup))
+    -- inner runs of spaces collapse: the same value with one space verifies
+    local same_value = with(req, {})
+    set_header(same_value.headers, "user-agent", " aws-sdk-java/1.12 Linux ")
+    assert.is_table(sigv4.verify(same_value, lookup))
+    -- without the flag the signer leaves them out, as for its own requests
+    local plain = assert(s:sign{ method = "PUT", path = "/bkt/k", host = "bkt.example", headers = headers,
+      time = NOW, payload_hash = "UNSIGNED-PAYLOAD" })
+    assert.matches("SignedHeaders=host;x%-amz%-content%-sha256;x%-amz%-date,", plain.Authorization)
   end)
 end)

@@ -3,7 +3,7 @@ spec/front_sigv4_spec.lua (the verifying half of an S3 front).
 
 Reads JSON from stdin: {"access_key", "secret_key", "region", "time" (epoch
 seconds), "endpoint", "calls": [...]} and prints a JSON list, one entry per
-call: {"method", "url", "headers": [[name, value], ...], "body"}.
+call: {"method", "url", "headers": [[name, value], ...], "body_hex"}.
 A call is one of
   {"kind": "client", "addressing": "path"|"virtual", "endpoint"?, "operation", "params"}:
       a boto3 client call; its request is captured before it is sent;
@@ -37,14 +37,15 @@ def capture(request, **kwargs):
     raise Captured(request)
 
 
-def body_text(body):
+def body_hex(body):
+    """The body's bytes in hex (JSON strings cannot carry raw bytes)."""
     if body is None:
         return ""
     if hasattr(body, "read"):
         body = body.read()
-    if isinstance(body, bytes):
-        return body.decode("latin-1")
-    return body
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    return body.hex()
 
 
 clients = {}
@@ -70,17 +71,17 @@ for call in spec["calls"]:
         except Captured as cap:
             r = cap.request
             out.append({"method": r.method, "url": r.url, "headers": [[k, v if isinstance(v, str) else v.decode()]
-                        for k, v in r.headers.items()], "body": body_text(r.body)})
+                        for k, v in r.headers.items()], "body_hex": body_hex(r.body)})
     elif kind == "presign":
         c = client_for(call)
         url = c.generate_presigned_url(call["operation"], Params=call["params"], ExpiresIn=call["expires"],
                                        HttpMethod=call.get("method"))
-        out.append({"method": call.get("method") or "GET", "url": url, "headers": [], "body": ""})
+        out.append({"method": call.get("method") or "GET", "url": url, "headers": [], "body_hex": ""})
     else:
         creds = Credentials(spec["access_key"], spec["secret_key"])
         req = AWSRequest(method=call["method"], url=call["url"], headers=call.get("headers") or {},
                          data=call.get("body") or b"")
         S3SigV4Auth(creds, "s3", spec["region"]).add_auth(req)
         out.append({"method": req.method, "url": req.url, "headers": [[k, v if isinstance(v, str) else v.decode()]
-                    for k, v in req.headers.items()], "body": body_text(req.body)})
+                    for k, v in req.headers.items()], "body_hex": body_hex(req.body)})
 json.dump(out, sys.stdout)

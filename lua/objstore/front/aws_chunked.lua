@@ -66,6 +66,7 @@ local LINE, DATA, DATA_END, TRAILER, DONE = 1, 2, 3, 4, 5
 
 local D = {}
 D.__index = D
+_M.Decoder = D -- the decoders' methods (for the reference)
 
 local function failure(self, code, status, message, extra)
   local e = { code = code, status = status, message = message, retryable = false }

@@ -98,8 +98,8 @@ end
 
 --- The XML document and HTTP status for `err` (an objstore error or any
 -- table with code, message, status). `opts`: resource (the request path),
--- request_id, host_id. Errors without a status answer 500 InternalError
--- unless they carry an S3 code.
+-- request_id, host_id. An error without a status answers 500; one without
+-- a code is an InternalError.
 function _M.render(err, opts)
   if type(err) ~= "table" then
     errors.argument("front.s3_error.render", 1, "err", "must be an error table, " .. errors.got(err))

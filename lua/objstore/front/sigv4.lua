@@ -144,14 +144,15 @@ local function parse_http_date(s)
   return t
 end
 
---- Equal strings, in time that depends on their length only.
-local function same(a, b)
+--- Whether two strings are equal, in a time that depends on their length
+-- only (no early exit at the first difference): for signatures.
+function _M.constant_time_equal(a, b)
   if #a ~= #b then return false end
   local d = 0
   for i = 1, #a do d = d + abs(byte(a, i) - byte(b, i)) end
   return d == 0
 end
-_M.constant_time_equal = same
+local same = _M.constant_time_equal
 
 --- The key that signs chunks and trailers of one request: HMAC-SHA256
 -- chained from the secret over date, region, service (the SigV4 key
@@ -264,7 +265,8 @@ local function header_auth(req, h, opts)
   end
   local c = parse_credential(fields.Credential)
   if not c then
-    return malformed(false, 'the Credential is mal-formed; expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".')
+    return malformed(false,
+      'the Credential is mal-formed; expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".')
   end
   local signed = parse_signed_headers(fields.SignedHeaders)
   if not signed then return malformed(false, "the SignedHeaders are mal-formed.") end
@@ -384,7 +386,9 @@ local function signer_request(req, h, a, opts)
 end
 
 local function check_request(req)
-  if type(req) ~= "table" then errors.argument("front.sigv4.verify", 1, "req", "must be a table, " .. errors.got(req)) end
+  if type(req) ~= "table" then
+    errors.argument("front.sigv4.verify", 1, "req", "must be a table, " .. errors.got(req))
+  end
   for _, f in ipairs{ "method", "path" } do
     if type(req[f]) ~= "string" then
       errors.argument("front.sigv4.verify", 1, "req." .. f, "must be a string, " .. errors.got(req[f]))
