@@ -460,3 +460,52 @@ describe("front.sigv4 with any signed-header set", function()
     assert.matches("SignedHeaders=host;x%-amz%-content%-sha256;x%-amz%-date,", plain.Authorization)
   end)
 end)
+
+describe("front.sigv4 with the C signer as the client", function()
+  local signer = require "objstore.signer"
+  local AK, SK, TOKEN, NOW = "AKIDC", "c/secret", "FQoGZXIvYXdzE//token+=", 1700000000
+  local function lookup(ak) return ak == AK and SK or nil end
+
+  it("verifies a request dated by the Date header only", function()
+    local s = assert(signer.new{ access_key = AK, secret_key = SK, region = "eu-west-1", add_date_header = false })
+    local headers = { { "Host", "b.example" }, { "Date", "Tue, 14 Nov 2023 22:13:20 GMT" },
+      { "x-amz-content-sha256", "UNSIGNED-PAYLOAD" } }
+    local add = assert(s:sign{ method = "DELETE", path = "/k", host = "b.example", headers = headers, time = NOW,
+      payload_hash = "UNSIGNED-PAYLOAD" })
+    headers[#headers + 1] = { "Authorization", add.Authorization }
+    local req = { method = "DELETE", path = "/k", query = "", headers = headers, now = NOW + 60 }
+    local res = assert(sigv4.verify(req, lookup, { region = "eu-west-1" }))
+    assert.equals("20231114T221320Z", res.datetime)
+    set_header(headers, "date", "Tue, 14 Nov 2023 22:13:21 GMT")
+    refused("SignatureDoesNotMatch", sigv4.verify(req, lookup, { region = "eu-west-1" }))
+    set_header(headers, "date", "Tue, 14 Nov 2023 22:73:21 GMT")
+    refused("AccessDenied", sigv4.verify(req, lookup, { region = "eu-west-1" }))
+  end)
+
+  it("verifies a presigned URL with a session token, and hands the token to lookup", function()
+    local s = assert(signer.new{ access_key = AK, secret_key = SK, session_token = TOKEN, region = "us-east-1" })
+    local url = assert(s:presign{ method = "GET", url = "https://b.example/a%20b?versionId=1", time = NOW,
+      expires = 60 })
+    local path, query = url:match("^https://b%.example([^?]*)%?(.*)$")
+    local req = { method = "GET", path = path, query = query, headers = { host = "b.example" }, now = NOW }
+    local seen
+    local res = assert(sigv4.verify(req, function(ak, token) seen = token; return lookup(ak) end))
+    assert.equals(TOKEN, res.session_token)
+    assert.equals(TOKEN, seen)
+    req.query = query:gsub("X%-Amz%-Security%-Token=[^&]*", "X-Amz-Security-Token=other")
+    refused("SignatureDoesNotMatch", sigv4.verify(req, lookup))
+  end)
+
+  it("joins the values of a header given as a list (ngx.req.get_headers)", function()
+    local s = assert(signer.new{ access_key = AK, secret_key = SK, region = "us-east-1" })
+    local headers = { { "Host", "b.example" }, { "x-amz-meta-a", "1" }, { "x-amz-meta-a", "2" } }
+    local add = assert(s:sign{ method = "GET", path = "/", host = "b.example", headers = headers, time = NOW,
+      payload_hash = "UNSIGNED-PAYLOAD" })
+    local map = { host = "b.example", ["x-amz-meta-a"] = { "1", "2" } }
+    for k, v in pairs(add) do map[k:lower()] = v end
+    assert.is_table(sigv4.verify({ method = "GET", path = "/", query = "", headers = map, now = NOW }, lookup))
+    map["x-amz-meta-a"] = { "2", "1" }
+    refused("SignatureDoesNotMatch", sigv4.verify({ method = "GET", path = "/", query = "", headers = map,
+      now = NOW }, lookup))
+  end)
+end)

@@ -69,11 +69,19 @@ local function malformed(presigned, what)
 end
 
 --- Headers as a map lower-case name -> value; repeats joined with ",".
+-- A value may be a list of values (ngx.req.get_headers() gives one for a
+-- repeated header).
 local function header_map(h)
   local out = {}
   local function add(name, value)
     name = lower(name)
-    value = tostring(value)
+    if type(value) == "table" then
+      local parts = {}
+      for i, v in ipairs(value) do parts[i] = tostring(v) end
+      value = concat(parts, ",")
+    else
+      value = tostring(value)
+    end
     out[name] = out[name] and (out[name] .. "," .. value) or value
   end
   if h[1] ~= nil then
@@ -407,7 +415,8 @@ end
 
 --- Verifies a request. `req`: { method, path (raw, as on the request line,
 -- no query), query (raw, no '?'), headers (map lower-case name -> value, or
--- array of {name, value}; repeats are joined with ","), now (epoch seconds),
+-- array of {name, value}; repeats are joined with ",", as are the values of
+-- a map entry that is a list, as ngx.req.get_headers() gives), now (epoch seconds),
 -- body (optional: hashed for services other than s3 when no
 -- x-amz-content-sha256 is sent) }. `lookup(access_key, session_token)`
 -- returns the secret key, or nil (InvalidAccessKeyId), or nil, err (err is
