@@ -214,6 +214,7 @@ static const struct {
     {"unsigned_session_token", OS_SIGN_TOKEN_UNSIGNED, 0},
     {"query_content_sha256", OS_SIGN_QUERY_SHA256, 0},
     {"add_date_header", OS_SIGN_NO_DATE_HEADER, 1},
+    {"sign_all_headers", OS_SIGN_ALL_HEADERS, 0},
 };
 
 enum { F_HEADERS = 1, F_LISTS = 2, F_FLAGS = 4, F_BODY = 8 };
@@ -286,6 +287,8 @@ static void read_request(lua_State *L, const char *F, l_signer *ls, int idx, os_
             r->scheme = value_str(L, F, "scheme");
           else if (KEY_IS("service"))
             r->service = value_str(L, F, "service");
+          else if (KEY_IS("sign_all_headers"))
+            seen |= F_FLAGS;
           else if (KEY_IS("sub_resources"))
             seen |= F_LISTS;
           break;
@@ -732,6 +735,7 @@ int osl_open_signer(lua_State *L) {
       {"NORMALIZE_PATH", OS_SIGN_NORMALIZE_PATH}, {"DOUBLE_ENCODE", OS_SIGN_DOUBLE_ENCODE},
       {"CONTENT_SHA256", OS_SIGN_CONTENT_SHA256}, {"TOKEN_UNSIGNED", OS_SIGN_TOKEN_UNSIGNED},
       {"QUERY_SHA256", OS_SIGN_QUERY_SHA256},     {"NO_DATE_HEADER", OS_SIGN_NO_DATE_HEADER},
+      {"ALL_HEADERS", OS_SIGN_ALL_HEADERS},
   };
   for (size_t i = 0; i < sizeof consts / sizeof consts[0]; i++) {
     lua_pushinteger(L, (lua_Integer)consts[i].v);

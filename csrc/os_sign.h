@@ -39,6 +39,8 @@ enum {
   OS_SIGN_TOKEN_UNSIGNED = 1 << 3, /* session token added after signing */
   OS_SIGN_QUERY_SHA256 = 1 << 4,   /* presign: X-Amz-Content-Sha256 in the query */
   OS_SIGN_NO_DATE_HEADER = 1 << 5, /* header mode: do not add a date header */
+  OS_SIGN_ALL_HEADERS = 1 << 6,    /* aws4: sign every given header (a verifier
+                                      reproducing a client's SignedHeaders) */
 };
 
 typedef struct {

@@ -160,7 +160,8 @@ static int aws4_header(os_signer *s, const os_sign_req *r, os_sign_result *out) 
   os_str payload = aws4_payload_hash(r, 0, c.service);
 
   os_entries *h = &s->hdrs;
-  if (!os_collect_headers(s, r, 1, 1, aws4_header_filter, &add_date, h)) return 0;
+  os_header_filter filter = (flags & OS_SIGN_ALL_HEADERS) ? NULL : aws4_header_filter;
+  if (!os_collect_headers(s, r, 1, 1, filter, &add_date, h)) return 0;
   if (add_date && !os_entries_push(s, h, os_str_c("x-amz-date"), os_str_c(c.datetime), 1)) return 0;
   if (add_sha && !os_entries_push(s, h, os_str_c("x-amz-content-sha256"), payload, 1)) return 0;
   if (add_token && !(flags & OS_SIGN_TOKEN_UNSIGNED) &&
@@ -214,7 +215,8 @@ static int aws4_query(os_signer *s, const os_sign_req *r, os_sign_result *out) {
   os_str payload = aws4_payload_hash(r, 1, c.service);
 
   os_entries *h = &s->hdrs;
-  if (!os_collect_headers(s, r, 1, 1, aws4_header_filter, NULL, h)) return 0;
+  os_header_filter filter = (flags & OS_SIGN_ALL_HEADERS) ? NULL : aws4_header_filter;
+  if (!os_collect_headers(s, r, 1, 1, filter, NULL, h)) return 0;
 
   /* Credential and SignedHeaders are built in s->work first. */
   os_buf *w = &s->work;

@@ -1,6 +1,6 @@
 --- Generates docs/reference.md from the declarations: the operations of
 -- objstore.operations (one client method each) and the public functions of
--- objstore, its client, engine, credentials, sts, metrics and ngx modules.
+-- objstore, its client, engine, credentials, sts, metrics, ngx and front modules.
 --
 --   lua5.4 spec/support/gen_reference.lua docs/reference.md   (make docs)
 --   local gen = loadfile("spec/support/gen_reference.lua")("--module")
@@ -424,6 +424,20 @@ function M.sections()
       mod = require "objstore.ngx_credentials",
       files = { "lua/objstore/ngx_credentials.lua" },
       intro = "A credentials cache shared by the nginx workers; see docs/openresty.md." },
+    { title = "objstore.front.sigv4", prefix = "objstore.front.sigv4.", mod = require "objstore.front.sigv4",
+      files = { "lua/objstore/front/sigv4.lua" },
+      intro = "Verifies incoming S3 SigV4 requests (header and presigned) as S3 does: a library piece of the "
+        .. "coming S3 front; see docs/front.md." },
+    { title = "objstore.front.aws_chunked", prefix = "objstore.front.aws_chunked.",
+      mod = require "objstore.front.aws_chunked", files = { "lua/objstore/front/aws_chunked.lua" },
+      intro = "An incremental decoder of aws-chunked request bodies that checks chunk signatures, length and "
+        .. "trailers; see docs/front.md." },
+    { title = "aws-chunked decoder", prefix = "decoder:", mod = require("objstore.front.aws_chunked").Decoder,
+      method = true, files = { "lua/objstore/front/aws_chunked.lua" },
+      intro = "The object `objstore.front.aws_chunked.new(auth, opts)` returns." },
+    { title = "objstore.front.s3_error", prefix = "objstore.front.s3_error.", mod = require "objstore.front.s3_error",
+      files = { "lua/objstore/front/s3_error.lua" },
+      intro = "S3's XML error document for an error value; see docs/front.md." },
   }
 end
 
