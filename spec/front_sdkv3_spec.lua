@@ -1,28 +1,17 @@
 -- objstore.front against @aws-sdk/client-s3 v3: spec/support/sdkv3_front.js
--- captures the SDK's requests on 127.0.0.1:18771 (an upload streamed as
+-- captures the SDK's requests on 127.0.0.1 (an upload streamed as
 -- aws-chunked with STREAMING-UNSIGNED-PAYLOAD-TRAILER and a CRC32 trailer,
 -- plain PUTs, UploadPart, ListObjectsV2, GetObject); each is verified with
 -- the time the SDK signed at, its body decoded and checked, and a tampered
--- copy refused. Pending unless the SDK is installed: set
--- OBJSTORE_SDKV3_NODE_PATH to a node_modules holding @aws-sdk/client-s3
--- (default /tmp/verify21-npm/node_modules).
+-- copy refused. The SDK is one of package.json's devDependencies
+-- (servers.node_package runs `npm ci` when node_modules lacks it).
 local sigv4 = require "objstore.front.sigv4"
 local aws_chunked = require "objstore.front.aws_chunked"
 local common = require "vectors.common"
+local servers = require "servers"
 local cjson = require "cjson"
 
-local NODE_PATH = os.getenv("OBJSTORE_SDKV3_NODE_PATH") or "/tmp/verify21-npm/node_modules"
 local AK, SK = "AKIDSDKV3", "sdk/v3+secret"
-
-local function have_sdk()
-  local f = io.open(NODE_PATH .. "/@aws-sdk/client-s3/package.json", "r")
-  if not f then return false end
-  f:close()
-  local p = io.popen("command -v node")
-  local out = p:read("*a")
-  p:close()
-  return out ~= ""
-end
 
 local function unhex(h)
   return (h:gsub("%x%x", function(x) return string.char(tonumber(x, 16)) end))
@@ -42,11 +31,8 @@ local function lookup(ak)
 end
 
 describe("front verifies @aws-sdk/client-s3 v3 requests", function()
-  if not have_sdk() then
-    pending("@aws-sdk/client-s3 not installed under " .. NODE_PATH .. " (npm install @aws-sdk/client-s3 there)")
-    return
-  end
-  local p = assert(io.popen("NODE_PATH='" .. NODE_PATH .. "' node spec/support/sdkv3_front.js 2>/dev/null"))
+  servers.node_package("@aws-sdk/client-s3")
+  local p = assert(io.popen("node spec/support/sdkv3_front.js 2>/dev/null"))
   local captured = cjson.decode(p:read("*a"))
   p:close()
 

@@ -1,15 +1,15 @@
 // Captures requests made by @aws-sdk/client-s3 (v3) for
-// spec/front_sdkv3_spec.lua: a listener on 127.0.0.1:18771 records each
+// spec/front_sdkv3_spec.lua: a listener on 127.0.0.1 (a port the kernel
+// picks, so that two runs never collide) records each
 // request (method, raw target, headers as sent, body bytes in hex) and
 // answers 200; the capture is printed as JSON once the calls are done.
-// Run with NODE_PATH pointing at a node_modules holding @aws-sdk/client-s3.
+// @aws-sdk/client-s3 comes from the repository's node_modules (package.json).
 "use strict";
 const http = require("http");
 const { Readable } = require("stream");
 const { S3Client, PutObjectCommand, GetObjectCommand, ListObjectsV2Command, UploadPartCommand } =
   require("@aws-sdk/client-s3");
 
-const PORT = 18771;
 const captured = [];
 
 const server = http.createServer((req, res) => {
@@ -25,7 +25,8 @@ const server = http.createServer((req, res) => {
 });
 
 async function main() {
-  await new Promise((ok) => server.listen(PORT, "127.0.0.1", ok));
+  await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+  const PORT = server.address().port;
   const client = new S3Client({
     region: "us-east-1", endpoint: "http://127.0.0.1:" + PORT, forcePathStyle: true,
     credentials: { accessKeyId: "AKIDSDKV3", secretAccessKey: "sdk/v3+secret" }, maxAttempts: 1,
