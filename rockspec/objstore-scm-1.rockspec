@@ -142,6 +142,7 @@ build = {
     ["objstore.transport.curl"] = "lua/objstore/transport/curl.lua",
     ["objstore.transport"] = "lua/objstore/transport/init.lua",
     ["objstore.transport.ngx"] = "lua/objstore/transport/ngx.lua",
+    ["objstore.transport.options"] = "lua/objstore/transport/options.lua",
     ["objstore.url"] = "lua/objstore/url.lua",
     ["objstore.xml"] = "lua/objstore/xml.lua",
   },

@@ -152,28 +152,19 @@ local function parse_endpoints(opts, default_url, region)
   return eps
 end
 
-local function curl_options(opts)
+-- The transports take one option schema (objstore.transport.options): the
+-- client's options go through as they are, less those that are not the
+-- transport's (the cosocket transport's TLS trust is nginx's
+-- lua_ssl_trusted_certificate, never tls.ca_file / tls.ca_path: a client
+-- made with them uses them wherever it runs on curl).
+local function transport_options(opts, kind)
   local tls = opts.tls or {}
-  -- libcurl has no per-read timeout: read_timeout and send_timeout become
-  -- its low-speed limit, no byte either way for that many (whole) seconds.
-  local idle = opts.read_timeout
-  if opts.send_timeout and (not idle or opts.send_timeout < idle) then idle = opts.send_timeout end
-  if idle == 0 then idle = nil end
-  return { timeout = opts.timeout, connect_timeout = opts.connect_timeout, proxy = opts.proxy,
-    ca_file = tls.ca_file, ca_path = tls.ca_path, insecure = tls.insecure, tls_min_version = tls.min_version,
-    user_agent = opts.user_agent, max_connections = opts.max_connections,
-    low_speed_limit = idle and 1 or nil, low_speed_time = idle and math.max(1, math.ceil(idle)) or nil }
-end
-
--- The cosocket transport's options from the client's (its TLS trust is
--- nginx's lua_ssl_trusted_certificate, not tls.ca_file).
-local function ngx_options(opts)
-  local tls = opts.tls or {}
-  return { timeout = opts.timeout, connect_timeout = opts.connect_timeout, proxy = opts.proxy,
-    read_timeout = opts.read_timeout, send_timeout = opts.send_timeout,
-    tls = { insecure = tls.insecure, server_name = tls.server_name, min_version = tls.min_version },
-    user_agent = opts.user_agent,
-    pool_size = opts.max_connections }
+  local t = { timeout = opts.timeout, connect_timeout = opts.connect_timeout, proxy = opts.proxy,
+    read_timeout = opts.read_timeout, send_timeout = opts.send_timeout, user_agent = opts.user_agent,
+    max_connections = opts.max_connections,
+    tls = { insecure = tls.insecure, min_version = tls.min_version } }
+  if kind == "curl" then t.tls.ca_file, t.tls.ca_path = tls.ca_file, tls.ca_path end
+  return t
 end
 
 --- The transport: inside nginx (an `ngx` with get_phase) the one chosen
@@ -184,14 +175,15 @@ local function make_transport(opts)
   local in_ngx = auto.phase() ~= nil
   if t == nil and in_ngx then t = "auto" end
   if t == "auto" or (t == "curl" and in_ngx) then
-    return auto.new{ ngx = ngx_options(opts), curl = curl_options(opts), force = t == "curl" and "curl" or nil }
+    return auto.new{ ngx = transport_options(opts, "ngx"), curl = transport_options(opts, "curl"),
+      force = t == "curl" and "curl" or nil }
   end
   if t == nil or t == "curl" then
-    local curl, err = curl_transport.new(curl_options(opts))
+    local curl, err = curl_transport.new(transport_options(opts, "curl"))
     if not curl then misuse("transport", tostring(err)) end
     return curl
   end
-  if t == "ngx" then return ngx_transport.new(ngx_options(opts)) end
+  if t == "ngx" then return ngx_transport.new(transport_options(opts, "ngx")) end
   if type(t) == "string" then misuse("transport", "must be 'auto', 'curl', 'ngx' or a transport object") end
   return transport_mod.check(t)
 end

@@ -1,23 +1,23 @@
 --- HTTP transport on libcurl (`objstore.core` `http`), as the client uses it.
 --
 --    local curl = require "objstore.transport.curl"
---    local t = assert(curl.new{ connect_timeout = 5, max_connections = 16 })
+--    local t = assert(curl.new{ connect_timeout = 5, max_connections = 16, tls = { ca_file = path } })
 --    local res, err = t:request{ method = "GET", url = url, sink = { file = path } }
 --    t:run(source, on_done, 8)   -- several at once, pulled as slots free
 --    t:close()
 --
--- **Options** of `new` (all optional; an unknown name raises):
--- `connect_timeout` (s, default 10), `timeout` (whole request, s, default 0 =
--- none), `low_speed_limit` (bytes/s, default 1) with `low_speed_time` (s,
--- default 30): a transfer slower than that for that long fails with Timeout;
--- `ca_file`, `ca_path` (the CAs a server certificate must chain to; default
--- the system's), `insecure` (true turns TLS verification off: peer and host
--- name), `tls_min_version` ("1.0", "1.1", "1.2" or "1.3": a server that
--- speaks none of the versions from there up fails with a TLSError that is
--- not retried; default curl's, TLS 1.2),
--- `proxy` ("" ignores the *_proxy environment variables), `user_agent`
--- (default "objstore/<version>"), `max_connections` (per host, default 16;
--- also the default concurrency of `run`), `verbose`.
+-- **Options** of `new` (all optional; an unknown name raises): the one
+-- schema of every transport (`objstore.transport.options`: `timeout`,
+-- `connect_timeout`, `read_timeout`, `send_timeout`, `max_connections`,
+-- `proxy`, `user_agent`, `tls = { ca_file, ca_path, insecure, min_version }`;
+-- `tls.server_name` is refused: curl sends the URL's host), defaults:
+-- connect_timeout 10 s, timeout 0 = none, max_connections 16 per host,
+-- TLS 1.2 at least, the system's CAs, `proxy` "" ignores the *_proxy
+-- environment variables. Of curl's own: `low_speed_limit` (bytes/s, default
+-- 1) with `low_speed_time` (s, default 30): a transfer slower than that for
+-- that long fails with Timeout (read_timeout / send_timeout set them);
+-- `verbose`. A server that speaks no TLS version from `tls.min_version` up
+-- fails with a TLSError that is not retried.
 --
 -- **Request** (misuse, e.g. an unknown field, raises naming the field):
 --
@@ -82,6 +82,8 @@
 -- @module objstore.transport.curl
 
 local core = require "objstore.core"
+local errors = require "objstore.errors"
+local options = require "objstore.transport.options"
 
 local setmetatable, getmetatable = setmetatable, getmetatable
 
@@ -101,10 +103,35 @@ local RETRYABLE_EXCEPTIONS = {
     .. "number up to 2^53, is not retried",
 }
 
+-- Options of this transport beyond the schema of objstore.transport.options,
+-- and the schema's names it cannot honour.
+local OWN = { verbose = "boolean", low_speed_limit = "number", low_speed_time = "number" }
+local CANNOT = {
+  ["tls.server_name"] = "is not supported by the curl transport (the TLS name is the URL's host)",
+}
+
 --- A new transport (one libcurl multi handle and its connection cache).
--- @return transport, or nil, err
+-- Options: the schema of `objstore.transport.options` (read_timeout and
+-- send_timeout become libcurl's low-speed limit: no byte either way for that
+-- many whole seconds fails with Timeout) and `verbose`, `low_speed_limit`,
+-- `low_speed_time`. @return transport, or nil, err
 function curl.new(opts)
-  local session, err = http.session(opts)
+  local tls
+  opts, tls = options.check("transport.curl.new", opts, OWN, CANNOT)
+  local idle = opts.read_timeout
+  if opts.send_timeout and (not idle or opts.send_timeout < idle) then idle = opts.send_timeout end
+  if idle == 0 then idle = nil end
+  if idle and (opts.low_speed_limit ~= nil or opts.low_speed_time ~= nil) then
+    errors.argument("transport.curl.new", 1, "opts.low_speed_limit",
+      "cannot be given with read_timeout or send_timeout (they set it)")
+  end
+  local session, err = http.session {
+    timeout = opts.timeout, connect_timeout = opts.connect_timeout, proxy = opts.proxy,
+    user_agent = opts.user_agent, max_connections = opts.max_connections, verbose = opts.verbose,
+    ca_file = tls.ca_file, ca_path = tls.ca_path, insecure = tls.insecure, tls_min_version = tls.min_version,
+    low_speed_limit = idle and 1 or opts.low_speed_limit,
+    low_speed_time = idle and math.max(1, math.ceil(idle)) or opts.low_speed_time,
+  }
   if not session then return nil, err end
   return setmetatable({
     session = session,

@@ -2,7 +2,7 @@
 -- runs inside nginx (request phases that allow cosockets, and timers).
 --
 --    local ngx_transport = require "objstore.transport.ngx"
---    local t = assert(ngx_transport.new{ connect_timeout = 5, pool_size = 16 })
+--    local t = assert(ngx_transport.new{ connect_timeout = 5, max_connections = 16 })
 --    local res, err = t:request{ method = "GET", url = url, sink = { file = path } }
 --    t:run(source, on_done, 8)              -- light threads (ngx.thread.spawn)
 --    t:close()
@@ -14,16 +14,17 @@
 -- `t:sleep(s)` is `ngx.sleep` (it yields). Nothing is done at `require`:
 -- the module can be loaded anywhere; requests need a cosocket context.
 --
--- **Options** of `new` (all optional; an unknown name raises):
+-- **Options** of `new` (all optional; an unknown name raises): the one
+-- schema of every transport (`objstore.transport.options`):
 -- `connect_timeout`, `send_timeout`, `read_timeout` (seconds for each
 -- connect, each send and each receive; defaults 10, 60, 60), `timeout` (the
 -- whole request, seconds, default 0 = none; a request's own `timeout`
--- overrides it), `pool_size` (idle connections kept per endpoint, default
--- 16; also the default concurrency of `run`), `keepalive_timeout` (seconds
--- an idle connection is kept, default 20: below the usual server idle
--- timeouts), `tls = { verify = true, insecure = false, server_name = nil }`
--- (verification is on unless `verify = false` or `insecure = true`; it
--- needs `lua_ssl_trusted_certificate` in the nginx configuration;
+-- overrides it), `max_connections` (idle connections kept per endpoint in
+-- the cosocket pool, default 16; also the default concurrency of `run`),
+-- `tls = { insecure = false, server_name = nil, min_version = nil }`
+-- (verification is on unless `insecure = true`; it needs
+-- `lua_ssl_trusted_certificate` in the nginx configuration, and
+-- `tls.ca_file` / `tls.ca_path` are refused for that reason;
 -- `server_name` overrides the SNI name, by default the URL's host when it
 -- is a name, and is the name the certificate must hold; for an IP address
 -- without one the certificate must hold that address as an IP SAN;
@@ -31,6 +32,8 @@
 -- protocols offered are nginx's lua_ssl_protocols), `proxy` ("http://host:port": plain requests go to it with the
 -- absolute URL, https ones through CONNECT; the *_proxy environment
 -- variables are not read), `user_agent` (default "objstore/<version>").
+-- Its own: `keepalive_timeout` (seconds an idle connection is kept, default
+-- 20: below the usual server idle timeouts).
 --
 -- **Names need an nginx `resolver`.** Cosockets resolve host names only
 -- through the `resolver` directive of the nginx configuration; without it
@@ -96,6 +99,7 @@ local errors = require "objstore.errors"
 local checksum = require "objstore.checksum"
 local transport = require "objstore.transport"
 local url_mod = require "objstore.url"
+local options = require "objstore.transport.options"
 
 local type, pairs, ipairs, tostring, tonumber, pcall, setmetatable, error =
   type, pairs, ipairs, tostring, tonumber, pcall, setmetatable, error
@@ -150,11 +154,13 @@ local function check_count(fname, field, v, def)
   return v
 end
 
-local OPTIONS = {
-  connect_timeout = true, send_timeout = true, read_timeout = true, timeout = true, pool_size = true,
-  keepalive_timeout = true, tls = true, proxy = true, user_agent = true,
+-- Options of this transport beyond the schema of objstore.transport.options,
+-- and the schema's names it cannot honour.
+local OWN = { keepalive_timeout = "number" }
+local CANNOT = {
+  ["tls.ca_file"] = "is not supported by the cosocket transport: nginx's lua_ssl_trusted_certificate sets the CAs",
+  ["tls.ca_path"] = "is not supported by the cosocket transport: nginx's lua_ssl_trusted_certificate sets the CAs",
 }
-local TLS_OPTIONS = { verify = true, insecure = true, server_name = true, min_version = true }
 -- tls.min_version -> the protocol number OpenSSL reports (SSL3_VERSION + n).
 local TLS_VERSIONS = { ["1.0"] = 0x0301, ["1.1"] = 0x0302, ["1.2"] = 0x0303, ["1.3"] = 0x0304 }
 
@@ -235,14 +241,8 @@ end
 
 --- A new transport. @return transport (never nil: there is nothing to fail)
 function _M.new(opts)
-  opts = errors.options("transport.ngx.new", 1, opts, OPTIONS)
-  local tls = errors.options("transport.ngx.new", 1, opts.tls, TLS_OPTIONS, "opts.tls")
-  if tls.server_name ~= nil and type(tls.server_name) ~= "string" then
-    misuse("new", "opts.tls.server_name", "string expected, " .. errors.got(tls.server_name))
-  end
-  if tls.min_version ~= nil and not TLS_VERSIONS[tls.min_version] then
-    misuse("new", "opts.tls.min_version", '"1.0", "1.1", "1.2" or "1.3" expected, ' .. errors.got(tls.min_version))
-  end
+  local tls
+  opts, tls = options.check("transport.ngx.new", opts, OWN, CANNOT)
   local proxy
   if opts.proxy ~= nil and opts.proxy ~= "" then
     if type(opts.proxy) ~= "string" then
@@ -254,11 +254,7 @@ function _M.new(opts)
     end
     proxy = p
   end
-  if opts.user_agent ~= nil and type(opts.user_agent) ~= "string" then
-    misuse("new", "opts.user_agent", "string expected, " .. errors.got(opts.user_agent))
-  end
-  local pool_size = check_count("new", "opts.pool_size", opts.pool_size, 16)
-  if pool_size < 1 then misuse("new", "opts.pool_size", "at least 1 expected") end
+  local pool_size = opts.max_connections or 16
   next_id = next_id + 1
   return setmetatable({
     id = next_id,
@@ -268,7 +264,7 @@ function _M.new(opts)
     timeout = check_seconds("new", "opts.timeout", opts.timeout, 0),
     keepalive_timeout = check_seconds("new", "opts.keepalive_timeout", opts.keepalive_timeout, 20),
     pool_size = pool_size,
-    verify = tls.verify ~= false and tls.insecure ~= true,
+    verify = tls.insecure ~= true,
     server_name = tls.server_name,
     min_version = tls.min_version,
     proxy = proxy,
