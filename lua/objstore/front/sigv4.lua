@@ -345,6 +345,11 @@ local function query_auth(req, q, opts)
     return malformed(true, "X-Amz-Expires should be a number")
   end
   local expires = tonumber(p.expires)
+  -- S3 documents 1 as the shortest lifetime; 0 would also reach the C
+  -- signer, which refuses it with a SigningError that is no S3 answer.
+  if expires < 1 then
+    return malformed(true, "X-Amz-Expires must be at least 1 second")
+  end
   if expires > MAX_EXPIRES then
     return malformed(true, "X-Amz-Expires must be less than a week (in seconds) that is 604800")
   end
@@ -420,7 +425,8 @@ end
 -- body (optional: hashed for services other than s3 when no
 -- x-amz-content-sha256 is sent) }. `lookup(access_key, session_token)`
 -- returns the secret key, or nil (InvalidAccessKeyId), or nil, err (err is
--- returned as it is). `opts`: region (string or array of allowed regions;
+-- returned as it is); an error it raises becomes InternalError (status
+-- 500, its message dropped: it may hold anything). `opts`: region (string or array of allowed regions;
 -- nil accepts any), service (default "s3"), max_skew (seconds, default 900),
 -- anonymous (default true: a request without authentication returns
 -- { anonymous = true }; false: AccessDenied), normalize_path and
@@ -429,8 +435,9 @@ end
 -- signed_headers, payload, seed_signature, session_token, presigned,
 -- expires, decoded_content_length, trailer, chunk_signer } or nil, err with
 -- err.code one of AccessDenied, AuthorizationHeaderMalformed,
--- AuthorizationQueryParametersError, InvalidAccessKeyId, InvalidArgument,
--- InvalidRequest, RequestTimeTooSkewed, SignatureDoesNotMatch (with
+-- AuthorizationQueryParametersError, InternalError, InvalidAccessKeyId,
+-- InvalidArgument, InvalidRequest, InvalidToken, RequestTimeTooSkewed,
+-- SignatureDoesNotMatch (with
 -- string_to_sign, canonical_request, signature_provided and access_key_id).
 function _M.verify(req, lookup, opts)
   check_request(req)
@@ -480,8 +487,29 @@ function _M.verify(req, lookup, opts)
       { headers_not_signed = concat(unsigned, ", ") })
   end
 
+  -- The C signer raises on NUL, CR or LF in the access key, the session
+  -- token or a header value (they would forge lines of the canonical
+  -- request): a hostile client gets an S3 answer, not a raised error.
   local c = a.credential
-  local secret, lerr = lookup(c.access_key, a.token)
+  if c.access_key:find("[%z\r\n]") then
+    return fail("InvalidAccessKeyId", 403, "The AWS Access Key Id you provided does not exist in our records.",
+      { access_key_id = c.access_key })
+  end
+  if a.token and a.token:find("[%z\r\n]") then
+    return fail("InvalidToken", 400, "The provided token is malformed or otherwise invalid.")
+  end
+  for _, name in ipairs(a.signed) do
+    if h[name] and h[name]:find("[%z\r]") then
+      return fail("InvalidArgument", 400, "Header value contains a NUL or CR character.",
+        { argument_name = name, argument_value = h[name] })
+    end
+  end
+  -- A lookup that raises (a store down) answers InternalError; its message
+  -- is not passed on, as it may hold anything (a secret, a password).
+  local called, secret, lerr = pcall(lookup, c.access_key, a.token)
+  if not called then
+    return fail("InternalError", 500, "We encountered an internal error. Please try again.")
+  end
   if secret == nil then
     if lerr ~= nil then return nil, lerr end
     return fail("InvalidAccessKeyId", 403, "The AWS Access Key Id you provided does not exist in our records.",
@@ -508,7 +536,13 @@ function _M.verify(req, lookup, opts)
         canonical_request = d.canonical_request })
   end
   local scope = c.date .. "/" .. c.region .. "/" .. c.service .. "/aws4_request"
+  -- A decoded length that is not a plain decimal was dropped silently
+  -- before, and then aws_chunked checked no length at all.
   local decoded = h["x-amz-decoded-content-length"]
+  if decoded and a.payload:find("^STREAMING%-") and not decoded:find("^%d+$") then
+    return fail("InvalidArgument", 400, "x-amz-decoded-content-length must be a non-negative integer.",
+      { argument_name = "x-amz-decoded-content-length", argument_value = decoded })
+  end
   return {
     access_key = c.access_key, region = c.region, service = c.service, date = c.date, datetime = a.datetime,
     time = a.time, scope = scope, signed_headers = a.signed, payload = a.payload, seed_signature = d.signature,
