@@ -173,6 +173,14 @@ describe("front.sigv4 against hostile clients", function()
     end
   end)
 
+  it("holds X-Amz-Content-Sha256 in a presigned URL to the header's rule", function()
+    for _, v in ipairs{ "garbage", string.rep("a", 63), string.rep("g", 64), "unsigned-payload" } do
+      refused("InvalidArgument", sigv4.verify(presigned_req{ extra = "X-Amz-Content-Sha256=" .. v }, lookup, OPTS))
+    end
+    local p = sign(presigned_req{ extra = "X-Amz-Content-Sha256=" .. EMPTY })
+    assert.equals(EMPTY, assert(sigv4.verify(p, lookup, OPTS)).payload)
+  end)
+
   it("refuses a credential scope date other than the request's", function()
     local req = header_req{ headers = base_headers(), cred = AK .. "/20130525/us-east-1/s3/aws4_request" }
     refused("AuthorizationHeaderMalformed", sigv4.verify(req, lookup, OPTS))
@@ -222,6 +230,42 @@ describe("front.sigv4 against hostile clients", function()
       assert.is_true(ok, "raised on " .. ("%q"):format(v) .. ": " .. tostring(res))
       assert.is_nil(res)
       assert.truthy(err.code)
+    end
+  end)
+
+  it("answers (never raises) on paths, queries and headers past the signer's limits", function()
+    local big = string.rep("a", 64 * 1024 + 1)
+    local extra = {}
+    for i = 1, 300 do
+      extra[i] = { "x-amz-meta-" .. i, "v" }
+    end
+    for _, c in ipairs{
+      { "InvalidRequest", header_req{ headers = base_headers(), path = "/b/" .. big } },
+      { "InvalidRequest", header_req{ headers = base_headers(), query = big } },
+      { "InvalidRequest", presigned_req{ path = "/b/" .. big } },
+      { "RequestHeaderSectionTooLarge", header_req{ headers = base_headers{ { "x-amz-meta-a", big } } } },
+      { "RequestHeaderSectionTooLarge", header_req{ headers = base_headers(extra) } },
+    } do
+      local ok, res, err = pcall(sigv4.verify, c[2], lookup, OPTS)
+      assert.is_true(ok, tostring(res))
+      refused(c[1], res, err)
+      assert.equals(400, err.status)
+    end
+  end)
+
+  it("answers S3's errors (no SigningError) for a region, service or access key of any length", function()
+    local big = string.rep("r", 100)
+    local any = function() return SK end
+    for _, c in ipairs{
+      { "AuthorizationHeaderMalformed", AK .. "/20130524/" .. big .. "/s3/aws4_request", {} },
+      { "AuthorizationHeaderMalformed", AK .. "/20130524/us-east-1/" .. big .. "/aws4_request", {} },
+      { "SignatureDoesNotMatch", string.rep("A", 100000) .. "/20130524/us-east-1/s3/aws4_request", {} },
+    } do
+      local req = header_req{ headers = base_headers(), cred = c[2] }
+      local ok, res, err = pcall(sigv4.verify, req, any, c[3])
+      assert.is_true(ok, tostring(res))
+      refused(c[1], res, err)
+      assert.is_number(err.status)
     end
   end)
 
@@ -438,6 +482,24 @@ describe("front.aws_chunked against hostile clients", function()
       assert.is_nil(auth, want)
       assert.truthy(err and err.code, want)
     end
+  end)
+
+  it("refuses (never raises on) an x-amz-trailer the decoder does not know", function()
+    for _, tr in ipairs{ "x-amz-checksum-crc32, x-amz-checksum-sha1", "x-amz-checksum-md5", "content-md5" } do
+      local h = base_headers{ { "x-amz-trailer", tr } }
+      h[3][2] = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+      local req = sign(header_req{ method = "PUT", headers = h })
+      local ok, auth, err = pcall(function()
+        local a, e = sigv4.verify(req, lookup, OPTS)
+        if a then aws_chunked.new(a) end
+        return a, e
+      end)
+      assert.is_true(ok, tostring(auth))
+      refused("InvalidArgument", auth, err)
+    end
+    -- the names it knows, in any case and spacing, pass
+    local auth = streaming("STREAMING-UNSIGNED-PAYLOAD-TRAILER", { { "x-amz-trailer", " X-Amz-Checksum-SHA256 " } })
+    assert.is_table(aws_chunked.new(auth))
   end)
 
   it("refuses the final chunk's signature when it is wrong, and a missing final chunk", function()
