@@ -232,6 +232,14 @@ local function trailer_line(self, line)
   if name ~= self.declared then
     return failure(self, "MalformedTrailerError", 400, "The trailer " .. name .. " was not announced by x-amz-trailer.")
   end
+  -- A repeated trailer is refused: finish_trailers keeps one value per
+  -- name, so "crc32:<bad>" then "crc32:<good>" would pass the check while
+  -- another reader of the same trailers takes the first.
+  for _, t in ipairs(self.trailers) do
+    if t[1] == name then
+      return failure(self, "MalformedTrailerError", 400, "The trailer " .. name .. " appears more than once.")
+    end
+  end
   if #self.trailers >= self.max_trailers then
     return failure(self, "MalformedTrailerError", 400, "Too many trailers.")
   end

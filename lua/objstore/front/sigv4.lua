@@ -32,6 +32,10 @@ local _M = { _VERSION = core._VERSION }
 local ALG = "AWS4-HMAC-SHA256"
 local MAX_SKEW = 900        -- S3's 15 minutes
 local MAX_EXPIRES = 604800  -- 7 days
+-- The C signer's limits (OS_SIGN_MAX_FIELD, OS_SIGN_MAX_HEADERS in
+-- csrc/os_sign.h): past them it raises or fails with a SigningError, so a
+-- request beyond them is refused before it gets there.
+local MAX_FIELD, MAX_HEADERS = 64 * 1024, 256
 local EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 --- Payload declarations S3 accepts in x-amz-content-sha256 besides a hex digest.
@@ -40,6 +44,12 @@ local PAYLOADS = {
   ["STREAMING-AWS4-HMAC-SHA256-PAYLOAD"] = true,
   ["STREAMING-UNSIGNED-PAYLOAD-TRAILER"] = true,
   ["STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"] = true,
+}
+
+--- Checksum trailers S3 knows (x-amz-trailer), as objstore.front.aws_chunked does.
+local TRAILERS = {
+  ["x-amz-checksum-crc32"] = true, ["x-amz-checksum-crc32c"] = true, ["x-amz-checksum-crc64nvme"] = true,
+  ["x-amz-checksum-sha1"] = true, ["x-amz-checksum-sha256"] = true,
 }
 
 local OPTIONS = { region = "any", service = "string", max_skew = "number", anonymous = "boolean",
@@ -244,7 +254,8 @@ local function check_scope(c, opts, presigned, date_value)
     return malformed(presigned, format('%sincorrect terminal "%s". This endpoint uses "aws4_request".',
       presigned and "Error parsing the X-Amz-Credential parameter; " or "", c.terminal))
   end
-  if not region_ok(opts.region, c.region) then
+  -- the C signer refuses a region or service over 63 bytes (SigningError)
+  if not region_ok(opts.region, c.region) or #c.region > 63 then
     local e = presigned and "Error parsing the X-Amz-Credential parameter; " or ""
     local _, err = malformed(presigned, format("%sthe region '%s' is wrong; expecting '%s'", e, c.region,
       tostring(first_region(opts.region))))
@@ -345,6 +356,11 @@ local function query_auth(req, q, opts)
     return malformed(true, "X-Amz-Expires should be a number")
   end
   local expires = tonumber(p.expires)
+  -- S3 documents 1 as the shortest lifetime; 0 would also reach the C
+  -- signer, which refuses it with a SigningError that is no S3 answer.
+  if expires < 1 then
+    return malformed(true, "X-Amz-Expires must be at least 1 second")
+  end
   if expires > MAX_EXPIRES then
     return malformed(true, "X-Amz-Expires must be less than a week (in seconds) that is 604800")
   end
@@ -358,6 +374,15 @@ local function query_auth(req, q, opts)
   if req.now > t + expires then
     return fail("AccessDenied", 403, "Request has expired", { expires_seconds = expires,
       expires = enc.iso8601(t + expires), server_time = enc.iso8601(floor(req.now)) })
+  end
+  -- X-Amz-Content-Sha256 in the URL obeys the header's rule (it was taken
+  -- as it came, any text becoming auth.payload)
+  local cs = p.content_sha256
+  if cs and not PAYLOADS[cs] and not (#cs == 64 and cs:find("^%x+$")) then
+    return fail("InvalidArgument", 400, "X-Amz-Content-Sha256 must be UNSIGNED-PAYLOAD, "
+      .. "STREAMING-UNSIGNED-PAYLOAD-TRAILER, STREAMING-AWS4-HMAC-SHA256-PAYLOAD, "
+      .. "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER or a valid sha256 value.",
+      { argument_name = "X-Amz-Content-Sha256", argument_value = cs })
   end
   -- S3 presigned URLs leave the body unsigned; other services sign its hash
   local payload = p.content_sha256
@@ -420,7 +445,8 @@ end
 -- body (optional: hashed for services other than s3 when no
 -- x-amz-content-sha256 is sent) }. `lookup(access_key, session_token)`
 -- returns the secret key, or nil (InvalidAccessKeyId), or nil, err (err is
--- returned as it is). `opts`: region (string or array of allowed regions;
+-- returned as it is); an error it raises becomes InternalError (status
+-- 500, its message dropped: it may hold anything). `opts`: region (string or array of allowed regions;
 -- nil accepts any), service (default "s3"), max_skew (seconds, default 900),
 -- anonymous (default true: a request without authentication returns
 -- { anonymous = true }; false: AccessDenied), normalize_path and
@@ -429,8 +455,9 @@ end
 -- signed_headers, payload, seed_signature, session_token, presigned,
 -- expires, decoded_content_length, trailer, chunk_signer } or nil, err with
 -- err.code one of AccessDenied, AuthorizationHeaderMalformed,
--- AuthorizationQueryParametersError, InvalidAccessKeyId, InvalidArgument,
--- InvalidRequest, RequestTimeTooSkewed, SignatureDoesNotMatch (with
+-- AuthorizationQueryParametersError, InternalError, InvalidAccessKeyId,
+-- InvalidArgument, InvalidRequest, InvalidToken, RequestTimeTooSkewed,
+-- SignatureDoesNotMatch (with
 -- string_to_sign, canonical_request, signature_provided and access_key_id).
 function _M.verify(req, lookup, opts)
   check_request(req)
@@ -480,8 +507,38 @@ function _M.verify(req, lookup, opts)
       { headers_not_signed = concat(unsigned, ", ") })
   end
 
+  -- The C signer raises on NUL, CR or LF in the access key, the session
+  -- token or a header value (they would forge lines of the canonical
+  -- request): a hostile client gets an S3 answer, not a raised error.
   local c = a.credential
-  local secret, lerr = lookup(c.access_key, a.token)
+  if c.access_key:find("[%z\r\n]") then
+    return fail("InvalidAccessKeyId", 403, "The AWS Access Key Id you provided does not exist in our records.",
+      { access_key_id = c.access_key })
+  end
+  if a.token and a.token:find("[%z\r\n]") then
+    return fail("InvalidToken", 400, "The provided token is malformed or otherwise invalid.")
+  end
+  if #req.path > MAX_FIELD or #(req.query or "") > MAX_FIELD then
+    return fail("InvalidRequest", 400, "The request URI is too long.")
+  end
+  if #a.signed > MAX_HEADERS then
+    return fail("RequestHeaderSectionTooLarge", 400, "Your request header section exceeds the maximum allowed size.")
+  end
+  for _, name in ipairs(a.signed) do
+    if h[name] and #h[name] > MAX_FIELD then
+      return fail("RequestHeaderSectionTooLarge", 400, "Your request header section exceeds the maximum allowed size.")
+    end
+    if h[name] and h[name]:find("[%z\r]") then
+      return fail("InvalidArgument", 400, "Header value contains a NUL or CR character.",
+        { argument_name = name, argument_value = h[name] })
+    end
+  end
+  -- A lookup that raises (a store down) answers InternalError; its message
+  -- is not passed on, as it may hold anything (a secret, a password).
+  local called, secret, lerr = pcall(lookup, c.access_key, a.token)
+  if not called then
+    return fail("InternalError", 500, "We encountered an internal error. Please try again.")
+  end
   if secret == nil then
     if lerr ~= nil then return nil, lerr end
     return fail("InvalidAccessKeyId", 403, "The AWS Access Key Id you provided does not exist in our records.",
@@ -491,16 +548,20 @@ function _M.verify(req, lookup, opts)
     errors.argument("front.sigv4.verify", 2, "lookup", "must return the secret key as a string, " .. errors.got(secret))
   end
 
-  local s, serr = csigner.new("aws4", 0, c.region, c.service)
-  if not s then return nil, serr end
-  local ok, cerr = s:set_credentials(c.access_key, secret, a.presigned and a.token or nil)
-  if not ok then
-    s:close()
-    return nil, cerr
+  -- A signer failure left after the checks above is no S3 answer of its
+  -- own (a SigningError has no status): it is S3's InternalError.
+  local function internal()
+    return fail("InternalError", 500, "We encountered an internal error. Please try again.")
   end
-  local d, derr = s:details(signer_request(req, h, a, opts), a.presigned and "query" or "header")
+  local s = csigner.new("aws4", 0, c.region, c.service)
+  if not s then return internal() end
+  if not s:set_credentials(c.access_key, secret, a.presigned and a.token or nil) then
+    s:close()
+    return internal()
+  end
+  local d = s:details(signer_request(req, h, a, opts), a.presigned and "query" or "header")
   s:close()
-  if not d then return nil, derr end
+  if not d then return internal() end
   if not same(d.signature, lower(a.signature)) or not a.signature:find("^%x+$") then
     return fail("SignatureDoesNotMatch", 403, "The request signature we calculated does not match the "
       .. "signature you provided. Check your key and signing method.",
@@ -508,7 +569,21 @@ function _M.verify(req, lookup, opts)
         canonical_request = d.canonical_request })
   end
   local scope = c.date .. "/" .. c.region .. "/" .. c.service .. "/aws4_request"
+  -- A decoded length that is not a plain decimal was dropped silently
+  -- before, and then aws_chunked checked no length at all.
   local decoded = h["x-amz-decoded-content-length"]
+  if decoded and a.payload:find("^STREAMING%-") and not decoded:find("^%d+$") then
+    return fail("InvalidArgument", 400, "x-amz-decoded-content-length must be a non-negative integer.",
+      { argument_name = "x-amz-decoded-content-length", argument_value = decoded })
+  end
+  -- x-amz-trailer is the client's: aws_chunked.new raises on a name it
+  -- does not know (a list, x-amz-checksum-md5), so it is refused here.
+  local trailer = h["x-amz-trailer"]
+  if trailer and a.payload:find("^STREAMING%-") and trailer:find("%S")
+    and not TRAILERS[lower(trailer:match("^%s*(.-)%s*$"))] then
+    return fail("InvalidArgument", 400, "The value specified in the x-amz-trailer header is not supported",
+      { argument_name = "x-amz-trailer", argument_value = trailer })
+  end
   return {
     access_key = c.access_key, region = c.region, service = c.service, date = c.date, datetime = a.datetime,
     time = a.time, scope = scope, signed_headers = a.signed, payload = a.payload, seed_signature = d.signature,
