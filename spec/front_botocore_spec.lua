@@ -59,7 +59,7 @@ local function run_botocore(list)
   f:write(cjson.encode{ access_key = AK, secret_key = SK, region = REGION, time = T, endpoint = PATH_EP,
     calls = list })
   f:close()
-  local p = assert(io.popen("/usr/bin/python3 spec/support/botocore_front.py < " .. tmp))
+  local p = assert(io.popen("timeout 120 /usr/bin/python3 spec/support/botocore_front.py < " .. tmp))
   local out = p:read("*a")
   p:close()
   os.remove(tmp)
