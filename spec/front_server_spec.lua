@@ -49,7 +49,7 @@ local function read_file(path)
 end
 
 describe("the S3 front server #server", function()
-  local store, shared, other, A, B, env_of, tmp
+  local store, shared, other, A, B, tmp
 
   local function client_env(t)
     return ("env -u AWS_CA_BUNDLE -u AWS_PROFILE -u AWS_SESSION_TOKEN AWS_CONFIG_FILE=%s "

@@ -41,6 +41,7 @@ local byte, char, format, sub, gsub = string.byte, string.char, string.format, s
 local concat = table.concat
 local hmac = core.hash.hmac
 local _G = _G
+local bit = rawget(_G, "bit") -- LuaJIT's, as nginx runs it
 
 local _M = { _VERSION = core._VERSION }
 
@@ -104,7 +105,6 @@ local function keystream(key, nonce, n)
 end
 
 local function xor(a, b)
-  local bit = rawget(_G, "bit") or require("bit") -- LuaJIT (nginx)
   local out = {}
   for i = 1, #a do out[i] = char(bit.bxor(byte(a, i), byte(b, i))) end
   return concat(out)
@@ -217,7 +217,9 @@ local function check_query(args, allowed)
     if not allowed[name] and n ~= "x-id" and sub(n, 1, 6) ~= "x-amz-" then
       return not_implemented("the query parameter " .. name)
     end
-    if type(v) == "table" then return s3err("InvalidArgument", 400, "The query parameter " .. name .. " is repeated") end
+    if type(v) == "table" then
+      return s3err("InvalidArgument", 400, "The query parameter " .. name .. " is repeated")
+    end
   end
 end
 
@@ -435,7 +437,9 @@ local function put_object(ctx, auth, headers)
     return fail(ctx, s3err("MissingContentLength", 411, "You must provide the Content-Length HTTP header."))
   end
   local clen = tonumber(ngx.var.http_content_length)
-  if not clen then return fail(ctx, s3err("MissingContentLength", 411, "You must provide the Content-Length HTTP header.")) end
+  if not clen then
+    return fail(ctx, s3err("MissingContentLength", 411, "You must provide the Content-Length HTTP header."))
+  end
   local length = clen
   local streaming = sub(auth.payload or "", 1, 10) == "STREAMING-"
   if streaming then

@@ -32,7 +32,8 @@ local request = require "objstore.request"
 local cjson = require "cjson.safe"
 local lfs = require "lfs"
 
-local type, pairs, ipairs, tostring, next, pcall = type, pairs, ipairs, tostring, next, pcall
+local type, pairs, ipairs, tostring, next, pcall, setmetatable =
+  type, pairs, ipairs, tostring, next, pcall, setmetatable
 local io_open, os_time = io.open, os.time
 local sort, concat = table.sort, table.concat
 
@@ -196,6 +197,7 @@ end
 
 local R = {}
 R.__index = R
+_M.Registry = R
 
 local function stamp(path)
   local a = lfs.attributes(path)
@@ -216,7 +218,7 @@ function _M.new(path, opts)
     now = opts.now or os_time, interval = opts.interval or 1, checked = (opts.now or os_time)() }, R)
 end
 
---- registry:refresh() -> set
+--- tenants:refresh() -> set
 -- The current set: the file is read again when it changed (checked at most
 -- once per `interval`); an invalid new file is logged and the old set kept.
 function R:refresh()
@@ -237,7 +239,7 @@ function R:refresh()
   return self.set
 end
 
---- registry:lookup(access_key) -> tenant, secret | nil
+--- tenants:lookup(access_key) -> tenant, secret | nil
 -- The tenant an access key belongs to and its secret; nil for an unknown key.
 function R:lookup(access_key)
   local e = self:refresh().by_key[access_key]
@@ -252,7 +254,7 @@ local function segment_problem(key)
   return false
 end
 
---- registry:map(tenant, bucket, key, op) -> store_bucket, store_key, mapping | nil, err
+--- tenants:map(tenant, bucket, key, op) -> store_bucket, store_key, mapping | nil, err
 -- Where a tenant's `bucket`/`key` lives on the store, when `op` (read,
 -- write, list, delete, multipart) is allowed there. `key` nil for bucket
 -- operations (then store_key is the prefix). Errors are S3 errors:
@@ -261,7 +263,7 @@ end
 -- key, a NUL, invalid UTF-8 or a "." or ".." path segment (refused: a store
 -- or proxy that normalises paths would leave the prefix),
 -- KeyTooLongError (400) when prefix and key pass 1024 bytes.
-function R:map(tenant, bucket, key, op)
+function R:map(tenant, bucket, key, op) -- luacheck: ignore 212/self
   if not _M.OPERATIONS[op] then
     errors.argument("front.tenants.map", 4, "op", "must be read, write, list, delete or multipart")
   end
@@ -284,9 +286,9 @@ function R:map(tenant, bucket, key, op)
   return m.store_bucket, skey, m
 end
 
---- registry:buckets(tenant) -> { name, ... }
+--- tenants:buckets(tenant) -> { name, ... }
 -- The tenant's bucket names, sorted.
-function R:buckets(tenant)
+function R:buckets(tenant) -- luacheck: ignore 212/self
   return sorted_keys(tenant.buckets)
 end
 
