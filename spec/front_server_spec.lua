@@ -8,6 +8,7 @@
 -- nginx listens on OBJSTORE_SPEC_FRONT_PORT (18780), its files under
 -- OBJSTORE_SPEC_FRONT_DIR (/tmp/objstore-front-spec).
 local objstore = require "objstore"
+local servers = require "servers"
 local cjson = require "cjson"
 local core = require "objstore.core"
 
@@ -205,6 +206,31 @@ describe("the S3 front server #server", function()
     assert(ok, out)
     assert.equal("403", out:match("(%d+)$"))
     assert.equal("SignatureDoesNotMatch", code_of(out))
+  end)
+
+  it("stores an aws-chunked upload of @aws-sdk/client-s3 v3 decoded (CRC32 trailer checked)", function()
+    servers.node_package("@aws-sdk/client-s3")
+    local f = tmp .. "/sdk.bin"
+    write_file(f, random_hex(150000))
+    local ok, out = sh(client_env(A) .. "timeout 120 node spec/support/sdkv3_through_front.js data sdk/chunked.bin "
+      .. q(f) .. " 2>/dev/null")
+    local r = cjson.decode(out:match("[^\n]*\n?$") or "")
+    assert(ok, out)
+    assert.is_true(r.get_equal)
+    assert.same({ "sdk/chunked.bin" }, r.listed)
+    assert.is_true(on_store("tenant-a/sdk/chunked.bin") == read_file(f), "the store holds other bytes")
+  end)
+
+  it("refuses an aws-chunked body whose trailer checksum is wrong; nothing is stored", function()
+    local data = random_hex(40000)
+    local body = ("%x\r\n%s\r\n0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n"):format(#data, data)
+    write_file(tmp .. "/chunked.body", body)
+    local r = py(A, "raw PUT /data/chunked-bad.bin --body " .. q(tmp .. "/chunked.body")
+      .. " --sha256 STREAMING-UNSIGNED-PAYLOAD-TRAILER --header Content-Encoding:aws-chunked"
+      .. " --header x-amz-trailer:x-amz-checksum-crc32 --header x-amz-decoded-content-length:" .. #data)
+    assert.equal(400, r.status, r.body)
+    assert.equal("BadDigest", code_of(r.body))
+    assert.is_nil(on_store("tenant-a/chunked-bad.bin"))
   end)
 
   describe("isolation", function()

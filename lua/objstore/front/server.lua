@@ -172,7 +172,9 @@ local function store_fail(ctx, err)
     ngx.status = 304
     return ngx.exit(304)
   end
-  ngx.log(ngx.WARN, "objstore.front: ", ctx.op or "?", " on the store failed: ", tostring(err))
+  local expected = status == 404 or status == 412 or status == 416
+  ngx.log(expected and ngx.INFO or ngx.WARN, "objstore.front: ", ctx.op or "?", " on the store failed: ",
+    tostring(err))
   local s = STORE_CODES[code]
   if not s and status == 404 and ctx.method == "HEAD" then code, s = "NoSuchKey", 404 end
   if s then
@@ -431,17 +433,39 @@ local function verified_reader(ctx, raw, auth)
   end
 end
 
+-- A body nginx spooled (chunked transfer): read back 64 KiB at a time
+-- from its temporary file (or memory, when it fit client_body_buffer_size).
+local function spooled_reader()
+  local body, size = onx.spooled_request_body()
+  if not body then return nil, s3err("IncompleteBody", 400, "The request body could not be read") end
+  if type(body) == "string" then
+    local pos = 1
+    return function()
+      if pos > size then return nil end
+      local piece = sub(body, pos, pos + 65535)
+      pos = pos + #piece
+      return piece
+    end
+  end
+  local f = io.open(body.path, "rb")
+  if not f then return nil, s3err("InternalError", 500, "We encountered an internal error. Please try again.") end
+  return function()
+    local piece = f:read(65536)
+    if not piece then f:close() end
+    return piece
+  end
+end
+
 local function put_object(ctx, auth, headers)
   if headers["x-amz-copy-source"] then return fail(ctx, not_implemented("CopyObject")) end
-  if ngx.var.http_transfer_encoding then
-    return fail(ctx, s3err("MissingContentLength", 411, "You must provide the Content-Length HTTP header."))
-  end
-  local clen = tonumber(ngx.var.http_content_length)
-  if not clen then
-    return fail(ctx, s3err("MissingContentLength", 411, "You must provide the Content-Length HTTP header."))
-  end
-  local length = clen
   local streaming = sub(auth.payload or "", 1, 10) == "STREAMING-"
+  -- A chunked transfer is accepted for aws-chunked bodies (their decoded
+  -- length is declared), spooled by nginx (client_max_body_size bounds it).
+  local spool = ngx.var.http_transfer_encoding ~= nil
+  if spool and not streaming or not spool and not tonumber(ngx.var.http_content_length) then
+    return fail(ctx, s3err("MissingContentLength", 411, "You must provide the Content-Length HTTP header."))
+  end
+  local length = tonumber(ngx.var.http_content_length)
   if streaming then
     length = tonumber(auth.decoded_content_length or headers["x-amz-decoded-content-length"])
     if not length then
@@ -470,8 +494,14 @@ local function put_object(ctx, auth, headers)
   end
   opts.metadata = meta
   pcall(ngx.on_abort, function() ctx.aborted = true end)
-  local raw, rerr = onx.request_body_reader(64 * 1024)
-  if not raw then return fail(ctx, s3err("MissingContentLength", 411, tostring(rerr and rerr.message))) end
+  local raw, rerr
+  if spool then
+    raw, rerr = spooled_reader()
+    if not raw then return fail(ctx, rerr) end
+  else
+    raw, rerr = onx.request_body_reader(64 * 1024)
+    if not raw then return fail(ctx, s3err("MissingContentLength", 411, tostring(rerr and rerr.message))) end
+  end
   local reader, failure, drain = verified_reader(ctx, raw, auth)
   if not reader then return fail(ctx, failure) end
   local body = reader
