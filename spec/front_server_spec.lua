@@ -107,7 +107,8 @@ describe("the S3 front server #server", function()
     A.tenants = tenants
     write_file(tmp .. "/aws.cfg", "[default]\nregion = us-east-1\ns3 =\n  multipart_threshold = 1GB\n"
       .. "  addressing_style = path\n")
-    ok, out = sh(("FRONT_PORT=%s FRONT_DIR=%s FRONT_TENANTS=%s timeout 120 bash examples/front/run.sh start")
+    ok, out = sh(("FRONT_DOMAIN=front.test FRONT_PORT=%s FRONT_DIR=%s FRONT_TENANTS=%s timeout 120 "
+      .. "bash examples/front/run.sh start")
       :format(q(PORT), q(DIR), q(tmp .. "/tenants.json")))
     assert(ok, "cannot start the front: " .. out)
   end)
@@ -233,6 +234,20 @@ describe("the S3 front server #server", function()
     assert.is_nil(on_store("tenant-a/chunked-bad.bin"))
   end)
 
+  it("answers virtual-host addressing (bucket.<FRONT_DOMAIN>, curl --aws-sigv4)", function()
+    assert(store:put_object(shared, "tenant-a/vhost/k.txt", "virtual host"))
+    local base = ("curl -sS --max-time 20 --resolve data.front.test:%s:127.0.0.1 --aws-sigv4 aws:amz:us-east-1:s3 "
+      .. "-H 'x-amz-content-sha256: %s' --user %s "):format(PORT, core.hash.tohex(core.hash.sha256("")),
+      q(A.ak .. ":" .. A.sk))
+    local ok, out = sh("timeout 30 " .. base .. q("http://data.front.test:" .. PORT .. "/vhost/k.txt"))
+    assert(ok, out)
+    assert.equal("virtual host", out)
+    ok, out = sh("timeout 30 " .. base .. q("http://data.front.test:" .. PORT .. "/?list-type=2&prefix=vhost%2F"))
+    assert(ok, out)
+    assert.truthy(out:find("<Key>vhost/k.txt</Key>", 1, true), out)
+    assert.falsy(out:find("tenant-a", 1, true), out)
+  end)
+
   describe("isolation", function()
     local secret = "B's secret object"
     before_each(function()
@@ -326,5 +341,48 @@ describe("the S3 front server #server", function()
       assert.is_nil(on_store("tenant-a/m"))
       assert.is_nil(on_store("tenant-a/c"))
     end)
+  end)
+
+  it("rotates a key: a second key added works, the old one removed is refused (the file reloaded)", function()
+    local path = tmp .. "/tenants.json"
+    local function replace(doc)
+      write_file(path .. ".new", cjson.encode(doc))
+      assert(os.rename(path .. ".new", path))
+    end
+    local function status(t)
+      local r = py(t, "raw GET " .. q("/data/?list-type=2&max-keys=1"))
+      return r.status, code_of(r.body)
+    end
+    -- every worker reads the file again on its first request a second
+    -- after its last check: wait for one answer, then 1.2 s, then all
+    local function settle(t, want_status)
+      local deadline = os.time() + 20
+      while status(t) ~= want_status do
+        assert.is_true(os.time() < deadline, "the tenants file was not reloaded within 20 s")
+        sh("sleep 0.2")
+      end
+      sh("sleep 1.2")
+      for _ = 1, 4 do assert.equal(want_status, (status(t))) end
+    end
+    local A2 = { ak = A.ak .. "N", sk = random_hex(16) }
+    local doc = A.tenants
+    doc.tenants.a.keys[2] = { access_key = A2.ak, secret_key = A2.sk }
+    replace(doc)
+    settle(A2, 200)
+    assert.equal(200, (status(A)))
+    table.remove(doc.tenants.a.keys, 1)
+    replace(doc)
+    settle(A, 403)
+    local _, code = status(A)
+    assert.equal("InvalidAccessKeyId", code)
+    assert.equal(200, (status(A2)))
+    -- an invalid file is refused: the tenants in force stay
+    write_file(path .. ".new", "{ not json")
+    assert(os.rename(path .. ".new", path))
+    sh("sleep 1.2")
+    for _ = 1, 4 do assert.equal(200, (status(A2))) end
+    local log = read_file(DIR .. "/error.log") or ""
+    assert.truthy(log:find("kept the previous tenants", 1, true), log:sub(-2000))
+    assert.falsy(log:find(A2.sk, 1, true) or log:find(A.sk, 1, true), "a secret in the error log")
   end)
 end)
