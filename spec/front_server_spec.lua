@@ -188,6 +188,16 @@ describe("the S3 front server #server", function()
     assert.equal(3, #r.pages)
     assert.same({ "boto/list/a1", "boto/list/a2", "boto/list/z <&>" }, keys)
     assert.same({ "boto/list/d1/", "boto/list/d2/" }, prefixes)
+    -- ListObjects v1 (awscli's list-objects pages with Marker/NextMarker)
+    local ok, out = aws(A, "s3api list-objects --bucket data --prefix boto/list/ --delimiter / --page-size 2 "
+      .. "--output json")
+    assert(ok, out)
+    local v1 = cjson.decode(out)
+    local v1keys, v1prefixes = {}, {}
+    for _, o in ipairs(v1.Contents or {}) do v1keys[#v1keys + 1] = o.Key end
+    for _, p in ipairs(v1.CommonPrefixes or {}) do v1prefixes[#v1prefixes + 1] = p.Prefix end
+    assert.same(keys, v1keys)
+    assert.same(prefixes, v1prefixes)
     -- tenant B, same tenant bucket name, same store bucket: only its own
     r = py(B, "list data boto/ '' 1000")
     assert.same({ "boto/list/b-only" }, r.pages[1].keys)
@@ -338,6 +348,20 @@ describe("the S3 front server #server", function()
       assert.same({ status = 501, code = "NotImplemented" }, r)
       r = py(A, "call put_object_acl " .. q('{"Bucket":"data","Key":"k","ACL":"public-read"}'))
       assert.same({ status = 501, code = "NotImplemented" }, r)
+      -- headers it does not understand are refused, not dropped
+      r = py(A, "call put_object " .. q('{"Bucket":"data","Key":"t","Body":"x","Tagging":"a=b"}'))
+      assert.same({ status = 501, code = "NotImplemented" }, r)
+      r = py(A, "call put_object " .. q('{"Bucket":"data","Key":"t","Body":"x","ServerSideEncryption":"AES256"}'))
+      assert.same({ status = 501, code = "NotImplemented" }, r)
+      assert.is_nil(on_store("tenant-a/t"))
+      -- more than 100 request headers: refused before anything else
+      local hs = {}
+      for i = 1, 101 do hs[#hs + 1] = "-H " .. q("x-filler-" .. i .. ": 1") end
+      local ok, out = sh("timeout 30 curl -sS --max-time 20 -w '\n%{http_code}' " .. table.concat(hs, " ") .. " "
+        .. q(URL .. "/data/k"))
+      assert(ok, out)
+      assert.equal("400", out:match("(%d+)$"))
+      assert.equal("RequestHeaderSectionTooLarge", code_of(out))
       assert.is_nil(on_store("tenant-a/m"))
       assert.is_nil(on_store("tenant-a/c"))
     end)
