@@ -5,6 +5,7 @@ exclude_files = { "build/", "node_modules/" }
 files["spec/support/faultproxy/"] = { std = "ngx_lua" }
 -- The OpenResty transport and its contract run inside nginx.
 files["lua/objstore/transport/ngx.lua"] = { std = "ngx_lua" }
+files["lua/objstore/front/server.lua"] = { std = "ngx_lua" }
 files["spec/support/ngx_contract_runner.lua"] = { std = "ngx_lua" }
 files["spec/support/ngx_credentials_runner.lua"] = { std = "ngx_lua" }
 files["spec/support/ngx_phases.lua"] = { std = "ngx_lua" }

@@ -12,6 +12,8 @@ local sts = require "objstore.sts"
 local metrics = require "objstore.metrics"
 local onx = require "objstore.ngx"
 local ngx_credentials = require "objstore.ngx_credentials"
+local front_tenants = require "objstore.front.tenants"
+local front_server = require "objstore.front.server"
 
 -- The generator reads parameter names with debug.getlocal on a function,
 -- which Lua 5.1 (not LuaJIT) cannot do.
@@ -72,6 +74,13 @@ local function public()
   for _, k in ipairs(functions(onx)) do add("objstore.ngx." .. k, "objstore.ngx." .. k) end
   for _, k in ipairs(functions(ngx_credentials)) do
     add("objstore.ngx_credentials." .. k, "objstore.ngx_credentials." .. k)
+  end
+  for _, k in ipairs(functions(front_tenants)) do
+    add("objstore.front.tenants." .. k, "objstore.front.tenants." .. k)
+  end
+  for _, k in ipairs(functions(front_tenants.Registry)) do add("tenants:" .. k, "tenants:" .. k) end
+  for _, k in ipairs(functions(front_server)) do
+    add("objstore.front.server." .. k, "objstore.front.server." .. k)
   end
   return want
 end

@@ -255,7 +255,9 @@ local SERVED = { [200] = true, [206] = true, [304] = true }
 -- as a complete one. `opts.flush_every` goes to response_sink,
 -- `opts.log_prefix` starts the log line; other opts (version_id,
 -- sse_customer_key, timeout of the client...) go to get_object /
--- head_object. A failure before the head went out (connection refused, a
+-- head_object. `opts.on_head(status, headers)` is called with the store's
+-- head before it is sent on, to add headers of the caller's (ngx.header).
+-- A failure before the head went out (connection refused, a
 -- 503, a timeout before the head) is retried by the client's retry policy
 -- like any request; once the head went out, never (the store's answer is
 -- passed on as is).
@@ -268,9 +270,10 @@ function _M.serve_object(c, bucket, key, opts)
   if method ~= "GET" and method ~= "HEAD" then
     errors.argument("ngx.serve_object", nil, nil, "serves GET and HEAD requests, not " .. tostring(method))
   end
-  local gopts, flush_every, prefix = {}, nil, "objstore.ngx.serve_object: "
+  local gopts, flush_every, prefix, on_head = {}, nil, "objstore.ngx.serve_object: ", nil
   for k, v in pairs(opts or {}) do
     if k == "flush_every" then flush_every = v
+    elseif k == "on_head" then on_head = v
     elseif k == "log_prefix" then prefix = tostring(v)
     else gopts[k] = v end
   end
@@ -289,6 +292,7 @@ function _M.serve_object(c, bucket, key, opts)
       if v ~= nil then ngx.header[p[2]] = v end
     end
     if st == 304 then ngx.header["Content-Length"] = nil end
+    if on_head then on_head(st, headers) end
     sent = true
     local ok, err = ngx.send_headers()
     if not ok then return nil, "the client is gone: " .. tostring(err) end

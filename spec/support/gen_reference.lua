@@ -438,6 +438,16 @@ function M.sections()
     { title = "objstore.front.s3_error", prefix = "objstore.front.s3_error.", mod = require "objstore.front.s3_error",
       files = { "lua/objstore/front/s3_error.lua" },
       intro = "S3's XML error document for an error value; see docs/front.md." },
+    { title = "objstore.front.tenants", prefix = "objstore.front.tenants.", mod = require "objstore.front.tenants",
+      files = { "lua/objstore/front/tenants.lua" },
+      intro = "The tenants file of the S3 front: keys, buckets mapped to a store bucket and prefix, allowed "
+        .. "operations; see docs/front.md." },
+    { title = "tenants registry", prefix = "tenants:", mod = require("objstore.front.tenants").Registry,
+      method = true, files = { "lua/objstore/front/tenants.lua" },
+      intro = "The object `objstore.front.tenants.new(path, opts)` returns." },
+    { title = "objstore.front.server", prefix = "objstore.front.server.", mod = require "objstore.front.server",
+      files = { "lua/objstore/front/server.lua" },
+      intro = "The S3 front's nginx content handler; see docs/front.md, \"The front server\"." },
   }
 end
 

@@ -1,0 +1,295 @@
+--- The tenants of the S3 front: who may sign requests (access keys and
+-- their secrets), which buckets each tenant sees, where those live on the
+-- store (a store bucket and a key prefix) and what the tenant may do there.
+-- Pure Lua, no nginx: the front server (objstore.front.server) asks it.
+--
+--     local tenants = require "objstore.front.tenants"
+--     local set = assert(tenants.new("/etc/objstore-front/tenants.json"))
+--     local tenant, secret = set:lookup(access_key)
+--     local sb, skey = set:map(tenant, "photos", "2024/a.jpg", "read")
+--
+-- The file is JSON:
+--
+--     { "tenants": {
+--         "alice": {
+--           "keys": [ { "access_key": "AKALICE", "secret_key": "..." } ],
+--           "buckets": {
+--             "photos": { "store_bucket": "shared", "prefix": "alice/photos/",
+--                         "allow": ["read", "write", "list", "delete"] } } } } }
+--
+-- The prefix is a plain string prefix of the store key: a tenant's key K in
+-- bucket B is the store key `prefix .. K` in `store_bucket`. Two mappings of
+-- different tenants into one store bucket must have prefixes neither of
+-- which starts the other (else one could see the other's objects); the file
+-- is refused otherwise. The file is read again when its modification time,
+-- size or inode changes, checked at most once a second; a new file that is
+-- invalid is logged and the previous set kept. Secret keys never appear in
+-- errors or log lines.
+-- @module objstore.front.tenants
+local core = require "objstore.core"
+local errors = require "objstore.errors"
+local request = require "objstore.request"
+local cjson = require "cjson.safe"
+local lfs = require "lfs"
+
+local type, pairs, ipairs, tostring, next, pcall, setmetatable =
+  type, pairs, ipairs, tostring, next, pcall, setmetatable
+local io_open, os_time = io.open, os.time
+local sort, concat = table.sort, table.concat
+
+local _M = { _VERSION = core._VERSION }
+
+--- The operations a mapping may allow ("multipart" is accepted, for the
+-- operations to come; the front answers them NotImplemented today).
+_M.OPERATIONS = { read = true, write = true, list = true, delete = true, multipart = true }
+
+local function s3err(code, status, message, extra)
+  local e = { code = code, status = status, message = message, retryable = false }
+  for k, v in pairs(extra or {}) do e[k] = v end
+  return errors.new(e)
+end
+
+local function bad(field, problem)
+  return nil, errors.new{ code = "InvalidTenants", retryable = false, field = field,
+    message = field .. ": " .. problem }
+end
+
+local function bucket_problem(name)
+  if type(name) ~= "string" then return "must be a string, " .. errors.got(name) end
+  if #name < 3 or #name > 63 then return "must be 3 to 63 characters long" end
+  if not name:find("^[a-z0-9][a-z0-9.-]*[a-z0-9]$") then
+    return "must be lower-case letters, digits, '.' and '-', starting and ending with a letter or digit"
+  end
+  if name:find("..", 1, true) then return "must not contain '..'" end
+  return nil
+end
+
+local function sorted_keys(t)
+  local ks = {}
+  for k in pairs(t) do ks[#ks + 1] = k end
+  sort(ks, function(a, b) return tostring(a) < tostring(b) end)
+  return ks
+end
+
+local function is_array(t)
+  if type(t) ~= "table" then return false end
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  for i = 1, n do if t[i] == nil then return false end end
+  return true
+end
+
+local KNOWN_TOP = { tenants = true }
+local KNOWN_TENANT = { keys = true, buckets = true }
+local KNOWN_KEY = { access_key = true, secret_key = true }
+local KNOWN_MAPPING = { store_bucket = true, prefix = true, allow = true }
+
+local function unknown(t, known, where)
+  for _, k in ipairs(sorted_keys(t)) do
+    if not known[k] then return where .. "." .. tostring(k) end
+  end
+end
+
+--- parse(text) -> set | nil, err
+-- Validates a tenants document (JSON text) strictly and returns the set:
+-- `{ tenants = { name = { name, keys, buckets } }, by_key = { access_key =
+-- { tenant, secret } } }`. Any problem is nil, err{code = "InvalidTenants",
+-- field} whose message names the field ("tenants.alice.buckets.photos.allow[2]:
+-- ..."), never a secret.
+function _M.parse(text)
+  if type(text) ~= "string" then
+    errors.argument("front.tenants.parse", 1, "text", "must be a string, " .. errors.got(text))
+  end
+  local doc, jerr = cjson.decode(text)
+  if type(doc) ~= "table" then return bad("(file)", "is not a JSON object: " .. tostring(jerr or "not an object")) end
+  local u = unknown(doc, KNOWN_TOP, "(file)")
+  if u then return bad(u, "unknown field") end
+  if type(doc.tenants) ~= "table" or is_array(doc.tenants) and next(doc.tenants) ~= nil then
+    return bad("tenants", "must be an object of tenant name -> tenant")
+  end
+  local set = { tenants = {}, by_key = {} }
+  local places = {} -- store bucket -> { { prefix, where, tenant } }
+  for _, name in ipairs(sorted_keys(doc.tenants)) do
+    local t, where = doc.tenants[name], "tenants." .. tostring(name)
+    if type(name) ~= "string" or name == "" then return bad(where, "tenant names must be non-empty strings") end
+    if type(t) ~= "table" then return bad(where, "must be an object") end
+    u = unknown(t, KNOWN_TENANT, where)
+    if u then return bad(u, "unknown field") end
+    if not is_array(t.keys) or #t.keys == 0 then return bad(where .. ".keys", "must be a non-empty array") end
+    local tenant = { name = name, keys = {}, buckets = {} }
+    for i, k in ipairs(t.keys) do
+      local kw = where .. ".keys[" .. i .. "]"
+      if type(k) ~= "table" then return bad(kw, "must be an object { access_key, secret_key }") end
+      u = unknown(k, KNOWN_KEY, kw)
+      if u then return bad(u, "unknown field") end
+      local ak, sk = k.access_key, k.secret_key
+      if type(ak) ~= "string" or not ak:find("^[%w%-_.:+=]+$") or #ak > 128 then
+        return bad(kw .. ".access_key", "must be 1 to 128 letters, digits or - _ . : + =")
+      end
+      if type(sk) ~= "string" or #sk < 8 or #sk > 256 or sk:find("[%z\1-\31\127]") then
+        return bad(kw .. ".secret_key", "must be a string of 8 to 256 printable characters")
+      end
+      if set.by_key[ak] then return bad(kw .. ".access_key", "is used twice in the file") end
+      set.by_key[ak] = { tenant = tenant, secret = sk }
+      tenant.keys[#tenant.keys + 1] = ak
+    end
+    if type(t.buckets) ~= "table" or is_array(t.buckets) and next(t.buckets) ~= nil then
+      return bad(where .. ".buckets", "must be an object of bucket name -> mapping")
+    end
+    for _, bname in ipairs(sorted_keys(t.buckets)) do
+      local m, bw = t.buckets[bname], where .. ".buckets." .. tostring(bname)
+      local p = bucket_problem(bname)
+      if p then return bad(bw, "the bucket name " .. p) end
+      if type(m) ~= "table" then return bad(bw, "must be an object { store_bucket, prefix, allow }") end
+      u = unknown(m, KNOWN_MAPPING, bw)
+      if u then return bad(u, "unknown field") end
+      p = bucket_problem(m.store_bucket)
+      if p then return bad(bw .. ".store_bucket", p) end
+      local prefix = m.prefix
+      if prefix == nil then prefix = "" end
+      if type(prefix) ~= "string" then return bad(bw .. ".prefix", "must be a string, " .. errors.got(prefix)) end
+      if #prefix > 512 then return bad(bw .. ".prefix", "is longer than 512 bytes") end
+      if prefix ~= "" and request.key_problem(prefix) then
+        return bad(bw .. ".prefix", request.key_problem(prefix))
+      end
+      if not is_array(m.allow) or #m.allow == 0 then
+        return bad(bw .. ".allow", "must be a non-empty array of operations (read, write, list, delete, multipart)")
+      end
+      local allow = {}
+      for i, op in ipairs(m.allow) do
+        if not _M.OPERATIONS[op] then
+          return bad(bw .. ".allow[" .. i .. "]", "unknown operation " .. tostring(op)
+            .. " (read, write, list, delete, multipart)")
+        end
+        allow[op] = true
+      end
+      local list = places[m.store_bucket] or {}
+      places[m.store_bucket] = list
+      for _, other in ipairs(list) do
+        if other.tenant ~= name and (prefix:sub(1, #other.prefix) == other.prefix
+          or other.prefix:sub(1, #prefix) == prefix) then
+          return bad(bw .. ".prefix", "overlaps " .. other.where .. ".prefix in the same store bucket "
+            .. "(a tenant would see another's objects)")
+        end
+      end
+      list[#list + 1] = { prefix = prefix, where = bw, tenant = name }
+      tenant.buckets[bname] = { name = bname, store_bucket = m.store_bucket, prefix = prefix, allow = allow }
+    end
+    set.tenants[name] = tenant
+  end
+  return set
+end
+
+--- load(path) -> set | nil, err
+-- Reads and parses a tenants file (see parse).
+function _M.load(path)
+  if type(path) ~= "string" then
+    errors.argument("front.tenants.load", 1, "path", "must be a string, " .. errors.got(path))
+  end
+  local f, oerr = io_open(path, "rb")
+  if not f then return nil, errors.new{ code = "InvalidTenants", retryable = false, message = tostring(oerr) } end
+  local text = f:read("*a")
+  f:close()
+  local set, err = _M.parse(text or "")
+  if not set then err.message = path .. ": " .. err.message end
+  return set, err
+end
+
+local R = {}
+R.__index = R
+_M.Registry = R
+
+local function stamp(path)
+  local a = lfs.attributes(path)
+  if not a then return nil end
+  return concat({ tostring(a.modification), tostring(a.size), tostring(a.ino), tostring(a.change) }, ":")
+end
+
+--- new(path, opts) -> registry | nil, err
+-- A registry over the tenants file `path`, loaded now (nil, err when it is
+-- invalid). `opts.log`: function(level, message) for reloads ("info") and
+-- refused files ("error"); `opts.now`: the clock, seconds (os.time);
+-- `opts.interval`: seconds between checks of the file (1).
+function _M.new(path, opts)
+  opts = errors.options("front.tenants.new", 2, opts, { log = "function", now = "function", interval = "number" })
+  local set, err = _M.load(path)
+  if not set then return nil, err end
+  return setmetatable({ path = path, set = set, stamp = stamp(path), log = opts.log or function() end,
+    now = opts.now or os_time, interval = opts.interval or 1, checked = (opts.now or os_time)() }, R)
+end
+
+--- tenants:refresh() -> set
+-- The current set: the file is read again when it changed (checked at most
+-- once per `interval`); an invalid new file is logged and the old set kept.
+function R:refresh()
+  local now = self.now()
+  if now - self.checked < self.interval then return self.set end
+  self.checked = now
+  local s = stamp(self.path)
+  if s == self.stamp then return self.set end
+  self.stamp = s
+  local ok, set, err = pcall(_M.load, self.path)
+  if ok and set then
+    self.set = set
+    self.log("info", "objstore.front.tenants: reloaded " .. self.path)
+  else
+    self.log("error", "objstore.front.tenants: kept the previous tenants, the new file is refused: "
+      .. tostring(ok and err and err.message or set))
+  end
+  return self.set
+end
+
+--- tenants:lookup(access_key) -> tenant, secret | nil
+-- The tenant an access key belongs to and its secret; nil for an unknown key.
+function R:lookup(access_key)
+  local e = self:refresh().by_key[access_key]
+  if not e then return nil end
+  return e.tenant, e.secret
+end
+
+local function segment_problem(key)
+  for seg in (key .. "/"):gmatch("([^/]*)/") do
+    if seg == "." or seg == ".." then return true end
+  end
+  return false
+end
+
+--- tenants:map(tenant, bucket, key, op) -> store_bucket, store_key, mapping | nil, err
+-- Where a tenant's `bucket`/`key` lives on the store, when `op` (read,
+-- write, list, delete, multipart) is allowed there. `key` nil for bucket
+-- operations (then store_key is the prefix). Errors are S3 errors:
+-- NoSuchBucket (404) for a bucket the tenant does not have, AccessDenied
+-- (403) for an operation not allowed, InvalidArgument (400) for an empty
+-- key, a NUL, invalid UTF-8 or a "." or ".." path segment (refused: a store
+-- or proxy that normalises paths would leave the prefix),
+-- KeyTooLongError (400) when prefix and key pass 1024 bytes.
+function R:map(tenant, bucket, key, op) -- luacheck: ignore 212/self
+  if not _M.OPERATIONS[op] then
+    errors.argument("front.tenants.map", 4, "op", "must be read, write, list, delete or multipart")
+  end
+  local m = type(tenant) == "table" and tenant.buckets[bucket] or nil
+  if not m then
+    return nil, s3err("NoSuchBucket", 404, "The specified bucket does not exist", { bucket_name = bucket })
+  end
+  if not m.allow[op] then return nil, s3err("AccessDenied", 403, "Access Denied") end
+  if key == nil then return m.store_bucket, m.prefix, m end
+  if type(key) ~= "string" or key == "" then
+    return nil, s3err("InvalidArgument", 400, "An object key must not be empty")
+  end
+  local p = request.key_problem(key)
+  if p then return nil, s3err("InvalidArgument", 400, "The object key " .. p) end
+  if segment_problem(key) then
+    return nil, s3err("InvalidArgument", 400, "Object keys with a '.' or '..' path segment are not accepted here")
+  end
+  local skey = m.prefix .. key
+  if #skey > 1024 then return nil, s3err("KeyTooLongError", 400, "Your key is too long") end
+  return m.store_bucket, skey, m
+end
+
+--- tenants:buckets(tenant) -> { name, ... }
+-- The tenant's bucket names, sorted.
+function R:buckets(tenant) -- luacheck: ignore 212/self
+  return sorted_keys(tenant.buckets)
+end
+
+return _M

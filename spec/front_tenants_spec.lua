@@ -1,0 +1,91 @@
+-- objstore.front.tenants: the tenants file of the S3 front, offline (the
+-- clock injected).
+local tenants = require "objstore.front.tenants"
+local cjson = require "cjson"
+
+local DIR = os.getenv("TMPDIR") or "/tmp"
+
+local function doc(over)
+  local d = { tenants = {
+    a = { keys = { { access_key = "AKA", secret_key = "secret-of-a-1" } },
+      buckets = { data = { store_bucket = "shared", prefix = "a/", allow = { "read", "list" } } } },
+    b = { keys = { { access_key = "AKB", secret_key = "secret-of-b-1" } },
+      buckets = { data = { store_bucket = "shared", prefix = "b/", allow = { "read", "write", "list", "delete" } } } },
+  } }
+  if over then over(d) end
+  return cjson.encode(d)
+end
+
+local function refused(text, field)
+  local set, err = tenants.parse(text)
+  assert.is_nil(set)
+  assert.equal("InvalidTenants", err.code)
+  assert.equal(field, err.field, err.message)
+  assert.falsy(err.message:find("secret-of", 1, true), "a secret in: " .. err.message)
+end
+
+describe("objstore.front.tenants", function()
+  it("parses a valid file: lookup and map", function()
+    local path = DIR .. "/objstore-tenants-spec-" .. os.time() .. "-" .. math.random(1e9) .. ".json"
+    local f = assert(io.open(path, "wb")); f:write(doc()); f:close()
+    local reg = assert(tenants.new(path))
+    os.remove(path)
+    local t, secret = reg:lookup("AKA")
+    assert.equal("a", t.name)
+    assert.equal("secret-of-a-1", secret)
+    assert.is_nil(reg:lookup("AKX"))
+    local sb, sk = reg:map(t, "data", "k/x", "read")
+    assert.same({ "shared", "a/k/x" }, { sb, sk })
+    local _, err = reg:map(t, "data", "k", "write")
+    assert.equal("AccessDenied", err.code)
+    _, err = reg:map(t, "nope", "k", "read")
+    assert.equal("NoSuchBucket", err.code)
+    for _, bad in ipairs({ "", "../b/x", "x/../../b", "./x", "a\0b", "\255" }) do
+      _, err = reg:map(t, "data", bad, "read")
+      assert.equal("InvalidArgument", err.code, bad)
+    end
+    _, err = reg:map(t, "data", ("k"):rep(1023), "read")
+    assert.equal("KeyTooLongError", err.code)
+    assert.same({ "data" }, reg:buckets(t))
+  end)
+
+  it("refuses a bad file naming the field, never a secret", function()
+    refused("not json", "(file)")
+    refused(doc(function(d) d.extra = 1 end), "(file).extra")
+    refused(doc(function(d) d.tenants.a.keys = {} end), "tenants.a.keys")
+    refused(doc(function(d) d.tenants.a.keys[1].secret_key = "short" end), "tenants.a.keys[1].secret_key")
+    refused(doc(function(d) d.tenants.a.keys[1].access_key = "A/K" end), "tenants.a.keys[1].access_key")
+    refused(doc(function(d) d.tenants.b.keys[1].access_key = "AKA" end), "tenants.b.keys[1].access_key")
+    refused(doc(function(d) d.tenants.a.buckets.data.allow = { "read", "admin" } end),
+      "tenants.a.buckets.data.allow[2]")
+    refused(doc(function(d) d.tenants.a.buckets.data.store_bucket = "Bad_Bucket" end),
+      "tenants.a.buckets.data.store_bucket")
+    refused(doc(function(d) d.tenants.a.buckets.Data = d.tenants.a.buckets.data end), "tenants.a.buckets.Data")
+    -- b's prefix inside a's: b would see a's objects
+    refused(doc(function(d) d.tenants.a.buckets.data.prefix = "" end), "tenants.b.buckets.data.prefix")
+    refused(doc(function(d) d.tenants.b.buckets.data.prefix = "a/b/" end), "tenants.b.buckets.data.prefix")
+  end)
+
+  it("reloads a changed file at most once per interval, keeping the old set when the new one is invalid", function()
+    local path = DIR .. "/objstore-tenants-spec-r" .. os.time() .. "-" .. math.random(1e9) .. ".json"
+    local function write(text)
+      local tmp = path .. ".new"
+      local f = assert(io.open(tmp, "wb")); f:write(text); f:close()
+      assert(os.rename(tmp, path))
+    end
+    write(doc())
+    local now, logs = 1000, {}
+    local reg = assert(tenants.new(path, { now = function() return now end,
+      log = function(level, msg) logs[#logs + 1] = level .. ": " .. msg end }))
+    write(doc(function(d) d.tenants.a.keys[2] = { access_key = "AKA2", secret_key = "secret-of-a-2" } end))
+    assert.is_nil(reg:lookup("AKA2")) -- checked less than a second ago
+    now = now + 1
+    assert.equal("a", reg:lookup("AKA2").name)
+    write("{ broken")
+    now = now + 1
+    assert.equal("a", reg:lookup("AKA2").name)
+    assert.truthy(logs[#logs]:find("^error: .*kept the previous tenants"), logs[#logs])
+    for _, l in ipairs(logs) do assert.falsy(l:find("secret-of", 1, true)) end
+    os.remove(path)
+  end)
+end)
