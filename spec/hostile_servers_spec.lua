@@ -69,27 +69,15 @@ local function no_secret(label, v)
 end
 
 describe("hostile servers", function()
-  local hostile, pid
+  local hostile, stop
 
   setup(function()
-    local out = os.tmpname()
     local port = tonumber(os.getenv("OBJSTORE_TEST_HOSTILE_PORT") or "") or 0
-    local ok, o = servers.sh("(/usr/bin/python3 spec/support/hostile_server.py " .. port .. " 300 "
-      .. servers.q(SECRET) .. " >" .. servers.q(out) .. " 2>&1 & echo $!)")
-    pid = assert(ok and o:match("(%d+)"), o)
-    local got
-    for _ = 1, 100 do
-      got = (servers.read_file(out) or ""):match("listening (%d+)")
-      if got then break end
-      servers.sh("sleep 0.1")
-    end
-    os.remove(out)
-    assert(got, "hostile_server.py did not start")
-    hostile = "http://127.0.0.1:" .. got
+    hostile, stop = servers.hostile_server(port, 300, SECRET)
   end)
 
   teardown(function()
-    if pid then servers.sh("kill " .. pid .. " 2>/dev/null") end
+    if stop then stop() end
   end)
 
   local function client(extra)

@@ -76,26 +76,16 @@ describe("transport construction options", function()
   end)
 
   describe("read_timeout on curl #server", function()
-    local url, pid
+    local url, stop
 
     setup(function()
-      local out = os.tmpname()
-      local ok, o = servers.sh("(/usr/bin/python3 spec/support/hostile_server.py 0 60 x >" .. servers.q(out)
-        .. " 2>&1 & echo $!)")
-      pid = assert(ok and o:match("(%d+)"), o)
-      local got
-      for _ = 1, 100 do
-        got = (servers.read_file(out) or ""):match("listening (%d+)")
-        if got then break end
-        servers.sh("sleep 0.1")
-      end
-      os.remove(out)
-      assert(got, "hostile_server.py did not start")
-      url = "http://127.0.0.1:" .. got .. "/stall/k"
+      local base
+      base, stop = servers.hostile_server(0, 60)
+      url = base .. "/stall/k"
     end)
 
     teardown(function()
-      if pid then servers.sh("kill " .. pid .. " 2>/dev/null") end
+      if stop then stop() end
     end)
 
     it("ends a request to a server that sends nothing after read_timeout, not the whole timeout", function()

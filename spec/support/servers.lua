@@ -115,6 +115,29 @@ function _M.sh(cmd)
   return rc == 0, (out:gsub("__rc=%d+%s*$", ""))
 end
 
+--- Starts spec/support/hostile_server.py (modes by the first path
+-- segment or bucket) on `port` (0: one the kernel picks) for `lifetime`
+-- seconds, its signing secret `secret`. Returns its base URL and a stop
+-- function; raises when it does not come up within 10 s.
+function _M.hostile_server(port, lifetime, secret)
+  local out = os.tmpname()
+  local ok, o = _M.sh("(/usr/bin/python3 spec/support/hostile_server.py " .. (port or 0) .. " "
+    .. (lifetime or 300) .. " " .. _M.q(secret or "x") .. " >" .. _M.q(out) .. " 2>&1 & echo $!)")
+  local pid = assert(ok and o:match("(%d+)"), o)
+  local got
+  for _ = 1, 100 do
+    got = (_M.read_file(out) or ""):match("listening (%d+)")
+    if got then break end
+    _M.sh("sleep 0.1")
+  end
+  os.remove(out)
+  if not got then
+    _M.sh("kill " .. pid .. " 2>/dev/null")
+    error("hostile_server.py did not start")
+  end
+  return "http://127.0.0.1:" .. got, function() _M.sh("kill " .. pid .. " 2>/dev/null") end
+end
+
 --- Makes sure the npm package `pkg` of package.json is installed under
 -- node_modules/ (run from the repository root, as busted is), running
 -- `npm ci` from the lockfile the first time one is missing; raises with
