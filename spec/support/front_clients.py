@@ -12,7 +12,8 @@ prints one JSON document on stdout.
   raw METHOD PATH [opts]          a request signed by botocore's S3SigV4Auth,
                                   sent as it is by http.client:
                                   --body FILE, --sha256 HEX, --tamper,
-                                  --header NAME:VALUE
+                                  --header NAME:VALUE, --dup NAME:VALUE (one more
+                                  line of that header, after signing)
 """
 import http.client
 import json
@@ -87,7 +88,7 @@ def main(argv):
                  "code": e.response["Error"].get("Code")})
     elif cmd == "raw":
         method, path, rest = argv[1], argv[2], argv[3:]
-        body, sha, tamper, headers = b"", None, False, {}
+        body, sha, tamper, headers, dups = b"", None, False, {}, []
         i = 0
         while i < len(rest):
             if rest[i] == "--body":
@@ -100,6 +101,9 @@ def main(argv):
             elif rest[i] == "--tamper":
                 tamper = True
                 i += 1
+            elif rest[i] == "--dup":
+                dups.append(rest[i + 1].split(":", 1))
+                i += 2
             elif rest[i] == "--header":
                 n, v = rest[i + 1].split(":", 1)
                 headers[n] = v
@@ -125,6 +129,8 @@ def main(argv):
         for n, v in hdrs.items():
             if n.lower() != "host":
                 conn.putheader(n, v)
+        for n, v in dups:
+            conn.putheader(n, v)
         if body or method in ("PUT", "POST"):
             conn.putheader("Content-Length", str(len(body)))
         conn.endheaders(body if body else None)

@@ -63,6 +63,24 @@ end
 -- Per worker: the tenants registry and the store client, made on first use
 -- (never at require: init_by_lua has no environment).
 local state
+-- The tenants set the master loaded (preload), inherited by every worker.
+local preloaded
+
+--- preload(path)
+-- Loads the tenants file in nginx's master (init_by_lua_block), so that a
+-- worker whose first request comes while the file is invalid keeps these
+-- tenants instead of answering 503 (workers load lazily, each on its first
+-- request). An invalid file here is logged and ignored.
+function _M.preload(path)
+  if type(path) ~= "string" then return end
+  local set, err = tenants.load(path)
+  if set then
+    preloaded = { path = path, set = set }
+  else
+    local ngx = rawget(_G, "ngx")
+    if ngx and ngx.log then ngx.log(ngx.ERR, "objstore.front: cannot preload the tenants: ", tostring(err)) end
+  end
+end
 
 local function get_state(ngx, config)
   if state then return state end
@@ -74,7 +92,8 @@ local function get_state(ngx, config)
     errors.argument("front.server.handle", 1, "config.store", "needs access_key and secret_key")
   end
   local log = function(level, message) ngx.log(level == "error" and ngx.ERR or ngx.NOTICE, message) end
-  local reg, err = tenants.new(config.tenants, { log = log, now = ngx.time })
+  local reg, err = tenants.new(config.tenants, { log = log, now = ngx.time,
+    fallback = preloaded and preloaded.path == config.tenants and preloaded.set or nil })
   if not reg then return nil, err end
   local client = objstore.new{
     endpoint = store.endpoint, region = store.region or "us-east-1", addressing = "path",
@@ -194,9 +213,21 @@ local AMZ_OK = {
   ["x-amz-sdk-checksum-algorithm"] = true, ["x-amz-security-token"] = true,
 }
 
+-- Headers the front reads or passes to the store: a repeated one is a
+-- table in ngx.req.get_headers (the store client threw on it: a 500), and
+-- nginx's $http_* variables see only its first value while the signature
+-- covers all of them joined: refused.
+local SINGLE = { ["content-type"] = true, ["content-md5"] = true, ["content-encoding"] = true,
+  ["content-length"] = true, ["transfer-encoding"] = true, ["cache-control"] = true,
+  ["content-disposition"] = true, ["content-language"] = true, expires = true, ["if-match"] = true,
+  ["if-none-match"] = true, ["if-modified-since"] = true, ["if-unmodified-since"] = true, range = true }
+
 local function check_headers(headers, put)
-  for name in pairs(headers) do
+  for name, v in pairs(headers) do
     name = name:lower()
+    if type(v) == "table" and (SINGLE[name] or sub(name, 1, 6) == "x-amz-") then
+      return s3err("InvalidArgument", 400, "The header " .. name .. " is repeated")
+    end
     if sub(name, 1, 6) == "x-amz-" and not AMZ_OK[name] and not (put and sub(name, 1, 11) == "x-amz-meta-") then
       return not_implemented("the header " .. name)
     end
@@ -277,6 +308,14 @@ local function list_objects(ctx, args)
   local binding = ctx.tenant.name .. "\0" .. ctx.bucket .. "\0" .. prefix .. "\0" .. tostring(delimiter)
   local opts = { prefix = sprefix .. prefix, delimiter = delimiter, max_keys = max }
   local token, start_after, marker = arg(args, "continuation-token"), arg(args, "start-after"), arg(args, "marker")
+  -- A NUL (%00) in these reaches the store, whose answer is then not XML
+  -- (a character reference &#0;): refused here as S3 does, not a 500.
+  for _, v in ipairs({ prefix, delimiter or "", start_after or "", marker or "" }) do
+    if v:find("%z") then
+      return fail(ctx, s3err("InvalidArgument", 400, "A prefix, delimiter, start-after or marker must not "
+        .. "contain a NUL character"))
+    end
+  end
   if v2 then
     if token then
       local t = unseal(ctx.st, binding, token)
@@ -354,7 +393,16 @@ local GET_OPTS = { ["response-content-type"] = "response_content_type",
 
 local function get_object(ctx, args)
   local opts = { log_prefix = "objstore.front: " }
-  for q, o in pairs(GET_OPTS) do if args[q] ~= nil then opts[o] = arg(args, q) end end
+  for q, o in pairs(GET_OPTS) do
+    if args[q] ~= nil then
+      opts[o] = arg(args, q)
+      -- a CR/LF (or any control) would become a response header line on
+      -- the store (radosgw answers garbage: a 500 here): refused
+      if opts[o]:find("[%z\1-\31\127]") then
+        return fail(ctx, s3err("InvalidArgument", 400, "The query parameter " .. q .. " holds a control character"))
+      end
+    end
+  end
   opts.on_head = function(_, headers)
     for name, v in pairs(headers) do
       if sub(name, 1, 11) == "x-amz-meta-" then ngx.header[name] = v end

@@ -32,8 +32,8 @@ local request = require "objstore.request"
 local cjson = require "cjson.safe"
 local lfs = require "lfs"
 
-local type, pairs, ipairs, tostring, next, pcall, setmetatable =
-  type, pairs, ipairs, tostring, next, pcall, setmetatable
+local type, pairs, ipairs, tostring, tonumber, next, pcall, setmetatable =
+  type, pairs, ipairs, tostring, tonumber, next, pcall, setmetatable
 local io_open, os_time = io.open, os.time
 local sort, concat = table.sort, table.concat
 
@@ -199,9 +199,17 @@ local R = {}
 R.__index = R
 _M.Registry = R
 
+-- The file's identity for change detection. Its times have a resolution
+-- of one second: a file rewritten in place with the same size within the
+-- second it was read keeps the same stamp, and the rewrite (a rotated key
+-- of the same length, a key revoked) would never be seen. So a stamp whose
+-- status-change time is not older than the last second is "racy" (as git
+-- calls it) and not trusted: a fresh table, equal to no other stamp, so the
+-- file is read again at the next check.
 local function stamp(path)
   local a = lfs.attributes(path)
   if not a then return nil end
+  if (tonumber(a.change) or 0) >= os_time() - 1 then return {} end
   return concat({ tostring(a.modification), tostring(a.size), tostring(a.ino), tostring(a.change) }, ":")
 end
 
@@ -209,12 +217,25 @@ end
 -- A registry over the tenants file `path`, loaded now (nil, err when it is
 -- invalid). `opts.log`: function(level, message) for reloads ("info") and
 -- refused files ("error"); `opts.now`: the clock, seconds (os.time);
--- `opts.interval`: seconds between checks of the file (1).
+-- `opts.interval`: seconds between checks of the file (1); `opts.fallback`:
+-- a set (from load) used when the file is invalid now.
 function _M.new(path, opts)
-  opts = errors.options("front.tenants.new", 2, opts, { log = "function", now = "function", interval = "number" })
+  opts = errors.options("front.tenants.new", 2, opts, { log = "function", now = "function", interval = "number",
+    fallback = "table" })
+  -- the stamp before the read: a change in between is seen at the next check
+  local st = stamp(path)
   local set, err = _M.load(path)
+  if not set and opts.fallback then
+    -- a worker started (or respawned) while the file is invalid keeps the
+    -- set its master loaded, as a running worker keeps its previous set
+    if opts.log then
+      opts.log("error", "objstore.front.tenants: kept the previous tenants, the new file is refused: "
+        .. tostring(err and err.message))
+    end
+    set = opts.fallback
+  end
   if not set then return nil, err end
-  return setmetatable({ path = path, set = set, stamp = stamp(path), log = opts.log or function() end,
+  return setmetatable({ path = path, set = set, stamp = st, log = opts.log or function() end,
     now = opts.now or os_time, interval = opts.interval or 1, checked = (opts.now or os_time)() }, R)
 end
 
