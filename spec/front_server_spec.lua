@@ -181,7 +181,13 @@ describe("the S3 front server #server", function()
     for i, p in ipairs(r.pages) do
       assert.is_true(p.key_count <= 2)
       assert.equal(i < #r.pages, p.truncated)
-      if type(p.token) == "string" then assert.falsy(p.token:find("tenant", 1, true)) end
+      if type(p.token) == "string" then
+        -- the store prefix is in neither the token nor what it encodes
+        assert.falsy(p.token:find("tenant", 1, true))
+        local raw = core.encode.base64_decode((p.token:gsub("-", "+"):gsub("_", "/")))
+        assert.is_string(raw, p.token)
+        assert.falsy(raw:find("tenant-a", 1, true), "the token carries the store prefix")
+      end
       for _, k in ipairs(p.keys) do keys[#keys + 1] = k end
       for _, k in ipairs(p.prefixes) do prefixes[#prefixes + 1] = k end
     end

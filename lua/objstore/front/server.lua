@@ -37,11 +37,9 @@ local tenants = require "objstore.front.tenants"
 
 local type, pairs, ipairs, tostring, tonumber, pcall, rawget =
   type, pairs, ipairs, tostring, tonumber, pcall, rawget
-local byte, char, format, sub, gsub = string.byte, string.char, string.format, string.sub, string.gsub
+local byte, format, sub, gsub = string.byte, string.format, string.sub, string.gsub
 local concat = table.concat
 local hmac = core.hash.hmac
-local _G = _G
-local bit = rawget(_G, "bit") -- LuaJIT's, as nginx runs it
 
 local _M = { _VERSION = core._VERSION }
 
@@ -104,46 +102,44 @@ local function get_state(ngx, config)
   state = {
     reg = reg, client = client, region = config.region or "us-east-1",
     domain = config.domain and ("." .. config.domain:lower()) or nil,
-    -- the key that seals continuation tokens (the store's token must not
-    -- reach the client: it holds the store's keys, prefix included)
+    -- the key of the continuation tokens' tags (see seal)
     token_key = hmac("sha256", store.secret_key, "objstore-front continuation token"),
   }
   return state
 end
 
--- Continuation tokens: the store's token sealed (SIV-like: the tag is an
--- HMAC of the plain text and the nonce of the key stream), bound to the
--- tenant and bucket, so a client can neither read nor forge one.
-local function keystream(key, nonce, n)
-  local out, i = {}, 0
-  while #out * 32 < n do
-    i = i + 1
-    out[#out + 1] = hmac("sha256", key, nonce .. tostring(i))
+-- Continuation tokens. The store's token may hold the store key it stopped
+-- at, prefix included (radosgw's does), and the prefix must not reach the
+-- tenant: where the token starts with the listing's store prefix, the
+-- prefix is cut off ("p" .. rest; otherwise "r" .. token, an opaque one
+-- such as Amazon's). What is left is the tenant's own key name, or opaque,
+-- so nothing needs hiding, only binding: an HMAC tag over the tenant,
+-- bucket, prefix and delimiter of the listing and the token, so that a
+-- client can neither forge one nor carry it to another listing.
+local function tag_of(st, binding, body)
+  return sub(hmac("sha256", st.token_key, binding .. "\0" .. body), 1, 16)
+end
+
+local function seal(st, binding, sprefix, token)
+  local body
+  if sprefix ~= "" and sub(token, 1, #sprefix) == sprefix then
+    body = "p" .. sub(token, #sprefix + 1)
+  else
+    body = "r" .. token
   end
-  return sub(concat(out), 1, n)
-end
-
-local function xor(a, b)
-  local out = {}
-  for i = 1, #a do out[i] = char(bit.bxor(byte(a, i), byte(b, i))) end
-  return concat(out)
-end
-
-local function seal(st, binding, token)
-  local plain = binding .. "\0" .. token
-  local tag = sub(hmac("sha256", st.token_key, "tag" .. plain), 1, 16)
-  local b64 = ngx.encode_base64(tag .. xor(plain, keystream(st.token_key, tag, #plain)))
+  local b64 = ngx.encode_base64(tag_of(st, binding, body) .. body)
   return (gsub(gsub(b64, "+", "-"), "/", "_"))
 end
 
-local function unseal(st, binding, sealed)
+local function unseal(st, binding, sprefix, sealed)
   local raw = ngx.decode_base64((gsub(gsub(sealed, "-", "+"), "_", "/")))
   if not raw or #raw < 17 then return nil end
-  local tag, ct = sub(raw, 1, 16), sub(raw, 17)
-  local plain = xor(ct, keystream(st.token_key, tag, #ct))
-  if not sigv4.constant_time_equal(sub(hmac("sha256", st.token_key, "tag" .. plain), 1, 16), tag) then return nil end
-  if sub(plain, 1, #binding + 1) ~= binding .. "\0" then return nil end
-  return sub(plain, #binding + 2)
+  local tag, body = sub(raw, 1, 16), sub(raw, 17)
+  if not sigv4.constant_time_equal(tag_of(st, binding, body), tag) then return nil end
+  local kind, rest = sub(body, 1, 1), sub(body, 2)
+  if kind == "p" then return sprefix .. rest end
+  if kind == "r" then return rest end
+  return nil
 end
 
 -- Only %XX is decoded in a path ("+" is a plus there).
@@ -318,7 +314,7 @@ local function list_objects(ctx, args)
   end
   if v2 then
     if token then
-      local t = unseal(ctx.st, binding, token)
+      local t = unseal(ctx.st, binding, sprefix, token)
       if not t then return fail(ctx, s3err("InvalidArgument", 400, "The continuation token provided is incorrect")) end
       opts.continuation_token = t
     end
@@ -368,7 +364,7 @@ local function list_objects(ctx, args)
     el(out, "IsTruncated", truncated and "true" or "false")
     el(out, "ContinuationToken", token)
     if truncated and res.next_continuation_token then
-      el(out, "NextContinuationToken", seal(ctx.st, binding, res.next_continuation_token))
+      el(out, "NextContinuationToken", seal(ctx.st, binding, sprefix, res.next_continuation_token))
     end
     if start_after then el(out, "StartAfter", start_after, isurl) end
   else
