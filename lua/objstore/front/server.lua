@@ -37,9 +37,10 @@ local tenants = require "objstore.front.tenants"
 
 local type, pairs, ipairs, tostring, tonumber, pcall, rawget =
   type, pairs, ipairs, tostring, tonumber, pcall, rawget
-local byte, format, sub, gsub = string.byte, string.format, string.sub, string.gsub
+local sub, gsub = string.sub, string.gsub
 local concat = table.concat
 local hmac = core.hash.hmac
+local uri_encode = core.encode.uri_encode
 
 local _M = { _VERSION = core._VERSION }
 
@@ -147,8 +148,9 @@ local function unescape_path(s)
   return ngx.unescape_uri((gsub(s, "%+", "%%2B")))
 end
 
+-- encoding-type=url: S3's URI encoding, '/' kept (the C core's).
 local function url_encode(s)
-  return (gsub(s, "[^%w%-%._~/]", function(c) return format("%%%02X", byte(c)) end))
+  return uri_encode(s, true)
 end
 
 local function send_xml(status, body)

@@ -258,10 +258,11 @@ function _M.new(opts)
   next_id = next_id + 1
   return setmetatable({
     id = next_id,
-    connect_timeout = check_seconds("new", "opts.connect_timeout", opts.connect_timeout, 10),
-    send_timeout = check_seconds("new", "opts.send_timeout", opts.send_timeout, 60),
-    read_timeout = check_seconds("new", "opts.read_timeout", opts.read_timeout, 60),
-    timeout = check_seconds("new", "opts.timeout", opts.timeout, 0),
+    -- checked by options.check with the other schema names
+    connect_timeout = opts.connect_timeout or 10,
+    send_timeout = opts.send_timeout or 60,
+    read_timeout = opts.read_timeout or 60,
+    timeout = opts.timeout or 0,
     keepalive_timeout = check_seconds("new", "opts.keepalive_timeout", opts.keepalive_timeout, 20),
     pool_size = pool_size,
     verify = tls.insecure ~= true,
