@@ -7,35 +7,17 @@
 local objstore = require "objstore"
 local tenants = require "objstore.front.tenants"
 local cjson = require "cjson"
+local servers = require "servers"
+local futil = require "front_util"
 
 local PORT = os.getenv("OBJSTORE_SPEC_FRONT_ATTACK_PORT") or "18786"
 local DIR = os.getenv("OBJSTORE_SPEC_FRONT_ATTACK_DIR") or "/tmp/objstore-front-attack-spec"
 local URL = "http://127.0.0.1:" .. PORT
 local PY = "/usr/bin/python3"
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1"))
-  local out = p:read("*a")
-  local ok, _, code = p:close()
-  if type(ok) == "number" then code = ok; ok = code == 0 end -- Lua 5.1
-  return ok == true, out, code
-end
-
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function random_hex(n)
-  local f = assert(io.open("/dev/urandom", "rb"))
-  local b = f:read(n)
-  f:close()
-  return (b:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
-end
-
+local sh, q, random_hex, code_of = futil.sh, futil.q, futil.random_hex, futil.code_of
 -- written in place (same inode), as an editor or `cat >` does
-local function write_in_place(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
+local write_in_place = servers.write_file
 
 local function doc(secret)
   return cjson.encode{ tenants = { a = { keys = { { access_key = "AKATTACKA", secret_key = secret } },
@@ -79,8 +61,6 @@ describe("the S3 front server under attack #server", function()
     assert(type(d) == "table", "front_clients.py raw failed:\n" .. out)
     return d
   end
-
-  local function code_of(body) return body and body:match("<Code>([^<]*)</Code>") end
 
   setup(function()
     assert(os.getenv("OBJSTORE_TEST_ENDPOINT"), "no rgw configured: eval \"$(bash spec/support/rgw.sh env)\"")

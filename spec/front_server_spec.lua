@@ -9,6 +9,7 @@
 -- OBJSTORE_SPEC_FRONT_DIR (/tmp/objstore-front-spec).
 local objstore = require "objstore"
 local servers = require "servers"
+local futil = require "front_util"
 local cjson = require "cjson"
 local core = require "objstore.core"
 
@@ -18,36 +19,8 @@ local URL = "http://127.0.0.1:" .. PORT
 local AWS = "/usr/bin/aws"
 local PY = "/usr/bin/python3"
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1"))
-  local out = p:read("*a")
-  local ok, _, code = p:close()
-  if type(ok) == "number" then code = ok; ok = code == 0 end -- Lua 5.1
-  return ok == true, out, code
-end
-
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function random_hex(n)
-  local f = assert(io.open("/dev/urandom", "rb"))
-  local b = f:read(n)
-  f:close()
-  return (b:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
-end
-
-local function write_file(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local d = f:read("*a")
-  f:close()
-  return d
-end
+local sh, q, random_hex, code_of = futil.sh, futil.q, futil.random_hex, futil.code_of
+local write_file, read_file = servers.write_file, servers.read_file
 
 describe("the S3 front server #server", function()
   local store, shared, other, A, B, tmp
@@ -71,8 +44,6 @@ describe("the S3 front server #server", function()
     assert(type(doc) == "table", "front_clients.py " .. args .. " failed:\n" .. out)
     return doc
   end
-
-  local function code_of(body) return body and body:match("<Code>([^<]*)</Code>") end
 
   local function on_store(key)
     local res, err = store:get_object(shared, key)
