@@ -19,6 +19,7 @@
 local core = require "objstore.core"
 local errors = require "objstore.errors"
 local checksum = require "objstore.checksum"
+local url = require "objstore.url"
 
 local type, pairs, ipairs, tonumber, tostring, setmetatable = type, pairs, ipairs, tonumber, tostring, setmetatable
 local byte, lower, format = string.byte, string.lower, string.format
@@ -110,12 +111,11 @@ end
 -- authentication ones; the raw string goes to the signer untouched.
 local function query_params(q)
   local out = {}
-  for part in q:gmatch("[^&]+") do
-    local k, v = part:match("^([^=]*)=?(.*)$")
-    k = enc.uri_decode(k)
+  for _, kv in ipairs(url.decode_query(q)) do
+    local k, v = kv[1], kv[2]
     local list = out[k]
     if not list then list = {}; out[k] = list end
-    list[#list + 1] = enc.uri_decode(v)
+    list[#list + 1] = v == true and "" or v
   end
   return out
 end
