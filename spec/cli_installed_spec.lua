@@ -14,7 +14,7 @@ local LUA = jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
 -- The rock's Lua: LuaJIT's is 5.1.
 local V = LUA == "luajit" and "5.1" or LUA:match("%d%.%d")
 
-describe("objstore command line as installed by the rock #server", function()
+describe("objstore command line as installed by the rock #server #installed", function()
   local rock
 
   setup(function()

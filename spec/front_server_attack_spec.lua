@@ -48,7 +48,7 @@ describe("objstore.front.tenants under attack", function()
   end)
 end)
 
-describe("the S3 front server under attack #server", function()
+describe("the S3 front server under attack #server #nginx", function()
   local store, bucket, A, tmp
 
   local function raw(t, method, path, extra)

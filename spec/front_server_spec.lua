@@ -22,7 +22,7 @@ local PY = "/usr/bin/python3"
 local sh, q, random_hex, code_of = futil.sh, futil.q, futil.random_hex, futil.code_of
 local write_file, read_file = servers.write_file, servers.read_file
 
-describe("the S3 front server #server", function()
+describe("the S3 front server #server #nginx", function()
   local store, shared, other, A, B, tmp
 
   local function client_env(t)

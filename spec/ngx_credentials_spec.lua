@@ -12,7 +12,7 @@ local cjson = require "cjson"
 local curl = require "objstore.transport.curl"
 local servers = require "spec.support.servers"
 
-describe("credentials.assume_role in OpenResty #server", function()
+describe("credentials.assume_role in OpenResty #server #nginx", function()
   local rgw
   for _, s in ipairs(servers.list()) do
     if s.name == "rgw" then rgw = s end

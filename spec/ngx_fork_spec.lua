@@ -72,7 +72,7 @@ local function conf(srv, bucket)
   }, "\n") .. "\n"
 end
 
-describe("a curl client inherited from init_by_lua by two nginx workers #server", function()
+describe("a curl client inherited from init_by_lua by two nginx workers #server #nginx", function()
   local srv = servers.list()[1]
   local c, bucket
 

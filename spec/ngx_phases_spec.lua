@@ -11,7 +11,7 @@ local function sh(cmd)
   return out
 end
 
-describe("objstore in nginx phases #server", function()
+describe("objstore in nginx phases #server #nginx", function()
   local base, dir
   setup(function()
     assert(os.getenv("OBJSTORE_TEST_ENDPOINT"), "no rgw configured: eval \"$(bash spec/support/rgw.sh env)\"")

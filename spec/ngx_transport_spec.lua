@@ -17,7 +17,7 @@ local function sh(cmd)
   return ok == true, out, code
 end
 
-describe("objstore.transport.ngx #server", function()
+describe("objstore.transport.ngx #server #nginx", function()
   local endpoint
 
   setup(function()

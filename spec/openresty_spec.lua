@@ -91,7 +91,7 @@ local rgw = function()
     access_key = os.getenv("OBJSTORE_TEST_ACCESS_KEY"), secret_key = os.getenv("OBJSTORE_TEST_SECRET_KEY") }
 end
 
-describe("OpenResty example #server", function()
+describe("OpenResty example #server #nginx", function()
   local creds_job, tmp
   setup(function()
     assert(os.getenv("OBJSTORE_TEST_ENDPOINT"), "no rgw configured: eval \"$(bash spec/support/rgw.sh env)\"")
