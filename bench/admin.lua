@@ -8,7 +8,7 @@ local cmd, bucket = arg[1], arg[2]
 if cmd == "create" then
   assert(c:create_bucket(bucket))
 elseif cmd == "presign" then
-  print(assert(c:presign(arg[3], bucket, arg[4], { expires = 3600 })))
+  print(assert(c:presign(arg[3], bucket, arg[4], { expires_in = 3600 })))
 elseif cmd == "cleanup" then
   local keys = {}
   for obj in c:list_objects_iter(bucket) do

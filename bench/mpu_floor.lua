@@ -19,7 +19,7 @@ if cmd == "start" then
   local up = assert(c:create_multipart_upload(bucket, key))
   io.stderr:write(up.upload_id, "\n")
   for i, f in ipairs(files) do
-    print(dir .. "/" .. f, assert(c:presign("PUT", bucket, key, { expires = 3600,
+    print(dir .. "/" .. f, assert(c:presign("PUT", bucket, key, { expires_in = 3600,
       query = { partNumber = tostring(i), uploadId = up.upload_id } })))
   end
 elseif cmd == "finish" then

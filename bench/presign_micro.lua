@@ -15,10 +15,11 @@ local clock = os.clock
 local c = objstore.new{ endpoint = "http://127.0.0.1:7480", region = "us-east-1", addressing = "path",
   access_key = "AKIAIOSFODNN7EXAMPLE", secret_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY" }
 
-local OPTS_GET = { expires = 3600 }
-local OPTS_PUT = { expires = 600, content_type = "image/png" }
+local OPTS_GET = { expires_in = 3600 }
+local OPTS_PUT = { expires_in = 600, content_type = "image/png" }
 local cases = {
-  { "GET, { expires = 3600 }", function() return c:presign("GET", "objstore-demo", "bench/object.bin", OPTS_GET) end },
+  { "GET, { expires_in = 3600 }",
+    function() return c:presign("GET", "objstore-demo", "bench/object.bin", OPTS_GET) end },
   { "GET, no opts", function() return c:presign("GET", "objstore-demo", "photos/2024/img 1.jpg") end },
   { "PUT, content_type", function() return c:presign("PUT", "objstore-demo", "up/load.png", OPTS_PUT) end },
 }

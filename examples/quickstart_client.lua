@@ -28,7 +28,7 @@ local got = assert(client:get_object(bucket, "notes/hello world.txt"))
 io.write("downloaded: ", got.body)
 print("metadata author = " .. got.metadata.author)
 
-local url = assert(client:presign("GET", bucket, "notes/hello world.txt", { expires = 600 }))
+local url = assert(client:presign("GET", bucket, "notes/hello world.txt", { expires_in = 600 }))
 print("presigned GET (10 min): " .. url)
 
 -- Errors are values: nil plus a table that prints like a log line.

@@ -42,7 +42,7 @@ describe("bwlimit on multipart transfers #server", function()
 
   it("holds an upload's parts in flight together under the limit", function()
     local t0 = monotonic()
-    local res = assert(c:upload_file(bucket, "up", path, { part_size = 5 * MiB, threshold = 5 * MiB,
+    local res = assert(c:upload_file(bucket, "up", path, { part_size = 5 * MiB, multipart_threshold = 5 * MiB,
       concurrency = 4, bwlimit = RATE }))
     local took = monotonic() - t0
     assert.equals(4, res.parts)

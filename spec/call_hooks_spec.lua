@@ -84,7 +84,7 @@ describe("per-call hooks #server", function()
     local data = ("0123456789abcdef"):rep(65536 * 6) -- 6 MiB: two parts of 5 MiB and less
     servers.write_file(src, data)
     local mine = {}
-    assert(c:upload_file(bucket, "big", src, { part_size = 5 * 1024 * 1024, threshold = 1,
+    assert(c:upload_file(bucket, "big", src, { part_size = 5 * 1024 * 1024, multipart_threshold = 1,
       hooks = recorder("call", mine) }))
     local ops = {}
     for _, e in ipairs(mine) do

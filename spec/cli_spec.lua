@@ -202,7 +202,7 @@ for _, srv in ipairs(servers.list()) do
         ok("cp s3://" .. bucket .. "/docs/hello.txt " .. q(dir .. "/back.txt"))
         assert.equals("hello, world\n", servers.read_file(dir .. "/back.txt"))
         assert.equals(1600000000, lfs.attributes(dir .. "/back.txt", "modification"))
-        local url = ok("presign s3://" .. bucket .. "/docs/hello.txt --expires 60"):gsub("%s+$", "")
+        local url = ok("presign s3://" .. bucket .. "/docs/hello.txt --expires-in 60"):gsub("%s+$", "")
         local got = select(2, servers.sh("curl -sf " .. q(url)))
         assert.equals("hello, world\n", got)
         out = ok("du s3://" .. bucket .. " --json")

@@ -211,11 +211,11 @@ for _, srv in ipairs(servers.list()) do
 
       it("copies with COPY and REPLACE metadata", function()
         assert(c:put_object(bucket, "copy-src", "copied", { metadata = { a = "1" }, content_type = "text/x-a" }))
-        assert(c:copy_object(bucket, "copy-src", bucket, "copy-same"))
+        assert(c:copy_object(bucket, "copy-same", { bucket = bucket, key = "copy-src" }))
         local h = assert(c:head_object(bucket, "copy-same"))
         assert.equals("1", h.metadata.a)
         assert.equals("text/x-a", h.content_type)
-        assert(c:copy_object(bucket, "copy-src", bucket, "copy-new", { metadata = { b = "2" },
+        assert(c:copy_object(bucket, "copy-new", { bucket = bucket, key = "copy-src" }, { metadata = { b = "2" },
           content_type = "text/x-b" }))
         h = assert(c:head_object(bucket, "copy-new"))
         assert.is_nil(h.metadata.a)
@@ -315,7 +315,8 @@ for _, srv in ipairs(servers.list()) do
         assert.equals('"' .. checksum.multipart_etag{ checksum.md5(p1), checksum.md5(p2) } .. '"', h.etag)
         -- a part copied from that object
         local up2 = assert(c:create_multipart_upload(bucket, "mp/copy.bin"))
-        local cp = assert(c:upload_part_copy(bucket, "mp/copy.bin", up2.upload_id, 1, bucket, "mp/obj.bin",
+        local cp = assert(c:upload_part_copy(bucket, "mp/copy.bin", up2.upload_id, 1, { bucket = bucket,
+          key = "mp/obj.bin" },
           { range = { #p1 - 10, #p1 + 9 } }))
         assert(c:complete_multipart_upload(bucket, "mp/copy.bin", up2.upload_id, { { part_number = 1,
           etag = cp.etag } }))

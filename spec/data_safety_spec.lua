@@ -152,7 +152,8 @@ for _, srv in ipairs(servers.list()) do
       }
       -- A value for each option that takes one; $D is the destination's kind of backup.
       local VALUES = { concurrency = "4", ["part-size"] = "5M", bwlimit = "10M", ["max-delete"] = "100",
-        ["modify-window"] = "2", expires = "60", ["content-type"] = "text/plain", ["state-file"] = "$S/state-file",
+        ["modify-window"] = "2", ["expires-in"] = "60", ["content-type"] = "text/plain",
+        ["state-file"] = "$S/state-file",
         include = "'*.txt'", exclude = "'*.bin'", method = "GET", ["cache-control"] = "no-cache",
         ["content-disposition"] = "attachment", metadata = "k=v", ["storage-class"] = "STANDARD", acl = "private",
         sse = "AES256", ["sse-kms-key-id"] = "testkey-1", ["sse-c-key"] = "env:OBJSTORE_SPEC_SSE_C_KEY",
@@ -181,7 +182,8 @@ for _, srv in ipairs(servers.list()) do
         return out
       end
 
-      it("a dry run sends no write and changes no local byte, for every writing command x option", function()
+      it("a dry run sends no write and changes no local byte, for every writing command x option "
+        .. "#exhaustive", function()
         local n, usage_errors, problems = 0, 0, {}
         for _, row in ipairs(WRITERS) do
           for _, v in ipairs(variants(row)) do

@@ -201,7 +201,8 @@ for _, srv in ipairs(servers.list()) do
         local t0 = core.time.monotonic()
         local failed, multipart = {}, 0
         for _, o in ipairs(objs) do
-          local r, err = c:upload_file(bucket, o.key, o.path, { part_size = P, threshold = 8 * MiB, concurrency = 4 })
+          local r, err = c:upload_file(bucket, o.key, o.path, { part_size = P, multipart_threshold = 8 * MiB,
+            concurrency = 4 })
           if r then
             if r.parts > 1 then multipart = multipart + 1 end
           else
@@ -280,7 +281,7 @@ for _, srv in ipairs(servers.list()) do
           local key = "complete-" .. kind
           assert(fp:set{ [kind] = { rate = 1, methods = { "POST" }, match = "uploadId=", max = 1 } })
           local c = proxied()
-          local r, err = c:upload_file(bucket, key, path, { part_size = P, threshold = P })
+          local r, err = c:upload_file(bucket, key, path, { part_size = P, multipart_threshold = P })
           local s = assert(fp:stats())
           assert.equals(1, s.faults[kind])
           assert.is_nil(err and tostring(err))
@@ -297,7 +298,7 @@ for _, srv in ipairs(servers.list()) do
         local key = "create-lost"
         assert(fp:set{ lost = { rate = 1, methods = { "POST" }, match = "%?uploads$", max = 1 } })
         local c = proxied()
-        local r, err = c:upload_file(bucket, key, path, { part_size = P, threshold = P })
+        local r, err = c:upload_file(bucket, key, path, { part_size = P, multipart_threshold = P })
         assert.equals(1, assert(fp:stats()).faults.lost)
         assert.is_nil(err and tostring(err))
         assert.equals(3, r.parts)
@@ -312,7 +313,7 @@ for _, srv in ipairs(servers.list()) do
       it("retries a range whose body is silently short (no Content-Length) and never keeps a bad file", function()
         local path, md5 = mp_file()
         local key = "short-range"
-        assert(direct:upload_file(bucket, key, path, { part_size = P, threshold = P }))
+        assert(direct:upload_file(bucket, key, path, { part_size = P, multipart_threshold = P }))
         assert(fp:set{ truncate = { rate = 1, methods = { "GET" }, max = 1 } })
         local c = proxied()
         local out = dir .. "/" .. key .. ".back"
@@ -327,7 +328,7 @@ for _, srv in ipairs(servers.list()) do
 
       it("completes a run through the second endpoint when the first is killed mid-run", function()
         local c = proxied{ endpoint = false, endpoints = { fp.endpoint, srv.endpoint },
-          failover = { threshold = 2, cooldown = 60 } }
+          failover = { multipart_threshold = 2, cooldown = 60 } }
         for i = 1, 40 do
           if i == 15 then assert.is_true((servers.sh("bash spec/support/faultproxy.sh stop"))) end
           local body = ("object %d "):format(i):rep(200)

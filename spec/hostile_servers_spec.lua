@@ -181,7 +181,7 @@ describe("hostile servers", function()
 
   describe("clock", function()
     local presign_date = function(c)
-      local url = assert(c:presign("GET", "b", "k", { expires = 60 }))
+      local url = assert(c:presign("GET", "b", "k", { expires_in = 60 }))
       local y, mo, d, h, mi, s = url:match("X%-Amz%-Date=(%d%d%d%d)(%d%d)(%d%d)T(%d%d)(%d%d)(%d%d)Z")
       return require("objstore.clock").epoch(tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi),
         tonumber(s))

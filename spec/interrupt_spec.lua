@@ -149,7 +149,7 @@ for _, srv in ipairs(servers.list()) do
       it("cp -r to a directory (a sync): SIGTERM exits 143 and leaves no temporary file", function()
         local work = dir .. "/tree"
         assert(lfs.mkdir(work))
-        assert(c:copy_object(bucket, "big", bucket, "tree/big"))
+        assert(c:copy_object(bucket, "tree/big", { bucket = bucket, key = "big" }))
         local rc, err = run_interrupted(ENV, ENDPOINT .. " cp -r " .. url("tree/") .. " " .. q(work .. "/dst"), work,
           "TERM", 1)
         assert.equals(143, rc, err)

@@ -372,7 +372,12 @@ describe("listing safety against a hostile server", function()
           for i = 10, 50, 10 do keys[i] = ("deny/%04d"):format(i) end -- batch 1: per-key AccessDenied
           keys[1500] = "fail/1500" -- batch 2: a 500 for the whole request
           keys[2400] = "deny/2400" -- batch 3
-          local out = c:delete_objects(BUCKET, keys, { quiet = quiet })
+          local none, err = c:delete_objects(BUCKET, keys, { quiet = quiet })
+          -- The partial-failure rule: nil, err, and what was done in err.result.
+          assert.is_nil(none)
+          assert.equals("PartialFailure", err.code)
+          assert.matches("^1006 of 2500 keys not deleted %(first: ", err.message)
+          local out = err.result
           local failed = {}
           for _, e in ipairs(out.errors) do failed[e.key] = e.code end
           assert.equals(6 + 1000, #out.errors)

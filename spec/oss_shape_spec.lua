@@ -314,8 +314,10 @@ local PREPARE = {
   delete_objects = function(_, k) return "delete_objects", k.bucket, k.opts.keys, { quiet = k.opts.quiet } end,
   copy_object = function(_, k)
     local o = {}
-    for name, v in pairs(k.opts) do if name ~= "src_bucket" and name ~= "src_key" then o[name] = v end end
-    return "copy_object", k.opts.src_bucket, k.opts.src_key, k.bucket, k.key, o
+    local skip = { src_bucket = true, src_key = true, source_version_id = true }
+    for name, v in pairs(k.opts) do if not skip[name] then o[name] = v end end
+    return "copy_object", k.bucket, k.key,
+      { bucket = k.opts.src_bucket, key = k.opts.src_key, version_id = k.opts.source_version_id }, o
   end,
   list_objects = function(_, k) return "list_objects", k.bucket, k.opts end,
   list_objects_v1 = function(_, k) return "list_objects_v1", k.bucket, k.opts end,
@@ -336,8 +338,8 @@ local PREPARE = {
   abort_multipart_upload = function(_, k) return "abort_multipart_upload", k.bucket, k.key, k.opts.upload_id end,
   upload_part_copy = function(_, k)
     local o = k.opts
-    return "upload_part_copy", k.bucket, k.key, o.upload_id, o.part_number, o.src_bucket, o.src_key,
-      { range = o.range, source_version_id = o.source_version_id }
+    return "upload_part_copy", k.bucket, k.key, o.upload_id, o.part_number,
+      { bucket = o.src_bucket, key = o.src_key, version_id = o.source_version_id }, { range = o.range }
   end,
   list_object_versions = function(_, k) return "list_object_versions", k.bucket, k.opts end,
   get_bucket_location = function(_, k) return "get_bucket_location", k.bucket end,
@@ -381,7 +383,7 @@ local function objstore_request(k)
   if k.op == "presign" then
     local c = new_client(k)
     local o = k.opts
-    local url = assert(c:presign(o.method, k.bucket, k.key, { expires = o.expires, query = o.query,
+    local url = assert(c:presign(o.method, k.bucket, k.key, { expires_in = o.expires, query = o.query,
       headers = o.headers, version_id = o.version_id, time = k.time }))
     return { method = o.method, url = url, headers = {} }
   end

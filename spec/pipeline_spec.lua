@@ -111,16 +111,48 @@ describe("operations", function()
   it("build request records without sending, and prepare signs them", function()
     local c = objstore.new{ endpoint = "http://127.0.0.1:9", access_key = "a", secret_key = "b",
       transport = { request = function() error("nothing may be sent") end } }
-    local req = c:build_request("copy_object", "src", "a b", "dst", "k")
+    local req = c:build_request("copy_object", "dst", "k", { bucket = "src", key = "a b" })
     assert.is_true(request.is(req))
     assert.same({ bucket = "src", key = "a b" }, req.copy_source)
-    local signed = c:prepare("copy_object", "src", "a b", "dst", "k")
+    local signed = c:prepare("copy_object", "dst", "k", { bucket = "src", key = "a b" })
     assert.equals("/src/a%20b", signed.headers["x-amz-copy-source"])
     assert.matches("^AWS4%-HMAC%-SHA256 Credential=a/", signed.headers.Authorization)
     local ok, err = pcall(c.prepare, c, "upload_file", "b", "k", "/etc/hostname")
     assert.is_false(ok)
     assert.matches("objstore%.client%.prepare: argument #1 %(name%): 'upload_file' is not an operation of one request",
       err)
+  end)
+
+  it("takes a copy's destination first and its source as a table, and refuses the old source-first call", function()
+    local c = objstore.new{ endpoint = "http://127.0.0.1:9", access_key = "a", secret_key = "b",
+      transport = { request = function() error("nothing may be sent") end } }
+    local req = c:build_request("upload_part_copy", "dst", "k", "id", 2,
+      { bucket = "src", key = "s", version_id = "v1" }, { copy_source_if_match = '"e"' })
+    assert.same({ bucket = "src", key = "s", version_id = "v1" }, req.copy_source)
+    assert.equals("dst", req.bucket)
+    assert.equals('"e"', req.headers["x-amz-copy-source-if-match"])
+    -- Written for the old order (source bucket, source key, destination
+    -- bucket, destination key) the call raises: no copy the wrong way round.
+    for _, call in ipairs{
+      function() c:copy_object("src", "s", "dst", "k") end,
+      function() c:copy_large("src", "s", "dst", "k") end,
+      function() c:upload_part_copy("dst", "k", "id", 1, "src", "s") end,
+    } do
+      local ok, err = pcall(call)
+      assert.is_false(ok)
+      assert.matches("%(source%): must be a table { bucket =, key =, version_id = }, got string", err)
+    end
+    for _, bad in ipairs{
+      { { bucket = "src", key = "s", versionId = "v" }, "%(source%.versionId%): is not an option" },
+      { { bucket = "src", key = "s", version_id = "" }, "%(source%.version_id%): must be a non%-empty string" },
+      { { bucket = "src" }, "%(source%.key%)" },
+      { { bucket = "src", key = "s" }, "%(opts%.source_version_id%): is not an option", { source_version_id = "v" } },
+      { { bucket = "src", key = "s" }, "%(opts%.if_match%): is not an option", { if_match = '"e"' } },
+    } do
+      local ok, err = pcall(c.copy_object, c, "dst", "k", bad[1], bad[3])
+      assert.is_false(ok)
+      assert.matches(bad[2], err)
+    end
   end)
 end)
 
@@ -354,7 +386,11 @@ describe("pipeline on rgw #server", function()
       return req.method == "POST" and posts == 2
     end)
     local dc = servers.client(srv, { transport = t, retry = { max_attempts = 1 } })
-    local out = assert(dc:delete_objects(bucket, keys))
+    local none, err = dc:delete_objects(bucket, keys)
+    assert.is_nil(none) -- the partial-failure rule: nil, err, what was done in err.result
+    assert.equals("ConnectionReset", err.code) -- every failure had this one code
+    assert.is_true(err.retryable)
+    local out = err.result
     assert.equals(1000, #out.deleted) -- S3 reports keys that were not there as deleted too
     assert.equals(5, #out.errors)
     assert.equals("del/1001", out.errors[1].key)

@@ -54,7 +54,7 @@ describe("presigned URLs on " .. (srv and srv.name or "no server") .. " #server"
     local h = assert(c:head_object(bucket, key))
     assert.equals("text/x-presigned", h.content_type)
 
-    local get = assert(c:presign("GET", bucket, key, { expires = 300,
+    local get = assert(c:presign("GET", bucket, key, { expires_in = 300,
       response = { content_type = "application/x-override",
         content_disposition = "attachment; filename=\"x y.txt\"" } }))
     local out
@@ -68,7 +68,7 @@ describe("presigned URLs on " .. (srv and srv.name or "no server") .. " #server"
     assert.is_true(ok, out)
     assert.matches("[Cc]ontent%-[Ll]ength: 14", out)
 
-    ok, code = curl("-X DELETE", assert(c:presign("DELETE", bucket, key, { expires = 60 })))
+    ok, code = curl("-X DELETE", assert(c:presign("DELETE", bucket, key, { expires_in = 60 })))
     assert.is_true(ok, code)
     assert.equals("204", code)
     assert.is_false((c:object_exists(bucket, key)))
@@ -128,7 +128,7 @@ describe("presigned URLs on " .. (srv and srv.name or "no server") .. " #server"
       assert.is_true(ok, code)
       assert.equals("403", code, what)
     end
-    local expired = assert(c:presign("GET", bucket, "t/one", { time = os.time() - 120, expires = 60 }))
+    local expired = assert(c:presign("GET", bucket, "t/one", { time = os.time() - 120, expires_in = 60 }))
     local body
     ok, body = curl_body("", expired)
     assert.is_true(ok, body)
@@ -136,11 +136,11 @@ describe("presigned URLs on " .. (srv and srv.name or "no server") .. " #server"
   end)
 
   it("raises on misuse: expiry, method, part numbers", function()
-    assert.has_error(function() c:presign("GET", bucket, "k", { expires = 604801 }) end,
-      "objstore.client.presign: argument #4 (opts.expires): must be a whole number of seconds from 1 to 604800 "
+    assert.has_error(function() c:presign("GET", bucket, "k", { expires_in = 604801 }) end,
+      "objstore.client.presign: argument #4 (opts.expires_in): must be a whole number of seconds from 1 to 604800 "
       .. "(7 days), got 604801")
-    assert.has_error(function() c:presign("GET", bucket, "k", { expires = 0 }) end)
-    assert.has_error(function() c:presign("GET", bucket, "k", { expires = 1.5 }) end)
+    assert.has_error(function() c:presign("GET", bucket, "k", { expires_in = 0 }) end)
+    assert.has_error(function() c:presign("GET", bucket, "k", { expires_in = 1.5 }) end)
     assert.has_error(function() c:presign("POST", bucket, "k") end,
       "objstore.client.presign: argument #1 (method): must be GET, PUT, HEAD or DELETE, got POST")
     assert.has_error(function() c:presign("GET", bucket, "k", { upload_id = "u", part_number = 1 }) end,
@@ -151,8 +151,12 @@ describe("presigned URLs on " .. (srv and srv.name or "no server") .. " #server"
       "objstore.client.presign: argument #3 (key): contains a NUL byte")
     assert.has_error(function() c:presign("GET", bucket, "bad\255utf8") end,
       "objstore.client.presign: argument #3 (key): is not valid UTF-8")
-    assert.has_error(function() c:presign("GET", bucket, "k", { expires = "60" }) end)
-    assert.is_truthy(c:presign("GET", bucket, "k", { expires = 604800 }))
+    assert.has_error(function() c:presign("GET", bucket, "k", { expires_in = "60" }) end)
+    assert.is_truthy(c:presign("GET", bucket, "k", { expires_in = 604800 }))
+    -- The lifetime is expires_in (issue 20's rename); `expires` is the stored
+    -- header's name elsewhere and no option of presign.
+    assert.has_error(function() c:presign("GET", bucket, "k", { expires = 60 }) end,
+      "objstore.client.presign: argument #4 (opts.expires): is not an option of client.presign")
     assert.matches("X%-Amz%-Expires=3600&", c:presign("GET", bucket, "k"))
   end)
 end)
@@ -187,19 +191,19 @@ describe("presigned URLs equal boto3's generate_presigned_url", function()
         end
         for i, k in ipairs(KEYS) do
           local m = ({ "GET", "PUT", "HEAD", "DELETE" })[i % 4 + 1]
-          add({ method = m, bucket = "bkt-h13a", key = k }, { time = T, expires = 900 })
+          add({ method = m, bucket = "bkt-h13a", key = k }, { time = T, expires_in = 900 })
         end
         add({ method = "GET", bucket = "bkt-h13a", key = "r/report.pdf", params = {
           ResponseContentType = "application/pdf", ResponseContentDisposition = "attachment; filename=\"r e.pdf\"",
           ResponseCacheControl = "no-cache", VersionId = "v1+/=" } },
-          { time = T, expires = 900, version_id = "v1+/=", response = { content_type = "application/pdf",
+          { time = T, expires_in = 900, version_id = "v1+/=", response = { content_type = "application/pdf",
             content_disposition = "attachment; filename=\"r e.pdf\"", cache_control = "no-cache" } })
         add({ method = "PUT", bucket = "bkt-h13a", key = "up/img.png", params = { ContentType = "image/png",
           ContentMD5 = "XrY7u+Ae7tCTyyK7j1rNww==" } },
-          { time = T, expires = 900, content_type = "image/png", content_md5 = "XrY7u+Ae7tCTyyK7j1rNww==" })
+          { time = T, expires_in = 900, content_type = "image/png", content_md5 = "XrY7u+Ae7tCTyyK7j1rNww==" })
         add({ method = "PUT", bucket = "bkt-h13a", key = "mp/part", operation = "upload_part",
           params = { UploadId = "2~abc/def+", PartNumber = 7 } },
-          { time = T, expires = 900, upload_id = "2~abc/def+", part_number = 7 })
+          { time = T, expires_in = 900, upload_id = "2~abc/def+", part_number = 7 })
         local theirs = boto3{ access_key = AK, secret_key = SK, session_token = token and TOKEN or nil,
           region = "eu-west-1", endpoint = endpoint, time = T, expires = 900, addressing = addressing,
           requests = reqs }
@@ -222,23 +226,23 @@ describe("presigned URLs equal ali-oss signatureUrl / signatureUrlV4", function(
         local m = ({ "GET", "PUT", "HEAD", "DELETE" })[i % 4 + 1]
         cases[#cases + 1] = { id = sig .. (sts and "-sts-" or "-") .. i, sig = sig, sts = sts and ali.TOKEN or nil,
           time = T, op = "presign", bucket = "objstore-shape", key = k, opts = { method = m, expires = 900 },
-          mine = { method = m, opts = { expires = 900 } } }
+          mine = { method = m, opts = { expires_in = 900 } } }
       end
       cases[#cases + 1] = { id = sig .. (sts and "-sts-" or "-") .. "response", sig = sig,
         sts = sts and ali.TOKEN or nil, time = T, op = "presign", bucket = "objstore-shape", key = "r/report.pdf",
         opts = { method = "GET", expires = 600, query = { ["response-content-type"] = "application/pdf",
           ["response-cache-control"] = "no-cache" } },
-        mine = { method = "GET", opts = { expires = 600, response = { content_type = "application/pdf",
+        mine = { method = "GET", opts = { expires_in = 600, response = { content_type = "application/pdf",
           cache_control = "no-cache" } } } }
       cases[#cases + 1] = { id = sig .. (sts and "-sts-" or "-") .. "content-type", sig = sig,
         sts = sts and ali.TOKEN or nil, time = T, op = "presign", bucket = "objstore-shape", key = "up/file.bin",
         opts = { method = "PUT", expires = 600, headers = { ["Content-Type"] = "image/png" } },
-        mine = { method = "PUT", opts = { expires = 600, content_type = "image/png" } } }
+        mine = { method = "PUT", opts = { expires_in = 600, content_type = "image/png" } } }
       cases[#cases + 1] = { id = sig .. (sts and "-sts-" or "-") .. "upload-part", sig = sig,
         sts = sts and ali.TOKEN or nil, time = T, op = "presign", bucket = "objstore-shape", key = "mp/part",
         opts = { method = "PUT", expires = 600, query = { uploadId = "0004B9895DBBB6EC98E36A2E6BD4E5E7",
           partNumber = "3" } },
-        mine = { method = "PUT", opts = { expires = 600, upload_id = "0004B9895DBBB6EC98E36A2E6BD4E5E7",
+        mine = { method = "PUT", opts = { expires_in = 600, upload_id = "0004B9895DBBB6EC98E36A2E6BD4E5E7",
           part_number = 3 } } }
     end
   end
@@ -275,7 +279,7 @@ describe("presign's short path (no server)", function()
 
   it("a plain URL after URLs with headers, query or a refused time is a fresh client's URL", function()
     local c, fresh = client(), client()
-    local plain = assert(fresh:presign("GET", "bkt-h13", "a/b c.txt", { time = T, expires = 60 }))
+    local plain = assert(fresh:presign("GET", "bkt-h13", "a/b c.txt", { time = T, expires_in = 60 }))
     assert.matches("X%-Amz%-SignedHeaders=host&", plain)
     assert.is_nil(plain:find("response-content-type", 1, true))
     assert.matches("^http://127%.0%.0%.1:7480/bkt%-h13/a/b%%20c%.txt%?", plain)
@@ -283,10 +287,10 @@ describe("presign's short path (no server)", function()
       headers = { ["x-amz-meta-a"] = "1" }, response = { content_type = "text/plain" } }))
     assert.matches("SignedHeaders=content%-type%%3Bhost%%3Bx%-amz%-meta%-a&", put)
     assert.matches("response%-content%-type=text%%2Fplain", put)
-    assert.equals(plain, c:presign("GET", "bkt-h13", "a/b c.txt", { time = T, expires = 60 }))
+    assert.equals(plain, c:presign("GET", "bkt-h13", "a/b c.txt", { time = T, expires_in = 60 }))
     assert.has_error(function() c:presign("GET", "bkt-h13", "k", { time = "soon" }) end,
       "objstore.core.signer.presign: argument #1 (req.time): must be a number, got string")
-    assert.equals(plain, c:presign("GET", "bkt-h13", "a/b c.txt", { time = T, expires = 60 }))
+    assert.equals(plain, c:presign("GET", "bkt-h13", "a/b c.txt", { time = T, expires_in = 60 }))
     -- no opts: the default expiry, the client's clock
     assert.matches("X%-Amz%-Expires=3600&", c:presign("GET", "bkt-h13", "k"))
     c:close()

@@ -51,7 +51,7 @@ describe("presigned_post on " .. (srv and srv.name or "no server") .. " #server"
   it("a form upload with the fields succeeds; type, metadata and status as the policy says", function()
     local path = dir .. "/hello.txt"
     servers.write_file(path, "hello from a browser")
-    local form = assert(c:presigned_post(bucket, "forms/hello.txt", { expires = 300, conditions = {
+    local form = assert(c:presigned_post(bucket, "forms/hello.txt", { expires_in = 300, conditions = {
       content_length_range = { 1, 1024 }, content_type = "text/plain", metadata = { owner = "h13a", ["x-y"] = "z" },
       success_action_status = 201, acl = "private", tagging = { project = "h13a", ["a b"] = "c&d" } } }))
     assert.equals(srv.endpoint .. "/" .. bucket, form.url)
@@ -135,7 +135,7 @@ describe("presigned_post on " .. (srv and srv.name or "no server") .. " #server"
     assert.is_true(ok, out)
     assert.equals("403", (status_of(out)))
     -- Expired.
-    local old = assert(c:presigned_post(bucket, "late.txt", { time = os.time() - 120, expires = 60 }))
+    local old = assert(c:presigned_post(bucket, "late.txt", { time = os.time() - 120, expires_in = 60 }))
     ok, out = post(old, small)
     assert.is_true(ok, out)
     status, body = status_of(out)
@@ -149,7 +149,7 @@ describe("presigned_post on " .. (srv and srv.name or "no server") .. " #server"
   it("raises on misuse", function()
     assert.has_error(function() c:presigned_post(bucket, "k", { conditions = { size = 1 } }) end,
       "objstore.client.presigned_post: argument #3 (opts.conditions.size): is not a condition of presigned_post")
-    assert.has_error(function() c:presigned_post(bucket, "k", { expires = 604801 }) end)
+    assert.has_error(function() c:presigned_post(bucket, "k", { expires_in = 604801 }) end)
     assert.has_error(function() c:presigned_post(bucket, "k", { conditions = { content_length_range = { 5, 1 } } }) end)
     assert.has_error(function() c:presigned_post(bucket, "k", { callback = { url = "u", body = "b" } }) end,
       "objstore.client.presigned_post: argument #3 (opts.callback): upload callbacks are an OSS feature")
@@ -174,13 +174,13 @@ describe("presigned_post equals boto3's generate_presigned_post", function()
           opts.time = T
           mine[#mine + 1] = assert(c:presigned_post("bkt-h13a", key, opts))
           posts[#posts + 1] = { bucket = "bkt-h13a", key = key:sub(-1) == "/" and (key .. "${filename}") or key,
-            expires = opts.expires or 3600, fields = fields, conditions = conditions }
+            expires = opts.expires_in or 3600, fields = fields, conditions = conditions }
         end
         add("plain.txt", {}, cjson.empty_array, cjson.empty_array)
-        add("dir/with space+plus é.txt", { expires = 900 }, cjson.empty_array, cjson.empty_array)
-        add("uploads/", { expires = 60, conditions = { content_length_range = { 0, 1048576 } } }, cjson.empty_array,
+        add("dir/with space+plus é.txt", { expires_in = 900 }, cjson.empty_array, cjson.empty_array)
+        add("uploads/", { expires_in = 60, conditions = { content_length_range = { 0, 1048576 } } }, cjson.empty_array,
           { { "content-length-range", 0, 1048576 } })
-        add("img/${filename}", { expires = 600, conditions = { content_length_range = { 1, 10 }, starts_with = {
+        add("img/${filename}", { expires_in = 600, conditions = { content_length_range = { 1, 10 }, starts_with = {
           ["Content-Type"] = "image/", ["x-amz-meta-tag"] = "t" }, acl = "public-read", content_type = "image/png",
           metadata = { b = "2", a = "1" }, success_action_status = "201",
           success_action_redirect = "https://example.com/done?x=1&y=2", tagging = "<Tagging><TagSet/></Tagging>" } },
@@ -219,7 +219,7 @@ describe("presigned_post for OSS equals ali-oss", function()
     for _, sts in ipairs{ false, true } do
       local id = sig .. (sts and "-sts" or "")
       local c = ali.client(sig, T, sts and ali.TOKEN or nil)
-      forms[id] = assert(c:presigned_post("objstore-shape", "user/7/${filename}", { expires = 1800, conditions = {
+      forms[id] = assert(c:presigned_post("objstore-shape", "user/7/${filename}", { expires_in = 1800, conditions = {
         content_length_range = { 1, 5242880 }, content_type = "image/jpeg", metadata = { uid = "7" },
         success_action_status = 200, acl = "private" },
         callback = { url = "https://app.example.com/cb", body = "key=${object}&uid=${x:uid}",

@@ -439,7 +439,7 @@ describe("secret hygiene against rgw #server", function()
       ["x-amz-server-side-encryption-customer-key-MD5"] = SSEC_HEADERS["x-amz-server-side-encryption-customer-key-MD5"],
     } }))
     failed("missing key", c:get_object(bucket, "no/such/key"))
-    local url = c:presign("GET", bucket, "sse/one", { expires = 60 })
+    local url = c:presign("GET", bucket, "sse/one", { expires_in = 60 })
     assert.truthy(url:find("X-Amz-Security-Token=", 1, true)) -- a presigned URL carries its token: by design
     check("delete_objects result", assert(c:delete_objects(bucket, { "sse/one", "nothing" })))
   end)
@@ -681,7 +681,7 @@ describe("the sse_customer_key option against rgw and Swift #server", function()
       check("head result", assert(c:head_object(bucket, "one", opts)))
       failed("get without key", c:get_object(bucket, "one"))
       failed("get with a wrong key", c:get_object(bucket, "one", { sse_customer_key = SSEC_RAW:sub(1, 31) .. "!" }))
-      failed("copy of an SSE-C source", c:copy_object(bucket, "one", bucket, "two",
+      failed("copy of an SSE-C source", c:copy_object(bucket, "two", { bucket = bucket, key = "one" },
         { copy_source_sse_customer_key = SSEC_RAW, sse_customer_key = SSEC_RAW }))
       local path = dir .. "/big"
       assert(servers.sh("head -c " .. (11 * 1024 * 1024) .. " /dev/urandom > " .. servers.q(path)))

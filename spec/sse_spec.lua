@@ -50,8 +50,9 @@ describe("sse options (no server)", function()
   it("sends the copy-source key headers on CopyObject and UploadPartCopy", function()
     local src, dst = random_bytes(32), random_bytes(32)
     for _, h in ipairs{
-      headers_of(c, "copy_object", "b", "s", "b", "d", { copy_source_sse_customer_key = src, sse_customer_key = dst }),
-      headers_of(c, "upload_part_copy", "b", "d", "id", 1, "b", "s",
+      headers_of(c, "copy_object", "b", "d", { bucket = "b", key = "s" }, { copy_source_sse_customer_key = src,
+        sse_customer_key = dst }),
+      headers_of(c, "upload_part_copy", "b", "d", "id", 1, { bucket = "b", key = "s" },
         { copy_source_sse_customer_key = src, sse_customer_key = dst }) } do
       assert.equals(core.encode.base64_encode(src), h["x-amz-copy-source-server-side-encryption-customer-key"])
       assert.equals(checksum.md5_base64(src), h["x-amz-copy-source-server-side-encryption-customer-key-md5"])
@@ -194,21 +195,24 @@ for _, srv in ipairs(servers.list()) do
       -- Copies. rgw 16 answers 501 to a CopyObject whose source is SSE-C,
       -- and stores a copy asked to be SSE-C unencrypted (objstore says so).
       assert(c:put_object(bucket, "small", "small body", { sse_customer_key = key }))
-      local _, cerr = c:copy_object(bucket, "small", bucket, "small2", { copy_source_sse_customer_key = key,
+      local _, cerr = c:copy_object(bucket, "small2", { bucket = bucket, key = "small" },
+        { copy_source_sse_customer_key = key,
         sse_customer_key = key2 })
       assert.equals(501, cerr.status)
       assert(c:put_object(bucket, "plain", "plain body"))
-      local _, perr = c:copy_object(bucket, "plain", bucket, "plain2", { sse_customer_key = key2 })
+      local _, perr = c:copy_object(bucket, "plain2", { bucket = bucket, key = "plain" }, { sse_customer_key = key2 })
       assert.equals("SSENotApplied", perr.code)
       -- UploadPartCopy of an SSE-C source works on rgw with the same key on both sides.
-      local cl = assert(c:copy_large(bucket, "mp", bucket, "mp2", { part_size = 5 * MiB, threshold = 1,
+      local cl = assert(c:copy_large(bucket, "mp2", { bucket = bucket, key = "mp" }, { part_size = 5 * MiB,
+        multipart_threshold = 1,
         copy_source_sse_customer_key = key, sse_customer_key = key }))
       assert.equals(3, cl.parts)
       assert.is_true(assert(c:get_object(bucket, "mp2", { sse_customer_key = key })).body == data)
       local _, gerr = c:get_object(bucket, "mp2")
       assert.equals(400, gerr.status)
       -- Without the source's key the source cannot be read.
-      local _, lerr = c:copy_large(bucket, "mp", bucket, "mp3", { part_size = 5 * MiB, threshold = 1 })
+      local _, lerr = c:copy_large(bucket, "mp3", { bucket = bucket, key = "mp" }, { part_size = 5 * MiB,
+        multipart_threshold = 1 })
       assert.equals(400, lerr.status)
     end)
 

@@ -61,7 +61,7 @@ describe("STS on rgw #server", function()
     assert.are.equal(403, err.status)
 
     -- A browser-style upload: a presigned PUT with the temporary keys, sent by curl.
-    local url = assert(tmp:presign("PUT", bucket, "temp/presigned", { expires = 600 }))
+    local url = assert(tmp:presign("PUT", bucket, "temp/presigned", { expires_in = 600 }))
     assert.truthy(url:find("X-Amz-Security-Token=", 1, true))
     local file = dir .. "/presigned.txt"
     servers.write_file(file, "uploaded by curl -T\n")

@@ -202,6 +202,26 @@ for _, srv in ipairs(servers.list()) do
         assert.is_true(#log >= 1)
       end)
 
+      it("is a client method too: client:sync and client:check", function()
+        local src = root .. "/method"
+        write(src .. "/one.txt", "one", 1600000000)
+        write(src .. "/two/three.txt", "three", 1600000100)
+        local res = assert(c:sync(src, { bucket = bucket, prefix = "method" }, { state = false }))
+        assert.equals(2, res.transferred)
+        assert.equals("three", assert(c:get_object(bucket, "method/two/three.txt")).body)
+        local report = assert(c:check(src, { bucket = bucket, prefix = "method" }))
+        assert.is_true(report.ok)
+        assert.equals(2, report.matched)
+        write(src .. "/one.txt", "ONE!", 1600000900)
+        report = assert(c:check(src, { bucket = bucket, prefix = "method" }))
+        assert.is_false(report.ok)
+        assert.same({ "one.txt" }, report.differ)
+        -- Misuse names the method and counts its arguments as written.
+        local ok, err = pcall(c.sync, c, src, { bucket = bucket }, { bogus = true })
+        assert.is_false(ok)
+        assert.matches("objstore%.client%.sync: argument #3 %(opts%.bogus%): is not an option", err)
+      end)
+
       it("without a state file decides with HEADs and still transfers nothing", function()
         local src = root .. "/up"
         local res = assert(objstore.sync(c, src, { bucket = bucket, prefix = "up" }, { state = false }))

@@ -75,7 +75,7 @@ for _, srv in ipairs(servers.list()) do
       it("uploads and downloads " .. case[1] .. " intact", function()
         local name, size = case[1]:gsub(" ", "-"), case[2]
         local path, md5 = make_file(dir, name, size)
-        local up = assert(c:upload_file(bucket, "sizes/" .. name, path, { part_size = P, threshold = 1,
+        local up = assert(c:upload_file(bucket, "sizes/" .. name, path, { part_size = P, multipart_threshold = 1,
           concurrency = 3 }))
         assert.equals(size, up.size)
         assert.equals(math.max(1, math.ceil(size / P)), up.parts)
@@ -207,7 +207,8 @@ for _, srv in ipairs(servers.list()) do
       end
       local path, md5 = make_file(dir, "copy-src", 2 * P + 77)
       assert(c:upload_file(bucket, "copy/src", path, { part_size = P }))
-      local r = assert(c:copy_large(bucket, "copy/src", bucket, "copy/dst", { part_size = P, threshold = 1 }))
+      local r = assert(c:copy_large(bucket, "copy/dst", { bucket = bucket, key = "copy/src" }, { part_size = P,
+        multipart_threshold = 1 }))
       assert.equals(3, r.parts)
       assert(c:download_file(bucket, "copy/dst", dir .. "/copy.back"))
       assert.equals(md5, file_md5(dir .. "/copy.back"))
@@ -396,9 +397,9 @@ for _, srv in ipairs(servers.list()) do
       local path = make_file(dir, "changed-src", size)
       assert(c:put_object(bucket, "src/changed", { path = path }))
       local cp = dir .. "/changed.cp"
-      local opts = { part_size = P, threshold = 1, concurrency = 1, checkpoint = cp,
+      local opts = { part_size = P, multipart_threshold = 1, concurrency = 1, checkpoint = cp,
         on_part = function(_, n) return n < 2 end }
-      local _, err = c:copy_large(bucket, "src/changed", bucket, "dst/changed", opts)
+      local _, err = c:copy_large(bucket, "dst/changed", { bucket = bucket, key = "src/changed" }, opts)
       assert.equals("Aborted", err.code)
       assert.is_truthy(lfs.attributes(cp))
       assert.equals(1, uploads("dst/changed"))
@@ -406,7 +407,7 @@ for _, srv in ipairs(servers.list()) do
       local path2, md52 = make_file(dir, "changed-src2", size)
       assert(c:put_object(bucket, "src/changed", { path = path2 }))
       opts.on_part = nil
-      local r = assert(c:copy_large(bucket, "src/changed", bucket, "dst/changed", opts))
+      local r = assert(c:copy_large(bucket, "dst/changed", { bucket = bucket, key = "src/changed" }, opts))
       assert.matches("checkpoint is for another source object %(or the source changed%)", r.notices[1])
       assert.equals(0, r.resumed_from)
       assert.equals(4, r.sent)
@@ -421,11 +422,13 @@ for _, srv in ipairs(servers.list()) do
       local path, md5 = make_file(dir, "same-src", 3 * P + 11)
       assert(c:put_object(bucket, "src/same", { path = path }))
       local cp = dir .. "/same.cp"
-      local _, err = c:copy_large(bucket, "src/same", bucket, "dst/same", { part_size = P, threshold = 1,
+      local _, err = c:copy_large(bucket, "dst/same", { bucket = bucket, key = "src/same" }, { part_size = P,
+        multipart_threshold = 1,
         concurrency = 1, checkpoint = cp, on_part = function(_, n) return n < 2 end })
       assert.equals("Aborted", err.code)
       local sent = {}
-      local r = assert(c:copy_large(bucket, "src/same", bucket, "dst/same", { part_size = P, threshold = 1,
+      local r = assert(c:copy_large(bucket, "dst/same", { bucket = bucket, key = "src/same" }, { part_size = P,
+        multipart_threshold = 1,
         concurrency = 2, checkpoint = cp, on_part = function(n) sent[#sent + 1] = n end }))
       table.sort(sent)
       assert.same({ 3, 4 }, sent)
@@ -444,7 +447,8 @@ for _, srv in ipairs(servers.list()) do
       local pid = f:read("*n")
       f:close()
       local second
-      local r = assert(c:copy_large(bucket, "src/busy", bucket, "dst/busy", { part_size = P, threshold = 1,
+      local r = assert(c:copy_large(bucket, "dst/busy", { bucket = bucket, key = "src/busy" }, { part_size = P,
+        multipart_threshold = 1,
         concurrency = 1, checkpoint = cp, on_part = function(n)
           -- another process, same checkpoint, while this copy holds it
           if n == 1 then second = { child(nil, "src/busy", "dst/busy", cp, log) } end
@@ -459,8 +463,8 @@ for _, srv in ipairs(servers.list()) do
     end)
 
     it("refuses a checkpoint option that is neither a path nor true", function()
-      assert.has_error(function() c:copy_large(bucket, "a", bucket, "b", { checkpoint = 5 }) end,
-        "objstore.client.copy_large: argument #5 (opts.checkpoint): must be a path or true, got number")
+      assert.has_error(function() c:copy_large(bucket, "b", { bucket = bucket, key = "a" }, { checkpoint = 5 }) end,
+        "objstore.client.copy_large: argument #4 (opts.checkpoint): must be a path or true, got number")
     end)
   end)
 end

@@ -24,6 +24,7 @@ local gateway = require "objstore.gateway"
 local presign = require "objstore.presign"
 local post_policy = require "objstore.post_policy"
 local operations = require "objstore.operations"
+local sync = require "objstore.sync"
 local core = require "objstore.core"
 
 local pairs, setmetatable, select = pairs, setmetatable, select
@@ -77,7 +78,7 @@ end
 -- URL; the secret never does). Encryption options become signed headers:
 -- whoever uses the URL must send them (an SSE-C key never goes into a URL).
 -- errors: CredentialsError (no credentials could be had), SigningError.
--- opts.expires: seconds the URL is valid, a whole number from 1 to 604800
+-- opts.expires_in: seconds the URL is valid, a whole number from 1 to 604800
 --   (7 days; default 3600).
 -- opts.response: the headers the store answers a GET with: { content_type,
 --   content_disposition, content_encoding, content_language,
@@ -101,7 +102,7 @@ end
 -- policy; OSS PostObject policy, V1 or V4): every field a hidden input, the
 -- file input last. key_or_prefix: a key, a key with ${filename}, or a
 -- prefix ending in "/". Every field is also a condition of the policy.
--- opts.expires: seconds the form is valid (1 to 604800, default 3600).
+-- opts.expires_in: seconds the form is valid (1 to 604800, default 3600).
 -- opts.conditions: { content_length_range = { min, max }, starts_with =
 --   { field = prefix }, acl, content_type, metadata = {...},
 --   success_action_status, success_action_redirect, tagging (S3) }.
@@ -110,6 +111,22 @@ end
 -- opts.time: the signing time, epoch seconds (default the client's clock).
 function Client:presigned_post(bucket, key_or_prefix, opts)
   return post_policy.presigned_post(self, bucket, key_or_prefix, opts)
+end
+
+--- sync(src, dst, opts) -> result | nil, err
+-- objstore.sync with this client: makes dst like src (a local directory
+-- path or { bucket =, prefix =, client = }, either way, or two remote
+-- sides); the options, result and errors are objstore.sync's
+-- (docs/sync.md).
+function Client:sync(src, dst, opts)
+  return sync.method_sync(self, src, dst, opts)
+end
+
+--- check(src, dst, opts) -> report | nil, err
+-- objstore.check with this client: what a sync would change, changing
+-- nothing; the options and report are objstore.check's.
+function Client:check(src, dst, opts)
+  return sync.method_check(self, src, dst, opts)
 end
 
 --- sign_for_proxy(method, bucket, key, opts) -> { url, headers, clear } | nil, err

@@ -2,7 +2,7 @@
 --
 --    local onx = require "objstore.ngx"
 --    onx.defer(function() c:put_object("logs", key, line) end)  -- from log_by_lua
---    local r, err = onx.put_request_body(c, "bucket", "key", { threshold = 16 * 1024 * 1024 })
+--    local r, err = onx.put_request_body(c, "bucket", "key", { multipart_threshold = 16 * 1024 * 1024 })
 --    local r, err = onx.serve_object(c, "bucket", "key")   -- GET/HEAD /files/<key>
 --
 -- Each function's comment below says what it does (docs/reference.md
@@ -154,12 +154,12 @@ local function client_gone()
     message = "the client closed the connection before its request body was read" }
 end
 
-local PUT_ONLY = { threshold = true, part_size = true, concurrency = true, leave_parts_on_error = true,
+local PUT_ONLY = { multipart_threshold = true, part_size = true, concurrency = true, leave_parts_on_error = true,
   part_headers = true, progress = true }
 
 --- put_request_body(c, bucket, key, opts) -> result | nil, err
 -- The request body into the store: one PutObject streamed from the socket up
--- to `opts.threshold` bytes (default 16 MiB), a multipart upload above it
+-- below `opts.multipart_threshold` bytes (default 16 MiB), a multipart upload from it on
 -- (`upload_stream`, memory about concurrency x part_size), an aborted
 -- multipart upload when the client disconnects or the store fails - no
 -- partial object and no upload left behind (with `lua_check_client_abort on`
@@ -176,10 +176,10 @@ function _M.put_request_body(c, bucket, key, opts)
   if type(opts) ~= "table" then
     errors.argument("ngx.put_request_body", 4, "opts", "must be a table, " .. errors.got(opts))
   end
-  local threshold = opts.threshold or _M.DEFAULT_THRESHOLD
+  local threshold = opts.multipart_threshold or _M.DEFAULT_THRESHOLD
   local put_opts, stream_opts = {}, {}
   for k, v in pairs(opts) do
-    if k ~= "threshold" then stream_opts[k] = v end
+    if k ~= "multipart_threshold" then stream_opts[k] = v end
     if not PUT_ONLY[k] then put_opts[k] = v end
   end
   local ngx = rawget(_G, "ngx")
@@ -191,7 +191,7 @@ function _M.put_request_body(c, bucket, key, opts)
     if not body then return nil, size end
     if gone.aborted then return nil, client_gone() end
     local r, err
-    if type(body) == "table" and size > threshold then
+    if type(body) == "table" and size >= threshold then
       -- The body is all in the file, but a client gone meanwhile stops the
       -- upload after its current parts (and upload_file aborts it).
       local on_part = stream_opts.on_part
@@ -214,7 +214,7 @@ function _M.put_request_body(c, bucket, key, opts)
     if gone.aborted then return nil, client_gone() end
     return inner()
   end
-  if length <= threshold then
+  if length < threshold then
     put_opts.length = length
     put_opts.content_md5 = false
     return c:put_object(bucket, key, reader, put_opts)

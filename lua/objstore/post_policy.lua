@@ -2,7 +2,7 @@
 -- to the store, with a signed policy saying what the form may upload
 -- (S3 SigV4 POST policy; OSS PostObject policy, V1 and V4).
 --
---   local form = assert(c:presigned_post("bucket", "uploads/${filename}", { expires = 600,
+--   local form = assert(c:presigned_post("bucket", "uploads/${filename}", { expires_in = 600,
 --     conditions = { content_length_range = { 1, 10 * 1024 * 1024 }, content_type = "image/png" } }))
 --   -- <form action="{form.url}" method="post" enctype="multipart/form-data">
 --   --   one <input type="hidden" name="{k}" value="{v}"> per form.fields entry, then the file last
@@ -37,7 +37,7 @@ local F = "presigned_post"
 local CONDITIONS = { content_length_range = true, starts_with = true, acl = true, content_type = true,
   metadata = true, success_action_status = true, success_action_redirect = true, tagging = true }
 
-local OPTS = { expires = true, conditions = true, time = true, callback = true, callback_vars = true }
+local OPTS = { expires_in = true, conditions = true, time = true, callback = true, callback_vars = true }
 
 local function bad(name, problem)
   common.misuse(F, 3, name, problem)
@@ -142,7 +142,7 @@ function _M.presigned_post(c, bucket, key, opts)
   if type(key) == "string" and key:sub(-1) == "/" then key = key .. "${filename}" end
   common.key(F, 2, key, "key_or_prefix")
   opts = common.opts(F, 3, opts, OPTS)
-  local expires = presign.expires(F, 3, opts.expires)
+  local expires = presign.expires(F, 3, opts.expires_in)
   local cond = opts.conditions or {}
   if type(cond) ~= "table" then bad("opts.conditions", "must be a table, " .. errors.got(cond)) end
   for k in pairs(cond) do

@@ -1,7 +1,7 @@
 --- Presigned URLs: a request record for (method, bucket, key, opts),
 -- presigned by the pipeline's one signing step for the healthiest endpoint.
 --
---   c:presign("GET", b, k, { expires = 600, response = { content_type = "text/plain" } })
+--   c:presign("GET", b, k, { expires_in = 600, response = { content_type = "text/plain" } })
 --   c:presign("PUT", b, k, { content_type = "image/png", content_md5 = md5b64 })
 --   c:presign("PUT", b, k, { upload_id = id, part_number = 3 })   -- UploadPart
 --
@@ -35,7 +35,7 @@ local RESPONSE = { content_type = "response-content-type", content_disposition =
   content_encoding = "response-content-encoding", content_language = "response-content-language",
   cache_control = "response-cache-control", expires = "response-expires" }
 
-local OPTS = { expires = true, query = true, headers = true, version_id = true, time = true, response = true,
+local OPTS = { expires_in = true, query = true, headers = true, version_id = true, time = true, response = true,
   content_type = true, content_md5 = true, upload_id = true, part_number = true,
   copy_source_sse_customer_key = true }
 for k in pairs(sse.OBJECT_OPTS) do OPTS[k] = true end
@@ -45,7 +45,7 @@ for k in pairs(sse.OBJECT_OPTS) do OPTS[k] = true end
 function _M.expires(fname, n, v, name)
   if v == nil then return _M.DEFAULT_EXPIRES end
   if type(v) ~= "number" or v % 1 ~= 0 or v < 1 or v > _M.MAX_EXPIRES then
-    common.misuse(fname, n, name or "opts.expires", "must be a whole number of seconds from 1 to "
+    common.misuse(fname, n, name or "opts.expires_in", "must be a whole number of seconds from 1 to "
       .. _M.MAX_EXPIRES .. " (7 days), got " .. tostring(v))
   end
   return v
@@ -57,7 +57,7 @@ local UPPER = { GET = "GET", PUT = "PUT", HEAD = "HEAD", DELETE = "DELETE" }
 -- Options that add neither query nor header: the common presign (the
 -- OpenResty example's) takes the short path, with nothing to build but
 -- the record.
-local PLAIN = { expires = true, time = true }
+local PLAIN = { expires_in = true, time = true }
 
 -- Per client, the buckets already found valid (a bucket name's validity
 -- depends on it and the client's provider alone); emptied when it grows
@@ -93,12 +93,12 @@ function _M.presign(client, method, bucket, key, opts)
     end
   end
   if plain then
-    local expires = _M.expires(F, 4, opts.expires)
+    local expires = _M.expires(F, 4, opts.expires_in)
     return pipeline.presign(client, request._prechecked{ op = "Presign", method = method, bucket = bucket,
       key = key }, expires, opts.time)
   end
   opts = common.opts(F, 4, opts, OPTS)
-  local expires = _M.expires(F, 4, opts.expires)
+  local expires = _M.expires(F, 4, opts.expires_in)
   local q
   if opts.query ~= nil then
     if type(opts.query) ~= "table" then

@@ -57,8 +57,8 @@ local topts = { part_size = 5 * 1024 * 1024, concurrency = tonumber(os.getenv("C
   checkpoint = true, on_part = function(n) logf:write("part ", n, "\n") end }
 local res, err
 if copy_source then
-  topts.checkpoint, topts.threshold = file, 1
-  res, err = c:copy_large(bucket, copy_source, bucket, key, topts)
+  topts.checkpoint, topts.multipart_threshold = file, 1
+  res, err = c:copy_large(bucket, key, { bucket = bucket, key = copy_source }, topts)
 else
   res, err = c:upload_file(bucket, key, file, topts)
 end

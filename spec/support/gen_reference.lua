@@ -221,7 +221,8 @@ function M.option_tables()
   local values = { bucket = "docs20-probe", key = "k", body = "x", keys = { "a" }, src_bucket = "docs20-probe",
     src_key = "s", dst_bucket = "docs20-probe", dst_key = "d", upload_id = "u", part_number = 1,
     parts = { { part_number = 1, etag = "e" } }, path = "/tmp/docs20-probe-none", reader = function() end,
-    prefix = "p", canned = "private", policy = "{}", status = "Enabled",
+    source = { bucket = "docs20-probe", key = "s" }, prefix = "p", canned = "private", policy = "{}",
+    status = "Enabled",
     rules = { { allowed_origins = { "*" }, allowed_methods = { "GET" } } } }
   local out = {}
   for name, entry in pairs(operations) do

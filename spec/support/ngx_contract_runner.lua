@@ -265,7 +265,8 @@ local function extras(env, base)
       local P = 5 * 1024 * 1024
       local data = require("transport_contract").bytes(2 * P + 12345, 9)
       servers.write_file(dir .. ".up", data)
-      local up = assert(c:upload_file(bucket, "big", dir .. ".up", { part_size = P, threshold = 1, concurrency = 3 }))
+      local up = assert(c:upload_file(bucket, "big", dir .. ".up", { part_size = P, multipart_threshold = 1,
+        concurrency = 3 }))
       assert.equal(#data, up.size)
       assert.equal(3, up.parts)
       local down = assert(c:download_file(bucket, "big", dir .. ".down", { part_size = P, concurrency = 3 }))

@@ -22,7 +22,7 @@ if method == "GET" or method == "HEAD" then
   if not res then return common.fail(err) end
   return
 elseif method == "PUT" then
-  local res, err = onx.put_request_body(c, cfg.bucket, key, { threshold = cfg.threshold,
+  local res, err = onx.put_request_body(c, cfg.bucket, key, { multipart_threshold = cfg.threshold,
     part_size = cfg.part_size, concurrency = 2, content_type = ngx.var.http_content_type })
   if not res then
     if err and err.code == "UploadStream" then err.code = "UploadFailed" end

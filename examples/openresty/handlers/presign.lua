@@ -31,7 +31,7 @@ if expires ~= nil then
   if not expires or expires ~= math.floor(expires) or expires < 1 or expires > 604800 then
     return common.json(400, { error = "InvalidExpires", message = "expires must be 1 to 604800 seconds" })
   end
-  opts = { expires = expires }
+  opts = { expires_in = expires }
 end
 -- No opts: objstore's default expiry, 3600 seconds.
 local url, err = common.client():presign(method, common.config().bucket, key, opts)

@@ -28,7 +28,7 @@ _M.FLAGS = {
   signature = { "choice", v1 = true, v4 = true },
   ["max-delete"] = { "int", 0, 1e9 },
   concurrency = { "int", 1, 1024 },
-  expires = { "int", 1, 604800 },
+  ["expires-in"] = { "int", 1, 604800 },
   ["modify-window"] = { "seconds", 0, 366 * 86400 },
   ["part-size"] = { "size", 5 * MiB, 5 * GiB },
   bwlimit = { "size", 1, 1e12 },
@@ -92,7 +92,7 @@ _M.COMMANDS = {
   cat = set{ "sse-c-key", "version-id" }, stat = set{ "sse-c-key", "version-id" }, du = {},
   mb = set{ "dry-run" },
   rb = set{ "force", "dry-run" },
-  presign = set{ "expires", "method" },
+  presign = set{ "expires-in", "method" },
   version = {},
   uploads = set{ "abort", "dry-run" },
 }

@@ -223,7 +223,8 @@ Usage: objstore rb s3://BUCKET [--force] [--dry-run]
 ]==]
 
 _M.presign = [==[
-Usage: objstore presign s3://BUCKET/KEY [--expires SECONDS] [--method GET|PUT]
+Usage: objstore presign s3://BUCKET/KEY [--expires-in SECONDS] [--method GET|PUT]
+  --expires-in: seconds the URL is valid, 1 to 604800 (default 3600).
 ]==]
 
 _M.du = [==[

@@ -739,10 +739,10 @@ local function copy_one(ctx, s, d, verb)
     end
     local target = format("%s://%s/%s", d.provider, d.bucket, key)
     if ctx.dry then return ctx.would(format("%s: %s to %s", verb, s.url, target)) end
-    local copts = { part_size = o["part-size"], concurrency = o.concurrency, progress = on_progress,
-      source_version_id = o["version-id"] }
+    local copts = { part_size = o["part-size"], concurrency = o.concurrency, progress = on_progress }
     for k, v in pairs(stored) do copts[k] = v end
-    local res, err = c:copy_large(s.bucket, s.key, d.bucket, key, copts)
+    local res, err = c:copy_large(d.bucket, key, { bucket = s.bucket, key = s.key, version_id = o["version-id"] },
+      copts)
     if not res then return ctx.fail(s.url, err) end
     planned(res.size)
     P.file(1, res.size)
@@ -841,6 +841,7 @@ local function remove_prefix(ctx, c, loc)
     local batch = {}
     for i = first, math.min(first + 999, #keys) do batch[#batch + 1] = keys[i] end
     local out, err = c:delete_objects(loc.bucket, batch, { quiet = true })
+    out = out or err.result -- the partial-failure rule: what was deleted is there
     if not out then
       for _, k in ipairs(batch) do ctx.fail(k, err) end
     else
@@ -962,7 +963,8 @@ function C.presign(ctx, pos)
   if method ~= "GET" and method ~= "PUT" and method ~= "HEAD" and method ~= "DELETE" then
     usage("presign: --method must be GET, PUT, HEAD or DELETE")
   end
-  local url, err = client(ctx, loc):presign(method, loc.bucket, loc.key, { expires = ctx.opts.expires or 3600 })
+  local url, err = client(ctx, loc):presign(method, loc.bucket, loc.key,
+    { expires_in = ctx.opts["expires-in"] or 3600 })
   if not url then return ctx.fail(loc.url, err) end
   if ctx.opts.json then return ctx.json{ url = url } end
   ctx.out:write(url, "\n")

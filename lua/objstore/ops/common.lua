@@ -66,14 +66,14 @@ end
 --   downloads).
 -- opts.part_size: bytes a part (default 8 MiB; grown so the parts stay
 --   within 10,000).
--- opts.threshold: size up to which one request is used instead of parts
---   (default: the part size).
+-- opts.multipart_threshold: sizes from this one on go in parts, smaller
+--   ones in one request (default: the part size), boto3's rule.
 -- opts.max_parts: at most this many parts (default the provider's 10,000).
 -- opts.bwlimit: bytes per second for the whole transfer (1 to 1e12; nil:
 --   no limit).
 -- checked wherever they are allowed, before any request (0, 2.5, -1, NaN
 -- or 1e6 in flight would spin, leave an upload behind or overflow).
-local WHOLE = { concurrency = { 1, 1024 }, part_size = { 1, 5 * 1024 ^ 3 }, threshold = { 0, 5 * 1024 ^ 4 },
+local WHOLE = { concurrency = { 1, 1024 }, part_size = { 1, 5 * 1024 ^ 3 },
   multipart_threshold = { 0, 5 * 1024 ^ 4 }, max_parts = { 1, 10000 } }
 
 --- Checks an options table against the names allowed; returns it (or {}).
@@ -88,6 +88,26 @@ function _M.opts(name, n, opts, allowed)
     end
   end
   return opts
+end
+
+--- Checks a copy's source, { bucket =, key =, version_id = } (boto3's
+-- CopySource), argument #n of `name`; returns the table for the request's
+-- copy_source. A table, not two strings: a call written for the old
+-- source-first order (bucket, key, dst_bucket, dst_key) would otherwise
+-- copy the wrong way round without a word.
+local SOURCE_FIELDS = { bucket = true, key = true, version_id = true }
+function _M.source(c, name, n, src)
+  if type(src) ~= "table" then
+    _M.misuse(name, n, "source", "must be a table { bucket =, key =, version_id = }, " .. errors.got(src))
+  end
+  errors.options(fname(name), n, src, SOURCE_FIELDS, "source")
+  _M.bucket(c, name, n, src.bucket, "source.bucket")
+  _M.key(name, n, src.key, "source.key")
+  local v = src.version_id
+  if v ~= nil and (type(v) ~= "string" or v == "") then
+    _M.misuse(name, n, "source.version_id", "must be a non-empty string, " .. errors.got(v))
+  end
+  return { bucket = src.bucket, key = src.key, version_id = v }
 end
 
 function _M.upload_id(name, n, id)

@@ -123,36 +123,33 @@ ops.upload_part = { build = function(c, bucket, key, upload_id, part_number, bod
     end }
 end }
 
---- upload_part_copy(bucket, key, upload_id, part_number, src_bucket, src_key, opts) -> { etag, ... } | nil, err
+--- upload_part_copy(bucket, key, upload_id, part_number, source, opts) -> { etag, ... } | nil, err
 -- result.etag: the part's ETag, for complete_multipart_upload (also
 --   part_number, last_modified, request_id).
--- Copies a range of another object as part `part_number` of an upload
--- (destination first, unlike copy_object).
+-- Copies a range of another object as part `part_number` of an upload.
+-- source: { bucket =, key =, version_id = } (as copy_object's).
 -- opts.range: { first, last }, inclusive byte offsets of the source.
--- opts.source_version_id: the version of the source to copy.
--- opts.if_match: copy only if the source's ETag is this.
+-- opts.copy_source_if_match: copy only if the source's ETag is this.
 -- opts.headers: extra request headers.
 -- opts.context: any value, handed back with the record.
-ops.upload_part_copy = { build = function(c, bucket, key, upload_id, part_number, src_bucket, src_key, opts)
+ops.upload_part_copy = { build = function(c, bucket, key, upload_id, part_number, source, opts)
   common.bucket(c, "upload_part_copy", 1, bucket)
   common.key("upload_part_copy", 2, key)
   common.upload_id("upload_part_copy", 3, upload_id)
   common.part_number("upload_part_copy", 4, part_number)
-  common.bucket(c, "upload_part_copy", 5, src_bucket, "src_bucket")
-  common.key("upload_part_copy", 6, src_key, "src_key")
-  opts = common.opts("upload_part_copy", 7, opts, { range = true, source_version_id = true, if_match = true,
+  local src = common.source(c, "upload_part_copy", 5, source)
+  opts = common.opts("upload_part_copy", 6, opts, { range = true, copy_source_if_match = true,
     headers = true, context = true, sse_customer_key = true, copy_source_sse_customer_key = true })
   local d = c.dialect
-  local headers = common.extra_headers("upload_part_copy", 7, opts.headers,
-    sse.key_headers(c, "upload_part_copy", 7, opts))
+  local headers = common.extra_headers("upload_part_copy", 6, opts.headers,
+    sse.key_headers(c, "upload_part_copy", 6, opts))
   if opts.range then
     headers[d.copy_source_range] = "bytes=" .. tostring(opts.range[1]) .. "-" .. tostring(opts.range[2])
   end
-  if opts.if_match then headers[d.prefix .. "copy-source-if-match"] = opts.if_match end
+  if opts.copy_source_if_match then headers[d.prefix .. "copy-source-if-match"] = opts.copy_source_if_match end
   return request.new{ op = "UploadPartCopy", method = "PUT", bucket = bucket, key = key,
     query = { partNumber = tostring(part_number), uploadId = upload_id }, headers = headers,
-    copy_source = { bucket = src_bucket, key = src_key, version_id = opts.source_version_id },
-    context = opts.context, parse = function(res, req)
+    copy_source = src, context = opts.context, parse = function(res, req)
       local t, err = response.xml_or_error(d, res, req)
       if not t then return nil, err end
       return { etag = t.etag, part_number = part_number, last_modified = t.last_modified,

@@ -292,13 +292,33 @@ end
 -- keys: strings or { key =, version_id = }; sent in batches of 1000, each
 -- with the Content-MD5 S3 requires. Every batch is sent: a batch that
 -- fails as a whole reports each of its keys in `errors` (with the batch's
--- error as `error`), and the others still run, so `deleted` always holds
--- every key the server deleted. Look at `errors` to know whether all went.
+-- error as `error`), and the others still run. The partial-failure rule
+-- (docs/client.md): the result only when every key was deleted; otherwise
+-- nil, err with err.result = { deleted, errors } all the same.
 -- opts.quiet: true asks the server to list only failures: a key not in
 --   `errors` was deleted; an empty 2xx body (Alibaba OSS sends one when
 --   nothing failed) is no failure at all.
 -- result.deleted: { { key =, version_id =, ... }, ... }.
--- result.errors: { { key =, version_id =, code =, message =, error = }, ... }.
+-- result.errors: { } (err.result.errors: { { key =, version_id =, code =,
+--   message =, error = }, ... }).
+-- errors: the keys' own code when they all failed alike (AccessDenied,
+--   a batch's SlowDown, ...), else PartialFailure; err.result always.
+--- The error of a delete_objects that did not delete every key: one
+-- code when every failure has it, PartialFailure otherwise; retryable only
+-- when every failure is; what was done in err.result.
+local function partial_failure(bucket, out, asked)
+  local first, code, retryable = out.errors[1], out.errors[1].code, true
+  for _, e in ipairs(out.errors) do
+    if e.code ~= code then code = "PartialFailure" end
+    if not (e.error and e.error.retryable) then retryable = false end
+  end
+  local err = errors.failure("DeleteObjects", code or "PartialFailure", ("%d of %d keys not deleted (first: %s: %s)")
+    :format(#out.errors, asked, tostring(first.key), tostring(first.message or first.code)), bucket, nil,
+    { retryable = retryable, result = out, status = first.error and first.error.status,
+      request_id = first.error and first.error.request_id })
+  return err
+end
+
 local function delete_args(c, bucket, keys, opts)
   common.bucket(c, "delete_objects", 1, bucket)
   local objects = delete_list(keys)
@@ -346,50 +366,53 @@ ops.delete_objects = {
         end
       end
     end
+    if #out.errors > 0 then return nil, partial_failure(bucket, out, #all) end
     return out
   end,
 }
 
-local COPY_OPTS = { metadata_directive = true, source_version_id = true, if_match = true, if_none_match = true,
+local COPY_OPTS = { metadata_directive = true, copy_source_if_match = true, copy_source_if_none_match = true,
   copy_source_sse_customer_key = true }
 for k in pairs(common.UPLOAD_OPTS) do COPY_OPTS[k] = true end
 
---- copy_object(src_bucket, src_key, dst_bucket, dst_key, opts) -> { etag, last_modified, version_id } | nil, err
--- Server-side copy of one object (up to 5 GiB; copy_large goes beyond).
--- The source comes first (issue 20 plans destination first before 1.0).
--- The metadata is copied unless metadata or content_type is given (then
--- it is replaced).
+--- copy_object(bucket, key, source, opts) -> { etag, last_modified, version_id } | nil, err
+-- Server-side copy of one object (up to 5 GiB; copy_large goes beyond)
+-- to bucket/key, destination first as in boto3. The metadata is copied
+-- unless metadata or content_type is given (then it is replaced).
+-- source: { bucket =, key =, version_id = } (version_id: that version of
+--   the source).
 -- opts.metadata_directive: "COPY" (default) or "REPLACE" (with metadata,
 --   content_type, ...).
--- opts.source_version_id: the version of the source to copy.
--- opts.if_match: copy only if the source's ETag is this.
--- opts.if_none_match: copy only if the source's ETag is not this.
+-- opts.copy_source_if_match: copy only if the source's ETag is this.
+-- opts.copy_source_if_none_match: copy only if the source's ETag is not
+--   this.
 -- opts.headers: extra request headers.
 -- errors: NoSuchKey (the source), PreconditionFailed, an error sent after
 --   a 200 status line (read from the body), SSENotApplied.
-ops.copy_object = { build = function(c, src_bucket, src_key, dst_bucket, dst_key, opts)
-  common.bucket(c, "copy_object", 1, src_bucket, "src_bucket")
-  common.key("copy_object", 2, src_key, "src_key")
-  common.bucket(c, "copy_object", 3, dst_bucket, "dst_bucket")
-  common.key("copy_object", 4, dst_key, "dst_key")
-  opts = common.opts("copy_object", 5, opts, COPY_OPTS)
+ops.copy_object = { build = function(c, bucket, key, source, opts)
+  common.bucket(c, "copy_object", 1, bucket)
+  common.key("copy_object", 2, key)
+  local src = common.source(c, "copy_object", 3, source)
+  opts = common.opts("copy_object", 4, opts, COPY_OPTS)
   local d = c.dialect
   local directive = opts.metadata_directive or ((opts.metadata or opts.content_type) and "REPLACE" or "COPY")
   if directive ~= "COPY" and directive ~= "REPLACE" then
-    common.misuse("copy_object", 5, "opts.metadata_directive", "must be 'COPY' or 'REPLACE'")
+    common.misuse("copy_object", 4, "opts.metadata_directive", "must be 'COPY' or 'REPLACE'")
   end
   local headers = { [d.metadata_directive] = directive }
-  if opts.if_match then headers[d.prefix .. "copy-source-if-match"] = opts.if_match end
-  if opts.if_none_match then headers[d.prefix .. "copy-source-if-none-match"] = opts.if_none_match end
-  common.upload_headers(c, "copy_object", 5, common.upload_opts(opts), headers)
-  sse.key_headers(c, "copy_object", 5, { copy_source_sse_customer_key = opts.copy_source_sse_customer_key }, headers)
-  return request.new{ op = "CopyObject", method = "PUT", bucket = dst_bucket, key = dst_key, headers = headers,
-    copy_source = { bucket = src_bucket, key = src_key, version_id = opts.source_version_id },
+  if opts.copy_source_if_match then headers[d.prefix .. "copy-source-if-match"] = opts.copy_source_if_match end
+  if opts.copy_source_if_none_match then
+    headers[d.prefix .. "copy-source-if-none-match"] = opts.copy_source_if_none_match
+  end
+  common.upload_headers(c, "copy_object", 4, common.upload_opts(opts), headers)
+  sse.key_headers(c, "copy_object", 4, { copy_source_sse_customer_key = opts.copy_source_sse_customer_key }, headers)
+  return request.new{ op = "CopyObject", method = "PUT", bucket = bucket, key = key, headers = headers,
+    copy_source = src,
     parse = function(res, req)
       -- A copy can fail after the 200 status line: the error is in the body.
       local t, err = response.xml_or_error(d, res, req)
       if not t then return nil, err end
-      return sse.confirm(c, "CopyObject", dst_bucket, dst_key, opts, sse.info(d, res.headers, { etag = t.etag,
+      return sse.confirm(c, "CopyObject", bucket, key, opts, sse.info(d, res.headers, { etag = t.etag,
         last_modified = t.last_modified, version_id = res.headers[d.version_id],
         request_id = response.request_id(d, res) }))
     end }

@@ -109,7 +109,8 @@ local function remote_deletes(ctx, list)
         i = i + 1
         local a = list[i]
         if not a then return nil end
-        local req = c:build_request("copy_object", dst.bucket, a.entry.key, backup_bucket, backup .. a.key)
+        local req = c:build_request("copy_object", backup_bucket, backup .. a.key,
+          { bucket = dst.bucket, key = a.entry.key })
         req.context = a
         return req
       end,
@@ -121,7 +122,8 @@ local function remote_deletes(ctx, list)
     for i, a in ipairs(list) do keys[i] = a.entry.key end
   end
   if #keys == 0 then return end
-  local out = c:delete_objects(dst.bucket, keys, { quiet = true })
+  local out, derr = c:delete_objects(dst.bucket, keys, { quiet = true })
+  out = out or derr.result -- every key is in deleted or errors either way
   local bad = {}
   for _, e in ipairs(out.errors) do
     bad[e.key] = true

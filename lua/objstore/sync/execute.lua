@@ -137,7 +137,7 @@ end
 
 --- A server-side copy keeping the source's metadata.
 function _M.copy_request(c, src_bucket, s, dst_bucket, dst_key, opts)
-  return c:build_request("copy_object", src_bucket, s.key, dst_bucket, dst_key,
+  return c:build_request("copy_object", dst_bucket, dst_key, { bucket = src_bucket, key = s.key },
     { storage_class = opts.storage_class, acl = opts.acl })
 end
 

@@ -104,8 +104,16 @@ _M.OPTS = OPTS
 
 local MODES = { size_mtime = true, checksum = true, size_only = true }
 
+-- Argument numbers as objstore.sync(client, src, dst, opts) counts them;
+-- the methods client:sync(src, dst, opts) and client:check() do not count
+-- the client (self), so theirs are one less.
+local METHOD = { ["client.sync"] = true, ["client.check"] = true }
+local function argn(fname, n)
+  return METHOD[fname] and n - 1 or n
+end
+
 local function misuse(fname, n, name, problem)
-  errors.argument(fname, n, name, problem)
+  errors.argument(fname, argn(fname, n), name, problem)
 end
 
 --- A side of the sync, checked: { kind = "local", root } | { kind = "remote", client, bucket, prefix }.
@@ -123,7 +131,7 @@ end
 
 local function check_opts(fname, opts)
   if opts == nil then return {} end
-  errors.options(fname, 4, opts, OPTS)
+  errors.options(fname, argn(fname, 4), opts, OPTS)
   if opts.compare ~= nil and not MODES[opts.compare] then
     misuse(fname, 4, "opts.compare", "must be 'size_mtime', 'checksum' or 'size_only'")
   end
@@ -686,8 +694,8 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
           err = errors.new{ code = "LocalFileError", message = tostring(perr), retryable = false }
         end
       elseif same_client then
-        res, err = dst_client:copy_large(src.bucket, s.key, dst.bucket, dst_key(s.rel), { part_size = opts.part_size,
-          progress = on_bytes })
+        res, err = dst_client:copy_large(dst.bucket, dst_key(s.rel), { bucket = src.bucket, key = s.key },
+          { part_size = opts.part_size, progress = on_bytes })
         -- One part: a CopyObject, its ETag must be the source's; more: the
         -- assembled ETag was checked against the parts' by copy_large.
         verified = res and ((res.parts or 1) > 1 or same_etag(res.etag, s.etag))
@@ -839,7 +847,12 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
         notice(r.s.key .. ": " .. tostring(r.why))
       end
     end
-    local out = #keys > 0 and src.client:delete_objects(src.bucket, keys, { quiet = true }) or { errors = {} }
+    local out = { errors = {} }
+    if #keys > 0 then
+      local derr
+      out, derr = src.client:delete_objects(src.bucket, keys, { quiet = true })
+      out = out or derr.result -- every key is in deleted or errors either way
+    end
     local bad = {}
     for _, e in ipairs(out.errors) do
       bad[e.key] = true
@@ -889,6 +902,11 @@ function _M.sync(c, src, dst, opts)
   return run_sync("sync", c, src, dst, opts)
 end
 
+--- client:sync(src, dst, opts), the same as a method.
+function _M.method_sync(c, src, dst, opts)
+  return run_sync("client.sync", c, src, dst, opts)
+end
+
 --- objstore.check(client, src, dst, opts) -> report | nil, err: what a
 -- sync would do, sending no write. report: { ok, matched, differ = {keys},
 -- missing = {keys on src only}, extra = {keys on dst only}, unverified =
@@ -899,13 +917,13 @@ end
 -- differs, is missing, extra or unverified, or an error occurred.
 local COMPARED = { size_mtime = "size and modification time", size_only = "size", checksum = "content (MD5/CRC)" }
 
-function _M.check(c, src, dst, opts)
-  check_opts("check", opts)
+local function check(fname, c, src, dst, opts)
+  check_opts(fname, opts)
   local o = {}
   for k, v in pairs(opts or {}) do o[k] = v end
   o.dry_run, o.delete, o.state = true, true, o.state or false
   o.max_delete, o.move = nil, nil
-  local res, err = run_sync("check", c, src, dst, o)
+  local res, err = run_sync(fname, c, src, dst, o)
   local r = res or (err and err.result)
   if not r then return nil, err end
   local report = { matched = 0, differ = {}, missing = {}, extra = {}, unverified = {}, actions = r.actions,
@@ -928,6 +946,15 @@ function _M.check(c, src, dst, opts)
     and #r.errors == 0
   if err and err.code ~= "MaxDeleteExceeded" then return nil, err end
   return report
+end
+
+function _M.check(c, src, dst, opts)
+  return check("check", c, src, dst, opts)
+end
+
+--- client:check(src, dst, opts), the same as a method.
+function _M.method_check(c, src, dst, opts)
+  return check("client.check", c, src, dst, opts)
 end
 
 return _M

@@ -36,7 +36,8 @@ local type, tostring, tonumber = type, tostring, tonumber
 local os_rename, os_remove, error, pcall = os.rename, os.remove, error, pcall
 local tohex, b64 = core.hash.tohex, core.encode.base64_encode
 
-local DOWNLOAD_OPTS = { part_size = true, threshold = true, concurrency = true, checkpoint = true, progress = true,
+local DOWNLOAD_OPTS = { part_size = true, multipart_threshold = true, concurrency = true, checkpoint = true,
+  progress = true,
   version_id = true, verify = true, on_part = true, headers = true, sse_customer_key = true, bwlimit = true }
 
 local function fail(code, message, bucket, key, extra)
@@ -146,11 +147,11 @@ local function download_file(self, bucket, key, path, opts, track)
     end
   end
   psize = psize or plan.part_size(size, self.provider, opts.part_size) or plan.DEFAULT_PART_SIZE
-  local threshold = opts.threshold or psize
+  local threshold = opts.multipart_threshold or psize
 
   local m, merr = core.mpu.new{ size = size, part_size = psize, etag_md5 = etag_md5 }
   if not m then return nil, errors.locate(merr, "DownloadFile", bucket, key) end
-  if size > 0 and size <= threshold and not aligned then
+  if size > 0 and size < threshold and not aligned then
     m = core.mpu.new{ size = size, part_size = size, etag_md5 = etag_md5 }
   end
   local ck, part_path

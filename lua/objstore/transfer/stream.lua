@@ -247,9 +247,8 @@ end
 
 local COPY_LARGE_OPTS = { part_size = true, concurrency = true, progress = true, metadata = true,
   content_type = true, cache_control = true, content_disposition = true, acl = true, storage_class = true,
-  threshold = true, leave_parts_on_error = true,
-  part_headers = true, copy_source_sse_customer_key = true, checkpoint = true, on_part = true,
-  source_version_id = true }
+  multipart_threshold = true, leave_parts_on_error = true,
+  part_headers = true, copy_source_sse_customer_key = true, checkpoint = true, on_part = true }
 for k in pairs(sse.OBJECT_OPTS) do COPY_LARGE_OPTS[k] = true end
 
 --- The encryption options of `opts` alone.
@@ -267,7 +266,7 @@ local function copy_checkpoint_path(opts, src_bucket, src_key, dst_bucket, dst_k
     return "objstore-copy-" .. id:sub(1, 16) .. ".objstore-cp"
   end
   if cp ~= nil and type(cp) ~= "string" then
-    common.misuse("copy_large", 5, "opts.checkpoint", "must be a path or true, " .. errors.got(cp))
+    common.misuse("copy_large", 4, "opts.checkpoint", "must be a path or true, " .. errors.got(cp))
   end
   return cp
 end
@@ -348,34 +347,32 @@ local function copy_complete(c, bucket, key, m, size, opts)
   return h
 end
 
---- copy_large(src_bucket, src_key, dst_bucket, dst_key, opts) -> { etag, size, parts, sent, verified, ... } | nil, err
--- Server-side copy of any size with UploadPartCopy (CopyObject stops at
--- 5 GiB), parts in parallel, the source pinned by its ETag. Up to the
--- threshold it is one CopyObject.
+--- copy_large(bucket, key, source, opts) -> { etag, size, parts, sent, verified, ... } | nil, err
+-- Server-side copy of any size to bucket/key with UploadPartCopy
+-- (CopyObject stops at 5 GiB), parts in parallel, the source pinned by its
+-- ETag. Below the multipart threshold it is one CopyObject.
+-- source: { bucket =, key =, version_id = } (as copy_object's);
+--   version_id copies that version (HEAD, CopyObject and every
+--   UploadPartCopy name it: a newer version written meanwhile changes
+--   nothing).
 -- opts.checkpoint: makes it resumable like upload_file: a path, or true
 --   for "objstore-copy-<id>.objstore-cp" in the current directory. A
 --   resume copies only what is missing; a changed source starts a clean
 --   copy, said in res.notices.
 -- opts.metadata: the destination's metadata (default: the source's).
 -- opts.content_type: the destination's Content-Type (default: the source's).
--- opts.source_version_id: copies that version of the source (HEAD,
---   CopyObject and every UploadPartCopy name it: a newer version written
---   meanwhile changes nothing).
 -- result.sent: parts copied by this run (0 when the destination was
 --   already complete).
 -- errors: PreconditionFailed (the source changed), Aborted, and those of
 --   the requests.
-local function copy_large(c, src_bucket, src_key, dst_bucket, dst_key, opts)
-  common.bucket(c, "copy_large", 1, src_bucket, "src_bucket")
-  common.key("copy_large", 2, src_key, "src_key")
-  common.bucket(c, "copy_large", 3, dst_bucket, "dst_bucket")
-  common.key("copy_large", 4, dst_key, "dst_key")
-  opts = common.opts("copy_large", 5, opts, COPY_LARGE_OPTS)
+local function copy_large(c, bucket, key, source, opts)
+  common.bucket(c, "copy_large", 1, bucket)
+  common.key("copy_large", 2, key)
+  local dst_bucket, dst_key = bucket, key
+  local src = common.source(c, "copy_large", 3, source)
+  local src_bucket, src_key, svid = src.bucket, src.key, src.version_id
+  opts = common.opts("copy_large", 4, opts, COPY_LARGE_OPTS)
   local cp_path = copy_checkpoint_path(opts, src_bucket, src_key, dst_bucket, dst_key)
-  local svid = opts.source_version_id
-  if svid ~= nil and (type(svid) ~= "string" or svid == "") then
-    common.misuse("copy_large", 5, "opts.source_version_id", "must be a non-empty string, " .. errors.got(svid))
-  end
   local head, herr = c:head_object(src_bucket, src_key, { sse_customer_key = opts.copy_source_sse_customer_key,
     version_id = svid })
   if not head then return nil, herr end
@@ -389,14 +386,14 @@ local function copy_large(c, src_bucket, src_key, dst_bucket, dst_key, opts)
   local stored = { content_type = opts.content_type or head.content_type,
     metadata = opts.metadata or head.metadata, cache_control = opts.cache_control or head.cache_control,
     content_disposition = opts.content_disposition or head.content_disposition }
-  if size <= (opts.threshold or psize) then
-    local copts = { if_match = head.etag, acl = opts.acl, storage_class = opts.storage_class,
-      copy_source_sse_customer_key = opts.copy_source_sse_customer_key, source_version_id = svid }
+  if size < (opts.multipart_threshold or psize) then
+    local copts = { copy_source_if_match = head.etag, acl = opts.acl, storage_class = opts.storage_class,
+      copy_source_sse_customer_key = opts.copy_source_sse_customer_key }
     if replace then
       copts.metadata_directive = "REPLACE"
       for k, v in pairs(stored) do copts[k] = v end
     end
-    local r, err = c:copy_object(src_bucket, src_key, dst_bucket, dst_key, sse_opts(opts, copts))
+    local r, err = c:copy_object(dst_bucket, dst_key, src, sse_opts(opts, copts))
     if not r then return nil, err end
     -- verified: the copy's ETag is the source's (the same bytes, where
     -- ETags are MD5s); a multipart source's copy gets an ETag of its own.
@@ -442,8 +439,8 @@ local function copy_large(c, src_bucket, src_key, dst_bucket, dst_key, opts)
     next = function()
       local n, offset, length = m:next()
       if not n then return nil end
-      return c:build_request("upload_part_copy", dst_bucket, dst_key, upload_id, n, src_bucket, src_key,
-        { range = { offset, offset + length - 1 }, if_match = head.etag, source_version_id = svid,
+      return c:build_request("upload_part_copy", dst_bucket, dst_key, upload_id, n, src,
+        { range = { offset, offset + length - 1 }, copy_source_if_match = head.etag,
           headers = common.part_headers(opts, n), context = { number = n, length = length },
           sse_customer_key = opts.sse_customer_key, copy_source_sse_customer_key = opts.copy_source_sse_customer_key })
     end,

@@ -41,7 +41,8 @@ local b64, unb64 = core.encode.base64_encode, core.encode.base64_decode
 -- opts.verify: false turns off the whole-object checks (default true).
 -- opts.leave_parts_on_error: true keeps the upload and its parts when the
 --   transfer fails (default: aborted unless a checkpoint keeps it).
-local UPLOAD_OPTS = { part_size = true, threshold = true, concurrency = true, checkpoint = true, progress = true,
+local UPLOAD_OPTS = { part_size = true, multipart_threshold = true, concurrency = true, checkpoint = true,
+  progress = true,
   leave_parts_on_error = true, on_part = true, verify = true, part_headers = true, checksum = true,
   checksum_policy = true, bwlimit = true }
 for k in pairs(common.UPLOAD_OPTS) do UPLOAD_OPTS[k] = true end
@@ -218,7 +219,7 @@ local function upload_file(c, bucket, key, path, opts)
   local size, mtime = attr.size, attr.modification
   local part_size, perr = plan.part_size(size, c.provider, opts.part_size)
   if not part_size then return nil, fail("InvalidArgument", perr, bucket, key) end
-  local threshold = opts.threshold or part_size
+  local threshold = opts.multipart_threshold or part_size
   local verify = opts.verify ~= false
   local progress, moving = progress_mod.new(opts.progress, size, 0)
   local upload_opts = common.upload_opts(opts)
