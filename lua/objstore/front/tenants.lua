@@ -39,8 +39,8 @@ local sort, concat = table.sort, table.concat
 
 local _M = { _VERSION = core._VERSION }
 
---- The operations a mapping may allow ("multipart" is accepted, for the
--- operations to come; the front answers them NotImplemented today).
+--- The operations a mapping may allow ("multipart": the multipart upload
+-- operations; the front also asks "write" for those that write).
 _M.OPERATIONS = { read = true, write = true, list = true, delete = true, multipart = true }
 
 local function s3err(code, status, message, extra)
