@@ -244,6 +244,7 @@ local OP_HEADERS = {
   PutObject = { meta = true, checksums = true },
   UploadPart = { checksums = true },
   DeleteObjects = { checksums = true },
+  CompleteMultipartUpload = { checksums = true },
   CreateMultipartUpload = { meta = true, names = { ["x-amz-checksum-algorithm"] = true } },
   CopyObject = { meta = true, names = { ["x-amz-copy-source"] = true, ["x-amz-metadata-directive"] = true,
     ["x-amz-copy-source-if-match"] = true, ["x-amz-copy-source-if-none-match"] = true } },
@@ -457,9 +458,12 @@ local function get_object(ctx, args)
   return ngx.exit(ngx.OK)
 end
 
+-- The object headers passed on by PutObject, CopyObject (REPLACE) and
+-- CreateMultipartUpload; PUT_CONDITIONS by PutObject only (a copy's
+-- conditions are on its source: x-amz-copy-source-if-*).
 local PUT_HEADERS = { ["cache-control"] = "cache_control", ["content-disposition"] = "content_disposition",
-  ["content-language"] = "content_language", expires = "expires", ["if-match"] = "if_match",
-  ["if-none-match"] = "if_none_match" }
+  ["content-language"] = "content_language", expires = "expires" }
+local PUT_CONDITIONS = { ["if-match"] = "if_match", ["if-none-match"] = "if_none_match" }
 
 -- The x-amz-checksum-* headers sent: { { name, alg, want, state }, ... }.
 local function checksums_of(headers)
@@ -665,6 +669,7 @@ local function put_object(ctx, auth, headers)
   if not opts then return fail(ctx, oerr) end
   opts.content_type = opts.content_type or "binary/octet-stream"
   opts.content_md5 = headers["content-md5"] or false
+  for h, o in pairs(PUT_CONDITIONS) do if type(headers[h]) == "string" then opts[o] = headers[h] end end
   local body, length, failure = request_body(ctx, auth, headers)
   if not body then return fail(ctx, length) end
   opts.length = length
@@ -681,6 +686,23 @@ local function delete_object(ctx)
   if not res then return store_fail(ctx, err) end
   ngx.status = 204
   return ngx.exit(204)
+end
+
+-- The Content-MD5 of a small body, checked here (the x-amz-checksum-*
+-- ones are checked by small_body); `required`: one or the other must be
+-- sent (DeleteObjects).
+local function check_digest(headers, text, required)
+  local md5 = headers["content-md5"]
+  if md5 == nil then
+    if not required then return nil end
+    for name in pairs(CHECKSUM_HEADERS) do
+      if headers[name] ~= nil then return nil end
+    end
+    return s3err("InvalidRequest", 400, "Missing required header for this request: Content-MD5")
+  end
+  if checksum.base64("md5", text) ~= md5 then
+    return s3err("BadDigest", 400, STORE_MESSAGES.BadDigest)
+  end
 end
 
 -- A small request body (an XML document) read whole, verified like an
@@ -811,6 +833,8 @@ local function complete_upload(ctx, auth, headers, args)
   if not id then return fail(ctx, ierr) end
   local text, berr = small_body(ctx, auth, headers, MAX_COMPLETE_BODY)
   if not text then return fail(ctx, berr) end
+  local derr = check_digest(headers, text, false)
+  if derr then return fail(ctx, derr) end
   local doc, xerr = parse_request_xml(text, "CompleteMultipartUpload", MAX_COMPLETE_BODY)
   if not doc then return fail(ctx, xerr) end
   local parts, perr = parts_of(doc)
@@ -1040,20 +1064,6 @@ end
 local MAX_DELETE_KEYS = 1000
 local MAX_DELETE_BODY = MAX_DELETE_KEYS * 4 * 1024
 
--- DeleteObjects needs Content-MD5 or an x-amz-checksum-* header: the
--- Content-MD5 is checked here (the x-amz-checksum-* ones by small_body).
-local function check_delete_digest(headers, text)
-  local md5 = headers["content-md5"]
-  if md5 == nil then
-    for name in pairs(CHECKSUM_HEADERS) do
-      if headers[name] ~= nil then return nil end
-    end
-    return s3err("InvalidRequest", 400, "Missing required header for this request: Content-MD5")
-  end
-  if checksum.base64("md5", text) ~= md5 then
-    return s3err("BadDigest", 400, STORE_MESSAGES.BadDigest)
-  end
-end
 
 -- The keys of a Delete document mapped into the prefix: ({ store keys },
 -- { store key -> tenant key }, { errors of keys refused here }, quiet).
@@ -1094,7 +1104,7 @@ end
 local function delete_objects(ctx, auth, headers)
   local text, berr = small_body(ctx, auth, headers, MAX_DELETE_BODY)
   if not text then return fail(ctx, berr) end
-  local derr = check_delete_digest(headers, text)
+  local derr = check_digest(headers, text, true)
   if derr then return fail(ctx, derr) end
   local doc, xerr = parse_request_xml(text, "Delete", MAX_DELETE_BODY)
   if not doc then return fail(ctx, xerr) end
