@@ -107,6 +107,9 @@ describe("the S3 front server #server", function()
             if o then keys[#keys + 1] = o.key end
           end
           if #keys > 0 then store:delete_objects(b, keys) end
+          -- uploads a failed spec left behind would keep the bucket
+          local ups = store:list_multipart_uploads(b)
+          for _, u in ipairs(ups and ups.uploads or {}) do store:abort_multipart_upload(b, u.key, u.upload_id) end
           store:delete_bucket(b)
         end
       end
