@@ -16,6 +16,13 @@ local function doc(over)
   return cjson.encode(d)
 end
 
+-- Until os.time() has moved on: a file written after it has a later
+-- status-change time (one-second resolution).
+local function sleep_past_second()
+  local t = os.time()
+  while os.time() == t do os.execute("sleep 0.1") end
+end
+
 local function refused(text, field)
   local set, err = tenants.parse(text)
   assert.is_nil(set)
@@ -88,4 +95,41 @@ describe("objstore.front.tenants", function()
     for _, l in ipairs(logs) do assert.falsy(l:find("secret-of", 1, true)) end
     os.remove(path)
   end)
+
+  -- Two nginx workers: one asked while the file gave key AKA2 and removed
+  -- AKA, one not asked then; the file turns invalid; the second must not go
+  -- on with its old set (AKA valid, AKA2 unknown).
+  it("shares the newest valid file between registries: a worker not asked in between answers like the others",
+    function()
+      local path = DIR .. "/objstore-tenants-spec-s" .. os.time() .. "-" .. math.random(1e9) .. ".json"
+      local function write(text)
+        local tmp = path .. ".new"
+        local f = assert(io.open(tmp, "wb")); f:write(text); f:close()
+        assert(os.rename(tmp, path))
+      end
+      -- ngx.shared.DICT's get / set with flags
+      local dict = { data = {} }
+      function dict:get(k) local e = self.data[k]; if e then return e[1], e[2] end end
+      function dict:set(k, v, _, flags) self.data[k] = { v, flags } end
+      write(doc())
+      local now = 1000
+      local clock = function() return now end
+      local one = assert(tenants.new(path, { now = clock, shared = dict }))
+      local two = assert(tenants.new(path, { now = clock, shared = dict }))
+      assert.equal("a", two:lookup("AKA").name)
+      sleep_past_second() -- a later status-change time
+      write(doc(function(d) d.tenants.a.keys[1] = { access_key = "AKA2", secret_key = "secret-of-a-2" } end))
+      now = now + 1
+      assert.equal("a", one:lookup("AKA2").name) -- `one` read the new file
+      assert.is_nil(one:lookup("AKA"))
+      write("{ broken")
+      now = now + 1
+      -- `two` reads the broken file, keeps a set: the newest valid one
+      assert.equal("a", two:lookup("AKA2").name)
+      assert.is_nil(two:lookup("AKA"))
+      -- a registry made now, while the file is broken, takes it too
+      local three = assert(tenants.new(path, { now = clock, shared = dict }))
+      assert.equal("a", three:lookup("AKA2").name)
+      os.remove(path)
+    end)
 end)

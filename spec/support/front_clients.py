@@ -8,7 +8,9 @@ prints one JSON document on stdout.
   get BUCKET KEY OUT [RANGE]      boto3 get_object into OUT
   list BUCKET PREFIX DELIM MAX    list_objects_v2 page by page (MaxKeys=MAX)
   presign BUCKET KEY              a presigned GET URL (generate_presigned_url)
-  call OP JSON                    any boto3 call: status and error code
+  call OP JSON                    any boto3 call: status and error code, or
+                                  status and result (the response, dates as
+                                  strings, without Body and ResponseMetadata)
   raw METHOD PATH [opts]          a request signed by botocore's S3SigV4Auth,
                                   sent as it is by http.client:
                                   --body FILE, --sha256 HEX, --tamper,
@@ -82,7 +84,9 @@ def main(argv):
     elif cmd == "call":
         try:
             r = getattr(s3, argv[1])(**json.loads(argv[2]))
-            out({"status": r["ResponseMetadata"]["HTTPStatusCode"]})
+            status = r.pop("ResponseMetadata")["HTTPStatusCode"]
+            r.pop("Body", None)
+            out({"status": status, "result": json.loads(json.dumps(r, default=str))})
         except botocore.exceptions.ClientError as e:
             out({"status": e.response["ResponseMetadata"]["HTTPStatusCode"],
                  "code": e.response["Error"].get("Code")})

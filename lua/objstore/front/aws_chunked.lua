@@ -58,6 +58,9 @@ local CHECKSUMS = {
   ["x-amz-checksum-crc64nvme"] = "crc64nvme", ["x-amz-checksum-sha1"] = "sha1",
   ["x-amz-checksum-sha256"] = "sha256",
 }
+--- The x-amz-checksum-* header (and trailer) names and their algorithms
+-- (the front server checks the same headers on whole bodies).
+_M.CHECKSUMS = CHECKSUMS
 
 local OPTIONS = { max_chunk_size = "number", max_line = "number", max_trailers = "number",
   min_chunk_size = "number", early = "boolean" }

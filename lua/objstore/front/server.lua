@@ -18,9 +18,12 @@
 -- objstore.front.tenants, mapped to the store bucket and prefix, checked
 -- against the mapping's `allow`, and performed with the store's
 -- credentials: ListBuckets, ListObjectsV2 and V1, HeadBucket, HeadObject,
--- GetObject, PutObject (streamed, its payload hash or aws-chunked
--- signatures verified as it streams; the last piece is sent to the store
--- only once the whole body is verified), DeleteObject. Every other
+-- GetObject, PutObject (streamed, its payload hash, aws-chunked signatures
+-- and x-amz-checksum-* verified as it streams; the last piece is sent to
+-- the store only once the whole body is verified), DeleteObject,
+-- DeleteObjects, CopyObject, the multipart operations (UploadPart checked
+-- like PutObject) and UploadPartCopy; a copy's source is mapped through
+-- the same tenant's mappings. Every other
 -- operation, query parameter or x-amz-* header it does not know is
 -- answered 501 NotImplemented. Store errors come back as S3 errors without
 -- the store's bucket, prefix or message. Every answer carries
@@ -34,6 +37,8 @@ local sigv4 = require "objstore.front.sigv4"
 local aws_chunked = require "objstore.front.aws_chunked"
 local s3_error = require "objstore.front.s3_error"
 local tenants = require "objstore.front.tenants"
+local xml = require "objstore.xml"
+local checksum = require "objstore.checksum"
 
 local type, pairs, ipairs, tostring, tonumber, pcall, rawget =
   type, pairs, ipairs, tostring, tonumber, pcall, rawget
@@ -91,7 +96,12 @@ local function get_state(ngx, config)
     errors.argument("front.server.handle", 1, "config.store", "needs access_key and secret_key")
   end
   local log = function(level, message) ngx.log(level == "error" and ngx.ERR or ngx.NOTICE, message) end
-  local reg, err = tenants.new(config.tenants, { log = log, now = ngx.time,
+  local shared = config.shared_dict and ngx.shared[config.shared_dict]
+  if config.shared_dict and not shared then
+    errors.argument("front.server.handle", 1, "config.shared_dict", "names no lua_shared_dict: "
+      .. tostring(config.shared_dict))
+  end
+  local reg, err = tenants.new(config.tenants, { log = log, now = ngx.time, shared = shared,
     fallback = preloaded and preloaded.path == config.tenants and preloaded.set or nil })
   if not reg then return nil, err end
   local client = objstore.new{
@@ -174,6 +184,7 @@ end
 local STORE_CODES = {
   NoSuchKey = 404, InvalidRange = 416, PreconditionFailed = 412, BadDigest = 400, InvalidDigest = 400,
   EntityTooLarge = 400, EntityTooSmall = 400, InvalidArgument = 400, SlowDown = 503, AccessDenied = 403,
+  NoSuchUpload = 404, InvalidPart = 400, InvalidPartOrder = 400, MalformedXML = 400,
 }
 local STORE_MESSAGES = {
   NoSuchKey = "The specified key does not exist.", InvalidRange = "The requested range is not satisfiable",
@@ -181,6 +192,13 @@ local STORE_MESSAGES = {
   BadDigest = "The Content-MD5 you specified did not match what we received.",
   InvalidDigest = "The Content-MD5 you specified is not valid.", SlowDown = "Please reduce your request rate.",
   AccessDenied = "Access Denied", EntityTooLarge = "Your proposed upload exceeds the maximum allowed size",
+  NoSuchUpload = "The specified upload does not exist. The upload ID may be invalid, or the upload may have been "
+    .. "aborted or completed.",
+  InvalidPart = "One or more of the specified parts could not be found. The part may not have been uploaded, or "
+    .. "the specified entity tag may not match the part's entity tag.",
+  InvalidPartOrder = "The list of parts was not in ascending order. Parts must be ordered by part number.",
+  MalformedXML = "The XML you provided was not well-formed or did not validate against our published schema",
+  EntityTooSmall = "Your proposed upload is smaller than the minimum allowed object size.",
 }
 
 local function store_fail(ctx, err)
@@ -220,13 +238,52 @@ local SINGLE = { ["content-type"] = true, ["content-md5"] = true, ["content-enco
   ["content-disposition"] = true, ["content-language"] = true, expires = true, ["if-match"] = true,
   ["if-none-match"] = true, ["if-modified-since"] = true, ["if-unmodified-since"] = true, range = true }
 
-local function check_headers(headers, put)
+-- The x-amz-checksum-* headers of a whole body, checked as it streams.
+local CHECKSUM_HEADERS = aws_chunked.CHECKSUMS
+
+-- x-amz-* headers an operation understands beyond AMZ_OK: `meta`
+-- (x-amz-meta-*), `checksums` (CHECKSUM_HEADERS), `names`. The checksum
+-- algorithm of a new upload is accepted and not passed on: each part's
+-- checksum is checked here, radosgw knows none of them.
+local OP_HEADERS = {
+  PutObject = { meta = true, checksums = true },
+  UploadPart = { checksums = true },
+  DeleteObjects = { checksums = true },
+  CompleteMultipartUpload = { checksums = true },
+  CreateMultipartUpload = { meta = true, names = { ["x-amz-checksum-algorithm"] = true } },
+  CopyObject = { meta = true, names = { ["x-amz-copy-source"] = true, ["x-amz-metadata-directive"] = true,
+    ["x-amz-copy-source-if-match"] = true, ["x-amz-copy-source-if-none-match"] = true } },
+  UploadPartCopy = { names = { ["x-amz-copy-source"] = true, ["x-amz-copy-source-range"] = true,
+    ["x-amz-copy-source-if-match"] = true } },
+}
+
+local function header_ok(name, extra)
+  if AMZ_OK[name] then return true end
+  if not extra then return false end
+  return extra.meta and sub(name, 1, 11) == "x-amz-meta-" or extra.checksums and CHECKSUM_HEADERS[name] ~= nil
+    or extra.names ~= nil and extra.names[name] == true
+end
+
+-- The conditional headers each operation honours: GET and HEAD all four
+-- (serve_object), PutObject If-Match / If-None-Match. Anywhere else one is
+-- NotImplemented, never silently dropped: the client would believe its
+-- write was conditional.
+local CONDITIONALS = { ["if-match"] = true, ["if-none-match"] = true, ["if-modified-since"] = true,
+  ["if-unmodified-since"] = true }
+local CONDITIONS_OK = { GetObject = CONDITIONALS, HeadObject = CONDITIONALS,
+  PutObject = { ["if-match"] = true, ["if-none-match"] = true } }
+
+local function check_headers(headers, op)
+  local extra = OP_HEADERS[op]
   for name, v in pairs(headers) do
     name = name:lower()
     if type(v) == "table" and (SINGLE[name] or sub(name, 1, 6) == "x-amz-") then
       return s3err("InvalidArgument", 400, "The header " .. name .. " is repeated")
     end
-    if sub(name, 1, 6) == "x-amz-" and not AMZ_OK[name] and not (put and sub(name, 1, 11) == "x-amz-meta-") then
+    if CONDITIONALS[name] and not (CONDITIONS_OK[op] and CONDITIONS_OK[op][name]) then
+      return not_implemented("the header " .. name .. " on " .. tostring(op or "ListBuckets"))
+    end
+    if sub(name, 1, 6) == "x-amz-" and not header_ok(name, extra) then
       return not_implemented("the header " .. name)
     end
   end
@@ -241,6 +298,13 @@ local Q_GET = { ["response-content-type"] = true, ["response-content-disposition
   ["response-content-encoding"] = true, ["response-content-language"] = true,
   ["response-cache-control"] = true, ["response-expires"] = true }
 local Q_NONE = {}
+local Q_UPLOADS = { uploads = true }
+local Q_LIST_UPLOADS = { uploads = true, prefix = true, delimiter = true, ["key-marker"] = true,
+  ["upload-id-marker"] = true, ["max-uploads"] = true, ["encoding-type"] = true }
+local Q_UPLOAD = { uploadId = true }
+local Q_PART = { uploadId = true, partNumber = true }
+local Q_LIST_PARTS = { uploadId = true, ["max-parts"] = true, ["part-number-marker"] = true }
+local Q_DELETE = { delete = true }
 
 local function check_query(args, allowed)
   for name, v in pairs(args) do
@@ -411,15 +475,41 @@ local function get_object(ctx, args)
   return ngx.exit(ngx.OK)
 end
 
+-- The object headers passed on by PutObject, CopyObject (REPLACE) and
+-- CreateMultipartUpload; PUT_CONDITIONS by PutObject only (a copy's
+-- conditions are on its source: x-amz-copy-source-if-*).
 local PUT_HEADERS = { ["cache-control"] = "cache_control", ["content-disposition"] = "content_disposition",
-  ["content-language"] = "content_language", expires = "expires", ["if-match"] = "if_match",
-  ["if-none-match"] = "if_none_match" }
+  ["content-language"] = "content_language", expires = "expires" }
+local PUT_CONDITIONS = { ["if-match"] = "if_match", ["if-none-match"] = "if_none_match" }
+
+-- The x-amz-checksum-* headers sent: { { name, alg, want, state }, ... }.
+local function checksums_of(headers)
+  local sums = {}
+  for name, alg in pairs(CHECKSUM_HEADERS) do
+    local want = headers[name]
+    if type(want) == "string" then
+      sums[#sums + 1] = { name = name, alg = alg, want = want, state = checksum.new(alg) }
+    end
+  end
+  return sums
+end
+
+-- The first checksum of `sums` the body did not match (BadDigest), or nil.
+local function sums_mismatch(sums)
+  for _, sum in ipairs(sums) do
+    local got = sum.state:base64digest()
+    if got ~= sum.want then
+      return s3err("BadDigest", 400, "The " .. sum.alg:upper() .. " you specified did not match the calculated "
+        .. "checksum.", { client_checksum = sum.want, computed_checksum = got })
+    end
+  end
+end
 
 -- The body, verified as it streams: a reader that holds back its last
 -- piece until the whole body is checked, so a body that fails the check
 -- never reaches the store whole (the store then sees a short body and
--- stores nothing).
-local function verified_reader(ctx, raw, auth)
+-- stores nothing). `sums`: the x-amz-checksum-* headers (checksums_of).
+local function verified_reader(ctx, raw, auth, sums)
   local dec, checker
   if sub(auth.payload, 1, 10) == "STREAMING-" then
     local derr
@@ -438,12 +528,21 @@ local function verified_reader(ctx, raw, auth)
       local ok, ferr
       if dec then ok, ferr = dec:finish() else ok, ferr = checker:finish() end
       if not ok then return nil, ferr end
+      ferr = sums_mismatch(sums)
+      if ferr then return nil, ferr end
       finished = true
       return false
     end
-    if dec then return dec:feed(piece) end
-    checker:update(piece)
-    return piece
+    local data = piece
+    if dec then
+      local derr
+      data, derr = dec:feed(piece)
+      if not data then return nil, derr end
+    else
+      checker:update(piece)
+    end
+    for _, sum in ipairs(sums) do sum.state:update(data) end
+    return data
   end
   return function()
     if failed then return nil, failed.code end
@@ -502,24 +601,73 @@ local function spooled_reader()
   end
 end
 
-local function put_object(ctx, auth, headers)
-  if headers["x-amz-copy-source"] then return fail(ctx, not_implemented("CopyObject")) end
+-- The request body as the store client takes it: (body, length, failure)
+-- where body is a verified reader (or "" for an empty body, checked
+-- already) and failure() the verification error that stopped the reader;
+-- or nil, err.
+local function request_body(ctx, auth, headers)
   local streaming = sub(auth.payload or "", 1, 10) == "STREAMING-"
   -- A chunked transfer is accepted for aws-chunked bodies (their decoded
   -- length is declared), spooled by nginx (client_max_body_size bounds it).
   local spool = ngx.var.http_transfer_encoding ~= nil
   if spool and not streaming or not spool and not tonumber(ngx.var.http_content_length) then
-    return fail(ctx, s3err("MissingContentLength", 411, "You must provide the Content-Length HTTP header."))
+    return nil, s3err("MissingContentLength", 411, "You must provide the Content-Length HTTP header.")
   end
   local length = tonumber(ngx.var.http_content_length)
   if streaming then
     length = tonumber(auth.decoded_content_length or headers["x-amz-decoded-content-length"])
     if not length then
-      return fail(ctx, s3err("MissingContentLength", 411, "You must provide the x-amz-decoded-content-length header."))
+      return nil, s3err("MissingContentLength", 411, "You must provide the x-amz-decoded-content-length header.")
     end
   end
-  local opts = { length = length, content_md5 = headers["content-md5"] or false,
-    content_type = headers["content-type"] or "binary/octet-stream" }
+  pcall(ngx.on_abort, function() ctx.aborted = true end)
+  local raw, rerr
+  if spool then
+    raw, rerr = spooled_reader()
+    if not raw then return nil, rerr end
+  else
+    raw, rerr = onx.request_body_reader(64 * 1024)
+    if not raw then return nil, s3err("MissingContentLength", 411, tostring(rerr and rerr.message)) end
+  end
+  local reader, failure, drain = verified_reader(ctx, raw, auth, checksums_of(headers))
+  if not reader then return nil, failure end
+  if length == 0 then
+    local ok, derr = drain()
+    if not ok then return nil, derr end
+    return "", 0, failure
+  end
+  return reader, length, failure
+end
+
+-- An upload to the store failed: the body's own failure (a bad hash, a
+-- short body) before the store's error, which it caused.
+local function upload_failed(ctx, failure, err)
+  local f = failure()
+  if ctx.aborted then return ngx.exit(499) end
+  if f then return fail(ctx, f) end
+  return store_fail(ctx, err)
+end
+
+-- The x-amz-meta-* headers as the client's opts.metadata (nil: none).
+local function metadata_of(headers)
+  local meta
+  for name, v in pairs(headers) do
+    if sub(name, 1, 11) == "x-amz-meta-" then
+      local m = sub(name, 12)
+      if not m:find("^[%w%-_%.]+$") or type(v) ~= "string" then
+        return nil, s3err("InvalidArgument", 400, "Metadata names must be letters, digits, - _ and .")
+      end
+      meta = meta or {}
+      meta[m] = v
+    end
+  end
+  return meta
+end
+
+-- The object headers of PutObject, CopyObject and CreateMultipartUpload
+-- as the client's options.
+local function object_opts(headers)
+  local opts = { content_type = headers["content-type"] }
   for h, o in pairs(PUT_HEADERS) do if type(headers[h]) == "string" then opts[o] = headers[h] end end
   local ce = headers["content-encoding"]
   if type(ce) == "string" then
@@ -527,42 +675,23 @@ local function put_object(ctx, auth, headers)
     for e in ce:gmatch("[^,%s]+") do if e:lower() ~= "aws-chunked" then kept[#kept + 1] = e end end
     if #kept > 0 then opts.content_encoding = concat(kept, ",") end
   end
-  local meta
-  for name, v in pairs(headers) do
-    if sub(name, 1, 11) == "x-amz-meta-" then
-      local m = sub(name, 12)
-      if not m:find("^[%w%-_%.]+$") or type(v) ~= "string" then
-        return fail(ctx, s3err("InvalidArgument", 400, "Metadata names must be letters, digits, - _ and ."))
-      end
-      meta = meta or {}
-      meta[m] = v
-    end
-  end
+  local meta, merr = metadata_of(headers)
+  if merr then return nil, merr end
   opts.metadata = meta
-  pcall(ngx.on_abort, function() ctx.aborted = true end)
-  local raw, rerr
-  if spool then
-    raw, rerr = spooled_reader()
-    if not raw then return fail(ctx, rerr) end
-  else
-    raw, rerr = onx.request_body_reader(64 * 1024)
-    if not raw then return fail(ctx, s3err("MissingContentLength", 411, tostring(rerr and rerr.message))) end
-  end
-  local reader, failure, drain = verified_reader(ctx, raw, auth)
-  if not reader then return fail(ctx, failure) end
-  local body = reader
-  if length == 0 then
-    local ok, derr = drain()
-    if not ok then return fail(ctx, derr) end
-    body = ""
-  end
+  return opts
+end
+
+local function put_object(ctx, auth, headers)
+  local opts, oerr = object_opts(headers)
+  if not opts then return fail(ctx, oerr) end
+  opts.content_type = opts.content_type or "binary/octet-stream"
+  opts.content_md5 = headers["content-md5"] or false
+  for h, o in pairs(PUT_CONDITIONS) do if type(headers[h]) == "string" then opts[o] = headers[h] end end
+  local body, length, failure = request_body(ctx, auth, headers)
+  if not body then return fail(ctx, length) end
+  opts.length = length
   local res, err = ctx.st.client:put_object(ctx.store_bucket, ctx.store_key, body, opts)
-  if not res then
-    local f = failure()
-    if ctx.aborted then return ngx.exit(499) end
-    if f then return fail(ctx, f) end
-    return store_fail(ctx, err)
-  end
+  if not res then return upload_failed(ctx, failure, err) end
   ngx.status = 200
   if res.etag then ngx.header["ETag"] = res.etag end
   ngx.header["Content-Length"] = 0
@@ -576,17 +705,497 @@ local function delete_object(ctx)
   return ngx.exit(204)
 end
 
+-- The Content-MD5 of a small body, checked here (the x-amz-checksum-*
+-- ones are checked by small_body); `required`: one or the other must be
+-- sent (DeleteObjects).
+local function check_digest(headers, text, required)
+  local md5 = headers["content-md5"]
+  if md5 == nil then
+    if not required then return nil end
+    for name in pairs(CHECKSUM_HEADERS) do
+      if headers[name] ~= nil then return nil end
+    end
+    return s3err("InvalidRequest", 400, "Missing required header for this request: Content-MD5")
+  end
+  if checksum.base64("md5", text) ~= md5 then
+    return s3err("BadDigest", 400, STORE_MESSAGES.BadDigest)
+  end
+end
+
+-- A small request body (an XML document) read whole, verified like an
+-- upload's (payload hash, aws-chunked signatures, x-amz-checksum-*);
+-- one declared longer than `max` bytes is refused before it is read.
+local function small_body(ctx, auth, headers, max)
+  local body, length, failure = request_body(ctx, auth, headers)
+  if not body then return nil, length end
+  if length > max then
+    return nil, s3err("MaxMessageLengthExceeded", 400, "Your request was too big.")
+  end
+  if body == "" then return "" end
+  local pieces = {}
+  while true do
+    local piece = body()
+    if piece == nil then break end
+    pieces[#pieces + 1] = piece
+  end
+  local f = failure()
+  if f then return nil, f end
+  return concat(pieces)
+end
+
+-- The client's XML document: its table (objstore.xml.parse) when its root
+-- is `root`, else MalformedXML.
+local function parse_request_xml(text, root, max)
+  local ok, t, name = pcall(xml.parse, text, { max_size = max })
+  if not ok or not t or name ~= root then
+    return nil, s3err("MalformedXML", 400, STORE_MESSAGES.MalformedXML)
+  end
+  return t
+end
+
+-- An ETag as S3 writes it in a document: quoted (the client's results
+-- may have lost the quotes).
+local function quoted(etag)
+  if type(etag) ~= "string" or sub(etag, 1, 1) == '"' then return etag end
+  return '"' .. etag .. '"'
+end
+
+local function xml_doc(root, fields)
+  local out = { '<?xml version="1.0" encoding="UTF-8"?>\n<', root, ' ', XMLNS, '>' }
+  for _, f in ipairs(fields) do el(out, f[1], f[2]) end
+  out[#out + 1] = "</" .. root .. ">"
+  return concat(out)
+end
+
+-- The upload named by ?uploadId: its id as sent (the store checks it
+-- against the store key, always derived from this tenant's mapping, so an
+-- id of another tenant's upload names no upload here: NoSuchUpload).
+local function upload_id_of(args)
+  local id = arg(args, "uploadId")
+  if type(id) ~= "string" or id == "" or #id > 1024 or id:find("[%z\1-\31\127]") then
+    return nil, s3err("NoSuchUpload", 404, STORE_MESSAGES.NoSuchUpload)
+  end
+  return id
+end
+
+local function part_number_of(args)
+  local n = tonumber(arg(args, "partNumber"))
+  if not n or n < 1 or n > 10000 or n % 1 ~= 0 then
+    return nil, s3err("InvalidArgument", 400, "Part number must be an integer between 1 and 10000, inclusive")
+  end
+  return n
+end
+
+-- A store error about an upload: radosgw answers ListParts of an upload
+-- it does not know (of this key) with NoSuchKey, which is NoSuchUpload.
+local function upload_fail(ctx, err)
+  if err and err.status == 404 then return fail(ctx, s3err("NoSuchUpload", 404, STORE_MESSAGES.NoSuchUpload)) end
+  return store_fail(ctx, err)
+end
+
+-- CreateMultipartUpload: an upload of the store key.
+local function create_upload(ctx, headers)
+  local opts, oerr = object_opts(headers)
+  if not opts then return fail(ctx, oerr) end
+  opts.content_type = opts.content_type or "binary/octet-stream"
+  local res, err = ctx.st.client:create_multipart_upload(ctx.store_bucket, ctx.store_key, opts)
+  if not res then return store_fail(ctx, err) end
+  return send_xml(200, xml_doc("InitiateMultipartUploadResult",
+    { { "Bucket", ctx.bucket }, { "Key", ctx.key }, { "UploadId", res.upload_id } }))
+end
+
+-- UploadPart: the body verified as it streams, like PutObject's.
+local function upload_part(ctx, auth, headers, args)
+  local id, ierr = upload_id_of(args)
+  if not id then return fail(ctx, ierr) end
+  local n, nerr = part_number_of(args)
+  if not n then return fail(ctx, nerr) end
+  local body, length, failure = request_body(ctx, auth, headers)
+  if not body then return fail(ctx, length) end
+  local res, err = ctx.st.client:upload_part(ctx.store_bucket, ctx.store_key, id, n, body,
+    { length = length, content_md5 = headers["content-md5"] or false })
+  if not res then return upload_failed(ctx, failure, err) end
+  ngx.status = 200
+  if res.etag then ngx.header["ETag"] = res.etag end
+  ngx.header["Content-Length"] = 0
+  return ngx.exit(200)
+end
+
+-- At most 10000 parts of a few hundred bytes each.
+local MAX_COMPLETE_BODY = 4 * 1024 * 1024
+
+-- The parts of a CompleteMultipartUpload document: { {part_number, etag} },
+-- in strictly ascending order as S3 requires (the client would sort them).
+-- Their Checksum* elements are dropped: the store knows none, each part's
+-- was checked on its way in.
+local function parts_of(doc)
+  local parts = {}
+  for i, p in ipairs(type(doc.part) == "table" and doc.part or {}) do
+    local n = type(p) == "table" and tonumber(p.part_number)
+    if not n or n < 1 or n > 10000 or n % 1 ~= 0 or type(p.etag) ~= "string" or p.etag == "" then
+      return nil, s3err("MalformedXML", 400, STORE_MESSAGES.MalformedXML)
+    end
+    if i > 1 and n <= parts[i - 1].part_number then
+      return nil, s3err("InvalidPartOrder", 400, STORE_MESSAGES.InvalidPartOrder)
+    end
+    parts[i] = { part_number = n, etag = p.etag }
+  end
+  if #parts == 0 then return nil, s3err("MalformedXML", 400, STORE_MESSAGES.MalformedXML) end
+  return parts
+end
+
+-- CompleteMultipartUpload: the client's part list checked and sent again.
+local function complete_upload(ctx, auth, headers, args)
+  local id, ierr = upload_id_of(args)
+  if not id then return fail(ctx, ierr) end
+  local text, berr = small_body(ctx, auth, headers, MAX_COMPLETE_BODY)
+  if not text then return fail(ctx, berr) end
+  local derr = check_digest(headers, text, false)
+  if derr then return fail(ctx, derr) end
+  local doc, xerr = parse_request_xml(text, "CompleteMultipartUpload", MAX_COMPLETE_BODY)
+  if not doc then return fail(ctx, xerr) end
+  local parts, perr = parts_of(doc)
+  if not parts then return fail(ctx, perr) end
+  -- radosgw 16 answers the completion of an upload that is not this key's
+  -- (another tenant's id) with a 500 "already in progress": asked first
+  local known, kerr = ctx.st.client:list_parts(ctx.store_bucket, ctx.store_key, id, { max_parts = 1 })
+  if not known then return upload_fail(ctx, kerr) end
+  local res, err = ctx.st.client:complete_multipart_upload(ctx.store_bucket, ctx.store_key, id, parts)
+  if not res then return store_fail(ctx, err) end
+  if not res.etag or res.etag == "" then
+    -- radosgw 16 answers an empty ETag: the object's own, from a HEAD
+    local head = ctx.st.client:head_object(ctx.store_bucket, ctx.store_key)
+    res.etag = head and head.etag
+  end
+  return send_xml(200, xml_doc("CompleteMultipartUploadResult", { { "Location", ctx.resource },
+    { "Bucket", ctx.bucket }, { "Key", ctx.key }, { "ETag", quoted(res.etag) } }))
+end
+
+local function abort_upload(ctx, args)
+  local id, ierr = upload_id_of(args)
+  if not id then return fail(ctx, ierr) end
+  local res, err = ctx.st.client:abort_multipart_upload(ctx.store_bucket, ctx.store_key, id)
+  if not res then return upload_fail(ctx, err) end
+  ngx.status = 204
+  return ngx.exit(204)
+end
+
+-- A non-negative integer query parameter, at most `cap` (nil: absent).
+local function count_arg(args, name, cap)
+  if args[name] == nil then return nil end
+  local n = tonumber(arg(args, name))
+  if not n or n < 0 or n % 1 ~= 0 then
+    return nil, s3err("InvalidArgument", 400, "Provided " .. name .. " not an integer or within integer range")
+  end
+  if n > cap then n = cap end
+  return n
+end
+
+local function owner_xml(out, name)
+  for _, who in ipairs({ "Initiator", "Owner" }) do
+    out[#out + 1] = "<" .. who .. "><ID>" .. escape(name) .. "</ID><DisplayName>" .. escape(name)
+      .. "</DisplayName></" .. who .. ">"
+  end
+end
+
+-- ListParts: one page (max-parts, at most 1000) of the upload's parts.
+local function list_parts(ctx, args)
+  local id, ierr = upload_id_of(args)
+  if not id then return fail(ctx, ierr) end
+  local max, merr = count_arg(args, "max-parts", 1000)
+  if merr then return fail(ctx, merr) end
+  local marker, kerr = count_arg(args, "part-number-marker", 10000)
+  if kerr then return fail(ctx, kerr) end
+  local res, err = ctx.st.client:list_parts(ctx.store_bucket, ctx.store_key, id,
+    { max_parts = max or 1000, part_number_marker = marker })
+  if not res then return upload_fail(ctx, err) end
+  local out = { '<?xml version="1.0" encoding="UTF-8"?>\n<ListPartsResult ', XMLNS, '>' }
+  el(out, "Bucket", ctx.bucket)
+  el(out, "Key", ctx.key)
+  el(out, "UploadId", id)
+  owner_xml(out, ctx.tenant.name)
+  el(out, "StorageClass", "STANDARD")
+  el(out, "PartNumberMarker", marker or 0)
+  el(out, "NextPartNumberMarker", tonumber(res.next_part_number_marker) or 0)
+  el(out, "MaxParts", max or 1000)
+  el(out, "IsTruncated", res.is_truncated == true and "true" or "false")
+  for _, p in ipairs(res.parts or {}) do
+    out[#out + 1] = "<Part><PartNumber>" .. tostring(tonumber(p.part_number) or 0) .. "</PartNumber><LastModified>"
+      .. escape(p.last_modified or "") .. "</LastModified><ETag>" .. escape(p.etag or "") .. "</ETag><Size>"
+      .. tostring(tonumber(p.size) or 0) .. "</Size></Part>"
+  end
+  out[#out + 1] = "</ListPartsResult>"
+  return send_xml(200, concat(out))
+end
+
+-- ListMultipartUploads: the uploads under the mapping's prefix, keys
+-- (and markers, common prefixes) un-prefixed.
+local function list_uploads(ctx, args)
+  local max, merr = count_arg(args, "max-uploads", 1000)
+  if merr then return fail(ctx, merr) end
+  local enc = arg(args, "encoding-type")
+  if enc ~= nil and enc ~= "url" then
+    return fail(ctx, s3err("InvalidArgument", 400, "Invalid Encoding Method specified in Request"))
+  end
+  local sprefix = ctx.store_prefix
+  local prefix, delimiter = arg(args, "prefix") or "", arg(args, "delimiter")
+  local key_marker, id_marker = arg(args, "key-marker"), arg(args, "upload-id-marker")
+  for _, v in ipairs({ prefix, delimiter or "", key_marker or "", id_marker or "" }) do
+    if v:find("[%z\1-\31\127]") then
+      return fail(ctx, s3err("InvalidArgument", 400, "A prefix, delimiter or marker must not hold a control "
+        .. "character"))
+    end
+  end
+  if delimiter == "" then delimiter = nil end
+  local res, err = ctx.st.client:list_multipart_uploads(ctx.store_bucket, { prefix = sprefix .. prefix,
+    delimiter = delimiter, key_marker = key_marker and key_marker ~= "" and sprefix .. key_marker or nil,
+    upload_id_marker = key_marker and id_marker or nil, max_uploads = max or 1000 })
+  if not res then return store_fail(ctx, err) end
+  local function strip(k)
+    if type(k) == "string" and sub(k, 1, #sprefix) == sprefix then return sub(k, #sprefix + 1) end
+    return nil
+  end
+  local isurl = enc == "url"
+  local truncated = res.is_truncated == true
+  local out = { '<?xml version="1.0" encoding="UTF-8"?>\n<ListMultipartUploadsResult ', XMLNS, '>' }
+  el(out, "Bucket", ctx.bucket)
+  el(out, "KeyMarker", key_marker or "", isurl)
+  el(out, "UploadIdMarker", id_marker or "")
+  if truncated then
+    el(out, "NextKeyMarker", strip(res.next_key_marker) or "", isurl)
+    el(out, "NextUploadIdMarker", res.next_upload_id_marker or "")
+  end
+  el(out, "Prefix", prefix, isurl)
+  el(out, "Delimiter", delimiter, isurl)
+  el(out, "MaxUploads", max or 1000)
+  el(out, "IsTruncated", truncated and "true" or "false")
+  if isurl then el(out, "EncodingType", "url") end
+  for _, u in ipairs(res.uploads) do
+    local k = strip(u.key)
+    if k then
+      out[#out + 1] = "<Upload><Key>" .. escape(isurl and url_encode(k) or k) .. "</Key><UploadId>"
+        .. escape(u.upload_id or "") .. "</UploadId>"
+      owner_xml(out, ctx.tenant.name)
+      out[#out + 1] = "<StorageClass>STANDARD</StorageClass><Initiated>" .. escape(u.initiated or "")
+        .. "</Initiated></Upload>"
+    end
+  end
+  for _, p in ipairs(res.common_prefixes) do
+    local k = strip(p.prefix)
+    if k then
+      out[#out + 1] = "<CommonPrefixes><Prefix>" .. escape(isurl and url_encode(k) or k) .. "</Prefix></CommonPrefixes>"
+    end
+  end
+  out[#out + 1] = "</ListMultipartUploadsResult>"
+  return send_xml(200, concat(out))
+end
+
+-- The source of a copy: x-amz-copy-source ("bucket/key", maybe with a
+-- leading '/') percent-decoded ONCE, then mapped through this tenant's own
+-- mappings with `read` (so "..", "%2e%2e" and other tenants' buckets are
+-- refused as for any key). A versionId is not supported.
+local function copy_source_of(ctx, headers)
+  local raw = headers["x-amz-copy-source"]
+  if type(raw) ~= "string" or raw == "" then
+    return nil, s3err("InvalidArgument", 400, "Copy Source must mention the source bucket and key: "
+      .. "sourcebucket/sourcekey")
+  end
+  if raw:find("?", 1, true) then return nil, not_implemented("a copy source with a versionId") end
+  local decoded = unescape_path(raw)
+  local bucket, key = decoded:match("^/?([^/]+)/(.+)$")
+  if not bucket then
+    return nil, s3err("InvalidArgument", 400, "Copy Source must mention the source bucket and key: "
+      .. "sourcebucket/sourcekey")
+  end
+  local sb, skey = ctx.st.reg:map(ctx.tenant, bucket, key, "read")
+  if not sb then return nil, skey end
+  return sb, skey, key
+end
+
+local function copy_conditions(headers, opts)
+  opts.copy_source_if_match = headers["x-amz-copy-source-if-match"]
+  opts.copy_source_if_none_match = headers["x-amz-copy-source-if-none-match"]
+  return opts
+end
+
+-- CopyObject: source and destination both through this tenant's mappings.
+local function copy_object(ctx, headers)
+  local sb, skey = copy_source_of(ctx, headers)
+  if not sb then return fail(ctx, skey) end
+  local opts, oerr = object_opts(headers)
+  if not opts then return fail(ctx, oerr) end
+  local directive = headers["x-amz-metadata-directive"]
+  if directive ~= nil and directive ~= "COPY" and directive ~= "REPLACE" then
+    return fail(ctx, s3err("InvalidArgument", 400, "Unknown metadata directive."))
+  end
+  opts.metadata_directive = directive or "COPY"
+  if opts.metadata_directive == "COPY" then
+    -- the source's metadata is kept: the new headers would be ignored by S3
+    opts.metadata, opts.content_type = nil, nil
+  end
+  local res, err = ctx.st.client:copy_object(ctx.store_bucket, ctx.store_key, { bucket = sb, key = skey },
+    copy_conditions(headers, opts))
+  if not res then return store_fail(ctx, err) end
+  return send_xml(200, xml_doc("CopyObjectResult", { { "LastModified", res.last_modified },
+    { "ETag", quoted(res.etag) } }))
+end
+
+-- x-amz-copy-source-range: "bytes=first-last" -> { first, last }.
+local function copy_range_of(headers)
+  local r = headers["x-amz-copy-source-range"]
+  if r == nil then return nil end
+  local a, b = tostring(r):match("^bytes=(%d+)%-(%d+)$")
+  a, b = tonumber(a), tonumber(b)
+  if not a or b < a then
+    return nil, s3err("InvalidArgument", 400, "The x-amz-copy-source-range value must be of the form "
+      .. "bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy")
+  end
+  return { a, b }
+end
+
+-- UploadPartCopy. radosgw 16.2 aborts on a copy source holding "%25" (a
+-- '%' in the key, which the client must encode so): a source key with a
+-- '%' is refused here and never reaches it.
+local function upload_part_copy(ctx, headers, args)
+  local id, ierr = upload_id_of(args)
+  if not id then return fail(ctx, ierr) end
+  local n, nerr = part_number_of(args)
+  if not n then return fail(ctx, nerr) end
+  local sb, skey, key = copy_source_of(ctx, headers)
+  if not sb then return fail(ctx, skey) end
+  if key:find("%", 1, true) then
+    return fail(ctx, s3err("InvalidArgument", 400, "A copy source key holding '%' is not accepted by "
+      .. "UploadPartCopy here; copy it with CopyObject first"))
+  end
+  local range, rerr = copy_range_of(headers)
+  if rerr then return fail(ctx, rerr) end
+  local res, err = ctx.st.client:upload_part_copy(ctx.store_bucket, ctx.store_key, id, n,
+    { bucket = sb, key = skey }, { range = range, copy_source_if_match = headers["x-amz-copy-source-if-match"] })
+  if not res then return store_fail(ctx, err) end
+  return send_xml(200, xml_doc("CopyPartResult", { { "LastModified", res.last_modified },
+    { "ETag", quoted(res.etag) } }))
+end
+
+-- S3's limit of a DeleteObjects request, and room for its XML: 1000 keys
+-- of up to 1024 bytes each, escaped.
+local MAX_DELETE_KEYS = 1000
+local MAX_DELETE_BODY = MAX_DELETE_KEYS * 4 * 1024
+
+
+-- The keys of a Delete document mapped into the prefix: ({ store keys },
+-- { store key -> tenant key }, { errors of keys refused here }, quiet).
+local function delete_keys(ctx, doc)
+  local objects = type(doc.object) == "table" and doc.object or {}
+  if #objects == 0 or #objects > MAX_DELETE_KEYS then
+    return nil, s3err("MalformedXML", 400, STORE_MESSAGES.MalformedXML)
+  end
+  local skeys, names, refused = {}, {}, {}
+  for _, o in ipairs(objects) do
+    if type(o) ~= "table" or type(o.key) ~= "string" then
+      return nil, s3err("MalformedXML", 400, STORE_MESSAGES.MalformedXML)
+    end
+    if o.version_id ~= nil then return nil, not_implemented("deleting a version") end
+    local _, skey = ctx.st.reg:map(ctx.tenant, ctx.bucket, o.key, "delete")
+    if type(skey) == "string" then
+      if not names[skey] then skeys[#skeys + 1] = skey end
+      names[skey] = o.key
+    else
+      refused[#refused + 1] = { key = o.key, code = skey.code, message = skey.message }
+    end
+  end
+  return skeys, names, refused, doc.quiet == true
+end
+
+local function deleted_xml(out, key)
+  out[#out + 1] = "<Deleted><Key>" .. escape(key) .. "</Key></Deleted>"
+end
+
+local function delete_error_xml(out, key, code, message)
+  out[#out + 1] = "<Error><Key>" .. escape(key) .. "</Key><Code>" .. escape(code or "InternalError")
+    .. "</Code><Message>" .. escape(message or "") .. "</Message></Error>"
+end
+
+-- DeleteObjects: the body checked (digest, size, at most 1000 keys), its
+-- keys mapped into the prefix, the results un-prefixed; Quiet lists only
+-- the failures.
+local function delete_objects(ctx, auth, headers)
+  local text, berr = small_body(ctx, auth, headers, MAX_DELETE_BODY)
+  if not text then return fail(ctx, berr) end
+  local derr = check_digest(headers, text, true)
+  if derr then return fail(ctx, derr) end
+  local doc, xerr = parse_request_xml(text, "Delete", MAX_DELETE_BODY)
+  if not doc then return fail(ctx, xerr) end
+  local skeys, names, refused, quiet = delete_keys(ctx, doc)
+  if not skeys then return fail(ctx, names) end
+  local out = { '<?xml version="1.0" encoding="UTF-8"?>\n<DeleteResult ', XMLNS, '>' }
+  if #skeys > 0 then
+    local res, err = ctx.st.client:delete_objects(ctx.store_bucket, skeys, { quiet = quiet })
+    -- Partial failure: every key is in err.result's deleted or errors, and
+    -- S3 answers such a request 200 with an <Error> per key.
+    res = res or err.result
+    if not res then return store_fail(ctx, err) end
+    for _, d in ipairs(res.deleted) do
+      if not quiet and names[d.key] then deleted_xml(out, names[d.key]) end
+    end
+    for _, e in ipairs(res.errors) do
+      -- the store's message may name its bucket or key: only its code passes
+      if names[e.key] then delete_error_xml(out, names[e.key], e.code, e.code) end
+    end
+  end
+  for _, r in ipairs(refused) do delete_error_xml(out, r.key, r.code, r.message) end
+  out[#out + 1] = "</DeleteResult>"
+  return send_xml(200, concat(out))
+end
+
 local function head_bucket(ctx)
   ngx.status = 200
   ngx.header["x-amz-bucket-region"] = ctx.st.region
   return ngx.exit(200)
 end
 
+-- The multipart operations on a key, by method, when ?uploadId is given.
+local UPLOAD_OPS = { PUT = { "UploadPart", Q_PART }, POST = { "CompleteMultipartUpload", Q_UPLOAD },
+  DELETE = { "AbortMultipartUpload", Q_UPLOAD }, GET = { "ListParts", Q_LIST_PARTS } }
+
+-- What a request on a key is, as route tells.
+local function route_key(method, args, headers)
+  if args.uploads ~= nil then
+    if method == "POST" then return "CreateMultipartUpload", "multipart", Q_UPLOADS end
+    return nil, method .. " Object ?uploads"
+  end
+  if args.uploadId ~= nil then
+    local op = UPLOAD_OPS[method]
+    if not op then return nil, method .. " Object ?uploadId" end
+    if op[1] == "UploadPart" and headers["x-amz-copy-source"] ~= nil then
+      return "UploadPartCopy", "multipart", Q_PART
+    end
+    return op[1], "multipart", op[2]
+  end
+  if args.partNumber ~= nil then return nil, "a part number without an upload (?partNumber)" end
+  for _, sub_resource in ipairs({ "acl", "tagging", "retention", "legal-hold", "torrent", "restore", "select",
+    "attributes", "versionId" }) do
+    if args[sub_resource] ~= nil then return nil, method .. " Object ?" .. sub_resource end
+  end
+  if method == "GET" then return "GetObject", "read", Q_GET end
+  if method == "HEAD" then return "HeadObject", "read", Q_NONE end
+  if method == "PUT" and headers["x-amz-copy-source"] ~= nil then return "CopyObject", "write", Q_NONE end
+  if method == "PUT" then return "PutObject", "write", Q_NONE end
+  if method == "DELETE" then return "DeleteObject", "delete", Q_NONE end
+  return nil, method .. " Object"
+end
+
+-- Permissions an operation needs on its mapping besides route's: writing
+-- an object by parts needs `write` as well as `multipart`.
+local ALSO_NEEDS = { CreateMultipartUpload = "write", UploadPart = "write", UploadPartCopy = "write",
+  CompleteMultipartUpload = "write" }
+
 -- What a request is: (operation name, needed permission, allowed query).
-local function route(method, key, args)
+local function route(method, key, args, headers)
   if key == nil then
+    if method == "GET" and args.uploads ~= nil then return "ListMultipartUploads", "multipart", Q_LIST_UPLOADS end
+    if method == "POST" and args.delete ~= nil then return "DeleteObjects", "delete", Q_DELETE end
     if method == "GET" then
-      for _, sub_resource in ipairs({ "acl", "location", "versioning", "uploads", "policy", "tagging", "cors",
+      for _, sub_resource in ipairs({ "acl", "location", "versioning", "policy", "tagging", "cors",
         "lifecycle", "versions", "website", "logging", "notification", "replication", "encryption",
         "object-lock", "ownershipControls", "publicAccessBlock", "accelerate", "requestPayment",
         "analytics", "inventory", "metrics", "intelligent-tiering" }) do
@@ -596,21 +1205,31 @@ local function route(method, key, args)
     end
     if method == "HEAD" then return "HeadBucket", "list", Q_NONE end
     return nil, method .. " on a bucket (" .. (method == "PUT" and "CreateBucket or a bucket configuration"
-      or method == "DELETE" and "DeleteBucket" or method == "POST" and "DeleteObjects" or "?") .. ")"
+      or method == "DELETE" and "DeleteBucket" or method == "POST" and "a POST without ?delete" or "?") .. ")"
   end
-  for _, mp in ipairs({ "uploads", "uploadId", "partNumber" }) do
-    if args[mp] ~= nil then return nil, "multipart uploads (?" .. mp .. ")" end
-  end
-  for _, sub_resource in ipairs({ "acl", "tagging", "retention", "legal-hold", "torrent", "restore", "select",
-    "attributes", "versionId" }) do
-    if args[sub_resource] ~= nil then return nil, method .. " Object ?" .. sub_resource end
-  end
-  if method == "GET" then return "GetObject", "read", Q_GET end
-  if method == "HEAD" then return "HeadObject", "read", Q_NONE end
-  if method == "PUT" then return "PutObject", "write", Q_NONE end
-  if method == "DELETE" then return "DeleteObject", "delete", Q_NONE end
-  return nil, method .. " Object"
+  return route_key(method, args, headers)
 end
+
+-- The handler of each operation routed to, after its checks.
+local HANDLERS = {
+  ListObjects = function(ctx, args) return list_objects(ctx, args) end,
+  HeadBucket = function(ctx) return head_bucket(ctx) end,
+  GetObject = function(ctx, args) return get_object(ctx, args) end,
+  HeadObject = function(ctx, args) return get_object(ctx, args) end,
+  PutObject = function(ctx, _, headers, auth) return put_object(ctx, auth, headers) end,
+  DeleteObject = function(ctx) return delete_object(ctx) end,
+  CopyObject = function(ctx, _, headers) return copy_object(ctx, headers) end,
+  DeleteObjects = function(ctx, _, headers, auth) return delete_objects(ctx, auth, headers) end,
+  ListMultipartUploads = function(ctx, args) return list_uploads(ctx, args) end,
+  CreateMultipartUpload = function(ctx, _, headers) return create_upload(ctx, headers) end,
+  UploadPart = function(ctx, args, headers, auth) return upload_part(ctx, auth, headers, args) end,
+  UploadPartCopy = function(ctx, args, headers) return upload_part_copy(ctx, headers, args) end,
+  CompleteMultipartUpload = function(ctx, args, headers, auth)
+    return complete_upload(ctx, auth, headers, args)
+  end,
+  AbortMultipartUpload = function(ctx, args) return abort_upload(ctx, args) end,
+  ListParts = function(ctx, args) return list_parts(ctx, args) end,
+}
 
 local function serve(config, ctx)
   local st, serr = get_state(ngx, config)
@@ -662,19 +1281,18 @@ local function serve(config, ctx)
   end
   ctx.bucket = bucket
   local key = rawkey and rawkey ~= "" and unescape_path(rawkey) or nil
-  local op, perm_or_why, allowed = route(method, key, args)
+  local op, perm_or_why, allowed = route(method, key, args, headers)
   if not op then return fail(ctx, not_implemented(perm_or_why)) end
   ctx.op = op
-  local bad = check_query(args, allowed) or check_headers(headers, op == "PutObject")
+  local bad = check_query(args, allowed) or check_headers(headers, op)
   if bad then return fail(ctx, bad) end
   local sb, skey, mapping = st.reg:map(tenant, bucket, key, perm_or_why)
   if not sb then return fail(ctx, skey) end
-  ctx.store_bucket, ctx.store_prefix, ctx.store_key = sb, mapping.prefix, skey
-  if op == "ListObjects" then return list_objects(ctx, args) end
-  if op == "HeadBucket" then return head_bucket(ctx) end
-  if op == "GetObject" or op == "HeadObject" then return get_object(ctx, args) end
-  if op == "PutObject" then return put_object(ctx, auth, headers) end
-  return delete_object(ctx)
+  if ALSO_NEEDS[op] and not mapping.allow[ALSO_NEEDS[op]] then
+    return fail(ctx, s3err("AccessDenied", 403, "Access Denied"))
+  end
+  ctx.store_bucket, ctx.store_prefix, ctx.store_key, ctx.key = sb, mapping.prefix, skey, key
+  return HANDLERS[op](ctx, args, headers, auth)
 end
 
 --- handle(config)
@@ -682,8 +1300,10 @@ end
 -- `config`: tenants (path of the tenants file, objstore.front.tenants),
 -- region (the region clients sign for, default "us-east-1"; a string or a
 -- list), domain (the virtual-host domain: `bucket.<domain>`; without it
--- only path-style), store = { endpoint, region, access_key, secret_key,
--- timeout, connect_timeout }. Read once per worker, on its first request.
+-- only path-style), shared_dict (the name of a lua_shared_dict in which
+-- the workers share the newest valid tenants file), store = { endpoint,
+-- region, access_key, secret_key, timeout, connect_timeout }. Read once per
+-- worker, on its first request.
 function _M.handle(config)
   local ngx = rawget(_G, "ngx")
   if type(ngx) ~= "table" or type(ngx.get_phase) ~= "function" then

@@ -25,6 +25,13 @@
 -- size or inode changes, checked at most once a second; a new file that is
 -- invalid is logged and the previous set kept. Secret keys never appear in
 -- errors or log lines.
+--
+-- nginx's workers each hold a registry. Given a shared dictionary
+-- (opts.shared, an ngx.shared.DICT), the newest valid file any worker read
+-- is kept there, and every worker takes it: a worker that was not asked
+-- while a file was valid does not go on with an older set once the file
+-- has turned invalid (a key revoked in the valid file stays revoked
+-- everywhere).
 -- @module objstore.front.tenants
 local core = require "objstore.core"
 local errors = require "objstore.errors"
@@ -39,8 +46,8 @@ local sort, concat = table.sort, table.concat
 
 local _M = { _VERSION = core._VERSION }
 
---- The operations a mapping may allow ("multipart" is accepted, for the
--- operations to come; the front answers them NotImplemented today).
+--- The operations a mapping may allow ("multipart": the multipart upload
+-- operations; the front also asks "write" for those that write).
 _M.OPERATIONS = { read = true, write = true, list = true, delete = true, multipart = true }
 
 local function s3err(code, status, message, extra)
@@ -182,17 +189,28 @@ end
 
 --- load(path) -> set | nil, err
 -- Reads and parses a tenants file (see parse).
-function _M.load(path)
-  if type(path) ~= "string" then
-    errors.argument("front.tenants.load", 1, "path", "must be a string, " .. errors.got(path))
-  end
+local function read_file(path)
   local f, oerr = io_open(path, "rb")
   if not f then return nil, errors.new{ code = "InvalidTenants", retryable = false, message = tostring(oerr) } end
   local text = f:read("*a")
   f:close()
-  local set, err = _M.parse(text or "")
-  if not set then err.message = path .. ": " .. err.message end
-  return set, err
+  return text or ""
+end
+
+--- load(path) -> set, text | nil, err
+-- Reads and parses a tenants file (see parse); `text` is what was read.
+function _M.load(path)
+  if type(path) ~= "string" then
+    errors.argument("front.tenants.load", 1, "path", "must be a string, " .. errors.got(path))
+  end
+  local text, rerr = read_file(path)
+  if not text then return nil, rerr end
+  local set, err = _M.parse(text)
+  if not set then
+    err.message = path .. ": " .. err.message
+    return nil, err
+  end
+  return set, text
 end
 
 local R = {}
@@ -206,11 +224,14 @@ _M.Registry = R
 -- status-change time is not older than the last second is "racy" (as git
 -- calls it) and not trusted: a fresh table, equal to no other stamp, so the
 -- file is read again at the next check.
+-- Also the file's status-change time, which orders the files workers read
+-- for the shared dictionary.
 local function stamp(path)
   local a = lfs.attributes(path)
-  if not a then return nil end
-  if (tonumber(a.change) or 0) >= os_time() - 1 then return {} end
-  return concat({ tostring(a.modification), tostring(a.size), tostring(a.ino), tostring(a.change) }, ":")
+  if not a then return nil, 0 end
+  local ctime = tonumber(a.change) or 0
+  if ctime >= os_time() - 1 then return {}, ctime end
+  return concat({ tostring(a.modification), tostring(a.size), tostring(a.ino), tostring(a.change) }, ":"), ctime
 end
 
 --- new(path, opts) -> registry | nil, err
@@ -218,13 +239,17 @@ end
 -- invalid). `opts.log`: function(level, message) for reloads ("info") and
 -- refused files ("error"); `opts.now`: the clock, seconds (os.time);
 -- `opts.interval`: seconds between checks of the file (1); `opts.fallback`:
--- a set (from load) used when the file is invalid now.
+-- a set (from load) used when the file is invalid now; `opts.shared`: a
+-- dictionary with get(key) -> value, flags and set(key, value, exptime,
+-- flags), as ngx.shared.DICT, shared by the registries of one file.
 function _M.new(path, opts)
   opts = errors.options("front.tenants.new", 2, opts, { log = "function", now = "function", interval = "number",
-    fallback = "table" })
+    fallback = "table", shared = "table" })
   -- the stamp before the read: a change in between is seen at the next check
-  local st = stamp(path)
+  local st, ctime = stamp(path)
   local set, err = _M.load(path)
+  local text = set and err
+  if set then err = nil end
   if not set and opts.fallback then
     -- a worker started (or respawned) while the file is invalid keeps the
     -- set its master loaded, as a running worker keeps its previous set
@@ -234,9 +259,34 @@ function _M.new(path, opts)
     end
     set = opts.fallback
   end
-  if not set then return nil, err end
-  return setmetatable({ path = path, set = set, stamp = st, log = opts.log or function() end,
-    now = opts.now or os_time, interval = opts.interval or 1, checked = (opts.now or os_time)() }, R)
+  local reg = setmetatable({ path = path, set = set, stamp = st, log = opts.log or function() end,
+    now = opts.now or os_time, interval = opts.interval or 1, checked = (opts.now or os_time)(),
+    shared = opts.shared, shared_key = "objstore.front.tenants:" .. path, text = text, ctime = text and ctime or -1 },
+    R)
+  if text then reg:publish() end
+  reg:adopt()
+  if not reg.set then return nil, err end
+  return reg
+end
+
+--- Puts this registry's file in the shared dictionary, unless a newer one
+-- (a later status-change time) is there already.
+function R:publish()
+  local sh = self.shared
+  if not sh then return end
+  local _, flags = sh:get(self.shared_key)
+  if flags == nil or self.ctime >= flags then sh:set(self.shared_key, self.text, 0, self.ctime) end
+end
+
+--- Takes the shared dictionary's file when it is another, at least as new
+-- as this registry's: what another worker read last.
+function R:adopt()
+  local sh = self.shared
+  if not sh then return end
+  local text, flags = sh:get(self.shared_key)
+  if type(text) ~= "string" or text == self.text or (tonumber(flags) or -1) < self.ctime then return end
+  local ok, set = pcall(_M.parse, text)
+  if ok and set then self.set, self.text, self.ctime = set, text, flags end
 end
 
 --- tenants:refresh() -> set
@@ -246,17 +296,20 @@ function R:refresh()
   local now = self.now()
   if now - self.checked < self.interval then return self.set end
   self.checked = now
-  local s = stamp(self.path)
-  if s == self.stamp then return self.set end
-  self.stamp = s
-  local ok, set, err = pcall(_M.load, self.path)
-  if ok and set then
-    self.set = set
-    self.log("info", "objstore.front.tenants: reloaded " .. self.path)
-  else
-    self.log("error", "objstore.front.tenants: kept the previous tenants, the new file is refused: "
-      .. tostring(ok and err and err.message or set))
+  local s, ctime = stamp(self.path)
+  if s ~= self.stamp then
+    self.stamp = s
+    local ok, set, err = pcall(_M.load, self.path)
+    if ok and set then
+      self.set, self.text, self.ctime = set, err, ctime
+      self:publish()
+      self.log("info", "objstore.front.tenants: reloaded " .. self.path)
+    else
+      self.log("error", "objstore.front.tenants: kept the previous tenants, the new file is refused: "
+        .. tostring(ok and err and err.message or set))
+    end
   end
+  self:adopt()
   return self.set
 end
 
