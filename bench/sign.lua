@@ -7,7 +7,7 @@
 -- rate. Within a round the four alternate batch by batch, so a busy
 -- neighbour slows a rate and its floor alike instead of skewing the ratio.
 --   lua bench/sign.lua [seconds_per_round]
-local signer = require "objstore.signer"
+local signer = require "objstore.engine.signer"
 local hash = require("objstore.core").hash
 
 local round = tonumber(arg[1]) or 0.5

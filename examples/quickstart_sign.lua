@@ -1,7 +1,7 @@
--- Quickstart: sign and presign S3 and OSS requests with objstore.signer.
+-- Quickstart: sign and presign S3 and OSS requests with objstore.engine.signer.
 -- Runs offline: the signer needs no server and never reads the clock itself.
 --   lua5.4 examples/quickstart_sign.lua
-local signer = require "objstore.signer"
+local signer = require "objstore.engine.signer"
 
 local now = os.time()
 

@@ -220,8 +220,9 @@ describe("bad-input matrix", function()
     -- The modules objstore's documentation offers (lua/objstore/init.lua,
     -- README.md). objstore.credentials is left to the credentials work
     -- (issue 9): from_env and parse_ini index what they are given.
-    local modules = { "objstore", "objstore.request", "objstore.signer", "objstore.checksum", "objstore.xml",
-      "objstore.errors", "objstore.transport", "objstore.transport.curl", "objstore.metrics", "objstore.log" }
+    local modules = { "objstore", "objstore.engine.request", "objstore.engine.signer", "objstore.checksum",
+      "objstore.xml", "objstore.errors", "objstore.transport", "objstore.transport.curl", "objstore.metrics",
+      "objstore.log" }
     local skip = { sleep = true } -- math.huge seconds would be a real wait
     local function each_function(t, prefix, fn)
       local keys = {}
@@ -257,7 +258,7 @@ describe("bad-input matrix", function()
     end
     -- methods, each on a fresh object
     local makers = {
-      signer = function() return assert(require("objstore.signer").new{ algorithm = "aws4", access_key = "a",
+      signer = function() return assert(require("objstore.engine.signer").new{ algorithm = "aws4", access_key = "a",
         secret_key = "s", region = "us-east-1" }) end,
       transport = function() return assert(require("objstore.transport.curl").new{ connect_timeout = 1 }) end,
       metrics = function() return require("objstore.metrics").new() end,

@@ -360,7 +360,7 @@ for _, srv in ipairs(servers.list()) do
         local skewed = servers.client(srv)
         skewed.clock_skew = -3600 -- as if the local clock were an hour slow
         local retried = 0
-        local r = assert(skewed:send(require("objstore.request").new{ op = "ListBuckets", method = "GET",
+        local r = assert(skewed:send(require("objstore.engine.request").new{ op = "ListBuckets", method = "GET",
           on_retry = function(e) retried = retried + 1; assert.equals("RequestTimeTooSkewed", e.code) end }))
         assert.equals(200, r.status)
         assert.equals(1, retried)

@@ -1,12 +1,12 @@
 -- Provider facts as data (issue 20): what differs between S3 and OSS is
--- one table per provider in objstore.dialect, and no module branches on a
+-- one table per provider in objstore.engine.dialect, and no module branches on a
 -- provider's name; a provider the code has never heard of works once its
 -- table is defined (here: S3's facts under another name, against rgw).
 local servers = require "servers"
 local objstore = require "objstore"
-local dialects = require "objstore.dialect"
+local dialects = require "objstore.engine.dialect"
 
-describe("objstore.dialect", function()
+describe("objstore.engine.dialect", function()
   it("has every fact in every provider's table", function()
     assert.are.same({ "s3", "oss" }, dialects.names)
     for _, name in ipairs(dialects.names) do
@@ -31,9 +31,9 @@ describe("objstore.dialect", function()
     for k, v in pairs(dialects.s3) do t[k] = v end
     t.name, t.limits = "dialect20-incomplete", nil
     assert.has_error(function() dialects.define(t) end,
-      "objstore.dialect.define: dialect20-incomplete.limits must be a table")
+      "objstore.engine.dialect.define: dialect20-incomplete.limits must be a table")
     t.limits, t.name = dialects.s3.limits, "oss"
-    assert.has_error(function() dialects.define(t) end, "objstore.dialect.define: 'oss' is taken")
+    assert.has_error(function() dialects.define(t) end, "objstore.engine.dialect.define: 'oss' is taken")
     assert.are.same({ "s3", "oss" }, dialects.names)
   end)
 

@@ -4,7 +4,7 @@
 -- trailer signatures, an implementation independent of the decoder's.
 local sigv4 = require "objstore.front.sigv4"
 local aws_chunked = require "objstore.front.aws_chunked"
-local signer = require "objstore.signer"
+local signer = require "objstore.engine.signer"
 local checksum = require "objstore.checksum"
 local errors = require "objstore.errors"
 local common = require "vectors.common"

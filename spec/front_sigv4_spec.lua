@@ -429,7 +429,7 @@ describe("front.sigv4 presigned rules", function()
 end)
 
 describe("front.sigv4 with any signed-header set", function()
-  local signer = require "objstore.signer"
+  local signer = require "objstore.engine.signer"
   local AK, SK, NOW = "AKIDUA", "ua/secret", 1700000000
   local s = assert(signer.new{ access_key = AK, secret_key = SK, region = "us-east-1" })
 
@@ -462,7 +462,7 @@ describe("front.sigv4 with any signed-header set", function()
 end)
 
 describe("front.sigv4 with the C signer as the client", function()
-  local signer = require "objstore.signer"
+  local signer = require "objstore.engine.signer"
   local AK, SK, TOKEN, NOW = "AKIDC", "c/secret", "FQoGZXIvYXdzE//token+=", 1700000000
   local function lookup(ak) return ak == AK and SK or nil end
 

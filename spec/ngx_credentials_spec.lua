@@ -80,7 +80,7 @@ describe("credentials.assume_role in OpenResty #server #nginx", function()
       assert.is_table(r[name], name)
       assert.is_nil(r[name].raised, name)
       assert.are.equal("TransportError", r[name].code, name)
-      assert.matches("objstore.ngx.defer", r[name].message, 1, true)
+      assert.matches("objstore.openresty.defer", r[name].message, 1, true)
     end
     assert.same({ ok = true }, r["init_worker cached static table"])
     for _, name in ipairs{ "init_worker cached cosocket provider", "log cached cosocket provider",
@@ -88,7 +88,7 @@ describe("credentials.assume_role in OpenResty #server #nginx", function()
       assert.is_table(r[name], name)
       assert.is_nil(r[name].raised, name)
       assert.are.equal("CredentialsError", r[name].code, name)
-      assert.matches("objstore.ngx.defer", r[name].message, 1, true)
+      assert.matches("objstore.openresty.defer", r[name].message, 1, true)
     end
   end)
 end)

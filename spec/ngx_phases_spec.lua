@@ -1,5 +1,5 @@
 -- The transport chosen per nginx phase (objstore.transport.auto), the live
--- signing clock and objstore.ngx.defer, inside the real nginx of
+-- signing clock and objstore.openresty.defer, inside the real nginx of
 -- spec/support/ngx_contract.sh (cases in spec/support/ngx_phases.lua)
 -- against radosgw. Tagged #server (eval "$(bash spec/support/rgw.sh env)").
 local SCRIPT = "spec/support/ngx_contract.sh"

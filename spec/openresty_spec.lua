@@ -311,7 +311,7 @@ describe("OpenResty example #server #nginx", function()
       return table.concat(t, " ") .. " "
     end
     local function is_public(key)
-      local res = assert(c:send(require("objstore.request").new{ op = "GetObjectAcl", method = "GET",
+      local res = assert(c:send(require("objstore.engine.request").new{ op = "GetObjectAcl", method = "GET",
         bucket = BUCKET, key = key, query = { acl = true } }))
       return res.body:find("AllUsers", 1, true) ~= nil
     end
@@ -457,7 +457,7 @@ describe("OpenResty example #server #nginx", function()
     it("answers /list with valid UTF-8 JSON: such keys are left out and counted, not sent raw", function()
       local st, body = curl(auth() .. url("/list", LIST_PORT))
       assert.equal(200, st, body)
-      local request = require "objstore.request"
+      local request = require "objstore.engine.request"
       assert.is_nil(request.key_problem(body), "the JSON is not valid UTF-8: " .. body:sub(1, 300))
       local doc = require("cjson").decode(body)
       assert.equal(1, doc.count)

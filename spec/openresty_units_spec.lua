@@ -4,7 +4,7 @@
 -- to its provider outside nginx, and a shared metrics registry's options.
 local auto = require "objstore.transport.auto"
 local metrics = require "objstore.metrics"
-local cached = require("objstore.ngx_credentials").cached
+local cached = require("objstore.openresty.credentials").cached
 
 describe("objstore.transport.auto", function()
   it("picks cosockets, libcurl or refuses by phase", function()
@@ -16,7 +16,7 @@ describe("objstore.transport.auto", function()
     for _, p in ipairs{ "log", "header_filter", "body_filter", "balancer", "set" } do
       local which, why = auto.choice(p)
       assert.is_nil(which, p)
-      assert.matches("objstore.ngx.defer", why, 1, true)
+      assert.matches("objstore.openresty.defer", why, 1, true)
     end
   end)
 
@@ -37,16 +37,16 @@ describe("objstore.transport.auto", function()
   end)
 end)
 
-describe("objstore.ngx outside nginx", function()
+describe("objstore.openresty outside nginx", function()
   it("loads without ngx and raises a clear misuse when called", function()
-    local onx = require "objstore.ngx"
+    local onx = require "objstore.openresty"
     assert.has_error(function() onx.defer(function() end) end,
-      "objstore.ngx.defer: needs OpenResty's ngx (call it inside nginx)")
+      "objstore.openresty.defer: needs OpenResty's ngx (call it inside nginx)")
     assert.has_error(function() onx.request_body_reader() end)
   end)
 end)
 
-describe("objstore.ngx_credentials.cached", function()
+describe("objstore.openresty.credentials.cached", function()
   it("calls the wrapped provider outside nginx and checks its arguments", function()
     local calls = 0
     local p = cached(function()

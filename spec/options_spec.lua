@@ -4,8 +4,8 @@
 -- objstore's modules), however deep the check sits.
 local objstore = require "objstore"
 local errors = require "objstore.errors"
-local retry = require "objstore.retry"
-local signer = require "objstore.signer"
+local retry = require "objstore.engine.retry"
+local signer = require "objstore.engine.signer"
 local sts = require "objstore.sts"
 local auto = require "objstore.transport.auto"
 local replicated = require "objstore.replicated"
@@ -37,9 +37,9 @@ describe("one option checker", function()
       { "client.put_object", 4, function() c:put_object("b", "k", "x", { bogus = 1 }) end },
       { "client.list_objects", 2, function() c:list_objects("b", { bogus = 1 }) end },
       { "client.presign", 4, function() c:presign("GET", "b", "k", { bogus = 1 }) end },
-      { "signer.new", 1, function() signer.new{ access_key = "a", secret_key = "s", bogus = 1 } end },
-      { "retry.policy", 1, function() retry.policy{ bogus = 1 } end },
-      { "retry.policy", 1, function() new_client{ retry = { bogus = 1 } } end },
+      { "engine.signer.new", 1, function() signer.new{ access_key = "a", secret_key = "s", bogus = 1 } end },
+      { "engine.retry.policy", 1, function() retry.policy{ bogus = 1 } end },
+      { "engine.retry.policy", 1, function() new_client{ retry = { bogus = 1 } } end },
       { "sts.new", 1, function() sts.new{ bogus = 1 } end },
       { "transport.auto.new", 1, function() auto.new{ bogus = 1 } end },
       { "replicated.new", 1, function() replicated.new{ clients = { c }, journal = "/nonexistent", bogus = 1 } end },
@@ -60,9 +60,9 @@ describe("one option checker", function()
       raised(function() objstore.new(5) end))
     assert.equals("objstore.client.put_object: argument #4 (opts): must be a table, got string",
       raised(function() c:put_object("b", "k", "x", "fast") end))
-    assert.equals("objstore.signer.new: argument #1 (opts): must be a table, got string",
+    assert.equals("objstore.engine.signer.new: argument #1 (opts): must be a table, got string",
       raised(function() signer.new("aws4") end))
-    assert.equals("objstore.retry.policy: argument #1 (opts): must be a table, got string",
+    assert.equals("objstore.engine.retry.policy: argument #1 (opts): must be a table, got string",
       raised(function() retry.policy("fast") end))
     assert.equals("objstore.transport.auto.new: argument #1 (opts): must be a table, got boolean",
       raised(function() auto.new(true) end))
@@ -76,7 +76,7 @@ describe("one option checker", function()
       raised(function() new_client{ tls = { verify = true } } end))
     assert.equals("objstore.client.new: argument #1 (opts.timeout): must be a number, got string",
       raised(function() new_client{ timeout = "10" } end))
-    assert.equals("objstore.retry.policy: argument #1 (opts.sleep): must be a function, got number",
+    assert.equals("objstore.engine.retry.policy: argument #1 (opts.sleep): must be a function, got number",
       raised(function() retry.policy{ sleep = 5 } end))
   end)
 
@@ -85,7 +85,8 @@ describe("one option checker", function()
       local o = {}
       for i = 1, 30 do o["zz" .. i] = i end
       o.aa_first = true
-      assert.equals("objstore.retry.policy: argument #1 (opts.aa_first): is not an option of retry.policy",
+      assert.equals(
+        "objstore.engine.retry.policy: argument #1 (opts.aa_first): is not an option of engine.retry.policy",
         raised(function() retry.policy(o) end))
     end
   end)

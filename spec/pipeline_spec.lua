@@ -3,8 +3,8 @@
 -- ExpiredToken refresh, fail-over, per-endpoint signing), against the real
 -- rgw (through the fault proxy where a fault is needed).
 local objstore = require "objstore"
-local request = require "objstore.request"
-local pipeline = require "objstore.pipeline"
+local request = require "objstore.engine.request"
+local pipeline = require "objstore.engine.pipeline"
 local errors = require "objstore.errors"
 local transport = require "objstore.transport"
 local checksum = require "objstore.checksum"
@@ -57,7 +57,7 @@ describe("request records", function()
       assert.is_false(ok)
       assert.matches(pattern, err)
     end
-    fails({ method = "GET" }, "objstore%.request%.new: argument #1 %(req%.op%): is required")
+    fails({ method = "GET" }, "objstore%.engine%.request%.new: argument #1 %(req%.op%): is required")
     fails({ op = "X", method = "get" }, "%(req%.method%): must be an upper%-case HTTP method")
     fails({ op = "X", method = "GET", bucket = "" }, "%(req%.bucket%)")
     fails({ op = "X", method = "GET", bucket = "b", key = "a\0b" }, "%(req%.key%): contains a NUL byte")

@@ -347,9 +347,9 @@ describe("presign's short path (no server)", function()
   it("checks caller headers and query with request.new's messages", function()
     local c = client()
     assert.has_error(function() c:presign("GET", "bkt-h13", "k", { headers = { X = {} } }) end,
-      "objstore.request.new: argument #1 (req.headers.X): must be a string, number or boolean, got table")
+      "objstore.engine.request.new: argument #1 (req.headers.X): must be a string, number or boolean, got table")
     assert.has_error(function() c:presign("GET", "bkt-h13", "k", { query = { a = {} } }) end,
-      "objstore.request.new: argument #1 (req.query.a): must be a string, number or boolean, got table")
+      "objstore.engine.request.new: argument #1 (req.query.a): must be a string, number or boolean, got table")
     c:close()
   end)
 end)

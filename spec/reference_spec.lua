@@ -10,8 +10,8 @@ local Engine = require "objstore.engine"
 local credentials = require "objstore.credentials"
 local sts = require "objstore.sts"
 local metrics = require "objstore.metrics"
-local onx = require "objstore.ngx"
-local ngx_credentials = require "objstore.ngx_credentials"
+local onx = require "objstore.openresty"
+local openresty_credentials = require "objstore.openresty.credentials"
 local front_tenants = require "objstore.front.tenants"
 local front_server = require "objstore.front.server"
 
@@ -71,9 +71,9 @@ local function public()
   s:close()
   for _, k in ipairs(functions(getmetatable(s).__index)) do add("sts:" .. k, "sts:" .. k) end
   for _, k in ipairs(functions(require("objstore.replicated").Replicated)) do add("store:" .. k, "store:" .. k) end
-  for _, k in ipairs(functions(onx)) do add("objstore.ngx." .. k, "objstore.ngx." .. k) end
-  for _, k in ipairs(functions(ngx_credentials)) do
-    add("objstore.ngx_credentials." .. k, "objstore.ngx_credentials." .. k)
+  for _, k in ipairs(functions(onx)) do add("objstore.openresty." .. k, "objstore.openresty." .. k) end
+  for _, k in ipairs(functions(openresty_credentials)) do
+    add("objstore.openresty.credentials." .. k, "objstore.openresty.credentials." .. k)
   end
   for _, k in ipairs(functions(front_tenants)) do
     add("objstore.front.tenants." .. k, "objstore.front.tenants." .. k)

@@ -1,5 +1,5 @@
--- objstore.retry policies: classification, backoff, quota, rate limiter.
-local retry = require "objstore.retry"
+-- objstore.engine.retry policies: classification, backoff, quota, rate limiter.
+local retry = require "objstore.engine.retry"
 local errors = require "objstore.errors"
 local clock = require "objstore.clock"
 
@@ -15,7 +15,7 @@ describe("retry.policy", function()
       assert.is_false(ok)
       local name = next(bad)
       assert.matches(name, tostring(e), 1, true)
-      assert.matches("objstore%.retry%.policy: argument #1 %(opts[%.%w_]*%): ", tostring(e))
+      assert.matches("objstore%.engine%.retry%.policy: argument #1 %(opts[%.%w_]*%): ", tostring(e))
     end
   end)
 
@@ -25,12 +25,12 @@ describe("retry.policy", function()
       assert.is_false(ok)
       return e
     end
-    local P = "^spec/retry_spec%.lua:%d+: objstore%.retry%.policy: argument #1 "
+    local P = "^spec/retry_spec%.lua:%d+: objstore%.engine%.retry%.policy: argument #1 "
     assert.matches(P .. "%(opts%.max_attempts%): must be a number >= 1, got 0$", err_of{ max_attempts = 0 })
     assert.matches(P .. "%(opts%.max_attempts%): must be a whole number, got 1%.5$", err_of{ max_attempts = 1.5 })
     assert.matches(P .. "%(opts%.mode%): must be 'standard' or 'adaptive', got eager$", err_of{ mode = "eager" })
     assert.matches(P .. "%(opts%.sleep%): must be a function, got number$", err_of{ sleep = 5 })
-    assert.matches(P .. "%(opts%.wat%): is not an option of retry%.policy$", err_of{ wat = 1 })
+    assert.matches(P .. "%(opts%.wat%): is not an option of engine%.retry%.policy$", err_of{ wat = 1 })
     assert.matches(P .. "%(opts%.base_delay%): must not exceed max_delay", err_of{ base_delay = 5, max_delay = 1 })
     assert.matches(P .. "%(opts%): must be a table, got string$", err_of("fast"))
   end)

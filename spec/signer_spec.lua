@@ -1,6 +1,6 @@
--- objstore.signer: behaviour and bad input. The published vectors run in
+-- objstore.engine.signer: behaviour and bad input. The published vectors run in
 -- spec/support/run_vectors.lua; these specs cover what vectors do not.
-local signer = require "objstore.signer"
+local signer = require "objstore.engine.signer"
 local core = require "objstore.core"
 local common = require "vectors.common"
 local cjson = require "cjson"
@@ -26,10 +26,11 @@ local function raises_without_secret(fn, pattern)
 end
 
 describe("signer.new", function()
-  local OPT = "objstore%.signer%.new: argument #1 %(opts%.?"
+  local OPT = "objstore%.engine%.signer%.new: argument #1 %(opts%.?"
 
   it("rejects unknown options by name", function()
-    raises_without_secret(function() new{ secret = "x" } end, OPT .. "secret%): is not an option of signer%.new")
+    raises_without_secret(function() new{ secret = "x" } end,
+      OPT .. "secret%): is not an option of engine%.signer%.new")
     -- of several, the first in sorted order, whatever order pairs() gives
     raises_without_secret(function() new{ servise = "y", regoin = "x" } end, OPT .. "regoin%): is not an option")
   end)
@@ -53,7 +54,7 @@ describe("signer.new", function()
   it("blames the caller's line", function()
     -- not through new(): Lua 5.1 loses the position across its tail call
     local err = raises_without_secret(function() signer.new{ access_key = AK, secret_key = SK, wat = 1 } end)
-    assert.matches("^spec/signer_spec%.lua:%d+: objstore%.signer%.new: ", err)
+    assert.matches("^spec/signer_spec%.lua:%d+: objstore%.engine%.signer%.new: ", err)
   end)
 
   it("never shows the secret or token in tostring", function()

@@ -3,7 +3,7 @@
 -- presigned forms) and encodes and decodes every query, so they all read
 -- a URL the same way.
 local url = require "objstore.url"
-local endpoint = require "objstore.endpoint"
+local endpoint = require "objstore.engine.endpoint"
 local fetch = require "objstore.credentials.fetch"
 local metadata = require "objstore.credentials.metadata"
 

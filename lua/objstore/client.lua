@@ -1,7 +1,7 @@
 --- The client: options, credentials, endpoints, transport, and one method
 -- per operation of objstore.operations. Every method describes its
--- requests as request records (objstore.request) and sends them through
--- the one pipeline (objstore.pipeline), by the engine the client is built
+-- requests as request records (objstore.engine.request) and sends them through
+-- the one pipeline (objstore.engine.pipeline), by the engine the client is built
 -- on (objstore.engine: endpoints, transport, signers, credentials cache,
 -- retry policy, clock, observers).
 --
@@ -46,7 +46,7 @@ function Client.new(opts)
 end
 
 --- build_request(name, ...) -> record
--- The request record (objstore.request) operation `name` would send for
+-- The request record (objstore.engine.request) operation `name` would send for
 -- these arguments (an operation of one request); give it to send or run.
 -- Raises for a name that is not such an operation.
 function Client:build_request(name, ...)

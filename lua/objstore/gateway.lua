@@ -19,10 +19,10 @@
 -- since a header past the limit would be neither signed nor cleared. The request is
 -- a request record signed by the pipeline's one signing step, for the
 -- healthiest endpoint, with an UNSIGNED-PAYLOAD body: nginx streams it.
-local request = require "objstore.request"
+local request = require "objstore.engine.request"
 local errors = require "objstore.errors"
 local common = require "objstore.ops.common"
-local dialects = require "objstore.dialect"
+local dialects = require "objstore.engine.dialect"
 local url_mod = require "objstore.url"
 
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring

@@ -6,7 +6,7 @@
 --   local res, err = client:put_object("bucket", "key", "hello")
 --
 -- Submodules: objstore.client (the client and its operations),
--- objstore.request (request records), objstore.signer (request signing),
+-- objstore.engine.request (request records), objstore.engine.signer (request signing),
 -- objstore.checksum (hashes and CRCs), objstore.xml (response parsing),
 -- objstore.credentials, objstore.errors, objstore.transport (the contract
 -- every transport meets). Reachable from here: objstore.credentials,

@@ -9,8 +9,9 @@
 -- string to sign objstore used next to the server's). `message` is one
 -- line (a debug dump spans several) starting "objstore: ", its control
 -- characters escaped (`escape_control`: a server's message cannot forge a
--- line); `fields` is a flat table of the same facts, values as they are. The pipeline (objstore.pipeline) logs from
--- the one place it raises its events.
+-- line); `fields` is a flat table of the same facts, values as they are.
+-- The pipeline (objstore.engine.pipeline) logs from the one place it raises
+-- its events.
 --
 -- Nothing logged carries a secret key, a session token, an SSE-C key or a
 -- signature: `redact` replaces them with "<redacted>" in every string that

@@ -32,7 +32,7 @@
 -- then renders the sum over every worker from the dict: another worker's
 -- last `flush_interval` of events may be missing. Gauges: in-flight
 -- requests summed over the workers, circuit state the worst a worker saw.
-local retry = require "objstore.retry"
+local retry = require "objstore.engine.retry"
 local transport = require "objstore.transport"
 local errors = require "objstore.errors"
 

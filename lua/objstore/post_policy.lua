@@ -21,8 +21,8 @@ local core = require "objstore.core"
 local xml = require "objstore.xml"
 local common = require "objstore.ops.common"
 local presign = require "objstore.presign"
-local pipeline = require "objstore.pipeline"
-local request = require "objstore.request"
+local pipeline = require "objstore.engine.pipeline"
+local request = require "objstore.engine.request"
 local errors = require "objstore.errors"
 
 local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber

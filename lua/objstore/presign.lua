@@ -14,8 +14,8 @@
 -- The expiry is checked here, so a wrong one raises (misuse) rather than
 -- coming back as a SigningError: a whole number of seconds from 1 to
 -- 604800 (7 days, the longest S3 and OSS accept), 3600 by default.
-local request = require "objstore.request"
-local pipeline = require "objstore.pipeline"
+local request = require "objstore.engine.request"
+local pipeline = require "objstore.engine.pipeline"
 local errors = require "objstore.errors"
 local common = require "objstore.ops.common"
 local sse = require "objstore.ops.sse"

@@ -1,7 +1,7 @@
 --- Temporary credentials from a Security Token Service: AWS STS (the
 -- SigV4-signed query API of service `sts`) and Alibaba Cloud STS (the RPC
 -- API with its HMAC-SHA1 signature). Every call is a request record
--- (objstore.request) sent through an objstore client's pipeline, so it is
+-- (objstore.engine.request) sent through an objstore client's pipeline, so it is
 -- retried, logged and timed like any other request.
 --
 --   local sts = require "objstore.sts"
@@ -21,9 +21,9 @@
 -- transport, timeout, retry, log, log_level, hooks.
 -- Failures return nil, err with the shared error table; misuse raises.
 local Engine = require "objstore.engine"
-local dialects = require "objstore.dialect"
-local signer_mod = require "objstore.signer"
-local request = require "objstore.request"
+local dialects = require "objstore.engine.dialect"
+local signer_mod = require "objstore.engine.signer"
+local request = require "objstore.engine.request"
 local errors = require "objstore.errors"
 local clock = require "objstore.clock"
 local xml = require "objstore.xml"
@@ -156,7 +156,7 @@ local ANONYMOUS_CREDS = { access_key = "", secret_key = "" }
 local Sts = {}
 Sts.__index = Sts
 
--- The STS protocols, by a dialect's `sts` name (objstore.dialect): the
+-- The STS protocols, by a dialect's `sts` name (objstore.engine.dialect): the
 -- actions' parameters, their answers' parsers, the request builder and the
 -- signer. Filled below, once their functions are defined.
 local PROTOCOLS = {

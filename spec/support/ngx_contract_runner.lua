@@ -237,7 +237,7 @@ local function extras(env, base)
   local pending = env.pending
   local checksum = require "objstore.checksum"
   local ngx_transport = require "objstore.transport.ngx"
-  -- The layer above (objstore.pipeline: runner, sleeper, capabilities)
+  -- The layer above (objstore.engine.pipeline: runner, sleeper, capabilities)
   -- over this transport, against radosgw.
   describe("ngx transport under an objstore client", function()
     local servers = require "servers"

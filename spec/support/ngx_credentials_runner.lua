@@ -88,7 +88,7 @@ local function run_ngx()
 end
 
 function _M.init_worker()
-  local cached = require("objstore.ngx_credentials").cached
+  local cached = require("objstore.openresty.credentials").cached
   probe("init_worker transport.ngx request", request_ngx)
   probe("init_worker transport.ngx run", run_ngx)
   probe("init_worker cached static table", function()
@@ -103,7 +103,7 @@ end
 local slow
 
 function _M.log_content()
-  local cached = require("objstore.ngx_credentials").cached
+  local cached = require("objstore.openresty.credentials").cached
   slow = slow or cached(function()
     ngx.sleep(1)
     return { access_key = "AK", secret_key = "SK" }
@@ -114,7 +114,7 @@ function _M.log_content()
 end
 
 function _M.log()
-  local cached = require("objstore.ngx_credentials").cached
+  local cached = require("objstore.openresty.credentials").cached
   probe("log transport.ngx request", request_ngx)
   probe("log transport.ngx run", run_ngx)
   probe("log cached cosocket provider", function() return cached(cosocket_provider, { key = "l" })() end)
@@ -132,7 +132,7 @@ end
 function _M.shapes()
   local objstore = require "objstore"
   local credentials = require "objstore.credentials"
-  local cached = require("objstore.ngx_credentials").cached
+  local cached = require("objstore.openresty.credentials").cached
   local endpoint = getenv("OBJSTORE_TEST_ENDPOINT")
   local sts_endpoint = getenv("OBJSTORE_TEST_STS_ENDPOINT") or endpoint
   local ak, sk = getenv("OBJSTORE_TEST_ACCESS_KEY"), getenv("OBJSTORE_TEST_SECRET_KEY")

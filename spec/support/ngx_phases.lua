@@ -8,7 +8,7 @@
 --   signing time from a live clock, not nginx's cached one.
 -- GET /phases prints "ok: ..." / "FAIL: ..." lines and "N passed, N failed".
 local objstore = require "objstore"
-local onx = require "objstore.ngx"
+local onx = require "objstore.openresty"
 
 local _M = {}
 
@@ -99,7 +99,7 @@ function _M.run()
   check("log phase: no transport", dict:get("log_which") == "nil", dict:get("log_which"))
   local log_err = dict:get("log_err") or ""
   check("log phase: a clear error naming defer", log_err:find("TransportError", 1, true) ~= nil
-    and log_err:find("objstore.ngx.defer", 1, true) ~= nil, log_err)
+    and log_err:find("objstore.openresty.defer", 1, true) ~= nil, log_err)
   check("log phase: the deferred call ran in a timer with cosockets", dict:get("deferred") == "ok ngx",
     dict:get("deferred"))
   -- defer in a content phase, too, and an error it raises is logged.

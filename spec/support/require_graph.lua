@@ -8,6 +8,8 @@
 --     graph.read(root) -> { modules = {name = path}, edges = {a = {b = line}},
 --                           nested = {{from, to, line}} }
 --     graph.cycles(g)  -> list of cycles, each a list of module names
+--     graph.in_engine(path) -> whether a source file is in the engine layer
+--                              (the directory lua/objstore/engine/)
 local lfs = require "lfs"
 
 local _M = {}
@@ -67,6 +69,12 @@ function _M.read(root)
   end
   walk(root .. "/objstore", "objstore")
   return g
+end
+
+--- The engine layer is a directory: lua/objstore/engine/ (objstore.engine,
+-- objstore.engine.pipeline, ...). path as in graph.read's modules.
+function _M.in_engine(path)
+  return (path:gsub("^%./", "")):match("^lua/objstore/engine/") ~= nil
 end
 
 --- Every cycle found by a depth-first walk (each reported once per back edge).

@@ -17,7 +17,7 @@ if not tree or tree == "" then die("usage: rock_smoke.lua <luarocks tree>") end
 tree = tree:gsub("/+$", "")
 
 local objstore = require "objstore"
-require "objstore.signer"
+require "objstore.engine.signer"
 require "objstore.checksum"
 require "objstore.xml"
 

@@ -24,7 +24,7 @@
 -- OBJSTORE_TEST_HOSTILE_PORT or a free port.
 local core = require "objstore.core"
 local checksum = require "objstore.checksum"
-local signer = require "objstore.signer"
+local signer = require "objstore.engine.signer"
 local transport = require "objstore.transport"
 local servers = require "servers"
 

@@ -14,12 +14,12 @@
 -- AWS_ENDPOINT_URL, AWS_REGION, and AWS_ACCESS_KEY_ID /
 -- AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN (objstore's default chain,
 -- or OBJSTORE_DEMO_CREDENTIALS_URL; cached per worker and across workers
--- by objstore.ngx_credentials).
+-- by objstore.openresty.credentials).
 local objstore = require "objstore"
 local metrics = require "objstore.metrics"
-local cached = require("objstore.ngx_credentials").cached
+local cached = require("objstore.openresty.credentials").cached
 local credentials = require "objstore.credentials"
-local request = require "objstore.request"
+local request = require "objstore.engine.request"
 local cjson = require "cjson.safe"
 
 local _M = {}

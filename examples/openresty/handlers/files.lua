@@ -1,12 +1,12 @@
 --- /files/<key>: GET streams the object to the caller with
--- objstore.ngx.serve_object (Range and If-* passed through to the store,
+-- objstore.openresty.serve_object (Range and If-* passed through to the store,
 -- its status and headers passed back: 206 with Content-Range, 304, 412,
 -- 416 as the store answers), PUT streams the request body
 -- into the store (multipart above the threshold; an upload the client
 -- aborts is aborted on the store: no object, no upload left), HEAD gives
 -- the headers, DELETE removes it.
 local common = require "common"
-local onx = require "objstore.ngx"
+local onx = require "objstore.openresty"
 
 local c = common.client()
 local cfg = common.config()

@@ -3,7 +3,7 @@
 -- listing (N from 1 to 1000, default 100); pass `next` as token for the
 -- following page; "skipped" counts keys left out for not being valid UTF-8.
 local common = require "common"
-local request = require "objstore.request"
+local request = require "objstore.engine.request"
 
 common.authenticate()
 

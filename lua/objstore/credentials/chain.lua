@@ -7,7 +7,7 @@ local env_source = require "objstore.credentials.env"
 local files_source = require "objstore.credentials.files"
 local metadata = require "objstore.credentials.metadata"
 local web_identity = require "objstore.credentials.web_identity"
-local dialects = require "objstore.dialect"
+local dialects = require "objstore.engine.dialect"
 
 local ipairs, tostring = ipairs, tostring
 local getenv, provider_of = util.getenv, util.provider
@@ -45,7 +45,7 @@ end
 local function set(env, name) return function() return getenv(env, name) ~= nil end end
 
 -- The credential sources of each family a dialect names in its
--- `credentials` field (objstore.dialect): its profiles, the files they
+-- `credentials` field (objstore.engine.dialect): its profiles, the files they
 -- are read from (for ProfileNotFound) and its default chain.
 local FAMILIES = {
   aws = {

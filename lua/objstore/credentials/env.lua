@@ -1,7 +1,7 @@
 --- Credentials from the environment: AWS_* for S3; OSS_*, then Alibaba
 -- Cloud's ALIBABA_CLOUD_* names, for OSS.
 local util = require "objstore.credentials.util"
-local dialects = require "objstore.dialect"
+local dialects = require "objstore.engine.dialect"
 
 local getenv = util.getenv
 local ipairs = ipairs

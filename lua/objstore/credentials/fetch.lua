@@ -4,7 +4,7 @@
 -- with an unsigned signer for metadata endpoints).
 local errors = require "objstore.errors"
 local sts = require "objstore.sts"
-local request = require "objstore.request"
+local request = require "objstore.engine.request"
 local curl = require "objstore.transport.curl"
 local core = require "objstore.core"
 local url_mod = require "objstore.url"

@@ -32,7 +32,7 @@
 local objstore = require "objstore"
 local core = require "objstore.core"
 local errors = require "objstore.errors"
-local onx = require "objstore.ngx"
+local onx = require "objstore.openresty"
 local sigv4 = require "objstore.front.sigv4"
 local aws_chunked = require "objstore.front.aws_chunked"
 local s3_error = require "objstore.front.s3_error"

@@ -35,7 +35,7 @@
 -- @module objstore.front.tenants
 local core = require "objstore.core"
 local errors = require "objstore.errors"
-local request = require "objstore.request"
+local request = require "objstore.engine.request"
 local cjson = require "cjson.safe"
 local lfs = require "lfs"
 

@@ -1,8 +1,8 @@
 --- Bucket operations: create, delete, list, head/exists, ACL, policy,
 -- location, versioning, CORS; each a builder of one request record.
 local common = require "objstore.ops.common"
-local request = require "objstore.request"
-local response = require "objstore.response"
+local request = require "objstore.engine.request"
+local response = require "objstore.engine.response"
 local errors = require "objstore.errors"
 local xml = require "objstore.xml"
 local checksum = require "objstore.checksum"

@@ -3,8 +3,8 @@
 -- method and the argument as the caller wrote it (self is not counted):
 --   objstore.client.put_object: argument #2 (key): must be a non-empty string, got nil
 local errors = require "objstore.errors"
-local request = require "objstore.request"
-local endpoint = require "objstore.endpoint"
+local request = require "objstore.engine.request"
+local endpoint = require "objstore.engine.endpoint"
 local sse = require "objstore.ops.sse"
 
 local type, pairs, tostring = type, pairs, tostring

@@ -3,8 +3,8 @@
 -- boto3 does, so keys with characters XML cannot carry come back intact.
 local common = require "objstore.ops.common"
 local errors = require "objstore.errors"
-local request = require "objstore.request"
-local response = require "objstore.response"
+local request = require "objstore.engine.request"
+local response = require "objstore.engine.response"
 
 local ipairs, pairs, type = ipairs, pairs, type
 

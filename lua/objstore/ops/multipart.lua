@@ -3,8 +3,8 @@
 -- resumable parallel uploads on these builders.
 local common = require "objstore.ops.common"
 local body_mod = require "objstore.ops.body"
-local request = require "objstore.request"
-local response = require "objstore.response"
+local request = require "objstore.engine.request"
+local response = require "objstore.engine.response"
 local errors = require "objstore.errors"
 local mime = require "objstore.mime"
 local xml = require "objstore.xml"

@@ -1,10 +1,10 @@
 --- Object operations: put, get, head, delete, delete many, copy. Each is a
--- builder from arguments to a request record (objstore.request) with its
+-- builder from arguments to a request record (objstore.engine.request) with its
 -- response parser; `call` where one operation is more than one request.
 local common = require "objstore.ops.common"
 local body_mod = require "objstore.ops.body"
-local request = require "objstore.request"
-local response = require "objstore.response"
+local request = require "objstore.engine.request"
+local response = require "objstore.engine.response"
 local errors = require "objstore.errors"
 local mime = require "objstore.mime"
 local xml = require "objstore.xml"

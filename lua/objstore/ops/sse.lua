@@ -35,7 +35,7 @@ _M.OBJECT_OPTS = { sse = true, sse_kms_key_id = true, sse_kms_context = true, ss
 
 -- The modes of `sse`, the KMS mode's name, the SSE-C header prefixes and
 -- the KMS context and data cipher headers are the dialect's
--- (objstore.dialect: sse_modes, sse_kms, sse_customer_prefix, ...).
+-- (objstore.engine.dialect: sse_modes, sse_kms, sse_customer_prefix, ...).
 
 local function misuse(name, n, opt, problem)
   errors.argument("client." .. name, n, "opts." .. opt, problem)

@@ -12,7 +12,7 @@
 -- a link in the file's place is replaced by the rename, never followed.
 local digest = require "objstore.sync.digest"
 local names = require "objstore.sync.names"
-local request = require "objstore.request"
+local request = require "objstore.engine.request"
 local object_ops = require "objstore.ops.object"
 local errors = require "objstore.errors"
 local core = require "objstore.core"

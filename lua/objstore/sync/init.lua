@@ -20,7 +20,7 @@ local execute = require "objstore.sync.execute"
 local delete_mod = require "objstore.sync.delete"
 local digest = require "objstore.sync.digest"
 local errors = require "objstore.errors"
-local request = require "objstore.request"
+local request = require "objstore.engine.request"
 local core = require "objstore.core"
 local lfs = require "lfs"
 

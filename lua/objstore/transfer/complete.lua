@@ -3,7 +3,7 @@
 -- MD5 of its part MD5s followed by "-<count>"; servers differ in quoting
 -- it and in case (OSS answers upper-case hex), so the value is compared.
 local checksum = require "objstore.checksum"
-local response = require "objstore.response"
+local response = require "objstore.engine.response"
 local errors = require "objstore.errors"
 
 local _M = {}

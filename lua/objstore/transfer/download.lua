@@ -23,7 +23,7 @@
 local plan = require "objstore.transfer.plan"
 local state_mod = require "objstore.transfer.state"
 local progress_mod = require "objstore.transfer.progress"
-local request = require "objstore.request"
+local request = require "objstore.engine.request"
 local errors = require "objstore.errors"
 local checksum = require "objstore.checksum"
 local common = require "objstore.ops.common"

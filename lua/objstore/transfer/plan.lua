@@ -2,7 +2,7 @@
 -- tested alone. Parts never exceed the provider's count limit, never fall
 -- below its minimum size (the last part excepted), and are whole MiB when
 -- grown, like aws-c-s3's part-size calculation.
-local dialects = require "objstore.dialect"
+local dialects = require "objstore.engine.dialect"
 
 local ipairs = ipairs
 

@@ -10,7 +10,7 @@ local common = require "objstore.ops.common"
 local sse = require "objstore.ops.sse"
 local flexsum = require "objstore.ops.flexsum"
 local clock = require "objstore.clock"
-local response = require "objstore.response"
+local response = require "objstore.engine.response"
 
 local core = require "objstore.core"
 
@@ -31,7 +31,7 @@ for k in pairs(common.UPLOAD_OPTS) do STREAM_OPTS[k] = true end
 -- a Lua string left to the collector. A reader function's chunks are
 -- MD5-hashed as they are copied in (src.md5(buf): the part's MD5), so no
 -- step hashes more than one chunk: in OpenResty, where the chunks come
--- from the request socket (objstore.ngx.put_request_body), an 8 MiB part
+-- from the request socket (objstore.openresty.put_request_body), an 8 MiB part
 -- hashed in one go held the worker ~15 ms, a 64 MiB one ~100 ms.
 local function part_source(reader)
   local fh = io_type(reader) == "file" and reader or nil

@@ -3,7 +3,7 @@
 -- (`objstore.transport.curl`) where nginx has no cosockets but blocking is
 -- harmless (init, init_worker: before the worker serves), and a clear error
 -- where I/O must not happen at all (log, header_filter, body_filter,
--- balancer, set: defer it with `objstore.ngx.defer`, which runs it in an
+-- balancer, set: defer it with `objstore.openresty.defer`, which runs it in an
 -- `ngx.timer.at(0, ...)` timer, a cosocket phase).
 --
 --    local auto = require "objstore.transport.auto"
@@ -52,7 +52,7 @@ function _M.choice(phase)
   if _M.COSOCKET_PHASES[phase] then return "ngx" end
   if _M.NO_IO_PHASES[phase] then
     return nil, "no cosockets in the " .. phase .. " phase and libcurl would block the worker: "
-      .. "defer the call with objstore.ngx.defer (ngx.timer.at(0, ...))"
+      .. "defer the call with objstore.openresty.defer (ngx.timer.at(0, ...))"
   end
   return "curl"
 end

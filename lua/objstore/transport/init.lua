@@ -78,7 +78,7 @@
 --    an error it raises ends it with CallbackError; returning nothing goes
 --    on. A request that fails before a whole head arrives never calls it.
 --    What it is for: a proxy that must send the store's status and headers
---    on before the body (objstore.ngx.serve_object);
+--    on before the body (objstore.openresty.serve_object);
 --  * `on_progress`: nil or `function(sent, received) -> true | false | nil,
 --    err`, called while the request runs, at most about every 100 ms (curl)
 --    or once per body piece moved (ngx), and only when a count changed,

@@ -89,7 +89,7 @@
 -- Aborted, CallbackError (a reader or sink raised), BodyLengthMismatch,
 -- LocalFileError, InvalidURL, TransportError (called in a phase without
 -- cosockets - init, init_worker, log, header_filter, ... -: the message
--- names objstore.ngx.defer). A stale pooled connection (closed by the
+-- names objstore.openresty.defer). A stale pooled connection (closed by the
 -- server while idle) is replaced by a new one without an error when the
 -- body can be sent again (not a reader).
 -- @module objstore.transport.ngx
@@ -273,7 +273,7 @@ function _M.new(opts)
     idle = {}, -- pool name -> connections this transport left idle there
     closed = false,
     retryable_exceptions = RETRYABLE_EXCEPTIONS,
-    -- buffer_body: no; objstore.adapt turns a core.buffer into a reader.
+    -- buffer_body: no; objstore.engine.adapt turns a core.buffer into a reader.
     capabilities = { hashes = true, body_hashes = true, file_body = true, file_sink = true, run = true,
       buffer_body = false, progress = true },
   }, Transport)
@@ -1127,7 +1127,7 @@ local function no_cosockets()
   local phase = ngx.get_phase()
   if COSOCKET_PHASES[phase] then return nil end
   return tr_error("TransportError", "no cosockets in the " .. tostring(phase)
-    .. " phase: defer the call with objstore.ngx.defer (ngx.timer.at(0, ...))")
+    .. " phase: defer the call with objstore.openresty.defer (ngx.timer.at(0, ...))")
 end
 
 --- One request. @return res, or nil, err

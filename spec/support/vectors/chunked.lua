@@ -1,7 +1,7 @@
 -- S3 aws-chunked upload: seed signature (a header-mode SigV4 signature with
 -- a STREAMING payload hash), then one chained signature per chunk, and the
 -- aws-c-auth trailer signature.
-local signer = require "objstore.signer"
+local signer = require "objstore.engine.signer"
 local common = require "vectors.common"
 
 local _M = { name = "chunked" }

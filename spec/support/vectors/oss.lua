@@ -1,7 +1,7 @@
 -- Alibaba OSS V1 and V4 cases (from the Go/Python SDK v2 signer tests and
 -- the OSS docs). Shape: { rules, cases[] with provider = "oss" } and, for
 -- V1, post_policy[].
-local signer = require "objstore.signer"
+local signer = require "objstore.engine.signer"
 local common = require "vectors.common"
 local post_policy = require "vectors.post_policy"
 

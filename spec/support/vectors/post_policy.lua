@@ -1,7 +1,7 @@
 -- Browser POST policy signatures: S3 SigV4 (cases[] with policy_json_text)
 -- and OSS V1 (post_policy[] inside the OSS V1 file, run by the oss handler
 -- through run_oss_policy below).
-local signer = require "objstore.signer"
+local signer = require "objstore.engine.signer"
 local core = require "objstore.core"
 local common = require "vectors.common"
 

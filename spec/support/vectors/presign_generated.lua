@@ -21,7 +21,7 @@
 -- * OSS V4 (signatureUrlV4): `input.headers`, `input.queries` (a null
 --   value is a value-less parameter) and `input.additional_headers`.
 -- An input this runner cannot build fails the case, with the reason.
-local signer = require "objstore.signer"
+local signer = require "objstore.engine.signer"
 local checksum = require "objstore.checksum"
 local common = require "vectors.common"
 local core = require "objstore.core"

@@ -3,7 +3,7 @@
 -- mode, request{method,path,query,headers,body}, credentials, region,
 -- service, datetime, options, expected{canonical_request, string_to_sign,
 -- signature, authorization | presigned_url / presigned_path_and_query}.
-local signer = require "objstore.signer"
+local signer = require "objstore.engine.signer"
 local common = require "vectors.common"
 
 local _M = { name = "sigv4" }

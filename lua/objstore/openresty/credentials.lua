@@ -4,7 +4,7 @@
 -- valid credentials, and - with a `lua_shared_dict` - only one worker of
 -- all calls the provider (the credentials endpoint) per refresh.
 --
---    local cached = require("objstore.ngx_credentials").cached
+--    local cached = require("objstore.openresty.credentials").cached
 --    local provider = cached(my_provider, { dict = "objstore_creds", key = "app" })
 --    local c = objstore.new{ endpoint = ..., credentials = provider }
 --
@@ -17,7 +17,7 @@
 -- header_filter, ...) valid cached credentials are returned as anywhere;
 -- a provider that needs cosockets there, or a refresh another light thread
 -- or worker is doing, gives nil, err (CredentialsError naming
--- objstore.ngx.defer), never a raise. Whatever the client passes a provider (`client, reason`)
+-- objstore.openresty.defer), never a raise. Whatever the client passes a provider (`client, reason`)
 -- is passed on; `reason == "rejected"` (the server refused the
 -- credentials) drops this worker's copy and the shared one first.
 --
@@ -45,7 +45,7 @@
 -- Derived signing keys are cached in each client's signers (per region and
 -- UTC date); keep one client per worker (a module-level variable of the
 -- handler) to keep them across requests.
--- @module objstore.ngx_credentials
+-- @module objstore.openresty.credentials
 local errors = require "objstore.errors"
 local credentials = require "objstore.credentials"
 local auto = require "objstore.transport.auto"
@@ -93,7 +93,7 @@ end
 
 local function cannot_wait(ngx, what)
   return errors.new{ code = "CredentialsError", retryable = true, message = what .. " and the "
-    .. tostring(ngx.get_phase()) .. " phase cannot wait for it: defer the call with objstore.ngx.defer "
+    .. tostring(ngx.get_phase()) .. " phase cannot wait for it: defer the call with objstore.openresty.defer "
     .. "(ngx.timer.at(0, ...))" }
 end
 
@@ -113,10 +113,10 @@ function _M.cached(provider, opts)
   local given = provider
   provider = credentials.provider(provider)
   if not provider then
-    errors.argument("ngx_credentials.cached", 1, "provider", "must be a function, an object with :get() or "
+    errors.argument("openresty.credentials.cached", 1, "provider", "must be a function, an object with :get() or "
       .. ":resolve() (credentials.assume_role{...}) or a table of static credentials, " .. errors.got(given))
   end
-  opts = errors.options("ngx_credentials.cached", 2, opts, OPTIONS)
+  opts = errors.options("openresty.credentials.cached", 2, opts, OPTIONS)
   local ahead = opts.ahead or _M.DEFAULTS.ahead
   local lock_timeout = opts.lock_timeout or _M.DEFAULTS.lock_timeout
   local wait = opts.wait or _M.DEFAULTS.wait
@@ -133,7 +133,7 @@ function _M.cached(provider, opts)
       local where = ""
       if ngx and not can_yield(ngx) then
         where = " in the " .. tostring(ngx.get_phase()) .. " phase (no cosockets there: defer the call with "
-          .. "objstore.ngx.defer, ngx.timer.at(0, ...))"
+          .. "objstore.openresty.defer, ngx.timer.at(0, ...))"
       end
       return nil, errors.new{ code = "CredentialsError", message = "credentials provider failed" .. where .. ": "
         .. tostring(c), retryable = false }

@@ -1,9 +1,9 @@
 --- The request record: the one way an operation, a transfer part, a sync
 -- action or a presign describes a request. Built by `request.new`, which
 -- checks every field and names the bad one; sent by the pipeline
--- (objstore.pipeline), which signs it for the endpoint it goes to.
+-- (objstore.engine.pipeline), which signs it for the endpoint it goes to.
 --
---   local request = require "objstore.request"
+--   local request = require "objstore.engine.request"
 --   local req = request.new{ op = "GetObject", method = "GET", bucket = "b", key = "k",
 --     headers = { Range = "bytes=0-9" }, parse = function(res) return res.body end }
 --
@@ -25,7 +25,7 @@
 --   sink_retryable  function() -> whether a function sink is still as new
 --                (nothing it took has gone where it cannot be taken back):
 --                the request may be retried while it says so (no rewind
---                needed), not once it says no (objstore.ngx.serve_object:
+--                needed), not once it says no (objstore.openresty.serve_object:
 --                until the response head went to the client)
 --   on_head      function(status, headers) called with each attempt's response
 --                head before its body (the transport contract's on_head)
@@ -69,7 +69,7 @@ Request.__index = Request
 _M.Request = Request
 
 local function bad(name, problem)
-  errors.argument("request.new", 1, "req." .. name, problem)
+  errors.argument("engine.request.new", 1, "req." .. name, problem)
 end
 
 --- Checks a bucket name as every S3-compatible service takes it; returns the
@@ -166,7 +166,7 @@ local KIND = {
 --- Makes a request record from a table of fields (the table becomes the
 -- record). Raises naming the first bad field.
 function _M.new(t)
-  if type(t) ~= "table" then errors.argument("request.new", 1, "req", "must be a table, " .. errors.got(t)) end
+  if type(t) ~= "table" then errors.argument("engine.request.new", 1, "req", "must be a table, " .. errors.got(t)) end
   if getmetatable(t) == Request then return t end
   for k, v in pairs(t) do
     local want = KIND[k]
@@ -230,8 +230,10 @@ end
 --- A completed request whose outcome is `err` (a local failure): the
 -- pipeline hands it to done() without sending anything.
 function _M.failed(op, err, context)
-  if type(op) ~= "string" then errors.argument("request.failed", 1, "op", "must be a string, " .. errors.got(op)) end
-  if not errors.is(err) then errors.argument("request.failed", 2, "err", "must be an objstore error") end
+  if type(op) ~= "string" then
+    errors.argument("engine.request.failed", 1, "op", "must be a string, " .. errors.got(op))
+  end
+  if not errors.is(err) then errors.argument("engine.request.failed", 2, "err", "must be an objstore error") end
   err.op = err.op or op
   return setmetatable({ op = op, error = err, context = context }, Request)
 end

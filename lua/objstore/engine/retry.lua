@@ -88,17 +88,17 @@ Policy.__index = Policy
 
 local DEFAULTS = { mode = "standard", max_attempts = 3, base_delay = 0.1, max_delay = 20, quota = true }
 
--- Raises "objstore.retry.policy: argument #1 (opts.<name>): <problem>"
+-- Raises "objstore.engine.retry.policy: argument #1 (opts.<name>): <problem>"
 -- (name nil: the options table), blamed on the first caller outside objstore.
 local function bad(name, problem)
-  errors.argument("retry.policy", 1, name and ("opts." .. name) or "opts", problem)
+  errors.argument("engine.retry.policy", 1, name and ("opts." .. name) or "opts", problem)
 end
 
 local OPTIONS = { mode = true, max_attempts = true, base_delay = true, max_delay = true, should_retry = "function",
   sleep = "function", random = "function", quota = true }
 
 local function check(opts)
-  errors.options("retry.policy", 1, opts, OPTIONS)
+  errors.options("engine.retry.policy", 1, opts, OPTIONS)
   local function num(name, min)
     local v = opts[name]
     if v == nil then return end

@@ -1,5 +1,5 @@
 --- The request pipeline: the one attempt step and the one retry loop of
--- objstore. Every request record (objstore.request) a client sends - a
+-- objstore. Every request record (objstore.engine.request) a client sends - a
 -- single call, a transfer part, a sync action - goes through
 --
 --   sign     credentials refreshed when due, the healthiest endpoint
@@ -18,13 +18,13 @@
 -- cosocket one yields. Events (`client.hooks`) are raised from `notify`,
 -- the one place observers attach: the hooks, and the client's logger
 -- (objstore.log, `log`/`log_level`), which logs each event there.
-local request = require "objstore.request"
+local request = require "objstore.engine.request"
 local errors = require "objstore.errors"
-local endpoint = require "objstore.endpoint"
-local failover = require "objstore.failover"
-local response = require "objstore.response"
+local endpoint = require "objstore.engine.endpoint"
+local failover = require "objstore.engine.failover"
+local response = require "objstore.engine.response"
 local clock = require "objstore.clock"
-local adapt = require "objstore.adapt"
+local adapt = require "objstore.engine.adapt"
 local core = require "objstore.core"
 local url_mod = require "objstore.url"
 local log = require "objstore.log"

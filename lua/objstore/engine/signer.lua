@@ -1,7 +1,7 @@
 --- Request signing: AWS Signature V4 (`aws4`), Alibaba OSS V1 (`oss1`) and
 -- OSS V4 (`oss4`), computed by the C core.
 --
---     local signer = require "objstore.signer"
+--     local signer = require "objstore.engine.signer"
 --     local s = signer.new{ algorithm = "aws4", access_key = ak, secret_key = sk, region = "us-east-1" }
 --     local headers = s:sign{ method = "GET", url = "https://b.s3.amazonaws.com/k", time = os.time() }
 --     local url = s:presign{ method = "GET", url = "https://b.s3.amazonaws.com/k", time = os.time(), expires = 3600 }
@@ -45,10 +45,10 @@ local OPTIONS = { add_date_header = true }
 for k in pairs(STRING_OPTIONS) do OPTIONS[k] = true end
 for k in pairs(FLAG_OPTIONS) do OPTIONS[k] = true end
 
--- Raises "objstore.signer.new: argument #1 (opts.<name>): <problem>" (name
+-- Raises "objstore.engine.signer.new: argument #1 (opts.<name>): <problem>" (name
 -- nil: the options table itself), blamed on the first caller outside objstore.
 local function option_error(name, problem)
-  errors.argument("signer.new", 1, name and ("opts." .. name) or "opts", problem)
+  errors.argument("engine.signer.new", 1, name and ("opts." .. name) or "opts", problem)
 end
 
 local function check_string(opts, name, required)
@@ -78,7 +78,7 @@ end
 -- SHA-256 or HMAC, out of memory: code SigningError).
 function _M.new(opts)
   if type(opts) ~= "table" then option_error(nil, "must be a table, " .. errors.got(opts)) end
-  errors.options("signer.new", 1, opts, OPTIONS)
+  errors.options("engine.signer.new", 1, opts, OPTIONS)
   local algorithm = check_string(opts, "algorithm") or "aws4"
   if not ALGORITHMS[algorithm] then
     option_error("algorithm", "unknown algorithm '" .. algorithm .. "' (aws4, oss1 or oss4)")

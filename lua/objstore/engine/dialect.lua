@@ -36,12 +36,12 @@ _M.REQUIRED = {
 function _M.define(t)
   for fact, ty in pairs(_M.REQUIRED) do
     if type(t[fact]) ~= ty then
-      error("objstore.dialect.define: " .. tostring(t.name) .. "." .. fact .. " must be a " .. ty, 2)
+      error("objstore.engine.dialect.define: " .. tostring(t.name) .. "." .. fact .. " must be a " .. ty, 2)
     end
   end
-  if _M[t.name] ~= nil then error("objstore.dialect.define: '" .. t.name .. "' is taken", 2) end
+  if _M[t.name] ~= nil then error("objstore.engine.dialect.define: '" .. t.name .. "' is taken", 2) end
   if t.default_region == nil and type(t.region_misuse) ~= "string" then
-    error("objstore.dialect.define: " .. t.name .. " needs default_region or region_misuse", 2)
+    error("objstore.engine.dialect.define: " .. t.name .. " needs default_region or region_misuse", 2)
   end
   _M[t.name] = t
   _M.names[#_M.names + 1] = t.name

@@ -5,7 +5,7 @@
 -- IP addresses, localhost and other hosts default to path style, which every
 -- self-hosted S3 server accepts without DNS set-up.
 local core = require "objstore.core"
-local dialects = require "objstore.dialect"
+local dialects = require "objstore.engine.dialect"
 local url_mod = require "objstore.url"
 
 local uri_encode = core.encode.uri_encode

@@ -3,23 +3,23 @@
 -- the observers (hooks, logger, metrics), with the request API every
 -- client, STS and credentials fetcher shares:
 --   engine:send(record)   -> result | nil, err   one request through the pipeline
---   engine:run(spec)      many at once, each retried alone (objstore.pipeline.run)
+--   engine:run(spec)      many at once, each retried alone (objstore.engine.pipeline.run)
 --   engine:now()          seconds since the epoch as the server sees them
 --   engine:close()
 -- objstore.client is an engine with one method per operation on top;
 -- objstore.sts is one with STS's signers. The engine knows no credential
 -- source: its maker passes the provider (objstore.credentials' chains),
 -- so the require graph stays a tree (credentials -> sts -> engine).
-local signer_mod = require "objstore.signer"
-local endpoint = require "objstore.endpoint"
+local signer_mod = require "objstore.engine.signer"
+local endpoint = require "objstore.engine.endpoint"
 local errors = require "objstore.errors"
 local credentials_util = require "objstore.credentials.util"
 local shared_files = require "objstore.credentials.shared_files"
-local dialects = require "objstore.dialect"
-local retry = require "objstore.retry"
-local failover = require "objstore.failover"
-local request = require "objstore.request"
-local pipeline = require "objstore.pipeline"
+local dialects = require "objstore.engine.dialect"
+local retry = require "objstore.engine.retry"
+local failover = require "objstore.engine.failover"
+local request = require "objstore.engine.request"
+local pipeline = require "objstore.engine.pipeline"
 local log = require "objstore.log"
 local transport_mod = require "objstore.transport"
 local auto = require "objstore.transport.auto"
@@ -205,7 +205,7 @@ end
 -- hooks and logger, clock. Credentials: the static keys or provider of
 -- opts, else `default_provider` (the caller's default chain; the engine
 -- knows no credential source). `new_signer(region, ak, sk, token)`, when
--- given, makes the signers instead of objstore.signer (STS's own
+-- given, makes the signers instead of objstore.engine.signer (STS's own
 -- signatures). Never does I/O except reading the shared AWS config file
 -- when region/endpoint are not given.
 function Engine.init(self, opts, default_provider, new_signer)
@@ -306,7 +306,7 @@ end
 
 --- send(req) -> result | nil, err
 -- Sends one request record (from build_request, or a table given to
--- objstore.request.new) through the pipeline: signed, sent, retried,
+-- objstore.engine.request.new) through the pipeline: signed, sent, retried,
 -- observed like any operation.
 function Engine:send(req)
   if not request.is(req) then req = request.new(req) end
@@ -319,7 +319,7 @@ end
 -- spec = { concurrency = n (1-1024, default 8), next = function() ->
 -- record | nil (nil: none ready, asked again after each completion),
 -- done = function(req, res, err) -> true | false, err (false stops the
--- run) }; see objstore.pipeline.run.
+-- run) }; see objstore.engine.pipeline.run.
 function Engine:run(spec)
   if type(spec) ~= "table" or type(spec.next) ~= "function" or type(spec.done) ~= "function" then
     errors.argument("client.run", 1, "spec", "must be a table with next() and done()")
@@ -339,7 +339,7 @@ function Engine:sign(req)
 end
 
 --- Sends an event to the observers (hooks, the call's hooks, the
--- logger) when anyone listens; see objstore.pipeline's notify.
+-- logger) when anyone listens; see objstore.engine.pipeline's notify.
 function Engine:notify(name, event)
   if pipeline.observed(self) then pipeline.notify(self, name, event) end
 end
@@ -394,7 +394,7 @@ end
 --- Per-call hooks and deadline: `opts.hooks` and `opts.deadline` in the
 -- last argument of any operation. The operation runs on a view of the
 -- client whose events go to these hooks as well as to the client's
--- (objstore.pipeline `notify`) and whose requests share one deadline
+-- (objstore.engine.pipeline `notify`) and whose requests share one deadline
 -- (opts.deadline, else the client's `deadline`, counted from now; an
 -- enclosing call's earlier one wins); every other field is read from and
 -- written to the client itself (credentials, clock skew, endpoint health

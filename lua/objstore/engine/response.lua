@@ -1,11 +1,11 @@
 --- Readers of S3 and OSS responses shared by every operation: the error
 -- value of a failed response, XML bodies, object metadata from headers.
--- They take the dialect (objstore.dialect) so they serve both protocols.
+-- They take the dialect (objstore.engine.dialect) so they serve both protocols.
 local errors = require "objstore.errors"
 local xml = require "objstore.xml"
 local log = require "objstore.log"
 local cjson = require "cjson.safe"
-local dialects = require "objstore.dialect"
+local dialects = require "objstore.engine.dialect"
 local sse = require "objstore.ops.sse"
 
 local type, pairs, tostring, tonumber = type, pairs, tostring, tonumber

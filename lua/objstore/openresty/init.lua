@@ -1,6 +1,6 @@
 --- Helpers for objstore inside OpenResty handlers.
 --
---    local onx = require "objstore.ngx"
+--    local onx = require "objstore.openresty"
 --    onx.defer(function() c:put_object("logs", key, line) end)  -- from log_by_lua
 --    local r, err = onx.put_request_body(c, "bucket", "key", { multipart_threshold = 16 * 1024 * 1024 })
 --    local r, err = onx.serve_object(c, "bucket", "key")   -- GET/HEAD /files/<key>
@@ -10,7 +10,7 @@
 --
 -- Nothing here runs at `require`; every function needs a request context
 -- (defer: any phase where timers may be created).
--- @module objstore.ngx
+-- @module objstore.openresty
 local errors = require "objstore.errors"
 local core = require "objstore.core"
 
@@ -34,7 +34,7 @@ local BUSY = 0.01
 local function ngx_api(fname)
   local ngx = rawget(_G, "ngx")
   if type(ngx) ~= "table" or type(ngx.get_phase) ~= "function" then
-    errors.argument("ngx." .. fname, nil, nil, "needs OpenResty's ngx (call it inside nginx)")
+    errors.argument("openresty." .. fname, nil, nil, "needs OpenResty's ngx (call it inside nginx)")
   end
   return ngx
 end
@@ -46,12 +46,14 @@ end
 -- nil, err.
 function _M.defer(fn, ...)
   local ngx = ngx_api("defer")
-  if type(fn) ~= "function" then errors.argument("ngx.defer", 1, "fn", "function expected, " .. errors.got(fn)) end
+  if type(fn) ~= "function" then
+    errors.argument("openresty.defer", 1, "fn", "function expected, " .. errors.got(fn))
+  end
   local n, args = select("#", ...), { ... }
   return ngx.timer.at(0, function(premature)
     if premature then return end
     local ok, err = pcall(fn, unpack(args, 1, n))
-    if not ok then ngx.log(ngx.ERR, "objstore.ngx.defer: the deferred function raised: ", tostring(err)) end
+    if not ok then ngx.log(ngx.ERR, "objstore.openresty.defer: the deferred function raised: ", tostring(err)) end
   end)
 end
 
@@ -174,7 +176,7 @@ function _M.put_request_body(c, bucket, key, opts)
   ngx_api("put_request_body")
   opts = opts or {}
   if type(opts) ~= "table" then
-    errors.argument("ngx.put_request_body", 4, "opts", "must be a table, " .. errors.got(opts))
+    errors.argument("openresty.put_request_body", 4, "opts", "must be a table, " .. errors.got(opts))
   end
   local threshold = opts.multipart_threshold or _M.DEFAULT_THRESHOLD
   local put_opts, stream_opts = {}, {}
@@ -264,13 +266,13 @@ local SERVED = { [200] = true, [206] = true, [304] = true }
 function _M.serve_object(c, bucket, key, opts)
   local ngx = ngx_api("serve_object")
   if opts ~= nil and type(opts) ~= "table" then
-    errors.argument("ngx.serve_object", 4, "opts", "must be a table, " .. errors.got(opts))
+    errors.argument("openresty.serve_object", 4, "opts", "must be a table, " .. errors.got(opts))
   end
   local method = ngx.req.get_method()
   if method ~= "GET" and method ~= "HEAD" then
-    errors.argument("ngx.serve_object", nil, nil, "serves GET and HEAD requests, not " .. tostring(method))
+    errors.argument("openresty.serve_object", nil, nil, "serves GET and HEAD requests, not " .. tostring(method))
   end
-  local gopts, flush_every, prefix, on_head = {}, nil, "objstore.ngx.serve_object: ", nil
+  local gopts, flush_every, prefix, on_head = {}, nil, "objstore.openresty.serve_object: ", nil
   for k, v in pairs(opts or {}) do
     if k == "flush_every" then flush_every = v
     elseif k == "on_head" then on_head = v
