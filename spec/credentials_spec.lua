@@ -506,3 +506,109 @@ describe("credential providers #server", function()
     end)
   end)
 end)
+
+-- The one credentials cache, offline: a clock of our own, a fetch that
+-- yields in the middle (as a cosocket fetch does), and a client whose
+-- semaphore yields too, so two requests of one nginx worker are played as
+-- two coroutines.
+describe("the credentials cache (credentials.refreshing)", function()
+  local refreshing = require "objstore.credentials.refreshing"
+
+  local function creds(n, exp) return { access_key = "AK" .. n, secret_key = "SK" .. n, expiration = exp } end
+
+  -- Plain Lua 5.1 cannot yield across pcall (the cache calls its fetch in
+  -- one); LuaJIT (nginx's) and 5.2+ can, and only nginx has requests that
+  -- wait on each other.
+  local function yields_across_pcall()
+    local co = coroutine.create(function() pcall(coroutine.yield) end)
+    coroutine.resume(co)
+    return coroutine.status(co) == "suspended"
+  end
+
+  it("renews short-lived credentials half-way through their life, not at every call", function()
+    local now, fetches = 1000, 0
+    local cache = refreshing.new{ now = function() return now end, margin = 300, fetch = function()
+      fetches = fetches + 1
+      return creds(fetches, now + 60)
+    end }
+    assert.equal("AK1", cache:get().access_key)
+    now = now + 29
+    assert.equal("AK1", cache:get().access_key)
+    assert.equal(1, fetches)
+    now = now + 1 -- half of 60 s
+    assert.equal("AK2", cache:get().access_key)
+    -- long-lived ones: `margin` before their end
+    local long = refreshing.new{ now = function() return now end, margin = 300, fetch = function()
+      fetches = fetches + 1
+      return creds(fetches, now + 3600)
+    end }
+    long:get()
+    local n = fetches
+    now = now + 3299
+    long:get()
+    assert.equal(n, fetches)
+    now = now + 1
+    long:get()
+    assert.equal(n + 1, fetches)
+    -- a refresh time given by the fetch (another worker's schedule) wins
+    local given = refreshing.new{ now = function() return now end, fetch = function()
+      fetches = fetches + 1
+      local c = creds(fetches, now + 3600)
+      c.refresh_at = now + 10
+      return c
+    end }
+    given:get()
+    n = fetches
+    now = now + 10
+    given:get()
+    assert.equal(n + 1, fetches)
+  end)
+
+  it("lets a request without credentials wait on the semaphore, woken once when the renewal ends", function()
+    if not yields_across_pcall() then return pending("Lua 5.1 cannot yield across pcall") end
+    local posted, waits = {}, 0
+    local client = {
+      semaphore = function()
+        return { wait = function() waits = waits + 1; return coroutine.yield("waiting") end,
+          post = function(_, n) posted[#posted + 1] = n end }
+      end,
+      pause = function() error("no request may poll with sleep") end,
+    }
+    local fetches = 0
+    local cache = refreshing.new{ now = function() return 1000 end, fetch = function()
+      fetches = fetches + 1
+      coroutine.yield("fetching")
+      return creds(fetches, 5000)
+    end }
+    local a = coroutine.create(function() return cache:get(client) end)
+    local b = coroutine.create(function() return cache:get(client) end)
+    assert.same({ true, "fetching" }, { coroutine.resume(a) })
+    assert.same({ true, "waiting" }, { coroutine.resume(b) })
+    local ok, got = coroutine.resume(a) -- the fetch returns: b is woken
+    assert.is_true(ok)
+    assert.equal("AK1", got.access_key)
+    assert.same({ 1 }, posted)
+    local ok2, got2 = coroutine.resume(b, true)
+    assert.is_true(ok2, tostring(got2))
+    assert.equal("AK1", got2.access_key)
+    assert.equal(1, fetches)
+    assert.equal(1, waits)
+    -- with valid credentials nobody waits for a renewal
+    assert.equal("AK1", cache:get(client).access_key)
+    assert.equal(1, waits)
+  end)
+
+  it("answers an error value where the caller cannot wait (no semaphore), naming objstore.openresty.defer", function()
+    if not yields_across_pcall() then return pending("Lua 5.1 cannot yield across pcall") end
+    local cache = refreshing.new{ now = function() return 1000 end, fetch = function()
+      coroutine.yield()
+      return creds(1, 5000)
+    end }
+    local a = coroutine.create(function() return cache:get() end)
+    assert(coroutine.resume(a))
+    local c, err = cache:get({})
+    assert.is_nil(c)
+    assert.equal("CredentialsError", err.code)
+    assert.matches("objstore.openresty.defer", err.message, 1, true)
+  end)
+end)

@@ -519,7 +519,10 @@ describe("secret hygiene against rgw #server", function()
         session_name = "secrets" }
     end
     p.on_error = function(e) reported[#reported + 1] = e end
+    -- the held session 100 s from its end, its renewal due (as 800 s after
+    -- it was issued)
     p.creds.expiration, rc.creds.expiration = os.time() + 100, os.time() + 100
+    p.creds.refresh_at = os.time()
     assert(rc:put_object(bucket, "sts/two", "v"))
     assert.equals(1, #reported)
     check("refused renewal", reported[1])

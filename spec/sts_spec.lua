@@ -115,9 +115,12 @@ describe("STS on rgw #server", function()
     end
 
     -- Makes the session a provider and its client hold look `left`
-    -- seconds from its end.
+    -- seconds from its end, as a 900-second session does 900 - left
+    -- seconds after it was issued: its renewal falls due `margin` (300 s)
+    -- before its end (half its life is longer).
     function near_end(p, c, left)
       p.creds.expiration = os.time() + left
+      p.creds.refresh_at = p.creds.expiration - p.margin
       c.creds.expiration = p.creds.expiration
     end
 

@@ -72,7 +72,7 @@ describe("objstore.transport", function()
     it("accepts a minimal transport with only request, and returns it", function()
       local t = { request = req }
       assert.equal(t, transport.check(t))
-      local full = { request = req, run = req, sleep = req, close = req,
+      local full = { request = req, run = req, sleep = req, close = req, semaphore = req,
         capabilities = { hashes = true, body_hashes = false, file_body = true, file_sink = true, run = true } }
       assert.equal(full, transport.check(full))
     end)
@@ -85,6 +85,7 @@ describe("objstore.transport", function()
         { {}, "request must be a method, got nil" },
         { { request = req, run = 1 }, "run must be a method, got number" },
         { { request = req, sleep = "x" }, "sleep must be a method, got string" },
+        { { request = req, semaphore = true }, "semaphore must be a method, got boolean" },
         { { request = req, capabilities = true }, "capabilities must be a table, got boolean" },
         { { request = req, capabilities = { hashes = 1 } }, "capabilities.hashes must be a boolean, got number" },
         { { request = req, capabilities = { run = true } }, "capabilities.run is true but run is missing" },

@@ -1,5 +1,7 @@
---- A credentials provider that fetches temporary credentials and renews
--- them ahead of their expiration, shared by every request of a client:
+--- The one credentials cache (as aws-c-auth's cached provider): fetches
+-- temporary credentials and renews them ahead of their expiration, shared
+-- by every request of a client. objstore.openresty.credentials.cached puts
+-- a cross-worker tier (a lua_shared_dict) under it as its `fetch`.
 --
 --   local p = refreshing.new{ name = "assume-role", fetch = function(client) -> creds | nil, err,
 --     margin = 300, retry_after = 10, now = function() -> epoch, on_error = function(err) end }
@@ -7,12 +9,18 @@
 --   objstore.new{ credentials = p, ... }
 --
 -- * Renewal starts `margin` seconds (default credentials.REFRESH_MARGIN,
---   5 minutes) before `expiration`; the server's refusal (ExpiredToken:
---   the pipeline calls get(client, "rejected")) renews at once.
+--   5 minutes) before `expiration`, or half-way through the credentials'
+--   life when that is shorter (short-lived credentials), or at the
+--   `refresh_at` the fetch gives (another worker's schedule); the server's
+--   refusal (ExpiredToken: the pipeline calls get(client, "rejected"))
+--   renews at once.
 -- * One renewal at a time: requests that ask while one is under way (the
 --   cosocket transport runs parts concurrently) use the current
 --   credentials while they are still valid, and wait for the renewal only
---   when there are none left.
+--   when there are none left: on the transport's semaphore
+--   (client:semaphore(), ngx.semaphore in nginx), woken once when it ends,
+--   never polling; a transport without one never has two requests asking
+--   at once.
 -- * A renewal that fails keeps the current credentials until they expire,
 --   reports the error (on_error, else the client's on_error hook and log,
 --   op "RefreshCredentials") and is not tried again for `retry_after`
@@ -22,7 +30,7 @@ local errors = require "objstore.errors"
 local util = require "objstore.credentials.util"
 local log = require "objstore.log"
 
-local type, tostring, setmetatable, pcall = type, tostring, setmetatable, pcall
+local type, tostring, tonumber, setmetatable, pcall = type, tostring, tonumber, setmetatable, pcall
 local os_time = os.time
 
 local _M = {}
@@ -32,8 +40,8 @@ Refreshing.__index = Refreshing
 -- Callable as a plain provider: p(client, reason).
 Refreshing.__call = function(self, client, reason) return self:get(client, reason) end
 
--- Longest wait for another coroutine's renewal when no credentials are left.
-local WAIT_LIMIT, WAIT_STEP = 60, 0.05
+-- Longest wait for another request's renewal when no credentials are left.
+local WAIT_LIMIT = 60
 
 function _M.new(opts)
   if type(opts) ~= "table" or type(opts.fetch) ~= "function" then
@@ -46,7 +54,7 @@ function _M.new(opts)
   end
   return setmetatable({ fetch = opts.fetch, name = opts.name or "refreshing", margin = margin,
     retry_after = opts.retry_after or 10, clock = opts.now, on_error = opts.on_error,
-    refreshes = 0, failures = 0, not_before = 0 }, Refreshing)
+    refreshes = 0, failures = 0, not_before = 0, waiting = 0 }, Refreshing)
 end
 
 --- The time expirations are compared with: `now` if given, else the
@@ -71,11 +79,25 @@ function Refreshing:report(client, err)
   end
 end
 
+--- Wakes every request waiting for the renewal that just ended, once each.
+function Refreshing:wake()
+  local n = self.waiting
+  if n > 0 and self.sema then self.sema:post(n) end
+end
+
+--- When credentials expiring at `exp`, fetched at `now`, are due: `margin`
+-- before, or half their remaining life when that is shorter.
+function Refreshing:due_at(exp, now)
+  local life = exp - now
+  return exp - (life / 2 < self.margin and life / 2 or self.margin)
+end
+
 --- Renews now: the new credentials, or nil, err (the old ones are kept).
-function Refreshing:refresh(client)
+function Refreshing:refresh(client, reason)
   self.inflight = true
-  local ok, c, err = pcall(self.fetch, client)
+  local ok, c, err = pcall(self.fetch, client, reason)
   self.inflight = false
+  self:wake()
   if not ok then
     err = errors.new{ code = "CredentialsError", retryable = false,
       message = self.name .. ": " .. log.redact(tostring(c)) }
@@ -97,7 +119,9 @@ function Refreshing:refresh(client)
   self.refreshes = self.refreshes + 1
   -- The secret and the token stay in a closure; `creds` is the public
   -- view (access key, expiration, arn), the one whose expiration counts.
-  self.creds = { access_key = c.access_key, expiration = c.expiration, arn = c.arn, source = c.source }
+  local exp = tonumber(c.expiration)
+  self.creds = { access_key = c.access_key, expiration = c.expiration, arn = c.arn, source = c.source,
+    refresh_at = tonumber(c.refresh_at) or (exp and self:due_at(exp, self:now(client))) }
   self.held = function() return c end
   self.last_error, self.not_before = nil, 0
   return self:current()
@@ -110,6 +134,19 @@ function Refreshing:current()
   return c
 end
 
+--- Waits for the renewal under way on the transport's semaphore; true
+-- when it ended, false where none can be had or the phase cannot wait.
+function Refreshing:wait(client)
+  if not self.sema then
+    self.sema = client and type(client.semaphore) == "function" and client:semaphore() or nil
+    if not self.sema then return false end
+  end
+  self.waiting = self.waiting + 1
+  local ok = self.sema:wait(WAIT_LIMIT)
+  self.waiting = self.waiting - 1
+  return ok == true
+end
+
 --- The provider call: get(client, reason) -> credentials | nil, err.
 function Refreshing:get(client, reason)
   local now = self:now(client)
@@ -117,20 +154,16 @@ function Refreshing:get(client, reason)
   if self.inflight then
     if valid(c, now) and reason ~= "rejected" then return self:current() end
     -- No usable credentials: wait for the renewal under way.
-    local can_wait = client and client.pause
-    local waited = 0
-    while self.inflight and can_wait and waited < WAIT_LIMIT do
-      client:pause(WAIT_STEP)
-      waited = waited + WAIT_STEP
-    end
+    self:wait(client)
     if self.creds and valid(self.creds, self:now(client)) then return self:current() end
-    return nil, self.last_error or errors.new{ code = "CredentialsError", retryable = false,
-      message = self.name .. ": no credentials (renewal still under way)" }
+    return nil, self.last_error or errors.new{ code = "CredentialsError", retryable = true,
+      message = self.name .. ": no credentials: a renewal is under way and this caller cannot wait for it (in "
+        .. "nginx, where the phase cannot yield, defer the call with objstore.openresty.defer)" }
   end
-  local due = c == nil or reason == "rejected" or (c.expiration ~= nil and c.expiration - self.margin <= now)
+  local due = c == nil or reason == "rejected" or (c.refresh_at ~= nil and c.refresh_at <= now)
   if not due then return self:current() end
   if c ~= nil and now < self.not_before and valid(c, now) then return self:current() end
-  local fresh, err = self:refresh(client)
+  local fresh, err = self:refresh(client, reason)
   if fresh then return fresh end
   if valid(c, self:now(client)) and reason ~= "rejected" then return self:current() end
   return nil, err

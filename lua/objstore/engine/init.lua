@@ -350,6 +350,16 @@ function Engine:pause(seconds)
   return self.sleep(seconds)
 end
 
+--- semaphore() -> { wait(seconds), post(n) } | nil
+-- A semaphore of the transport's I/O model (cosockets: ngx.semaphore), for
+-- a wait on another request's work that is woken once when it is done;
+-- nil when the transport has none (its requests never wait on each other).
+function Engine:semaphore()
+  local t = self.transport
+  if type(t.semaphore) ~= "function" then return nil end
+  return t:semaphore()
+end
+
 --- The transport requests go through (a credentials fetcher decides from
 -- it whether it may re-enter it).
 function Engine:get_transport()

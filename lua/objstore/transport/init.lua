@@ -33,6 +33,13 @@
 --    (`core.time.sleep`) for curl, `ngx.sleep` (which yields) for cosockets.
 --  * `t:close()`: releases the connections; idempotent. A closed transport
 --    raises when asked to `request` or `run`.
+--  * `t:semaphore()` (optional): a new semaphore of the transport's I/O
+--    model, `{ wait(seconds) -> true | false, err, post(n) }`, for the layer
+--    above to wait on another request's work (a credentials refresh) and be
+--    woken once when it is done, instead of polling with sleep. Only a
+--    transport whose requests run concurrently in one process needs it
+--    (cosockets: ngx.semaphore); `wait` returns false, err where the phase
+--    cannot wait.
 --  * `t.capabilities`: `{ hashes, body_hashes, file_body, file_sink, run,
 --    buffer_body, progress }`, all booleans (progress: it takes
 --    `on_progress`; without it the layer above leaves the field out and
@@ -166,7 +173,7 @@ local function misuse(problem)
 end
 
 --- Raises unless `t` has the shape of a transport: a `request` method;
--- `run`, `sleep` and `close`, when present, methods; `capabilities`, when
+-- `run`, `sleep`, `close` and `semaphore`, when present, methods; `capabilities`, when
 -- present, a table of booleans whose `run` matches the presence of `t.run`.
 -- @return t
 function _M.check(t)
@@ -179,7 +186,7 @@ function _M.check(t)
     misuse("request must be a method, got " .. type(request))
   end
   local run = t.run
-  for _, m in pairs{ "run", "sleep", "close" } do
+  for _, m in pairs{ "run", "sleep", "close", "semaphore" } do
     local v = t[m]
     if v ~= nil and type(v) ~= "function" then misuse(m .. " must be a method, got " .. type(v)) end
   end

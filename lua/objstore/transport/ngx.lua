@@ -1241,6 +1241,21 @@ function Transport.sleep(_, seconds)
   ngx.sleep(seconds)
 end
 
+--- A semaphore for the layer above (see the contract): ngx.semaphore, its
+-- wait refused with an error value, never a raise, in a phase that cannot
+-- yield (init_worker, log, header_filter, ...).
+function Transport.semaphore(_)
+  local sema = new_semaphore(0)
+  return {
+    wait = function(_, seconds)
+      local ok, waited, err = pcall(sema.wait, sema, seconds)
+      if not ok then return false, tostring(waited) end
+      return waited, err
+    end,
+    post = function(_, n) sema:post(n) end,
+  }
+end
+
 --- Ends the idle connections this transport left in its pools and refuses
 -- requests from then on; idempotent.
 function Transport:close()
