@@ -117,6 +117,7 @@ build = {
     ["objstore.ops.list"] = "lua/objstore/ops/list.lua",
     ["objstore.ops.multipart"] = "lua/objstore/ops/multipart.lua",
     ["objstore.ops.object"] = "lua/objstore/ops/object.lua",
+    ["objstore.ops.shapes"] = "lua/objstore/ops/shapes.lua",
     ["objstore.ops.sse"] = "lua/objstore/ops/sse.lua",
     ["objstore.post_policy"] = "lua/objstore/post_policy.lua",
     ["objstore.presign"] = "lua/objstore/presign.lua",

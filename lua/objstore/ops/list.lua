@@ -5,14 +5,16 @@ local common = require "objstore.ops.common"
 local errors = require "objstore.errors"
 local request = require "objstore.engine.request"
 local response = require "objstore.engine.response"
+local shapes = require "objstore.ops.shapes"
 
 local ipairs, pairs, type = ipairs, pairs, type
 
 local ops = {}
 
 --- The shared shape of a listing request: `q` plus encoding-type=url
--- unless opts.encoding_type is false; `shape(t)` finishes the parsed page.
-local function listing(c, op, bucket, q, opts, shape)
+-- unless opts.encoding_type is false; `shape(t)` finishes the parsed page,
+-- and the result holds the fields of `fields` (objstore.ops.shapes) only.
+local function listing(c, op, bucket, q, opts, fields, shape)
   q["encoding-type"] = opts.encoding_type or "url"
   if opts.encoding_type == false then q["encoding-type"] = nil end
   return request.new{ op = op, method = "GET", bucket = bucket, query = q, parse = function(res, req)
@@ -21,7 +23,7 @@ local function listing(c, op, bucket, q, opts, shape)
     t.request_id = response.request_id(c.dialect, res)
     t.common_prefixes = t.common_prefixes or {}
     if shape then shape(t) end
-    return t
+    return shapes.pick(t, fields)
   end }
 end
 
@@ -44,8 +46,15 @@ local LIST_OPTS = { prefix = true, delimiter = true, start_after = true, continu
 
 --- list_objects(bucket, opts) -> { contents, common_prefixes, is_truncated, next_continuation_token, ... } | nil, err
 -- One page of ListObjectsV2 (list_objects_v1 for ListObjects v1). The
--- result is the response's XML as a table with snake_case names.
--- result.contents: { { key, size, etag, last_modified, storage_class }, ... }.
+-- result holds botocore's fields in snake_case, typed (sizes and counts
+-- integers, flags booleans), and nothing else a server sends
+-- (objstore.ops.shapes): name, prefix, delimiter, max_keys, key_count,
+-- is_truncated, continuation_token, next_continuation_token, start_after,
+-- encoding_type, request_id, contents, common_prefixes.
+-- result.contents: { { key, size, etag, last_modified, storage_class,
+--   owner = { id, display_name } (fetch_owner), checksum_algorithm,
+--   checksum_type, restore_status, and OSS's type, restore_info,
+--   transition_time }, ... }, always an array.
 -- result.common_prefixes: { { prefix = }, ... } (with a delimiter).
 -- result.next_continuation_token: give it as opts.continuation_token for
 --   the next page while is_truncated.
@@ -55,7 +64,7 @@ ops.list_objects = { build = function(c, bucket, opts)
   local q = { ["list-type"] = "2", prefix = opts.prefix, delimiter = opts.delimiter,
     ["start-after"] = opts.start_after, ["continuation-token"] = opts.continuation_token,
     ["max-keys"] = opts.max_keys, ["fetch-owner"] = opts.fetch_owner and "true" or nil }
-  return listing(c, "ListObjectsV2", bucket, q, opts, function(t) t.contents = t.contents or {} end)
+  return listing(c, "ListObjectsV2", bucket, q, opts, shapes.LIST_V2)
 end }
 
 --- list_objects_v1(bucket, opts) -> { contents, common_prefixes, is_truncated, next_marker, ... } | nil, err
@@ -67,7 +76,7 @@ ops.list_objects_v1 = { build = function(c, bucket, opts)
   opts = common.opts("list_objects_v1", 2, opts, { prefix = true, delimiter = true, marker = true,
     max_keys = true, encoding_type = true })
   local q = { prefix = opts.prefix, delimiter = opts.delimiter, marker = opts.marker, ["max-keys"] = opts.max_keys }
-  return listing(c, "ListObjects", bucket, q, opts, function(t)
+  return listing(c, "ListObjects", bucket, q, opts, shapes.LIST_V1, function(t)
     t.contents = t.contents or {}
     -- Without a delimiter v1 omits NextMarker: the last key is the marker.
     -- With one, a truncated page must name it (its last entry may be a
@@ -183,9 +192,8 @@ ops.list_object_versions = { build = function(c, bucket, opts)
     version_id_marker = true, max_keys = true, encoding_type = true })
   local q = { versions = true, prefix = opts.prefix, delimiter = opts.delimiter, ["key-marker"] = opts.key_marker,
     ["version-id-marker"] = opts.version_id_marker, ["max-keys"] = opts.max_keys }
-  return listing(c, "ListObjectVersions", bucket, q, opts, function(t)
-    t.versions = t.version or {}
-    t.delete_markers = t.delete_marker or {}
+  return listing(c, "ListObjectVersions", bucket, q, opts, shapes.VERSIONS, function(t)
+    t.versions, t.delete_markers = t.version, t.delete_marker
   end)
 end }
 

@@ -11,6 +11,7 @@ local xml = require "objstore.xml"
 local checksum = require "objstore.checksum"
 local clock = require "objstore.clock"
 local sse = require "objstore.ops.sse"
+local shapes = require "objstore.ops.shapes"
 local flexsum = require "objstore.ops.flexsum"
 local is_state = require("objstore.core").mpu.is
 
@@ -239,7 +240,12 @@ end }
 local function list_parts_page(bucket, key, upload_id, max_parts, marker)
   return request.new{ op = "ListParts", method = "GET", bucket = bucket, key = key,
     query = { uploadId = upload_id, ["max-parts"] = max_parts, ["part-number-marker"] = marker },
-    parse = function(res, req) return response.xml(res, req) end }
+    parse = function(res, req)
+      local t, err = response.xml(res, req)
+      if not t then return nil, err end
+      t.parts = t.part
+      return shapes.pick(t, shapes.PARTS)
+    end }
 end
 
 local function check_list_parts(c, bucket, key, upload_id, opts)
@@ -266,13 +272,12 @@ ops.list_parts = {
     repeat
       local page, err = c:send(list_parts_page(bucket, key, upload_id, opts.max_parts, marker))
       if not page then return nil, err end
-      for _, p in ipairs(page.part or {}) do all[#all + 1] = p end
+      for _, p in ipairs(page.parts) do all[#all + 1] = p end
       last = page
       marker = page.next_part_number_marker
       local more = page.is_truncated and marker and marker ~= "" and not opts.max_parts
     until not more
     last.parts = all
-    last.part = nil
     return last
   end,
 }
@@ -294,11 +299,9 @@ ops.list_multipart_uploads = { build = function(c, bucket, opts)
     parse = function(res, req)
       local t, err = response.xml(res, req)
       if not t then return nil, err end
-      t.uploads = t.upload or {}
-      t.upload = nil
-      t.common_prefixes = t.common_prefixes or {}
+      t.uploads = t.upload
       t.request_id = response.request_id(c.dialect, res)
-      return t
+      return shapes.pick(t, shapes.UPLOADS)
     end }
 end }
 
