@@ -9,6 +9,7 @@
 #   make demo          deps + build + quickstart
 #   make bench-sign    signing throughput next to boto3
 #   make bench-transfer 1 GiB up/down next to awscli, rclone and curl
+#   make bench-front   the S3 front next to proxy_pass and direct rgw (small GETs, 1 GiB)
 #   make bench-sync    5,000 small + 20 large files, local -> rgw and a no-op re-run,
 #                      next to rclone sync and aws s3 sync (requests counted by a proxy)
 #   make asan          specs + vectors (Lua 5.4) on an ASan+UBSan build in build/asan/
@@ -43,7 +44,7 @@ BUILD     ?= build
 SO        = $(BUILD)/$(1)/objstore/core.so
 
 .PHONY: docs install build build-all test matrix vectors demo deps deps-test bench-sign lint format clean rockspec bench-transfer \
-        openresty-demo bench-openresty bench-sync \
+        openresty-demo bench-openresty bench-sync bench-front \
         fuzz fuzz-build asan valgrind
 
 build: $(call SO,$(LUA))
@@ -123,6 +124,12 @@ bench-openresty:
 	@$(MAKE) --no-print-directory build LUA=lua5.4
 	@$(MAKE) --no-print-directory build LUA=luajit
 	@bash bench/openresty.sh
+
+bench-front:
+	@bash spec/support/install-deps.sh peers
+	@$(MAKE) --no-print-directory build LUA=lua5.4
+	@$(MAKE) --no-print-directory build LUA=luajit
+	@bash bench/front.sh
 
 bench-sync:
 	@bash spec/support/install-deps.sh test

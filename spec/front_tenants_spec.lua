@@ -73,6 +73,24 @@ describe("objstore.front.tenants", function()
     refused(doc(function(d) d.tenants.b.buckets.data.prefix = "a/b/" end), "tenants.b.buckets.data.prefix")
   end)
 
+  it("reads optional limits strictly: integer requests per integer window", function()
+    local set = assert(tenants.parse(doc(function(d) d.tenants.a.limits = { requests = 5, window = 60 } end)))
+    assert.same({ requests = 5, window = 60 }, set.tenants.a.limits)
+    assert.is_nil(set.tenants.b.limits)
+    set = assert(tenants.parse(doc(function(d) d.tenants.a.limits = { requests = 3 } end)))
+    assert.same({ requests = 3, window = 1 }, set.tenants.a.limits)
+    refused(doc(function(d) d.tenants.a.limits = 5 end), "tenants.a.limits")
+    refused(doc(function(d) d.tenants.a.limits = { 5 } end), "tenants.a.limits")
+    refused(doc(function(d) d.tenants.a.limits = { requests = 5, burst = 2 } end), "tenants.a.limits.burst")
+    refused(doc(function(d) d.tenants.a.limits = {} end), "tenants.a.limits.requests")
+    for _, n in ipairs({ 0, -1, 1.5, "5", 1e10 }) do
+      refused(doc(function(d) d.tenants.a.limits = { requests = n } end), "tenants.a.limits.requests")
+    end
+    for _, w in ipairs({ 0, 0.5, 86401, "60" }) do
+      refused(doc(function(d) d.tenants.a.limits = { requests = 1, window = w } end), "tenants.a.limits.window")
+    end
+  end)
+
   it("reloads a changed file at most once per interval, keeping the old set when the new one is invalid", function()
     local path = DIR .. "/objstore-tenants-spec-r" .. os.time() .. "-" .. math.random(1e9) .. ".json"
     local function write(text)

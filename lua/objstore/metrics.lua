@@ -121,8 +121,21 @@ end
 --   worker (OpenResty).
 -- opts.flush_interval: seconds between a worker's flushes to the dict
 --   (default 1).
+-- opts.families: more counter families to render, after objstore's own:
+--   a list of { name, help } (the S3 front's per-tenant counters use it);
+--   a series is rendered only when its family is listed.
 function _M.new(opts)
-  opts = errors.options("metrics.new", 1, opts, { buckets = "table", shared = true, flush_interval = true })
+  opts = errors.options("metrics.new", 1, opts, { buckets = "table", shared = true, flush_interval = true,
+    families = "table" })
+  local families = {}
+  for _, f in ipairs(FAMILIES) do families[#families + 1] = f end
+  for i, f in ipairs(opts.families or {}) do
+    if type(f) ~= "table" or type(f[1]) ~= "string" or not f[1]:match("^[%a_:][%w_:]*$") or type(f[2]) ~= "string"
+      or f[2]:find("\n") then
+      errors.argument("metrics.new", 1, "opts.families[" .. i .. "]", "must be { metric name, help text }")
+    end
+    families[#families + 1] = { f[1], "counter", f[2] }
+  end
   local buckets = opts.buckets or _M.DEFAULT_BUCKETS
   for i, b in ipairs(buckets) do
     if type(b) ~= "number" or (i > 1 and b <= buckets[i - 1]) then
@@ -138,7 +151,7 @@ function _M.new(opts)
   end
   return setmetatable({ buckets = buckets, series = {}, inflight = 0,
     endpoint_sets = setmetatable({}, { __mode = "k" }), shared = opts.shared, flush_interval = interval,
-    flushed = {} }, Registry)
+    flushed = {}, families = families }, Registry)
 end
 
 --- Label sets as one key: label names sorted, values escaped as the
@@ -390,7 +403,7 @@ function Registry:prometheus()
   end
   local out = {}
   local function line(s) out[#out + 1] = s end
-  for _, f in ipairs(FAMILIES) do
+  for _, f in ipairs(self.families) do
     local name, kind, help = f[1], f[2], f[3]
     local fam = gauges[name] or all_series[name]
     if fam and next(fam) ~= nil then

@@ -141,7 +141,7 @@ def main(argv):
         r = conn.getresponse()
         data = r.read()
         out({"status": r.status, "body": data.decode("utf-8", "replace"),
-             "request_id": r.getheader("x-amz-request-id")})
+             "request_id": r.getheader("x-amz-request-id"), "retry_after": r.getheader("Retry-After")})
     else:
         raise SystemExit("unknown command " + cmd)
 

@@ -37,6 +37,8 @@ local sigv4 = require "objstore.front.sigv4"
 local aws_chunked = require "objstore.front.aws_chunked"
 local s3_error = require "objstore.front.s3_error"
 local tenants = require "objstore.front.tenants"
+local limits = require "objstore.front.limits"
+local counters = require "objstore.front.counters"
 local xml = require "objstore.xml"
 local checksum = require "objstore.checksum"
 
@@ -101,6 +103,11 @@ local function get_state(ngx, config)
     errors.argument("front.server.handle", 1, "config.shared_dict", "names no lua_shared_dict: "
       .. tostring(config.shared_dict))
   end
+  local limits_dict = config.limits_dict and ngx.shared[config.limits_dict]
+  if config.limits_dict and not limits_dict then
+    errors.argument("front.server.handle", 1, "config.limits_dict", "names no lua_shared_dict: "
+      .. tostring(config.limits_dict))
+  end
   local reg, err = tenants.new(config.tenants, { log = log, now = ngx.time, shared = shared,
     fallback = preloaded and preloaded.path == config.tenants and preloaded.set or nil })
   if not reg then return nil, err end
@@ -109,9 +116,11 @@ local function get_state(ngx, config)
     access_key = store.access_key, secret_key = store.secret_key,
     timeout = store.timeout or 600, connect_timeout = store.connect_timeout or 5,
     retry = { max_attempts = 3 },
+    -- objstore's own families next to the front's counters, in one text
+    metrics = config.metrics_dict and counters.registry(config.metrics_dict) or nil,
   }
   state = {
-    reg = reg, client = client, region = config.region or "us-east-1",
+    reg = reg, client = client, limits = limits_dict, region = config.region or "us-east-1",
     domain = config.domain and ("." .. config.domain:lower()) or nil,
     -- the key of the continuation tokens' tags (see seal)
     token_key = hmac("sha256", store.secret_key, "objstore-front continuation token"),
@@ -167,11 +176,15 @@ local function send_xml(status, body)
   ngx.status = status
   ngx.header["Content-Type"] = "application/xml"
   ngx.header["Content-Length"] = #body
-  if ngx.req.get_method() ~= "HEAD" then ngx.print(body) end
+  if ngx.req.get_method() ~= "HEAD" then
+    ngx.ctx.objstore_front.bytes_out = #body
+    ngx.print(body)
+  end
   return ngx.exit(status)
 end
 
 local function fail(ctx, err)
+  ctx.code = err and err.code  -- for objstore.front.counters
   local body, status = s3_error.render(err, { resource = ctx.resource, request_id = ctx.rid })
   if ngx.req.get_method() == "HEAD" then
     ngx.status = status
@@ -470,8 +483,15 @@ local function get_object(ctx, args)
       if sub(name, 1, 11) == "x-amz-meta-" then ngx.header[name] = v end
     end
   end
+  -- cut short mid-body, the download counts what nginx sent ($body_bytes_sent)
+  ctx.bytes_out = nil
   local res, err = onx.serve_object(ctx.st.client, ctx.store_bucket, ctx.store_key, opts)
-  if not res then return store_fail(ctx, err) end
+  if not res then
+    ctx.bytes_out = 0
+    return store_fail(ctx, err)
+  end
+  -- the body is out (objstore.front.counters)
+  ctx.bytes_out = ctx.method == "GET" and tonumber(ngx.header["Content-Length"]) or 0
   return ngx.exit(ngx.OK)
 end
 
@@ -542,6 +562,7 @@ local function verified_reader(ctx, raw, auth, sums)
       checker:update(piece)
     end
     for _, sum in ipairs(sums) do sum.state:update(data) end
+    ctx.bytes_in = (ctx.bytes_in or 0) + #data  -- payload bytes, for objstore.front.counters
     return data
   end
   return function()
@@ -1261,6 +1282,19 @@ local function serve(config, ctx)
     return fail(ctx, s3err("InvalidToken", 400, "Session tokens are not accepted by this server"))
   end
   ctx.tenant = tenant
+  -- A tenant over its limit is stopped here, before anything reaches the
+  -- store (and before its request is even routed).
+  if tenant.limits then
+    if not st.limits then
+      ngx.log(ngx.ERR, "objstore.front: tenant limits need config.limits_dict (a lua_shared_dict)")
+      return fail(ctx, s3err("InternalError", 500, "We encountered an internal error. Please try again."))
+    end
+    local ok, retry_after = limits.admit(st.limits, tenant.name, tenant.limits, ngx.time())
+    if not ok then
+      ngx.header["Retry-After"] = retry_after
+      return fail(ctx, s3err("SlowDown", 503, "Please reduce your request rate."))
+    end
+  end
   -- Addressing: virtual-host (bucket.<domain>) or path-style (/bucket/key).
   local host = type(headers.host) == "string" and headers.host:lower():gsub(":%d+$", "") or ""
   local bucket, rawkey
@@ -1277,6 +1311,7 @@ local function serve(config, ctx)
     if method ~= "GET" then return fail(ctx, not_implemented(method .. " /")) end
     local bad = check_query(args, Q_NONE) or check_headers(headers, false)
     if bad then return fail(ctx, bad) end
+    ctx.op = "ListBuckets"
     return list_buckets(ctx)
   end
   ctx.bucket = bucket
@@ -1301,7 +1336,11 @@ end
 -- region (the region clients sign for, default "us-east-1"; a string or a
 -- list), domain (the virtual-host domain: `bucket.<domain>`; without it
 -- only path-style), shared_dict (the name of a lua_shared_dict in which
--- the workers share the newest valid tenants file), store = { endpoint,
+-- the workers share the newest valid tenants file), limits_dict (the
+-- lua_shared_dict counting the tenants' `limits`, objstore.front.limits;
+-- needed when a tenant has limits), metrics_dict (the lua_shared_dict of
+-- objstore.front.counters: the store client's metrics go there too),
+-- store = { endpoint,
 -- region, access_key, secret_key, timeout, connect_timeout }. Read once per
 -- worker, on its first request.
 function _M.handle(config)
@@ -1309,8 +1348,10 @@ function _M.handle(config)
   if type(ngx) ~= "table" or type(ngx.get_phase) ~= "function" then
     errors.argument("front.server.handle", nil, nil, "needs OpenResty's ngx (call it inside nginx)")
   end
-  local ctx = { rid = ngx.var.request_id or tostring(ngx.now()), resource = "/" }
+  -- bytes_out: the response body bytes, counted as they are sent
+  local ctx = { rid = ngx.var.request_id or tostring(ngx.now()), resource = "/", bytes_out = 0 }
   ngx.header["x-amz-request-id"] = ctx.rid
+  ngx.ctx.objstore_front = ctx  -- what objstore.front.counters.log counts
   local ok, err = pcall(serve, config, ctx)
   if not ok then
     ngx.log(ngx.ERR, "objstore.front: ", tostring(err))

@@ -15,7 +15,12 @@
 --           "keys": [ { "access_key": "AKALICE", "secret_key": "..." } ],
 --           "buckets": {
 --             "photos": { "store_bucket": "shared", "prefix": "alice/photos/",
---                         "allow": ["read", "write", "list", "delete"] } } } } }
+--                         "allow": ["read", "write", "list", "delete"] } },
+--           "limits": { "requests": 100, "window": 1 } } } }
+--
+-- `limits` is optional: at most `requests` requests per clock-aligned
+-- window of `window` seconds (default 1), per machine
+-- (objstore.front.limits).
 --
 -- The prefix is a plain string prefix of the store key: a tenant's key K in
 -- bucket B is the store key `prefix .. K` in `store_bucket`. Two mappings of
@@ -87,7 +92,9 @@ local function is_array(t)
 end
 
 local KNOWN_TOP = { tenants = true }
-local KNOWN_TENANT = { keys = true, buckets = true }
+local KNOWN_TENANT = { keys = true, buckets = true, limits = true }
+local KNOWN_LIMITS = { requests = true, window = true }
+
 local KNOWN_KEY = { access_key = true, secret_key = true }
 local KNOWN_MAPPING = { store_bucket = true, prefix = true, allow = true }
 
@@ -95,6 +102,26 @@ local function unknown(t, known, where)
   for _, k in ipairs(sorted_keys(t)) do
     if not known[k] then return where .. "." .. tostring(k) end
   end
+end
+
+-- "limits": { "requests": N, "window": S }: at most N requests of the
+-- tenant in each window of S seconds (default 1) aligned on the clock
+-- (objstore.front.limits enforces it). Integers only, so that what the
+-- file says is exactly what is enforced.
+local function limits_of(l, where)
+  if type(l) ~= "table" or is_array(l) and next(l) ~= nil then
+    return bad(where, "must be an object { requests, window }")
+  end
+  local u = unknown(l, KNOWN_LIMITS, where)
+  if u then return bad(u, "unknown field") end
+  local n, w = l.requests, l.window == nil and 1 or l.window
+  if type(n) ~= "number" or n % 1 ~= 0 or n < 1 or n > 1e9 then
+    return bad(where .. ".requests", "must be an integer from 1 to 1000000000")
+  end
+  if type(w) ~= "number" or w % 1 ~= 0 or w < 1 or w > 86400 then
+    return bad(where .. ".window", "must be an integer number of seconds from 1 to 86400")
+  end
+  return { requests = math.floor(n), window = math.floor(w) }
 end
 
 --- parse(text) -> set | nil, err
@@ -124,6 +151,11 @@ function _M.parse(text)
     if u then return bad(u, "unknown field") end
     if not is_array(t.keys) or #t.keys == 0 then return bad(where .. ".keys", "must be a non-empty array") end
     local tenant = { name = name, keys = {}, buckets = {} }
+    if t.limits ~= nil then
+      local lerr
+      tenant.limits, lerr = limits_of(t.limits, where .. ".limits")
+      if not tenant.limits then return nil, lerr end
+    end
     for i, k in ipairs(t.keys) do
       local kw = where .. ".keys[" .. i .. "]"
       if type(k) ~= "table" then return bad(kw, "must be an object { access_key, secret_key }") end
