@@ -179,6 +179,11 @@ describe("front.sigv4 on the published vectors", function()
           assert.equals(c.datetime:sub(1, 8) .. "/" .. c.region .. "/" .. c.service .. "/aws4_request", res.scope)
           assert.equals(c.mode == "query", res.presigned)
           assert.is_true(#res.signed_headers >= 1)
+          -- The key's secret rotated: the signers kept per access key must
+          -- not verify with the old one; and back, the old one verifies.
+          local rotated = function(ak) if ak == c.credentials.access_key then return sk .. "-rotated" end end
+          refused("SignatureDoesNotMatch", sigv4.verify(req, rotated, opts))
+          assert.is_table(sigv4.verify(req, lookup, opts))
           for k, v in pairs(res) do
             if type(v) == "string" then assert.is_nil(v:find(sk, 1, true), "secret in res." .. k) end
           end

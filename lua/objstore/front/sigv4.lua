@@ -197,6 +197,37 @@ local function chunk_signer(secret, scope, datetime, date8, region, service)
   }, chunk_signer_mt)
 end
 
+-- Signers kept per access key, region and service (a worker's, at most
+-- SIGNERS_MAX, all dropped past that): the C signer caches the key derived
+-- for a date, so a request of a key seen before costs one HMAC of the
+-- string to sign instead of five. An entry is used only with the very
+-- secret the lookup gives now (a rotated secret makes a new signer).
+local SIGNERS_MAX = 1024
+local signers, nsigners = {}, 0
+
+local function signer_for(access_key, secret, region, service)
+  local id = access_key .. "\0" .. region .. "\0" .. service
+  local e = signers[id]
+  if e and e.secret == secret then return e.signer end
+  local s = csigner.new("aws4", 0, region, service)
+  if not s then return nil end
+  if not s:set_credentials(access_key, secret, nil) then
+    s:close()
+    return nil
+  end
+  if e then
+    e.signer:close()
+  else
+    if nsigners >= SIGNERS_MAX then
+      for _, old in pairs(signers) do old.signer:close() end
+      signers, nsigners = {}, 0
+    end
+    nsigners = nsigners + 1
+  end
+  signers[id] = { secret = secret, signer = s }
+  return s
+end
+
 --- Splits "Credential=..., SignedHeaders=..., Signature=..." (any spacing
 -- around the commas and equals signs, any order).
 local function parse_authorization(value)
@@ -553,14 +584,23 @@ function _M.verify(req, lookup, opts)
   local function internal()
     return fail("InternalError", 500, "We encountered an internal error. Please try again.")
   end
-  local s = csigner.new("aws4", 0, c.region, c.service)
-  if not s then return internal() end
-  if not s:set_credentials(c.access_key, secret, a.presigned and a.token or nil) then
+  local token = a.presigned and a.token or nil
+  local d
+  if token then
+    -- a presigned session token is signed into the query: a signer of its own
+    local s = csigner.new("aws4", 0, c.region, c.service)
+    if not s then return internal() end
+    if not s:set_credentials(c.access_key, secret, token) then
+      s:close()
+      return internal()
+    end
+    d = s:details(signer_request(req, h, a, opts), "query")
     s:close()
-    return internal()
+  else
+    local s = signer_for(c.access_key, secret, c.region, c.service)
+    if not s then return internal() end
+    d = s:details(signer_request(req, h, a, opts), a.presigned and "query" or "header")
   end
-  local d = s:details(signer_request(req, h, a, opts), a.presigned and "query" or "header")
-  s:close()
   if not d then return internal() end
   if not same(d.signature, lower(a.signature)) or not a.signature:find("^%x+$") then
     return fail("SignatureDoesNotMatch", 403, "The request signature we calculated does not match the "
@@ -584,14 +624,22 @@ function _M.verify(req, lookup, opts)
     return fail("InvalidArgument", 400, "The value specified in the x-amz-trailer header is not supported",
       { argument_name = "x-amz-trailer", argument_value = trailer })
   end
-  return {
+  local auth = {
     access_key = c.access_key, region = c.region, service = c.service, date = c.date, datetime = a.datetime,
     time = a.time, scope = scope, signed_headers = a.signed, payload = a.payload, seed_signature = d.signature,
     session_token = a.token, presigned = a.presigned, expires = a.expires,
     decoded_content_length = decoded and decoded:find("^%d+$") and tonumber(decoded) or nil,
     trailer = h["x-amz-trailer"],
-    chunk_signer = chunk_signer(secret, scope, a.datetime, c.date, c.region, c.service),
   }
+  -- auth.chunk_signer is derived when first asked (an aws-chunked body):
+  -- a GET or a plain PUT never pays its four HMACs. The secret stays in
+  -- this closure, never in the table.
+  return setmetatable(auth, { __index = function(t, k)
+    if k ~= "chunk_signer" then return nil end
+    local cs = chunk_signer(secret, scope, a.datetime, c.date, c.region, c.service)
+    rawset(t, k, cs)
+    return cs
+  end })
 end
 
 --- A running check of a body against the hex SHA-256 the request declared
