@@ -702,6 +702,14 @@ local function object_opts(headers)
   return opts
 end
 
+-- The answer to a PUT of a body the store took: 200, its ETag, no body.
+local function stored_ok(res)
+  ngx.status = 200
+  if res.etag then ngx.header["ETag"] = res.etag end
+  ngx.header["Content-Length"] = 0
+  return ngx.exit(200)
+end
+
 local function put_object(ctx, auth, headers)
   local opts, oerr = object_opts(headers)
   if not opts then return fail(ctx, oerr) end
@@ -713,10 +721,7 @@ local function put_object(ctx, auth, headers)
   opts.length = length
   local res, err = ctx.st.client:put_object(ctx.store_bucket, ctx.store_key, body, opts)
   if not res then return upload_failed(ctx, failure, err) end
-  ngx.status = 200
-  if res.etag then ngx.header["ETag"] = res.etag end
-  ngx.header["Content-Length"] = 0
-  return ngx.exit(200)
+  return stored_ok(res)
 end
 
 local function delete_object(ctx)
@@ -836,10 +841,7 @@ local function upload_part(ctx, auth, headers, args)
   local res, err = ctx.st.client:upload_part(ctx.store_bucket, ctx.store_key, id, n, body,
     { length = length, content_md5 = headers["content-md5"] or false })
   if not res then return upload_failed(ctx, failure, err) end
-  ngx.status = 200
-  if res.etag then ngx.header["ETag"] = res.etag end
-  ngx.header["Content-Length"] = 0
-  return ngx.exit(200)
+  return stored_ok(res)
 end
 
 -- At most 10000 parts of a few hundred bytes each.
