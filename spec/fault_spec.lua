@@ -328,7 +328,7 @@ for _, srv in ipairs(servers.list()) do
 
       it("completes a run through the second endpoint when the first is killed mid-run", function()
         local c = proxied{ endpoint = false, endpoints = { fp.endpoint, srv.endpoint },
-          failover = { multipart_threshold = 2, cooldown = 60 } }
+          failover = { threshold = 2, cooldown = 60 } }
         for i = 1, 40 do
           if i == 15 then assert.is_true((servers.sh("bash spec/support/faultproxy.sh stop"))) end
           local body = ("object %d "):format(i):rep(200)
