@@ -4,6 +4,8 @@ local plan = require "objstore.transfer.plan"
 local progress_mod = require "objstore.transfer.progress"
 local complete = require "objstore.transfer.complete"
 local state_mod = require "objstore.transfer.state"
+local driver = require "objstore.transfer.driver"
+local defaults = require "objstore.transfer.defaults"
 local errors = require "objstore.errors"
 local checksum = require "objstore.checksum"
 local common = require "objstore.ops.common"
@@ -110,6 +112,79 @@ local function part_source(reader)
   return src
 end
 
+--- The parts of a stream, planned as they are read: each part's size is
+-- known once its buffer is filled (the size grows with the count), so the
+-- strategy's next adds it to the state and builds its request.
+local STREAM = { op = "UploadStream" }
+
+function STREAM.next(job)
+  if job.read_err or job.too_many then return nil end
+  local c, m, src = job.c, job.m, job.src
+  local buf = job.next_buf
+  job.next_buf = nil
+  if not buf then
+    if src.eof() then return nil end
+    local rerr
+    buf, rerr = src.read(plan.stream_part_size((m:count()), c.provider, job.base))
+    if not buf then
+      job.read_err = rerr
+      return nil
+    end
+  end
+  if buf:len() == 0 then
+    -- The stream ended on a part boundary.
+    src.put(buf)
+    return nil
+  end
+  local number = m:add(buf:len())
+  if not number then
+    src.put(buf)
+    job.too_many = true
+    return nil
+  end
+  local md5 = src.md5(buf)
+  m:digests(number, md5)
+  m:start(number)
+  job.total = job.total + buf:len()
+  local opts = job.opts
+  local req = c:build_request("upload_part", job.bucket, job.key, job.upload_id, number, buf,
+    { content_md5 = checksum.tobase64(md5), headers = common.part_headers(opts, number),
+      sse_customer_key = opts.sse_customer_key, checksum = job.alg, checksum_policy = opts.checksum_policy,
+      context = { number = number, length = buf:len(), buf = buf } })
+  req.on_progress = progress_mod.on_progress(job.moving, number, "up")
+  return req
+end
+
+--- Every answer gives its buffer back to the pool for the next part.
+function STREAM.release(job, part)
+  job.src.put(part.buf)
+end
+
+--- C checks the part's ETag against its MD5 (not with SSE-KMS/SSE-C).
+function STREAM.record(job, part, res)
+  local ok, err = job.m:done(part.number, res.etag)
+  if not ok then return nil, err end
+  if res.checksum then
+    job.m:checksum(part.number, job.alg, core.encode.base64_decode(res.checksum.value), res.checksum.verified)
+  end
+  job.all_verified = job.all_verified and res.checksum and res.checksum.verified
+  return true
+end
+
+--- A stream that failed to read, or outgrew max_parts, ends the run
+-- without an error of its own: it fails here.
+function STREAM.ended(job, ok, err)
+  job.src.close()
+  local bucket, key = job.bucket, job.key
+  if ok and job.read_err then ok, err = nil, fail("UploadStream", "ReaderError", job.read_err, bucket, key) end
+  if ok and job.too_many then
+    ok, err = nil, fail("UploadStream", "TooManyParts", "the stream is longer than " .. job.max_parts
+      .. " parts (" .. job.total .. " bytes sent): give a larger part_size; the upload was not completed", bucket,
+      key, { max_parts = job.max_parts, part_size = job.base })
+  end
+  return ok, err
+end
+
 --- upload_stream(bucket, key, reader, opts) -> { bucket, key, etag, size, parts, upload_id, ... } | nil, err
 -- Uploads a stream of unknown size. reader: function() -> chunk | nil |
 -- nil, err, or a file handle (io.stdin). Memory stays within concurrency x
@@ -134,7 +209,6 @@ local function upload_stream(c, bucket, key, reader, opts)
     common.misuse("upload_stream", 4, "opts.max_parts", "must be an integer from 1 to " .. lim.max_parts)
   end
   local base = math.max(opts.part_size or plan.DEFAULT_PART_SIZE, lim.min_part)
-  local concurrency = opts.concurrency or 4
   local progress, moving = progress_mod.new(opts.progress, nil, 0)
   local upload_opts = common.upload_opts(opts)
   local alg = flexsum.option(c, "upload_stream", 4, opts)
@@ -168,74 +242,13 @@ local function upload_stream(c, bucket, key, reader, opts)
   -- The parts' state (sizes, MD5s, ETags, checksums) lives in C, one block
   -- for all; the pool's buffers hold the bytes in flight.
   local m = core.mpu.new{ part_size = base, max_parts = max_parts, etag_md5 = etag_md5 }
-  local total, all_verified = 0, alg ~= nil
-  local next_buf, read_err, too_many = first, nil, false
-  local ok, err = state_mod.run_parts(c, { concurrency = concurrency,
-    next = function()
-      if read_err or too_many then return nil end
-      local buf = next_buf
-      next_buf = nil
-      if not buf then
-        if src.eof() then return nil end
-        local rerr
-        buf, rerr = src.read(plan.stream_part_size((m:count()), c.provider, base))
-        if not buf then
-          read_err = rerr
-          return nil
-        end
-      end
-      if buf:len() == 0 then
-        -- The stream ended on a part boundary.
-        src.put(buf)
-        return nil
-      end
-      local number = m:add(buf:len())
-      if not number then
-        src.put(buf)
-        too_many = true
-        return nil
-      end
-      local md5 = src.md5(buf)
-      m:digests(number, md5)
-      m:start(number)
-      total = total + buf:len()
-      local req = c:build_request("upload_part", bucket, key, upload_id, number, buf,
-        { content_md5 = checksum.tobase64(md5), headers = common.part_headers(opts, number),
-          sse_customer_key = opts.sse_customer_key, checksum = alg, checksum_policy = opts.checksum_policy,
-          context = { number = number, size = buf:len(), buf = buf } })
-      req.on_progress = progress_mod.on_progress(moving, number, "up")
-      return req
-    end,
-    done = function(req, res, perr)
-      local part = req.context
-      src.put(part.buf)
-      if not res then
-        m:failed(part.number)
-        moving(part.number, nil)
-        return false, perr
-      end
-      -- C checks the part's ETag against its MD5 (not with SSE-KMS/SSE-C).
-      local dok, derr = m:done(part.number, res.etag)
-      if not dok then return false, errors.locate(derr, "UploadStream", bucket, key) end
-      if res.checksum then
-        m:checksum(part.number, alg, core.encode.base64_decode(res.checksum.value), res.checksum.verified)
-      end
-      all_verified = all_verified and res.checksum and res.checksum.verified
-      progress(part.size, false, part.number)
-      return true
-    end }, { bucket = bucket, key = key, upload_id = upload_id, leave = opts.leave_parts_on_error })
-  src.close()
-  if ok and read_err then ok, err = nil, fail("UploadStream", "ReaderError", read_err, bucket, key) end
-  if ok and too_many then
-    ok, err = nil, fail("UploadStream", "TooManyParts", "the stream is longer than " .. max_parts
-      .. " parts (" .. total .. " bytes sent): give a larger part_size; the upload was not completed", bucket, key,
-      { max_parts = max_parts, part_size = base })
-  end
-  if not ok then
-    if not opts.leave_parts_on_error then c:abort_multipart_upload(bucket, key, upload_id) end
-    err.upload_id = upload_id
-    return nil, err
-  end
+  local job = { m = m, bucket = bucket, key = key, upload_id = upload_id, leave = opts.leave_parts_on_error,
+    concurrency = opts.concurrency or defaults.CONCURRENCY.upload_stream, progress = progress, moving = moving,
+    opts = opts, alg = alg, src = src, base = base, max_parts = max_parts, next_buf = first, total = 0,
+    all_verified = alg ~= nil }
+  local ok, err = driver.run(c, STREAM, job)
+  if not ok then return nil, err end
+  local total, all_verified = job.total, job.all_verified
   local fin, cerr = complete.complete(c, "UploadStream", bucket, key, upload_id, m, etag_md5 and m:etag() or nil,
     common.customer_key_headers(common.part_headers(opts, 1), c, opts), all_verified and alg or nil)
   if not fin then return nil, cerr end
@@ -347,6 +360,28 @@ local function copy_complete(c, bucket, key, m, size, opts)
   return h
 end
 
+--- The parts of a copy: UploadPartCopy of the source's range, pinned by
+-- the source's ETag (If-Match), so a source changed meanwhile fails
+-- (PreconditionFailed) instead of mixing two versions.
+local COPY = { op = "CopyLarge" }
+
+function COPY.request(job, n, offset, length)
+  local opts = job.opts
+  return job.c:build_request("upload_part_copy", job.bucket, job.key, job.upload_id, n, job.src,
+    { range = { offset, offset + length - 1 }, copy_source_if_match = job.source_etag,
+      headers = common.part_headers(opts, n), context = { number = n, length = length },
+      sse_customer_key = opts.sse_customer_key, copy_source_sse_customer_key = opts.copy_source_sse_customer_key })
+end
+
+--- A copied part's ETag, quoted as ListParts gives it (the
+-- CopyPartResult's is bare), is what a resume compares.
+function COPY.record(job, part, res)
+  if not res.etag then
+    return nil, fail("CopyLarge", "MalformedResponse", "no ETag for a copied part", job.bucket, job.key)
+  end
+  return job.m:done(part.number, response.quoted_etag(res.etag))
+end
+
 --- copy_large(bucket, key, source, opts) -> { etag, size, parts, sent, verified, ... } | nil, err
 -- Server-side copy of any size to bucket/key with UploadPartCopy
 -- (CopyObject stops at 5 GiB), parts in parallel, the source pinned by its
@@ -377,7 +412,7 @@ local function copy_large(c, bucket, key, source, opts)
     version_id = svid })
   if not head then return nil, herr end
   local size = head.content_length or 0
-  local psize = plan.part_size(size, c.provider, opts.part_size or 64 * 1024 * 1024)
+  local psize = plan.part_size(size, c.provider, opts.part_size or defaults.COPY_PART_SIZE)
   -- The object's headers: each one given replaces the source's, the others
   -- are the source's (as a multipart copy, which starts a new object, always
   -- does). A single CopyObject keeps the source's unless told REPLACE, and
@@ -434,47 +469,12 @@ local function copy_large(c, bucket, key, source, opts)
   end
   local resumed_from = m:bytes_done()
   local progress = progress_mod.new(opts.progress, size, resumed_from)
-  local sent = 0
-  local ok, err = state_mod.run_parts(c, { concurrency = opts.concurrency or 8,
-    next = function()
-      local n, offset, length = m:next()
-      if not n then return nil end
-      return c:build_request("upload_part_copy", dst_bucket, dst_key, upload_id, n, src,
-        { range = { offset, offset + length - 1 }, copy_source_if_match = head.etag,
-          headers = common.part_headers(opts, n), context = { number = n, length = length },
-          sse_customer_key = opts.sse_customer_key, copy_source_sse_customer_key = opts.copy_source_sse_customer_key })
-    end,
-    done = function(req, res, perr)
-      local part = req.context
-      if not res then
-        m:failed(part.number)
-        return false, perr
-      end
-      if not res.etag then
-        return false, fail("CopyLarge", "MalformedResponse", "no ETag for a copied part", dst_bucket, dst_key)
-      end
-      -- Quoted, as ListParts gives it (the CopyPartResult's is bare).
-      local dok, derr = m:done(part.number, response.quoted_etag(res.etag))
-      if not dok then return false, errors.locate(derr, "CopyLarge", dst_bucket, dst_key) end
-      sent = sent + 1
-      if ck then
-        local sok, serr = ck:append(m, part.number)
-        if not sok then return false, errors.locate(serr, "CopyLarge", dst_bucket, dst_key) end
-      end
-      progress(part.length)
-      if opts.on_part and opts.on_part(part.number, sent) == false then
-        return false, fail("CopyLarge", "Aborted", "stopped by on_part after part " .. part.number, dst_bucket,
-          dst_key)
-      end
-      return true
-    end }, { bucket = dst_bucket, key = dst_key, upload_id = upload_id, ck = ck, checkpoint = cp_path,
-      leave = opts.leave_parts_on_error })
-  if not ok then
-    err.upload_id = upload_id
-    if ck then ck:close() end
-    if not cp_path and not opts.leave_parts_on_error then c:abort_multipart_upload(dst_bucket, dst_key, upload_id) end
-    return nil, err
-  end
+  local job = { m = m, bucket = dst_bucket, key = dst_key, upload_id = upload_id, ck = ck, checkpoint = cp_path,
+    leave = opts.leave_parts_on_error, concurrency = opts.concurrency or defaults.CONCURRENCY.copy_large,
+    on_part = opts.on_part, progress = progress, opts = opts, src = src, source_etag = head.etag }
+  local ok, err = driver.run(c, COPY, job)
+  if not ok then return nil, err end
+  local sent = job.sent
   -- The assembled object's ETag must be the one its part ETags imply (not
   -- checked where ETags are not MD5s: SSE-KMS, SSE-C).
   local fin, cerr = complete.complete(c, "CopyLarge", dst_bucket, dst_key, upload_id, m,
