@@ -9,7 +9,7 @@ local MiB = 1024 * 1024
 -- `answer(number)` -> res | nil, err, or raises when it says "raise".
 local function fake_client(answer)
   local c = { aborted = {} }
-  function c:run(spec)
+  function c.run(_, spec)
     assert.equal(4, spec.concurrency)
     while true do
       local req = spec.next()
@@ -21,7 +21,9 @@ local function fake_client(answer)
       if not ok then return nil, derr end
     end
   end
-  function c:abort_multipart_upload(bucket, key, id) self.aborted[#self.aborted + 1] = bucket .. "/" .. key .. "#" .. id end
+  function c:abort_multipart_upload(bucket, key, id)
+    self.aborted[#self.aborted + 1] = bucket .. "/" .. key .. "#" .. id
+  end
   return c
 end
 
