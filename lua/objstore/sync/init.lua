@@ -387,6 +387,10 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
   local ancestors = {} -- remote keys that are files locally: their "k/..." cannot be written
 
   local threshold = opts.multipart_threshold or defaults.SYNC_THRESHOLD
+  -- The threshold of the large files' transfers: the run's, so a part_size
+  -- above it cannot turn a file it sent to run_large back into one request;
+  -- at least 1, since an empty object has no range to send or copy in parts.
+  local large_threshold = math.max(threshold, 1)
   local dst_client = dst.kind == "remote" and dst.client or src.client
   local same_client = kind == "copy" and src.client == dst.client
   -- Every request of the run loop is for this client's endpoint.
@@ -672,9 +676,7 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
       local on_bytes = type(opts.progress) == "function" and function(n, total) opts.progress(s.rel, n, total) end
       if kind == "up" then
         local o = execute.object_opts(opts, s, nil)
-        -- The run's threshold decided this file goes in parts: a part_size
-        -- above it must not turn it back into one PUT.
-        o.part_size, o.multipart_threshold = opts.part_size, threshold
+        o.part_size, o.multipart_threshold = opts.part_size, large_threshold
         o.concurrency = math.min(opts.concurrency or defaults.CONCURRENCY.upload_file, defaults.CONCURRENCY.upload_file)
         o.bwlimit = bwlimit
         o.progress = on_bytes
@@ -685,7 +687,7 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
         local ok, perr = execute.parent_dirs(path, dst.root)
         if ok then
           res, err = src.client:download_file(src.bucket, s.key, path, { part_size = opts.part_size,
-            multipart_threshold = threshold, bwlimit = bwlimit, progress = on_bytes })
+            multipart_threshold = large_threshold, bwlimit = bwlimit, progress = on_bytes })
           if res then
             local head = src.client:head_object(src.bucket, s.key)
             local mtime = head and names.parse_mtime(head.metadata.mtime) or s.mtime
@@ -698,7 +700,7 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
         end
       elseif same_client then
         res, err = dst_client:copy_large(dst.bucket, dst_key(s.rel), { bucket = src.bucket, key = s.key },
-          { part_size = opts.part_size, multipart_threshold = threshold,
+          { part_size = opts.part_size, multipart_threshold = large_threshold,
           progress = on_bytes })
         -- One part: a CopyObject, its ETag must be the source's; more: the
         -- assembled ETag was checked against the parts' by copy_large.
