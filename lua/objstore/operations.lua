@@ -10,15 +10,18 @@ local bucket = require "objstore.ops.bucket"
 local object = require "objstore.ops.object"
 local list = require "objstore.ops.list"
 local multipart = require "objstore.ops.multipart"
-local upload = require "objstore.transfer.upload"
-local download = require "objstore.transfer.download"
-local stream = require "objstore.transfer.stream"
+local upload_file = require "objstore.transfer.upload_file"
+local download_file = require "objstore.transfer.download_file"
+local upload_stream = require "objstore.transfer.upload_stream"
+local copy_large = require "objstore.transfer.copy_large"
+local incomplete = require "objstore.transfer.incomplete"
 
 local pairs, ipairs, error = pairs, ipairs, error
 
 local registry = {}
 
-for _, mod in ipairs{ bucket, object, list, multipart, upload, download, stream } do
+for _, mod in ipairs{ bucket, object, list, multipart, upload_file, download_file, upload_stream, copy_large,
+  incomplete } do
   for name, entry in pairs(mod) do
     if registry[name] then error("objstore.operations: '" .. name .. "' is defined twice") end
     registry[name] = entry

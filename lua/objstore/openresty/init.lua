@@ -13,6 +13,7 @@
 -- @module objstore.openresty
 local errors = require "objstore.errors"
 local core = require "objstore.core"
+local defaults = require "objstore.transfer.defaults"
 
 local type, rawget, tostring, tonumber, pcall, select, pairs, ipairs =
   type, rawget, tostring, tonumber, pcall, select, pairs, ipairs
@@ -23,7 +24,7 @@ local _G = _G
 local _M = { _VERSION = core._VERSION }
 
 local CHUNK = 64 * 1024
-_M.DEFAULT_THRESHOLD = 16 * 1024 * 1024
+_M.DEFAULT_THRESHOLD = defaults.REQUEST_BODY_THRESHOLD
 -- response_sink waits for the client every this many bytes: nginx holds
 -- at most about this much of a download for a slow client.
 local FLUSH_EVERY = 1024 * 1024

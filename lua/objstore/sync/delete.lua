@@ -15,6 +15,7 @@
 local errors = require "objstore.errors"
 local execute = require "objstore.sync.execute"
 local names = require "objstore.sync.names"
+local defaults = require "objstore.transfer.defaults"
 local core = require "objstore.core"
 local lfs = require "lfs"
 
@@ -104,7 +105,7 @@ local function remote_deletes(ctx, list)
     -- Server-side copies into the backup prefix first; only what was
     -- copied is deleted.
     local i = 0
-    c:run{ concurrency = opts.concurrency or 16,
+    c:run{ concurrency = opts.concurrency or defaults.SYNC_CONCURRENCY,
       next = function()
         i = i + 1
         local a = list[i]

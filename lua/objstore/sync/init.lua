@@ -19,6 +19,7 @@ local compare = require "objstore.sync.compare"
 local execute = require "objstore.sync.execute"
 local delete_mod = require "objstore.sync.delete"
 local digest = require "objstore.sync.digest"
+local defaults = require "objstore.transfer.defaults"
 local errors = require "objstore.errors"
 local request = require "objstore.engine.request"
 local core = require "objstore.core"
@@ -385,7 +386,11 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
   local folded = case_fold and {} or nil
   local ancestors = {} -- remote keys that are files locally: their "k/..." cannot be written
 
-  local threshold = opts.multipart_threshold or 64 * 1024 * 1024
+  local threshold = opts.multipart_threshold or defaults.SYNC_THRESHOLD
+  -- The threshold of the large files' transfers: the run's, so a part_size
+  -- above it cannot turn a file it sent to run_large back into one request;
+  -- at least 1, since an empty object has no range to send or copy in parts.
+  local large_threshold = math.max(threshold, 1)
   local dst_client = dst.kind == "remote" and dst.client or src.client
   local same_client = kind == "copy" and src.client == dst.client
   -- Every request of the run loop is for this client's endpoint.
@@ -644,7 +649,7 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
   --- Runs what is queued through the one run loop.
   local function drain()
     while qhead <= qtail and not stop_err do
-      local concurrency = opts.concurrency or 16
+      local concurrency = opts.concurrency or defaults.SYNC_CONCURRENCY
       if bwlimit then
         small_rate = math.max(1, math.floor(bwlimit / math.max(1, math.min(concurrency, qtail - qhead + 1))))
       end
@@ -671,8 +676,8 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
       local on_bytes = type(opts.progress) == "function" and function(n, total) opts.progress(s.rel, n, total) end
       if kind == "up" then
         local o = execute.object_opts(opts, s, nil)
-        o.part_size = opts.part_size
-        o.concurrency = opts.concurrency and math.min(opts.concurrency, 8) or 8
+        o.part_size, o.multipart_threshold = opts.part_size, large_threshold
+        o.concurrency = math.min(opts.concurrency or defaults.CONCURRENCY.upload_file, defaults.CONCURRENCY.upload_file)
         o.bwlimit = bwlimit
         o.progress = on_bytes
         res, err = dst_client:upload_file(dst.bucket, dst_key(s.rel), s.path, o)
@@ -682,7 +687,7 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
         local ok, perr = execute.parent_dirs(path, dst.root)
         if ok then
           res, err = src.client:download_file(src.bucket, s.key, path, { part_size = opts.part_size,
-            bwlimit = bwlimit, progress = on_bytes })
+            multipart_threshold = large_threshold, bwlimit = bwlimit, progress = on_bytes })
           if res then
             local head = src.client:head_object(src.bucket, s.key)
             local mtime = head and names.parse_mtime(head.metadata.mtime) or s.mtime
@@ -695,7 +700,8 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
         end
       elseif same_client then
         res, err = dst_client:copy_large(dst.bucket, dst_key(s.rel), { bucket = src.bucket, key = s.key },
-          { part_size = opts.part_size, progress = on_bytes })
+          { part_size = opts.part_size, multipart_threshold = large_threshold,
+          progress = on_bytes })
         -- One part: a CopyObject, its ETag must be the source's; more: the
         -- assembled ETag was checked against the parts' by copy_large.
         verified = res and ((res.parts or 1) > 1 or same_etag(res.etag, s.etag))
@@ -807,7 +813,7 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
   -- fails (SourceChanged); one already gone counts as removed.
   if #remote_removals > 0 then
     local i = 0
-    src.client:run{ concurrency = opts.concurrency or 16,
+    src.client:run{ concurrency = opts.concurrency or defaults.SYNC_CONCURRENCY,
       next = function()
         i = i + 1
         local r = remote_removals[i]

@@ -3,6 +3,7 @@
 -- below its minimum size (the last part excepted), and are whole MiB when
 -- grown, like aws-c-s3's part-size calculation.
 local dialects = require "objstore.engine.dialect"
+local defaults = require "objstore.transfer.defaults"
 
 local ipairs = ipairs
 
@@ -13,7 +14,7 @@ local MiB = 1024 * 1024
 --- The part limits of each provider (the dialects' `limits`, by name).
 _M.LIMITS = {}
 for _, name in ipairs(dialects.names) do _M.LIMITS[name] = dialects[name].limits end
-_M.DEFAULT_PART_SIZE = 8 * MiB
+_M.DEFAULT_PART_SIZE = defaults.PART_SIZE
 
 --- part_size(total, provider, wanted) -> size | nil, err
 -- total: object size in bytes; wanted: the caller's part size (or nil).

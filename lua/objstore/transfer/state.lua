@@ -5,7 +5,7 @@
 local core = require "objstore.core"
 local errors = require "objstore.errors"
 
-local pcall, error, tostring = pcall, error, tostring
+local tostring = tostring
 local clock = require "objstore.clock"
 local hashjob = require "objstore.hashjob"
 
@@ -249,24 +249,6 @@ function _M.hash_parts(m, path, numbers, kinds, width)
     end
   end
   return true
-end
-
---- Runs a multipart transfer's parts: c:run(spec) -> ok, err. An error
--- raised out of the run (an interrupt, core.signal: "interrupted (SIGINT)")
--- must not leave an incomplete upload behind, so it first aborts the
--- upload (parts are billed until then), unless a checkpoint keeps it to
--- resume (the message then says how) or leave_parts_on_error asks to keep
--- it; the checkpoint is closed either way; then the error goes on.
-function _M.run_parts(c, spec, t)
-  local pok, ok, err = pcall(c.run, c, spec)
-  if pok then return ok, err end
-  if t.ck then t.ck:close() end
-  if t.checkpoint then
-    error(tostring(ok) .. "; the multipart upload " .. tostring(t.upload_id) .. " of " .. t.key .. " is kept: run "
-      .. "the same call again with the same checkpoint to resume it", 0)
-  end
-  if not t.leave then c:abort_multipart_upload(t.bucket, t.key, t.upload_id) end
-  error(ok, 0)
 end
 
 return _M

@@ -22,6 +22,8 @@
 -- must be a 200 or 206 of the whole object.
 local plan = require "objstore.transfer.plan"
 local state_mod = require "objstore.transfer.state"
+local driver = require "objstore.transfer.driver"
+local defaults = require "objstore.transfer.defaults"
 local progress_mod = require "objstore.transfer.progress"
 local request = require "objstore.engine.request"
 local errors = require "objstore.errors"
@@ -90,6 +92,78 @@ end
 local function plain_etag_md5(etag)
   local hex = type(etag) == "string" and etag:match('^"?(%x+)"?$')
   return hex and #hex == 32 and hex:lower() or nil
+end
+
+--- The ranges of a download: GETs guarded by If-Match, written with
+-- pwrite into the part file at their offsets, their MD5/CRCs computed in C
+-- as they stream (job.hashes).
+local RANGES = { op = "DownloadFile", unit = "range" }
+
+--- The head of a range's answer, before its body reaches the part file:
+-- a problem (a message) is kept in the range and the transfer stopped.
+local function check_head(job, r, status, headers)
+  if status >= 300 then return true end -- an error answer: never written
+  local cr = headers["content-range"]
+  local want = "bytes " .. r.offset .. "-" .. (r.offset + r.length - 1) .. "/" .. job.size
+  local bad
+  if job.whole then
+    if status == 206 and cr ~= want then bad = "a 206 with Content-Range " .. tostring(cr) end
+  elseif status ~= 206 then
+    bad = "status " .. status .. " (" .. (cr and ("Content-Range " .. cr) or "the whole object") .. ")"
+  elseif cr ~= want then
+    bad = "Content-Range " .. tostring(cr)
+  end
+  if not bad then return true end
+  r.bad_range = "range " .. r.number .. " (Range: bytes=" .. r.offset .. "-" .. (r.offset + r.length - 1)
+    .. ") was answered with " .. bad .. ", not '" .. want .. "': nothing of it was written"
+  return nil, r.bad_range
+end
+
+--- A range that arrives short (a proxy that ends the body early without a
+-- Content-Length) is an error of that attempt, so the runner retries it.
+local function check_length(job, res, r)
+  if res.bytes ~= r.length then
+    return nil, fail("BodyTruncated", "range " .. r.number .. " returned " .. tostring(res.bytes)
+      .. " of " .. r.length .. " bytes", job.bucket, job.key, { retryable = true })
+  end
+  return res
+end
+
+function RANGES.request(job, n, offset, length)
+  local opts = job.opts
+  local r = { number = n, offset = offset, length = length }
+  local headers = common.customer_key_headers(nil, job.c, opts) or {}
+  headers["If-Match"] = job.etag
+  if not job.whole then headers["Range"] = "bytes=" .. offset .. "-" .. (offset + length - 1) end
+  if opts.headers then common.extra_headers("download_file", 4, opts.headers, headers) end
+  return request.new{ op = "GetObject", method = "GET", bucket = job.bucket, key = job.key, headers = headers,
+    query = opts.version_id and { versionId = opts.version_id } or nil,
+    sink = { file = job.part_path, offset = offset },
+    on_head = function(status, h) return check_head(job, r, status, h) end,
+    hashes = job.hashes, context = r, max_speed = job.rate,
+    on_progress = progress_mod.on_progress(job.moving, n, "down"),
+    parse = function(res) return check_length(job, res, r) end }
+end
+
+function RANGES.failed(job, r, err)
+  if r.bad_range then err = fail("BadRange", r.bad_range, job.bucket, job.key, { retryable = false }) end
+  if err.status == 412 then
+    err.message = "the object changed on the server during the download (ETag no longer " .. tostring(job.etag)
+      .. ")"
+  end
+  return err
+end
+
+--- Every range's answer is the object's (If-Match): its ETag and hashes.
+function RANGES.record(job, r, res)
+  local h = res.hashes or {}
+  return job.m:done(r.number, job.etag, h.md5, h.crc64nvme, h.crc64ecma)
+end
+
+--- A failed or interrupted download removes its part file, unless a
+-- checkpoint keeps it for the next run; there is no upload to abort.
+function RANGES.abandon(_, job)
+  job.drop_part()
 end
 
 --- download_file(bucket, key, path, opts) -> { path, size, etag, parts, resumed_from, verified, ... } | nil, err
@@ -204,101 +278,19 @@ local function download_file(self, bucket, key, path, opts, track)
       hashes = { "md5" }
     end
   end
-  -- A range that arrives short (a proxy that ends the body early without a
-  -- Content-Length) is an error of that attempt, so the runner retries it.
-  local function check_length(res, r)
-    if res.bytes ~= r.length then
-      return nil, fail("BodyTruncated", "range " .. r.number .. " returned " .. tostring(res.bytes)
-        .. " of " .. r.length .. " bytes", bucket, key, { retryable = true })
-    end
-    return res
-  end
-  local ranges_done = 0
   local whole = m:count() == 1 and not aligned
-  -- The head of a range's answer, before its body reaches the part file:
-  -- a problem (a message) is kept in the range and the transfer stopped.
-  local function check_head(r, status, headers)
-    if status >= 300 then return true end -- an error answer: never written
-    local cr = headers["content-range"]
-    local want = "bytes " .. r.offset .. "-" .. (r.offset + r.length - 1) .. "/" .. size
-    local bad
-    if whole then
-      if status == 206 and cr ~= want then bad = "a 206 with Content-Range " .. tostring(cr) end
-    elseif status ~= 206 then
-      bad = "status " .. status .. " (" .. (cr and ("Content-Range " .. cr) or "the whole object") .. ")"
-    elseif cr ~= want then
-      bad = "Content-Range " .. tostring(cr)
-    end
-    if not bad then return true end
-    r.bad_range = "range " .. r.number .. " (Range: bytes=" .. r.offset .. "-" .. (r.offset + r.length - 1)
-      .. ") was answered with " .. bad .. ", not '" .. want .. "': nothing of it was written"
-    return nil, r.bad_range
-  end
-  local rok, rerr = true, nil
-  -- bwlimit: as many ways as ranges can be in flight at once
-  local rate = common.max_speed("download_file", 4, opts, state_mod.parts_in_flight(opts.concurrency or 8, m))
-  local function run_ranges()
-    return self:run{
-      concurrency = opts.concurrency or 8,
-      next = function()
-        local n, offset, length = m:next()
-        if not n then return nil end
-        local r = { number = n, offset = offset, length = length }
-        local headers = common.customer_key_headers(nil, self, opts) or {}
-        headers["If-Match"] = etag
-        if not whole then headers["Range"] = "bytes=" .. offset .. "-" .. (offset + length - 1) end
-        if opts.headers then common.extra_headers("download_file", 4, opts.headers, headers) end
-        return request.new{ op = "GetObject", method = "GET", bucket = bucket, key = key, headers = headers,
-          query = opts.version_id and { versionId = opts.version_id } or nil,
-          sink = { file = part_path, offset = offset },
-          on_head = function(status, h) return check_head(r, status, h) end,
-          hashes = hashes, context = r, max_speed = rate, on_progress = progress_mod.on_progress(moving, n, "down"),
-          parse = function(res) return check_length(res, r) end }
-      end,
-      done = function(req, res, err)
-        local r = req.context
-        if not res and r.bad_range then
-          err = fail("BadRange", r.bad_range, bucket, key, { retryable = false })
-        end
-        if not res then
-          m:failed(r.number)
-          moving(r.number, nil) -- its bytes count again when it is fetched again
-          if err.status == 412 then
-            err.message = "the object changed on the server during the download (ETag no longer " .. tostring(etag)
-              .. ")"
-          end
-          return false, err
-        end
-        local h = res.hashes or {}
-        local dok, derr = m:done(r.number, etag, h.md5, h.crc64nvme, h.crc64ecma)
-        if not dok then return false, derr end
-        if ck then
-          local sok, serr = ck:append(m, r.number)
-          if not sok then return false, errors.locate(serr, "DownloadFile", bucket, key) end
-        end
-        progress(r.length, false, r.number)
-        ranges_done = ranges_done + 1
-        if opts.on_part and opts.on_part(r.number, ranges_done) == false then
-          return false, fail("Aborted", "stopped by on_part after range " .. r.number, bucket, key)
-        end
-        return true
-      end,
-    }
-  end
+  local concurrency = opts.concurrency or defaults.CONCURRENCY.download_file
+  local job = { m = m, bucket = bucket, key = key, ck = ck, concurrency = concurrency, on_part = opts.on_part,
+    progress = progress, moving = moving, opts = opts, etag = etag, size = size, whole = whole, hashes = hashes,
+    part_path = part_path, drop_part = drop_part,
+    -- bwlimit: as many ways as ranges can be in flight at once
+    rate = common.max_speed("download_file", 4, opts, state_mod.parts_in_flight(concurrency, m)) }
   if size > 0 then
-    -- An interrupt (core.signal) raises out of the run: the part file goes
-    -- (a checkpoint keeps it, to resume) and the same error goes on.
-    local pok
-    pok, rok, rerr = pcall(run_ranges)
-    if not pok then
-      drop_part()
-      error(rok, 0)
+    local rok, rerr = driver.run(self, RANGES, job)
+    if not rok then
+      rerr.op, rerr.bucket, rerr.key = "DownloadFile", bucket, key
+      return nil, rerr
     end
-  end
-  if not rok then
-    rerr.op, rerr.bucket, rerr.key = "DownloadFile", bucket, key
-    drop_part()
-    return nil, rerr
   end
   local sok, serr = seal_part(part_path, size)
   if not sok then

@@ -14,6 +14,8 @@
 -- shared with copy_large; this file gives it the file's checks.
 local plan = require "objstore.transfer.plan"
 local state_mod = require "objstore.transfer.state"
+local driver = require "objstore.transfer.driver"
+local defaults = require "objstore.transfer.defaults"
 local progress_mod = require "objstore.transfer.progress"
 local complete = require "objstore.transfer.complete"
 local request = require "objstore.engine.request"
@@ -191,6 +193,39 @@ local function recorded_parts_unchanged(m, path, new_state, kinds)
   return true
 end
 
+--- The parts of a file: each read in C from its range of the file (which
+-- must not have shrunk), sent with its Content-MD5 and the flexible
+-- checksum asked for.
+local STRATEGY = { op = "UploadFile" }
+
+function STRATEGY.request(job, n, offset, length)
+  local path, bucket, key = job.path, job.bucket, job.key
+  local ok_size = lfs.attributes(path, "size")
+  if not ok_size or ok_size < offset + length then
+    return request.failed("UploadPart", fail("LocalFileError", path .. " is shorter than when the upload began ("
+      .. tostring(ok_size) .. " < " .. job.size .. " bytes)", bucket, key), { part = n })
+  end
+  local opts = job.opts
+  local md5 = job.verify and job.m:part(n).md5 or nil
+  local req = job.c:build_request("upload_part", bucket, key, job.upload_id, n,
+    { path = path, offset = offset, length = length },
+    { content_md5 = md5 and b64(md5) or false, headers = common.part_headers(opts, n),
+      sse_customer_key = opts.sse_customer_key, checksum = job.alg, checksum_policy = opts.checksum_policy,
+      context = { number = n, length = length } })
+  req.max_speed = job.rate
+  req.on_progress = progress_mod.on_progress(job.moving, n, "up")
+  return req
+end
+
+--- The server's ETag of a part is the MD5 of what it stored: C checks it
+-- (not with SSE-KMS/SSE-C, whose ETags are not MD5s).
+function STRATEGY.record(job, part, res)
+  local ok, err = job.m:done(part.number, res.etag)
+  if not ok then return nil, err end
+  if res.checksum then job.m:checksum(part.number, job.alg, unb64(res.checksum.value), res.checksum.verified) end
+  return true
+end
+
 --- upload_file(bucket, key, path, opts) -> { etag, size, parts, resumed_from, verified, ... } | nil, err
 -- Uploads a file: one PUT up to the threshold, else a multipart upload
 -- whose parts run concurrently (read in C with pread), each retried on its
@@ -283,7 +318,8 @@ local function upload_file(c, bucket, key, path, opts)
       local p = m:part(n)
       if not (p.md5 and p.crc64nvme and (#kinds == 1 or p.crc64ecma)) then todo[#todo + 1] = n end
     end
-    local hok, herr = state_mod.hash_parts(m, path, todo, kinds, math.min(opts.concurrency or 8, 4))
+    local width = math.min(opts.concurrency or defaults.CONCURRENCY.upload_file, 4)
+    local hok, herr = state_mod.hash_parts(m, path, todo, kinds, width)
     if not hok then
       if ck then ck:close() end
       return nil, errors.locate(herr, "UploadFile", bucket, key)
@@ -302,63 +338,18 @@ local function upload_file(c, bucket, key, path, opts)
   local resumed_from = m:bytes_done()
   progress, moving = progress_mod.new(opts.progress, size, resumed_from)
   progress(0, true)
-  local sent_parts = 0
   -- as many ways as parts can be in flight at once
-  local rate = common.max_speed("upload_file", 4, opts, state_mod.parts_in_flight(opts.concurrency or 8, m))
-  local function next_part()
-    local n, offset, length = m:next()
-    if not n then return nil end
-    local ok_size = lfs.attributes(path, "size")
-    if not ok_size or ok_size < offset + length then
-      return request.failed("UploadPart", fail("LocalFileError", path .. " is shorter than when the upload began ("
-        .. tostring(ok_size) .. " < " .. size .. " bytes)", bucket, key), { part = n })
-    end
-    local md5 = verify and m:part(n).md5 or nil
-    local req = c:build_request("upload_part", bucket, key, upload_id, n,
-      { path = path, offset = offset, length = length },
-      { content_md5 = md5 and b64(md5) or false, headers = common.part_headers(opts, n),
-        sse_customer_key = opts.sse_customer_key, checksum = alg, checksum_policy = opts.checksum_policy,
-        context = { number = n, length = length } })
-    req.max_speed = rate
-    req.on_progress = progress_mod.on_progress(moving, n, "up")
-    return req
-  end
-
-  local ok, err = state_mod.run_parts(c, { concurrency = opts.concurrency or 8, next = next_part,
-    done = function(req, res, perr2)
-      local part = req.context
-      if not res then
-        if part and part.number then
-          m:failed(part.number)
-          moving(part.number, nil) -- its bytes count again when it is sent again
-        end
-        return false, perr2
-      end
-      -- The server's ETag of a part is the MD5 of what it stored: C checks
-      -- (not with SSE-KMS/SSE-C, whose ETags are not MD5s).
-      local dok, derr = m:done(part.number, res.etag)
-      if not dok then return false, errors.locate(derr, "UploadFile", bucket, key) end
-      if res.checksum then m:checksum(part.number, alg, unb64(res.checksum.value), res.checksum.verified) end
-      sent_parts = sent_parts + 1
-      if ck then
-        local sok, serr = ck:append(m, part.number)
-        if not sok then return false, errors.locate(serr, "UploadFile", bucket, key) end
-      end
-      progress(part.length, false, part.number)
-      -- on_part(number, parts_sent_this_run) may return false to stop.
-      if opts.on_part and opts.on_part(part.number, sent_parts) == false then
-        return false, fail("Aborted", "stopped by on_part after part " .. part.number, bucket, key)
-      end
-      return true
-    end }, { bucket = bucket, key = key, upload_id = upload_id, ck = ck, checkpoint = cp_path,
-      leave = opts.leave_parts_on_error })
+  local concurrency = opts.concurrency or defaults.CONCURRENCY.upload_file
+  local job = { m = m, bucket = bucket, key = key, upload_id = upload_id, ck = ck, checkpoint = cp_path,
+    leave = opts.leave_parts_on_error, concurrency = concurrency, on_part = opts.on_part, progress = progress,
+    moving = moving, path = path, size = size, verify = verify, alg = alg, opts = opts,
+    rate = common.max_speed("upload_file", 4, opts, state_mod.parts_in_flight(concurrency, m)) }
+  local ok, err = driver.run(c, STRATEGY, job)
   if not ok then
     err.op, err.bucket, err.key = "UploadFile", bucket, key
-    err.upload_id = upload_id
-    if ck then ck:close() end
-    if not cp_path and not opts.leave_parts_on_error then c:abort_multipart_upload(bucket, key, upload_id) end
     return nil, err
   end
+  local sent_parts = job.sent
 
   local body_alg, all_verified, serr = part_checksums(m, alg, path)
   if serr then

@@ -1,0 +1,137 @@
+-- transfer/driver.lua alone: the one multipart loop with a fake strategy
+-- and a fake client whose run loop answers each part as told. No server.
+local core = require "objstore.core"
+local driver = require "objstore.transfer.driver"
+
+local MiB = 1024 * 1024
+
+-- A client whose run sends nothing: each request is answered by
+-- `answer(number)` -> res | nil, err, or raises when it says "raise".
+local function fake_client(answer)
+  local c = { aborted = {} }
+  function c.run(_, spec)
+    assert.equal(4, spec.concurrency)
+    while true do
+      local req = spec.next()
+      if not req then return true end
+      local n = req.context.number
+      local res, err = answer(n)
+      if res == "raise" then error("interrupted (SIGINT)", 0) end
+      local ok, derr = spec.done(req, res, err)
+      if not ok then return nil, derr end
+    end
+  end
+  function c:abort_multipart_upload(bucket, key, id)
+    self.aborted[#self.aborted + 1] = bucket .. "/" .. key .. "#" .. id
+  end
+  return c
+end
+
+local function fake_strategy(log)
+  local s = { op = "FakeOp", unit = "piece" }
+  function s.request(_, n, offset, length)
+    log[#log + 1] = "request " .. n .. " " .. offset .. " " .. length
+    return { context = { number = n, length = length } }
+  end
+  function s.record(job, part, res)
+    log[#log + 1] = "record " .. part.number
+    return job.m:done(part.number, res.etag)
+  end
+  return s
+end
+
+local function new_job(opts)
+  local job = { m = assert(core.mpu.new{ size = 3 * 5 * MiB, part_size = 5 * MiB }), bucket = "b", key = "k",
+    upload_id = "U1", concurrency = 4, progressed = 0, moved = {} }
+  job.progress = function(delta) job.progressed = job.progressed + delta end
+  job.moving = function(n, v) job.moved[#job.moved + 1] = { n, v } end
+  for k, v in pairs(opts or {}) do job[k] = v end
+  return job
+end
+
+local ETAG = '"0123456789abcdef0123456789abcdef"'
+
+describe("transfer driver", function()
+  it("plans each part from the state, records it, counts progress and on_part", function()
+    local log, seen = {}, {}
+    local job = new_job{ on_part = function(n, sent) seen[#seen + 1] = n .. ":" .. sent end }
+    local c = fake_client(function() return { etag = ETAG } end)
+    assert.is_true(driver.run(c, fake_strategy(log), job))
+    assert.same({ "request 1 0 5242880", "record 1", "request 2 5242880 5242880", "record 2",
+      "request 3 10485760 5242880", "record 3" }, log)
+    assert.same({ "1:1", "2:2", "3:3" }, seen)
+    assert.equal(3, job.sent)
+    assert.equal(15 * MiB, job.progressed)
+    assert.equal(15 * MiB, job.m:bytes_done())
+    assert.same({}, c.aborted)
+  end)
+
+  it("a failed part is marked failed, stops counting, and the upload is aborted", function()
+    local log = {}
+    local strategy = fake_strategy(log)
+    strategy.failed = function(_, part, err) return { code = err.code, message = "part " .. part.number } end
+    local job = new_job()
+    local c = fake_client(function(n)
+      if n == 2 then return nil, { code = "InternalError" } end
+      return { etag = ETAG }
+    end)
+    local ok, err = driver.run(c, strategy, job)
+    assert.is_nil(ok)
+    assert.same({ code = "InternalError", message = "part 2", upload_id = "U1" }, err)
+    assert.same({ { 2, nil } }, job.moved)
+    assert.equal("failed", job.m:part(2).state)
+    assert.same({ "b/k#U1" }, c.aborted)
+  end)
+
+  it("on_part returning false stops with Aborted; leave_parts_on_error keeps the upload", function()
+    local job = new_job{ leave = true, on_part = function(n) return n < 2 end }
+    local c = fake_client(function() return { etag = ETAG } end)
+    local ok, err = driver.run(c, fake_strategy({}), job)
+    assert.is_nil(ok)
+    assert.equal("Aborted", err.code)
+    assert.equal("FakeOp", err.op)
+    assert.equal("U1", err.upload_id)
+    assert.matches("stopped by on_part after piece 2", err.message, 1, true)
+    assert.same({}, c.aborted)
+  end)
+
+  it("a record the strategy refuses fails the run, located", function()
+    local strategy = fake_strategy({})
+    strategy.record = function() return nil, { code = "BadDigest" } end
+    local c = fake_client(function() return { etag = ETAG } end)
+    local ok, err = driver.run(c, strategy, new_job())
+    assert.is_nil(ok)
+    assert.same({ code = "BadDigest", op = "FakeOp", bucket = "b", key = "k", upload_id = "U1" }, err)
+  end)
+
+  it("ended can fail a run that succeeded; abandon replaces the abort", function()
+    local strategy = fake_strategy({})
+    local abandoned = 0
+    strategy.ended = function(_, ok) assert.is_true(ok) return nil, { code = "ReaderError" } end
+    strategy.abandon = function() abandoned = abandoned + 1 end
+    local c = fake_client(function() return { etag = ETAG } end)
+    local ok, err = driver.run(c, strategy, new_job())
+    assert.is_nil(ok)
+    assert.equal("ReaderError", err.code)
+    assert.equal(1, abandoned)
+    assert.same({}, c.aborted)
+  end)
+
+  it("an interrupt keeps a checkpointed upload and says how to resume; without one it aborts", function()
+    local closed = 0
+    local ck = { close = function() closed = closed + 1 end, append = function() return true end }
+    local c = fake_client(function(n) if n == 2 then return "raise" end return { etag = ETAG } end)
+    local job = new_job{ ck = ck, checkpoint = "/tmp/x.objstore-cp" }
+    local pok, msg = pcall(driver.run, c, fake_strategy({}), job)
+    assert.is_false(pok)
+    assert.matches("interrupted (SIGINT); the multipart upload U1 of k is kept", msg, 1, true)
+    assert.equal(1, closed)
+    assert.same({}, c.aborted)
+
+    c = fake_client(function(n) if n == 2 then return "raise" end return { etag = ETAG } end)
+    pok, msg = pcall(driver.run, c, fake_strategy({}), new_job())
+    assert.is_false(pok)
+    assert.equal("interrupted (SIGINT)", msg)
+    assert.same({ "b/k#U1" }, c.aborted)
+  end)
+end)
