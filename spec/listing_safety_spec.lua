@@ -363,6 +363,17 @@ describe("listing safety against a hostile server", function()
         end
       end)
 
+    it("answered 200 with another document than a DeleteResult: no key is said deleted (quiet or not)", function()
+      for _, quiet in ipairs{ true, false } do
+        srv:mode("delete_other_root")
+        local none, err = c:delete_objects(BUCKET, { "p/a", "p/b" }, { quiet = quiet })
+        assert.is_nil(none)
+        assert.equals("MalformedResponse", err.code)
+        assert.equals(2, #err.result.errors)
+        assert.same({}, err.result.deleted)
+      end
+    end)
+
     it("over many batches: every batch's failures are reported, a batch failed as a whole with all its keys",
       function()
         for _, quiet in ipairs{ false, true } do
@@ -409,6 +420,14 @@ describe("listing safety against a hostile server", function()
       rc, _, err = cli("rm -r s3://" .. BUCKET .. "/p")
       assert.equals(0, rc, err)
       assert.same(UNDER_P, sorted(srv:deleted()))
+    end)
+
+    it("rm -r answered with another document than a DeleteResult: exit 1, no key said deleted", function()
+      srv:mode("delete_other_root")
+      local rc, out, err = cli("rm -r --json s3://" .. BUCKET .. "/p/")
+      assert.equals(1, rc, err)
+      assert.matches("MalformedResponse", err)
+      assert.no_match('"action":"delete"', out, 1, true)
     end)
 
     it("rm -r with repeat_token exits 1 within seconds and deletes nothing", function()
