@@ -337,6 +337,26 @@ describe("listing safety against a hostile server", function()
         assert.is_nil(lfs.attributes(tmp .. "/escape2"))
       end)
 
+    it("local -> remote with delete, each refused key reported twice: counted once, the others deleted", function()
+      local res, err = up("delete_dup_errors")
+      assert.is_nil(res)
+      local r = err.result
+      assert.equals(2, r.failed)
+      assert.equals(2, #r.errors)
+      assert.equals(2, r.deleted) -- p/e, p/sub/f
+    end)
+
+    it("remote -> local move, each refused source reported twice: counted once, the others removed", function()
+      srv:mode("delete_dup_errors")
+      local d = local_dir({})
+      local res, err = objstore.sync(c, { bucket = BUCKET, prefix = "p" }, d, { move = true, state = false })
+      assert.is_nil(res)
+      local r = err.result
+      assert.equals(2, r.failed)
+      assert.equals(2, #r.errors)
+      assert.equals(4, r.removed) -- p/a, p/c, p/e, p/sub/f
+    end)
+
     it("local -> remote with delete, quiet DeleteObjects answered with an empty body: the deletes succeed", function()
       local res, err = up("quiet_empty")
       assert.is_nil(err, tostring(err))
