@@ -598,6 +598,77 @@ describe("the credentials cache (credentials.refreshing)", function()
     assert.equal(1, waits)
   end)
 
+  it("takes an ISO 8601 or numeric-string expiration, and answers an error value (no raise) for any other", function()
+    local now = 1000
+    local iso = refreshing.new{ now = function() return now end, fetch = function()
+      return { access_key = "AK", secret_key = "SK", expiration = "1970-01-01T01:23:20Z" } -- 5000
+    end }
+    local c = iso:get()
+    assert.equal(5000, c.expiration)
+    now = 6000 -- expired: renewed, not compared as a string
+    assert.equal("AK", iso:get().access_key)
+    assert.equal(5000, refreshing.new{ fetch = function()
+      return { access_key = "AK", secret_key = "SK", expiration = "5000" } end, now = function() return 1 end }
+      :get().expiration)
+    local bad = refreshing.new{ now = function() return now end, fetch = function()
+      return { access_key = "AK", secret_key = "SK", expiration = { 1 } }
+    end }
+    local ok, got, err = pcall(bad.get, bad)
+    assert.is_true(ok, tostring(got))
+    assert.is_nil(got)
+    assert.equal("CredentialsError", err.code)
+    assert.matches("expiration", err.message, 1, true)
+  end)
+
+  it("keeps a secret out of the error of a fetch that fails or raises", function()
+    for _, f in ipairs{ function() return nil, "STS said: X-Amz-Security-Token: TOPSECRETVALUE1234" end,
+      function() error("STS said: X-Amz-Security-Token: TOPSECRETVALUE1234") end } do
+      local _, err = refreshing.new{ fetch = f, now = function() return 1 end }:get()
+      assert.equal("CredentialsError", err.code)
+      assert.no_match("TOPSECRETVALUE1234", err.message, 1, true)
+    end
+  end)
+
+  it("keeps its count of waiters right when a wait raises, and wakes the semaphore's own waiters", function()
+    if not yields_across_pcall() then return pending("Lua 5.1 cannot yield across pcall") end
+    local posted, blocked = {}, 0
+    local sema = { wait = function() error("no request found") end,
+      post = function(_, n) posted[#posted + 1] = n end,
+      count = function() return -blocked end }
+    local client = { semaphore = function() return sema end }
+    local cache = refreshing.new{ now = function() return 1000 end, fetch = function()
+      coroutine.yield("fetching")
+      return creds(1, 5000)
+    end }
+    local a = coroutine.create(function() return cache:get(client) end)
+    assert.same({ true, "fetching" }, { coroutine.resume(a) })
+    local ok, c, err = pcall(cache.get, cache, client)
+    assert.is_true(ok, tostring(c))
+    assert.is_nil(c)
+    assert.equal("CredentialsError", err.code)
+    assert.equal(0, cache.waiting)
+    blocked = 2 -- two threads the semaphore says are waiting
+    local ok2, got = coroutine.resume(a)
+    assert.is_true(ok2, tostring(got))
+    assert.equal("AK1", got.access_key)
+    assert.same({ 2 }, posted)
+  end)
+
+  it("openresty.credentials.cached: no secret in a provider's raise, no raise for an expiration not a time", function()
+    local cached = require("objstore.openresty.credentials").cached
+    local _, err = cached(function() error("boom: X-Amz-Security-Token: TOPSECRETVALUE1234") end)({})
+    assert.equal("CredentialsError", err.code)
+    assert.no_match("TOPSECRETVALUE1234", err.message, 1, true)
+    local ok, c, err2 = pcall(cached(function()
+      return { access_key = "AK", secret_key = "SK", expiration = true } end), {})
+    assert.is_true(ok, tostring(c))
+    assert.is_nil(c)
+    assert.equal("CredentialsError", err2.code)
+    local c3 = cached(function()
+      return { access_key = "AK", secret_key = "SK", expiration = "2030-01-01T00:00:00Z" } end)({})
+    assert.equal("number", type(c3.expiration))
+  end)
+
   it("answers an error value where the caller cannot wait (no semaphore), naming objstore.openresty.defer", function()
     if not yields_across_pcall() then return pending("Lua 5.1 cannot yield across pcall") end
     local cache = refreshing.new{ now = function() return 1000 end, fetch = function()

@@ -337,6 +337,26 @@ describe("listing safety against a hostile server", function()
         assert.is_nil(lfs.attributes(tmp .. "/escape2"))
       end)
 
+    it("local -> remote with delete, each refused key reported twice: counted once, the others deleted", function()
+      local res, err = up("delete_dup_errors")
+      assert.is_nil(res)
+      local r = err.result
+      assert.equals(2, r.failed)
+      assert.equals(2, #r.errors)
+      assert.equals(2, r.deleted) -- p/e, p/sub/f
+    end)
+
+    it("remote -> local move, each refused source reported twice: counted once, the others removed", function()
+      srv:mode("delete_dup_errors")
+      local d = local_dir({})
+      local res, err = objstore.sync(c, { bucket = BUCKET, prefix = "p" }, d, { move = true, state = false })
+      assert.is_nil(res)
+      local r = err.result
+      assert.equals(2, r.failed)
+      assert.equals(2, #r.errors)
+      assert.equals(4, r.removed) -- p/a, p/c, p/e, p/sub/f
+    end)
+
     it("local -> remote with delete, quiet DeleteObjects answered with an empty body: the deletes succeed", function()
       local res, err = up("quiet_empty")
       assert.is_nil(err, tostring(err))
@@ -362,6 +382,17 @@ describe("listing safety against a hostile server", function()
           if name == "oss" then assert.matches("^bkt%.localhost:", log[1].host) end
         end
       end)
+
+    it("answered 200 with another document than a DeleteResult: no key is said deleted (quiet or not)", function()
+      for _, quiet in ipairs{ true, false } do
+        srv:mode("delete_other_root")
+        local none, err = c:delete_objects(BUCKET, { "p/a", "p/b" }, { quiet = quiet })
+        assert.is_nil(none)
+        assert.equals("MalformedResponse", err.code)
+        assert.equals(2, #err.result.errors)
+        assert.same({}, err.result.deleted)
+      end
+    end)
 
     it("over many batches: every batch's failures are reported, a batch failed as a whole with all its keys",
       function()
@@ -409,6 +440,14 @@ describe("listing safety against a hostile server", function()
       rc, _, err = cli("rm -r s3://" .. BUCKET .. "/p")
       assert.equals(0, rc, err)
       assert.same(UNDER_P, sorted(srv:deleted()))
+    end)
+
+    it("rm -r answered with another document than a DeleteResult: exit 1, no key said deleted", function()
+      srv:mode("delete_other_root")
+      local rc, out, err = cli("rm -r --json s3://" .. BUCKET .. "/p/")
+      assert.equals(1, rc, err)
+      assert.matches("MalformedResponse", err)
+      assert.no_match('"action":"delete"', out, 1, true)
     end)
 
     it("rm -r with repeat_token exits 1 within seconds and deletes nothing", function()

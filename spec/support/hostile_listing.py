@@ -40,6 +40,10 @@ Modes (--mode or POST /__mode):
   unsorted            each page's keys in descending order
   quiet_empty         DeleteObjects with <Quiet>true</Quiet> answers 200 with an empty
                       body (as Alibaba OSS documents); listings are normal
+  delete_other_root   DeleteObjects answers 200 with another XML document
+                      (<PostResponse>) and deletes nothing
+  delete_dup_errors   DeleteObjects refuses p/b and p/d (AccessDenied), each
+                      <Error> sent twice
 In every mode DeleteObjects answers a per-key AccessDenied <Error> for a key
 starting with "deny/", and 500 InternalError for a whole batch holding a key
 starting with "fail/".
@@ -69,7 +73,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from xml.sax.saxutils import escape
 
 MODES = ("normal", "ignore_prefix", "repeat_token", "truncated_no_token", "fail_halfway", "bad_keys",
-         "archived", "unsorted", "quiet_empty")
+         "archived", "unsorted", "quiet_empty", "delete_other_root",
+         "delete_dup_errors")
 BASE_KEYS = [b"other/outside", b"p/a", b"p/b", b"p/c", b"p/d", b"p/e", b"p/sub/f", b"pp", b"q/x"]
 BAD_KEYS = [b"p/\xff\xfe-bad-utf8", b"p/../escape", b"p/x/../../../escape2", b"p//abs", b"p/a//b",
             b"p/ctl-\x01\x1f", b"../escape", b"/abs", b"a//b", b"ctl-\x07"]
@@ -346,14 +351,19 @@ class Handler(BaseHTTPRequestHandler):
         self.entry["quiet"] = quiet
         with LOCK:
             mode = STATE["mode"]
+        if mode == "delete_other_root":
+            # a server that took the POST for something else: a 200 with
+            # another document, nothing deleted
+            return self.send(200, (XML_HEAD + "<PostResponse%s><Key>x</Key></PostResponse>" % NS).encode())
         if any(k.startswith(b"fail/") for k in keys):
             return self.send(500, error_xml("InternalError", "We encountered an internal error. Please try again."))
         out = [XML_HEAD, "<DeleteResult%s>" % NS]
         with LOCK:
             for k in keys:
-                if k.startswith(b"deny/"):
-                    out.append("<Error><Key>%s</Key><Code>AccessDenied</Code><Message>Access Denied</Message>"
-                               "</Error>" % escape(text(k)))
+                if k.startswith(b"deny/") or (mode == "delete_dup_errors" and k in (b"p/b", b"p/d")):
+                    for _ in range(2 if mode == "delete_dup_errors" else 1):
+                        out.append("<Error><Key>%s</Key><Code>AccessDenied</Code><Message>Access Denied</Message>"
+                                   "</Error>" % escape(text(k)))
                     continue
                 STATE["objects"].pop(k, None)
                 if not quiet:

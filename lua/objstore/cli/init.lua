@@ -845,18 +845,24 @@ local function remove_prefix(ctx, c, loc)
     if not out then
       for _, k in ipairs(batch) do ctx.fail(k, err) end
     else
-      for _, e in ipairs(out.errors) do ctx.fail(e.key, e.error or e) end
-      removed = removed + #batch - #out.errors
-      ctx.progress.state.files = ctx.progress.state.files + #batch - #out.errors
-      if ctx.opts.json or ctx.opts.verbose then
-        local bad = {}
-        for _, e in ipairs(out.errors) do bad[e.key] = true end
-        for _, k in ipairs(batch) do
-          if not bad[k] then
+      -- Counted over the batch's own keys: a failure the server reports
+      -- twice, or for a key not asked, takes no other key's count.
+      local bad = {}
+      for _, e in ipairs(out.errors) do
+        if not bad[e.key] then ctx.fail(e.key, e.error or e) end
+        bad[e.key] = true
+      end
+      local done = 0
+      for _, k in ipairs(batch) do
+        if not bad[k] then
+          done = done + 1
+          if ctx.opts.json or ctx.opts.verbose then
             ctx.acted({ action = "delete", key = k }, "delete: " .. loc.provider .. "://" .. loc.bucket .. "/" .. k)
           end
         end
       end
+      removed = removed + done
+      ctx.progress.state.files = ctx.progress.state.files + done
     end
   end
   return removed

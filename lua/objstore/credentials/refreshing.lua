@@ -29,6 +29,7 @@
 local errors = require "objstore.errors"
 local util = require "objstore.credentials.util"
 local log = require "objstore.log"
+local clock = require "objstore.clock"
 
 local type, tostring, tonumber, setmetatable, pcall = type, tostring, tonumber, setmetatable, pcall
 local os_time = os.time
@@ -79,10 +80,29 @@ function Refreshing:report(client, err)
   end
 end
 
---- Wakes every request waiting for the renewal that just ended, once each.
+--- Wakes every request waiting for the renewal that just ended, once each:
+-- the semaphore's own count of its waiters where it keeps one
+-- (ngx.semaphore: a negative count), which a waiter that was killed or
+-- already woken cannot leave wrong (a surplus posted would let every later
+-- wait return at once, without the credentials).
 function Refreshing:wake()
   local n = self.waiting
+  if self.sema and type(self.sema.count) == "function" then
+    local ok, k = pcall(self.sema.count, self.sema)
+    if ok and type(k) == "number" then n = k < 0 and -k or 0 end
+  end
   if n > 0 and self.sema then self.sema:post(n) end
+end
+
+--- The expiration a fetch gave, as epoch seconds: a number, a numeric
+-- string or an ISO 8601 time; nil, err for anything else (compared with
+-- the clock it would raise at every later call).
+local function expiration_of(name, v)
+  if v == nil or type(v) == "number" then return v end
+  local t = type(v) == "string" and (tonumber(v) or clock.parse_iso8601(v)) or nil
+  if t then return t end
+  return nil, errors.new{ code = "CredentialsError", retryable = false,
+    message = name .. ": the credentials' expiration is not a time (" .. type(v) .. ")" }
 end
 
 --- When credentials expiring at `exp`, fetched at `now`, are due: `margin`
@@ -98,13 +118,18 @@ function Refreshing:refresh(client, reason)
   local ok, c, err = pcall(self.fetch, client, reason)
   self.inflight = false
   self:wake()
+  local exp
+  if ok and type(c) == "table" then
+    exp, err = expiration_of(self.name, c.expiration)
+    if err then c = nil end
+  end
   if not ok then
     err = errors.new{ code = "CredentialsError", retryable = false,
       message = self.name .. ": " .. log.redact(tostring(c)) }
     c = nil
   elseif type(c) ~= "table" or type(c.access_key) ~= "string" or type(c.secret_key) ~= "string" then
     err = errors.is(err) and err or errors.new{ code = "CredentialsError", retryable = false,
-      message = self.name .. ": " .. tostring(err or "no credentials") }
+      message = self.name .. ": " .. log.redact(tostring(err or "no credentials")) }
     local msg = tostring(err.message or err.code or "")
     if not msg:find(self.name, 1, true) then err.message = self.name .. ": " .. msg end
     c = nil
@@ -119,8 +144,7 @@ function Refreshing:refresh(client, reason)
   self.refreshes = self.refreshes + 1
   -- The secret and the token stay in a closure; `creds` is the public
   -- view (access key, expiration, arn), the one whose expiration counts.
-  local exp = tonumber(c.expiration)
-  self.creds = { access_key = c.access_key, expiration = c.expiration, arn = c.arn, source = c.source,
+  self.creds = { access_key = c.access_key, expiration = exp, arn = c.arn, source = c.source,
     refresh_at = tonumber(c.refresh_at) or (exp and self:due_at(exp, self:now(client))) }
   self.held = function() return c end
   self.last_error, self.not_before = nil, 0
@@ -142,9 +166,10 @@ function Refreshing:wait(client)
     if not self.sema then return false end
   end
   self.waiting = self.waiting + 1
-  local ok = self.sema:wait(WAIT_LIMIT)
+  -- A wait that raises (no request to wait in) still leaves the count.
+  local pok, ok = pcall(self.sema.wait, self.sema, WAIT_LIMIT)
   self.waiting = self.waiting - 1
-  return ok == true
+  return pok and ok == true
 end
 
 --- The provider call: get(client, reason) -> credentials | nil, err.

@@ -50,6 +50,8 @@ local errors = require "objstore.errors"
 local credentials = require "objstore.credentials"
 local refreshing = require "objstore.credentials.refreshing"
 local auto = require "objstore.transport.auto"
+local log = require "objstore.log"
+local clock = require "objstore.clock"
 
 local type, rawget, tostring, pcall = type, rawget, tostring, pcall
 local _G = _G
@@ -98,14 +100,24 @@ local function call_provider(provider, ngx, client, reason)
         .. "objstore.openresty.defer, ngx.timer.at(0, ...))"
     end
     return nil, errors.new{ code = "CredentialsError", message = "credentials provider failed" .. where .. ": "
-      .. tostring(c), retryable = false }
+      .. log.redact(tostring(c)), retryable = false }
   end
   if type(c) ~= "table" or type(c.access_key) ~= "string" or type(c.secret_key) ~= "string" then
     return nil, errors.is(err) and err or errors.new{ code = "NoCredentials", retryable = false,
-      message = tostring(err or "the provider returned no credentials") }
+      message = log.redact(tostring(err or "the provider returned no credentials")) }
+  end
+  -- An expiration that is not a number would raise where it is compared
+  -- (and, kept in the dict without a TTL, at every call of every worker).
+  local exp = c.expiration
+  if exp ~= nil and type(exp) ~= "number" then
+    exp = type(exp) == "string" and (tonumber(exp) or clock.parse_iso8601(exp)) or nil
+    if not exp then
+      return nil, errors.new{ code = "CredentialsError", retryable = false,
+        message = "the provider's credentials have an expiration that is not a time (" .. type(c.expiration) .. ")" }
+    end
   end
   return { access_key = c.access_key, secret_key = c.secret_key, session_token = c.session_token,
-    expiration = c.expiration }
+    expiration = exp }
 end
 
 --- The cross-worker tier: fetch(client, reason) for the cache, through
@@ -169,7 +181,9 @@ local function shared_tier(provider, opts, ahead)
         message = "no lua_shared_dict named '" .. opts.dict .. "' in the nginx configuration" }
     end
     local ok, got, err = pcall(fetch, ngx, dict, client, reason)
-    if not ok then return nil, errors.new{ code = "CredentialsError", retryable = false, message = tostring(got) } end
+    if not ok then
+      return nil, errors.new{ code = "CredentialsError", retryable = false, message = log.redact(tostring(got)) }
+    end
     if got then handed = got end
     return got, err
   end

@@ -284,7 +284,17 @@ local function delete_batch(c, bucket, objects, first, quiet)
       -- answers 200 with an empty body (documented), which says every
       -- key was deleted.
       if quiet and not (res.body or ""):find("%S") then return { deleted = {}, error = {} } end
-      return response.xml(res, req)
+      local t, root = response.xml(res, req)
+      if not t then return nil, root end
+      -- Another document (a server that took the POST for something
+      -- else) says nothing of the keys: in quiet mode its lack of <Error>
+      -- would have read as every key deleted.
+      if root ~= "DeleteResult" then
+        return nil, errors.new{ code = "MalformedResponse", retryable = false, status = res.status, op = req.op,
+          bucket = req.bucket, message = "DeleteObjects answered with a <" .. tostring(root)
+            .. "> document, not a DeleteResult: no key is known deleted" }
+      end
+      return t
     end }
 end
 

@@ -127,8 +127,9 @@ local function remote_deletes(ctx, list)
   out = out or derr.result -- every key is in deleted or errors either way
   local bad = {}
   for _, e in ipairs(out.errors) do
+    -- once per key: a server that reports a key twice fails it once
+    local a = not bad[e.key] and by_key[e.key]
     bad[e.key] = true
-    local a = by_key[e.key]
     if a then ctx.fail(a, e.error or errors.new{ code = e.code, message = e.message, key = e.key }) end
   end
   for _, k in ipairs(keys) do

@@ -861,8 +861,9 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
     end
     local bad = {}
     for _, e in ipairs(out.errors) do
+      -- once per key: a server that reports a key twice fails it once
+      local a = not bad[e.key] and by_key[e.key]
       bad[e.key] = true
-      local a = by_key[e.key]
       if a then
         local err = e.error or errors.new{ code = e.code, message = e.message, key = e.key }
         a.remove_error = err
