@@ -135,3 +135,49 @@ describe("transfer driver", function()
     assert.same({ "b/k#U1" }, c.aborted)
   end)
 end)
+
+-- A size the multipart_threshold (up to 5 TiB) would send in one request,
+-- above the 5 GiB a PutObject or CopyObject may have: parts all the same,
+-- never a single request the store refuses after the HEAD.
+describe("transfers above 5 GiB", function()
+  local objstore = require "objstore"
+  local SIZE = 6 * 1024 * 1024 * 1024
+
+  local function recording()
+    local seen = {}
+    local t = { request = function(_, req)
+      seen[#seen + 1] = req.method .. " " .. req.url
+      if req.method == "HEAD" then
+        return { status = 200, headers = { ["content-length"] = tostring(SIZE), etag = '"abc"' }, body = "" }
+      end
+      return { status = 403, headers = { ["content-type"] = "application/xml" },
+        body = "<Error><Code>AccessDenied</Code><Message>stop here</Message></Error>" }
+    end }
+    return objstore.new{ endpoint = "http://127.0.0.1:9", access_key = "a", secret_key = "b", transport = t,
+      retry = { max_attempts = 1 } }, seen
+  end
+
+  it("copy_large: an UploadPartCopy upload, not one CopyObject", function()
+    local c, seen = recording()
+    local r, err = c:copy_large("dst", "big", { bucket = "src", key = "big" },
+      { multipart_threshold = 5 * 1024 ^ 4 })
+    assert.is_nil(r)
+    assert.equals("AccessDenied", err.code)
+    assert.matches("^HEAD ", seen[1])
+    assert.matches("^POST .*/dst/big%?uploads", seen[2])
+  end)
+
+  it("upload_file: a multipart upload, not one PutObject (reads 6 GiB of a sparse file: #slow)", function()
+    local path = os.tmpname()
+    local f = assert(io.open(path, "wb"))
+    assert(f:seek("set", SIZE - 1))
+    f:write("x")
+    f:close()
+    local c, seen = recording()
+    local r, err = c:upload_file("dst", "big", path, { multipart_threshold = 5 * 1024 ^ 4 })
+    os.remove(path)
+    assert.is_nil(r)
+    assert.equals("AccessDenied", err.code)
+    assert.matches("^POST .*/dst/big%?uploads", seen[1])
+  end)
+end)

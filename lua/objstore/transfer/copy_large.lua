@@ -182,7 +182,8 @@ local function copy_large(c, bucket, key, source, opts)
   local stored = { content_type = opts.content_type or head.content_type,
     metadata = opts.metadata or head.metadata, cache_control = opts.cache_control or head.cache_control,
     content_disposition = opts.content_disposition or head.content_disposition }
-  if size < (opts.multipart_threshold or psize) then
+  -- below the threshold one CopyObject, which no store takes above 5 GiB
+  if size < (opts.multipart_threshold or psize) and size <= defaults.MAX_SINGLE_REQUEST then
     local copts = { copy_source_if_match = head.etag, acl = opts.acl, storage_class = opts.storage_class,
       copy_source_sse_customer_key = opts.copy_source_sse_customer_key }
     if replace then

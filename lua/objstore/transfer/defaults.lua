@@ -27,4 +27,8 @@ return {
   --- sync's and the CLI's files (or deletes) at once; a file in parts
   -- runs at most CONCURRENCY.upload_file/download_file of them.
   SYNC_CONCURRENCY = 16,
+  --- The largest PutObject / CopyObject S3 and OSS take: a larger size goes
+  -- in parts whatever the multipart_threshold (up to 5 TiB) says, rather
+  -- than be refused by the store after its HEAD.
+  MAX_SINGLE_REQUEST = 5 * 1024 * MiB,
 }

@@ -259,7 +259,8 @@ local function upload_file(c, bucket, key, path, opts)
   local progress, moving = progress_mod.new(opts.progress, size, 0)
   local upload_opts = common.upload_opts(opts)
   local alg = flexsum.option(c, "upload_file", 4, opts)
-  if size < threshold then
+  -- below the threshold one PutObject, which no store takes above 5 GiB
+  if size < threshold and size <= defaults.MAX_SINGLE_REQUEST then
     return put_whole(c, bucket, key, path, size, opts, upload_opts, verify, progress, moving, alg)
   end
   -- SSE-KMS and SSE-C ETags are not MD5s: the server's Content-MD5 check
