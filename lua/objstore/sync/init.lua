@@ -230,7 +230,6 @@ local function disk_full(err)
   return m:find("No space left", 1, true) ~= nil or m:find("ENOSPC", 1, true) ~= nil
 end
 
-local same_etag = digest.same_etag
 
 local function walk_error(e)
   return errors.new{ code = "LocalFileError", message = e.message, retryable = false, path = e.path }
@@ -632,73 +631,7 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
     result.errors[#result.errors + 1] = { key = "run", error = stop_err }
   end
 
-  -- Move: the remote sources whose copies were verified (or proven
-  -- identical), deleted in DeleteObjects batches of 1000.
-  -- Each is HEADed again first: a source another writer replaced since it
-  -- was listed (its ETag is no longer the one copied) is kept, the run
-  -- fails (SourceChanged); one already gone counts as removed.
-  if #run.remote_removals > 0 then
-    local i = 0
-    src.client:run{ concurrency = opts.concurrency or 16,
-      next = function()
-        i = i + 1
-        local r = run.remote_removals[i]
-        if not r then return nil end
-        local req = src.client:build_request("head_object", src.bucket, r.s.key)
-        req.context = r
-        return req
-      end,
-      done = function(req, res, err)
-        local r = req.context
-        if res and same_etag(res.etag, r.s.etag) then
-          r.current = true
-        elseif not res and err and err.status == 404 then
-          r.gone = true
-        else
-          r.why = res and ("changed since it was copied (ETag now " .. tostring(res.etag) .. ", was "
-            .. tostring(r.s.etag) .. "): source kept") or ("could not be checked before its removal ("
-            .. tostring(err and (err.code or err.message)) .. "): source kept")
-        end
-        return true
-      end }
-    local keys, by_key = {}, {}
-    for _, r in ipairs(run.remote_removals) do
-      if r.current then
-        keys[#keys + 1] = r.s.key
-        by_key[r.s.key] = r.a
-      elseif r.gone then
-        run:removed(r.a)
-      else
-        r.a.kept = true
-        local err = errors.new{ code = "SourceChanged", message = r.s.key .. ": " .. tostring(r.why),
-          retryable = false }
-        r.a.remove_error = err
-        run:error(r.a.key, err)
-        run:notice(r.s.key .. ": " .. tostring(r.why))
-      end
-    end
-    local out = { errors = {} }
-    if #keys > 0 then
-      local derr
-      out, derr = src.client:delete_objects(src.bucket, keys, { quiet = true })
-      out = out or derr.result -- every key is in deleted or errors either way
-    end
-    local bad = {}
-    for _, e in ipairs(out.errors) do
-      bad[e.key] = true
-      local a = by_key[e.key]
-      if a then
-        local err = e.error or errors.new{ code = e.code, message = e.message, key = e.key }
-        a.remove_error = err
-        run:error(a.key, err)
-      end
-    end
-    for _, k in ipairs(keys) do
-      if not bad[k] then
-        run:removed(by_key[k])
-      end
-    end
-  end
+  run:remove_remote_sources()
 
   -- Deletes: only after every transfer succeeded and both listings completed.
   local del_err = delete_mod.run(c, { src = src, dst = dst, kind = kind, opts = opts, deletes = deletes,
