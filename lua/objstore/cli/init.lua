@@ -1138,7 +1138,10 @@ function _M.main(argv, out, err)
     err:write("Try 'objstore ", (cmd and help[cmd]) and (cmd .. " ") or "", "--help'.\n")
     return EXIT_USAGE
   end
-  if tostring(res):find("interrupted", 1, true) then return interrupted() end
+  -- An interrupt is known by the signal recorded (sticky), never by the
+  -- text of the error it raised: an error message that merely holds the
+  -- word (a key, a server's answer) is an ordinary failure.
+  if signal.pending() then return interrupted() end
   err:write("objstore: ", safe(res), "\n")
   return EXIT_FAILED
 end

@@ -96,6 +96,11 @@ function _M.etag_multipart(etag)
   return hex, tonumber(n)
 end
 
+--- Two ETags equal once unquoted (a CopyObject answer may drop the quotes a listing has).
+function _M.same_etag(a, b)
+  return type(a) == "string" and type(b) == "string" and a:gsub('"', ""):lower() == b:gsub('"', ""):lower()
+end
+
 --- Whether an ETag is a plain MD5 (single-part upload), and its hex.
 function _M.etag_md5(etag)
   if type(etag) ~= "string" then return nil end

@@ -16,14 +16,15 @@ local walk = require "objstore.sync.walk"
 local remote = require "objstore.sync.remote"
 local state_mod = require "objstore.sync.state"
 local compare = require "objstore.sync.compare"
-local execute = require "objstore.sync.execute"
+local join = require "objstore.sync.join"
+local direction = require "objstore.sync.direction"
+local run_mod = require "objstore.sync.run"
 local delete_mod = require "objstore.sync.delete"
 local digest = require "objstore.sync.digest"
 local defaults = require "objstore.transfer.defaults"
 local errors = require "objstore.errors"
 local request = require "objstore.engine.request"
 local core = require "objstore.core"
-local lfs = require "lfs"
 
 local type, pairs, ipairs, tostring, pcall, error = type, pairs, ipairs, tostring, pcall, error
 local floor, huge = math.floor, math.huge
@@ -230,10 +231,6 @@ local function disk_full(err)
   return m:find("No space left", 1, true) ~= nil or m:find("ENOSPC", 1, true) ~= nil
 end
 
---- Two ETags equal once unquoted (a CopyObject answer may drop the quotes a listing has).
-local function same_etag(a, b)
-  return type(a) == "string" and type(b) == "string" and a:gsub('"', ""):lower() == b:gsub('"', ""):lower()
-end
 
 local function walk_error(e)
   return errors.new{ code = "LocalFileError", message = e.message, retryable = false, path = e.path }
@@ -282,26 +279,9 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
         .. ": nothing done (give a backup outside it)" }
     end
   end
-  local dry = opts.dry_run
-  local move = opts.move and true or false
-  local keep_actions = opts.actions ~= false
-  local result = { transferred = 0, deleted = 0, skipped = 0, failed = 0, bytes = 0, actions = {}, notices = {},
-    errors = {}, kind = kind, dry_run = dry or nil, unverified = 0, kept = 0, removed = 0, move = move or nil }
-  local function notice(msg)
-    result.notices[#result.notices + 1] = msg
-    if opts.on_notice then opts.on_notice(msg) end
-  end
-  local function record(a)
-    if keep_actions then result.actions[#result.actions + 1] = a end
-    if opts.on_action then opts.on_action(a) end
-  end
-  local function failed(a, err)
-    a.error = err
-    result.failed = result.failed + 1
-    result.errors[#result.errors + 1] = { key = a.key, error = err }
-    a.action = a.action .. "_failed"
-    record(a)
-  end
+  local dir = direction[kind]
+  local run = run_mod.new{ src = src, dst = dst, kind = kind, opts = opts, dir = dir }
+  local dry, move, result = run.dry, run.move, run.result
 
   -- The sync state lives beside the local side.
   local local_side = src.kind == "local" and src or (dst.kind == "local" and dst or nil)
@@ -316,7 +296,8 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
     -- The state of an older version, kept in the local root: read, never written.
     old_state = state_mod.load(state_mod.legacy_path(local_side.root, rid), rid)
   end
-  local new_state = {}
+  local new_state = run.new_state
+  run.state_path = state_path
   -- A state file inside the local tree (a `state` path or $XDG_STATE_HOME
   -- there) is not a file of the sync: never uploaded, never deleted.
   -- The same for the whole state directory (every pair's state, their
@@ -332,17 +313,18 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
     skip_path = { file = inside(state_path), dir = inside(state_mod.state_dir()) }
   end
 
+  local function notify(msg) run:notice(msg) end
   local keep = filter_mod.from_opts(opts)
   local stats = { src = {}, dst = {} }
   local src_iter, dst_iter, src_missing, local_list
   if dst.kind == "local" then
-    dst_iter, src_missing, local_list = open_side(dst, opts, notice, stats.dst, nil, false, skip_path)
+    dst_iter, src_missing, local_list = open_side(dst, opts, notify, stats.dst, nil, false, skip_path)
     if not dst_iter then return nil, src_missing end
-    src_iter, src_missing = open_side(src, opts, notice, stats.src, local_list)
+    src_iter, src_missing = open_side(src, opts, notify, stats.src, local_list)
   else
-    src_iter, src_missing, local_list = open_side(src, opts, notice, stats.src, nil, true, skip_path)
+    src_iter, src_missing, local_list = open_side(src, opts, notify, stats.src, nil, true, skip_path)
     if not src_iter then return nil, src_missing end
-    dst_iter = open_side(dst, opts, notice, stats.dst, kind == "up" and local_list or nil)
+    dst_iter = open_side(dst, opts, notify, stats.dst, kind == "up" and local_list or nil)
   end
   local listing_failed = false
   local src_count = 0
@@ -354,9 +336,8 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
   for which, st in pairs(stats) do
     for _, e in ipairs(st.walk_errors or {}) do
       walk_failed = true
-      result.failed = result.failed + 1
-      result.errors[#result.errors + 1] = { key = e.rel ~= "" and e.rel or e.path, error = walk_error(e) }
-      notice((which == "src" and "source" or "destination") .. " walk incomplete: " .. e.message)
+      run:error(e.rel ~= "" and e.rel or e.path, walk_error(e))
+      run:notice((which == "src" and "source" or "destination") .. " walk incomplete: " .. e.message)
       if which == "dst" then dst_unread[#dst_unread + 1] = e.rel end
     end
   end
@@ -368,128 +349,44 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
   local function pull(iter, which)
     local e, err = iter()
     while e and e.key and walk.own_file(e.rel) do
-      notice(e.key .. ": an objstore temporary name: left out")
+      run:notice(e.key .. ": an objstore temporary name: left out")
       e, err = iter()
     end
     if e == false then
       listing_failed = true
-      result.failed = result.failed + 1
-      result.errors[#result.errors + 1] = { key = which .. " listing", error = err }
-      notice("listing of the " .. which .. " failed: " .. tostring(err and err.message))
+      run:error(which .. " listing", err)
+      run:notice("listing of the " .. which .. " failed: " .. tostring(err and err.message))
       return nil
     end
     return e
   end
 
   local case_fold = opts.case_insensitive
-  if case_fold == nil and kind == "down" then case_fold = delete_mod.case_insensitive_dir(dst.root, dry) end
-  local folded = case_fold and {} or nil
-  local ancestors = {} -- remote keys that are files locally: their "k/..." cannot be written
+  if case_fold == nil and dst.kind == "local" then case_fold = delete_mod.case_insensitive_dir(dst.root, dry) end
+  run.folded = case_fold and {} or nil
 
   local threshold = opts.multipart_threshold or defaults.SYNC_THRESHOLD
   -- The threshold of the large files' transfers: the run's, so a part_size
   -- above it cannot turn a file it sent to run_large back into one request;
   -- at least 1, since an empty object has no range to send or copy in parts.
   local large_threshold = math.max(threshold, 1)
+  run.large_threshold = large_threshold
   local dst_client = dst.kind == "remote" and dst.client or src.client
-  local same_client = kind == "copy" and src.client == dst.client
+  run.dst_client = dst_client
+  run.same_client = kind == "copy" and src.client == dst.client
+  -- A copy between two endpoints: no HEAD of the other endpoint can join
+  -- this endpoint's run loop, and every file is streamed across on its own.
+  local across = kind == "copy" and not run.same_client
   -- Every request of the run loop is for this client's endpoint.
   local run_client = kind == "down" and src.client or dst.client
   local queue, qhead, qtail = {}, 1, 0 -- actions ready to become requests (consumed from qhead)
   local large = {}
-  local temps = {} -- temporary download files not yet renamed or removed
+  local temps = run.temps
   local deletes = {}
-
-  local function dst_key(rel) return dst.prefix .. rel end
-  local function local_path(root, rel) return root .. "/" .. rel end
-
-  --- Remote keys that cannot be files below the local root.
-  local function refused(s)
-    local why = names.hostile(s.rel)
-    if not why then
-      -- Files met earlier whose "name/" range this key is past are popped.
-      while #ancestors > 0 and s.rel > ancestors[#ancestors] .. "/\255" do ancestors[#ancestors] = nil end
-      for i = #ancestors, 1, -1 do
-        local a = ancestors[i]
-        if s.rel:sub(1, #a + 1) == a .. "/" then
-          why = "'" .. a .. "' is a file there"
-          break
-        end
-      end
-    end
-    if not why and folded then
-      local f = s.rel:lower()
-      if folded[f] and folded[f] ~= s.rel then
-        why = "same name as '" .. folded[f] .. "' on a case-insensitive target"
-      end
-      folded[f] = folded[f] or s.rel
-    end
-    return why
-  end
-
-  local function state_record(rel, remote_e, local_size, local_mtime)
-    if state_path then
-      new_state[rel] = { etag = remote_e.etag, size = remote_e.size, local_size = local_size,
-        local_mtime = local_mtime }
-    end
-  end
-
-  local function keep_state(s, d)
-    if not state_path then return end
-    if kind == "up" then state_record(s.rel, d, s.size, s.mtime) elseif kind == "down" then
-      state_record(s.rel, s, d.size, d.mtime)
-    end
-  end
-
-  --- Move: a source whose copy is in place is removed (local files now,
-  -- remote objects in batches of 1000 at the end).
-  local remote_removals = {}
-  local function remove_source(s, a)
-    if dry then return end
-    if kind == "up" then
-      local path, err = delete_mod.inside(src.root, s.path:sub(#src.root + 2), opts.follow_symlinks)
-      local ok
-      if path then
-        -- The file the walk saw (inode, size, times), or it was written to
-        -- since: what was copied is then not the file, which stays.
-        local now = (opts.follow_symlinks and lfs.attributes or lfs.symlinkattributes)(path)
-        if now and not (now.mode == "file" and now.size == s.size and now.modification == s.mtime
-            and (s.ctime == nil or now.change == s.ctime) and (s.ino == nil or now.ino == s.ino)) then
-          path, err = nil, errors.new{ code = "SourceChanged", retryable = false, message = s.path
-            .. " changed while it was being moved: kept" }
-        end
-      end
-      if path then ok, err = execute.remove_local(path) end
-      if ok then
-        a.removed = true
-        result.removed = result.removed + 1
-      else
-        result.failed = result.failed + 1
-        a.remove_error = err
-        result.errors[#result.errors + 1] = { key = a.key, error = err }
-        notice(s.path .. ": source not removed: " .. tostring(err and err.message or err))
-      end
-    else
-      remote_removals[#remote_removals + 1] = { s = s, a = a }
-    end
-  end
-
-  --- Move: a source that stays (not proven identical, or not verified).
-  local function keep_source(a, why, as_failure)
-    a.kept = true
-    if as_failure then
-      result.failed = result.failed + 1
-      result.errors[#result.errors + 1] = { key = a.key, error = errors.new{ code = "MoveNotVerified",
-        message = a.key .. ": " .. why, retryable = false } }
-    else
-      result.kept = result.kept + 1
-    end
-    notice(a.key .. ": " .. why)
-  end
 
   --- One name with its verdict: counted, queued, deferred or recorded.
   local function plan(s, d, verdict, reason, code)
-    if verdict == "head" and kind == "copy" and not same_client then
+    if verdict == "head" and across then
       -- A HEAD on the other endpoint cannot join this endpoint's run loop.
       verdict, reason, code = "transfer", reason .. " (not HEADed across endpoints)", "differ"
     end
@@ -498,11 +395,15 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
       a.action = "skip"
       result.skipped = result.skipped + 1
       if code == "unverified" then result.unverified = result.unverified + 1 end
-      if code ~= "unverified" then keep_state(s, d) end
+      if code ~= "unverified" then dir.keep_state(run, s, d) end
       if move then
-        if code == "same" then remove_source(s, a) else keep_source(a, "skipped (" .. reason .. "): source kept") end
+        if code == "same" then
+          run:remove_source(s, a)
+        else
+          run:keep_source(a, "skipped (" .. reason .. "): source kept")
+        end
       end
-      record(a)
+      run:record(a)
       return
     end
     if verdict == "head" then
@@ -510,13 +411,13 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
       queue[qtail] = { head = true, s = s, d = d, reason = reason }
       return
     end
-    a.action = kind == "up" and "upload" or (kind == "down" and "download" or "copy")
+    a.action = dir.action
     if opts.on_plan then opts.on_plan(a) end
     if dry then
-      record(a)
+      run:record(a)
       return
     end
-    if s.size >= threshold or (kind == "copy" and not same_client) then
+    if s.size >= threshold or across then
       large[#large + 1] = { s = s, d = d, a = a }
     else
       qtail = qtail + 1
@@ -524,7 +425,7 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
     end
   end
 
-  local provider = (kind == "down" and src.client or dst_client).provider
+  local provider = run_client.provider
   local function decide(s, d)
     local verdict, reason, code = compare.decide(kind, s, d, old_state[s.rel], opts, provider)
     plan(s, d, verdict, reason, code)
@@ -534,40 +435,30 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
   -- requests of a batch share it as many ways as can run at once, a large
   -- file's parts have it to themselves (large files go one at a time).
   local bwlimit = opts.bwlimit and opts.bwlimit >= 1 and math.floor(opts.bwlimit) or nil
+  run.bwlimit = bwlimit
   local small_rate
 
   --- The request record of a queued item.
   local function request_of(item)
-    local s, d = item.s, item.d
+    local s = item.s
     if item.head then
       -- Undecidable from the listing and the state: HEAD the remote side(s).
-      local side_e, sd, which = s, src, "s"
-      if kind == "up" or (kind == "copy" and s.head) then side_e, sd, which = d, dst, "d" end
+      local side_e, sd, which = dir.head_side(run, item)
       item.which = which
-      -- An upload's SSE-C key opens the destination's objects for a HEAD too.
-      local req = sd.client:build_request("head_object", sd.bucket, side_e.key,
-        which == "d" and kind == "up" and opts.sse_customer_key and { sse_customer_key = opts.sse_customer_key } or nil)
+      local req = sd.client:build_request("head_object", sd.bucket, side_e.key, dir.head_opts(run, which))
       req.context = item
       return req
     end
-    local req
-    if kind == "up" then
-      req = execute.put_request(dst_client, dst.bucket, dst_key(s.rel), s, opts)
-    elseif kind == "down" then
-      req = execute.get_request(src.client, src.bucket, s, local_path(dst.root, s.rel), dst.root)
-      if req.context and req.context.tmp then temps[req.context.tmp] = true end
-    else
-      req = execute.copy_request(dst_client, src.bucket, s, dst.bucket, dst_key(s.rel), opts)
-    end
+    local req = dir.request(run, s)
     req.context = req.context or {}
     req.context.item = item
     -- bwlimit: each of the `concurrency` requests at once gets its share,
     -- paced by the transport byte by byte (copies move no bytes here).
-    if kind ~= "copy" then req.max_speed = small_rate end
+    if dir.moves_bytes then req.max_speed = small_rate end
     -- The bytes of the file in flight, as the transport moves them (each
     -- attempt from 0: a retry never counts them twice).
-    if kind ~= "copy" and type(opts.progress) == "function" then
-      local rel, size, up = s.rel, s.size, kind == "up"
+    if dir.moves_bytes and type(opts.progress) == "function" then
+      local rel, size, up = s.rel, s.size, dir.sends
       req.on_progress = function(sent, received) opts.progress(rel, up and sent or received, size) end
     end
     item.started = monotonic()
@@ -579,28 +470,11 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
     result.transferred = result.transferred + 1
     result.bytes = result.bytes + s.size
     a.verified = verified and true or false
-    if kind == "up" then
-      state_record(s.rel, { etag = info.etag, size = s.size }, s.size, s.mtime)
-    elseif kind == "down" then
-      state_record(s.rel, { etag = info.etag or s.etag, size = s.size }, s.size, info.mtime)
-    end
+    dir.transferred_state(run, s, info)
     if move then
-      if verified then remove_source(s, a) else keep_source(a, "not verified: source kept", true) end
+      if verified then run:remove_source(s, a) else run:keep_source(a, "not verified: source kept", true) end
     end
-    record(a)
-  end
-
-  --- Whether a finished download's bytes were checked: MD5 against a
-  -- plain ETag (finish_get), or, with move, the stored CRC-64/NVME
-  -- against the file now in place.
-  local function download_verified(res, path, md5_checked)
-    if md5_checked then return true end
-    local crc = res and res.metadata and res.metadata[digest.CRC_META]
-    if move and crc then
-      local d = digest.file(path)
-      return d and d.crc64nvme == crc or false
-    end
-    return false
+    run:record(a)
   end
 
   local stop_err
@@ -610,32 +484,24 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
     if item.head then
       item.head = nil
       if not res then
-        failed({ key = item.s.rel, action = "head", reason = item.reason, size = item.s.size }, err)
+        run:failed({ key = item.s.rel, action = "head", reason = item.reason, size = item.s.size }, err)
         return true
       end
       local e = item.which == "s" and item.s or item.d
       compare.absorb_head(e, res, digest.CRC_META)
-      if kind == "copy" and not (item.s.head and item.d.head) then
+      if dir.heads_both and not (item.s.head and item.d.head) then
+        -- Both sides remote: the verdict needs both HEADs, the other is queued.
         qtail = qtail + 1
-      queue[qtail] = { head = true, s = item.s, d = item.d, reason = item.reason }
+        queue[qtail] = { head = true, s = item.s, d = item.d, reason = item.reason }
       else
         decide(item.s, item.d)
       end
       return true
     end
-    local verified = false
-    if kind == "down" then
-      if ctx.tmp then temps[ctx.tmp] = nil end
-      local md5_checked = res and digest.etag_md5(item.s.etag) and res.hashes and res.hashes.md5 and true
-      res, err = execute.finish_get(req, res, err, item.s)
-      verified = res and download_verified(res, ctx.path, md5_checked)
-    elseif kind == "up" then
-      verified = res ~= nil -- a single PUT with Content-MD5: the server checked the bytes
-    elseif res then
-      verified = same_etag(res.etag, item.s.etag)
-    end
+    local verified
+    res, err, verified = dir.finish(run, req, res, err, item)
     if not res then
-      failed(item.a, err)
+      run:failed(item.a, err)
       if disk_full(err) then
         stop_err = err
         return false, err
@@ -672,45 +538,10 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
     for _, l in ipairs(large) do
       if stop_err then break end
       local s, a = l.s, l.a
-      local res, err, verified
       local on_bytes = type(opts.progress) == "function" and function(n, total) opts.progress(s.rel, n, total) end
-      if kind == "up" then
-        local o = execute.object_opts(opts, s, nil)
-        o.part_size, o.multipart_threshold = opts.part_size, large_threshold
-        o.concurrency = math.min(opts.concurrency or defaults.CONCURRENCY.upload_file, defaults.CONCURRENCY.upload_file)
-        o.bwlimit = bwlimit
-        o.progress = on_bytes
-        res, err = dst_client:upload_file(dst.bucket, dst_key(s.rel), s.path, o)
-        verified = res and res.verified
-      elseif kind == "down" then
-        local path = local_path(dst.root, s.rel)
-        local ok, perr = execute.parent_dirs(path, dst.root)
-        if ok then
-          res, err = src.client:download_file(src.bucket, s.key, path, { part_size = opts.part_size,
-            multipart_threshold = large_threshold, bwlimit = bwlimit, progress = on_bytes })
-          if res then
-            local head = src.client:head_object(src.bucket, s.key)
-            local mtime = head and names.parse_mtime(head.metadata.mtime) or s.mtime
-            execute.set_mtime(path, mtime)
-            res.mtime = mtime
-            verified = res.verified or (move and head and download_verified(head, path, false))
-          end
-        else
-          err = errors.new{ code = "LocalFileError", message = tostring(perr), retryable = false }
-        end
-      elseif same_client then
-        res, err = dst_client:copy_large(dst.bucket, dst_key(s.rel), { bucket = src.bucket, key = s.key },
-          { part_size = opts.part_size, multipart_threshold = large_threshold,
-          progress = on_bytes })
-        -- One part: a CopyObject, its ETag must be the source's; more: the
-        -- assembled ETag was checked against the parts' by copy_large.
-        verified = res and ((res.parts or 1) > 1 or same_etag(res.etag, s.etag))
-      else
-        res, err = execute.copy_across(src, dst, s, dst_key(s.rel))
-        verified = res and same_etag(res.etag, s.etag)
-      end
+      local res, err, verified = dir.large(run, s, on_bytes)
       if res then transferred(l, res, verified) else
-        failed(a, err)
+        run:failed(a, err)
         if disk_full(err) then stop_err = err end
       end
     end
@@ -724,7 +555,7 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
     local bad = name_problem(s)
     if bad then
       -- No request can name it (S3 keys are UTF-8): this name fails, the run goes on.
-      failed({ key = s.rel, action = "refuse", reason = "name " .. bad, size = s.size },
+      run:failed({ key = s.rel, action = "refuse", reason = "name " .. bad, size = s.size },
         errors.new{ code = "InvalidName", message = "'" .. (s.path or s.key) .. "' " .. bad .. ": not synced",
           retryable = false })
       return false
@@ -732,66 +563,66 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
     for _, u in ipairs(dst_unread) do
       if u == "" or s.rel:sub(1, #u + 1) == u .. "/" then
         result.skipped = result.skipped + 1
-        record{ key = s.rel, action = "skip", reason = "destination directory could not be read", size = s.size,
+        run:record{ key = s.rel, action = "skip", reason = "destination directory could not be read", size = s.size,
           verdict = "unverified" }
         return false
       end
     end
-    local why = kind == "down" and refused(s)
+    local why = dir.refused(run, s)
     if why then
-      failed({ key = s.rel, action = "refuse", reason = why, size = s.size },
+      run:failed({ key = s.rel, action = "refuse", reason = why, size = s.size },
         errors.new{ code = "UnsafeKey", message = "key '" .. s.key .. "' refused: " .. why, retryable = false })
       return false
     end
     if names.ARCHIVED[s.storage_class or ""] then
       result.skipped = result.skipped + 1
-      notice(s.key .. ": storage class " .. s.storage_class .. " needs a restore: skipped")
+      run:notice(s.key .. ": storage class " .. s.storage_class .. " needs a restore: skipped")
       local a = { key = s.rel, action = "skip", reason = "archived (" .. s.storage_class .. ")", size = s.size,
         verdict = "unverified" }
-      if move then keep_source(a, "archived: source kept") end
-      record(a)
+      if move then run:keep_source(a, "archived: source kept") end
+      run:record(a)
       return false
     end
-    if kind == "down" then ancestors[#ancestors + 1] = s.rel end
+    dir.placed(run, s)
     decide(s, d)
     return true
   end
 
-  --- The join of the two sorted streams, BATCH names at a time between runs.
+  --- Only on the destination: a delete candidate.
+  local function candidate(d)
+    if not (opts.delete and (keep(d.rel) or opts.delete_excluded)) then return end
+    local bad = name_problem(d)
+    if bad then
+      run:failed({ key = d.rel, action = "delete", reason = "name " .. bad, size = d.size },
+        errors.new{ code = "InvalidName", message = "'" .. (d.path or d.key) .. "' " .. bad
+          .. ": not deleted", retryable = false })
+    else
+      deletes[#deletes + 1] = d
+    end
+  end
+
+  --- The join of the two sorted streams, BATCH names at a time between
+  -- runs. A failed listing reads as the end of its stream: the join stops
+  -- at once (listing_failed), whatever the other side still holds.
   local BATCH = 2000
-  local s_e, d_e = pull(src_iter, "source"), pull(dst_iter, "destination")
+  local jn = join.new(function() return pull(src_iter, "source") end,
+    function() return pull(dst_iter, "destination") end)
   local ok, perr = pcall(function()
-    while (s_e or d_e) and not stop_err and not listing_failed do
+    while jn:more() and not stop_err and not listing_failed do
       local n = 0
-      while (s_e or d_e) and n < BATCH and not listing_failed do
-        if s_e and (not d_e or s_e.rel < d_e.rel) then
-          -- Only on the source.
+      while jn:more() and n < BATCH and not listing_failed do
+        local s_e, d_e = jn:next()
+        if not d_e then
           if keep(s_e.rel) and consider(s_e, nil) then n = n + 1 end
-          s_e = pull(src_iter, "source")
-        elseif d_e and (not s_e or d_e.rel < s_e.rel) then
-          -- Only on the destination: a delete candidate.
-          local kept = keep(d_e.rel)
-          if opts.delete and (kept or opts.delete_excluded) then
-            local bad = name_problem(d_e)
-            if bad then
-              failed({ key = d_e.rel, action = "delete", reason = "name " .. bad, size = d_e.size },
-                errors.new{ code = "InvalidName", message = "'" .. (d_e.path or d_e.key) .. "' " .. bad
-                  .. ": not deleted", retryable = false })
-            else
-              deletes[#deletes + 1] = d_e
-            end
-          end
-          d_e = pull(dst_iter, "destination")
-        else
-          if keep(s_e.rel) then
-            if consider(s_e, d_e) then n = n + 1 end
-          elseif opts.delete and opts.delete_excluded then
-            deletes[#deletes + 1] = d_e
-          end
-          s_e, d_e = pull(src_iter, "source"), pull(dst_iter, "destination")
+        elseif not s_e then
+          candidate(d_e)
+        elseif keep(s_e.rel) then
+          if consider(s_e, d_e) then n = n + 1 end
+        elseif opts.delete and opts.delete_excluded then
+          deletes[#deletes + 1] = d_e
         end
       end
-      if not (s_e or d_e) and not listing_failed and opts.on_plan then opts.on_plan(nil) end
+      if not jn:more() and not listing_failed and opts.on_plan then opts.on_plan(nil) end
       drain()
       run_large()
     end
@@ -806,88 +637,18 @@ local function run_sync(fname, c, src_arg, dst_arg, opts)
     result.errors[#result.errors + 1] = { key = "run", error = stop_err }
   end
 
-  -- Move: the remote sources whose copies were verified (or proven
-  -- identical), deleted in DeleteObjects batches of 1000.
-  -- Each is HEADed again first: a source another writer replaced since it
-  -- was listed (its ETag is no longer the one copied) is kept, the run
-  -- fails (SourceChanged); one already gone counts as removed.
-  if #remote_removals > 0 then
-    local i = 0
-    src.client:run{ concurrency = opts.concurrency or defaults.SYNC_CONCURRENCY,
-      next = function()
-        i = i + 1
-        local r = remote_removals[i]
-        if not r then return nil end
-        local req = src.client:build_request("head_object", src.bucket, r.s.key)
-        req.context = r
-        return req
-      end,
-      done = function(req, res, err)
-        local r = req.context
-        if res and same_etag(res.etag, r.s.etag) then
-          r.current = true
-        elseif not res and err and err.status == 404 then
-          r.gone = true
-        else
-          r.why = res and ("changed since it was copied (ETag now " .. tostring(res.etag) .. ", was "
-            .. tostring(r.s.etag) .. "): source kept") or ("could not be checked before its removal ("
-            .. tostring(err and (err.code or err.message)) .. "): source kept")
-        end
-        return true
-      end }
-    local keys, by_key = {}, {}
-    for _, r in ipairs(remote_removals) do
-      if r.current then
-        keys[#keys + 1] = r.s.key
-        by_key[r.s.key] = r.a
-      elseif r.gone then
-        r.a.removed = true
-        result.removed = result.removed + 1
-      else
-        r.a.kept = true
-        local err = errors.new{ code = "SourceChanged", message = r.s.key .. ": " .. tostring(r.why),
-          retryable = false }
-        r.a.remove_error = err
-        result.failed = result.failed + 1
-        result.errors[#result.errors + 1] = { key = r.a.key, error = err }
-        notice(r.s.key .. ": " .. tostring(r.why))
-      end
-    end
-    local out = { errors = {} }
-    if #keys > 0 then
-      local derr
-      out, derr = src.client:delete_objects(src.bucket, keys, { quiet = true })
-      out = out or derr.result -- every key is in deleted or errors either way
-    end
-    local bad = {}
-    for _, e in ipairs(out.errors) do
-      -- once per key: a server that reports a key twice fails it once
-      local a = not bad[e.key] and by_key[e.key]
-      bad[e.key] = true
-      if a then
-        local err = e.error or errors.new{ code = e.code, message = e.message, key = e.key }
-        a.remove_error = err
-        result.failed = result.failed + 1
-        result.errors[#result.errors + 1] = { key = a.key, error = err }
-      end
-    end
-    for _, k in ipairs(keys) do
-      if not bad[k] then
-        by_key[k].removed = true
-        result.removed = result.removed + 1
-      end
-    end
-  end
+  run:remove_remote_sources()
 
   -- Deletes: only after every transfer succeeded and both listings completed.
   local del_err = delete_mod.run(c, { src = src, dst = dst, kind = kind, opts = opts, deletes = deletes,
-    result = result, record = record, notice = notice, listing_failed = listing_failed or walk_failed,
+    result = result, record = function(a) run:record(a) end, notice = notify,
+    listing_failed = listing_failed or walk_failed,
     src_missing = src_missing, src_count = src_count, dry = dry, listing_incomplete = walk_failed })
 
   if state_path and not dry and not state_mod.same(new_state, old_state) then
     -- Names not seen this run drop out; a failed run keeps what it learnt.
     local sok, serr = state_mod.save(state_path, rid, new_state)
-    if not sok then notice("sync state not saved: " .. tostring(serr)) end
+    if not sok then run:notice("sync state not saved: " .. tostring(serr)) end
   end
   result.state_path = state_path
   result.listing_pages = (stats.src.pages or 0) + (stats.dst.pages or 0)
