@@ -58,12 +58,15 @@ end
 
 --- core.hash.file(alg, path, offset, length) -> raw digest | nil, err,
 -- on a hashing thread waited for by yielding where nginx can yield (the
--- synchronous call elsewhere, and if no thread can be started).
-function _M.file(alg, path, offset, length)
+-- synchronous call elsewhere, and if no thread can be started). `polls`,
+-- when given (specs): polls.thread = true when a thread hashed, and the
+-- polls counted as by wait.
+function _M.file(alg, path, offset, length, polls)
   if yielding_ngx() then
     local job = file_async(alg, path, offset or 0, length)
     if job then
-      local digest, err = _M.wait(job)
+      if polls then polls.thread = true end
+      local digest, err = _M.wait(job, polls)
       return digest, err
     end
   end
