@@ -867,16 +867,23 @@ local function parts_of(doc)
   return parts
 end
 
+-- A small XML request body (Complete, Delete): read up to `max` bytes,
+-- its digest checked (required or not), parsed with `root` as its root;
+-- the document or nil, err.
+local function request_doc(ctx, auth, headers, max, root, digest_required)
+  local text, berr = small_body(ctx, auth, headers, max)
+  if not text then return nil, berr end
+  local derr = check_digest(headers, text, digest_required)
+  if derr then return nil, derr end
+  return parse_request_xml(text, root, max)
+end
+
 -- CompleteMultipartUpload: the client's part list checked and sent again.
 local function complete_upload(ctx, auth, headers, args)
   local id, ierr = upload_id_of(args)
   if not id then return fail(ctx, ierr) end
-  local text, berr = small_body(ctx, auth, headers, MAX_COMPLETE_BODY)
-  if not text then return fail(ctx, berr) end
-  local derr = check_digest(headers, text, false)
-  if derr then return fail(ctx, derr) end
-  local doc, xerr = parse_request_xml(text, "CompleteMultipartUpload", MAX_COMPLETE_BODY)
-  if not doc then return fail(ctx, xerr) end
+  local doc, derr = request_doc(ctx, auth, headers, MAX_COMPLETE_BODY, "CompleteMultipartUpload", false)
+  if not doc then return fail(ctx, derr) end
   local parts, perr = parts_of(doc)
   if not parts then return fail(ctx, perr) end
   -- radosgw 16 answers the completion of an upload that is not this key's
@@ -1142,12 +1149,8 @@ end
 -- keys mapped into the prefix, the results un-prefixed; Quiet lists only
 -- the failures.
 local function delete_objects(ctx, auth, headers)
-  local text, berr = small_body(ctx, auth, headers, MAX_DELETE_BODY)
-  if not text then return fail(ctx, berr) end
-  local derr = check_digest(headers, text, true)
-  if derr then return fail(ctx, derr) end
-  local doc, xerr = parse_request_xml(text, "Delete", MAX_DELETE_BODY)
-  if not doc then return fail(ctx, xerr) end
+  local doc, derr = request_doc(ctx, auth, headers, MAX_DELETE_BODY, "Delete", true)
+  if not doc then return fail(ctx, derr) end
   local skeys, names, refused, quiet = delete_keys(ctx, doc)
   if not skeys then return fail(ctx, names) end
   local out = { '<?xml version="1.0" encoding="UTF-8"?>\n<DeleteResult ', XMLNS, '>' }
