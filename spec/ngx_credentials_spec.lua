@@ -70,6 +70,16 @@ describe("credentials.assume_role in OpenResty #server #nginx", function()
       ["credentials.assume_role{}"] = "ok" }, out)
   end)
 
+  it("lets requests of one worker wait for the fetch under way on the default transport's semaphore", function()
+    -- objstore.transport.auto (what objstore.new picks in nginx) must hand
+    -- the cache a semaphore: without one the five requests that asked
+    -- during the fetch failed with CredentialsError (the 503s of the
+    -- OpenResty example under concurrent load).
+    local out = get_json("/credentials/concurrent?bucket=" .. bucket)
+    assert.same({ "ok", "ok", "ok", "ok", "ok", "ok" }, out.results)
+    assert.are.equal(1, out.fetches)
+  end)
+
   it("gives error values in init_worker and log, never a raise", function()
     assert.are.equal("ok\n", (select(2, servers.sh("curl -s --max-time 10 http://127.0.0.1:" .. port
       .. "/credentials/log"))))

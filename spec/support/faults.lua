@@ -55,7 +55,8 @@ end
 -- n of that kind since the last reset_stats; match: a Lua pattern the
 -- request URI, path and query as sent, must contain); methods = {...} (the
 -- default for every kind); match (for every kind); stall_seconds (default
--- 3); seed. Returns the configuration as the proxy understood it, or nil, err.
+-- 3); cut_from (the earliest reset_mid/truncate cut, a fraction of the
+-- body, default 0); seed. Returns the configuration as the proxy understood it, or nil, err.
 function Proxy:set(cfg)
   local function list(t) -- an array (an empty one goes out as {}, which the proxy reads the same)
     local l = {}

@@ -131,6 +131,7 @@ http {
     # spec/ngx_credentials_spec.lua: an assume_role provider on cosockets
     location = /credentials { content_by_lua_block { require("ngx_credentials_runner").run() } }
     location = /credentials/shapes { content_by_lua_block { require("ngx_credentials_runner").shapes() } }
+    location = /credentials/concurrent { content_by_lua_block { require("ngx_credentials_runner").concurrent() } }
     location = /credentials/phases { content_by_lua_block { require("ngx_credentials_runner").phases() } }
     location = /credentials/log {
       content_by_lua_block { require("ngx_credentials_runner").log_content() }

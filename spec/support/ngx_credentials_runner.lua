@@ -159,4 +159,36 @@ function _M.shapes()
   ngx.say(cjson.encode(out))
 end
 
+-- GET /credentials/concurrent?bucket=B: a client on the default
+-- transport (objstore.transport.auto), its credentials behind cached()
+-- with a provider that takes 0.3 s, and six light threads of one request
+-- putting at once: the five that ask while the first fetch is under way
+-- wait for it on the transport's semaphore (none may fail, none may fetch
+-- again). Answers { fetches, results = { "ok" | error, ... } }.
+function _M.concurrent()
+  local objstore = require "objstore"
+  local cached = require("objstore.openresty.credentials").cached
+  local ak, sk = getenv("OBJSTORE_TEST_ACCESS_KEY"), getenv("OBJSTORE_TEST_SECRET_KEY")
+  local fetches = 0
+  local c = objstore.new{ endpoint = getenv("OBJSTORE_TEST_ENDPOINT"), region = getenv("OBJSTORE_TEST_REGION"),
+    addressing = "path", credentials = cached(function()
+      fetches = fetches + 1
+      ngx.sleep(0.3)
+      return { access_key = ak, secret_key = sk, expiration = ngx.time() + 3600 }
+    end, { key = "concurrent" }) }
+  local threads, results = {}, {}
+  for i = 1, 6 do
+    threads[i] = ngx.thread.spawn(function()
+      local ok, err = c:put_object(ngx.var.arg_bucket, "ngx/concurrent/" .. i, "x")
+      return ok and "ok" or tostring(err)
+    end)
+  end
+  for i = 1, 6 do
+    local ok, r = ngx.thread.wait(threads[i])
+    results[i] = ok and r or ("raised: " .. tostring(r))
+  end
+  c:close()
+  ngx.say(cjson.encode{ fetches = fetches, results = results })
+end
+
 return _M

@@ -139,6 +139,17 @@ function Auto:sleep(seconds)
   return core.time.sleep(seconds)
 end
 
+--- A semaphore of the I/O model of the phase that asks (see the
+-- contract): ngx.semaphore in a phase with cosockets; none where a call
+-- would go through libcurl, which blocks, so two requests of this worker
+-- never wait on each other there.
+function Auto:semaphore()
+  if self.force == "curl" or self.closed then return nil end
+  if _M.choice(_M.phase()) ~= "ngx" then return nil end
+  local t = self:pick()
+  return t and t:semaphore() or nil
+end
+
 function Auto:close()
   if self.closed then return end
   self.closed = true

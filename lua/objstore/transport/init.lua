@@ -34,12 +34,14 @@
 --  * `t:close()`: releases the connections; idempotent. A closed transport
 --    raises when asked to `request` or `run`.
 --  * `t:semaphore()` (optional): a new semaphore of the transport's I/O
---    model, `{ wait(seconds) -> true | false, err, post(n) }`, for the layer
---    above to wait on another request's work (a credentials refresh) and be
---    woken once when it is done, instead of polling with sleep. Only a
+--    model, `{ wait(seconds) -> true | false, err, post(n), count()? }`, for
+--    the layer above to wait on another request's work (a credentials
+--    refresh) and be woken once when it is done, instead of polling with
+--    sleep (`count`, when present: negative, the number of waiters). Only a
 --    transport whose requests run concurrently in one process needs it
---    (cosockets: ngx.semaphore); `wait` returns false, err where the phase
---    cannot wait.
+--    (cosockets: ngx.semaphore; transport.auto gives one in the phases where
+--    it uses cosockets); `wait` returns false, err where the phase cannot
+--    wait.
 --  * `t.capabilities`: `{ hashes, body_hashes, file_body, file_sink, run,
 --    buffer_body, progress }`, all booleans (progress: it takes
 --    `on_progress`; without it the layer above leaves the field out and

@@ -1253,6 +1253,9 @@ function Transport.semaphore(_)
       return waited, err
     end,
     post = function(_, n) sema:post(n) end,
+    -- Negative: the number of threads waiting (credentials.refreshing
+    -- wakes exactly those).
+    count = function() return sema:count() end,
   }
 end
 

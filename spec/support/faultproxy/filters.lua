@@ -18,9 +18,12 @@ local random, floor, tonumber = math.random, math.floor, tonumber
 
 local _M = {}
 
+-- A cut point in 0 .. len-1, not before the configured cut_from fraction.
 local function pick_cut(len)
   if not len or len <= 0 then return 0 end
-  return floor(random() * len) -- 0 .. len-1
+  local cfg = state.config()
+  local from = floor(len * (cfg and cfg.cut_from or 0))
+  return from + floor(random() * (len - from))
 end
 
 function _M.header_cut()

@@ -61,7 +61,7 @@ function _M.normalize(cfg)
   if type(src) ~= "table" then return nil, "faults must be an object" end
   local out = { rates = {}, stall_seconds = 3, methods = nil }
   local known = { faults = true, methods = true, stall_seconds = true, seed = true, match = true,
-    retry_after = true }
+    retry_after = true, cut_from = true }
   for k in pairs(cfg) do
     if not known[k] and not KIND[k] then return nil, "unknown setting '" .. tostring(k) .. "'" end
   end
@@ -77,6 +77,14 @@ function _M.normalize(cfg)
     local s = tonumber(cfg.stall_seconds)
     if not s or s < 0 or s > 60 then return nil, "stall_seconds must be 0..60" end
     out.stall_seconds = s
+  end
+  if cfg.cut_from ~= nil then
+    -- The earliest point of a reset_mid or truncate cut, as a fraction of
+    -- the body (default 0: anywhere): a spec that must see bytes move
+    -- before the cut asks for a later one.
+    local f = tonumber(cfg.cut_from)
+    if not f or f < 0 or f >= 1 then return nil, "cut_from must be a fraction 0 <= f < 1" end
+    out.cut_from = f
   end
   if cfg.retry_after ~= nil then
     -- Sent as Retry-After with SlowDown answers: delta-seconds or an HTTP date.
@@ -136,7 +144,7 @@ function _M.describe(n)
     faults[name] = { rate = r.rate, methods = list(r.methods), max = r.max, match = r.match }
   end
   return { faults = faults, methods = list(n.methods), stall_seconds = n.stall_seconds, seed = n.seed,
-    match = n.match }
+    match = n.match, cut_from = n.cut_from }
 end
 
 local cache_version, cache_cfg = -1, nil
