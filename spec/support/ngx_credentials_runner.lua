@@ -176,7 +176,7 @@ function _M.concurrent()
       ngx.sleep(0.3)
       return { access_key = ak, secret_key = sk, expiration = ngx.time() + 3600 }
     end, { key = "concurrent" }) }
-  local threads, results = {}, {}
+  local threads, answers = {}, {}
   for i = 1, 6 do
     threads[i] = ngx.thread.spawn(function()
       local ok, err = c:put_object(ngx.var.arg_bucket, "ngx/concurrent/" .. i, "x")
@@ -185,10 +185,10 @@ function _M.concurrent()
   end
   for i = 1, 6 do
     local ok, r = ngx.thread.wait(threads[i])
-    results[i] = ok and r or ("raised: " .. tostring(r))
+    answers[i] = ok and r or ("raised: " .. tostring(r))
   end
   c:close()
-  ngx.say(cjson.encode{ fetches = fetches, results = results })
+  ngx.say(cjson.encode{ fetches = fetches, results = answers })
 end
 
 return _M
