@@ -134,6 +134,48 @@ describe("the S3 front server under attack #server #nginx", function()
     assert.equal("InvalidArgument", code_of(r.body))
   end)
 
+  it("refuses max-keys that is not plain decimal digits 400 InvalidArgument (tonumber took 0x10, 1e2, ' 5')", function()
+    for _, v in ipairs({ "0x10", "1e2", "%205", "5.0", "-1", "inf", "99999999999", "" }) do
+      local r = raw(A, "GET", "/data?list-type=2&max-keys=" .. v)
+      assert.equal(400, r.status, v .. ": " .. r.body)
+      assert.equal("InvalidArgument", code_of(r.body), v)
+    end
+    local r = raw(A, "GET", "/data?list-type=2&max-keys=0005")
+    assert.equal(200, r.status, r.body)
+  end)
+
+  it("answers nginx's own refusals as S3 XML errors with an x-amz-request-id, never nginx's HTML", function()
+    local hdr = tmp .. "/nginx-error.hdr"
+    local function curl(args)
+      local ok, out = sh("curl -s -o - -D " .. q(hdr) .. " --max-time 20 " .. args)
+      assert(ok, out)
+      local head = assert(io.open(hdr, "rb")):read("*a")
+      return tonumber(head:match("^HTTP/%S+ (%d+)")), head, out
+    end
+    -- a body over client_max_body_size (5g): 413 from nginx before Lua
+    local st, head, body = curl("-X PUT -H 'Content-Length: 6000000000' " .. q(URL .. "/data/big"))
+    assert.equal(400, st, head .. body)
+    assert.equal("EntityTooLarge", code_of(body), body)
+    assert.matches("x%-amz%-request%-id: %x+", head)
+    assert.not_matches("<html", body)
+    -- headers over large_client_header_buffers (16k)
+    st, head, body = curl("-H " .. q("X-Big: " .. ("a"):rep(20000)) .. " " .. q(URL .. "/data/k"))
+    assert.equal(400, st, head .. body)
+    assert.equal("RequestHeaderSectionTooLarge", code_of(body), body)
+    assert.matches("x%-amz%-request%-id: %x+", head)
+    -- a request line nginx cannot take (a path above the root): its 400 too
+    st, head, body = curl("--path-as-is " .. q(URL .. "/data/../../k"))
+    assert.equal(400, st, head .. body)
+    assert.equal("BadRequest", code_of(body), body)
+    assert.matches("x%-amz%-request%-id: %x+", head)
+    -- a HEAD the handler refuses 400 (SigV2) keeps its status, its
+    -- request's id (not error_page's) and sends no body
+    st, head = curl("-I -o /dev/null -H 'Authorization: AWS AKATTACK:c2lnbmF0dXJl' " .. q(URL .. "/data/k"))
+    assert.equal(400, st, head)
+    assert.matches("x%-amz%-request%-id: %x+", head)
+    assert.not_matches("Content%-Length: [1-9]", head)
+  end)
+
   it("answers a NUL in prefix, delimiter or start-after 400 InvalidArgument (the store's XML breaks on it)", function()
     for _, query in ipairs({ "list-type=2&prefix=%00", "list-type=2&delimiter=%00", "list-type=2&start-after=a%00b",
       "prefix=x%00&marker=y" }) do

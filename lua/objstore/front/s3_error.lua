@@ -119,4 +119,50 @@ function _M.render(err, opts)
   return concat(out), status
 end
 
+--- The store's error codes a front passes on to its client, by S3's
+-- status; any other store error is the front's InternalError (its message
+-- may name the store's bucket, key or host).
+_M.STATUS = {
+  NoSuchKey = 404, InvalidRange = 416, PreconditionFailed = 412, BadDigest = 400, InvalidDigest = 400,
+  EntityTooLarge = 400, EntityTooSmall = 400, InvalidArgument = 400, SlowDown = 503, AccessDenied = 403,
+  NoSuchUpload = 404, InvalidPart = 400, InvalidPartOrder = 400, MalformedXML = 400,
+}
+
+--- S3's messages for those codes, and for the errors a front makes itself.
+_M.MESSAGES = {
+  NoSuchKey = "The specified key does not exist.", InvalidRange = "The requested range is not satisfiable",
+  PreconditionFailed = "At least one of the pre-conditions you specified did not hold",
+  BadDigest = "The Content-MD5 you specified did not match what we received.",
+  InvalidDigest = "The Content-MD5 you specified is not valid.", SlowDown = "Please reduce your request rate.",
+  AccessDenied = "Access Denied", EntityTooLarge = "Your proposed upload exceeds the maximum allowed size",
+  NoSuchUpload = "The specified upload does not exist. The upload ID may be invalid, or the upload may have been "
+    .. "aborted or completed.",
+  InvalidPart = "One or more of the specified parts could not be found. The part may not have been uploaded, or "
+    .. "the specified entity tag may not match the part's entity tag.",
+  InvalidPartOrder = "The list of parts was not in ascending order. Parts must be ordered by part number.",
+  MalformedXML = "The XML you provided was not well-formed or did not validate against our published schema",
+  EntityTooSmall = "Your proposed upload is smaller than the minimum allowed object size.",
+  InternalError = "We encountered an internal error. Please try again.",
+}
+
+-- nginx's own refusals (made before the handler runs, or instead of it)
+-- as S3 answers them: { code, status, message }.
+local NGINX = {
+  [400] = { "BadRequest", 400, "An error occurred when parsing the HTTP request." },
+  [408] = { "RequestTimeout", 400, "Your socket connection to the server was not read from or written to "
+    .. "within the timeout period." },
+  [411] = { "MissingContentLength", 411, "You must provide the Content-Length HTTP header." },
+  [413] = { "EntityTooLarge", 400, _M.MESSAGES.EntityTooLarge },
+  [414] = { "InvalidURI", 400, "Couldn't parse the specified URI." },
+  [494] = { "RequestHeaderSectionTooLarge", 400, "Your request header section exceeds the maximum allowed size." },
+  [503] = { "ServiceUnavailable", 503, "Please reduce your request rate." },
+}
+
+--- The S3 error for a status nginx answered by itself: an error table
+-- (code, status, message) for render; InternalError (500) for any other.
+function _M.for_nginx_status(status)
+  local e = NGINX[status] or { "InternalError", 500, _M.MESSAGES.InternalError }
+  return errors.new{ code = e[1], status = e[2], message = e[3] }
+end
+
 return _M

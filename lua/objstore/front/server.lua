@@ -187,32 +187,17 @@ local function fail(ctx, err)
   ctx.code = err and err.code  -- for objstore.front.counters
   local body, status = s3_error.render(err, { resource = ctx.resource, request_id = ctx.rid })
   if ngx.req.get_method() == "HEAD" then
+    -- The head sent first: an ngx.exit(status) before it would be taken
+    -- by the server's error_page (nginx_error), losing this request's ctx.
     ngx.status = status
+    ngx.header["Content-Type"] = "application/xml"
+    ngx.send_headers()
     return ngx.exit(status)
   end
   return send_xml(status, body)
 end
 
--- Store errors passed on by code (the status of S3); others are internal.
-local STORE_CODES = {
-  NoSuchKey = 404, InvalidRange = 416, PreconditionFailed = 412, BadDigest = 400, InvalidDigest = 400,
-  EntityTooLarge = 400, EntityTooSmall = 400, InvalidArgument = 400, SlowDown = 503, AccessDenied = 403,
-  NoSuchUpload = 404, InvalidPart = 400, InvalidPartOrder = 400, MalformedXML = 400,
-}
-local STORE_MESSAGES = {
-  NoSuchKey = "The specified key does not exist.", InvalidRange = "The requested range is not satisfiable",
-  PreconditionFailed = "At least one of the pre-conditions you specified did not hold",
-  BadDigest = "The Content-MD5 you specified did not match what we received.",
-  InvalidDigest = "The Content-MD5 you specified is not valid.", SlowDown = "Please reduce your request rate.",
-  AccessDenied = "Access Denied", EntityTooLarge = "Your proposed upload exceeds the maximum allowed size",
-  NoSuchUpload = "The specified upload does not exist. The upload ID may be invalid, or the upload may have been "
-    .. "aborted or completed.",
-  InvalidPart = "One or more of the specified parts could not be found. The part may not have been uploaded, or "
-    .. "the specified entity tag may not match the part's entity tag.",
-  InvalidPartOrder = "The list of parts was not in ascending order. Parts must be ordered by part number.",
-  MalformedXML = "The XML you provided was not well-formed or did not validate against our published schema",
-  EntityTooSmall = "Your proposed upload is smaller than the minimum allowed object size.",
-}
+local STORE_MESSAGES = s3_error.MESSAGES
 
 local function store_fail(ctx, err)
   local code, status = err and err.code, err and err.status
@@ -223,7 +208,7 @@ local function store_fail(ctx, err)
   local expected = status == 404 or status == 412 or status == 416
   ngx.log(expected and ngx.INFO or ngx.WARN, "objstore.front: ", ctx.op or "?", " on the store failed: ",
     tostring(err))
-  local s = STORE_CODES[code]
+  local s = s3_error.STATUS[code]
   if not s and status == 404 and ctx.method == "HEAD" then code, s = "NoSuchKey", 404 end
   if s then
     return fail(ctx, s3err(code, s, STORE_MESSAGES[code] or code))
@@ -357,6 +342,20 @@ local function el(out, name, value, enc)
 end
 
 -- ListObjectsV2 and V1, keys and common prefixes un-prefixed.
+-- A count parameter (max-keys, max-parts, max-uploads): plain decimal
+-- digits only, as S3 reads them (tonumber would take "0x10", " 5", "1e2"
+-- and "inf"), capped at `cap`; nil when absent.
+local function count_arg(args, name, cap)
+  if args[name] == nil then return nil end
+  local v = arg(args, name)
+  if type(v) ~= "string" or not v:find("^%d+$") or #v > 10 or tonumber(v) > 2147483647 then
+    return nil, s3err("InvalidArgument", 400, "Provided " .. name .. " not an integer or within integer range")
+  end
+  local n = tonumber(v)
+  if n > cap then n = cap end
+  return n
+end
+
 local function list_objects(ctx, args)
   local v2 = arg(args, "list-type") == "2"
   if args["list-type"] ~= nil and not v2 then
@@ -368,14 +367,9 @@ local function list_objects(ctx, args)
   if enc ~= nil and enc ~= "url" then
     return fail(ctx, s3err("InvalidArgument", 400, "Invalid Encoding Method specified in Request"))
   end
-  local max = 1000
-  if args["max-keys"] ~= nil then
-    max = tonumber(arg(args, "max-keys"))
-    if not max or max < 0 or max ~= math.floor(max) then
-      return fail(ctx, s3err("InvalidArgument", 400, "Provided max-keys not an integer or within integer range"))
-    end
-    if max > 1000 then max = 1000 end
-  end
+  local max, merr = count_arg(args, "max-keys", 1000)
+  if merr then return fail(ctx, merr) end
+  max = max or 1000
   local sb, sprefix = ctx.store_bucket, ctx.store_prefix
   local prefix = arg(args, "prefix") or ""
   local delimiter = arg(args, "delimiter")
@@ -911,15 +905,6 @@ local function abort_upload(ctx, args)
 end
 
 -- A non-negative integer query parameter, at most `cap` (nil: absent).
-local function count_arg(args, name, cap)
-  if args[name] == nil then return nil end
-  local n = tonumber(arg(args, name))
-  if not n or n < 0 or n % 1 ~= 0 then
-    return nil, s3err("InvalidArgument", 400, "Provided " .. name .. " not an integer or within integer range")
-  end
-  if n > cap then n = cap end
-  return n
-end
 
 local function owner_xml(out, name)
   for _, who in ipairs({ "Initiator", "Owner" }) do
@@ -1164,8 +1149,13 @@ local function delete_objects(ctx, auth, headers)
       if not quiet and names[d.key] then deleted_xml(out, names[d.key]) end
     end
     for _, e in ipairs(res.errors) do
-      -- the store's message may name its bucket or key: only its code passes
-      if names[e.key] then delete_error_xml(out, names[e.key], e.code, e.code) end
+      -- The store's message may name its bucket or key, and a batch that
+      -- failed whole carries objstore's own codes (a Timeout): only S3's
+      -- codes pass, with S3's message; any other is an InternalError.
+      if names[e.key] then
+        local code = s3_error.STATUS[e.code] and e.code or "InternalError"
+        delete_error_xml(out, names[e.key], code, STORE_MESSAGES[code])
+      end
     end
   end
   for _, r in ipairs(refused) do delete_error_xml(out, r.key, r.code, r.message) end
@@ -1363,6 +1353,32 @@ function _M.handle(config)
     if ngx.headers_sent then return ngx.exit(ngx.ERROR) end
     return fail(ctx, s3err("InternalError", 500, "We encountered an internal error. Please try again."))
   end
+end
+
+--- The server's error_page for nginx's own refusals (a body over
+-- client_max_body_size, headers over large_client_header_buffers, a
+-- request nginx cannot parse, a timeout): S3's XML error with an
+-- x-amz-request-id, as every other answer of the front, never nginx's HTML.
+--   error_page 400 408 411 413 414 500 502 503 504 /_objstore_s3_error;
+--   error_page 494 =494 /_objstore_s3_error;  # else nginx passes it on as a 400
+--   location = /_objstore_s3_error {
+--     internal;
+--     content_by_lua_block { require("objstore.front.server").nginx_error() }
+--   }
+-- (a location by URI, not a named one: a request line nginx could not
+-- parse has no URI to take to a named location, and would get nginx's
+-- HTML 500).
+function _M.nginx_error()
+  local ngx = rawget(_G, "ngx")
+  local rid = ngx.var.request_id or tostring(ngx.now())
+  local err = s3_error.for_nginx_status(ngx.status)
+  local body, status = s3_error.render(err, { request_id = rid })
+  ngx.status = status
+  ngx.header["x-amz-request-id"] = rid
+  ngx.header["Content-Type"] = "application/xml"
+  ngx.header["Content-Length"] = #body
+  if ngx.req.get_method() ~= "HEAD" then ngx.print(body) end
+  return ngx.exit(status)
 end
 
 return _M
