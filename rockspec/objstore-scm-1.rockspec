@@ -121,6 +121,7 @@ build = {
     ["objstore.ops.object"] = "lua/objstore/ops/object.lua",
     ["objstore.ops.shapes"] = "lua/objstore/ops/shapes.lua",
     ["objstore.ops.sse"] = "lua/objstore/ops/sse.lua",
+    ["objstore.ops.tagging"] = "lua/objstore/ops/tagging.lua",
     ["objstore.post_policy"] = "lua/objstore/post_policy.lua",
     ["objstore.presign"] = "lua/objstore/presign.lua",
     ["objstore.replicated"] = "lua/objstore/replicated.lua",

@@ -79,6 +79,30 @@ for _, srv in ipairs(servers.list()) do
         assert.equals(404, err.status)
       end)
 
+      it("puts, reads and removes an object's tags", function()
+        if srv.skip.tagging then return pending("no object tagging on " .. srv.name) end
+        assert(c:put_object(bucket, "tagged/k", "x"))
+        local got = assert(c:get_object_tagging(bucket, "tagged/k"))
+        assert.same({}, got.tags)
+        assert(c:put_object_tagging(bucket, "tagged/k", { project = "alpha", ["cost center"] = "r&d <1>", empty = "" }))
+        got = assert(c:get_object_tagging(bucket, "tagged/k"))
+        assert.same({ project = "alpha", ["cost center"] = "r&d <1>", empty = "" }, got.tags)
+        -- a put replaces the whole set
+        assert(c:put_object_tagging(bucket, "tagged/k", { only = "one" }))
+        assert.same({ only = "one" }, assert(c:get_object_tagging(bucket, "tagged/k")).tags)
+        assert(c:delete_object_tagging(bucket, "tagged/k"))
+        assert.same({}, assert(c:get_object_tagging(bucket, "tagged/k")).tags)
+        local _, err = c:get_object_tagging(bucket, "tagged/missing")
+        assert.equals(404, err.status)
+        assert.equals("NoSuchKey", err.code)
+        -- misuse raises before anything is sent
+        assert.has_error(function() c:put_object_tagging(bucket, "tagged/k", { a = 1 }) end)
+        local eleven = {}
+        for i = 1, 11 do eleven["k" .. i] = "v" end
+        assert.has_error(function() c:put_object_tagging(bucket, "tagged/k", eleven) end)
+        assert(c:delete_object(bucket, "tagged/k"))
+      end)
+
       it("turns versioning on and reads versions", function()
         if srv.skip.versioning then return pending("versioning is not tested on " .. srv.name) end
         local b2 = servers.bucket_name("ver")

@@ -86,6 +86,7 @@ local function add(base)
       c.time = base.time or ((#CASES % 2 == 0) and T0 or T1)
       c.opts = c.opts or {}
       if c.op == "delete_objects" or c.op == "complete_multipart_upload" or c.op == "put_bucket_versioning"
+        or c.op == "put_object_tagging"
         or (c.op == "create_bucket" and c.opts.storage_class) then
         c.xml_body = true -- R2
       end
@@ -232,6 +233,14 @@ add{ name = "list_buckets", op = "list_buckets" }
 add{ name = "get_bucket_location", op = "get_bucket_location", bucket = BUCKET }
 -- OSS has no HeadBucket: bucket_exists asks GetBucketInfo, as ali-oss does
 add{ name = "bucket_exists (GetBucketInfo)", op = "bucket_exists", bucket = BUCKET }
+add{ name = "put_object_tagging", op = "put_object_tagging", bucket = BUCKET, key = "dir/tagged",
+  opts = { tags = { project = "alpha", ["cost center"] = "r+d=1:a/b_c.d" } } }
+add{ name = "put_object_tagging of a version", op = "put_object_tagging", bucket = BUCKET, key = "tagged",
+  opts = { tags = { a = "1" }, version_id = "CAEQNhiBgMDJgZCA0BYiIDc4MGZjZGI2OTBjOTRmNTE5NmU5NmFmZjZmNjNlNGM2" } }
+add{ name = "get_object_tagging", op = "get_object_tagging", bucket = BUCKET, key = "dir/tagged" }
+add{ name = "get_object_tagging of a version", op = "get_object_tagging", bucket = BUCKET, key = "tagged",
+  opts = { version_id = "v-123" } }
+add{ name = "delete_object_tagging", op = "delete_object_tagging", bucket = BUCKET, key = "dir/tagged" }
 add{ name = "get_bucket_versioning", op = "get_bucket_versioning", bucket = BUCKET }
 add{ name = "put_bucket_versioning", op = "put_bucket_versioning", bucket = BUCKET, opts = { status = "Enabled" } }
 add{ name = "get_bucket_policy", op = "get_bucket_policy", bucket = BUCKET }
@@ -311,6 +320,11 @@ local PREPARE = {
   get_object = function(_, k) return "get_object", k.bucket, k.key, k.opts end,
   head_object = function(_, k) return "head_object", k.bucket, k.key, k.opts end,
   delete_object = function(_, k) return "delete_object", k.bucket, k.key, k.opts end,
+  put_object_tagging = function(_, k)
+    return "put_object_tagging", k.bucket, k.key, k.opts.tags, { version_id = k.opts.version_id }
+  end,
+  get_object_tagging = function(_, k) return "get_object_tagging", k.bucket, k.key, k.opts end,
+  delete_object_tagging = function(_, k) return "delete_object_tagging", k.bucket, k.key, k.opts end,
   delete_objects = function(_, k) return "delete_objects", k.bucket, k.opts.keys, { quiet = k.opts.quiet } end,
   copy_object = function(_, k)
     local o = {}

@@ -10,6 +10,7 @@ local bucket = require "objstore.ops.bucket"
 local object = require "objstore.ops.object"
 local list = require "objstore.ops.list"
 local multipart = require "objstore.ops.multipart"
+local tagging = require "objstore.ops.tagging"
 local upload_file = require "objstore.transfer.upload_file"
 local download_file = require "objstore.transfer.download_file"
 local upload_stream = require "objstore.transfer.upload_stream"
@@ -20,7 +21,7 @@ local pairs, ipairs, error = pairs, ipairs, error
 
 local registry = {}
 
-for _, mod in ipairs{ bucket, object, list, multipart, upload_file, download_file, upload_stream, copy_large,
+for _, mod in ipairs{ bucket, object, list, multipart, tagging, upload_file, download_file, upload_stream, copy_large,
   incomplete } do
   for name, entry in pairs(mod) do
     if registry[name] then error("objstore.operations: '" .. name .. "' is defined twice") end

@@ -300,6 +300,25 @@ const OPS = {
   async bucket_exists(client, c) {
     await client.getBucketInfo(c.bucket);
   },
+  async put_object_tagging(client, c, o) {
+    const opts = {};
+    if (o.version_id) opts.versionId = o.version_id;
+    // A tag set has no order: objstore writes its keys sorted, and the
+    // JSON this harness reads has none; ali-oss keeps insertion order.
+    const tags = {};
+    for (const k of Object.keys(o.tags).sort()) tags[k] = o.tags[k];
+    await client.putObjectTagging(c.key, tags, opts);
+  },
+  async get_object_tagging(client, c, o) {
+    const opts = {};
+    if (o.version_id) opts.versionId = o.version_id;
+    await client.getObjectTagging(c.key, opts);
+  },
+  async delete_object_tagging(client, c, o) {
+    const opts = {};
+    if (o.version_id) opts.versionId = o.version_id;
+    await client.deleteObjectTagging(c.key, opts);
+  },
   async get_bucket_versioning(client, c) {
     await client.getBucketVersioning(c.bucket);
   },

@@ -24,7 +24,7 @@ package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
 local M = {}
 
 local OP_FILES = { "lua/objstore/ops/bucket.lua", "lua/objstore/ops/object.lua", "lua/objstore/ops/list.lua",
-  "lua/objstore/ops/multipart.lua", "lua/objstore/transfer/upload_file.lua",
+  "lua/objstore/ops/multipart.lua", "lua/objstore/ops/tagging.lua", "lua/objstore/transfer/upload_file.lua",
   "lua/objstore/transfer/download_file.lua", "lua/objstore/transfer/upload_stream.lua",
   "lua/objstore/transfer/copy_large.lua", "lua/objstore/transfer/incomplete.lua" }
 -- Files whose option-table comments (`opts.NAME: meaning`) form the glossary.
@@ -35,6 +35,7 @@ local GLOSSARY_FILES = { "lua/objstore/ops/common.lua", "lua/objstore/ops/sse.lu
   "lua/objstore/transfer/copy_large.lua", "lua/objstore/transfer/incomplete.lua" }
 local OP_SECTIONS = {
   { "lua/objstore/ops/bucket.lua", "Buckets" }, { "lua/objstore/ops/object.lua", "Objects" },
+  { "lua/objstore/ops/tagging.lua", "Objects" },
   { "lua/objstore/ops/list.lua", "Listings" }, { "lua/objstore/ops/multipart.lua", "Multipart uploads" },
   { "lua/objstore/transfer/upload_file.lua", "Transfers" },
   { "lua/objstore/transfer/download_file.lua", "Transfers" },

@@ -33,7 +33,7 @@ function _M.list()
       access_key = getenv("OBJSTORE_SWIFT_ACCESS_KEY"), secret_key = getenv("OBJSTORE_SWIFT_SECRET_KEY"),
       region = getenv("OBJSTORE_SWIFT_REGION") or "us-east-1",
       skip = { policy = true, conditional_put = true, part_number_get = true, acl_grants = true,
-        other_user = true, copy_if_match = true } }
+        other_user = true, copy_if_match = true, tagging = true } }
   end
   if #out == 0 and not getenv("OBJSTORE_NO_SERVERS") then
     error("no test server configured: run through `make test` (which starts them) or "

@@ -125,7 +125,7 @@ end
 _M.STATUS = {
   NoSuchKey = 404, InvalidRange = 416, PreconditionFailed = 412, BadDigest = 400, InvalidDigest = 400,
   EntityTooLarge = 400, EntityTooSmall = 400, InvalidArgument = 400, SlowDown = 503, AccessDenied = 403,
-  NoSuchUpload = 404, InvalidPart = 400, InvalidPartOrder = 400, MalformedXML = 400,
+  NoSuchUpload = 404, InvalidPart = 400, InvalidPartOrder = 400, MalformedXML = 400, InvalidTag = 400,
 }
 
 --- S3's messages for those codes, and for the errors a front makes itself.
@@ -143,6 +143,7 @@ _M.MESSAGES = {
   MalformedXML = "The XML you provided was not well-formed or did not validate against our published schema",
   EntityTooSmall = "Your proposed upload is smaller than the minimum allowed object size.",
   InternalError = "We encountered an internal error. Please try again.",
+  InvalidTag = "The TagKey or TagValue you have provided is invalid",
 }
 
 -- nginx's own refusals (made before the handler runs, or instead of it)

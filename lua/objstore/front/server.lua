@@ -247,6 +247,7 @@ local OP_HEADERS = {
   PutObject = { meta = true, checksums = true },
   UploadPart = { checksums = true },
   DeleteObjects = { checksums = true },
+  PutObjectTagging = { checksums = true },
   CompleteMultipartUpload = { checksums = true },
   CreateMultipartUpload = { meta = true, names = { ["x-amz-checksum-algorithm"] = true } },
   CopyObject = { meta = true, names = { ["x-amz-copy-source"] = true, ["x-amz-metadata-directive"] = true,
@@ -303,6 +304,7 @@ local Q_UPLOAD = { uploadId = true }
 local Q_PART = { uploadId = true, partNumber = true }
 local Q_LIST_PARTS = { uploadId = true, ["max-parts"] = true, ["part-number-marker"] = true }
 local Q_DELETE = { delete = true }
+local Q_TAGGING = { tagging = true }
 
 local function check_query(args, allowed)
   for name, v in pairs(args) do
@@ -1188,6 +1190,12 @@ local function route_key(method, args, headers)
     return op[1], "multipart", op[2]
   end
   if args.partNumber ~= nil then return nil, "a part number without an upload (?partNumber)" end
+  if args.tagging ~= nil and args.versionId == nil then
+    -- the tags are the object's metadata: changing them is a write
+    if method == "GET" then return "GetObjectTagging", "read", Q_TAGGING end
+    if method == "PUT" then return "PutObjectTagging", "write", Q_TAGGING end
+    if method == "DELETE" then return "DeleteObjectTagging", "write", Q_TAGGING end
+  end
   for _, sub_resource in ipairs({ "acl", "tagging", "retention", "legal-hold", "torrent", "restore", "select",
     "attributes", "versionId" }) do
     if args[sub_resource] ~= nil then return nil, method .. " Object ?" .. sub_resource end
@@ -1227,7 +1235,61 @@ local function route(method, key, args, headers)
 end
 
 -- The handler of each operation routed to, after its checks.
+-- Object tagging: the tag set passed to and from the store as S3 writes
+-- it; the store checks the tags' lengths and characters (InvalidTag).
+local MAX_TAGGING_BODY = 64 * 1024
+local MAX_TAGS = 10
+
+local function get_tagging(ctx)
+  local res, err = ctx.st.client:get_object_tagging(ctx.store_bucket, ctx.store_key)
+  if not res then return store_fail(ctx, err) end
+  local keys = {}
+  for k in pairs(res.tags) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local out = { '<?xml version="1.0" encoding="UTF-8"?>\n<Tagging ', XMLNS, '><TagSet>' }
+  for _, k in ipairs(keys) do
+    out[#out + 1] = "<Tag><Key>" .. escape(k) .. "</Key><Value>" .. escape(res.tags[k]) .. "</Value></Tag>"
+  end
+  out[#out + 1] = "</TagSet></Tagging>"
+  return send_xml(200, concat(out))
+end
+
+local function put_tagging(ctx, auth, headers)
+  local doc, derr = request_doc(ctx, auth, headers, MAX_TAGGING_BODY, "Tagging", false)
+  if not doc then return fail(ctx, derr) end
+  local set = type(doc.tag_set) == "table" and doc.tag_set.tag or nil
+  if type(set) ~= "table" then return fail(ctx, s3err("MalformedXML", 400, STORE_MESSAGES.MalformedXML)) end
+  local tags, n = {}, 0
+  for _, t in ipairs(set) do
+    local v = type(t) == "table" and (t.value == nil and "" or t.value) or nil
+    if type(t) ~= "table" or type(t.key) ~= "string" or t.key == "" or type(v) ~= "string" then
+      return fail(ctx, s3err("MalformedXML", 400, STORE_MESSAGES.MalformedXML))
+    end
+    if tags[t.key] ~= nil then
+      return fail(ctx, s3err("InvalidTag", 400, "Cannot provide multiple Tags with the same key"))
+    end
+    tags[t.key], n = v, n + 1
+  end
+  if n > MAX_TAGS then
+    return fail(ctx, s3err("BadRequest", 400, "Object tags cannot be greater than " .. MAX_TAGS))
+  end
+  local res, err = ctx.st.client:put_object_tagging(ctx.store_bucket, ctx.store_key, tags)
+  if not res then return store_fail(ctx, err) end
+  ngx.status = 200
+  return ngx.exit(200)
+end
+
+local function delete_tagging(ctx)
+  local res, err = ctx.st.client:delete_object_tagging(ctx.store_bucket, ctx.store_key)
+  if not res then return store_fail(ctx, err) end
+  ngx.status = 204
+  return ngx.exit(204)
+end
+
 local HANDLERS = {
+  GetObjectTagging = function(ctx) return get_tagging(ctx) end,
+  PutObjectTagging = function(ctx, _, headers, auth) return put_tagging(ctx, auth, headers) end,
+  DeleteObjectTagging = function(ctx) return delete_tagging(ctx) end,
   ListObjects = function(ctx, args) return list_objects(ctx, args) end,
   HeadBucket = function(ctx) return head_bucket(ctx) end,
   GetObject = function(ctx, args) return get_object(ctx, args) end,
