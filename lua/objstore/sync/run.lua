@@ -1,17 +1,31 @@
 --- The state of one sync run and what every part of it reports through:
 -- the result (counts, actions, errors, notices), the sync state being
--- learnt, a move's source bookkeeping. objstore.sync builds one per call;
--- the direction tables (objstore.sync.direction) take it as `r`.
+-- learnt, a move's source bookkeeping. objstore.sync builds one per call
+-- and runs its phases, the methods of these files, in order:
+--   objstore.sync.open       load_state, open_sides
+--   objstore.sync.transfers  ready_transfers (then drain, run_large)
+--   objstore.sync.plan       join_and_transfer (pull, consider, plan, ...)
+--   objstore.sync.finish     remove_remote_sources, delete_extras,
+--                            save_state, outcome
+-- The direction tables (objstore.sync.direction) take it as `r`.
+local open_phase = require "objstore.sync.open"
+local plan_phase = require "objstore.sync.plan"
+local transfers_phase = require "objstore.sync.transfers"
+local finish_phase = require "objstore.sync.finish"
 local digest = require "objstore.sync.digest"
 local errors = require "objstore.errors"
 
-local setmetatable, ipairs, tostring = setmetatable, ipairs, tostring
-local same_etag = digest.same_etag
+local setmetatable, ipairs, pairs = setmetatable, ipairs, pairs
 
 local _M = {}
 
 local Run = {}
 Run.__index = Run
+
+-- The phases, one file each, are methods of every run too.
+for _, phase in ipairs{ open_phase, plan_phase, transfers_phase, finish_phase } do
+  for name, method in pairs(phase) do Run[name] = method end
+end
 
 --- run.new(fields) -> run: fields (src, dst, kind, opts, dir, ...) kept
 -- as they are; the result and the bookkeeping start empty.
@@ -97,77 +111,6 @@ function Run:download_verified(res, path, md5_checked)
     return d and d.crc64nvme == crc or false
   end
   return false
-end
-
---- Move: the remote sources whose copies were verified (or proven
--- identical), deleted in DeleteObjects batches of 1000, once the
--- transfers are done. Each is HEADed again first: a source another writer
--- replaced since it was listed (its ETag is no longer the one copied) is
--- kept, the run fails (SourceChanged); one already gone counts as removed.
-function Run:remove_remote_sources()
-  local run, src, opts = self, self.src, self.opts
-  if #run.remote_removals == 0 then return end
-  local i = 0
-  src.client:run{ concurrency = opts.concurrency or 16,
-    next = function()
-      i = i + 1
-      local r = run.remote_removals[i]
-      if not r then return nil end
-      local req = src.client:build_request("head_object", src.bucket, r.s.key)
-      req.context = r
-      return req
-    end,
-    done = function(req, res, err)
-      local r = req.context
-      if res and same_etag(res.etag, r.s.etag) then
-        r.current = true
-      elseif not res and err and err.status == 404 then
-        r.gone = true
-      else
-        r.why = res and ("changed since it was copied (ETag now " .. tostring(res.etag) .. ", was "
-          .. tostring(r.s.etag) .. "): source kept") or ("could not be checked before its removal ("
-          .. tostring(err and (err.code or err.message)) .. "): source kept")
-      end
-      return true
-    end }
-  local keys, by_key = {}, {}
-  for _, r in ipairs(run.remote_removals) do
-    if r.current then
-      keys[#keys + 1] = r.s.key
-      by_key[r.s.key] = r.a
-    elseif r.gone then
-      run:removed(r.a)
-    else
-      r.a.kept = true
-      local err = errors.new{ code = "SourceChanged", message = r.s.key .. ": " .. tostring(r.why),
-        retryable = false }
-      r.a.remove_error = err
-      run:error(r.a.key, err)
-      run:notice(r.s.key .. ": " .. tostring(r.why))
-    end
-  end
-  local out = { errors = {} }
-  if #keys > 0 then
-    local derr
-    out, derr = src.client:delete_objects(src.bucket, keys, { quiet = true })
-    out = out or derr.result -- every key is in deleted or errors either way
-  end
-  local bad = {}
-  for _, e in ipairs(out.errors) do
-    -- once per key: a server that reports a key twice fails it once
-    local a = not bad[e.key] and by_key[e.key]
-    bad[e.key] = true
-    if a then
-      local err = e.error or errors.new{ code = e.code, message = e.message, key = e.key }
-      a.remove_error = err
-      run:error(a.key, err)
-    end
-  end
-  for _, k in ipairs(keys) do
-    if not bad[k] then
-      run:removed(by_key[k])
-    end
-  end
 end
 
 return _M
