@@ -136,6 +136,160 @@ describe("transfer driver", function()
   end)
 end)
 
+-- driver.transfer: the skeleton around run. A fake checkpoint logs what
+-- happens to it; the hooks log that they ran.
+describe("transfer driver: the skeleton around the run", function()
+  local function fake_ck(log)
+    return { append = function() return true end,
+      close = function() log[#log + 1] = "ck close" end,
+      remove = function() log[#log + 1] = "ck remove" return true end }
+  end
+
+  -- A strategy whose hooks log; `how` replaces any of them.
+  local function skeleton(log, how)
+    local s = fake_strategy(log)
+    function s.prepare(_, job)
+      log[#log + 1] = "prepare"
+      job.ck = fake_ck(log)
+      return true
+    end
+    function s.create(_, job)
+      log[#log + 1] = "create"
+      job.upload_id = "U1"
+      return true
+    end
+    function s.start(job)
+      log[#log + 1] = "start"
+      -- the parts' own reports are the run's (tested above): only the final one here
+      job.progress = function(delta, final) if final then log[#log + 1] = "progress " .. delta .. " final" end end
+    end
+    function s.finish(_, job)
+      log[#log + 1] = "finish " .. tostring(job.sent)
+      return { etag = "E" }
+    end
+    function s.result(job, fin, already)
+      log[#log + 1] = "result"
+      return { etag = fin.etag, sent = job.sent, already = already }
+    end
+    for k, v in pairs(how or {}) do s[k] = v end
+    return s
+  end
+
+  local function transfer_job(opts)
+    local job = new_job()
+    job.upload_id, job.checkpoint = nil, "/tmp/x.objstore-cp"
+    for k, v in pairs(opts or {}) do job[k] = v end
+    return job
+  end
+
+  local function no_requests(log)
+    local out = {}
+    for _, l in ipairs(log) do if not l:match("^request") and not l:match("^record") then out[#out + 1] = l end end
+    return out
+  end
+
+  it("prepares, creates, runs, finishes, then removes the checkpoint and reports the end", function()
+    local log = {}
+    local c = fake_client(function() return { etag = ETAG } end)
+    local res = driver.transfer(c, skeleton(log), transfer_job())
+    assert.same({ etag = "E", sent = 3 }, res)
+    assert.same({ "prepare", "create", "start", "finish 3", "ck remove", "progress 0 final", "result" },
+      no_requests(log))
+    assert.same({}, c.aborted)
+  end)
+
+  it("a failed finish closes the checkpoint, never removes it, and aborts nothing", function()
+    local log = {}
+    local c = fake_client(function() return { etag = ETAG } end)
+    local strategy = skeleton(log, { finish = function() return nil, { code = "BadDigest" } end })
+    local job = transfer_job{ checkpoint = false }
+    local res, err = driver.transfer(c, strategy, job)
+    assert.is_nil(res)
+    assert.same({ code = "BadDigest" }, err)
+    assert.same({ "prepare", "create", "start", "ck close" }, no_requests(log))
+    assert.is_nil(job.ck)
+    assert.same({}, c.aborted)
+  end)
+
+  it("a finish that raises (an interrupt) closes the checkpoint and the error goes on", function()
+    local log = {}
+    local c = fake_client(function() return { etag = ETAG } end)
+    local strategy = skeleton(log, { finish = function() error("interrupted (SIGINT)", 0) end })
+    local pok, msg = pcall(driver.transfer, c, strategy, transfer_job())
+    assert.is_false(pok)
+    assert.equal("interrupted (SIGINT)", msg)
+    assert.same({ "prepare", "create", "start", "ck close" }, no_requests(log))
+  end)
+
+  it("a failed prepare or create closes what was opened and goes no further", function()
+    local log = {}
+    local c = fake_client(function() error("no request may be sent") end)
+    local strategy = skeleton(log, { create = function() log[#log + 1] = "create" return nil, { code = "E" } end })
+    local res, err = driver.transfer(c, strategy, transfer_job())
+    assert.is_nil(res)
+    assert.equal("E", err.code)
+    assert.same({ "prepare", "create", "ck close" }, log)
+
+    log = {}
+    strategy = skeleton(log, { prepare = function(_, job)
+      job.ck = fake_ck(log)
+      return nil, { code = "LocalFileError" }
+    end })
+    res, err = driver.transfer(c, strategy, transfer_job())
+    assert.is_nil(res)
+    assert.equal("LocalFileError", err.code)
+    assert.same({ "ck close" }, log)
+  end)
+
+  it("a failed run is abandoned (aborted unless kept), named for the transfer, and not finished", function()
+    local log = {}
+    local c = fake_client(function(n) if n == 2 then return nil, { code = "InternalError", op = "UploadPart" } end
+      return { etag = ETAG } end)
+    local strategy = skeleton(log, { name_errors = true })
+    local res, err = driver.transfer(c, strategy, transfer_job{ checkpoint = false })
+    assert.is_nil(res)
+    assert.same({ code = "InternalError", op = "FakeOp", bucket = "b", key = "k", upload_id = "U1" }, err)
+    assert.same({ "prepare", "create", "start", "ck close" }, no_requests(log))
+    assert.same({ "b/k#U1" }, c.aborted)
+
+    -- with a checkpoint the upload is kept for the resume, its file closed
+    log = {}
+    c = fake_client(function(n) if n == 2 then return nil, { code = "InternalError" } end return { etag = ETAG } end)
+    res, err = driver.transfer(c, skeleton(log), transfer_job())
+    assert.is_nil(res)
+    assert.equal("InternalError", err.code)
+    assert.same({ "prepare", "create", "start", "ck close" }, no_requests(log))
+    assert.same({}, c.aborted)
+  end)
+
+  it("an object prepare found already complete: the checkpoint removed, nothing created or sent", function()
+    local log = {}
+    local c = fake_client(function() error("no request may be sent") end)
+    local strategy = skeleton(log, { prepare = function(_, job)
+      log[#log + 1] = "prepare"
+      job.ck, job.upload_id, job.done_head = fake_ck(log), "U0", { etag = "HEAD" }
+      job.progress = function(delta, final) if final then log[#log + 1] = "progress " .. delta .. " final" end end
+      return true
+    end })
+    local res = driver.transfer(c, strategy, transfer_job())
+    assert.same({ etag = "HEAD", already = true }, res)
+    assert.same({ "prepare", "ck remove", "progress 0 final", "result" }, log)
+  end)
+
+  it("no_parts runs nothing; a resumed upload (upload_id from prepare) is not created again", function()
+    local log = {}
+    local c = fake_client(function() error("no request may be sent") end)
+    local strategy = skeleton(log, { prepare = function(_, job)
+      log[#log + 1] = "prepare"
+      job.upload_id = "U0"
+      return true
+    end })
+    local res = driver.transfer(c, strategy, transfer_job{ no_parts = true })
+    assert.is_nil(res.sent)
+    assert.same({ "prepare", "start", "finish nil", "progress 0 final", "result" }, log)
+  end)
+end)
+
 -- A size the multipart_threshold (up to 5 TiB) would send in one request,
 -- above the 5 GiB a PutObject or CopyObject may have: parts all the same,
 -- never a single request the store refuses after the HEAD.

@@ -143,6 +143,60 @@ function COPY.record(job, part, res)
   return job.m:done(part.number, response.quoted_etag(res.etag))
 end
 
+--- With a checkpoint, what it records is resumed (transfer/state.lua).
+function COPY.prepare(c, job)
+  if not job.checkpoint then return true end
+  local bucket, key, opts = job.bucket, job.key, job.opts
+  local ck, m, upload_id, done_head = state_mod.open_multipart(c, job.checkpoint, job.m, job.header, job.notices,
+    { op = "CopyLarge", bucket = bucket, key = key, new_state = job.new_state,
+      reconcile = function(mm, id) return reconcile_copy(c, bucket, key, mm, id) end,
+      complete = function(mm) return copy_complete(c, bucket, key, mm, job.size, opts) end })
+  if not ck then return nil, m end
+  job.ck, job.m, job.upload_id, job.done_head = ck, m, upload_id, done_head
+  if done_head then job.progress = progress_mod.new(opts.progress, job.size, job.size) end
+  return true
+end
+
+--- The destination's headers: given ones, else the source's (stored).
+function COPY.create(c, job)
+  local opts, stored = job.opts, job.stored
+  local up, uerr = state_mod.create_upload(c, job.ck, job.header, job.bucket, job.key, sse_opts(opts, {
+    content_type = stored.content_type, metadata = stored.metadata, cache_control = stored.cache_control,
+    content_disposition = stored.content_disposition, acl = opts.acl, storage_class = opts.storage_class }),
+    "CopyLarge")
+  if not up then return nil, uerr end
+  job.upload_id = up.upload_id
+  return true
+end
+
+function COPY.start(job)
+  job.resumed_from = job.m:bytes_done()
+  job.progress = progress_mod.new(job.opts.progress, job.size, job.resumed_from)
+end
+
+--- The assembled object's ETag must be the one its part ETags imply (not
+-- checked where ETags are not MD5s: SSE-KMS, SSE-C).
+function COPY.finish(c, job)
+  local opts = job.opts
+  return complete.complete(c, "CopyLarge", job.bucket, job.key, job.upload_id, job.m,
+    sse.etag_is_md5(c, opts) and parts_etag(job.m) or nil, common.customer_key_headers(common.part_headers(opts, 1),
+    c, opts))
+end
+
+--- already: the destination was complete (fin is its HEAD), nothing sent.
+function COPY.result(job, fin, already)
+  local notices = #job.notices > 0 and job.notices or nil
+  if already then
+    return { bucket = job.bucket, key = job.key, etag = fin.etag, size = job.size, parts = (job.m:count()),
+      source_etag = job.source_etag, resumed_from = job.size, upload_id = job.upload_id, sent = 0,
+      version_id = fin.version_id, sse = fin.sse, kms_key_id = fin.kms_key_id, notices = notices }
+  end
+  return { bucket = job.bucket, key = job.key, etag = fin.etag, size = job.size, parts = (job.m:count()),
+    sse = fin.sse, source_etag = job.source_etag, kms_key_id = fin.kms_key_id, version_id = fin.version_id,
+    upload_id = job.upload_id, resumed_from = job.resumed_from, sent = job.sent, notices = notices,
+    verified = sse.etag_is_md5(job.c, job.opts) == true }
+end
+
 --- copy_large(bucket, key, source, opts) -> { etag, size, parts, sent, verified, ... } | nil, err
 -- Server-side copy of any size to bucket/key with UploadPartCopy
 -- (CopyObject stops at 5 GiB), parts in parallel, the source pinned by its
@@ -202,56 +256,11 @@ local function copy_large(c, bucket, key, source, opts)
   local function new_state() return core.mpu.new{ size = size, part_size = psize } end
   local m, merr = new_state()
   if not m then return nil, errors.locate(merr, "CopyLarge", dst_bucket, dst_key) end
-  local header = copy_header(head, src_bucket, src_key, dst_bucket, dst_key, size, psize)
-  local notices = {}
-  local ck, upload_id
-  if cp_path then
-    local done_head
-    ck, m, upload_id, done_head = state_mod.open_multipart(c, cp_path, m, header, notices, { op = "CopyLarge",
-      bucket = dst_bucket, key = dst_key, new_state = new_state,
-      reconcile = function(mm, id) return reconcile_copy(c, dst_bucket, dst_key, mm, id) end,
-      complete = function(mm) return copy_complete(c, dst_bucket, dst_key, mm, size, opts) end })
-    if not ck then return nil, m end
-    if done_head then
-      ck:remove()
-      progress_mod.new(opts.progress, size, size)(0, true)
-      return { bucket = dst_bucket, key = dst_key, etag = done_head.etag, size = size, parts = (m:count()),
-        source_etag = head.etag, resumed_from = size, upload_id = upload_id, sent = 0,
-        version_id = done_head.version_id,
-        sse = done_head.sse, kms_key_id = done_head.kms_key_id, notices = #notices > 0 and notices or nil }
-    end
-  end
-  if not upload_id then
-    local up, uerr = state_mod.create_upload(c, ck, header, dst_bucket, dst_key, sse_opts(opts, {
-      content_type = stored.content_type, metadata = stored.metadata, cache_control = stored.cache_control,
-      content_disposition = stored.content_disposition, acl = opts.acl, storage_class = opts.storage_class }),
-      "CopyLarge")
-    if not up then return nil, uerr end
-    upload_id = up.upload_id
-  end
-  local resumed_from = m:bytes_done()
-  local progress = progress_mod.new(opts.progress, size, resumed_from)
-  local job = { m = m, bucket = dst_bucket, key = dst_key, upload_id = upload_id, ck = ck, checkpoint = cp_path,
+  return driver.transfer(c, COPY, { m = m, bucket = dst_bucket, key = dst_key, checkpoint = cp_path,
     leave = opts.leave_parts_on_error, concurrency = opts.concurrency or defaults.CONCURRENCY.copy_large,
-    on_part = opts.on_part, progress = progress, opts = opts, src = src, source_etag = head.etag }
-  local ok, err = driver.run(c, COPY, job)
-  if not ok then return nil, err end
-  local sent = job.sent
-  -- The assembled object's ETag must be the one its part ETags imply (not
-  -- checked where ETags are not MD5s: SSE-KMS, SSE-C).
-  local fin, cerr = complete.complete(c, "CopyLarge", dst_bucket, dst_key, upload_id, m,
-    sse.etag_is_md5(c, opts) and parts_etag(m) or nil, common.customer_key_headers(common.part_headers(opts, 1), c,
-    opts))
-  if not fin then
-    if ck then ck:close() end
-    return nil, cerr
-  end
-  if ck then ck:remove() end
-  progress(0, true)
-  return { bucket = dst_bucket, key = dst_key, etag = fin.etag, size = size, parts = (m:count()), sse = fin.sse,
-    source_etag = head.etag, kms_key_id = fin.kms_key_id, version_id = fin.version_id, upload_id = upload_id,
-    resumed_from = resumed_from,
-    sent = sent, notices = #notices > 0 and notices or nil, verified = sse.etag_is_md5(c, opts) == true }
+    on_part = opts.on_part, opts = opts, src = src, source_etag = head.etag, size = size, stored = stored,
+    new_state = new_state, notices = {}, header = copy_header(head, src_bucket, src_key, dst_bucket, dst_key, size,
+      psize) })
 end
 
 return { copy_large = { call = copy_large } }

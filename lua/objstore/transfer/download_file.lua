@@ -97,7 +97,7 @@ end
 --- The ranges of a download: GETs guarded by If-Match, written with
 -- pwrite into the part file at their offsets, their MD5/CRCs computed in C
 -- as they stream (job.hashes).
-local RANGES = { op = "DownloadFile", unit = "range" }
+local RANGES = { op = "DownloadFile", unit = "range", name_errors = true }
 
 --- The head of a range's answer, before its body reaches the part file:
 -- a problem (a message) is kept in the range and the transfer stopped.
@@ -163,7 +163,142 @@ end
 --- A failed or interrupted download removes its part file, unless a
 -- checkpoint keeps it for the next run; there is no upload to abort.
 function RANGES.abandon(_, job)
-  job.drop_part()
+  job.track.part = nil
+  if job.checkpoint then
+    if job.ck then job.ck:close() end
+    job.ck = nil
+  else
+    os_remove(job.part_path)
+  end
+end
+
+--- The part file: with a checkpoint the fixed one it resumes into (a
+-- clean start when it is gone), else a fresh one under a random name.
+function RANGES.prepare(_, job)
+  local bucket, key, size, m = job.bucket, job.key, job.size, job.m
+  if not job.checkpoint then
+    local part_path, perr = fresh_part(job.path, size)
+    if not part_path then return nil, errors.locate(perr, "DownloadFile", bucket, key) end
+    job.part_path, job.track.part = part_path, part_path
+    return true
+  end
+  local header = { kind = "download", bucket = bucket, key = key, etag = job.etag or "", part_size = job.psize,
+    object_size = size }
+  local ck, resumed = state_mod.open_checkpoint(job.checkpoint, m, header, job.notices, "DownloadFile", bucket, key)
+  if not ck then return nil, resumed end
+  job.ck, job.part_path = ck, job.path .. ".objstore-part"
+  if resumed and not checkpoint_part(job.part_path, size, true) then
+    job.notices[#job.notices + 1] = "the partial file is gone or not a regular file: starting over"
+    resumed = nil
+    job.m = core.mpu.new{ size = size, part_size = m:part(1).length, etag_md5 = job.etag_md5 }
+  end
+  if not resumed then
+    local ok, werr = ck:reset(header)
+    if ok then ok, werr = checkpoint_part(job.part_path, size, false) end
+    if not ok then return nil, errors.locate(werr, "DownloadFile", bucket, key) end
+  end
+  return true
+end
+
+--- Hash only what finish will check: the CRC-64/NVME objstore stored at
+-- upload (any range layout), the CRC-64/ECMA on OSS, the range MD5s when
+-- they add up to the ETag (one range of a single-part object, or the
+-- object's own parts); nothing otherwise.
+function RANGES.start(job)
+  local opts, m = job.opts, job.m
+  job.resumed_from = m:bytes_done()
+  job.progress, job.moving = progress_mod.new(opts.progress, job.size, job.resumed_from)
+  if job.verify then
+    if job.stored_crc then
+      job.hashes = { "crc64nvme" }
+    elseif job.crc_whole then
+      job.hashes = { "crc64ecma" }
+    elseif job.aligned or (not job.mp_count and m:count() == 1) then
+      job.hashes = { "md5" }
+    end
+  end
+  job.whole = m:count() == 1 and not job.aligned
+  job.concurrency = opts.concurrency or defaults.CONCURRENCY.download_file
+  -- bwlimit: as many ways as ranges can be in flight at once
+  job.rate = common.max_speed("download_file", 4, opts, state_mod.parts_in_flight(job.concurrency, m))
+end
+
+--- What the checks of finish found wrong with the bytes (nil: nothing),
+-- and whether they were verified.
+local function check_bytes(job)
+  local m, size, etag = job.m, job.size, job.etag
+  local bad
+  if job.stored_crc then
+    local got = m:crc("crc64nvme")
+    if got ~= job.stored_crc then
+      bad = "CRC-64/NVME " .. b64(got or "") .. " is not the one stored at upload " .. b64(job.stored_crc)
+    end
+  elseif job.crc_whole and size > 0 and m:crc("crc64ecma") then
+    local got = checksum.to_decimal(m:crc("crc64ecma"))
+    if got ~= job.crc_whole then bad = "CRC-64 " .. got .. " is not the object's " .. job.crc_whole end
+  elseif job.etag_md5 and not job.mp_count and plain_etag_md5(etag) then
+    local md5
+    if size == 0 then
+      md5 = checksum.md5("")
+    elseif m:count() == 1 and m:part(1).md5 then
+      md5 = m:part(1).md5
+    else
+      md5 = hashjob.file("md5", job.part_path, 0, size)
+    end
+    if not md5 or tohex(md5) ~= plain_etag_md5(etag) then
+      bad = "MD5 " .. (md5 and tohex(md5) or "of the file unreadable") .. " does not match ETag " .. etag
+    end
+  elseif job.etag_md5 and job.mp_count and job.aligned then
+    local want = m:etag()
+    if not want or want:lower() ~= etag:gsub('"', ""):lower() then
+      bad = "MD5 of the part MD5s " .. tostring(want) .. " does not match ETag " .. etag
+    end
+  else
+    job.notices[#job.notices + 1] = "not verified: the object has no CRC stored by objstore and the server does "
+      .. "not report the part layout of this multipart object"
+    return nil, false
+  end
+  return bad, not bad
+end
+
+--- The part file sealed and verified, then renamed into place. A failure
+-- removes it unless a checkpoint keeps it; wrong bytes remove the
+-- checkpoint too (nothing to resume).
+function RANGES.finish(c, job)
+  local bucket, key, part_path, size = job.bucket, job.key, job.part_path, job.size
+  local sok, serr = seal_part(part_path, size)
+  if not sok then
+    RANGES.abandon(c, job)
+    return nil, type(serr) == "table" and errors.locate(serr, "DownloadFile", bucket, key)
+      or fail("LocalFileError", serr, bucket, key)
+  end
+  -- Verify before the file takes its name.
+  local verified = false
+  if job.verify then
+    local bad
+    bad, verified = check_bytes(job)
+    if bad then
+      os_remove(part_path)
+      if job.ck then job.ck:remove() end
+      job.ck = nil
+      return nil, fail("BadDigest", bad, bucket, key)
+    end
+  end
+  -- A link at `path` is replaced, never written through.
+  local rn, rnerr = os_rename(part_path, job.path)
+  if not rn then
+    RANGES.abandon(c, job)
+    return nil, fail("LocalFileError", tostring(rnerr), bucket, key)
+  end
+  job.track.part = nil
+  return { verified = verified }
+end
+
+function RANGES.result(job, fin)
+  local size = job.size
+  return { bucket = job.bucket, key = job.key, path = job.path, size = size, etag = job.etag,
+    parts = size > 0 and job.m:count() or 0, resumed_from = job.resumed_from, verified = fin.verified,
+    notices = #job.notices > 0 and job.notices or nil }
 end
 
 --- download_file(bucket, key, path, opts) -> { path, size, etag, parts, resumed_from, verified, ... } | nil, err
@@ -228,131 +363,10 @@ local function download_file(self, bucket, key, path, opts, track)
   if size > 0 and size < threshold and not aligned then
     m = core.mpu.new{ size = size, part_size = size, etag_md5 = etag_md5 }
   end
-  local ck, part_path
-  if cp_path then
-    local header = { kind = "download", bucket = bucket, key = key, etag = etag or "", part_size = psize,
-      object_size = size }
-    local resumed
-    ck, resumed = state_mod.open_checkpoint(cp_path, m, header, notices, "DownloadFile", bucket, key)
-    if not ck then return nil, resumed end
-    part_path = path .. ".objstore-part"
-    if resumed and not checkpoint_part(part_path, size, true) then
-      notices[#notices + 1] = "the partial file is gone or not a regular file: starting over"
-      resumed = nil
-      m = core.mpu.new{ size = size, part_size = m:part(1).length, etag_md5 = etag_md5 }
-    end
-    if not resumed then
-      local ok, werr = ck:reset(header)
-      if ok then ok, werr = checkpoint_part(part_path, size, false) end
-      if not ok then
-        ck:close()
-        return nil, errors.locate(werr, "DownloadFile", bucket, key)
-      end
-    end
-  else
-    local perr
-    part_path, perr = fresh_part(path, size)
-    if not part_path then return nil, errors.locate(perr, "DownloadFile", bucket, key) end
-    track.part = part_path
-  end
-  -- Every way out below that does not rename the part file removes it,
-  -- unless a checkpoint keeps it for the next run.
-  local function drop_part()
-    track.part = nil
-    if ck then ck:close() else os_remove(part_path) end
-  end
-
-  local resumed_from = m:bytes_done()
-  local progress, moving = progress_mod.new(opts.progress, size, resumed_from)
-  -- Hash only what the check below will use: the CRC-64/NVME objstore
-  -- stored at upload (any range layout), the CRC-64/ECMA on OSS, the range
-  -- MD5s when they add up to the ETag (one range of a single-part object,
-  -- or the object's own parts); nothing otherwise.
-  local hashes
-  if verify then
-    if stored_crc then
-      hashes = { "crc64nvme" }
-    elseif crc_whole then
-      hashes = { "crc64ecma" }
-    elseif aligned or (not mp_count and m:count() == 1) then
-      hashes = { "md5" }
-    end
-  end
-  local whole = m:count() == 1 and not aligned
-  local concurrency = opts.concurrency or defaults.CONCURRENCY.download_file
-  local job = { m = m, bucket = bucket, key = key, ck = ck, concurrency = concurrency, on_part = opts.on_part,
-    progress = progress, moving = moving, opts = opts, etag = etag, size = size, whole = whole, hashes = hashes,
-    part_path = part_path, drop_part = drop_part,
-    -- bwlimit: as many ways as ranges can be in flight at once
-    rate = common.max_speed("download_file", 4, opts, state_mod.parts_in_flight(concurrency, m)) }
-  if size > 0 then
-    local rok, rerr = driver.run(self, RANGES, job)
-    if not rok then
-      rerr.op, rerr.bucket, rerr.key = "DownloadFile", bucket, key
-      return nil, rerr
-    end
-  end
-  local sok, serr = seal_part(part_path, size)
-  if not sok then
-    drop_part()
-    return nil, type(serr) == "table" and errors.locate(serr, "DownloadFile", bucket, key)
-      or fail("LocalFileError", serr, bucket, key)
-  end
-
-  -- Verify before the file takes its name.
-  local verified = false
-  if verify then
-    local bad
-    if stored_crc then
-      local got = m:crc("crc64nvme")
-      if got ~= stored_crc then
-        bad = "CRC-64/NVME " .. b64(got or "") .. " is not the one stored at upload " .. b64(stored_crc)
-      end
-      verified = not bad
-    elseif crc_whole and size > 0 and m:crc("crc64ecma") then
-      local got = checksum.to_decimal(m:crc("crc64ecma"))
-      if got ~= crc_whole then bad = "CRC-64 " .. got .. " is not the object's " .. crc_whole end
-      verified = not bad
-    elseif etag_md5 and not mp_count and plain_etag_md5(etag) then
-      local md5
-      if size == 0 then
-        md5 = checksum.md5("")
-      elseif m:count() == 1 and m:part(1).md5 then
-        md5 = m:part(1).md5
-      else
-        md5 = hashjob.file("md5", part_path, 0, size)
-      end
-      if not md5 or tohex(md5) ~= plain_etag_md5(etag) then
-        bad = "MD5 " .. (md5 and tohex(md5) or "of the file unreadable") .. " does not match ETag " .. etag
-      end
-      verified = not bad
-    elseif etag_md5 and mp_count and aligned then
-      local want = m:etag()
-      if not want or want:lower() ~= etag:gsub('"', ""):lower() then
-        bad = "MD5 of the part MD5s " .. tostring(want) .. " does not match ETag " .. etag
-      end
-      verified = not bad
-    else
-      notices[#notices + 1] = "not verified: the object has no CRC stored by objstore and the server does not "
-        .. "report the part layout of this multipart object"
-    end
-    if bad then
-      os_remove(part_path)
-      if ck then ck:remove() end -- the bytes are wrong: nothing to resume
-      return nil, fail("BadDigest", bad, bucket, key)
-    end
-  end
-  -- A link at `path` is replaced, never written through.
-  local rn, rnerr = os_rename(part_path, path)
-  if rn then track.part = nil end
-  if not rn then
-    drop_part()
-    return nil, fail("LocalFileError", tostring(rnerr), bucket, key)
-  end
-  if ck then ck:remove() end
-  progress(0, true)
-  return { bucket = bucket, key = key, path = path, size = size, etag = etag, parts = size > 0 and m:count() or 0,
-    resumed_from = resumed_from, verified = verified, notices = #notices > 0 and notices or nil }
+  return driver.transfer(self, RANGES, { m = m, bucket = bucket, key = key, checkpoint = cp_path,
+    on_part = opts.on_part, opts = opts, etag = etag, size = size, path = path, psize = psize, verify = verify,
+    etag_md5 = etag_md5, stored_crc = stored_crc, crc_whole = crc_whole, mp_count = mp_count, aligned = aligned,
+    notices = notices, track = track, no_parts = size == 0 })
 end
 
 --- An error raised on the way (an interrupt: core.signal raises wherever

@@ -2,6 +2,9 @@
 -- copy_large, download_file): the parts run through the client's run loop
 -- and each answer is handled the same way; a kind supplies only what
 -- differs, as a strategy table (like aws-c-s3's meta-request vtable).
+-- transfer is the skeleton around that loop, so the rules of the
+-- checkpoint (closed on every failure, removed only after success) are
+-- kept in one place.
 --
 -- The skeleton, per part: the kind builds the request; a failed one is
 -- marked failed in the core.mpu state (to be sent again) and its bytes in
@@ -26,10 +29,27 @@
 --   record(job, part, res)  -> true | nil, err: what "done" records
 --   ended(job, ok, err)     -> ok, err: after a run that did not raise
 --   abandon(c, job)         what a failed or raised run leaves behind
+--   name_errors             true: a failed run's error names the transfer
+--                           (op, bucket, key), not the part's request
+-- and for transfer, the skeleton around run (each hook optional but
+-- finish and result):
+--   prepare(c, job)         -> true | nil, err: before any upload exists:
+--                           the checkpoint opened (job.ck) and resumed
+--                           (job.m, job.upload_id; job.done_head when the
+--                           object is already complete), local checks
+--   create(c, job)          -> true | nil, err: the upload (job.upload_id),
+--                           when prepare resumed none
+--   start(job)              the counters (job.progress, job.moving) from
+--                           what is already done, the run's settings
+--   finish(c, job)          -> fin | nil, err: after a good run (Complete
+--                           and its checks, or download's rename)
+--   result(job, fin, already) -> the transfer's result (already: fin is
+--                           job.done_head, nothing was sent)
 -- job: c, m (core.mpu), bucket, key, upload_id, ck (open checkpoint),
 --   checkpoint (its path), leave (leave_parts_on_error), concurrency,
 --   on_part, progress, moving (progress.new's); run adds sent (parts done
---   by this run).
+--   by this run). For transfer also: done_head (prepare found the object
+--   already complete), no_parts (nothing to run: an empty download).
 local errors = require "objstore.errors"
 
 local pcall, error, tostring = pcall, error, tostring
@@ -41,6 +61,7 @@ local _M = {}
 -- it to resume or leave_parts_on_error asks to keep it.
 function _M.abort_upload(c, job)
   if job.ck then job.ck:close() end
+  job.ck = nil
   if not job.checkpoint and not job.leave then c:abort_multipart_upload(job.bucket, job.key, job.upload_id) end
 end
 
@@ -99,6 +120,60 @@ function _M.run(c, strategy, job)
   if ok then return true end
   if job.upload_id then err.upload_id = job.upload_id end
   abandon(c, job)
+  if strategy.name_errors then err.op, err.bucket, err.key = strategy.op, job.bucket, job.key end
+  return nil, err
+end
+
+--- The steps of transfer, in order; any nil, err ends them there.
+local function steps(c, strategy, job)
+  job.c = c
+  -- Everything before the upload exists: the checkpoint opened (job.ck)
+  -- and what it records resumed (job.m, job.upload_id), local checks.
+  if strategy.prepare then
+    local ok, err = strategy.prepare(c, job)
+    if not ok then return nil, err end
+  end
+  -- The checkpoint's parts were completed by a run that died before it
+  -- removed the checkpoint: nothing to send, only to say so.
+  if job.done_head then
+    job.ck:remove()
+    job.ck = nil
+    job.progress(0, true)
+    return strategy.result(job, job.done_head, true)
+  end
+  if not job.upload_id and strategy.create then
+    local ok, err = strategy.create(c, job)
+    if not ok then return nil, err end
+  end
+  -- The counters start from what the checkpoint already holds.
+  if strategy.start then strategy.start(job) end
+  if not job.no_parts then
+    local ok, err = _M.run(c, strategy, job) -- a failed run was abandoned there
+    if not ok then return nil, err end
+  end
+  local fin, err = strategy.finish(c, job)
+  if not fin then return nil, err end
+  -- Only now, the object complete and verified, is nothing left to resume.
+  if job.ck then job.ck:remove() end
+  job.ck = nil
+  job.progress(0, true)
+  return strategy.result(job, fin)
+end
+
+--- A whole multipart transfer with `strategy`: prepare, create (when
+-- prepare left no job.upload_id and the kind has uploads), start, run,
+-- finish, result -> the result | nil, err. The checkpoint (job.ck) is
+-- removed only after finish succeeded; every other way out, a raised
+-- error too, leaves it closed (on disk, for a resume), unless a hook
+-- removed it itself (nothing worth resuming). What a failed run leaves
+-- behind is the strategy's abandon (run); a failed finish aborts nothing:
+-- the upload's parts may all be there.
+function _M.transfer(c, strategy, job)
+  local pok, res, err = pcall(steps, c, strategy, job)
+  if pok and res then return res end
+  if job.ck then job.ck:close() end
+  job.ck = nil
+  if not pok then error(res, 0) end
   return nil, err
 end
 

@@ -196,7 +196,7 @@ end
 --- The parts of a file: each read in C from its range of the file (which
 -- must not have shrunk), sent with its Content-MD5 and the flexible
 -- checksum asked for.
-local STRATEGY = { op = "UploadFile" }
+local STRATEGY = { op = "UploadFile", name_errors = true }
 
 function STRATEGY.request(job, n, offset, length)
   local path, bucket, key = job.path, job.bucket, job.key
@@ -224,6 +224,101 @@ function STRATEGY.record(job, part, res)
   if not ok then return nil, err end
   if res.checksum then job.m:checksum(part.number, job.alg, unb64(res.checksum.value), res.checksum.verified) end
   return true
+end
+
+--- The checkpoint opened and what it records resumed (transfer/state.lua),
+-- then every part's MD5 and CRC on the hashing threads: the whole-object
+-- CRC goes into the metadata at CreateMultipartUpload.
+function STRATEGY.prepare(c, job)
+  local bucket, key, path, opts, kinds = job.bucket, job.key, job.path, job.opts, job.kinds
+  local m, upload_id, done_head = job.m, nil, nil
+  if job.checkpoint then
+    local ck
+    ck, m, upload_id, done_head = state_mod.open_multipart(c, job.checkpoint, m, job.header, job.notices,
+      { op = "UploadFile", bucket = bucket, key = key, new_state = job.new_state,
+        reconcile = function(mm, id) return reconcile(c, bucket, key, path, mm, id, kinds, job.etag_md5) end,
+        complete = function(mm) return already_complete(c, bucket, key, mm, job.size, opts, job.etag_md5) end })
+    if not ck then return nil, m end
+    job.ck = ck
+    if upload_id then
+      local same, herr = recorded_parts_unchanged(m, path, job.new_state, kinds)
+      if same == nil then return nil, errors.locate(herr, "UploadFile", bucket, key) end
+      if not same then
+        job.notices[#job.notices + 1] = path .. " changed since the interrupted upload: starting a clean upload"
+        if not done_head then c:abort_multipart_upload(bucket, key, upload_id) end
+        m, upload_id, done_head = job.new_state(), nil, nil
+      end
+    end
+  end
+  job.m, job.upload_id, job.done_head = m, upload_id, done_head
+  if done_head or not job.verify then return true end
+  local todo = {}
+  for n = 1, job.nparts do
+    local p = m:part(n)
+    if not (p.md5 and p.crc64nvme and (#kinds == 1 or p.crc64ecma)) then todo[#todo + 1] = n end
+  end
+  local width = math.min(opts.concurrency or defaults.CONCURRENCY.upload_file, 4)
+  local hok, herr = state_mod.hash_parts(m, path, todo, kinds, width)
+  if not hok then return nil, errors.locate(herr, "UploadFile", bucket, key) end
+  job.whole_crc = m:crc("crc64nvme", true) or nil
+  return true
+end
+
+--- The intent recorded first (state.create_upload), the file's CRC in the
+-- upload's metadata.
+function STRATEGY.create(c, job)
+  local upload_opts = job.upload_opts
+  if job.whole_crc then upload_opts.metadata = state_mod.with_crc(job.opts.metadata, job.whole_crc) end
+  upload_opts.checksum = job.alg
+  local up, err = state_mod.create_upload(c, job.ck, job.header, job.bucket, job.key, upload_opts, "UploadFile")
+  if not up then return nil, err end
+  job.upload_id = up.upload_id
+  return true
+end
+
+function STRATEGY.start(job)
+  local opts, m = job.opts, job.m
+  job.resumed_from = m:bytes_done()
+  job.progress, job.moving = progress_mod.new(opts.progress, job.size, job.resumed_from)
+  job.progress(0, true)
+  -- as many ways as parts can be in flight at once
+  job.concurrency = opts.concurrency or defaults.CONCURRENCY.upload_file
+  job.rate = common.max_speed("upload_file", 4, opts, state_mod.parts_in_flight(job.concurrency, m))
+end
+
+--- Complete, its ETag checked against the part MD5s and, where the server
+-- reports one (OSS), its CRC-64 against the parts'.
+function STRATEGY.finish(c, job)
+  local m, opts, bucket, key = job.m, job.opts, job.bucket, job.key
+  local body_alg, all_verified, serr = part_checksums(m, job.alg, job.path)
+  if serr then return nil, errors.locate(serr, "UploadFile", bucket, key) end
+  job.all_verified = all_verified
+  local fin, ferr = complete.complete(c, "UploadFile", bucket, key, job.upload_id, m,
+    job.verify and job.etag_md5 and m:etag() or nil,
+    common.customer_key_headers(common.part_headers(opts, 1), c, opts), body_alg)
+  if fin and job.verify and c.dialect.crc64 and fin.crc64ecma then
+    local want = checksum.to_decimal(m:crc("crc64ecma", true))
+    if want ~= fin.crc64ecma then
+      return nil, fail("BadDigest", "the server's CRC-64 " .. fin.crc64ecma .. " is not the parts' " .. want, bucket,
+        key)
+    end
+  end
+  return fin, ferr
+end
+
+--- already: the object was complete (fin is its HEAD), nothing sent.
+function STRATEGY.result(job, fin, already)
+  local notices, alg = #job.notices > 0 and job.notices or nil, job.alg
+  if already then
+    return { bucket = job.bucket, key = job.key, etag = fin.etag, size = job.size, parts = job.nparts,
+      resumed_from = job.size, upload_id = job.upload_id, version_id = fin.version_id, verified = job.verify,
+      sent = 0, sse = fin.sse, kms_key_id = fin.kms_key_id, notices = notices }
+  end
+  local whole_crc = job.whole_crc
+  return { bucket = job.bucket, key = job.key, etag = fin.etag, size = job.size, parts = job.nparts,
+    resumed_from = job.resumed_from, upload_id = job.upload_id, version_id = fin.version_id, verified = job.verify,
+    sent = job.sent, crc64nvme = whole_crc and b64(whole_crc) or nil, sse = fin.sse, kms_key_id = fin.kms_key_id,
+    checksum = alg and { algorithm = alg, verified = job.all_verified == true } or nil, notices = notices }
 end
 
 --- upload_file(bucket, key, path, opts) -> { etag, size, parts, resumed_from, verified, ... } | nil, err
@@ -278,106 +373,12 @@ local function upload_file(c, bucket, key, path, opts)
   end
   local m, merr = new_state()
   if not m then return nil, errors.locate(merr, "UploadFile", bucket, key) end
-  local nparts = m:count()
   local header = { kind = "upload", bucket = bucket, key = key, file_size = size, file_mtime = floor(mtime),
     file_inode = attr.ino or 0, part_size = part_size, object_size = size }
-  local notices = {}
-  local ck, upload_id
-  if cp_path then
-    local done_head
-    ck, m, upload_id, done_head = state_mod.open_multipart(c, cp_path, m, header, notices, { op = "UploadFile",
-      bucket = bucket, key = key, new_state = new_state,
-      reconcile = function(mm, id) return reconcile(c, bucket, key, path, mm, id, kinds, etag_md5) end,
-      complete = function(mm) return already_complete(c, bucket, key, mm, size, opts, etag_md5) end })
-    if not ck then return nil, m end
-    if upload_id then
-      local same, herr = recorded_parts_unchanged(m, path, new_state, kinds)
-      if same == nil then
-        ck:close()
-        return nil, errors.locate(herr, "UploadFile", bucket, key)
-      end
-      if not same then
-        notices[#notices + 1] = path .. " changed since the interrupted upload: starting a clean upload"
-        if not done_head then c:abort_multipart_upload(bucket, key, upload_id) end
-        m, upload_id, done_head = new_state(), nil, nil
-      end
-    end
-    if done_head then
-      ck:remove()
-      progress(0, true)
-      return { bucket = bucket, key = key, etag = done_head.etag, size = size, parts = nparts, resumed_from = size,
-        upload_id = upload_id, version_id = done_head.version_id, verified = verify, sent = 0,
-        sse = done_head.sse, kms_key_id = done_head.kms_key_id, notices = #notices > 0 and notices or nil }
-    end
-  end
-
-  -- Every part's MD5 and CRC, on the hashing threads: the whole-object CRC
-  -- goes into the metadata at CreateMultipartUpload.
-  if verify then
-    local todo = {}
-    for n = 1, nparts do
-      local p = m:part(n)
-      if not (p.md5 and p.crc64nvme and (#kinds == 1 or p.crc64ecma)) then todo[#todo + 1] = n end
-    end
-    local width = math.min(opts.concurrency or defaults.CONCURRENCY.upload_file, 4)
-    local hok, herr = state_mod.hash_parts(m, path, todo, kinds, width)
-    if not hok then
-      if ck then ck:close() end
-      return nil, errors.locate(herr, "UploadFile", bucket, key)
-    end
-  end
-  local whole_crc = verify and m:crc("crc64nvme", true) or nil
-
-  if not upload_id then
-    if whole_crc then upload_opts.metadata = state_mod.with_crc(opts.metadata, whole_crc) end
-    upload_opts.checksum = alg
-    local up, err = state_mod.create_upload(c, ck, header, bucket, key, upload_opts, "UploadFile")
-    if not up then return nil, err end
-    upload_id = up.upload_id
-  end
-
-  local resumed_from = m:bytes_done()
-  progress, moving = progress_mod.new(opts.progress, size, resumed_from)
-  progress(0, true)
-  -- as many ways as parts can be in flight at once
-  local concurrency = opts.concurrency or defaults.CONCURRENCY.upload_file
-  local job = { m = m, bucket = bucket, key = key, upload_id = upload_id, ck = ck, checkpoint = cp_path,
-    leave = opts.leave_parts_on_error, concurrency = concurrency, on_part = opts.on_part, progress = progress,
-    moving = moving, path = path, size = size, verify = verify, alg = alg, opts = opts,
-    rate = common.max_speed("upload_file", 4, opts, state_mod.parts_in_flight(concurrency, m)) }
-  local ok, err = driver.run(c, STRATEGY, job)
-  if not ok then
-    err.op, err.bucket, err.key = "UploadFile", bucket, key
-    return nil, err
-  end
-  local sent_parts = job.sent
-
-  local body_alg, all_verified, serr = part_checksums(m, alg, path)
-  if serr then
-    if ck then ck:close() end
-    return nil, errors.locate(serr, "UploadFile", bucket, key)
-  end
-  local fin, ferr = complete.complete(c, "UploadFile", bucket, key, upload_id, m,
-    verify and etag_md5 and m:etag() or nil, common.customer_key_headers(common.part_headers(opts, 1), c, opts),
-    body_alg)
-  if fin and verify and c.dialect.crc64 and fin.crc64ecma then
-    local want = checksum.to_decimal(m:crc("crc64ecma", true))
-    if want ~= fin.crc64ecma then
-      ferr = fail("BadDigest", "the server's CRC-64 " .. fin.crc64ecma .. " is not the parts' " .. want, bucket, key)
-      fin = nil
-    end
-  end
-  if not fin then
-    if ck then ck:close() end
-    return nil, ferr
-  end
-  if ck then ck:remove() end
-  progress(0, true)
-  return { bucket = bucket, key = key, etag = fin.etag, size = size, parts = nparts, resumed_from = resumed_from,
-    upload_id = upload_id, version_id = fin.version_id, verified = verify, sent = sent_parts,
-    crc64nvme = whole_crc and b64(whole_crc) or nil, sse = fin.sse, kms_key_id = fin.kms_key_id,
-    checksum = alg and { algorithm = alg, verified = all_verified == true } or nil,
-    notices = #notices > 0 and notices or nil }
+  return driver.transfer(c, STRATEGY, { m = m, nparts = m:count(), bucket = bucket, key = key, checkpoint = cp_path,
+    leave = opts.leave_parts_on_error, on_part = opts.on_part, progress = progress, path = path, size = size,
+    verify = verify, alg = alg, opts = opts, header = header, notices = {}, new_state = new_state, kinds = kinds,
+    etag_md5 = etag_md5, upload_opts = upload_opts })
 end
 
 return { upload_file = { call = upload_file } }

@@ -184,6 +184,32 @@ function STREAM.ended(job, ok, err)
   return ok, err
 end
 
+--- No checkpoint: the upload is created at once.
+function STREAM.create(c, job)
+  local up, uerr = c:create_multipart_upload(job.bucket, job.key, job.upload_opts)
+  if not up then
+    job.src.close()
+    return nil, uerr
+  end
+  job.up, job.upload_id = up, up.upload_id
+  return true
+end
+
+--- The Complete body has the parts' checksums only when the server
+-- verified every one.
+function STREAM.finish(c, job)
+  local opts, m = job.opts, job.m
+  return complete.complete(c, "UploadStream", job.bucket, job.key, job.upload_id, m, job.etag_md5 and m:etag() or nil,
+    common.customer_key_headers(common.part_headers(opts, 1), c, opts), job.all_verified and job.alg or nil)
+end
+
+function STREAM.result(job, fin)
+  local alg, up = job.alg, job.up
+  return { bucket = job.bucket, key = job.key, etag = fin.etag, size = job.total, parts = (job.m:count()),
+    resumed_from = 0, upload_id = job.upload_id, sse = up.sse, kms_key_id = up.kms_key_id,
+    checksum = alg and { algorithm = alg, verified = job.all_verified == true } or nil }
+end
+
 --- upload_stream(bucket, key, reader, opts) -> { bucket, key, etag, size, parts, upload_id, ... } | nil, err
 -- Uploads a stream of unknown size. reader: function() -> chunk | nil |
 -- nil, err, or a file handle (io.stdin). Memory stays within concurrency x
@@ -231,30 +257,14 @@ local function upload_stream(c, bucket, key, reader, opts)
     return { bucket = bucket, key = key, etag = r.etag, size = size, parts = 1, resumed_from = 0, sse = r.sse,
       kms_key_id = r.kms_key_id, checksum = r.checksum }
   end
-  local up, uerr = c:create_multipart_upload(bucket, key, upload_opts)
-  if not up then
-    src.close()
-    return nil, uerr
-  end
-  local upload_id = up.upload_id
-  local etag_md5 = sse.etag_is_md5(c, opts)
   -- The parts' state (sizes, MD5s, ETags, checksums) lives in C, one block
   -- for all; the pool's buffers hold the bytes in flight.
+  local etag_md5 = sse.etag_is_md5(c, opts)
   local m = core.mpu.new{ part_size = base, max_parts = max_parts, etag_md5 = etag_md5 }
-  local job = { m = m, bucket = bucket, key = key, upload_id = upload_id, leave = opts.leave_parts_on_error,
+  return driver.transfer(c, STREAM, { m = m, bucket = bucket, key = key, leave = opts.leave_parts_on_error,
     concurrency = opts.concurrency or defaults.CONCURRENCY.upload_stream, progress = progress, moving = moving,
     opts = opts, alg = alg, src = src, base = base, max_parts = max_parts, next_buf = first, total = 0,
-    all_verified = alg ~= nil }
-  local ok, err = driver.run(c, STREAM, job)
-  if not ok then return nil, err end
-  local total, all_verified = job.total, job.all_verified
-  local fin, cerr = complete.complete(c, "UploadStream", bucket, key, upload_id, m, etag_md5 and m:etag() or nil,
-    common.customer_key_headers(common.part_headers(opts, 1), c, opts), all_verified and alg or nil)
-  if not fin then return nil, cerr end
-  progress(0, true)
-  return { bucket = bucket, key = key, etag = fin.etag, size = total, parts = (m:count()), resumed_from = 0,
-    upload_id = upload_id, sse = up.sse, kms_key_id = up.kms_key_id,
-    checksum = alg and { algorithm = alg, verified = all_verified == true } or nil }
+    all_verified = alg ~= nil, upload_opts = upload_opts, etag_md5 = etag_md5 })
 end
 
 return { upload_stream = { call = upload_stream } }
