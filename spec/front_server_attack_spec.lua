@@ -186,3 +186,66 @@ describe("the S3 front server under attack #server #nginx", function()
     end
   end)
 end)
+
+describe("the S3 front with a store endpoint that is down #server #nginx", function()
+  -- store.endpoints (FRONT_STORE_ENDPOINTS): a dead endpoint first, rgw
+  -- second: every request is served, through the client's failover.
+  local FPORT = tostring(tonumber(PORT) + 1)
+  local FDIR = DIR .. "-failover"
+  local FURL = "http://127.0.0.1:" .. FPORT
+  local store, bucket, T, tmp
+
+  setup(function()
+    assert(os.getenv("OBJSTORE_TEST_ENDPOINT"), "no rgw configured: eval \"$(bash spec/support/rgw.sh env)\"")
+    tmp = FDIR .. "-files"
+    assert(sh("rm -rf " .. q(tmp) .. " && mkdir -p " .. q(tmp)))
+    store = objstore.new{ endpoint = os.getenv("OBJSTORE_TEST_ENDPOINT"), region = "us-east-1", addressing = "path",
+      access_key = os.getenv("OBJSTORE_TEST_ACCESS_KEY"), secret_key = os.getenv("OBJSTORE_TEST_SECRET_KEY"),
+      timeout = 60 }
+    local id = random_hex(6)
+    bucket = "front-failover-" .. id
+    assert(store:create_bucket(bucket))
+    T = { ak = "AKFAILOVER" .. id, sk = random_hex(16) }
+    write_in_place(tmp .. "/tenants.json", cjson.encode{ tenants = { t = {
+      keys = { { access_key = T.ak, secret_key = T.sk } },
+      buckets = { data = { store_bucket = bucket, prefix = "t/", allow = { "read", "write", "list" } } } } } })
+    local ok, out = sh(("FRONT_STORE_ENDPOINTS=%s FRONT_PORT=%s FRONT_DIR=%s FRONT_TENANTS=%s timeout 120 "
+      .. "bash examples/front/run.sh start"):format(q("http://127.0.0.1:1, " .. os.getenv("OBJSTORE_TEST_ENDPOINT")),
+      q(FPORT), q(FDIR), q(tmp .. "/tenants.json")))
+    assert(ok, "cannot start the front: " .. out)
+  end)
+
+  teardown(function()
+    sh(("FRONT_PORT=%s FRONT_DIR=%s timeout 60 bash examples/front/run.sh stop"):format(q(FPORT), q(FDIR)))
+    if store and bucket then
+      local keys = {}
+      for o in store:list_objects_iter(bucket) do
+        if o then keys[#keys + 1] = o.key end
+      end
+      if #keys > 0 then store:delete_objects(bucket, keys) end
+      store:delete_bucket(bucket)
+    end
+    if tmp then sh("rm -rf " .. q(tmp)) end
+  end)
+
+  it("stores and serves every request through the endpoint that answers", function()
+    local env = ("env -u AWS_CA_BUNDLE -u AWS_PROFILE -u AWS_SESSION_TOKEN AWS_CONFIG_FILE=/dev/null "
+      .. "AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s "
+      .. "AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true FRONT_URL=%s "):format(q(T.ak), q(T.sk), q(FURL))
+    for i = 1, 6 do
+      local f = tmp .. "/body" .. i
+      write_in_place(f, "body " .. i)
+      local ok, out = sh(env .. "timeout 60 " .. PY .. " spec/support/front_clients.py raw PUT /data/k" .. i
+        .. " --body " .. q(f))
+      assert(ok, out)
+      local d = cjson.decode(out:match("[^\n]*\n?$"))
+      assert.equal(200, d.status, d.body)
+      ok, out = sh(env .. "timeout 60 " .. PY .. " spec/support/front_clients.py raw GET /data/k" .. i)
+      assert(ok, out)
+      d = cjson.decode(out:match("[^\n]*\n?$"))
+      assert.equal(200, d.status, d.body)
+      assert.equal("body " .. i, d.body)
+    end
+    assert.equal("body 6", assert(store:get_object(bucket, "t/k6")).body)
+  end)
+end)

@@ -80,6 +80,43 @@ describe("request records", function()
     assert.is_false(reader:rewindable())
   end)
 
+  it("retry a reader body the transport never called, and only that one", function()
+    -- a fake transport: the first attempt fails (reading `touch` pieces of
+    -- the body first), the second one reads the body whole
+    local function client_with(touch)
+      local attempts = 0
+      return objstore.new{ endpoint = "http://127.0.0.1:9", access_key = "a", secret_key = "b",
+        retry = { max_attempts = 3, base_delay = 0.001, max_delay = 0.002 },
+        transport = { request = function(_, r)
+          attempts = attempts + 1
+          if attempts == 1 then
+            for _ = 1, touch do r.body() end
+            return nil, errors.new{ code = touch == 0 and "ConnectFailed" or "ConnectionReset", retryable = true,
+              message = "failed" }
+          end
+          local got = {}
+          while true do
+            local piece = r.body()
+            if piece == nil then break end
+            got[#got + 1] = piece
+          end
+          return { status = 200, headers = { etag = '"' .. table.concat(got) .. '"' }, body = "" }
+        end } }, function() return attempts end
+    end
+    local function reader()
+      local pieces = { "ab", "cd" }
+      return function() return table.remove(pieces, 1) end
+    end
+    local c, attempts = client_with(0)
+    local res = assert(c:put_object("b", "k", reader(), { length = 4, content_md5 = false }))
+    assert.equals(2, attempts())
+    assert.equals('"abcd"', res.etag)
+    c, attempts = client_with(1)
+    local _, err = c:put_object("b", "k", reader(), { length = 4, content_md5 = false })
+    assert.equals("ConnectionReset", err.code)
+    assert.equals(1, attempts())
+  end)
+
   it("make a local failure a completed request that is never sent", function()
     local sent = 0
     local c = objstore.new{ endpoint = "http://127.0.0.1:9", access_key = "a", secret_key = "b",

@@ -10,7 +10,8 @@
 #   stop   ends exactly the nginx it started.
 # Environment: FRONT_PORT (18780), FRONT_DIR (/tmp/objstore-front),
 #   FRONT_TENANTS (examples/front/tenants.json), FRONT_REGION (us-east-1),
-#   FRONT_DOMAIN (none: path-style only), FRONT_STORE_ENDPOINT,
+#   FRONT_DOMAIN (none: path-style only), FRONT_STORE_ENDPOINT (or FRONT_STORE_ENDPOINTS,
+#   comma-separated, for failover),
 #   FRONT_STORE_REGION, FRONT_STORE_ACCESS_KEY, FRONT_STORE_SECRET_KEY.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)

@@ -518,6 +518,17 @@ function _M.run(client, spec)
     local req = spec.next()
     if req == nil then return nil end
     if not request.is(req) then req = request.new(req) end
+    if type(req.body) == "function" and not req.rewind and req.reader_calls == nil then
+      -- A reader the transport never called (a connect that failed, an
+      -- answer before the body) has given nothing away: the request may
+      -- still be retried or failed over (Request:rewindable).
+      local reader = req.body
+      req.reader_calls = 0
+      req.body = function(...)
+        req.reader_calls = req.reader_calls + 1
+        return reader(...)
+      end
+    end
     return { req = req, attempt = 0, cost = 0, policy = req.retry or client.retry, not_before = 0,
       deadline_at = deadline_at, deadline = deadline_at and deadline }
   end

@@ -244,10 +244,12 @@ function _M.is(v)
 end
 
 --- Can this request be sent again? Strings and file ranges can; a reader
--- only with `rewind`; a function sink that may have been fed only with
+-- only with `rewind`, or while the transport has not called it yet (the
+-- pipeline counts its calls in `reader_calls`); a function sink that may have been fed only with
 -- `sink_rewind`, or while its `sink_retryable()` says it is still as new.
 function Request:rewindable()
-  if type(self.body) == "function" and not self.rewind then return false end
+  -- reader_calls: counted by the pipeline; a reader never called can start again
+  if type(self.body) == "function" and not self.rewind and self.reader_calls ~= 0 then return false end
   if type(self.sink) == "function" then
     local fresh = self.sink_retryable
     if fresh then return fresh() == true end

@@ -112,7 +112,8 @@ local function get_state(ngx, config)
     fallback = preloaded and preloaded.path == config.tenants and preloaded.set or nil })
   if not reg then return nil, err end
   local client = objstore.new{
-    endpoint = store.endpoint, region = store.region or "us-east-1", addressing = "path",
+    endpoint = store.endpoints == nil and store.endpoint or nil, endpoints = store.endpoints,
+    region = store.region or "us-east-1", addressing = "path",
     access_key = store.access_key, secret_key = store.secret_key,
     timeout = store.timeout or 600, connect_timeout = store.connect_timeout or 5,
     retry = { max_attempts = 3 },
@@ -1397,9 +1398,11 @@ end
 -- lua_shared_dict counting the tenants' `limits`, objstore.front.limits;
 -- needed when a tenant has limits), metrics_dict (the lua_shared_dict of
 -- objstore.front.counters: the store client's metrics go there too),
--- store = { endpoint,
--- region, access_key, secret_key, timeout, connect_timeout }. Read once per
--- worker, on its first request.
+-- store = { endpoint or endpoints,
+-- region, access_key, secret_key, timeout, connect_timeout }: `endpoints`
+-- (a list of URLs of one store, tried in order, the client's failover: an
+-- endpoint that refuses or resets is left for the next) instead of one
+-- `endpoint`. Read once per worker, on its first request.
 function _M.handle(config)
   local ngx = rawget(_G, "ngx")
   if type(ngx) ~= "table" or type(ngx.get_phase) ~= "function" then
@@ -1415,6 +1418,14 @@ function _M.handle(config)
     if ngx.headers_sent then return ngx.exit(ngx.ERROR) end
     return fail(ctx, s3err("InternalError", 500, "We encountered an internal error. Please try again."))
   end
+end
+
+--- "a, b,c" -> { "a", "b", "c" }: a list given in one environment variable
+-- (FRONT_STORE_ENDPOINTS in examples/front/nginx.conf); nil when empty.
+function _M.split_list(s)
+  local out = {}
+  for item in tostring(s):gmatch("[^,%s]+") do out[#out + 1] = item end
+  return #out > 0 and out or nil
 end
 
 --- The server's error_page for nginx's own refusals (a body over
