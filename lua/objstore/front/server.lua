@@ -257,6 +257,9 @@ local OP_HEADERS = {
     ["x-amz-copy-source-if-match"] = true } },
 }
 
+-- The operations that create an object (its ACL given at creation).
+local WRITES_OBJECT = { PutObject = true, CopyObject = true, CreateMultipartUpload = true }
+
 local function header_ok(name, extra)
   if AMZ_OK[name] then return true end
   if not extra then return false end
@@ -283,7 +286,10 @@ local function check_headers(headers, op)
     if CONDITIONALS[name] and not (CONDITIONS_OK[op] and CONDITIONS_OK[op][name]) then
       return not_implemented("the header " .. name .. " on " .. tostring(op or "ListBuckets"))
     end
-    if sub(name, 1, 6) == "x-amz-" and not header_ok(name, extra) then
+    -- The canned ACL every object has anyway (rclone sends it on every
+    -- upload): accepted and not passed on; any other ACL is NotImplemented.
+    local private = name == "x-amz-acl" and v == "private" and WRITES_OBJECT[op]
+    if sub(name, 1, 6) == "x-amz-" and not private and not header_ok(name, extra) then
       return not_implemented("the header " .. name)
     end
   end
