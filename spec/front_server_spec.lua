@@ -196,6 +196,23 @@ describe("the S3 front server #server #nginx", function()
     assert.same({ "boto/list/b-only" }, r.pages[1].keys)
   end)
 
+  it("stores a PUT to a presigned URL made by boto3 (curl -T), under the prefix; a changed key is refused", function()
+    local f = tmp .. "/pre-put.body"
+    write_file(f, "put through a presigned URL")
+    local r = py(A, "presign data pre/put.txt put_object")
+    local ok, out = sh("timeout 30 curl -sS --max-time 20 -o /dev/null -w '%{http_code}' -T " .. q(f) .. " "
+      .. q(r.url))
+    assert(ok, out)
+    assert.equal("200", out)
+    assert.equal("put through a presigned URL", on_store("tenant-a/pre/put.txt"))
+    -- the URL signs its key: another key is refused, nothing stored
+    ok, out = sh("timeout 30 curl -sS --max-time 20 -o /dev/null -w '%{http_code}' -T " .. q(f) .. " "
+      .. q((r.url:gsub("/pre/put%.txt%?", "/pre/other.txt?"))))
+    assert(ok, out)
+    assert.equal("403", out)
+    assert.is_nil(on_store("tenant-a/pre/other.txt"))
+  end)
+
   it("answers a presigned GET URL made by boto3 (curl)", function()
     assert(store:put_object(shared, "tenant-a/pre/signed.txt", "presigned bytes"))
     local r = py(A, "presign data pre/signed.txt")

@@ -7,7 +7,7 @@ prints one JSON document on stdout.
   put FILE BUCKET KEY             boto3 put_object (defaults), the ETag
   get BUCKET KEY OUT [RANGE]      boto3 get_object into OUT
   list BUCKET PREFIX DELIM MAX    list_objects_v2 page by page (MaxKeys=MAX)
-  presign BUCKET KEY              a presigned GET URL (generate_presigned_url)
+  presign BUCKET KEY [OP]         a presigned URL (generate_presigned_url; OP default get_object)
   call OP JSON                    any boto3 call: status and error code, or
                                   status and result (the response, dates as
                                   strings, without Body and ResponseMetadata)
@@ -79,7 +79,8 @@ def main(argv):
             token = r["NextContinuationToken"]
         out({"pages": pages})
     elif cmd == "presign":
-        out({"url": s3.generate_presigned_url("get_object", Params={"Bucket": argv[1], "Key": argv[2]},
+        op = argv[3] if len(argv) > 3 else "get_object"
+        out({"url": s3.generate_presigned_url(op, Params={"Bucket": argv[1], "Key": argv[2]},
                                               ExpiresIn=300)})
     elif cmd == "call":
         try:
