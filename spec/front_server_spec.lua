@@ -242,6 +242,21 @@ describe("the S3 front server #server #nginx", function()
     assert.is_true(on_store("tenant-a/sdk/chunked.bin") == read_file(f), "the store holds other bytes")
   end)
 
+  it("stores a multipart upload of @aws-sdk/client-s3 v3, each part aws-chunked with its CRC32 trailer", function()
+    servers.node_package("@aws-sdk/client-s3")
+    local f = tmp .. "/sdk-mpu.bin"
+    assert(sh("head -c 12000000 /dev/urandom > " .. q(f)))
+    local ok, out = sh(client_env(A) .. "timeout 120 node spec/support/sdkv3_through_front.js data sdk/mpu.bin "
+      .. q(f) .. " multipart 2>/dev/null")
+    local r = cjson.decode(out:match("[^\n]*\n?$") or "")
+    assert(ok, out)
+    assert.equal(3, r.parts)
+    assert.is_true(r.get_equal)
+    assert.is_true(on_store("tenant-a/sdk/mpu.bin") == read_file(f), "the store holds other bytes")
+    local head = assert(store:head_object(shared, "tenant-a/sdk/mpu.bin"))
+    assert.truthy(head.etag:find([[%-3"?$]]), head.etag)
+  end)
+
   it("refuses an aws-chunked body whose trailer checksum is wrong; nothing is stored", function()
     local data = random_hex(40000)
     local body = ("%x\r\n%s\r\n0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n"):format(#data, data)
