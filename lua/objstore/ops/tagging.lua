@@ -8,7 +8,7 @@ local errors = require "objstore.errors"
 local xml = require "objstore.xml"
 local checksum = require "objstore.checksum"
 
-local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
+local type, pairs, ipairs, tostring, pcall = type, pairs, ipairs, tostring, pcall
 local sort = table.sort
 
 local ops = {}
@@ -24,9 +24,15 @@ local function tag_set(name, tags)
   local keys = {}
   for k, v in pairs(tags) do
     if type(k) ~= "string" or k == "" then
-      common.misuse(name, 3, "tags", "keys must be non-empty strings, got " .. errors.got(k))
+      common.misuse(name, 3, "tags", "keys must be non-empty strings, " .. errors.got(k))
+    end
+    if not pcall(xml.escape, k) then
+      common.misuse(name, 3, "tags", "a key is not representable in XML 1.0 (NUL, invalid UTF-8, U+FFFE or U+FFFF)")
     end
     if type(v) ~= "string" then common.misuse(name, 3, "tags." .. k, "must be a string, " .. errors.got(v)) end
+    if not pcall(xml.escape, v) then
+      common.misuse(name, 3, "tags." .. k, "is not representable in XML 1.0 (NUL, invalid UTF-8, U+FFFE or U+FFFF)")
+    end
     keys[#keys + 1] = k
   end
   if #keys > MAX_TAGS then common.misuse(name, 3, "tags", "has " .. #keys .. " tags: at most " .. MAX_TAGS) end
