@@ -100,6 +100,14 @@ for _, srv in ipairs(servers.list()) do
         local eleven = {}
         for i = 1, 11 do eleven["k" .. i] = "v" end
         assert.has_error(function() c:put_object_tagging(bucket, "tagged/k", eleven) end)
+        -- a tag XML cannot carry: the operation's own argument error, naming the tag
+        for _, tags in ipairs({ { a = "x\0y" }, { ["\255"] = "v" }, { a = "\239\191\190" } }) do
+          local ok, e = pcall(c.put_object_tagging, c, bucket, "tagged/k", tags)
+          assert.is_false(ok)
+          assert.matches("put_object_tagging: argument #3 %(tags", tostring(e))
+        end
+        local _, e2 = pcall(c.put_object_tagging, c, bucket, "tagged/k", { [1] = "x" })
+        assert.no_match("got got", tostring(e2), 1, true)
         assert(c:delete_object(bucket, "tagged/k"))
       end)
 

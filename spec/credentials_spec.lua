@@ -669,6 +669,29 @@ describe("the credentials cache (credentials.refreshing)", function()
     assert.equal("number", type(c3.expiration))
   end)
 
+  it("does not wait for good on a renewal whose request was killed mid-fetch (a client abort in nginx)", function()
+    if not yields_across_pcall() then return pending("Lua 5.1 cannot yield across pcall") end
+    local now, fetches = 1000, 0
+    local cache = refreshing.new{ now = function() return now end, fetch = function()
+      fetches = fetches + 1
+      if fetches == 1 then coroutine.yield("fetching") end -- never resumed: its request ended
+      return creds(fetches, now + 3600)
+    end }
+    local a = coroutine.create(function() return cache:get({}) end)
+    assert.same({ true, "fetching" }, { coroutine.resume(a) })
+    a = nil -- luacheck: ignore (the killed request's thread is gone)
+    -- while it may still be under way, a caller that cannot wait is refused
+    local c, err = cache:get({})
+    assert.is_nil(c)
+    assert.equal("CredentialsError", err.code)
+    -- long after any fetch would have ended, the next caller renews itself
+    now = now + 120
+    local c2, err2 = cache:get({})
+    assert.is_table(c2, tostring(err2))
+    assert.equal("AK2", c2.access_key)
+    assert.equal(2, fetches)
+  end)
+
   it("answers an error value where the caller cannot wait (no semaphore), naming objstore.openresty.defer", function()
     if not yields_across_pcall() then return pending("Lua 5.1 cannot yield across pcall") end
     local cache = refreshing.new{ now = function() return 1000 end, fetch = function()

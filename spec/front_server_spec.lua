@@ -281,6 +281,12 @@ describe("the S3 front server #server #nginx", function()
     assert(ok, out)
     assert.truthy(out:find("<Key>vhost/k.txt</Key>", 1, true), out)
     assert.falsy(out:find("tenant-a", 1, true), out)
+    -- a key named like the error_page URI is the tenant's key, never an
+    -- internal location of nginx (its HTML 404)
+    assert(store:put_object(shared, "tenant-a/_objstore_s3_error", "a key like the error page"))
+    ok, out = sh("timeout 30 " .. base .. q("http://data.front.test:" .. PORT .. "/_objstore_s3_error"))
+    assert(ok, out)
+    assert.equal("a key like the error page", out)
   end)
 
   describe("multipart uploads, copies and batch deletes", function()

@@ -386,6 +386,39 @@ describe("hostile servers", function()
       assert.equal("Forged", err.server.op)
     end)
   end)
+  describe("GetObjectTagging answers", function()
+    it("takes only a <Tagging> of string keys and values: anything else is MalformedResponse, never tags", function()
+      local body
+      local c = objstore.new{ endpoint = "http://127.0.0.1:9", region = "us-east-1", access_key = "AK",
+        secret_key = SECRET,
+        transport = { request = function() return { status = 200, headers = {}, body = body } end } }
+      for _, b in ipairs({
+        -- another document: not "no tags"
+        "<ListBucketResult><Name>x</Name></ListBucketResult>",
+        -- a Value or Key that is not text (its table's address was the value)
+        "<Tagging><TagSet><Tag><Key>a</Key><Value>1</Value><Value>2</Value></Tag></TagSet></Tagging>",
+        "<Tagging><TagSet><Tag><Key><x>1</x></Key><Value>1</Value></Tag></TagSet></Tagging>",
+        "<Tagging><TagSet><Tag><Value>1</Value></Tag></TagSet></Tagging>",
+        -- a key twice: which value is the object's is unknown
+        "<Tagging><TagSet><Tag><Key>a</Key><Value>1</Value></Tag><Tag><Key>a</Key><Value>2</Value></Tag></TagSet>"
+          .. "</Tagging>",
+        -- two tag sets
+        "<Tagging><TagSet/><TagSet><Tag><Key>a</Key><Value>1</Value></Tag></TagSet></Tagging>",
+      }) do
+        body = b
+        local r, err = c:get_object_tagging("b", "k")
+        assert.is_nil(r, b)
+        assert.equal("MalformedResponse", err.code, b)
+        assert.no_match(SECRET, tostring(err.message), 1, true)
+      end
+      body = "<Tagging><TagSet><Tag><Key>a</Key><Value/></Tag><Tag><Key>b</Key><Value>2</Value></Tag></TagSet>"
+        .. "</Tagging>"
+      assert.same({ a = "", b = "2" }, assert(c:get_object_tagging("b", "k")).tags)
+      body = "<Tagging><TagSet/></Tagging>"
+      assert.same({}, assert(c:get_object_tagging("b", "k")).tags)
+    end)
+  end)
+
   describe("download_file against a server that lies in its answers", function()
     local dir
     setup(function()

@@ -114,9 +114,13 @@ end
 
 --- Renews now: the new credentials, or nil, err (the old ones are kept).
 function Refreshing:refresh(client, reason)
-  self.inflight = true
+  -- When it started: a renewal whose request was killed mid-fetch (a
+  -- client abort in nginx ends its thread without returning here) is
+  -- taken as ended after WAIT_LIMIT, never waited for by every later call.
+  local mark = { at = self:now(client) }
+  self.inflight = mark
   local ok, c, err = pcall(self.fetch, client, reason)
-  self.inflight = false
+  if self.inflight == mark then self.inflight = false end
   self:wake()
   local exp
   if ok and type(c) == "table" then
@@ -176,6 +180,7 @@ end
 function Refreshing:get(client, reason)
   local now = self:now(client)
   local c = self.creds
+  if self.inflight and now - self.inflight.at >= WAIT_LIMIT then self.inflight = false end
   if self.inflight then
     if valid(c, now) and reason ~= "rejected" then return self:current() end
     -- No usable credentials: wait for the renewal under way.

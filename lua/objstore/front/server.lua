@@ -1414,6 +1414,9 @@ function _M.handle(config)
   if type(ngx) ~= "table" or type(ngx.get_phase) ~= "function" then
     errors.argument("front.server.handle", nil, nil, "needs OpenResty's ngx (call it inside nginx)")
   end
+  -- error_page's redirect of nginx's own refusal (never a client's
+  -- request, which is not internal: a key of that name is served)
+  if ngx.req.is_internal() and ngx.var.uri == _M.ERROR_URI then return _M.nginx_error() end
   -- bytes_out: the response body bytes, counted as they are sent
   local ctx = { rid = ngx.var.request_id or tostring(ngx.now()), resource = "/", bytes_out = 0 }
   ngx.header["x-amz-request-id"] = ctx.rid
@@ -1434,19 +1437,21 @@ function _M.split_list(s)
   return #out > 0 and out or nil
 end
 
+--- The URI error_page takes nginx's own refusals to, in the location of
+-- handle, which answers them with nginx_error.
+_M.ERROR_URI = "/_objstore_s3_error"
+
 --- The server's error_page for nginx's own refusals (a body over
 -- client_max_body_size, headers over large_client_header_buffers, a
 -- request nginx cannot parse, a timeout): S3's XML error with an
 -- x-amz-request-id, as every other answer of the front, never nginx's HTML.
 --   error_page 400 408 411 413 414 500 502 503 504 /_objstore_s3_error;
 --   error_page 494 =494 /_objstore_s3_error;  # else nginx passes it on as a 400
---   location = /_objstore_s3_error {
---     internal;
---     content_by_lua_block { require("objstore.front.server").nginx_error() }
---   }
--- (a location by URI, not a named one: a request line nginx could not
--- parse has no URI to take to a named location, and would get nginx's
--- HTML 500).
+-- handle calls it for error_page's internal redirect to ERROR_URI, so the
+-- URI needs no location of its own (one would hide the key of that name
+-- in virtual-host style); by URI, not a named location: a request line
+-- nginx could not parse has no URI to take to a named location, and
+-- would get nginx's HTML 500.
 function _M.nginx_error()
   local ngx = rawget(_G, "ngx")
   local rid = ngx.var.request_id or tostring(ngx.now())

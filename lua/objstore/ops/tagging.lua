@@ -8,7 +8,7 @@ local errors = require "objstore.errors"
 local xml = require "objstore.xml"
 local checksum = require "objstore.checksum"
 
-local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
+local type, pairs, ipairs, tostring, pcall = type, pairs, ipairs, tostring, pcall
 local sort = table.sort
 
 local ops = {}
@@ -24,9 +24,15 @@ local function tag_set(name, tags)
   local keys = {}
   for k, v in pairs(tags) do
     if type(k) ~= "string" or k == "" then
-      common.misuse(name, 3, "tags", "keys must be non-empty strings, got " .. errors.got(k))
+      common.misuse(name, 3, "tags", "keys must be non-empty strings, " .. errors.got(k))
+    end
+    if not pcall(xml.escape, k) then
+      common.misuse(name, 3, "tags", "a key is not representable in XML 1.0 (NUL, invalid UTF-8, U+FFFE or U+FFFF)")
     end
     if type(v) ~= "string" then common.misuse(name, 3, "tags." .. k, "must be a string, " .. errors.got(v)) end
+    if not pcall(xml.escape, v) then
+      common.misuse(name, 3, "tags." .. k, "is not representable in XML 1.0 (NUL, invalid UTF-8, U+FFFE or U+FFFF)")
+    end
     keys[#keys + 1] = k
   end
   if #keys > MAX_TAGS then common.misuse(name, 3, "tags", "has " .. #keys .. " tags: at most " .. MAX_TAGS) end
@@ -49,9 +55,14 @@ local function tagging_request(c, name, fields, opts, parse)
   t.parse = function(res, req)
     local out = {}
     if parse then
-      local doc, err = response.xml(res, req)
-      if not doc then return nil, err end
-      out = parse(doc)
+      local doc, root = response.xml(res, req)
+      if not doc then return nil, root end
+      local why
+      out, why = parse(doc, root)
+      if not out then
+        return nil, errors.new{ code = "MalformedResponse", retryable = false, status = res.status, op = req.op,
+          bucket = req.bucket, key = req.key, message = fields.op .. " answered " .. why }
+      end
     end
     out.version_id = res.headers and res.headers[c.dialect.version_id] or nil
     out.request_id = response.request_id(c.dialect, res)
@@ -75,17 +86,30 @@ end }
 -- The object's tags.
 -- opts.version_id: the version to read (versioned buckets).
 -- result.tags: { key = value } (empty when the object has none).
--- errors: NoSuchKey.
+-- errors: NoSuchKey; MalformedResponse (an answer not a Tagging of text keys and values, each once).
 ops.get_object_tagging = { build = function(c, bucket, key, opts)
   opts = common.opts("get_object_tagging", 3, opts, { version_id = true })
   return tagging_request(c, "get_object_tagging", { op = "GetObjectTagging", method = "GET", bucket = bucket,
-    key = key }, opts, function(doc)
+    key = key }, opts, function(doc, root)
+      -- Only a <Tagging> of text keys and values, each key once: another
+      -- document is not "no tags", and a value that is not text (two
+      -- <Value>s) or a key given twice leaves the object's tags unknown.
+      if root ~= "Tagging" then return nil, "a <" .. tostring(root) .. "> document, not a Tagging" end
       local tags = {}
-      local set = type(doc.tag_set) == "table" and doc.tag_set.tag or nil
-      for _, t in ipairs(type(set) == "table" and set or {}) do
-        if type(t) == "table" and type(t.key) == "string" then
-          tags[t.key] = type(t.value) == "string" and t.value or tostring(t.value or "")
+      local set = doc.tag_set
+      if set ~= nil and set ~= "" and type(set) ~= "table" or type(set) == "table" and set[1] ~= nil then
+        return nil, "a Tagging without one TagSet"
+      end
+      set = type(set) == "table" and set.tag or nil
+      if set ~= nil and type(set) ~= "table" then return nil, "a TagSet that is not a list of Tag" end
+      for _, t in ipairs(set or {}) do
+        local v = type(t) == "table" and t.value
+        if v == nil then v = "" end
+        if type(t) ~= "table" or type(t.key) ~= "string" or type(v) ~= "string" then
+          return nil, "a Tag without one text Key and Value"
         end
+        if tags[t.key] ~= nil then return nil, "the tag key '" .. t.key .. "' twice" end
+        tags[t.key] = v
       end
       return { tags = tags }
     end)
