@@ -144,6 +144,7 @@ _M.MESSAGES = {
   EntityTooSmall = "Your proposed upload is smaller than the minimum allowed object size.",
   InternalError = "We encountered an internal error. Please try again.",
   InvalidTag = "The TagKey or TagValue you have provided is invalid",
+  InvalidArgument = "Invalid Argument",
 }
 
 -- nginx's own refusals (made before the handler runs, or instead of it)
