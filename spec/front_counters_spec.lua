@@ -18,6 +18,7 @@ local function fake_dict()
     self.v[key] = self.v[key] + by
     return self.v[key]
   end
+  function d:get(key) return self.v[key] end
   return d
 end
 
@@ -63,6 +64,29 @@ describe("objstore.front.limits", function()
     -- the next window starts afresh; the key expires after its window
     assert.is_true(limits.admit(d, "t", l, 180))
     assert.equal(61, d.ttl["l\0" .. "180\0t"])
+  end)
+
+  it("admits requests while the window's bytes are under the budget, then Retry-After until it ends", function()
+    local d, l = fake_dict(), { bytes = 100, window = 60 }
+    assert.is_true(limits.admit(d, "t", l, 120))
+    limits.add_bytes(d, "t", l, 121, 60)
+    assert.is_true(limits.admit(d, "t", l, 122)) -- 60 < 100: admitted, it may move more
+    limits.add_bytes(d, "t", l, 125, 60)
+    local ok, after = limits.admit(d, "t", l, 130)
+    assert.is_false(ok)
+    assert.equal(50, after)
+    -- only t's budget, and a fresh one in the next window
+    assert.is_true(limits.admit(d, "u", l, 130))
+    assert.is_true(limits.admit(d, "t", l, 180))
+    assert.equal(61, d.ttl["b\0" .. "120\0t"])
+    -- requests and bytes together: either refuses
+    local both = { requests = 1, bytes = 1000, window = 60 }
+    assert.is_true(limits.admit(d, "v", both, 200))
+    assert.is_false((limits.admit(d, "v", both, 201)))
+    -- nothing counted without a byte budget, nor for a bad count
+    limits.add_bytes(d, "w", { requests = 5, window = 60 }, 200, 10)
+    limits.add_bytes(d, "w", l, 200, -5)
+    assert.is_nil(d.v["b\0" .. "180\0w"])
   end)
 
   it("admits when the dict cannot count (an outage of the limiter is not one of the store)", function()

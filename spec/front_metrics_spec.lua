@@ -19,7 +19,7 @@ local sh, q, random_hex = futil.sh, futil.q, futil.random_hex
 local write_file = servers.write_file
 
 describe("the S3 front's per-tenant counters and limits #server #nginx", function()
-  local store, bucket, A, B, L, tmp
+  local store, bucket, A, B, L, BL, tmp
 
   local function py(t, args)
     local ok, out = sh(("env -u AWS_CA_BUNDLE -u AWS_PROFILE -u AWS_SESSION_TOKEN AWS_CONFIG_FILE=/dev/null "
@@ -89,12 +89,14 @@ describe("the S3 front's per-tenant counters and limits #server #nginx", functio
     A = { name = 'team "a"\\one', ak = "AKMETRA" .. id, sk = random_hex(16) }
     B = { name = "team-b", ak = "AKMETRB" .. id, sk = random_hex(16) }
     L = { name = "limited", ak = "AKMETRL" .. id, sk = random_hex(16) }
+    BL = { name = "byte-limited", ak = "AKMETRBL" .. id, sk = random_hex(16) }
     local tenants = {}
-    for _, t in ipairs({ A, B, L }) do
+    for _, t in ipairs({ A, B, L, BL }) do
       tenants[t.name] = { keys = { { access_key = t.ak, secret_key = t.sk } }, buckets = {
         data = { store_bucket = bucket, prefix = t.ak .. "/", allow = { "read", "write", "list", "delete" } } } }
     end
     tenants[L.name].limits = { requests = 2, window = 3600 }
+    tenants[BL.name].limits = { bytes = 30, window = 3600 }
     write_file(tmp .. "/tenants.json", cjson.encode({ tenants = tenants }))
     ok, out = sh(("FRONT_PORT=%s FRONT_DIR=%s FRONT_TENANTS=%s timeout 120 bash examples/front/run.sh start")
       :format(q(PORT), q(DIR), q(tmp .. "/tenants.json")))
@@ -198,6 +200,24 @@ describe("the S3 front's per-tenant counters and limits #server #nginx", functio
     -- refused before routing: no operation yet
     assert.equal(2, value(text, "objstore_front_requests_total", 'class="5xx",operation="unknown",tenant="limited"'))
     assert.equal(20, value(text, "objstore_front_bytes_total", 'direction="in",tenant="limited"'))
+  end)
+
+  it("admits a tenant's requests while its bytes of the window are under its budget, then 503 SlowDown", function()
+    local left = 3600 - os.time() % 3600
+    if left < 60 then sh("sleep " .. (left + 1)) end
+    assert.equal(200, put(BL, "b1", 20).status)
+    assert.equal(200, put(BL, "b2", 20).status) -- 20 bytes moved: under 30, admitted
+    local f = tmp .. "/b3"
+    write_file(f, "third")
+    local r = py(BL, "raw PUT /data/b3 --body " .. q(f))
+    assert.equal(503, r.status, r.body)
+    assert.equal("SlowDown", futil.code_of(r.body))
+    local after = tonumber(r.retry_after)
+    assert.is_true(after ~= nil and after >= 1 and after <= 3600, tostring(r.retry_after))
+    assert.is_nil(on_store(BL.ak .. "/b3"))
+    assert.equal(("x"):rep(20), on_store(BL.ak .. "/b2"))
+    -- another tenant is not held back by it
+    assert.equal(200, put(B, "free-of-bytes", 40).status)
   end)
 
   it("serves the metrics to 127.0.0.1 only", function()

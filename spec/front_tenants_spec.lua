@@ -73,7 +73,7 @@ describe("objstore.front.tenants", function()
     refused(doc(function(d) d.tenants.b.buckets.data.prefix = "a/b/" end), "tenants.b.buckets.data.prefix")
   end)
 
-  it("reads optional limits strictly: integer requests per integer window", function()
+  it("reads optional limits strictly: integer requests and bytes per integer window", function()
     local set = assert(tenants.parse(doc(function(d) d.tenants.a.limits = { requests = 5, window = 60 } end)))
     assert.same({ requests = 5, window = 60 }, set.tenants.a.limits)
     assert.is_nil(set.tenants.b.limits)
@@ -82,7 +82,15 @@ describe("objstore.front.tenants", function()
     refused(doc(function(d) d.tenants.a.limits = 5 end), "tenants.a.limits")
     refused(doc(function(d) d.tenants.a.limits = { 5 } end), "tenants.a.limits")
     refused(doc(function(d) d.tenants.a.limits = { requests = 5, burst = 2 } end), "tenants.a.limits.burst")
-    refused(doc(function(d) d.tenants.a.limits = {} end), "tenants.a.limits.requests")
+    refused(doc(function(d) d.tenants.a.limits = {} end), "tenants.a.limits")
+    refused(doc(function(d) d.tenants.a.limits = { window = 60 } end), "tenants.a.limits")
+    set = assert(tenants.parse(doc(function(d) d.tenants.a.limits = { bytes = 1048576, window = 60 } end)))
+    assert.same({ bytes = 1048576, window = 60 }, set.tenants.a.limits)
+    set = assert(tenants.parse(doc(function(d) d.tenants.a.limits = { requests = 2, bytes = 10 } end)))
+    assert.same({ requests = 2, bytes = 10, window = 1 }, set.tenants.a.limits)
+    for _, b in ipairs({ 0, -1, 1.5, "5", 1e16 }) do
+      refused(doc(function(d) d.tenants.a.limits = { bytes = b } end), "tenants.a.limits.bytes")
+    end
     for _, n in ipairs({ 0, -1, 1.5, "5", 1e10 }) do
       refused(doc(function(d) d.tenants.a.limits = { requests = n } end), "tenants.a.limits.requests")
     end

@@ -23,6 +23,7 @@
 -- @module objstore.front.counters
 
 local metrics = require "objstore.metrics"
+local limits = require "objstore.front.limits"
 
 local tonumber, rawget, _G = tonumber, rawget, _G
 
@@ -74,8 +75,12 @@ function _M.log(dict)
   local ngx = rawget(_G, "ngx")
   local c = ngx.ctx.objstore_front
   if not c then return end
+  local bytes_out = c.bytes_out or tonumber(ngx.var.body_bytes_sent)
   _M.record(_M.registry(dict), { tenant = c.tenant and c.tenant.name, operation = c.op, status = ngx.status,
-    bytes_in = c.bytes_in, bytes_out = c.bytes_out or tonumber(ngx.var.body_bytes_sent), code = c.code })
+    bytes_in = c.bytes_in, bytes_out = bytes_out, code = c.code })
+  -- the tenant's byte budget (objstore.front.limits), when it has one
+  local bl = c.byte_limit
+  if bl then limits.add_bytes(bl.dict, bl.name, bl.limits, ngx.time(), (c.bytes_in or 0) + (bytes_out or 0)) end
 end
 
 --- serve(dict): the content handler of the metrics location (protect it

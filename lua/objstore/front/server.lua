@@ -1358,6 +1358,8 @@ local function serve(config, ctx)
       ngx.header["Retry-After"] = retry_after
       return fail(ctx, s3err("SlowDown", 503, "Please reduce your request rate."))
     end
+    -- its bytes are counted in the log phase (objstore.front.counters.log)
+    if tenant.limits.bytes then ctx.byte_limit = { dict = st.limits, name = tenant.name, limits = tenant.limits } end
   end
   -- Addressing: virtual-host (bucket.<domain>) or path-style (/bucket/key).
   local host = type(headers.host) == "string" and headers.host:lower():gsub(":%d+$", "") or ""

@@ -93,7 +93,7 @@ end
 
 local KNOWN_TOP = { tenants = true }
 local KNOWN_TENANT = { keys = true, buckets = true, limits = true }
-local KNOWN_LIMITS = { requests = true, window = true }
+local KNOWN_LIMITS = { requests = true, bytes = true, window = true }
 
 local KNOWN_KEY = { access_key = true, secret_key = true }
 local KNOWN_MAPPING = { store_bucket = true, prefix = true, allow = true }
@@ -104,24 +104,29 @@ local function unknown(t, known, where)
   end
 end
 
--- "limits": { "requests": N, "window": S }: at most N requests of the
--- tenant in each window of S seconds (default 1) aligned on the clock
--- (objstore.front.limits enforces it). Integers only, so that what the
+-- "limits": { "requests": N, "bytes": B, "window": S }: at most N
+-- requests of the tenant, and no new request once B bytes moved, in each
+-- window of S seconds (default 1) aligned on the clock; N or B or both
+-- (objstore.front.limits enforces them). Integers only, so that what the
 -- file says is exactly what is enforced.
 local function limits_of(l, where)
   if type(l) ~= "table" or is_array(l) and next(l) ~= nil then
-    return bad(where, "must be an object { requests, window }")
+    return bad(where, "must be an object { requests, bytes, window }")
   end
   local u = unknown(l, KNOWN_LIMITS, where)
   if u then return bad(u, "unknown field") end
-  local n, w = l.requests, l.window == nil and 1 or l.window
-  if type(n) ~= "number" or n % 1 ~= 0 or n < 1 or n > 1e9 then
+  local n, b, w = l.requests, l.bytes, l.window == nil and 1 or l.window
+  if n == nil and b == nil then return bad(where, "needs requests or bytes") end
+  if n ~= nil and (type(n) ~= "number" or n % 1 ~= 0 or n < 1 or n > 1e9) then
     return bad(where .. ".requests", "must be an integer from 1 to 1000000000")
+  end
+  if b ~= nil and (type(b) ~= "number" or b % 1 ~= 0 or b < 1 or b > 1e15) then
+    return bad(where .. ".bytes", "must be an integer from 1 to 1000000000000000")
   end
   if type(w) ~= "number" or w % 1 ~= 0 or w < 1 or w > 86400 then
     return bad(where .. ".window", "must be an integer number of seconds from 1 to 86400")
   end
-  return { requests = math.floor(n), window = math.floor(w) }
+  return { requests = n and math.floor(n), bytes = b and math.floor(b), window = math.floor(w) }
 end
 
 --- parse(text) -> set | nil, err
