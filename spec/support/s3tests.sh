@@ -174,7 +174,9 @@ summarize() {
 import sys, xml.etree.ElementTree as ET
 from collections import defaultdict
 root = ET.parse(sys.argv[1]).getroot()
-rows = []
+# a test that failed and then errored in its teardown is listed twice: once here
+RANK = {"passed": 0, "skipped": 1, "error": 2, "failed": 3}
+rows, seen = [], {}
 for tc in root.iter("testcase"):
     name = tc.get("name")
     status, msg = "passed", ""
@@ -185,6 +187,12 @@ for tc in root.iter("testcase"):
             msg = (el.get("message") or el.text or "").strip().splitlines()
             msg = msg[0][:300] if msg else ""
             break
+    if name in seen:
+        i = seen[name]
+        if RANK[status] > RANK[rows[i][1]]:
+            rows[i] = (name, status, msg)
+        continue
+    seen[name] = len(rows)
     rows.append((name, status, msg))
 with open(sys.argv[2], "w") as f:
     for r in rows:
