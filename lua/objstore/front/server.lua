@@ -217,6 +217,14 @@ local function store_fail(ctx, err)
   if code == "NoSuchBucket" then
     return fail(ctx, s3err("NoSuchBucket", 404, "The specified bucket does not exist", { bucket_name = ctx.bucket }))
   end
+  -- Another refusal of the request itself (a 4xx: a copy onto itself
+  -- without REPLACE is InvalidRequest) keeps its status and code, with a
+  -- message of the front's: as a 500 the client would retry it. 401/403
+  -- are the front's own credentials refused by the store: internal.
+  if type(status) == "number" and status >= 400 and status < 500 and status ~= 401 and status ~= 403
+      and type(code) == "string" and code:find("^%u%a+$") and #code <= 64 then
+    return fail(ctx, s3err(code, status, "The request was refused: " .. code))
+  end
   if status == 503 then return fail(ctx, s3err("ServiceUnavailable", 503, "Please reduce your request rate.")) end
   return fail(ctx, s3err("InternalError", 500, "We encountered an internal error. Please try again."))
 end
@@ -370,8 +378,13 @@ local function list_objects(ctx, args)
   if args["list-type"] ~= nil and not v2 then
     return fail(ctx, s3err("InvalidArgument", 400, "Invalid List Type specified"))
   end
-  local fo = arg(args, "fetch-owner")
-  if fo ~= nil and fo ~= "false" then return fail(ctx, not_implemented("fetch-owner")) end
+  -- The owner of every object is the tenant (as ListBuckets says): V1
+  -- lists it always, V2 with fetch-owner=true, as S3 does.
+  local owner = ""
+  if not v2 or arg(args, "fetch-owner") == "true" then
+    owner = "<Owner><ID>" .. escape(ctx.tenant.name) .. "</ID><DisplayName>" .. escape(ctx.tenant.name)
+      .. "</DisplayName></Owner>"
+  end
   local enc = arg(args, "encoding-type")
   if enc ~= nil and enc ~= "url" then
     return fail(ctx, s3err("InvalidArgument", 400, "Invalid Encoding Method specified in Request"))
@@ -427,7 +440,8 @@ local function list_objects(ctx, args)
     if k then
       items[#items + 1] = "<Contents><Key>" .. escape(isurl and url_encode(k) or k) .. "</Key><LastModified>"
         .. escape(o.last_modified or "") .. "</LastModified><ETag>" .. escape(o.etag or "") .. "</ETag><Size>"
-        .. tostring(tonumber(o.size) or 0) .. "</Size><StorageClass>" .. escape(o.storage_class or "STANDARD")
+        .. tostring(tonumber(o.size) or 0) .. "</Size>" .. owner .. "<StorageClass>"
+        .. escape(o.storage_class or "STANDARD")
         .. "</StorageClass></Contents>"
     else
       ngx.log(ngx.WARN, "objstore.front: the store listed a key outside the prefix; dropped")

@@ -387,6 +387,7 @@ function R:map(tenant, bucket, key, op) -- luacheck: ignore 212/self
   if type(key) ~= "string" or key == "" then
     return nil, s3err("InvalidArgument", 400, "An object key must not be empty")
   end
+  if #key > 1024 then return nil, s3err("KeyTooLongError", 400, "Your key is too long") end
   local p = request.key_problem(key)
   if p then return nil, s3err("InvalidArgument", 400, "The object key " .. p) end
   if segment_problem(key) then
