@@ -53,6 +53,11 @@ describe("the S3 front server #server #nginx", function()
     return py(t, "call " .. op .. " " .. q(args))
   end
 
+  local function on_store_of(store_bucket, key)
+    local res = store:get_object(store_bucket, key)
+    return res and res.body or nil
+  end
+
   local function on_store(key)
     local res, err = store:get_object(shared, key)
     if res then return res.body end
@@ -83,7 +88,9 @@ describe("the S3 front server #server #nginx", function()
       b = { keys = { { access_key = B.ak, secret_key = B.sk } }, buckets = {
         data = { store_bucket = shared, prefix = "tenant-b/", allow = { "read", "write", "list", "delete",
           "multipart" } },
-        plain = { store_bucket = shared, prefix = "plain-b/", allow = { "read", "write", "list", "delete" } } } },
+        plain = { store_bucket = shared, prefix = "plain-b/", allow = { "read", "write", "list", "delete" } } },
+        bucket_space = { store_bucket = other, prefix = "spaces/b/", allow = { "read", "write", "list", "delete",
+          "multipart", "create" } } },
     } }
     write_file(tmp .. "/tenants.json", cjson.encode(tenants))
     A.tenants = tenants
@@ -679,6 +686,41 @@ describe("the S3 front server #server #nginx", function()
       assert.same({ ID = "a", DisplayName = "a" }, r.result.Contents[1].Owner)
       assert.same({ status = 400, code = "KeyTooLongError" },
         call(A, "put_object", '{"Bucket":"data","Key":"' .. ("k"):rep(1025) .. '","Body":"x"}'))
+    end)
+
+    it("creates, lists, uses and deletes (only empty) buckets in B's bucket space; A has none", function()
+      assert.equal(200, call(B, "create_bucket", '{"Bucket":"made-by-b"}').status)
+      assert.equal("", on_store_of(other, "spaces/b/.buckets/made-by-b"))
+      assert.same({ status = 409, code = "BucketAlreadyOwnedByYou" },
+        call(B, "create_bucket", '{"Bucket":"made-by-b"}'))
+      assert.same({ status = 409, code = "BucketAlreadyOwnedByYou" }, call(B, "create_bucket", '{"Bucket":"data"}'))
+      local r = call(B, "list_buckets", "{}")
+      local names = {}
+      for _, b in ipairs(r.result.Buckets) do names[#names + 1] = b.Name end
+      assert.same({ "data", "made-by-b", "plain" }, names)
+      assert.equal(200, call(B, "head_bucket", '{"Bucket":"made-by-b"}').status)
+      assert.equal(200, call(B, "put_object", '{"Bucket":"made-by-b","Key":"k","Body":"in a made bucket"}').status)
+      assert.equal("in a made bucket", on_store_of(other, "spaces/b/made-by-b/k"))
+      r = call(B, "list_objects_v2", '{"Bucket":"made-by-b"}')
+      assert.equal("k", r.result.Contents[1].Key)
+      assert.equal(200, call(B, "copy_object",
+        '{"Bucket":"data","Key":"from-made","CopySource":{"Bucket":"made-by-b","Key":"k"}}').status)
+      assert.equal("in a made bucket", on_store("tenant-b/from-made"))
+      -- A: no bucket space, and B's bucket is not A's
+      assert.same({ status = 501, code = "NotImplemented" }, call(A, "create_bucket", '{"Bucket":"made-by-a"}'))
+      assert.same({ status = 404, code = "NoSuchBucket" },
+        call(A, "get_object", '{"Bucket":"made-by-b","Key":"k"}'))
+      assert.same({ status = 400, code = "InvalidBucketName" }, call(B, "create_bucket", '{"Bucket":"Bad_Name"}'))
+      -- only an empty bucket is deleted
+      assert.same({ status = 409, code = "BucketNotEmpty" }, call(B, "delete_bucket", '{"Bucket":"made-by-b"}'))
+      assert.equal("in a made bucket", on_store_of(other, "spaces/b/made-by-b/k"))
+      assert.equal(204, call(B, "delete_object", '{"Bucket":"made-by-b","Key":"k"}').status)
+      assert.equal(204, call(B, "delete_bucket", '{"Bucket":"made-by-b"}').status)
+      assert.is_nil(on_store_of(other, "spaces/b/.buckets/made-by-b"))
+      assert.same({ status = 404, code = "NoSuchBucket" }, call(B, "delete_bucket", '{"Bucket":"made-by-b"}'))
+      assert.same({ status = 404, code = "NoSuchBucket" },
+        call(B, "put_object", '{"Bucket":"made-by-b","Key":"k","Body":"x"}'))
+      assert.is_nil(on_store_of(other, "spaces/b/made-by-b/k"))
     end)
 
     it("answers 501 NotImplemented for versions, bucket creation, ACLs (boto3)", function()

@@ -99,6 +99,52 @@ describe("objstore.front.tenants", function()
     end
   end)
 
+  it("reads a bucket space strictly and maps the buckets created in it, never over another mapping", function()
+    local set = assert(tenants.parse(doc(function(d)
+      d.tenants.a.bucket_space = { store_bucket = "shared", prefix = "spaces/a/", allow = { "read", "create" } }
+    end)))
+    local a = set.tenants.a
+    assert.same({ store_bucket = "shared", prefix = "spaces/a/", allow = { read = true, create = true } }, a.space)
+    local m = tenants.space_mapping(a, "made")
+    assert.same({ name = "made", store_bucket = "shared", prefix = "spaces/a/made/", created = true,
+      allow = { read = true, create = true } }, m)
+    assert.same({ "shared", "spaces/a/.buckets/made" }, { tenants.space_marker(a, "made") })
+    -- no mapping for a static bucket's name, a bad name, or without a space
+    assert.is_nil(tenants.space_mapping(a, "data"))
+    assert.is_nil(tenants.space_mapping(a, "Bad_Name"))
+    assert.is_nil(tenants.space_mapping(set.tenants.b, "made"))
+    -- map takes the created bucket only when told it exists
+    local reg = setmetatable({}, tenants.Registry)
+    local sb, skey = reg:map(a, "made", "k", "read", true)
+    assert.same({ "shared", "spaces/a/made/k" }, { sb, skey })
+    local _, err = reg:map(a, "made", "k", "read")
+    assert.equal("NoSuchBucket", err.code)
+    _, err = reg:map(a, "made", "k", "write", true)
+    assert.equal("AccessDenied", err.code)
+    -- overlaps: with another tenant's mapping, with its own static ones
+    refused(doc(function(d) -- a is read first: b's mapping is the one found overlapping
+      d.tenants.a.bucket_space = { store_bucket = "shared", prefix = "b/", allow = { "read" } }
+    end), "tenants.b.buckets.data.prefix")
+    refused(doc(function(d)
+      d.tenants.a.bucket_space = { store_bucket = "shared", prefix = "a/", allow = { "read" } }
+    end), "tenants.a.bucket_space.prefix")
+    refused(doc(function(d)
+      d.tenants.a.bucket_space = { store_bucket = "shared", prefix = "spaces/", allow = { "read" } }
+      d.tenants.b.buckets.data.prefix = "spaces/b/"
+    end), "tenants.b.buckets.data.prefix")
+    for _, bad in ipairs({ "", "spaces/a", ("p"):rep(401) .. "/" }) do
+      refused(doc(function(d)
+        d.tenants.a.bucket_space = { store_bucket = "shared", prefix = bad, allow = { "read" } }
+      end), "tenants.a.bucket_space.prefix")
+    end
+    refused(doc(function(d)
+      d.tenants.a.bucket_space = { store_bucket = "shared", prefix = "s/", allow = { "fly" } }
+    end), "tenants.a.bucket_space.allow[1]")
+    refused(doc(function(d)
+      d.tenants.a.bucket_space = { store_bucket = "shared", prefix = "s/", allow = { "read" }, extra = 1 }
+    end), "tenants.a.bucket_space.extra")
+  end)
+
   it("reloads a changed file at most once per interval, keeping the old set when the new one is invalid", function()
     local path = DIR .. "/objstore-tenants-spec-r" .. os.time() .. "-" .. math.random(1e9) .. ".json"
     local function write(text)

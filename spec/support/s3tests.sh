@@ -144,8 +144,8 @@ EOF
 }
 
 # The front's tenants: one per s3-tests user, with the user's keys. Each
-# has one declared bucket (a tenant needs one); s3-tests' own buckets are
-# made by CreateBucket, which the front does not offer.
+# has one declared bucket (a tenant needs one) and a bucket space, where
+# s3-tests makes its own buckets with CreateBucket.
 write_tenants() {
   local u uid ak sk first=1
   {
@@ -155,8 +155,11 @@ write_tenants() {
       [ $first = 1 ] || printf ',\n'
       first=0
       printf '  "%s": { "keys": [ { "access_key": "%s", "secret_key": "%s" } ],\n' "$uid" "$ak" "$sk"
-      printf '    "buckets": { "%s-declared": { "store_bucket": "s3tests-front-store", "prefix": "%s/",\n' "$uid" "$uid"
-      printf '      "allow": ["read", "write", "list", "delete", "multipart"] } } }'
+      printf '    "buckets": { "%s-declared": { "store_bucket": "s3tests-front-store", "prefix": "%s/declared/",\n' \
+        "$uid" "$uid"
+      printf '      "allow": ["read", "write", "list", "delete", "multipart"] } },\n'
+      printf '    "bucket_space": { "store_bucket": "s3tests-front-store", "prefix": "%s/space/",\n' "$uid"
+      printf '      "allow": ["read", "write", "list", "delete", "multipart", "create"] } }'
     done
     printf '\n} }\n'
   } >"$OUT/tenants.json"

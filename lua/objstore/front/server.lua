@@ -52,6 +52,8 @@ local uri_encode = core.encode.uri_encode
 local _M = { _VERSION = core._VERSION }
 
 local XMLNS = 'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'
+-- defined with the handlers, used by serve
+local space_bucket_exists, bucket_space_op
 local MAX_HEADERS = 100
 local escape = s3_error.escape
 
@@ -266,7 +268,7 @@ local OP_HEADERS = {
 }
 
 -- The operations that create an object (its ACL given at creation).
-local WRITES_OBJECT = { PutObject = true, CopyObject = true, CreateMultipartUpload = true }
+local WRITES_OBJECT = { PutObject = true, CopyObject = true, CreateMultipartUpload = true, CreateBucket = true }
 
 local function header_ok(name, extra)
   if AMZ_OK[name] then return true end
@@ -343,9 +345,25 @@ end
 local function list_buckets(ctx)
   local out = { '<?xml version="1.0" encoding="UTF-8"?>\n<ListAllMyBucketsResult ', XMLNS, '><Owner><ID>',
     escape(ctx.tenant.name), '</ID><DisplayName>', escape(ctx.tenant.name), '</DisplayName></Owner><Buckets>' }
-  for _, name in ipairs(ctx.st.reg:buckets(ctx.tenant)) do
-    out[#out + 1] = '<Bucket><Name>' .. escape(name) .. '</Name><CreationDate>2000-01-01T00:00:00.000Z'
-      .. '</CreationDate></Bucket>'
+  local names = {}
+  for _, name in ipairs(ctx.st.reg:buckets(ctx.tenant)) do names[#names + 1] = { name } end
+  local sp = ctx.tenant.space
+  if sp then
+    -- the markers of the tenant's created buckets: their LastModified is
+    -- the creation date
+    local mb, mk = tenants.space_marker(ctx.tenant, "")
+    for o, err in ctx.st.client:list_objects_iter(mb, { prefix = mk }) do
+      if not o then return store_fail(ctx, err) end
+      local name = sub(o.key, #mk + 1)
+      if not tenants.bucket_problem(name) and not ctx.tenant.buckets[name] then
+        names[#names + 1] = { name, o.last_modified }
+      end
+    end
+    table.sort(names, function(a, b) return a[1] < b[1] end)
+  end
+  for _, n in ipairs(names) do
+    out[#out + 1] = '<Bucket><Name>' .. escape(n[1]) .. '</Name><CreationDate>'
+      .. escape(n[2] or "2000-01-01T00:00:00.000Z") .. '</CreationDate></Bucket>'
   end
   out[#out + 1] = '</Buckets></ListAllMyBucketsResult>'
   return send_xml(200, concat(out))
@@ -1045,7 +1063,13 @@ local function copy_source_of(ctx, headers)
     return nil, s3err("InvalidArgument", 400, "Copy Source must mention the source bucket and key: "
       .. "sourcebucket/sourcekey")
   end
-  local sb, skey = ctx.st.reg:map(ctx.tenant, bucket, key, "read")
+  local created
+  if tenants.space_mapping(ctx.tenant, bucket) then
+    local exists, eerr = space_bucket_exists(ctx, bucket)
+    if exists == nil then return nil, eerr end
+    created = exists
+  end
+  local sb, skey = ctx.st.reg:map(ctx.tenant, bucket, key, "read", created)
   if not sb then return nil, skey end
   return sb, skey, key
 end
@@ -1133,7 +1157,7 @@ local function delete_keys(ctx, doc)
       return nil, s3err("MalformedXML", 400, STORE_MESSAGES.MalformedXML)
     end
     if o.version_id ~= nil then return nil, not_implemented("deleting a version") end
-    local _, skey = ctx.st.reg:map(ctx.tenant, ctx.bucket, o.key, "delete")
+    local _, skey = ctx.st.reg:map(ctx.tenant, ctx.bucket, o.key, "delete", ctx.created)
     if type(skey) == "string" then
       if not names[skey] then skeys[#skeys + 1] = skey end
       names[skey] = o.key
@@ -1249,6 +1273,9 @@ local function route(method, key, args, headers)
       return "ListObjects", "list", Q_LIST
     end
     if method == "HEAD" then return "HeadBucket", "list", Q_NONE end
+    -- a bucket of the tenant's bucket space (tenants: "create")
+    if method == "PUT" and next(args) == nil then return "CreateBucket", "create", Q_NONE end
+    if method == "DELETE" and next(args) == nil then return "DeleteBucket", "create", Q_NONE end
     return nil, method .. " on a bucket (" .. (method == "PUT" and "CreateBucket or a bucket configuration"
       or method == "DELETE" and "DeleteBucket" or method == "POST" and "a POST without ?delete" or "?") .. ")"
   end
@@ -1302,6 +1329,75 @@ end
 
 local function delete_tagging(ctx)
   local res, err = ctx.st.client:delete_object_tagging(ctx.store_bucket, ctx.store_key)
+  if not res then return store_fail(ctx, err) end
+  ngx.status = 204
+  return ngx.exit(204)
+end
+
+-- Buckets created by a tenant (objstore.front.tenants, bucket_space): an
+-- empty marker object says a bucket exists; its objects live under
+-- `space prefix .. name .. "/"`.
+function space_bucket_exists(ctx, bucket)
+  local mb, mk = tenants.space_marker(ctx.tenant, bucket)
+  local ok, err = ctx.st.client:object_exists(mb, mk)
+  if ok == nil then return nil, err end
+  return ok
+end
+
+local MAX_CREATE_BODY = 64 * 1024
+
+function bucket_space_op(ctx, op, headers, auth)
+  local tenant, bucket = ctx.tenant, ctx.bucket
+  local sp = tenant.space
+  if not sp then
+    return fail(ctx, not_implemented(op == "CreateBucket" and "CreateBucket without a bucket space"
+      or "DeleteBucket of a bucket the tenant did not create"))
+  end
+  if tenant.buckets[bucket] then
+    if op == "CreateBucket" then
+      return fail(ctx, s3err("BucketAlreadyOwnedByYou", 409, "Your previous request to create the named bucket "
+        .. "succeeded and you already own it.", { bucket_name = bucket }))
+    end
+    return fail(ctx, not_implemented("DeleteBucket of a bucket of the tenants file"))
+  end
+  local problem = tenants.bucket_problem(bucket)
+  if problem then
+    return fail(ctx, s3err("InvalidBucketName", 400, "The specified bucket is not valid.", { bucket_name = bucket }))
+  end
+  if not sp.allow.create then return fail(ctx, s3err("AccessDenied", 403, "Access Denied")) end
+  local mb, mk = tenants.space_marker(tenant, bucket)
+  local exists, eerr = space_bucket_exists(ctx, bucket)
+  if exists == nil then return store_fail(ctx, eerr) end
+  ctx.store_bucket, ctx.store_prefix = mb, sp.prefix .. bucket .. "/"
+  if op == "CreateBucket" then
+    -- a CreateBucketConfiguration (a LocationConstraint) is read and not
+    -- kept: the bucket is where the space is
+    local body, berr = small_body(ctx, auth, headers, MAX_CREATE_BODY)
+    if not body then return fail(ctx, berr) end
+    if body:find("%S") and not parse_request_xml(body, "CreateBucketConfiguration", MAX_CREATE_BODY) then
+      return fail(ctx, s3err("MalformedXML", 400, STORE_MESSAGES.MalformedXML))
+    end
+    if exists then
+      return fail(ctx, s3err("BucketAlreadyOwnedByYou", 409, "Your previous request to create the named bucket "
+        .. "succeeded and you already own it.", { bucket_name = bucket }))
+    end
+    local res, err = ctx.st.client:put_object(mb, mk, "", { content_type = "application/octet-stream" })
+    if not res then return store_fail(ctx, err) end
+    ngx.header["Location"] = "/" .. bucket
+    ngx.status = 200
+    return ngx.exit(200)
+  end
+  if not exists then
+    return fail(ctx, s3err("NoSuchBucket", 404, "The specified bucket does not exist", { bucket_name = bucket }))
+  end
+  -- DeleteBucket: only an empty one, as S3
+  local page, lerr = ctx.st.client:list_objects(mb, { prefix = ctx.store_prefix, max_keys = 1 })
+  if not page then return store_fail(ctx, lerr) end
+  if #(page.contents or {}) > 0 or page.is_truncated == true then
+    return fail(ctx, s3err("BucketNotEmpty", 409, "The bucket you tried to delete is not empty",
+      { bucket_name = bucket }))
+  end
+  local res, err = ctx.st.client:delete_object(mb, mk)
   if not res then return store_fail(ctx, err) end
   ngx.status = 204
   return ngx.exit(204)
@@ -1401,8 +1497,18 @@ local function serve(config, ctx)
   ctx.op = op
   local bad = check_query(args, allowed) or check_headers(headers, op)
   if bad then return fail(ctx, bad) end
-  local sb, skey, mapping = st.reg:map(tenant, bucket, key, perm_or_why)
+  if op == "CreateBucket" or op == "DeleteBucket" then return bucket_space_op(ctx, op, headers, auth) end
+  -- A bucket the tenant created (its bucket space): one HEAD of its marker
+  -- per request, never cached, so that every worker and machine agrees.
+  local created
+  if tenants.space_mapping(tenant, bucket) then
+    local exists, eerr = space_bucket_exists(ctx, bucket)
+    if exists == nil then return store_fail(ctx, eerr) end
+    created = exists
+  end
+  local sb, skey, mapping = st.reg:map(tenant, bucket, key, perm_or_why, created)
   if not sb then return fail(ctx, skey) end
+  ctx.created = created
   if ALSO_NEEDS[op] and not mapping.allow[ALSO_NEEDS[op]] then
     return fail(ctx, s3err("AccessDenied", 403, "Access Denied"))
   end

@@ -52,8 +52,9 @@ local sort, concat = table.sort, table.concat
 local _M = { _VERSION = core._VERSION }
 
 --- The operations a mapping may allow ("multipart": the multipart upload
--- operations; the front also asks "write" for those that write).
-_M.OPERATIONS = { read = true, write = true, list = true, delete = true, multipart = true }
+-- operations; the front also asks "write" for those that write; "create":
+-- CreateBucket and DeleteBucket, in a bucket space only).
+_M.OPERATIONS = { read = true, write = true, list = true, delete = true, multipart = true, create = true }
 
 local function s3err(code, status, message, extra)
   local e = { code = code, status = status, message = message, retryable = false }
@@ -76,6 +77,10 @@ local function bucket_problem(name)
   return nil
 end
 
+--- Why `name` is not a bucket name the front accepts (S3's rules for new
+-- buckets), or nil.
+_M.bucket_problem = bucket_problem
+
 local function sorted_keys(t)
   local ks = {}
   for k in pairs(t) do ks[#ks + 1] = k end
@@ -92,7 +97,7 @@ local function is_array(t)
 end
 
 local KNOWN_TOP = { tenants = true }
-local KNOWN_TENANT = { keys = true, buckets = true, limits = true }
+local KNOWN_TENANT = { keys = true, buckets = true, limits = true, bucket_space = true }
 local KNOWN_LIMITS = { requests = true, bytes = true, window = true }
 
 local KNOWN_KEY = { access_key = true, secret_key = true }
@@ -127,6 +132,51 @@ local function limits_of(l, where)
     return bad(where .. ".window", "must be an integer number of seconds from 1 to 86400")
   end
   return { requests = n and math.floor(n), bytes = b and math.floor(b), window = math.floor(w) }
+end
+
+-- "bucket_space": { "store_bucket": B, "prefix": P, "allow": [...] }: the
+-- buckets the tenant creates itself (CreateBucket, allowed by "create").
+-- Bucket N lives under `P .. N .. "/"` in B; that it exists is an empty
+-- marker object `P .. ".buckets/" .. N` (no bucket name starts with "."),
+-- so that every nginx worker and machine sees it. P must be non-empty,
+-- end with "/", and overlap no other mapping of any tenant (the tenant's
+-- own included: a static bucket there would share keys with a created
+-- one).
+local function space_of(sp, where, places, name)
+  if type(sp) ~= "table" or is_array(sp) and next(sp) ~= nil then
+    return bad(where, "must be an object { store_bucket, prefix, allow }")
+  end
+  local u = unknown(sp, KNOWN_MAPPING, where)
+  if u then return bad(u, "unknown field") end
+  local p = bucket_problem(sp.store_bucket)
+  if p then return bad(where .. ".store_bucket", p) end
+  local prefix = sp.prefix
+  if type(prefix) ~= "string" or prefix == "" or prefix:sub(-1) ~= "/" or #prefix > 400
+      or request.key_problem(prefix) then
+    return bad(where .. ".prefix", "must be a key prefix ending with '/', at most 400 bytes")
+  end
+  if not is_array(sp.allow) or #sp.allow == 0 then
+    return bad(where .. ".allow", "must be a non-empty array of operations (read, write, list, delete, "
+      .. "multipart, create)")
+  end
+  local allow = {}
+  for i, op in ipairs(sp.allow) do
+    if not _M.OPERATIONS[op] then
+      return bad(where .. ".allow[" .. i .. "]", "unknown operation " .. tostring(op)
+        .. " (read, write, list, delete, multipart, create)")
+    end
+    allow[op] = true
+  end
+  local list = places[sp.store_bucket] or {}
+  places[sp.store_bucket] = list
+  for _, other in ipairs(list) do
+    if prefix:sub(1, #other.prefix) == other.prefix or other.prefix:sub(1, #prefix) == prefix then
+      return bad(where .. ".prefix", "overlaps " .. other.where .. ".prefix in the same store bucket "
+        .. "(created buckets would share keys with it)")
+    end
+  end
+  list[#list + 1] = { prefix = prefix, where = where, tenant = name, space = true }
+  return { store_bucket = sp.store_bucket, prefix = prefix, allow = allow }
 end
 
 --- parse(text) -> set | nil, err
@@ -210,7 +260,7 @@ function _M.parse(text)
       local list = places[m.store_bucket] or {}
       places[m.store_bucket] = list
       for _, other in ipairs(list) do
-        if other.tenant ~= name and (prefix:sub(1, #other.prefix) == other.prefix
+        if (other.tenant ~= name or other.space) and (prefix:sub(1, #other.prefix) == other.prefix
           or other.prefix:sub(1, #prefix) == prefix) then
           return bad(bw .. ".prefix", "overlaps " .. other.where .. ".prefix in the same store bucket "
             .. "(a tenant would see another's objects)")
@@ -218,6 +268,11 @@ function _M.parse(text)
       end
       list[#list + 1] = { prefix = prefix, where = bw, tenant = name }
       tenant.buckets[bname] = { name = bname, store_bucket = m.store_bucket, prefix = prefix, allow = allow }
+    end
+    if t.bucket_space ~= nil then
+      local sp, serr = space_of(t.bucket_space, where .. ".bucket_space", places, name)
+      if not sp then return nil, serr end
+      tenant.space = sp
     end
     set.tenants[name] = tenant
   end
@@ -374,11 +429,12 @@ end
 -- key, a NUL, invalid UTF-8 or a "." or ".." path segment (refused: a store
 -- or proxy that normalises paths would leave the prefix),
 -- KeyTooLongError (400) when prefix and key pass 1024 bytes.
-function R:map(tenant, bucket, key, op) -- luacheck: ignore 212/self
+function R:map(tenant, bucket, key, op, created) -- luacheck: ignore 212/self
   if not _M.OPERATIONS[op] then
-    errors.argument("front.tenants.map", 4, "op", "must be read, write, list, delete or multipart")
+    errors.argument("front.tenants.map", 4, "op", "must be read, write, list, delete, multipart or create")
   end
   local m = type(tenant) == "table" and tenant.buckets[bucket] or nil
+  if not m and created then m = _M.space_mapping(tenant, bucket) end
   if not m then
     return nil, s3err("NoSuchBucket", 404, "The specified bucket does not exist", { bucket_name = bucket })
   end
@@ -396,6 +452,23 @@ function R:map(tenant, bucket, key, op) -- luacheck: ignore 212/self
   local skey = m.prefix .. key
   if #skey > 1024 then return nil, s3err("KeyTooLongError", 400, "Your key is too long") end
   return m.store_bucket, skey, m
+end
+
+--- space_mapping(tenant, bucket) -> mapping | nil
+-- The mapping of `bucket` in the tenant's bucket space (whether it was
+-- created is the marker's to say: space_marker), nil without a space, for
+-- a static bucket's name or a name S3 would refuse.
+function _M.space_mapping(tenant, bucket)
+  local sp = type(tenant) == "table" and tenant.space or nil
+  if not sp or tenant.buckets[bucket] or bucket_problem(bucket) then return nil end
+  return { name = bucket, store_bucket = sp.store_bucket, prefix = sp.prefix .. bucket .. "/", allow = sp.allow,
+    created = true }
+end
+
+--- space_marker(tenant, bucket) -> store_bucket, key
+-- Where the marker of a created bucket lives.
+function _M.space_marker(tenant, bucket)
+  return tenant.space.store_bucket, tenant.space.prefix .. ".buckets/" .. bucket
 end
 
 --- tenants:buckets(tenant) -> { name, ... }
