@@ -52,8 +52,8 @@ local uri_encode = core.encode.uri_encode
 local _M = { _VERSION = core._VERSION }
 
 local XMLNS = 'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'
--- defined with the handlers, used by serve
-local space_bucket_exists, bucket_space_op
+-- defined with the handlers, used before them
+local space_bucket_exists, bucket_space_op, store_unversioned
 local MAX_HEADERS = 100
 local escape = s3_error.escape
 
@@ -257,7 +257,8 @@ local CHECKSUM_HEADERS = aws_chunked.CHECKSUMS
 local OP_HEADERS = {
   PutObject = { meta = true, checksums = true },
   UploadPart = { checksums = true },
-  DeleteObjects = { checksums = true },
+  -- no object lock here: the governance bypass has nothing to bypass
+  DeleteObjects = { checksums = true, names = { ["x-amz-bypass-governance-retention"] = true } },
   PutObjectTagging = { checksums = true },
   CompleteMultipartUpload = { checksums = true },
   CreateMultipartUpload = { meta = true, names = { ["x-amz-checksum-algorithm"] = true } },
@@ -322,6 +323,8 @@ local Q_PART = { uploadId = true, partNumber = true }
 local Q_LIST_PARTS = { uploadId = true, ["max-parts"] = true, ["part-number-marker"] = true }
 local Q_DELETE = { delete = true }
 local Q_TAGGING = { tagging = true }
+local Q_VERSIONS = { versions = true, prefix = true, delimiter = true, ["key-marker"] = true,
+  ["version-id-marker"] = true, ["max-keys"] = true, ["encoding-type"] = true }
 
 local function check_query(args, allowed)
   for name, v in pairs(args) do
@@ -1156,7 +1159,10 @@ local function delete_keys(ctx, doc)
     if type(o) ~= "table" or type(o.key) ~= "string" then
       return nil, s3err("MalformedXML", 400, STORE_MESSAGES.MalformedXML)
     end
-    if o.version_id ~= nil then return nil, not_implemented("deleting a version") end
+    -- the one version of an object in an unversioned store bucket
+    if o.version_id ~= nil and not (o.version_id == "null" and ctx.unversioned) then
+      return nil, not_implemented("deleting a version")
+    end
     local _, skey = ctx.st.reg:map(ctx.tenant, ctx.bucket, o.key, "delete", ctx.created)
     if type(skey) == "string" then
       if not names[skey] then skeys[#skeys + 1] = skey end
@@ -1183,6 +1189,14 @@ end
 local function delete_objects(ctx, auth, headers)
   local doc, derr = request_doc(ctx, auth, headers, MAX_DELETE_BODY, "Delete", true)
   if not doc then return fail(ctx, derr) end
+  for _, o in ipairs(type(doc.object) == "table" and doc.object or {}) do
+    if type(o) == "table" and o.version_id == "null" then
+      local unv, uerr = store_unversioned(ctx)
+      if unv == nil then return store_fail(ctx, uerr) end
+      ctx.unversioned = unv
+      break
+    end
+  end
   local skeys, names, refused, quiet = delete_keys(ctx, doc)
   if not skeys then return fail(ctx, names) end
   local out = { '<?xml version="1.0" encoding="UTF-8"?>\n<DeleteResult ', XMLNS, '>' }
@@ -1262,6 +1276,7 @@ local ALSO_NEEDS = { CreateMultipartUpload = "write", UploadPart = "write", Uplo
 local function route(method, key, args, headers)
   if key == nil then
     if method == "GET" and args.uploads ~= nil then return "ListMultipartUploads", "multipart", Q_LIST_UPLOADS end
+    if method == "GET" and args.versions ~= nil then return "ListObjectVersions", "list", Q_VERSIONS end
     if method == "POST" and args.delete ~= nil then return "DeleteObjects", "delete", Q_DELETE end
     if method == "GET" then
       for _, sub_resource in ipairs({ "acl", "location", "versioning", "policy", "tagging", "cors",
@@ -1403,7 +1418,99 @@ function bucket_space_op(ctx, op, headers, auth)
   return ngx.exit(204)
 end
 
+-- Whether the store bucket never had versioning (asked once per worker):
+-- then every object's one version is "null", as S3 lists it.
+local unversioned_cache = {}
+function store_unversioned(ctx)
+  local sb = ctx.store_bucket
+  if unversioned_cache[sb] == nil then
+    local v, err = ctx.st.client:get_bucket_versioning(sb)
+    if not v then return nil, err end
+    unversioned_cache[sb] = v.status == nil or v.status == ""
+  end
+  return unversioned_cache[sb]
+end
+
+-- ListObjectVersions of an unversioned store bucket: each object is its
+-- own one version, "null", the latest (what S3 answers for a bucket that
+-- never had versioning). A versioned store bucket: NotImplemented.
+local function list_versions(ctx, args)
+  local unv, uerr = store_unversioned(ctx)
+  if unv == nil then return store_fail(ctx, uerr) end
+  if not unv then return fail(ctx, not_implemented("versions of a versioned store bucket")) end
+  local enc = arg(args, "encoding-type")
+  if enc ~= nil and enc ~= "url" then
+    return fail(ctx, s3err("InvalidArgument", 400, "Invalid Encoding Method specified in Request"))
+  end
+  local max, merr = count_arg(args, "max-keys", 1000)
+  if merr then return fail(ctx, merr) end
+  max = max or 1000
+  local sprefix = ctx.store_prefix
+  local prefix = arg(args, "prefix") or ""
+  local delimiter = arg(args, "delimiter")
+  if delimiter == "" then delimiter = nil end
+  local key_marker, vmarker = arg(args, "key-marker"), arg(args, "version-id-marker")
+  if vmarker ~= nil and vmarker ~= "" and vmarker ~= "null" then
+    return fail(ctx, s3err("InvalidArgument", 400, "Invalid version id specified"))
+  end
+  for _, v in ipairs({ prefix, delimiter or "", key_marker or "" }) do
+    if v:find("%z") then
+      return fail(ctx, s3err("InvalidArgument", 400, "A prefix, delimiter or key-marker must not contain a NUL "
+        .. "character"))
+    end
+  end
+  local res, err
+  if max == 0 then
+    res = { contents = {}, common_prefixes = {}, is_truncated = false }
+  else
+    res, err = ctx.st.client:list_objects_v1(ctx.store_bucket, { prefix = sprefix .. prefix, delimiter = delimiter,
+      max_keys = max, marker = key_marker and key_marker ~= "" and sprefix .. key_marker or nil })
+  end
+  if not res then return store_fail(ctx, err) end
+  local isurl = enc == "url"
+  local function text(k) return escape(isurl and url_encode(k) or k) end
+  local owner = "<Owner><ID>" .. escape(ctx.tenant.name) .. "</ID><DisplayName>" .. escape(ctx.tenant.name)
+    .. "</DisplayName></Owner>"
+  local items, prefixes, last = {}, {}, nil
+  for _, o in ipairs(res.contents or {}) do
+    if type(o.key) == "string" and sub(o.key, 1, #sprefix) == sprefix then
+      local k = sub(o.key, #sprefix + 1)
+      last = k
+      items[#items + 1] = "<Version><Key>" .. text(k) .. "</Key><VersionId>null</VersionId><IsLatest>true"
+        .. "</IsLatest><LastModified>" .. escape(o.last_modified or "") .. "</LastModified><ETag>"
+        .. escape(o.etag or "") .. "</ETag><Size>" .. tostring(tonumber(o.size) or 0) .. "</Size>" .. owner
+        .. "<StorageClass>" .. escape(o.storage_class or "STANDARD") .. "</StorageClass></Version>"
+    end
+  end
+  for _, p in ipairs(res.common_prefixes or {}) do
+    if type(p.prefix) == "string" and sub(p.prefix, 1, #sprefix) == sprefix then
+      local k = sub(p.prefix, #sprefix + 1)
+      if last == nil or k > last then last = k end
+      prefixes[#prefixes + 1] = "<CommonPrefixes><Prefix>" .. text(k) .. "</Prefix></CommonPrefixes>"
+    end
+  end
+  local truncated = res.is_truncated == true
+  local out = { '<?xml version="1.0" encoding="UTF-8"?>\n<ListVersionsResult ', XMLNS, '>' }
+  el(out, "Name", ctx.bucket)
+  el(out, "Prefix", prefix, isurl)
+  out[#out + 1] = "<KeyMarker>" .. text(key_marker or "") .. "</KeyMarker><VersionIdMarker>"
+    .. escape(vmarker or "") .. "</VersionIdMarker>"
+  el(out, "MaxKeys", max)
+  el(out, "Delimiter", delimiter, isurl)
+  el(out, "IsTruncated", truncated and "true" or "false")
+  if truncated and last then
+    out[#out + 1] = "<NextKeyMarker>" .. text(last) .. "</NextKeyMarker><NextVersionIdMarker>null"
+      .. "</NextVersionIdMarker>"
+  end
+  if isurl then el(out, "EncodingType", "url") end
+  out[#out + 1] = concat(items)
+  out[#out + 1] = concat(prefixes)
+  out[#out + 1] = "</ListVersionsResult>"
+  return send_xml(200, concat(out))
+end
+
 local HANDLERS = {
+  ListObjectVersions = function(ctx, args) return list_versions(ctx, args) end,
   GetObjectTagging = function(ctx) return get_tagging(ctx) end,
   PutObjectTagging = function(ctx, _, headers, auth) return put_tagging(ctx, auth, headers) end,
   DeleteObjectTagging = function(ctx) return delete_tagging(ctx) end,
