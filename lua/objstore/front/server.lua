@@ -429,6 +429,7 @@ local function list_objects(ctx, args)
     end
   end
   if v2 then
+    if token == "" then token = nil end -- as absent, as S3 reads it
     if token then
       local t = unseal(ctx.st, binding, sprefix, token)
       if not t then return fail(ctx, s3err("InvalidArgument", 400, "The continuation token provided is incorrect")) end
@@ -520,6 +521,9 @@ local function get_object(ctx, args)
     for name, v in pairs(headers) do
       if sub(name, 1, 11) == "x-amz-meta-" then ngx.header[name] = v end
     end
+    -- how many tags the object has (GetObjectTagging gives them)
+    local tc = headers["x-amz-tagging-count"]
+    if type(tc) == "string" and tc:find("^%d+$") then ngx.header["x-amz-tagging-count"] = tc end
   end
   -- cut short mid-body, the download counts what nginx sent ($body_bytes_sent)
   ctx.bytes_out = nil
@@ -927,8 +931,12 @@ local function complete_upload(ctx, auth, headers, args)
   -- radosgw 16 answers the completion of an upload that is not this key's
   -- (another tenant's id) with a 500 "already in progress": asked first
   local known, kerr = ctx.st.client:list_parts(ctx.store_bucket, ctx.store_key, id, { max_parts = 1 })
-  if not known then return upload_fail(ctx, kerr) end
+  if not known and not (kerr and kerr.status == 404) then return upload_fail(ctx, kerr) end
   local res, err = ctx.st.client:complete_multipart_upload(ctx.store_bucket, ctx.store_key, id, parts)
+  -- Not listed: an upload of this key completed already is completed
+  -- again (S3 answers it 200, clients retry a Complete whose answer was
+  -- lost); anything else is NoSuchUpload, never the store's 500.
+  if not res and not known then return fail(ctx, s3err("NoSuchUpload", 404, STORE_MESSAGES.NoSuchUpload)) end
   if not res then return store_fail(ctx, err) end
   if not res.etag or res.etag == "" then
     -- radosgw 16 answers an empty ETag: the object's own, from a HEAD
@@ -1334,7 +1342,7 @@ local function put_tagging(ctx, auth, headers)
     tags[t.key], n = v, n + 1
   end
   if n > MAX_TAGS then
-    return fail(ctx, s3err("BadRequest", 400, "Object tags cannot be greater than " .. MAX_TAGS))
+    return fail(ctx, s3err("InvalidTag", 400, "Object tags cannot be greater than " .. MAX_TAGS))
   end
   local res, err = ctx.st.client:put_object_tagging(ctx.store_bucket, ctx.store_key, tags)
   if not res then return store_fail(ctx, err) end
@@ -1369,13 +1377,19 @@ function bucket_space_op(ctx, op, headers, auth)
       or "DeleteBucket of a bucket the tenant did not create"))
   end
   if tenant.buckets[bucket] then
+    if op == "CreateBucket" and ctx.st.region == "us-east-1" then -- as below: the owner's re-creation
+      ngx.status = 200
+      return ngx.exit(200)
+    end
     if op == "CreateBucket" then
       return fail(ctx, s3err("BucketAlreadyOwnedByYou", 409, "Your previous request to create the named bucket "
         .. "succeeded and you already own it.", { bucket_name = bucket }))
     end
     return fail(ctx, not_implemented("DeleteBucket of a bucket of the tenants file"))
   end
-  local problem = tenants.bucket_problem(bucket)
+  -- S3's rules for a new bucket: also no IP address, no "-." or ".-"
+  local problem = tenants.bucket_problem(bucket) or bucket:find("^%d+%.%d+%.%d+%.%d+$") or bucket:find("-.", 1, true)
+    or bucket:find(".-", 1, true)
   if problem then
     return fail(ctx, s3err("InvalidBucketName", 400, "The specified bucket is not valid.", { bucket_name = bucket }))
   end
@@ -1393,6 +1407,13 @@ function bucket_space_op(ctx, op, headers, auth)
       return fail(ctx, s3err("MalformedXML", 400, STORE_MESSAGES.MalformedXML))
     end
     if exists then
+      -- S3 in us-east-1 answers the owner's re-creation 200 and changes
+      -- nothing (legacy); every other region BucketAlreadyOwnedByYou
+      if ctx.st.region == "us-east-1" then
+        ngx.header["Location"] = "/" .. bucket
+        ngx.status = 200
+        return ngx.exit(200)
+      end
       return fail(ctx, s3err("BucketAlreadyOwnedByYou", 409, "Your previous request to create the named bucket "
         .. "succeeded and you already own it.", { bucket_name = bucket }))
     end
