@@ -52,6 +52,9 @@ local uri_encode = core.encode.uri_encode
 local _M = { _VERSION = core._VERSION }
 
 local XMLNS = 'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'
+-- The most buckets a tenant's bucket space holds (S3's own quota is 100 to
+-- 1000 per account): ListBuckets reads one page of markers, never more.
+local MAX_CREATED_BUCKETS = 1000
 -- defined with the handlers, used before them
 local space_bucket_exists, bucket_space_op, store_unversioned
 local MAX_HEADERS = 100
@@ -355,8 +358,11 @@ local function list_buckets(ctx)
     -- the markers of the tenant's created buckets: their LastModified is
     -- the creation date
     local mb, mk = tenants.space_marker(ctx.tenant, "")
+    local seen = 0
     for o, err in ctx.st.client:list_objects_iter(mb, { prefix = mk }) do
       if not o then return store_fail(ctx, err) end
+      seen = seen + 1
+      if seen > MAX_CREATED_BUCKETS then break end -- CreateBucket keeps them under it
       local name = sub(o.key, #mk + 1)
       if not tenants.bucket_problem(name) and not ctx.tenant.buckets[name] then
         names[#names + 1] = { name, o.last_modified }
@@ -1416,6 +1422,12 @@ function bucket_space_op(ctx, op, headers, auth)
       end
       return fail(ctx, s3err("BucketAlreadyOwnedByYou", 409, "Your previous request to create the named bucket "
         .. "succeeded and you already own it.", { bucket_name = bucket }))
+    end
+    local _, space = tenants.space_marker(tenant, "")
+    local page, perr = ctx.st.client:list_objects(mb, { prefix = space, max_keys = MAX_CREATED_BUCKETS })
+    if not page then return store_fail(ctx, perr) end
+    if #(page.contents or {}) >= MAX_CREATED_BUCKETS then
+      return fail(ctx, s3err("TooManyBuckets", 400, "You have attempted to create more buckets than allowed"))
     end
     local res, err = ctx.st.client:put_object(mb, mk, "", { content_type = "application/octet-stream" })
     if not res then return store_fail(ctx, err) end
