@@ -1451,17 +1451,22 @@ function bucket_space_op(ctx, op, headers, auth)
   return ngx.exit(204)
 end
 
--- Whether the store bucket never had versioning (asked once per worker):
--- then every object's one version is "null", as S3 lists it.
-local unversioned_cache = {}
+-- Whether the store bucket never had versioning: then every object's one
+-- version is "null", as S3 lists it. Asked again after a minute, so that
+-- versioning turned on at the store is seen without a restart (a version
+-- "null" delete would otherwise be taken for a plain one).
+local UNVERSIONED_TTL = 60
+local unversioned_cache = {} -- store bucket -> { unversioned, until }
 function store_unversioned(ctx)
   local sb = ctx.store_bucket
-  if unversioned_cache[sb] == nil then
+  local c = unversioned_cache[sb]
+  if not c or c[2] <= ngx.now() then
     local v, err = ctx.st.client:get_bucket_versioning(sb)
     if not v then return nil, err end
-    unversioned_cache[sb] = v.status == nil or v.status == ""
+    c = { v.status == nil or v.status == "", ngx.now() + UNVERSIONED_TTL }
+    unversioned_cache[sb] = c
   end
-  return unversioned_cache[sb]
+  return c[1]
 end
 
 -- ListObjectVersions of an unversioned store bucket: each object is its
